@@ -1,0 +1,230 @@
+/**
+ * The agent: one per host. It registers its node, keeps a watch on the manager for what concerns this node,
+ * and runs one reconcile loop that makes the data plane match the desired state rendered from that view.
+ *
+ * Fail-static by design: the kernel is only ever changed by a reconcile pass, a pass only runs once a
+ * snapshot has been received, and losing the manager changes nothing — the agent keeps its last view,
+ * retries with backoff, and reconciles against the fresh snapshot when the stream comes back.
+ *
+ * Passes are coalesced: changes arriving while a pass runs mark the loop dirty and one more pass follows,
+ * so a burst of N changes costs a few passes, not N.
+ */
+import type {
+  Endpoint,
+  EndpointStatusRequest,
+  HeartbeatRequest,
+  Node,
+  RegisterNodeRequest,
+  WatchMessage,
+} from '../core/model.ts';
+import { messageOf } from '../core/errors.ts';
+import type { Dataplane, ReconcileResult } from './dataplane.ts';
+import { desiredState, type Self } from './desired.ts';
+import { ClusterView } from './view.ts';
+
+/** The part of the manager API the agent uses (ManagerClient implements it). */
+export interface AgentManagerApi {
+  registerNode(req: RegisterNodeRequest, signal?: AbortSignal): Promise<Node>;
+  heartbeat(node: string, req: HeartbeatRequest, signal?: AbortSignal): Promise<void>;
+  setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void>;
+  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal): Promise<void>;
+}
+
+export interface AgentOptions {
+  api: AgentManagerApi;
+  dataplane: Dataplane;
+  self: Self;
+  underlayMtu: number;
+  log?: (line: string) => void;
+  heartbeatIntervalMs?: number;
+  /** a full pass also runs this often, to repair drift made behind vxnet's back */
+  resyncIntervalMs?: number;
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+
+export class Agent {
+  readonly view = new ClusterView();
+  /** highest revision fully applied to the kernel */
+  reconciledRevision = 0;
+  readonly #options: AgentOptions;
+  readonly #log: (line: string) => void;
+  #dirty = false;
+  #running: Promise<void> | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  /** last status reported per local endpoint, so a status is sent once, not on every pass */
+  readonly #reported = new Map<string, string>();
+  #signal: AbortSignal | undefined;
+  #heartbeatInFlight = false;
+  #passes = 0;
+
+  constructor(options: AgentOptions) {
+    this.#options = options;
+    this.#log = options.log ?? (() => {});
+  }
+
+  get passes(): number {
+    return this.#passes;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    this.#signal = signal;
+    const { api, self } = this.#options;
+    await retry(signal, this.#log, 'register node', () =>
+      api.registerNode({ name: self.name, address: self.address, mtu: this.#options.underlayMtu }, signal),
+    );
+    this.#log(`node ${self.name} registered (underlay ${self.address} on ${self.underlayDevice}, mtu ${this.#options.underlayMtu})`);
+
+    const heartbeat = setInterval(() => this.#heartbeat(), this.#options.heartbeatIntervalMs ?? 5_000);
+    const resync = setInterval(() => this.schedule(), this.#options.resyncIntervalMs ?? 30_000);
+    signal.addEventListener('abort', () => {
+      clearInterval(heartbeat);
+      clearInterval(resync);
+      clearTimeout(this.#retryTimer);
+    });
+
+    let backoff = BACKOFF_MIN_MS;
+    while (!signal.aborted) {
+      let sawSnapshot = false;
+      try {
+        await api.watch(
+          self.name,
+          (message) => {
+            if (message.type === 'snapshot') {
+              sawSnapshot = true;
+              backoff = BACKOFF_MIN_MS;
+            }
+            if (this.view.apply(message)) this.schedule();
+          },
+          signal,
+        );
+        if (!signal.aborted) this.#log('watch stream ended; reconnecting');
+      } catch (err) {
+        if (signal.aborted) break;
+        this.#log(`watch failed: ${messageOf(err)}; retrying in ${backoff} ms (kernel state is kept)`);
+      }
+      if (signal.aborted) break;
+      if (!sawSnapshot) backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      await sleep(backoff, signal);
+    }
+    await this.#running;
+  }
+
+  /** Requests a pass; passes never overlap, and requests made during a pass cause exactly one more. */
+  schedule(): void {
+    this.#dirty = true;
+    if (!this.#running) this.#running = this.#loop().finally(() => (this.#running = undefined));
+  }
+
+  /** Resolves once no pass is running or pending (for tests). */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#dirty && !this.#signal?.aborted) {
+      this.#dirty = false;
+      await this.#pass();
+    }
+  }
+
+  async #pass(): Promise<void> {
+    if (!this.view.synced) return;
+    const revision = this.view.revision;
+    const desired = desiredState(this.view, this.#options.self);
+    const started = performance.now();
+    let result: ReconcileResult;
+    try {
+      result = await this.#options.dataplane.reconcile(desired, this.#signal);
+    } catch (err) {
+      result = { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(), error: messageOf(err) };
+    }
+    this.#passes++;
+    const ms = (performance.now() - started).toFixed(1);
+    if (result.changes > 0 || result.error || result.endpointErrors.size > 0) {
+      this.#log(
+        `reconciled revision ${revision}: ${result.changes} changes in ${ms} ms` +
+          (result.endpointErrors.size ? `, ${result.endpointErrors.size} endpoint errors` : '') +
+          (result.error ? `; error: ${result.error}` : ''),
+      );
+    }
+    this.#reportStatuses(desired.endpoints.map((e) => e.id), result);
+
+    if (result.error || result.endpointErrors.size > 0) {
+      // Retry with backoff; a pass caused by a new change may come earlier and is fine.
+      this.#failures++;
+      const delay = Math.min(BACKOFF_MIN_MS * 2 ** this.#failures, 30_000);
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = setTimeout(() => this.schedule(), delay);
+    } else {
+      this.#failures = 0;
+    }
+    if (!result.error) {
+      this.reconciledRevision = Math.max(this.reconciledRevision, revision);
+      this.#heartbeat();
+    }
+  }
+
+  #reportStatuses(localIds: string[], result: ReconcileResult): void {
+    const { api } = this.#options;
+    const live = new Set(localIds);
+    for (const id of this.#reported.keys()) if (!live.has(id)) this.#reported.delete(id);
+    for (const id of localIds) {
+      const endpoint: Endpoint | undefined = this.view.endpoints.get(id);
+      if (!endpoint) continue;
+      let report: EndpointStatusRequest | undefined;
+      const failure = result.endpointErrors.get(id);
+      if (failure !== undefined) report = { status: 'error', message: failure };
+      else if (result.readyEndpoints.has(id)) report = { status: 'ready' };
+      if (!report) continue;
+      const key = `${report.status}:${report.message ?? ''}`;
+      const known = `${endpoint.status}:${endpoint.message ?? ''}`;
+      if (this.#reported.get(id) === key || (known === key && !this.#reported.has(id))) continue;
+      this.#reported.set(id, key);
+      api.setEndpointStatus(id, report, this.#signal).catch((err) => {
+        this.#reported.delete(id);
+        this.#log(`could not report status of endpoint ${id}: ${messageOf(err)}`);
+      });
+    }
+  }
+
+  #heartbeat(): void {
+    if (this.#heartbeatInFlight || this.#signal?.aborted) return;
+    this.#heartbeatInFlight = true;
+    this.#options.api
+      .heartbeat(this.#options.self.name, { reconciledRevision: this.reconciledRevision }, this.#signal)
+      .catch(() => {
+        // The watch loop reports manager outages; heartbeats just try again on the next tick.
+      })
+      .finally(() => (this.#heartbeatInFlight = false));
+  }
+}
+
+async function retry<T>(signal: AbortSignal, log: (line: string) => void, what: string, fn: () => Promise<T>): Promise<T> {
+  let backoff = BACKOFF_MIN_MS;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (signal.aborted) throw err;
+      log(`${what} failed: ${messageOf(err)}; retrying in ${backoff} ms`);
+      await sleep(backoff, signal);
+      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,432 @@
+/**
+ * LinuxDataplane: the Linux kernel implementation of the agent's Dataplane (bridge + VXLAN device per
+ * network, veth pair per local endpoint, permanent neighbour + FDB entries per remote endpoint, one
+ * nftables table).
+ *
+ * A pass is: one read of the actual state (four dumps in parallel, see read.ts), a pure diff (plan.ts),
+ * then at most a handful of batched writes, in this order:
+ *   1. sysctls (ip_forward; neighbour GC thresholds once)
+ *   2. `ip -batch`: link deletions, creations, attribute fixes, addresses
+ *   3. `nft -f -`: the firewall, before any new endpoint can send a packet
+ *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB) in parallel: entries are in place before a new
+ *      container comes up, so its first ARP request is already answered by the proxy
+ *   5. per new endpoint: one `ip -batch` in the host namespace for all veth pairs, one
+ *      `nsenter --net=PATH ip -batch -` per endpoint, one `ip -batch` to attach them all.
+ * Nothing is ever flushed and rebuilt; a pass with nothing to change writes nothing.
+ *
+ * Batches run with -force so one bad line cannot block the others; iproute2 names failed lines on stderr.
+ * `ip neigh` is the exception: it exits on the first kernel error even with -force. Then the entries are
+ * read back, the first one not in effect is the culprit, it is reported and the rest is run again.
+ *
+ * Why not enter container namespaces each pass: with hundreds of endpoints that would be hundreds of
+ * processes per pass. The host end of the veth pair tells whether setup completed (see plan.ts), and a
+ * container that goes away takes its namespace, and with it both veth ends, along.
+ */
+import type { Dataplane, DesiredEndpoint, DesiredState, ReconcileResult } from '../dataplane.ts';
+import { messageOf } from '../../core/errors.ts';
+import { createRunner, parseBatchErrors, type Runner } from './exec.ts';
+import { planFirewall } from './nftables.ts';
+import {
+  entryInEffect,
+  indexFdb,
+  indexNeighbours,
+  planReconcile,
+  type FdbStep,
+  type LinkStep,
+  type NeighbourStep,
+} from './plan.ts';
+import { IP_FORWARD, readActualState, readFdb, readNeighbours, type ActualState } from './read.ts';
+export { detectUnderlay, preflight } from './host.ts';
+import {
+  batchInput,
+  renderEndpointAttach,
+  renderEndpointCreate,
+  renderEndpointInside,
+  renderEndpointUndo,
+  renderFdbStep,
+  renderLinkStep,
+  renderNeighbourStep,
+} from './render.ts';
+
+export interface LinuxDataplaneOptions {
+  log?: (line: string) => void;
+  run?: Runner;
+  /**
+   * Raise the neighbour table GC thresholds to Docker's values (8192/49152/65536) when they are lower.
+   * Those sysctls exist only in the initial network namespace and are global. Default true.
+   */
+  tuneNeighbourTable?: boolean;
+  /** how many endpoint namespaces are configured at the same time (default 4) */
+  endpointConcurrency?: number;
+}
+
+/** Docker's values (moby ostweaks_linux.go): room for tens of thousands of neighbours. */
+export const NEIGHBOUR_GC_THRESHOLDS: ReadonlyArray<readonly [string, number]> = [
+  ['/proc/sys/net/ipv4/neigh/default/gc_thresh3', 65536],
+  ['/proc/sys/net/ipv4/neigh/default/gc_thresh2', 49152],
+  ['/proc/sys/net/ipv4/neigh/default/gc_thresh1', 8192],
+];
+
+/** How many times one pass re-runs a stopped entry batch before leaving the rest to the next pass. */
+const MAX_ENTRY_ROUNDS = 8;
+
+interface BatchOutcome {
+  /** failed line index → message */
+  failures: Map<number, string>;
+  /** the tool stopped early without naming a line: lines after `after` have an unknown fate */
+  stopped?: { after: number; message: string };
+}
+
+interface EntryOutcome<S> {
+  applied: number;
+  failed: { step: S; message: string }[];
+}
+
+const isGone = (message: string): boolean => /No such file or directory|Cannot find device/.test(message);
+
+export class LinuxDataplane implements Dataplane {
+  readonly #run: Runner;
+  readonly #log: (line: string) => void;
+  readonly #tune: boolean;
+  readonly #concurrency: number;
+  #tuned = false;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: LinuxDataplaneOptions = {}) {
+    this.#run = options.run ?? createRunner();
+    this.#log = options.log ?? (() => {});
+    this.#tune = options.tuneNeighbourTable ?? true;
+    this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
+  }
+
+  /** Passes never overlap: a call waits for the previous one. */
+  reconcile(desired: DesiredState, signal?: AbortSignal): Promise<ReconcileResult> {
+    const pass = this.#queue.then(() => this.#pass(desired, signal));
+    this.#queue = pass.catch(() => {});
+    return pass;
+  }
+
+  async #pass(desired: DesiredState, signal?: AbortSignal): Promise<ReconcileResult> {
+    const started = performance.now();
+    const result: ReconcileResult = { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set() };
+    const errors: string[] = [];
+    signal?.throwIfAborted();
+
+    let actual: ActualState;
+    try {
+      actual = await readActualState(this.#run, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      result.error = `reading the kernel state failed: ${messageOf(err)}`;
+      this.#log(result.error);
+      return result;
+    }
+
+    const plan = planReconcile(desired, actual);
+    for (const note of plan.notes) this.#log(note);
+    for (const r of plan.rejected) {
+      if (r.kind === 'endpoint') result.endpointErrors.set(r.key, r.reason);
+      else errors.push(`${r.kind} ${r.key}: ${r.reason}`);
+    }
+
+    // 1. sysctls
+    if (plan.networks.length > 0) {
+      if (plan.enableForwarding) {
+        try {
+          await this.#run.writeFile(IP_FORWARD, '1\n');
+          result.changes++;
+          this.#log('enabled IPv4 forwarding (net.ipv4.ip_forward=1)');
+        } catch (err) {
+          errors.push(`enabling IPv4 forwarding failed: ${messageOf(err)}`);
+        }
+      }
+      if (this.#tune && !this.#tuned) {
+        this.#tuned = true;
+        result.changes += await this.#raiseNeighbourLimits(errors);
+      }
+    }
+
+    // 2. links and addresses
+    const failedNetworks = new Map<string, string>();
+    const failedEndpoints = new Map<string, string>();
+    if (plan.links.length) {
+      const lines = plan.links.map(renderLinkStep);
+      const outcome = await this.#batch(['ip'], lines, signal);
+      plan.links.forEach((step, i) => {
+        let message = outcome.failures.get(i);
+        if (message === undefined && outcome.stopped && i > outcome.stopped.after) {
+          message = `not known to be applied, ip stopped early: ${outcome.stopped.message}`;
+        }
+        if (message === undefined) {
+          result.changes++;
+          if (step.op === 'link-del' && !step.network) this.#log(`deleted ${step.name} (${step.why})`);
+          return;
+        }
+        if (step.op === 'link-del' && isGone(message)) return; // already gone: that is what we wanted
+        this.#linkFailure(step, `"${lines[i]}": ${message}`, failedNetworks, failedEndpoints, errors);
+      });
+    }
+
+    // 3. firewall
+    const firewall = planFirewall(plan.networks, actual.firewall);
+    if (firewall.action !== 'none') {
+      try {
+        await this.#run.run(['nft', '-f', '-'], { input: firewall.script, signal });
+        result.changes++;
+        this.#log(firewall.action === 'delete' ? 'deleted nftables table ip vxnet' : `installed nftables table ip vxnet (rules ${firewall.hash})`);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        errors.push(`applying the nftables table failed: ${messageOf(err)}`);
+      }
+    }
+
+    // 4. entries
+    const bridgeOf = new Map(plan.networks.map((n) => [n.vxlan, n.bridge]));
+    // entries of a network whose devices could not be set up wait for the next pass
+    const usable = <S extends { dev: string }>(steps: S[]): S[] =>
+      steps.filter((s) => !failedNetworks.has(bridgeOf.get(s.dev) ?? ''));
+    const neighbourSteps = usable(plan.neighbours);
+    const fdbSteps = usable(plan.fdb);
+    const [neigh, fdb] = await Promise.all([
+      this.#applyEntries('ip', neighbourSteps, renderNeighbourStep, signal),
+      this.#applyEntries('bridge', fdbSteps, renderFdbStep, signal),
+    ]);
+    result.changes += neigh.applied + fdb.applied;
+    for (const [what, outcome, total] of [
+      ['neighbour', neigh, neighbourSteps.length],
+      ['FDB', fdb, fdbSteps.length],
+    ] as const) {
+      if (outcome.failed.length === 0) continue;
+      const first = outcome.failed[0]!;
+      const line = first.step.op.startsWith('neigh')
+        ? renderNeighbourStep(first.step as NeighbourStep)
+        : renderFdbStep(first.step as FdbStep);
+      const message = `${outcome.failed.length} of ${total} ${what} changes failed, first "${line}": ${first.message}`;
+      errors.push(message);
+      this.#log(message);
+    }
+
+    // 5. endpoints
+    for (const id of plan.endpoints.adopted) {
+      const failure = failedEndpoints.get(id);
+      if (failure) result.endpointErrors.set(id, failure);
+      else result.readyEndpoints.add(id);
+    }
+    const toCreate: DesiredEndpoint[] = [];
+    for (const ep of plan.endpoints.create) {
+      const failure = failedEndpoints.get(ep.id) ?? failedNetworks.get(ep.bridge);
+      if (failure) result.endpointErrors.set(ep.id, failure);
+      else toCreate.push(ep);
+    }
+    if (toCreate.length) {
+      const created = await this.#createEndpoints(toCreate, result, signal);
+      result.changes += created;
+    }
+
+    if (errors.length) {
+      result.error = errors.length > 5 ? `${errors.slice(0, 5).join('; ')}; and ${errors.length - 5} more` : errors.join('; ');
+    }
+    if (result.changes > 0 || errors.length || result.endpointErrors.size) {
+      this.#log(
+        `reconcile: ${result.changes} changes, ${result.readyEndpoints.size} endpoints ready, ` +
+          `${result.endpointErrors.size} endpoint errors in ${Math.round(performance.now() - started)} ms`,
+      );
+    }
+    return result;
+  }
+
+  #linkFailure(
+    step: LinkStep,
+    message: string,
+    failedNetworks: Map<string, string>,
+    failedEndpoints: Map<string, string>,
+    errors: string[],
+  ): void {
+    this.#log(`failed: ${message}`);
+    if (step.endpoint) {
+      failedEndpoints.set(step.endpoint, message);
+    } else if (step.network) {
+      if (!failedNetworks.has(step.network)) failedNetworks.set(step.network, `network device setup failed: ${message}`);
+      errors.push(message);
+    } else {
+      errors.push(message);
+    }
+  }
+
+  async #raiseNeighbourLimits(errors: string[]): Promise<number> {
+    let changes = 0;
+    for (const [path, value] of NEIGHBOUR_GC_THRESHOLDS) {
+      try {
+        const current = await this.#run.readFile(path);
+        if (current === undefined || Number(current.trim()) >= value) continue;
+        await this.#run.writeFile(path, `${value}\n`);
+        changes++;
+        this.#log(`raised ${path} from ${current.trim()} to ${value}`);
+      } catch (err) {
+        errors.push(`raising ${path} failed: ${messageOf(err)}`);
+      }
+    }
+    return changes;
+  }
+
+  /** Runs a batch with -force and attributes failures to lines. */
+  async #batch(prefix: string[], lines: readonly string[], signal?: AbortSignal): Promise<BatchOutcome> {
+    if (lines.length === 0) return { failures: new Map() };
+    const result = await this.#run.run([...prefix, '-force', '-batch', '-'], {
+      input: batchInput(lines),
+      signal,
+      allowFailure: true,
+    });
+    if (result.code === 0) return { failures: new Map() };
+    const parsed = parseBatchErrors(result.stderr);
+    const failures = new Map(parsed.failures.map((f) => [f.line, f.message]));
+    if (parsed.trailing || failures.size === 0) {
+      const after = parsed.failures.length ? Math.max(...parsed.failures.map((f) => f.line)) : -1;
+      return { failures, stopped: { after, message: parsed.trailing || `exit code ${result.code}` } };
+    }
+    return { failures };
+  }
+
+  /**
+   * Applies neighbour or FDB steps. A failing line is reported and skipped; when the tool stops early
+   * without naming the line, the entries are read back to find it (see the module comment).
+   */
+  async #applyEntries<S extends NeighbourStep | FdbStep>(
+    tool: 'ip' | 'bridge',
+    steps: S[],
+    render: (step: S) => string,
+    signal?: AbortSignal,
+  ): Promise<EntryOutcome<S>> {
+    const outcome: EntryOutcome<S> = { applied: 0, failed: [] };
+    let pending = steps;
+    for (let round = 0; pending.length > 0; round++) {
+      if (round === MAX_ENTRY_ROUNDS) {
+        for (const step of pending) outcome.failed.push({ step, message: `not attempted: too many failures in one pass` });
+        break;
+      }
+      const result = await this.#batch([tool], pending.map(render), signal);
+      const known = result.stopped ? result.stopped.after + 1 : pending.length;
+      for (let i = 0; i < known; i++) {
+        const message = result.failures.get(i);
+        const step = pending[i]!;
+        if (message === undefined) outcome.applied++;
+        else if (step.op.endsWith('-del') && isGone(message)) continue;
+        else if (step.op === 'fdb-append' && /File exists/.test(message)) continue;
+        else outcome.failed.push({ step, message });
+      }
+      if (!result.stopped) break;
+      // Stopped early: read the entries back; what is not in effect yet has not run (or failed).
+      const rest = pending.slice(known);
+      const neighbours = indexNeighbours(tool === 'ip' ? await readNeighbours(this.#run, signal) : []);
+      const fdb = indexFdb(tool === 'bridge' ? await readFdb(this.#run, signal) : []);
+      const notDone = rest.filter((step) => !entryInEffect(step, neighbours, fdb));
+      outcome.applied += rest.length - notDone.length;
+      // "No such file or directory" comes from deleting an entry that vanished meanwhile: nobody to blame.
+      if (notDone.length > 0 && !isGone(result.stopped.message)) {
+        outcome.failed.push({ step: notDone[0]!, message: result.stopped.message });
+        notDone.shift();
+      }
+      pending = notDone;
+    }
+    return outcome;
+  }
+
+  /** Sets up new endpoints; returns how many are ready. Failures are undone and reported per endpoint. */
+  async #createEndpoints(endpoints: DesiredEndpoint[], result: ReconcileResult, signal?: AbortSignal): Promise<number> {
+    const fail = (ep: DesiredEndpoint, message: string) => {
+      result.endpointErrors.set(ep.id, message);
+      this.#log(`endpoint ${ep.id}: ${message}`);
+    };
+
+    // The target namespace must exist before anything is created for the endpoint.
+    const exists = await Promise.all(endpoints.map((ep) => this.#run.exists(ep.netns)));
+    const candidates = endpoints.filter((ep, i) => {
+      if (!exists[i]) fail(ep, `network namespace ${ep.netns} does not exist`);
+      return exists[i];
+    });
+    if (candidates.length === 0) return 0;
+
+    // A: veth pairs, peers handed to their namespaces (one batch in the host namespace)
+    const undo = new Set<DesiredEndpoint>();
+    const failed = new Set<DesiredEndpoint>();
+    const lines: string[] = [];
+    const owner: DesiredEndpoint[] = [];
+    for (const ep of candidates) {
+      for (const line of renderEndpointCreate(ep)) {
+        lines.push(line);
+        owner.push(ep);
+      }
+    }
+    const create = await this.#batch(['ip'], lines, signal);
+    owner.forEach((ep, i) => {
+      const message = create.failures.get(i) ?? (create.stopped && i > create.stopped.after ? create.stopped.message : undefined);
+      const isAdd = lines[i]!.startsWith('link add');
+      if (message === undefined) {
+        if (isAdd) undo.add(ep);
+        return;
+      }
+      if (!failed.has(ep)) fail(ep, `creating the veth pair failed at "${lines[i]}": ${message}`);
+      failed.add(ep);
+      if (isAdd && create.stopped && i > create.stopped.after) undo.add(ep); // fate unknown: clean up anyway
+    });
+
+    // B: inside each namespace, a few at a time
+    const inside = candidates.filter((ep) => !failed.has(ep));
+    await mapLimit(inside, this.#concurrency, async (ep) => {
+      const script = renderEndpointInside(ep);
+      const res = await this.#run.run(['nsenter', `--net=${ep.netns}`, 'ip', '-batch', '-'], {
+        input: batchInput(script),
+        signal,
+        allowFailure: true,
+      });
+      if (res.code === 0) return;
+      const parsed = parseBatchErrors(res.stderr);
+      const at = parsed.failures[0];
+      const where = at ? ` at "${script[at.line] ?? '?'}"` : '';
+      const message = at?.message || parsed.trailing || `exit code ${res.code}`;
+      fail(ep, `configuring ${ep.ifname} in ${ep.netns} failed${where}: ${message}`);
+      failed.add(ep);
+    });
+
+    // C: attach the host ends (the "setup completed" mark)
+    const attach = candidates.filter((ep) => !failed.has(ep));
+    const attached = await this.#batch(['ip'], attach.map(renderEndpointAttach), signal);
+    attach.forEach((ep, i) => {
+      const message = attached.failures.get(i) ?? (attached.stopped && i > attached.stopped.after ? attached.stopped.message : undefined);
+      if (message !== undefined) {
+        fail(ep, `attaching ${ep.hostVeth} to ${ep.bridge} failed: ${message}`);
+        failed.add(ep);
+      }
+    });
+
+    // D: undo what failed endpoints created; deleting the host end removes the peer wherever it is
+    const leftovers = [...undo].filter((ep) => failed.has(ep));
+    if (leftovers.length) {
+      const cleanup = await this.#batch(['ip'], leftovers.map(renderEndpointUndo), signal);
+      leftovers.forEach((ep, i) => {
+        const message = cleanup.failures.get(i);
+        if (message !== undefined && !isGone(message)) this.#log(`endpoint ${ep.id}: undo failed: ${message}`);
+      });
+    }
+
+    let ready = 0;
+    for (const ep of attach) {
+      if (failed.has(ep)) continue;
+      result.readyEndpoints.add(ep.id);
+      ready++;
+    }
+    if (ready) this.#log(`set up ${ready} endpoint${ready === 1 ? '' : 's'}`);
+    return ready;
+  }
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

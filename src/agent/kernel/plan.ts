@@ -1,0 +1,540 @@
+/**
+ * The planner: a pure diff of desired state against the kernel's actual state, producing ordered steps.
+ *
+ * Why it works this way:
+ * - Reconcile, never replay: the same diff serves start-up, restart adoption and every change. Objects
+ *   that already match produce no step at all, so an unchanged pass writes nothing.
+ * - Devices are "ensured" like flannel does: an existing device whose immutable attributes match (VNI,
+ *   port, local, group, learning/proxy) is adopted and mutable ones (mtu, master, up, address) are fixed in
+ *   place; otherwise it is deleted and recreated, and the plan says why.
+ * - Remote endpoints become one permanent neighbour (IP → MAC, answered locally by the VXLAN device's ARP
+ *   proxy so ARP never floods the underlay) and one permanent FDB entry (MAC → VTEP). Permanent entries are
+ *   never aged out or garbage-collected by the kernel, so they stay exactly as long as the control plane
+ *   wants them. Stale ones are deleted with the same family and flags they were added with (`self`), a
+ *   mismatch there is a known source of leaked entries in other overlays.
+ * - Entries of a device that goes away (or is recreated) are not deleted one by one: they die with it.
+ * - A local endpoint is "present" when its host veth is enslaved to the right bridge, up, with the right
+ *   MTU and its peer in another namespace. The last step of setting one up enslaves and raises the host end
+ *   in a single netlink message, so this is a reliable "setup completed" mark; it is read from the one link
+ *   dump instead of entering every container namespace on every pass. A host veth without that mark is a
+ *   setup that did not complete: it is deleted (taking its peer along) and the endpoint set up again.
+ * - Desired objects are validated before anything is rendered: a malformed value would stop a whole batch,
+ *   so it is rejected with a reason instead, and the rest goes ahead.
+ */
+import { parseCidr } from '../../core/ipv4.ts';
+import type { DesiredEndpoint, DesiredNetwork, DesiredPeer, DesiredState } from '../dataplane.ts';
+import { deviceNames } from '../dataplane.ts';
+import type { ActualState, FdbEntry, LinkState } from './read.ts';
+
+export const ZERO_MAC = '00:00:00:00:00:00';
+/** TTL of multicast VXLAN traffic: enough for a routed underlay, bounded so it cannot leak far. */
+export const MULTICAST_TTL = 5;
+
+/** Who a step belongs to, so that a failure can be reported against the right network or endpoint. */
+export interface Owner {
+  /** bridge name of the network */
+  network?: string;
+  endpoint?: string;
+}
+
+export type LinkStep =
+  | ({ op: 'link-del'; name: string; why: string } & Owner)
+  | ({ op: 'bridge-add'; name: string; mac: string; mtu: number } & Owner)
+  | ({
+      op: 'vxlan-add';
+      name: string;
+      vni: number;
+      port: number;
+      local: string;
+      mtu: number;
+      group?: string;
+      device?: string;
+      ttl?: number;
+    } & Owner)
+  | ({ op: 'link-set'; name: string; mtu?: number; mac?: string; master?: string; up?: boolean } & Owner)
+  | ({ op: 'addr-add' | 'addr-del'; dev: string; cidr: string } & Owner);
+
+export type NeighbourStep =
+  | { op: 'neigh-replace'; dev: string; ip: string; mac: string }
+  | { op: 'neigh-del'; dev: string; ip: string };
+
+export type FdbStep =
+  | { op: 'fdb-replace'; dev: string; mac: string; dst: string }
+  | { op: 'fdb-append'; dev: string; mac: string; dst: string }
+  | { op: 'fdb-del'; dev: string; mac: string; dst: string };
+
+export type Step = LinkStep | NeighbourStep | FdbStep;
+
+export interface Rejected {
+  kind: 'network' | 'peer' | 'flood' | 'endpoint';
+  /** network name, endpoint id, or "vxlan ip" / "vxlan vtep" for entries */
+  key: string;
+  reason: string;
+}
+
+export interface Plan {
+  /** one `ip -batch`: deletions, then creations, then attribute fixes, then addresses */
+  links: LinkStep[];
+  /** one `ip -batch`: deletions, then replacements */
+  neighbours: NeighbourStep[];
+  /** one `bridge -batch`: deletions, then replacements/appends */
+  fdb: FdbStep[];
+  endpoints: {
+    /** to be set up from scratch (their leftovers, if any, are deleted by `links`) */
+    create: DesiredEndpoint[];
+    /** present; any in-place fixes are `links` steps owned by the endpoint */
+    adopted: string[];
+  };
+  /** networks whose devices are valid and desired (firewall input) */
+  networks: DesiredNetwork[];
+  enableForwarding: boolean;
+  rejected: Rejected[];
+  /** human-readable reasons for recreations, for the log */
+  notes: string[];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// validation
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const NETNS_PATH = /^\/[A-Za-z0-9_.\/-]+$/;
+
+const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
+/** dotted-quad IPv4 (one regular expression: this runs for every entry of every pass) */
+export const isIPv4 = (value: unknown): value is string => typeof value === 'string' && IPV4.test(value);
+export const isMac = (value: unknown): value is string => typeof value === 'string' && MAC.test(value);
+/** a MAC an endpoint or bridge may use: not multicast/broadcast, not all-zero */
+export const isUnicastMac = (value: unknown): value is string =>
+  isMac(value) && (parseInt(value.slice(0, 2), 16) & 1) === 0 && value !== ZERO_MAC;
+export const isIfname = (value: unknown): value is string =>
+  typeof value === 'string' && IFNAME.test(value) && value !== '.' && value !== '..';
+const isInt = (value: unknown, min: number, max: number): value is number =>
+  typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+/** "a.b.c.d/n": an interface address with its prefix length (host bits set) */
+export function isInterfaceCidr(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  const slash = value.indexOf('/');
+  if (slash < 0) return false;
+  const prefix = value.slice(slash + 1);
+  return isIPv4(value.slice(0, slash)) && /^\d{1,2}$/.test(prefix) && Number(prefix) <= 32;
+}
+const isSubnet = (value: unknown): value is string => typeof value === 'string' && parseCidr(value) !== undefined;
+const isMulticast = (value: string): boolean => {
+  const first = Number(value.split('.')[0]);
+  return first >= 224 && first <= 239;
+};
+
+export function validateNetwork(net: DesiredNetwork): string | undefined {
+  if (!NAME.test(String(net.name))) return `network name ${JSON.stringify(net.name)} is invalid`;
+  if (!isInt(net.vni, 1, 0xffffff)) return `VNI ${net.vni} is outside 1..16777215`;
+  if (net.bridge !== deviceNames.bridge(net.vni)) return `bridge must be named ${deviceNames.bridge(net.vni)}, not ${net.bridge}`;
+  if (net.vxlan !== deviceNames.vxlan(net.vni)) return `VXLAN device must be named ${deviceNames.vxlan(net.vni)}, not ${net.vxlan}`;
+  if (!isInt(net.port, 1, 65535)) return `UDP port ${net.port} is outside 1..65535`;
+  if (!isInt(net.mtu, 68, 65535)) return `MTU ${net.mtu} is outside 68..65535`;
+  if (!isIPv4(net.localAddress)) return `local address ${JSON.stringify(net.localAddress)} is not an IPv4 address`;
+  if (net.multicastGroup !== undefined) {
+    if (!isIPv4(net.multicastGroup) || !isMulticast(net.multicastGroup)) {
+      return `multicast group ${JSON.stringify(net.multicastGroup)} is not an IPv4 multicast address`;
+    }
+    if (!isIfname(net.underlayDevice)) return `a multicast network needs a valid underlay device, got ${JSON.stringify(net.underlayDevice)}`;
+  }
+  if (!isUnicastMac(net.gatewayMac)) return `gateway MAC ${JSON.stringify(net.gatewayMac)} is not a unicast MAC address`;
+  const badGateway = net.gatewayAddresses.find((a) => !isInterfaceCidr(a));
+  if (badGateway !== undefined) return `gateway address ${JSON.stringify(badGateway)} is not of the form a.b.c.d/n`;
+  const badSubnet = net.subnets.find((s) => !isSubnet(s));
+  if (badSubnet !== undefined) return `subnet ${JSON.stringify(badSubnet)} is not an IPv4 CIDR`;
+  return undefined;
+}
+
+export function validatePeer(peer: DesiredPeer): string | undefined {
+  if (!isIPv4(peer.ip)) return `peer address ${JSON.stringify(peer.ip)} is not an IPv4 address`;
+  if (!isUnicastMac(peer.mac)) return `peer MAC ${JSON.stringify(peer.mac)} is not a unicast MAC address`;
+  if (!isIPv4(peer.vtep)) return `VTEP ${JSON.stringify(peer.vtep)} is not an IPv4 address`;
+  return undefined;
+}
+
+export function validateEndpoint(ep: DesiredEndpoint): string | undefined {
+  if (typeof ep.id !== 'string' || ep.id.length < 10) return `endpoint id ${JSON.stringify(ep.id)} is too short`;
+  if (ep.hostVeth !== deviceNames.hostVeth(ep.id)) return `host veth must be named ${deviceNames.hostVeth(ep.id)}`;
+  if (ep.peerVeth !== deviceNames.peerVeth(ep.id)) return `peer veth must be named ${deviceNames.peerVeth(ep.id)}`;
+  if (typeof ep.netns !== 'string' || !NETNS_PATH.test(ep.netns) || ep.netns.split('/').includes('..')) {
+    return `network namespace ${JSON.stringify(ep.netns)} is not an absolute path`;
+  }
+  if (!isIfname(ep.ifname) || ep.ifname === 'lo') return `interface name ${JSON.stringify(ep.ifname)} is invalid`;
+  if (!isUnicastMac(ep.mac)) return `MAC ${JSON.stringify(ep.mac)} is not a unicast MAC address`;
+  if (!isInterfaceCidr(ep.address)) return `address ${JSON.stringify(ep.address)} is not of the form a.b.c.d/n`;
+  if (!isIPv4(ep.gateway)) return `gateway ${JSON.stringify(ep.gateway)} is not an IPv4 address`;
+  if (!isInt(ep.mtu, 68, 65535)) return `MTU ${ep.mtu} is outside 68..65535`;
+  const badRoute = ep.extraRoutes.find((r) => !isSubnet(r));
+  if (badRoute !== undefined) return `route ${JSON.stringify(badRoute)} is not an IPv4 CIDR`;
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// diff
+
+/** Why an existing VXLAN device cannot be adopted for `net`, or undefined when it can. */
+export function vxlanMismatch(net: DesiredNetwork, link: LinkState): string | undefined {
+  if (link.kind !== 'vxlan' || !link.vxlan) return `${link.name} is a ${link.kind || 'plain'} device, not a VXLAN device`;
+  const a = link.vxlan;
+  const differs = (what: string, have: unknown, want: unknown) => `${what} is ${have ?? 'unset'}, want ${want ?? 'unset'}`;
+  const reasons: string[] = [];
+  if (a.vni !== net.vni) reasons.push(differs('VNI', a.vni, net.vni));
+  if (a.port !== net.port) reasons.push(differs('port', a.port, net.port));
+  if (a.local !== net.localAddress) reasons.push(differs('local', a.local, net.localAddress));
+  if (a.group !== net.multicastGroup) reasons.push(differs('group', a.group, net.multicastGroup));
+  if (net.multicastGroup !== undefined) {
+    if (a.device !== net.underlayDevice) reasons.push(differs('dev', a.device, net.underlayDevice));
+    if (a.ttl !== MULTICAST_TTL) reasons.push(differs('ttl', a.ttl, MULTICAST_TTL));
+  } else if (a.device !== undefined) {
+    reasons.push(differs('dev', a.device, undefined));
+  }
+  if (a.learning) reasons.push('learning is on, want nolearning');
+  if (!a.proxy) reasons.push('proxy is off, want proxy');
+  return reasons.length ? `${link.name}: ${reasons.join(', ')}` : undefined;
+}
+
+const key = (a: string, b: string): string => `${a} ${b}`;
+
+export function planReconcile(desired: DesiredState, actual: ActualState): Plan {
+  const rejected: Rejected[] = [];
+  const notes: string[] = [];
+
+  // --- validate networks; devices of an invalid network are left alone (neither changed nor pruned)
+  const networks: DesiredNetwork[] = [];
+  const protectedNames = new Set<string>();
+  const seenVni = new Set<number>();
+  for (const net of desired.networks) {
+    let reason = validateNetwork(net);
+    if (!reason && seenVni.has(net.vni)) reason = `VNI ${net.vni} is used by another network on this node`;
+    if (reason) {
+      rejected.push({ kind: 'network', key: String(net.name), reason });
+      if (typeof net.bridge === 'string') protectedNames.add(net.bridge);
+      if (typeof net.vxlan === 'string') protectedNames.add(net.vxlan);
+      continue;
+    }
+    seenVni.add(net.vni);
+    networks.push(net);
+  }
+  const byBridge = new Map(networks.map((n) => [n.bridge, n]));
+  const byVxlan = new Map(networks.map((n) => [n.vxlan, n]));
+
+  // --- validate endpoints
+  const endpoints: DesiredEndpoint[] = [];
+  const seenEndpoint = new Set<string>();
+  for (const ep of desired.endpoints) {
+    let reason = validateEndpoint(ep);
+    if (!reason && !byBridge.has(ep.bridge)) reason = `bridge ${ep.bridge} does not belong to a valid network on this node`;
+    if (!reason && seenEndpoint.has(ep.hostVeth)) reason = `another endpoint uses host veth ${ep.hostVeth}`;
+    if (reason) {
+      rejected.push({ kind: 'endpoint', key: String(ep.id), reason });
+      if (typeof ep.hostVeth === 'string') protectedNames.add(ep.hostVeth);
+      continue;
+    }
+    seenEndpoint.add(ep.hostVeth);
+    endpoints.push(ep);
+  }
+
+  const dels: LinkStep[] = [];
+  const adds: LinkStep[] = [];
+  const sets: LinkStep[] = [];
+  const addrs: LinkStep[] = [];
+  const deleted = new Set<string>();
+  /** devices created in this pass: they start without entries, addresses or ports */
+  const fresh = new Set<string>();
+  const del = (name: string, why: string, owner: Owner) => {
+    if (deleted.has(name)) return;
+    deleted.add(name);
+    dels.push({ op: 'link-del', name, why, ...owner });
+  };
+
+  // --- networks
+  for (const net of networks) {
+    const owner = { network: net.bridge };
+    const br = actual.links.get(net.bridge);
+    if (br && br.kind !== 'bridge') {
+      notes.push(`recreating ${net.bridge}: it is a ${br.kind || 'plain'} device, not a bridge`);
+      del(net.bridge, 'not a bridge', owner);
+    }
+    if (!br || br.kind !== 'bridge') {
+      fresh.add(net.bridge);
+      adds.push({ op: 'bridge-add', name: net.bridge, mac: net.gatewayMac.toLowerCase(), mtu: net.mtu, ...owner });
+      sets.push({ op: 'link-set', name: net.bridge, up: true, ...owner });
+      for (const cidr of net.gatewayAddresses) addrs.push({ op: 'addr-add', dev: net.bridge, cidr, ...owner });
+    } else {
+      const fix: LinkStep & { op: 'link-set' } = { op: 'link-set', name: net.bridge, ...owner };
+      if (br.mtu !== net.mtu) fix.mtu = net.mtu;
+      if (br.mac !== net.gatewayMac.toLowerCase()) fix.mac = net.gatewayMac.toLowerCase();
+      if (!br.up) fix.up = true;
+      if (fix.mtu !== undefined || fix.mac !== undefined || fix.up) sets.push(fix);
+      const want = new Set(net.gatewayAddresses);
+      for (const cidr of br.ipv4) if (!want.has(cidr)) addrs.push({ op: 'addr-del', dev: net.bridge, cidr, ...owner });
+      const have = new Set(br.ipv4);
+      for (const cidr of want) if (!have.has(cidr)) addrs.push({ op: 'addr-add', dev: net.bridge, cidr, ...owner });
+    }
+
+    const vx = actual.links.get(net.vxlan);
+    const mismatch = vx ? vxlanMismatch(net, vx) : undefined;
+    if (vx && mismatch) {
+      notes.push(`recreating ${mismatch}`);
+      del(net.vxlan, mismatch, owner);
+    }
+    if (!vx || mismatch) {
+      fresh.add(net.vxlan);
+      const add: LinkStep & { op: 'vxlan-add' } = {
+        op: 'vxlan-add',
+        name: net.vxlan,
+        vni: net.vni,
+        port: net.port,
+        local: net.localAddress,
+        mtu: net.mtu,
+        ...owner,
+      };
+      if (net.multicastGroup !== undefined) {
+        add.group = net.multicastGroup;
+        add.device = net.underlayDevice!;
+        add.ttl = MULTICAST_TTL;
+      }
+      adds.push(add);
+      sets.push({ op: 'link-set', name: net.vxlan, master: net.bridge, up: true, ...owner });
+    } else {
+      const fix: LinkStep & { op: 'link-set' } = { op: 'link-set', name: net.vxlan, ...owner };
+      if (vx!.mtu !== net.mtu) fix.mtu = net.mtu;
+      if (vx!.master !== net.bridge || fresh.has(net.bridge)) fix.master = net.bridge;
+      if (!vx!.up) fix.up = true;
+      if (fix.mtu !== undefined || fix.master !== undefined || fix.up) sets.push(fix);
+    }
+  }
+
+  // --- endpoints
+  const create: DesiredEndpoint[] = [];
+  const adopted: string[] = [];
+  const keepVeth = new Set<string>();
+  for (const ep of endpoints) {
+    const owner = { network: ep.bridge, endpoint: ep.id };
+    const host = actual.links.get(ep.hostVeth);
+    let redo: string | undefined;
+    if (!host) {
+      create.push(ep);
+      continue;
+    }
+    if (host.kind !== 'veth') redo = `it is a ${host.kind || 'plain'} device, not a veth`;
+    else if (!host.peerElsewhere) redo = 'its peer never left this namespace (setup did not complete)';
+    else if (host.mtu !== ep.mtu) redo = `MTU is ${host.mtu}, want ${ep.mtu}`;
+    else if (host.master !== ep.bridge && !host.up) redo = 'it was never enslaved and raised (setup did not complete)';
+    if (redo) {
+      notes.push(`setting up endpoint ${ep.id} again: ${ep.hostVeth}: ${redo}`);
+      del(ep.hostVeth, redo, owner);
+      create.push(ep);
+      continue;
+    }
+    keepVeth.add(ep.hostVeth);
+    adopted.push(ep.id);
+    const fix: LinkStep & { op: 'link-set' } = { op: 'link-set', name: ep.hostVeth, ...owner };
+    if (host.master !== ep.bridge || fresh.has(ep.bridge)) fix.master = ep.bridge;
+    if (!host.up) fix.up = true;
+    if (fix.master !== undefined || fix.up) sets.push(fix);
+  }
+
+  // --- prune owned links nobody wants
+  const wanted = new Set<string>([...byBridge.keys(), ...byVxlan.keys(), ...keepVeth, ...protectedNames]);
+  const stale = [...actual.links.values()].filter((l) => !wanted.has(l.name) && !deleted.has(l.name));
+  // host veths first (their peers go with them), then VXLAN devices (their entries go with them), then the rest
+  const hostVethPrefix = deviceNames.hostVeth('');
+  const rank = (l: LinkState) =>
+    l.kind === 'veth' ? (l.name.startsWith(hostVethPrefix) ? 0 : 1) : l.kind === 'vxlan' ? 2 : 3;
+  stale.sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+  for (const link of stale) {
+    // a veth whose peer is in this namespace and deleted too vanishes with it
+    if (link.kind === 'veth' && link.peer !== undefined && (deleted.has(link.peer) || keepVeth.has(link.peer))) continue;
+    del(link.name, 'no longer desired', {});
+  }
+
+  // --- entries, only on kept (not fresh, not deleted) VXLAN devices; fresh ones start empty
+  const entryDevices = new Set(byVxlan.keys());
+  const readable = (dev: string) => entryDevices.has(dev) && !fresh.has(dev);
+
+  const { neighbours, fdb } = planEntries(desired, actual, byVxlan, readable, protectedNames, rejected);
+
+  return {
+    links: [...dels, ...adds, ...sets, ...addrs.filter((s) => s.op === 'addr-del'), ...addrs.filter((s) => s.op === 'addr-add')],
+    neighbours,
+    fdb,
+    endpoints: { create, adopted },
+    networks,
+    enableForwarding: networks.length > 0 && !actual.ipForward,
+    rejected,
+    notes,
+  };
+}
+
+interface Slot<T> {
+  have: T | undefined;
+  want: string | undefined;
+}
+
+function inner<T>(outer: Map<string, Map<string, T>>, dev: string): Map<string, T> {
+  let map = outer.get(dev);
+  if (!map) outer.set(dev, (map = new Map()));
+  return map;
+}
+
+/**
+ * Neighbour and FDB steps. One map per device and table, keyed by the plain IP/MAC strings of the dump,
+ * holding both what the kernel has and what is wanted: a no-change pass over tens of thousands of entries
+ * costs one insert and one lookup per entry, nothing more.
+ */
+function planEntries(
+  desired: DesiredState,
+  actual: ActualState,
+  byVxlan: ReadonlyMap<string, DesiredNetwork>,
+  readable: (dev: string) => boolean,
+  protectedNames: ReadonlySet<string>,
+  rejected: Rejected[],
+): { neighbours: NeighbourStep[]; fdb: FdbStep[] } {
+  const neigh = new Map<string, Map<string, Slot<string>>>();
+  const macs = new Map<string, Map<string, Slot<string[]>>>();
+  const floods = new Map<string, { have: Set<string>; want: Set<string> }>();
+  const floodsOf = (dev: string) => {
+    let entry = floods.get(dev);
+    if (!entry) floods.set(dev, (entry = { have: new Set(), want: new Set() }));
+    return entry;
+  };
+
+  for (const entry of actual.neighbours) {
+    if (readable(entry.dev)) inner(neigh, entry.dev).set(entry.ip, { have: entry.mac, want: undefined });
+  }
+  for (const entry of actual.fdb) {
+    if (!readable(entry.dev)) continue;
+    if (entry.mac === ZERO_MAC) {
+      // the default destination a multicast device creates for its group belongs to the device itself
+      if (entry.dst !== byVxlan.get(entry.dev)?.multicastGroup) floodsOf(entry.dev).have.add(entry.dst);
+      continue;
+    }
+    const table = inner(macs, entry.dev);
+    const slot = table.get(entry.mac);
+    if (slot) slot.have!.push(entry.dst);
+    else table.set(entry.mac, { have: [entry.dst], want: undefined });
+  }
+
+  const unknownDevice = (dev: unknown) => `VXLAN device ${dev} does not belong to a valid network on this node`;
+  for (const peer of desired.peers) {
+    if (!byVxlan.has(peer.vxlan)) {
+      if (!protectedNames.has(peer.vxlan)) rejected.push({ kind: 'peer', key: key(String(peer.vxlan), String(peer.ip)), reason: unknownDevice(peer.vxlan) });
+      continue;
+    }
+    const reason = validatePeer(peer);
+    if (reason) {
+      rejected.push({ kind: 'peer', key: key(peer.vxlan, String(peer.ip)), reason });
+      continue;
+    }
+    // two peers claiming one IP or MAC (a transient state of the control plane): the first one wins
+    const mac = peer.mac.toLowerCase();
+    const ips = inner(neigh, peer.vxlan);
+    const n = ips.get(peer.ip);
+    if (!n) ips.set(peer.ip, { have: undefined, want: mac });
+    else n.want ??= mac;
+    const table = inner(macs, peer.vxlan);
+    const f = table.get(mac);
+    if (!f) table.set(mac, { have: undefined, want: peer.vtep });
+    else f.want ??= peer.vtep;
+  }
+  for (const flood of desired.floods) {
+    if (!byVxlan.has(flood.vxlan)) {
+      if (!protectedNames.has(flood.vxlan)) rejected.push({ kind: 'flood', key: key(String(flood.vxlan), String(flood.vtep)), reason: unknownDevice(flood.vxlan) });
+      continue;
+    }
+    if (!isIPv4(flood.vtep)) {
+      rejected.push({ kind: 'flood', key: key(flood.vxlan, String(flood.vtep)), reason: `VTEP ${JSON.stringify(flood.vtep)} is not an IPv4 address` });
+      continue;
+    }
+    floodsOf(flood.vxlan).want.add(flood.vtep);
+  }
+
+  // deletions first, then additions
+  const neighDel: NeighbourStep[] = [];
+  const neighSet: NeighbourStep[] = [];
+  for (const [dev, ips] of neigh) {
+    for (const [ip, slot] of ips) {
+      if (slot.want === undefined) neighDel.push({ op: 'neigh-del', dev, ip });
+      else if (slot.have !== slot.want) neighSet.push({ op: 'neigh-replace', dev, ip, mac: slot.want });
+    }
+  }
+  const fdbDel: FdbStep[] = [];
+  const fdbSet: FdbStep[] = [];
+  for (const [dev, table] of macs) {
+    for (const [mac, slot] of table) {
+      const have = slot.have ?? [];
+      if (slot.want === undefined) {
+        for (const dst of have) fdbDel.push({ op: 'fdb-del', dev, mac, dst });
+      } else if (have.includes(slot.want)) {
+        for (const dst of have) if (dst !== slot.want) fdbDel.push({ op: 'fdb-del', dev, mac, dst });
+      } else {
+        // `replace` rewrites the first destination in place (no window without an entry); drop the others
+        fdbSet.push({ op: 'fdb-replace', dev, mac, dst: slot.want });
+        for (const dst of have.slice(1)) fdbDel.push({ op: 'fdb-del', dev, mac, dst });
+      }
+    }
+  }
+  for (const [dev, { have, want }] of floods) {
+    for (const dst of have) if (!want.has(dst)) fdbDel.push({ op: 'fdb-del', dev, mac: ZERO_MAC, dst });
+    for (const dst of want) if (!have.has(dst)) fdbSet.push({ op: 'fdb-append', dev, mac: ZERO_MAC, dst });
+  }
+  return { neighbours: neighDel.concat(neighSet), fdb: fdbDel.concat(fdbSet) };
+}
+
+/** Values by device, then by a second key (IP or MAC). */
+export class ByDevice<V> {
+  readonly #devices = new Map<string, Map<string, V>>();
+  get(dev: string, k: string): V | undefined {
+    return this.#devices.get(dev)?.get(k);
+  }
+  has(dev: string, k: string): boolean {
+    return this.#devices.get(dev)?.has(k) ?? false;
+  }
+  set(dev: string, k: string, value: V): void {
+    let inner = this.#devices.get(dev);
+    if (!inner) this.#devices.set(dev, (inner = new Map()));
+    inner.set(k, value);
+  }
+  *values(): IterableIterator<V> {
+    for (const inner of this.#devices.values()) yield* inner.values();
+  }
+  *entries(): IterableIterator<[string, string, V]> {
+    for (const [dev, inner] of this.#devices) for (const [k, value] of inner) yield [dev, k, value];
+  }
+}
+
+/** Whether a step's effect is visible in freshly read entries (used to find where a stopped batch failed). */
+export function entryInEffect(step: NeighbourStep | FdbStep, neighbours: ByDevice<string>, fdb: ByDevice<Set<string>>): boolean {
+  switch (step.op) {
+    case 'neigh-replace':
+      return neighbours.get(step.dev, step.ip) === step.mac;
+    case 'neigh-del':
+      return !neighbours.has(step.dev, step.ip);
+    case 'fdb-replace':
+    case 'fdb-append':
+      return fdb.get(step.dev, step.mac)?.has(step.dst) ?? false;
+    case 'fdb-del':
+      return !(fdb.get(step.dev, step.mac)?.has(step.dst) ?? false);
+  }
+}
+
+export function indexNeighbours(entries: readonly { dev: string; ip: string; mac: string }[]): ByDevice<string> {
+  const index = new ByDevice<string>();
+  for (const e of entries) index.set(e.dev, e.ip, e.mac);
+  return index;
+}
+
+export function indexFdb(entries: readonly FdbEntry[]): ByDevice<Set<string>> {
+  const index = new ByDevice<Set<string>>();
+  for (const e of entries) {
+    const set = index.get(e.dev, e.mac);
+    if (set) set.add(e.dst);
+    else index.set(e.dev, e.mac, new Set([e.dst]));
+  }
+  return index;
+}

@@ -1,0 +1,238 @@
+/**
+ * Reading the kernel's actual state: pure parsers from iproute2/nftables `-j` JSON into typed state, and
+ * the reader that runs the dumps.
+ *
+ * One pass reads everything it needs once, in parallel:
+ *   ip -j -d addr show              links with their kind/attributes AND their addresses (one dump, not two)
+ *   ip -j neigh show nud permanent  the permanent neighbours (the only kind vxnet programs)
+ *   bridge -j fdb show state permanent   the permanent FDB entries
+ *   nft -j list table ip vxnet      the installed firewall's version marker
+ * and keeps only what vxnet owns (`vxn*` devices, entries on `vxnv*` devices). The state filters matter
+ * for speed: iproute2 only prints (and we only parse) the matching entries, so a bridge that has learned
+ * thousands of MACs does not slow the read down.
+ */
+import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
+import type { Runner } from './exec.ts';
+
+export interface VxlanAttributes {
+  vni: number;
+  port: number;
+  local?: string;
+  group?: string;
+  /** underlay device (`dev`), shown as "link" */
+  device?: string;
+  ttl: number;
+  learning: boolean;
+  proxy: boolean;
+}
+
+export interface LinkState {
+  name: string;
+  /** linkinfo kind ("bridge", "vxlan", "veth", ...) or "" for plain devices */
+  kind: string;
+  mtu: number;
+  /** administratively up */
+  up: boolean;
+  master?: string;
+  mac: string;
+  /** veth only: the peer is in another namespace (`link_netnsid` present) */
+  peerElsewhere: boolean;
+  /** veth only: name of the peer when it is in this namespace */
+  peer?: string;
+  vxlan?: VxlanAttributes;
+  /** IPv4 addresses with prefix length, e.g. "192.168.1.1/24" */
+  ipv4: string[];
+}
+
+export interface NeighbourEntry {
+  dev: string;
+  ip: string;
+  mac: string;
+}
+
+export interface FdbEntry {
+  dev: string;
+  mac: string;
+  dst: string;
+}
+
+export interface FirewallState {
+  present: boolean;
+  /** the rules hash found in the installed table, if any */
+  hash?: string;
+}
+
+export interface ActualState {
+  /** owned links by name */
+  links: Map<string, LinkState>;
+  /** permanent neighbours on owned VXLAN devices */
+  neighbours: NeighbourEntry[];
+  /** permanent `self` FDB entries with a destination on owned VXLAN devices */
+  fdb: FdbEntry[];
+  firewall: FirewallState;
+  ipForward: boolean;
+}
+
+export const isOwnedName = (name: string): boolean => name.startsWith(OWNED_PREFIX);
+export const isOwnedVxlanName = (name: string): boolean => name.startsWith(`${OWNED_PREFIX}v`);
+
+type Json = Record<string, unknown>;
+
+function parseArray(text: string, what: string): Json[] {
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  const value: unknown = JSON.parse(trimmed);
+  if (!Array.isArray(value)) throw new Error(`${what}: expected a JSON array`);
+  return value.filter((item): item is Json => typeof item === 'object' && item !== null);
+}
+
+const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+const num = (value: unknown): number | undefined => (typeof value === 'number' ? value : undefined);
+
+/** `ip -j -d addr show` (or `ip -j -d link show`, then without addresses) → every link in the namespace. */
+export function parseLinks(text: string): LinkState[] {
+  return parseArray(text, 'ip -j -d addr show').flatMap((item): LinkState[] => {
+    const name = str(item.ifname);
+    if (!name) return [];
+    const flags = Array.isArray(item.flags) ? item.flags : [];
+    const linkinfo = (item.linkinfo ?? {}) as Json;
+    const kind = str(linkinfo.info_kind) ?? '';
+    const link: LinkState = {
+      name,
+      kind,
+      mtu: num(item.mtu) ?? 0,
+      up: flags.includes('UP'),
+      mac: (str(item.address) ?? '').toLowerCase(),
+      peerElsewhere: kind === 'veth' && item.link_netnsid !== undefined,
+      ipv4: [],
+    };
+    const master = str(item.master);
+    if (master) link.master = master;
+    if (kind === 'veth' && item.link_netnsid === undefined) {
+      const peer = str(item.link);
+      if (peer) link.peer = peer;
+    }
+    if (kind === 'vxlan') {
+      const data = (linkinfo.info_data ?? {}) as Json;
+      const vxlan: VxlanAttributes = {
+        vni: num(data.id) ?? -1,
+        port: num(data.port) ?? -1,
+        ttl: num(data.ttl) ?? 0,
+        learning: data.learning === true,
+        proxy: data.proxy === true,
+      };
+      const local = str(data.local);
+      const group = str(data.group);
+      const device = str(data.link);
+      if (local) vxlan.local = local;
+      if (group) vxlan.group = group;
+      if (device) vxlan.device = device;
+      link.vxlan = vxlan;
+    }
+    const addrs = Array.isArray(item.addr_info) ? (item.addr_info as Json[]) : [];
+    for (const addr of addrs) {
+      const local = str(addr.local);
+      const prefix = num(addr.prefixlen);
+      if (addr.family === 'inet' && local && prefix !== undefined) link.ipv4.push(`${local}/${prefix}`);
+    }
+    return [link];
+  });
+}
+
+/** `ip -j neigh show [nud permanent]` → permanent entries with a link-layer address. */
+export function parseNeighbours(text: string): NeighbourEntry[] {
+  return parseArray(text, 'ip -j neigh show').flatMap((item): NeighbourEntry[] => {
+    const dev = str(item.dev);
+    const ip = str(item.dst);
+    const mac = str(item.lladdr);
+    const state = Array.isArray(item.state) ? item.state : [];
+    if (!dev || !ip || !mac || !state.includes('PERMANENT')) return [];
+    return [{ dev, ip, mac: mac.toLowerCase() }];
+  });
+}
+
+/** `bridge -j fdb show [state permanent]` → the device's own (`self`) permanent entries that have a `dst`. */
+export function parseFdb(text: string): FdbEntry[] {
+  return parseArray(text, 'bridge -j fdb show').flatMap((item): FdbEntry[] => {
+    const dev = str(item.ifname);
+    const mac = str(item.mac);
+    const dst = str(item.dst);
+    const flags = Array.isArray(item.flags) ? item.flags : [];
+    if (!dev || !mac || !dst || !flags.includes('self') || item.state !== 'permanent') return [];
+    return [{ dev, mac: mac.toLowerCase(), dst }];
+  });
+}
+
+/** The comment that carries the hash of vxnet's rendered rules (see nftables.ts). */
+export const FIREWALL_MARKER = /^vxnet rules sha256:([0-9a-f]{16})$/;
+
+/**
+ * `nft -j list table ip vxnet` → whether the table exists and which rules hash it carries. The hash is
+ * looked for in the table's comment (printed by newer nft) and in rule comments (nft 1.0.6 omits table
+ * and chain comments from JSON but keeps rule comments).
+ */
+export function parseFirewall(text: string): FirewallState {
+  const value: unknown = JSON.parse(text);
+  const items = (value as { nftables?: unknown }).nftables;
+  if (!Array.isArray(items)) throw new Error('nft -j list table: expected {"nftables": [...]}');
+  let present = false;
+  let hash: string | undefined;
+  for (const item of items as Json[]) {
+    const table = item.table as Json | undefined;
+    if (table && table.family === 'ip' && table.name === OWNED_NFT_TABLE) {
+      present = true;
+      const match = FIREWALL_MARKER.exec(str(table.comment) ?? '');
+      if (match) hash ??= match[1];
+    }
+    const rule = item.rule as Json | undefined;
+    if (rule && rule.table === OWNED_NFT_TABLE) {
+      const match = FIREWALL_MARKER.exec(str(rule.comment) ?? '');
+      if (match) hash ??= match[1];
+    }
+  }
+  return hash === undefined ? { present } : { present, hash };
+}
+
+export async function readLinks(run: Runner, signal?: AbortSignal): Promise<LinkState[]> {
+  const result = await run.run(['ip', '-j', '-d', 'addr', 'show'], { signal });
+  return parseLinks(result.stdout);
+}
+
+export async function readNeighbours(run: Runner, signal?: AbortSignal): Promise<NeighbourEntry[]> {
+  const result = await run.run(['ip', '-j', 'neigh', 'show', 'nud', 'permanent'], { signal });
+  return parseNeighbours(result.stdout).filter((entry) => isOwnedVxlanName(entry.dev));
+}
+
+export async function readFdb(run: Runner, signal?: AbortSignal): Promise<FdbEntry[]> {
+  const result = await run.run(['bridge', '-j', 'fdb', 'show', 'state', 'permanent'], { signal });
+  return parseFdb(result.stdout).filter((entry) => isOwnedVxlanName(entry.dev));
+}
+
+export async function readFirewall(run: Runner, signal?: AbortSignal): Promise<FirewallState> {
+  const result = await run.run(['nft', '-j', 'list', 'table', 'ip', OWNED_NFT_TABLE], { signal, allowFailure: true });
+  if (result.code !== 0) {
+    if (/No such file or directory/.test(result.stderr)) return { present: false };
+    throw new Error(`nft -j list table ip ${OWNED_NFT_TABLE} failed (exit ${result.code}): ${result.stderr.trim()}`);
+  }
+  return parseFirewall(result.stdout);
+}
+
+export const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+
+/** Everything one pass needs, read once and in parallel. */
+export async function readActualState(run: Runner, signal?: AbortSignal): Promise<ActualState> {
+  const [links, neighbours, fdb, firewall, forward] = await Promise.all([
+    readLinks(run, signal),
+    readNeighbours(run, signal),
+    readFdb(run, signal),
+    readFirewall(run, signal),
+    run.readFile(IP_FORWARD),
+  ]);
+  return {
+    links: new Map(links.filter((link) => isOwnedName(link.name)).map((link) => [link.name, link])),
+    neighbours,
+    fdb,
+    firewall,
+    ipForward: forward?.trim() === '1',
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * Pure renderers: planned steps → lines for `ip -batch -` and `bridge -batch -`.
+ *
+ * Every value reaching these functions has been validated by the planner (addresses, MACs, interface
+ * names, namespace paths), so a line never contains whitespace or quotes inside a value and cannot be
+ * misparsed by iproute2's batch tokenizer.
+ *
+ * The FDB lines mirror each other on purpose: entries are added as `self permanent` (the VXLAN device's
+ * own table, never aged out) and deleted with the same `self` flag and `dst`, so a delete removes exactly
+ * the destination it is meant to and never touches the bridge's learned table.
+ */
+import type { DesiredEndpoint } from '../dataplane.ts';
+import type { FdbStep, LinkStep, NeighbourStep } from './plan.ts';
+
+export function renderLinkStep(step: LinkStep): string {
+  switch (step.op) {
+    case 'link-del':
+      return `link del dev ${step.name}`;
+    case 'bridge-add':
+      return `link add name ${step.name} address ${step.mac} mtu ${step.mtu} type bridge`;
+    case 'vxlan-add': {
+      const parts = [
+        `link add name ${step.name} mtu ${step.mtu} type vxlan id ${step.vni} dstport ${step.port} local ${step.local}`,
+      ];
+      if (step.group !== undefined) parts.push(`group ${step.group} dev ${step.device} ttl ${step.ttl}`);
+      parts.push('nolearning proxy');
+      return parts.join(' ');
+    }
+    case 'link-set': {
+      const parts = [`link set dev ${step.name}`];
+      if (step.master !== undefined) parts.push(`master ${step.master}`);
+      if (step.mtu !== undefined) parts.push(`mtu ${step.mtu}`);
+      if (step.mac !== undefined) parts.push(`address ${step.mac}`);
+      if (step.up) parts.push('up');
+      return parts.join(' ');
+    }
+    case 'addr-add':
+      return `addr add ${step.cidr} dev ${step.dev}`;
+    case 'addr-del':
+      return `addr del ${step.cidr} dev ${step.dev}`;
+  }
+}
+
+export function renderNeighbourStep(step: NeighbourStep): string {
+  switch (step.op) {
+    case 'neigh-replace':
+      return `neigh replace ${step.ip} lladdr ${step.mac} dev ${step.dev} nud permanent`;
+    case 'neigh-del':
+      return `neigh del ${step.ip} dev ${step.dev}`;
+  }
+}
+
+export function renderFdbStep(step: FdbStep): string {
+  switch (step.op) {
+    case 'fdb-replace':
+      return `fdb replace ${step.mac} dev ${step.dev} dst ${step.dst} self permanent`;
+    case 'fdb-append':
+      return `fdb append ${step.mac} dev ${step.dev} dst ${step.dst} self permanent`;
+    case 'fdb-del':
+      return `fdb del ${step.mac} dev ${step.dev} dst ${step.dst} self`;
+  }
+}
+
+/**
+ * Host-namespace lines that create an endpoint's veth pair and hand the peer to the target namespace.
+ * Both ends get the MTU at creation and the peer its MAC, so nothing about them has to change later.
+ */
+export function renderEndpointCreate(ep: DesiredEndpoint): string[] {
+  return [
+    `link add name ${ep.hostVeth} mtu ${ep.mtu} type veth peer name ${ep.peerVeth} mtu ${ep.mtu} address ${ep.mac.toLowerCase()}`,
+    `link set dev ${ep.peerVeth} netns ${ep.netns}`,
+  ];
+}
+
+/**
+ * Lines run inside the target namespace (`nsenter --net=PATH ip -batch -`, no -force: the first error
+ * stops it and the endpoint is undone). `route replace` so the endpoint's gateway becomes the default route
+ * even when the namespace came with one.
+ */
+export function renderEndpointInside(ep: DesiredEndpoint): string[] {
+  return [
+    `link set dev ${ep.peerVeth} name ${ep.ifname}`,
+    `addr add ${ep.address} dev ${ep.ifname}`,
+    `link set dev ${ep.ifname} up`,
+    'link set dev lo up',
+    `route replace default via ${ep.gateway} dev ${ep.ifname}`,
+    ...ep.extraRoutes.map((route) => `route replace ${route} via ${ep.gateway} dev ${ep.ifname}`),
+  ];
+}
+
+/** The last step: enslave and raise the host end in one netlink message (the "setup completed" mark). */
+export function renderEndpointAttach(ep: DesiredEndpoint): string {
+  return `link set dev ${ep.hostVeth} master ${ep.bridge} up`;
+}
+
+export function renderEndpointUndo(ep: DesiredEndpoint): string {
+  return `link del dev ${ep.hostVeth}`;
+}
+
+export function batchInput(lines: readonly string[]): string {
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}

@@ -1,0 +1,49 @@
+/**
+ * `vxnet manager`, `vxnet agent`, `vxnet demo`: long-running commands that hand over to their module.
+ * Each module is imported only when its command runs, so `vxnet network ls` loads none of them.
+ * The annotations pin the signatures this file relies on; a change there fails the typecheck here.
+ */
+import type { Command } from '../args.ts';
+import type { CommandContext } from './context.ts';
+
+type RunManager = (
+  options: { dataDir: string; listen: string[]; log?: (line: string) => void; nodeDownAfterMs?: number },
+  signal: AbortSignal,
+) => Promise<void>;
+
+type RunAgent = (
+  options: { managerUrl: string; token: string; advertiseAddress: string; name?: string; log?: (line: string) => void },
+  signal: AbortSignal,
+) => Promise<void>;
+
+type RunDemo = (options: { keep: boolean; log: (line: string) => void }, signal: AbortSignal) => Promise<number>;
+
+/** Daemon logs go to stderr, one line each; stdout stays free for output. */
+function logTo(ctx: CommandContext): (line: string) => void {
+  return (line) => ctx.stderr(`${line}\n`);
+}
+
+export async function manager(command: Extract<Command, { kind: 'manager' }>, ctx: CommandContext): Promise<number> {
+  const { runManager }: { runManager: RunManager } = await import('../../manager/main.ts');
+  await runManager({ dataDir: command.dataDir, listen: command.listen, log: logTo(ctx) }, ctx.signal);
+  return 0;
+}
+
+export async function agent(command: Extract<Command, { kind: 'agent' }>, ctx: CommandContext): Promise<number> {
+  const { runAgent }: { runAgent: RunAgent } = await import('../../agent/main.ts');
+  const options: Parameters<RunAgent>[0] = {
+    managerUrl: command.connection.url,
+    token: command.connection.token,
+    advertiseAddress: command.advertiseAddress,
+    log: logTo(ctx),
+  };
+  // Without --name the agent uses the host name.
+  if (command.name !== undefined) options.name = command.name;
+  await runAgent(options, ctx.signal);
+  return 0;
+}
+
+export async function demo(command: Extract<Command, { kind: 'demo' }>, ctx: CommandContext): Promise<number> {
+  const { runDemo }: { runDemo: RunDemo } = await import('../../demo/demo.ts');
+  return runDemo({ keep: command.keep, log: (line) => ctx.stdout(`${line}\n`) }, ctx.signal);
+}

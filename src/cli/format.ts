@@ -1,0 +1,110 @@
+/**
+ * What the CLI prints: aligned tables for people, the API's JSON for scripts. Pure functions of their
+ * input (and of `now` for relative times), tested in-process.
+ */
+import type { Endpoint, Network, NetworkDetail, NodeStatus } from '../core/model.ts';
+
+const COLUMN_GAP = '   ';
+
+/** A header row and rows, columns padded to the widest cell; the last column is not padded. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    header
+      .map((_, column) => (cells[column] ?? '').padEnd(widths[column]!))
+      .join(COLUMN_GAP)
+      .trimEnd();
+  return [header, ...rows].map(line).join('\n') + '\n';
+}
+
+/** Pretty JSON with a final newline. */
+export function formatJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+export function formatNetworkTable(networks: readonly Network[]): string {
+  return formatTable(
+    ['NAME', 'VNI', 'SUBNETS', 'MTU', 'PORT', 'INTERNAL', 'MULTICAST'],
+    networks.map((n) => [
+      n.name,
+      String(n.vni),
+      n.subnets.map((s) => s.cidr).join(',') || '-',
+      String(n.mtu),
+      String(n.port),
+      n.internal ? 'yes' : 'no',
+      n.multicastGroup ?? '-',
+    ]),
+  );
+}
+
+/** One line for `network create`: name, VNI, subnets with their gateways, MTU. */
+export function formatNetworkCreated(network: Network): string {
+  const subnets = network.subnets.map((s) => `${s.cidr} (gateway ${s.gateway})`).join(', ');
+  const label = network.subnets.length === 1 ? 'subnet' : 'subnets';
+  return `created network ${network.name}: vni ${network.vni}, ${label} ${subnets}, mtu ${network.mtu}\n`;
+}
+
+/** `network inspect`: always JSON, with the fields in a reading order and multicastGroup always present. */
+export function formatNetworkDetail(detail: NetworkDetail): string {
+  return formatJson({
+    name: detail.name,
+    vni: detail.vni,
+    subnets: detail.subnets.map((s) => ({ cidr: s.cidr, gateway: s.gateway })),
+    mtu: detail.mtu,
+    port: detail.port,
+    internal: detail.internal,
+    multicastGroup: detail.multicastGroup ?? null,
+    createdAt: detail.createdAt,
+    endpoints: detail.endpoints,
+  });
+}
+
+export function formatNodeTable(nodes: readonly NodeStatus[], now: Date): string {
+  return formatTable(
+    ['NAME', 'ADDRESS', 'MTU', 'STATE', 'LAST-SEEN'],
+    nodes.map((n) => [n.name, n.address, String(n.mtu), n.state, formatLastSeen(n.lastSeen, now)]),
+  );
+}
+
+export function formatEndpointTable(endpoints: readonly Endpoint[]): string {
+  return formatTable(
+    ['ID', 'NETWORK', 'NODE', 'NETNS', 'IFNAME', 'ADDRESS', 'MAC', 'STATUS'],
+    endpoints.map((e) => [
+      e.id,
+      e.network,
+      e.node,
+      e.netns,
+      e.ifname,
+      formatEndpointAddress(e),
+      e.mac,
+      e.status === 'error' && e.message ? `error: ${oneLine(e.message)}` : e.status,
+    ]),
+  );
+}
+
+/** "192.168.1.2/24" */
+export function formatEndpointAddress(endpoint: Pick<Endpoint, 'ip' | 'prefix'>): string {
+  return `${endpoint.ip}/${endpoint.prefix}`;
+}
+
+/** "never", "just now", "12s ago", "5m ago", "3h ago", "2d ago". */
+export function formatLastSeen(lastSeen: string | null, now: Date): string {
+  if (lastSeen === null) return 'never';
+  const then = Date.parse(lastSeen);
+  if (Number.isNaN(then)) return lastSeen;
+  const seconds = Math.floor((now.getTime() - then) / 1000);
+  if (seconds < 1) return 'just now';
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ago`;
+  return `${Math.floor(seconds / 86400)}d ago`;
+}
+
+/** The `vxnet: ...` error line: one line whatever the message holds. */
+export function formatError(message: string): string {
+  return `vxnet: ${oneLine(message)}\n`;
+}
+
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}

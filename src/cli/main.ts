@@ -1,0 +1,118 @@
+/**
+ * The `vxnet` command. `main` takes argv, the environment and its output channels and returns the exit
+ * status, so tests run it in-process; only the few lines at the bottom touch `process`.
+ *
+ * Exit status: 0 success, 1 an error from the manager (or the host), 2 a mistake in the command line,
+ * 130 interrupted. Every error is one line, `vxnet: <sentence>`, on stderr.
+ */
+import { readFileSync } from 'node:fs';
+import { parseCommandLine, UsageError, type Command, type Env } from './args.ts';
+import type { CommandContext } from './commands/context.ts';
+import { agent, demo, manager } from './commands/daemons.ts';
+import { attach, detach, endpointList } from './commands/endpoint.ts';
+import { networkCreate, networkInspect, networkList, networkRemove } from './commands/network.ts';
+import { nodeList } from './commands/node.ts';
+import { formatError } from './format.ts';
+
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** aborted on SIGINT/SIGTERM; never aborted when omitted */
+  signal?: AbortSignal;
+  /** clock for relative times (tests pin it) */
+  now?: () => Date;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_ERROR = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
+
+export async function main(argv: readonly string[], env: Env, io: CliIo): Promise<number> {
+  const signal = io.signal ?? new AbortController().signal;
+  const ctx: CommandContext = {
+    stdout: io.stdout,
+    stderr: io.stderr,
+    signal,
+    now: io.now ?? (() => new Date()),
+  };
+  try {
+    return await run(parseCommandLine(argv, env), ctx);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(formatError(err.message));
+      return EXIT_USAGE;
+    }
+    if (signal.aborted && (err === signal.reason || (err instanceof Error && err.name === 'AbortError'))) {
+      io.stderr(formatError('interrupted.'));
+      return EXIT_INTERRUPTED;
+    }
+    io.stderr(formatError(err instanceof Error ? err.message : String(err)));
+    return EXIT_ERROR;
+  }
+}
+
+function run(command: Command, ctx: CommandContext): Promise<number> {
+  switch (command.kind) {
+    case 'help':
+      ctx.stdout(command.text);
+      return Promise.resolve(EXIT_OK);
+    case 'version':
+      ctx.stdout(`vxnet ${version()}\n`);
+      return Promise.resolve(EXIT_OK);
+    case 'manager':
+      return manager(command, ctx);
+    case 'agent':
+      return agent(command, ctx);
+    case 'demo':
+      return demo(command, ctx);
+    case 'network-create':
+      return networkCreate(command, ctx);
+    case 'network-ls':
+      return networkList(command, ctx);
+    case 'network-inspect':
+      return networkInspect(command, ctx);
+    case 'network-rm':
+      return networkRemove(command, ctx);
+    case 'node-ls':
+      return nodeList(command, ctx);
+    case 'endpoint-ls':
+      return endpointList(command, ctx);
+    case 'attach':
+      return attach(command, ctx);
+    case 'detach':
+      return detach(command, ctx);
+  }
+}
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
+
+if (import.meta.main) {
+  const controller = new AbortController();
+  // The first SIGINT/SIGTERM asks for a clean stop; the handlers are then removed, so a second one kills.
+  const stop = (): void => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    controller.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  // `vxnet network ls | head -1`: a reader that goes away is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+  const code = await main(process.argv.slice(2), process.env, {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    signal: controller.signal,
+  });
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  process.exitCode = code;
+  // Normally nothing is left and the process ends now. Should a module leave a handle open, do not hang.
+  setTimeout(() => process.exit(code), 2_000).unref();
+}

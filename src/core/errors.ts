@@ -1,0 +1,68 @@
+/**
+ * The error catalogue. Every failure a user can cause has a stable code, one clear sentence and the HTTP
+ * status the manager answers with. Errors are created in the core and translated only at the edges
+ * (HTTP status, CLI exit code, Docker `Err`, CNI error JSON).
+ */
+
+export const ERROR_STATUS = {
+  bad_request: 400,
+  invalid_name: 400,
+  invalid_vni: 400,
+  invalid_cidr: 400,
+  invalid_address: 400,
+  invalid_mtu: 400,
+  invalid_port: 400,
+  gateway_outside_subnet: 400,
+  address_outside_subnet: 400,
+  address_reserved: 400,
+  mtu_too_large: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  /** request body over the manager's 1 MiB limit */
+  payload_too_large: 413,
+  network_not_found: 404,
+  node_not_found: 404,
+  endpoint_not_found: 404,
+  not_found: 404,
+  vni_in_use: 409,
+  network_exists: 409,
+  subnet_overlap: 409,
+  address_in_use: 409,
+  subnet_full: 409,
+  /** no free /24 left in DEFAULT_SUBNET_POOL for a network created without subnets */
+  subnet_pool_exhausted: 409,
+  network_in_use: 409,
+  endpoint_exists: 409,
+  netns_not_found: 422,
+  attach_failed: 422,
+  timeout: 504,
+  /** the manager could not be reached (client side) */
+  unavailable: 503,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class VxnetError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VxnetError';
+    this.code = code;
+  }
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_STATUS, value);
+}
+
+/** The message of anything thrown, for logs and status reports. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,46 @@
+/**
+ * Validation of user-chosen names. Names end up in kernel object names, store keys and URLs, so they are
+ * restricted to a conservative alphabet and never reach a shell.
+ */
+import { VxnetError } from './errors.ts';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+/** Linux IFNAMSIZ is 16 including the terminating NUL. */
+const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+
+export function requireName(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !NAME.test(value)) {
+    throw new VxnetError(
+      'invalid_name',
+      `${what} name ${JSON.stringify(value)} is invalid: use 1-63 letters, digits, "_", "." or "-", starting with a letter or digit.`,
+    );
+  }
+  return value;
+}
+
+export function requireIfname(value: unknown): string {
+  if (typeof value !== 'string' || !IFNAME.test(value) || value === '.' || value === '..') {
+    throw new VxnetError(
+      'invalid_name',
+      `interface name ${JSON.stringify(value)} is invalid: use 1-15 letters, digits, "_", "." or "-".`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A target namespace is given as a name (looked up in /run/netns, as `ip netns` does) or an absolute path
+ * (e.g. /proc/PID/ns/net or a runtime's bind mount). Stored normalised to an absolute path.
+ */
+export function normaliseNetns(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 255) {
+    throw new VxnetError('bad_request', 'netns must be a namespace name or an absolute path.');
+  }
+  if (value.startsWith('/')) {
+    if (!/^\/[A-Za-z0-9_.\/-]+$/.test(value) || value.split('/').includes('..')) {
+      throw new VxnetError('invalid_name', `netns path ${JSON.stringify(value)} is invalid.`);
+    }
+    return value;
+  }
+  return `/run/netns/${requireName(value, 'netns')}`;
+}

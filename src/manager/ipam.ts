@@ -1,0 +1,202 @@
+/**
+ * Address allocation for one network, in memory. The store's `/ipam/<network>/<ip>` keys are the truth and
+ * the final arbiter (created only if absent); this allocator is a fast, rebuildable view of them that also
+ * holds short-lived reservations for requests whose transaction is in flight, so parallel requests in this
+ * manager pick different addresses instead of racing for the same one and retrying.
+ *
+ * "Lowest free address" must not cost a scan of the used ones: each subnet has a hierarchical bitmap
+ * (one bit per address; above it one bit per full 32-bit word, and so on), so finding the first free
+ * address, taking and releasing one are all O(log32 size).
+ */
+import { VxnetError } from '../core/errors.ts';
+import { type Cidr, broadcastOf, contains, formatCidr, formatIPv4, parseIPv4, usableRange } from '../core/ipv4.ts';
+
+/** A set of bits 0..size-1 with "first clear bit" in O(log32 size). */
+export class FreeBitmap {
+  readonly size: number;
+  /** levels[0]: one bit per element; levels[k+1]: bit i set iff word i of levels[k] is all ones */
+  #levels: Uint32Array[] = [];
+
+  constructor(size: number) {
+    this.size = size;
+    let count = size;
+    do {
+      const words = Math.max(1, Math.ceil(count / 32));
+      const level = new Uint32Array(words);
+      // Bits past the end count as used, so they are never found free.
+      const tail = count % 32;
+      if (tail !== 0) level[words - 1] = (0xffffffff << tail) >>> 0;
+      if (count === 0) level[0] = 0xffffffff;
+      this.#levels.push(level);
+      count = words;
+    } while (count > 1);
+    // Propagate words that are full already (only the padding case) upwards.
+    for (let k = 0; k + 1 < this.#levels.length; k++) {
+      const lower = this.#levels[k]!;
+      const upper = this.#levels[k + 1]!;
+      for (let i = 0; i < lower.length; i++) {
+        if (lower[i] === 0xffffffff) upper[i >>> 5] = (upper[i >>> 5]! | (1 << (i & 31))) >>> 0;
+      }
+    }
+  }
+
+  has(index: number): boolean {
+    return ((this.#levels[0]![index >>> 5]! >>> (index & 31)) & 1) === 1;
+  }
+
+  set(index: number): void {
+    let i = index;
+    for (const level of this.#levels) {
+      const before = level[i >>> 5]!;
+      const after = (before | (1 << (i & 31))) >>> 0;
+      level[i >>> 5] = after;
+      if (after !== 0xffffffff || before === 0xffffffff) return;
+      i >>>= 5;
+    }
+  }
+
+  clear(index: number): void {
+    let i = index;
+    for (const level of this.#levels) {
+      const before = level[i >>> 5]!;
+      level[i >>> 5] = (before & ~(1 << (i & 31))) >>> 0;
+      if (before !== 0xffffffff) return;
+      i >>>= 5;
+    }
+  }
+
+  /** The lowest clear bit, or -1 when every bit is set. */
+  firstClear(): number {
+    const top = this.#levels.length - 1;
+    if (this.#levels[top]![0] === 0xffffffff) return -1;
+    let word = 0;
+    for (let k = top; k >= 0; k--) {
+      const w = this.#levels[k]![word]!;
+      const inverted = ~w;
+      const bit = 31 - Math.clz32(inverted & -inverted);
+      word = word * 32 + bit;
+    }
+    return word < this.size ? word : -1;
+  }
+}
+
+interface SubnetPool {
+  cidr: Cidr;
+  text: string;
+  gateway: number;
+  first: number;
+  last: number;
+  /** created on first use: a /8 costs 2 MiB */
+  bits?: FreeBitmap;
+}
+
+export interface Allocation {
+  ip: string;
+  /** prefix length of the subnet the address lies in */
+  prefix: number;
+  gateway: string;
+}
+
+export class NetworkAllocator {
+  readonly network: string;
+  #pools: SubnetPool[];
+  /** addresses held by an `/ipam/` key in the store */
+  #committed = new Set<number>();
+  /** addresses promised to an in-flight request */
+  #reserved = new Set<number>();
+
+  constructor(network: string, subnets: { cidr: Cidr; gateway: number }[]) {
+    this.network = network;
+    this.#pools = subnets.map(({ cidr, gateway }) => {
+      const { first, last } = usableRange(cidr);
+      return { cidr, text: formatCidr(cidr), gateway, first, last };
+    });
+  }
+
+  /** Takes the lowest free address of the first subnet with room, as a reservation. */
+  reserveNext(): Allocation {
+    for (const pool of this.#pools) {
+      const index = this.#bits(pool).firstClear();
+      if (index < 0) continue;
+      const address = pool.first + index;
+      this.#reserved.add(address);
+      this.#bits(pool).set(index);
+      return this.#allocation(pool, address);
+    }
+    const cidrs = this.#pools.map((p) => p.text).join(', ');
+    throw new VxnetError('subnet_full', `network ${this.network} has no free address left in ${cidrs}.`);
+  }
+
+  /** Reserves a requested address after checking it may be used and is free. */
+  reserve(ipText: string): Allocation {
+    const address = parseIPv4(ipText);
+    if (address === undefined) throw new VxnetError('invalid_address', `ip "${ipText}" is not a valid IPv4 address.`);
+    const pool = this.#pools.find((p) => contains(p.cidr, address));
+    if (!pool) {
+      const cidrs = this.#pools.map((p) => p.text).join(', ');
+      throw new VxnetError('address_outside_subnet', `address ${ipText} is not in any subnet of network ${this.network} (${cidrs}).`);
+    }
+    if (address === pool.cidr.network || address === broadcastOf(pool.cidr)) {
+      const what = address === pool.cidr.network ? 'network' : 'broadcast';
+      throw new VxnetError('address_reserved', `address ${ipText} is the ${what} address of ${pool.text}.`);
+    }
+    if (address === pool.gateway) {
+      throw new VxnetError('address_reserved', `address ${ipText} is the gateway of ${pool.text}.`);
+    }
+    if (this.#committed.has(address) || this.#reserved.has(address)) {
+      throw new VxnetError('address_in_use', `address ${ipText} is already in use on network ${this.network}.`);
+    }
+    this.#reserved.add(address);
+    this.#bits(pool).set(address - pool.first);
+    return this.#allocation(pool, address);
+  }
+
+  /** Drops a reservation (the request committed or gave up). */
+  unreserve(ipText: string): void {
+    const address = parseIPv4(ipText);
+    if (address === undefined || !this.#reserved.delete(address)) return;
+    if (!this.#committed.has(address)) this.#free(address);
+  }
+
+  /** The store now holds this address (an `/ipam/` key appeared). */
+  markUsed(ipText: string): void {
+    const address = parseIPv4(ipText);
+    if (address === undefined || this.#committed.has(address)) return;
+    this.#committed.add(address);
+    const pool = this.#poolOf(address);
+    if (pool && address >= pool.first && address <= pool.last) this.#bits(pool).set(address - pool.first);
+  }
+
+  /** The store released this address (its `/ipam/` key was deleted). */
+  markFree(ipText: string): void {
+    const address = parseIPv4(ipText);
+    if (address === undefined || !this.#committed.delete(address)) return;
+    if (!this.#reserved.has(address)) this.#free(address);
+  }
+
+  #free(address: number): void {
+    const pool = this.#poolOf(address);
+    if (!pool || address === pool.gateway || address < pool.first || address > pool.last) return;
+    this.#bits(pool).clear(address - pool.first);
+  }
+
+  #poolOf(address: number): SubnetPool | undefined {
+    return this.#pools.find((p) => contains(p.cidr, address));
+  }
+
+  #bits(pool: SubnetPool): FreeBitmap {
+    if (!pool.bits) {
+      const bits = new FreeBitmap(pool.last - pool.first + 1);
+      if (pool.gateway >= pool.first && pool.gateway <= pool.last) bits.set(pool.gateway - pool.first);
+      for (const address of this.#committed) {
+        if (address >= pool.first && address <= pool.last) bits.set(address - pool.first);
+      }
+      pool.bits = bits;
+    }
+    return pool.bits;
+  }
+
+  #allocation(pool: SubnetPool, address: number): Allocation {
+    return { ip: formatIPv4(address), prefix: pool.cidr.prefix, gateway: formatIPv4(pool.gateway) };
+  }
+}

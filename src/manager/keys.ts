@@ -1,0 +1,45 @@
+/**
+ * The store's key layout. Besides the resources themselves, a few keys exist only to be compared in
+ * transactions, because a compare-and-swap on one key is the only atomic decision the store offers (and
+ * the only one etcd offers across managers):
+ *
+ * - `/vnis/<vni>`, `/ipam/<network>/<ip>`, `/attachments/<node>/<netns>/<ifname>` are created "only if
+ *   absent" together with the resource that claims them, so two requests can never claim the same VNI,
+ *   address or interface even when both passed validation against a stale index.
+ * - `/meta/networks` is rewritten by every network create and delete and compared by each: subnet overlap
+ *   is a property of the whole set of networks, so two creates with overlapping subnets must serialise.
+ * - `/deleting/<network>` is created before a network is deleted; endpoint creates require it absent, so
+ *   once it exists the network's endpoint set can only shrink and the delete sees every endpoint.
+ */
+
+export const PREFIX = {
+  nodes: '/nodes/',
+  networks: '/networks/',
+  endpoints: '/endpoints/',
+  vnis: '/vnis/',
+  ipam: '/ipam/',
+  attachments: '/attachments/',
+  deleting: '/deleting/',
+} as const;
+
+export const META_CLUSTER = '/meta/cluster';
+export const META_NETWORKS = '/meta/networks';
+
+export const keys = {
+  node: (name: string) => PREFIX.nodes + name,
+  network: (name: string) => PREFIX.networks + name,
+  endpoint: (id: string) => PREFIX.endpoints + id,
+  vni: (vni: number) => PREFIX.vnis + String(vni),
+  ipam: (network: string, ip: string) => `${PREFIX.ipam}${network}/${ip}`,
+  /** netns is a path, so it is percent-encoded to stay one key segment */
+  attachment: (node: string, netns: string, ifname: string) =>
+    `${PREFIX.attachments}${node}/${encodeURIComponent(netns)}/${ifname}`,
+  deleting: (network: string) => PREFIX.deleting + network,
+};
+
+/** Splits `/ipam/<network>/<ip>` (names never contain "/"). */
+export function parseIpamKey(key: string): { network: string; ip: string } | undefined {
+  const rest = key.slice(PREFIX.ipam.length).split('/');
+  if (rest.length !== 2) return undefined;
+  return { network: rest[0]!, ip: rest[1]! };
+}

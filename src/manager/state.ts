@@ -1,0 +1,261 @@
+/**
+ * The manager's in-memory index of the store: every node, network and endpoint, plus the lookups the
+ * service needs to decide quickly (VNIs in use, addresses per network, interfaces per node, which nodes
+ * have endpoints on which network).
+ *
+ * It is filled from `store.list()` at start and then kept current *only* from the store's watch, never by
+ * the code that wrote: with several managers on one etcd, changes made by the others arrive the same way,
+ * so every manager converges on the same view. After its own write, the service waits until the index has
+ * caught up to that revision (`waitFor`) before answering, which gives read-your-writes.
+ *
+ * Every applied change is announced to listeners (the watch hub, endpoint waiters) synchronously and in
+ * revision order, with the previous value and after the lookups were updated.
+ */
+import type { Endpoint, Network, Node } from '../core/model.ts';
+import { type Cidr, parseCidr, parseIPv4 } from '../core/ipv4.ts';
+import { NetworkAllocator } from './ipam.ts';
+import { META_CLUSTER, META_NETWORKS, PREFIX, parseIpamKey } from './keys.ts';
+import type { KeyValue, ListResult, WatchEvent } from './store/store.ts';
+
+export interface NetworkEntry {
+  network: Network;
+  modRevision: number;
+  cidrs: Cidr[];
+  allocator: NetworkAllocator;
+}
+
+export type StateChange =
+  | { kind: 'node'; revision: number; node: Node; prev?: Node }
+  | { kind: 'node-deleted'; revision: number; node: Node }
+  | { kind: 'network'; revision: number; network: Network; prev?: Network }
+  | { kind: 'network-deleted'; revision: number; network: Network }
+  | { kind: 'endpoint'; revision: number; endpoint: Endpoint; prev?: Endpoint }
+  | { kind: 'endpoint-deleted'; revision: number; endpoint: Endpoint };
+
+export type StateListener = (change: StateChange) => void;
+
+export class ClusterState {
+  /** the store revision everything here reflects */
+  revision = 0;
+  clusterId: string | undefined;
+  readonly nodes = new Map<string, { node: Node; modRevision: number }>();
+  readonly networks = new Map<string, NetworkEntry>();
+  readonly endpoints = new Map<string, { endpoint: Endpoint; modRevision: number }>();
+  /** network → endpoint ids */
+  readonly endpointsByNetwork = new Map<string, Set<string>>();
+  /** node → endpoint ids */
+  readonly endpointsByNode = new Map<string, Set<string>>();
+  /** network → node → number of that node's endpoints on the network (the watch hub's interest sets) */
+  readonly nodeCounts = new Map<string, Map<string, number>>();
+  /** vni → network name, from `/vnis/` keys */
+  readonly vnis = new Map<number, string>();
+  /** attachment key → endpoint id, from `/attachments/` keys */
+  readonly attachments = new Map<string, string>();
+  /** network → modRevision of its `/deleting/` marker */
+  readonly deleting = new Map<string, number>();
+  metaNetworksRevision = 0;
+
+  #listeners = new Set<StateListener>();
+  #waiters: { revision: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  #closed = false;
+  #onError: (err: unknown) => void;
+
+  constructor(onError: (err: unknown) => void = (err) => console.error('vxnet manager:', err)) {
+    this.#onError = onError;
+  }
+
+  /** Fills the index from a full listing (done once, before the watch starts at list.revision + 1). */
+  load(list: ListResult): void {
+    // Networks must exist before the addresses allocated in them are counted.
+    const order = [META_CLUSTER, PREFIX.nodes, PREFIX.networks, PREFIX.endpoints];
+    const sorted = [...list.kvs].sort((a, b) => rank(a.key, order) - rank(b.key, order));
+    for (const kv of sorted) this.#put(kv, false);
+    this.revision = list.revision;
+  }
+
+  /** Applies one revision's events from the store watch. */
+  apply(events: WatchEvent[]): void {
+    for (const event of events) {
+      try {
+        if (event.type === 'put') this.#put(event.kv, true);
+        else this.#delete(event.key, event.prevValue, event.revision);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+    const revision = events[events.length - 1]?.revision;
+    if (revision !== undefined && revision > this.revision) this.revision = revision;
+    if (this.#waiters.length > 0) {
+      const ready = this.#waiters.filter((w) => w.revision <= this.revision);
+      this.#waiters = this.#waiters.filter((w) => w.revision > this.revision);
+      for (const w of ready) w.resolve();
+    }
+  }
+
+  /** Resolves once the index reflects at least `revision`; rejects once the index is closed. */
+  waitFor(revision: number): Promise<void> {
+    if (revision <= this.revision) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new Error('the cluster index is closed'));
+    return new Promise((resolve, reject) => this.#waiters.push({ revision, resolve, reject }));
+  }
+
+  /** No more updates will come (the watch stopped): fail whoever still waits for one. */
+  close(): void {
+    this.#closed = true;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(new Error('the cluster index is closed'));
+  }
+
+  subscribe(listener: StateListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  endpointsOf(network: string): Endpoint[] {
+    const ids = this.endpointsByNetwork.get(network);
+    if (!ids) return [];
+    const out: Endpoint[] = [];
+    for (const id of ids) {
+      const entry = this.endpoints.get(id);
+      if (entry) out.push(entry.endpoint);
+    }
+    return out;
+  }
+
+  /** Nodes with at least one endpoint on `network`. */
+  nodesOf(network: string): Iterable<string> {
+    return this.nodeCounts.get(network)?.keys() ?? [];
+  }
+
+  /** Networks on which `node` has at least one endpoint. */
+  networksOfNode(node: string): Set<string> {
+    const out = new Set<string>();
+    for (const id of this.endpointsByNode.get(node) ?? []) {
+      const entry = this.endpoints.get(id);
+      if (entry) out.add(entry.endpoint.network);
+    }
+    return out;
+  }
+
+  #put(kv: KeyValue, notify: boolean): void {
+    const { key } = kv;
+    const revision = kv.modRevision;
+    if (key === META_CLUSTER) {
+      this.clusterId = (JSON.parse(kv.value) as { clusterId: string }).clusterId;
+    } else if (key === META_NETWORKS) {
+      this.metaNetworksRevision = revision;
+    } else if (key.startsWith(PREFIX.nodes)) {
+      const node = JSON.parse(kv.value) as Node;
+      const prev = this.nodes.get(node.name)?.node;
+      this.nodes.set(node.name, { node, modRevision: revision });
+      if (notify) this.#emit(prev ? { kind: 'node', revision, node, prev } : { kind: 'node', revision, node });
+    } else if (key.startsWith(PREFIX.networks)) {
+      const network = JSON.parse(kv.value) as Network;
+      const existing = this.networks.get(network.name);
+      if (existing) {
+        existing.network = network;
+        existing.modRevision = revision;
+      } else {
+        const subnets = network.subnets.map((s) => ({ cidr: parseCidr(s.cidr)!, gateway: parseIPv4(s.gateway)! }));
+        this.networks.set(network.name, {
+          network,
+          modRevision: revision,
+          cidrs: subnets.map((s) => s.cidr),
+          allocator: new NetworkAllocator(network.name, subnets),
+        });
+      }
+      if (notify) this.#emit(existing ? { kind: 'network', revision, network, prev: existing.network } : { kind: 'network', revision, network });
+    } else if (key.startsWith(PREFIX.endpoints)) {
+      const endpoint = JSON.parse(kv.value) as Endpoint;
+      const prev = this.endpoints.get(endpoint.id)?.endpoint;
+      this.endpoints.set(endpoint.id, { endpoint, modRevision: revision });
+      if (!prev) {
+        addTo(this.endpointsByNetwork, endpoint.network, endpoint.id);
+        addTo(this.endpointsByNode, endpoint.node, endpoint.id);
+        let counts = this.nodeCounts.get(endpoint.network);
+        if (!counts) this.nodeCounts.set(endpoint.network, (counts = new Map()));
+        counts.set(endpoint.node, (counts.get(endpoint.node) ?? 0) + 1);
+      }
+      if (notify) this.#emit(prev ? { kind: 'endpoint', revision, endpoint, prev } : { kind: 'endpoint', revision, endpoint });
+    } else if (key.startsWith(PREFIX.ipam)) {
+      const parsed = parseIpamKey(key);
+      if (parsed) this.networks.get(parsed.network)?.allocator.markUsed(parsed.ip);
+    } else if (key.startsWith(PREFIX.vnis)) {
+      this.vnis.set(Number(key.slice(PREFIX.vnis.length)), kv.value);
+    } else if (key.startsWith(PREFIX.attachments)) {
+      this.attachments.set(key, kv.value);
+    } else if (key.startsWith(PREFIX.deleting)) {
+      this.deleting.set(key.slice(PREFIX.deleting.length), revision);
+    }
+  }
+
+  #delete(key: string, prevValue: string, revision: number): void {
+    if (key.startsWith(PREFIX.nodes)) {
+      const name = key.slice(PREFIX.nodes.length);
+      const prev = this.nodes.get(name);
+      this.nodes.delete(name);
+      this.#emit({ kind: 'node-deleted', revision, node: prev?.node ?? (JSON.parse(prevValue) as Node) });
+    } else if (key.startsWith(PREFIX.networks)) {
+      const name = key.slice(PREFIX.networks.length);
+      const prev = this.networks.get(name);
+      this.networks.delete(name);
+      this.#emit({ kind: 'network-deleted', revision, network: prev?.network ?? (JSON.parse(prevValue) as Network) });
+    } else if (key.startsWith(PREFIX.endpoints)) {
+      const id = key.slice(PREFIX.endpoints.length);
+      const prev = this.endpoints.get(id);
+      if (!prev) return;
+      const endpoint = prev.endpoint;
+      this.endpoints.delete(id);
+      removeFrom(this.endpointsByNetwork, endpoint.network, id);
+      removeFrom(this.endpointsByNode, endpoint.node, id);
+      const counts = this.nodeCounts.get(endpoint.network);
+      if (counts) {
+        const n = (counts.get(endpoint.node) ?? 1) - 1;
+        if (n > 0) counts.set(endpoint.node, n);
+        else counts.delete(endpoint.node);
+        if (counts.size === 0) this.nodeCounts.delete(endpoint.network);
+      }
+      this.#emit({ kind: 'endpoint-deleted', revision, endpoint });
+    } else if (key.startsWith(PREFIX.ipam)) {
+      const parsed = parseIpamKey(key);
+      if (parsed) this.networks.get(parsed.network)?.allocator.markFree(parsed.ip);
+    } else if (key.startsWith(PREFIX.vnis)) {
+      this.vnis.delete(Number(key.slice(PREFIX.vnis.length)));
+    } else if (key.startsWith(PREFIX.attachments)) {
+      this.attachments.delete(key);
+    } else if (key.startsWith(PREFIX.deleting)) {
+      this.deleting.delete(key.slice(PREFIX.deleting.length));
+    } else if (key === META_NETWORKS) {
+      this.metaNetworksRevision = 0;
+    }
+  }
+
+  #emit(change: StateChange): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+  }
+}
+
+function rank(key: string, order: string[]): number {
+  const i = order.findIndex((p) => key.startsWith(p));
+  return i < 0 ? order.length : i;
+}
+
+function addTo(map: Map<string, Set<string>>, key: string, value: string): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFrom(map: Map<string, Set<string>>, key: string, value: string): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}

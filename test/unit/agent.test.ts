@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
+import type { Dataplane, DesiredState, ReconcileResult } from '../../src/agent/dataplane.ts';
+import { desiredState } from '../../src/agent/desired.ts';
+import { ClusterView } from '../../src/agent/view.ts';
+import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../src/core/model.ts';
+
+const self = { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' };
+const nodes: Node[] = [
+  { name: 'host1', address: '10.99.0.11', mtu: 1500, registeredAt: '' },
+  { name: 'host2', address: '10.99.0.12', mtu: 1500, registeredAt: '' },
+  { name: 'host3', address: '10.99.0.13', mtu: 1500, registeredAt: '' },
+];
+const blue: Network = {
+  name: 'blue',
+  vni: 1000,
+  subnets: [
+    { cidr: '192.168.1.0/24', gateway: '192.168.1.1' },
+    { cidr: '192.168.10.0/24', gateway: '192.168.10.1' },
+  ],
+  mtu: 1450,
+  port: 4789,
+  internal: false,
+  createdAt: '',
+};
+
+function endpoint(id: string, node: string, ip: string, network = 'blue'): Endpoint {
+  const last = Number(ip.split('.')[3]);
+  return {
+    id,
+    network,
+    node,
+    netns: `/run/netns/${id}`,
+    ifname: 'eth0',
+    ip,
+    prefix: 24,
+    gateway: ip.startsWith('192.168.10.') ? '192.168.10.1' : '192.168.1.1',
+    mac: `02:78:c0:a8:01:${last.toString(16).padStart(2, '0')}`,
+    status: 'pending',
+    createdAt: '',
+  };
+}
+
+function snapshot(endpoints: Endpoint[], revision = 10): WatchMessage {
+  return { type: 'snapshot', revision, nodes, networks: [blue], endpoints };
+}
+
+describe('desired state', () => {
+  it('has no devices for a network without local endpoints (lazy)', () => {
+    const view = new ClusterView();
+    view.apply(snapshot([endpoint('aaaaaaaaaaaa', 'host2', '192.168.1.2')]));
+    assert.deepEqual(desiredState(view, self), { networks: [], peers: [], floods: [], endpoints: [] });
+  });
+
+  it('programs one neighbour+FDB entry per remote endpoint and one flood entry per peer node', () => {
+    const view = new ClusterView();
+    view.apply(
+      snapshot([
+        endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2'),
+        endpoint('bbbbbbbbbbbb', 'host2', '192.168.1.3'),
+        endpoint('cccccccccccc', 'host2', '192.168.1.4'),
+        endpoint('dddddddddddd', 'host3', '192.168.10.5'),
+      ]),
+    );
+    const desired = desiredState(view, self);
+    assert.equal(desired.networks.length, 1);
+    const net = desired.networks[0]!;
+    assert.equal(net.bridge, 'vxnb1000');
+    assert.equal(net.vxlan, 'vxnv1000');
+    assert.equal(net.localAddress, '10.99.0.11');
+    assert.equal(net.gatewayMac, '02:78:c0:a8:01:01');
+    assert.deepEqual(net.gatewayAddresses, ['192.168.1.1/24', '192.168.10.1/24']);
+    assert.deepEqual(
+      desired.peers.map((p) => `${p.ip}>${p.vtep}`).sort(),
+      ['192.168.1.3>10.99.0.12', '192.168.1.4>10.99.0.12', '192.168.10.5>10.99.0.13'],
+    );
+    assert.deepEqual(desired.floods, [
+      { vxlan: 'vxnv1000', vtep: '10.99.0.12' },
+      { vxlan: 'vxnv1000', vtep: '10.99.0.13' },
+    ]);
+    assert.equal(desired.endpoints.length, 1);
+    const local = desired.endpoints[0]!;
+    assert.equal(local.address, '192.168.1.2/24');
+    assert.equal(local.hostVeth, 'vxnhaaaaaaaaaa');
+    assert.deepEqual(local.extraRoutes, ['192.168.10.0/24']);
+    assert.equal(local.mtu, 1450);
+  });
+
+  it('uses the multicast group instead of flood entries when the network has one', () => {
+    const view = new ClusterView();
+    view.apply({
+      type: 'snapshot',
+      revision: 1,
+      nodes,
+      networks: [{ ...blue, multicastGroup: '239.1.1.1' }],
+      endpoints: [endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2'), endpoint('bbbbbbbbbbbb', 'host2', '192.168.1.3')],
+    });
+    const desired = desiredState(view, self);
+    assert.equal(desired.floods.length, 0);
+    assert.equal(desired.networks[0]!.multicastGroup, '239.1.1.1');
+    assert.equal(desired.networks[0]!.underlayDevice, 'eth0');
+    assert.equal(desired.peers.length, 1);
+  });
+
+  it('forgets a network and its endpoints when told to', () => {
+    const view = new ClusterView();
+    view.apply(snapshot([endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2'), endpoint('bbbbbbbbbbbb', 'host2', '192.168.1.3')]));
+    view.apply({ type: 'endpoint-deleted', revision: 11, id: 'aaaaaaaaaaaa', network: 'blue' });
+    view.apply({ type: 'network-forgotten', revision: 12, name: 'blue' });
+    assert.equal(view.endpoints.size, 0);
+    assert.equal(view.networks.size, 0);
+    assert.equal(view.revision, 12);
+  });
+});
+
+class RecordingDataplane implements Dataplane {
+  readonly calls: DesiredState[] = [];
+  failNetns = new Set<string>();
+  delayMs = 0;
+  async reconcile(desired: DesiredState): Promise<ReconcileResult> {
+    this.calls.push(desired);
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    const endpointErrors = new Map<string, string>();
+    const readyEndpoints = new Set<string>();
+    for (const e of desired.endpoints) {
+      if (this.failNetns.has(e.netns)) endpointErrors.set(e.id, `network namespace ${e.netns} does not exist`);
+      else readyEndpoints.add(e.id);
+    }
+    return { changes: desired.endpoints.length, endpointErrors, readyEndpoints };
+  }
+}
+
+class ScriptedApi implements AgentManagerApi {
+  readonly statuses: [string, EndpointStatusRequest][] = [];
+  readonly heartbeats: number[] = [];
+  push: ((m: WatchMessage) => void) | undefined;
+  #end: (() => void) | undefined;
+  watchCalls = 0;
+  async registerNode(req: { name: string; address: string; mtu: number }): Promise<Node> {
+    return { ...req, registeredAt: '' };
+  }
+  async heartbeat(_node: string, req: { reconciledRevision: number }): Promise<void> {
+    this.heartbeats.push(req.reconciledRevision);
+  }
+  async setEndpointStatus(id: string, req: EndpointStatusRequest): Promise<void> {
+    this.statuses.push([id, req]);
+  }
+  watch(_node: string, onMessage: (m: WatchMessage) => void, signal: AbortSignal): Promise<void> {
+    this.watchCalls++;
+    this.push = onMessage;
+    return new Promise((resolve, reject) => {
+      this.#end = resolve;
+      signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+    });
+  }
+  endStream(): void {
+    this.#end?.();
+  }
+}
+
+async function until(predicate: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('agent reconcile loop', () => {
+  it('does not touch the data plane before the first snapshot', async () => {
+    const api = new ScriptedApi();
+    const dataplane = new RecordingDataplane();
+    const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
+    const controller = new AbortController();
+    const running = agent.run(controller.signal).catch(() => {});
+    await until(() => api.push !== undefined, 'watch');
+    agent.schedule();
+    await agent.idle();
+    assert.equal(dataplane.calls.length, 0);
+    controller.abort();
+    await running;
+  });
+
+  it('coalesces a burst of changes into few passes and reports statuses once', async () => {
+    const api = new ScriptedApi();
+    const dataplane = new RecordingDataplane();
+    dataplane.delayMs = 20;
+    dataplane.failNetns.add('/run/netns/ffffffffffff');
+    const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
+    const controller = new AbortController();
+    const running = agent.run(controller.signal).catch(() => {});
+    await until(() => api.push !== undefined, 'watch');
+    api.push!(snapshot([]));
+    for (let i = 0; i < 50; i++) {
+      api.push!({ type: 'endpoint', revision: 11 + i, endpoint: endpoint(`e${String(i).padStart(11, '0')}`, 'host2', `192.168.1.${i + 2}`) });
+    }
+    api.push!({ type: 'endpoint', revision: 70, endpoint: endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.100') });
+    api.push!({ type: 'endpoint', revision: 71, endpoint: endpoint('ffffffffffff', 'host1', '192.168.1.101') });
+    await until(() => agent.reconciledRevision === 71, 'reconciled revision 71');
+    await agent.idle();
+    assert.ok(dataplane.calls.length <= 3, `expected at most 3 passes, got ${dataplane.calls.length}`);
+    const last = dataplane.calls.at(-1)!;
+    assert.equal(last.peers.length, 50);
+    assert.equal(last.floods.length, 1);
+    await until(() => api.statuses.length === 2, 'two status reports');
+    assert.deepEqual(
+      api.statuses.map(([id, s]) => `${id}:${s.status}`).sort(),
+      ['aaaaaaaaaaaa:ready', 'ffffffffffff:error'],
+    );
+    assert.match(api.statuses.find(([id]) => id === 'ffffffffffff')![1].message!, /does not exist/);
+    await until(() => api.heartbeats.includes(71), 'heartbeat with revision 71');
+    controller.abort();
+    await running;
+  });
+
+  it('keeps its view and reconnects with a fresh snapshot when the stream ends', async () => {
+    const api = new ScriptedApi();
+    const dataplane = new RecordingDataplane();
+    const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
+    const controller = new AbortController();
+    const running = agent.run(controller.signal).catch(() => {});
+    await until(() => api.push !== undefined, 'watch');
+    api.push!(snapshot([endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2')]));
+    await until(() => agent.reconciledRevision === 10, 'first pass');
+    const passes = dataplane.calls.length;
+    api.endStream();
+    await until(() => api.watchCalls === 2, 'reconnect');
+    assert.equal(dataplane.calls.length, passes, 'losing the stream must not cause a pass');
+    assert.equal(agent.view.endpoints.size, 1, 'view is kept while disconnected');
+    api.push!(snapshot([endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2')], 20));
+    await until(() => agent.reconciledRevision === 20, 'pass after the new snapshot');
+    controller.abort();
+    await running;
+  });
+});

@@ -1,0 +1,284 @@
+/**
+ * LinuxDataplane's apply logic against a recording fake runner: which commands a pass issues, in which
+ * order, and how failures are attributed, undone and reported. (The real kernel is exercised by
+ * test/integration/kernel-dataplane.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
+import { HostToolError, type RunOptions, type RunResult, type Runner } from '../../src/agent/kernel/exec.ts';
+import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
+import { renderFirewall } from '../../src/agent/kernel/nftables.ts';
+
+const fixture = (name: string) => readFileSync(join(import.meta.dirname, '../fixtures/kernel', name), 'utf8');
+
+type Reply = Partial<RunResult> | undefined;
+
+class FakeRunner implements Runner {
+  readonly calls: { argv: string[]; input?: string }[] = [];
+  readonly files = new Map<string, string>([['/proc/sys/net/ipv4/ip_forward', '1\n']]);
+  readonly writes: [string, string][] = [];
+  readonly namespaces = new Set<string>();
+  links = '[]';
+  neighbours = '[]';
+  fdb = '[]';
+  firewall: Reply = { code: 1, stderr: 'Error: No such file or directory\nlist table ip vxnet\n' };
+  /** replies to anything else; default: success */
+  handler: (argv: string[], input?: string) => Reply = () => undefined;
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const call = { argv: [...argv], ...(options.input !== undefined ? { input: options.input } : {}) };
+    this.calls.push(call);
+    const line = argv.join(' ');
+    let reply: Reply;
+    if (line === 'ip -j -d addr show') reply = { stdout: this.links };
+    else if (line === 'ip -j neigh show nud permanent') reply = { stdout: this.neighbours };
+    else if (line === 'bridge -j fdb show state permanent') reply = { stdout: this.fdb };
+    else if (line === 'nft -j list table ip vxnet') reply = this.firewall;
+    else reply = this.handler(call.argv, options.input);
+    const result: RunResult = { argv, code: reply?.code ?? 0, stdout: reply?.stdout ?? '', stderr: reply?.stderr ?? '' };
+    if (result.code !== 0 && !options.allowFailure) throw new HostToolError(argv, result.code, result.stderr);
+    return result;
+  }
+  async readFile(path: string) {
+    return this.files.get(path);
+  }
+  async writeFile(path: string, content: string) {
+    this.writes.push([path, content]);
+    this.files.set(path, content);
+  }
+  async exists(path: string) {
+    return this.namespaces.has(path);
+  }
+  /** calls other than the reads of a pass */
+  writesOnly() {
+    return this.calls.filter((c) => !/^(ip -j -d addr show|ip -j neigh show|bridge -j fdb show|nft -j list)/.test(c.argv.join(' ')));
+  }
+}
+
+/** The network the capture script built (test/fixtures/kernel/capture.sh). */
+const net42: DesiredNetwork = {
+  name: 'front', vni: 42, bridge: 'vxnb42', vxlan: 'vxnv42', port: 4789, mtu: 1450, localAddress: '10.99.0.1',
+  gatewayMac: '02:78:c0:a8:01:01', gatewayAddresses: ['192.168.1.1/24', '192.168.2.1/24'],
+  subnets: ['192.168.1.0/24', '192.168.2.0/24'], internal: false,
+};
+const endpointA: DesiredEndpoint = {
+  id: 'aaaaaaaaaaaa', bridge: 'vxnb42', hostVeth: 'vxnhaaaaaaaaaa', peerVeth: 'vxncaaaaaaaaaa', netns: '/run/netns/c1',
+  ifname: 'eth0', mac: '02:78:c0:a8:01:02', address: '192.168.1.2/24', gateway: '192.168.1.1', mtu: 1450, extraRoutes: [],
+};
+const captured: DesiredState = {
+  networks: [net42],
+  peers: [
+    { vxlan: 'vxnv42', ip: '192.168.1.20', mac: '02:78:c0:a8:01:14', vtep: '10.99.0.2' },
+    { vxlan: 'vxnv42', ip: '192.168.1.21', mac: '02:78:c0:a8:01:15', vtep: '10.99.0.3' },
+  ],
+  floods: [{ vxlan: 'vxnv42', vtep: '10.99.0.2' }, { vxlan: 'vxnv42', vtep: '10.99.0.3' }],
+  endpoints: [endpointA],
+};
+
+/** The captured namespace without its leftovers, with our firewall installed: converged for `captured`. */
+function convergedFake(): FakeRunner {
+  const fake = new FakeRunner();
+  const leftovers = new Set(['vxnv43', 'vxnhbbbbbbbbbb', 'vxncbbbbbbbbbb']);
+  fake.links = JSON.stringify((JSON.parse(fixture('ip-addr-detail.json')) as { ifname: string }[]).filter((l) => !leftovers.has(l.ifname)));
+  fake.neighbours = fixture('ip-neigh-permanent.json');
+  fake.fdb = fixture('bridge-fdb-permanent.json');
+  const { hash } = renderFirewall([net42]);
+  fake.firewall = {
+    stdout: JSON.stringify({
+      nftables: [
+        { table: { family: 'ip', name: 'vxnet', handle: 1 } },
+        { rule: { family: 'ip', table: 'vxnet', chain: 'forward', handle: 2, expr: [], comment: `vxnet rules sha256:${hash}` } },
+      ],
+    }),
+  };
+  return fake;
+}
+
+const lines = (input?: string) => (input ?? '').trim().split('\n');
+
+describe('LinuxDataplane with a fake runner', () => {
+  it('reads the state once and writes nothing when the kernel already matches', async () => {
+    const fake = convergedFake();
+    const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile(captured);
+    assert.deepEqual(result, { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(['aaaaaaaaaaaa']) });
+    assert.deepEqual(fake.calls.map((c) => c.argv.join(' ')).sort(), [
+      'bridge -j fdb show state permanent',
+      'ip -j -d addr show',
+      'ip -j neigh show nud permanent',
+      'nft -j list table ip vxnet',
+    ]);
+    assert.deepEqual(fake.writes, []);
+  });
+
+  it('builds a fresh host in order: sysctl, links, firewall, entries, then endpoints', async () => {
+    const fake = new FakeRunner();
+    fake.files.set('/proc/sys/net/ipv4/ip_forward', '0\n');
+    fake.namespaces.add('/run/netns/c1');
+    const logs: string[] = [];
+    const result = await new LinuxDataplane({ run: fake, log: (l) => logs.push(l), tuneNeighbourTable: false }).reconcile(captured);
+    assert.equal(result.error, undefined);
+    assert.deepEqual([...result.readyEndpoints], ['aaaaaaaaaaaa']);
+    assert.deepEqual(fake.writes, [['/proc/sys/net/ipv4/ip_forward', '1\n']]);
+    const writes = fake.writesOnly();
+    assert.deepEqual(
+      writes.map((c) => c.argv.join(' ')),
+      [
+        'ip -force -batch -',
+        'nft -f -',
+        'ip -force -batch -',
+        'bridge -force -batch -',
+        'ip -force -batch -',
+        'nsenter --net=/run/netns/c1 ip -batch -',
+        'ip -force -batch -',
+      ],
+    );
+    assert.deepEqual(lines(writes[0]!.input), [
+      'link add name vxnb42 address 02:78:c0:a8:01:01 mtu 1450 type bridge',
+      'link add name vxnv42 mtu 1450 type vxlan id 42 dstport 4789 local 10.99.0.1 nolearning proxy',
+      'link set dev vxnb42 up',
+      'link set dev vxnv42 master vxnb42 up',
+      'addr add 192.168.1.1/24 dev vxnb42',
+      'addr add 192.168.2.1/24 dev vxnb42',
+    ]);
+    assert.match(writes[1]!.input!, /^table ip vxnet\ndelete table ip vxnet\ntable ip vxnet \{/);
+    assert.equal(lines(writes[2]!.input).length, 2);
+    assert.equal(lines(writes[3]!.input).length, 4);
+    assert.deepEqual(lines(writes[6]!.input), ['link set dev vxnhaaaaaaaaaa master vxnb42 up']);
+    // 6 link steps + forwarding + firewall + 2 neighbours + 4 FDB entries + 1 endpoint
+    assert.equal(result.changes, 15);
+    assert.ok(logs.some((l) => /reconcile: 15 changes/.test(l)));
+  });
+
+  it('reports a missing target namespace and creates nothing for that endpoint', async () => {
+    const fake = convergedFake();
+    const missing = { ...endpointA, id: 'bbbbbbbbbbbb', hostVeth: 'vxnhbbbbbbbbbb', peerVeth: 'vxncbbbbbbbbbb', netns: '/run/netns/x' };
+    const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile({ ...captured, endpoints: [endpointA, missing] });
+    assert.deepEqual(result.endpointErrors, new Map([['bbbbbbbbbbbb', 'network namespace /run/netns/x does not exist']]));
+    assert.deepEqual([...result.readyEndpoints], ['aaaaaaaaaaaa']);
+    assert.deepEqual(fake.writesOnly(), []);
+  });
+
+  it('undoes an endpoint whose namespace setup fails half-way and reports the failing line', async () => {
+    const fake = convergedFake();
+    fake.namespaces.add('/run/netns/c2');
+    const second = { ...endpointA, id: 'bbbbbbbbbbbb', hostVeth: 'vxnhbbbbbbbbbb', peerVeth: 'vxncbbbbbbbbbb', netns: '/run/netns/c2' };
+    fake.handler = (argv) =>
+      argv[0] === 'nsenter' ? { code: 1, stderr: 'RTNETLINK answers: File exists\nCommand failed -:1\n' } : undefined;
+    const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile({ ...captured, endpoints: [endpointA, second] });
+    assert.equal(
+      result.endpointErrors.get('bbbbbbbbbbbb'),
+      'configuring eth0 in /run/netns/c2 failed at "link set dev vxncbbbbbbbbbb name eth0": RTNETLINK answers: File exists',
+    );
+    assert.ok(!result.readyEndpoints.has('bbbbbbbbbbbb'));
+    const writes = fake.writesOnly();
+    // create the pair and move the peer, configure inside (fails), no attach, undo
+    assert.deepEqual(writes.map((c) => c.argv.join(' ')), ['ip -force -batch -', 'nsenter --net=/run/netns/c2 ip -batch -', 'ip -force -batch -']);
+    assert.deepEqual(lines(writes[0]!.input), [
+      'link add name vxnhbbbbbbbbbb mtu 1450 type veth peer name vxncbbbbbbbbbb mtu 1450 address 02:78:c0:a8:01:02',
+      'link set dev vxncbbbbbbbbbb netns /run/netns/c2',
+    ]);
+    assert.deepEqual(lines(writes[2]!.input), ['link del dev vxnhbbbbbbbbbb']);
+  });
+
+  it('keeps programming neighbours when ip neigh stops at a bad entry, and names the culprit', async () => {
+    const fake = convergedFake();
+    const peers = Array.from({ length: 10 }, (_, i) => ({
+      vxlan: 'vxnv42', ip: `192.168.1.${100 + i}`, mac: `02:78:c0:a8:01:${(100 + i).toString(16)}`, vtep: '10.99.0.2',
+    }));
+    const state = { ...captured, peers: [...captured.peers, ...peers] };
+    const applied: string[] = [];
+    let neighRuns = 0;
+    fake.handler = (argv, input) => {
+      if (argv.join(' ') !== 'ip -force -batch -' || !input?.startsWith('neigh')) return undefined;
+      neighRuns++;
+      const batch = lines(input);
+      for (const line of batch) {
+        if (line.includes('192.168.1.104 ')) {
+          // ip neigh exits on the first kernel error: no "Command failed" line
+          return { code: 2, stderr: 'Error: Invalid argument.\n' };
+        }
+        applied.push(line);
+      }
+      return undefined;
+    };
+    // the re-read after the stop sees what ran
+    const originalRun = fake.run.bind(fake);
+    fake.run = async (argv, options) => {
+      if (argv.join(' ') === 'ip -j neigh show nud permanent' && applied.length) {
+        fake.neighbours = JSON.stringify([
+          ...JSON.parse(fixture('ip-neigh-permanent.json')),
+          ...applied.map((l) => {
+            const [, , ip, , mac] = l.split(' ');
+            return { dst: ip, dev: 'vxnv42', lladdr: mac, state: ['PERMANENT'] };
+          }),
+        ]);
+      }
+      return originalRun(argv, options);
+    };
+    const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile(state);
+    assert.equal(neighRuns, 2);
+    assert.equal(applied.length, 9);
+    assert.match(result.error!, /1 of 10 neighbour changes failed, first "neigh replace 192\.168\.1\.104 lladdr 02:78:c0:a8:01:68 dev vxnv42 nud permanent": Error: Invalid argument\./);
+    // 9 neighbours + 10 FDB entries
+    assert.equal(result.changes, 19);
+  });
+
+  it('does not program entries or endpoints of a network whose devices failed, and says why', async () => {
+    const fake = new FakeRunner();
+    fake.namespaces.add('/run/netns/c1');
+    fake.handler = (argv, input) =>
+      input?.startsWith('link add name vxnb42')
+        ? { code: 1, stderr: 'Command failed -:1\nError: A VXLAN device with the specified VNI already exists.\nCommand failed -:2\n' }
+        : undefined;
+    const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile(captured);
+    assert.match(result.error!, /"link add name vxnv42 .*": Error: A VXLAN device with the specified VNI already exists\./);
+    assert.match(result.endpointErrors.get('aaaaaaaaaaaa')!, /^network device setup failed: /);
+    const tools = fake.writesOnly().map((c) => c.argv[0]);
+    assert.deepEqual(tools, ['ip', 'nft']);
+  });
+
+  it('raises the neighbour GC thresholds once, only where they exist and are lower', async () => {
+    const fake = convergedFake();
+    fake.files.set('/proc/sys/net/ipv4/neigh/default/gc_thresh1', '128\n');
+    fake.files.set('/proc/sys/net/ipv4/neigh/default/gc_thresh2', '512\n');
+    fake.files.set('/proc/sys/net/ipv4/neigh/default/gc_thresh3', '100000\n');
+    const dataplane = new LinuxDataplane({ run: fake });
+    await dataplane.reconcile(captured);
+    await dataplane.reconcile(captured);
+    assert.deepEqual(fake.writes, [
+      ['/proc/sys/net/ipv4/neigh/default/gc_thresh2', '49152\n'],
+      ['/proc/sys/net/ipv4/neigh/default/gc_thresh1', '8192\n'],
+    ]);
+  });
+
+  it('reports an unreadable kernel state as a pass error without writing anything', async () => {
+    const fake = convergedFake();
+    fake.firewall = { code: 1, stderr: 'Error: Could not process rule: Operation not permitted\n' };
+    const result = await new LinuxDataplane({ run: fake }).reconcile(captured);
+    assert.match(result.error!, /^reading the kernel state failed: nft -j list table ip vxnet failed/);
+    assert.equal(result.changes, 0);
+    assert.deepEqual(fake.writesOnly(), []);
+  });
+
+  it('serialises overlapping passes', async () => {
+    const fake = convergedFake();
+    let active = 0;
+    let maxActive = 0;
+    const originalRun = fake.run.bind(fake);
+    fake.run = async (argv, options) => {
+      if (argv.join(' ') === 'ip -j -d addr show') {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        await new Promise((r) => setTimeout(r, 5));
+        active--;
+      }
+      return originalRun(argv, options);
+    };
+    const dataplane = new LinuxDataplane({ run: fake, tuneNeighbourTable: false });
+    await Promise.all([dataplane.reconcile(captured), dataplane.reconcile(captured), dataplane.reconcile(captured)]);
+    assert.equal(maxActive, 1);
+  });
+});
