@@ -199,7 +199,7 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
     const run = createRunner({ netns: path(h) });
     // somebody else's objects in the same namespace
     await inNs(h, ['ip', '-batch', '-'], 'link add br-keep type bridge\nlink add keep0 type veth peer name keep1\nneigh replace 10.99.0.9 lladdr 02:00:00:00:00:09 dev u0 nud permanent\n');
-    await inNs(h, ['nft', '-f', '-'], 'table ip keepme { chain c { type filter hook forward priority 0; policy accept; } }\n');
+    await inNs(h, ['nft', '-f', '-'], 'table ip keepme {\n  chain c { type filter hook forward priority 0; policy accept; }\n}\n');
     const dataplane = new LinuxDataplane({ run });
     const desired: DesiredState = {
       networks: [network(42, '10.99.0.1'), network(44, '10.99.0.1', { gatewayAddresses: ['192.168.4.1/24'], subnets: ['192.168.4.0/24'] })],
@@ -340,9 +340,9 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
         network(42, self),
         network(43, self, { multicastGroup: '239.1.1.43', underlayDevice: 'u0', gatewayMac: '02:78:c0:a8:03:01', gatewayAddresses: ['192.168.3.1/24'], subnets: ['192.168.3.0/24'] }),
       ],
-      // unicast network: every remote endpoint as neighbour + FDB entry, the other host in the flood list;
-      // multicast network: nothing, the group carries unknown destinations
-      peers: remote.filter((e) => e.bridge === 'vxnb42').map((e) => ({ vxlan: 'vxnv42', ip: e.address.split('/')[0]!, mac: e.mac, vtep: other })),
+      // every remote endpoint as neighbour + FDB entry (as the agent does); broadcast and unknown destinations
+      // go to the other host by head-end replication (unicast network) or to the group (multicast network)
+      peers: remote.map((e) => ({ vxlan: e.bridge.replace('vxnb', 'vxnv'), ip: e.address.split('/')[0]!, mac: e.mac, vtep: other })),
       floods: [{ vxlan: 'vxnv42', vtep: other }],
       endpoints: local,
     });
@@ -367,6 +367,13 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
     assert.match(arp, /lladdr 02:78:c0:a8:01:03/);
     assert.equal(await ping(c2, '192.168.3.2'), 0, 'multicast network: c2 → c1');
     assert.equal(await ping(c1, '192.168.3.3'), 0, 'multicast network: c1 → c2');
+    // multicast traffic (no FDB entry for 33:33:00:00:00:01) crosses the underlay through the group: an IPv6
+    // all-nodes ping from c1 is answered by c2's link-local address (derived from its MAC 02:78:c0:a8:03:03)
+    let answered = '';
+    for (let attempt = 0; attempt < 10 && !answered.includes('fe80::78:c0ff:fea8:303'); attempt++) {
+      answered = (await execute(['nsenter', `--net=${path(c1)}`, 'ping', '-6', '-c', '2', '-i', '0.2', '-W', '1', 'ff02::1%eth1'], { allowFailure: true })).stdout;
+    }
+    assert.match(answered, /from fe80::78:c0ff:fea8:303/, 'a multicast frame reached the other host through the group');
     // networks are isolated: c3 reaches its own gateway, but neither the other network's gateway nor its containers
     assert.equal(await ping(c3, '192.168.1.1'), 0, 'own gateway');
     assert.notEqual(await ping(c3, '192.168.3.1'), 0, 'the other network’s gateway is not reachable');

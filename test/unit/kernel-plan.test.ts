@@ -48,9 +48,9 @@ const desired = (extra: Partial<DesiredState> = {}): DesiredState => ({ networks
 function converged(state: DesiredState): ActualState {
   const links = new Map<string, LinkState>();
   for (const net of state.networks) {
-    links.set(net.bridge, { name: net.bridge, kind: 'bridge', mtu: net.mtu, up: true, mac: net.gatewayMac, peerElsewhere: false, ipv4: [...net.gatewayAddresses] });
+    links.set(net.bridge, { name: net.bridge, index: 10 + net.vni, kind: 'bridge', mtu: net.mtu, up: true, mac: net.gatewayMac, peerElsewhere: false, ipv4: [...net.gatewayAddresses] });
     links.set(net.vxlan, {
-      name: net.vxlan, kind: 'vxlan', mtu: net.mtu, up: true, master: net.bridge, mac: '66:00:00:00:00:01', peerElsewhere: false, ipv4: [],
+      name: net.vxlan, index: 20 + net.vni, kind: 'vxlan', mtu: net.mtu, up: true, master: net.bridge, mac: '66:00:00:00:00:01', peerElsewhere: false, ipv4: [],
       vxlan: {
         vni: net.vni, port: net.port, local: net.localAddress, ttl: net.multicastGroup ? 5 : 0, learning: false, proxy: true,
         ...(net.multicastGroup ? { group: net.multicastGroup, device: net.underlayDevice } : {}),
@@ -58,7 +58,7 @@ function converged(state: DesiredState): ActualState {
     });
   }
   for (const ep of state.endpoints) {
-    links.set(ep.hostVeth, { name: ep.hostVeth, kind: 'veth', mtu: ep.mtu, up: true, master: ep.bridge, mac: '66:00:00:00:00:02', peerElsewhere: true, ipv4: [] });
+    links.set(ep.hostVeth, { name: ep.hostVeth, index: 100 + links.size, kind: 'veth', mtu: ep.mtu, up: true, master: ep.bridge, mac: '66:00:00:00:00:02', peerElsewhere: true, ipv4: [] });
   }
   return {
     links,
@@ -196,7 +196,7 @@ describe('planReconcile', () => {
   it('recreates a device of the wrong kind under a bridge name and re-attaches its ports', () => {
     const state = desired({ networks: [network(42)], endpoints: [endpoint('aaaaaaaaaaaa', 42)] });
     const actual = converged(state);
-    actual.links.set('vxnb42', { name: 'vxnb42', kind: 'veth', mtu: 1450, up: true, mac: '02:78:c0:a8:01:01', peerElsewhere: true, ipv4: [] });
+    actual.links.set('vxnb42', { name: 'vxnb42', index: 99, kind: 'veth', mtu: 1450, up: true, mac: '02:78:c0:a8:01:01', peerElsewhere: true, ipv4: [] });
     const plan = planReconcile(state, actual);
     assert.deepEqual(plan.links.map((s) => `${s.op} ${'name' in s ? s.name : s.dev}`), [
       'link-del vxnb42',
@@ -272,7 +272,7 @@ describe('planReconcile', () => {
     const actual = converged(state);
     Object.assign(actual.links.get('vxnhaaaaaaaaaa')!, { up: false, master: undefined }); // crashed before the last step
     Object.assign(actual.links.get('vxnhbbbbbbbbbb')!, { peerElsewhere: false, peer: 'vxncbbbbbbbbbb' }); // crashed before the move
-    actual.links.set('vxncbbbbbbbbbb', { name: 'vxncbbbbbbbbbb', kind: 'veth', mtu: 1450, up: false, mac: '02:00:00:00:00:01', peerElsewhere: false, peer: 'vxnhbbbbbbbbbb', ipv4: [] });
+    actual.links.set('vxncbbbbbbbbbb', { name: 'vxncbbbbbbbbbb', index: 98, kind: 'veth', mtu: 1450, up: false, mac: '02:00:00:00:00:01', peerElsewhere: false, peer: 'vxnhbbbbbbbbbb', ipv4: [] });
     actual.links.get('vxnhcccccccccc')!.mtu = 1500;
     const plan = planReconcile(state, actual);
     assert.deepEqual(plan.links.map((s) => s.op === 'link-del' && s.name), ['vxnhaaaaaaaaaa', 'vxnhbbbbbbbbbb', 'vxnhcccccccccc']);

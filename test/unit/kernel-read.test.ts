@@ -17,7 +17,8 @@ const sorted = <T>(items: T[]): T[] => [...items].sort((a, b) => JSON.stringify(
 describe('parseLinks (ip -j -d addr show)', () => {
   const links = new Map(parseLinks(fixture('ip-addr-detail.json')).map((l) => [l.name, l]));
 
-  it('reads every link of the namespace, owned or not', () => {
+  it('reads every link of the namespace, owned or not, with its ifindex', () => {
+    assert.equal(links.get('lo')!.index, 1);
     assert.deepEqual([...links.keys()], [
       'lo', 'u1', 'u0', 'br-other', 'vxnb42', 'vxnv42', 'vxnv43', 'vxnhaaaaaaaaaa', 'vxncbbbbbbbbbb', 'vxnhbbbbbbbbbb',
     ]);
@@ -26,6 +27,7 @@ describe('parseLinks (ip -j -d addr show)', () => {
   it('reads a bridge with its MAC, MTU, state and IPv4 addresses (not its IPv6 link-local)', () => {
     assert.deepEqual(links.get('vxnb42'), {
       name: 'vxnb42',
+      index: links.get('vxnb42')!.index,
       kind: 'bridge',
       mtu: 1450,
       up: true,
@@ -38,6 +40,7 @@ describe('parseLinks (ip -j -d addr show)', () => {
   it('reads a unicast VXLAN device with its immutable attributes and master', () => {
     assert.deepEqual(links.get('vxnv42'), {
       name: 'vxnv42',
+      index: links.get('vxnv42')!.index,
       kind: 'vxlan',
       mtu: 1450,
       up: true,

@@ -37,8 +37,22 @@ export interface RunResult {
   stderr: string;
 }
 
+/** A long-running process whose output is delivered line by line (e.g. `ip monitor neigh`). */
+export interface Watch {
+  readonly pid: number | undefined;
+  /** resolves with the exit code when the process has ended */
+  readonly exited: Promise<number>;
+  stop(): void;
+}
+
 export interface Runner {
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+  /**
+   * Starts a long-running tool and hands every output line to `onLine`. The process never keeps the
+   * caller alive and is killed when the caller exits. Optional: without it the data plane reads all
+   * entries on every pass.
+   */
+  watch?(argv: readonly string[], onLine: (line: string, stream: 'stdout' | 'stderr') => void): Watch;
   /** contents of a file such as /proc/sys/net/ipv4/ip_forward as seen from the runner's namespace; undefined when absent */
   readFile(path: string): Promise<string | undefined>;
   writeFile(path: string, content: string): Promise<void>;
@@ -173,6 +187,9 @@ export function createRunner(options: RunnerOptions = {}): Runner {
       }
       await writeFile(path, content);
     },
+    watch(argv, onLine) {
+      return startWatch([...prefix, ...argv], onLine);
+    },
     async exists(path) {
       try {
         await access(path);
@@ -182,6 +199,35 @@ export function createRunner(options: RunnerOptions = {}): Runner {
       }
     },
   };
+}
+
+function startWatch(argv: readonly string[], onLine: (line: string, stream: 'stdout' | 'stderr') => void): Watch {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  const kill = () => child.kill('SIGTERM');
+  process.once('exit', kill);
+  const exited = new Promise<number>((resolve) => {
+    child.on('error', () => resolve(127));
+    child.on('close', (code) => {
+      process.removeListener('exit', kill);
+      resolve(code ?? 128);
+    });
+  });
+  for (const [stream, name] of [
+    [child.stdout!, 'stdout'],
+    [child.stderr!, 'stderr'],
+  ] as const) {
+    let rest = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const parts = (rest + chunk).split('\n');
+      rest = parts.pop()!;
+      for (const line of parts) if (line) onLine(line, name);
+    });
+    // pipes from spawn() are sockets: unref so that watching never keeps the process alive
+    (stream as unknown as { unref?: () => void }).unref?.();
+  }
+  child.unref();
+  return { pid: child.pid, exited, stop: kill };
 }
 
 /** One failed line of a `-batch` run: its 0-based index in the script and the messages printed for it. */

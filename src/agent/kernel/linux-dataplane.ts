@@ -3,8 +3,9 @@
  * network, veth pair per local endpoint, permanent neighbour + FDB entries per remote endpoint, one
  * nftables table).
  *
- * A pass is: one read of the actual state (four dumps in parallel, see read.ts), a pure diff (plan.ts),
- * then at most a handful of batched writes, in this order:
+ * A pass is: one read of the actual state (dumps in parallel, see read.ts; the two large entry dumps are
+ * skipped while `ip monitor neigh` vouches that nothing changed, see entry-cache.ts), a pure diff
+ * (plan.ts), then at most a handful of batched writes, in this order:
  *   1. sysctls (ip_forward; neighbour GC thresholds once)
  *   2. `ip -batch`: link deletions, creations, attribute fixes, addresses
  *   3. `nft -f -`: the firewall, before any new endpoint can send a packet
@@ -35,8 +36,8 @@ import {
   type LinkStep,
   type NeighbourStep,
 } from './plan.ts';
-import { IP_FORWARD, readActualState, readFdb, readNeighbours, type ActualState } from './read.ts';
-export { detectUnderlay, preflight } from './host.ts';
+import { EntryCache } from './entry-cache.ts';
+import { IP_FORWARD, readBase, readFdb, readNeighbours, type ActualState } from './read.ts';
 import {
   batchInput,
   renderEndpointAttach,
@@ -48,6 +49,8 @@ import {
   renderNeighbourStep,
 } from './render.ts';
 
+export { detectUnderlay, preflight } from './host.ts';
+
 export interface LinuxDataplaneOptions {
   log?: (line: string) => void;
   run?: Runner;
@@ -58,6 +61,11 @@ export interface LinuxDataplaneOptions {
   tuneNeighbourTable?: boolean;
   /** how many endpoint namespaces are configured at the same time (default 4) */
   endpointConcurrency?: number;
+  /**
+   * Reuse the last neighbour/FDB dump while `ip monitor neigh` reports no change (see entry-cache.ts).
+   * Default true; without it every pass dumps all entries.
+   */
+  watchEntries?: boolean;
 }
 
 /** Docker's values (moby ostweaks_linux.go): room for tens of thousands of neighbours. */
@@ -89,6 +97,7 @@ export class LinuxDataplane implements Dataplane {
   readonly #log: (line: string) => void;
   readonly #tune: boolean;
   readonly #concurrency: number;
+  readonly #entries: EntryCache | undefined;
   #tuned = false;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -97,6 +106,35 @@ export class LinuxDataplane implements Dataplane {
     this.#log = options.log ?? (() => {});
     this.#tune = options.tuneNeighbourTable ?? true;
     this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
+    this.#entries = options.watchEntries === false ? undefined : new EntryCache(this.#run, { log: this.#log });
+  }
+
+  /** Stops the background `ip monitor` (it never keeps the process alive, so this is optional). */
+  close(): void {
+    this.#entries?.close();
+  }
+
+  /** One read of the actual state; the two large entry dumps are skipped when the entry cache vouches for them. */
+  async #read(signal?: AbortSignal): Promise<ActualState> {
+    const cache = this.#entries;
+    if (!cache) {
+      const [base, [neighbours, fdb]] = await Promise.all([
+        readBase(this.#run, signal),
+        Promise.all([readNeighbours(this.#run, signal), readFdb(this.#run, signal)]),
+      ]);
+      return { ...base, neighbours, fdb };
+    }
+    await cache.prepare();
+    const reused = cache.cached();
+    const [base, dumped] = await Promise.all([readBase(this.#run, signal), reused ? undefined : cache.dump(signal)]);
+    if (dumped) {
+      cache.bind(base.links);
+      return { ...base, ...dumped };
+    }
+    if (cache.stillValid(base.links)) return { ...base, ...reused! };
+    const again = await cache.dump(signal);
+    cache.bind(base.links);
+    return { ...base, ...again };
   }
 
   /** Passes never overlap: a call waits for the previous one. */
@@ -114,7 +152,7 @@ export class LinuxDataplane implements Dataplane {
 
     let actual: ActualState;
     try {
-      actual = await readActualState(this.#run, signal);
+      actual = await this.#read(signal);
     } catch (err) {
       if (signal?.aborted) throw err;
       result.error = `reading the kernel state failed: ${messageOf(err)}`;
@@ -167,6 +205,9 @@ export class LinuxDataplane implements Dataplane {
       });
     }
 
+    // links written (devices created/deleted): entries may have gone with them
+    if (plan.links.length) this.#entries?.invalidate();
+
     // 3. firewall
     const firewall = planFirewall(plan.networks, actual.firewall);
     if (firewall.action !== 'none') {
@@ -191,6 +232,7 @@ export class LinuxDataplane implements Dataplane {
       this.#applyEntries('ip', neighbourSteps, renderNeighbourStep, signal),
       this.#applyEntries('bridge', fdbSteps, renderFdbStep, signal),
     ]);
+    if (neighbourSteps.length || fdbSteps.length) this.#entries?.invalidate();
     result.changes += neigh.applied + fdb.applied;
     for (const [what, outcome, total] of [
       ['neighbour', neigh, neighbourSteps.length],

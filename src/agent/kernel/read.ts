@@ -28,6 +28,8 @@ export interface VxlanAttributes {
 
 export interface LinkState {
   name: string;
+  /** ifindex: changes when a device is deleted and created again under the same name */
+  index: number;
   /** linkinfo kind ("bridge", "vxlan", "veth", ...) or "" for plain devices */
   kind: string;
   mtu: number;
@@ -99,6 +101,7 @@ export function parseLinks(text: string): LinkState[] {
     const kind = str(linkinfo.info_kind) ?? '';
     const link: LinkState = {
       name,
+      index: num(item.ifindex) ?? 0,
       kind,
       mtu: num(item.mtu) ?? 0,
       up: flags.includes('UP'),
@@ -219,20 +222,29 @@ export async function readFirewall(run: Runner, signal?: AbortSignal): Promise<F
 
 export const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
-/** Everything one pass needs, read once and in parallel. */
-export async function readActualState(run: Runner, signal?: AbortSignal): Promise<ActualState> {
-  const [links, neighbours, fdb, firewall, forward] = await Promise.all([
-    readLinks(run, signal),
-    readNeighbours(run, signal),
-    readFdb(run, signal),
-    readFirewall(run, signal),
-    run.readFile(IP_FORWARD),
-  ]);
+/** Neighbour and FDB entries of owned VXLAN devices: the two large dumps. */
+export interface EntryState {
+  neighbours: NeighbourEntry[];
+  fdb: FdbEntry[];
+}
+
+export async function readEntries(run: Runner, signal?: AbortSignal): Promise<EntryState> {
+  const [neighbours, fdb] = await Promise.all([readNeighbours(run, signal), readFdb(run, signal)]);
+  return { neighbours, fdb };
+}
+
+/** Everything but the entries: owned links, the firewall marker, IPv4 forwarding. */
+export async function readBase(run: Runner, signal?: AbortSignal): Promise<Omit<ActualState, keyof EntryState>> {
+  const [links, firewall, forward] = await Promise.all([readLinks(run, signal), readFirewall(run, signal), run.readFile(IP_FORWARD)]);
   return {
     links: new Map(links.filter((link) => isOwnedName(link.name)).map((link) => [link.name, link])),
-    neighbours,
-    fdb,
     firewall,
     ipForward: forward?.trim() === '1',
   };
+}
+
+/** Everything one pass needs, read once and in parallel. */
+export async function readActualState(run: Runner, signal?: AbortSignal): Promise<ActualState> {
+  const [base, entries] = await Promise.all([readBase(run, signal), readEntries(run, signal)]);
+  return { ...base, ...entries };
 }
