@@ -145,12 +145,16 @@ export class EntryCache {
     this.#dirty = true;
   }
 
-  close(): void {
+  /** Stops the monitor and waits until it is gone. */
+  async close(): Promise<void> {
     this.#closed = true;
     this.#armed = false;
     this.#cache = undefined;
     const watch = this.#watch;
     this.#watch = undefined;
-    watch?.stop();
+    if (watch) {
+      watch.stop();
+      await watch.exited;
+    }
   }
 }

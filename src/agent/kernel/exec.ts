@@ -42,6 +42,7 @@ export interface Watch {
   readonly pid: number | undefined;
   /** resolves with the exit code when the process has ended */
   readonly exited: Promise<number>;
+  /** terminates the process; `exited` resolves once it is gone */
   stop(): void;
 }
 
@@ -204,6 +205,7 @@ export function createRunner(options: RunnerOptions = {}): Runner {
 function startWatch(argv: readonly string[], onLine: (line: string, stream: 'stdout' | 'stderr') => void): Watch {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   const kill = () => child.kill('SIGTERM');
+  // last resort when the caller exits without stopping us
   process.once('exit', kill);
   const exited = new Promise<number>((resolve) => {
     child.on('error', () => resolve(127));
@@ -227,7 +229,14 @@ function startWatch(argv: readonly string[], onLine: (line: string, stream: 'std
     (stream as unknown as { unref?: () => void }).unref?.();
   }
   child.unref();
-  return { pid: child.pid, exited, stop: kill };
+  return {
+    pid: child.pid,
+    exited,
+    stop() {
+      child.ref(); // keep the caller alive until the process is reaped
+      kill();
+    },
+  };
 }
 
 /** One failed line of a `-batch` run: its 0-based index in the script and the messages printed for it. */

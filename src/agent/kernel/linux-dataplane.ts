@@ -109,9 +109,12 @@ export class LinuxDataplane implements Dataplane {
     this.#entries = options.watchEntries === false ? undefined : new EntryCache(this.#run, { log: this.#log });
   }
 
-  /** Stops the background `ip monitor` (it never keeps the process alive, so this is optional). */
-  close(): void {
-    this.#entries?.close();
+  /**
+   * Stops the background `ip monitor neigh` and waits for it to end. It never keeps the process alive and is
+   * killed when the process exits, so this matters mainly for tests that delete the namespace afterwards.
+   */
+  async close(): Promise<void> {
+    await this.#entries?.close();
   }
 
   /** One read of the actual state; the two large entry dumps are skipped when the entry cache vouches for them. */
