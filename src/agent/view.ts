@@ -43,9 +43,12 @@ export class ClusterView {
         this.#endpointsByNetwork.delete(message.name);
         return this.networks.delete(message.name) || (ids?.size ?? 0) > 0;
       }
-      case 'endpoint':
+      case 'endpoint': {
+        const previous = this.endpoints.get(message.endpoint.id);
         this.#putEndpoint(message.endpoint);
-        return true;
+        // The agent's own status reports come back on the stream; they do not change kernel state.
+        return !previous || !sameExceptStatus(previous, message.endpoint);
+      }
       case 'endpoint-deleted': {
         const existing = this.endpoints.get(message.id);
         if (!existing) return false;
@@ -77,4 +80,17 @@ export class ClusterView {
     if (!ids) this.#endpointsByNetwork.set(endpoint.network, (ids = new Set()));
     ids.add(endpoint.id);
   }
+}
+
+function sameExceptStatus(a: Endpoint, b: Endpoint): boolean {
+  return (
+    a.network === b.network &&
+    a.node === b.node &&
+    a.netns === b.netns &&
+    a.ifname === b.ifname &&
+    a.ip === b.ip &&
+    a.prefix === b.prefix &&
+    a.gateway === b.gateway &&
+    a.mac === b.mac
+  );
 }

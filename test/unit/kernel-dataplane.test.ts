@@ -229,9 +229,9 @@ describe('LinuxDataplane with a fake runner', () => {
   it('does not program entries or endpoints of a network whose devices failed, and says why', async () => {
     const fake = new FakeRunner();
     fake.namespaces.add('/run/netns/c1');
-    fake.handler = (argv, input) =>
+    fake.handler = (_argv, input) =>
       input?.startsWith('link add name vxnb42')
-        ? { code: 1, stderr: 'Command failed -:1\nError: A VXLAN device with the specified VNI already exists.\nCommand failed -:2\n' }
+        ? { code: 1, stderr: 'Error: A VXLAN device with the specified VNI already exists.\nCommand failed -:2\n' }
         : undefined;
     const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile(captured);
     assert.match(result.error!, /"link add name vxnv42 .*": Error: A VXLAN device with the specified VNI already exists\./);

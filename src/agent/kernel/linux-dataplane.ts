@@ -163,6 +163,28 @@ export class LinuxDataplane implements Dataplane {
       return result;
     }
 
+    try {
+      await this.#apply(desired, actual, result, errors, signal);
+    } catch (err) {
+      // something unexpected (not a failed line, those are reported above): what was written is unknown
+      this.#entries?.invalidate();
+      if (signal?.aborted) throw err;
+      errors.push(`applying changes failed: ${messageOf(err)}`);
+    }
+
+    if (errors.length) {
+      result.error = errors.length > 5 ? `${errors.slice(0, 5).join('; ')}; and ${errors.length - 5} more` : errors.join('; ');
+    }
+    if (result.changes > 0 || errors.length || result.endpointErrors.size) {
+      this.#log(
+        `reconcile: ${result.changes} changes, ${result.readyEndpoints.size} endpoints ready, ` +
+          `${result.endpointErrors.size} endpoint errors in ${Math.round(performance.now() - started)} ms`,
+      );
+    }
+    return result;
+  }
+
+  async #apply(desired: DesiredState, actual: ActualState, result: ReconcileResult, errors: string[], signal?: AbortSignal): Promise<void> {
     const plan = planReconcile(desired, actual);
     for (const note of plan.notes) this.#log(note);
     for (const r of plan.rejected) {
@@ -267,17 +289,6 @@ export class LinuxDataplane implements Dataplane {
       const created = await this.#createEndpoints(toCreate, result, signal);
       result.changes += created;
     }
-
-    if (errors.length) {
-      result.error = errors.length > 5 ? `${errors.slice(0, 5).join('; ')}; and ${errors.length - 5} more` : errors.join('; ');
-    }
-    if (result.changes > 0 || errors.length || result.endpointErrors.size) {
-      this.#log(
-        `reconcile: ${result.changes} changes, ${result.readyEndpoints.size} endpoints ready, ` +
-          `${result.endpointErrors.size} endpoint errors in ${Math.round(performance.now() - started)} ms`,
-      );
-    }
-    return result;
   }
 
   #linkFailure(
@@ -291,7 +302,10 @@ export class LinuxDataplane implements Dataplane {
     if (step.endpoint) {
       failedEndpoints.set(step.endpoint, message);
     } else if (step.network) {
-      if (!failedNetworks.has(step.network)) failedNetworks.set(step.network, `network device setup failed: ${message}`);
+      // without its devices (or with the VXLAN device outside the bridge) a network cannot carry anything:
+      // its entries and new endpoints wait; a wrong MTU or address is reported but blocks nothing
+      const fatal = step.op === 'bridge-add' || step.op === 'vxlan-add' || step.op === 'link-del' || (step.op === 'link-set' && step.master !== undefined);
+      if (fatal && !failedNetworks.has(step.network)) failedNetworks.set(step.network, `network device setup failed: ${message}`);
       errors.push(message);
     } else {
       errors.push(message);
