@@ -28,8 +28,8 @@ const NETLINK_ROUTE = '0';
 export const RESYNC_MS = 30_000;
 const ARM_ATTEMPTS = 50;
 const ARM_INTERVAL_MS = 20;
-const RETRY_AFTER_EXIT_MS = 5_000;
-const RETRY_AFTER_ARM_FAILURE_MS = 60_000;
+const RETRY_MIN_MS = 5_000;
+const RETRY_MAX_MS = 300_000;
 
 /** Pure: whether /proc/net/netlink lists a NETLINK_ROUTE socket of `pid` subscribed to neighbour events. */
 export function isSubscribed(table: string, pid: number): boolean {
@@ -67,6 +67,8 @@ export class EntryCache {
   #armed = false;
   #dirty = true;
   #retryAt = 0;
+  /** consecutive failures to start or keep the monitor: backoff and one log line per streak */
+  #failures = 0;
   #cache: { entries: EntryState; at: number; devices?: string } | undefined;
   #closed = false;
 
@@ -91,25 +93,30 @@ export class EntryCache {
       this.#watch = undefined;
       this.#armed = false;
       this.#dirty = true;
-      this.#retryAt = this.#now() + RETRY_AFTER_EXIT_MS;
-      if (!this.#closed) this.#log(`ip monitor neigh exited (code ${code}): reading all entries on every pass until it is back`);
+      if (!this.#closed) this.#failed(`ip monitor neigh exited (code ${code})`);
     });
     if (watch.pid !== undefined) {
       for (let i = 0; i < ARM_ATTEMPTS && this.#watch === watch; i++) {
         const table = await this.#run.readFile('/proc/net/netlink');
         if (table !== undefined && isSubscribed(table, watch.pid)) {
           this.#armed = true;
+          this.#failures = 0;
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, ARM_INTERVAL_MS));
       }
     }
     if (this.#watch === watch) {
-      this.#log('ip monitor neigh did not subscribe to neighbour events: reading all entries on every pass');
       this.#watch = undefined;
       watch.stop();
-      this.#retryAt = this.#now() + RETRY_AFTER_ARM_FAILURE_MS;
+      this.#failed('ip monitor neigh did not subscribe to neighbour events');
     }
+  }
+
+  #failed(what: string): void {
+    this.#failures++;
+    this.#retryAt = this.#now() + Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (this.#failures - 1));
+    if (this.#failures === 1) this.#log(`${what}: reading all entries on every pass until it works again`);
   }
 
   /** The last dump, when nothing can have changed since it started. */

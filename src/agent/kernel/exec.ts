@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, open, readFile, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
 export interface RunOptions {
@@ -75,7 +75,6 @@ export class HostToolError extends Error {
   }
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13 };
 const DEFAULT_TIMEOUT_MS = 120_000;
 
 let outputDir: string | undefined;
@@ -131,7 +130,7 @@ export async function execute(argv: readonly string[], options: RunOptions & { t
           });
         }
         if (signal) stderrText += `${stderrText ? '\n' : ''}killed by ${signal}`;
-        resolve({ code: exitCode ?? 128 + (signal ? (SIGNALS[signal] ?? 0) : 0), stderr: stderrText });
+        resolve({ code: exitCode ?? 128 + (signal ? osConstants.signals[signal] : 0), stderr: stderrText });
       });
     });
     const { size } = await out.stat();
@@ -189,7 +188,9 @@ export function createRunner(options: RunnerOptions = {}): Runner {
       await writeFile(path, content);
     },
     watch(argv, onLine) {
-      return startWatch([...prefix, ...argv], onLine);
+      // setpriv (util-linux) asks the kernel to SIGTERM the tool when we die, even by SIGKILL: a monitor
+      // must never outlive the data plane (it would also keep a test's deleted namespace alive)
+      return startWatch([...prefix, 'setpriv', '--pdeathsig', 'TERM', ...argv], onLine);
     },
     async exists(path) {
       try {
@@ -205,7 +206,7 @@ export function createRunner(options: RunnerOptions = {}): Runner {
 function startWatch(argv: readonly string[], onLine: (line: string, stream: 'stdout' | 'stderr') => void): Watch {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   const kill = () => child.kill('SIGTERM');
-  // last resort when the caller exits without stopping us
+  // when the caller exits normally without stopping us (pdeathsig covers the rest)
   process.once('exit', kill);
   const exited = new Promise<number>((resolve) => {
     child.on('error', () => resolve(127));

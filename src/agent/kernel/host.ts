@@ -44,13 +44,11 @@ const TOOLS: ReadonlyArray<{ argv: string[]; name: string; pkg: string }> = [
 export async function preflight(run: Runner = createRunner()): Promise<string[]> {
   const problems: string[] = [];
   const present = new Set<string>();
-  await Promise.all(
-    TOOLS.map(async (tool) => {
-      const result = await run.run(tool.argv, { allowFailure: true });
-      if (result.code === 127) problems.push(`${tool.name} is missing: install the Debian package ${tool.pkg}.`);
-      else present.add(tool.name);
-    }),
-  );
+  const results = await Promise.all(TOOLS.map((tool) => run.run(tool.argv, { allowFailure: true })));
+  TOOLS.forEach((tool, i) => {
+    if (results[i]!.code === 127) problems.push(`${tool.name} is missing: install the Debian package ${tool.pkg}.`);
+    else present.add(tool.name);
+  });
   if (present.has('ip')) {
     const name = `vxnprobe${process.pid}`.slice(0, 15);
     const add = await run.run(['ip', 'link', 'add', name, 'type', 'vxlan', 'id', '16777215', 'dstport', '4789', 'nolearning'], {
