@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages="iproute2 nftables util-linux procps iputils-ping tcpdump iperf3 kmod ca-certificates"
+packages="iproute2 nftables util-linux procps iputils-ping tcpdump iperf3 kmod ca-certificates docker.io busybox-static"
 command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
 missing=""
 for p in $packages; do

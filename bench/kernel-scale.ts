@@ -48,6 +48,7 @@ const desired: DesiredState = {
       extraRoutes: [],
     },
   ],
+  vxlanFilter: { ports: [4789], allowedSources: [] },
 };
 const vteps = Array.from({ length: 100 }, (_, i) => `10.99.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`);
 for (let i = 0; i < peers; i++) {
@@ -55,6 +56,7 @@ for (let i = 0; i < peers; i++) {
   desired.peers.push({ vxlan, ip: formatIPv4(address), mac: macForIPv4(address), vtep: vteps[i % vteps.length]! });
 }
 desired.floods = vteps.map((vtep) => ({ vxlan, vtep }));
+desired.vxlanFilter.allowedSources = vteps;
 
 const dataplane = new LinuxDataplane();
 try {
@@ -73,7 +75,7 @@ try {
   const heapMiB = process.memoryUsage().heapUsed / 2 ** 20;
 
   started = performance.now();
-  await dataplane.reconcile({ networks: [], peers: [], floods: [], endpoints: [] });
+  await dataplane.reconcile({ networks: [], peers: [], floods: [], endpoints: [], vxlanFilter: { ports: [], allowedSources: [] } });
   const pruneMs = performance.now() - started;
   console.log(JSON.stringify({ peers, programMs, noChangeMs: median(noChange), noChangePasses: noChange.length, pruneMs, heapMiB, changes: first.changes }));
 } finally {

@@ -86,6 +86,7 @@ export class Agent {
     });
 
     let backoff = BACKOFF_MIN_MS;
+    let removedLogged = false;
     while (!signal.aborted) {
       let sawSnapshot = false;
       try {
@@ -94,6 +95,7 @@ export class Agent {
           (message) => {
             if (message.type === 'snapshot') {
               sawSnapshot = true;
+              removedLogged = false;
               backoff = BACKOFF_MIN_MS;
             }
             if (this.view.apply(message)) this.schedule();
@@ -103,7 +105,20 @@ export class Agent {
         if (!signal.aborted) this.#log('watch stream ended; reconnecting');
       } catch (err) {
         if (signal.aborted) break;
-        this.#log(`watch failed: ${messageOf(err)}; retrying in ${backoff} ms (kernel state is kept)`);
+        if ((err as { code?: unknown }).code === 'node_not_found') {
+          // Removed with `vxnet node rm` (or the manager lost its store). Re-registering on our own would undo
+          // an administrator's removal, so the agent only says so, keeps the kernel as it is and keeps asking.
+          if (!removedLogged) {
+            this.#log(
+              `node ${self.name} is no longer registered with the manager (removed with "vxnet node rm"?): ` +
+                'kernel state is left as it is; restart the agent to register the node again',
+            );
+          }
+          removedLogged = true;
+          backoff = BACKOFF_MAX_MS;
+        } else {
+          this.#log(`watch failed: ${messageOf(err)}; retrying in ${backoff} ms (kernel state is kept)`);
+        }
       }
       if (signal.aborted) break;
       if (!sawSnapshot) backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);

@@ -59,8 +59,12 @@ export interface DesiredEndpoint {
   bridge: string;
   hostVeth: string;
   peerVeth: string;
-  /** absolute path of the target namespace */
-  netns: string;
+  /**
+   * Absolute path of the target namespace. Absent: a Docker endpoint, whose container end is *handed over*:
+   * the peer veth is made with the endpoint's MAC and MTU and left in the host namespace, where Docker's
+   * libnetwork takes it (the plugin's Join names it), moves it into the container, renames and addresses it.
+   */
+  netns?: string;
   ifname: string;
   mac: string;
   /** "192.168.1.2/24" */
@@ -71,11 +75,25 @@ export interface DesiredEndpoint {
   extraRoutes: string[];
 }
 
+/**
+ * The VXLAN peer allow-list (docs/security.md): UDP to any of `ports` is accepted only from
+ * `allowedSources`, the underlay addresses of the other member nodes, and dropped from anyone else. It is
+ * wanted whenever the agent has a view of the cluster, with or without networks, so that it is in place
+ * before the first VXLAN device or endpoint exists. Empty `ports` means no filter (nothing else wanted).
+ */
+export interface VxlanFilter {
+  /** UDP destination ports to guard: every VXLAN port the node knows of, plus the IANA default 4789 */
+  ports: number[];
+  /** underlay addresses allowed to send to those ports (never this node's own address) */
+  allowedSources: string[];
+}
+
 export interface DesiredState {
   networks: DesiredNetwork[];
   peers: DesiredPeer[];
   floods: DesiredFlood[];
   endpoints: DesiredEndpoint[];
+  vxlanFilter: VxlanFilter;
 }
 
 export interface ReconcileResult {

@@ -1,18 +1,26 @@
 /**
- * `vxnet agent`: wires the real pieces together — the manager client, the Linux data plane — after a
- * preflight that names any missing tool or kernel feature.
+ * `vxnet agent`: wires the real pieces together — the node's identity (identity.ts), the manager client
+ * over mutually authenticated TLS, the Linux data plane — after a preflight that names any missing tool or
+ * kernel feature.
  */
 import { hostname } from 'node:os';
-import { ManagerClient } from '../client/client.ts';
-import { VxnetError } from '../core/errors.ts';
+import { ManagerClient, parseManagerUrl } from '../client/client.ts';
+import { VxnetError, messageOf } from '../core/errors.ts';
 import { requireIPv4 } from '../core/ipv4.ts';
 import { requireName } from '../core/names.ts';
 import { Agent } from './agent.ts';
+import { DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
 
 export interface RunAgentOptions {
+  /** https://ADDR:PORT */
   managerUrl: string;
-  token: string;
+  /** the worker join token; not needed once the state directory holds the node certificate */
+  token?: string;
+  /** the cluster CA (PEM), to pin it without (or beside) a token */
+  ca?: string;
+  /** where the node certificate and key are kept (default /var/lib/vxnet/agent) */
+  stateDir?: string;
   advertiseAddress: string;
   name?: string;
   log?: (line: string) => void;
@@ -22,12 +30,25 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const log = options.log ?? ((line: string) => console.log(line));
   requireIPv4(options.advertiseAddress, 'advertise address');
   const name = requireName(options.name ?? hostname(), 'node');
+  if (parseManagerUrl(options.managerUrl).kind !== 'tls') {
+    throw new VxnetError('bad_request', 'the agent needs the manager\'s https:// URL: it authenticates with its node certificate over TLS.');
+  }
 
   const missing = await preflight();
   if (missing.length > 0) throw new VxnetError('internal', `this host cannot run the agent: ${missing.join(' ')}`);
 
   const underlay = await detectUnderlay(options.advertiseAddress);
-  const client = new ManagerClient({ url: options.managerUrl, token: options.token });
+  const identityOptions = {
+    managerUrl: options.managerUrl,
+    token: options.token,
+    ca: options.ca,
+    stateDir: options.stateDir ?? DEFAULT_STATE_DIR,
+    name,
+    log,
+  };
+  const credentials = await obtainCredentials(identityOptions, signal);
+  const client = new ManagerClient({ url: options.managerUrl, ca: credentials.ca, cert: credentials.cert, key: credentials.key });
+  void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`certificate renewal stopped: ${messageOf(err)}`));
   const agent = new Agent({
     api: client,
     dataplane: new LinuxDataplane({ log }),

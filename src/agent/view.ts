@@ -5,7 +5,16 @@
  */
 import type { Endpoint, Network, Node, WatchMessage } from '../core/model.ts';
 
+export interface ClusterViewOptions {
+  /**
+   * The stream carries every network (`networks=all`, agents linked to Docker): a network stays in the view
+   * when the node's last endpoint on it goes (`network-forgotten`) and leaves it on `network-deleted`.
+   */
+  allNetworks?: boolean;
+}
+
 export class ClusterView {
+  readonly allNetworks: boolean;
   revision = 0;
   /** false until the first snapshot: the agent never touches the kernel before it knows the desired state */
   synced = false;
@@ -13,6 +22,10 @@ export class ClusterView {
   readonly networks = new Map<string, Network>();
   readonly endpoints = new Map<string, Endpoint>();
   readonly #endpointsByNetwork = new Map<string, Set<string>>();
+
+  constructor(options: ClusterViewOptions = {}) {
+    this.allNetworks = options.allNetworks ?? false;
+  }
 
   /** Applies one message; returns true when something that shapes kernel state may have changed. */
   apply(message: WatchMessage): boolean {
@@ -37,11 +50,13 @@ export class ClusterView {
       case 'network':
         this.networks.set(message.network.name, message.network);
         return true;
-      case 'network-forgotten': {
+      case 'network-forgotten':
+      case 'network-deleted': {
         const ids = this.#endpointsByNetwork.get(message.name);
         for (const id of ids ?? []) this.endpoints.delete(id);
         this.#endpointsByNetwork.delete(message.name);
-        return this.networks.delete(message.name) || (ids?.size ?? 0) > 0;
+        const keep = this.allNetworks && message.type === 'network-forgotten';
+        return (!keep && this.networks.delete(message.name)) || (ids?.size ?? 0) > 0;
       }
       case 'endpoint': {
         const previous = this.endpoints.get(message.endpoint.id);
@@ -87,6 +102,8 @@ function sameExceptStatus(a: Endpoint, b: Endpoint): boolean {
     a.network === b.network &&
     a.node === b.node &&
     a.netns === b.netns &&
+    a.container === b.container &&
+    a.docker === b.docker &&
     a.ifname === b.ifname &&
     a.ip === b.ip &&
     a.prefix === b.prefix &&

@@ -22,26 +22,45 @@ export class UsageError extends Error {
 
 export const ENV_MANAGER = 'VXNET_MANAGER';
 export const ENV_TOKEN = 'VXNET_TOKEN';
+export const ENV_CA = 'VXNET_CA';
 export const DEFAULT_ATTACH_TIMEOUT_SECONDS = 30;
 
 export interface Connection {
   url: string;
   token: string;
+  /** file of the cluster CA certificate to trust for https:// (--ca or VXNET_CA); default: the token's digest */
+  ca?: string;
+}
+
+/** The agent's connection: the token is needed only to join, not once the node has its certificate. */
+export interface AgentConnection {
+  url: string;
+  token?: string;
+  ca?: string;
 }
 
 export type Command =
   | { kind: 'help'; text: string }
   | { kind: 'version' }
-  | { kind: 'manager'; dataDir: string; listen: string[] }
-  | { kind: 'agent'; connection: Connection; advertiseAddress: string; name: string | undefined }
+  | {
+      kind: 'manager';
+      dataDir: string;
+      listen: string[];
+      nodeDownAfterSeconds?: number;
+      certLifetimeSeconds?: number;
+      subjectAltNames?: string[];
+    }
+  | { kind: 'agent'; connection: AgentConnection; advertiseAddress: string; name: string | undefined; stateDir: string | undefined }
   | { kind: 'network-create'; connection: Connection; json: boolean; request: CreateNetworkRequest }
   | { kind: 'network-ls'; connection: Connection; json: boolean }
   | { kind: 'network-inspect'; connection: Connection; name: string }
   | { kind: 'network-rm'; connection: Connection; name: string; force: boolean }
   | { kind: 'node-ls'; connection: Connection; json: boolean }
+  | { kind: 'node-rm'; connection: Connection; name: string; drain: boolean }
   | { kind: 'endpoint-ls'; connection: Connection; json: boolean; filter: { network?: string; node?: string } }
   | { kind: 'attach'; connection: Connection; json: boolean; request: CreateEndpointRequest; waitSeconds: number }
   | { kind: 'detach'; connection: Connection; network: string; node: string; netns: string; ifname: string }
+  | { kind: 'token-rotate'; connection: Connection; role: 'worker' | 'admin' }
   | { kind: 'demo'; keep: boolean };
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -89,8 +108,14 @@ interface CommandSpec {
 }
 
 const GLOBAL_CONNECTION: FlagSpec[] = [
-  { name: 'manager', kind: 'string', value: 'URL', help: `manager address, http://ADDR:PORT or unix:/path (env ${ENV_MANAGER})` },
+  { name: 'manager', kind: 'string', value: 'URL', help: `manager address, https://ADDR:PORT or unix:/path (env ${ENV_MANAGER})` },
   { name: 'token', kind: 'string', value: 'TOKEN', help: `API token (env ${ENV_TOKEN})` },
+  {
+    name: 'ca',
+    kind: 'string',
+    value: 'FILE',
+    help: `the cluster CA certificate to trust for https:// (env ${ENV_CA}; default: the CA whose digest the token carries)`,
+  },
 ];
 const GLOBAL_JSON: FlagSpec = { name: 'json', kind: 'boolean', help: 'print JSON (the API answer) instead of a table' };
 const GLOBAL_HELP: FlagSpec = { name: 'help', kind: 'boolean', help: 'show this help' };
@@ -106,6 +131,25 @@ const COMMANDS: CommandSpec[] = [
     flags: [
       { name: 'data-dir', kind: 'string', value: 'DIR', help: 'where the store and the tokens live' },
       { name: 'listen', kind: 'string', value: 'ADDR', repeatable: true, help: 'ADDR:PORT or unix:PATH to serve the API on (repeatable)' },
+      {
+        name: 'node-down-after',
+        kind: 'integer',
+        value: 'SECONDS',
+        help: 'show a node as down after this long without a heartbeat (default: 15; agents send one every 5)',
+      },
+      {
+        name: 'cert-lifetime',
+        kind: 'integer',
+        value: 'SECONDS',
+        help: 'lifetime of the node certificates it issues (default: 2592000, 30 days; renewed at two thirds)',
+      },
+      {
+        name: 'san',
+        kind: 'string',
+        value: 'NAME|IP',
+        repeatable: true,
+        help: "another name or address clients use for the manager, for its TLS certificate (repeatable)",
+      },
     ],
     connection: false,
     json: false,
@@ -113,24 +157,49 @@ const COMMANDS: CommandSpec[] = [
       const listen = all(p, 'listen');
       if (listen.length === 0) throw new UsageError('"vxnet manager" needs at least one --listen ADDR:PORT or --listen unix:PATH.');
       for (const address of listen) checkListen(address);
-      return { kind: 'manager', dataDir: required(p, 'data-dir'), listen };
+      const command: Extract<Command, { kind: 'manager' }> = { kind: 'manager', dataDir: required(p, 'data-dir'), listen };
+      const downAfter = integer(p, 'node-down-after');
+      if (downAfter !== undefined) {
+        if (downAfter < 1 || downAfter > 86_400) throw new UsageError('--node-down-after must be from 1 to 86400 seconds.');
+        command.nodeDownAfterSeconds = downAfter;
+      }
+      const lifetime = integer(p, 'cert-lifetime');
+      if (lifetime !== undefined) {
+        if (lifetime < 10 || lifetime > 3650 * 86_400) throw new UsageError('--cert-lifetime must be from 10 seconds to 3650 days.');
+        command.certLifetimeSeconds = lifetime;
+      }
+      const names = all(p, 'san');
+      if (names.length > 0) command.subjectAltNames = names;
+      return command;
     },
   },
   {
     path: 'agent',
     summary: 'run the agent on this host (programs VXLAN, bridges and endpoints)',
     args: [],
-    synopsis: '--manager URL --token TOKEN --advertise-addr IP [--name NAME]',
+    synopsis: '--manager https://ADDR:PORT [--token TOKEN] --advertise-addr IP [--name NAME] [--state-dir DIR]',
     flags: [
       { name: 'advertise-addr', kind: 'ipv4', value: 'IP', help: "this host's underlay address, the VTEP address peers send VXLAN to" },
       { name: 'name', kind: 'string', value: 'NAME', help: 'node name (default: the host name)' },
+      {
+        name: 'state-dir',
+        kind: 'string',
+        value: 'DIR',
+        help: 'where the node certificate and key are kept (default: /var/lib/vxnet/agent); with them, no --token is needed',
+      },
     ],
     connection: true,
     json: false,
     build(p) {
       const name = one(p, 'name');
       if (name !== undefined) checked(() => requireName(name, 'node'));
-      return { kind: 'agent', connection: connection(p), advertiseAddress: required(p, 'advertise-addr'), name };
+      return {
+        kind: 'agent',
+        connection: connectionOf(p),
+        advertiseAddress: required(p, 'advertise-addr'),
+        name,
+        stateDir: one(p, 'state-dir'),
+      };
     },
   },
   {
@@ -205,6 +274,20 @@ const COMMANDS: CommandSpec[] = [
     connection: true,
     json: true,
     build: (p) => ({ kind: 'node-ls', connection: connection(p), json: has(p, 'json') }),
+  },
+  {
+    path: 'node rm',
+    summary: "remove a node; --drain first withdraws its endpoints from every peer",
+    args: ['NAME'],
+    synopsis: 'NAME [--drain]',
+    flags: [{ name: 'drain', kind: 'boolean', help: "delete the node's endpoints first (releasing their addresses)" }],
+    connection: true,
+    json: false,
+    build(p) {
+      const name = p.positionals[0]!;
+      checked(() => requireName(name, 'node'));
+      return { kind: 'node-rm', connection: connection(p), name, drain: has(p, 'drain') };
+    },
   },
   {
     path: 'endpoint ls',
@@ -283,6 +366,20 @@ const COMMANDS: CommandSpec[] = [
     },
   },
   {
+    path: 'token rotate',
+    summary: 'replace the worker or the admin token (prints the new one); joined nodes are not affected',
+    args: ['worker|admin'],
+    synopsis: 'worker|admin',
+    flags: [],
+    connection: true,
+    json: false,
+    build(p) {
+      const role = p.positionals[0];
+      if (role !== 'worker' && role !== 'admin') throw new UsageError(`"vxnet token rotate" takes worker or admin, not "${role}".`);
+      return { kind: 'token-rotate', connection: connection(p), role };
+    },
+  },
+  {
     path: 'demo',
     summary: 'run a two-host cluster in network namespaces on this machine and ping across it (root)',
     args: [],
@@ -306,8 +403,9 @@ const COMMANDS: CommandSpec[] = [
 
 const GROUPS: Record<string, string> = {
   network: 'manage networks',
-  node: 'list nodes',
+  node: 'list and remove nodes',
   endpoint: 'list endpoints',
+  token: 'manage the join and admin tokens',
 };
 
 // ---- entry point ----------------------------------------------------------------------------------
@@ -503,21 +601,33 @@ function subnetsOf(flags: readonly FlagValue[]): { cidr: string; gateway?: strin
   return subnets;
 }
 
-/** --manager/--token, or VXNET_MANAGER/VXNET_TOKEN. The token never appears in a message. */
+/** --manager/--token/--ca, or VXNET_MANAGER/VXNET_TOKEN/VXNET_CA. The token never appears in a message. */
 function connection(p: Parsed): Connection {
-  const url = one(p, 'manager') ?? nonEmpty(p.env[ENV_MANAGER]);
-  if (url === undefined) {
-    throw new UsageError(`no manager given: pass --manager URL or set ${ENV_MANAGER} (http://ADDR:PORT or unix:/path).`);
-  }
-  checked(() => parseManagerUrl(url));
-  const token = (one(p, 'token') ?? nonEmpty(p.env[ENV_TOKEN]))?.trim();
-  if (token === undefined || token === '') {
+  const { url, token, ca } = connectionOf(p);
+  if (token === undefined) {
     throw new UsageError(
       `no token given: pass --token TOKEN or set ${ENV_TOKEN} (the manager keeps it in DATA_DIR/admin.token, or worker.token for agents).`,
     );
   }
-  if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError('the token contains spaces or control characters; check --token or VXNET_TOKEN.');
-  return { url, token };
+  return ca === undefined ? { url, token } : { url, token, ca };
+}
+
+/** The connection flags, the token optional. */
+function connectionOf(p: Parsed): AgentConnection {
+  const url = one(p, 'manager') ?? nonEmpty(p.env[ENV_MANAGER]);
+  if (url === undefined) {
+    throw new UsageError(`no manager given: pass --manager URL or set ${ENV_MANAGER} (https://ADDR:PORT or unix:/path).`);
+  }
+  checked(() => parseManagerUrl(url));
+  const out: AgentConnection = { url };
+  const token = (one(p, 'token') ?? nonEmpty(p.env[ENV_TOKEN]))?.trim();
+  if (token !== undefined && token !== '') {
+    if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError('the token contains spaces or control characters; check --token or VXNET_TOKEN.');
+    out.token = token;
+  }
+  const ca = one(p, 'ca') ?? nonEmpty(p.env[ENV_CA]);
+  if (ca !== undefined) out.ca = ca;
+  return out;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -68,18 +68,25 @@ export function formatNodeTable(nodes: readonly NodeStatus[], now: Date): string
 
 export function formatEndpointTable(endpoints: readonly Endpoint[]): string {
   return formatTable(
-    ['ID', 'NETWORK', 'NODE', 'NETNS', 'IFNAME', 'ADDRESS', 'MAC', 'STATUS'],
+    ['ID', 'NETWORK', 'NODE', 'TARGET', 'IFNAME', 'ADDRESS', 'MAC', 'STATUS'],
     endpoints.map((e) => [
       e.id,
       e.network,
       e.node,
-      e.netns,
+      formatEndpointTarget(e),
       e.ifname,
       formatEndpointAddress(e),
       e.mac,
       e.status === 'error' && e.message ? `error: ${oneLine(e.message)}` : e.status,
     ]),
   );
+}
+
+/** Where the interface goes: the namespace path, "container:NAME" or "docker:ENDPOINT-ID" (12 characters). */
+export function formatEndpointTarget(endpoint: Pick<Endpoint, 'netns' | 'container' | 'docker'>): string {
+  if (endpoint.container !== undefined) return `container:${endpoint.container}`;
+  if (endpoint.docker !== undefined) return `docker:${endpoint.docker.slice(0, 12)}`;
+  return endpoint.netns ?? '';
 }
 
 /** "192.168.1.2/24" */

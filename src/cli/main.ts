@@ -11,7 +11,8 @@ import type { CommandContext } from './commands/context.ts';
 import { agent, demo, manager } from './commands/daemons.ts';
 import { attach, detach, endpointList } from './commands/endpoint.ts';
 import { networkCreate, networkInspect, networkList, networkRemove } from './commands/network.ts';
-import { nodeList } from './commands/node.ts';
+import { nodeList, nodeRemove } from './commands/node.ts';
+import { tokenRotate } from './commands/token.ts';
 import { formatError } from './format.ts';
 
 export interface CliIo {
@@ -76,12 +77,16 @@ function run(command: Command, ctx: CommandContext): Promise<number> {
       return networkRemove(command, ctx);
     case 'node-ls':
       return nodeList(command, ctx);
+    case 'node-rm':
+      return nodeRemove(command, ctx);
     case 'endpoint-ls':
       return endpointList(command, ctx);
     case 'attach':
       return attach(command, ctx);
     case 'detach':
       return detach(command, ctx);
+    case 'token-rotate':
+      return tokenRotate(command, ctx);
   }
 }
 

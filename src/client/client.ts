@@ -6,30 +6,52 @@
  * connections for the agent's steady heartbeats; the long-lived watch stream gets a connection of its
  * own so it never pins a pooled socket.
  *
+ * `https://` (the manager's TCP listeners, docs/security.md): the server must present a certificate of the
+ * cluster CA for the URL's host, with the manager's role. The CA is given (`ca`), or pinned by digest
+ * (`caDigest`, or the digest inside a vxnet token): then the client fetches `GET /v1/ca` once over an
+ * unverified connection, refuses it unless its SHA-256 matches, and verifies every connection against it.
+ * A client certificate (`cert`/`key`) authenticates agents; bearer tokens go in the Authorization header.
+ *
  * Every failure surfaces as a VxnetError: the manager's own `{error: {code, message}}` when it answered,
  * `unavailable` when it could not be reached, `timeout` when it did not answer in time. An aborted signal
  * rejects with the signal's reason, as fetch does.
  */
 import http from 'node:http';
+import https from 'node:https';
+import { type PeerCertificate, checkServerIdentity } from 'node:tls';
 import type {
+  CertificateResponse,
   CreateEndpointRequest,
   CreateNetworkRequest,
   Endpoint,
   EndpointStatusRequest,
   HeartbeatRequest,
+  JoinRequest,
   Network,
   NetworkDetail,
   Node,
   NodeStatus,
   RegisterNodeRequest,
+  RenewCertificateRequest,
+  TokenResponse,
   WatchMessage,
 } from '../core/model.ts';
 import { isErrorCode, VxnetError, type ErrorCode } from '../core/errors.ts';
+import { certificateDigest } from '../pki/identity.ts';
+import { parseToken } from '../pki/token.ts';
 
 export interface ClientOptions {
-  /** `http://ADDR:PORT` or `unix:/path/to.sock` */
+  /** `https://ADDR:PORT`, `unix:/path/to.sock`, or `http://ADDR:PORT` (plain, for stand-ins in tests) */
   url: string;
-  token: string;
+  /** sent as a bearer token; required unless a client certificate is given */
+  token?: string;
+  /** https: the cluster CA certificate (PEM) to trust */
+  ca?: string;
+  /** https: hex SHA-256 of the cluster CA certificate; default: the digest inside a vxnet token */
+  caDigest?: string;
+  /** https: client certificate and its private key (PEM), e.g. an agent's node certificate */
+  cert?: string;
+  key?: string;
   /** per-request time limit; default 10 s */
   timeoutMs?: number;
 }
@@ -42,12 +64,15 @@ const WAIT_MARGIN_MS = 5_000;
 /** Below the manager's keep-alive timeout (Node's default 5 s), so we close idle sockets before it does. */
 const FREE_SOCKET_TIMEOUT_MS = 4_000;
 
-/** Where the manager listens: a TCP host and port, or a unix socket path. */
+/** Where the manager listens: a TCP host and port (TLS for https), or a unix socket path. */
 export type ManagerTarget =
+  | { kind: 'tls'; url: string; host: string; port: number }
   | { kind: 'tcp'; url: string; host: string; port: number }
   | { kind: 'unix'; url: string; socketPath: string };
 
-const URL_FORMS = 'use http://ADDR:PORT or unix:/path/to.sock';
+const URL_FORMS = 'use https://ADDR:PORT or unix:/path/to.sock';
+/** The organisation (role) of the manager's server certificate (src/pki/identity.ts). */
+const MANAGER_ORGANIZATION = 'vxnet-manager';
 
 /** Parses a manager URL, or throws a `bad_request` VxnetError with a sentence saying what is wrong. */
 export function parseManagerUrl(url: string): ManagerTarget {
@@ -68,7 +93,7 @@ export function parseManagerUrl(url: string): ManagerTarget {
   } catch {
     throw new VxnetError('bad_request', `manager URL "${url}" is invalid: ${URL_FORMS}.`);
   }
-  if (parsed.protocol !== 'http:') {
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new VxnetError('bad_request', `manager URL "${url}" is not supported: ${URL_FORMS}.`);
   }
   if (parsed.username !== '' || parsed.password !== '') {
@@ -80,6 +105,9 @@ export function parseManagerUrl(url: string): ManagerTarget {
   }
   const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
   if (host === '') throw new VxnetError('bad_request', `manager URL "${url}" has no host: ${URL_FORMS}.`);
+  if (parsed.protocol === 'https:') {
+    return { kind: 'tls', url: `https://${parsed.host}`, host, port: parsed.port === '' ? 443 : Number(parsed.port) };
+  }
   const port = parsed.port === '' ? 80 : Number(parsed.port);
   return { kind: 'tcp', url: `http://${parsed.host}`, host, port };
 }
@@ -89,6 +117,8 @@ interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   timeoutMs?: number;
   signal?: AbortSignal | undefined;
+  /** https: an unverified connection without credentials, only to fetch the CA whose digest is then checked */
+  bootstrap?: boolean;
 }
 
 interface RawResponse {
@@ -99,27 +129,90 @@ interface RawResponse {
 export class ManagerClient {
   readonly url: string;
   readonly #target: ManagerTarget;
-  readonly #token: string;
+  readonly #token: string | undefined;
   readonly #timeoutMs: number;
   readonly #agent: http.Agent;
+  /** https: the trusted CA (PEM), once given or fetched and checked against #caDigest */
+  #ca: string | undefined;
+  readonly #caDigest: string | undefined;
+  #fetchingCa: Promise<string> | undefined;
+  #clientCertificate: { cert: string; key: string } | undefined;
 
   constructor(options: ClientOptions) {
     this.#target = parseManagerUrl(options.url);
     this.url = this.#target.url;
-    if (typeof options.token !== 'string' || options.token === '') {
-      throw new VxnetError('bad_request', 'a token is required to talk to the manager.');
-    }
-    // Header values must be visible ASCII; say so without ever showing the token.
-    if (!/^[\x21-\x7e]+$/.test(options.token)) {
-      throw new VxnetError('bad_request', 'the token contains spaces or characters that cannot be sent in an HTTP header.');
+    if (options.token !== undefined) {
+      if (typeof options.token !== 'string' || options.token === '') {
+        throw new VxnetError('bad_request', 'a token is required to talk to the manager.');
+      }
+      // Header values must be visible ASCII; say so without ever showing the token.
+      if (!/^[\x21-\x7e]+$/.test(options.token)) {
+        throw new VxnetError('bad_request', 'the token contains spaces or characters that cannot be sent in an HTTP header.');
+      }
     }
     this.#token = options.token;
+    if ((options.cert === undefined) !== (options.key === undefined)) {
+      throw new VxnetError('bad_request', 'a client certificate needs its private key, and the other way round.');
+    }
+    if (options.cert !== undefined && options.key !== undefined) this.#clientCertificate = { cert: options.cert, key: options.key };
+    if (this.#token === undefined && this.#clientCertificate === undefined) {
+      throw new VxnetError('bad_request', 'a token (or a client certificate) is required to talk to the manager.');
+    }
+    this.#caDigest = options.caDigest ?? (this.#token === undefined ? undefined : parseToken(this.#token)?.caDigest);
+    if (this.#target.kind === 'tls') {
+      if (options.ca !== undefined) {
+        let digest: string;
+        try {
+          digest = certificateDigest(options.ca);
+        } catch {
+          throw new VxnetError('bad_request', 'the CA certificate given is not a PEM certificate.');
+        }
+        if (this.#caDigest !== undefined && digest !== this.#caDigest) {
+          throw new VxnetError('bad_request', "the CA certificate given is not the one whose digest the token carries: they belong to different clusters.");
+        }
+        this.#ca = options.ca;
+      } else if (this.#caDigest === undefined) {
+        throw new VxnetError(
+          'bad_request',
+          `${this.url} needs the cluster CA to be trusted: pass a vxnet token (it carries the CA digest) or the CA certificate (--ca FILE).`,
+        );
+      }
+    }
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
       throw new VxnetError('bad_request', 'the client timeout must be a positive number of milliseconds.');
     }
     this.#timeoutMs = timeoutMs;
-    this.#agent = new http.Agent({ keepAlive: true, timeout: FREE_SOCKET_TIMEOUT_MS });
+    // An https.Agent keys its pooled connections by CA and client certificate, so a renewed certificate
+    // (setClientCertificate) gets new connections while requests in flight finish on the old ones.
+    const Agent = this.#target.kind === 'tls' ? https.Agent : http.Agent;
+    this.#agent = new Agent({ keepAlive: true, timeout: FREE_SOCKET_TIMEOUT_MS });
+  }
+
+  /** https: the cluster CA this client trusts (PEM), fetched and checked against the pinned digest first if need be. */
+  async trustedCa(signal?: AbortSignal): Promise<string | undefined> {
+    await this.#ready(signal);
+    return this.#ca;
+  }
+
+  /** https: the client certificate for connections opened from now on (after a renewal). */
+  setClientCertificate(credentials: { cert: string; key: string }): void {
+    this.#clientCertificate = { cert: credentials.cert, key: credentials.key };
+  }
+
+  /** `POST /v1/join` with the join token this client was made with. */
+  async join(req: JoinRequest, signal?: AbortSignal): Promise<CertificateResponse> {
+    return this.#json('POST', '/v1/join', { body: req, signal });
+  }
+
+  /** `POST /v1/certificates/renew`: a new certificate for this connection's client certificate identity. */
+  async renewCertificate(req: RenewCertificateRequest, signal?: AbortSignal): Promise<CertificateResponse> {
+    return this.#json('POST', '/v1/certificates/renew', { body: req, signal });
+  }
+
+  /** `POST /v1/tokens/:role/rotate` (admin): the new token; the old one stops working. */
+  async rotateToken(role: 'worker' | 'admin', signal?: AbortSignal): Promise<TokenResponse> {
+    return this.#json('POST', `/v1/tokens/${segment(role)}/rotate`, { signal });
   }
 
   /** Closes the pooled connections (aborting any request still using one). The watch stream is not affected. */
@@ -152,6 +245,14 @@ export class ManagerClient {
 
   async listNodes(signal?: AbortSignal): Promise<NodeStatus[]> {
     return this.#json('GET', '/v1/nodes', { signal });
+  }
+
+  /** Removes a node; with `drain`, its endpoints first (refused with node_in_use otherwise). */
+  async removeNode(name: string, options?: { drain?: boolean }, signal?: AbortSignal): Promise<void> {
+    await this.#call('DELETE', `/v1/nodes/${segment(name)}`, {
+      query: { drain: options?.drain === true ? true : undefined },
+      signal,
+    });
   }
 
   async registerNode(req: RegisterNodeRequest, signal?: AbortSignal): Promise<Node> {
@@ -194,7 +295,7 @@ export class ManagerClient {
   /** Streams the NDJSON watch; calls onMessage per line; resolves when the server ends the stream, rejects on error or abort. */
   watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal): Promise<void> {
     const path = `/v1/agent/watch${queryString({ node })}`;
-    return new Promise<void>((resolve, reject) => {
+    return this.#ready(signal).then(() => new Promise<void>((resolve, reject) => {
       if (signal.aborted) {
         reject(signal.reason);
         return;
@@ -214,12 +315,12 @@ export class ManagerClient {
       signal.addEventListener('abort', onAbort, { once: true });
 
       // A connection of its own (agent: false): the stream lives for hours and must not hold a pooled socket.
-      const req = http.request({
-        ...this.#endpoint(),
+      const req = this.#request({
+        ...this.#connection(),
         agent: false,
         method: 'GET',
         path,
-        headers: { authorization: `Bearer ${this.#token}`, accept: 'application/x-ndjson' },
+        headers: { ...this.#authorization(), accept: 'application/x-ndjson' },
       });
       req.on('error', (err) => finish(this.#unreachable(err)));
       req.on('response', (res) => {
@@ -276,7 +377,7 @@ export class ManagerClient {
         });
       });
       req.end();
-    });
+    }));
   }
 
   // ---- plumbing -------------------------------------------------------------------------------------
@@ -285,9 +386,56 @@ export class ManagerClient {
     return Math.max(this.#timeoutMs, waitSeconds * 1000 + WAIT_MARGIN_MS);
   }
 
-  #endpoint(): { host: string; port: number } | { socketPath: string } {
+  /** https: makes sure the CA is known, fetching it once (and checking its digest) when only pinned. */
+  async #ready(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#target.kind !== 'tls' || this.#ca !== undefined) return;
+    this.#fetchingCa ??= this.#fetchCa(signal).finally(() => (this.#fetchingCa = undefined));
+    this.#ca = await this.#fetchingCa;
+  }
+
+  async #fetchCa(signal: AbortSignal | undefined): Promise<string> {
+    const response = await this.#call('GET', '/v1/ca', { signal, bootstrap: true });
+    let certificate: unknown;
+    let digest: string | undefined;
+    try {
+      certificate = (JSON.parse(response.body) as { certificate?: unknown }).certificate;
+      if (typeof certificate === 'string') digest = certificateDigest(certificate);
+    } catch {
+      // reported below
+    }
+    if (digest === undefined) throw new VxnetError('untrusted_manager', `the manager at ${this.url} did not send a CA certificate.`);
+    if (digest !== this.#caDigest) {
+      throw new VxnetError(
+        'untrusted_manager',
+        `the manager at ${this.url} presented a CA that does not match the token (CA sha256 ${digest}, the token pins ${this.#caDigest}): refusing to trust it.`,
+      );
+    }
+    return certificate as string;
+  }
+
+  /** Where to connect and, for https, whom to trust and who we are. */
+  #connection(bootstrap = false): https.RequestOptions {
     const target = this.#target;
-    return target.kind === 'tcp' ? { host: target.host, port: target.port } : { socketPath: target.socketPath };
+    if (target.kind === 'unix') return { socketPath: target.socketPath };
+    if (target.kind === 'tcp') return { host: target.host, port: target.port };
+    // The CA is not known yet: only GET /v1/ca goes here, and its answer is checked against the digest.
+    if (bootstrap) return { host: target.host, port: target.port, rejectUnauthorized: false, minVersion: 'TLSv1.3' };
+    return {
+      host: target.host,
+      port: target.port,
+      ca: [this.#ca!],
+      ...(this.#clientCertificate ?? {}),
+      checkServerIdentity: checkManagerIdentity,
+      minVersion: 'TLSv1.3',
+    };
+  }
+
+  #request(options: https.RequestOptions): http.ClientRequest {
+    return this.#target.kind === 'tls' ? https.request(options) : http.request(options);
+  }
+
+  #authorization(): Record<string, string> {
+    return this.#token === undefined ? {} : { authorization: `Bearer ${this.#token}` };
   }
 
   async #json<T>(method: string, path: string, options: RequestOptions): Promise<T> {
@@ -320,9 +468,10 @@ export class ManagerClient {
     return response;
   }
 
-  #send(method: string, path: string, options: RequestOptions): Promise<RawResponse> {
+  async #send(method: string, path: string, options: RequestOptions): Promise<RawResponse> {
     const { signal } = options;
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    if (!options.bootstrap) await this.#ready(signal);
     return new Promise<RawResponse>((resolve, reject) => {
       if (signal?.aborted) {
         reject(signal.reason);
@@ -330,7 +479,7 @@ export class ManagerClient {
       }
       const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
       const headers: Record<string, string | number> = {
-        authorization: `Bearer ${this.#token}`,
+        ...(options.bootstrap ? {} : this.#authorization()),
         accept: 'application/json',
       };
       if (payload !== undefined) {
@@ -355,7 +504,13 @@ export class ManagerClient {
         finish(new VxnetError('timeout', `the manager at ${this.url} did not answer within ${formatSeconds(timeoutMs)}.`));
       }, timeoutMs);
 
-      const req = http.request({ ...this.#endpoint(), agent: this.#agent, method, path, headers });
+      const req = this.#request({
+        ...this.#connection(options.bootstrap),
+        agent: options.bootstrap ? false : this.#agent,
+        method,
+        path,
+        headers,
+      });
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (req.reusedSocket && err.code === 'ECONNRESET') finish(new StaleSocketError(this.#unreachable(err)));
         else finish(this.#unreachable(err));
@@ -373,6 +528,12 @@ export class ManagerClient {
   #unreachable(err: unknown): VxnetError {
     if (err instanceof VxnetError) return err;
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (code !== undefined && TLS_TRUST_FAILURE.test(code)) {
+      const detail = err instanceof Error && err.message !== code ? `${code}: ${err.message}` : code;
+      return new VxnetError('untrusted_manager', `the manager at ${this.url} presented a certificate this client does not trust (${detail}).`, {
+        cause: err,
+      });
+    }
     const reason = code ?? (err instanceof Error ? err.message : String(err));
     return new VxnetError('unavailable', `cannot reach the manager at ${this.url}: ${reason}`, { cause: err });
   }
@@ -398,6 +559,23 @@ export class ManagerClient {
     const code = isErrorCode(error?.code) ? error.code : codeForStatus(response.status);
     return new VxnetError(code, `the manager at ${this.url} answered HTTP ${response.status} without an error message.`);
   }
+}
+
+/** OpenSSL's certificate verification failures and Node's host name check, as error codes. */
+const TLS_TRUST_FAILURE = /^(UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|INVALID_CA|INVALID_PURPOSE|HOSTNAME_MISMATCH|ERR_TLS_CERT_|NOT_A_MANAGER_CERT)/;
+
+/**
+ * The host name check plus the role: a certificate of the cluster CA that is not the manager's (a node's,
+ * say) must never pass for the manager, whatever names it carries.
+ */
+function checkManagerIdentity(host: string, cert: PeerCertificate): Error | undefined {
+  const mismatch = checkServerIdentity(host, cert);
+  if (mismatch) return mismatch;
+  const organization = cert.subject?.O;
+  if (organization !== MANAGER_ORGANIZATION) {
+    return Object.assign(new Error(`the certificate is not a vxnet manager's (O=${String(organization)})`), { code: 'NOT_A_MANAGER_CERT' });
+  }
+  return undefined;
 }
 
 /** Marks a failure on a reused keep-alive socket, which #call may retry once. */

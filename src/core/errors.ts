@@ -23,6 +23,8 @@ export const ERROR_STATUS = {
   network_not_found: 404,
   node_not_found: 404,
   endpoint_not_found: 404,
+  /** no reservation of that address held by that node (Docker IPAM release, adoption) */
+  reservation_not_found: 404,
   not_found: 404,
   vni_in_use: 409,
   network_exists: 409,
@@ -32,12 +34,16 @@ export const ERROR_STATUS = {
   /** no free /24 left in DEFAULT_SUBNET_POOL for a network created without subnets */
   subnet_pool_exhausted: 409,
   network_in_use: 409,
+  /** `DELETE /v1/nodes/:name` without `drain` while the node still has endpoints */
+  node_in_use: 409,
   endpoint_exists: 409,
   netns_not_found: 422,
   attach_failed: 422,
   timeout: 504,
   /** the manager could not be reached (client side) */
   unavailable: 503,
+  /** the manager's CA or certificate is not the one the token or --ca pins (client side) */
+  untrusted_manager: 502,
   internal: 500,
 } as const;
 
@@ -60,6 +66,16 @@ export class VxnetError extends Error {
 
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_STATUS, value);
+}
+
+/**
+ * A value someone sent, for an error message: JSON-quoted, so a newline or any control character shows as an
+ * escape and the message stays one line, and cut to `max` characters, so a 100 kB name gives a short sentence.
+ */
+export function quote(value: unknown, max = 40): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** The message of anything thrown, for logs and status reports. */

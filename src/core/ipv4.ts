@@ -1,7 +1,7 @@
 /**
  * IPv4 arithmetic on plain numbers (unsigned 32-bit). Pure; used by IPAM, validation and the renderers.
  */
-import { VxnetError } from './errors.ts';
+import { VxnetError, quote } from './errors.ts';
 
 export interface Cidr {
   /** network address (host bits zero) */
@@ -24,7 +24,7 @@ export function formatIPv4(value: number): string {
 
 export function requireIPv4(text: string, what = 'address'): number {
   const value = parseIPv4(text);
-  if (value === undefined) throw new VxnetError('invalid_address', `${what} "${text}" is not a valid IPv4 address.`);
+  if (value === undefined) throw new VxnetError('invalid_address', `${what} ${quote(text)} is not a valid IPv4 address.`);
   return value;
 }
 
@@ -47,7 +47,7 @@ export function parseCidr(text: string): Cidr | undefined {
 export function requireCidr(text: string): Cidr {
   const cidr = parseCidr(text);
   if (!cidr) {
-    throw new VxnetError('invalid_cidr', `subnet "${text}" is not a valid IPv4 CIDR such as 192.168.1.0/24 (host bits must be zero).`);
+    throw new VxnetError('invalid_cidr', `subnet ${quote(text)} is not a valid IPv4 CIDR such as 192.168.1.0/24 (host bits must be zero).`);
   }
   return cidr;
 }

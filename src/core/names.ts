@@ -2,7 +2,7 @@
  * Validation of user-chosen names. Names end up in kernel object names, store keys and URLs, so they are
  * restricted to a conservative alphabet and never reach a shell.
  */
-import { VxnetError } from './errors.ts';
+import { VxnetError, quote } from './errors.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 /** Linux IFNAMSIZ is 16 including the terminating NUL. */
@@ -12,7 +12,7 @@ export function requireName(value: unknown, what: string): string {
   if (typeof value !== 'string' || !NAME.test(value)) {
     throw new VxnetError(
       'invalid_name',
-      `${what} name ${JSON.stringify(value)} is invalid: use 1-63 letters, digits, "_", "." or "-", starting with a letter or digit.`,
+      `${what} name ${quote(value)} is invalid: use 1-63 letters, digits, "_", "." or "-", starting with a letter or digit.`,
     );
   }
   return value;
@@ -22,8 +22,29 @@ export function requireIfname(value: unknown): string {
   if (typeof value !== 'string' || !IFNAME.test(value) || value === '.' || value === '..') {
     throw new VxnetError(
       'invalid_name',
-      `interface name ${JSON.stringify(value)} is invalid: use 1-15 letters, digits, "_", "." or "-".`,
+      `interface name ${quote(value)} is invalid: use 1-15 letters, digits, "_", "." or "-".`,
     );
+  }
+  return value;
+}
+
+/** Docker container names are `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, ids are hex; either may be given. */
+const CONTAINER_REF = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export function requireContainerRef(value: unknown): string {
+  if (typeof value !== 'string' || !CONTAINER_REF.test(value)) {
+    throw new VxnetError(
+      'invalid_name',
+      `container ${quote(value)} is invalid: give a Docker container name or id (letters, digits, "_", "." or "-").`,
+    );
+  }
+  return value;
+}
+
+/** libnetwork endpoint ids are 64 lowercase hex characters. */
+export function requireDockerEndpointId(value: unknown): string {
+  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) {
+    throw new VxnetError('bad_request', `Docker endpoint id ${quote(value)} is invalid: 64 hex characters expected.`);
   }
   return value;
 }
@@ -38,7 +59,7 @@ export function normaliseNetns(value: unknown): string {
   }
   if (value.startsWith('/')) {
     if (!/^\/[A-Za-z0-9_.\/-]+$/.test(value) || value.split('/').includes('..')) {
-      throw new VxnetError('invalid_name', `netns path ${JSON.stringify(value)} is invalid.`);
+      throw new VxnetError('invalid_name', `netns path ${quote(value)} is invalid.`);
     }
     return value;
   }

@@ -1,31 +1,54 @@
 /**
- * The manager's HTTP edge (docs/api.md): routing, bearer-token auth, strict JSON bodies, and translation of
- * VxnetError into `{"error": {"code", "message"}}` with the catalogue's status. Nothing here decides
- * anything about networks; that is service.ts.
+ * The manager's HTTP edge (docs/api.md): routing, authentication (auth.ts: bearer tokens and TLS client
+ * certificates), strict JSON bodies, and translation of VxnetError into `{"error": {"code", "message"}}`
+ * with the catalogue's status. Nothing here decides anything about networks; that is service.ts.
  *
- * Order of checks, so a refused request never causes work: token (401) → route (404) → role (403) →
- * body size (413) → JSON and field types (400) → the service.
+ * Order of checks, so a refused request never causes work: credentials (401) → route (404, or 401 for a
+ * caller without credentials) → role (403) → body size (413) → JSON and field types (400) → the node a
+ * worker certificate acts for (403) → the service.
  *
  * `inject()` runs the same pipeline without a socket, for tests; `listenAll()` serves the handler on every
- * `--listen` address (TCP `ADDR:PORT` or `unix:/path`).
+ * `--listen` address: TCP `ADDR:PORT` with TLS (client certificates requested), or plain `unix:/path`.
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { type IncomingMessage, type RequestListener, type Server, type ServerResponse, createServer } from 'node:http';
+import { type Server as TlsServer, createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { VxnetError, messageOf } from '../core/errors.ts';
+import { VxnetError, messageOf, quote } from '../core/errors.ts';
 import { requireName } from '../core/names.ts';
+import {
+  type Access,
+  type PresentedCredentials,
+  type Principal,
+  type Security,
+  actingNode,
+  authenticate,
+  authorize,
+  caResponse,
+  isAdmin,
+  join,
+  presentedBy,
+  presentedCertificate,
+  renew,
+  requireOwnNode,
+  rotate,
+} from './auth.ts';
 import type { ManagerService } from './service.ts';
-import { type Role, type Tokens, authenticate } from './tokens.ts';
 import {
   parseCreateEndpointRequest,
   parseCreateNetworkRequest,
+  parseCreateReservationRequest,
   parseEndpointStatusRequest,
   parseHeartbeatRequest,
+  parseJoinRequest,
   parseRegisterNodeRequest,
+  parseRenewCertificateRequest,
 } from './validation.ts';
-import type { WatchHub, WatchSink } from './watch-hub.ts';
+import { NODE_REMOVED, type WatchHub, type WatchSink } from './watch-hub.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** How much of a refused, oversized body is read and discarded before the connection is closed instead. */
+const MAX_DISCARD_BYTES = 16 * 1024 * 1024;
 /** `?wait=` default for endpoint create and delete (docs/api.md). */
 export const DEFAULT_WAIT_SECONDS = 30;
 const MAX_WAIT_SECONDS = 3600;
@@ -33,7 +56,7 @@ const MAX_WAIT_SECONDS = 3600;
 export interface ApiContext {
   service: ManagerService;
   hub: WatchHub;
-  tokens: Tokens;
+  security: Security;
   log?: (line: string) => void;
 }
 
@@ -48,13 +71,14 @@ interface Call {
   body: unknown;
   /** aborts when the client goes away */
   signal: AbortSignal | undefined;
+  principal: Principal;
 }
 
 interface Route {
   method: string;
   segments: string[];
-  /** the least privileged role allowed */
-  role: Role;
+  /** the least privileged caller allowed; worker routes check the node themselves (requireOwnNode) */
+  role: Access;
   hasBody?: boolean;
   stream?: boolean;
   run?: (ctx: ApiContext, call: Call) => Promise<ApiResult> | ApiResult;
@@ -62,18 +86,36 @@ interface Route {
 
 const routes: Route[] = [
   route('GET', '/v1/info', 'worker', (c) => ok(c.service.info())),
-  route('GET', '/v1/networks', 'worker', (c) => ok(c.service.listNetworks())),
+  route('GET', '/v1/ca', 'public', (c) => ok(caResponse(c.security))),
+  route('POST', '/v1/join', 'join', (c, r) => ok(join(c.security, r.principal, parseJoinRequest(r.body), c.log)), true),
+  route('POST', '/v1/certificates/renew', 'worker', (c, r) => ok(renew(c.security, r.principal, parseRenewCertificateRequest(r.body), c.log)), true),
+  route('POST', '/v1/tokens/:role/rotate', 'admin', (c, r) => ok(rotate(c.security, r.params.role!, c.log))),
+  // a node learns the networks it takes part in from its watch stream; the full list is for admins
+  route('GET', '/v1/networks', 'admin', (c) => ok(c.service.listNetworks())),
   route('POST', '/v1/networks', 'admin', async (c, r) => ({ status: 201, body: await c.service.createNetwork(parseCreateNetworkRequest(r.body)) }), true),
-  route('GET', '/v1/networks/:name', 'worker', (c, r) => ok(c.service.getNetwork(r.params.name!))),
+  route('GET', '/v1/networks/:name', 'worker', (c, r) => {
+    requirePart(c, r.principal, r.params.name!);
+    return ok(c.service.getNetwork(r.params.name!));
+  }),
   route('DELETE', '/v1/networks/:name', 'admin', async (c, r) => {
     await c.service.deleteNetwork(r.params.name!, { force: flag(r.query, 'force') });
     return { status: 204 };
   }),
   route('GET', '/v1/nodes', 'worker', (c) => ok(c.service.listNodes())),
-  route('POST', '/v1/nodes', 'worker', async (c, r) => ok(await c.service.registerNode(parseRegisterNodeRequest(r.body))), true),
+  route('POST', '/v1/nodes', 'worker', async (c, r) => {
+    const req = parseRegisterNodeRequest(r.body);
+    requireOwnNode(r.principal, req.name, 'register the node');
+    return ok(await c.service.registerNode(req));
+  }, true),
   route('GET', '/v1/nodes/:name', 'worker', (c, r) => ok(c.service.getNode(r.params.name!))),
+  route('DELETE', '/v1/nodes/:name', 'admin', async (c, r) => {
+    await c.service.deleteNode(r.params.name!, { drain: flag(r.query, 'drain') });
+    return { status: 204 };
+  }),
   route('POST', '/v1/nodes/:name/heartbeat', 'worker', (c, r) => {
-    c.service.heartbeat(r.params.name!, parseHeartbeatRequest(r.body));
+    const req = parseHeartbeatRequest(r.body);
+    requireOwnNode(r.principal, r.params.name!, 'send the heartbeat');
+    c.service.heartbeat(r.params.name!, req);
     return { status: 204 };
   }, true),
   route('GET', '/v1/endpoints', 'worker', (c, r) => {
@@ -82,27 +124,100 @@ const routes: Route[] = [
     const node = r.query.get('node');
     if (network !== null) filter.network = network;
     if (node !== null) filter.node = node;
+    const self = actingNode(r.principal);
+    if (self !== undefined && filter.node !== self && !(filter.network !== undefined && takesPart(c, self, filter.network))) {
+      throw new VxnetError(
+        'forbidden',
+        `node ${self} may list its own endpoints (?node=${self}) and those of the networks it takes part in (?network=NAME), no others.`,
+      );
+    }
     return ok(c.service.listEndpoints(filter));
   }),
-  route('POST', '/v1/endpoints', 'admin', async (c, r) => {
+  // nodes create and delete the Docker endpoints of their own node (the agent's Docker network plugin)
+  route('POST', '/v1/endpoints', 'worker', async (c, r) => {
     const req = parseCreateEndpointRequest(r.body);
+    if (!isAdmin(r.principal)) {
+      if (req.docker === undefined) throw adminOnly('POST /v1/endpoints', 'create Docker endpoints');
+      requireOwnNode(r.principal, req.node, 'create the Docker endpoints');
+    }
     const endpoint = await c.service.createEndpoint(req, { waitMs: waitOf(r.query), ...(r.signal ? { signal: r.signal } : {}) });
     return { status: 201, body: endpoint };
   }, true),
-  route('GET', '/v1/endpoints/:id', 'worker', (c, r) => ok(c.service.getEndpoint(r.params.id!))),
-  route('DELETE', '/v1/endpoints/:id', 'admin', async (c, r) => {
+  route('GET', '/v1/endpoints/:id', 'worker', (c, r) => {
+    const endpoint = c.service.getEndpoint(r.params.id!);
+    if (endpoint.node !== actingNode(r.principal)) requirePart(c, r.principal, endpoint.network);
+    return ok(endpoint);
+  }),
+  route('DELETE', '/v1/endpoints/:id', 'worker', async (c, r) => {
+    if (!isAdmin(r.principal)) {
+      const endpoint = c.service.getEndpoint(r.params.id!);
+      if (endpoint.docker === undefined) throw adminOnly(`DELETE /v1/endpoints/${r.params.id!}`, 'delete Docker endpoints');
+      requireOwnNode(r.principal, endpoint.node, 'delete the Docker endpoints');
+    }
     await c.service.deleteEndpoint(r.params.id!, { waitMs: waitOf(r.query), ...(r.signal ? { signal: r.signal } : {}) });
     return { status: 204 };
   }),
   route('PUT', '/v1/endpoints/:id/status', 'worker', async (c, r) => {
-    await c.service.setEndpointStatus(r.params.id!, parseEndpointStatusRequest(r.body));
+    const req = parseEndpointStatusRequest(r.body);
+    requireOwnNode(r.principal, c.service.getEndpoint(r.params.id!).node, 'report the status of endpoints');
+    await c.service.setEndpointStatus(r.params.id!, req);
     return { status: 204 };
   }, true),
+  // Docker's IPAM on a node: addresses held before the endpoint exists (docs/api.md, "Reservations")
+  route('POST', '/v1/reservations', 'worker', async (c, r) => {
+    const req = parseCreateReservationRequest(r.body);
+    requireOwnNode(r.principal, req.node, 'reserve addresses');
+    return { status: 201, body: await c.service.createReservation(req) };
+  }, true),
+  route('GET', '/v1/reservations', 'worker', (c, r) => {
+    const filter: { network?: string; node?: string } = {};
+    const network = r.query.get('network');
+    const node = r.query.get('node');
+    if (network !== null) filter.network = network;
+    if (node !== null) filter.node = node;
+    const self = actingNode(r.principal);
+    if (self !== undefined && filter.node !== self) {
+      throw new VxnetError('forbidden', `node ${self} may list its own reservations (?node=${self}), no others.`);
+    }
+    return ok(c.service.listReservations(filter));
+  }),
+  route('DELETE', '/v1/reservations/:network/:ip', 'worker', async (c, r) => {
+    const node = r.query.get('node');
+    if (node !== null) requireName(node, 'node');
+    const self = actingNode(r.principal);
+    if (self !== undefined && node !== self) {
+      throw new VxnetError('forbidden', `node ${self} may only release its own reservations: add ?node=${self}.`);
+    }
+    await c.service.deleteReservation(r.params.network!, r.params.ip!, node === null ? {} : { node });
+    return { status: 204 };
+  }),
   { method: 'GET', segments: split('/v1/agent/watch'), role: 'worker', stream: true },
 ];
 
-function route(method: string, path: string, role: Role, run: NonNullable<Route['run']>, hasBody = false): Route {
+/** What a node certificate may not do on a route it otherwise may use. */
+function adminOnly(what: string, exception: string): VxnetError {
+  return new VxnetError('forbidden', `${what} needs the admin token or an admin certificate; a node may only ${exception} of its own node.`);
+}
+
+function route(method: string, path: string, role: Access, run: NonNullable<Route['run']>, hasBody = false): Route {
   return { method, segments: split(path), role, run, hasBody };
+}
+
+/** Whether `node` has an endpoint on `network`: then its watch stream shows it the network anyway. */
+function takesPart(ctx: ApiContext, node: string, network: string): boolean {
+  try {
+    return ctx.service.listEndpoints({ network }).some((e) => e.node === node);
+  } catch {
+    return false; // an unknown network: no part in it
+  }
+}
+
+/** For worker certificates: refuses a read about a network the caller's node takes no part in. */
+function requirePart(ctx: ApiContext, principal: Principal, network: string): void {
+  const self = actingNode(principal);
+  if (self !== undefined && !takesPart(ctx, self, network)) {
+    throw new VxnetError('forbidden', `node ${self} has no endpoint on network ${network}, so it may not read about it.`);
+  }
 }
 
 function ok(body: unknown): ApiResult {
@@ -113,12 +228,11 @@ function split(path: string): string[] {
   return path.split('/').filter((s) => s !== '');
 }
 
-type Resolved = { route: Route; params: Record<string, string>; query: URLSearchParams };
+type Resolved = { route: Route; params: Record<string, string>; query: URLSearchParams; principal: Principal };
 
 /** Auth, routing and permission: everything decided before a body is read. */
-function resolve(ctx: ApiContext, method: string, rawUrl: string, authorization: string | undefined): Resolved {
-  const role = authenticate(authorization, ctx.tokens);
-  if (!role) throw new VxnetError('unauthorized', 'missing or unknown bearer token: send "Authorization: Bearer TOKEN".');
+function resolve(ctx: ApiContext, method: string, rawUrl: string, presented: PresentedCredentials): Resolved {
+  const principal = authenticate(ctx.security, presented);
   const url = new URL(rawUrl, 'http://manager');
   const path = split(url.pathname);
   let pathMatched = false;
@@ -127,11 +241,11 @@ function resolve(ctx: ApiContext, method: string, rawUrl: string, authorization:
     if (!params) continue;
     pathMatched = true;
     if (r.method !== method) continue;
-    if (r.role === 'admin' && role !== 'admin') {
-      throw new VxnetError('forbidden', `${method} ${url.pathname} needs the admin token; the worker token cannot do it.`);
-    }
-    return { route: r, params, query: url.searchParams };
+    authorize(r.role, principal, `${method} ${url.pathname}`);
+    return { route: r, params, query: url.searchParams, principal };
   }
+  // the API's routes are no secret, but a caller without credentials learns nothing more than that
+  authorize('worker', principal, `${method} ${url.pathname}`);
   throw new VxnetError(
     'not_found',
     pathMatched ? `method ${method} is not supported on ${url.pathname}.` : `no API route ${method} ${url.pathname}.`,
@@ -148,7 +262,7 @@ function matchPath(pattern: string[], path: string[]): Record<string, string> | 
       try {
         params[p.slice(1)] = decodeURIComponent(s);
       } catch {
-        throw new VxnetError('bad_request', `path segment "${s}" is not valid percent-encoding.`);
+        throw new VxnetError('bad_request', `path segment ${quote(s)} is not valid percent-encoding.`);
       }
     } else if (p !== s) {
       return undefined;
@@ -167,7 +281,7 @@ async function run(ctx: ApiContext, resolved: Resolved, text: string, signal: Ab
       throw new VxnetError('bad_request', `the request body is not valid JSON (${messageOf(err)}).`);
     }
   }
-  return resolved.route.run!(ctx, { params: resolved.params, query: resolved.query, body, signal });
+  return resolved.route.run!(ctx, { params: resolved.params, query: resolved.query, body, signal, principal: resolved.principal });
 }
 
 function toErrorResult(err: unknown, log: ((line: string) => void) | undefined): ApiResult {
@@ -181,7 +295,7 @@ function waitOf(query: URLSearchParams): number {
   if (text === null) return DEFAULT_WAIT_SECONDS * 1000;
   const value = Number(text);
   if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > MAX_WAIT_SECONDS) {
-    throw new VxnetError('bad_request', `query parameter "wait" must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}, not "${text}".`);
+    throw new VxnetError('bad_request', `query parameter "wait" must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}, not ${quote(text)}.`);
   }
   return Math.round(value * 1000);
 }
@@ -190,7 +304,7 @@ function flag(query: URLSearchParams, name: string): boolean {
   const text = query.get(name);
   if (text === null || text === 'false' || text === '0') return false;
   if (text === 'true' || text === '1' || text === '') return true;
-  throw new VxnetError('bad_request', `query parameter "${name}" must be true or false, not "${text}".`);
+  throw new VxnetError('bad_request', `query parameter "${name}" must be true or false, not ${quote(text)}.`);
 }
 
 // -----------------------------------------------------------------------------------------------------
@@ -201,6 +315,8 @@ export interface InjectRequest {
   /** path and query, e.g. "/v1/networks?x=1" */
   path: string;
   token?: string;
+  /** a client certificate (PEM), checked against the cluster CA as a TLS handshake would */
+  certificate?: string;
   /** an object is sent as JSON, a string as is */
   body?: unknown;
 }
@@ -209,7 +325,11 @@ export interface InjectRequest {
 export async function inject(ctx: ApiContext, req: InjectRequest): Promise<{ status: number; body: any }> {
   const text = req.body === undefined ? '' : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
   try {
-    const resolved = resolve(ctx, req.method, req.path, req.token === undefined ? undefined : `Bearer ${req.token}`);
+    const presented: PresentedCredentials = {
+      authorization: req.token === undefined ? undefined : `Bearer ${req.token}`,
+      ...(req.certificate === undefined ? {} : presentedCertificate(ctx.security, req.certificate)),
+    };
+    const resolved = resolve(ctx, req.method, req.path, presented);
     if (resolved.route.stream) throw new Error('inject() cannot open a watch stream; use a real connection.');
     if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw tooLarge();
     const result = await run(ctx, resolved, text, undefined);
@@ -240,7 +360,7 @@ export function createRequestHandler(ctx: ApiContext): RequestListener {
 async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let resolved: Resolved;
   try {
-    resolved = resolve(ctx, req.method ?? 'GET', req.url ?? '/', req.headers.authorization);
+    resolved = resolve(ctx, req.method ?? 'GET', req.url ?? '/', presentedBy(req));
   } catch (err) {
     req.resume();
     send(res, toErrorResult(err, ctx.log));
@@ -266,8 +386,10 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
 
 function readBody(req: IncomingMessage, res: ServerResponse): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) {
-    // Do not read (or wait for) a body we will refuse; close the connection after answering.
+  // An oversized body is refused without being kept. Up to MAX_DISCARD_BYTES it is still read to the end
+  // (and thrown away) before the 413 goes out, so a client that is busy sending it reads the answer instead
+  // of failing on a broken pipe; a larger one is not worth the bandwidth: answer and close at once.
+  if (declared > MAX_DISCARD_BYTES) {
     res.setHeader('connection', 'close');
     req.resume();
     return Promise.reject(tooLarge());
@@ -280,6 +402,10 @@ function readBody(req: IncomingMessage, res: ServerResponse): Promise<string> {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) over = true;
       else chunks.push(chunk);
+      if (size > MAX_DISCARD_BYTES && !res.headersSent) {
+        res.setHeader('connection', 'close');
+        reject(tooLarge());
+      }
     });
     req.on('end', () => (over ? reject(tooLarge()) : resolvePromise(Buffer.concat(chunks).toString('utf8'))));
     req.on('error', reject);
@@ -304,11 +430,18 @@ function send(res: ServerResponse, result: ApiResult): void {
 function openWatch(ctx: ApiContext, resolved: Resolved, req: IncomingMessage, res: ServerResponse): void {
   req.resume();
   let node: string;
+  let allNetworks = false;
   try {
     const name = resolved.query.get('node');
     if (name === null) throw new VxnetError('bad_request', 'query parameter "node" is required: GET /v1/agent/watch?node=NAME.');
     node = requireName(name, 'node');
+    requireOwnNode(resolved.principal, node, 'watch the state');
     ctx.service.getNode(node);
+    const networks = resolved.query.get('networks');
+    if (networks !== null && networks !== 'all') {
+      throw new VxnetError('bad_request', `query parameter "networks" can only be "all", not "${networks}".`);
+    }
+    allNetworks = networks === 'all';
   } catch (err) {
     send(res, toErrorResult(err, ctx.log));
     return;
@@ -324,11 +457,11 @@ function openWatch(ctx: ApiContext, resolved: Resolved, req: IncomingMessage, re
       return res.writableLength;
     },
     close: (reason) => {
-      if (reason === 'manager shutting down') res.end();
+      if (reason === 'manager shutting down' || reason === NODE_REMOVED) res.end();
       else res.destroy();
     },
   };
-  const detach = ctx.hub.attach(node, sink);
+  const detach = ctx.hub.attach(node, sink, { allNetworks });
   res.on('close', detach);
 }
 
@@ -354,12 +487,40 @@ export function parseListen(value: string): ListenAddress {
 export interface Listeners {
   /** what was actually bound, e.g. "127.0.0.1:40123" or "unix:/run/vxnet.sock" */
   addresses: string[];
+  /** replaces the server certificate of the TLS listeners (new connections get it) */
+  setTlsCredentials(credentials: TlsCredentials): void;
   close(): Promise<void>;
 }
 
-/** Serves `handler` on every address; on failure closes what was already opened. */
-export async function listenAll(handler: RequestListener, listen: string[]): Promise<Listeners> {
-  const opened: { server: Server; unixPath?: string }[] = [];
+/** The manager's server key and certificate chain (PEM), and the CA its clients' certificates must chain to. */
+export interface TlsCredentials {
+  key: string;
+  cert: string;
+  ca: string;
+}
+
+/**
+ * TLS for the TCP listeners. A client certificate is requested but not required, because joining agents
+ * and admins with a bearer token have none: OpenSSL verifies whatever is presented against the cluster CA
+ * and auth.ts refuses the request when that failed. Both ends are vxnet, so TLS 1.3 only.
+ */
+function tlsOptions(credentials: TlsCredentials) {
+  return {
+    key: credentials.key,
+    cert: credentials.cert,
+    ca: [credentials.ca],
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.3' as const,
+  };
+}
+
+/**
+ * Serves `handler` on every address, TCP ones over TLS when `tls` is given; on failure closes what was
+ * already opened.
+ */
+export async function listenAll(handler: RequestListener, listen: string[], tls?: TlsCredentials): Promise<Listeners> {
+  const opened: { server: Server | TlsServer; unixPath?: string }[] = [];
   const addresses: string[] = [];
   const close = async () => {
     await Promise.all(
@@ -378,7 +539,7 @@ export async function listenAll(handler: RequestListener, listen: string[]): Pro
   try {
     for (const text of listen) {
       const address = parseListen(text);
-      const server = createServer(handler);
+      const server = address.kind === 'tcp' && tls ? createTlsServer(tlsOptions(tls), handler) : createServer(handler);
       if (address.kind === 'unix') {
         removeSocket(address.path);
         await listenOn(server, { path: address.path });
@@ -396,10 +557,13 @@ export async function listenAll(handler: RequestListener, listen: string[]): Pro
     await close();
     throw err;
   }
-  return { addresses, close };
+  const setTlsCredentials = (credentials: TlsCredentials): void => {
+    for (const { server } of opened) if ('setSecureContext' in server) server.setSecureContext(tlsOptions(credentials));
+  };
+  return { addresses, setTlsCredentials, close };
 }
 
-function listenOn(server: Server, options: { path: string } | { host?: string; port: number }): Promise<void> {
+function listenOn(server: Server | TlsServer, options: { path: string } | { host?: string; port: number }): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);
     server.listen(options, () => {

@@ -8,7 +8,7 @@
  * (one bit per address; above it one bit per full 32-bit word, and so on), so finding the first free
  * address, taking and releasing one are all O(log32 size).
  */
-import { VxnetError } from '../core/errors.ts';
+import { VxnetError, quote } from '../core/errors.ts';
 import { type Cidr, broadcastOf, contains, formatCidr, formatIPv4, parseIPv4, usableRange } from '../core/ipv4.ts';
 
 /** A set of bits 0..size-1 with "first clear bit" in O(log32 size). */
@@ -130,7 +130,7 @@ export class NetworkAllocator {
   /** Reserves a requested address after checking it may be used and is free. */
   reserve(ipText: string): Allocation {
     const address = parseIPv4(ipText);
-    if (address === undefined) throw new VxnetError('invalid_address', `ip "${ipText}" is not a valid IPv4 address.`);
+    if (address === undefined) throw new VxnetError('invalid_address', `ip ${quote(ipText)} is not a valid IPv4 address.`);
     const pool = this.#pools.find((p) => contains(p.cidr, address));
     if (!pool) {
       const cidrs = this.#pools.map((p) => p.text).join(', ');

@@ -10,6 +10,8 @@
  *   is a property of the whole set of networks, so two creates with overlapping subnets must serialise.
  * - `/deleting/<network>` is created before a network is deleted; endpoint creates require it absent, so
  *   once it exists the network's endpoint set can only shrink and the delete sees every endpoint.
+ * - `/removing-nodes/<node>` does the same for `DELETE /v1/nodes/:name`: no endpoint can be added to a
+ *   node that is being removed, so the removal sees (and withdraws) every endpoint it has.
  */
 
 export const PREFIX = {
@@ -20,6 +22,8 @@ export const PREFIX = {
   ipam: '/ipam/',
   attachments: '/attachments/',
   deleting: '/deleting/',
+  removingNodes: '/removing-nodes/',
+  reservations: '/reservations/',
 } as const;
 
 export const META_CLUSTER = '/meta/cluster';
@@ -35,7 +39,27 @@ export const keys = {
   attachment: (node: string, netns: string, ifname: string) =>
     `${PREFIX.attachments}${node}/${encodeURIComponent(netns)}/${ifname}`,
   deleting: (network: string) => PREFIX.deleting + network,
+  removingNode: (node: string) => PREFIX.removingNodes + node,
+  /** an address Docker's IPAM holds without an endpoint (yet); created together with its `/ipam/` key */
+  reservation: (network: string, ip: string) => `${PREFIX.reservations}${network}/${ip}`,
 };
+
+/**
+ * What an endpoint's `/attachments/` key names as its target: the namespace path, `container:REF` or
+ * `docker:ENDPOINT-ID` (see Endpoint in core/model.ts); (node, target, ifname) is unique.
+ */
+export function attachmentTarget(endpoint: { netns?: string; container?: string; docker?: string }): string {
+  if (endpoint.docker !== undefined) return `docker:${endpoint.docker}`;
+  if (endpoint.container !== undefined) return `container:${endpoint.container}`;
+  return endpoint.netns ?? '';
+}
+
+/** Splits `/reservations/<network>/<ip>`. */
+export function parseReservationKey(key: string): { network: string; ip: string } | undefined {
+  const rest = key.slice(PREFIX.reservations.length).split('/');
+  if (rest.length !== 2) return undefined;
+  return { network: rest[0]!, ip: rest[1]! };
+}
 
 /** Splits `/ipam/<network>/<ip>` (names never contain "/"). */
 export function parseIpamKey(key: string): { network: string; ip: string } | undefined {

@@ -1,14 +1,20 @@
 /**
- * Wiring of the manager process: DATA_DIR (store + tokens), the service, the watch hub and the HTTP
- * listeners, with a clean shutdown when the caller's AbortSignal fires. The CLI's `vxnet manager` command
- * calls runManager(); tests call startManager() to get the addresses and a close().
+ * Wiring of the manager process: DATA_DIR (store, cluster CA, tokens), the service, the watch hub and the
+ * listeners (TLS on TCP, plain HTTP on unix sockets), with a clean shutdown when the caller's AbortSignal
+ * fires. The CLI's `vxnet manager` command calls runManager(); tests call startManager() to get the
+ * addresses and a close().
  */
 import { chmodSync, mkdirSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { createRequestHandler, listenAll } from './http.ts';
+import { renewalTime } from '../pki/identity.ts';
+import type { Security } from './auth.ts';
+import { CA_CERT_FILE, ClusterAuthority, DEFAULT_CERT_LIFETIME_MS } from './authority.ts';
+import { type TlsCredentials, createRequestHandler, listenAll, parseListen } from './http.ts';
 import { ManagerService } from './service.ts';
 import { SqliteStore } from './store/sqlite.ts';
-import { ADMIN_TOKEN_FILE, type Tokens, WORKER_TOKEN_FILE, loadOrCreateTokens } from './tokens.ts';
+import { ADMIN_TOKEN_FILE, JoinTokens, type Tokens, WORKER_TOKEN_FILE } from './tokens.ts';
 import { WatchHub } from './watch-hub.ts';
 
 export interface ManagerOptions {
@@ -20,13 +26,23 @@ export interface ManagerOptions {
   nodeDownAfterMs?: number;
   /** watch stream keep-alive (default 10 000) */
   pingIntervalMs?: number;
+  /** lifetime of the node and admin certificates it issues (default 30 days) */
+  certLifetimeMs?: number;
+  /** more names (IP or DNS) for the server certificate, beside the listen addresses */
+  subjectAltNames?: string[];
 }
 
 export interface RunningManager {
   /** bound addresses, e.g. "127.0.0.1:7400", "unix:/run/vxnet.sock" */
   addresses: string[];
   clusterId: string;
+  /** the tokens as of the start (a rotation later replaces them) */
   tokens: Tokens;
+  /** the cluster CA (PEM) and its digest */
+  caCertificate: string;
+  caDigest: string;
+  /** what the API authenticates with (for in-process requests in tests) */
+  security: Security;
   service: ManagerService;
   hub: WatchHub;
   close(): Promise<void>;
@@ -45,8 +61,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   });
   let service: ManagerService | undefined;
   let hub: WatchHub | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
   try {
-    const { tokens, created } = loadOrCreateTokens(options.dataDir);
     service = await ManagerService.open(store, {
       log,
       ...(options.nodeDownAfterMs !== undefined ? { nodeDownAfterMs: options.nodeDownAfterMs } : {}),
@@ -57,12 +73,29 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     });
     hub.start();
     const { clusterId } = service.info();
-    if (created.length > 0) {
-      log(`initialised cluster ${clusterId} in ${options.dataDir}`);
-      if (created.includes('admin')) log(`admin token (saved in ${join(options.dataDir, ADMIN_TOKEN_FILE)}): ${tokens.admin}`);
-      if (created.includes('worker')) log(`worker join token (saved in ${join(options.dataDir, WORKER_TOKEN_FILE)}): ${tokens.worker}`);
-    }
-    const listeners = await listenAll(createRequestHandler({ service, hub, tokens, log }), options.listen);
+    const { authority, created: caCreated } = ClusterAuthority.loadOrCreate(options.dataDir, { commonName: `vxnet cluster CA ${clusterId}` });
+    const { keeper, tokens, created } = JoinTokens.open(options.dataDir, authority.digest);
+    if (caCreated) log(`initialised cluster ${clusterId} in ${options.dataDir}`);
+    if (caCreated) log(`cluster CA created in ${join(options.dataDir, CA_CERT_FILE)} (sha256 ${authority.digest})`);
+    if (created.includes('admin')) log(`admin token (saved in ${join(options.dataDir, ADMIN_TOKEN_FILE)}): ${tokens.admin}`);
+    if (created.includes('worker')) log(`worker join token (saved in ${join(options.dataDir, WORKER_TOKEN_FILE)}): ${tokens.worker}`);
+    const security: Security = { authority, tokens: keeper, certLifetimeMs: options.certLifetimeMs ?? DEFAULT_CERT_LIFETIME_MS };
+
+    const altNames = serverAltNames(options.listen, options.subjectAltNames ?? []);
+    const serverTls = (): TlsCredentials & { notAfter: Date; notBefore: Date } => {
+      const { key, cert, notAfter } = authority.serverCredentials(altNames);
+      return { key, cert, ca: authority.pem, notAfter, notBefore: new Date() };
+    };
+    let tls = serverTls();
+    const listeners = await listenAll(createRequestHandler({ service, hub, security, log }), options.listen, tls);
+    // The server certificate is made at every start; a manager that runs for months renews it in place.
+    renewTimer = setInterval(() => {
+      if (Date.now() < renewalTime(tls).getTime()) return;
+      tls = serverTls();
+      listeners.setTlsCredentials(tls);
+      log(`renewed the manager's server certificate (valid until ${tls.notAfter.toISOString()})`);
+    }, 60 * 60 * 1000);
+    renewTimer.unref();
     log(`manager listening on ${listeners.addresses.join(', ')} (cluster ${clusterId})`);
 
     const runningService = service;
@@ -72,10 +105,14 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       addresses: listeners.addresses,
       clusterId,
       tokens,
+      caCertificate: authority.pem,
+      caDigest: authority.digest,
+      security,
       service,
       hub,
       close: () =>
         (closed ??= (async () => {
+          clearInterval(renewTimer);
           runningHub.stop();
           await listeners.close();
           await runningService.close();
@@ -84,6 +121,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
         })()),
     };
   } catch (err) {
+    clearInterval(renewTimer);
     hub?.stop();
     await service?.close();
     await store.close();
@@ -93,7 +131,14 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
 
 /** Runs the manager until `signal` aborts, then shuts down cleanly. */
 export async function runManager(
-  options: { dataDir: string; listen: string[]; log?: (line: string) => void; nodeDownAfterMs?: number },
+  options: {
+    dataDir: string;
+    listen: string[];
+    log?: (line: string) => void;
+    nodeDownAfterMs?: number;
+    certLifetimeMs?: number;
+    subjectAltNames?: string[];
+  },
   signal: AbortSignal,
 ): Promise<void> {
   if (signal.aborted) return;
@@ -103,4 +148,30 @@ export async function runManager(
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
   await manager.close();
+}
+
+/**
+ * The names clients may use for the manager, for its server certificate: each TCP listen address, every
+ * address of this host when listening on a wildcard (plus localhost and the host name), and `extra`.
+ */
+export function serverAltNames(listen: readonly string[], extra: readonly string[]): { dns: string[]; ip: string[] } {
+  const dns = new Set<string>();
+  const ip = new Set<string>();
+  const add = (name: string) => (isIP(name) ? ip : dns).add(name);
+  for (const text of listen) {
+    const address = parseListen(text);
+    if (address.kind !== 'tcp') continue;
+    if (address.host === undefined || address.host === '0.0.0.0' || address.host === '::') {
+      for (const list of Object.values(networkInterfaces())) {
+        // link-local IPv6 addresses need a zone, which a certificate cannot name
+        for (const info of list ?? []) if (!info.address.toLowerCase().startsWith('fe80:')) add(info.address);
+      }
+      add('localhost');
+      add(hostname());
+    } else {
+      add(address.host);
+    }
+  }
+  for (const name of extra) add(name);
+  return { dns: [...dns], ip: [...ip] };
 }

@@ -11,11 +11,12 @@
  * Liveness (heartbeats) is tracked in memory, never in the store: see liveness.ts.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { VxnetError } from '../core/errors.ts';
+import { VxnetError, quote } from '../core/errors.ts';
 import { macForIPv4, parseIPv4, requireIPv4 } from '../core/ipv4.ts';
 import type {
   CreateEndpointRequest,
   CreateNetworkRequest,
+  CreateReservationRequest,
   Endpoint,
   EndpointStatusRequest,
   HeartbeatRequest,
@@ -24,9 +25,11 @@ import type {
   Node,
   NodeStatus,
   RegisterNodeRequest,
+  Reservation,
 } from '../core/model.ts';
-import { normaliseNetns, requireIfname, requireName } from '../core/names.ts';
-import { META_CLUSTER, META_NETWORKS, keys } from './keys.ts';
+import { normaliseNetns, requireContainerRef, requireDockerEndpointId, requireIfname, requireName } from '../core/names.ts';
+import type { Allocation } from './ipam.ts';
+import { META_CLUSTER, META_NETWORKS, attachmentTarget, keys } from './keys.ts';
 import { LivenessTracker } from './liveness.ts';
 import { ClusterState, type StateChange } from './state.ts';
 import type { Compare, Op, Store } from './store/store.ts';
@@ -99,6 +102,12 @@ export class ManagerService {
       this.#log(`removing the stale delete marker of network ${name}`);
       await this.#commit([{ key: keys.deleting(name), modRevision }], [{ type: 'delete', key: keys.deleting(name) }]);
     }
+    // Likewise for a node removal cut short: the node stays with whatever endpoints were not yet withdrawn,
+    // and `vxnet node rm` can simply be run again.
+    for (const [name, modRevision] of [...this.state.removingNodes]) {
+      this.#log(`removing the stale removal marker of node ${name}`);
+      await this.#commit([{ key: keys.removingNode(name), modRevision }], [{ type: 'delete', key: keys.removingNode(name) }]);
+    }
   }
 
   /** Stops following the store; waits in progress end with an error and leave their endpoint alone. */
@@ -167,6 +176,7 @@ export class ManagerService {
       if (!options.force) {
         const count = this.state.endpointsByNetwork.get(name)?.size ?? 0;
         if (count > 0) throw networkInUse(name, count);
+        this.#refuseIfReserved(name);
       }
       markerRevision = await this.#commit(
         [
@@ -180,8 +190,15 @@ export class ManagerService {
     try {
       const endpoints = this.state.endpointsOf(name);
       if (endpoints.length > 0 && !options.force) throw networkInUse(name, endpoints.length);
+      if (!options.force) this.#refuseIfReserved(name);
       for (let i = 0; i < endpoints.length; i += DELETE_BATCH) {
         const ops = endpoints.slice(i, i + DELETE_BATCH).flatMap((ep) => endpointDeleteOps(ep));
+        await this.#commit([{ key: keys.deleting(name), modRevision: markerRevision }], ops);
+      }
+      // addresses Docker engines still hold go with the network (their later release finds nothing)
+      const reservations = this.state.reservationsOf(name);
+      for (let i = 0; i < reservations.length; i += DELETE_BATCH) {
+        const ops = reservations.slice(i, i + DELETE_BATCH).flatMap((r) => reservationDeleteOps(r));
         await this.#commit([{ key: keys.deleting(name), modRevision: markerRevision }], ops);
       }
       for (let attempt = 0; ; attempt++) {
@@ -208,6 +225,17 @@ export class ManagerService {
         await this.#commit([{ key: keys.deleting(name), modRevision: markerRevision }], [{ type: 'delete', key: keys.deleting(name) }]);
       }
     }
+  }
+
+  /** A reservation without an endpoint is a container Docker is setting up (or tearing down) right now. */
+  #refuseIfReserved(name: string): void {
+    const held = this.state.reservationsOf(name).filter((r) => r.endpoint === undefined || !this.state.endpoints.has(r.endpoint));
+    if (held.length === 0) return;
+    const nodes = [...new Set(held.map((r) => r.node))].sort().join(', ');
+    throw new VxnetError(
+      'network_in_use',
+      `network ${name} still has ${held.length} address${held.length === 1 ? '' : 'es'} reserved by the Docker engine of node ${nodes}: remove those containers first or use force.`,
+    );
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -256,6 +284,70 @@ export class ManagerService {
     this.liveness.heartbeat(name, req.reconciledRevision);
   }
 
+  /**
+   * Removes a node from the cluster. A `/removing-nodes/` marker is committed first: from then on no
+   * endpoint can be added to the node, so the endpoints the index shows are all there will ever be. Without
+   * `drain` any endpoint refuses the removal; with it they are deleted in batches first (releasing their
+   * addresses), which every peer sees on its watch and withdraws the FDB and neighbour entries for. Then
+   * the node record goes, and with it the node's own watch stream.
+   *
+   * This is the only way a node's entries leave its peers: a node that merely stops heartbeating is shown
+   * as down and keeps everything (docs/security.md, "Fail-static").
+   */
+  async deleteNode(name: string, options: { drain?: boolean } = {}): Promise<{ endpoints: number }> {
+    let markerRevision: number | undefined;
+    for (let attempt = 0; markerRevision === undefined; attempt++) {
+      const entry = this.state.nodes.get(name);
+      if (!entry) throw nodeNotFound(name);
+      if (this.state.removingNodes.has(name)) throw new VxnetError('node_in_use', `node ${name} is already being removed.`);
+      if (!options.drain) {
+        const count = this.state.endpointsByNode.get(name)?.size ?? 0;
+        if (count > 0) throw nodeInUse(name, count);
+      }
+      markerRevision = await this.#commit(
+        [
+          { key: keys.node(name), modRevision: entry.modRevision },
+          { key: keys.removingNode(name), modRevision: 0 },
+        ],
+        [{ type: 'put', key: keys.removingNode(name), value: JSON.stringify({ since: this.#isoNow() }) }],
+      );
+      if (markerRevision === undefined) await this.#backoff(attempt, `remove node ${name}`);
+    }
+    try {
+      const endpoints = [...(this.state.endpointsByNode.get(name) ?? [])]
+        .map((id) => this.state.endpoints.get(id)?.endpoint)
+        .filter((e): e is Endpoint => e !== undefined);
+      if (endpoints.length > 0 && !options.drain) throw nodeInUse(name, endpoints.length);
+      for (let i = 0; i < endpoints.length; i += DELETE_BATCH) {
+        const ops = endpoints.slice(i, i + DELETE_BATCH).flatMap((ep) => endpointDeleteOps(ep));
+        await this.#commit([{ key: keys.removingNode(name), modRevision: markerRevision }], ops);
+      }
+      for (let attempt = 0; ; attempt++) {
+        const entry = this.state.nodes.get(name);
+        if (!entry) return { endpoints: endpoints.length };
+        const ok = await this.#commit(
+          [
+            { key: keys.removingNode(name), modRevision: markerRevision },
+            { key: keys.node(name), modRevision: entry.modRevision },
+          ],
+          [
+            { type: 'delete', key: keys.node(name) },
+            { type: 'delete', key: keys.removingNode(name) },
+          ],
+        );
+        if (ok !== undefined) {
+          this.#log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}`);
+          return { endpoints: endpoints.length };
+        }
+        await this.#backoff(attempt, `remove node ${name}`);
+      }
+    } finally {
+      if (this.state.removingNodes.get(name) === markerRevision) {
+        await this.#commit([{ key: keys.removingNode(name), modRevision: markerRevision }], [{ type: 'delete', key: keys.removingNode(name) }]);
+      }
+    }
+  }
+
   // -------------------------------------------------------------------------------------------------
   // Endpoints
 
@@ -287,9 +379,15 @@ export class ManagerService {
   async createEndpoint(req: CreateEndpointRequest, options: WaitOptions = {}): Promise<Endpoint> {
     const networkName = requireName(req.network, 'network');
     const nodeName = requireName(req.node, 'node');
-    const netns = normaliseNetns(req.netns);
-    const ifname = requireIfname(req.ifname ?? 'eth0');
+    const target = endpointTarget(req);
+    if (target.docker !== undefined && req.ifname !== undefined) {
+      throw new VxnetError('bad_request', 'a Docker endpoint takes no ifname: Docker names the interface (eth0, eth1, ...).');
+    }
+    const ifname = requireIfname(req.ifname ?? (target.docker !== undefined ? DOCKER_IFNAME_PREFIX : 'eth0'));
     if (req.ip !== undefined) requireIPv4(req.ip, 'ip');
+    if (req.reserved !== undefined && typeof req.reserved !== 'boolean') throw new VxnetError('bad_request', 'field "reserved" must be true or false.');
+    const reserved = req.reserved === true;
+    if (reserved && req.ip === undefined) throw new VxnetError('bad_request', 'an endpoint that adopts a reservation needs the reserved "ip".');
 
     let endpoint: Endpoint | undefined;
     for (let attempt = 0; !endpoint; attempt++) {
@@ -300,53 +398,167 @@ export class ManagerService {
       }
       const node = this.state.nodes.get(nodeName);
       if (!node) throw nodeNotFound(nodeName);
-      const attachmentKey = keys.attachment(nodeName, netns, ifname);
+      if (this.state.removingNodes.has(nodeName)) {
+        throw new VxnetError('node_not_found', `node ${nodeName} is being removed.`);
+      }
+      const attachmentKey = keys.attachment(nodeName, attachmentTarget(target), ifname);
       const holder = this.state.attachments.get(attachmentKey);
       if (holder !== undefined) {
         throw new VxnetError(
           'endpoint_exists',
-          `node ${nodeName} already has endpoint ${holder} on interface ${ifname} in ${netns}.`,
+          `node ${nodeName} already has endpoint ${holder} on interface ${ifname} in ${describeTarget(target)}.`,
         );
       }
-      const allocation = req.ip !== undefined ? network.allocator.reserve(req.ip) : network.allocator.reserveNext();
+      // Docker's IPAM allocated the address before the endpoint existed: adopt that reservation.
+      const held = reserved ? this.#adoptable(networkName, nodeName, req.ip!) : undefined;
+      const allocation: Allocation = held
+        ? { ip: held.reservation.ip, prefix: held.reservation.prefix, gateway: held.reservation.gateway }
+        : req.ip !== undefined
+          ? network.allocator.reserve(req.ip)
+          : network.allocator.reserveNext();
       try {
         const candidate: Endpoint = {
           id: randomBytes(6).toString('hex'),
           network: networkName,
           node: nodeName,
-          netns,
+          ...target,
           ifname,
           ip: allocation.ip,
           prefix: allocation.prefix,
           gateway: allocation.gateway,
           mac: macForIPv4(parseIPv4(allocation.ip)!),
           status: 'pending',
+          ...(held ? { reserved: true } : {}),
           createdAt: this.#isoNow(),
         };
+        const reservationKey = keys.reservation(networkName, allocation.ip);
         const ok = await this.#commit(
           [
             { key: keys.network(networkName), modRevision: network.modRevision },
             { key: keys.deleting(networkName), modRevision: 0 },
             { key: keys.node(nodeName), modRevision: node.modRevision },
-            { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
+            { key: keys.removingNode(nodeName), modRevision: 0 },
+            held
+              ? { key: reservationKey, modRevision: held.modRevision }
+              : { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
             { key: attachmentKey, modRevision: 0 },
             { key: keys.endpoint(candidate.id), modRevision: 0 },
           ],
           [
             { type: 'put', key: keys.endpoint(candidate.id), value: JSON.stringify(candidate) },
-            { type: 'put', key: keys.ipam(networkName, allocation.ip), value: candidate.id },
+            held
+              ? { type: 'put', key: reservationKey, value: JSON.stringify({ ...held.reservation, endpoint: candidate.id }) }
+              : { type: 'put', key: keys.ipam(networkName, allocation.ip), value: candidate.id },
             { type: 'put', key: attachmentKey, value: candidate.id },
           ],
         );
         if (ok !== undefined) endpoint = candidate;
       } finally {
-        network.allocator.unreserve(allocation.ip);
+        if (!held) network.allocator.unreserve(allocation.ip);
       }
       if (!endpoint) await this.#backoff(attempt, `create an endpoint on network ${networkName}`);
     }
     const waitMs = options.waitMs ?? 0;
     if (waitMs <= 0) return this.state.endpoints.get(endpoint.id)?.endpoint ?? endpoint;
     return this.#awaitReady(endpoint, waitMs, options.signal);
+  }
+
+  /** The reservation `node` holds for `ip` on `network`, if no live endpoint has adopted it yet. */
+  #adoptable(network: string, node: string, ip: string): { reservation: Reservation; modRevision: number } {
+    const entry = this.state.reservations.get(keys.reservation(network, ip));
+    if (!entry || entry.reservation.node !== node) {
+      throw new VxnetError('reservation_not_found', `address ${ip} on network ${network} is not reserved by node ${node}.`);
+    }
+    const user = entry.reservation.endpoint;
+    if (user !== undefined && this.state.endpoints.has(user)) {
+      throw new VxnetError('address_in_use', `address ${ip} on network ${network} is already used by endpoint ${user}.`);
+    }
+    return entry;
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Reservations (Docker IPAM): an address held without an endpoint, until its node releases it
+
+  listReservations(filter: { network?: string; node?: string } = {}): Reservation[] {
+    let reservations: Reservation[];
+    if (filter.network !== undefined) {
+      if (!this.state.networks.has(filter.network)) throw networkNotFound(filter.network);
+      reservations = this.state.reservationsOf(filter.network);
+    } else {
+      reservations = [...this.state.reservations.values()].map((e) => e.reservation);
+    }
+    if (filter.node !== undefined) reservations = reservations.filter((r) => r.node === filter.node);
+    return reservations.sort((a, b) => compareText(a.network, b.network) || (parseIPv4(a.ip) ?? 0) - (parseIPv4(b.ip) ?? 0));
+  }
+
+  /** Takes an address (the requested one, or the lowest free) for `node` without creating an endpoint. */
+  async createReservation(req: CreateReservationRequest): Promise<Reservation> {
+    const networkName = requireName(req.network, 'network');
+    const nodeName = requireName(req.node, 'node');
+    if (req.ip !== undefined) requireIPv4(req.ip, 'ip');
+    for (let attempt = 0; ; attempt++) {
+      const network = this.state.networks.get(networkName);
+      if (!network) throw networkNotFound(networkName);
+      if (this.state.deleting.has(networkName)) throw new VxnetError('network_not_found', `network ${networkName} is being deleted.`);
+      const node = this.state.nodes.get(nodeName);
+      if (!node) throw nodeNotFound(nodeName);
+      if (this.state.removingNodes.has(nodeName)) throw new VxnetError('node_not_found', `node ${nodeName} is being removed.`);
+      const allocation = req.ip !== undefined ? network.allocator.reserve(req.ip) : network.allocator.reserveNext();
+      try {
+        const reservation: Reservation = {
+          network: networkName,
+          ip: allocation.ip,
+          prefix: allocation.prefix,
+          gateway: allocation.gateway,
+          node: nodeName,
+          createdAt: this.#isoNow(),
+        };
+        const key = keys.reservation(networkName, allocation.ip);
+        const ok = await this.#commit(
+          [
+            { key: keys.network(networkName), modRevision: network.modRevision },
+            { key: keys.deleting(networkName), modRevision: 0 },
+            { key: keys.node(nodeName), modRevision: node.modRevision },
+            { key: keys.removingNode(nodeName), modRevision: 0 },
+            { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
+            { key, modRevision: 0 },
+          ],
+          [
+            { type: 'put', key, value: JSON.stringify(reservation) },
+            { type: 'put', key: keys.ipam(networkName, allocation.ip), value: `reservation:${nodeName}` },
+          ],
+        );
+        if (ok !== undefined) return this.state.reservations.get(key)?.reservation ?? reservation;
+      } finally {
+        network.allocator.unreserve(allocation.ip);
+      }
+      await this.#backoff(attempt, `reserve an address on network ${networkName}`);
+    }
+  }
+
+  /**
+   * Releases a reservation, and deletes the endpoint that adopted it if there still is one (Docker
+   * releases an address only once it is done with it). With `node`, only that node's reservation.
+   */
+  async deleteReservation(network: string, ip: string, options: { node?: string } = {}): Promise<void> {
+    requireIPv4(ip, 'ip');
+    for (let attempt = 0; ; attempt++) {
+      const key = keys.reservation(network, ip);
+      const entry = this.state.reservations.get(key);
+      if (!entry || (options.node !== undefined && entry.reservation.node !== options.node)) {
+        const by = options.node !== undefined ? ` by node ${options.node}` : '';
+        throw new VxnetError('reservation_not_found', `address ${ip} on network ${network} is not reserved${by}.`);
+      }
+      const compares: Compare[] = [{ key, modRevision: entry.modRevision }];
+      const ops = reservationDeleteOps(entry.reservation);
+      const user = entry.reservation.endpoint === undefined ? undefined : this.state.endpoints.get(entry.reservation.endpoint);
+      if (user) {
+        compares.push({ key: keys.endpoint(user.endpoint.id), modRevision: user.modRevision });
+        ops.push(...endpointDeleteOps(user.endpoint));
+      }
+      if ((await this.#commit(compares, ops)) !== undefined) return;
+      await this.#backoff(attempt, `release address ${ip} on network ${network}`);
+    }
   }
 
   /**
@@ -489,12 +701,40 @@ export class ManagerService {
   }
 }
 
+/** An endpoint that adopted a reservation leaves its address reserved: the reservation's release frees it. */
 function endpointDeleteOps(endpoint: Endpoint): Op[] {
   return [
     { type: 'delete', key: keys.endpoint(endpoint.id) },
-    { type: 'delete', key: keys.ipam(endpoint.network, endpoint.ip) },
-    { type: 'delete', key: keys.attachment(endpoint.node, endpoint.netns, endpoint.ifname) },
+    ...(endpoint.reserved ? [] : [{ type: 'delete', key: keys.ipam(endpoint.network, endpoint.ip) } as const]),
+    { type: 'delete', key: keys.attachment(endpoint.node, attachmentTarget(endpoint), endpoint.ifname) },
   ];
+}
+
+function reservationDeleteOps(reservation: Reservation): Op[] {
+  return [
+    { type: 'delete', key: keys.reservation(reservation.network, reservation.ip) },
+    { type: 'delete', key: keys.ipam(reservation.network, reservation.ip) },
+  ];
+}
+
+/** Interface name given to Docker endpoints: the prefix Docker numbers inside the container. */
+export const DOCKER_IFNAME_PREFIX = 'eth';
+
+/** Exactly one of netns, container, docker, validated (a namespace name becomes its path). */
+function endpointTarget(req: CreateEndpointRequest): { netns?: string; container?: string; docker?: string } {
+  const given = [req.netns, req.container, req.docker].filter((v) => v !== undefined).length;
+  if (given !== 1) {
+    throw new VxnetError('bad_request', 'an endpoint needs exactly one target: "netns" (a namespace), "container" (a Docker container) or "docker" (a Docker endpoint id).');
+  }
+  if (req.container !== undefined) return { container: requireContainerRef(req.container) };
+  if (req.docker !== undefined) return { docker: requireDockerEndpointId(req.docker) };
+  return { netns: normaliseNetns(req.netns) };
+}
+
+function describeTarget(target: { netns?: string; container?: string; docker?: string }): string {
+  if (target.container !== undefined) return `container ${target.container}`;
+  if (target.docker !== undefined) return `Docker endpoint ${target.docker.slice(0, 12)}`;
+  return target.netns ?? '';
 }
 
 function sortEndpoints(endpoints: Endpoint[]): Endpoint[] {
@@ -516,15 +756,27 @@ function anySignal(a: AbortSignal, b: AbortSignal | undefined): AbortSignal {
 }
 
 function networkNotFound(name: string): VxnetError {
-  return new VxnetError('network_not_found', `network ${name} does not exist.`);
+  return new VxnetError('network_not_found', `network ${shown(name)} does not exist.`);
 }
 
 function nodeNotFound(name: string): VxnetError {
-  return new VxnetError('node_not_found', `node ${name} is not registered.`);
+  return new VxnetError('node_not_found', `node ${shown(name)} is not registered.`);
 }
 
 function endpointNotFound(id: string): VxnetError {
-  return new VxnetError('endpoint_not_found', `endpoint ${id} does not exist.`);
+  return new VxnetError('endpoint_not_found', `endpoint ${shown(id)} does not exist.`);
+}
+
+/** A name looked up from a URL or a query is shown as it is when it could be a name, quoted (and cut) otherwise. */
+function shown(name: string): string {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name) ? name : quote(name);
+}
+
+function nodeInUse(name: string, count: number): VxnetError {
+  return new VxnetError(
+    'node_in_use',
+    `node ${name} still has ${count} endpoint${count === 1 ? '' : 's'}: detach them first or drain the node.`,
+  );
 }
 
 function networkInUse(name: string, count: number): VxnetError {

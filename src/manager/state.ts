@@ -11,10 +11,10 @@
  * Every applied change is announced to listeners (the watch hub, endpoint waiters) synchronously and in
  * revision order, with the previous value and after the lookups were updated.
  */
-import type { Endpoint, Network, Node } from '../core/model.ts';
+import type { Endpoint, Network, Node, Reservation } from '../core/model.ts';
 import { type Cidr, parseCidr, parseIPv4 } from '../core/ipv4.ts';
 import { NetworkAllocator } from './ipam.ts';
-import { META_CLUSTER, META_NETWORKS, PREFIX, parseIpamKey } from './keys.ts';
+import { META_CLUSTER, META_NETWORKS, PREFIX, parseIpamKey, parseReservationKey } from './keys.ts';
 import type { KeyValue, ListResult, WatchEvent } from './store/store.ts';
 
 export interface NetworkEntry {
@@ -40,7 +40,11 @@ export class ClusterState {
   clusterId: string | undefined;
   readonly nodes = new Map<string, { node: Node; modRevision: number }>();
   readonly networks = new Map<string, NetworkEntry>();
-  readonly endpoints = new Map<string, { endpoint: Endpoint; modRevision: number }>();
+  /**
+   * `json` is the stored value as it is: the watch hub sends it verbatim instead of serialising the endpoint
+   * again for every snapshot and change line (it is exactly what JSON.stringify of `endpoint` gives).
+   */
+  readonly endpoints = new Map<string, { endpoint: Endpoint; modRevision: number; json: string }>();
   /** network → endpoint ids */
   readonly endpointsByNetwork = new Map<string, Set<string>>();
   /** node → endpoint ids */
@@ -53,6 +57,12 @@ export class ClusterState {
   readonly attachments = new Map<string, string>();
   /** network → modRevision of its `/deleting/` marker */
   readonly deleting = new Map<string, number>();
+  /** node → modRevision of its `/removing-nodes/` marker */
+  readonly removingNodes = new Map<string, number>();
+  /** `/reservations/` key → the reservation (Docker IPAM addresses); not announced to listeners */
+  readonly reservations = new Map<string, { reservation: Reservation; modRevision: number }>();
+  /** network → its `/reservations/` keys */
+  readonly reservationsByNetwork = new Map<string, Set<string>>();
   metaNetworksRevision = 0;
 
   #listeners = new Set<StateListener>();
@@ -123,6 +133,15 @@ export class ClusterState {
     return out;
   }
 
+  reservationsOf(network: string): Reservation[] {
+    const out: Reservation[] = [];
+    for (const key of this.reservationsByNetwork.get(network) ?? []) {
+      const entry = this.reservations.get(key);
+      if (entry) out.push(entry.reservation);
+    }
+    return out;
+  }
+
   /** Nodes with at least one endpoint on `network`. */
   nodesOf(network: string): Iterable<string> {
     return this.nodeCounts.get(network)?.keys() ?? [];
@@ -169,7 +188,7 @@ export class ClusterState {
     } else if (key.startsWith(PREFIX.endpoints)) {
       const endpoint = JSON.parse(kv.value) as Endpoint;
       const prev = this.endpoints.get(endpoint.id)?.endpoint;
-      this.endpoints.set(endpoint.id, { endpoint, modRevision: revision });
+      this.endpoints.set(endpoint.id, { endpoint, modRevision: revision, json: kv.value });
       if (!prev) {
         addTo(this.endpointsByNetwork, endpoint.network, endpoint.id);
         addTo(this.endpointsByNode, endpoint.node, endpoint.id);
@@ -187,6 +206,12 @@ export class ClusterState {
       this.attachments.set(key, kv.value);
     } else if (key.startsWith(PREFIX.deleting)) {
       this.deleting.set(key.slice(PREFIX.deleting.length), revision);
+    } else if (key.startsWith(PREFIX.removingNodes)) {
+      this.removingNodes.set(key.slice(PREFIX.removingNodes.length), revision);
+    } else if (key.startsWith(PREFIX.reservations)) {
+      const reservation = JSON.parse(kv.value) as Reservation;
+      this.reservations.set(key, { reservation, modRevision: revision });
+      addTo(this.reservationsByNetwork, reservation.network, key);
     }
   }
 
@@ -226,6 +251,12 @@ export class ClusterState {
       this.attachments.delete(key);
     } else if (key.startsWith(PREFIX.deleting)) {
       this.deleting.delete(key.slice(PREFIX.deleting.length));
+    } else if (key.startsWith(PREFIX.removingNodes)) {
+      this.removingNodes.delete(key.slice(PREFIX.removingNodes.length));
+    } else if (key.startsWith(PREFIX.reservations)) {
+      this.reservations.delete(key);
+      const parsed = parseReservationKey(key);
+      if (parsed) removeFrom(this.reservationsByNetwork, parsed.network, key);
     } else if (key === META_NETWORKS) {
       this.metaNetworksRevision = 0;
     }

@@ -1,10 +1,18 @@
 /**
- * The two bearer tokens: admin (everything) and worker (what agents need). Created at the first start,
- * saved in DATA_DIR with mode 0600, and compared in constant time.
+ * The two tokens (format in src/pki/token.ts): **worker**, which admits an agent to `POST /v1/join` and
+ * nothing else, and **admin**, the operator's credential for every call. Both carry the CA digest.
+ *
+ * The full tokens are written to DATA_DIR/worker.token and DATA_DIR/admin.token (0600) for the operator;
+ * the manager itself keeps only the SHA-256 of each secret and compares in constant time. A token file that
+ * is missing, or holds a token of another CA or of the old `vxnet-…` form, is replaced by a new token at
+ * start (and printed once). `rotate()` replaces a secret while running: the old token stops working at once,
+ * and certificates already issued with it are not affected.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { readIfExists, writeFileAtomic } from '../pki/files.ts';
+import { formatToken, newSecret, parseToken } from '../pki/token.ts';
 
 export type Role = 'admin' | 'worker';
 
@@ -15,44 +23,68 @@ export interface Tokens {
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
 export const WORKER_TOKEN_FILE = 'worker.token';
+const FILES: Record<Role, string> = { admin: ADMIN_TOKEN_FILE, worker: WORKER_TOKEN_FILE };
 
-/** Reads both tokens, creating missing ones; `created` lists the ones made now (to be shown once). */
-export function loadOrCreateTokens(dataDir: string): { tokens: Tokens; created: Role[] } {
-  const created: Role[] = [];
-  const get = (role: Role, file: string): string => {
-    const path = join(dataDir, file);
-    let text: string | undefined;
-    try {
-      text = readFileSync(path, 'utf8').trim();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    if (text) {
-      chmodSync(path, 0o600);
-      return text;
-    }
-    const token = `vxnet-${role}-${randomBytes(24).toString('base64url')}`;
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, token + '\n', { mode: 0o600, flag: 'w' });
-    renameSync(tmp, path);
-    created.push(role);
+export class JoinTokens {
+  readonly #dataDir: string;
+  readonly #caDigest: string;
+  readonly #hashes = new Map<Role, Buffer>();
+
+  private constructor(dataDir: string, caDigest: string) {
+    this.#dataDir = dataDir;
+    this.#caDigest = caDigest;
+  }
+
+  /**
+   * Reads both tokens, making new ones where a file is missing or does not hold a token of this CA.
+   * `tokens` are the full tokens as of now (for the one-time print and for tests); `created` lists the new.
+   */
+  static open(dataDir: string, caDigest: string): { keeper: JoinTokens; tokens: Tokens; created: Role[] } {
+    const keeper = new JoinTokens(dataDir, caDigest);
+    const created: Role[] = [];
+    const load = (role: Role): string => {
+      const path = join(dataDir, FILES[role]);
+      const text = readIfExists(path)?.trim();
+      const parsed = text === undefined ? undefined : parseToken(text);
+      if (text !== undefined && parsed?.caDigest === caDigest) {
+        chmodSync(path, 0o600);
+        keeper.#hashes.set(role, hash(parsed.secret));
+        return text;
+      }
+      created.push(role);
+      return keeper.rotate(role);
+    };
+    const tokens = { admin: load('admin'), worker: load('worker') };
+    return { keeper, tokens, created };
+  }
+
+  /** The role a presented token grants, or undefined (unknown, rotated away, or of another CA). */
+  roleOf(token: string): Role | undefined {
+    const parsed = parseToken(token);
+    if (!parsed || parsed.caDigest !== this.#caDigest) return undefined;
+    const given = hash(parsed.secret);
+    let role: Role | undefined;
+    // both compared every time, in constant time: no timing hint about which one nearly matched
+    for (const [candidate, expected] of this.#hashes) if (timingSafeEqual(given, expected)) role = candidate;
+    return role;
+  }
+
+  /** A new secret for `role`: saved to its file, the old one refused from now on. Returns the new token. */
+  rotate(role: Role): string {
+    const secret = newSecret();
+    const token = formatToken(this.#caDigest, secret);
+    writeFileAtomic(join(this.#dataDir, FILES[role]), `${token}\n`, 0o600);
+    this.#hashes.set(role, hash(secret));
     return token;
-  };
-  return { tokens: { admin: get('admin', ADMIN_TOKEN_FILE), worker: get('worker', WORKER_TOKEN_FILE) }, created };
+  }
+
+  /** True when `token` has the form of a token but another CA's digest: worth its own error message. */
+  isOfAnotherCluster(token: string): boolean {
+    const parsed = parseToken(token);
+    return parsed !== undefined && parsed.caDigest !== this.#caDigest;
+  }
 }
 
-/** The role a request's Authorization header grants, or undefined. */
-export function authenticate(header: string | undefined, tokens: Tokens): Role | undefined {
-  if (typeof header !== 'string') return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match) return undefined;
-  const given = digest(match[1]!);
-  // Hashing first makes the comparison constant-time regardless of the lengths involved.
-  if (timingSafeEqual(given, digest(tokens.admin))) return 'admin';
-  if (timingSafeEqual(given, digest(tokens.worker))) return 'worker';
-  return undefined;
-}
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+function hash(secret: string): Buffer {
+  return createHash('sha256').update(secret).digest();
 }

@@ -8,7 +8,7 @@
  *    defaults and rules of docs/api.md against the current cluster. Pure: the caller supplies the cluster
  *    view and commits the result with compare-and-swap, so a decision taken on a stale view cannot stick.
  */
-import { VxnetError } from '../core/errors.ts';
+import { VxnetError, quote } from '../core/errors.ts';
 import {
   type Cidr,
   broadcastOf,
@@ -23,13 +23,16 @@ import {
 import {
   type CreateEndpointRequest,
   type CreateNetworkRequest,
+  type CreateReservationRequest,
   DEFAULT_SUBNET_POOL,
   DEFAULT_UNDERLAY_MTU,
   type EndpointStatusRequest,
   type HeartbeatRequest,
+  type JoinRequest,
   type Network,
   type Node,
   type RegisterNodeRequest,
+  type RenewCertificateRequest,
   VNI_AUTO_START,
   VNI_MAX,
   VNI_MIN,
@@ -51,7 +54,7 @@ function bad(message: string): VxnetError {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${quote(value)}`;
 }
 
 function checkObject(value: unknown, what: string, fields: Record<string, FieldSpec>, path = ''): Record<string, unknown> {
@@ -62,7 +65,7 @@ function checkObject(value: unknown, what: string, fields: Record<string, FieldS
   for (const key of Object.keys(record)) {
     if (!Object.hasOwn(fields, key)) {
       const known = Object.keys(fields).join(', ');
-      throw bad(`unknown field "${path ? `${path}.` : ''}${key}" in the ${what} (known fields: ${known}).`);
+      throw bad(`unknown field ${quote(`${path ? `${path}.` : ''}${key}`)} in the ${what} (known fields: ${known}).`);
     }
   }
   for (const [key, spec] of Object.entries(fields)) {
@@ -122,10 +125,22 @@ export function parseCreateEndpointRequest(body: unknown): CreateEndpointRequest
   return checkObject(body, 'endpoint request', {
     network: { kind: 'string', required: true },
     node: { kind: 'string', required: true },
-    netns: { kind: 'string', required: true },
+    // exactly one of netns, container, docker (the service says so when it is not)
+    netns: { kind: 'string' },
+    container: { kind: 'string' },
+    docker: { kind: 'string' },
     ifname: { kind: 'string' },
     ip: { kind: 'string' },
+    reserved: { kind: 'boolean' },
   }) as unknown as CreateEndpointRequest;
+}
+
+export function parseCreateReservationRequest(body: unknown): CreateReservationRequest {
+  return checkObject(body, 'reservation request', {
+    network: { kind: 'string', required: true },
+    node: { kind: 'string', required: true },
+    ip: { kind: 'string' },
+  }) as unknown as CreateReservationRequest;
 }
 
 export function parseEndpointStatusRequest(body: unknown): EndpointStatusRequest {
@@ -135,6 +150,18 @@ export function parseEndpointStatusRequest(body: unknown): EndpointStatusRequest
   }) as unknown as EndpointStatusRequest;
   requireEndpointStatus(req.status);
   return req;
+}
+
+export function parseJoinRequest(body: unknown): JoinRequest {
+  return checkObject(body, 'join request', {
+    name: { kind: 'string', required: true },
+    publicKey: { kind: 'string', required: true },
+    role: { kind: 'string' },
+  }) as unknown as JoinRequest;
+}
+
+export function parseRenewCertificateRequest(body: unknown): RenewCertificateRequest {
+  return checkObject(body, 'renewal request', { publicKey: { kind: 'string', required: true } }) as unknown as RenewCertificateRequest;
 }
 
 export function requireEndpointStatus(value: unknown): 'pending' | 'ready' | 'error' {

@@ -13,13 +13,24 @@
  *   others interested get the new `endpoint`;
  * - a node's last endpoint there goes: that node gets `network-forgotten`, the others `endpoint-deleted`;
  * - a status-only change goes to the endpoint's own node only (it is the one that reported it);
+ * - a session opened with `networks=all` (an agent linked to Docker, which keeps a Docker network for every
+ *   vxnet network) also gets every `network` change, and `network-deleted` instead of `network-forgotten`
+ *   when a network goes; endpoints are filtered exactly as for the others;
  * - a `ping` every 10 s carries the current revision, so an agent knows it has seen everything up to it
  *   even when nothing concerned it (it reports that revision in heartbeats; endpoint delete waits on it).
  *
  * A connection whose unsent output grows past a bound is closed rather than buffered without limit; the
- * agent reconnects and starts again from a snapshot.
+ * agent reconnects and starts again from a snapshot. A snapshot or a network burst may itself be larger
+ * than the bound (an agent holding 50,000 endpoints gets ~15 MB): that much is allowed on top of it.
+ *
+ * At scale (measured by bench/scale): when a thousand agents connect at once, as after a manager restart,
+ * their snapshots together are gigabytes. Writing them all at once would hold all of them in the manager's
+ * memory until each agent has read its own, so snapshots are admitted against a budget of unsent snapshot
+ * bytes (default 64 MiB): a session over budget waits, receives nothing, and gets its snapshot — taken at
+ * that moment, so it misses nothing — as soon as earlier ones have drained. Endpoint lines and snapshots
+ * reuse each endpoint's stored JSON (ClusterState keeps it) instead of serialising it again per message.
  */
-import type { Endpoint, WatchMessage } from '../core/model.ts';
+import type { Endpoint, Network, WatchMessage } from '../core/model.ts';
 import type { ClusterState, StateChange } from './state.ts';
 
 /** Where a session's lines go (an HTTP response in production, an array in tests). */
@@ -36,6 +47,8 @@ export interface WatchHubOptions {
   pingIntervalMs?: number;
   /** a session with more unsent output than this is closed (default 8 MiB) */
   maxBufferedBytes?: number;
+  /** unsent snapshot bytes over all sessions beyond which new snapshots wait (default 64 MiB) */
+  snapshotBudgetBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -43,9 +56,21 @@ interface Session {
   node: string;
   sink: WatchSink;
   open: boolean;
+  /** `networks=all`: every network, not only those where the node has endpoints (endpoints stay filtered) */
+  allNetworks: boolean;
+  /** waiting for its snapshot (over budget): nothing is sent until then */
+  waiting?: boolean;
+  /** unsent bytes tolerated beyond maxBufferedBytes: what a snapshot or burst left in the buffer */
+  allowance?: number;
 }
 
+/** A snapshot whose unsent rest is below this has drained, as far as the snapshot budget is concerned. */
+const DRAINED_BYTES = 64 * 1024;
+const ADMISSION_POLL_MS = 20;
+
 export const PING_INTERVAL_MS = 10_000;
+/** The reason a removed node's stream is closed with; the sink ends it cleanly, after what is buffered. */
+export const NODE_REMOVED = 'node removed';
 
 export class WatchHub {
   #state: ClusterState;
@@ -54,12 +79,24 @@ export class WatchHub {
   #log: (line: string) => void;
   /** node → its open sessions (usually one; two briefly while an agent reconnects) */
   #sessions = new Map<string, Set<Session>>();
+  /** the sessions that asked for every network */
+  #allNetworkSessions = new Set<Session>();
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #snapshotBudget: number;
+  /** sessions whose snapshot is partly unsent → its size */
+  #sending = new Map<Session, number>();
+  #sendingBytes = 0;
+  /** sessions waiting for their snapshot, oldest first */
+  #waiting: Session[] = [];
+  #admission: NodeJS.Timeout | undefined;
+  /** the `nodes` array of snapshots as JSON, until a node changes (only while subscribed) */
+  #nodesJson: string | undefined;
 
   constructor(state: ClusterState, options: WatchHubOptions = {}) {
     this.#state = state;
     this.#pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
+    this.#snapshotBudget = options.snapshotBudgetBytes ?? 64 * 1024 * 1024;
     this.#maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024;
     this.#log = options.log ?? (() => {});
   }
@@ -77,6 +114,12 @@ export class WatchHub {
     this.#unsubscribe = undefined;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    clearInterval(this.#admission);
+    this.#admission = undefined;
+    this.#waiting = [];
+    this.#sending.clear();
+    this.#sendingBytes = 0;
+    this.#nodesJson = undefined;
     for (const sessions of this.#sessions.values()) {
       for (const session of sessions) {
         session.open = false;
@@ -84,6 +127,7 @@ export class WatchHub {
       }
     }
     this.#sessions.clear();
+    this.#allNetworkSessions.clear();
   }
 
   get sessionCount(): number {
@@ -95,30 +139,116 @@ export class WatchHub {
   /**
    * Sends `node` its snapshot and then every later change that concerns it. Returns the function to call
    * when the connection ends. Snapshot and registration happen in one synchronous step, so no change can
-   * fall between them.
+   * fall between them; a session over the snapshot budget gets nothing until its snapshot, which is then
+   * taken when it is sent and so holds every change made while it waited.
    */
-  attach(node: string, sink: WatchSink): () => void {
-    const session: Session = { node, sink, open: true };
+  attach(node: string, sink: WatchSink, options: { allNetworks?: boolean } = {}): () => void {
+    const allNetworks = options.allNetworks ?? false;
+    const session: Session = { node, sink, open: true, allNetworks };
     let set = this.#sessions.get(node);
     if (!set) this.#sessions.set(node, (set = new Set()));
     set.add(session);
-    this.#send(session, lineOf(this.snapshot(node)));
+    if (allNetworks) this.#allNetworkSessions.add(session);
+    if (this.#sendingBytes < this.#snapshotBudget) {
+      this.#sendSnapshot(session);
+    } else {
+      session.waiting = true;
+      this.#waiting.push(session);
+      this.#armAdmission();
+    }
     return () => this.#drop(session);
   }
 
-  /** What concerns `node` now: all nodes, its networks, every endpoint of those networks. */
-  snapshot(node: string): Extract<WatchMessage, { type: 'snapshot' }> {
+  /** Sessions waiting for their snapshot because of the snapshot budget. */
+  get waitingCount(): number {
+    return this.#waiting.filter((s) => s.open).length;
+  }
+
+  #sendSnapshot(session: Session): void {
+    const text = this.#snapshotLine(session.node, session.allNetworks);
+    this.#send(session, text, true);
+    if (session.open && session.sink.bufferedBytes > DRAINED_BYTES) {
+      this.#sending.set(session, text.length);
+      this.#sendingBytes += text.length;
+      this.#armAdmission();
+    }
+  }
+
+  #armAdmission(): void {
+    this.#admission ??= setInterval(() => this.#admit(), ADMISSION_POLL_MS);
+  }
+
+  /** Releases drained snapshots from the budget and sends waiting ones while it allows. */
+  #admit(): void {
+    for (const [session, bytes] of this.#sending) {
+      if (session.open && session.sink.bufferedBytes > DRAINED_BYTES) continue;
+      this.#sending.delete(session);
+      this.#sendingBytes -= bytes;
+    }
+    while (this.#waiting.length > 0 && this.#sendingBytes < this.#snapshotBudget) {
+      const session = this.#waiting.shift()!;
+      if (!session.open) continue;
+      session.waiting = false;
+      this.#sendSnapshot(session);
+    }
+    if (this.#sending.size === 0 && this.#waiting.length === 0) {
+      clearInterval(this.#admission);
+      this.#admission = undefined;
+    }
+  }
+
+  /**
+   * lineOf(snapshot(node)), built from the endpoints' stored JSON and a cached `nodes` array: this is what
+   * a thousand reconnecting agents cost the manager.
+   */
+  #snapshotLine(node: string, allNetworks: boolean): string {
+    const { networks, endpoints } = this.#contents(node, allNetworks);
+    // the cache is kept current by node changes, which only arrive while subscribed
+    const nodesJson = this.#unsubscribe ? (this.#nodesJson ??= JSON.stringify(this.#sortedNodes())) : JSON.stringify(this.#sortedNodes());
+    const parts: string[] = [];
+    for (const endpoint of endpoints) parts.push(this.#endpointJson(endpoint));
+    return `{"type":"snapshot","revision":${this.#state.revision},"nodes":${nodesJson},"networks":${JSON.stringify(networks)},"endpoints":[${parts.join(',')}]}\n`;
+  }
+
+  #endpointJson(endpoint: Endpoint): string {
+    const entry = this.#state.endpoints.get(endpoint.id);
+    return entry?.endpoint === endpoint ? entry.json : JSON.stringify(endpoint);
+  }
+
+  #endpointLine(revision: number, endpoint: Endpoint): string {
+    return `{"type":"endpoint","revision":${revision},"endpoint":${this.#endpointJson(endpoint)}}\n`;
+  }
+
+  #sortedNodes() {
+    return [...this.#state.nodes.values()].map((e) => e.node).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * What concerns `node` now: all nodes, its networks, every endpoint of those networks; with
+   * `allNetworks` every network (the endpoints are the same).
+   */
+  snapshot(node: string, options: { allNetworks?: boolean } = {}): Extract<WatchMessage, { type: 'snapshot' }> {
+    const { networks, endpoints } = this.#contents(node, options.allNetworks ?? false);
+    return { type: 'snapshot', revision: this.#state.revision, nodes: this.#sortedNodes(), networks, endpoints };
+  }
+
+  #contents(node: string, allNetworks: boolean): { networks: Network[]; endpoints: Endpoint[] } {
     const state = this.#state;
-    const networks = [];
+    const networks: Network[] = [];
     const endpoints: Endpoint[] = [];
     for (const name of [...state.networksOfNode(node)].sort()) {
       const entry = state.networks.get(name);
       if (!entry) continue;
       networks.push(entry.network);
-      endpoints.push(...state.endpointsOf(name));
+      // one by one: spreading a network of 100,000 endpoints into push() would overflow the stack
+      for (const endpoint of state.endpointsOf(name)) endpoints.push(endpoint);
     }
-    const nodes = [...state.nodes.values()].map((e) => e.node).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { type: 'snapshot', revision: state.revision, nodes, networks, endpoints };
+    if (allNetworks) {
+      networks.length = 0;
+      for (const entry of state.networks.values()) networks.push(entry.network);
+      networks.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    return { networks, endpoints };
   }
 
   pingAll(): void {
@@ -130,20 +260,29 @@ export class WatchHub {
     const state = this.#state;
     switch (change.kind) {
       case 'node':
+        this.#nodesJson = undefined;
         this.#toAll(lineOf({ type: 'node', revision: change.revision, node: change.node }));
         return;
       case 'node-deleted':
+        this.#nodesJson = undefined;
         this.#toAll(lineOf({ type: 'node-deleted', revision: change.revision, name: change.node.name }));
+        this.#closeNode(change.node.name, NODE_REMOVED);
         return;
-      case 'network':
-        this.#toNodes(state.nodesOf(change.network.name), lineOf({ type: 'network', revision: change.revision, network: change.network }));
+      case 'network': {
+        const line = lineOf({ type: 'network', revision: change.revision, network: change.network });
+        for (const session of this.#audience(change.network.name)) this.#send(session, line);
         return;
-      case 'network-deleted':
-        this.#toNodes(state.nodesOf(change.network.name), lineOf({ type: 'network-forgotten', revision: change.revision, name: change.network.name }));
+      }
+      case 'network-deleted': {
+        const { revision, network } = change;
+        const forgotten = lineOf({ type: 'network-forgotten', revision, name: network.name });
+        const deleted = lineOf({ type: 'network-deleted', revision, name: network.name });
+        for (const session of this.#audience(network.name)) this.#send(session, session.allNetworks ? deleted : forgotten);
         return;
+      }
       case 'endpoint': {
         const { endpoint, prev, revision } = change;
-        const line = lineOf({ type: 'endpoint', revision, endpoint });
+        const line = this.#endpointLine(revision, endpoint);
         if (prev && statusOnly(prev, endpoint)) {
           this.#toNode(endpoint.node, line);
           return;
@@ -179,9 +318,26 @@ export class WatchHub {
     const entry = this.#state.networks.get(network);
     if (!entry) return;
     const lines = [lineOf({ type: 'network', revision, network: entry.network })];
-    for (const endpoint of this.#state.endpointsOf(network)) lines.push(lineOf({ type: 'endpoint', revision, endpoint }));
+    for (const endpoint of this.#state.endpointsOf(network)) lines.push(this.#endpointLine(revision, endpoint));
     const text = lines.join('');
-    for (const session of [...sessions]) this.#send(session, text);
+    for (const session of [...sessions]) this.#send(session, text, true);
+  }
+
+  /** Ends the streams of a node that was removed: its agent reconnects and is told the node is unknown. */
+  #closeNode(node: string, reason: string): void {
+    const sessions = this.#sessions.get(node);
+    if (!sessions) return;
+    for (const session of [...sessions]) {
+      this.#drop(session);
+      session.sink.close(reason);
+    }
+  }
+
+  /** The sessions of the nodes with endpoints on `network`, and every `networks=all` session, once each. */
+  #audience(network: string): Set<Session> {
+    const out = new Set<Session>(this.#allNetworkSessions);
+    for (const node of this.#state.nodesOf(network)) for (const session of this.#sessions.get(node) ?? []) out.add(session);
+    return out;
   }
 
   #toAll(line: string): void {
@@ -198,8 +354,9 @@ export class WatchHub {
     for (const session of [...sessions]) this.#send(session, line);
   }
 
-  #send(session: Session, text: string): void {
-    if (!session.open) return;
+  /** `bulk`: a snapshot or burst, which may exceed the bound by its own size (see the module comment). */
+  #send(session: Session, text: string, bulk = false): void {
+    if (!session.open || session.waiting) return;
     try {
       session.sink.write(text);
     } catch (err) {
@@ -208,7 +365,10 @@ export class WatchHub {
       session.sink.close('write failed');
       return;
     }
-    if (session.sink.bufferedBytes > this.#maxBuffered) {
+    const buffered = session.sink.bufferedBytes;
+    if (bulk) session.allowance = Math.max(session.allowance ?? 0, buffered);
+    else if (session.allowance && buffered <= this.#maxBuffered) session.allowance = 0;
+    if (buffered > this.#maxBuffered + (session.allowance ?? 0)) {
       this.#log(`watch stream of node ${session.node} is not keeping up (${session.sink.bufferedBytes} bytes unsent); closing it`);
       this.#drop(session);
       session.sink.close('too slow');
@@ -218,6 +378,12 @@ export class WatchHub {
   #drop(session: Session): void {
     if (!session.open) return;
     session.open = false;
+    const sending = this.#sending.get(session);
+    if (sending !== undefined) {
+      this.#sending.delete(session);
+      this.#sendingBytes -= sending;
+    }
+    this.#allNetworkSessions.delete(session);
     const set = this.#sessions.get(session.node);
     if (!set) return;
     set.delete(session);
@@ -236,6 +402,8 @@ function statusOnly(a: Endpoint, b: Endpoint): boolean {
     a.network === b.network &&
     a.node === b.node &&
     a.netns === b.netns &&
+    a.container === b.container &&
+    a.docker === b.docker &&
     a.ifname === b.ifname &&
     a.ip === b.ip &&
     a.prefix === b.prefix &&

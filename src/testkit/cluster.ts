@@ -24,8 +24,8 @@
  * IPv6 is switched off in every namespace unless `ipv6: true`: the underlay is IPv4-only, and router
  * solicitations, DAD and MLD reports would otherwise show up as unexpected frames in packet captures.
  */
-import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
-import { readdirSync, rmSync } from 'node:fs';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -95,6 +95,8 @@ export interface ClusterOptions {
   cliPath?: string;
   /** how long a daemon may take to become ready (default 20 s) */
   daemonTimeoutMs?: number;
+  /** extra arguments for every `vxnet manager` the kit starts, e.g. ['--node-down-after', '7'] */
+  managerArgs?: readonly string[];
 }
 
 export interface SimHost {
@@ -109,13 +111,21 @@ export interface SimHost {
 }
 
 export interface ManagerInfo {
-  /** http://10.99.0.1:7400, reachable from the host namespaces */
+  /** https://10.99.0.1:7400 (TLS, client certificates), reachable from the host namespaces */
   readonly url: string;
   /** unix:/tmp/.../manager.sock, reachable from anywhere on the machine */
   readonly socketUrl: string;
+  /** the current tokens, read from DATA_DIR at each use (so a `vxnet token rotate` is followed) */
   readonly adminToken: string;
   readonly workerToken: string;
   readonly dataDir: string;
+  /** DATA_DIR/ca.pem, the cluster CA */
+  readonly caFile: string;
+}
+
+export interface StartAgentOptions {
+  /** the join token to pass (default: the current worker token); false: start without --token */
+  token?: string | false;
 }
 
 export interface Cluster {
@@ -146,9 +156,19 @@ export interface Cluster {
   spawn(netns: string, argv: readonly string[], options?: { label?: string }): ChildProcessHandle;
   startManager(): Promise<void>;
   stopManager(signal?: NodeJS.Signals): Promise<void>;
-  startAgent(host: SimHost): Promise<void>;
+  /** starts the agent of a host, with its state directory agentStateDir(host); resolves once it registered */
+  startAgent(host: SimHost, options?: StartAgentOptions): Promise<void>;
+  /** where the agent of a host keeps its node certificate (kept across restarts, removed by destroy()) */
+  agentStateDir(host: SimHost): string;
   stopAgent(host: SimHost, signal?: NodeJS.Signals): Promise<void>;
   restartAgent(host: SimHost, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Destroys a host as a machine loss would: kills its agent and everything else in its namespace (-9),
+   * deletes the namespace (with every device, veth, FDB/neighbour entry and nftables table in it), and
+   * makes it again with the same name, underlay address and switch port. Its agent is not started.
+   * Container namespaces are separate and stay, but lose the interfaces whose other end was on the host.
+   */
+  recreateHost(host: SimHost): Promise<void>;
   /** the running daemon of a role ("manager", "host1/agent"), if any */
   daemon(label: string): ChildProcessHandle | undefined;
   /** the last lines of every daemon started so far, for assertion messages */
@@ -529,20 +549,23 @@ class SimCluster implements Cluster {
       `${SWITCH_ADDRESS}:${MANAGER_PORT}`,
       '--listen',
       socketUrl,
+      ...(this.#options.managerArgs ?? []),
     ]);
     const deadline = Date.now() + this.#daemonTimeoutMs;
     await handle.waitFor(/listening/i, this.#daemonTimeoutMs);
+    const token = (file: string) => readFileSync(join(dataDir, file), 'utf8').trim();
     const manager = await this.#waitUntil(handle, deadline, 'the manager to answer on its unix socket', async () => {
-      const [adminToken, workerToken] = await Promise.all([
-        readFile(join(dataDir, 'admin.token'), 'utf8'),
-        readFile(join(dataDir, 'worker.token'), 'utf8'),
-      ]);
       const info: ManagerInfo = {
-        url: `http://${SWITCH_ADDRESS}:${MANAGER_PORT}`,
+        url: `https://${SWITCH_ADDRESS}:${MANAGER_PORT}`,
         socketUrl,
-        adminToken: adminToken.trim(),
-        workerToken: workerToken.trim(),
+        get adminToken() {
+          return token('admin.token');
+        },
+        get workerToken() {
+          return token('worker.token');
+        },
         dataDir,
+        caFile: join(dataDir, 'ca.pem'),
       };
       const answer = await requestJson({ url: socketUrl, token: info.adminToken, path: '/v1/info', timeoutMs: 2000 });
       if (answer.status !== 200) throw new Error(`GET /v1/info answered ${answer.status}: ${answer.text}`);
@@ -555,18 +578,25 @@ class SimCluster implements Cluster {
     await this.daemon('manager')?.stop(signal);
   }
 
-  async startAgent(host: SimHost): Promise<void> {
+  agentStateDir(host: SimHost): string {
+    return join(this.tmpDir, `${host.name}-agent`);
+  }
+
+  async startAgent(host: SimHost, options: StartAgentOptions = {}): Promise<void> {
     this.#assertUsable();
     const label = `${host.name}/agent`;
     if (this.daemon(label)) throw new Error(`the agent of ${host.name} is already running`);
-    const { url, workerToken } = this.manager;
+    const token = options.token ?? this.manager.workerToken;
     const startedAt = Date.now();
+    // The agent joins over mTLS with the join token (the CA pinned by its digest) and keeps its node
+    // certificate in its state directory, so a restart finds it there.
     const handle = this.#startDaemon(label, host.netns, [
       'agent',
       '--manager',
-      url,
-      '--token',
-      workerToken,
+      this.manager.url,
+      ...(token === false ? [] : ['--token', token]),
+      '--state-dir',
+      this.agentStateDir(host),
       '--advertise-addr',
       host.address,
       '--name',
@@ -592,6 +622,34 @@ class SimCluster implements Cluster {
   async restartAgent(host: SimHost, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await this.stopAgent(host, signal);
     await this.startAgent(host);
+  }
+
+  async recreateHost(host: SimHost): Promise<void> {
+    this.#assertUsable();
+    if (this.hosts[host.index - 1] !== host) throw new Error(`${host.name} is not a host of this cluster`);
+    await this.stopAgent(host, 'SIGKILL');
+    await Promise.all([...this.#owned.processes].filter((p) => p.label.startsWith(`${host.netns}:`)).map((p) => p.stop('SIGKILL')));
+    await killEverythingIn(host.netns);
+    // Deleting the switch end of the underlay veth takes the host's eth0 with it at once; the namespace
+    // itself may linger in the kernel a little after `ip netns del`, but nothing refers to it by name.
+    const port = `h${host.index}`;
+    await run(['ip', '-n', this.switchNetns, 'link', 'del', port]);
+    const failures = await deleteNetns([host.netns]);
+    if (failures.length > 0) throw new Error(`could not delete ${host.netns}: ${failures[0]?.error}`);
+    await addNetns([host.netns]);
+    if (!this.#ipv6) await setSysctls(host.netns, IPV6_OFF);
+    const mtu = this.underlayMtu;
+    await ipBatch(this.switchNetns, [
+      `link add ${port} mtu ${mtu} type veth peer name ${UNDERLAY_DEVICE} netns ${host.netns} mtu ${mtu}`,
+      `link set ${port} master br0`,
+      `link set ${port} up`,
+    ]);
+    await ipBatch(host.netns, [
+      'link set lo up',
+      `link set ${UNDERLAY_DEVICE} up`,
+      `addr add ${host.address}/${UNDERLAY_PREFIX_LENGTH} dev ${UNDERLAY_DEVICE}`,
+      ...(this.outside ? [`route add default via ${this.outside.address} dev ${UNDERLAY_DEVICE}`] : []),
+    ]);
   }
 
   daemonLogs(linesPerDaemon = 40): string {

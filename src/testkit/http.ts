@@ -19,12 +19,14 @@ export interface JsonRequestOptions {
   method?: string;
   path: string;
   body?: unknown;
+  /** sent as it is instead of `body` (malformed or oversized input for tests of the API's edge) */
+  rawBody?: string;
   timeoutMs?: number;
 }
 
 export function requestJson<T = unknown>(options: JsonRequestOptions): Promise<JsonResponse<T>> {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  const payload = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
   const headers: Record<string, string> = { accept: 'application/json' };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (payload !== undefined) {

@@ -36,12 +36,19 @@ export async function pings(cluster: Cluster, netns: string, address: string, ex
   return result.code === 0;
 }
 
-/** Names of links vxnet owns on a host, plus whether its nftables table exists. */
+/**
+ * Names of links vxnet owns on a host, plus whether its nftables table holds rules for networks. The VXLAN
+ * peer filter (chain vxlan_input) stays while an agent has a view of the cluster, networks or not, so a
+ * table holding only that is not a leftover of any network (security-vxlan-filter.test.ts checks it).
+ */
 export async function ownedKernelObjects(cluster: Cluster, host: SimHost): Promise<{ links: string[]; nftTable: boolean }> {
   const links = await cluster.exec(host.netns, ['ip', '-j', 'link', 'show']);
   const names = (JSON.parse(links.stdout) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith('vxn'));
-  const table = await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet']);
-  return { links: names.sort(), nftTable: table.code === 0 };
+  const table = await cluster.exec(host.netns, ['nft', '-j', 'list', 'table', 'ip', 'vxnet']);
+  const chains = table.code === 0
+    ? (JSON.parse(table.stdout) as { nftables: { chain?: { name: string } }[] }).nftables.flatMap((item) => (item.chain ? [item.chain.name] : []))
+    : [];
+  return { links: names.sort(), nftTable: chains.some((name) => name !== 'vxlan_input') };
 }
 
 export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {

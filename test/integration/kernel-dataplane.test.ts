@@ -99,7 +99,8 @@ async function host(address = '10.99.0.1'): Promise<string> {
   return h;
 }
 
-const empty: DesiredState = { networks: [], peers: [], floods: [], endpoints: [] };
+/** nothing at all, not even the VXLAN peer filter (the agent always wants that one) */
+const empty: DesiredState = { networks: [], peers: [], floods: [], endpoints: [], vxlanFilter: { ports: [], allowedSources: [] } };
 
 describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, () => {
   it('passes its own preflight and finds the underlay interface', async () => {
@@ -130,6 +131,7 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
       ],
       floods: [{ vxlan: 'vxnv42', vtep: '10.99.0.2' }, { vxlan: 'vxnv42', vtep: '10.99.0.3' }],
       endpoints: [endpoint('aaaaaaaaaaaa', 42, c, '192.168.1.2', { extraRoutes: ['192.168.10.0/24'], ifname: 'eth7' })],
+      vxlanFilter: { ports: [4789], allowedSources: ['10.99.0.2', '10.99.0.3'] },
     };
     const first = await dataplane.reconcile(desired);
     assert.equal(first.error, undefined, logs.join('\n'));
@@ -177,6 +179,8 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
     const rules = (await inNs(h, ['nft', 'list', 'table', 'ip', 'vxnet'])).stdout;
     assert.match(rules, /ip saddr 192\.168\.10\.0\/24 oifname != "vxnb42" masquerade/);
     assert.match(rules, /iifname "vxnb43" oifname != "vxnb43" drop/);
+    assert.match(rules, /type filter hook input priority raw - 10; policy accept;\n\s*udp dport @vxlan_ports iifname != "vxn\*" ip saddr @vxlan_peers accept/);
+    assert.match(rules, /set vxlan_peers \{\s*type ipv4_addr\s*elements = \{ 10\.99\.0\.2, 10\.99\.0\.3 \}/);
 
     // the container reaches its gateway through the bridge
     assert.equal((await execute(['nsenter', `--net=${path(c)}`, 'ping', '-c', '1', '-W', '2', '192.168.1.1'], { allowFailure: true })).code, 0);
@@ -226,6 +230,7 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
       peers: [{ vxlan: 'vxnv42', ip: '192.168.1.20', mac: '02:78:c0:a8:01:14', vtep: '10.99.0.2' }],
       floods: [{ vxlan: 'vxnv44', vtep: '10.99.0.2' }],
       endpoints: [endpoint('aaaaaaaaaaaa', 42, c, '192.168.1.2')],
+      vxlanFilter: { ports: [4789], allowedSources: ['10.99.0.2'] },
     };
     assert.equal((await dataplane.reconcile(desired)).error, undefined);
     assert.equal([...(await links(h)).keys()].filter((n) => n.startsWith('vxn')).length, 5);
@@ -251,7 +256,7 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
     const dataplane = dataplaneIn(h);
     const ghost = `/run/netns/vxk-${runId}-missing`;
     const result = await dataplane.reconcile({
-      networks: [network(42, '10.99.0.1')], peers: [], floods: [],
+      networks: [network(42, '10.99.0.1')], peers: [], floods: [], vxlanFilter: { ports: [4789], allowedSources: [] },
       endpoints: [{ ...endpoint('aaaaaaaaaaaa', 42, 'x', '192.168.1.2'), netns: ghost }],
     });
     assert.deepEqual(result.endpointErrors, new Map([['aaaaaaaaaaaa', `network namespace ${ghost} does not exist`]]));
@@ -264,7 +269,10 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
     const c = await netns();
     await inNs(c, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other0']); // name already taken
     const dataplane = dataplaneIn(h);
-    const desired: DesiredState = { networks: [network(42, '10.99.0.1')], peers: [], floods: [], endpoints: [endpoint('aaaaaaaaaaaa', 42, c, '192.168.1.2')] };
+    const desired: DesiredState = {
+      networks: [network(42, '10.99.0.1')], peers: [], floods: [], endpoints: [endpoint('aaaaaaaaaaaa', 42, c, '192.168.1.2')],
+      vxlanFilter: { ports: [4789], allowedSources: [] },
+    };
     const result = await dataplane.reconcile(desired);
     assert.match(result.endpointErrors.get('aaaaaaaaaaaa')!, /^configuring eth0 in \/run\/netns\/vxk-.* failed at "link set dev vxncaaaaaaaaaa name eth0": RTNETLINK answers: File exists$/);
     assert.deepEqual([...(await links(h)).keys()].filter((n) => n.startsWith('vxnh') || n.startsWith('vxnc')), []);
@@ -291,7 +299,8 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
           vtep: '10.99.1.' + (1 + (i % 100)) });
       }
       const floods = Array.from({ length: 100 }, (_, i) => ({ vxlan: 'vxnv42', vtep: '10.99.1.' + (i + 1) }));
-      const desired = { networks: [net], peers, floods, endpoints: [] };
+      const vxlanFilter = { ports: [4789], allowedSources: floods.map((f) => f.vtep) };
+      const desired = { networks: [net], peers, floods, endpoints: [], vxlanFilter };
       const dataplane = new LinuxDataplane({ tuneNeighbourTable: false });
       let t0 = performance.now();
       const first = await dataplane.reconcile(desired);
@@ -319,7 +328,7 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
       t0 = performance.now();
       const one = await dataplane.reconcile({ ...desired, peers });
       const oneMs = performance.now() - t0;
-      const removed = await dataplane.reconcile({ networks: [], peers: [], floods: [], endpoints: [] });
+      const removed = await dataplane.reconcile({ networks: [], peers: [], floods: [], endpoints: [], vxlanFilter: { ports: [], allowedSources: [] } });
       await dataplane.close();
       idle.sort((a, b) => a - b);
       console.log(JSON.stringify({ program, firstChanges: first.changes, firstError: first.error ?? null, idle, idleDumping, idleChanges,
@@ -377,6 +386,8 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
       peers: remote.map((e) => ({ vxlan: e.bridge.replace('vxnb', 'vxnv'), ip: e.address.split('/')[0]!, mac: e.mac, vtep: other })),
       floods: [{ vxlan: 'vxnv42', vtep: other }],
       endpoints: local,
+      // only the other host may send VXLAN here
+      vxlanFilter: { ports: [4789], allowedSources: [other] },
     });
     // c3 sits on host1's unicast network only, to try to cross over to the other network
     const c3 = await netns();

@@ -250,7 +250,7 @@ describe('test kit with daemons', { skip }, () => {
     await withCluster({ hosts: 2 }, async (cluster) => {
       timings.push(`ready with daemons in ${(performance.now() - started).toFixed(0)} ms`);
       runId = cluster.runId;
-      assert.equal(cluster.manager.url, 'http://10.99.0.1:7400');
+      assert.equal(cluster.manager.url, 'https://10.99.0.1:7400');
       assert.match(cluster.manager.socketUrl, /^unix:\/.*manager\.sock$/);
       assert.ok(cluster.manager.adminToken && cluster.manager.workerToken);
       assert.notEqual(cluster.manager.adminToken, cluster.manager.workerToken);

@@ -50,7 +50,11 @@ describe('desired state', () => {
   it('has no devices for a network without local endpoints (lazy)', () => {
     const view = new ClusterView();
     view.apply(snapshot([endpoint('aaaaaaaaaaaa', 'host2', '192.168.1.2')]));
-    assert.deepEqual(desiredState(view, self), { networks: [], peers: [], floods: [], endpoints: [] });
+    assert.deepEqual(desiredState(view, self), {
+      networks: [], peers: [], floods: [], endpoints: [],
+      // the VXLAN peer allow-list exists before the first network (see vxlan-filter.test.ts)
+      vxlanFilter: { ports: [4789], allowedSources: ['10.99.0.12', '10.99.0.13'] },
+    });
   });
 
   it('programs one neighbour+FDB entry per remote endpoint and one flood entry per peer node', () => {
@@ -124,7 +128,7 @@ class RecordingDataplane implements Dataplane {
     const endpointErrors = new Map<string, string>();
     const readyEndpoints = new Set<string>();
     for (const e of desired.endpoints) {
-      if (this.failNetns.has(e.netns)) endpointErrors.set(e.id, `network namespace ${e.netns} does not exist`);
+      if (this.failNetns.has(e.netns ?? '')) endpointErrors.set(e.id, `network namespace ${e.netns} does not exist`);
       else readyEndpoints.add(e.id);
     }
     return { changes: desired.endpoints.length, endpointErrors, readyEndpoints };

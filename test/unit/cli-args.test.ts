@@ -87,7 +87,20 @@ describe('CLI argument parsing: connection flags', () => {
   });
 
   test('a malformed manager URL is a usage error', () => {
-    usageError('network ls --manager 10.0.0.1:7946', /manager URL "10.0.0.1:7946" is invalid: use http:\/\/ADDR:PORT or unix:/);
+    usageError('network ls --manager 10.0.0.1:7946', /manager URL "10.0.0.1:7946" is invalid: use https:\/\/ADDR:PORT or unix:/);
+  });
+
+  test('--ca or VXNET_CA names the CA file to trust; it is passed on only when given', () => {
+    assert.deepEqual(parse('network ls --manager https://10.0.0.1:7400 --token t --ca /etc/vxnet/ca.pem', {}), {
+      kind: 'network-ls',
+      connection: { url: 'https://10.0.0.1:7400', token: 't', ca: '/etc/vxnet/ca.pem' },
+      json: false,
+    });
+    assert.deepEqual(parse('node ls', { ...ENV, VXNET_CA: '/ca.pem' }), {
+      kind: 'node-ls',
+      connection: { ...CONN, ca: '/ca.pem' },
+      json: false,
+    });
   });
 
   test('the token is trimmed (a token file ends with a newline) and never echoed', () => {
@@ -261,16 +274,45 @@ describe('CLI argument parsing: other commands', () => {
       connection: CONN,
       advertiseAddress: '10.0.0.2',
       name: undefined,
+      stateDir: undefined,
     });
     assert.deepEqual(parse('agent --manager http://10.0.0.1:7946 --token w --advertise-addr 10.0.0.2 --name h2', {}), {
       kind: 'agent',
       connection: { url: 'http://10.0.0.1:7946', token: 'w' },
       advertiseAddress: '10.0.0.2',
       name: 'h2',
+      stateDir: undefined,
+    });
+    // the token is needed only to join: a node with its certificate in --state-dir starts without one
+    assert.deepEqual(parse('agent --manager https://10.0.0.1:7400 --advertise-addr 10.0.0.2 --state-dir /var/lib/n1', {}), {
+      kind: 'agent',
+      connection: { url: 'https://10.0.0.1:7400' },
+      advertiseAddress: '10.0.0.2',
+      name: undefined,
+      stateDir: '/var/lib/n1',
     });
     usageError('agent', /^"vxnet agent" needs --advertise-addr/);
     usageError('agent --advertise-addr 10.0.0.2 --name bad/name', /^node name "bad\/name" is invalid/);
     usageError('agent --advertise-addr 10.0.0.2 --docker-socket /run/docker.sock', /^unknown flag --docker-socket/);
+  });
+
+  test('token rotate: worker or admin, with the admin connection', () => {
+    assert.deepEqual(parse('token rotate worker'), { kind: 'token-rotate', connection: CONN, role: 'worker' });
+    assert.deepEqual(parse('token rotate admin'), { kind: 'token-rotate', connection: CONN, role: 'admin' });
+    usageError('token rotate', /^"vxnet token rotate" needs worker\|admin/);
+    usageError('token rotate root', /^"vxnet token rotate" takes worker or admin, not "root"/);
+    usageError('token', /^"vxnet token" needs a subcommand: rotate/);
+  });
+
+  test('manager: certificate lifetime and extra names for its TLS certificate', () => {
+    assert.deepEqual(parse('manager --data-dir /d --listen 0.0.0.0:7400 --cert-lifetime 3600 --san m.example --san 192.0.2.1', {}), {
+      kind: 'manager',
+      dataDir: '/d',
+      listen: ['0.0.0.0:7400'],
+      certLifetimeSeconds: 3600,
+      subjectAltNames: ['m.example', '192.0.2.1'],
+    });
+    usageError('manager --data-dir /d --listen 0.0.0.0:7400 --cert-lifetime 5', /^--cert-lifetime must be from 10 seconds/, {});
   });
 
   test('demo', () => {

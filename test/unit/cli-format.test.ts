@@ -153,7 +153,7 @@ describe('endpoint output', () => {
     assert.equal(
       formatEndpointTable([endpoint, failed]),
       [
-        'ID     NETWORK   NODE   NETNS           IFNAME   ADDRESS          MAC                 STATUS',
+        'ID     NETWORK   NODE   TARGET          IFNAME   ADDRESS          MAC                 STATUS',
         'ep-1   blue      h1     /run/netns/c1   eth0     192.168.1.2/24   02:78:c0:a8:01:02   ready',
         'ep-2   blue      h1     /run/netns/c1   eth0     192.168.1.3/24   02:78:c0:a8:01:02   error: netns c9 not found',
         '',

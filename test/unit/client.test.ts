@@ -114,11 +114,13 @@ describe('parseManagerUrl', () => {
     assert.deepEqual(parseManagerUrl('http://127.0.0.1:80/'), { kind: 'tcp', url: 'http://127.0.0.1', host: '127.0.0.1', port: 80 });
     assert.deepEqual(parseManagerUrl('http://[::1]:9000'), { kind: 'tcp', url: 'http://[::1]:9000', host: '::1', port: 9000 });
     assert.deepEqual(parseManagerUrl('unix:/run/vxnet.sock'), { kind: 'unix', url: 'unix:/run/vxnet.sock', socketPath: '/run/vxnet.sock' });
+    assert.deepEqual(parseManagerUrl('https://10.0.0.1:7400'), { kind: 'tls', url: 'https://10.0.0.1:7400', host: '10.0.0.1', port: 7400 });
+    assert.deepEqual(parseManagerUrl('https://m.example'), { kind: 'tls', url: 'https://m.example', host: 'm.example', port: 443 });
     assert.deepEqual(parseManagerUrl('unix:///run/vxnet.sock'), { kind: 'unix', url: 'unix:///run/vxnet.sock', socketPath: '/run/vxnet.sock' });
   });
 
   test('rejects other forms with a sentence naming the accepted ones', () => {
-    for (const url of ['', '10.0.0.1:7946', 'https://m:1', 'ftp://m', 'http://m:1/v1', 'http://m:1?x=1', 'unix:relative.sock', 'http://:1']) {
+    for (const url of ['', '10.0.0.1:7946', 'ftp://m', 'http://m:1/v1', 'https://m:1?x=1', 'unix:relative.sock', 'http://:1']) {
       assert.throws(
         () => parseManagerUrl(url),
         (err: unknown) => err instanceof VxnetError && err.code === 'bad_request' && /unix/.test(err.message) && err.message.endsWith('.'),

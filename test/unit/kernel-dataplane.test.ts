@@ -76,6 +76,7 @@ const captured: DesiredState = {
   ],
   floods: [{ vxlan: 'vxnv42', vtep: '10.99.0.2' }, { vxlan: 'vxnv42', vtep: '10.99.0.3' }],
   endpoints: [endpointA],
+  vxlanFilter: { ports: [4789], allowedSources: ['10.99.0.2', '10.99.0.3'] },
 };
 
 /** The captured namespace without its leftovers, with our firewall installed: converged for `captured`. */
@@ -85,7 +86,7 @@ function convergedFake(): FakeRunner {
   fake.links = JSON.stringify((JSON.parse(fixture('ip-addr-detail.json')) as { ifname: string }[]).filter((l) => !leftovers.has(l.ifname)));
   fake.neighbours = fixture('ip-neigh-permanent.json');
   fake.fdb = fixture('bridge-fdb-permanent.json');
-  const { hash } = renderFirewall([net42]);
+  const { hash } = renderFirewall([net42], captured.vxlanFilter);
   fake.firewall = {
     stdout: JSON.stringify({
       nftables: [
@@ -113,7 +114,7 @@ describe('LinuxDataplane with a fake runner', () => {
     assert.deepEqual(fake.writes, []);
   });
 
-  it('builds a fresh host in order: sysctl, links, firewall, entries, then endpoints', async () => {
+  it('builds a fresh host in order: sysctl, firewall, links, entries, then endpoints', async () => {
     const fake = new FakeRunner();
     fake.files.set('/proc/sys/net/ipv4/ip_forward', '0\n');
     fake.namespaces.add('/run/netns/c1');
@@ -126,8 +127,8 @@ describe('LinuxDataplane with a fake runner', () => {
     assert.deepEqual(
       writes.map((c) => c.argv.join(' ')),
       [
-        'ip -force -batch -',
         'nft -f -',
+        'ip -force -batch -',
         'ip -force -batch -',
         'bridge -force -batch -',
         'ip -force -batch -',
@@ -135,7 +136,8 @@ describe('LinuxDataplane with a fake runner', () => {
         'ip -force -batch -',
       ],
     );
-    assert.deepEqual(lines(writes[0]!.input), [
+    assert.match(writes[0]!.input!, /^table ip vxnet\ndelete table ip vxnet\ntable ip vxnet \{/);
+    assert.deepEqual(lines(writes[1]!.input), [
       'link add name vxnb42 address 02:78:c0:a8:01:01 mtu 1450 type bridge',
       'link add name vxnv42 mtu 1450 type vxlan id 42 dstport 4789 local 10.99.0.1 nolearning proxy',
       'link set dev vxnb42 up',
@@ -143,7 +145,6 @@ describe('LinuxDataplane with a fake runner', () => {
       'addr add 192.168.1.1/24 dev vxnb42',
       'addr add 192.168.2.1/24 dev vxnb42',
     ]);
-    assert.match(writes[1]!.input!, /^table ip vxnet\ndelete table ip vxnet\ntable ip vxnet \{/);
     assert.equal(lines(writes[2]!.input).length, 2);
     assert.equal(lines(writes[3]!.input).length, 4);
     assert.deepEqual(lines(writes[6]!.input), ['link set dev vxnhaaaaaaaaaa master vxnb42 up']);
@@ -237,7 +238,7 @@ describe('LinuxDataplane with a fake runner', () => {
     assert.match(result.error!, /"link add name vxnv42 .*": Error: A VXLAN device with the specified VNI already exists\./);
     assert.match(result.endpointErrors.get('aaaaaaaaaaaa')!, /^network device setup failed: /);
     const tools = fake.writesOnly().map((c) => c.argv[0]);
-    assert.deepEqual(tools, ['ip', 'nft']);
+    assert.deepEqual(tools, ['nft', 'ip']);
   });
 
   it('raises the neighbour GC thresholds once, only where they exist and are lower', async () => {
@@ -256,9 +257,13 @@ describe('LinuxDataplane with a fake runner', () => {
 
   it('reports an unreadable kernel state as a pass error without writing anything', async () => {
     const fake = convergedFake();
-    fake.firewall = { code: 1, stderr: 'Error: Could not process rule: Operation not permitted\n' };
+    const originalRun = fake.run.bind(fake);
+    fake.run = async (argv, options) => {
+      if (argv.join(' ') === 'ip -j -d addr show') throw new HostToolError(argv, 1, 'Cannot open netlink socket: Operation not permitted\n');
+      return originalRun(argv, options);
+    };
     const result = await new LinuxDataplane({ run: fake }).reconcile(captured);
-    assert.match(result.error!, /^reading the kernel state failed: nft -j list table ip vxnet failed/);
+    assert.match(result.error!, /^reading the kernel state failed: ip -j -d addr show failed \(exit 1\): Cannot open netlink socket/);
     assert.equal(result.changes, 0);
     assert.deepEqual(fake.writesOnly(), []);
   });

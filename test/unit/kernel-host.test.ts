@@ -55,7 +55,43 @@ describe('preflight', () => {
       'the kernel cannot create VXLAN devices: load the vxlan module (CONFIG_VXLAN).',
       'nftables is not usable: Error: Could not process rule: Operation not supported (kernel needs CONFIG_NF_TABLES).',
     ]);
-    assert.ok(!run.calls.some((c) => c.startsWith('ip link del')));
+    assert.ok(!run.calls.includes(`ip link del ${`vxnprobe${process.pid}`.slice(0, 15)}`), 'no VXLAN probe to delete');
+  });
+
+  it('names each missing kernel feature (bridge, veth, nf_tables filter and nat) in one sentence, and setpriv', async () => {
+    const inputs: string[] = [];
+    const run = fakeRunner((argv) => {
+      if (argv[0] === 'setpriv') return { code: 127, stderr: 'setpriv: command not found' };
+      if (argv.includes('bridge') && argv[0] === 'ip') return { code: 2, stderr: 'Error: Unknown device type.\n' };
+      if (argv.includes('veth')) return { code: 2, stderr: 'Error: Unknown device type.\n' };
+      return {};
+    });
+    const original = run.run.bind(run);
+    run.run = async (argv, options) => {
+      if (argv.join(' ') === 'nft -f -') {
+        inputs.push(options?.input ?? '');
+        const nat = options?.input?.includes('type nat');
+        const result = await original(argv, { ...options, allowFailure: true });
+        return {
+          ...result,
+          code: 1,
+          stderr: nat
+            ? '/dev/stdin:2:8-8: Error: Could not process rule: No such file or directory\n\tchain postrouting { ... }\n'
+            : '/dev/stdin:4:8-8: Error: Could not process rule: Operation not supported\n',
+        };
+      }
+      return original(argv, options);
+    };
+    assert.deepEqual(await preflight(run), [
+      'setpriv is missing: install the Debian package util-linux.',
+      'the kernel cannot create bridges: load the bridge module (CONFIG_BRIDGE).',
+      'the kernel cannot create veth pairs: load the veth module (CONFIG_VETH).',
+      'nftables cannot hold the VXLAN peer filter (kernel needs nf_tables with sets and counters): Error: Could not process rule: Operation not supported.',
+      'nftables cannot masquerade (kernel needs CONFIG_NFT_NAT and CONFIG_NFT_MASQ): Error: Could not process rule: No such file or directory.',
+    ]);
+    // every probe adds a throwaway table and deletes it in the same transaction: nothing is left behind
+    assert.equal(inputs.length, 2);
+    for (const input of inputs) assert.match(input, new RegExp(`^table ip vxnprobe${process.pid} \\{\n[^]*\n\\}\ndelete table ip vxnprobe${process.pid}\n$`));
   });
 });
 

@@ -42,7 +42,9 @@ function endpoint(id: string, vni: number, extra: Partial<DesiredEndpoint> = {})
   };
 }
 
-const desired = (extra: Partial<DesiredState> = {}): DesiredState => ({ networks: [], peers: [], floods: [], endpoints: [], ...extra });
+const desired = (extra: Partial<DesiredState> = {}): DesiredState => ({
+  networks: [], peers: [], floods: [], endpoints: [], vxlanFilter: { ports: [], allowedSources: [] }, ...extra,
+});
 
 /** What the kernel looks like after a perfect pass for `state`. */
 function converged(state: DesiredState): ActualState {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { type ApiContext, inject, parseListen } from '../../src/manager/http.ts';
+import { generateKeyPair } from '../../src/pki/x509.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
 
 const dirs: string[] = [];
@@ -86,7 +87,7 @@ describe('HTTP API', () => {
     await assert.rejects(startManager({ dataDir: join(dir, 'data'), listen: [`unix:${socket}`] }), /not a socket/);
     rmSync(socket);
     manager = await startManager({ dataDir: join(dir, 'data'), listen: [`unix:${socket}`, '127.0.0.1:0'], pingIntervalMs: 50 });
-    ctx = { service: manager.service, hub: manager.hub, tokens: manager.tokens };
+    ctx = { service: manager.service, hub: manager.hub, security: manager.security };
     admin = manager.tokens.admin;
     worker = manager.tokens.worker;
   });
@@ -111,27 +112,36 @@ describe('HTTP API', () => {
     assert.equal(manager.service.state.revision, rev);
   });
 
-  test('403 for admin routes with the worker token; worker routes work with it', async () => {
+  test('403 for admin and agent routes with the worker token; a node certificate does what agents do', async () => {
     const rev = manager.service.state.revision;
     for (const [method, path] of [
       ['POST', '/v1/networks'],
       ['DELETE', '/v1/networks/x'],
       ['POST', '/v1/endpoints'],
       ['DELETE', '/v1/endpoints/abcdefabcdef'],
+      ['POST', '/v1/nodes'],
+      ['GET', '/v1/nodes'],
     ] as const) {
       const r = await inject(ctx, { method, path, token: worker, body: { name: 'x' } });
       assert.equal(r.status, 403, `${method} ${path}`);
       assert.equal(r.body.error.code, 'forbidden');
     }
     assert.equal(manager.service.state.revision, rev);
-    const reg = await inject(ctx, { method: 'POST', path: '/v1/nodes', token: worker, body: { name: 'w1', address: '192.0.2.50', mtu: 1500 } });
+    const joined = await inject(ctx, {
+      method: 'POST',
+      path: '/v1/join',
+      token: worker,
+      body: { name: 'w1', publicKey: generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) },
+    });
+    assert.equal(joined.status, 200, JSON.stringify(joined.body));
+    const certificate: string = joined.body.certificate;
+    const reg = await inject(ctx, { method: 'POST', path: '/v1/nodes', certificate, body: { name: 'w1', address: '192.0.2.50', mtu: 1500 } });
     assert.equal(reg.status, 200);
     assert.equal(reg.body.name, 'w1');
-    assert.equal((await inject(ctx, { method: 'POST', path: '/v1/nodes/w1/heartbeat', token: worker, body: { reconciledRevision: 1 } })).status, 204);
-    assert.equal((await inject(ctx, { method: 'GET', path: '/v1/networks', token: worker })).status, 200);
-    const nodes = await inject(ctx, { method: 'GET', path: '/v1/nodes', token: worker });
+    assert.equal((await inject(ctx, { method: 'POST', path: '/v1/nodes/w1/heartbeat', certificate, body: { reconciledRevision: 1 } })).status, 204);
+    const nodes = await inject(ctx, { method: 'GET', path: '/v1/nodes', certificate });
     assert.equal(nodes.body.find((n: { name: string }) => n.name === 'w1').state, 'up');
-    const info = await inject(ctx, { method: 'GET', path: '/v1/info', token: worker });
+    const info = await inject(ctx, { method: 'GET', path: '/v1/info', certificate });
     assert.deepEqual(info.body, { clusterId: manager.clusterId, revision: manager.service.state.revision });
   });
 
@@ -155,9 +165,9 @@ describe('HTTP API', () => {
       assert.equal(r.body.error.code, 'bad_request');
       assert.match(r.body.error.message, pattern);
     }
-    const hb = await inject(ctx, { method: 'POST', path: '/v1/nodes/w1/heartbeat', token: worker, body: { reconciledRevision: 1, extra: true } });
+    const hb = await inject(ctx, { method: 'POST', path: '/v1/nodes/w1/heartbeat', token: admin, body: { reconciledRevision: 1, extra: true } });
     assert.equal(hb.status, 400);
-    const st = await inject(ctx, { method: 'PUT', path: '/v1/endpoints/abcdefabcdef/status', token: worker, body: { status: 'done' } });
+    const st = await inject(ctx, { method: 'PUT', path: '/v1/endpoints/abcdefabcdef/status', token: admin, body: { status: 'done' } });
     assert.equal(st.status, 400);
     const wait = await inject(ctx, { method: 'POST', path: '/v1/endpoints?wait=soon', token: admin, body: { network: 'a', node: 'b', netns: 'c' } });
     assert.equal(wait.status, 400);
@@ -191,11 +201,11 @@ describe('HTTP API', () => {
     const dup = await call(socket, 'POST', '/v1/networks', admin, { name: 'web' });
     assert.deepEqual([dup.status, dup.body.error.code], [409, 'network_exists']);
 
-    assert.equal((await call(socket, 'POST', '/v1/nodes', worker, { name: 'agent1', address: '192.0.2.60', mtu: 1500 })).status, 200);
-    const missing = await call(socket, 'GET', '/v1/agent/watch?node=ghost', worker);
+    assert.equal((await call(socket, 'POST', '/v1/nodes', admin, { name: 'agent1', address: '192.0.2.60', mtu: 1500 })).status, 200);
+    const missing = await call(socket, 'GET', '/v1/agent/watch?node=ghost', admin);
     assert.equal(missing.status, 404);
 
-    const stream = watch(socket, 'agent1', worker);
+    const stream = watch(socket, 'agent1', admin);
     const snapshot = await stream.next();
     assert.equal(stream.contentType(), 'application/x-ndjson');
     assert.equal(snapshot.type, 'snapshot');
@@ -207,7 +217,7 @@ describe('HTTP API', () => {
       for (;;) {
         const msg = await stream.next();
         if (msg.type === 'endpoint' && msg.endpoint.status === 'pending') {
-          const r = await call(socket, 'PUT', `/v1/endpoints/${msg.endpoint.id}/status`, worker, { status: 'ready' });
+          const r = await call(socket, 'PUT', `/v1/endpoints/${msg.endpoint.id}/status`, admin, { status: 'ready' });
           assert.equal(r.status, 204);
           return msg;
         }
@@ -229,9 +239,9 @@ describe('HTTP API', () => {
     while (ping.type !== 'ping') ping = await stream.next();
     assert.equal(ping.revision, manager.service.state.revision);
 
-    const list = await call(socket, 'GET', '/v1/endpoints?network=web', worker);
+    const list = await call(socket, 'GET', '/v1/endpoints?network=web', admin);
     assert.deepEqual(list.body.map((e: { id: string }) => e.id), [ep.body.id]);
-    const detail = await call(socket, 'GET', '/v1/networks/web', worker);
+    const detail = await call(socket, 'GET', '/v1/networks/web', admin);
     assert.equal(detail.body.endpoints.length, 1);
 
     const inUse = await call(socket, 'DELETE', '/v1/networks/web', admin);
@@ -250,15 +260,15 @@ describe('HTTP API', () => {
 
   test('create with wait=0 answers at once with a pending endpoint; an agent error is 422 attach_failed', async () => {
     await call(socket, 'POST', '/v1/networks', admin, { name: 'db' });
-    await call(socket, 'POST', '/v1/nodes', worker, { name: 'agent2', address: '192.0.2.61', mtu: 1500 });
+    await call(socket, 'POST', '/v1/nodes', admin, { name: 'agent2', address: '192.0.2.61', mtu: 1500 });
     const quick = await call(socket, 'POST', '/v1/endpoints?wait=0', admin, { network: 'db', node: 'agent2', netns: 'q' });
     assert.deepEqual([quick.status, quick.body.status], [201, 'pending']);
-    const stream = watch(socket, 'agent2', worker);
+    const stream = watch(socket, 'agent2', admin);
     const failing = (async () => {
       for (;;) {
         const msg = await stream.next();
         if (msg.type === 'endpoint' && msg.endpoint.netns === '/run/netns/bad') {
-          await call(socket, 'PUT', `/v1/endpoints/${msg.endpoint.id}/status`, worker, { status: 'error', message: 'veth create failed' });
+          await call(socket, 'PUT', `/v1/endpoints/${msg.endpoint.id}/status`, admin, { status: 'error', message: 'veth create failed' });
           return;
         }
       }
@@ -273,7 +283,7 @@ describe('HTTP API', () => {
   });
   test('a client that goes away during create-with-wait leaves no endpoint behind', async () => {
     await call(socket, 'POST', '/v1/networks', admin, { name: 'gone' });
-    await call(socket, 'POST', '/v1/nodes', worker, { name: 'agent3', address: '192.0.2.62', mtu: 1500 });
+    await call(socket, 'POST', '/v1/nodes', admin, { name: 'agent3', address: '192.0.2.62', mtu: 1500 });
     const req = request({
       socketPath: socket,
       method: 'POST',

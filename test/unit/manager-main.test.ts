@@ -42,8 +42,12 @@ test('first start initialises the cluster and prints the tokens once; later star
   assert.equal(statSync(dataDir).mode & 0o777, 0o700);
   const admin = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
   const worker = readFileSync(join(dataDir, 'worker.token'), 'utf8').trim();
-  assert.match(admin, /^vxnet-admin-[A-Za-z0-9_-]{32}$/);
-  assert.match(worker, /^vxnet-worker-[A-Za-z0-9_-]{32}$/);
+  // VXN1-<sha256 of the CA certificate>-<secret>, the same CA digest in both
+  assert.match(admin, /^VXN1-[0-9a-f]{64}-[a-z2-7]{52}$/);
+  assert.match(worker, /^VXN1-[0-9a-f]{64}-[a-z2-7]{52}$/);
+  assert.equal(admin.slice(0, 69), worker.slice(0, 69));
+  assert.notEqual(admin, worker);
+  assert.equal(statSync(join(dataDir, 'ca.key')).mode & 0o777, 0o600);
   assert.equal(statSync(join(dataDir, 'admin.token')).mode & 0o777, 0o600);
   assert.equal(statSync(join(dataDir, 'worker.token')).mode & 0o777, 0o600);
   assert.ok(existsSync(join(dataDir, 'vxnet.db')));

@@ -41,8 +41,10 @@ function label(m: WatchMessage): string {
       return `network:${m.network.name}`;
     case 'network-forgotten':
       return `network-forgotten:${m.name}`;
+    case 'network-deleted':
+      return `network-deleted:${m.name}`;
     case 'endpoint':
-      return `endpoint:${m.endpoint.node}/${m.endpoint.netns.split('/').pop()}:${m.endpoint.status}`;
+      return `endpoint:${m.endpoint.node}/${(m.endpoint.netns ?? '').split('/').pop()}:${m.endpoint.status}`;
     case 'endpoint-deleted':
       return `endpoint-deleted:${m.network}`;
     case 'ping':

@@ -35,40 +35,89 @@ const TOOLS: ReadonlyArray<{ argv: string[]; name: string; pkg: string }> = [
   { argv: ['bridge', '-V'], name: 'bridge', pkg: 'iproute2' },
   { argv: ['nft', '--version'], name: 'nft', pkg: 'nftables' },
   { argv: ['nsenter', '--version'], name: 'nsenter', pkg: 'util-linux' },
+  // the entry cache's `ip monitor` runs under setpriv --pdeathsig (exec.ts)
+  { argv: ['setpriv', '--version'], name: 'setpriv', pkg: 'util-linux' },
+];
+
+/** Throwaway devices, one per kind the data plane creates; names use the owned prefix, so a leftover is pruned. */
+const DEVICE_PROBES: ReadonlyArray<{ what: string; module: string; config: string; argv: (pid: number) => string[] }> = [
+  {
+    what: 'VXLAN devices', module: 'vxlan', config: 'CONFIG_VXLAN',
+    argv: (pid) => [`vxnprobe${pid}`.slice(0, 15), 'type', 'vxlan', 'id', '16777215', 'dstport', '4789', 'nolearning'],
+  },
+  { what: 'bridges', module: 'bridge', config: 'CONFIG_BRIDGE', argv: (pid) => [`vxnpb${pid}`.slice(0, 15), 'type', 'bridge'] },
+  {
+    what: 'veth pairs', module: 'veth', config: 'CONFIG_VETH',
+    argv: (pid) => [`vxnpv${pid}`.slice(0, 15), 'type', 'veth', 'peer', 'name', `vxnpp${pid}`.slice(0, 15)],
+  },
 ];
 
 /**
- * Returns one sentence per missing tool or kernel feature; empty when everything is there. The VXLAN
- * probe creates and deletes a throwaway device `vxnprobe<pid>` (owned prefix, so a leftover is pruned).
+ * nftables features the table `ip vxnet` needs (nftables.ts), each probed by one transaction that adds a
+ * throwaway table and deletes it again: the kernel checks (and loads) every chain type and expression while
+ * nothing is ever left behind. The peer filter comes first: without it the agent attaches nothing.
+ */
+const NFT_PROBES: ReadonlyArray<{ problem: string; body: string[] }> = [
+  {
+    problem: 'nftables cannot hold the VXLAN peer filter (kernel needs nf_tables with sets and counters)',
+    body: [
+      'set ports { type inet_service; elements = { 4789 }; }',
+      'set peers { type ipv4_addr; elements = { 192.0.2.1 }; }',
+      'chain input { type filter hook input priority raw - 10; policy accept; ' +
+        'udp dport @ports iifname != "vxn*" ip saddr @peers accept; udp dport @ports counter drop; }',
+      'chain forward { type filter hook forward priority filter - 10; policy accept; iifname "vxnb*" oifname != "vxnb*" drop; }',
+    ],
+  },
+  {
+    problem: 'nftables cannot masquerade (kernel needs CONFIG_NFT_NAT and CONFIG_NFT_MASQ)',
+    body: ['chain postrouting { type nat hook postrouting priority srcnat; policy accept; ip saddr 192.0.2.0/24 oifname != "vxnb*" masquerade; }'],
+  },
+];
+
+/** The first line of an nft error without its "/dev/stdin:3:1-20: " position. */
+const nftError = (stderr: string, code: number): string =>
+  stderr.trim().split('\n')[0]?.replace(/^\S+:\d+:\d+-\d+:\s*/, '') || `exit code ${code}`;
+
+/**
+ * Returns one sentence per missing tool or kernel feature; empty when everything is there. The device
+ * probes create and delete throwaway devices (`vxnprobe<pid>`, `vxnpb<pid>`, `vxnpv<pid>`), the nftables
+ * probes a throwaway table inside one transaction.
  */
 export async function preflight(run: Runner = createRunner()): Promise<string[]> {
-  const problems: string[] = [];
+  const problems = new Set<string>();
   const present = new Set<string>();
   const results = await Promise.all(TOOLS.map((tool) => run.run(tool.argv, { allowFailure: true })));
   TOOLS.forEach((tool, i) => {
-    if (results[i]!.code === 127) problems.push(`${tool.name} is missing: install the Debian package ${tool.pkg}.`);
+    if (results[i]!.code === 127) problems.add(`${tool.name} is missing: install the Debian package ${tool.pkg}.`);
     else present.add(tool.name);
   });
   if (present.has('ip')) {
-    const name = `vxnprobe${process.pid}`.slice(0, 15);
-    const add = await run.run(['ip', 'link', 'add', name, 'type', 'vxlan', 'id', '16777215', 'dstport', '4789', 'nolearning'], {
-      allowFailure: true,
-    });
-    if (add.code === 0) {
-      await run.run(['ip', 'link', 'del', name], { allowFailure: true });
-    } else if (/Unknown device type|not supported|No such file or directory/i.test(add.stderr)) {
-      problems.push('the kernel cannot create VXLAN devices: load the vxlan module (CONFIG_VXLAN).');
-    } else if (/Operation not permitted/.test(add.stderr)) {
-      problems.push('creating network devices is not permitted: run the agent as root (CAP_NET_ADMIN).');
-    } else if (!/exists/i.test(add.stderr)) {
-      problems.push(`creating a test VXLAN device failed: ${add.stderr.trim() || `exit code ${add.code}`}.`);
+    for (const probe of DEVICE_PROBES) {
+      const argv = probe.argv(process.pid);
+      const add = await run.run(['ip', 'link', 'add', ...argv], { allowFailure: true });
+      if (add.code === 0) {
+        await run.run(['ip', 'link', 'del', argv[0]!], { allowFailure: true });
+      } else if (/Unknown device type|not supported|No such file or directory/i.test(add.stderr)) {
+        problems.add(`the kernel cannot create ${probe.what}: load the ${probe.module} module (${probe.config}).`);
+      } else if (/Operation not permitted/.test(add.stderr)) {
+        problems.add('creating network devices is not permitted: run the agent as root (CAP_NET_ADMIN).');
+      } else if (!/exists/i.test(add.stderr)) {
+        problems.add(`creating a test ${probe.module} device failed: ${add.stderr.trim() || `exit code ${add.code}`}.`);
+      }
     }
   }
   if (present.has('nft')) {
     const list = await run.run(['nft', 'list', 'tables'], { allowFailure: true });
     if (list.code !== 0) {
-      problems.push(`nftables is not usable: ${list.stderr.trim() || `exit code ${list.code}`} (kernel needs CONFIG_NF_TABLES).`);
+      problems.add(`nftables is not usable: ${list.stderr.trim() || `exit code ${list.code}`} (kernel needs CONFIG_NF_TABLES).`);
+    } else {
+      const table = `vxnprobe${process.pid}`;
+      for (const probe of NFT_PROBES) {
+        const script = [`table ip ${table} {`, ...probe.body.map((line) => `\t${line}`), '}', `delete table ip ${table}`, ''].join('\n');
+        const result = await run.run(['nft', '-f', '-'], { input: script, allowFailure: true });
+        if (result.code !== 0) problems.add(`${probe.problem}: ${nftError(result.stderr, result.code)}.`);
+      }
     }
   }
-  return problems;
+  return [...problems];
 }

@@ -7,12 +7,17 @@
  * skipped while `ip monitor neigh` vouches that nothing changed, see entry-cache.ts), a pure diff
  * (plan.ts), then at most a handful of batched writes, in this order:
  *   1. sysctls (ip_forward; neighbour GC thresholds once)
- *   2. `ip -batch`: link deletions, creations, attribute fixes, addresses
- *   3. `nft -f -`: the firewall, before any new endpoint can send a packet
+ *   2. `nft -f -`: the firewall with the VXLAN peer filter, before any link changes, so that no VXLAN socket
+ *      vxnet opens and no endpoint it attaches is ever unguarded. Fail closed: when the table cannot be
+ *      installed, this pass creates no VXLAN device and attaches no new endpoint (each pending one is
+ *      reported with the reason, and the pass is retried); what already runs stays (fail-static).
+ *   3. `ip -batch`: link deletions, creations, attribute fixes, addresses
  *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB) in parallel: entries are in place before a new
  *      container comes up, so its first ARP request is already answered by the proxy
  *   5. per new endpoint: one `ip -batch` in the host namespace for all veth pairs, one
  *      `nsenter --net=PATH ip -batch -` per endpoint, one `ip -batch` to attach them all.
+ * The filter guards the ports of the VXLAN devices present at the start of the pass too; when step 3
+ * deleted the last device using a port nobody wants any more, the table is replaced once more at the end.
  * Nothing is ever flushed and rebuilt; a pass with nothing to change writes nothing.
  *
  * Batches run with -force so one bad line cannot block the others; iproute2 names failed lines on stderr.
@@ -26,7 +31,7 @@
 import type { Dataplane, DesiredEndpoint, DesiredState, ReconcileResult } from '../dataplane.ts';
 import { messageOf } from '../../core/errors.ts';
 import { createRunner, parseBatchErrors, type Runner } from './exec.ts';
-import { planFirewall } from './nftables.ts';
+import { effectiveVxlanFilter, planFirewall } from './nftables.ts';
 import {
   entryInEffect,
   indexFdb,
@@ -37,7 +42,7 @@ import {
   type NeighbourStep,
 } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
-import { IP_FORWARD, readBase, readFdb, readNeighbours, type ActualState } from './read.ts';
+import { IP_FORWARD, readBase, readFdb, readNeighbours, type ActualState, type FirewallState, type LinkState } from './read.ts';
 import {
   batchInput,
   renderEndpointAttach,
@@ -209,17 +214,31 @@ export class LinuxDataplane implements Dataplane {
       }
     }
 
-    // 2. links and addresses
+    // 2. firewall and VXLAN peer filter, before any link (see the module comment)
     const failedNetworks = new Map<string, string>();
     const failedEndpoints = new Map<string, string>();
-    if (plan.links.length) {
-      const lines = plan.links.map(renderLinkStep);
+    const wanted = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, vxlanPorts(actual.links.values()));
+    errors.push(...wanted.rejected);
+    const firewall = await this.#firewall(plan.networks, actual.firewall, wanted.filter, result, errors, signal);
+    let linkSteps = plan.links;
+    if (firewall.down !== undefined) {
+      // fail closed: no new (or recreated) VXLAN device, so no new socket; the old device of a recreation stays
+      const held = new Set(plan.links.flatMap((s) => (s.op === 'vxlan-add' ? [s.name] : [])));
+      linkSteps = plan.links.filter((s) => !('name' in s && held.has(s.name)));
+      for (const net of plan.networks) if (held.has(net.vxlan)) failedNetworks.set(net.bridge, firewall.down);
+    }
+
+    // 3. links and addresses
+    const gone = new Set<string>();
+    if (linkSteps.length) {
+      const lines = linkSteps.map(renderLinkStep);
       const outcome = await this.#batch(['ip'], lines, signal);
-      plan.links.forEach((step, i) => {
+      linkSteps.forEach((step, i) => {
         let message = outcome.failures.get(i);
         if (message === undefined && outcome.stopped && i > outcome.stopped.after) {
           message = `not known to be applied, ip stopped early: ${outcome.stopped.message}`;
         }
+        if (step.op === 'link-del' && (message === undefined || isGone(message))) gone.add(step.name);
         if (message === undefined) {
           result.changes++;
           if (step.op === 'link-del' && !step.network) this.#log(`deleted ${step.name} (${step.why})`);
@@ -231,19 +250,13 @@ export class LinuxDataplane implements Dataplane {
     }
 
     // links written (devices created/deleted): entries may have gone with them
-    if (plan.links.length) this.#entries?.invalidate();
+    if (linkSteps.length) this.#entries?.invalidate();
 
-    // 3. firewall
-    const firewall = planFirewall(plan.networks, actual.firewall);
-    if (firewall.action !== 'none') {
-      try {
-        await this.#run.run(['nft', '-f', '-'], { input: firewall.script, signal });
-        result.changes++;
-        this.#log(firewall.action === 'delete' ? 'deleted nftables table ip vxnet' : `installed nftables table ip vxnet (rules ${firewall.hash})`);
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        errors.push(`applying the nftables table failed: ${messageOf(err)}`);
-      }
+    // the filter shrinks only once the devices that needed a port are gone
+    if (firewall.down === undefined && gone.size > 0) {
+      const remaining = vxlanPorts([...actual.links.values()].filter((l) => !gone.has(l.name)));
+      const shrunk = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, remaining).filter;
+      await this.#firewall(plan.networks, { present: firewall.hash !== undefined, hash: firewall.hash }, shrunk, result, errors, signal);
     }
 
     // 4. entries
@@ -281,13 +294,50 @@ export class LinuxDataplane implements Dataplane {
     }
     const toCreate: DesiredEndpoint[] = [];
     for (const ep of plan.endpoints.create) {
-      const failure = failedEndpoints.get(ep.id) ?? failedNetworks.get(ep.bridge);
+      const failure = firewall.down ?? failedEndpoints.get(ep.id) ?? failedNetworks.get(ep.bridge);
       if (failure) result.endpointErrors.set(ep.id, failure);
       else toCreate.push(ep);
     }
     if (toCreate.length) {
       const created = await this.#createEndpoints(toCreate, result, signal);
       result.changes += created;
+    }
+  }
+
+  /**
+   * Installs the table when it differs from what is there. Returns the hash now in effect, or `down` (the
+   * sentence every pending endpoint is given) when the wanted table could not be installed.
+   */
+  async #firewall(
+    networks: DesiredState['networks'],
+    installed: Pick<FirewallState, 'present' | 'hash' | 'unreadable'>,
+    filter: DesiredState['vxlanFilter'],
+    result: ReconcileResult,
+    errors: string[],
+    signal?: AbortSignal,
+  ): Promise<{ hash?: string; down?: string }> {
+    const firewall = planFirewall(networks, installed, filter);
+    if (firewall.action === 'none') return installed.hash === undefined ? {} : { hash: installed.hash };
+    try {
+      await this.#run.run(['nft', '-f', '-'], { input: firewall.script, signal });
+      result.changes++;
+      if (firewall.action === 'delete') {
+        this.#log('deleted nftables table ip vxnet');
+        return {};
+      }
+      this.#log(
+        `installed nftables table ip vxnet (rules ${firewall.hash}; VXLAN ports ${filter.ports.join(', ') || 'none'} ` +
+          `accepted from ${filter.allowedSources.length} member node${filter.allowedSources.length === 1 ? '' : 's'})`,
+      );
+      return { hash: firewall.hash };
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      const detail = messageOf(err);
+      const message = `applying the nftables table ip vxnet failed: ${detail}`;
+      errors.push(message);
+      this.#log(message);
+      if (firewall.action === 'delete') return {};
+      return { down: `VXLAN peer filter could not be installed: ${detail}; no new endpoint is attached until it is` };
     }
   }
 
@@ -397,8 +447,9 @@ export class LinuxDataplane implements Dataplane {
       this.#log(`endpoint ${ep.id}: ${message}`);
     };
 
-    // The target namespace must exist before anything is created for the endpoint.
-    const exists = await Promise.all(endpoints.map((ep) => this.#run.exists(ep.netns)));
+    // The target namespace must exist before anything is created for the endpoint (handed-over Docker
+    // endpoints have none: their peer stays here until libnetwork moves it).
+    const exists = await Promise.all(endpoints.map((ep) => (ep.netns === undefined ? true : this.#run.exists(ep.netns))));
     const candidates = endpoints.filter((ep, i) => {
       if (!exists[i]) fail(ep, `network namespace ${ep.netns} does not exist`);
       return exists[i];
@@ -429,11 +480,11 @@ export class LinuxDataplane implements Dataplane {
       if (isAdd && create.stopped && i > create.stopped.after) undo.add(ep); // fate unknown: clean up anyway
     });
 
-    // B: inside each namespace, a few at a time
-    const inside = candidates.filter((ep) => !failed.has(ep));
+    // B: inside each namespace, a few at a time (not for handed-over endpoints: Docker configures those)
+    const inside = candidates.filter((ep) => !failed.has(ep) && ep.netns !== undefined);
     await mapLimit(inside, this.#concurrency, async (ep) => {
       const script = renderEndpointInside(ep);
-      const res = await this.#run.run(['nsenter', `--net=${ep.netns}`, 'ip', '-batch', '-'], {
+      const res = await this.#run.run(['nsenter', `--net=${ep.netns!}`, 'ip', '-batch', '-'], {
         input: batchInput(script),
         signal,
         allowFailure: true,
@@ -477,6 +528,13 @@ export class LinuxDataplane implements Dataplane {
     if (ready) this.#log(`set up ${ready} endpoint${ready === 1 ? '' : 's'}`);
     return ready;
   }
+}
+
+/** UDP ports of the VXLAN devices among `links`. */
+function vxlanPorts(links: Iterable<LinkState>): number[] {
+  const ports: number[] = [];
+  for (const link of links) if (link.kind === 'vxlan' && link.vxlan) ports.push(link.vxlan.port);
+  return ports;
 }
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

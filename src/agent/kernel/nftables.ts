@@ -15,6 +15,26 @@
  * - Chains hook at `filter - 10` so that our drops come before the filter rules of other tables at the
  *   default priority (Docker's DOCKER-USER/FORWARD accepts would otherwise be evaluated first).
  *
+ * The VXLAN peer allow-list (chain `vxlan_input`, sets `vxlan_ports` and `vxlan_peers`; docs/security.md):
+ * - UDP to a VXLAN port is accepted only from the underlay address of a member node and dropped (counted)
+ *   from anybody else: VXLAN has no authentication, so an open port lets anyone who can reach it inject
+ *   Ethernet frames into a network (GHSA-vwm3-crmr-xfxw).
+ * - Hook `input`, not `prerouting`: the encapsulated datagram is delivered locally to the VXLAN device's
+ *   UDP socket, so input sees exactly that traffic and nothing routed through the host (a container's own
+ *   UDP 4789 to elsewhere is untouched, with no need for the optional `fib` module), and ip_local_deliver
+ *   has reassembled fragments before the input hook, so a fragmented datagram cannot slip past the port
+ *   match. Priority `raw - 10` (-310) puts it before every standard chain on that hook (iptables mangle
+ *   -150, filter 0, firewalld, ...). In nftables a drop in any base chain is final whatever other tables
+ *   accept, so an admin's accept can never re-open the port (the CVE-2023-28840 class).
+ * - Sources and ports are sets: one lookup per packet whatever the cluster size.
+ * - Datagrams arriving from vxnet's own interfaces (`vxn*`: bridges, veths) are never accepted, even with
+ *   a member's source address: a container could otherwise spoof a member's address towards its host's
+ *   VTEP and inject frames into another network.
+ * - It is part of the same table and the same atomic replacement: a change of members or ports is one
+ *   transaction, there is no moment without the filter. Replacing the table resets the drop counter.
+ * - It is rendered whenever the agent has a view of the cluster, also without networks (then alone: no
+ *   NAT chain, so a host without networks does not get connection tracking from vxnet).
+ *
  * Rules:
  * - postrouting (nat, srcnat): traffic from a non-internal network's subnets leaving through any interface
  *   other than its bridge is masqueraded (outbound internet access for containers).
@@ -23,10 +43,53 @@
  * - input: a container cannot reach the host through another network's gateway address.
  */
 import { createHash } from 'node:crypto';
-import type { DesiredNetwork } from '../dataplane.ts';
+import { parseIPv4 } from '../../core/ipv4.ts';
+import type { DesiredNetwork, VxlanFilter } from '../dataplane.ts';
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 
 const BRIDGES = `${OWNED_PREFIX}b*`;
+/** every interface vxnet creates (bridges, VXLAN devices, veths) */
+const OWNED_INTERFACES = `${OWNED_PREFIX}*`;
+/** The allow-list's chain and sets in table ip vxnet. */
+export const VXLAN_FILTER_CHAIN = 'vxlan_input';
+export const VXLAN_PORTS_SET = 'vxlan_ports';
+export const VXLAN_PEERS_SET = 'vxlan_peers';
+const NO_FILTER: VxlanFilter = { ports: [], allowedSources: [] };
+
+const isPort = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535;
+
+/**
+ * Pure: the filter the data plane installs — the desired one, plus the port of every desired network and
+ * of every VXLAN device still present (`devicePorts`), so that no VXLAN socket vxnet opens is ever
+ * unguarded, even if the desired ports missed one or a device outlives its network for a moment.
+ * Malformed values are left out (a bad element would fail the whole script) and named in `rejected`;
+ * leaving out a source denies it, which is the safe side.
+ */
+export function effectiveVxlanFilter(
+  filter: VxlanFilter | undefined,
+  networks: readonly DesiredNetwork[],
+  devicePorts: Iterable<number> = [],
+): { filter: VxlanFilter; rejected: string[] } {
+  const rejected: string[] = [];
+  const ports = new Set<number>();
+  for (const port of [...(filter?.ports ?? []), ...networks.map((n) => n.port), ...devicePorts]) {
+    if (isPort(port)) ports.add(port);
+    else rejected.push(`VXLAN filter port ${JSON.stringify(port)} is outside 1..65535`);
+  }
+  const sources = new Map<string, number>();
+  for (const source of filter?.allowedSources ?? []) {
+    const value = parseIPv4(source);
+    if (value === undefined) rejected.push(`VXLAN filter source ${JSON.stringify(source)} is not an IPv4 address`);
+    else sources.set(source, value);
+  }
+  return {
+    filter: {
+      ports: [...ports].sort((a, b) => a - b),
+      allowedSources: [...sources.entries()].sort((a, b) => a[1] - b[1]).map(([text]) => text),
+    },
+    rejected,
+  };
+}
 
 export interface RenderedFirewall {
   /** the complete `table ip vxnet { ... }` block */
@@ -38,9 +101,13 @@ export interface RenderedFirewall {
 const quote = (value: string): string => `"${value}"`;
 const gatewayIp = (cidr: string): string => cidr.split('/')[0]!;
 
-/** Pure: the rules for the given (validated) networks, in a stable order. */
-export function renderFirewall(networks: readonly DesiredNetwork[]): RenderedFirewall {
+/**
+ * Pure: the rules for the given (validated) networks and VXLAN filter (see effectiveVxlanFilter), in a
+ * stable order. Without a filter (no ports) the table holds the network chains only.
+ */
+export function renderFirewall(networks: readonly DesiredNetwork[], filter: VxlanFilter = NO_FILTER): RenderedFirewall {
   const nets = [...networks].sort((a, b) => a.vni - b.vni);
+  const guard = filter.ports.length > 0 ? effectiveVxlanFilter(filter, []).filter : undefined;
   const postrouting: string[] = [];
   const forward: string[] = [];
   const input: string[] = [];
@@ -67,9 +134,24 @@ export function renderFirewall(networks: readonly DesiredNetwork[]): RenderedFir
     ...rules.map((rule) => `\t\t${rule}`),
     '\t}',
   ];
-  const body = (marker: string | undefined) => [
+  const set = (name: string, type: string, elements: readonly (string | number)[]) => [
+    `\tset ${name} {`,
+    `\t\ttype ${type}`,
+    ...(elements.length ? [`\t\telements = { ${elements.join(', ')} }`] : []),
+    '\t}',
+  ];
+  // With a filter, its accept rule carries the hash marker (nft 1.0.6 shows rule comments in JSON, see above).
+  const filterRules = (marker: string | undefined) => [
+    ...set(VXLAN_PORTS_SET, 'inet_service', guard!.ports),
+    ...set(VXLAN_PEERS_SET, 'ipv4_addr', guard!.allowedSources),
+    ...chain(VXLAN_FILTER_CHAIN, 'type filter hook input priority raw - 10; policy accept;', [
+      `udp dport @${VXLAN_PORTS_SET} iifname != ${quote(OWNED_INTERFACES)} ip saddr @${VXLAN_PEERS_SET} accept comment ${quote(marker ?? 'VXLAN from a member node')}`,
+      `udp dport @${VXLAN_PORTS_SET} counter drop comment ${quote('VXLAN from a non-member')}`,
+    ]),
+  ];
+  const networkRules = (marker: string | undefined) => [
     ...chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', postrouting),
-    // A cheap early exit for traffic that touches no vxnet bridge; it also carries the hash marker.
+    // A cheap early exit for traffic that touches no vxnet bridge; without a VXLAN filter it carries the hash marker.
     ...chain(
       'forward',
       'type filter hook forward priority filter - 10; policy accept;',
@@ -78,6 +160,10 @@ export function renderFirewall(networks: readonly DesiredNetwork[]): RenderedFir
     ),
     ...chain('input', 'type filter hook input priority filter - 10; policy accept;', input),
   ];
+  const body = (marker: string | undefined) =>
+    guard
+      ? [...filterRules(marker), ...(nets.length ? networkRules(undefined) : [])]
+      : networkRules(marker);
   const hash = createHash('sha256').update(body(undefined).join('\n')).digest('hex').slice(0, 16);
   const marker = `vxnet rules sha256:${hash}`;
   const table = [`table ip ${OWNED_NFT_TABLE} {`, `\tcomment ${quote(marker)}`, ...body(marker), '}'].join('\n');
@@ -94,13 +180,20 @@ export function deleteScript(): string {
   return `table ip ${OWNED_NFT_TABLE}\ndelete table ip ${OWNED_NFT_TABLE}\n`;
 }
 
-/** What to do with the firewall, given the desired networks and what is installed. */
+/**
+ * What to do with the firewall, given the desired networks, the VXLAN filter and what is installed. The
+ * table goes away only when neither networks nor a filter are wanted (the agent always wants the filter).
+ * An unreadable table is rewritten: the replace script is correct whether or not it exists.
+ */
 export function planFirewall(
   networks: readonly DesiredNetwork[],
-  installed: { present: boolean; hash?: string },
+  installed: { present: boolean; hash?: string; unreadable?: string },
+  filter: VxlanFilter = NO_FILTER,
 ): { action: 'none' } | { action: 'replace'; script: string; hash: string } | { action: 'delete'; script: string } {
-  if (networks.length === 0) return installed.present ? { action: 'delete', script: deleteScript() } : { action: 'none' };
-  const rendered = renderFirewall(networks);
+  if (networks.length === 0 && filter.ports.length === 0) {
+    return installed.present || installed.unreadable ? { action: 'delete', script: deleteScript() } : { action: 'none' };
+  }
+  const rendered = renderFirewall(networks, filter);
   if (installed.present && installed.hash === rendered.hash) return { action: 'none' };
   return { action: 'replace', script: replaceScript(rendered), hash: rendered.hash };
 }

@@ -14,7 +14,8 @@
  *   mismatch there is a known source of leaked entries in other overlays.
  * - Entries of a device that goes away (or is recreated) are not deleted one by one: they die with it.
  * - A local endpoint is "present" when its host veth is enslaved to the right bridge, up, with the right
- *   MTU and its peer in another namespace. The last step of setting one up enslaves and raises the host end
+ *   MTU and its peer in another namespace (for a Docker endpoint, handed over, the peer may also still be
+ *   here: libnetwork moves it after the plugin's Join; it is kept, never pruned, while its host end is). The last step of setting one up enslaves and raises the host end
  *   in a single netlink message, so this is a reliable "setup completed" mark; it is read from the one link
  *   dump instead of entering every container namespace on every pass. A host veth without that mark is a
  *   setup that did not complete: it is deleted (taking its peer along) and the endpoint set up again.
@@ -160,7 +161,8 @@ export function validateEndpoint(ep: DesiredEndpoint): string | undefined {
   if (typeof ep.id !== 'string' || ep.id.length < 10) return `endpoint id ${JSON.stringify(ep.id)} is too short`;
   if (ep.hostVeth !== deviceNames.hostVeth(ep.id)) return `host veth must be named ${deviceNames.hostVeth(ep.id)}`;
   if (ep.peerVeth !== deviceNames.peerVeth(ep.id)) return `peer veth must be named ${deviceNames.peerVeth(ep.id)}`;
-  if (typeof ep.netns !== 'string' || !NETNS_PATH.test(ep.netns) || ep.netns.split('/').includes('..')) {
+  // no namespace: a handed-over Docker endpoint
+  if (ep.netns !== undefined && (typeof ep.netns !== 'string' || !NETNS_PATH.test(ep.netns) || ep.netns.split('/').includes('..'))) {
     return `network namespace ${JSON.stringify(ep.netns)} is not an absolute path`;
   }
   if (!isIfname(ep.ifname) || ep.ifname === 'lo') return `interface name ${JSON.stringify(ep.ifname)} is invalid`;
@@ -322,7 +324,8 @@ export function planReconcile(desired: DesiredState, actual: ActualState): Plan 
       continue;
     }
     if (host.kind !== 'veth') redo = `it is a ${host.kind || 'plain'} device, not a veth`;
-    else if (!host.peerElsewhere) redo = 'its peer never left this namespace (setup did not complete)';
+    // a handed-over peer is present wherever it is: here until Docker takes it, in the container after
+    else if (!host.peerElsewhere && ep.netns !== undefined) redo = 'its peer never left this namespace (setup did not complete)';
     else if (host.mtu !== ep.mtu) redo = `MTU is ${host.mtu}, want ${ep.mtu}`;
     else if (host.master !== ep.bridge && !host.up) redo = 'it was never enslaved and raised (setup did not complete)';
     if (redo) {

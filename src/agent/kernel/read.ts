@@ -62,6 +62,11 @@ export interface FirewallState {
   present: boolean;
   /** the rules hash found in the installed table, if any */
   hash?: string;
+  /**
+   * Set when the table could not be read (nft missing, nf_tables not usable): the state is unknown, the
+   * data plane tries to install the table and, failing that, fails closed (linux-dataplane.ts).
+   */
+  unreadable?: string;
 }
 
 export interface ActualState {
@@ -211,13 +216,43 @@ export async function readFdb(run: Runner, signal?: AbortSignal): Promise<FdbEnt
   return parseFdb(result.stdout).filter((entry) => isOwnedVxlanName(entry.dev));
 }
 
+/**
+ * Reads the installed firewall. A failure to read it does not fail the pass (that would leave pending
+ * endpoints without a reason): it comes back as `unreadable`, and applying the table decides.
+ */
 export async function readFirewall(run: Runner, signal?: AbortSignal): Promise<FirewallState> {
-  const result = await run.run(['nft', '-j', 'list', 'table', 'ip', OWNED_NFT_TABLE], { signal, allowFailure: true });
+  let result;
+  try {
+    result = await run.run(['nft', '-j', 'list', 'table', 'ip', OWNED_NFT_TABLE], { signal, allowFailure: true });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return { present: false, unreadable: err instanceof Error ? err.message : String(err) };
+  }
   if (result.code !== 0) {
     if (/No such file or directory/.test(result.stderr)) return { present: false };
-    throw new Error(`nft -j list table ip ${OWNED_NFT_TABLE} failed (exit ${result.code}): ${result.stderr.trim()}`);
+    const detail = result.stderr.trim().split('\n').filter(Boolean).slice(0, 3).join(' / ') || 'no error output';
+    return { present: false, unreadable: `nft -j list table ip ${OWNED_NFT_TABLE} failed (exit ${result.code}): ${detail}` };
   }
   return parseFirewall(result.stdout);
+}
+
+/**
+ * `nft -j list chain ip vxnet vxlan_input` → packets dropped by the VXLAN peer filter since the table was
+ * last replaced; undefined when the chain holds no counter.
+ */
+export function parseVxlanFilterDrops(text: string): number | undefined {
+  const value: unknown = JSON.parse(text);
+  const items = (value as { nftables?: unknown }).nftables;
+  if (!Array.isArray(items)) throw new Error('nft -j list chain: expected {"nftables": [...]}');
+  let drops: number | undefined;
+  for (const item of items as Json[]) {
+    const rule = item.rule as Json | undefined;
+    if (!rule || !Array.isArray(rule.expr)) continue;
+    const exprs = rule.expr as Json[];
+    const counter = exprs.find((e) => e.counter !== undefined)?.counter as Json | undefined;
+    if (counter && exprs.some((e) => 'drop' in e)) drops = (drops ?? 0) + (num(counter.packets) ?? 0);
+  }
+  return drops;
 }
 
 export const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';

@@ -63,13 +63,12 @@ export function renderFdbStep(step: FdbStep): string {
 
 /**
  * Host-namespace lines that create an endpoint's veth pair and hand the peer to the target namespace.
- * Both ends get the MTU at creation and the peer its MAC, so nothing about them has to change later.
+ * Both ends get the MTU at creation and the peer its MAC, so nothing about them has to change later. A
+ * Docker endpoint (no namespace) keeps its peer here, down, for libnetwork to move.
  */
 export function renderEndpointCreate(ep: DesiredEndpoint): string[] {
-  return [
-    `link add name ${ep.hostVeth} mtu ${ep.mtu} type veth peer name ${ep.peerVeth} mtu ${ep.mtu} address ${ep.mac.toLowerCase()}`,
-    `link set dev ${ep.peerVeth} netns ${ep.netns}`,
-  ];
+  const add = `link add name ${ep.hostVeth} mtu ${ep.mtu} type veth peer name ${ep.peerVeth} mtu ${ep.mtu} address ${ep.mac.toLowerCase()}`;
+  return ep.netns === undefined ? [add] : [add, `link set dev ${ep.peerVeth} netns ${ep.netns}`];
 }
 
 /**

@@ -2,7 +2,9 @@
  * What a command gets from the outside world. Passed in (never taken from `process`) so that `main` can be
  * run in-process by the tests with captured output.
  */
+import { readFileSync } from 'node:fs';
 import { ManagerClient } from '../../client/client.ts';
+import { VxnetError } from '../../core/errors.ts';
 import type { Connection } from '../args.ts';
 
 export interface CommandContext {
@@ -15,10 +17,23 @@ export interface CommandContext {
 
 /** Runs `use` with a client for the connection, closing its idle sockets afterwards. */
 export async function withClient<T>(connection: Connection, use: (client: ManagerClient) => Promise<T>): Promise<T> {
-  const client = new ManagerClient({ url: connection.url, token: connection.token });
+  const client = new ManagerClient({
+    url: connection.url,
+    token: connection.token,
+    ...(connection.ca === undefined ? {} : { ca: readCaFile(connection.ca) }),
+  });
   try {
     return await use(client);
   } finally {
     client.close();
+  }
+}
+
+/** The PEM text of a --ca file. */
+export function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new VxnetError('bad_request', `cannot read the CA certificate ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`);
   }
 }

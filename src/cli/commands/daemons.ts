@@ -4,15 +4,30 @@
  * The annotations pin the signatures this file relies on; a change there fails the typecheck here.
  */
 import type { Command } from '../args.ts';
-import type { CommandContext } from './context.ts';
+import { type CommandContext, readCaFile } from './context.ts';
 
 type RunManager = (
-  options: { dataDir: string; listen: string[]; log?: (line: string) => void; nodeDownAfterMs?: number },
+  options: {
+    dataDir: string;
+    listen: string[];
+    log?: (line: string) => void;
+    nodeDownAfterMs?: number;
+    certLifetimeMs?: number;
+    subjectAltNames?: string[];
+  },
   signal: AbortSignal,
 ) => Promise<void>;
 
 type RunAgent = (
-  options: { managerUrl: string; token: string; advertiseAddress: string; name?: string; log?: (line: string) => void },
+  options: {
+    managerUrl: string;
+    token?: string;
+    ca?: string;
+    stateDir?: string;
+    advertiseAddress: string;
+    name?: string;
+    log?: (line: string) => void;
+  },
   signal: AbortSignal,
 ) => Promise<void>;
 
@@ -25,7 +40,11 @@ function logTo(ctx: CommandContext): (line: string) => void {
 
 export async function manager(command: Extract<Command, { kind: 'manager' }>, ctx: CommandContext): Promise<number> {
   const { runManager }: { runManager: RunManager } = await import('../../manager/main.ts');
-  await runManager({ dataDir: command.dataDir, listen: command.listen, log: logTo(ctx) }, ctx.signal);
+  const options: Parameters<RunManager>[0] = { dataDir: command.dataDir, listen: command.listen, log: logTo(ctx) };
+  if (command.nodeDownAfterSeconds !== undefined) options.nodeDownAfterMs = command.nodeDownAfterSeconds * 1000;
+  if (command.certLifetimeSeconds !== undefined) options.certLifetimeMs = command.certLifetimeSeconds * 1000;
+  if (command.subjectAltNames !== undefined) options.subjectAltNames = command.subjectAltNames;
+  await runManager(options, ctx.signal);
   return 0;
 }
 
@@ -33,12 +52,14 @@ export async function agent(command: Extract<Command, { kind: 'agent' }>, ctx: C
   const { runAgent }: { runAgent: RunAgent } = await import('../../agent/main.ts');
   const options: Parameters<RunAgent>[0] = {
     managerUrl: command.connection.url,
-    token: command.connection.token,
     advertiseAddress: command.advertiseAddress,
     log: logTo(ctx),
   };
-  // Without --name the agent uses the host name.
+  // Without --name the agent uses the host name; without --token, the certificate in its state directory.
   if (command.name !== undefined) options.name = command.name;
+  if (command.connection.token !== undefined) options.token = command.connection.token;
+  if (command.connection.ca !== undefined) options.ca = readCaFile(command.connection.ca);
+  if (command.stateDir !== undefined) options.stateDir = command.stateDir;
   await runAgent(options, ctx.signal);
   return 0;
 }

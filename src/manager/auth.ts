@@ -1,0 +1,193 @@
+/**
+ * Who is calling the manager, and what they may do (docs/security.md, "Control-plane identity").
+ *
+ * Credentials, in this order:
+ * 1. `Authorization: Bearer TOKEN`: the admin token (everything), or the worker token, which admits only
+ *    `POST /v1/join`. A token that is present but unknown is refused, never ignored.
+ * 2. The client certificate of a TLS connection, verified by OpenSSL against the cluster CA during the
+ *    handshake: O=vxnet-worker makes the caller the agent of node CN, O=vxnet-admin an admin.
+ * 3. Nothing: only the public routes (`GET /v1/ca`).
+ *
+ * A worker acts for one node: it registers, heartbeats and watches only that node, reports the status of
+ * only that node's endpoints, and reads only what its watch stream would tell it anyway. Those checks need
+ * the request (a path parameter, a body field, an endpoint's node), so the handlers in http.ts make them
+ * with `requireOwnNode`; the route table says only the least privileged role a route admits.
+ */
+import { type KeyObject, X509Certificate, createPublicKey } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
+import { VxnetError } from '../core/errors.ts';
+import type { CertificateResponse, JoinRequest, RenewCertificateRequest, TokenResponse } from '../core/model.ts';
+import { requireName } from '../core/names.ts';
+import { identityOf } from '../pki/identity.ts';
+import { isP256Key } from '../pki/x509.ts';
+import type { ClusterAuthority } from './authority.ts';
+import type { JoinTokens, Role } from './tokens.ts';
+
+export type Principal =
+  | { kind: 'anonymous' }
+  /** a bearer token: admin, or the worker join token */
+  | { kind: 'token'; role: Role }
+  /** a client certificate of the cluster CA */
+  | { kind: 'certificate'; role: Role; name: string; notAfter: Date };
+
+/** The least privileged caller a route admits. */
+export type Access = 'public' | 'join' | 'worker' | 'admin';
+
+export interface Security {
+  authority: ClusterAuthority;
+  tokens: JoinTokens;
+  /** lifetime of the node and admin certificates the manager issues */
+  certLifetimeMs: number;
+}
+
+/** What a request presented, as the transport saw it. */
+export interface PresentedCredentials {
+  authorization: string | undefined;
+  /** the client certificate of a TLS connection */
+  certificate?: X509Certificate | undefined;
+  /** why TLS did not accept that certificate (undefined: it did) */
+  certificateError?: string | undefined;
+}
+
+/** The credentials of a request received by node:http or node:https. */
+export function presentedBy(req: IncomingMessage): PresentedCredentials {
+  const socket = req.socket;
+  if (!(socket instanceof TLSSocket)) return { authorization: req.headers.authorization };
+  const certificate = socket.getPeerX509Certificate();
+  return {
+    authorization: req.headers.authorization,
+    certificate,
+    certificateError: certificate && !socket.authorized ? String(socket.authorizationError ?? 'not verified') : undefined,
+  };
+}
+
+export function authenticate(security: Security, presented: PresentedCredentials, now: Date = new Date()): Principal {
+  const header = presented.authorization;
+  if (header !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw new VxnetError('unauthorized', 'the Authorization header must be "Bearer TOKEN".');
+    const role = security.tokens.roleOf(match[1]!);
+    if (role) return { kind: 'token', role };
+    if (security.tokens.isOfAnotherCluster(match[1]!)) {
+      throw new VxnetError('unauthorized', "the token carries another cluster's CA digest: it is not a token of this manager.");
+    }
+    throw new VxnetError('unauthorized', 'unknown or rotated token: use the current admin token (DATA_DIR/admin.token).');
+  }
+  const certificate = presented.certificate;
+  if (certificate) {
+    if (presented.certificateError !== undefined) {
+      throw new VxnetError('unauthorized', `the client certificate is not valid for this cluster (${presented.certificateError}).`);
+    }
+    const identity = identityOf(certificate);
+    if (!identity || identity.role === 'manager') {
+      throw new VxnetError('unauthorized', 'the client certificate names neither a node nor an admin of this cluster.');
+    }
+    // TLS checked the dates at the handshake; a keep-alive connection can outlive the certificate.
+    if (now > identity.notAfter) {
+      throw new VxnetError('unauthorized', `the client certificate expired at ${identity.notAfter.toISOString()}.`);
+    }
+    return { kind: 'certificate', role: identity.role, name: identity.name, notAfter: identity.notAfter };
+  }
+  return { kind: 'anonymous' };
+}
+
+export function isAdmin(principal: Principal): boolean {
+  return principal.kind !== 'anonymous' && principal.role === 'admin';
+}
+
+/** The node a worker certificate acts for; undefined for admins, whom no node check restricts. */
+export function actingNode(principal: Principal): string | undefined {
+  return principal.kind === 'certificate' && principal.role === 'worker' ? principal.name : undefined;
+}
+
+/** Refuses a route to a caller below its access level. `what` names the request, e.g. "POST /v1/networks". */
+export function authorize(access: Access, principal: Principal, what: string): void {
+  if (access === 'public' || isAdmin(principal)) return;
+  if (principal.kind === 'anonymous') {
+    throw new VxnetError(
+      'unauthorized',
+      access === 'join'
+        ? `${what} needs a join token: send "Authorization: Bearer TOKEN".`
+        : `${what} needs a client certificate of this cluster or the admin token ("Authorization: Bearer TOKEN").`,
+    );
+  }
+  if (access === 'join') {
+    if (principal.kind === 'token') return;
+    throw new VxnetError('forbidden', `${what} needs a join token; a certificate is renewed with POST /v1/certificates/renew.`);
+  }
+  if (principal.kind === 'token') {
+    // the worker token: the old bearer credential of agents, now good for joining only
+    throw new VxnetError('forbidden', `the worker token only admits POST /v1/join; ${what} needs a node certificate or the admin token.`);
+  }
+  if (access === 'admin') {
+    throw new VxnetError('forbidden', `${what} needs the admin token or an admin certificate; the certificate of node ${principal.name} cannot do it.`);
+  }
+}
+
+/** For worker certificates: refuses a request that concerns another node than the caller's own. */
+export function requireOwnNode(principal: Principal, node: string, what: string): void {
+  const self = actingNode(principal);
+  if (self !== undefined && self !== node) {
+    throw new VxnetError('forbidden', `node ${self} may only ${what} of its own node, not of node ${node}.`);
+  }
+}
+
+// -----------------------------------------------------------------------------------------------------
+// The PKI routes
+
+/** `GET /v1/ca`: public; clients check it against the digest in their token before trusting it. */
+export function caResponse(security: Security): { certificate: string; digest: string } {
+  return { certificate: security.authority.pem, digest: security.authority.digest };
+}
+
+/** `POST /v1/join`: the worker token gets a worker certificate; the admin token either kind. */
+export function join(security: Security, principal: Principal, req: JoinRequest, log?: (line: string) => void): CertificateResponse {
+  if (principal.kind !== 'token') throw new VxnetError('forbidden', 'POST /v1/join needs a join token.');
+  const role = req.role ?? 'worker';
+  if (role !== 'worker' && role !== 'admin') throw new VxnetError('bad_request', 'field "role" must be "worker" or "admin".');
+  if (role === 'admin' && principal.role !== 'admin') {
+    throw new VxnetError('forbidden', 'an admin certificate needs the admin token; the worker token joins nodes only.');
+  }
+  const name = requireName(req.name, role === 'worker' ? 'node' : 'admin');
+  return issue(security, role, name, publicKeyOf(req.publicKey), log, 'issued');
+}
+
+/** `POST /v1/certificates/renew`: the same identity, a new key and validity, for the certificate's holder. */
+export function renew(security: Security, principal: Principal, req: RenewCertificateRequest, log?: (line: string) => void): CertificateResponse {
+  if (principal.kind !== 'certificate') {
+    throw new VxnetError('forbidden', 'POST /v1/certificates/renew renews the client certificate of the connection, and there is none.');
+  }
+  return issue(security, principal.role, principal.name, publicKeyOf(req.publicKey), log, 'renewed');
+}
+
+/** `POST /v1/tokens/:role/rotate` (admin). */
+export function rotate(security: Security, role: string, log?: (line: string) => void): TokenResponse {
+  if (role !== 'worker' && role !== 'admin') throw new VxnetError('bad_request', `there are worker and admin tokens, no "${role}" token.`);
+  const token = security.tokens.rotate(role);
+  log?.(`the ${role} token was rotated; the old one is refused from now on`);
+  return { role, token };
+}
+
+function issue(security: Security, role: Role, name: string, publicKey: KeyObject, log: ((line: string) => void) | undefined, verb: string): CertificateResponse {
+  const { certificate, identity } = security.authority.issue({ role, name, publicKey, lifetimeMs: security.certLifetimeMs });
+  log?.(`${verb} the ${role} certificate of ${name} (serial ${identity.serialNumber}, valid until ${identity.notAfter.toISOString()})`);
+  return { certificate, ca: security.authority.pem, role, name, notAfter: identity.notAfter.toISOString() };
+}
+
+function publicKeyOf(pem: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: pem, format: 'pem' });
+  } catch {
+    throw new VxnetError('bad_request', 'field "publicKey" must be a PEM public key (SubjectPublicKeyInfo).');
+  }
+  if (key.type !== 'public' || !isP256Key(key)) throw new VxnetError('bad_request', 'field "publicKey" must be an ECDSA P-256 public key.');
+  return key;
+}
+
+/** For in-process requests: a PEM client certificate checked as TLS would check it. */
+export function presentedCertificate(security: Security, pem: string): Pick<PresentedCredentials, 'certificate' | 'certificateError'> {
+  const certificate = new X509Certificate(pem);
+  return { certificate, certificateError: security.authority.check(certificate) };
+}

@@ -1,0 +1,380 @@
+/**
+ * The VXLAN peer allow-list against real kernels and real packets (docs/security.md).
+ *
+ * VXLAN carries no authentication: whoever can send a UDP datagram to a VTEP's port 4789 with a valid VNI
+ * puts an Ethernet frame onto that network. These tests craft such frames with vxnet's own codecs (an ICMP
+ * echo request to a container's MAC and IP, wrapped by `encapsulate`), and send the VXLAN part (header +
+ * inner frame) as a plain UDP datagram from a namespace on the underlay; the sender's kernel adds the outer
+ * IPv4/UDP headers. Whether the frame reached the container is read from a capture inside the container's
+ * namespace, and the filter's drop counter says who stopped it.
+ *
+ * The second part runs the data plane in a namespace with a runner that refuses `nft`: it must attach
+ * nothing new and say why (fail closed), keep what runs (fail-static), and catch up once nft works.
+ *
+ * Needs root. Every namespace and process is the test kit's and is removed afterwards, also on failure.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
+import { deviceNames } from '../../src/agent/dataplane.ts';
+import { createRunner, HostToolError, type RunOptions, type RunResult, type Runner } from '../../src/agent/kernel/exec.ts';
+import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
+import { parseLinks, parseVxlanFilterDrops } from '../../src/agent/kernel/read.ts';
+import { ManagerClient } from '../../src/client/client.ts';
+import type { Endpoint } from '../../src/core/model.ts';
+import { decodeEthernet, encodeEthernet, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
+import { decodeIcmpEcho, encodeIcmpEcho, ICMP_ECHO_REQUEST } from '../../src/packet/icmp.ts';
+import { decodeIpv4, encodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
+import { decapsulate, encapsulate, VXLAN_PORT } from '../../src/packet/vxlan.ts';
+import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
+import { netnsPath } from '../../src/testkit/netns.ts';
+import { isRoot } from '../../src/testkit/preflight.ts';
+import { capture, pings, until } from './helpers.ts';
+
+const skip = isRoot() ? false : 'needs root (network namespaces)';
+
+/** Sends one UDP payload `count` times from `source` to `destination`:PORT; the kernel adds IPv4 and UDP. */
+const SENDER = `
+const dgram = require('node:dgram');
+const [source, destination, port, hex, count] = process.argv.slice(1);
+const socket = dgram.createSocket('udp4');
+const payload = Buffer.from(hex, 'hex');
+socket.on('error', (err) => { console.error(err.message); process.exit(1); });
+socket.bind({ address: source, port: 0 }, async () => {
+  for (let i = 0; i < Number(count); i++) {
+    await new Promise((resolve, reject) => socket.send(payload, Number(port), destination, (err) => (err ? reject(err) : resolve())));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  socket.close();
+});
+`;
+
+interface Inner {
+  vni: number;
+  srcMac: string;
+  dstMac: string;
+  srcIp: string;
+  dstIp: string;
+  /** ICMP echo identifier: how the capture recognises this test's frames */
+  id: number;
+}
+
+/**
+ * The UDP payload of a VXLAN datagram carrying an ICMP echo request: built as a whole outer frame with
+ * `encapsulate`, checked by decoding it back, and cut down to what a UDP socket sends (VXLAN header + inner
+ * Ethernet frame).
+ */
+function craft(inner: Inner, outer: { srcIp: string; dstIp: string }): Buffer {
+  const icmp = encodeIcmpEcho({ type: ICMP_ECHO_REQUEST, id: inner.id, seq: 1, data: new TextEncoder().encode('vxnet injection test') });
+  const ip = encodeIpv4({ src: inner.srcIp, dst: inner.dstIp, protocol: IPPROTO_ICMP, ttl: 64 }, icmp);
+  const frame = encodeEthernet({ dst: inner.dstMac, src: inner.srcMac, ethertype: ETHERTYPE_IPV4 }, ip);
+  const wire = encapsulate({
+    outer: { srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02', srcIp: outer.srcIp, dstIp: outer.dstIp, srcPort: 40000 },
+    vni: inner.vni,
+    inner: frame,
+  });
+  const decoded = decapsulate(wire)!;
+  assert.equal(decoded.vni, inner.vni);
+  assert.deepEqual(decoded.inner, frame);
+  return Buffer.from(decoded.outerUdp.payload);
+}
+
+/** ICMP echo identifiers of the echo requests among captured Ethernet frames. */
+function echoIds(frames: Uint8Array[]): number[] {
+  const ids: number[] = [];
+  for (const frame of frames) {
+    try {
+      const eth = decodeEthernet(frame);
+      if (eth.ethertype !== ETHERTYPE_IPV4) continue;
+      const ip = decodeIpv4(eth.payload);
+      if (ip.protocol !== IPPROTO_ICMP) continue;
+      const echo = decodeIcmpEcho(ip.payload);
+      if (echo.type === ICMP_ECHO_REQUEST) ids.push(echo.id);
+    } catch {
+      // not an echo request: not ours
+    }
+  }
+  return ids;
+}
+
+describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concurrency: false }, () => {
+  let cluster: Cluster;
+  let client: ManagerClient;
+  let host1: SimHost;
+  let host2: SimHost;
+  let host3: SimHost;
+  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  let nextId = 0x5a00;
+
+  before(async () => {
+    cluster = await createCluster({ hosts: 3, outside: true, prefix: 'vxsec' });
+    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
+    [host1, host2, host3] = [cluster.host('host1'), cluster.host('host2'), cluster.host('host3')];
+    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    await client.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
+    for (const [label, host, network] of [
+      ['c1', 'host1', 'blue'],
+      ['c2', 'host1', 'red'],
+      ['c3', 'host2', 'blue'],
+    ] as const) {
+      const netns = await cluster.addContainer(label);
+      c[label] = { netns, endpoint: await client.createEndpoint({ network, node: host, netns }, { waitSeconds: 20 }) };
+    }
+  });
+
+  after(async () => {
+    client?.close();
+    await cluster?.destroy();
+  });
+
+  const drops = async (host: SimHost): Promise<number> => {
+    const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'chain', 'ip', 'vxnet', 'vxlan_input']);
+    assert.equal(listed.code, 0, listed.stderr);
+    return parseVxlanFilterDrops(listed.stdout) ?? -1;
+  };
+  const members = async (host: SimHost): Promise<string[]> => {
+    const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const set = (JSON.parse(listed.stdout) as { nftables: { set?: { elem?: string[] } }[] }).nftables.find((i) => i.set)?.set;
+    return [...(set?.elem ?? [])].sort();
+  };
+  /** Sends `count` copies of a crafted frame from namespace `from` (bound to `source`) while capturing in `watch`. */
+  async function inject(
+    from: string,
+    source: string,
+    inner: Omit<Inner, 'id'>,
+    watch: string[],
+    options: { count?: number; destination?: string } = {},
+  ): Promise<{ id: number; seen: boolean[] }> {
+    const id = nextId++;
+    const destination = options.destination ?? host1.address;
+    const payload = craft({ ...inner, id }, { srcIp: source, dstIp: destination });
+    const captures: Uint8Array[][] = watch.map(() => []);
+    const send = async () => {
+      const sent = await cluster.exec(from, [process.execPath, '-e', SENDER, source, destination, String(VXLAN_PORT), payload.toString('hex'), String(options.count ?? 5)]);
+      assert.equal(sent.code, 0, sent.stderr);
+    };
+    // nested captures: every watched namespace listens while the frames are sent
+    const run = async (i: number): Promise<void> => {
+      if (i === watch.length) return send();
+      captures[i] = await capture(cluster, watch[i]!, 'eth0', ['icmp'], () => run(i + 1));
+    };
+    await run(0);
+    return { id, seen: captures.map((frames) => echoIds(frames).includes(id)) };
+  }
+  /** a frame for c1 (blue, host1) that looks like it comes from c3 (blue, host2) */
+  const toC1 = (): Omit<Inner, 'id'> => ({
+    vni: 1000, srcMac: c.c3!.endpoint.mac, dstMac: c.c1!.endpoint.mac, srcIp: c.c3!.endpoint.ip, dstIp: c.c1!.endpoint.ip,
+  });
+
+  it('installs the filter on every node: the other members are allowed, the node itself and strangers are not', async () => {
+    assert.deepEqual(await members(host1), [host2.address, host3.address].sort());
+    assert.deepEqual(await members(host2), [host1.address, host3.address].sort());
+    // host3 has no network at all, and still guards the port
+    assert.deepEqual(await members(host3), [host1.address, host2.address].sort());
+    for (const host of [host1, host2, host3]) {
+      const rules = await cluster.exec(host.netns, ['nft', 'list', 'chain', 'ip', 'vxnet', 'vxlan_input']);
+      assert.match(rules.stdout, /type filter hook input priority raw - 10; policy accept;/);
+      const ports = await cluster.exec(host.netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_ports']);
+      assert.match(ports.stdout, /elements = \{ 4789 \}/);
+    }
+    // and the overlay works through it
+    assert.ok(await pings(cluster, c.c1!.netns, c.c3!.endpoint.ip), 'c1 -> c3 across the filter');
+  });
+
+  it('drops a crafted frame from a non-member on the underlay: it never reaches the container, and the drop is counted', async () => {
+    const before = await drops(host1);
+    const { seen } = await inject(cluster.outside!.netns, cluster.outside!.address, toC1(), [c.c1!.netns]);
+    assert.deepEqual(seen, [false], 'the frame from the outside namespace reached c1');
+    assert.ok((await drops(host1)) >= before + 5, `drop counter went from ${before} to ${await drops(host1)}`);
+  });
+
+  it('delivers the same frame from a member (host2, from its underlay address), and does not count it', async () => {
+    const before = await drops(host1);
+    const { seen } = await inject(host2.netns, host2.address, toC1(), [c.c1!.netns]);
+    assert.deepEqual(seen, [true], 'the frame from host2 should reach c1: the crafted frame is valid');
+    assert.equal(await drops(host1), before);
+  });
+
+  it('owes that to the filter: without table ip vxnet the stranger’s frame gets in, and a restarted agent puts it back', async () => {
+    assert.equal((await cluster.exec(host1.netns, ['nft', 'delete', 'table', 'ip', 'vxnet'])).code, 0);
+    const open = await inject(cluster.outside!.netns, cluster.outside!.address, toC1(), [c.c1!.netns]);
+    assert.deepEqual(open.seen, [true], 'without the filter the crafted frame is decapsulated and delivered');
+    await cluster.restartAgent(host1);
+    await until('the restarted agent to install the filter', async () =>
+      (await cluster.exec(host1.netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers'])).code === 0 || undefined, 10_000);
+    assert.deepEqual(await members(host1), [host2.address, host3.address].sort());
+    const closed = await inject(cluster.outside!.netns, cluster.outside!.address, toC1(), [c.c1!.netns]);
+    assert.deepEqual(closed.seen, [false]);
+  });
+
+  it('never lets a frame with another network’s VNI into blue, neither bridged nor routed, even from a member', async () => {
+    // VNI of red, addressed to blue's c1 by MAC and IP: it lands on red's bridge (flooded to red's c2, which
+    // proves it was decapsulated), never on blue's
+    const bridged = await inject(host2.netns, host2.address, { ...toC1(), vni: 2000 }, [c.c1!.netns, c.c2!.netns]);
+    assert.deepEqual(bridged.seen, [false, true], 'seen in [c1 (blue), c2 (red)]');
+    // VNI of red, addressed to red's gateway MAC: host1 routes it towards blue, and the isolation rules drop it
+    const gatewayMac = '02:78:c0:a8:02:01';
+    const routed = await inject(host2.netns, host2.address, { ...toC1(), vni: 2000, dstMac: gatewayMac, srcIp: '192.168.2.77' }, [c.c1!.netns]);
+    assert.deepEqual(routed.seen, [false], 'a red frame routed by host1 reached blue');
+  });
+
+  it('drops frames spoofing a member’s address from a container on the node, and from the node itself', async () => {
+    // c2 (red, on host1) claims host2's underlay address and sends blue frames to host1's VTEP through its gateway
+    const claim = await cluster.exec(c.c2!.netns, ['ip', 'addr', 'add', `${host2.address}/32`, 'dev', 'lo']);
+    assert.equal(claim.code, 0, claim.stderr);
+    try {
+      const before = await drops(host1);
+      const { seen } = await inject(c.c2!.netns, host2.address, toC1(), [c.c1!.netns]);
+      assert.deepEqual(seen, [false], 'a container spoofing host2 injected a frame into blue');
+      assert.ok((await drops(host1)) >= before + 5);
+    } finally {
+      await cluster.exec(c.c2!.netns, ['ip', 'addr', 'del', `${host2.address}/32`, 'dev', 'lo']);
+    }
+    // a process on host1 itself (source: host1's own address) is no member of the allow-list either
+    const before = await drops(host1);
+    const { seen } = await inject(host1.netns, host1.address, toC1(), [c.c1!.netns]);
+    assert.deepEqual(seen, [false]);
+    assert.ok((await drops(host1)) >= before + 5);
+  });
+
+  it('follows a node leaving and joining again', async () => {
+    // host3 leaves the cluster: its address leaves every allow-list and its frames are dropped
+    await cluster.stopAgent(host3);
+    await client.removeNode('host3');
+    await until('host3 to leave the allow-lists', async () =>
+      (await members(host1)).join() === host2.address && (await members(host2)).join() === host1.address || undefined,
+    );
+    const left = await inject(host3.netns, host3.address, toC1(), [c.c1!.netns]);
+    assert.deepEqual(left.seen, [false], 'a node that left can still inject');
+    // it comes back (its agent registers again): accepted again
+    await cluster.startAgent(host3);
+    await until('host3 to be a member again', async () => (await members(host1)).includes(host3.address) || undefined, 10_000);
+    const back = await inject(host3.netns, host3.address, toC1(), [c.c1!.netns]);
+    assert.deepEqual(back.seen, [true]);
+  });
+
+  it('keeps the filter when the last network is gone', async () => {
+    for (const label of ['c1', 'c2', 'c3']) await client.deleteEndpoint(c[label]!.endpoint.id, { waitSeconds: 20 });
+    for (const name of ['blue', 'red']) await client.removeNetwork(name);
+    for (const host of [host1, host2]) {
+      await until(`${host.name} to drop its network chains`, async () => {
+        const table = await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet']);
+        return (table.code === 0 && !/chain forward/.test(table.stdout)) || undefined;
+      });
+      const table = await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet']);
+      assert.match(table.stdout, /chain vxlan_input/);
+      assert.doesNotMatch(table.stdout, /hook postrouting|hook forward/);
+    }
+    assert.deepEqual(await members(host1), [host2.address, host3.address].sort());
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe('the data plane fails closed when nft does not work (real namespaces)', { skip, concurrency: false }, () => {
+  let cluster: Cluster;
+  let host: SimHost;
+  const dataplanes: LinuxDataplane[] = [];
+
+  before(async () => {
+    cluster = await createCluster({ hosts: 1, outside: false, startDaemons: false, prefix: 'vxsecfc' });
+    host = cluster.host(1);
+  });
+
+  after(async () => {
+    await Promise.all(dataplanes.map((d) => d.close()));
+    await cluster?.destroy();
+  });
+
+  /** The real tools inside the host namespace, except that `nft` fails as if it were not installed while `broken` is set. */
+  function runner(): Runner & { broken: boolean } {
+    const real = createRunner({ netns: netnsPath(host.netns) });
+    const wrapped = {
+      ...real,
+      broken: false,
+      async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+        if (!wrapped.broken || argv[0] !== 'nft') return real.run(argv, options);
+        // what the real runner reports for a program that is not installed
+        const stderr = 'nft: command not found';
+        if (!options.allowFailure) throw new HostToolError(argv, 127, stderr);
+        return { argv, code: 127, stdout: '', stderr };
+      },
+    };
+    return wrapped;
+  }
+
+  const network: DesiredNetwork = {
+    name: 'blue', vni: 1000, bridge: deviceNames.bridge(1000), vxlan: deviceNames.vxlan(1000), port: 4789, mtu: 1450,
+    localAddress: '10.99.0.11', gatewayMac: '02:78:c0:a8:01:01', gatewayAddresses: ['192.168.1.1/24'], subnets: ['192.168.1.0/24'],
+    internal: false,
+  };
+  const endpoint = (id: string, netns: string, ip: string): DesiredEndpoint => ({
+    id, bridge: network.bridge, hostVeth: deviceNames.hostVeth(id), peerVeth: deviceNames.peerVeth(id), netns: netnsPath(netns),
+    ifname: 'eth0', mac: `02:78:c0:a8:01:0${ip.slice(-1)}`, address: `${ip}/24`, gateway: '192.168.1.1', mtu: 1450, extraRoutes: [],
+  });
+  const ownedLinks = async () =>
+    parseLinks((await cluster.exec(host.netns, ['ip', '-j', '-d', 'addr', 'show'])).stdout).map((l) => l.name).filter((n) => n.startsWith('vxn')).sort();
+  const interfaces = async (netns: string) => parseLinks((await cluster.exec(netns, ['ip', '-j', 'addr', 'show'])).stdout).map((l) => l.name).sort();
+
+  it('attaches nothing new without the filter, says why, keeps what runs, and catches up once nft works', async () => {
+    const c1 = await cluster.addContainer('c1');
+    const c2 = await cluster.addContainer('c2');
+    const run = runner();
+    const dataplane = new LinuxDataplane({ run, tuneNeighbourTable: false });
+    dataplanes.push(dataplane);
+    const one: DesiredState = {
+      networks: [network], peers: [], floods: [], endpoints: [endpoint('aaaaaaaaaaaa', c1, '192.168.1.2')],
+      vxlanFilter: { ports: [4789], allowedSources: ['10.99.0.12'] },
+    };
+
+    // 1. nft missing from the start: no VXLAN device, no veth, the endpoint is told why
+    run.broken = true;
+    const refused = await dataplane.reconcile(one);
+    assert.match(
+      refused.endpointErrors.get('aaaaaaaaaaaa') ?? '',
+      /^VXLAN peer filter could not be installed: nft -f - failed \(exit 127\): nft: command not found; no new endpoint is attached until it is$/,
+    );
+    assert.deepEqual(refused.readyEndpoints, new Set());
+    assert.match(refused.error ?? '', /applying the nftables table ip vxnet failed/);
+    const links = await ownedLinks();
+    assert.ok(!links.includes('vxnv1000') && !links.some((n) => n.startsWith('vxnh')), `no VXLAN socket or veth: ${links}`);
+    assert.deepEqual(await interfaces(c1), ['lo']);
+    assert.notEqual((await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet'])).code, 0);
+    // retrying changes nothing while nft is still missing
+    assert.equal((await dataplane.reconcile(one)).endpointErrors.size, 1);
+
+    // 2. nft works: the filter goes in first, then everything else
+    run.broken = false;
+    const fixed = await dataplane.reconcile(one);
+    assert.equal(fixed.error, undefined);
+    assert.deepEqual(fixed.readyEndpoints, new Set(['aaaaaaaaaaaa']));
+    assert.ok((await ownedLinks()).includes('vxnv1000'));
+    const set = await cluster.exec(host.netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers']);
+    assert.match(set.stdout, /elements = \{ 10\.99\.0\.12 \}/);
+    assert.ok(await pings(cluster, c1, '192.168.1.1'), 'c1 reaches its gateway');
+
+    // 3. nft breaks again while a member joins and a second container arrives: c1 keeps working, c2 waits
+    run.broken = true;
+    const two: DesiredState = {
+      ...one,
+      endpoints: [...one.endpoints, endpoint('bbbbbbbbbbbb', c2, '192.168.1.3')],
+      vxlanFilter: { ports: [4789], allowedSources: ['10.99.0.12', '10.99.0.13'] },
+    };
+    const partial = await dataplane.reconcile(two);
+    assert.deepEqual(partial.readyEndpoints, new Set(['aaaaaaaaaaaa']));
+    assert.match(partial.endpointErrors.get('bbbbbbbbbbbb') ?? '', /^VXLAN peer filter could not be installed: /);
+    assert.deepEqual(await interfaces(c2), ['lo']);
+    assert.ok(await pings(cluster, c1, '192.168.1.1'), 'c1 still reaches its gateway (fail-static)');
+    // the table in the kernel is the last one that could be installed: old members, nothing opened
+    assert.match((await cluster.exec(host.netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers'])).stdout, /elements = \{ 10\.99\.0\.12 \}/);
+
+    // 4. and catches up
+    run.broken = false;
+    const done = await dataplane.reconcile(two);
+    assert.equal(done.error, undefined);
+    assert.deepEqual(done.readyEndpoints, new Set(['aaaaaaaaaaaa', 'bbbbbbbbbbbb']));
+    assert.match((await cluster.exec(host.netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers'])).stdout, /elements = \{ 10\.99\.0\.12, 10\.99\.0\.13 \}/);
+    assert.ok(await pings(cluster, c2, '192.168.1.2'), 'c2 is attached and reaches c1');
+  });
+});

@@ -1,0 +1,185 @@
+/**
+ * Node removal in the service (in-process, SQLite in a temporary folder): refused while the node has
+ * endpoints, drained in batches with every address released, never leaving an endpoint behind on a node
+ * that no longer exists, and the removed node's watch stream ended cleanly after its last messages.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { VxnetError } from '../../src/core/errors.ts';
+import type { WatchMessage } from '../../src/core/model.ts';
+import { ManagerService } from '../../src/manager/service.ts';
+import { SqliteStore } from '../../src/manager/store/sqlite.ts';
+import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function open() {
+  const dir = mkdtempSync(join(tmpdir(), 'vxnet-node-'));
+  dirs.push(dir);
+  const store = new SqliteStore(join(dir, 'vxnet.db'));
+  const service = await ManagerService.open(store);
+  for (const [i, name] of ['host1', 'host2', 'host3'].entries()) {
+    await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
+  }
+  await service.createNetwork({ name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] });
+  await service.createNetwork({ name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] });
+  return {
+    store,
+    service,
+    async close() {
+      await service.close();
+      await store.close();
+    },
+  };
+}
+
+function code(c: string, pattern?: RegExp) {
+  return (err: unknown) => {
+    assert.ok(err instanceof VxnetError, `expected VxnetError, got ${String(err)}`);
+    assert.equal(err.code, c, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  };
+}
+
+function recordingSink() {
+  const lines: WatchMessage[] = [];
+  const closed: string[] = [];
+  const sink: WatchSink = {
+    write: (line) => {
+      for (const text of line.split('\n')) if (text) lines.push(JSON.parse(text) as WatchMessage);
+    },
+    bufferedBytes: 0,
+    close: (reason) => closed.push(reason),
+  };
+  return { sink, lines, closed };
+}
+
+describe('node removal', () => {
+  test('a node without endpoints is removed; an unknown node is not found', async () => {
+    const m = await open();
+    try {
+      await m.service.deleteNode('host3');
+      assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
+      await assert.rejects(m.service.deleteNode('host3'), code('node_not_found', /^node host3 is not registered\.$/));
+      assert.equal((await m.store.list('/removing-nodes/')).kvs.length, 0, 'no marker is left');
+    } finally {
+      await m.close();
+    }
+  });
+
+  test('a node with endpoints is refused without drain, and nothing changes', async () => {
+    const m = await open();
+    try {
+      await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' });
+      const revision = m.service.info().revision;
+      await assert.rejects(m.service.deleteNode('host2'), code('node_in_use', /^node host2 still has 1 endpoint: .*drain/));
+      assert.equal(m.service.info().revision, revision, 'no write at all');
+      assert.equal(m.service.listEndpoints({ node: 'host2' }).length, 1);
+    } finally {
+      await m.close();
+    }
+  });
+
+  test('drain deletes every endpoint of the node (in batches), releases the addresses, then the node', async () => {
+    const m = await open();
+    try {
+      const keep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'k1' });
+      const drained = [];
+      for (let i = 0; i < 90; i++) {
+        drained.push(await m.service.createEndpoint({ network: i % 2 ? 'blue' : 'red', node: 'host3', netns: `c${i}` }));
+      }
+      const result = await m.service.deleteNode('host3', { drain: true });
+      assert.deepEqual(result, { endpoints: 90 });
+      assert.deepEqual(m.service.listEndpoints().map((e) => e.id), [keep.id]);
+      assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
+      const ipam = (await m.store.list('/ipam/')).kvs.map((kv) => kv.key);
+      assert.deepEqual(ipam, [`/ipam/blue/${keep.ip}`], 'every drained address is released');
+      assert.deepEqual((await m.store.list('/attachments/')).kvs.map((kv) => kv.value), [keep.id]);
+      // The released addresses are handed out again, lowest first.
+      const next = await m.service.createEndpoint({ network: 'red', node: 'host1', netns: 'n1' });
+      assert.equal(next.ip, '10.2.0.2');
+    } finally {
+      await m.close();
+    }
+  });
+
+  test('no endpoint can be created on a node while it is being removed', async () => {
+    const m = await open();
+    try {
+      for (let i = 0; i < 50; i++) await m.service.createEndpoint({ network: 'blue', node: 'host3', netns: `c${i}` });
+      const removal = m.service.deleteNode('host3', { drain: true });
+      const attempts = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => m.service.createEndpoint({ network: 'red', node: 'host3', netns: `late${i}` })),
+      );
+      await removal;
+      for (const attempt of attempts) {
+        if (attempt.status === 'rejected') assert.ok(code('node_not_found')(attempt.reason));
+      }
+      assert.deepEqual(m.service.listEndpoints(), [], 'no endpoint is left on a node that no longer exists');
+      assert.equal((await m.store.list('/ipam/')).kvs.length, 0);
+    } finally {
+      await m.close();
+    }
+  });
+
+  test('the removed node is told to forget its networks, then node-deleted, then its stream ends', async () => {
+    const m = await open();
+    const hub = new WatchHub(m.service.state);
+    hub.start();
+    try {
+      await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
+      const own = await m.service.createEndpoint({ network: 'blue', node: 'host3', netns: 'b' });
+      const removed = recordingSink();
+      const peer = recordingSink();
+      hub.attach('host3', removed.sink);
+      hub.attach('host1', peer.sink);
+      await m.service.deleteNode('host3', { drain: true });
+      // Its last endpoint on blue went, so it is told to forget blue (and with it that endpoint).
+      const snapshot = removed.lines[0];
+      assert.ok(snapshot?.type === 'snapshot' && snapshot.endpoints.some((e) => e.id === own.id));
+      assert.deepEqual(removed.lines.slice(1), [
+        { type: 'network-forgotten', revision: removed.lines[1]!.revision, name: 'blue' },
+        { type: 'node-deleted', revision: removed.lines[2]!.revision, name: 'host3' },
+      ]);
+      assert.deepEqual(removed.closed, ['node removed']);
+      assert.equal(hub.sessionCount, 1, 'only the peer is still attached');
+      assert.deepEqual(
+        peer.lines.slice(1).map((l) => l.type),
+        ['endpoint-deleted', 'node-deleted'],
+        'the peer withdraws the endpoint and forgets the node',
+      );
+      assert.deepEqual(peer.closed, []);
+    } finally {
+      hub.stop();
+      await m.close();
+    }
+  });
+
+  test('a removal cut short by a crash leaves a marker that the next start clears', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vxnet-node-'));
+    dirs.push(dir);
+    let store = new SqliteStore(join(dir, 'vxnet.db'));
+    let service = await ManagerService.open(store);
+    await service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
+    await store.txn([{ key: '/removing-nodes/host1', modRevision: 0 }], [{ type: 'put', key: '/removing-nodes/host1', value: '{}' }]);
+    await service.close();
+    await store.close();
+    store = new SqliteStore(join(dir, 'vxnet.db'));
+    service = await ManagerService.open(store);
+    try {
+      assert.equal((await store.list('/removing-nodes/')).kvs.length, 0);
+      await service.deleteNode('host1');
+      assert.deepEqual(service.listNodes(), []);
+    } finally {
+      await service.close();
+      await store.close();
+    }
+  });
+});
