@@ -17,7 +17,7 @@ import type {
   RegisterNodeRequest,
   WatchMessage,
 } from '../core/model.ts';
-import { messageOf } from '../core/errors.ts';
+import { messageOf, VxnetError } from '../core/errors.ts';
 import type { Dataplane, ReconcileResult } from './dataplane.ts';
 import { desiredState, type Self } from './desired.ts';
 import { ClusterView } from './view.ts';
@@ -27,7 +27,13 @@ export interface AgentManagerApi {
   registerNode(req: RegisterNodeRequest, signal?: AbortSignal): Promise<Node>;
   heartbeat(node: string, req: HeartbeatRequest, signal?: AbortSignal): Promise<void>;
   setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void>;
-  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal): Promise<void>;
+  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal, options?: { allNetworks?: boolean }): Promise<void>;
+}
+
+/** The namespaces of the containers of this node's Docker engine (`vxnet attach --container`). */
+export interface ContainerNamespaces {
+  /** `/proc/PID/ns/net` of a running container, by name or id; throws with the reason otherwise */
+  resolve(ref: string, signal?: AbortSignal): Promise<string>;
 }
 
 export interface AgentOptions {
@@ -39,13 +45,21 @@ export interface AgentOptions {
   heartbeatIntervalMs?: number;
   /** a full pass also runs this often, to repair drift made behind vxnet's back */
   resyncIntervalMs?: number;
+  /** reconnect when the watch has carried nothing (not even a ping) for this long (default WATCH_IDLE_MS) */
+  watchIdleMs?: number;
+  /** watch every network, not only those with local endpoints (an agent keeping Docker networks in sync) */
+  watchAllNetworks?: boolean;
+  /** set when the agent is linked to a Docker engine: endpoints attached to its containers can be set up */
+  containers?: ContainerNamespaces;
 }
 
 const BACKOFF_MIN_MS = 100;
+/** A watch that has carried nothing for this long is given up and opened again (the manager pings every 10 s). */
+export const WATCH_IDLE_MS = 30_000;
 const BACKOFF_MAX_MS = 5_000;
 
 export class Agent {
-  readonly view = new ClusterView();
+  readonly view: ClusterView;
   /** highest revision fully applied to the kernel */
   reconciledRevision = 0;
   readonly #options: AgentOptions;
@@ -59,10 +73,56 @@ export class Agent {
   #signal: AbortSignal | undefined;
   #heartbeatInFlight = false;
   #passes = 0;
+  /** local endpoints as the last pass left them: ready, or the reason they are not (waitForEndpoint) */
+  #outcomes = new Map<string, string | true>();
+  readonly #passListeners = new Set<() => void>();
+  readonly #viewListeners = new Set<() => void>();
 
   constructor(options: AgentOptions) {
     this.#options = options;
     this.#log = options.log ?? (() => {});
+    this.view = new ClusterView({ allNetworks: options.watchAllNetworks ?? false });
+  }
+
+  /** Calls `listener` after every watch message that changed the view; returns the unsubscribe function. */
+  onViewChange(listener: () => void): () => void {
+    this.#viewListeners.add(listener);
+    return () => this.#viewListeners.delete(listener);
+  }
+
+  /**
+   * Resolves once a reconcile pass has set up local endpoint `id` (the Docker plugin's Join waits for its
+   * veth pair); rejects with `attach_failed` and the reason when a pass failed to, `timeout` after `timeoutMs`.
+   */
+  waitForEndpoint(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const outcome = this.#outcomes.get(id);
+        if (outcome === undefined) return false;
+        finish();
+        if (outcome === true) resolve();
+        else reject(new VxnetError('attach_failed', `node ${this.#options.self.name} could not set up endpoint ${id}: ${outcome}`));
+        return true;
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new VxnetError('timeout', `node ${this.#options.self.name} did not set up endpoint ${id} within ${timeoutMs / 1000} s.`));
+      }, timeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.#passListeners.delete(listener);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const listener = (): void => void check();
+      if (check()) return;
+      if (signal?.aborted) return onAbort();
+      this.#passListeners.add(listener);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   get passes(): number {
@@ -87,20 +147,40 @@ export class Agent {
 
     let backoff = BACKOFF_MIN_MS;
     let removedLogged = false;
+    const idleMs = this.#options.watchIdleMs ?? WATCH_IDLE_MS;
     while (!signal.aborted) {
       let sawSnapshot = false;
+      // A manager that is unreachable without a reset (packets dropped, or it restarted while they were) leaves
+      // the stream open and silent for ever; the manager pings every 10 s, so a silent stream is a dead one.
+      const attempt = new AbortController();
+      const abortAttempt = (): void => attempt.abort(signal.reason);
+      signal.addEventListener('abort', abortAttempt, { once: true });
+      let idleTimer: NodeJS.Timeout | undefined;
+      const stillAlive = (): void => {
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(
+          () => attempt.abort(new Error(`the manager has sent nothing for ${idleMs / 1000} s (it pings every 10 s)`)),
+          idleMs,
+        );
+      };
+      stillAlive();
       try {
         await api.watch(
           self.name,
           (message) => {
+            stillAlive();
             if (message.type === 'snapshot') {
               sawSnapshot = true;
               removedLogged = false;
               backoff = BACKOFF_MIN_MS;
             }
-            if (this.view.apply(message)) this.schedule();
+            if (this.view.apply(message)) {
+              this.schedule();
+              for (const listener of this.#viewListeners) listener();
+            }
           },
-          signal,
+          attempt.signal,
+          ...(this.#options.watchAllNetworks ? [{ allNetworks: true }] : []),
         );
         if (!signal.aborted) this.#log('watch stream ended; reconnecting');
       } catch (err) {
@@ -119,6 +199,9 @@ export class Agent {
         } else {
           this.#log(`watch failed: ${messageOf(err)}; retrying in ${backoff} ms (kernel state is kept)`);
         }
+      } finally {
+        clearTimeout(idleTimer);
+        signal.removeEventListener('abort', abortAttempt);
       }
       if (signal.aborted) break;
       if (!sawSnapshot) backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
@@ -148,7 +231,8 @@ export class Agent {
   async #pass(): Promise<void> {
     if (!this.view.synced) return;
     const revision = this.view.revision;
-    const desired = desiredState(this.view, this.#options.self);
+    const resolved = await this.#resolveContainers();
+    const desired = desiredState(this.view, this.#options.self, resolved.namespaces);
     const started = performance.now();
     let result: ReconcileResult;
     try {
@@ -165,7 +249,11 @@ export class Agent {
           (result.error ? `; error: ${result.error}` : ''),
       );
     }
-    this.#reportStatuses(desired.endpoints.map((e) => e.id), result);
+    for (const [id, reason] of resolved.errors) result.endpointErrors.set(id, reason);
+    this.#outcomes = new Map<string, string | true>([...result.readyEndpoints].map((id) => [id, true]));
+    for (const [id, reason] of result.endpointErrors) this.#outcomes.set(id, reason);
+    for (const listener of [...this.#passListeners]) listener();
+    this.#reportStatuses([...desired.endpoints.map((e) => e.id), ...resolved.errors.keys()], result);
 
     if (result.error || result.endpointErrors.size > 0) {
       // Retry with backoff; a pass caused by a new change may come earlier and is fine.
@@ -180,6 +268,41 @@ export class Agent {
       this.reconciledRevision = Math.max(this.reconciledRevision, revision);
       this.#heartbeat();
     }
+  }
+
+  /**
+   * The namespaces of the local endpoints attached to Docker containers, by container reference, and the
+   * reason for each such endpoint whose container cannot be found (it is then left out of this pass).
+   */
+  async #resolveContainers(): Promise<{ namespaces: Map<string, string>; errors: Map<string, string> }> {
+    const namespaces = new Map<string, string>();
+    const errors = new Map<string, string>();
+    const self = this.#options.self.name;
+    const wanted = [...this.view.endpoints.values()].filter((e) => e.node === self && e.container !== undefined);
+    if (wanted.length === 0) return { namespaces, errors };
+    const resolver = this.#options.containers;
+    const failures = new Map<string, string>();
+    await Promise.all(
+      [...new Set(wanted.map((e) => e.container!))].map(async (ref) => {
+        if (!resolver) return;
+        try {
+          namespaces.set(ref, await resolver.resolve(ref, this.#signal));
+        } catch (err) {
+          failures.set(ref, messageOf(err));
+        }
+      }),
+    );
+    for (const endpoint of wanted) {
+      const ref = endpoint.container!;
+      if (namespaces.has(ref)) continue;
+      errors.set(
+        endpoint.id,
+        resolver
+          ? `container ${ref}: ${failures.get(ref) ?? 'not found'}`
+          : `the agent of node ${self} is not linked to a Docker engine (start it with --docker-socket), so it cannot attach container ${ref}`,
+      );
+    }
+    return { namespaces, errors };
   }
 
   #reportStatuses(localIds: string[], result: ReconcileResult): void {

@@ -12,10 +12,11 @@
  *
  * VXLAN peer allow-list: "member" means *registered node* — every node in the view but this one — not
  * "node that shares a network with us". The view holds every registered node (node changes go to all
- * agents) but only the networks this node takes part in, and registration already needs the worker token,
- * so registered nodes are the trust boundary the cluster has. Sharing a network would be tighter, but the
- * set would then churn with every endpoint elsewhere and a peer's first frames could race its entry. Down
- * nodes stay in the set: liveness is not membership, and a node coming back must not be cut off.
+ * agents) but only the networks this node takes part in, and registration already needs the worker
+ * credential, so registered nodes are the trust boundary the cluster has. Sharing a network would be
+ * tighter, but the set would then churn with every endpoint elsewhere and a peer's first frames could race
+ * its entry. Down nodes stay in the set: liveness is not membership, and a node coming back must not be
+ * cut off.
  */
 import { contains, macForIPv4, parseCidr, parseIPv4, requireIPv4 } from '../core/ipv4.ts';
 import { VXLAN_PORT, type Network } from '../core/model.ts';

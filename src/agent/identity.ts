@@ -14,6 +14,7 @@
  */
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ManagerClient } from '../client/client.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
 import type { CertificateResponse } from '../core/model.ts';
@@ -195,19 +196,9 @@ async function retryWhileUnreachable<T>(signal: AbortSignal, log: (line: string)
   }
 }
 
-/** Sleeps until `deadline` (ms since the epoch), in steps setTimeout can take (it overflows past ~24.8 days). */
+/** Sleeps until `deadline` (ms since the epoch) or the abort, in steps a timer can take (it overflows past ~24.8 days). */
 async function sleepUntil(deadline: number, signal: AbortSignal): Promise<void> {
-  while (!signal.aborted) {
-    const left = deadline - Date.now();
-    if (left <= 0) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.min(left, 24 * 60 * 60 * 1000));
-      signal.addEventListener('abort', done, { once: true });
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-    });
+  while (!signal.aborted && Date.now() < deadline) {
+    await delay(Math.min(deadline - Date.now(), 24 * 60 * 60 * 1000), undefined, { signal }).catch(() => {});
   }
 }

@@ -8,6 +8,9 @@ import { ManagerClient, parseManagerUrl } from '../client/client.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
 import { requireIPv4 } from '../core/ipv4.ts';
 import { requireName } from '../core/names.ts';
+import { EngineContainerNamespaces } from '../docker/containers.ts';
+import { DockerEngineClient } from '../docker/engine-client.ts';
+import { type DockerIntegration, startDockerIntegration } from '../docker/integration.ts';
 import { Agent } from './agent.ts';
 import { DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
@@ -24,6 +27,16 @@ export interface RunAgentOptions {
   advertiseAddress: string;
   name?: string;
   log?: (line: string) => void;
+  /** reconnect when the watch has carried nothing for this long (default 30 s) */
+  watchIdleMs?: number;
+  /**
+   * The API socket of a Docker engine on this host: links the agent to it (docs/architecture.md, "Docker"):
+   * it serves the `vxnet` network and IPAM plugin, keeps a Docker network for every vxnet network, and can
+   * attach the engine's containers (`vxnet attach --container`).
+   */
+  dockerSocket?: string;
+  /** where to serve the plugin (default /run/docker/plugins/vxnet.sock, where Docker looks) */
+  pluginSocket?: string;
 }
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
@@ -49,12 +62,36 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const credentials = await obtainCredentials(identityOptions, signal);
   const client = new ManagerClient({ url: options.managerUrl, ca: credentials.ca, cert: credentials.cert, key: credentials.key });
   void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`certificate renewal stopped: ${messageOf(err)}`));
+  const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
   const agent = new Agent({
     api: client,
     dataplane: new LinuxDataplane({ log }),
     self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
     underlayMtu: underlay.mtu,
     log,
+    ...(options.watchIdleMs !== undefined ? { watchIdleMs: options.watchIdleMs } : {}),
+    ...(engine ? { watchAllNetworks: true, containers: new EngineContainerNamespaces(engine) } : {}),
   });
-  await agent.run(signal);
+  let docker: DockerIntegration | undefined;
+  if (engine) {
+    // Creating and deleting networks needs the admin token: with it as the join token, Docker can do both.
+    const adminApi = options.token === undefined ? undefined : new ManagerClient({ url: options.managerUrl, token: options.token, ca: credentials.ca });
+    docker = await startDockerIntegration(
+      {
+        node: name,
+        agent,
+        engine,
+        nodeApi: client,
+        ...(adminApi ? { adminApi } : {}),
+        ...(options.pluginSocket !== undefined ? { pluginSocket: options.pluginSocket } : {}),
+        log,
+      },
+      signal,
+    );
+  }
+  try {
+    await agent.run(signal);
+  } finally {
+    await docker?.close();
+  }
 }

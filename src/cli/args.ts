@@ -50,7 +50,14 @@ export type Command =
       certLifetimeSeconds?: number;
       subjectAltNames?: string[];
     }
-  | { kind: 'agent'; connection: AgentConnection; advertiseAddress: string; name: string | undefined; stateDir: string | undefined }
+  | {
+      kind: 'agent';
+      connection: AgentConnection;
+      advertiseAddress: string;
+      name: string | undefined;
+      stateDir: string | undefined;
+      watchTimeoutSeconds?: number;
+    }
   | { kind: 'network-create'; connection: Connection; json: boolean; request: CreateNetworkRequest }
   | { kind: 'network-ls'; connection: Connection; json: boolean }
   | { kind: 'network-inspect'; connection: Connection; name: string }
@@ -187,19 +194,31 @@ const COMMANDS: CommandSpec[] = [
         value: 'DIR',
         help: 'where the node certificate and key are kept (default: /var/lib/vxnet/agent); with them, no --token is needed',
       },
+      {
+        name: 'watch-timeout',
+        kind: 'integer',
+        value: 'SECONDS',
+        help: 'reconnect when the manager has sent nothing for this long (default: 30; it pings every 10)',
+      },
     ],
     connection: true,
     json: false,
     build(p) {
       const name = one(p, 'name');
       if (name !== undefined) checked(() => requireName(name, 'node'));
-      return {
+      const command: Extract<Command, { kind: 'agent' }> = {
         kind: 'agent',
         connection: connectionOf(p),
         advertiseAddress: required(p, 'advertise-addr'),
         name,
         stateDir: one(p, 'state-dir'),
       };
+      const watchTimeout = integer(p, 'watch-timeout');
+      if (watchTimeout !== undefined) {
+        if (watchTimeout < 1 || watchTimeout > 3600) throw new UsageError('--watch-timeout must be from 1 to 3600 seconds.');
+        command.watchTimeoutSeconds = watchTimeout;
+      }
+      return command;
     },
   },
   {

@@ -23,6 +23,7 @@ import type {
   CertificateResponse,
   CreateEndpointRequest,
   CreateNetworkRequest,
+  CreateReservationRequest,
   Endpoint,
   EndpointStatusRequest,
   HeartbeatRequest,
@@ -33,6 +34,7 @@ import type {
   NodeStatus,
   RegisterNodeRequest,
   RenewCertificateRequest,
+  Reservation,
   TokenResponse,
   WatchMessage,
 } from '../core/model.ts';
@@ -292,9 +294,26 @@ export class ManagerClient {
     await this.#call('PUT', `/v1/endpoints/${segment(id)}/status`, { body: req, signal });
   }
 
-  /** Streams the NDJSON watch; calls onMessage per line; resolves when the server ends the stream, rejects on error or abort. */
-  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal): Promise<void> {
-    const path = `/v1/agent/watch${queryString({ node })}`;
+  /** Holds an address for `node` without an endpoint (Docker's IPAM); see docs/api.md, "Reservations". */
+  async createReservation(req: CreateReservationRequest, signal?: AbortSignal): Promise<Reservation> {
+    return this.#json('POST', '/v1/reservations', { body: req, signal });
+  }
+
+  async listReservations(filter?: { network?: string; node?: string }, signal?: AbortSignal): Promise<Reservation[]> {
+    return this.#json('GET', '/v1/reservations', { query: { network: filter?.network, node: filter?.node }, signal });
+  }
+
+  /** Releases a reservation (and deletes the endpoint that adopted it); with `node`, only that node's. */
+  async deleteReservation(network: string, ip: string, options?: { node?: string }, signal?: AbortSignal): Promise<void> {
+    await this.#call('DELETE', `/v1/reservations/${segment(network)}/${segment(ip)}`, { query: { node: options?.node }, signal });
+  }
+
+  /**
+   * Streams the NDJSON watch; calls onMessage per line; resolves when the server ends the stream, rejects on
+   * error or abort. `allNetworks`: every network, not only those where the node has endpoints.
+   */
+  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal, options?: { allNetworks?: boolean }): Promise<void> {
+    const path = `/v1/agent/watch${queryString({ node, networks: options?.allNetworks ? 'all' : undefined })}`;
     return this.#ready(signal).then(() => new Promise<void>((resolve, reject) => {
       if (signal.aborted) {
         reject(signal.reason);

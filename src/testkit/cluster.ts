@@ -97,6 +97,8 @@ export interface ClusterOptions {
   daemonTimeoutMs?: number;
   /** extra arguments for every `vxnet manager` the kit starts, e.g. ['--node-down-after', '7'] */
   managerArgs?: readonly string[];
+  /** extra arguments for every `vxnet agent` the kit starts, e.g. ['--watch-timeout', '3'] */
+  agentArgs?: readonly string[];
 }
 
 export interface SimHost {
@@ -601,6 +603,7 @@ class SimCluster implements Cluster {
       host.address,
       '--name',
       host.name,
+      ...(this.#options.agentArgs ?? []),
     ]);
     // Registered by this incarnation: the node is up and was (re-)registered or seen since the start.
     await this.#waitUntil(handle, Date.now() + this.#daemonTimeoutMs, `node ${host.name} to register`, async () => {

@@ -1,5 +1,6 @@
 /**
- * `vxnet node rm NAME [--drain]` and `vxnet manager --node-down-after SECONDS` on the command line.
+ * `vxnet node rm NAME [--drain]`, `vxnet manager --node-down-after SECONDS` and
+ * `vxnet agent --watch-timeout SECONDS` on the command line.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -46,5 +47,15 @@ describe('manager --node-down-after', () => {
     });
     usageError('manager --data-dir /d --listen unix:/s --node-down-after 0', /from 1 to 86400 seconds/);
     usageError('manager --data-dir /d --listen unix:/s --node-down-after 1.5', /whole number/);
+  });
+});
+
+describe('agent --watch-timeout', () => {
+  const agent = 'agent --manager https://10.0.0.1:7400 --token t --advertise-addr 10.0.0.11';
+  test('takes whole seconds, 1 to 3600, and is left out when not given', () => {
+    assert.equal((parse(`${agent} --watch-timeout 12`, {}) as { watchTimeoutSeconds?: number }).watchTimeoutSeconds, 12);
+    assert.equal(Object.hasOwn(parse(agent, {}), 'watchTimeoutSeconds'), false);
+    usageError(`${agent} --watch-timeout 0`, /from 1 to 3600 seconds/);
+    usageError(`${agent} --watch-timeout soon`, /whole number/);
   });
 });

@@ -27,6 +27,7 @@ type RunAgent = (
     advertiseAddress: string;
     name?: string;
     log?: (line: string) => void;
+    watchIdleMs?: number;
   },
   signal: AbortSignal,
 ) => Promise<void>;
@@ -60,6 +61,7 @@ export async function agent(command: Extract<Command, { kind: 'agent' }>, ctx: C
   if (command.connection.token !== undefined) options.token = command.connection.token;
   if (command.connection.ca !== undefined) options.ca = readCaFile(command.connection.ca);
   if (command.stateDir !== undefined) options.stateDir = command.stateDir;
+  if (command.watchTimeoutSeconds !== undefined) options.watchIdleMs = command.watchTimeoutSeconds * 1000;
   await runAgent(options, ctx.signal);
   return 0;
 }

@@ -1,0 +1,125 @@
+/**
+ * The agent's Docker integration, wired: the plugin (network and IPAM driver) on its unix socket, the
+ * network sync, both fed by the agent's view. Started by runAgent when `--docker-socket` is given.
+ */
+import { VxnetError, messageOf } from '../core/errors.ts';
+import type { CreateNetworkRequest, Endpoint, Network, Node } from '../core/model.ts';
+import { createRunner, type Runner } from '../agent/kernel/exec.ts';
+import { NetworkCatalogue } from './catalogue.ts';
+import type { DockerEngineClient } from './engine-client.ts';
+import { IpamDriver, type IpamManagerApi } from './ipam-driver.ts';
+import { type EndpointApi, type NetworkAdminApi, NetworkDriver } from './network-driver.ts';
+import { createPluginHandler, pluginRoutes, servePlugin } from './plugin-server.ts';
+import { DockerNetworkSync, ensureForwardAccept } from './sync.ts';
+
+/** Where Docker looks for plugin sockets (moby pkg/plugins/discovery_unix.go). */
+export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/vxnet.sock';
+
+/** What the integration needs of the agent (Agent implements it). */
+export interface DockerAgent {
+  readonly view: {
+    readonly networks: ReadonlyMap<string, Network>;
+    readonly nodes: ReadonlyMap<string, Node>;
+    readonly endpoints: ReadonlyMap<string, Endpoint>;
+    readonly synced: boolean;
+  };
+  waitForEndpoint(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  onViewChange(listener: () => void): () => void;
+}
+
+export interface DockerIntegrationOptions {
+  node: string;
+  agent: DockerAgent;
+  engine: DockerEngineClient;
+  /** the agent's own client: reservations and Docker endpoints of this node */
+  nodeApi: IpamManagerApi & EndpointApi;
+  /** a client with the token the agent was given: creates and deletes networks if that is the admin token */
+  adminApi?: NetworkAdminApi;
+  pluginSocket?: string;
+  log?: (line: string) => void;
+  run?: Runner;
+}
+
+export interface DockerIntegration {
+  readonly catalogue: NetworkCatalogue;
+  readonly sync: DockerNetworkSync;
+  readonly pluginSocket: string;
+  close(): Promise<void>;
+}
+
+export async function startDockerIntegration(options: DockerIntegrationOptions, signal: AbortSignal): Promise<DockerIntegration> {
+  const log = options.log ?? (() => {});
+  const run = options.run ?? createRunner();
+  const catalogue = new NetworkCatalogue(options.agent.view);
+  const sync = new DockerNetworkSync({
+    engine: options.engine,
+    catalogue,
+    ready: () => options.agent.view.synced,
+    log,
+    afterPass: async (s) => {
+      try {
+        await ensureForwardAccept(run, log, s);
+      } catch (err) {
+        log(`could not open Docker's DOCKER-USER chain to vxnet traffic: ${messageOf(err)}`);
+      }
+    },
+  });
+  const network = new NetworkDriver({
+    node: options.node,
+    catalogue,
+    endpoints: options.nodeApi,
+    ...(options.adminApi ? { admin: options.adminApi, canAdminister: adminProbe(options.adminApi, log) } : {}),
+    agent: { endpoints: options.agent.view.endpoints, waitForEndpoint: (id, ms, s) => options.agent.waitForEndpoint(id, ms, s) },
+    engine: options.engine,
+    log,
+  });
+  const ipam = new IpamDriver({ api: options.nodeApi, catalogue, node: options.node, log });
+  const socketPath = options.pluginSocket ?? DEFAULT_PLUGIN_SOCKET;
+  const routes = pluginRoutes(network, ipam);
+  // after `docker network rm`, once Docker has dropped it: a vxnet network that stayed gets it back
+  const deleteRoute = routes.get('NetworkDriver.DeleteNetwork')!;
+  routes.set('NetworkDriver.DeleteNetwork', {
+    errorField: deleteRoute.errorField,
+    run: async (body, s) => {
+      const result = await deleteRoute.run(body, s);
+      sync.schedule(1_000);
+      return result;
+    },
+  });
+  const server = await servePlugin(socketPath, createPluginHandler(routes, log));
+  log(`Docker plugin "vxnet" (network and IPAM driver) serving on ${socketPath}, engine ${options.engine.socketPath}`);
+  const unsubscribe = options.agent.onViewChange(() => sync.schedule());
+  sync.start(signal);
+  return {
+    catalogue,
+    sync,
+    pluginSocket: socketPath,
+    async close() {
+      unsubscribe();
+      await server.close();
+      await sync.idle();
+    },
+  };
+}
+
+/**
+ * Whether the admin client holds the admin token, asked once: the manager answers a create without a name
+ * with 400 to an admin and 403 to anyone else, and changes nothing either way.
+ */
+function adminProbe(api: NetworkAdminApi, log: (line: string) => void): () => Promise<boolean> {
+  let known: boolean | undefined;
+  return async () => {
+    if (known !== undefined) return known;
+    try {
+      await api.createNetwork({} as CreateNetworkRequest);
+      known = true; // cannot happen: the request has no name
+    } catch (err) {
+      if (!(err instanceof VxnetError)) throw err;
+      if (err.code === 'bad_request' || err.code === 'invalid_name') known = true;
+      else if (err.code === 'forbidden' || err.code === 'unauthorized') known = false;
+      else throw err;
+      if (!known) log('this agent does not hold the admin token: docker network create binds to existing vxnet networks only');
+    }
+    return known;
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * The `vxnet` IPAM driver: Docker's address requests answered from vxnet's cluster-wide IPAM, so that a
+ * container started on any host gets an address no other host hands out.
+ *
+ * Pools are stateless: the PoolID is `vxnet:<subnet>`, and a subnet names one vxnet network cluster-wide
+ * (catalogue.ts). RequestPool only checks the subnet (an existing network's, or a free one for a network
+ * about to be created) and hands the network's gateway back in `Data`, so libnetwork asks for no gateway
+ * address of its own. RequestAddress for a container becomes a *reservation* in the manager, owned by this
+ * node: libnetwork allocates before it creates the endpoint (CreateEndpoint then adopts the reservation) and
+ * releases after deleting it (ReleaseAddress deletes the reservation, and an endpoint still on it). Release
+ * succeeds when there is nothing to release, as Docker retries and cleans up after crashes.
+ */
+import { VxnetError } from '../core/errors.ts';
+import { broadcastOf, contains, formatCidr, formatIPv4, parseIPv4, requireCidr } from '../core/ipv4.ts';
+import type { CreateReservationRequest, Network, Reservation } from '../core/model.ts';
+import { SUBNET_PREFIX_MAX, SUBNET_PREFIX_MIN } from '../manager/validation.ts';
+import {
+  ADDRESS_SPACE,
+  DATA_GATEWAY,
+  GATEWAY_ADDRESS_TYPE,
+  REQUEST_ADDRESS_TYPE,
+  type PoolIdRequest,
+  type ReleaseAddressRequest,
+  type RequestAddressRequest,
+  type RequestPoolRequest,
+  type RequestPoolResponse,
+} from './api.ts';
+import { type NetworkCatalogue, canonical } from './catalogue.ts';
+
+/** The manager calls the IPAM driver makes (ManagerClient implements them). */
+export interface IpamManagerApi {
+  createReservation(req: CreateReservationRequest, signal?: AbortSignal): Promise<Reservation>;
+  deleteReservation(network: string, ip: string, options: { node: string }, signal?: AbortSignal): Promise<void>;
+}
+
+export interface IpamDriverOptions {
+  api: IpamManagerApi;
+  catalogue: NetworkCatalogue;
+  /** this node: reservations are made and released in its name */
+  node: string;
+  log?: (line: string) => void;
+  /** how long an address request waits for its network to appear (a creation in progress; the watch) */
+  networkWaitMs?: number;
+}
+
+const POOL_PREFIX = 'vxnet:';
+
+export class IpamDriver {
+  readonly #api: IpamManagerApi;
+  readonly #catalogue: NetworkCatalogue;
+  readonly #node: string;
+  readonly #log: (line: string) => void;
+  readonly #waitMs: number;
+
+  constructor(options: IpamDriverOptions) {
+    this.#api = options.api;
+    this.#catalogue = options.catalogue;
+    this.#node = options.node;
+    this.#log = options.log ?? (() => {});
+    this.#waitMs = options.networkWaitMs ?? 5_000;
+  }
+
+  getCapabilities(): { RequiresMACAddress: boolean; RequiresRequestReplay: boolean } {
+    return { RequiresMACAddress: false, RequiresRequestReplay: false };
+  }
+
+  getDefaultAddressSpaces(): { LocalDefaultAddressSpace: string; GlobalDefaultAddressSpace: string } {
+    return { LocalDefaultAddressSpace: ADDRESS_SPACE, GlobalDefaultAddressSpace: ADDRESS_SPACE };
+  }
+
+  requestPool(req: RequestPoolRequest): RequestPoolResponse {
+    if (req.V6) throw refuse('vxnet networks are IPv4-only: leave out --ipv6 and IPv6 subnets.');
+    if (req.SubPool !== '') {
+      throw refuse(`vxnet does not support --ip-range (${req.SubPool}): containers get addresses from the whole subnet, unique across the cluster.`);
+    }
+    const unknown = Object.keys(req.Options).filter((key) => !key.startsWith('com.docker.'));
+    if (unknown.length > 0) throw refuse(`the vxnet IPAM driver takes no options (--ipam-opt ${unknown.join(', ')}).`);
+
+    let cidr: string;
+    if (req.Pool !== '') {
+      const parsed = requireCidr(req.Pool);
+      cidr = formatCidr(parsed);
+      const network = this.#catalogue.bySubnet(cidr);
+      if (network) return poolOf(cidr, gatewayOf(network, cidr));
+      if (parsed.prefix < SUBNET_PREFIX_MIN || parsed.prefix > SUBNET_PREFIX_MAX) {
+        throw new VxnetError('invalid_cidr', `subnet ${cidr} has prefix /${parsed.prefix}: use /${SUBNET_PREFIX_MIN} to /${SUBNET_PREFIX_MAX}.`);
+      }
+      const hit = this.#catalogue.overlapping(parsed);
+      if (hit) {
+        throw new VxnetError(
+          'subnet_overlap',
+          hit.name === undefined
+            ? `subnet ${cidr} overlaps ${hit.cidr} of a network being created on this node.`
+            : `subnet ${cidr} overlaps ${hit.cidr} of network ${hit.name}.`,
+        );
+      }
+    } else {
+      const free = this.#catalogue.freeSubnet();
+      if (free === undefined) {
+        throw new VxnetError('subnet_pool_exhausted', 'no free /24 is left in vxnet\'s default pool 10.200.0.0/16: give the network a --subnet.');
+      }
+      cidr = free;
+    }
+    const parsed = requireCidr(cidr);
+    // a new network: its first usable address, as `vxnet network create` would choose
+    return poolOf(cidr, formatIPv4(parsed.network + 1));
+  }
+
+  releasePool(_req: PoolIdRequest): Record<string, never> {
+    return {};
+  }
+
+  async requestAddress(req: RequestAddressRequest, signal?: AbortSignal): Promise<{ Address: string; Data: Record<string, string> }> {
+    const cidr = cidrOfPool(req.PoolID);
+    const subnet = requireCidr(cidr);
+    if (req.Address !== '' && parseIPv4(req.Address) === undefined) {
+      throw new VxnetError('invalid_address', `address "${req.Address}" is not a valid IPv4 address.`);
+    }
+    if (req.Options[REQUEST_ADDRESS_TYPE] === GATEWAY_ADDRESS_TYPE) {
+      // libnetwork asks only when the user gave --gateway: it must be the vxnet network's
+      const network = this.#catalogue.bySubnet(cidr);
+      if (network) {
+        const gateway = gatewayOf(network, cidr);
+        if (req.Address !== '' && req.Address !== gateway) {
+          throw new VxnetError('address_reserved', `the gateway of ${cidr} on network ${network.name} is ${gateway}; --gateway cannot change it.`);
+        }
+        return { Address: `${gateway}/${subnet.prefix}`, Data: {} };
+      }
+      const wanted = req.Address === '' ? subnet.network + 1 : parseIPv4(req.Address)!;
+      if (!contains(subnet, wanted) || wanted === subnet.network || wanted === broadcastOf(subnet)) {
+        throw new VxnetError('gateway_outside_subnet', `gateway ${formatIPv4(wanted)} is not a usable address of subnet ${cidr}.`);
+      }
+      return { Address: `${formatIPv4(wanted)}/${subnet.prefix}`, Data: {} };
+    }
+    const network = await this.#catalogue.networkForSubnet(cidr, this.#waitMs, signal);
+    if (!network) {
+      throw new VxnetError(
+        'network_not_found',
+        `subnet ${cidr} is not the subnet of any vxnet network: containers need a network made with "docker network create -d vxnet --ipam-driver vxnet" (or "vxnet network create").`,
+      );
+    }
+    const request: CreateReservationRequest = { network: network.name, node: this.#node };
+    if (req.Address !== '') request.ip = req.Address;
+    const reservation = await this.#api.createReservation(request, signal);
+    return { Address: `${reservation.ip}/${reservation.prefix}`, Data: {} };
+  }
+
+  async releaseAddress(req: ReleaseAddressRequest, signal?: AbortSignal): Promise<Record<string, never>> {
+    const cidr = cidrOfPool(req.PoolID);
+    const network = this.#catalogue.bySubnet(cidr);
+    // a network that is gone took its reservations along
+    if (!network || req.Address === gatewayOf(network, cidr)) return {};
+    try {
+      await this.#api.deleteReservation(network.name, req.Address, { node: this.#node }, signal);
+    } catch (err) {
+      if (!(err instanceof VxnetError && (err.code === 'reservation_not_found' || err.code === 'network_not_found'))) throw err;
+      this.#log(`release of ${req.Address} on network ${network.name}: nothing to release (${err.message})`);
+    }
+    return {};
+  }
+}
+
+function poolOf(cidr: string, gateway: string): RequestPoolResponse {
+  const prefix = cidr.slice(cidr.indexOf('/') + 1);
+  return { PoolID: `${POOL_PREFIX}${cidr}`, Pool: cidr, Data: { [DATA_GATEWAY]: `${gateway}/${prefix}` } };
+}
+
+function cidrOfPool(poolId: string): string {
+  const cidr = poolId.startsWith(POOL_PREFIX) ? canonical(poolId.slice(POOL_PREFIX.length)) : undefined;
+  if (cidr === undefined) throw new VxnetError('bad_request', `pool ${JSON.stringify(poolId)} is not a vxnet pool (vxnet:SUBNET).`);
+  return cidr;
+}
+
+function gatewayOf(network: Network, cidr: string): string {
+  return network.subnets.find((s) => s.cidr === cidr)?.gateway ?? '';
+}
+
+function refuse(message: string): VxnetError {
+  return new VxnetError('bad_request', message);
+}

@@ -1,0 +1,415 @@
+/**
+ * The `vxnet` network driver: Docker networks and endpoints backed by vxnet networks and endpoints.
+ *
+ * Networks. A Docker network with the subnets of an existing vxnet network is *bound* to it (the sync does
+ * this on every host, and so does a user's `docker network create --subnet` on a second host); its `-o`
+ * options must then agree with the network. Other subnets make a new vxnet network, which needs the admin
+ * token (creating networks is the cluster administrator's; a node's own credentials cannot). Its name is
+ * the Docker network's, and libnetwork never passes that to a driver: so CreateNetwork checks everything it
+ * can against the agent's view (the manager's own rules, run in a dry run) and answers, and the network is
+ * created right after, once the engine can tell its name (`GET /networks/ID`). Until then the catalogue
+ * marks the subnets as pending, and an address request for them waits. Should the creation still fail
+ * (the name is taken by another vxnet network), the Docker network is removed again and the reason logged.
+ *
+ * Endpoints. libnetwork has already allocated the address (a reservation, see ipam-driver.ts) when it calls
+ * CreateEndpoint: the vxnet endpoint is created on this node at that address, adopting the reservation, as
+ * kind `docker`: the agent makes the veth pair, enslaves the host end and leaves the container end (with
+ * the endpoint's MAC and MTU) in the host namespace. Join waits, bounded, until this node's agent reports
+ * the pair ready, and names that end (`SrcName`) for libnetwork to move into the container, with the
+ * gateway (so Docker adds no docker_gwbridge) and routes to the network's other subnets. The MAC is vxnet's,
+ * derived from the address, so that every host's FDB and neighbour entries for it agree.
+ */
+import { VxnetError, messageOf } from '../core/errors.ts';
+import { contains, macForIPv4, parseCidr, parseIPv4, requireCidr } from '../core/ipv4.ts';
+import type { CreateEndpointRequest as VxnetEndpointRequest, CreateNetworkRequest as VxnetNetworkRequest, Endpoint, Network } from '../core/model.ts';
+import { deviceNames } from '../agent/dataplane.ts';
+import { resolveNetwork } from '../manager/validation.ts';
+import {
+  ADDRESS_SPACE,
+  OPTION_ENABLE_IPV6,
+  OPTION_GENERIC,
+  OPTION_INTERNAL,
+  OPTION_MTU,
+  type CreateEndpointRequest,
+  type CreateNetworkRequest,
+  type EndpointRequest,
+  type JoinRequest,
+  type JoinResponse,
+  type NetworkIdRequest,
+} from './api.ts';
+import { type NetworkCatalogue, canonical } from './catalogue.ts';
+
+/** Calls a node may make for its own Docker endpoints. */
+export interface EndpointApi {
+  createEndpoint(req: VxnetEndpointRequest, options: { waitSeconds: number }, signal?: AbortSignal): Promise<Endpoint>;
+  deleteEndpoint(id: string, options: { waitSeconds: number }, signal?: AbortSignal): Promise<void>;
+}
+
+/** Calls that need the admin token (creating and deleting networks). */
+export interface NetworkAdminApi {
+  createNetwork(req: VxnetNetworkRequest, signal?: AbortSignal): Promise<Network>;
+  removeNetwork(name: string, options?: { force?: boolean }, signal?: AbortSignal): Promise<void>;
+}
+
+/** The local agent. */
+export interface LocalAgent {
+  /** this node's endpoints (and others), from the agent's view */
+  readonly endpoints: ReadonlyMap<string, Endpoint>;
+  waitForEndpoint(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** The engine, for the names of new networks (and to remove one whose vxnet network could not be made). */
+export interface EngineNetworks {
+  inspectNetwork(id: string, signal?: AbortSignal): Promise<{ Name: string } | undefined>;
+  removeNetwork(id: string, signal?: AbortSignal): Promise<void>;
+}
+
+export interface NetworkDriverOptions {
+  node: string;
+  catalogue: NetworkCatalogue;
+  endpoints: EndpointApi;
+  /** undefined, or calls that will be refused: Docker then binds to existing networks only */
+  admin?: NetworkAdminApi;
+  /** whether `admin` holds the admin token (asked once, lazily; see integration.ts) */
+  canAdminister?: () => Promise<boolean>;
+  agent: LocalAgent;
+  engine: EngineNetworks;
+  log?: (line: string) => void;
+  /** how long Join waits for the agent to set the veth pair up (default 20 s, below Docker's 30 s) */
+  joinTimeoutMs?: number;
+  /** how long the name of a new Docker network is looked for (default 30 s) */
+  nameTimeoutMs?: number;
+}
+
+/** The `-o` options a vxnet network takes (`docker network create -d vxnet -o vni=100 ...`). */
+export const NETWORK_OPTIONS = ['vni', 'mtu', 'port', 'multicast-group'] as const;
+
+interface NetworkSpec {
+  subnets: { cidr: string; gateway: string }[];
+  vni?: number;
+  mtu?: number;
+  port?: number;
+  multicastGroup?: string;
+  internal: boolean;
+}
+
+export class NetworkDriver {
+  readonly #o: NetworkDriverOptions;
+  readonly #log: (line: string) => void;
+  /** libnetwork endpoint id → the vxnet endpoint made for it (the view has them too, a moment later) */
+  readonly #endpoints = new Map<string, Endpoint>();
+
+  constructor(options: NetworkDriverOptions) {
+    this.#o = options;
+    this.#log = options.log ?? (() => {});
+  }
+
+  getCapabilities(): { Scope: string; ConnectivityScope: string } {
+    // "local": each engine keeps its own record of the network (the agents keep one on every host);
+    // "global" data scope would need a cluster store in libnetwork. Connectivity spans hosts.
+    return { Scope: 'local', ConnectivityScope: 'global' };
+  }
+
+  async createNetwork(req: CreateNetworkRequest): Promise<Record<string, never>> {
+    const spec = parseNetworkSpec(req);
+    const cidrs = spec.subnets.map((s) => s.cidr);
+    const { catalogue } = this.#o;
+    const matches = new Set(cidrs.map((c) => catalogue.bySubnet(c)).filter((n): n is Network => n !== undefined));
+    if (matches.size > 0) {
+      const network = [...matches][0]!;
+      checkBinding(network, spec, matches.size);
+      catalogue.bind(req.NetworkID, { name: network.name, cidrs });
+      this.#log(`docker network ${short(req.NetworkID)} bound to vxnet network ${network.name} (${cidrs.join(', ')})`);
+      return {};
+    }
+    if (!this.#o.admin || !(await (this.#o.canAdminister?.() ?? Promise.resolve(true)))) {
+      const example = spec.subnets.map((s) => `--subnet ${s.cidr}`).join(' ');
+      throw new VxnetError(
+        'forbidden',
+        `no vxnet network has subnet ${cidrs.join(', ')}, and creating one needs the admin token, which this node's agent does not hold: ` +
+          `create it with "vxnet network create NAME ${example}" (it then shows up in docker network ls on every host), or run the agent with the admin token.`,
+      );
+    }
+    const request = requestOf(spec);
+    // the manager's own rules, against what this node knows, so that a refusal reaches `docker network create`
+    resolveNetwork(
+      { ...request, name: 'pending' },
+      {
+        networks: catalogue.networks().map((n) => ({ name: n.name, cidrs: n.subnets.map((s) => requireCidr(s.cidr)) })),
+        vnis: new Map(catalogue.networks().map((n) => [n.vni, n.name])),
+        nodes: catalogue.nodes(),
+        now: new Date(),
+      },
+    );
+    // not tied to this request: Docker stores the network after we answer, and only then has it a name
+    catalogue.addPending(req.NetworkID, cidrs, (abort) => this.#createNamed(req.NetworkID, request, cidrs, abort));
+    return {};
+  }
+
+  /** Creates the vxnet network once the engine can tell the Docker network's name (see the module comment). */
+  async #createNamed(networkId: string, request: Omit<VxnetNetworkRequest, 'name'>, cidrs: string[], signal: AbortSignal): Promise<Network | undefined> {
+    const { engine, catalogue, admin } = this.#o;
+    const deadline = Date.now() + (this.#o.nameTimeoutMs ?? 30_000);
+    let name: string | undefined;
+    while (name === undefined) {
+      if (signal.aborted) return undefined;
+      try {
+        name = (await engine.inspectNetwork(networkId, signal))?.Name;
+      } catch (err) {
+        if (signal.aborted) return undefined;
+        this.#log(`looking up docker network ${short(networkId)} failed: ${messageOf(err)}`);
+      }
+      if (name !== undefined) break;
+      if (Date.now() > deadline) {
+        this.#log(`docker network ${short(networkId)} never appeared in the engine; no vxnet network made for ${cidrs.join(', ')}`);
+        return undefined;
+      }
+      await sleep(10);
+    }
+    try {
+      const network = await admin!.createNetwork({ ...request, name });
+      catalogue.created(network.name, cidrs);
+      catalogue.bind(networkId, { name: network.name, cidrs });
+      this.#log(`created vxnet network ${network.name} (VNI ${network.vni}, ${cidrs.join(', ')}) for docker network ${short(networkId)}`);
+      return network;
+    } catch (err) {
+      const existing = catalogue.byName(name);
+      if (err instanceof VxnetError && err.code === 'network_exists' && existing && sameSubnets(existing, cidrs)) {
+        catalogue.bind(networkId, { name, cidrs });
+        return existing;
+      }
+      this.#log(`docker network ${name}: could not create vxnet network ${name} (${messageOf(err)}); removing the Docker network again`);
+      try {
+        await engine.removeNetwork(networkId);
+      } catch (removeErr) {
+        this.#log(`removing docker network ${name} failed: ${messageOf(removeErr)}`);
+      }
+      return undefined;
+    }
+  }
+
+  /**
+   * `docker network rm` (or the sync, after the vxnet network went): the vxnet network goes too, when this
+   * node's credentials allow it and nothing uses it. Docker ignores a driver's error here and deletes the
+   * network anyway, so failures are logged; a vxnet network that stays gets its Docker network back from
+   * the sync.
+   */
+  async deleteNetwork(req: NetworkIdRequest, signal?: AbortSignal): Promise<Record<string, never>> {
+    const { catalogue } = this.#o;
+    catalogue.cancelPending(req.NetworkID);
+    const binding = catalogue.binding(req.NetworkID);
+    catalogue.unbind(req.NetworkID);
+    if (!binding) return {};
+    const network = catalogue.byName(binding.name);
+    // gone already, or a different network by now that happens to have the name
+    if (!network || !sameSubnets(network, binding.cidrs)) return {};
+    if (catalogue.boundElsewhere(req.NetworkID, network.name)) return {};
+    if (!this.#o.admin || !(await (this.#o.canAdminister?.() ?? Promise.resolve(true)))) {
+      this.#log(`docker network for vxnet network ${network.name} removed; the vxnet network stays (deleting it needs the admin token), so the agent restores it`);
+      return {};
+    }
+    try {
+      catalogue.deleted(network.name);
+      await this.#o.admin.removeNetwork(network.name, {}, signal);
+      this.#log(`deleted vxnet network ${network.name} (docker network rm)`);
+    } catch (err) {
+      if (err instanceof VxnetError && err.code === 'network_not_found') return {};
+      this.#log(`vxnet network ${network.name} stays: ${messageOf(err)}`);
+      // it stays, so its Docker network comes back
+      catalogue.forgetDeleted(network.name);
+    }
+    return {};
+  }
+
+  async createEndpoint(req: CreateEndpointRequest, signal?: AbortSignal): Promise<{ Interface?: { MacAddress: string } }> {
+    const { Address, AddressIPv6, MacAddress } = req.Interface;
+    if (AddressIPv6 !== '') throw new VxnetError('bad_request', 'vxnet networks are IPv4-only: the endpoint cannot have an IPv6 address.');
+    if (Address === '') {
+      throw new VxnetError('bad_request', 'the endpoint has no address: vxnet networks need the vxnet IPAM driver (--ipam-driver vxnet).');
+    }
+    const slash = Address.indexOf('/');
+    const ip = slash < 0 ? Address : Address.slice(0, slash);
+    const address = parseIPv4(ip);
+    if (address === undefined) throw new VxnetError('invalid_address', `endpoint address ${JSON.stringify(Address)} is not an IPv4 address.`);
+    const found = this.#o.catalogue.byAddress(ip);
+    if (!found) throw new VxnetError('network_not_found', `address ${ip} is in no vxnet network.`);
+    const mac = macForIPv4(address);
+    if (MacAddress !== '' && MacAddress.toLowerCase() !== mac) {
+      throw new VxnetError(
+        'bad_request',
+        `vxnet derives each endpoint's MAC address from its IPv4 address (${ip} has ${mac}), so --mac-address ${MacAddress} cannot be used.`,
+      );
+    }
+    let endpoint: Endpoint;
+    try {
+      endpoint = await this.#o.endpoints.createEndpoint(
+        { network: found.network.name, node: this.#o.node, docker: req.EndpointID, ip, reserved: true },
+        { waitSeconds: 0 },
+        signal,
+      );
+    } catch (err) {
+      // Docker does not repeat a CreateEndpoint, but an answer lost on the way back would look like this
+      const existing = this.#local(req.EndpointID);
+      if (!(err instanceof VxnetError && err.code === 'endpoint_exists' && existing && existing.ip === ip)) throw err;
+      endpoint = existing;
+    }
+    this.#endpoints.set(req.EndpointID, endpoint);
+    return MacAddress === '' ? { Interface: { MacAddress: mac } } : {};
+  }
+
+  async join(req: JoinRequest, signal?: AbortSignal): Promise<JoinResponse> {
+    const endpoint = this.#local(req.EndpointID);
+    if (!endpoint) throw new VxnetError('endpoint_not_found', `Docker endpoint ${short(req.EndpointID)} has no vxnet endpoint on node ${this.#o.node}.`);
+    // libnetwork moves the interface as soon as Join answers: it must exist by then
+    await this.#o.agent.waitForEndpoint(endpoint.id, this.#o.joinTimeoutMs ?? 20_000, signal);
+    const network = this.#o.catalogue.byName(endpoint.network);
+    const own = parseIPv4(endpoint.ip)!;
+    // the network's other subnets are reached through this endpoint's gateway (RouteType 0: via NextHop)
+    const routes = (network?.subnets ?? [])
+      .filter((s) => {
+        const cidr = parseCidr(s.cidr);
+        return cidr !== undefined && !contains(cidr, own);
+      })
+      .map((s) => ({ Destination: s.cidr, RouteType: 0, NextHop: endpoint.gateway }));
+    return {
+      InterfaceName: { SrcName: deviceNames.peerVeth(endpoint.id), DstPrefix: 'eth' },
+      Gateway: endpoint.gateway,
+      StaticRoutes: routes,
+      DisableGatewayService: false,
+    };
+  }
+
+  leave(_req: EndpointRequest): Record<string, never> {
+    // libnetwork moves the interface back here itself; the pair goes with DeleteEndpoint
+    return {};
+  }
+
+  async deleteEndpoint(req: EndpointRequest, signal?: AbortSignal): Promise<Record<string, never>> {
+    const endpoint = this.#local(req.EndpointID);
+    this.#endpoints.delete(req.EndpointID);
+    if (!endpoint) return {};
+    try {
+      await this.#o.endpoints.deleteEndpoint(endpoint.id, { waitSeconds: 0 }, signal);
+    } catch (err) {
+      if (!(err instanceof VxnetError && err.code === 'endpoint_not_found')) throw err;
+    }
+    return {};
+  }
+
+  endpointOperInfo(_req: EndpointRequest): { Value: Record<string, unknown> } {
+    return { Value: {} };
+  }
+
+  /** The vxnet endpoint of a libnetwork endpoint on this node: made by this process, or in the agent's view. */
+  #local(dockerEndpointId: string): Endpoint | undefined {
+    const known = this.#endpoints.get(dockerEndpointId);
+    if (known) return known;
+    for (const endpoint of this.#o.agent.endpoints.values()) {
+      if (endpoint.docker === dockerEndpointId && endpoint.node === this.#o.node) return endpoint;
+    }
+    return undefined;
+  }
+}
+
+/** CreateNetwork's request as a vxnet network: subnets from the pools, options from `-o`, `--internal`. */
+export function parseNetworkSpec(req: CreateNetworkRequest): NetworkSpec {
+  if (req.IPv6Data.length > 0 || req.Options[OPTION_ENABLE_IPV6] === true) {
+    throw new VxnetError('bad_request', 'vxnet networks are IPv4-only: leave out --ipv6 and IPv6 subnets.');
+  }
+  if (req.IPv4Data.length === 0) throw new VxnetError('bad_request', 'the network has no IPv4 subnet: vxnet networks need the vxnet IPAM driver (--ipam-driver vxnet).');
+  const subnets = req.IPv4Data.map((data) => {
+    if (data.AddressSpace !== ADDRESS_SPACE) {
+      throw new VxnetError(
+        'bad_request',
+        `vxnet networks take their addresses from vxnet's cluster-wide IPAM: add --ipam-driver vxnet (this one came from address space "${data.AddressSpace}").`,
+      );
+    }
+    if (data.AuxAddresses && Object.keys(data.AuxAddresses).length > 0) {
+      throw new VxnetError('bad_request', 'vxnet does not support --aux-address: every address of the subnet is for containers (and the gateway).');
+    }
+    const cidr = canonical(data.Pool);
+    if (cidr === undefined) throw new VxnetError('invalid_cidr', `pool ${JSON.stringify(data.Pool)} is not an IPv4 subnet.`);
+    const gateway = data.Gateway === undefined ? '' : data.Gateway.split('/')[0]!;
+    return { cidr, gateway };
+  });
+  const generic = req.Options[OPTION_GENERIC];
+  const options: Record<string, unknown> = typeof generic === 'object' && generic !== null ? (generic as Record<string, unknown>) : {};
+  const spec: NetworkSpec = { subnets, internal: req.Options[OPTION_INTERNAL] === true };
+  for (const [key, value] of Object.entries(options)) {
+    const text = typeof value === 'string' ? value : String(value);
+    switch (key) {
+      case 'vni':
+        spec.vni = wholeNumber(key, text);
+        break;
+      case 'mtu':
+      case OPTION_MTU:
+        spec.mtu = wholeNumber(key, text);
+        break;
+      case 'port':
+        spec.port = wholeNumber(key, text);
+        break;
+      case 'multicast-group':
+        spec.multicastGroup = text;
+        break;
+      default:
+        throw new VxnetError('bad_request', `unknown option "-o ${key}" for a vxnet network: use ${NETWORK_OPTIONS.map((o) => `-o ${o}=...`).join(', ')}.`);
+    }
+  }
+  return spec;
+}
+
+function wholeNumber(key: string, text: string): number {
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(text)) throw new VxnetError('bad_request', `option "-o ${key}" must be a whole number, not "${text}".`);
+  return Number(text);
+}
+
+function requestOf(spec: NetworkSpec): Omit<VxnetNetworkRequest, 'name'> {
+  const request: Omit<VxnetNetworkRequest, 'name'> = {
+    subnets: spec.subnets.map((s) => (s.gateway === '' ? { cidr: s.cidr } : { cidr: s.cidr, gateway: s.gateway })),
+  };
+  if (spec.vni !== undefined) request.vni = spec.vni;
+  if (spec.mtu !== undefined) request.mtu = spec.mtu;
+  if (spec.port !== undefined) request.port = spec.port;
+  if (spec.multicastGroup !== undefined) request.multicastGroup = spec.multicastGroup;
+  if (spec.internal) request.internal = true;
+  return request;
+}
+
+/** A Docker network may stand for an existing vxnet network only with exactly its subnets and settings. */
+function checkBinding(network: Network, spec: NetworkSpec, networksMatched: number): void {
+  const given = spec.subnets.map((s) => s.cidr);
+  const theirs = network.subnets.map((s) => s.cidr);
+  if (networksMatched > 1 || !sameSubnets(network, given)) {
+    throw new VxnetError(
+      'subnet_overlap',
+      `the subnets ${given.join(', ')} must be exactly those of one vxnet network; network ${network.name} has ${theirs.join(', ')}.`,
+    );
+  }
+  const differs: string[] = [];
+  for (const s of spec.subnets) {
+    const gateway = network.subnets.find((t) => t.cidr === s.cidr)?.gateway;
+    if (s.gateway !== '' && s.gateway !== gateway) differs.push(`the gateway of ${s.cidr} is ${gateway}, not ${s.gateway}`);
+  }
+  if (spec.vni !== undefined && spec.vni !== network.vni) differs.push(`its VNI is ${network.vni}, not ${spec.vni}`);
+  if (spec.mtu !== undefined && spec.mtu !== network.mtu) differs.push(`its MTU is ${network.mtu}, not ${spec.mtu}`);
+  if (spec.port !== undefined && spec.port !== network.port) differs.push(`its port is ${network.port}, not ${spec.port}`);
+  if (spec.multicastGroup !== undefined && spec.multicastGroup !== network.multicastGroup) {
+    differs.push(`its multicast group is ${network.multicastGroup ?? 'none'}, not ${spec.multicastGroup}`);
+  }
+  if (spec.internal !== network.internal) differs.push(network.internal ? 'it is internal (add --internal)' : 'it is not internal (drop --internal)');
+  if (differs.length > 0) throw new VxnetError('bad_request', `the subnets are those of vxnet network ${network.name}, but ${differs.join('; ')}.`);
+}
+
+function sameSubnets(network: Network, cidrs: readonly string[]): boolean {
+  const theirs = new Set(network.subnets.map((s) => s.cidr));
+  const mine = new Set(cidrs.map((c) => canonical(c) ?? c));
+  return theirs.size === mine.size && [...mine].every((c) => theirs.has(c));
+}
+
+function short(id: string): string {
+  return id.slice(0, 12);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,232 @@
+/**
+ * Keeps a Docker network for every vxnet network on the engine this agent is linked to, so that
+ * `docker run --network NAME` works on any host with no per-host step (what Swarm does for overlay
+ * networks). Level-triggered like the agent's reconcile: each pass lists the engine's `vxnet` networks and
+ * compares them with the view (which has every network: the agent watches with `networks=all`):
+ *
+ * - a vxnet network without a Docker network of the same subnets gets one, named like it, with vxnet as
+ *   driver and IPAM driver (the engine then calls our plugin, which binds it: network-driver.ts);
+ * - a Docker `vxnet` network whose subnets belong to no vxnet network any more is removed, its containers
+ *   disconnected first (they lost their connectivity with the vxnet network already);
+ * - networks the plugin is creating, has just created, or has just deleted (`docker network rm`) are left
+ *   alone until the view has caught up (catalogue.ts).
+ *
+ * A Docker network is matched by its subnets, not its name: a user may bind a Docker network of another
+ * name to a vxnet network (`docker network create -d vxnet --subnet ...`), and that counts. Passes run on
+ * every view change, after the plugin deleted a network, and every `resyncMs`; a failing engine (restarting,
+ * say) is retried with backoff.
+ *
+ * Next to the networks, each pass makes sure Docker's own packet filter lets vxnet's traffic through (see
+ * ensureForwardAccept).
+ */
+import { messageOf } from '../core/errors.ts';
+import type { Network } from '../core/model.ts';
+import { OWNED_PREFIX } from '../agent/dataplane.ts';
+import type { Runner } from '../agent/kernel/exec.ts';
+import { DRIVER_NAME } from './api.ts';
+import { type NetworkCatalogue, canonical } from './catalogue.ts';
+import { EngineError, type EngineNetwork, type NetworkCreateSpec } from './engine-client.ts';
+
+export interface SyncEngine {
+  listNetworks(filter: { driver?: string }, signal?: AbortSignal): Promise<EngineNetwork[]>;
+  inspectNetwork(id: string, signal?: AbortSignal): Promise<EngineNetwork | undefined>;
+  createNetwork(spec: NetworkCreateSpec, signal?: AbortSignal): Promise<{ Id: string }>;
+  removeNetwork(id: string, signal?: AbortSignal): Promise<void>;
+  disconnect(network: string, container: string, force: boolean, signal?: AbortSignal): Promise<void>;
+}
+
+export interface DockerNetworkSyncOptions {
+  engine: SyncEngine;
+  catalogue: NetworkCatalogue;
+  /** false until the agent's view has its first snapshot: before that, "no network" means "not known yet" */
+  ready: () => boolean;
+  log?: (line: string) => void;
+  /** default 30 s */
+  resyncMs?: number;
+  /** run at the end of each pass (ensureForwardAccept) */
+  afterPass?: (signal: AbortSignal) => Promise<void>;
+}
+
+/** Label on the Docker networks the sync makes (informational: matching is by subnet). */
+export const MANAGED_LABEL = 'io.vxnet.network';
+
+const BACKOFF_MIN_MS = 200;
+const BACKOFF_MAX_MS = 10_000;
+
+export class DockerNetworkSync {
+  readonly #o: DockerNetworkSyncOptions;
+  readonly #log: (line: string) => void;
+  #dirty = false;
+  #running: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #signal: AbortSignal | undefined;
+  /** names whose Docker network cannot be made (a non-vxnet network has the name): said once */
+  readonly #conflicts = new Set<string>();
+  #passes = 0;
+
+  constructor(options: DockerNetworkSyncOptions) {
+    this.#o = options;
+    this.#log = options.log ?? (() => {});
+  }
+
+  get passes(): number {
+    return this.#passes;
+  }
+
+  start(signal: AbortSignal): void {
+    this.#signal = signal;
+    const interval = setInterval(() => this.schedule(), this.#o.resyncMs ?? 30_000);
+    interval.unref();
+    signal.addEventListener('abort', () => {
+      clearInterval(interval);
+      clearTimeout(this.#timer);
+    });
+    this.schedule();
+  }
+
+  /** Requests a pass (now, or after `delayMs`); passes never overlap. */
+  schedule(delayMs = 0): void {
+    if (delayMs > 0) {
+      setTimeout(() => this.schedule(), delayMs).unref();
+      return;
+    }
+    if (!this.#signal || this.#signal.aborted) return;
+    this.#dirty = true;
+    if (!this.#running) this.#running = this.#loop().finally(() => (this.#running = undefined));
+  }
+
+  /** Resolves once no pass is running or pending. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#dirty && this.#signal && !this.#signal.aborted) {
+      this.#dirty = false;
+      try {
+        await this.pass(this.#signal);
+        this.#failures = 0;
+      } catch (err) {
+        if (this.#signal.aborted) return;
+        this.#failures++;
+        const delay = Math.min(BACKOFF_MIN_MS * 2 ** this.#failures, BACKOFF_MAX_MS);
+        if (this.#failures === 1 || this.#failures % 10 === 0) {
+          this.#log(`docker network sync failed: ${messageOf(err)}; retrying in ${delay} ms`);
+        }
+        clearTimeout(this.#timer);
+        this.#timer = setTimeout(() => this.schedule(), delay);
+        this.#timer.unref();
+      }
+    }
+  }
+
+  /** One comparison of the engine's vxnet networks with the view, and the changes it calls for. */
+  async pass(signal: AbortSignal): Promise<void> {
+    if (!this.#o.ready()) return;
+    const { engine, catalogue } = this.#o;
+    this.#passes++;
+    const present = await engine.listNetworks({ driver: DRIVER_NAME }, signal);
+    const wanted = catalogue.networks();
+    const byKey = new Map<string, Network>(wanted.map((n) => [keyOf(n.subnets.map((s) => s.cidr)), n]));
+    const have = new Set<string>();
+    for (const docker of present) {
+      const cidrs = subnetsOf(docker);
+      const key = keyOf(cidrs);
+      have.add(key);
+      const network = byKey.get(key);
+      if (network) catalogue.bind(docker.Id, { name: network.name, cidrs });
+    }
+
+    for (const network of wanted) {
+      if (have.has(keyOf(network.subnets.map((s) => s.cidr))) || catalogue.isDeleted(network.name)) continue;
+      try {
+        await engine.createNetwork(specOf(network), signal);
+        this.#conflicts.delete(network.name);
+        this.#log(`created docker network ${network.name} for vxnet network ${network.name}`);
+      } catch (err) {
+        if (!(err instanceof EngineError && err.status === 409)) throw err;
+        // another network of that name (or one made meanwhile): the next pass sees which
+        if (!this.#conflicts.has(network.name)) this.#log(`docker network ${network.name} not created: ${err.message}`);
+        this.#conflicts.add(network.name);
+      }
+    }
+
+    const recent = catalogue.recentSubnets();
+    for (const docker of present) {
+      const cidrs = subnetsOf(docker);
+      if (byKey.has(keyOf(cidrs)) || catalogue.isPending(docker.Id) || cidrs.some((c) => recent.has(c))) continue;
+      await this.#remove(docker, signal);
+    }
+    await this.#o.afterPass?.(signal);
+  }
+
+  async #remove(docker: EngineNetwork, signal: AbortSignal): Promise<void> {
+    const { engine } = this.#o;
+    const detail = await engine.inspectNetwork(docker.Id, signal);
+    if (!detail) return;
+    for (const container of Object.keys(detail.Containers ?? {})) {
+      try {
+        await engine.disconnect(docker.Id, container, true, signal);
+      } catch (err) {
+        if (!(err instanceof EngineError && err.status === 404)) throw err;
+      }
+    }
+    await engine.removeNetwork(docker.Id, signal);
+    const count = Object.keys(detail.Containers ?? {}).length;
+    this.#log(`removed docker network ${docker.Name}: its vxnet network is gone${count ? ` (disconnected ${count} container${count === 1 ? '' : 's'})` : ''}`);
+  }
+}
+
+/** The Docker network that stands for `network` on an engine. */
+export function specOf(network: Network): NetworkCreateSpec {
+  return {
+    Name: network.name,
+    Driver: DRIVER_NAME,
+    CheckDuplicate: true,
+    Internal: network.internal,
+    IPAM: { Driver: DRIVER_NAME, Config: network.subnets.map((s) => ({ Subnet: s.cidr, Gateway: s.gateway })) },
+    Options: { vni: String(network.vni) },
+    Labels: { [MANAGED_LABEL]: network.name },
+  };
+}
+
+function subnetsOf(docker: EngineNetwork): string[] {
+  return (docker.IPAM?.Config ?? []).map((c) => (c.Subnet === undefined ? undefined : canonical(c.Subnet))).filter((c): c is string => c !== undefined);
+}
+
+function keyOf(cidrs: readonly string[]): string {
+  return cidrs.map((c) => canonical(c) ?? c).sort().join(',');
+}
+
+// -----------------------------------------------------------------------------------------------------
+
+/**
+ * Docker's packet filter versus vxnet's traffic. An engine with its iptables integration on (the default)
+ * sets the FORWARD policy to DROP and accepts only its own bridges' traffic. The kernel applies that to
+ * vxnet's too: bridged frames between a container and the VXLAN device pass the FORWARD hook as well
+ * (br_netfilter, `bridge-nf-call-iptables`), and so does routed egress. vxnet's own nftables table cannot
+ * overrule a drop in another table, so the agent does what Docker documents for this case: it accepts
+ * vxnet's traffic in the DOCKER-USER chain, which Docker evaluates first and never flushes. Only two rules,
+ * marked with the comment "vxnet": traffic coming from a vxnet bridge, and replies going into one (new
+ * connections from elsewhere into a vxnet network stay Docker's decision). vxnet's own table still isolates
+ * networks from each other. Without the chain (`--iptables=false`, or no Docker) nothing is done.
+ */
+export const FORWARD_ACCEPT_RULES: readonly (readonly string[])[] = [
+  ['-i', `${OWNED_PREFIX}b+`, '-m', 'comment', '--comment', 'vxnet', '-j', 'ACCEPT'],
+  ['-o', `${OWNED_PREFIX}b+`, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-m', 'comment', '--comment', 'vxnet', '-j', 'ACCEPT'],
+];
+
+export async function ensureForwardAccept(run: Runner, log: (line: string) => void, signal?: AbortSignal): Promise<number> {
+  const chain = await run.run(['iptables', '-w', '5', '-n', '-L', 'DOCKER-USER'], { allowFailure: true, signal });
+  if (chain.code !== 0) return 0;
+  let added = 0;
+  for (const rule of FORWARD_ACCEPT_RULES) {
+    const check = await run.run(['iptables', '-w', '5', '-C', 'DOCKER-USER', ...rule], { allowFailure: true, signal });
+    if (check.code === 0) continue;
+    await run.run(['iptables', '-w', '5', '-I', 'DOCKER-USER', '1', ...rule], { signal });
+    added++;
+  }
+  if (added > 0) log(`accepted vxnet's traffic in Docker's DOCKER-USER chain (${added} rule${added === 1 ? '' : 's'})`);
+  return added;
+}
