@@ -3,7 +3,7 @@
  * sampler of its CPU time and memory from /proc, and the worker pool that hosts the simulated agents.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentSpec, Counters, Delivery, Expectation, FromWorker, Memory, ToWorker } from './protocol.ts';
 
@@ -35,6 +35,7 @@ export function readProc(pid: number): ProcSample {
 
 export interface ManagerProcess {
   url: string;
+  dataDir: string;
   pid: number;
   adminToken: string;
   workerToken: string;
@@ -73,8 +74,11 @@ export async function startManager(dataDir: string, listen: string): Promise<Man
     }
   }, 250);
   timer.unref();
+  // a manager with a cluster CA serves TLS on TCP (mutual TLS for agents); older ones plain HTTP
+  const tls = existsSync(join(dataDir, 'ca.pem'));
   return {
-    url: address.startsWith('unix:') ? address : `http://${address}`,
+    url: address.startsWith('unix:') ? address : `${tls ? 'https' : 'http'}://${address}`,
+    dataDir,
     pid,
     adminToken: readFileSync(join(dataDir, 'admin.token'), 'utf8').trim(),
     workerToken: readFileSync(join(dataDir, 'worker.token'), 'utf8').trim(),
@@ -102,12 +106,13 @@ export class Worker {
   readonly child: ChildProcess;
   readonly agents: AgentSpec[];
   baseline: Memory | undefined;
+  joinMs = 0;
   #nextId = 1;
   #replies = new Map<number, (message: FromWorker) => void>();
   #converged: ((message: Extract<FromWorker, { type: 'converged' }>) => void) | undefined;
   #ready: Promise<void>;
 
-  constructor(agents: AgentSpec[], managerUrl: string, token: string, handlers: WorkerHandlers, heapMiB: number) {
+  constructor(agents: AgentSpec[], managerUrl: string, token: string, stateDir: string, handlers: WorkerHandlers, heapMiB: number) {
     this.agents = agents;
     this.child = fork(join(import.meta.dirname, 'worker.ts'), [], {
       execArgv: ['--expose-gc', `--max-old-space-size=${heapMiB}`],
@@ -121,6 +126,7 @@ export class Worker {
         switch (message.type) {
           case 'ready':
             this.baseline = message.baseline;
+            this.joinMs = message.joinMs;
             resolve();
             return;
           case 'deliveries':
@@ -139,7 +145,7 @@ export class Worker {
         }
       });
     });
-    this.send({ type: 'init', managerUrl, token, agents });
+    this.send({ type: 'init', managerUrl, token, agents, stateDir });
   }
 
   ready(): Promise<void> {

@@ -17,7 +17,8 @@ export interface AgentSpec {
 export type Expectation = [agentIndex: number, peers: number, locals: number];
 
 export type ToWorker =
-  | { type: 'init'; managerUrl: string; token: string; agents: AgentSpec[] }
+  /** `token`: the worker token (an https manager: the join token each agent gets its certificate with) */
+  | { type: 'init'; managerUrl: string; token: string; agents: AgentSpec[]; stateDir: string }
   /** starts every agent of the worker (Agent.run) */
   | { type: 'start' }
   | { type: 'expect'; expectations: Expectation[] }
@@ -63,7 +64,8 @@ export interface Memory {
 }
 
 export type FromWorker =
-  | { type: 'ready'; baseline: Memory }
+  /** `joinMs`: how long getting the agents' node certificates took (0 without TLS) */
+  | { type: 'ready'; baseline: Memory; joinMs: number }
   | { type: 'deliveries'; list: Delivery[] }
   /** every agent reached its expectation; `syncMs` per agent from its start (when started in this round) */
   | { type: 'converged'; at: number; syncMs: number[] }

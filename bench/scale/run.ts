@@ -258,8 +258,13 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'vxnet-scale-'));
   const manager = await startManager(dataDir, flags.listen);
   log(`manager pid ${manager.pid} at ${manager.url}, data in ${dataDir}`);
-  const admin = new ManagerClient({ url: manager.url, token: manager.adminToken, timeoutMs: 120_000 });
-  const registrar = new ManagerClient({ url: manager.url, token: manager.workerToken, timeoutMs: 120_000 });
+  // many calls in flight at once (creates and deletes that wait for the agents): a large connection pool
+  const admin = new ManagerClient({ url: manager.url, token: manager.adminToken, timeoutMs: 120_000, maxConnections: MAX_IN_FLIGHT + 64 });
+  // nodes are registered up front so that endpoints can be loaded before any agent runs; with mutual TLS
+  // only an agent's own certificate or the admin token may register a node, so the admin token does it
+  const registrar = manager.url.startsWith('https:')
+    ? admin
+    : new ManagerClient({ url: manager.url, token: manager.workerToken, timeoutMs: 120_000, maxConnections: 16 });
   const model = new Model(topology, N('seed'));
   const workers: Worker[] = [];
   const phases: Phase[] = [];
@@ -307,9 +312,13 @@ async function main(): Promise<void> {
     const specs = topology.hosts.map((h) => ({ index: h.index, name: h.name, address: h.address }));
     for (let w = 0; w < WORKERS; w++) {
       const mine = specs.filter((_, i) => i % WORKERS === w);
-      workers.push(new Worker(mine, manager.url, manager.workerToken, { onDeliveries, onLog: (line) => log(`worker ${w}: ${line}`) }, N('worker-heap-mib')));
+      workers.push(
+        new Worker(mine, manager.url, manager.workerToken, join(dataDir, 'agents'), { onDeliveries, onLog: (line) => log(`worker ${w}: ${line}`) }, N('worker-heap-mib')),
+      );
     }
     await Promise.all(workers.map((w) => w.ready()));
+    const joinMs = Math.max(...workers.map((w) => w.joinMs));
+    if (joinMs > 0) log(`  ${AGENTS} agents joined the cluster (node certificates over mutual TLS) in ${fixed(joinMs, 0)} ms`);
     const expectAll = () =>
       Promise.all(workers.map((w) => w.expect(model.expectations(w.agents.map((a) => a.index)))));
     const sync = await measure('sync: all agents start at once', manager, workers, async () => {
@@ -336,6 +345,7 @@ async function main(): Promise<void> {
     const memories = await Promise.all(workers.map((w) => w.memory()));
     const agentMemory = memoryFigures(memories, workers.map((w) => w.baseline!));
     report.sync = {
+      joinMs,
       allAgentsSyncedMs: sync.result.syncedMs,
       perAgentSyncMs: dist(sync.result.perAgentMs),
       untilAllReadyMs: sync.phase.wallMs,
@@ -517,7 +527,7 @@ async function newcomer(topology: Topology, model: Model, manager: ManagerProces
   const rssPerPeer: number[] = [];
   let snapshotBytes = 0;
   for (let run = 0; run < runs; run++) {
-    const worker = new Worker([spec], manager.url, manager.workerToken, { onDeliveries: () => {}, onLog: (line) => log(`newcomer: ${line}`) }, 1024);
+    const worker = new Worker([spec], manager.url, manager.workerToken, join(manager.dataDir, 'newcomer', String(run)), { onDeliveries: () => {}, onLog: (line) => log(`newcomer: ${line}`) }, 1024);
     try {
       await worker.ready();
       const converged = worker.expect([expectation!]);

@@ -18,6 +18,7 @@ import type { ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
 import type { DesiredState } from '../../src/agent/dataplane.ts';
+import { join } from 'node:path';
 import { ManagerClient } from '../../src/client/client.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { type AgentSpec, type Counters, type Delivery, type FromWorker, type Memory, type ToWorker, now } from './protocol.ts';
@@ -156,8 +157,30 @@ function observe(sim: Sim, message: WatchMessage): void {
   }
 }
 
-function createSim(spec: AgentSpec, managerUrl: string, token: string): Sim {
-  const client = new ManagerClient({ url: managerUrl, token, timeoutMs: 60_000 });
+/** How a simulated agent authenticates: as the real agent does (src/agent/main.ts). */
+type Credentials = { token: string } | { ca: string; cert: string; key: string };
+
+/**
+ * With an https manager (mutual TLS), each agent joins the cluster with the worker token and gets its node
+ * certificate, kept in a state directory of its own, exactly as `vxnet agent` does on first start.
+ */
+async function credentialsFor(spec: AgentSpec, managerUrl: string, token: string, stateDir: string): Promise<Credentials> {
+  if (!managerUrl.startsWith('https:')) return { token };
+  const identity = (await import('../../src/agent/identity.ts')) as {
+    obtainCredentials(
+      options: { managerUrl: string; token?: string; stateDir: string; name: string; log: (line: string) => void },
+      signal: AbortSignal,
+    ): Promise<{ ca: string; cert: string; key: string }>;
+  };
+  const { ca, cert, key } = await identity.obtainCredentials(
+    { managerUrl, token, stateDir: join(stateDir, spec.name), name: spec.name, log: () => {} },
+    controller.signal,
+  );
+  return { ca, cert, key };
+}
+
+function createSim(spec: AgentSpec, managerUrl: string, credentials: Credentials): Sim {
+  const client = new ManagerClient({ url: managerUrl, ...credentials, timeoutMs: 60_000 });
   const sim = { spec, client, pending: [], peers: 0, locals: 0, expect: undefined, matched: false, startedAt: 0, matchedAt: 0, snapshots: 0 } as unknown as Sim;
   const api: AgentManagerApi = {
     registerNode: (req, signal) => client.registerNode(req, signal),
@@ -217,9 +240,21 @@ process.on('message', (raw) => {
   const message = raw as ToWorker;
   switch (message.type) {
     case 'init': {
-      const baseline = memory();
-      for (const spec of message.agents) sims.push(createSim(spec, message.managerUrl, message.token));
-      send({ type: 'ready', baseline });
+      void (async () => {
+        const started = now();
+        const credentials: Credentials[] = [];
+        for (let i = 0; i < message.agents.length; i += 16) {
+          const batch = message.agents.slice(i, i + 16);
+          credentials.push(...(await Promise.all(batch.map((spec) => credentialsFor(spec, message.managerUrl, message.token, message.stateDir)))));
+        }
+        const joinMs = now() - started;
+        const baseline = memory();
+        message.agents.forEach((spec, i) => sims.push(createSim(spec, message.managerUrl, credentials[i]!)));
+        send({ type: 'ready', baseline, joinMs });
+      })().catch((err: unknown) => {
+        log(`init failed: ${String(err)}`);
+        process.exit(1);
+      });
       return;
     }
     case 'start':

@@ -19,7 +19,7 @@
  * cut off.
  */
 import { contains, macForIPv4, parseCidr, parseIPv4, requireIPv4 } from '../core/ipv4.ts';
-import { VXLAN_PORT, type Network } from '../core/model.ts';
+import { VXLAN_PORT, type Endpoint, type Network } from '../core/model.ts';
 import {
   deviceNames,
   type DesiredEndpoint,
@@ -55,13 +55,11 @@ export function desiredState(view: ClusterView, self: Self, containers: Readonly
   const floods: DesiredFlood[] = [];
   const endpoints: DesiredEndpoint[] = [];
 
-  const localNetworks = new Set<string>();
-  for (const endpoint of view.endpoints.values()) {
-    if (endpoint.node === self.name && view.networks.has(endpoint.network)) localNetworks.add(endpoint.network);
-  }
+  const cache = renderCacheOf(view, self);
 
-  for (const name of [...localNetworks].sort()) {
+  for (const name of cache.sync(view, self)) {
     const network = view.networks.get(name)!;
+    const rendered = cache.networks.get(name)!;
     const bridge = deviceNames.bridge(network.vni);
     const vxlan = deviceNames.vxlan(network.vni);
     const subnetCidrs = network.subnets.map((s) => s.cidr);
@@ -80,9 +78,9 @@ export function desiredState(view: ClusterView, self: Self, containers: Readonly
       internal: network.internal,
     });
 
-    const peerVteps = new Set<string>();
-    for (const endpoint of view.endpointsOf(name)) {
-      if (endpoint.node === self.name) {
+    for (const id of rendered.locals) {
+      const endpoint = view.endpoints.get(id);
+      if (endpoint) {
         const netns = endpoint.container !== undefined ? containers.get(endpoint.container) : endpoint.netns;
         if (endpoint.docker === undefined && netns === undefined) continue;
         endpoints.push({
@@ -98,19 +96,174 @@ export function desiredState(view: ClusterView, self: Self, containers: Readonly
           mtu: network.mtu,
           extraRoutes: subnetCidrs.filter((cidr) => !isInside(endpoint.ip, cidr)),
         });
-        continue;
       }
-      const vtep = view.nodes.get(endpoint.node)?.address;
-      // A peer on a node we do not know (yet) or that claims our own address cannot be programmed.
-      if (!vtep || vtep === self.address) continue;
-      peers.push({ vxlan, ip: endpoint.ip, mac: endpoint.mac, vtep });
-      peerVteps.add(vtep);
     }
-    if (!network.multicastGroup) {
-      for (const vtep of [...peerVteps].sort()) floods.push({ vxlan, vtep });
+    // one by one: a network of 100,000 peers spread into push() would overflow the stack
+    for (const peer of rendered.peerList()) peers.push(peer);
+    if (!network.multicastGroup) for (const flood of rendered.floodList()) floods.push(flood);
+  }
+  return { networks, peers, floods, endpoints, vxlanFilter: cache.filter(view, self) };
+}
+
+/**
+ * What desiredState keeps between passes, one per view: per network, the remote endpoints already rendered
+ * as peers (and their VTEPs, for the flood entries) and the local endpoint ids, brought up to date from
+ * ClusterView.takeChanges. A pass then costs what changed plus copying references into the result, instead
+ * of rendering every remote endpoint again (bench/scale, agents with up to 18,000 remote endpoints: see
+ * bench/results/scale-fixes.md). The result is the same as rendering from scratch, in the same order.
+ */
+class RenderCache {
+  readonly selfKey: string;
+  readonly networks = new Map<string, NetworkRender>();
+  #epoch = -1;
+  #vtepsVersion = -1;
+  #nodesVersion = -1;
+  #filterKey = '';
+  #filter: VxlanFilter | undefined;
+
+  constructor(self: Self) {
+    this.selfKey = selfKeyOf(self);
+  }
+
+  /** Brings every network of the view up to date; the names of those with a local endpoint, sorted. */
+  sync(view: ClusterView, self: Self): string[] {
+    if (this.#epoch !== view.epoch || this.#vtepsVersion !== view.vtepsVersion) {
+      this.networks.clear();
+      this.#epoch = view.epoch;
+      this.#vtepsVersion = view.vtepsVersion;
+    }
+    const nodesMoved = this.#nodesVersion !== view.nodesVersion;
+    this.#nodesVersion = view.nodesVersion;
+    for (const name of this.networks.keys()) if (!view.networks.has(name)) this.networks.delete(name);
+    const local: string[] = [];
+    for (const [name, network] of view.networks) {
+      const changes = view.takeChanges(name);
+      let rendered = this.networks.get(name);
+      if (!rendered || changes.all || rendered.network !== network) {
+        rendered = new NetworkRender(name, network);
+        for (const endpoint of view.endpointsOf(name)) rendered.put(view, self, endpoint);
+        this.networks.set(name, rendered);
+      } else {
+        for (const id of changes.ids) rendered.update(view, self, id);
+        if (nodesMoved) rendered.retryUnknown(view, self);
+      }
+      if (rendered.locals.size > 0) local.push(name);
+    }
+    return local.sort();
+  }
+
+  /** vxlanFilterOf, computed again only when nodes or networks changed. */
+  filter(view: ClusterView, self: Self): VxlanFilter {
+    const key = `${view.epoch}/${view.nodesVersion}/${view.networksVersion}`;
+    if (this.#filter === undefined || this.#filterKey !== key) {
+      this.#filter = vxlanFilterOf(view, self);
+      this.#filterKey = key;
+    }
+    return this.#filter;
+  }
+}
+
+class NetworkRender {
+  readonly name: string;
+  readonly network: Network;
+  readonly vxlan: string;
+  /** remote endpoint id → its peer entry, in the view's order */
+  readonly peers = new Map<string, DesiredPeer>();
+  /** this node's endpoints here, in the view's order */
+  readonly locals = new Set<string>();
+  /** VTEP → how many peers it carries */
+  readonly vteps = new Map<string, number>();
+  /** remote endpoints whose node is not (yet) known, by id → node */
+  readonly #unknown = new Map<string, string>();
+  #peerList: DesiredPeer[] | undefined;
+  #floodList: DesiredFlood[] | undefined;
+
+  constructor(name: string, network: Network) {
+    this.name = name;
+    this.network = network;
+    this.vxlan = deviceNames.vxlan(network.vni);
+  }
+
+  peerList(): DesiredPeer[] {
+    return (this.#peerList ??= [...this.peers.values()]);
+  }
+
+  floodList(): DesiredFlood[] {
+    return (this.#floodList ??= [...this.vteps.keys()].sort().map((vtep) => ({ vxlan: this.vxlan, vtep })));
+  }
+
+  update(view: ClusterView, self: Self, id: string): void {
+    const endpoint = view.endpoints.get(id);
+    if (endpoint && endpoint.network === this.name) {
+      this.put(view, self, endpoint);
+      return;
+    }
+    this.locals.delete(id);
+    this.#unknown.delete(id);
+    this.#dropPeer(id);
+  }
+
+  put(view: ClusterView, self: Self, endpoint: Endpoint): void {
+    const id = endpoint.id;
+    if (endpoint.node === self.name) {
+      this.#dropPeer(id);
+      this.locals.add(id);
+      return;
+    }
+    this.locals.delete(id);
+    const vtep = view.nodes.get(endpoint.node)?.address;
+    // A peer on a node we do not know (yet) or that claims our own address cannot be programmed.
+    if (!vtep || vtep === self.address) {
+      if (!vtep) this.#unknown.set(id, endpoint.node);
+      this.#dropPeer(id);
+      return;
+    }
+    this.#unknown.delete(id);
+    const old = this.peers.get(id);
+    if (old && old.ip === endpoint.ip && old.mac === endpoint.mac && old.vtep === vtep) return;
+    if (old) this.#release(old.vtep);
+    this.peers.set(id, { vxlan: this.vxlan, ip: endpoint.ip, mac: endpoint.mac, vtep });
+    this.vteps.set(vtep, (this.vteps.get(vtep) ?? 0) + 1);
+    this.#peerList = undefined;
+    this.#floodList = undefined;
+  }
+
+  /** Endpoints that waited for their node: the node may be known now. */
+  retryUnknown(view: ClusterView, self: Self): void {
+    for (const [id, node] of [...this.#unknown]) {
+      const endpoint = view.endpoints.get(id);
+      if (!endpoint) this.#unknown.delete(id);
+      else if (view.nodes.has(node)) this.put(view, self, endpoint);
     }
   }
-  return { networks, peers, floods, endpoints, vxlanFilter: vxlanFilterOf(view, self) };
+
+  #dropPeer(id: string): void {
+    const old = this.peers.get(id);
+    if (!old) return;
+    this.peers.delete(id);
+    this.#release(old.vtep);
+    this.#peerList = undefined;
+  }
+
+  #release(vtep: string): void {
+    const n = (this.vteps.get(vtep) ?? 1) - 1;
+    if (n > 0) this.vteps.set(vtep, n);
+    else this.vteps.delete(vtep);
+    this.#floodList = undefined;
+  }
+}
+
+const renderCaches = new WeakMap<ClusterView, RenderCache>();
+
+const selfKeyOf = (self: Self): string => `${self.name} ${self.address} ${self.underlayDevice}`;
+
+function renderCacheOf(view: ClusterView, self: Self): RenderCache {
+  let cache = renderCaches.get(view);
+  if (!cache || cache.selfKey !== selfKeyOf(self)) {
+    cache = new RenderCache(self);
+    renderCaches.set(view, cache);
+  }
+  return cache;
 }
 
 /**

@@ -10,7 +10,7 @@ import { parseManagerUrl } from '../client/client.ts';
 import { VxnetError } from '../core/errors.ts';
 import { parseCidr, parseIPv4 } from '../core/ipv4.ts';
 import type { CreateEndpointRequest, CreateNetworkRequest } from '../core/model.ts';
-import { normaliseNetns, requireIfname, requireName } from '../core/names.ts';
+import { normaliseNetns, requireContainerRef, requireIfname, requireName } from '../core/names.ts';
 
 /** A mistake in the command line: exit status 2. */
 export class UsageError extends Error {
@@ -57,6 +57,8 @@ export type Command =
       name: string | undefined;
       stateDir: string | undefined;
       watchTimeoutSeconds?: number;
+      dockerSocket?: string;
+      pluginSocket?: string;
     }
   | { kind: 'network-create'; connection: Connection; json: boolean; request: CreateNetworkRequest }
   | { kind: 'network-ls'; connection: Connection; json: boolean }
@@ -66,7 +68,7 @@ export type Command =
   | { kind: 'node-rm'; connection: Connection; name: string; drain: boolean }
   | { kind: 'endpoint-ls'; connection: Connection; json: boolean; filter: { network?: string; node?: string } }
   | { kind: 'attach'; connection: Connection; json: boolean; request: CreateEndpointRequest; waitSeconds: number }
-  | { kind: 'detach'; connection: Connection; network: string; node: string; netns: string; ifname: string }
+  | { kind: 'detach'; connection: Connection; network: string; node: string; netns?: string; container?: string; ifname: string }
   | { kind: 'token-rotate'; connection: Connection; role: 'worker' | 'admin' }
   | { kind: 'demo'; keep: boolean };
 
@@ -184,7 +186,8 @@ const COMMANDS: CommandSpec[] = [
     path: 'agent',
     summary: 'run the agent on this host (programs VXLAN, bridges and endpoints)',
     args: [],
-    synopsis: '--manager https://ADDR:PORT [--token TOKEN] --advertise-addr IP [--name NAME] [--state-dir DIR]',
+    synopsis:
+      '--manager https://ADDR:PORT [--token TOKEN] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH]]',
     flags: [
       { name: 'advertise-addr', kind: 'ipv4', value: 'IP', help: "this host's underlay address, the VTEP address peers send VXLAN to" },
       { name: 'name', kind: 'string', value: 'NAME', help: 'node name (default: the host name)' },
@@ -199,6 +202,18 @@ const COMMANDS: CommandSpec[] = [
         kind: 'integer',
         value: 'SECONDS',
         help: 'reconnect when the manager has sent nothing for this long (default: 30; it pings every 10)',
+      },
+      {
+        name: 'docker-socket',
+        kind: 'string',
+        value: 'PATH',
+        help: "link the agent to the Docker engine with this API socket (e.g. /run/docker.sock): serve the vxnet network plugin, keep a Docker network per vxnet network, attach containers",
+      },
+      {
+        name: 'plugin-socket',
+        kind: 'string',
+        value: 'PATH',
+        help: 'where to serve the Docker plugin (default: /run/docker/plugins/vxnet.sock, where Docker looks)',
       },
     ],
     connection: true,
@@ -218,6 +233,16 @@ const COMMANDS: CommandSpec[] = [
         if (watchTimeout < 1 || watchTimeout > 3600) throw new UsageError('--watch-timeout must be from 1 to 3600 seconds.');
         command.watchTimeoutSeconds = watchTimeout;
       }
+      const dockerSocket = one(p, 'docker-socket');
+      const pluginSocket = one(p, 'plugin-socket');
+      for (const [flag, path] of [['docker-socket', dockerSocket], ['plugin-socket', pluginSocket]] as const) {
+        if (path !== undefined && !path.startsWith('/')) throw new UsageError(`--${flag} needs an absolute path, not "${path}".`);
+      }
+      if (pluginSocket !== undefined && dockerSocket === undefined) {
+        throw new UsageError('--plugin-socket needs --docker-socket: the plugin serves the Docker engine the agent is linked to.');
+      }
+      if (dockerSocket !== undefined) command.dockerSocket = dockerSocket;
+      if (pluginSocket !== undefined) command.pluginSocket = pluginSocket;
       return command;
     },
   },
@@ -330,12 +355,18 @@ const COMMANDS: CommandSpec[] = [
   },
   {
     path: 'attach',
-    summary: 'connect a network namespace to a network',
+    summary: 'connect a network namespace or a Docker container to a network',
     args: ['NETWORK'],
-    synopsis: 'NETWORK --node NODE --netns NAME|PATH [--ip IP] [--ifname NAME] [--timeout SECONDS]',
+    synopsis: 'NETWORK --node NODE (--netns NAME|PATH | --container NAME|ID) [--ip IP] [--ifname NAME] [--timeout SECONDS]',
     flags: [
       { name: 'node', kind: 'string', value: 'NODE', help: 'the node that holds the namespace' },
       { name: 'netns', kind: 'string', value: 'NAME|PATH', help: 'namespace name (/run/netns/NAME) or path, e.g. /proc/PID/ns/net' },
+      {
+        name: 'container',
+        kind: 'string',
+        value: 'NAME|ID',
+        help: "a running container of the node's Docker engine (its agent needs --docker-socket), started with any network, even none",
+      },
       { name: 'ip', kind: 'ipv4', value: 'IP', help: 'address to give (default: the lowest free one)' },
       { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' },
       {
@@ -348,9 +379,8 @@ const COMMANDS: CommandSpec[] = [
     connection: true,
     json: true,
     build(p) {
-      const netns = required(p, 'netns');
-      checked(() => normaliseNetns(netns));
-      const request: CreateEndpointRequest = { network: p.positionals[0]!, node: required(p, 'node'), netns };
+      const target = targetOf(p);
+      const request: CreateEndpointRequest = { network: p.positionals[0]!, node: required(p, 'node'), ...target };
       const ifname = one(p, 'ifname');
       if (ifname !== undefined) request.ifname = checked(() => requireIfname(ifname));
       const ip = one(p, 'ip');
@@ -361,25 +391,26 @@ const COMMANDS: CommandSpec[] = [
   },
   {
     path: 'detach',
-    summary: 'disconnect a network namespace from a network',
+    summary: 'disconnect a network namespace or a Docker container from a network',
     args: ['NETWORK'],
-    synopsis: 'NETWORK --node NODE --netns NAME|PATH [--ifname NAME]',
+    synopsis: 'NETWORK --node NODE (--netns NAME|PATH | --container NAME|ID) [--ifname NAME]',
     flags: [
       { name: 'node', kind: 'string', value: 'NODE', help: 'the node that holds the namespace' },
       { name: 'netns', kind: 'string', value: 'NAME|PATH', help: 'namespace name (/run/netns/NAME) or path' },
+      { name: 'container', kind: 'string', value: 'NAME|ID', help: 'the container, as given to vxnet attach --container' },
       { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' },
     ],
     connection: true,
     json: false,
     build(p) {
-      const netns = required(p, 'netns');
+      const target = targetOf(p);
       const ifname = one(p, 'ifname') ?? 'eth0';
       return {
         kind: 'detach',
         connection: connection(p),
         network: p.positionals[0]!,
         node: required(p, 'node'),
-        netns: checked(() => normaliseNetns(netns)),
+        ...target,
         ifname: checked(() => requireIfname(ifname)),
       };
     },
@@ -602,6 +633,20 @@ function checked<T>(validate: () => T): T {
     if (err instanceof VxnetError) throw new UsageError(err.message);
     throw err;
   }
+}
+
+/** `--netns` (normalised to a path) or `--container`, exactly one. */
+function targetOf(p: Parsed): { netns: string } | { container: string } {
+  const netns = one(p, 'netns');
+  const container = one(p, 'container');
+  if (netns !== undefined && container !== undefined) {
+    throw new UsageError(`"vxnet ${p.path}" takes --netns or --container, not both.`);
+  }
+  if (container !== undefined) return { container: checked(() => requireContainerRef(container)) };
+  if (netns === undefined) {
+    throw new UsageError(`"vxnet ${p.path}" needs --netns NAME|PATH or --container NAME|ID; run "vxnet ${p.path} --help" for its flags.`);
+  }
+  return { netns: checked(() => normaliseNetns(netns)) };
 }
 
 /** Each --gateway belongs to the --subnet just before it. */

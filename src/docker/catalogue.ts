@@ -147,8 +147,8 @@ export class NetworkCatalogue {
         const left = deadline - Date.now();
         if (left <= 0) return undefined;
         const made = await Promise.race([pending.done, sleep(left, signal).then(() => undefined)]);
-        if (made) return made;
-        continue;
+        // this node's creation failed (or the wait ran out): nothing more to wait for
+        return made ?? this.bySubnet(cidr);
       }
       if (Date.now() >= deadline || signal?.aborted) return undefined;
       await sleep(Math.min(this.#pollMs, deadline - Date.now()), signal);

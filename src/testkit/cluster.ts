@@ -128,6 +128,8 @@ export interface ManagerInfo {
 export interface StartAgentOptions {
   /** the join token to pass (default: the current worker token); false: start without --token */
   token?: string | false;
+  /** more arguments for this agent, after `agentArgs` (e.g. --docker-socket, see testkit/docker.ts) */
+  args?: readonly string[];
 }
 
 export interface Cluster {
@@ -604,6 +606,7 @@ class SimCluster implements Cluster {
       '--name',
       host.name,
       ...(this.#options.agentArgs ?? []),
+      ...(options.args ?? []),
     ]);
     // Registered by this incarnation: the node is up and was (re-)registered or seen since the start.
     await this.#waitUntil(handle, Date.now() + this.#daemonTimeoutMs, `node ${host.name} to register`, async () => {

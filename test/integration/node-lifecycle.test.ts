@@ -6,7 +6,7 @@
  * - `vxnet node rm` refuses a node that still has endpoints, and `vxnet node rm --drain` withdraws the
  *   node's endpoints from every peer's kernel within 2 s (measured from the CLI call to the last peer
  *   that no longer holds any entry pointing at the node), releases their addresses, and the removed
- *   node's agent says in its log that it is no longer registered.
+ *   node's agent says in its log that it is no longer registered; restarted, it joins again as a new, empty node.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -158,5 +158,11 @@ describe('node lifecycle: down is not gone, rm withdraws', () => {
       const owned = await ownedKernelObjects(cluster, host3);
       return owned.links.length === 0 && !owned.nftTable;
     });
+
+    // Restarted, the agent registers its node again, as a new node without endpoints.
+    await cluster.restartAgent(host3);
+    const back = (await nodes()).find((n) => n.name === 'host3');
+    assert.equal(back?.state, 'up');
+    assert.deepEqual((await cluster.api<unknown[]>('GET', '/v1/endpoints?node=host3')).body, []);
   });
 });

@@ -293,7 +293,7 @@ describe('CLI argument parsing: other commands', () => {
     });
     usageError('agent', /^"vxnet agent" needs --advertise-addr/);
     usageError('agent --advertise-addr 10.0.0.2 --name bad/name', /^node name "bad\/name" is invalid/);
-    usageError('agent --advertise-addr 10.0.0.2 --docker-socket /run/docker.sock', /^unknown flag --docker-socket/);
+    usageError('agent --advertise-addr 10.0.0.2 --docker-sock /run/docker.sock', /^unknown flag --docker-sock/);
   });
 
   test('token rotate: worker or admin, with the admin connection', () => {

@@ -28,6 +28,8 @@ type RunAgent = (
     name?: string;
     log?: (line: string) => void;
     watchIdleMs?: number;
+    dockerSocket?: string;
+    pluginSocket?: string;
   },
   signal: AbortSignal,
 ) => Promise<void>;
@@ -62,6 +64,8 @@ export async function agent(command: Extract<Command, { kind: 'agent' }>, ctx: C
   if (command.connection.ca !== undefined) options.ca = readCaFile(command.connection.ca);
   if (command.stateDir !== undefined) options.stateDir = command.stateDir;
   if (command.watchTimeoutSeconds !== undefined) options.watchIdleMs = command.watchTimeoutSeconds * 1000;
+  if (command.dockerSocket !== undefined) options.dockerSocket = command.dockerSocket;
+  if (command.pluginSocket !== undefined) options.pluginSocket = command.pluginSocket;
   await runAgent(options, ctx.signal);
   return 0;
 }

@@ -13,17 +13,26 @@ export async function attach(command: Extract<Command, { kind: 'attach' }>, ctx:
   return 0;
 }
 
-/** Finds the endpoint by (network, node, netns, ifname) — netns already normalised like the manager's. */
+/**
+ * Finds the endpoint by (network, node, netns or container, ifname) — netns already normalised like the
+ * manager's, a container as it was given to attach.
+ */
 export async function detach(command: Extract<Command, { kind: 'detach' }>, ctx: CommandContext): Promise<number> {
   await withClient(command.connection, async (client) => {
     const endpoints = await client.listEndpoints({ network: command.network, node: command.node }, ctx.signal);
     const endpoint = endpoints.find(
-      (e) => e.network === command.network && e.node === command.node && e.netns === command.netns && e.ifname === command.ifname,
+      (e) =>
+        e.network === command.network &&
+        e.node === command.node &&
+        e.netns === command.netns &&
+        e.container === command.container &&
+        e.ifname === command.ifname,
     );
     if (!endpoint) {
+      const target = command.container !== undefined ? `container ${command.container}` : command.netns;
       throw new VxnetError(
         'endpoint_not_found',
-        `network ${command.network} has no endpoint on node ${command.node} in ${command.netns} with interface ${command.ifname}.`,
+        `network ${command.network} has no endpoint on node ${command.node} in ${target} with interface ${command.ifname}.`,
       );
     }
     await client.deleteEndpoint(endpoint.id, {}, ctx.signal);

@@ -1,0 +1,349 @@
+/**
+ * The Docker network and IPAM drivers as plain classes, with recording fakes for the manager, the agent and
+ * the engine: every plugin call's mapping onto vxnet, and every refusal.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { VxnetError } from '../../src/core/errors.ts';
+import type { CreateEndpointRequest, CreateNetworkRequest, CreateReservationRequest, Endpoint, Network, Node, Reservation } from '../../src/core/model.ts';
+import { NetworkCatalogue } from '../../src/docker/catalogue.ts';
+import { IpamDriver } from '../../src/docker/ipam-driver.ts';
+import { NetworkDriver, type NetworkDriverOptions } from '../../src/docker/network-driver.ts';
+import type { CreateNetworkRequest as DockerCreateNetwork } from '../../src/docker/api.ts';
+
+const NET_ID = '1'.repeat(64);
+const NET_ID2 = '2'.repeat(64);
+const EP_ID = 'e'.repeat(64);
+
+function network(name: string, cidrs: string[], extra: Partial<Network> = {}): Network {
+  return {
+    name,
+    vni: 4097,
+    subnets: cidrs.map((cidr) => ({ cidr, gateway: cidr.replace(/\.0\/\d+$/, '.1') })),
+    mtu: 1450,
+    port: 4789,
+    internal: false,
+    createdAt: '',
+    ...extra,
+  };
+}
+
+class FakeView {
+  readonly networks = new Map<string, Network>();
+  readonly nodes = new Map<string, Node>([['host1', { name: 'host1', address: '10.99.0.11', mtu: 1500, registeredAt: '' }]]);
+  readonly endpoints = new Map<string, Endpoint>();
+  add(n: Network): void {
+    this.networks.set(n.name, n);
+  }
+}
+
+class FakeManager {
+  reservations: CreateReservationRequest[] = [];
+  released: string[] = [];
+  endpoints: CreateEndpointRequest[] = [];
+  deletedEndpoints: string[] = [];
+  networks: CreateNetworkRequest[] = [];
+  removedNetworks: string[] = [];
+  fail: Partial<Record<'reserve' | 'release' | 'createNetwork' | 'removeNetwork' | 'createEndpoint', VxnetError>> = {};
+  next = 2;
+  async createReservation(req: CreateReservationRequest): Promise<Reservation> {
+    if (this.fail.reserve) throw this.fail.reserve;
+    this.reservations.push(req);
+    const ip = req.ip ?? `10.1.0.${this.next++}`;
+    return { network: req.network, ip, prefix: 24, gateway: '10.1.0.1', node: req.node, createdAt: '' };
+  }
+  async deleteReservation(network: string, ip: string, options: { node: string }): Promise<void> {
+    if (this.fail.release) throw this.fail.release;
+    this.released.push(`${network}/${ip}@${options.node}`);
+  }
+  async createEndpoint(req: CreateEndpointRequest): Promise<Endpoint> {
+    if (this.fail.createEndpoint) throw this.fail.createEndpoint;
+    this.endpoints.push(req);
+    return {
+      id: 'abcdefabcdef', network: req.network, node: req.node, docker: req.docker!, ifname: 'eth', ip: req.ip!, prefix: 24,
+      gateway: '10.1.0.1', mac: '02:78:0a:01:00:05', status: 'pending', reserved: true, createdAt: '',
+    };
+  }
+  async deleteEndpoint(id: string): Promise<void> {
+    this.deletedEndpoints.push(id);
+  }
+  async createNetwork(req: CreateNetworkRequest): Promise<Network> {
+    if (this.fail.createNetwork) throw this.fail.createNetwork;
+    this.networks.push(req);
+    return network(req.name, (req.subnets ?? []).map((s) => s.cidr), { vni: req.vni ?? 4097 });
+  }
+  async removeNetwork(name: string): Promise<void> {
+    if (this.fail.removeNetwork) throw this.fail.removeNetwork;
+    this.removedNetworks.push(name);
+  }
+}
+
+function code(c: string, pattern?: RegExp) {
+  return (err: unknown) => {
+    assert.ok(err instanceof VxnetError, `expected VxnetError, got ${String(err)}`);
+    assert.equal(err.code, c, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  };
+}
+
+function setup(options: Partial<NetworkDriverOptions> = {}) {
+  const view = new FakeView();
+  view.add(network('blue', ['10.1.0.0/24']));
+  const catalogue = new NetworkCatalogue(view, { pollMs: 5 });
+  const manager = new FakeManager();
+  const ipam = new IpamDriver({ api: manager, catalogue, node: 'host1', networkWaitMs: 100 });
+  const ready = new Map<string, string | true>();
+  const engineNames = new Map<string, string>();
+  const engineRemoved: string[] = [];
+  let inspections = 0;
+  const driver = new NetworkDriver({
+    node: 'host1',
+    catalogue,
+    endpoints: manager,
+    admin: manager,
+    canAdminister: async () => true,
+    agent: {
+      endpoints: view.endpoints,
+      async waitForEndpoint(id: string) {
+        const outcome = ready.get(id);
+        if (outcome === true) return;
+        throw new VxnetError('attach_failed', outcome ?? 'not set up');
+      },
+    },
+    engine: {
+      async inspectNetwork(id: string) {
+        inspections++;
+        // the engine knows the name only after a few looks, as right after CreateNetwork answered
+        return inspections > 2 && engineNames.has(id) ? { Name: engineNames.get(id)! } : undefined;
+      },
+      async removeNetwork(id: string) {
+        engineRemoved.push(id);
+      },
+    },
+    nameTimeoutMs: 2000,
+    ...options,
+  });
+  return { view, catalogue, manager, ipam, driver, ready, engineNames, engineRemoved };
+}
+
+function createRequest(pools: { pool: string; gateway?: string; space?: string }[], generic: Record<string, string> = {}, extra: Record<string, unknown> = {}): DockerCreateNetwork {
+  return {
+    NetworkID: NET_ID,
+    Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': generic, ...extra },
+    IPv4Data: pools.map((p) => ({ AddressSpace: p.space ?? 'vxnet', Pool: p.pool, ...(p.gateway ? { Gateway: p.gateway } : {}) })),
+    IPv6Data: [],
+  };
+}
+
+describe('IPAM driver', () => {
+  it('announces one address space and no replay', () => {
+    const { ipam } = setup();
+    assert.deepEqual(ipam.getDefaultAddressSpaces(), { LocalDefaultAddressSpace: 'vxnet', GlobalDefaultAddressSpace: 'vxnet' });
+    assert.deepEqual(ipam.getCapabilities(), { RequiresMACAddress: false, RequiresRequestReplay: false });
+  });
+
+  it('a pool of an existing network carries its gateway; a new subnet its first address; no subnet a free /24', () => {
+    const { ipam } = setup();
+    const req = { AddressSpace: 'vxnet', SubPool: '', Options: {}, V6: false };
+    assert.deepEqual(ipam.requestPool({ ...req, Pool: '10.1.0.0/24' }), {
+      PoolID: 'vxnet:10.1.0.0/24', Pool: '10.1.0.0/24', Data: { 'com.docker.network.gateway': '10.1.0.1/24' },
+    });
+    assert.deepEqual(ipam.requestPool({ ...req, Pool: '10.9.0.0/16' }).Data, { 'com.docker.network.gateway': '10.9.0.1/16' });
+    assert.equal(ipam.requestPool({ ...req, Pool: '' }).Pool, '10.200.0.0/24');
+  });
+
+  it('refuses IPv6, --ip-range, IPAM options, overlaps, bad prefixes', () => {
+    const { ipam } = setup();
+    const req = { AddressSpace: 'vxnet', Pool: '10.5.0.0/24', SubPool: '', Options: {}, V6: false };
+    assert.throws(() => ipam.requestPool({ ...req, V6: true }), code('bad_request', /IPv4-only/));
+    assert.throws(() => ipam.requestPool({ ...req, SubPool: '10.5.0.0/25' }), code('bad_request', /--ip-range/));
+    assert.throws(() => ipam.requestPool({ ...req, Options: { foo: 'bar' } }), code('bad_request', /--ipam-opt foo/));
+    assert.throws(() => ipam.requestPool({ ...req, Pool: '10.1.0.0/16' }), code('subnet_overlap', /overlaps 10.1.0.0\/24 of network blue/));
+    assert.throws(() => ipam.requestPool({ ...req, Pool: '10.5.0.0/31' }), code('invalid_cidr'));
+    assert.throws(() => ipam.requestPool({ ...req, Pool: '10.5.0.1/24' }), code('invalid_cidr'));
+  });
+
+  it('an address request becomes a reservation of this node (with --ip, that address)', async () => {
+    const { ipam, manager } = setup();
+    assert.deepEqual(await ipam.requestAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '', Options: {} }), { Address: '10.1.0.2/24', Data: {} });
+    assert.deepEqual(await ipam.requestAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '10.1.0.77', Options: {} }), { Address: '10.1.0.77/24', Data: {} });
+    assert.deepEqual(manager.reservations, [
+      { network: 'blue', node: 'host1' },
+      { network: 'blue', node: 'host1', ip: '10.1.0.77' },
+    ]);
+    manager.fail.reserve = new VxnetError('address_in_use', 'address 10.1.0.77 is already in use on network blue.');
+    await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '10.1.0.77', Options: {} }), code('address_in_use'));
+  });
+
+  it('a gateway request must name the network\'s gateway; a new network\'s is checked against its subnet', async () => {
+    const { ipam, manager } = setup();
+    const gw = { RequestAddressType: 'com.docker.network.gateway' };
+    assert.equal((await ipam.requestAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '10.1.0.1', Options: gw })).Address, '10.1.0.1/24');
+    await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '10.1.0.9', Options: gw }), code('address_reserved', /gateway of 10.1.0.0\/24/));
+    assert.equal((await ipam.requestAddress({ PoolID: 'vxnet:10.7.0.0/24', Address: '10.7.0.254', Options: gw })).Address, '10.7.0.254/24');
+    await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:10.7.0.0/24', Address: '10.7.0.255', Options: gw }), code('gateway_outside_subnet'));
+    assert.deepEqual(manager.reservations, [], 'gateways are never reserved');
+  });
+
+  it('an address in a subnet no network has is refused after a short wait; a bad pool id at once', async () => {
+    const { ipam } = setup();
+    await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:10.8.0.0/24', Address: '', Options: {} }), code('network_not_found', /10.8.0.0\/24/));
+    await assert.rejects(ipam.requestAddress({ PoolID: 'default/10.8.0.0/24', Address: '', Options: {} }), code('bad_request'));
+  });
+
+  it('release deletes this node\'s reservation; nothing to release, the gateway or a gone network is fine', async () => {
+    const { ipam, manager } = setup();
+    await ipam.releaseAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '10.1.0.5' });
+    await ipam.releaseAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '10.1.0.1' });
+    await ipam.releaseAddress({ PoolID: 'vxnet:10.66.0.0/24', Address: '10.66.0.5' });
+    manager.fail.release = new VxnetError('reservation_not_found', 'address 10.1.0.6 on network blue is not reserved by node host1.');
+    await ipam.releaseAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '10.1.0.6' });
+    assert.deepEqual(manager.released, ['blue/10.1.0.5@host1']);
+    manager.fail.release = new VxnetError('unavailable', 'cannot reach the manager');
+    await assert.rejects(ipam.releaseAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '10.1.0.6' }), code('unavailable'));
+  });
+});
+
+describe('network driver: networks', () => {
+  it('a Docker network with exactly the subnets of a vxnet network is bound to it', async () => {
+    const { driver, catalogue, manager } = setup();
+    await driver.createNetwork(createRequest([{ pool: '10.1.0.0/24', gateway: '10.1.0.1/24' }], { vni: '4097' }));
+    assert.deepEqual(catalogue.binding(NET_ID), { name: 'blue', cidrs: ['10.1.0.0/24'] });
+    assert.deepEqual(manager.networks, []);
+  });
+
+  it('binding refuses options that disagree with the network, and partial subnets', async () => {
+    const { driver, view } = setup();
+    view.add(network('red', ['10.2.0.0/24', '10.3.0.0/24']));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.1.0.0/24' }], { vni: '5' })), code('bad_request', /its VNI is 4097, not 5/));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.1.0.0/24' }], {}, { 'com.docker.network.internal': true })), code('bad_request', /not internal/));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.1.0.0/24', gateway: '10.1.0.9/24' }])), code('bad_request', /gateway of 10.1.0.0\/24 is 10.1.0.1/));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.2.0.0/24' }])), code('subnet_overlap', /exactly those of one vxnet network/));
+  });
+
+  it('refuses what vxnet networks cannot be: other IPAM, aux addresses, IPv6, unknown options', async () => {
+    const { driver } = setup();
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24', space: 'LocalDefault' }])), code('bad_request', /--ipam-driver vxnet/));
+    const aux = createRequest([{ pool: '10.5.0.0/24' }]);
+    aux.IPv4Data[0]!.AuxAddresses = { a: '10.5.0.9' };
+    await assert.rejects(driver.createNetwork(aux), code('bad_request', /--aux-address/));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], {}, { 'com.docker.network.enable_ipv6': true })), code('bad_request', /IPv4-only/));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], { color: 'red' })), code('bad_request', /unknown option "-o color"/));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], { vni: 'ten' })), code('bad_request', /whole number/));
+  });
+
+  it('a new subnet is checked at once, then created under the Docker network\'s name once the engine knows it', async () => {
+    const { driver, catalogue, manager, engineNames } = setup();
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], { vni: '4097' })), code('vni_in_use'));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], { mtu: '9000' })), code('mtu_too_large'));
+    engineNames.set(NET_ID, 'green');
+    await driver.createNetwork(createRequest([{ pool: '10.5.0.0/24', gateway: '10.5.0.1/24' }], { vni: '300', mtu: '1400' }, { 'com.docker.network.internal': true }));
+    assert.ok(catalogue.isPending(NET_ID));
+    const made = await catalogue.networkForSubnet('10.5.0.0/24', 2000);
+    assert.equal(made?.name, 'green');
+    assert.deepEqual(manager.networks, [{ name: 'green', subnets: [{ cidr: '10.5.0.0/24', gateway: '10.5.0.1' }], vni: 300, mtu: 1400, internal: true }]);
+    assert.deepEqual(catalogue.binding(NET_ID), { name: 'green', cidrs: ['10.5.0.0/24'] });
+    assert.ok(catalogue.recentSubnets().has('10.5.0.0/24'));
+  });
+
+  it('without the admin token, a new subnet is refused with what to do instead', async () => {
+    const { driver } = setup({ canAdminister: async () => false });
+    await assert.rejects(
+      driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }])),
+      code('forbidden', /vxnet network create NAME --subnet 10.5.0.0\/24.*admin token/),
+    );
+  });
+
+  it('a creation that fails after the answer removes the Docker network again', async () => {
+    const { driver, catalogue, manager, engineNames, engineRemoved } = setup();
+    manager.fail.createNetwork = new VxnetError('network_exists', 'network blue already exists.');
+    engineNames.set(NET_ID, 'blue');
+    await driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }]));
+    assert.equal(await catalogue.networkForSubnet('10.5.0.0/24', 2000), undefined);
+    assert.deepEqual(engineRemoved, [NET_ID]);
+    assert.equal(catalogue.isPending(NET_ID), false);
+  });
+
+  it('docker network rm deletes the bound vxnet network (admin only), unless another Docker network still stands for it', async () => {
+    const { driver, manager, catalogue } = setup();
+    await driver.createNetwork(createRequest([{ pool: '10.1.0.0/24' }]));
+    await driver.createNetwork({ ...createRequest([{ pool: '10.1.0.0/24' }]), NetworkID: NET_ID2 });
+    await driver.deleteNetwork({ NetworkID: NET_ID2 });
+    assert.deepEqual(manager.removedNetworks, []);
+    await driver.deleteNetwork({ NetworkID: NET_ID });
+    assert.deepEqual(manager.removedNetworks, ['blue']);
+    assert.ok(catalogue.isDeleted('blue'), 'the sync must not restore it while the view still shows it');
+    await driver.deleteNetwork({ NetworkID: '3'.repeat(64) }); // unknown: nothing
+    assert.deepEqual(manager.removedNetworks, ['blue']);
+  });
+
+  it('docker network rm leaves a vxnet network that is in use (and lets the sync restore its Docker network)', async () => {
+    const { driver, manager, catalogue } = setup();
+    await driver.createNetwork(createRequest([{ pool: '10.1.0.0/24' }]));
+    manager.fail.removeNetwork = new VxnetError('network_in_use', 'network blue still has 1 endpoint.');
+    await driver.deleteNetwork({ NetworkID: NET_ID });
+    assert.equal(catalogue.isDeleted('blue'), false);
+    const noAdmin = setup({ canAdminister: async () => false });
+    await noAdmin.driver.createNetwork(createRequest([{ pool: '10.1.0.0/24' }]));
+    await noAdmin.driver.deleteNetwork({ NetworkID: NET_ID });
+    assert.deepEqual(noAdmin.manager.removedNetworks, []);
+  });
+});
+
+describe('network driver: endpoints', () => {
+  const iface = (Address: string, MacAddress = '') => ({ Address, AddressIPv6: '', MacAddress });
+
+  it('CreateEndpoint adopts the reservation as a Docker endpoint of this node and hands Docker its MAC', async () => {
+    const { driver, manager } = setup();
+    const answer = await driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.1.0.5/24'), Options: {} });
+    assert.deepEqual(answer, { Interface: { MacAddress: '02:78:0a:01:00:05' } });
+    assert.deepEqual(manager.endpoints, [{ network: 'blue', node: 'host1', docker: EP_ID, ip: '10.1.0.5', reserved: true }]);
+    // a MAC Docker already set must be vxnet's
+    assert.deepEqual(await driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.1.0.5/24', '02:78:0A:01:00:05'), Options: {} }), {});
+    await assert.rejects(
+      driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.1.0.5/24', '02:00:00:00:00:01'), Options: {} }),
+      code('bad_request', /--mac-address 02:00:00:00:00:01 cannot be used/),
+    );
+  });
+
+  it('CreateEndpoint refuses an endpoint without an address, with IPv6, or outside every vxnet network', async () => {
+    const { driver } = setup();
+    await assert.rejects(driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface(''), Options: {} }), code('bad_request', /--ipam-driver vxnet/));
+    await assert.rejects(
+      driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.1.0.5/24', AddressIPv6: 'fd00::5/64', MacAddress: '' }, Options: {} }),
+      code('bad_request', /IPv4-only/),
+    );
+    await assert.rejects(driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.77.0.5/24'), Options: {} }), code('network_not_found'));
+  });
+
+  it('Join waits for the local agent and names the handed-over veth end, the gateway and the other subnets', async () => {
+    const { driver, ready, view } = setup();
+    view.add(network('blue', ['10.1.0.0/24', '10.10.0.0/24']));
+    await driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.1.0.5/24'), Options: {} });
+    ready.set('abcdefabcdef', 'creating the veth pair failed');
+    await assert.rejects(driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/x', Options: {} }), code('attach_failed'));
+    ready.set('abcdefabcdef', true);
+    assert.deepEqual(await driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/x', Options: {} }), {
+      InterfaceName: { SrcName: 'vxncabcdefabcd', DstPrefix: 'eth' },
+      Gateway: '10.1.0.1',
+      StaticRoutes: [{ Destination: '10.10.0.0/24', RouteType: 0, NextHop: '10.1.0.1' }],
+      DisableGatewayService: false,
+    });
+  });
+
+  it('after an agent restart the endpoint is found in the view; DeleteEndpoint deletes it, twice is fine', async () => {
+    const { driver, view, manager, ready } = setup();
+    view.endpoints.set('abcdefabcdef', {
+      id: 'abcdefabcdef', network: 'blue', node: 'host1', docker: EP_ID, ifname: 'eth', ip: '10.1.0.5', prefix: 24,
+      gateway: '10.1.0.1', mac: '02:78:0a:01:00:05', status: 'ready', reserved: true, createdAt: '',
+    });
+    ready.set('abcdefabcdef', true);
+    assert.equal((await driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '', Options: {} })).InterfaceName.SrcName, 'vxncabcdefabcd');
+    await driver.deleteEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID });
+    view.endpoints.clear();
+    await driver.deleteEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID });
+    assert.deepEqual(manager.deletedEndpoints, ['abcdefabcdef']);
+    await assert.rejects(driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '', Options: {} }), code('endpoint_not_found'));
+  });
+});

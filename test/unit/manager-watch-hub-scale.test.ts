@@ -1,0 +1,139 @@
+/**
+ * The watch hub at scale (bench/scale measures it with 1,000 agents): snapshots and endpoint lines are the
+ * stored JSON sent verbatim, a snapshot bigger than the slow-consumer bound does not get its session closed,
+ * and when many agents connect at once snapshots are admitted against a byte budget.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { WatchMessage } from '../../src/core/model.ts';
+import { ManagerService } from '../../src/manager/service.ts';
+import { SqliteStore } from '../../src/manager/store/sqlite.ts';
+import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A sink that keeps what it was given and pretends the peer reads only when told to. */
+class SlowSink implements WatchSink {
+  text = '';
+  unread = 0;
+  closed: string | undefined;
+  write(line: string): void {
+    this.text += line;
+    this.unread += Buffer.byteLength(line);
+  }
+  get bufferedBytes(): number {
+    return this.unread;
+  }
+  close(reason: string): void {
+    this.closed = reason;
+  }
+  drain(): void {
+    this.unread = 0;
+  }
+  messages(): WatchMessage[] {
+    return this.text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as WatchMessage);
+  }
+}
+
+async function open(hubOptions: ConstructorParameters<typeof WatchHub>[1] = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'vxnet-hub-scale-'));
+  dirs.push(dir);
+  const store = new SqliteStore(join(dir, 'vxnet.db'));
+  const service = await ManagerService.open(store);
+  const hub = new WatchHub(service.state, { pingIntervalMs: 60_000, ...hubOptions });
+  hub.start();
+  for (const [i, name] of ['host1', 'host2', 'host3'].entries()) {
+    await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
+  }
+  await service.createNetwork({ name: 'blue', subnets: [{ cidr: '10.1.0.0/16' }] });
+  let containers = 0;
+  return {
+    service,
+    hub,
+    async endpoints(node: string, count: number) {
+      for (let i = 0; i < count; i++) await service.createEndpoint({ network: 'blue', node, netns: `${node}-c${containers++}` });
+    },
+    async close() {
+      hub.stop();
+      await service.close();
+      await store.close();
+    },
+  };
+}
+
+test('snapshot and endpoint lines, built from the stored JSON, are byte for byte what serialising the messages gives', async () => {
+  const m = await open();
+  try {
+    await m.endpoints('host1', 3);
+    await m.endpoints('host2', 2);
+    const sink = new SlowSink();
+    m.hub.attach('host1', sink);
+    const expected = JSON.stringify(m.hub.snapshot('host1')) + '\n';
+    assert.equal(sink.text, expected);
+    sink.text = '';
+    const created = await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'late' });
+    const revision = m.service.state.revision;
+    assert.equal(sink.text, JSON.stringify({ type: 'endpoint', revision, endpoint: created }) + '\n');
+  } finally {
+    await m.close();
+  }
+});
+
+test('a snapshot larger than the slow-consumer bound is sent whole; only lag beyond it closes the session', async () => {
+  const m = await open({ maxBufferedBytes: 2048 });
+  try {
+    await m.endpoints('host1', 30); // a snapshot of ~9 KB, four times the bound
+    const sink = new SlowSink();
+    m.hub.attach('host1', sink);
+    assert.equal(sink.closed, undefined, 'the snapshot alone must not close the session');
+    const snapshot = sink.messages()[0]!;
+    assert.equal(snapshot.type === 'snapshot' && snapshot.endpoints.length, 30);
+    // the agent reads the snapshot; then falling behind by more than the bound still closes the session
+    sink.drain();
+    await m.endpoints('host1', 12);
+    assert.equal(sink.closed, 'too slow');
+  } finally {
+    await m.close();
+  }
+});
+
+test('over the snapshot budget, a new session waits and then gets a snapshot holding what changed meanwhile', async () => {
+  const m = await open({ snapshotBudgetBytes: 1 });
+  try {
+    await m.endpoints('host1', 400); // > 64 KiB: the first snapshot stays "unsent" until drained
+    await m.endpoints('host2', 1);
+    const first = new SlowSink();
+    m.hub.attach('host1', first);
+    assert.equal(first.messages()[0]?.type, 'snapshot');
+    const second = new SlowSink();
+    m.hub.attach('host2', second);
+    assert.equal(second.text, '', 'the second snapshot waits for the first to drain');
+    assert.equal(m.hub.waitingCount, 1);
+
+    const during = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'during' });
+    assert.equal(second.text, '', 'a waiting session gets no change lines');
+    first.drain();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const [snapshot, ...rest] = second.messages();
+    assert.equal(snapshot?.type, 'snapshot');
+    assert.deepEqual(rest, []);
+    assert.ok(snapshot?.type === 'snapshot' && snapshot.endpoints.some((e) => e.id === during.id), 'the late snapshot holds the change');
+    assert.equal(snapshot?.type === 'snapshot' && snapshot.revision, m.service.state.revision);
+    assert.equal(m.hub.waitingCount, 0);
+
+    // and from then on it gets changes as usual
+    await m.service.createEndpoint({ network: 'blue', node: 'host3', netns: 'after' });
+    assert.equal(second.messages().at(-1)?.type, 'endpoint');
+  } finally {
+    await m.close();
+  }
+});
