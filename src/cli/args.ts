@@ -357,7 +357,7 @@ const COMMANDS: CommandSpec[] = [
     path: 'attach',
     summary: 'connect a network namespace or a Docker container to a network',
     args: ['NETWORK'],
-    synopsis: 'NETWORK --node NODE (--netns NAME|PATH | --container NAME|ID) [--ip IP] [--ifname NAME] [--timeout SECONDS]',
+    synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ip IP] [--ifname NAME] [--timeout SECONDS]',
     flags: [
       { name: 'node', kind: 'string', value: 'NODE', help: 'the node that holds the namespace' },
       { name: 'netns', kind: 'string', value: 'NAME|PATH', help: 'namespace name (/run/netns/NAME) or path, e.g. /proc/PID/ns/net' },
@@ -379,7 +379,8 @@ const COMMANDS: CommandSpec[] = [
     connection: true,
     json: true,
     build(p) {
-      const target = targetOf(p);
+      // the namespace goes as given (the manager normalises it); detach compares with the normalised form
+      const target = targetOf(p, { normalise: false });
       const request: CreateEndpointRequest = { network: p.positionals[0]!, node: required(p, 'node'), ...target };
       const ifname = one(p, 'ifname');
       if (ifname !== undefined) request.ifname = checked(() => requireIfname(ifname));
@@ -393,7 +394,7 @@ const COMMANDS: CommandSpec[] = [
     path: 'detach',
     summary: 'disconnect a network namespace or a Docker container from a network',
     args: ['NETWORK'],
-    synopsis: 'NETWORK --node NODE (--netns NAME|PATH | --container NAME|ID) [--ifname NAME]',
+    synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ifname NAME]',
     flags: [
       { name: 'node', kind: 'string', value: 'NODE', help: 'the node that holds the namespace' },
       { name: 'netns', kind: 'string', value: 'NAME|PATH', help: 'namespace name (/run/netns/NAME) or path' },
@@ -635,8 +636,8 @@ function checked<T>(validate: () => T): T {
   }
 }
 
-/** `--netns` (normalised to a path) or `--container`, exactly one. */
-function targetOf(p: Parsed): { netns: string } | { container: string } {
+/** `--netns` (checked, and normalised to a path unless told not to) or `--container`, exactly one. */
+function targetOf(p: Parsed, options: { normalise?: boolean } = {}): { netns: string } | { container: string } {
   const netns = one(p, 'netns');
   const container = one(p, 'container');
   if (netns !== undefined && container !== undefined) {
@@ -646,7 +647,8 @@ function targetOf(p: Parsed): { netns: string } | { container: string } {
   if (netns === undefined) {
     throw new UsageError(`"vxnet ${p.path}" needs --netns NAME|PATH or --container NAME|ID; run "vxnet ${p.path} --help" for its flags.`);
   }
-  return { netns: checked(() => normaliseNetns(netns)) };
+  const path = checked(() => normaliseNetns(netns));
+  return { netns: options.normalise === false ? netns : path };
 }
 
 /** Each --gateway belongs to the --subnet just before it. */
