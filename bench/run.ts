@@ -6,7 +6,9 @@
  *  2. kernel programming: 10,000 remote endpoints on one node, and a pass with nothing to change;
  *  3. data plane: single-stream TCP (iperf3) and ping RTT container to container across hosts —
  *     vxnet vs a hand-built kernel VXLAN path between the same hosts (the tutorial's
- *     `ip link add ... type vxlan` + bridge + veth) vs the bare underlay (the ceiling).
+ *     `ip link add ... type vxlan` + bridge + veth) vs the bare underlay (the ceiling);
+ *  4. Docker: vxnet vs Docker Swarm's overlay on the same two engines — `docker run` → reachable from the
+ *     other host, iperf3 and ping between containers (bench/swarm.ts; its own simulated hosts).
  *
  * Writes bench/results/latest.json and bench/results/latest.md.
  */
@@ -19,6 +21,7 @@ import { ManagerClient } from '../src/client/client.ts';
 import { createCluster, type Cluster, type SimHost } from '../src/testkit/cluster.ts';
 import { runChecked } from '../src/testkit/processes.ts';
 import { fixed, median, percentile, ratio } from './stats.ts';
+import { swarmComparison } from './swarm.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -26,6 +29,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '4' },
     peers: { type: 'string', default: '10000' },
+    'docker-runs': { type: 'string', default: '40' },
     skip: { type: 'string', multiple: true, default: [] },
   },
 });
@@ -48,6 +52,11 @@ try {
 } finally {
   client.close();
   await cluster.destroy();
+}
+if (!skip.has('docker')) {
+  const docker = await swarmComparison({ runs: Number(flags['docker-runs']), rounds: ROUNDS, seconds: SECONDS, log });
+  report.docker = docker.json;
+  markdown.push(...docker.markdown);
 }
 await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
 await writeFile(join(import.meta.dirname, 'results', 'latest.json'), JSON.stringify(report, null, 2) + '\n');

@@ -45,8 +45,10 @@ export interface ManagerProcess {
   stop(): Promise<void>;
 }
 
-export async function startManager(dataDir: string, listen: string): Promise<ManagerProcess> {
-  const child = spawn(process.execPath, [join(ROOT, 'src', 'cli', 'main.ts'), 'manager', '--data-dir', dataDir, '--listen', listen], {
+/** `nodeOptions`: extra options for node itself, e.g. ["--cpu-prof", "--cpu-prof-dir=DIR"] to profile the manager. */
+export async function startManager(dataDir: string, listen: string, nodeOptions: string[] = []): Promise<ManagerProcess> {
+  const argv = [...nodeOptions, join(ROOT, 'src', 'cli', 'main.ts'), 'manager', '--data-dir', dataDir, '--listen', listen];
+  const child = spawn(process.execPath, argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const address = await new Promise<string>((resolve, reject) => {

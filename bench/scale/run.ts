@@ -55,6 +55,10 @@ const { values: flags } = parseArgs({
     out: { type: 'string', default: 'scale' },
     label: { type: 'string', default: '' },
     keep: { type: 'boolean', default: false },
+    /** e.g. --manager-node-option=--cpu-prof --manager-node-option=--cpu-prof-dir=/tmp/prof */
+    'manager-node-option': { type: 'string', multiple: true, default: [] },
+    /** stop after loading the endpoints (for profiling the manager's API path), no report */
+    'only-load': { type: 'boolean', default: false },
   },
 });
 const N = (name: keyof typeof flags) => Number(flags[name]);
@@ -256,7 +260,7 @@ async function main(): Promise<void> {
   };
 
   const dataDir = mkdtempSync(join(tmpdir(), 'vxnet-scale-'));
-  const manager = await startManager(dataDir, flags.listen);
+  const manager = await startManager(dataDir, flags.listen, flags['manager-node-option']);
   log(`manager pid ${manager.pid} at ${manager.url}, data in ${dataDir}`);
   // many calls in flight at once (creates and deletes that wait for the agents): a large connection pool
   const admin = new ManagerClient({ url: manager.url, token: manager.adminToken, timeoutMs: 120_000, maxConnections: MAX_IN_FLIGHT + 64 });
@@ -307,6 +311,10 @@ async function main(): Promise<void> {
       managerCpuMsPerEndpoint: load.phase.managerCpuMs / loadList.length,
       managerRssMiB: load.phase.managerRssMiB,
     };
+    if (flags['only-load']) {
+      log(JSON.stringify(report.load));
+      return;
+    }
 
     // 2. sync --------------------------------------------------------------------------------------------
     const specs = topology.hosts.map((h) => ({ index: h.index, name: h.name, address: h.address }));

@@ -13,6 +13,7 @@
  * watch has not delivered yet, and names it deleted (so the sync does not restore them meanwhile).
  */
 import { type Cidr, contains, formatCidr, overlaps, parseCidr, parseIPv4 } from '../core/ipv4.ts';
+import { VxnetError } from '../core/errors.ts';
 import { DEFAULT_SUBNET_POOL, type Network, type Node, type Subnet } from '../core/model.ts';
 
 /** The agent's view, as far as networks go. */
@@ -20,6 +21,8 @@ export interface NetworkSource {
   readonly networks: ReadonlyMap<string, Network>;
   /** registered nodes (their underlay MTU bounds a new network's MTU) */
   readonly nodes?: ReadonlyMap<string, Node>;
+  /** false until the first snapshot (absent: always synced) */
+  readonly synced?: boolean;
 }
 
 interface Pending {
@@ -40,6 +43,8 @@ export class NetworkCatalogue {
   readonly #source: NetworkSource;
   readonly #pollMs: number;
   readonly #pending = new Map<string, Pending>();
+  /** new subnets between RequestPool and CreateNetwork (libnetwork is creating a network with them) */
+  readonly #opening = new Map<string, number>();
   readonly #bindings = new Map<string, Binding>();
   /** name → subnets and when this plugin created it */
   readonly #recent = new Map<string, { cidrs: string[]; at: number }>();
@@ -48,6 +53,20 @@ export class NetworkCatalogue {
   constructor(source: NetworkSource, options: { pollMs?: number } = {}) {
     this.#source = source;
     this.#pollMs = options.pollMs ?? 20;
+  }
+
+  /**
+   * Resolves once the view has had its first snapshot. Right after the agent starts, Docker may call
+   * before that, and an empty view would make every subnet look new: such calls wait, at most `timeoutMs`.
+   */
+  async whenSynced(timeoutMs = 10_000, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#source.synced === false) {
+      if (Date.now() >= deadline || signal?.aborted) {
+        throw new VxnetError('unavailable', "the vxnet agent has not received the cluster's state from the manager yet: try again in a moment.");
+      }
+      await sleep(this.#pollMs, signal);
+    }
   }
 
   networks(): Network[] {
@@ -91,13 +110,32 @@ export class NetworkCatalogue {
         if (other && overlaps(other, cidr)) return { cidr: subnet.cidr, name: network.name };
       }
     }
-    for (const pending of this.#pending.values()) {
-      for (const text of pending.cidrs) {
-        const other = parseCidr(text);
-        if (other && overlaps(other, cidr)) return { cidr: text, name: undefined };
-      }
+    for (const text of [...[...this.#pending.values()].flatMap((p) => p.cidrs), ...this.#opening.keys()]) {
+      const other = parseCidr(text);
+      if (other && overlaps(other, cidr)) return { cidr: text, name: undefined };
     }
     return undefined;
+  }
+
+  // ---- new pools libnetwork holds while it creates a network ----------------------------------------
+
+  /** RequestPool handed out a subnet that no network has yet. */
+  opened(cidr: string): void {
+    const text = canonical(cidr) ?? cidr;
+    this.#opening.set(text, (this.#opening.get(text) ?? 0) + 1);
+  }
+
+  /** CreateNetwork took the pool over (or ReleasePool gave it back). */
+  closed(cidr: string): void {
+    const text = canonical(cidr) ?? cidr;
+    const count = (this.#opening.get(text) ?? 0) - 1;
+    if (count > 0) this.#opening.set(text, count);
+    else this.#opening.delete(text);
+  }
+
+  /** Whether libnetwork is still setting up a network with this new subnet (before CreateNetwork). */
+  isOpening(cidr: string): boolean {
+    return this.#opening.has(canonical(cidr) ?? cidr);
   }
 
   /** The first /24 of vxnet's default pool that no known or pending subnet overlaps (`--subnet` omitted). */

@@ -88,7 +88,14 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
   });
   const server = await servePlugin(socketPath, createPluginHandler(routes, log));
   log(`Docker plugin "vxnet" (network and IPAM driver) serving on ${socketPath}, engine ${options.engine.socketPath}`);
-  const unsubscribe = options.agent.onViewChange(() => sync.schedule());
+  // endpoints come and go far more often than networks: only a change of the networks calls for a pass
+  let seen = '';
+  const unsubscribe = options.agent.onViewChange(() => {
+    const now = networksKey(options.agent.view);
+    if (now === seen) return;
+    seen = now;
+    sync.schedule();
+  });
   sync.start(signal);
   return {
     catalogue,
@@ -100,6 +107,12 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
       await sync.idle();
     },
   };
+}
+
+/** What the sync depends on: which networks exist, with which subnets and flags; and whether the view is synced. */
+function networksKey(view: DockerAgent['view']): string {
+  const parts = [...view.networks.values()].map((n) => `${n.name}=${n.vni}/${n.subnets.map((s) => `${s.cidr}@${s.gateway}`).join(',')}/${n.internal}`);
+  return `${view.synced}|${parts.sort().join(' ')}`;
 }
 
 /**

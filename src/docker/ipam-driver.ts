@@ -68,7 +68,8 @@ export class IpamDriver {
     return { LocalDefaultAddressSpace: ADDRESS_SPACE, GlobalDefaultAddressSpace: ADDRESS_SPACE };
   }
 
-  requestPool(req: RequestPoolRequest): RequestPoolResponse {
+  async requestPool(req: RequestPoolRequest, signal?: AbortSignal): Promise<RequestPoolResponse> {
+    await this.#catalogue.whenSynced(undefined, signal);
     if (req.V6) throw refuse('vxnet networks are IPv4-only: leave out --ipv6 and IPv6 subnets.');
     if (req.SubPool !== '') {
       throw refuse(`vxnet does not support --ip-range (${req.SubPool}): containers get addresses from the whole subnet, unique across the cluster.`);
@@ -102,15 +103,20 @@ export class IpamDriver {
       cidr = free;
     }
     const parsed = requireCidr(cidr);
+    this.#catalogue.opened(cidr);
     // a new network: its first usable address, as `vxnet network create` would choose
     return poolOf(cidr, formatIPv4(parsed.network + 1));
   }
 
-  releasePool(_req: PoolIdRequest): Record<string, never> {
+  releasePool(req: PoolIdRequest): Record<string, never> {
+    // libnetwork gives a pool back when the network goes, or when creating it failed
+    const cidr = req.PoolID.startsWith(POOL_PREFIX) ? canonical(req.PoolID.slice(POOL_PREFIX.length)) : undefined;
+    if (cidr !== undefined && this.#catalogue.isOpening(cidr)) this.#catalogue.closed(cidr);
     return {};
   }
 
   async requestAddress(req: RequestAddressRequest, signal?: AbortSignal): Promise<{ Address: string; Data: Record<string, string> }> {
+    await this.#catalogue.whenSynced(undefined, signal);
     const cidr = cidrOfPool(req.PoolID);
     const subnet = requireCidr(cidr);
     if (req.Address !== '' && parseIPv4(req.Address) === undefined) {
@@ -132,6 +138,10 @@ export class IpamDriver {
       }
       return { Address: `${formatIPv4(wanted)}/${subnet.prefix}`, Data: {} };
     }
+    if (this.#catalogue.isOpening(cidr)) {
+      // between RequestPool and CreateNetwork libnetwork asks only for auxiliary addresses
+      throw refuse(`vxnet does not support --aux-address (${req.Address || 'any'}): every address of ${cidr} is for containers and the gateway.`);
+    }
     const network = await this.#catalogue.networkForSubnet(cidr, this.#waitMs, signal);
     if (!network) {
       throw new VxnetError(
@@ -146,6 +156,7 @@ export class IpamDriver {
   }
 
   async releaseAddress(req: ReleaseAddressRequest, signal?: AbortSignal): Promise<Record<string, never>> {
+    await this.#catalogue.whenSynced(undefined, signal);
     const cidr = cidrOfPool(req.PoolID);
     const network = this.#catalogue.bySubnet(cidr);
     // a network that is gone took its reservations along

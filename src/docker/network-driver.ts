@@ -111,9 +111,12 @@ export class NetworkDriver {
   }
 
   async createNetwork(req: CreateNetworkRequest): Promise<Record<string, never>> {
+    const { catalogue } = this.#o;
+    await catalogue.whenSynced();
+    // the pools are this network's now (pending, or refused and released by libnetwork)
+    for (const data of req.IPv4Data) if (catalogue.isOpening(data.Pool)) catalogue.closed(data.Pool);
     const spec = parseNetworkSpec(req);
     const cidrs = spec.subnets.map((s) => s.cidr);
-    const { catalogue } = this.#o;
     const matches = new Set(cidrs.map((c) => catalogue.bySubnet(c)).filter((n): n is Network => n !== undefined));
     if (matches.size > 0) {
       const network = [...matches][0]!;
@@ -196,6 +199,7 @@ export class NetworkDriver {
    */
   async deleteNetwork(req: NetworkIdRequest, signal?: AbortSignal): Promise<Record<string, never>> {
     const { catalogue } = this.#o;
+    await catalogue.whenSynced(undefined, signal);
     catalogue.cancelPending(req.NetworkID);
     const binding = catalogue.binding(req.NetworkID);
     catalogue.unbind(req.NetworkID);
@@ -222,6 +226,7 @@ export class NetworkDriver {
   }
 
   async createEndpoint(req: CreateEndpointRequest, signal?: AbortSignal): Promise<{ Interface?: { MacAddress: string } }> {
+    await this.#o.catalogue.whenSynced(undefined, signal);
     const { Address, AddressIPv6, MacAddress } = req.Interface;
     if (AddressIPv6 !== '') throw new VxnetError('bad_request', 'vxnet networks are IPv4-only: the endpoint cannot have an IPv6 address.');
     if (Address === '') {
@@ -258,6 +263,7 @@ export class NetworkDriver {
   }
 
   async join(req: JoinRequest, signal?: AbortSignal): Promise<JoinResponse> {
+    await this.#o.catalogue.whenSynced(undefined, signal);
     const endpoint = this.#local(req.EndpointID);
     if (!endpoint) throw new VxnetError('endpoint_not_found', `Docker endpoint ${short(req.EndpointID)} has no vxnet endpoint on node ${this.#o.node}.`);
     // libnetwork moves the interface as soon as Join answers: it must exist by then
@@ -285,6 +291,7 @@ export class NetworkDriver {
   }
 
   async deleteEndpoint(req: EndpointRequest, signal?: AbortSignal): Promise<Record<string, never>> {
+    await this.#o.catalogue.whenSynced(undefined, signal);
     const endpoint = this.#local(req.EndpointID);
     this.#endpoints.delete(req.EndpointID);
     if (!endpoint) return {};

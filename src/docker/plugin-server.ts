@@ -63,7 +63,7 @@ export function pluginRoutes(network: NetworkDriver, ipam: IpamDriver): Map<stri
     ['NetworkDriver.DiscoverDelete', net(nothing)],
     ['IpamDriver.GetCapabilities', addr(() => ipam.getCapabilities())],
     ['IpamDriver.GetDefaultAddressSpaces', addr(() => ipam.getDefaultAddressSpaces())],
-    ['IpamDriver.RequestPool', addr((b) => ipam.requestPool(parseRequestPool(b)))],
+    ['IpamDriver.RequestPool', addr((b, s) => ipam.requestPool(parseRequestPool(b), s))],
     ['IpamDriver.ReleasePool', addr((b) => ipam.releasePool(parsePoolId(b, 'ReleasePool')))],
     ['IpamDriver.RequestAddress', addr((b, s) => ipam.requestAddress(parseRequestAddress(b), s))],
     ['IpamDriver.ReleaseAddress', addr((b, s) => ipam.releaseAddress(parseReleaseAddress(b), s))],

@@ -5,8 +5,9 @@
  * compare-and-swap transaction that re-checks, in the store, every fact the decision relied on (see
  * keys.ts). If the index was stale (another request or another manager got there first), the transaction
  * fails, the index catches up from the watch, and the request is decided again, possibly now with a
- * proper error such as address_in_use. With the in-process SQLite store a decision and its commit run
- * without yielding, so retries only happen with a remote store, but correctness never depends on that.
+ * proper error such as address_in_use. Requests in flight at the same time (the SQLite store commits them
+ * in groups, one fsync for many) are decided against the same index, so they can conflict and retry here as
+ * they would against a remote store; correctness never depends on how often that happens.
  *
  * Liveness (heartbeats) is tracked in memory, never in the store: see liveness.ts.
  */

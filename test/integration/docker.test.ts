@@ -170,7 +170,7 @@ describe('Docker engines on vxnet', () => {
       [['--ipam-driver', 'vxnet', '--subnet', '10.41.0.0/24', '-o', 'color=red', 'opt'], /unknown option "-o color"/],
       [['--subnet', '10.41.0.0/24', 'noipam'], /add --ipam-driver vxnet/],
       [['--ipam-driver', 'vxnet', '--ipv6', '--subnet', '10.41.0.0/24', '--subnet', 'fd00:41::/64', 'six'], /IPv4-only/],
-      [['--ipam-driver', 'vxnet', '--subnet', '10.41.0.0/24', '--aux-address', 'a=10.41.0.9', 'aux'], /--aux-address/],
+      [['--ipam-driver', 'vxnet', '--subnet', '10.41.0.0/24', '--aux-address', 'a=10.41.0.9', 'aux'], /does not support --aux-address \(10\.41\.0\.9\)/],
       [['--ipam-driver', 'vxnet', '--subnet', '10.32.0.0/24', '-o', 'vni=9', 'red2'], /network red, but its VNI is \d+, not 9/],
     ];
     for (const [args, pattern] of refusals) {
@@ -247,5 +247,36 @@ describe('Docker engines on vxnet', () => {
     assert.equal(fetched.stdout, INDEX_HTML, fetched.stderr);
     await e1.dockerOk(['rm', '-f', 'phoenix']);
     await nothingLeftOn(e1);
+  });
+});
+
+describe('Docker engines with their own packet filter (iptables on, as Docker is by default)', () => {
+  it('vxnet traffic passes Docker\'s FORWARD drop policy: the agent accepts it in DOCKER-USER', async () => {
+    const cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxdockf', startDaemons: false });
+    let engines: DockerEngine[] = [];
+    const client = () => new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
+    try {
+      await cluster.startManager();
+      engines = await startDockerEngines(cluster, cluster.hosts, { mode: 'normal' });
+      const [e1, e2] = engines as [DockerEngine, DockerEngine];
+      await Promise.all(cluster.hosts.map((h, i) => cluster.startAgent(h, { token: cluster.manager.adminToken, args: dockerAgentArgs(engines[i]!) })));
+      const forward = await cluster.exec(cluster.host(1).netns, ['iptables', '-S', 'FORWARD']);
+      assert.match(forward.stdout, /-P FORWARD DROP/, 'Docker set its drop policy');
+      const c = client();
+      await c.createNetwork({ name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] });
+      c.close();
+      await until('blue on both engines', async () => (await Promise.all(engines.map((e) => e.docker(['network', 'inspect', 'blue'])))).every((r) => r.code === 0), 10_000);
+      await e1.dockerOk(['run', '-d', '--name', 'web', '--network', 'blue', '--ip', '10.31.0.10', BUSYBOX_IMAGE, 'httpd', '-f', '-h', '/www']);
+      const fetched = await e2.docker(['run', '--rm', '--network', 'blue', BUSYBOX_IMAGE, 'wget', '-qO-', 'http://10.31.0.10/']);
+      assert.equal(fetched.stdout, INDEX_HTML, fetched.stderr);
+      for (const host of cluster.hosts) {
+        const rules = await cluster.exec(host.netns, ['iptables', '-S', 'DOCKER-USER']);
+        assert.match(rules.stdout, /-A DOCKER-USER -i vxnb\+ -m comment --comment vxnet -j ACCEPT/);
+        assert.match(rules.stdout, /-A DOCKER-USER -o vxnb\+ -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment vxnet -j ACCEPT/);
+      }
+    } finally {
+      await destroyDockerEngines(engines);
+      await cluster.destroy();
+    }
   });
 });

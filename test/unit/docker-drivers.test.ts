@@ -143,25 +143,42 @@ describe('IPAM driver', () => {
     assert.deepEqual(ipam.getCapabilities(), { RequiresMACAddress: false, RequiresRequestReplay: false });
   });
 
-  it('a pool of an existing network carries its gateway; a new subnet its first address; no subnet a free /24', () => {
+  it('a pool of an existing network carries its gateway; a new subnet its first address; no subnet a free /24', async () => {
     const { ipam } = setup();
     const req = { AddressSpace: 'vxnet', SubPool: '', Options: {}, V6: false };
-    assert.deepEqual(ipam.requestPool({ ...req, Pool: '10.1.0.0/24' }), {
+    assert.deepEqual(await ipam.requestPool({ ...req, Pool: '10.1.0.0/24' }), {
       PoolID: 'vxnet:10.1.0.0/24', Pool: '10.1.0.0/24', Data: { 'com.docker.network.gateway': '10.1.0.1/24' },
     });
-    assert.deepEqual(ipam.requestPool({ ...req, Pool: '10.9.0.0/16' }).Data, { 'com.docker.network.gateway': '10.9.0.1/16' });
-    assert.equal(ipam.requestPool({ ...req, Pool: '' }).Pool, '10.200.0.0/24');
+    assert.deepEqual((await ipam.requestPool({ ...req, Pool: '10.9.0.0/16' })).Data, { 'com.docker.network.gateway': '10.9.0.1/16' });
+    assert.equal((await ipam.requestPool({ ...req, Pool: '' })).Pool, '10.200.0.0/24');
   });
 
-  it('refuses IPv6, --ip-range, IPAM options, overlaps, bad prefixes', () => {
+  it('refuses IPv6, --ip-range, IPAM options, overlaps, bad prefixes', async () => {
     const { ipam } = setup();
     const req = { AddressSpace: 'vxnet', Pool: '10.5.0.0/24', SubPool: '', Options: {}, V6: false };
-    assert.throws(() => ipam.requestPool({ ...req, V6: true }), code('bad_request', /IPv4-only/));
-    assert.throws(() => ipam.requestPool({ ...req, SubPool: '10.5.0.0/25' }), code('bad_request', /--ip-range/));
-    assert.throws(() => ipam.requestPool({ ...req, Options: { foo: 'bar' } }), code('bad_request', /--ipam-opt foo/));
-    assert.throws(() => ipam.requestPool({ ...req, Pool: '10.1.0.0/16' }), code('subnet_overlap', /overlaps 10.1.0.0\/24 of network blue/));
-    assert.throws(() => ipam.requestPool({ ...req, Pool: '10.5.0.0/31' }), code('invalid_cidr'));
-    assert.throws(() => ipam.requestPool({ ...req, Pool: '10.5.0.1/24' }), code('invalid_cidr'));
+    await assert.rejects(ipam.requestPool({ ...req, V6: true }), code('bad_request', /IPv4-only/));
+    await assert.rejects(ipam.requestPool({ ...req, SubPool: '10.5.0.0/25' }), code('bad_request', /--ip-range/));
+    await assert.rejects(ipam.requestPool({ ...req, Options: { foo: 'bar' } }), code('bad_request', /--ipam-opt foo/));
+    await assert.rejects(ipam.requestPool({ ...req, Pool: '10.1.0.0/16' }), code('subnet_overlap', /overlaps 10.1.0.0\/24 of network blue/));
+    await assert.rejects(ipam.requestPool({ ...req, Pool: '10.5.0.0/31' }), code('invalid_cidr'));
+    await assert.rejects(ipam.requestPool({ ...req, Pool: '10.5.0.1/24' }), code('invalid_cidr'));
+  });
+
+  it('before the agent has the cluster state, calls wait for it (a known subnet must not look new)', async () => {
+    const view = new FakeView();
+    const source = { networks: view.networks, synced: false };
+    const catalogue = new NetworkCatalogue(source, { pollMs: 5 });
+    const ipam = new IpamDriver({ api: new FakeManager(), catalogue, node: 'host1' });
+    const req = { AddressSpace: 'vxnet', Pool: '10.1.0.0/24', SubPool: '', Options: {}, V6: false };
+    const pool = ipam.requestPool(req);
+    setTimeout(() => {
+      view.add(network('blue', ['10.1.0.0/24']));
+      source.synced = true;
+    }, 30);
+    assert.equal((await pool).Data['com.docker.network.gateway'], '10.1.0.1/24');
+    assert.equal(catalogue.isOpening('10.1.0.0/24'), false);
+    source.synced = false;
+    await assert.rejects(catalogue.whenSynced(20), code('unavailable', /not received the cluster's state/));
   });
 
   it('an address request becomes a reservation of this node (with --ip, that address)', async () => {
@@ -184,6 +201,17 @@ describe('IPAM driver', () => {
     assert.equal((await ipam.requestAddress({ PoolID: 'vxnet:10.7.0.0/24', Address: '10.7.0.254', Options: gw })).Address, '10.7.0.254/24');
     await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:10.7.0.0/24', Address: '10.7.0.255', Options: gw }), code('gateway_outside_subnet'));
     assert.deepEqual(manager.reservations, [], 'gateways are never reserved');
+  });
+
+  it('between RequestPool and CreateNetwork only auxiliary addresses are asked for: refused at once', async () => {
+    const { ipam, driver, catalogue, manager } = setup();
+    const pool = await ipam.requestPool({ AddressSpace: 'vxnet', Pool: '10.6.0.0/24', SubPool: '', Options: {}, V6: false });
+    await assert.rejects(ipam.requestPool({ AddressSpace: 'vxnet', Pool: '10.6.0.0/25', SubPool: '', Options: {}, V6: false }), code('subnet_overlap', /being created on this node/));
+    await assert.rejects(ipam.requestAddress({ PoolID: pool.PoolID, Address: '10.6.0.9', Options: {} }), code('bad_request', /--aux-address \(10\.6\.0\.9\)/));
+    await driver.createNetwork({ ...createRequest([{ pool: '10.6.0.0/24' }]), NetworkID: NET_ID2 });
+    assert.equal(catalogue.isOpening('10.6.0.0/24'), false);
+    ipam.releasePool({ PoolID: pool.PoolID });
+    assert.deepEqual(manager.reservations, []);
   });
 
   it('an address in a subnet no network has is refused after a short wait; a bad pool id at once', async () => {

@@ -95,6 +95,8 @@ export class SqliteStore implements Store {
   #queue: { watcher: Watcher; events: WatchEvent[] }[] = [];
   #delivering = false;
   #closed = false;
+  /** transactions waiting for the next group commit */
+  #pending: { compares: Compare[]; ops: Op[]; resolve: (result: TxnResult) => void; reject: (err: unknown) => void }[] = [];
   #stmt: {
     get: StatementSync;
     modRevision: StatementSync;
@@ -173,62 +175,114 @@ export class SqliteStore implements Store {
     return this.#revision;
   }
 
-  async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
-    this.#checkOpen();
-    const db = this.#db;
-    const events: WatchEvent[] = [];
-    db.exec('BEGIN IMMEDIATE');
+  /**
+   * Group commit: transactions are queued and run at the next turn of the event loop, all of those queued
+   * together inside one SQLite transaction, each in a savepoint of its own. Each keeps its own compares, its
+   * own revision and its all-or-nothing effect, exactly as if run alone one after the other; they only share
+   * the fsync. None is answered (or delivered to watchers) before that fsync, so an acknowledged write still
+   * survives kill -9. Why (bench/scale): with a thousand agents reporting endpoint status at once, one fsync
+   * per write blocked the event loop for most of the time and the manager answered a few hundred writes a
+   * second; now a burst of writes costs one fsync.
+   */
+  txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
     try {
-      for (const c of compares) {
-        const row = this.#stmt.modRevision.get(c.key) as unknown as { mod_revision: number } | undefined;
-        if ((row ? Number(row.mod_revision) : 0) !== c.modRevision) {
-          db.exec('ROLLBACK');
-          return { succeeded: false, revision: this.#revision };
+      this.#checkOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<TxnResult>((resolve, reject) => {
+      this.#pending.push({ compares, ops, resolve, reject });
+      if (this.#pending.length === 1) setImmediate(() => this.#commitPending());
+    });
+  }
+
+  #commitPending(): void {
+    const batch = this.#pending;
+    this.#pending = [];
+    if (batch.length === 0) return;
+    if (this.#closed) {
+      for (const t of batch) t.reject(new Error(`store ${this.path} is closed`));
+      return;
+    }
+    const db = this.#db;
+    const outcomes: ({ result: TxnResult; events: WatchEvent[] } | { error: unknown })[] = [];
+    let revision = this.#revision;
+    let compacted = this.#compacted;
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      for (const t of batch) {
+        db.exec('SAVEPOINT txn');
+        let outcome: { result: TxnResult; events: WatchEvent[] } | { error: unknown };
+        try {
+          const events = this.#apply(t.compares, t.ops, revision + 1);
+          if (events === undefined) outcome = { result: { succeeded: false, revision }, events: [] };
+          // nothing changed (e.g. deletes of absent keys): like etcd, the revision stays where it is
+          else if (events.length === 0) outcome = { result: { succeeded: true, revision }, events };
+          else {
+            revision++;
+            if (revision % this.#compactEvery === 0 && revision - this.#retain > compacted) {
+              compacted = revision - this.#retain;
+              this.#stmt.compact.run(compacted);
+              this.#stmt.setMeta.run(compacted, 'compacted');
+            }
+            outcome = { result: { succeeded: true, revision }, events };
+          }
+        } catch (err) {
+          outcome = { error: err };
         }
+        if ('error' in outcome || outcome.events.length === 0) db.exec('ROLLBACK TO txn');
+        db.exec('RELEASE txn');
+        outcomes.push(outcome);
       }
-      const revision = this.#revision + 1;
-      let seq = 0;
-      for (const op of ops) {
-        const row = this.#stmt.modRevision.get(op.key) as unknown as
-          | { mod_revision: number; create_revision: number; value: string }
-          | undefined;
-        if (op.type === 'put') {
-          const createRevision = row ? Number(row.create_revision) : revision;
-          this.#stmt.upsert.run(op.key, op.value, createRevision, revision);
-          this.#stmt.event.run(revision, seq++, 'put', op.key, op.value, row ? row.value : null, createRevision);
-          const kv: KeyValue = { key: op.key, value: op.value, createRevision, modRevision: revision };
-          events.push(row ? { type: 'put', revision, kv, prevValue: row.value } : { type: 'put', revision, kv });
-        } else if (row) {
-          this.#stmt.del.run(op.key);
-          this.#stmt.event.run(revision, seq++, 'delete', op.key, null, row.value, Number(row.create_revision));
-          events.push({ type: 'delete', revision, key: op.key, prevValue: row.value });
-        }
-      }
-      if (events.length === 0) {
-        // Nothing changed (e.g. deletes of absent keys): like etcd, the revision stays where it is.
-        db.exec('ROLLBACK');
-        return { succeeded: true, revision: this.#revision };
-      }
-      this.#stmt.setMeta.run(revision, 'revision');
-      let compacted = this.#compacted;
-      if (revision % this.#compactEvery === 0 && revision - this.#retain > compacted) {
-        compacted = revision - this.#retain;
-        this.#stmt.compact.run(compacted);
-        this.#stmt.setMeta.run(compacted, 'compacted');
-      }
+      if (revision !== this.#revision) this.#stmt.setMeta.run(revision, 'revision');
       db.exec('COMMIT');
-      this.#revision = revision;
-      this.#compacted = compacted;
     } catch (err) {
       if (db.isTransaction) db.exec('ROLLBACK');
-      throw err;
+      for (const t of batch) t.reject(err);
+      return;
     }
-    for (const watcher of this.#watchers) {
-      const mine = events.filter((e) => keyOf(e).startsWith(watcher.prefix));
-      if (mine.length > 0) this.#queue.push({ watcher, events: mine });
+    this.#revision = revision;
+    this.#compacted = compacted;
+    for (const outcome of outcomes) {
+      if ('error' in outcome || outcome.events.length === 0) continue;
+      for (const watcher of this.#watchers) {
+        const mine = outcome.events.filter((e) => keyOf(e).startsWith(watcher.prefix));
+        if (mine.length > 0) this.#queue.push({ watcher, events: mine });
+      }
     }
     this.#drain();
-    return { succeeded: true, revision: this.#revision };
+    batch.forEach((t, i) => {
+      const outcome = outcomes[i]!;
+      if ('error' in outcome) t.reject(outcome.error);
+      else t.resolve(outcome.result);
+    });
+  }
+
+  /** One transaction's compares and ops at `revision`, inside the open SQLite transaction; undefined when a compare fails. */
+  #apply(compares: Compare[], ops: Op[], revision: number): WatchEvent[] | undefined {
+    for (const c of compares) {
+      const row = this.#stmt.modRevision.get(c.key) as unknown as { mod_revision: number } | undefined;
+      if ((row ? Number(row.mod_revision) : 0) !== c.modRevision) return undefined;
+    }
+    const events: WatchEvent[] = [];
+    let seq = 0;
+    for (const op of ops) {
+      const row = this.#stmt.modRevision.get(op.key) as unknown as
+        | { mod_revision: number; create_revision: number; value: string }
+        | undefined;
+      if (op.type === 'put') {
+        const createRevision = row ? Number(row.create_revision) : revision;
+        this.#stmt.upsert.run(op.key, op.value, createRevision, revision);
+        this.#stmt.event.run(revision, seq++, 'put', op.key, op.value, row ? row.value : null, createRevision);
+        const kv: KeyValue = { key: op.key, value: op.value, createRevision, modRevision: revision };
+        events.push(row ? { type: 'put', revision, kv, prevValue: row.value } : { type: 'put', revision, kv });
+      } else if (row) {
+        this.#stmt.del.run(op.key);
+        this.#stmt.event.run(revision, seq++, 'delete', op.key, null, row.value, Number(row.create_revision));
+        events.push({ type: 'delete', revision, key: op.key, prevValue: row.value });
+      }
+    }
+    return events;
   }
 
   async watch(prefix: string, fromRevision: number, onEvents: WatchCallback): Promise<() => void> {
@@ -264,6 +318,9 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const t of pending) t.reject(new Error(`store ${this.path} is closed`));
     for (const w of this.#watchers) w.active = false;
     this.#watchers.clear();
     this.#queue = [];
