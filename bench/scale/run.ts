@@ -264,11 +264,9 @@ async function main(): Promise<void> {
   log(`manager pid ${manager.pid} at ${manager.url}, data in ${dataDir}`);
   // many calls in flight at once (creates and deletes that wait for the agents): a large connection pool
   const admin = new ManagerClient({ url: manager.url, token: manager.adminToken, timeoutMs: 120_000, maxConnections: MAX_IN_FLIGHT + 64 });
-  // nodes are registered up front so that endpoints can be loaded before any agent runs; with mutual TLS
-  // only an agent's own certificate or the admin token may register a node, so the admin token does it
-  const registrar = manager.url.startsWith('https:')
-    ? admin
-    : new ManagerClient({ url: manager.url, token: manager.workerToken, timeoutMs: 120_000, maxConnections: 16 });
+  // nodes are registered up front (as the agents will again, unchanged) so that endpoints can be loaded
+  // before any agent runs; only an agent's own certificate or the admin token may register a node
+  const registrar = admin;
   const model = new Model(topology, N('seed'));
   const workers: Worker[] = [];
   const phases: Phase[] = [];
@@ -366,6 +364,17 @@ async function main(): Promise<void> {
     };
     log(`  agents: ${fixed(agentMemory.heapBytesPerPeer, 0)} B heap per remote endpoint (${agentMemory.peers} remote endpoints held)`);
 
+    // at rest: nothing changes, the agents only heartbeat (every 5 s) and get pings (every 10 s)
+    const idle = await measure('idle: 20 s without changes', manager, workers, () => sleep(20_000));
+    phases.push(idle.phase);
+    report.idle = {
+      managerCpuPercent: (idle.phase.managerCpuMs / idle.phase.wallMs) * 100,
+      heartbeatsPerSecond: idle.phase.workers!.heartbeats / (idle.phase.wallMs / 1000),
+      managerCpuMsPerHeartbeat: idle.phase.managerCpuMs / Math.max(1, idle.phase.workers!.heartbeats),
+      apiBytesPerSecond: idle.phase.workers!.apiBytes / (idle.phase.wallMs / 1000),
+    };
+    log(`  ${JSON.stringify(report.idle)}`);
+
     // 3. churn -------------------------------------------------------------------------------------------
     const rate = N('rate');
     for (const w of workers) w.send({ type: 'record', on: true });
@@ -437,7 +446,6 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     admin.close();
-    registrar.close();
     await manager.stop();
     if (!flags.keep) rmSync(dataDir, { recursive: true, force: true });
   }
@@ -609,6 +617,9 @@ export function scaleMarkdown(r: Json): string[] {
       `Per change: ${fixed(c.messagesPerChange, 1)} watch messages (${fixed(c.messagesPerInterestedHost, 2)} per interested host), ` +
       `${fixed(c.watchBytesPerChange / 1024, 1)} KiB on watch streams, ${fixed(c.heartbeatsPerChange, 1)} heartbeats, ` +
       `manager CPU ${ms(c.managerCpuMsPerChange)} (${fixed(c.managerCpuPercent, 0)}% of a core on average).`,
+    '',
+    `At rest (no changes, ${fixed(r.idle?.heartbeatsPerSecond ?? NaN, 0)} heartbeats/s): manager CPU ${fixed(r.idle?.managerCpuPercent ?? NaN, 1)}% of a core, ` +
+      `${fixed(r.idle?.managerCpuMsPerHeartbeat ?? NaN, 2)} ms per heartbeat.`,
     '',
     `Start-up: ${t.endpoints} endpoints created through the API at ${fixed(r.load.perSecond, 0)}/s; then all ${t.hosts} agents started at once ` +
       `held their full desired state after ${ms(r.sync.allAgentsSyncedMs)} (per agent p50 ${ms(r.sync.perAgentSyncMs.p50)}, p99 ${ms(r.sync.perAgentSyncMs.p99)}; ` +
