@@ -207,6 +207,7 @@ export function sumCounters(list: Counters[]): Counters {
     cpuMs: 0,
     reconnects: 0,
     agentLogs: 0,
+    readyLocal: 0,
   };
   for (const c of list) for (const key of Object.keys(total) as (keyof Counters)[]) total[key] += c[key];
   return total;

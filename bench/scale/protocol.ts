@@ -52,6 +52,8 @@ export interface Counters {
   reconnects: number;
   /** lines the agents logged (failures, retries, reconcile summaries) */
   agentLogs: number;
+  /** now, not a count: the agents' own endpoints that their views show as ready (the manager's word) */
+  readyLocal: number;
 }
 
 export interface Memory {

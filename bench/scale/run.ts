@@ -340,9 +340,10 @@ async function main(): Promise<void> {
       let acked = 0;
       for (let i = 0; ; i++) {
         const c = sumCounters(await Promise.all(workers.map((w) => w.counters())));
-        acked = c.statusAcks;
+        // ready as the manager says: the status the agents' own views got back on their watch streams
+        acked = c.readyLocal;
         if (acked >= total || now() - t0 > limit) break;
-        if (i % 20 === 19) log(`  ${c.statusAcks} of ${total} endpoints reported ready (${c.statusReports} reports sent, ${c.reconnects} reconnects, ${c.agentLogs} agent log lines)`);
+        if (i % 20 === 19) log(`  ${acked} of ${total} endpoints ready (${c.statusReports} status reports sent, ${c.reconnects} reconnects, ${c.agentLogs} agent log lines)`);
         await sleep(500);
       }
       return { syncedMs, perAgentMs: results.flatMap((r) => r.syncMs), statusesAcked: acked, statusesExpected: total };

@@ -57,6 +57,7 @@ const counters: Counters = {
   cpuMs: 0,
   reconnects: 0,
   agentLogs: 0,
+  readyLocal: 0,
 };
 const sims: Sim[] = [];
 const controller = new AbortController();
@@ -93,7 +94,11 @@ function readCounters(): Counters {
   let api = closedApiBytes;
   for (const s of apiSockets) api += s.bytesRead + s.bytesWritten;
   const cpu = process.cpuUsage();
-  return { ...counters, watchBytes: watch, apiBytes: api, cpuMs: (cpu.user + cpu.system) / 1000 };
+  let readyLocal = 0;
+  for (const sim of sims) {
+    for (const endpoint of sim.dataplane.last?.endpoints ?? []) if (sim.agent.view.endpoints.get(endpoint.id)?.status === 'ready') readyLocal++;
+  }
+  return { ...counters, watchBytes: watch, apiBytes: api, cpuMs: (cpu.user + cpu.system) / 1000, readyLocal };
 }
 
 function memory(): Memory {

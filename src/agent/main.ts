@@ -63,9 +63,10 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const client = new ManagerClient({ url: options.managerUrl, ca: credentials.ca, cert: credentials.cert, key: credentials.key });
   void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`certificate renewal stopped: ${messageOf(err)}`));
   const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
+  const dataplane = new LinuxDataplane({ log });
   const agent = new Agent({
     api: client,
-    dataplane: new LinuxDataplane({ log }),
+    dataplane,
     self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
     underlayMtu: underlay.mtu,
     log,
@@ -93,5 +94,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     await agent.run(signal);
   } finally {
     await docker?.close();
+    // Stops the neighbour monitor; the kernel state itself is left as it is (fail-static).
+    await dataplane.close();
   }
 }

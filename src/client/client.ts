@@ -65,8 +65,11 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_WAIT_SECONDS = 30;
 /** Extra time granted beyond `?wait=` for the answer to travel back. */
 const WAIT_MARGIN_MS = 5_000;
-/** Below the manager's keep-alive timeout (Node's default 5 s), so we close idle sockets before it does. */
-const FREE_SOCKET_TIMEOUT_MS = 4_000;
+/**
+ * Below the manager's keep-alive timeout (75 s, src/manager/http.ts), so we close idle sockets before it
+ * does; above the agent's heartbeat interval (5 s), so heartbeats reuse one TLS connection.
+ */
+const FREE_SOCKET_TIMEOUT_MS = 60_000;
 /**
  * Why a bound: an agent reports the status of each new local endpoint as soon as it is set up, all at once.
  * Measured with 1,000 simulated agents starting together (bench/scale): unbounded, each opened one

@@ -4,7 +4,7 @@
  * refused with one sentence (PluginRequestError, answered with HTTP 400); the drivers never see raw JSON.
  *
  * Shapes follow moby's drivers/remote/api/api.go and ipams/remote/api/api.go (libnetwork 20.10, the engine
- * Debian 12 ships), checked against what that engine actually sends (the request log in the Docker section
+ * Debian 12 ships), checked against what that engine actually sends (the call table in the Docker section
  * of docs/architecture.md). Field names are Go's, hence the capitals.
  */
 

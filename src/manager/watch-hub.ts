@@ -27,7 +27,8 @@
  * their snapshots together are gigabytes. Writing them all at once would hold all of them in the manager's
  * memory until each agent has read its own, so snapshots are admitted against a budget of unsent snapshot
  * bytes (default 64 MiB): a session over budget waits, receives nothing, and gets its snapshot — taken at
- * that moment, so it misses nothing — as soon as earlier ones have drained. Endpoint lines and snapshots
+ * that moment, so it misses nothing — as soon as earlier ones have drained (meanwhile its pings carry
+ * revision 0, keeping the connection alive without claiming anything was seen). Endpoint lines and snapshots
  * reuse each endpoint's stored JSON (ClusterState keeps it) instead of serialising it again per message.
  */
 import type { Endpoint, Network, WatchMessage } from '../core/model.ts';
@@ -254,6 +255,9 @@ export class WatchHub {
   pingAll(): void {
     const line = lineOf({ type: 'ping', revision: this.#state.revision });
     for (const sessions of this.#sessions.values()) for (const session of [...sessions]) this.#send(session, line);
+    // a session waiting for its snapshot has seen nothing yet: revision 0 keeps it alive and promises nothing
+    const waiting = lineOf({ type: 'ping', revision: 0 });
+    for (const session of this.#waiting) if (session.open) this.#send(session, waiting, false, true);
   }
 
   #onChange(change: StateChange): void {
@@ -355,8 +359,8 @@ export class WatchHub {
   }
 
   /** `bulk`: a snapshot or burst, which may exceed the bound by its own size (see the module comment). */
-  #send(session: Session, text: string, bulk = false): void {
-    if (!session.open || session.waiting) return;
+  #send(session: Session, text: string, bulk = false, keepalive = false): void {
+    if (!session.open || (session.waiting && !keepalive)) return;
     try {
       session.sink.write(text);
     } catch (err) {

@@ -121,6 +121,9 @@ test('over the snapshot budget, a new session waits and then gets a snapshot hol
 
     const during = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'during' });
     assert.equal(second.text, '', 'a waiting session gets no change lines');
+    m.hub.pingAll();
+    assert.deepEqual(second.messages(), [{ type: 'ping', revision: 0 }], 'only keep-alives that claim nothing');
+    second.text = '';
     first.drain();
     await new Promise((resolve) => setTimeout(resolve, 100));
     const [snapshot, ...rest] = second.messages();

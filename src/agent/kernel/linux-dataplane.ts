@@ -153,7 +153,6 @@ export class LinuxDataplane implements Dataplane {
   }
 
   async #pass(desired: DesiredState, signal?: AbortSignal): Promise<ReconcileResult> {
-    const started = performance.now();
     const result: ReconcileResult = { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set() };
     const errors: string[] = [];
     signal?.throwIfAborted();
@@ -180,12 +179,7 @@ export class LinuxDataplane implements Dataplane {
     if (errors.length) {
       result.error = errors.length > 5 ? `${errors.slice(0, 5).join('; ')}; and ${errors.length - 5} more` : errors.join('; ');
     }
-    if (result.changes > 0 || errors.length || result.endpointErrors.size) {
-      this.#log(
-        `reconcile: ${result.changes} changes, ${result.readyEndpoints.size} endpoints ready, ` +
-          `${result.endpointErrors.size} endpoint errors in ${Math.round(performance.now() - started)} ms`,
-      );
-    }
+    // The agent logs one summary line per pass (with the revision it applied); no second one here.
     return result;
   }
 
