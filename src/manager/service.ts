@@ -323,6 +323,14 @@ export class ManagerService {
         const ops = endpoints.slice(i, i + DELETE_BATCH).flatMap((ep) => endpointDeleteOps(ep));
         await this.#commit([{ key: keys.removingNode(name), modRevision: markerRevision }], ops);
       }
+      // Addresses its Docker engine reserved but no endpoint holds any more go with the node too.
+      const reservations = [...this.state.reservations.values()]
+        .map((r) => r.reservation)
+        .filter((r) => r.node === name);
+      for (let i = 0; i < reservations.length; i += DELETE_BATCH) {
+        const ops = reservations.slice(i, i + DELETE_BATCH).flatMap((r) => reservationDeleteOps(r));
+        await this.#commit([{ key: keys.removingNode(name), modRevision: markerRevision }], ops);
+      }
       for (let attempt = 0; ; attempt++) {
         const entry = this.state.nodes.get(name);
         if (!entry) return { endpoints: endpoints.length };

@@ -269,3 +269,19 @@ describe('watch with networks=all', () => {
     assert.ok(!plain.networks.has('blue'));
   });
 });
+
+describe('node removal and reservations', () => {
+  test('removing a node releases the addresses its Docker engine reserved', async () => {
+    const m = await open();
+    try {
+      await m.service.createReservation({ network: 'blue', node: 'host2', ip: '10.1.0.50' });
+      await m.service.createReservation({ network: 'blue', node: 'host1', ip: '10.1.0.60' });
+      await m.service.deleteNode('host2', { drain: true });
+      assert.deepEqual(m.service.listReservations({}).map((r) => r.ip), ['10.1.0.60']);
+      const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', ip: '10.1.0.50' });
+      assert.equal(ep.ip, '10.1.0.50', 'the released address can be handed out again');
+    } finally {
+      await m.close();
+    }
+  });
+});
