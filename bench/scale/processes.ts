@@ -114,10 +114,18 @@ export class Worker {
   #converged: ((message: Extract<FromWorker, { type: 'converged' }>) => void) | undefined;
   #ready: Promise<void>;
 
-  constructor(agents: AgentSpec[], managerUrl: string, token: string, stateDir: string, handlers: WorkerHandlers, heapMiB: number) {
+  constructor(
+    agents: AgentSpec[],
+    managerUrl: string,
+    token: string,
+    stateDir: string,
+    handlers: WorkerHandlers,
+    heapMiB: number,
+    nodeOptions: string[] = [],
+  ) {
     this.agents = agents;
     this.child = fork(join(import.meta.dirname, 'worker.ts'), [], {
-      execArgv: ['--expose-gc', `--max-old-space-size=${heapMiB}`],
+      execArgv: ['--expose-gc', `--max-old-space-size=${heapMiB}`, ...nodeOptions],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });

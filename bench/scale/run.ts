@@ -57,6 +57,8 @@ const { values: flags } = parseArgs({
     keep: { type: 'boolean', default: false },
     /** e.g. --manager-node-option=--cpu-prof --manager-node-option=--cpu-prof-dir=/tmp/prof */
     'manager-node-option': { type: 'string', multiple: true, default: [] },
+    /** the same for the worker processes */
+    'worker-node-option': { type: 'string', multiple: true, default: [] },
     /** stop after loading the endpoints (for profiling the manager's API path), no report */
     'only-load': { type: 'boolean', default: false },
   },
@@ -319,7 +321,7 @@ async function main(): Promise<void> {
     for (let w = 0; w < WORKERS; w++) {
       const mine = specs.filter((_, i) => i % WORKERS === w);
       workers.push(
-        new Worker(mine, manager.url, manager.workerToken, join(dataDir, 'agents'), { onDeliveries, onLog: (line) => log(`worker ${w}: ${line}`) }, N('worker-heap-mib')),
+        new Worker(mine, manager.url, manager.workerToken, join(dataDir, 'agents'), { onDeliveries, onLog: (line) => log(`worker ${w}: ${line}`) }, N('worker-heap-mib'), flags['worker-node-option']),
       );
     }
     await Promise.all(workers.map((w) => w.ready()));
