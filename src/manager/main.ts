@@ -129,18 +129,17 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   }
 }
 
+export interface RunManagerOptions {
+  dataDir: string;
+  listen: string[];
+  log?: (line: string) => void;
+  nodeDownAfterMs?: number;
+  certLifetimeMs?: number;
+  subjectAltNames?: string[];
+}
+
 /** Runs the manager until `signal` aborts, then shuts down cleanly. */
-export async function runManager(
-  options: {
-    dataDir: string;
-    listen: string[];
-    log?: (line: string) => void;
-    nodeDownAfterMs?: number;
-    certLifetimeMs?: number;
-    subjectAltNames?: string[];
-  },
-  signal: AbortSignal,
-): Promise<void> {
+export async function runManager(options: RunManagerOptions, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return;
   const manager = await startManager(options);
   await new Promise<void>((resolve) => {

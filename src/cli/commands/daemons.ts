@@ -6,35 +6,10 @@
 import type { Command } from '../args.ts';
 import { type CommandContext, readCaFile } from './context.ts';
 
-type RunManager = (
-  options: {
-    dataDir: string;
-    listen: string[];
-    log?: (line: string) => void;
-    nodeDownAfterMs?: number;
-    certLifetimeMs?: number;
-    subjectAltNames?: string[];
-  },
-  signal: AbortSignal,
-) => Promise<void>;
-
-type RunAgent = (
-  options: {
-    managerUrl: string;
-    token?: string;
-    ca?: string;
-    stateDir?: string;
-    advertiseAddress: string;
-    name?: string;
-    log?: (line: string) => void;
-    watchIdleMs?: number;
-    dockerSocket?: string;
-    pluginSocket?: string;
-  },
-  signal: AbortSignal,
-) => Promise<void>;
-
-type RunDemo = (options: { keep: boolean; log: (line: string) => void }, signal: AbortSignal) => Promise<number>;
+// Type-only imports: they keep the lazy imports below typed without loading the daemons for other commands.
+type RunManager = typeof import('../../manager/main.ts').runManager;
+type RunAgent = typeof import('../../agent/main.ts').runAgent;
+type RunDemo = typeof import('../../demo/demo.ts').runDemo;
 
 /** Daemon logs go to stderr, one line each; stdout stays free for output. */
 function logTo(ctx: CommandContext): (line: string) => void {
