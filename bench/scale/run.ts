@@ -59,8 +59,8 @@ const { values: flags } = parseArgs({
     'manager-node-option': { type: 'string', multiple: true, default: [] },
     /** the same for the worker processes */
     'worker-node-option': { type: 'string', multiple: true, default: [] },
-    /** stop after loading the endpoints (for profiling the manager's API path), no report */
-    'only-load': { type: 'boolean', default: false },
+    /** stop after this phase ("load" or "sync"), to profile or try something on one phase; no report */
+    'stop-after': { type: 'string', default: '' },
   },
 });
 const N = (name: keyof typeof flags) => Number(flags[name]);
@@ -311,7 +311,7 @@ async function main(): Promise<void> {
       managerCpuMsPerEndpoint: load.phase.managerCpuMs / loadList.length,
       managerRssMiB: load.phase.managerRssMiB,
     };
-    if (flags['only-load']) {
+    if (flags['stop-after'] === 'load') {
       log(JSON.stringify(report.load));
       return;
     }
@@ -366,6 +366,11 @@ async function main(): Promise<void> {
       workerMemory: agentMemory,
     };
     log(`  agents: ${fixed(agentMemory.heapBytesPerPeer, 0)} B heap per remote endpoint (${agentMemory.peers} remote endpoints held)`);
+    if (flags['stop-after'] === 'sync') {
+      const peak = manager.samples.reduce((a, s) => Math.max(a, s.peakRss), 0);
+      log(JSON.stringify({ ...(report.sync as object), managerPeakRssMiB: peak / MiB }));
+      return;
+    }
 
     // at rest: nothing changes, the agents only heartbeat (every 5 s) and get pings (every 10 s)
     const idle = await measure('idle: 20 s without changes', manager, workers, () => sleep(20_000));

@@ -27,6 +27,11 @@ import { peerDigest } from './topology.ts';
 
 interface Sim {
   spec: AgentSpec;
+  /**
+   * One per agent, as in a real agent process: every request an agent makes listens on its signal, and one
+   * signal shared by 250 agents made adding and removing those listeners the worker's biggest cost.
+   */
+  stop: AbortController;
   agent: Agent;
   dataplane: RecordingDataplane;
   client: ManagerClient;
@@ -185,8 +190,12 @@ async function credentialsFor(spec: AgentSpec, managerUrl: string, token: string
 }
 
 function createSim(spec: AgentSpec, managerUrl: string, credentials: Credentials): Sim {
-  const client = new ManagerClient({ url: managerUrl, ...credentials, timeoutMs: 60_000 });
-  const sim = { spec, client, pending: [], peers: 0, locals: 0, expect: undefined, matched: false, startedAt: 0, matchedAt: 0, snapshots: 0 } as unknown as Sim;
+  // the product's defaults, unless an experiment sets VXNET_SCALE_AGENT_CONNECTIONS
+  const maxConnections = Number(process.env.VXNET_SCALE_AGENT_CONNECTIONS) || undefined;
+  const client = new ManagerClient({ url: managerUrl, ...credentials, timeoutMs: 60_000, ...(maxConnections ? { maxConnections } : {}) });
+  const stop = new AbortController();
+  controller.signal.addEventListener('abort', () => stop.abort(), { once: true });
+  const sim = { spec, stop, client, pending: [], peers: 0, locals: 0, expect: undefined, matched: false, startedAt: 0, matchedAt: 0, snapshots: 0 } as unknown as Sim;
   const api: AgentManagerApi = {
     registerNode: (req, signal) => client.registerNode(req, signal),
     heartbeat: (node, req, signal) => {
@@ -265,7 +274,7 @@ process.on('message', (raw) => {
     case 'start':
       for (const sim of sims) {
         sim.startedAt = now();
-        sim.agent.run(controller.signal).catch((err: unknown) => log(`agent ${sim.spec.name} stopped: ${String(err)}`));
+        sim.agent.run(sim.stop.signal).catch((err: unknown) => log(`agent ${sim.spec.name} stopped: ${String(err)}`));
       }
       return;
     case 'expect': {

@@ -19,7 +19,7 @@ import type {
 } from '../core/model.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
 import type { Dataplane, ReconcileResult } from './dataplane.ts';
-import { desiredState, type Self } from './desired.ts';
+import { desiredState, localEndpoints, type Self } from './desired.ts';
 import { ClusterView } from './view.ts';
 
 /** The part of the manager API the agent uses (ManagerClient implements it). */
@@ -278,7 +278,7 @@ export class Agent {
     const namespaces = new Map<string, string>();
     const errors = new Map<string, string>();
     const self = this.#options.self.name;
-    const wanted = [...this.view.endpoints.values()].filter((e) => e.node === self && e.container !== undefined);
+    const wanted = localEndpoints(this.view, this.#options.self).filter((e) => e.container !== undefined);
     if (wanted.length === 0) return { namespaces, errors };
     const resolver = this.#options.containers;
     const failures = new Map<string, string>();

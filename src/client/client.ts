@@ -373,7 +373,10 @@ export class ManagerClient {
         }
         // setEncoding keeps a multi-byte character that straddles two chunks intact.
         res.setEncoding('utf8');
-        let pending = '';
+        // The start of a line still incomplete, in pieces: a snapshot is one line of megabytes, and appending
+        // to one string and searching it again from the start at every chunk cost O(n²) (bench/scale: seconds
+        // of an agent's CPU for a 15 MB snapshot). Only each new chunk is searched.
+        let pending: string[] = [];
         const deliver = (line: string): boolean => {
           if (line.trim() === '') return true;
           let message: unknown;
@@ -396,19 +399,22 @@ export class ManagerClient {
           return true;
         };
         res.on('data', (chunk: string) => {
-          pending += chunk;
-          let newline = pending.indexOf('\n');
+          let start = 0;
+          let newline = chunk.indexOf('\n');
           while (newline !== -1 && !settled) {
-            const line = pending.slice(0, newline);
-            pending = pending.slice(newline + 1);
+            const piece = chunk.slice(start, newline);
+            const line = pending.length === 0 ? piece : pending.join('') + piece;
+            pending = [];
             if (!deliver(line)) return;
-            newline = pending.indexOf('\n');
+            start = newline + 1;
+            newline = chunk.indexOf('\n', start);
           }
+          if (start < chunk.length && !settled) pending.push(start === 0 ? chunk : chunk.slice(start));
         });
         res.on('end', () => {
           if (settled) return;
           // The last line may lack its newline; anything else incomplete is reported by JSON.parse.
-          if (deliver(pending)) finish();
+          if (deliver(pending.join(''))) finish();
         });
         res.on('error', (err) => finish(this.#streamCut(err)));
         res.on('close', () => {

@@ -203,11 +203,14 @@ export class WatchHub {
    * a thousand reconnecting agents cost the manager.
    */
   #snapshotLine(node: string, allNetworks: boolean): string {
-    const { networks, endpoints } = this.#contents(node, allNetworks);
+    const { networks, ids } = this.#contents(node, allNetworks);
     // the cache is kept current by node changes, which only arrive while subscribed
     const nodesJson = this.#unsubscribe ? (this.#nodesJson ??= JSON.stringify(this.#sortedNodes())) : JSON.stringify(this.#sortedNodes());
     const parts: string[] = [];
-    for (const endpoint of endpoints) parts.push(this.#endpointJson(endpoint));
+    for (const id of ids) {
+      const entry = this.#state.endpoints.get(id);
+      if (entry) parts.push(entry.json);
+    }
     return `{"type":"snapshot","revision":${this.#state.revision},"nodes":${nodesJson},"networks":${JSON.stringify(networks)},"endpoints":[${parts.join(',')}]}\n`;
   }
 
@@ -229,27 +232,33 @@ export class WatchHub {
    * `allNetworks` every network (the endpoints are the same).
    */
   snapshot(node: string, options: { allNetworks?: boolean } = {}): Extract<WatchMessage, { type: 'snapshot' }> {
-    const { networks, endpoints } = this.#contents(node, options.allNetworks ?? false);
+    const { networks, ids } = this.#contents(node, options.allNetworks ?? false);
+    const endpoints: Endpoint[] = [];
+    for (const id of ids) {
+      const entry = this.#state.endpoints.get(id);
+      if (entry) endpoints.push(entry.endpoint);
+    }
     return { type: 'snapshot', revision: this.#state.revision, nodes: this.#sortedNodes(), networks, endpoints };
   }
 
-  #contents(node: string, allNetworks: boolean): { networks: Network[]; endpoints: Endpoint[] } {
+  /** The networks a snapshot holds and the ids of their endpoints, in order. */
+  #contents(node: string, allNetworks: boolean): { networks: Network[]; ids: string[] } {
     const state = this.#state;
     const networks: Network[] = [];
-    const endpoints: Endpoint[] = [];
+    const ids: string[] = [];
     for (const name of [...state.networksOfNode(node)].sort()) {
       const entry = state.networks.get(name);
       if (!entry) continue;
       networks.push(entry.network);
       // one by one: spreading a network of 100,000 endpoints into push() would overflow the stack
-      for (const endpoint of state.endpointsOf(name)) endpoints.push(endpoint);
+      for (const id of state.endpointsByNetwork.get(name) ?? []) ids.push(id);
     }
     if (allNetworks) {
       networks.length = 0;
       for (const entry of state.networks.values()) networks.push(entry.network);
       networks.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     }
-    return { networks, endpoints };
+    return { networks, ids };
   }
 
   pingAll(): void {

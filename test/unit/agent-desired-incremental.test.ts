@@ -155,6 +155,31 @@ describe('incremental desired state', () => {
     assert.deepEqual(desiredState(view, self), desiredState(rebuilt(view), self));
   });
 
+  it('a local endpoint follows its container\'s namespace from pass to pass', () => {
+    const view = new ClusterView();
+    const net = network(1);
+    const ep: Endpoint = {
+      id: 'e00000000001',
+      network: net.name,
+      node: 'n0',
+      netns: '',
+      container: 'web',
+      ifname: 'eth0',
+      ip: '10.1.0.2',
+      prefix: 16,
+      gateway: '10.1.0.1',
+      mac: '02:78:0a:01:00:02',
+      status: 'pending',
+      createdAt: '',
+    };
+    view.apply({ type: 'snapshot', revision: 1, nodes: [node(0)], networks: [net], endpoints: [ep] });
+    assert.equal(desiredState(view, self, new Map([['web', '/proc/10/ns/net']])).endpoints[0]?.netns, '/proc/10/ns/net');
+    assert.equal(desiredState(view, self, new Map([['web', '/proc/11/ns/net']])).endpoints[0]?.netns, '/proc/11/ns/net');
+    assert.deepEqual(desiredState(view, self, new Map()).endpoints, []);
+    view.apply({ type: 'endpoint', revision: 2, endpoint: { ...ep, status: 'ready' } });
+    assert.equal(desiredState(view, self, new Map([['web', '/proc/12/ns/net']])).endpoints[0]?.netns, '/proc/12/ns/net');
+  });
+
   it('a pass after one change does not render the other peers again', () => {
     const view = new ClusterView();
     const net = network(1);
