@@ -3,7 +3,7 @@
  * sampler of its CPU time and memory from /proc, and the worker pool that hosts the simulated agents.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentSpec, Counters, Delivery, Expectation, FromWorker, Memory, ToWorker } from './protocol.ts';
 
@@ -66,6 +66,13 @@ export async function startManager(dataDir: string, listen: string, nodeOptions:
     });
     child.once('exit', (code) => reject(new Error(`the manager exited (code ${code}): ${text}`)));
   });
+  // what the manager says goes to a file next to its data (the harness only reads it to find the address)
+  const logFile = join(dataDir, 'manager.log');
+  child.stderr!.on('data', (chunk: string) => appendFileSync(logFile, chunk));
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping) console.error(`the manager exited unexpectedly (code ${code}, signal ${signal}); its log: ${logFile}`);
+  });
   const samples: ProcSample[] = [];
   const pid = child.pid!;
   const timer = setInterval(() => {
@@ -87,6 +94,7 @@ export async function startManager(dataDir: string, listen: string, nodeOptions:
     samples,
     sample: () => readProc(pid),
     stop: async () => {
+      stopping = true;
       clearInterval(timer);
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));

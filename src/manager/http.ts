@@ -463,6 +463,11 @@ function openWatch(ctx: ApiContext, resolved: Resolved, req: IncomingMessage, re
     get bufferedBytes() {
       return res.writableLength;
     },
+    // snapshots and bursts are streamed in pieces, the next when the connection has sent the last
+    onDrain: (listener) => {
+      if (res.writableLength === 0) setImmediate(listener);
+      else res.once('drain', listener);
+    },
     close: (reason) => {
       if (reason === 'manager shutting down' || reason === NODE_REMOVED) res.end();
       else res.destroy();

@@ -20,25 +20,31 @@
  *   even when nothing concerned it (it reports that revision in heartbeats; endpoint delete waits on it).
  *
  * A connection whose unsent output grows past a bound is closed rather than buffered without limit; the
- * agent reconnects and starts again from a snapshot. A snapshot or a network burst may itself be larger
- * than the bound (an agent holding 50,000 endpoints gets ~15 MB): that much is allowed on top of it.
+ * agent reconnects and starts again from a snapshot.
  *
- * At scale (measured by bench/scale): when a thousand agents connect at once, as after a manager restart,
- * their snapshots together are gigabytes. Writing them all at once would hold all of them in the manager's
- * memory until each agent has read its own, so snapshots are admitted against a budget of unsent snapshot
- * bytes (default 64 MiB): a session over budget waits, receives nothing, and gets its snapshot — taken at
- * that moment, so it misses nothing — as soon as earlier ones have drained (meanwhile its pings carry
- * revision 0, keeping the connection alive without claiming anything was seen). Endpoint lines and snapshots
- * reuse each endpoint's stored JSON (ClusterState keeps it) instead of serialising it again per message.
+ * At scale (measured by bench/scale, 1,000 agents): a snapshot is one line of up to megabytes (an agent
+ * holding 50,000 endpoints gets ~15 MB), and when every agent connects at once, as after a manager restart,
+ * their snapshots together are gigabytes. So a snapshot (and a network burst) is taken at once — the
+ * endpoints' stored JSON, held by reference — and then streamed in pieces of 64 KiB, the next when the
+ * connection has sent the last; lines for the session made meanwhile wait behind it, and only they count
+ * against the bound. Written whole, each one sat in the connection's TLS buffers until its agent had read it,
+ * and the manager's memory grew with the sum of all of them. On top of that, snapshots being streamed are
+ * limited by a budget (default 64 MiB): a session over it waits and gets its snapshot — taken at that
+ * moment, so it misses nothing — when earlier ones are written (meanwhile its pings carry revision 0, keeping
+ * the connection alive without claiming anything was seen). Endpoint lines reuse the stored JSON too instead
+ * of serialising the endpoint again per message.
  */
 import type { Endpoint, Network, WatchMessage } from '../core/model.ts';
 import type { ClusterState, StateChange } from './state.ts';
 
 /** Where a session's lines go (an HTTP response in production, an array in tests). */
 export interface WatchSink {
+  /** text: whole lines, or for a snapshot or burst streamed in pieces, consecutive pieces of them */
   write(line: string): void;
   /** bytes accepted by write() but not yet sent */
   readonly bufferedBytes: number;
+  /** calls `listener` once when what was written has been sent (without it, the hub polls bufferedBytes) */
+  onDrain?(listener: () => void): void;
   /** ends the connection; the hub has already forgotten the session */
   close(reason: string): void;
 }
@@ -61,13 +67,24 @@ interface Session {
   allNetworks: boolean;
   /** waiting for its snapshot (over budget): nothing is sent until then */
   waiting?: boolean;
-  /** unsent bytes tolerated beyond maxBufferedBytes: what a snapshot or burst left in the buffer */
-  allowance?: number;
+  /**
+   * Output behind a snapshot or burst being streamed, in order: pieces of it come from an iterator as the
+   * connection drains, and lines that arrive meanwhile wait their turn.
+   */
+  queue?: (Iterator<string> | string)[];
+  /** bytes of the lines (not the streamed pieces) in `queue`: they count as unsent output */
+  queuedBytes?: number;
+  /** waiting for the connection to drain before the next piece */
+  stalled?: boolean;
 }
 
-/** A snapshot whose unsent rest is below this has drained, as far as the snapshot budget is concerned. */
-const DRAINED_BYTES = 64 * 1024;
-const ADMISSION_POLL_MS = 20;
+/**
+ * Snapshots and bursts are written in pieces of about this size, the next one when the connection has sent
+ * the previous: a connection never holds more than that of them, in the JS heap or below it in TLS buffers.
+ */
+const PIECE_BYTES = 64 * 1024;
+/** how often sessions without a drain notification are looked at again */
+const STALL_POLL_MS = 20;
 
 export const PING_INTERVAL_MS = 10_000;
 /** The reason a removed node's stream is closed with; the sink ends it cleanly, after what is buffered. */
@@ -90,7 +107,9 @@ export class WatchHub {
   #sendingBytes = 0;
   /** sessions waiting for their snapshot, oldest first */
   #waiting: Session[] = [];
-  #admission: NodeJS.Timeout | undefined;
+  /** sessions whose sink cannot tell when it drained, polled */
+  #polled = new Set<Session>();
+  #poll: NodeJS.Timeout | undefined;
   /** the `nodes` array of snapshots as JSON, until a node changes (only while subscribed) */
   #nodesJson: string | undefined;
 
@@ -115,8 +134,9 @@ export class WatchHub {
     this.#unsubscribe = undefined;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    clearInterval(this.#admission);
-    this.#admission = undefined;
+    clearInterval(this.#poll);
+    this.#poll = undefined;
+    this.#polled.clear();
     this.#waiting = [];
     this.#sending.clear();
     this.#sendingBytes = 0;
@@ -155,7 +175,6 @@ export class WatchHub {
     } else {
       session.waiting = true;
       this.#waiting.push(session);
-      this.#armAdmission();
     }
     return () => this.#drop(session);
   }
@@ -165,53 +184,107 @@ export class WatchHub {
     return this.#waiting.filter((s) => s.open).length;
   }
 
-  #sendSnapshot(session: Session): void {
-    const text = this.#snapshotLine(session.node, session.allNetworks);
-    this.#send(session, text, true);
-    if (session.open && session.sink.bufferedBytes > DRAINED_BYTES) {
-      this.#sending.set(session, text.length);
-      this.#sendingBytes += text.length;
-      this.#armAdmission();
-    }
-  }
-
-  #armAdmission(): void {
-    this.#admission ??= setInterval(() => this.#admit(), ADMISSION_POLL_MS);
-  }
-
-  /** Releases drained snapshots from the budget and sends waiting ones while it allows. */
-  #admit(): void {
-    for (const [session, bytes] of this.#sending) {
-      if (session.open && session.sink.bufferedBytes > DRAINED_BYTES) continue;
-      this.#sending.delete(session);
-      this.#sendingBytes -= bytes;
-    }
-    while (this.#waiting.length > 0 && this.#sendingBytes < this.#snapshotBudget) {
-      const session = this.#waiting.shift()!;
-      if (!session.open) continue;
-      session.waiting = false;
-      this.#sendSnapshot(session);
-    }
-    if (this.#sending.size === 0 && this.#waiting.length === 0) {
-      clearInterval(this.#admission);
-      this.#admission = undefined;
-    }
-  }
-
   /**
-   * lineOf(snapshot(node)), built from the endpoints' stored JSON and a cached `nodes` array: this is what
-   * a thousand reconnecting agents cost the manager.
+   * Takes the snapshot now — lineOf(snapshot(node)), built from the endpoints' stored JSON (held by reference,
+   * not copied) and a cached `nodes` array — and streams it; it counts against the budget until written.
    */
-  #snapshotLine(node: string, allNetworks: boolean): string {
-    const { networks, ids } = this.#contents(node, allNetworks);
+  #sendSnapshot(session: Session): void {
+    const { networks, ids } = this.#contents(session.node, session.allNetworks);
     // the cache is kept current by node changes, which only arrive while subscribed
     const nodesJson = this.#unsubscribe ? (this.#nodesJson ??= JSON.stringify(this.#sortedNodes())) : JSON.stringify(this.#sortedNodes());
     const parts: string[] = [];
+    let size = 0;
     for (const id of ids) {
       const entry = this.#state.endpoints.get(id);
-      if (entry) parts.push(entry.json);
+      if (!entry) continue;
+      parts.push(entry.json);
+      size += entry.json.length + 1;
     }
-    return `{"type":"snapshot","revision":${this.#state.revision},"nodes":${nodesJson},"networks":${JSON.stringify(networks)},"endpoints":[${parts.join(',')}]}\n`;
+    const head = `{"type":"snapshot","revision":${this.#state.revision},"nodes":${nodesJson},"networks":${JSON.stringify(networks)},"endpoints":[`;
+    size += head.length;
+    this.#sending.set(session, size);
+    this.#sendingBytes += size;
+    this.#stream(session, pieces(head, parts, ',', ']}\n'));
+  }
+
+  /** The snapshot of `session` is written (or the session is gone): its budget goes to those waiting. */
+  #snapshotDone(session: Session): void {
+    const bytes = this.#sending.get(session);
+    if (bytes === undefined) return;
+    this.#sending.delete(session);
+    this.#sendingBytes -= bytes;
+    while (this.#waiting.length > 0 && this.#sendingBytes < this.#snapshotBudget) {
+      const next = this.#waiting.shift()!;
+      if (!next.open) continue;
+      next.waiting = false;
+      this.#sendSnapshot(next);
+    }
+  }
+
+  /** Queues `output` behind whatever the session still has to send, and sends what the connection takes. */
+  #stream(session: Session, output: Iterator<string>): void {
+    (session.queue ??= []).push(output);
+    this.#pump(session);
+  }
+
+  /** Writes queued output while the connection keeps up; otherwise waits for it to drain. */
+  #pump(session: Session): void {
+    const queue = session.queue;
+    while (queue && queue.length > 0 && session.open) {
+      if (session.sink.bufferedBytes >= PIECE_BYTES) {
+        this.#stall(session);
+        return;
+      }
+      const head = queue[0]!;
+      let text: string;
+      if (typeof head === 'string') {
+        queue.shift();
+        session.queuedBytes = (session.queuedBytes ?? 0) - head.length;
+        text = head;
+      } else {
+        const next = head.next();
+        if (next.done) {
+          queue.shift();
+          if (this.#sending.has(session) && !queue.some((item) => typeof item !== 'string')) this.#snapshotDone(session);
+          continue;
+        }
+        text = next.value;
+      }
+      if (!this.#write(session, text)) return;
+    }
+    if (queue && session.open) {
+      session.queue = undefined;
+      session.queuedBytes = 0;
+    }
+  }
+
+  #stall(session: Session): void {
+    if (session.stalled) return;
+    session.stalled = true;
+    const resume = () => {
+      session.stalled = false;
+      this.#polled.delete(session);
+      this.#pump(session);
+    };
+    if (session.sink.onDrain) {
+      session.sink.onDrain(resume);
+      return;
+    }
+    this.#polled.add(session);
+    this.#poll ??= setInterval(() => {
+      for (const s of [...this.#polled]) {
+        if (!s.open) this.#polled.delete(s);
+        else if (s.sink.bufferedBytes < PIECE_BYTES) {
+          s.stalled = false;
+          this.#polled.delete(s);
+          this.#pump(s);
+        }
+      }
+      if (this.#polled.size === 0) {
+        clearInterval(this.#poll);
+        this.#poll = undefined;
+      }
+    }, STALL_POLL_MS);
   }
 
   #endpointJson(endpoint: Endpoint): string {
@@ -266,7 +339,7 @@ export class WatchHub {
     for (const sessions of this.#sessions.values()) for (const session of [...sessions]) this.#send(session, line);
     // a session waiting for its snapshot has seen nothing yet: revision 0 keeps it alive and promises nothing
     const waiting = lineOf({ type: 'ping', revision: 0 });
-    for (const session of this.#waiting) if (session.open) this.#send(session, waiting, false, true);
+    for (const session of this.#waiting) if (session.open) this.#send(session, waiting, true);
   }
 
   #onChange(change: StateChange): void {
@@ -330,10 +403,18 @@ export class WatchHub {
     if (!sessions) return;
     const entry = this.#state.networks.get(network);
     if (!entry) return;
-    const lines = [lineOf({ type: 'network', revision, network: entry.network })];
-    for (const endpoint of this.#state.endpointsOf(network)) lines.push(this.#endpointLine(revision, endpoint));
-    const text = lines.join('');
-    for (const session of [...sessions]) this.#send(session, text, true);
+    const jsons: string[] = [];
+    for (const id of this.#state.endpointsByNetwork.get(network) ?? []) {
+      const json = this.#state.endpoints.get(id)?.json;
+      if (json !== undefined) jsons.push(json);
+    }
+    const head = lineOf({ type: 'network', revision, network: entry.network });
+    const before = `{"type":"endpoint","revision":${revision},"endpoint":`;
+    for (const session of [...sessions]) {
+      if (!session.open || session.waiting) continue;
+      // one line per endpoint: each piece is whole lines joined
+      this.#stream(session, pieces(head + before, jsons, `}\n${before}`, '}\n', jsons.length === 0 ? head : undefined));
+    }
   }
 
   /** Ends the streams of a node that was removed: its agent reconnects and is told the node is unknown. */
@@ -367,22 +448,36 @@ export class WatchHub {
     for (const session of [...sessions]) this.#send(session, line);
   }
 
-  /** `bulk`: a snapshot or burst, which may exceed the bound by its own size (see the module comment). */
-  #send(session: Session, text: string, bulk = false, keepalive = false): void {
+  /** `keepalive`: also to a session still waiting for its snapshot. */
+  #send(session: Session, text: string, keepalive = false): void {
     if (!session.open || (session.waiting && !keepalive)) return;
+    if (session.queue) {
+      // behind a snapshot or burst still being streamed: the line waits its turn, and counts as unsent
+      session.queue.push(text);
+      session.queuedBytes = (session.queuedBytes ?? 0) + text.length;
+      this.#checkLag(session);
+      return;
+    }
+    if (this.#write(session, text)) this.#checkLag(session);
+  }
+
+  #write(session: Session, text: string): boolean {
     try {
       session.sink.write(text);
+      return true;
     } catch (err) {
       this.#log(`watch stream of node ${session.node} failed: ${String(err)}`);
       this.#drop(session);
       session.sink.close('write failed');
-      return;
+      return false;
     }
-    const buffered = session.sink.bufferedBytes;
-    if (bulk) session.allowance = Math.max(session.allowance ?? 0, buffered);
-    else if (session.allowance && buffered <= this.#maxBuffered) session.allowance = 0;
-    if (buffered > this.#maxBuffered + (session.allowance ?? 0)) {
-      this.#log(`watch stream of node ${session.node} is not keeping up (${session.sink.bufferedBytes} bytes unsent); closing it`);
+  }
+
+  /** A session that falls further behind than the bound is closed: its agent reconnects and starts over. */
+  #checkLag(session: Session): void {
+    const buffered = session.sink.bufferedBytes + (session.queuedBytes ?? 0);
+    if (buffered > this.#maxBuffered) {
+      this.#log(`watch stream of node ${session.node} is not keeping up (${buffered} bytes unsent); closing it`);
       this.#drop(session);
       session.sink.close('too slow');
     }
@@ -391,16 +486,35 @@ export class WatchHub {
   #drop(session: Session): void {
     if (!session.open) return;
     session.open = false;
-    const sending = this.#sending.get(session);
-    if (sending !== undefined) {
-      this.#sending.delete(session);
-      this.#sendingBytes -= sending;
-    }
+    session.queue = undefined;
+    this.#polled.delete(session);
+    this.#snapshotDone(session);
     this.#allNetworkSessions.delete(session);
     const set = this.#sessions.get(session.node);
     if (!set) return;
     set.delete(session);
     if (set.size === 0) this.#sessions.delete(session.node);
+  }
+}
+
+/**
+ * `head`, then `parts` joined by `separator`, then `tail`, as pieces of about PIECE_BYTES (one piece when it
+ * all fits). `whole`: the text to send when there are no parts at all.
+ */
+function* pieces(head: string, parts: readonly string[], separator: string, tail: string, whole?: string): Generator<string> {
+  if (parts.length === 0) {
+    yield whole ?? head + tail;
+    return;
+  }
+  let i = 0;
+  let prefix = head;
+  while (i < parts.length) {
+    const start = i;
+    let size = prefix.length;
+    while (i < parts.length && size < PIECE_BYTES) size += parts[i++]!.length + separator.length;
+    const body = parts.slice(start, i).join(separator);
+    yield i < parts.length ? prefix + body : prefix + body + tail;
+    prefix = separator;
   }
 }
 

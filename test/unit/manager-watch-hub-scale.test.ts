@@ -88,6 +88,27 @@ test('snapshot and endpoint lines, built from the stored JSON, are byte for byte
   }
 });
 
+test('a snapshot streamed in pieces as the peer reads is exactly the snapshot; live lines wait behind it', async () => {
+  const m = await open();
+  try {
+    await m.endpoints('host1', 700); // ~210 KB: four pieces
+    const sink = new SlowSink();
+    m.hub.attach('host1', sink);
+    const expected = JSON.stringify(m.hub.snapshot('host1')) + '\n';
+    const late = await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'late' });
+    assert.ok(sink.text.length < expected.length, 'only what the connection takes is written');
+    for (let i = 0; i < 20 && !sink.text.includes(late.id); i++) {
+      sink.drain();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    const [snapshot, change] = sink.text.split('\n');
+    assert.equal(snapshot + '\n', expected);
+    assert.equal((JSON.parse(change!) as WatchMessage).type, 'endpoint');
+  } finally {
+    await m.close();
+  }
+});
+
 test('a snapshot larger than the slow-consumer bound is sent whole; only lag beyond it closes the session', async () => {
   const m = await open({ maxBufferedBytes: 2048 });
   try {
@@ -113,7 +134,9 @@ test('over the snapshot budget, a new session waits and then gets a snapshot hol
     await m.endpoints('host2', 1);
     const first = new SlowSink();
     m.hub.attach('host1', first);
-    assert.equal(first.messages()[0]?.type, 'snapshot');
+    // streamed: the first piece is written, the rest follows as the connection drains
+    assert.ok(first.text.startsWith('{"type":"snapshot"'));
+    assert.ok(!first.text.endsWith('\n'), 'not all of it while the peer reads nothing');
     const second = new SlowSink();
     m.hub.attach('host2', second);
     assert.equal(second.text, '', 'the second snapshot waits for the first to drain');
@@ -126,6 +149,11 @@ test('over the snapshot budget, a new session waits and then gets a snapshot hol
     second.text = '';
     first.drain();
     await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(first.messages()[0]?.type, 'snapshot', 'the rest of the first snapshot once its peer read');
+    for (let i = 0; i < 20 && !second.text.endsWith('\n'); i++) {
+      second.drain();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
     const [snapshot, ...rest] = second.messages();
     assert.equal(snapshot?.type, 'snapshot');
     assert.deepEqual(rest, []);
