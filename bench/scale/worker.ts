@@ -293,6 +293,7 @@ process.on('message', (raw) => {
     case 'record':
       recording = message.on;
       if (!recording) for (const sim of sims) sim.pending = [];
+      void profile(message.on);
       return;
     case 'counters':
       send({ type: 'counters', id: message.id, counters: readCounters() });
@@ -312,3 +313,29 @@ process.on('message', (raw) => {
 });
 
 process.on('disconnect', () => process.exit(0));
+
+/**
+ * VXNET_SCALE_PROFILE_DIR=DIR: a CPU profile of this worker while changes are recorded (the churn phases),
+ * written as DIR/worker-PID-N.cpuprofile; the start-up sync, which dominates a whole-process profile, is
+ * left out.
+ */
+let profiler: import('node:inspector/promises').Session | undefined;
+let profiles = 0;
+async function profile(on: boolean): Promise<void> {
+  const dir = process.env.VXNET_SCALE_PROFILE_DIR;
+  if (!dir) return;
+  const { Session } = await import('node:inspector/promises');
+  if (on && !profiler) {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  } else if (!on && profiler) {
+    const session = profiler;
+    profiler = undefined;
+    const { profile: result } = await session.post('Profiler.stop');
+    session.disconnect();
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(dir, `worker-${process.pid}-${profiles++}.cpuprofile`), JSON.stringify(result));
+  }
+}

@@ -383,7 +383,8 @@ export class ManagerClient {
           try {
             message = JSON.parse(line);
           } catch {
-            finish(new VxnetError('internal', `the manager at ${this.url} sent a malformed watch line.`));
+            const excerpt = line.length > 80 ? `${line.slice(0, 40)}…${line.slice(-40)}` : line;
+            finish(new VxnetError('internal', `the manager at ${this.url} sent a malformed watch line (${line.length} characters: ${JSON.stringify(excerpt)}).`));
             return false;
           }
           if (typeof message !== 'object' || message === null || typeof (message as { type?: unknown }).type !== 'string') {

@@ -501,7 +501,7 @@ export class WatchHub {
  * `head`, then `parts` joined by `separator`, then `tail`, as pieces of about PIECE_BYTES (one piece when it
  * all fits). `whole`: the text to send when there are no parts at all.
  */
-function* pieces(head: string, parts: readonly string[], separator: string, tail: string, whole?: string): Generator<string> {
+export function* pieces(head: string, parts: readonly string[], separator: string, tail: string, whole?: string): Generator<string> {
   if (parts.length === 0) {
     yield whole ?? head + tail;
     return;
@@ -510,7 +510,9 @@ function* pieces(head: string, parts: readonly string[], separator: string, tail
   let prefix = head;
   while (i < parts.length) {
     const start = i;
-    let size = prefix.length;
+    // at least one part per piece: a head longer than a piece (the `nodes` of 1,000 nodes are ~100 KB) must
+    // not be sent alone, or the next piece would open with a separator where the first part belongs
+    let size = prefix.length + parts[i++]!.length;
     while (i < parts.length && size < PIECE_BYTES) size += parts[i++]!.length + separator.length;
     const body = parts.slice(start, i).join(separator);
     yield i < parts.length ? prefix + body : prefix + body + tail;

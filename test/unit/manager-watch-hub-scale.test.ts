@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { ManagerService } from '../../src/manager/service.ts';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
-import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
+import { pieces, WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -167,4 +167,23 @@ test('over the snapshot budget, a new session waits and then gets a snapshot hol
   } finally {
     await m.close();
   }
+});
+
+test('pieces: joined they are the whole text, whatever the sizes; a head longer than a piece is never sent alone', () => {
+  const part = (i: number, size: number) => `{"n":${i},"pad":"${'x'.repeat(size)}"}`;
+  const cases: [head: string, parts: string[]][] = [
+    ['{"head":[', [part(0, 10)]],
+    ['{"head":[', Array.from({ length: 700 }, (_, i) => part(i, 300))],
+    // the nodes of 1,000 hosts made the head of a snapshot ~100 KB, longer than a piece
+    [`{"nodes":"${'n'.repeat(100_000)}","endpoints":[`, Array.from({ length: 50 }, (_, i) => part(i, 5000))],
+    [`{"nodes":"${'n'.repeat(100_000)}","endpoints":[`, [part(0, 200_000)]],
+  ];
+  for (const [head, parts] of cases) {
+    const out = [...pieces(head, parts, ',', ']}')];
+    const text = out.join('');
+    assert.equal(text, head + parts.join(',') + ']}');
+    assert.doesNotThrow(() => JSON.parse(text));
+    assert.ok(!out.slice(1).some((piece) => piece === ','), 'no piece is a bare separator');
+  }
+  assert.deepEqual([...pieces('{"a":[', [], ',', ']}')], ['{"a":[]}']);
 });
