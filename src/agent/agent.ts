@@ -18,8 +18,8 @@ import type {
   WatchMessage,
 } from '../core/model.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
-import type { Dataplane, ReconcileResult } from './dataplane.ts';
-import { desiredState, localEndpoints, type Self } from './desired.ts';
+import type { Dataplane, DesiredEndpoint, ReconcileResult } from './dataplane.ts';
+import { containerEndpoints, desiredState, type Self } from './desired.ts';
 import { ClusterView } from './view.ts';
 
 /** The part of the manager API the agent uses (ManagerClient implements it). */
@@ -54,6 +54,8 @@ export interface AgentOptions {
 }
 
 const BACKOFF_MIN_MS = 100;
+/** the outcome of a ready endpoint in #reported (any other outcome is an error message) */
+const READY = Symbol('ready');
 /** A watch that has carried nothing for this long is given up and opened again (the manager pings every 10 s). */
 export const WATCH_IDLE_MS = 30_000;
 const BACKOFF_MAX_MS = 5_000;
@@ -69,12 +71,20 @@ export class Agent {
   #retryTimer: NodeJS.Timeout | undefined;
   #failures = 0;
   /** last status reported per local endpoint, so a status is sent once, not on every pass */
-  readonly #reported = new Map<string, string>();
+  readonly #reported = new Map<string, string | typeof READY>();
   #signal: AbortSignal | undefined;
   #heartbeatInFlight = false;
+  /** a heartbeat is owed as soon as the one in flight returns (see #pass) */
+  #heartbeatOwed = false;
+  /** the local endpoints of the last pass, to notice one going away */
+  #lastLocals: readonly DesiredEndpoint[] = [];
+  /** and those left out of it because their container could not be found */
+  #lastUnresolved: readonly string[] = [];
+  /** the view's epoch at the last pass: the first pass on a new snapshot is reported at once */
+  #lastEpoch = -1;
   #passes = 0;
-  /** local endpoints as the last pass left them: ready, or the reason they are not (waitForEndpoint) */
-  #outcomes = new Map<string, string | true>();
+  /** the last pass's outcome: which local endpoints are ready, and why the others are not (waitForEndpoint) */
+  #lastResult: ReconcileResult | undefined;
   readonly #passListeners = new Set<() => void>();
   readonly #viewListeners = new Set<() => void>();
 
@@ -97,7 +107,7 @@ export class Agent {
   waitForEndpoint(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
-        const outcome = this.#outcomes.get(id);
+        const outcome = this.#outcomeOf(id);
         if (outcome === undefined) return false;
         finish();
         if (outcome === true) resolve();
@@ -250,10 +260,9 @@ export class Agent {
       );
     }
     for (const [id, reason] of resolved.errors) result.endpointErrors.set(id, reason);
-    this.#outcomes = new Map<string, string | true>([...result.readyEndpoints].map((id) => [id, true]));
-    for (const [id, reason] of result.endpointErrors) this.#outcomes.set(id, reason);
+    this.#lastResult = result;
     for (const listener of [...this.#passListeners]) listener();
-    this.#reportStatuses([...desired.endpoints.map((e) => e.id), ...resolved.errors.keys()], result);
+    this.#reportStatuses(desired.endpoints, resolved.errors, result);
 
     if (result.error || result.endpointErrors.size > 0) {
       // Retry with backoff; a pass caused by a new change may come earlier and is fine.
@@ -266,8 +275,27 @@ export class Agent {
     }
     if (!result.error) {
       this.reconciledRevision = Math.max(this.reconciledRevision, revision);
-      this.#heartbeat();
+      if (this.#reportAtOnce(desired.endpoints, resolved.errors)) this.#heartbeat();
     }
+  }
+
+  /**
+   * Whether this pass's revision is worth a heartbeat now rather than at the next tick. Someone waits for it
+   * only when a local endpoint went away (a delete with `wait` answers once this node confirms) or on the
+   * first pass of a new snapshot (the node shows as reconciled); anything else waits for the periodic
+   * heartbeat. Reporting after every pass made each change to a network of 1,000 hosts cost 1,000 requests
+   * to the manager (bench/scale).
+   */
+  #reportAtOnce(locals: readonly DesiredEndpoint[], unresolved: ReadonlyMap<string, string>): boolean {
+    let removed = false;
+    // the renderer hands over the same array while no local endpoint changed
+    if (locals !== this.#lastLocals) for (const { id } of this.#lastLocals) if (!this.view.endpoints.has(id)) removed = true;
+    for (const id of this.#lastUnresolved) if (!this.view.endpoints.has(id)) removed = true;
+    this.#lastLocals = locals;
+    this.#lastUnresolved = unresolved.size === 0 ? [] : [...unresolved.keys()];
+    const fresh = this.#lastEpoch !== this.view.epoch;
+    this.#lastEpoch = this.view.epoch;
+    return removed || fresh;
   }
 
   /**
@@ -278,7 +306,7 @@ export class Agent {
     const namespaces = new Map<string, string>();
     const errors = new Map<string, string>();
     const self = this.#options.self.name;
-    const wanted = localEndpoints(this.view, this.#options.self).filter((e) => e.container !== undefined);
+    const wanted = containerEndpoints(this.view, this.#options.self);
     if (wanted.length === 0) return { namespaces, errors };
     const resolver = this.#options.containers;
     const failures = new Map<string, string>();
@@ -305,38 +333,61 @@ export class Agent {
     return { namespaces, errors };
   }
 
-  #reportStatuses(localIds: string[], result: ReconcileResult): void {
-    const { api } = this.#options;
-    const live = new Set(localIds);
-    for (const id of this.#reported.keys()) if (!live.has(id)) this.#reported.delete(id);
-    for (const id of localIds) {
-      const endpoint: Endpoint | undefined = this.view.endpoints.get(id);
-      if (!endpoint) continue;
-      let report: EndpointStatusRequest | undefined;
-      const failure = result.endpointErrors.get(id);
-      if (failure !== undefined) report = { status: 'error', message: failure };
-      else if (result.readyEndpoints.has(id)) report = { status: 'ready' };
-      if (!report) continue;
-      const key = `${report.status}:${report.message ?? ''}`;
-      const known = `${endpoint.status}:${endpoint.message ?? ''}`;
-      if (this.#reported.get(id) === key || (known === key && !this.#reported.has(id))) continue;
-      this.#reported.set(id, key);
-      api.setEndpointStatus(id, report, this.#signal).catch((err) => {
-        this.#reported.delete(id);
-        this.#log(`could not report status of endpoint ${id}: ${messageOf(err)}`);
-      });
-    }
+  /** Ready (true), the reason it is not, or undefined when the last pass did not get to endpoint `id`. */
+  #outcomeOf(id: string): string | true | undefined {
+    const result = this.#lastResult;
+    if (!result) return undefined;
+    return result.endpointErrors.get(id) ?? (result.readyEndpoints.has(id) ? true : undefined);
+  }
+
+  /**
+   * Tells the manager how each local endpoint fared, once per outcome: `#reported` keeps the last outcome
+   * sent per endpoint ("ready" or the error message), and an endpoint the manager already shows with that
+   * outcome (after a restart) is not reported again. Runs after every pass, so it allocates nothing for an
+   * endpoint whose outcome did not change.
+   */
+  #reportStatuses(locals: readonly DesiredEndpoint[], unresolved: ReadonlyMap<string, string>, result: ReconcileResult): void {
+    for (const id of this.#reported.keys()) if (!this.view.endpoints.has(id)) this.#reported.delete(id);
+    for (const { id } of locals) this.#reportStatus(id, result);
+    for (const id of unresolved.keys()) this.#reportStatus(id, result);
+  }
+
+  #reportStatus(id: string, result: ReconcileResult): void {
+    const endpoint: Endpoint | undefined = this.view.endpoints.get(id);
+    if (!endpoint) return;
+    const failure = result.endpointErrors.get(id);
+    if (failure === undefined && !result.readyEndpoints.has(id)) return;
+    const outcome = failure ?? READY;
+    const sent = this.#reported.get(id);
+    if (sent === outcome) return;
+    const shown = endpoint.status === 'ready' ? READY : endpoint.status === 'error' ? (endpoint.message ?? '') : undefined;
+    if (sent === undefined && shown === outcome) return;
+    this.#reported.set(id, outcome);
+    const report: EndpointStatusRequest = failure === undefined ? { status: 'ready' } : { status: 'error', message: failure };
+    this.#options.api.setEndpointStatus(id, report, this.#signal).catch((err) => {
+      this.#reported.delete(id);
+      this.#log(`could not report status of endpoint ${id}: ${messageOf(err)}`);
+    });
   }
 
   #heartbeat(): void {
-    if (this.#heartbeatInFlight || this.#signal?.aborted) return;
+    if (this.#signal?.aborted) return;
+    if (this.#heartbeatInFlight) {
+      // the one in flight may carry an older revision than a waiting delete needs: send another after it
+      this.#heartbeatOwed = true;
+      return;
+    }
     this.#heartbeatInFlight = true;
+    this.#heartbeatOwed = false;
     this.#options.api
       .heartbeat(this.#options.self.name, { reconciledRevision: this.reconciledRevision }, this.#signal)
       .catch(() => {
         // The watch loop reports manager outages; heartbeats just try again on the next tick.
       })
-      .finally(() => (this.#heartbeatInFlight = false));
+      .finally(() => {
+        this.#heartbeatInFlight = false;
+        if (this.#heartbeatOwed) this.#heartbeat();
+      });
   }
 }
 

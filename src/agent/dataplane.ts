@@ -88,6 +88,12 @@ export interface VxlanFilter {
   allowedSources: string[];
 }
 
+/**
+ * Treated as immutable: a state handed to reconcile, its arrays and their items are never changed afterwards
+ * (a new state is made of new arrays where something differs). The renderer hands over the very same array
+ * for a list that did not change, and a data plane may rely on that identity to skip work (LinuxDataplane
+ * skips the entry diff) until its periodic full check.
+ */
 export interface DesiredState {
   networks: DesiredNetwork[];
   peers: DesiredPeer[];

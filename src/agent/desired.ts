@@ -51,70 +51,58 @@ export function gatewayMacOf(network: Network): string {
  */
 export function desiredState(view: ClusterView, self: Self, containers: ReadonlyMap<string, string> = new Map()): DesiredState {
   const networks: DesiredNetwork[] = [];
-  const peers: DesiredPeer[] = [];
-  const floods: DesiredFlood[] = [];
-  const endpoints: DesiredEndpoint[] = [];
+  const peerLists: DesiredPeer[][] = [];
+  const floodLists: DesiredFlood[][] = [];
+  const endpointLists: DesiredEndpoint[][] = [];
 
   const cache = renderCacheOf(view, self);
 
   for (const name of cache.sync(view, self)) {
-    const network = view.networks.get(name)!;
     const rendered = cache.networks.get(name)!;
-    const bridge = deviceNames.bridge(network.vni);
-    const vxlan = deviceNames.vxlan(network.vni);
-    const subnetCidrs = network.subnets.map((s) => s.cidr);
-    networks.push({
-      name,
-      vni: network.vni,
-      bridge,
-      vxlan,
-      port: network.port,
-      mtu: network.mtu,
-      localAddress: self.address,
-      ...(network.multicastGroup ? { multicastGroup: network.multicastGroup, underlayDevice: self.underlayDevice } : {}),
-      gatewayMac: gatewayMacOf(network),
-      gatewayAddresses: network.subnets.map((s) => `${s.gateway}/${parseCidr(s.cidr)?.prefix ?? 32}`),
-      subnets: subnetCidrs,
-      internal: network.internal,
-    });
-
-    for (const id of rendered.locals) {
-      const endpoint = view.endpoints.get(id);
-      if (endpoint) {
-        const netns = endpoint.container !== undefined ? containers.get(endpoint.container) : endpoint.netns;
-        if (endpoint.docker === undefined && netns === undefined) continue;
-        endpoints.push(rendered.local(endpoint, netns, () => ({
-          id: endpoint.id,
-          bridge,
-          hostVeth: deviceNames.hostVeth(endpoint.id),
-          peerVeth: deviceNames.peerVeth(endpoint.id),
-          ...(endpoint.docker === undefined ? { netns } : {}),
-          ifname: endpoint.ifname,
-          mac: endpoint.mac,
-          address: `${endpoint.ip}/${endpoint.prefix}`,
-          gateway: endpoint.gateway,
-          mtu: network.mtu,
-          extraRoutes: subnetCidrs.filter((cidr) => !isInside(endpoint.ip, cidr)),
-        })));
-      }
-    }
-    // one by one: a network of 100,000 peers spread into push() would overflow the stack
-    for (const peer of rendered.peerList()) peers.push(peer);
-    if (!network.multicastGroup) for (const flood of rendered.floodList()) floods.push(flood);
+    networks.push(rendered.desiredNetwork(self));
+    endpointLists.push(rendered.endpointList(view, containers));
+    peerLists.push(rendered.peerList());
+    if (!rendered.network.multicastGroup) floodLists.push(rendered.floodList());
   }
-  return { networks, peers, floods, endpoints, vxlanFilter: cache.filter(view, self) };
+  return {
+    networks,
+    peers: cache.peers.of(peerLists),
+    floods: cache.floods.of(floodLists),
+    endpoints: cache.endpoints.of(endpointLists),
+    vxlanFilter: cache.filter(view, self),
+  };
 }
 
 /**
- * This node's endpoints in the view (of the networks it holds), found without going through the others:
- * the renderer keeps them per network. A scan of every endpoint per pass cost an agent with 18,000 remote
- * endpoints more than the whole incremental rendering (bench/scale).
+ * The concatenation of per-network lists, kept while every list is the same array as last time: a pass in
+ * which no peer changed hands the data plane the very array it had, which it can recognise without looking
+ * inside (the kernel data plane then skips the entry diff). Concatenating, rather than pushing one by one,
+ * is a copy of references; pushing a network of 100,000 peers spread into push() would overflow the stack.
  */
-export function localEndpoints(view: ClusterView, self: Self): Endpoint[] {
+class Concatenation<T> {
+  #parts: T[][] = [];
+  #whole: T[] = [];
+
+  of(parts: T[][]): T[] {
+    if (parts.length !== this.#parts.length || parts.some((part, i) => part !== this.#parts[i])) {
+      this.#parts = parts;
+      this.#whole = parts.length === 1 ? parts[0]! : ([] as T[]).concat(...parts);
+    }
+    return this.#whole;
+  }
+}
+
+/**
+ * This node's endpoints attached to Docker containers (`vxnet attach --container`), whose namespaces the
+ * agent resolves before each pass. The renderer keeps them per network, so a node without any costs nothing:
+ * a scan of every endpoint per pass cost an agent with 18,000 remote endpoints more than the whole
+ * incremental rendering (bench/scale).
+ */
+export function containerEndpoints(view: ClusterView, self: Self): Endpoint[] {
   const cache = renderCacheOf(view, self);
   const out: Endpoint[] = [];
   for (const name of cache.sync(view, self)) {
-    for (const id of cache.networks.get(name)!.locals) {
+    for (const id of cache.networks.get(name)!.containerLocals) {
       const endpoint = view.endpoints.get(id);
       if (endpoint) out.push(endpoint);
     }
@@ -132,6 +120,9 @@ export function localEndpoints(view: ClusterView, self: Self): Endpoint[] {
 class RenderCache {
   readonly selfKey: string;
   readonly networks = new Map<string, NetworkRender>();
+  readonly peers = new Concatenation<DesiredPeer>();
+  readonly floods = new Concatenation<DesiredFlood>();
+  readonly endpoints = new Concatenation<DesiredEndpoint>();
   #epoch = -1;
   #vtepsVersion = -1;
   #nodesVersion = -1;
@@ -194,8 +185,12 @@ class NetworkRender {
   readonly #unknown = new Map<string, string>();
   /** the rendering of each local endpoint, for as long as the endpoint and its namespace stay the same */
   readonly #locals = new Map<string, { endpoint: Endpoint; netns: string | undefined; desired: DesiredEndpoint }>();
+  /** this node's endpoints here attached to a Docker container (resolved by the agent before each pass) */
+  readonly containerLocals = new Set<string>();
   #peerList: DesiredPeer[] | undefined;
   #floodList: DesiredFlood[] | undefined;
+  #endpointList: DesiredEndpoint[] | undefined;
+  #desiredNetwork: DesiredNetwork | undefined;
 
   constructor(name: string, network: Network) {
     this.name = name;
@@ -203,11 +198,60 @@ class NetworkRender {
     this.vxlan = deviceNames.vxlan(network.vni);
   }
 
-  /** The local endpoint as rendered by `render`, reused while `endpoint` (the same object) and `netns` stay. */
-  local(endpoint: Endpoint, netns: string | undefined, render: () => DesiredEndpoint): DesiredEndpoint {
+  /** The devices of this network on this node; the same object while the network stays the same. */
+  desiredNetwork(self: Self): DesiredNetwork {
+    const network = this.network;
+    return (this.#desiredNetwork ??= {
+      name: this.name,
+      vni: network.vni,
+      bridge: deviceNames.bridge(network.vni),
+      vxlan: this.vxlan,
+      port: network.port,
+      mtu: network.mtu,
+      localAddress: self.address,
+      ...(network.multicastGroup ? { multicastGroup: network.multicastGroup, underlayDevice: self.underlayDevice } : {}),
+      gatewayMac: gatewayMacOf(network),
+      gatewayAddresses: network.subnets.map((s) => `${s.gateway}/${parseCidr(s.cidr)?.prefix ?? 32}`),
+      subnets: network.subnets.map((s) => s.cidr),
+      internal: network.internal,
+    });
+  }
+
+  /**
+   * The local endpoints to set up, in the view's order; the same array while none of them changed and none
+   * is attached to a container (whose namespace `containers` resolves anew each pass).
+   */
+  endpointList(view: ClusterView, containers: ReadonlyMap<string, string>): DesiredEndpoint[] {
+    if (this.#endpointList && this.containerLocals.size === 0) return this.#endpointList;
+    const list: DesiredEndpoint[] = [];
+    for (const id of this.locals) {
+      const endpoint = view.endpoints.get(id);
+      if (!endpoint) continue;
+      const netns = endpoint.container !== undefined ? containers.get(endpoint.container) : endpoint.netns;
+      if (endpoint.docker === undefined && netns === undefined) continue;
+      list.push(this.#local(endpoint, netns));
+    }
+    return (this.#endpointList = list);
+  }
+
+  /** The local endpoint rendered, reused while `endpoint` (the same object) and `netns` stay. */
+  #local(endpoint: Endpoint, netns: string | undefined): DesiredEndpoint {
     const cached = this.#locals.get(endpoint.id);
     if (cached && cached.endpoint === endpoint && cached.netns === netns) return cached.desired;
-    const desired = render();
+    const network = this.network;
+    const desired: DesiredEndpoint = {
+      id: endpoint.id,
+      bridge: deviceNames.bridge(network.vni),
+      hostVeth: deviceNames.hostVeth(endpoint.id),
+      peerVeth: deviceNames.peerVeth(endpoint.id),
+      ...(endpoint.docker === undefined ? { netns } : {}),
+      ifname: endpoint.ifname,
+      mac: endpoint.mac,
+      address: `${endpoint.ip}/${endpoint.prefix}`,
+      gateway: endpoint.gateway,
+      mtu: network.mtu,
+      extraRoutes: network.subnets.map((s) => s.cidr).filter((cidr) => !isInside(endpoint.ip, cidr)),
+    };
     this.#locals.set(endpoint.id, { endpoint, netns, desired });
     return desired;
   }
@@ -236,6 +280,10 @@ class NetworkRender {
     if (endpoint.node === self.name) {
       this.#dropPeer(id);
       this.locals.add(id);
+      if (endpoint.container !== undefined) this.containerLocals.add(id);
+      else this.containerLocals.delete(id);
+      // the object itself may be new (the view replaces it on every change): rendered again if so
+      if (this.#locals.get(id)?.endpoint !== endpoint) this.#endpointList = undefined;
       return;
     }
     this.#dropLocal(id);
@@ -259,8 +307,10 @@ class NetworkRender {
   }
 
   #dropLocal(id: string): void {
-    this.locals.delete(id);
+    if (!this.locals.delete(id)) return;
+    this.containerLocals.delete(id);
     this.#locals.delete(id);
+    this.#endpointList = undefined;
   }
 
   /** Endpoints that waited for their node: the node may be known now. */

@@ -7,7 +7,7 @@
  * bookkeeping that lets desired.ts render only what changed (bench/scale: an agent holding 18,000 remote
  * endpoints re-rendered all of them for every change on any of its networks).
  */
-import type { Endpoint, Network, Node, WatchMessage } from '../core/model.ts';
+import { differsOnlyInStatus, type Endpoint, type Network, type Node, type WatchMessage } from '../core/model.ts';
 
 export interface ClusterViewOptions {
   /**
@@ -100,7 +100,7 @@ export class ClusterView {
         const previous = this.endpoints.get(message.endpoint.id);
         this.#putEndpoint(message.endpoint);
         // The agent's own status reports come back on the stream; they do not change kernel state.
-        return !previous || !sameExceptStatus(previous, message.endpoint);
+        return !previous || !differsOnlyInStatus(previous, message.endpoint);
       }
       case 'endpoint-deleted': {
         const existing = this.endpoints.get(message.id);
@@ -158,18 +158,3 @@ export class ClusterView {
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
-
-function sameExceptStatus(a: Endpoint, b: Endpoint): boolean {
-  return (
-    a.network === b.network &&
-    a.node === b.node &&
-    a.netns === b.netns &&
-    a.container === b.container &&
-    a.docker === b.docker &&
-    a.ifname === b.ifname &&
-    a.ip === b.ip &&
-    a.prefix === b.prefix &&
-    a.gateway === b.gateway &&
-    a.mac === b.mac
-  );
-}

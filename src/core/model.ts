@@ -88,6 +88,28 @@ export interface Endpoint {
 }
 
 /**
+ * True when two versions of an endpoint differ at most in what its agent reports (status and message) or in
+ * bookkeeping no kernel sees (`reserved`): such a change shapes no kernel state, so the manager sends it to
+ * the endpoint's own node only and an agent that gets it does not reconcile.
+ */
+export function differsOnlyInStatus(a: Endpoint, b: Endpoint): boolean {
+  return (
+    a.id === b.id &&
+    a.network === b.network &&
+    a.node === b.node &&
+    a.netns === b.netns &&
+    a.container === b.container &&
+    a.docker === b.docker &&
+    a.ifname === b.ifname &&
+    a.ip === b.ip &&
+    a.prefix === b.prefix &&
+    a.gateway === b.gateway &&
+    a.mac === b.mac &&
+    a.createdAt === b.createdAt
+  );
+}
+
+/**
  * An address held in a network's cluster-wide IPAM without an endpoint: Docker allocates addresses (IPAM
  * RequestAddress) before it creates the endpoint, and releases them after deleting it. An endpoint created
  * with `reserved: true` adopts the reservation; deleting the reservation deletes that endpoint too.

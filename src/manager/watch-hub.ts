@@ -34,7 +34,7 @@
  * the connection alive without claiming anything was seen). Endpoint lines reuse the stored JSON too instead
  * of serialising the endpoint again per message.
  */
-import type { Endpoint, Network, WatchMessage } from '../core/model.ts';
+import { differsOnlyInStatus, type Endpoint, type Network, type WatchMessage } from '../core/model.ts';
 import type { ClusterState, StateChange } from './state.ts';
 
 /** Where a session's lines go (an HTTP response in production, an array in tests). */
@@ -369,7 +369,7 @@ export class WatchHub {
       case 'endpoint': {
         const { endpoint, prev, revision } = change;
         const line = this.#endpointLine(revision, endpoint);
-        if (prev && statusOnly(prev, endpoint)) {
+        if (prev && differsOnlyInStatus(prev, endpoint)) {
           this.#toNode(endpoint.node, line);
           return;
         }
@@ -522,22 +522,4 @@ export function* pieces(head: string, parts: readonly string[], separator: strin
 
 function lineOf(message: WatchMessage): string {
   return JSON.stringify(message) + '\n';
-}
-
-/** True when only the agent-reported fields differ. */
-function statusOnly(a: Endpoint, b: Endpoint): boolean {
-  return (
-    a.id === b.id &&
-    a.network === b.network &&
-    a.node === b.node &&
-    a.netns === b.netns &&
-    a.container === b.container &&
-    a.docker === b.docker &&
-    a.ifname === b.ifname &&
-    a.ip === b.ip &&
-    a.prefix === b.prefix &&
-    a.gateway === b.gateway &&
-    a.mac === b.mac &&
-    a.createdAt === b.createdAt
-  );
 }

@@ -324,9 +324,11 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
       }
       idleDumping.sort((a, b) => a - b);
       // change one peer among 10,000
-      peers[5000] = { ...peers[5000], vtep: '10.99.2.1' };
+      // a new array, as the renderer makes: a list handed to reconcile is never changed in place
+      const moved = peers.slice();
+      moved[5000] = { ...peers[5000], vtep: '10.99.2.1' };
       t0 = performance.now();
-      const one = await dataplane.reconcile({ ...desired, peers });
+      const one = await dataplane.reconcile({ ...desired, peers: moved });
       const oneMs = performance.now() - t0;
       const removed = await dataplane.reconcile({ networks: [], peers: [], floods: [], endpoints: [], vxlanFilter: { ports: [], allowedSources: [] } });
       await dataplane.close();

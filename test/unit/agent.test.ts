@@ -213,7 +213,29 @@ describe('agent reconcile loop', () => {
       ['aaaaaaaaaaaa:ready', 'ffffffffffff:error'],
     );
     assert.match(api.statuses.find(([id]) => id === 'ffffffffffff')![1].message!, /does not exist/);
-    await until(() => api.heartbeats.includes(71), 'heartbeat with revision 71');
+    controller.abort();
+    await running;
+  });
+
+  it('reports its revision at once on a new snapshot and when a local endpoint goes, otherwise on the tick', async () => {
+    const api = new ScriptedApi();
+    const dataplane = new RecordingDataplane();
+    const agent = new Agent({ api, dataplane, self, underlayMtu: 1500, heartbeatIntervalMs: 60_000 });
+    const controller = new AbortController();
+    const running = agent.run(controller.signal).catch(() => {});
+    await until(() => api.push !== undefined, 'watch');
+    api.push!(snapshot([endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2')]));
+    await until(() => api.heartbeats.includes(10), 'heartbeat after the first pass');
+    // a remote endpoint coming and going: nobody waits on this node for it
+    api.push!({ type: 'endpoint', revision: 11, endpoint: endpoint('bbbbbbbbbbbb', 'host2', '192.168.1.3') });
+    api.push!({ type: 'endpoint-deleted', revision: 12, id: 'bbbbbbbbbbbb', network: 'blue' });
+    await until(() => agent.reconciledRevision === 12, 'passes for the remote changes');
+    await agent.idle();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(api.heartbeats, [10]);
+    // a local endpoint deleted: a delete with `wait` is answered when this node confirms
+    api.push!({ type: 'endpoint-deleted', revision: 13, id: 'aaaaaaaaaaaa', network: 'blue' });
+    await until(() => api.heartbeats.includes(13), 'heartbeat with the revision of the local delete');
     controller.abort();
     await running;
   });

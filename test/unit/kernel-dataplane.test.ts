@@ -285,4 +285,39 @@ describe('LinuxDataplane with a fake runner', () => {
     await Promise.all([dataplane.reconcile(captured), dataplane.reconcile(captured), dataplane.reconcile(captured)]);
     assert.equal(maxActive, 1);
   });
+
+  it('with the entries vouched for by the monitor and the same lists, changes nothing; a kernel event or a new list is diffed', async () => {
+    const fake = convergedFake() as FakeRunner & Pick<Runner, 'watch'>;
+    let monitor: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
+    fake.watch = (_argv, onLine) => {
+      monitor = onLine;
+      let stop = (_code: number) => {};
+      const exited = new Promise<number>((resolve) => (stop = resolve));
+      return { pid: 4242, exited, stop: () => stop(143) };
+    };
+    fake.files.set('/proc/net/netlink', 'sk Eth Pid Groups\n0000 0 4242 00000004 0 0 0 2 0 1\n');
+    const dataplane = new LinuxDataplane({ run: fake, tuneNeighbourTable: false });
+    const neighbourWrites = () => fake.writesOnly().filter((c) => c.argv.join(' ') === 'ip -force -batch -');
+    assert.equal((await dataplane.reconcile(captured)).changes, 0);
+    assert.equal((await dataplane.reconcile({ ...captured, networks: [...captured.networks] })).changes, 0);
+    assert.equal(fake.calls.filter((c) => c.argv.join(' ') === 'ip -j neigh show nud permanent').length, 1, 'the dump is reused');
+
+    // the kernel lost an entry and said so: the same lists are diffed against a fresh dump, and it is put back
+    const neighbours = JSON.parse(fake.neighbours) as { dst: string; dev: string }[];
+    fake.neighbours = JSON.stringify(neighbours.filter((n) => !(n.dev === 'vxnv42' && n.dst === '192.168.1.20')));
+    monitor!('Deleted 192.168.1.20 dev vxnv42 lladdr 02:78:c0:a8:01:14 PERMANENT', 'stdout');
+    const repaired = await dataplane.reconcile(captured);
+    assert.equal(repaired.changes, 1);
+    assert.deepEqual(lines(neighbourWrites().at(-1)?.input), ['neigh replace 192.168.1.20 lladdr 02:78:c0:a8:01:14 dev vxnv42 nud permanent']);
+    fake.neighbours = JSON.stringify(neighbours);
+
+    // settled again, then a new list with one more peer: that peer is programmed
+    assert.equal((await dataplane.reconcile(captured)).changes, 0);
+    const more = { ...captured, peers: [...captured.peers, { vxlan: 'vxnv42', ip: '192.168.1.22', mac: '02:78:c0:a8:01:16', vtep: '10.99.0.3' }] };
+    const added = await dataplane.reconcile(more);
+    assert.equal(added.changes, 2);
+    assert.deepEqual(lines(neighbourWrites().at(-1)?.input), ['neigh replace 192.168.1.22 lladdr 02:78:c0:a8:01:16 dev vxnv42 nud permanent']);
+    await dataplane.close();
+  });
 });
+

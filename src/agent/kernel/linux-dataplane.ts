@@ -105,6 +105,8 @@ export class LinuxDataplane implements Dataplane {
   readonly #entries: EntryCache | undefined;
   #tuned = false;
   #queue: Promise<unknown> = Promise.resolve();
+  /** what the last pass wanted, when it found every entry as wanted and wrote nothing (see #entriesSettled) */
+  #settled: Pick<DesiredState, 'networks' | 'peers' | 'floods'> | undefined;
 
   constructor(options: LinuxDataplaneOptions = {}) {
     this.#run = options.run ?? createRunner();
@@ -122,27 +124,49 @@ export class LinuxDataplane implements Dataplane {
     await this.#entries?.close();
   }
 
-  /** One read of the actual state; the two large entry dumps are skipped when the entry cache vouches for them. */
-  async #read(signal?: AbortSignal): Promise<ActualState> {
+  /**
+   * One read of the actual state; the two large entry dumps are skipped when the entry cache vouches for
+   * them (`reused`: nothing changed the entries since the dump the previous pass saw).
+   */
+  async #read(signal?: AbortSignal): Promise<{ actual: ActualState; reused: boolean }> {
     const cache = this.#entries;
     if (!cache) {
       const [base, [neighbours, fdb]] = await Promise.all([
         readBase(this.#run, signal),
         Promise.all([readNeighbours(this.#run, signal), readFdb(this.#run, signal)]),
       ]);
-      return { ...base, neighbours, fdb };
+      return { actual: { ...base, neighbours, fdb }, reused: false };
     }
     await cache.prepare();
     const reused = cache.cached();
     const [base, dumped] = await Promise.all([readBase(this.#run, signal), reused ? undefined : cache.dump(signal)]);
     if (dumped) {
       cache.bind(base.links);
-      return { ...base, ...dumped };
+      return { actual: { ...base, ...dumped }, reused: false };
     }
-    if (cache.stillValid(base.links)) return { ...base, ...reused! };
+    if (cache.stillValid(base.links)) return { actual: { ...base, ...reused! }, reused: true };
     const again = await cache.dump(signal);
     cache.bind(base.links);
-    return { ...base, ...again };
+    return { actual: { ...base, ...again }, reused: false };
+  }
+
+  /**
+   * Whether the entries need no diff this pass: the last pass found them exactly as wanted and changed
+   * nothing at all, the kernel's entries are those it saw (the dump is reused), and the renderer handed over
+   * the very same peer and flood lists for the very same networks (it does while none changed). Then the
+   * diff would find nothing, and skipping it makes a pass with nothing to do cost the same with 50,000 peers
+   * as with 50. Any doubt (a write, an event from the kernel, a new list) means the full diff.
+   */
+  #entriesSettled(desired: DesiredState, reused: boolean): boolean {
+    const settled = this.#settled;
+    return (
+      reused &&
+      settled !== undefined &&
+      settled.peers === desired.peers &&
+      settled.floods === desired.floods &&
+      settled.networks.length === desired.networks.length &&
+      settled.networks.every((network, i) => network === desired.networks[i])
+    );
   }
 
   /** Passes never overlap: a call waits for the previous one. */
@@ -157,18 +181,24 @@ export class LinuxDataplane implements Dataplane {
     const errors: string[] = [];
     signal?.throwIfAborted();
 
-    let actual: ActualState;
+    let read: { actual: ActualState; reused: boolean };
     try {
-      actual = await this.#read(signal);
+      read = await this.#read(signal);
     } catch (err) {
       if (signal?.aborted) throw err;
+      this.#settled = undefined;
       result.error = `reading the kernel state failed: ${messageOf(err)}`;
       this.#log(result.error);
       return result;
     }
 
+    const entriesSettled = this.#entriesSettled(desired, read.reused);
+    this.#settled = undefined;
     try {
-      await this.#apply(desired, actual, result, errors, signal);
+      await this.#apply(desired, read.actual, entriesSettled, result, errors, signal);
+      if (result.changes === 0 && errors.length === 0 && result.endpointErrors.size === 0) {
+        this.#settled = { networks: desired.networks, peers: desired.peers, floods: desired.floods };
+      }
     } catch (err) {
       // something unexpected (not a failed line, those are reported above): what was written is unknown
       this.#entries?.invalidate();
@@ -183,8 +213,15 @@ export class LinuxDataplane implements Dataplane {
     return result;
   }
 
-  async #apply(desired: DesiredState, actual: ActualState, result: ReconcileResult, errors: string[], signal?: AbortSignal): Promise<void> {
-    const plan = planReconcile(desired, actual);
+  async #apply(
+    desired: DesiredState,
+    actual: ActualState,
+    entriesSettled: boolean,
+    result: ReconcileResult,
+    errors: string[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const plan = planReconcile(desired, actual, { entriesSettled });
     for (const note of plan.notes) this.#log(note);
     for (const r of plan.rejected) {
       if (r.kind === 'endpoint') result.endpointErrors.set(r.key, r.reason);

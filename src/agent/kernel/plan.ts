@@ -201,7 +201,12 @@ export function vxlanMismatch(net: DesiredNetwork, link: LinkState): string | un
 
 const key = (a: string, b: string): string => `${a} ${b}`;
 
-export function planReconcile(desired: DesiredState, actual: ActualState): Plan {
+/**
+ * `entriesSettled`: the caller knows the neighbour and FDB entries are exactly as wanted (see
+ * LinuxDataplane: nothing changed them or the wanted lists since a pass that found nothing to do), so
+ * they are not diffed again.
+ */
+export function planReconcile(desired: DesiredState, actual: ActualState, options: { entriesSettled?: boolean } = {}): Plan {
   const rejected: Rejected[] = [];
   const notes: string[] = [];
 
@@ -360,7 +365,9 @@ export function planReconcile(desired: DesiredState, actual: ActualState): Plan 
   const entryDevices = new Set(byVxlan.keys());
   const readable = (dev: string) => entryDevices.has(dev) && !fresh.has(dev);
 
-  const { neighbours, fdb } = planEntries(desired, actual, byVxlan, readable, protectedNames, rejected);
+  const { neighbours, fdb } = options.entriesSettled
+    ? { neighbours: [], fdb: [] }
+    : planEntries(desired, actual, byVxlan, readable, protectedNames, rejected);
 
   return {
     links: [...dels, ...adds, ...sets, ...addrs.filter((s) => s.op === 'addr-del'), ...addrs.filter((s) => s.op === 'addr-add')],
