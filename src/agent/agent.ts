@@ -72,6 +72,8 @@ export class Agent {
   #failures = 0;
   /** last status reported per local endpoint, so a status is sent once, not on every pass */
   readonly #reported = new Map<string, string | typeof READY>();
+  /** the local endpoints of a pass after which each was ready and reported so (see #reportStatuses) */
+  #allReported: readonly DesiredEndpoint[] | undefined;
   #signal: AbortSignal | undefined;
   #heartbeatInFlight = false;
   /** a heartbeat is owed as soon as the one in flight returns (see #pass) */
@@ -343,13 +345,17 @@ export class Agent {
   /**
    * Tells the manager how each local endpoint fared, once per outcome: `#reported` keeps the last outcome
    * sent per endpoint ("ready" or the error message), and an endpoint the manager already shows with that
-   * outcome (after a restart) is not reported again. Runs after every pass, so it allocates nothing for an
-   * endpoint whose outcome did not change.
+   * outcome (after a restart) is not reported again. Runs after every pass: when the local endpoints are
+   * the same list as at the last pass, and were all ready then and still are, there is nothing to look at
+   * (the usual pass on a busy node, caused by other nodes' endpoints).
    */
   #reportStatuses(locals: readonly DesiredEndpoint[], unresolved: ReadonlyMap<string, string>, result: ReconcileResult): void {
+    const allReady = unresolved.size === 0 && result.endpointErrors.size === 0 && result.readyEndpoints.size === locals.length;
+    if (allReady && locals === this.#allReported) return;
     for (const id of this.#reported.keys()) if (!this.view.endpoints.has(id)) this.#reported.delete(id);
     for (const { id } of locals) this.#reportStatus(id, result);
     for (const id of unresolved.keys()) this.#reportStatus(id, result);
+    this.#allReported = allReady ? locals : undefined;
   }
 
   #reportStatus(id: string, result: ReconcileResult): void {
@@ -366,6 +372,7 @@ export class Agent {
     const report: EndpointStatusRequest = failure === undefined ? { status: 'ready' } : { status: 'error', message: failure };
     this.#options.api.setEndpointStatus(id, report, this.#signal).catch((err) => {
       this.#reported.delete(id);
+      this.#allReported = undefined;
       this.#log(`could not report status of endpoint ${id}: ${messageOf(err)}`);
     });
   }
