@@ -1,8 +1,8 @@
 /**
  * A hand-written SVG chart of distributions for the benchmark report: one panel per measure, each showing
  * the empirical CDF of every series (x = the value, y = the share of samples at or below it), with p50 and
- * p99 named in the legend. A CDF shows the whole distribution — median, tail, bimodality — where a bar of
- * averages would hide it, and it stays readable with 5 samples or 100,000.
+ * p99 (or the panel's own choice of percentiles) named in the legend. A CDF shows the whole distribution —
+ * median, tail, bimodality — where a bar of averages would hide it, and it stays readable with 5 samples or 100,000.
  *
  * No dependencies: the output is plain SVG 1.1 text, viewable in any browser and in GitHub's file view.
  */
@@ -20,6 +20,8 @@ export interface Panel {
   series: Series[];
   /** logarithmic x axis (for latencies spanning decades) */
   log?: boolean;
+  /** percentiles named in the legend (default p50 and p99) */
+  percentiles?: number[];
 }
 
 const WIDTH = 860;
@@ -28,6 +30,8 @@ const MARGIN = { left: 64, right: 24, top: 40, bottom: 58 };
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 /** plotted points per series at most: a CDF of 100,000 samples does not need 100,000 vertices */
 const MAX_POINTS = 400;
+/** average advance of a 12 px Helvetica character, to tell whether two legend entries fit on one row */
+const LEGEND_CHAR_WIDTH = 6.6;
 
 export function escapeXml(text: string): string {
   return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
@@ -117,6 +121,8 @@ function panelSvg(panel: Panel, top: number): string {
   for (const share of [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1]) {
     const y = sy(share).toFixed(1);
     out.push(`<line x1="${x0}" x2="${x0 + plotW}" y1="${y}" y2="${y}" class="${share === 0.5 || share === 0.99 ? 'grid strong' : 'grid'}"/>`);
+    // 100% would print over p99, a pixel or two above it
+    if (share === 1) continue;
     out.push(`<text x="${x0 - 6}" y="${(sy(share) + 4).toFixed(1)}" class="tick" text-anchor="end">${share === 0.99 ? 'p99' : share === 0.5 ? 'p50' : `${share * 100}%`}</text>`);
   }
   for (const v of log ? logTicks(min, max) : linearTicks(min, max)) {
@@ -130,6 +136,7 @@ function panelSvg(panel: Panel, top: number): string {
   );
 
   // one step line per series, then its legend entry
+  const legend = legendOf(panel);
   panel.series.forEach((series, i) => {
     const color = COLORS[i % COLORS.length]!;
     const points = cdfPoints(series.values);
@@ -143,15 +150,11 @@ function panelSvg(panel: Panel, top: number): string {
       }
       out.push(`<path d="${d}" stroke="${color}" class="cdf"/>`);
     }
-    const n = series.values.length;
-    const label =
-      n === 0
-        ? `${series.name}: no samples`
-        : `${series.name}: p50 ${formatValue(percentile(series.values, 50), panel.unit)}, p99 ${formatValue(percentile(series.values, 99), panel.unit)} (n=${n})`;
     const ly = y0 + plotH + 48;
-    const col = i % 2;
-    const row = Math.floor(i / 2);
-    const lx = x0 + col * (plotW / 2);
+    const col = i % legend.columns;
+    const row = Math.floor(i / legend.columns);
+    const lx = x0 + col * (plotW / legend.columns);
+    const label = legend.labels[i]!;
     out.push(
       `<g transform="translate(${lx.toFixed(1)},${(ly + row * 14).toFixed(1)})"><rect x="0" y="-9" width="14" height="4" fill="${color}"/>` +
         `<text x="20" y="-3" class="legend">${escapeXml(label)}</text></g>`,
@@ -160,9 +163,20 @@ function panelSvg(panel: Panel, top: number): string {
   return out.join('\n');
 }
 
+/** Legend entries, two to a row unless one of them is too long to share its row. */
+function legendOf(panel: Panel): { labels: string[]; columns: 1 | 2 } {
+  const labels = panel.series.map((series) => {
+    if (series.values.length === 0) return `${series.name}: no samples`;
+    const named = (panel.percentiles ?? [50, 99]).map((p) => `p${p} ${formatValue(percentile(series.values, p), panel.unit)}`);
+    return `${series.name}: ${named.join(', ')} (n=${series.values.length})`;
+  });
+  const halfWidth = (WIDTH - MARGIN.left - MARGIN.right) / 2 - 24;
+  return { labels, columns: labels.some((label) => label.length * LEGEND_CHAR_WIDTH > halfWidth) ? 1 : 2 };
+}
+
 /** The whole chart: panels stacked vertically. */
 export function distributionChart(panels: Panel[], title: string): string {
-  const legendRows = (p: Panel) => Math.max(0, Math.ceil(p.series.length / 2) - 1) * 14;
+  const legendRows = (p: Panel) => Math.max(0, Math.ceil(p.series.length / legendOf(p).columns) - 1) * 14;
   const tops: number[] = [];
   let y = 36;
   for (const p of panels) {

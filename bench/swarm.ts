@@ -12,9 +12,9 @@
  *  - `docker run -d --network NET --ip IP` on host1 → reachable from a container on host2: a prober in that
  *    container's network namespace (bench/probe.ts) keeps connecting to IP until the kernel answers (a TCP
  *    RST), timed from the moment `docker run` is started; also when `docker run` returned;
- *  - iperf3 single stream and ping RTT container to container (the tools run in the containers' network
- *    namespaces), in interleaved rounds with the underlay (host ⇄ host) as the ceiling; the spread of the
- *    rounds is reported as the run-to-run noise.
+ *  - iperf3 with one TCP stream and with several (`-P`), and ping RTT, container to container (the tools run
+ *    in the containers' network namespaces), in interleaved rounds with the underlay (host ⇄ host) as the
+ *    ceiling (bench/traffic.ts); the spread of the rounds is reported as the run-to-run noise.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -23,22 +23,30 @@ import { ManagerClient } from '../src/client/client.ts';
 import { createCluster } from '../src/testkit/cluster.ts';
 import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerEngines, dockerAgentArgs, startDockerEngines } from '../src/testkit/docker.ts';
 import { run, sleep } from '../src/testkit/processes.ts';
-import { fixed, median, percentile, ratio } from './stats.ts';
+import { distribution, fixed, ratio, rounded } from './stats.ts';
+import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds } from './traffic.ts';
 
 export interface SwarmComparisonOptions {
   /** `docker run`s per network */
   runs: number;
   rounds: number;
   seconds: number;
+  /** parallel TCP streams of the multi-stream measurement */
+  streams: number;
   log: (line: string) => void;
 }
 
-interface Path {
-  name: string;
-  /** network namespace paths of client and server, and the server's address */
-  client: string;
-  server: string;
-  target: string;
+/** Samples in milliseconds, in the order they were taken. */
+export interface DockerRunSamples {
+  reachable: number[];
+  returned: number[];
+}
+
+export interface SwarmComparison {
+  json: Record<string, unknown>;
+  markdown: string[];
+  samples: { swarm: DockerRunSamples; vxnet: DockerRunSamples };
+  traffic: Map<string, TrafficRounds>;
 }
 
 const SWARM_NET = 'swarmnet';
@@ -47,8 +55,9 @@ const NETS = [
   { label: 'Swarm overlay', network: SWARM_NET, prefix: '10.79' },
   { label: 'vxnet', network: VXNET_NET, prefix: '10.78' },
 ] as const;
+export const UNDERLAY_PATH = 'underlay (host ⇄ host, the ceiling)';
 
-export async function swarmComparison(options: SwarmComparisonOptions): Promise<{ json: Record<string, unknown>; markdown: string[] }> {
+export async function swarmComparison(options: SwarmComparisonOptions): Promise<SwarmComparison> {
   const { log } = options;
   const cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxswarm', startDaemons: false });
   let engines: DockerEngine[] = [];
@@ -89,11 +98,11 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
         stop: () => prober.kill(),
       });
     }
-    const samples = new Map<string, { reachable: number[]; returned: number[] }>(NETS.map((n) => [n.network, { reachable: [], returned: [] }]));
+    const samples = new Map<string, DockerRunSamples>(NETS.map((n) => [n.network, { reachable: [], returned: [] }]));
     try {
       for (let i = 0; i < options.runs; i++) {
         for (const { network, prefix } of i % 2 === 0 ? NETS : [...NETS].reverse()) {
-          const ip = `${prefix}.1.${10 + i}`;
+          const ip = `${prefix}.${1 + Math.floor(i / 200)}.${10 + (i % 200)}`;
           const probe = probes.get(network)!;
           const started = performance.now();
           probe.write(ip);
@@ -105,30 +114,26 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
           samples.get(network)!.reachable.push(ms);
           samples.get(network)!.returned.push(returned);
         }
+        if ((i + 1) % 20 === 0) log(`  ${i + 1} of ${options.runs} docker runs per network`);
       }
     } finally {
       for (const probe of probes.values()) probe.stop();
     }
 
     // ---- data plane
-    log(`docker: iperf3 ${options.seconds}s × ${options.rounds} rounds per path, ping RTT ...`);
-    const paths: Path[] = [{ name: 'underlay (host ⇄ host, the ceiling)', client: `/run/netns/${cluster.host(1).netns}`, server: `/run/netns/${cluster.host(2).netns}`, target: cluster.host(2).address }];
+    log(`docker: iperf3 ${options.seconds}s (1 and ${options.streams} streams) × ${options.rounds} rounds per path, ping RTT ...`);
+    const paths: TrafficPath[] = [
+      { name: UNDERLAY_PATH, client: `/run/netns/${cluster.host(1).netns}`, server: `/run/netns/${cluster.host(2).netns}`, target: cluster.host(2).address },
+    ];
     for (const { label, network } of NETS) {
       await e1.dockerOk(['run', '-d', '--name', `cli-${network}`, '--network', network, BUSYBOX_IMAGE, 'sleep', '100000']);
       await e2.dockerOk(['run', '-d', '--name', `srv-${network}`, '--network', network, BUSYBOX_IMAGE, 'sleep', '100000']);
       const target = await e2.dockerOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, `srv-${network}`]);
       paths.push({ name: label, client: `/proc/${await e1.pidOf(`cli-${network}`)}/ns/net`, server: `/proc/${await e2.pidOf(`srv-${network}`)}/ns/net`, target });
     }
-    const results = new Map(paths.map((p) => [p.name, { gbps: [] as number[], rttMs: [] as number[] }]));
-    for (let round = 0; round < options.rounds; round++) {
-      for (const path of paths) {
-        const r = results.get(path.name)!;
-        r.gbps.push(await iperf(path, options.seconds));
-        r.rttMs.push(await rtt(path));
-        log(`  round ${round + 1} ${path.name}: ${fixed(r.gbps.at(-1)!, 2)} Gbit/s, ${fixed(r.rttMs.at(-1)! * 1000, 0)} µs`);
-      }
-    }
-    return summarise(samples, paths, results, options);
+    const traffic = await measureTraffic(paths, options);
+    const { json, markdown } = summarise(samples, paths, traffic, options);
+    return { json, markdown, samples: { swarm: samples.get(SWARM_NET)!, vxnet: samples.get(VXNET_NET)! }, traffic };
   } finally {
     client?.close();
     for (const engine of engines) await engine.docker(['swarm', 'leave', '--force']).catch(() => undefined);
@@ -138,33 +143,35 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
 }
 
 function summarise(
-  samples: Map<string, { reachable: number[]; returned: number[] }>,
-  paths: Path[],
-  results: Map<string, { gbps: number[]; rttMs: number[] }>,
+  samples: Map<string, DockerRunSamples>,
+  paths: TrafficPath[],
+  traffic: Map<string, TrafficRounds>,
   options: SwarmComparisonOptions,
 ): { json: Record<string, unknown>; markdown: string[] } {
   const swarm = samples.get(SWARM_NET)!;
   const vx = samples.get(VXNET_NET)!;
-  const stat = (values: number[]) => ({ p50: percentile(values, 50), p99: percentile(values, 99) });
-  const reach = { swarm: stat(swarm.reachable), vxnet: stat(vx.reachable) };
-  const returned = { swarm: stat(swarm.returned), vxnet: stat(vx.returned) };
-  const summary = paths.map((p) => {
-    const r = results.get(p.name)!;
-    return { name: p.name, gbps: median(r.gbps), rttMs: median(r.rttMs), gbpsNoise: spread(r.gbps), rttNoise: spread(r.rttMs) };
-  });
+  const reach = { swarm: distribution(swarm.reachable), vxnet: distribution(vx.reachable) };
+  const returned = { swarm: distribution(swarm.returned), vxnet: distribution(vx.returned) };
+  const summary = summariseTraffic(paths, traffic);
   const [underlay, sw, vn] = summary as [(typeof summary)[0], (typeof summary)[0], (typeof summary)[0]];
-  const noise = Math.max(sw.gbpsNoise, vn.gbpsNoise);
-  const rttNoise = Math.max(sw.rttNoise, vn.rttNoise);
   const json = {
     runs: options.runs,
     rounds: options.rounds,
     seconds: options.seconds,
+    streams: options.streams,
     dockerRunToReachableMs: reach,
     dockerRunReturnsMs: returned,
     paths: summary,
-    raw: { samples: Object.fromEntries(samples), dataplane: Object.fromEntries(results) },
+    raw: {
+      samples: Object.fromEntries([...samples].map(([net, s]) => [net, { reachable: rounded(s.reachable), returned: rounded(s.returned) }])),
+      dataplane: Object.fromEntries(traffic),
+    },
   };
-  const pct = (x: number) => `±${fixed(x * 50, 0)}%`;
+  const ms = (v: number) => `${fixed(v)} ms`;
+  const reachRow = (label: string, p: 'p50' | 'p95' | 'p99') =>
+    `| ${label}, ${p} | ${ms(reach.swarm[p])} | ${ms(reach.vxnet[p])} | ${ratio(reach.vxnet[p], reach.swarm[p])} | |`;
+  const gbpsRow = (label: string, key: 'singleGbps' | 'multiGbps', noiseKey: 'singleNoise' | 'multiNoise') =>
+    `| ${label} | ${fixed(sw[key], 2)} Gbit/s (${noise(sw[noiseKey])}) | ${fixed(vn[key], 2)} Gbit/s (${noise(vn[noiseKey])}) | ${ratio(vn[key], sw[key])} | ${fixed(underlay[key], 2)} Gbit/s |`;
   const markdown = [
     `### Docker: vxnet vs Docker Swarm overlay (2 hosts, the same two engines, one run)`,
     '',
@@ -173,50 +180,22 @@ function summarise(
     '',
     '| measure | Swarm overlay | vxnet | vxnet ÷ Swarm | underlay (ceiling) |',
     '| --- | --- | --- | --- | --- |',
-    `| \`docker run\` → reachable from host2, p50 | ${fixed(reach.swarm.p50)} ms | ${fixed(reach.vxnet.p50)} ms | ${ratio(reach.vxnet.p50, reach.swarm.p50)} | |`,
-    `| \`docker run\` → reachable from host2, p99 | ${fixed(reach.swarm.p99)} ms | ${fixed(reach.vxnet.p99)} ms | ${ratio(reach.vxnet.p99, reach.swarm.p99)} | |`,
-    `| \`docker run\` returns, p50 / p99 | ${fixed(returned.swarm.p50)} / ${fixed(returned.swarm.p99)} ms | ${fixed(returned.vxnet.p50)} / ${fixed(returned.vxnet.p99)} ms | ${ratio(returned.vxnet.p50, returned.swarm.p50)} / ${ratio(returned.vxnet.p99, returned.swarm.p99)} | |`,
-    `| TCP single stream (iperf3) | ${fixed(sw.gbps, 2)} Gbit/s (${pct(sw.gbpsNoise)}) | ${fixed(vn.gbps, 2)} Gbit/s (${pct(vn.gbpsNoise)}) | ${ratio(vn.gbps, sw.gbps)} | ${fixed(underlay.gbps, 2)} Gbit/s |`,
-    `| ping RTT | ${fixed(sw.rttMs * 1000, 0)} µs (${pct(sw.rttNoise)}) | ${fixed(vn.rttMs * 1000, 0)} µs (${pct(vn.rttNoise)}) | ${ratio(vn.rttMs, sw.rttMs)} | ${fixed(underlay.rttMs * 1000, 0)} µs |`,
+    reachRow('`docker run` → reachable from host2', 'p50'),
+    reachRow('`docker run` → reachable from host2', 'p95'),
+    reachRow('`docker run` → reachable from host2', 'p99'),
+    `| \`docker run\` returns, p50 / p95 / p99 | ${fixed(returned.swarm.p50)} / ${fixed(returned.swarm.p95)} / ${fixed(returned.swarm.p99)} ms | ` +
+      `${fixed(returned.vxnet.p50)} / ${fixed(returned.vxnet.p95)} / ${fixed(returned.vxnet.p99)} ms | ` +
+      `${ratio(returned.vxnet.p50, returned.swarm.p50)} / ${ratio(returned.vxnet.p95, returned.swarm.p95)} / ${ratio(returned.vxnet.p99, returned.swarm.p99)} | |`,
+    gbpsRow('TCP single stream (iperf3)', 'singleGbps', 'singleNoise'),
+    gbpsRow(`TCP ${options.streams} streams (iperf3 -P ${options.streams})`, 'multiGbps', 'multiNoise'),
+    `| ping RTT | ${fixed(sw.rttMs * 1000, 0)} µs (${noise(sw.rttNoise)}) | ${fixed(vn.rttMs * 1000, 0)} µs (${noise(vn.rttNoise)}) | ${ratio(vn.rttMs, sw.rttMs)} | ${fixed(underlay.rttMs * 1000, 0)} µs |`,
     '',
     `Targets: \`docker run\` → reachable p99 at or below Swarm's (seen: ${ratio(reach.vxnet.p99, reach.swarm.p99)}); throughput and RTT no worse than ` +
-      `Swarm's by more than the run-to-run noise (seen: throughput ${ratio(vn.gbps, sw.gbps)} with noise ${pct(noise)}, RTT ${ratio(vn.rttMs, sw.rttMs)} with noise ${pct(rttNoise)}). ` +
+      `Swarm's by more than the run-to-run noise (seen: 1 stream ${ratio(vn.singleGbps, sw.singleGbps)} with noise ${noise(Math.max(sw.singleNoise, vn.singleNoise))}, ` +
+      `${options.streams} streams ${ratio(vn.multiGbps, sw.multiGbps)} with noise ${noise(Math.max(sw.multiNoise, vn.multiNoise))}, ` +
+      `RTT ${ratio(vn.rttMs, sw.rttMs)} with noise ${noise(Math.max(sw.rttNoise, vn.rttNoise))}). ` +
       'Noise: half the range of the rounds, relative to their median.',
     '',
   ];
   return { json, markdown };
-}
-
-/** (max − min) / median of the rounds: how far one run may land from another on this machine. */
-function spread(values: number[]): number {
-  const m = median(values);
-  return m > 0 ? (Math.max(...values) - Math.min(...values)) / m : 0;
-}
-
-async function iperf(path: Path, seconds: number): Promise<number> {
-  const server = spawn('nsenter', [`--net=${path.server}`, 'iperf3', '-s', '-1', '-p', '5301', '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('iperf3 -s did not start')), 5000);
-      server.stdout!.on('data', (chunk: Buffer) => {
-        if (/listening/i.test(chunk.toString())) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    const result = await run(['nsenter', `--net=${path.client}`, 'iperf3', '-c', path.target, '-p', '5301', '-t', String(seconds), '-J'], { timeoutMs: (seconds + 15) * 1000 });
-    if (result.code !== 0) throw new Error(`iperf3 to ${path.target} (${path.name}) failed: ${result.stdout.slice(-300)}`);
-    const json = JSON.parse(result.stdout) as { end: { sum_received: { bits_per_second: number } } };
-    return json.end.sum_received.bits_per_second / 1e9;
-  } finally {
-    server.kill();
-  }
-}
-
-async function rtt(path: Path): Promise<number> {
-  const result = await run(['nsenter', `--net=${path.client}`, 'ping', '-c', '200', '-i', '0.005', '-q', path.target]);
-  const match = /= [\d.]+\/([\d.]+)\//.exec(result.stdout);
-  if (!match) throw new Error(`ping to ${path.target} (${path.name}) failed: ${result.stdout}`);
-  return Number(match[1]);
 }

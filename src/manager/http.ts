@@ -560,7 +560,10 @@ export async function listenAll(handler: RequestListener, listen: string[], tls?
         chmodSync(address.path, 0o600);
         addresses.push(`unix:${address.path}`);
       } else {
-        await listenOn(server, address.host === undefined ? { port: address.port } : { host: address.host, port: address.port });
+        // After a manager restart every agent reconnects at once; Node's default accept queue (511) overflowed
+        // with 1,000 agents (bench/scale: 40 connections reset). The kernel caps it at net.core.somaxconn.
+        const backlog = LISTEN_BACKLOG;
+        await listenOn(server, address.host === undefined ? { port: address.port, backlog } : { host: address.host, port: address.port, backlog });
         opened.push({ server });
         const info = server.address() as AddressInfo;
         addresses.push(info.family === 'IPv6' ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`);
@@ -576,7 +579,9 @@ export async function listenAll(handler: RequestListener, listen: string[], tls?
   return { addresses, setTlsCredentials, close };
 }
 
-function listenOn(server: Server | TlsServer, options: { path: string } | { host?: string; port: number }): Promise<void> {
+const LISTEN_BACKLOG = 4096;
+
+function listenOn(server: Server | TlsServer, options: { path: string } | { host?: string; port: number; backlog: number }): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);
     server.listen(options, () => {
