@@ -264,6 +264,15 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'vxnet-scale-'));
   const manager = await startManager(dataDir, flags.listen, flags['manager-node-option']);
   log(`manager pid ${manager.pid} at ${manager.url}, data in ${dataDir}`);
+  // Interrupted (Ctrl-C, timeout): the manager is not our process group's only member and would outlive us;
+  // the workers end on their own when their IPC channel closes.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      process.kill(manager.pid, 'SIGKILL');
+      if (!flags.keep) rmSync(dataDir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
   // many calls in flight at once (creates and deletes that wait for the agents): a large connection pool
   const admin = new ManagerClient({ url: manager.url, token: manager.adminToken, timeoutMs: 120_000, maxConnections: MAX_IN_FLIGHT + 64 });
   // nodes are registered up front (as the agents will again, unchanged) so that endpoints can be loaded

@@ -207,7 +207,7 @@ function createSim(spec: AgentSpec, managerUrl: string, credentials: Credentials
       await client.setEndpointStatus(id, req, signal);
       counters.statusAcks++;
     },
-    watch: (node, onMessage, signal) =>
+    watch: (node, onMessage, signal, options) =>
       client.watch(
         node,
         (message) => {
@@ -215,6 +215,7 @@ function createSim(spec: AgentSpec, managerUrl: string, credentials: Credentials
           onMessage(message);
         },
         signal,
+        options,
       ),
   };
   sim.dataplane = new RecordingDataplane((desired) => onReconcile(sim, desired));

@@ -27,7 +27,14 @@ export interface AgentManagerApi {
   registerNode(req: RegisterNodeRequest, signal?: AbortSignal): Promise<Node>;
   heartbeat(node: string, req: HeartbeatRequest, signal?: AbortSignal): Promise<void>;
   setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void>;
-  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal, options?: { allNetworks?: boolean }): Promise<void>;
+  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal, options?: WatchOptions): Promise<void>;
+}
+
+export interface WatchOptions {
+  /** every network, not only those where the node has endpoints */
+  allNetworks?: boolean;
+  /** called whenever bytes arrive on the stream, whole messages or not */
+  onData?: () => void;
 }
 
 /** The namespaces of the containers of this node's Docker engine (`vxnet attach --container`). */
@@ -167,20 +174,25 @@ export class Agent {
       const attempt = new AbortController();
       const abortAttempt = (): void => attempt.abort(signal.reason);
       signal.addEventListener('abort', abortAttempt, { once: true });
-      let idleTimer: NodeJS.Timeout | undefined;
-      const stillAlive = (): void => {
-        clearTimeout(idleTimer);
-        idleTimer = setTimeout(
-          () => attempt.abort(new Error(`the manager has sent nothing for ${idleMs / 1000} s (it pings every 10 s)`)),
-          idleMs,
-        );
+      // Any bytes count, not only whole messages: a snapshot of tens of thousands of endpoints is one line that
+      // can take longer than that to arrive when a thousand agents sync at once (bench/scale). Receiving only
+      // notes the time; one timer looks at it, instead of a timer re-armed for every chunk.
+      let lastHeard = performance.now();
+      const heard = (): void => {
+        lastHeard = performance.now();
       };
-      stillAlive();
+      let idleTimer: NodeJS.Timeout | undefined;
+      const checkIdle = (): void => {
+        const silentMs = performance.now() - lastHeard;
+        if (silentMs >= idleMs) attempt.abort(new Error(`the manager has sent nothing for ${idleMs / 1000} s (it pings every 10 s)`));
+        else idleTimer = setTimeout(checkIdle, idleMs - silentMs);
+      };
+      idleTimer = setTimeout(checkIdle, idleMs);
       try {
         await api.watch(
           self.name,
           (message) => {
-            stillAlive();
+            heard();
             if (message.type === 'snapshot') {
               sawSnapshot = true;
               removedLogged = false;
@@ -192,7 +204,7 @@ export class Agent {
             }
           },
           attempt.signal,
-          ...(this.#options.watchAllNetworks ? [{ allNetworks: true }] : []),
+          { ...(this.#options.watchAllNetworks ? { allNetworks: true } : {}), onData: heard },
         );
         if (!signal.aborted) this.#log('watch stream ended; reconnecting');
       } catch (err) {

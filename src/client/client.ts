@@ -330,9 +330,15 @@ export class ManagerClient {
 
   /**
    * Streams the NDJSON watch; calls onMessage per line; resolves when the server ends the stream, rejects on
-   * error or abort. `allNetworks`: every network, not only those where the node has endpoints.
+   * error or abort. `allNetworks`: every network, not only those where the node has endpoints; `onData`:
+   * called whenever bytes arrive (a liveness signal that does not wait for a whole line).
    */
-  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal, options?: { allNetworks?: boolean }): Promise<void> {
+  watch(
+    node: string,
+    onMessage: (message: WatchMessage) => void,
+    signal: AbortSignal,
+    options?: { allNetworks?: boolean; onData?: () => void },
+  ): Promise<void> {
     const path = `/v1/agent/watch${queryString({ node, networks: options?.allNetworks ? 'all' : undefined })}`;
     return this.#ready(signal).then(() => new Promise<void>((resolve, reject) => {
       if (signal.aborted) {
@@ -399,7 +405,9 @@ export class ManagerClient {
           }
           return true;
         };
+        const onData = options?.onData;
         res.on('data', (chunk: string) => {
+          onData?.();
           let start = 0;
           let newline = chunk.indexOf('\n');
           while (newline !== -1 && !settled) {

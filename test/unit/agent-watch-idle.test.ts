@@ -118,4 +118,26 @@ describe('watch idle timeout', () => {
     assert.equal(watches, 1, logs.join('\n'));
     assert.equal(logs.filter((l) => /watch failed/.test(l)).length, 0);
   });
+
+  it('keeps a stream open while bytes arrive, even when no whole message does (a long snapshot)', async () => {
+    let watches = 0;
+    const { agent, logs } = harness(async (_node, onMessage, signal, options) => {
+      watches++;
+      // 600 ms of a snapshot trickling in, four times the idle limit, then the whole line
+      const timer = setInterval(() => options?.onData?.(), 50);
+      await new Promise((r) => setTimeout(r, 600));
+      clearInterval(timer);
+      onMessage({ type: 'snapshot', revision: 5, nodes, networks: [blue], endpoints: [] });
+      return untilAborted(signal);
+    });
+    const controller = new AbortController();
+    const running = agent.run(controller.signal);
+    await new Promise((r) => setTimeout(r, 700));
+    const synced = agent.view.synced;
+    controller.abort();
+    await running;
+    assert.equal(watches, 1, logs.join('\n'));
+    assert.ok(synced, 'the snapshot arrived on the first stream');
+  });
 });
+
