@@ -100,6 +100,19 @@ function convergedFake(): FakeRunner {
 
 const lines = (input?: string) => (input ?? '').trim().split('\n');
 
+/** Gives the fake an `ip monitor neigh` that is subscribed at once; returns how to make it print a line. */
+function withMonitor(fake: FakeRunner): (line: string) => void {
+  let monitor: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
+  (fake as FakeRunner & Pick<Runner, 'watch'>).watch = (_argv, onLine) => {
+    monitor = onLine;
+    let stop = (_code: number) => {};
+    const exited = new Promise<number>((resolve) => (stop = resolve));
+    return { pid: 4242, exited, stop: () => stop(143) };
+  };
+  fake.files.set('/proc/net/netlink', 'sk Eth Pid Groups\n0000 0 4242 00000004 0 0 0 2 0 1\n');
+  return (line) => monitor!(line, 'stdout');
+}
+
 describe('LinuxDataplane with a fake runner', () => {
   it('reads the state once and writes nothing when the kernel already matches', async () => {
     const fake = convergedFake();
@@ -317,6 +330,49 @@ describe('LinuxDataplane with a fake runner', () => {
     const added = await dataplane.reconcile(more);
     assert.equal(added.changes, 2);
     assert.deepEqual(lines(neighbourWrites().at(-1)?.input), ['neigh replace 192.168.1.22 lladdr 02:78:c0:a8:01:16 dev vxnv42 nud permanent']);
+    await dataplane.close();
+  });
+
+  it('after changing one peer, the next passes reuse the dump with the change written through; a failed line or a foreign event means a dump', async () => {
+    // the fake kernel's entries never change: a pass that dumped would see the old VTEP and write it again
+    const fake = convergedFake();
+    const monitor = withMonitor(fake);
+    const dumps = () => fake.calls.filter((c) => c.argv.join(' ') === 'ip -j neigh show nud permanent').length;
+    const fdbWrites = () => fake.writesOnly().filter((c) => c.argv.join(' ') === 'bridge -force -batch -');
+    let failFdb = false;
+    fake.handler = (argv) => {
+      if (argv.join(' ') !== 'bridge -force -batch -') return undefined;
+      if (failFdb) return { code: 1, stderr: 'RTNETLINK answers: Invalid argument\nCommand failed -:1\n' };
+      // what the kernel prints for it (test/fixtures/kernel/ip-monitor-neigh-writes.txt)
+      monitor('10.99.0.4 dev vxnv42 lladdr 02:78:c0:a8:01:15 NOARP PERMANENT ');
+      return undefined;
+    };
+    const dataplane = new LinuxDataplane({ run: fake, tuneNeighbourTable: false });
+    assert.equal((await dataplane.reconcile(captured)).changes, 0);
+    assert.equal(dumps(), 1);
+
+    const moved = { ...captured, peers: [captured.peers[0]!, { ...captured.peers[1]!, vtep: '10.99.0.4' }] };
+    assert.equal((await dataplane.reconcile(moved)).changes, 1);
+    assert.deepEqual(lines(fdbWrites().at(-1)?.input), ['fdb replace 02:78:c0:a8:01:15 dev vxnv42 dst 10.99.0.4 self permanent']);
+    const written = fake.writesOnly().length;
+    assert.equal((await dataplane.reconcile(moved)).changes, 0, 'the cached entries hold the new VTEP');
+    assert.equal((await dataplane.reconcile({ ...moved })).changes, 0);
+    assert.equal(fake.writesOnly().length, written, 'nothing written after the change');
+    assert.equal(dumps(), 1, 'no dump after our own change');
+
+    // moving it back fails: the next pass reads the kernel again (which still has the old VTEP: nothing to do)
+    failFdb = true;
+    assert.match((await dataplane.reconcile(captured)).error ?? '', /1 of 1 FDB changes failed/);
+    failFdb = false;
+    assert.equal((await dataplane.reconcile(captured)).changes, 0);
+    assert.equal(dumps(), 2);
+    assert.equal((await dataplane.reconcile(captured)).changes, 0);
+    assert.equal(dumps(), 2);
+
+    // somebody else's change to an owned device: read again
+    monitor('Deleted 10.99.0.3 dev vxnv42 lladdr 02:78:c0:a8:01:15 NOARP PERMANENT ');
+    assert.equal((await dataplane.reconcile(captured)).changes, 0);
+    assert.equal(dumps(), 3);
     await dataplane.close();
   });
 });

@@ -4,8 +4,8 @@
  * nftables table).
  *
  * A pass is: one read of the actual state (dumps in parallel, see read.ts; the two large entry dumps are
- * skipped while `ip monitor neigh` vouches that nothing changed, see entry-cache.ts), a pure diff
- * (plan.ts), then at most a handful of batched writes, in this order:
+ * skipped while `ip monitor neigh` vouches that nothing but our own entry writes changed them, see
+ * entry-cache.ts), a pure diff (plan.ts), then at most a handful of batched writes, in this order:
  *   1. sysctls (ip_forward; neighbour GC thresholds once)
  *   2. `nft -f -`: the firewall with the VXLAN peer filter, before any link changes, so that no VXLAN socket
  *      vxnet opens and no endpoint it attaches is ever unguarded. Fail closed: when the table cannot be
@@ -13,7 +13,10 @@
  *      reported with the reason, and the pass is retried); what already runs stays (fail-static).
  *   3. `ip -batch`: link deletions, creations, attribute fixes, addresses
  *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB) in parallel: entries are in place before a new
- *      container comes up, so its first ARP request is already answered by the proxy
+ *      container comes up, so its first ARP request is already answered by the proxy. When every line took
+ *      effect as planned, the steps are written through to the kept dump (and their monitor lines are
+ *      expected), so a pass that changes one peer among 50,000 costs the next pass no dump; after link
+ *      changes or a batch with any failed line the next pass reads all entries again
  *   5. per new endpoint: one `ip -batch` in the host namespace for all veth pairs, one
  *      `nsenter --net=PATH ip -batch -` per endpoint, one `ip -batch` to attach them all.
  * The filter guards the ports of the VXLAN devices present at the start of the pass too; when step 3
@@ -93,6 +96,8 @@ interface BatchOutcome {
 interface EntryOutcome<S> {
   applied: number;
   failed: { step: S; message: string }[];
+  /** every step ran once and took effect as planned: the kernel now holds what the plan assumed plus the steps */
+  exact: boolean;
 }
 
 const isGone = (message: string): boolean => /No such file or directory|Cannot find device/.test(message);
@@ -297,11 +302,19 @@ export class LinuxDataplane implements Dataplane {
       steps.filter((s) => !failedNetworks.has(bridgeOf.get(s.dev) ?? ''));
     const neighbourSteps = usable(plan.neighbours);
     const fdbSteps = usable(plan.fdb);
+    const writing = neighbourSteps.length > 0 || fdbSteps.length > 0;
+    if (writing) this.#entries?.expect(neighbourSteps, fdbSteps);
     const [neigh, fdb] = await Promise.all([
       this.#applyEntries('ip', neighbourSteps, renderNeighbourStep, signal),
       this.#applyEntries('bridge', fdbSteps, renderFdbStep, signal),
     ]);
-    if (neighbourSteps.length || fdbSteps.length) this.#entries?.invalidate();
+    // write-through: the next pass reuses the dump with these steps applied instead of reading all entries
+    // again; anything less than every step in effect as planned (also an entry found already gone or
+    // present: the dump was wrong) means reading again
+    if (writing) {
+      if (neigh.exact && fdb.exact) this.#entries?.applied(neighbourSteps, fdbSteps);
+      else this.#entries?.invalidate();
+    }
     result.changes += neigh.applied + fdb.applied;
     for (const [what, outcome, total] of [
       ['neighbour', neigh, neighbourSteps.length],
@@ -437,14 +450,16 @@ export class LinuxDataplane implements Dataplane {
     render: (step: S) => string,
     signal?: AbortSignal,
   ): Promise<EntryOutcome<S>> {
-    const outcome: EntryOutcome<S> = { applied: 0, failed: [] };
+    const outcome: EntryOutcome<S> = { applied: 0, failed: [], exact: true };
     let pending = steps;
     for (let round = 0; pending.length > 0; round++) {
       if (round === MAX_ENTRY_ROUNDS) {
+        outcome.exact = false;
         for (const step of pending) outcome.failed.push({ step, message: `not attempted: too many failures in one pass` });
         break;
       }
       const result = await this.#batch([tool], pending.map(render), signal);
+      if (result.stopped || result.failures.size > 0) outcome.exact = false;
       const known = result.stopped ? result.stopped.after + 1 : pending.length;
       for (let i = 0; i < known; i++) {
         const message = result.failures.get(i);
