@@ -5,45 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
-import type { Dataplane, DesiredState, ReconcileResult } from '../../src/agent/dataplane.ts';
+import type { AgentManagerApi } from '../../src/agent/agent.ts';
 import { VxnetError } from '../../src/core/errors.ts';
-import type { Endpoint, Network, Node, WatchMessage } from '../../src/core/model.ts';
+import type { WatchMessage } from '../../src/core/model.ts';
+import { agentOnStubs, blueEndpoint, blueNetwork, twoNodes } from './support/fixtures.ts';
 
-const nodes: Node[] = [
-  { name: 'host1', address: '10.99.0.11', mtu: 1500, registeredAt: '' },
-  { name: 'host2', address: '10.99.0.12', mtu: 1500, registeredAt: '' },
+const nodes = twoNodes;
+const blue = blueNetwork('');
+const endpoints = [
+  blueEndpoint({ id: 'aaaaaaaaaaaa', node: 'host1', netns: '/run/netns/aaaaaaaaaaaa', host: 2, createdAt: '' }),
+  blueEndpoint({ id: 'bbbbbbbbbbbb', node: 'host2', netns: '/run/netns/bbbbbbbbbbbb', host: 3, createdAt: '' }),
 ];
-const blue: Network = {
-  name: 'blue',
-  vni: 1000,
-  subnets: [{ cidr: '192.168.1.0/24', gateway: '192.168.1.1' }],
-  mtu: 1450,
-  port: 4789,
-  internal: false,
-  createdAt: '',
-};
-const endpoints: Endpoint[] = [
-  ['aaaaaaaaaaaa', 'host1', '192.168.1.2'],
-  ['bbbbbbbbbbbb', 'host2', '192.168.1.3'],
-].map(([id, node, ip]) => ({
-  id: id!,
-  network: 'blue',
-  node: node!,
-  netns: `/run/netns/${id}`,
-  ifname: 'eth0',
-  ip: ip!,
-  prefix: 24,
-  gateway: '192.168.1.1',
-  mac: `02:78:c0:a8:01:0${ip!.slice(-1)}`,
-  status: 'ready',
-  createdAt: '',
-}));
 
 describe('agent of a removed node', () => {
   it('logs that the node is no longer registered and keeps its state instead of tearing it down', async () => {
-    const logs: string[] = [];
-    const passes: DesiredState[] = [];
     let registrations = 0;
     let watches = 0;
     const api: AgentManagerApi = {
@@ -65,19 +40,7 @@ describe('agent of a removed node', () => {
         throw new VxnetError('node_not_found', 'node host1 is not registered.');
       },
     };
-    const dataplane: Dataplane = {
-      reconcile: async (desired): Promise<ReconcileResult> => {
-        passes.push(desired);
-        return { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(desired.endpoints.map((e) => e.id)) };
-      },
-    };
-    const agent = new Agent({
-      api,
-      dataplane,
-      self: { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' },
-      underlayMtu: 1500,
-      log: (line) => logs.push(line),
-    });
+    const { agent, logs, passes } = agentOnStubs(api);
     const controller = new AbortController();
     const running = agent.run(controller.signal);
     for (let i = 0; i < 100 && !logs.some((l) => /no longer registered/.test(l)); i++) await new Promise((r) => setTimeout(r, 10));

@@ -5,61 +5,22 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
-import type { Dataplane, DesiredState, ReconcileResult } from '../../src/agent/dataplane.ts';
-import type { Endpoint, Network, Node, WatchMessage } from '../../src/core/model.ts';
+import type { AgentManagerApi } from '../../src/agent/agent.ts';
+import type { WatchMessage } from '../../src/core/model.ts';
+import { agentOnStubs, blueEndpoint, blueNetwork, twoNodes } from './support/fixtures.ts';
 
-const nodes: Node[] = [
-  { name: 'host1', address: '10.99.0.11', mtu: 1500, registeredAt: '' },
-  { name: 'host2', address: '10.99.0.12', mtu: 1500, registeredAt: '' },
-];
-const blue: Network = {
-  name: 'blue',
-  vni: 1000,
-  subnets: [{ cidr: '192.168.1.0/24', gateway: '192.168.1.1' }],
-  mtu: 1450,
-  port: 4789,
-  internal: false,
-  createdAt: '',
-};
-const endpoint = (id: string, node: string, last: number): Endpoint => ({
-  id,
-  network: 'blue',
-  node,
-  netns: `/run/netns/${id}`,
-  ifname: 'eth0',
-  ip: `192.168.1.${last}`,
-  prefix: 24,
-  gateway: '192.168.1.1',
-  mac: `02:78:c0:a8:01:0${last}`,
-  status: 'ready',
-  createdAt: '',
-});
+const nodes = twoNodes;
+const blue = blueNetwork('');
+const endpoint = (id: string, node: string, host: number) => blueEndpoint({ id, node, netns: `/run/netns/${id}`, host, createdAt: '' });
 
 function harness(watch: AgentManagerApi['watch']) {
-  const logs: string[] = [];
-  const passes: DesiredState[] = [];
   const api: AgentManagerApi = {
     registerNode: async (req) => ({ ...req, registeredAt: '' }),
     heartbeat: async () => {},
     setEndpointStatus: async () => {},
     watch,
   };
-  const dataplane: Dataplane = {
-    reconcile: async (desired): Promise<ReconcileResult> => {
-      passes.push(desired);
-      return { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(desired.endpoints.map((e) => e.id)) };
-    },
-  };
-  const agent = new Agent({
-    api,
-    dataplane,
-    self: { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' },
-    underlayMtu: 1500,
-    log: (line) => logs.push(line),
-    watchIdleMs: 150,
-  });
-  return { agent, logs, passes };
+  return agentOnStubs(api, { watchIdleMs: 150 });
 }
 
 /** Resolves when `signal` aborts, rejecting like the real client does. */

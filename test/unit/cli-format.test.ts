@@ -13,16 +13,9 @@ import {
   formatTable,
 } from '../../src/cli/format.ts';
 import type { Endpoint, Network, NodeStatus } from '../../src/core/model.ts';
+import { blueEndpoint, blueNetwork } from './support/fixtures.ts';
 
-const blue: Network = {
-  name: 'blue',
-  vni: 1000,
-  subnets: [{ cidr: '192.168.1.0/24', gateway: '192.168.1.1' }],
-  mtu: 1450,
-  port: 4789,
-  internal: false,
-  createdAt: '2024-05-01T10:00:00.000Z',
-};
+const blue = blueNetwork('2024-05-01T10:00:00.000Z');
 
 const redNet: Network = {
   name: 'red-network',
@@ -38,19 +31,7 @@ const redNet: Network = {
   createdAt: '2024-05-01T10:00:00.000Z',
 };
 
-const endpoint: Endpoint = {
-  id: 'ep-1',
-  network: 'blue',
-  node: 'h1',
-  netns: '/run/netns/c1',
-  ifname: 'eth0',
-  ip: '192.168.1.2',
-  prefix: 24,
-  gateway: '192.168.1.1',
-  mac: '02:78:c0:a8:01:02',
-  status: 'ready',
-  createdAt: '2024-05-01T10:00:00.000Z',
-};
+const endpoint = blueEndpoint({ id: 'ep-1', node: 'h1', netns: '/run/netns/c1', host: 2, createdAt: '2024-05-01T10:00:00.000Z' });
 
 describe('formatTable', () => {
   test('pads every column but the last to its widest cell, header first', () => {

@@ -5,7 +5,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { main } from '../../src/cli/main.ts';
-import type { Endpoint, Network } from '../../src/core/model.ts';
+import type { Endpoint } from '../../src/core/model.ts';
+import { blueEndpoint, blueNetwork } from './support/fixtures.ts';
 
 const TOKEN = 'admin-token-xyz';
 
@@ -58,29 +59,9 @@ async function run(argv: string[], options: { env?: Record<string, string>; sign
   return { code, stdout, stderr };
 }
 
-const blue: Network = {
-  name: 'blue',
-  vni: 1000,
-  subnets: [{ cidr: '192.168.1.0/24', gateway: '192.168.1.1' }],
-  mtu: 1450,
-  port: 4789,
-  internal: false,
-  createdAt: '2024-05-01T10:00:00.000Z',
-};
+const blue = blueNetwork('2024-05-01T10:00:00.000Z');
 
-const endpoint: Endpoint = {
-  id: 'ep-1',
-  network: 'blue',
-  node: 'h1',
-  netns: '/run/netns/c1',
-  ifname: 'eth0',
-  ip: '192.168.1.2',
-  prefix: 24,
-  gateway: '192.168.1.1',
-  mac: '02:78:c0:a8:01:02',
-  status: 'ready',
-  createdAt: '2024-05-01T10:00:00.000Z',
-};
+const endpoint = blueEndpoint({ id: 'ep-1', node: 'h1', netns: '/run/netns/c1', host: 2, createdAt: '2024-05-01T10:00:00.000Z' });
 
 before(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -19,21 +19,11 @@ import { ClusterView } from '../../src/agent/view.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../src/core/model.ts';
 import { EngineContainerNamespaces } from '../../src/docker/containers.ts';
+import { blueNetwork, twoNodes } from './support/fixtures.ts';
 
 const self = { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' };
-const nodes: Node[] = [
-  { name: 'host1', address: '10.99.0.11', mtu: 1500, registeredAt: '' },
-  { name: 'host2', address: '10.99.0.12', mtu: 1500, registeredAt: '' },
-];
-const blue: Network = {
-  name: 'blue',
-  vni: 1000,
-  subnets: [{ cidr: '192.168.1.0/24', gateway: '192.168.1.1' }],
-  mtu: 1450,
-  port: 4789,
-  internal: false,
-  createdAt: '',
-};
+const nodes: Node[] = twoNodes;
+const blue: Network = blueNetwork('');
 
 function endpoint(id: string, target: Partial<Endpoint>, ip = '192.168.1.2', node = 'host1'): Endpoint {
   const last = Number(ip.split('.')[3]);

@@ -4,49 +4,17 @@
  * `networks=all` mode that Docker-linked agents use.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { VxnetError } from '../../src/core/errors.ts';
+import { describe, test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
-import { ManagerService } from '../../src/manager/service.ts';
-import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
 import { ClusterView } from '../../src/agent/view.ts';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+import { openTestManager, vxnetError } from './support/manager.ts';
 
 const DOCKER_EP = 'a'.repeat(64);
 const DOCKER_EP2 = 'b'.repeat(64);
 
-async function open() {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-docker-'));
-  dirs.push(dir);
-  const store = new SqliteStore(join(dir, 'vxnet.db'));
-  const service = await ManagerService.open(store);
-  await service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
-  await service.registerNode({ name: 'host2', address: '192.0.2.2', mtu: 1500 });
-  await service.createNetwork({ name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] });
-  return {
-    service,
-    async close() {
-      await service.close();
-      await store.close();
-    },
-  };
-}
-
-function code(c: string, pattern?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof VxnetError, `expected VxnetError, got ${String(err)}`);
-    assert.equal(err.code, c, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
+function open() {
+  return openTestManager({ nodes: ['host1', 'host2'], networks: [{ name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] }] });
 }
 
 describe('reservations (Docker IPAM)', () => {
@@ -58,8 +26,8 @@ describe('reservations (Docker IPAM)', () => {
       const asked = await m.service.createReservation({ network: 'blue', node: 'host2', ip: '10.1.0.50' });
       assert.equal(asked.ip, '10.1.0.50');
       // neither another reservation nor an ordinary endpoint can have them
-      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host1', ip: '10.1.0.50' }), code('address_in_use'));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', ip: '10.1.0.2' }), code('address_in_use'));
+      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host1', ip: '10.1.0.50' }), vxnetError('address_in_use'));
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', ip: '10.1.0.2' }), vxnetError('address_in_use'));
       const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
       assert.equal(ep.ip, '10.1.0.3');
       assert.deepEqual(m.service.listReservations({ node: 'host2' }).map((r) => r.ip), ['10.1.0.50']);
@@ -71,10 +39,10 @@ describe('reservations (Docker IPAM)', () => {
   test('reservations refuse what endpoints refuse: unknown network or node, the gateway, outside the subnet', async () => {
     const m = await open();
     try {
-      await assert.rejects(m.service.createReservation({ network: 'red', node: 'host1' }), code('network_not_found'));
-      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host9' }), code('node_not_found'));
-      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host1', ip: '10.1.0.1' }), code('address_reserved'));
-      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host1', ip: '10.2.0.5' }), code('address_outside_subnet'));
+      await assert.rejects(m.service.createReservation({ network: 'red', node: 'host1' }), vxnetError('network_not_found'));
+      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host9' }), vxnetError('node_not_found'));
+      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host1', ip: '10.1.0.1' }), vxnetError('address_reserved'));
+      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host1', ip: '10.2.0.5' }), vxnetError('address_outside_subnet'));
       assert.deepEqual(m.service.listReservations(), []);
     } finally {
       await m.close();
@@ -107,11 +75,11 @@ describe('reservations (Docker IPAM)', () => {
       // a second adoption of the same reservation is refused
       await assert.rejects(
         m.service.createEndpoint({ network: 'blue', node: 'host1', docker: DOCKER_EP2, ip: r.ip, reserved: true }),
-        code('address_in_use', /already used by endpoint/),
+        vxnetError('address_in_use', /already used by endpoint/),
       );
       await m.service.deleteEndpoint(ep.id);
       // the address stays Docker's until ReleaseAddress
-      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host2', ip: '10.1.0.7' }), code('address_in_use'));
+      await assert.rejects(m.service.createReservation({ network: 'blue', node: 'host2', ip: '10.1.0.7' }), vxnetError('address_in_use'));
       await m.service.deleteReservation('blue', '10.1.0.7', { node: 'host1' });
       assert.equal((await m.service.createReservation({ network: 'blue', node: 'host2', ip: '10.1.0.7' })).ip, '10.1.0.7');
     } finally {
@@ -125,11 +93,11 @@ describe('reservations (Docker IPAM)', () => {
       await m.service.createReservation({ network: 'blue', node: 'host1', ip: '10.1.0.9' });
       await assert.rejects(
         m.service.createEndpoint({ network: 'blue', node: 'host2', docker: DOCKER_EP, ip: '10.1.0.9', reserved: true }),
-        code('reservation_not_found', /not reserved by node host2/),
+        vxnetError('reservation_not_found', /not reserved by node host2/),
       );
-      await assert.rejects(m.service.deleteReservation('blue', '10.1.0.9', { node: 'host2' }), code('reservation_not_found'));
+      await assert.rejects(m.service.deleteReservation('blue', '10.1.0.9', { node: 'host2' }), vxnetError('reservation_not_found'));
       assert.equal(m.service.listReservations().length, 1);
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', docker: DOCKER_EP, reserved: true }), code('bad_request'));
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', docker: DOCKER_EP, reserved: true }), vxnetError('bad_request'));
     } finally {
       await m.close();
     }
@@ -141,7 +109,7 @@ describe('reservations (Docker IPAM)', () => {
       const r = await m.service.createReservation({ network: 'blue', node: 'host1' });
       const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', docker: DOCKER_EP, ip: r.ip, reserved: true });
       await m.service.deleteReservation('blue', r.ip);
-      assert.throws(() => m.service.getEndpoint(ep.id), code('endpoint_not_found'));
+      assert.throws(() => m.service.getEndpoint(ep.id), vxnetError('endpoint_not_found'));
       assert.deepEqual(m.service.listReservations(), []);
       // and the address and the Docker endpoint's attachment are free again
       await m.service.createEndpoint({ network: 'blue', node: 'host1', docker: DOCKER_EP, ip: r.ip });
@@ -154,7 +122,7 @@ describe('reservations (Docker IPAM)', () => {
     const m = await open();
     try {
       await m.service.createReservation({ network: 'blue', node: 'host2' });
-      await assert.rejects(m.service.deleteNetwork('blue'), code('network_in_use', /reserved by the Docker engine of node host2/));
+      await assert.rejects(m.service.deleteNetwork('blue'), vxnetError('network_in_use', /reserved by the Docker engine of node host2/));
       await m.service.deleteNetwork('blue', { force: true });
       assert.deepEqual(m.service.listReservations(), []);
       // a new network of the same subnet starts with every address free
@@ -170,15 +138,15 @@ describe('endpoint targets', () => {
   test('exactly one of netns, container, docker; each validated', async () => {
     const m = await open();
     try {
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1' }), code('bad_request', /exactly one target/));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', container: 'web' }), code('bad_request'));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'we b' }), code('invalid_name'));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', docker: 'abc' }), code('bad_request', /64 hex/));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', docker: DOCKER_EP, ifname: 'eth0' }), code('bad_request'));
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1' }), vxnetError('bad_request', /exactly one target/));
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', container: 'web' }), vxnetError('bad_request'));
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'we b' }), vxnetError('invalid_name'));
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', docker: 'abc' }), vxnetError('bad_request', /64 hex/));
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', docker: DOCKER_EP, ifname: 'eth0' }), vxnetError('bad_request'));
       const c = await m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web' });
       assert.deepEqual([c.container, c.netns, c.ifname], ['web', undefined, 'eth0']);
       // one interface per (node, target, ifname)
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web' }), code('endpoint_exists', /container web/));
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web' }), vxnetError('endpoint_exists', /container web/));
       await m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web', ifname: 'eth1' });
       await m.service.deleteEndpoint(c.id);
       await m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web' });

@@ -5,26 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { inject } from '../../src/manager/http.ts';
 import { type RunningManager, serverAltNames, startManager } from '../../src/manager/main.ts';
 import { subjectFor } from '../../src/pki/identity.ts';
 import { createCertificate, generateKeyPair } from '../../src/pki/x509.ts';
+import { temporaryDirectory } from './support/manager.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-auth-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = () => temporaryDirectory('vxnet-auth-');
 
 const publicPem = () => {
   const keys = generateKeyPair();

@@ -1,43 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { VxnetError } from '../../src/core/errors.ts';
-import { ManagerService } from '../../src/manager/service.ts';
-import { SqliteStore } from '../../src/manager/store/sqlite.ts';
+import { describe, test } from 'node:test';
+import { ManagerService, type ManagerServiceOptions } from '../../src/manager/service.ts';
 import type { WatchEvent } from '../../src/manager/store/store.ts';
+import { openTestManager, vxnetError } from './support/manager.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function open(options: { now?: () => number; nodeDownAfterMs?: number } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-ep-'));
-  dirs.push(dir);
-  const store = new SqliteStore(join(dir, 'vxnet.db'));
-  const service = await ManagerService.open(store, options);
-  await service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
-  await service.registerNode({ name: 'host2', address: '192.0.2.2', mtu: 1500 });
-  await service.createNetwork({ name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] });
-  return {
-    store,
-    service,
-    async close() {
-      await service.close();
-      await store.close();
-    },
-  };
-}
-
-function code(c: string, pattern?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof VxnetError, `expected VxnetError, got ${String(err)}`);
-    assert.equal(err.code, c, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
+function open(options: ManagerServiceOptions = {}) {
+  return openTestManager({ nodes: ['host1', 'host2'], networks: [{ name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] }], options });
 }
 
 /** Plays the agent: answers every new pending endpoint of `node` with `status`. */
@@ -87,15 +55,15 @@ describe('endpoints', () => {
         [{ network: 'blue', node: 'host1', netns: 'c1' }, 'endpoint_exists'],
         [{ network: 'blue', node: 'host1', netns: '/run/netns/c1', ifname: 'eth0' }, 'endpoint_exists'],
       ];
-      for (const [req, c] of cases) await assert.rejects(m.service.createEndpoint(req), code(c));
+      for (const [req, c] of cases) await assert.rejects(m.service.createEndpoint(req), vxnetError(c));
       const afterList = await m.store.list('');
       assert.equal(afterList.revision, before.revision);
       assert.deepEqual(afterList.kvs, before.kvs);
       // the same netns with another ifname, or on another node, is fine
       await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', ifname: 'eth1' });
       await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' });
-      await assert.rejects(m.service.deleteEndpoint('000000000000'), code('endpoint_not_found'));
-      await assert.rejects(m.service.deleteEndpoint('../x'), code('endpoint_not_found'));
+      await assert.rejects(m.service.deleteEndpoint('000000000000'), vxnetError('endpoint_not_found'));
+      await assert.rejects(m.service.deleteEndpoint('../x'), vxnetError('endpoint_not_found'));
     } finally {
       await m.close();
     }
@@ -120,7 +88,7 @@ describe('endpoints', () => {
     try {
       await assert.rejects(
         m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' }, { waitMs: 2000 }),
-        code('attach_failed', /^attach failed on node host1: netns \/run\/netns\/c1 does not exist$/),
+        vxnetError('attach_failed', /^attach failed on node host1: netns \/run\/netns\/c1 does not exist$/),
       );
       assert.deepEqual(m.service.listEndpoints(), []);
       assert.deepEqual((await m.store.list('/ipam/')).kvs, []);
@@ -142,7 +110,7 @@ describe('endpoints', () => {
     try {
       await assert.rejects(
         m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' }, { waitMs: 50 }),
-        code('timeout', /node host2 did not report endpoint [0-9a-f]{12} ready within/),
+        vxnetError('timeout', /node host2 did not report endpoint [0-9a-f]{12} ready within/),
       );
       assert.deepEqual(m.service.listEndpoints(), []);
       assert.deepEqual((await m.store.list('/ipam/')).kvs, []);
@@ -159,7 +127,7 @@ describe('endpoints', () => {
       const deleting = m.service.deleteEndpoint(ep.id, { waitMs: 2000 }).then(() => (done = true));
       await new Promise((r) => setTimeout(r, 10));
       const deletedAt = m.service.state.revision;
-      assert.throws(() => m.service.getEndpoint(ep.id), code('endpoint_not_found'));
+      assert.throws(() => m.service.getEndpoint(ep.id), vxnetError('endpoint_not_found'));
       m.service.heartbeat('host1', { reconciledRevision: deletedAt - 1 });
       await new Promise((r) => setTimeout(r, 10));
       assert.equal(done, false);
@@ -180,7 +148,7 @@ describe('endpoints', () => {
       const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
       await assert.rejects(
         m.service.deleteEndpoint(ep.id, { waitMs: 30 }),
-        code('timeout', /deleted from the cluster.*node host1 did not confirm/),
+        vxnetError('timeout', /deleted from the cluster.*node host1 did not confirm/),
       );
       assert.deepEqual(m.service.listEndpoints(), []);
     } finally {
@@ -200,8 +168,8 @@ describe('endpoints', () => {
       await m.service.setEndpointStatus(ep.id, { status: 'ready' });
       assert.equal(m.service.getEndpoint(ep.id).status, 'ready');
       assert.equal(m.service.getEndpoint(ep.id).message, undefined);
-      await assert.rejects(m.service.setEndpointStatus(ep.id, { status: 'fine' as 'ready' }), code('bad_request'));
-      await assert.rejects(m.service.setEndpointStatus('abcdefabcdef', { status: 'ready' }), code('endpoint_not_found'));
+      await assert.rejects(m.service.setEndpointStatus(ep.id, { status: 'fine' as 'ready' }), vxnetError('bad_request'));
+      await assert.rejects(m.service.setEndpointStatus('abcdefabcdef', { status: 'ready' }), vxnetError('endpoint_not_found'));
     } finally {
       await m.close();
     }
@@ -220,11 +188,11 @@ describe('nodes', () => {
       assert.equal(moved.address, '192.0.2.11');
       assert.equal(moved.registeredAt, first.registeredAt);
       const before = await m.store.revision();
-      await assert.rejects(m.service.registerNode({ name: 'bad name', address: '192.0.2.9', mtu: 1500 }), code('invalid_name'));
-      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2', mtu: 1500 }), code('invalid_address'));
-      await assert.rejects(m.service.registerNode({ name: 'h', address: '239.0.0.1', mtu: 1500 }), code('invalid_address'));
-      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2.9', mtu: 575 }), code('invalid_mtu'));
-      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2.9', mtu: 65536 }), code('invalid_mtu'));
+      await assert.rejects(m.service.registerNode({ name: 'bad name', address: '192.0.2.9', mtu: 1500 }), vxnetError('invalid_name'));
+      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2', mtu: 1500 }), vxnetError('invalid_address'));
+      await assert.rejects(m.service.registerNode({ name: 'h', address: '239.0.0.1', mtu: 1500 }), vxnetError('invalid_address'));
+      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2.9', mtu: 575 }), vxnetError('invalid_mtu'));
+      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2.9', mtu: 65536 }), vxnetError('invalid_mtu'));
       assert.equal(await m.store.revision(), before);
       assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
     } finally {
@@ -243,8 +211,8 @@ describe('nodes', () => {
       assert.equal(await m.store.revision(), rev);
       assert.deepEqual(events, []);
       assert.equal(m.service.getNode('host1').reconciledRevision, rev);
-      assert.throws(() => m.service.heartbeat('ghost', { reconciledRevision: 1 }), code('node_not_found'));
-      assert.throws(() => m.service.heartbeat('host1', { reconciledRevision: -1 }), code('bad_request'));
+      assert.throws(() => m.service.heartbeat('ghost', { reconciledRevision: 1 }), vxnetError('node_not_found'));
+      assert.throws(() => m.service.heartbeat('host1', { reconciledRevision: -1 }), vxnetError('bad_request'));
     } finally {
       await m.close();
     }

@@ -1,24 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { type ApiContext, inject, parseListen } from '../../src/manager/http.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import { temporaryDirectory } from './support/manager.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-http-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = () => temporaryDirectory('vxnet-http-');
 
 interface Reply {
   status: number;

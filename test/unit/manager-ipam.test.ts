@@ -1,34 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { VxnetError } from '../../src/core/errors.ts';
 import { parseCidr, parseIPv4 } from '../../src/core/ipv4.ts';
 import { FreeBitmap, NetworkAllocator } from '../../src/manager/ipam.ts';
 import { ManagerService } from '../../src/manager/service.ts';
-import { SqliteStore } from '../../src/manager/store/sqlite.ts';
+import { openTestManager } from './support/manager.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function open() {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-ipam-'));
-  dirs.push(dir);
-  const store = new SqliteStore(join(dir, 'vxnet.db'));
-  const service = await ManagerService.open(store);
-  await service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
-  await service.registerNode({ name: 'host2', address: '192.0.2.2', mtu: 1500 });
-  return {
-    store,
-    service,
-    async close() {
-      await service.close();
-      await store.close();
-    },
-  };
+function open() {
+  return openTestManager({ nodes: ['host1', 'host2'] });
 }
 
 function code(c: string) {

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { runManager, startManager } from '../../src/manager/main.ts';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+import { temporaryDirectory } from './support/manager.ts';
 
 function get(socketPath: string, path: string, token: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
@@ -30,8 +25,7 @@ async function waitFor(check: () => boolean): Promise<void> {
 }
 
 test('first start initialises the cluster and prints the tokens once; later starts reuse them silently', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'vxnet-main-'));
-  dirs.push(root);
+  const root = temporaryDirectory('vxnet-main-');
   const dataDir = join(root, 'data');
   const socket = join(root, 'm.sock');
 
@@ -72,8 +66,7 @@ test('first start initialises the cluster and prints the tokens once; later star
 });
 
 test('state survives a restart; a second manager on the same data directory is refused', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'vxnet-main-'));
-  dirs.push(root);
+  const root = temporaryDirectory('vxnet-main-');
   const dataDir = join(root, 'data');
   const a = await startManager({ dataDir, listen: [`unix:${join(root, 'a.sock')}`] });
   await a.service.createNetwork({ name: 'blue', vni: 77 });
@@ -90,8 +83,7 @@ test('state survives a restart; a second manager on the same data directory is r
 });
 
 test('an already aborted signal starts nothing', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'vxnet-main-'));
-  dirs.push(root);
+  const root = temporaryDirectory('vxnet-main-');
   await runManager({ dataDir: join(root, 'data'), listen: [`unix:${join(root, 's')}`] }, AbortSignal.abort());
   assert.ok(!existsSync(join(root, 'data')));
 });

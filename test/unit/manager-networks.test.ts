@@ -1,47 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { VxnetError } from '../../src/core/errors.ts';
+import { describe, test } from 'node:test';
 import type { CreateNetworkRequest } from '../../src/core/model.ts';
 import { ManagerService } from '../../src/manager/service.ts';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import type { Store } from '../../src/manager/store/store.ts';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function open() {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-net-'));
-  dirs.push(dir);
-  const store = new SqliteStore(join(dir, 'vxnet.db'));
-  const service = await ManagerService.open(store);
-  return {
-    store,
-    service,
-    async close() {
-      await service.close();
-      await store.close();
-    },
-  };
-}
-
-function code(c: string, pattern?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof VxnetError, `expected VxnetError, got ${String(err)}`);
-    assert.equal(err.code, c, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
+import { openTestManager, temporaryDatabasePath, vxnetError } from './support/manager.ts';
 
 /** Asserts the request is refused with `c` and that the store did not change at all. */
 async function refused(m: { store: Store; service: ManagerService }, req: CreateNetworkRequest, c: string, pattern?: RegExp) {
   const before = await m.store.list('');
-  await assert.rejects(m.service.createNetwork(req), code(c, pattern));
+  await assert.rejects(m.service.createNetwork(req), vxnetError(c, pattern));
   const afterList = await m.store.list('');
   assert.equal(afterList.revision, before.revision, `${c}: revision moved`);
   assert.deepEqual(afterList.kvs, before.kvs, `${c}: keys changed`);
@@ -74,7 +42,7 @@ class SlowStore implements Store {
 
 describe('network defaults', () => {
   test('with nothing given: VNI 4097, first free /24 of 10.200.0.0/16, first usable gateway, MTU 1450, port 4789', async () => {
-    const m = await open();
+    const m = await openTestManager();
     try {
       const net = await m.service.createNetwork({ name: 'blue' });
       assert.equal(net.vni, 4097);
@@ -99,7 +67,7 @@ describe('network defaults', () => {
   });
 
   test('default MTU is the smallest node MTU minus 50; an explicit one is bounded by it', async () => {
-    const m = await open();
+    const m = await openTestManager();
     try {
       await m.service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 9000 });
       await m.service.registerNode({ name: 'host2', address: '192.0.2.2', mtu: 1400 });
@@ -114,7 +82,7 @@ describe('network defaults', () => {
   });
 
   test('without nodes an MTU above 1450 is too large', async () => {
-    const m = await open();
+    const m = await openTestManager();
     try {
       await refused(m, { name: 'd', mtu: 1451 }, 'mtu_too_large', /at most 1450/);
     } finally {
@@ -123,7 +91,7 @@ describe('network defaults', () => {
   });
 
   test('explicit settings are kept', async () => {
-    const m = await open();
+    const m = await openTestManager();
     try {
       const net = await m.service.createNetwork({
         name: 'custom',
@@ -160,7 +128,7 @@ describe('network defaults', () => {
 
 describe('network rules: each refusal has its code and changes nothing', () => {
   test('names, VNIs, subnets, gateways, ports, multicast groups', async () => {
-    const m = await open();
+    const m = await openTestManager();
     try {
       await m.service.createNetwork({ name: 'taken', vni: 100, subnets: [{ cidr: '10.10.0.0/16' }] });
       await refused(m, { name: 'bad name' }, 'invalid_name');
@@ -193,7 +161,7 @@ describe('network rules: each refusal has its code and changes nothing', () => {
   });
 
   test('the default pool running out is an error, not an overlap', async () => {
-    const m = await open();
+    const m = await openTestManager();
     try {
       await m.service.createNetwork({ name: 'hog', subnets: [{ cidr: '10.200.0.0/16' }] });
       await refused(m, { name: 'n' }, 'subnet_pool_exhausted');
@@ -203,18 +171,18 @@ describe('network rules: each refusal has its code and changes nothing', () => {
   });
 
   test('deleting: unknown → network_not_found; endpoints → network_in_use unless forced', async () => {
-    const m = await open();
+    const m = await openTestManager();
     try {
       await m.service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
       await m.service.createNetwork({ name: 'blue' });
       const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
-      await assert.rejects(m.service.deleteNetwork('nope'), code('network_not_found'));
+      await assert.rejects(m.service.deleteNetwork('nope'), vxnetError('network_not_found'));
       const before = await m.store.revision();
-      await assert.rejects(m.service.deleteNetwork('blue'), code('network_in_use', /1 endpoint/));
+      await assert.rejects(m.service.deleteNetwork('blue'), vxnetError('network_in_use', /1 endpoint/));
       assert.equal(await m.store.revision(), before);
       await m.service.deleteNetwork('blue', { force: true });
       assert.deepEqual(m.service.listNetworks(), []);
-      assert.throws(() => m.service.getEndpoint(ep.id), code('endpoint_not_found'));
+      assert.throws(() => m.service.getEndpoint(ep.id), vxnetError('endpoint_not_found'));
       const left = (await m.store.list('')).kvs.map((kv) => kv.key);
       assert.deepEqual(left, ['/meta/cluster', '/meta/networks', '/nodes/host1']);
     } finally {
@@ -223,7 +191,7 @@ describe('network rules: each refusal has its code and changes nothing', () => {
   });
 
   test('forced delete of a network with many endpoints removes them all, in batches', async () => {
-    const m = await open();
+    const m = await openTestManager();
     try {
       await m.service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
       await m.service.createNetwork({ name: 'blue' });
@@ -242,9 +210,7 @@ describe('network rules: each refusal has its code and changes nothing', () => {
 
 describe('two managers on one store (the compare-and-swap is the arbiter)', () => {
   async function pair() {
-    const dir = mkdtempSync(join(tmpdir(), 'vxnet-pair-'));
-    dirs.push(dir);
-    const inner = new SqliteStore(join(dir, 'vxnet.db'));
+    const inner = new SqliteStore(temporaryDatabasePath('vxnet-pair-'));
     const a = await ManagerService.open(new SlowStore(inner));
     const b = await ManagerService.open(new SlowStore(inner));
     return {

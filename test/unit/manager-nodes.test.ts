@@ -4,48 +4,21 @@
  * that no longer exists, and the removed node's watch stream ended cleanly after its last messages.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { VxnetError } from '../../src/core/errors.ts';
+import { describe, test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { ManagerService } from '../../src/manager/service.ts';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
+import { openTestManager, registerNodes, temporaryDatabasePath, vxnetError } from './support/manager.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function open() {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-node-'));
-  dirs.push(dir);
-  const store = new SqliteStore(join(dir, 'vxnet.db'));
-  const service = await ManagerService.open(store);
-  for (const [i, name] of ['host1', 'host2', 'host3'].entries()) {
-    await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
-  }
-  await service.createNetwork({ name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] });
-  await service.createNetwork({ name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] });
-  return {
-    store,
-    service,
-    async close() {
-      await service.close();
-      await store.close();
-    },
-  };
-}
-
-function code(c: string, pattern?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof VxnetError, `expected VxnetError, got ${String(err)}`);
-    assert.equal(err.code, c, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
+function open() {
+  return openTestManager({
+    nodes: ['host1', 'host2', 'host3'],
+    networks: [
+      { name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] },
+      { name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] },
+    ],
+  });
 }
 
 function recordingSink() {
@@ -67,7 +40,7 @@ describe('node removal', () => {
     try {
       await m.service.deleteNode('host3');
       assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
-      await assert.rejects(m.service.deleteNode('host3'), code('node_not_found', /^node host3 is not registered\.$/));
+      await assert.rejects(m.service.deleteNode('host3'), vxnetError('node_not_found', /^node host3 is not registered\.$/));
       assert.equal((await m.store.list('/removing-nodes/')).kvs.length, 0, 'no marker is left');
     } finally {
       await m.close();
@@ -79,7 +52,7 @@ describe('node removal', () => {
     try {
       await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' });
       const revision = m.service.info().revision;
-      await assert.rejects(m.service.deleteNode('host2'), code('node_in_use', /^node host2 still has 1 endpoint: .*drain/));
+      await assert.rejects(m.service.deleteNode('host2'), vxnetError('node_in_use', /^node host2 still has 1 endpoint: .*drain/));
       assert.equal(m.service.info().revision, revision, 'no write at all');
       assert.equal(m.service.listEndpoints({ node: 'host2' }).length, 1);
     } finally {
@@ -120,7 +93,7 @@ describe('node removal', () => {
       );
       await removal;
       for (const attempt of attempts) {
-        if (attempt.status === 'rejected') assert.ok(code('node_not_found')(attempt.reason));
+        if (attempt.status === 'rejected') assert.ok(vxnetError('node_not_found')(attempt.reason));
       }
       assert.deepEqual(m.service.listEndpoints(), [], 'no endpoint is left on a node that no longer exists');
       assert.equal((await m.store.list('/ipam/')).kvs.length, 0);
@@ -163,15 +136,14 @@ describe('node removal', () => {
   });
 
   test('a removal cut short by a crash leaves a marker that the next start clears', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'vxnet-node-'));
-    dirs.push(dir);
-    let store = new SqliteStore(join(dir, 'vxnet.db'));
+    const path = temporaryDatabasePath('vxnet-node-');
+    let store = new SqliteStore(path);
     let service = await ManagerService.open(store);
-    await service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
+    await registerNodes(service, ['host1']);
     await store.txn([{ key: '/removing-nodes/host1', modRevision: 0 }], [{ type: 'put', key: '/removing-nodes/host1', value: '{}' }]);
     await service.close();
     await store.close();
-    store = new SqliteStore(join(dir, 'vxnet.db'));
+    store = new SqliteStore(path);
     service = await ManagerService.open(store);
     try {
       assert.equal((await store.list('/removing-nodes/')).kvs.length, 0);

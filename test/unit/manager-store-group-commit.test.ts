@@ -3,23 +3,12 @@
  * but keep the contract of running alone, one after the other — own revision, own compares, all or nothing.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import type { WatchEvent } from '../../src/manager/store/store.ts';
+import { temporaryDatabasePath } from './support/manager.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDb(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-group-'));
-  dirs.push(dir);
-  return join(dir, 'vxnet.db');
-}
+const tempDb = () => temporaryDatabasePath('vxnet-group-');
 
 test('transactions issued together get consecutive revisions in issue order, each delivered on its own', async () => {
   const store = new SqliteStore(tempDb());

@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { CompactedError, type WatchEvent } from '../../src/manager/store/store.ts';
+import { temporaryDatabasePath } from './support/manager.ts';
 
-const dirs: string[] = [];
-function tempDb(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-store-'));
-  dirs.push(dir);
-  return join(dir, 'vxnet.db');
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDb = () => temporaryDatabasePath('vxnet-store-');
 
 describe('sqlite store', () => {
   test('puts get revisions; one txn is one revision; createRevision survives updates', async () => {

@@ -4,19 +4,10 @@
  * and when many agents connect at once snapshots are admitted against a byte budget.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
-import { ManagerService } from '../../src/manager/service.ts';
-import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { pieces, WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+import { openTestManagerWithHub } from './support/manager.ts';
 
 /** A sink that keeps what it was given and pretends the peer reads only when told to. */
 class SlowSink implements WatchSink {
@@ -45,27 +36,15 @@ class SlowSink implements WatchSink {
 }
 
 async function open(hubOptions: ConstructorParameters<typeof WatchHub>[1] = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-hub-scale-'));
-  dirs.push(dir);
-  const store = new SqliteStore(join(dir, 'vxnet.db'));
-  const service = await ManagerService.open(store);
-  const hub = new WatchHub(service.state, { pingIntervalMs: 60_000, ...hubOptions });
-  hub.start();
-  for (const [i, name] of ['host1', 'host2', 'host3'].entries()) {
-    await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
-  }
-  await service.createNetwork({ name: 'blue', subnets: [{ cidr: '10.1.0.0/16' }] });
+  const m = await openTestManagerWithHub(
+    { nodes: ['host1', 'host2', 'host3'], networks: [{ name: 'blue', subnets: [{ cidr: '10.1.0.0/16' }] }] },
+    hubOptions,
+  );
   let containers = 0;
   return {
-    service,
-    hub,
+    ...m,
     async endpoints(node: string, count: number) {
-      for (let i = 0; i < count; i++) await service.createEndpoint({ network: 'blue', node, netns: `${node}-c${containers++}` });
-    },
-    async close() {
-      hub.stop();
-      await service.close();
-      await store.close();
+      for (let i = 0; i < count; i++) await m.service.createEndpoint({ network: 'blue', node, netns: `${node}-c${containers++}` });
     },
   };
 }

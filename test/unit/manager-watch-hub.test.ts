@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
-import { ManagerService } from '../../src/manager/service.ts';
-import { SqliteStore } from '../../src/manager/store/sqlite.ts';
-import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+import type { WatchSink } from '../../src/manager/watch-hub.ts';
+import { openTestManagerWithHub } from './support/manager.ts';
 
 class RecordingSink implements WatchSink {
   messages: WatchMessage[] = [];
@@ -54,28 +45,8 @@ function label(m: WatchMessage): string {
   }
 }
 
-async function open() {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-hub-'));
-  dirs.push(dir);
-  const store = new SqliteStore(join(dir, 'vxnet.db'));
-  const service = await ManagerService.open(store);
-  const hub = new WatchHub(service.state, { pingIntervalMs: 60_000 });
-  hub.start();
-  for (const [i, name] of ['host1', 'host2', 'host3'].entries()) {
-    await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
-  }
-  await service.createNetwork({ name: 'blue' });
-  await service.createNetwork({ name: 'red' });
-  return {
-    store,
-    service,
-    hub,
-    async close() {
-      hub.stop();
-      await service.close();
-      await store.close();
-    },
-  };
+function open() {
+  return openTestManagerWithHub({ nodes: ['host1', 'host2', 'host3'], networks: [{ name: 'blue' }, { name: 'red' }] });
 }
 
 test('snapshot: all nodes, only the networks where the node has endpoints, all their endpoints', async () => {

@@ -1,0 +1,68 @@
+/**
+ * Cluster records as the manager hands them out, for tests that feed the CLI or an agent by hand (two
+ * nodes, the network `blue` and endpoints on it), and an agent of host1 run against stubs. Treat the
+ * records as read-only; spread them to vary a field.
+ */
+import { Agent, type AgentManagerApi } from '../../../src/agent/agent.ts';
+import type { Dataplane, DesiredState, ReconcileResult } from '../../../src/agent/dataplane.ts';
+import type { Endpoint, Network, Node } from '../../../src/core/model.ts';
+
+/** host1 and host2 on the underlay 10.99.0.0/24; the agent of `agentOnStubs` is host1. */
+export const twoNodes: Node[] = [
+  { name: 'host1', address: '10.99.0.11', mtu: 1500, registeredAt: '' },
+  { name: 'host2', address: '10.99.0.12', mtu: 1500, registeredAt: '' },
+];
+
+/** VNI 1000, one /24 with its gateway, MTU 1450 (a 1500-byte underlay less 50 bytes of VXLAN), port 4789. */
+export function blueNetwork(createdAt: string): Network {
+  return {
+    name: 'blue',
+    vni: 1000,
+    subnets: [{ cidr: '192.168.1.0/24', gateway: '192.168.1.1' }],
+    mtu: 1450,
+    port: 4789,
+    internal: false,
+    createdAt,
+  };
+}
+
+/** A ready endpoint on `blue` at 192.168.1.<host>, with the MAC the manager derives from that address. */
+export function blueEndpoint(fields: { id: string; node: string; netns: string; host: number; createdAt: string }): Endpoint {
+  return {
+    id: fields.id,
+    network: 'blue',
+    node: fields.node,
+    netns: fields.netns,
+    ifname: 'eth0',
+    ip: `192.168.1.${fields.host}`,
+    prefix: 24,
+    gateway: '192.168.1.1',
+    mac: `02:78:c0:a8:01:${fields.host.toString(16).padStart(2, '0')}`,
+    status: 'ready',
+    createdAt: fields.createdAt,
+  };
+}
+
+/**
+ * The agent of host1 over a stub manager API and a dataplane that changes nothing: the dataplane records
+ * every desired state it is given (`passes`) and reports every local endpoint ready; the log goes to `logs`.
+ */
+export function agentOnStubs(api: AgentManagerApi, options: { watchIdleMs?: number } = {}) {
+  const logs: string[] = [];
+  const passes: DesiredState[] = [];
+  const dataplane: Dataplane = {
+    reconcile: async (desired): Promise<ReconcileResult> => {
+      passes.push(desired);
+      return { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(desired.endpoints.map((e) => e.id)) };
+    },
+  };
+  const agent = new Agent({
+    api,
+    dataplane,
+    self: { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' },
+    underlayMtu: 1500,
+    log: (line) => logs.push(line),
+    ...options,
+  });
+  return { agent, logs, passes };
+}

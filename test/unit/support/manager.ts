@@ -1,0 +1,115 @@
+/**
+ * The in-process manager of the unit tests: a ManagerService on a SQLite store in a temporary folder,
+ * optionally seeded with nodes and networks, optionally with a running watch hub. Every temporary folder
+ * lives until the test file ends (not until `close()`), so a test may close a manager and open its store
+ * again.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { VxnetError } from '../../../src/core/errors.ts';
+import type { CreateNetworkRequest } from '../../../src/core/model.ts';
+import { ManagerService, type ManagerServiceOptions } from '../../../src/manager/service.ts';
+import { SqliteStore } from '../../../src/manager/store/sqlite.ts';
+import { WatchHub } from '../../../src/manager/watch-hub.ts';
+
+const temporaryDirectories: string[] = [];
+after(() => {
+  for (const dir of temporaryDirectories) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new empty folder, removed after the last test of the file. */
+export function temporaryDirectory(prefix = 'vxnet-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporaryDirectories.push(dir);
+  return dir;
+}
+
+/** The path of a database file that does not exist yet, in a folder of its own. */
+export function temporaryDatabasePath(prefix = 'vxnet-test-'): string {
+  return join(temporaryDirectory(prefix), 'vxnet.db');
+}
+
+export interface TestManager {
+  store: SqliteStore;
+  service: ManagerService;
+  /** closes the service, then the store */
+  close(): Promise<void>;
+}
+
+export interface TestManagerSeed {
+  /** registered first, in order; see `registerNodes` */
+  nodes?: readonly string[];
+  /** created after the nodes, in order */
+  networks?: readonly CreateNetworkRequest[];
+  options?: ManagerServiceOptions;
+}
+
+/** Opens a manager on a fresh store and registers the seed's nodes and networks. */
+export async function openTestManager(seed: TestManagerSeed = {}): Promise<TestManager> {
+  const manager = await openEmpty(seed.options);
+  await plant(manager.service, seed);
+  return manager;
+}
+
+/**
+ * Like `openTestManager`, with a watch hub started before the seed is planted. The hub pings every minute
+ * unless `hubOptions` say otherwise, so that no ping lands among the messages a test counts.
+ */
+export async function openTestManagerWithHub(
+  seed: TestManagerSeed = {},
+  hubOptions: ConstructorParameters<typeof WatchHub>[1] = {},
+): Promise<TestManager & { hub: WatchHub }> {
+  const manager = await openEmpty(seed.options);
+  const hub = new WatchHub(manager.service.state, { pingIntervalMs: 60_000, ...hubOptions });
+  hub.start();
+  await plant(manager.service, seed);
+  return {
+    ...manager,
+    hub,
+    async close() {
+      hub.stop();
+      await manager.close();
+    },
+  };
+}
+
+async function openEmpty(options: ManagerServiceOptions = {}): Promise<TestManager> {
+  const store = new SqliteStore(temporaryDatabasePath('vxnet-manager-'));
+  const service = await ManagerService.open(store, options);
+  return {
+    store,
+    service,
+    async close() {
+      await service.close();
+      await store.close();
+    },
+  };
+}
+
+async function plant(service: ManagerService, seed: TestManagerSeed): Promise<void> {
+  await registerNodes(service, seed.nodes ?? []);
+  for (const network of seed.networks ?? []) await service.createNetwork(network);
+}
+
+/** Registers each node by name, the n-th (from 0) at 192.0.2.<n+1> (TEST-NET-1, RFC 5737), MTU 1500. */
+export async function registerNodes(service: ManagerService, names: readonly string[]): Promise<void> {
+  for (const [i, name] of names.entries()) {
+    await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
+  }
+}
+
+/**
+ * For `assert.rejects`/`assert.throws`: the error must be a VxnetError with this code and, when given, a
+ * message that matches `pattern`.
+ */
+export function vxnetError(code: string, pattern?: RegExp) {
+  return (err: unknown) => {
+    assert.ok(err instanceof VxnetError, `expected VxnetError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  };
+}
