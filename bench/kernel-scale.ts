@@ -18,6 +18,7 @@ import { median } from './stats.ts';
 
 const NO_CHANGE_PASSES = 20;
 const FULL_READ_PASSES = 5;
+const ONE_CHANGE_PASSES = 5;
 const MiB = 2 ** 20;
 
 const [peersArg, container, localAddress] = process.argv.slice(2);
@@ -105,6 +106,27 @@ try {
   const programmed = memory();
   const noChangeFullRead = await noChangePasses(fullRead, FULL_READ_PASSES);
 
+  // one peer moves to another VTEP, as when a container is re-created elsewhere: the renderer hands over a new
+  // list; the pass writes two entries, and the one after it should not have to read everything back
+  const moves: number[] = [];
+  const afterMoves: number[] = [];
+  let current = desired;
+  for (let i = 0; i < ONE_CHANGE_PASSES; i++) {
+    const peersNow = current.peers.slice();
+    const index = (i * 7919) % peersNow.length;
+    const moved = peersNow[index]!;
+    peersNow[index] = { ...moved, vtep: vteps[(vteps.indexOf(moved.vtep) + 1) % vteps.length]! };
+    current = { ...current, peers: peersNow };
+    started = performance.now();
+    const pass = await dataplane.reconcile(current);
+    moves.push(performance.now() - started);
+    if (pass.error || pass.changes === 0) throw new Error(`moving one peer made ${pass.changes} changes${pass.error ? `: ${pass.error}` : ''}`);
+    started = performance.now();
+    const next = await dataplane.reconcile(current);
+    afterMoves.push(performance.now() - started);
+    if (next.error || next.changes !== 0) throw new Error(`the pass after moving one peer made ${next.changes} changes`);
+  }
+
   started = performance.now();
   const prune = await dataplane.reconcile({ networks: [], peers: [], floods: [], endpoints: [], vxlanFilter: { ports: [], allowedSources: [] } });
   const pruneMs = performance.now() - started;
@@ -119,6 +141,9 @@ try {
       noChangePasses: noChange.length,
       noChangeFullReadMs: median(noChangeFullRead),
       noChangeFullReadPasses: noChangeFullRead.length,
+      oneChangeMs: median(moves),
+      afterOneChangeMs: median(afterMoves),
+      oneChangePasses: moves.length,
       pruneMs,
       baselineHeapMiB: baseline.heapMiB,
       baselineRssMiB: baseline.rssMiB,
