@@ -12,7 +12,7 @@
  *  4. Docker: vxnet vs Docker Swarm's overlay on the same two engines — `docker run` → reachable from the
  *     other host (--docker-runs per network, default 100), the same traffic measurements between containers
  *     (bench/swarm.ts; its own simulated hosts);
- *  5. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 10 minutes
+ *  5. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
  *     on every CPU) is included when bench/results/scale.md exists; `--with-scale` runs that harness first.
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
@@ -153,7 +153,7 @@ function gitCommit(): string {
 }
 
 async function runScaleHarness(name: string): Promise<void> {
-  log(`control plane at scale: node bench/scale/run.ts --out ${name} (about 10 minutes) ...`);
+  log(`control plane at scale: node bench/scale/run.ts --out ${name} (about 7 minutes) ...`);
   const child = spawn(process.execPath, [join(import.meta.dirname, 'scale', 'run.ts'), '--out', name], { stdio: 'inherit' });
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
@@ -169,7 +169,7 @@ async function includeScaleReport(name: string): Promise<void> {
     markdown.set('scale', [
       '### Control plane at scale',
       '',
-      `No bench/results/${name}.md yet: it is written by \`npm run bench:scale\` (about 10 minutes on all CPUs), or by \`npm run bench -- --with-scale\`.`,
+      `No bench/results/${name}.md yet: it is written by \`npm run bench:scale\` (about 7 minutes on all CPUs), or by \`npm run bench -- --with-scale\`.`,
       '',
     ]);
     return;

@@ -1,6 +1,6 @@
 /**
  * The control-plane scale report inside `npm run bench`'s report. That harness (`npm run bench:scale`,
- * bench/scale/run.ts) runs about 10 minutes on every CPU, so the bench includes its latest written report
+ * bench/scale/run.ts) runs about 7 minutes on every CPU, so the bench includes its latest written report
  * (bench/results/NAME.{md,json}) instead of starting it, and says when that report was made.
  */
 import { readFile, stat } from 'node:fs/promises';
@@ -54,7 +54,7 @@ export async function loadScaleReport(resultsDir: string, name: string): Promise
   const source = `bench/results/${name}.md`;
   const commit = full?.machine?.commit ? `, commit ${full.machine.commit}` : '';
   const markdown = [
-    `Produced by \`npm run bench:scale\` (bench/scale/run.ts, about 10 minutes on all CPUs), not by this run: ` +
+    `Produced by \`npm run bench:scale\` (bench/scale/run.ts, about 7 minutes on all CPUs), not by this run: ` +
       `the report of ${date.slice(0, 16).replace('T', ' ')} UTC${commit}, read from ${source} ` +
       '(`npm run bench -- --with-scale` runs it first).',
     '',
