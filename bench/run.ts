@@ -18,7 +18,8 @@
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|scale` leaves a section out; `--kernel-node-option=--cpu-prof`
+ * `--skip attach|kernel|dataplane|docker|scale` leaves a section out (the report then goes to partial.* instead,
+ * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -80,6 +81,13 @@ for (const name of skip) {
   }
 }
 const runs = (section: Section) => !skip.has(section);
+// A run that leaves sections out must not replace the full report the README quotes (the control-plane
+// section is only ever read, so leaving it out is no loss).
+const OUT = [...skip].some((section) => section !== 'scale') ? 'partial' : 'latest';
+if (flags['update-readme'] && OUT !== 'latest') {
+  console.error('--update-readme needs every section: the README shows a full run.');
+  process.exit(2);
+}
 
 const RESULTS_DIR = join(import.meta.dirname, 'results');
 /** 100 µs per remote endpoint: the targets are 10,000 in < 1 s and 50,000 in < 5 s. */
@@ -133,13 +141,13 @@ const header = [
 ];
 const body = SECTIONS.flatMap((section) => markdown.get(section) ?? []);
 await mkdir(RESULTS_DIR, { recursive: true });
-await writeFile(join(RESULTS_DIR, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
-await writeFile(join(RESULTS_DIR, 'latest.md'), [...header, ...body].join('\n') + '\n');
-await writeFile(join(RESULTS_DIR, 'latest.svg'), chartSvg());
+await writeFile(join(RESULTS_DIR, `${OUT}.json`), JSON.stringify(report, null, 2) + '\n');
+await writeFile(join(RESULTS_DIR, `${OUT}.md`), [...header, ...body].join('\n') + '\n');
+await writeFile(join(RESULTS_DIR, `${OUT}.svg`), chartSvg());
 if (flags['update-readme']) await updateReadmeSections();
 log('');
 log(body.join('\n'));
-log(`written: ${join(RESULTS_DIR, 'latest')}.{json,md,svg}`);
+log(`written: ${join(RESULTS_DIR, OUT)}.{json,md,svg}`);
 
 // ---------------------------------------------------------------------------------------------------
 
