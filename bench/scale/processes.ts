@@ -5,7 +5,7 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentSpec, Counters, Delivery, Expectation, FromWorker, Memory, ToWorker } from './protocol.ts';
+import { type AgentSpec, type Counters, type Delivery, type Expectation, type FromWorker, type Memory, type ToWorker, zeroCounters } from './protocol.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 /** USER_HZ: the unit of utime/stime in /proc/PID/stat; 100 on every Linux architecture node runs on. */
@@ -212,19 +212,7 @@ export class Worker {
 }
 
 export function sumCounters(list: Counters[]): Counters {
-  const total: Counters = {
-    messages: 0,
-    watchBytes: 0,
-    apiBytes: 0,
-    heartbeats: 0,
-    statusReports: 0,
-    statusAcks: 0,
-    passes: 0,
-    cpuMs: 0,
-    reconnects: 0,
-    agentLogs: 0,
-    readyLocal: 0,
-  };
+  const total = zeroCounters();
   for (const c of list) for (const key of Object.keys(total) as (keyof Counters)[]) total[key] += c[key];
   return total;
 }

@@ -56,6 +56,23 @@ export interface Counters {
   readyLocal: number;
 }
 
+/** Every counter at zero: the start of a worker's tally, and of a sum. */
+export function zeroCounters(): Counters {
+  return {
+    messages: 0,
+    watchBytes: 0,
+    apiBytes: 0,
+    heartbeats: 0,
+    statusReports: 0,
+    statusAcks: 0,
+    passes: 0,
+    cpuMs: 0,
+    reconnects: 0,
+    agentLogs: 0,
+    readyLocal: 0,
+  };
+}
+
 export interface Memory {
   heapUsed: number;
   rss: number;

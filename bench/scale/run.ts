@@ -268,7 +268,11 @@ async function main(): Promise<void> {
   // the workers end on their own when their IPC channel closes.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      process.kill(manager.pid, 'SIGKILL');
+      try {
+        process.kill(manager.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
       if (!flags.keep) rmSync(dataDir, { recursive: true, force: true });
       process.exit(130);
     });
@@ -685,4 +689,7 @@ async function writeReport(report: Json): Promise<void> {
 
 if (import.meta.main) {
   await main();
+  // Requests still queued for a connection when the manager stopped keep their timers (up to the client's
+  // timeout) and with them the process; the report is written, so the run is over.
+  process.exit(0);
 }

@@ -21,7 +21,7 @@ import type { DesiredState } from '../../src/agent/dataplane.ts';
 import { join } from 'node:path';
 import { ManagerClient } from '../../src/client/client.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
-import { type AgentSpec, type Counters, type Delivery, type FromWorker, type Memory, type ToWorker, now } from './protocol.ts';
+import { type AgentSpec, type Counters, type Delivery, type FromWorker, type Memory, type ToWorker, now, zeroCounters } from './protocol.ts';
 import { RecordingDataplane } from './recording-dataplane.ts';
 import { peerDigest } from './topology.ts';
 
@@ -51,19 +51,7 @@ const send = (message: FromWorker): void => {
 };
 const log = (line: string): void => send({ type: 'log', line });
 
-const counters: Counters = {
-  messages: 0,
-  watchBytes: 0,
-  apiBytes: 0,
-  heartbeats: 0,
-  statusReports: 0,
-  statusAcks: 0,
-  passes: 0,
-  cpuMs: 0,
-  reconnects: 0,
-  agentLogs: 0,
-  readyLocal: 0,
-};
+const counters: Counters = zeroCounters();
 const sims: Sim[] = [];
 const controller = new AbortController();
 let recording = false;
