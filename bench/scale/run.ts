@@ -689,7 +689,7 @@ async function writeReport(report: Json): Promise<void> {
 
 if (import.meta.main) {
   await main();
-  // Requests still queued for a connection when the manager stopped keep their timers (up to the client's
-  // timeout) and with them the process; the report is written, so the run is over.
+  // The report is written and every process the run started has stopped: nothing left is worth waiting for
+  // (a finished run once stayed alive for minutes on requests queued to the stopped manager).
   process.exit(0);
 }

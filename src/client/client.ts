@@ -145,6 +145,8 @@ export class ManagerClient {
   readonly #target: ManagerTarget;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
+  /** ends each request not yet answered (close) */
+  readonly #inFlight = new Set<() => void>();
   readonly #agent: http.Agent;
   /** https: the trusted CA (PEM), once given or fetched and checked against #caDigest */
   #ca: string | undefined;
@@ -237,8 +239,13 @@ export class ManagerClient {
     return this.#json('POST', `/v1/tokens/${segment(role)}/rotate`, { signal });
   }
 
-  /** Closes the pooled connections (aborting any request still using one). The watch stream is not affected. */
+  /**
+   * Closes the pooled connections and ends every request still going, those waiting for a connection
+   * included (destroying the pool leaves them queued until their own timeout). The watch stream is not
+   * affected.
+   */
   close(): void {
+    for (const end of [...this.#inFlight]) end();
     this.#agent.destroy();
   }
 
@@ -548,6 +555,7 @@ export class ManagerClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        this.#inFlight.delete(onClose);
         signal?.removeEventListener('abort', onAbort);
         if (err === undefined) resolve(value!);
         else {
@@ -557,6 +565,8 @@ export class ManagerClient {
       };
       const onAbort = (): void => finish(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
+      const onClose = (): void => finish(new VxnetError('unavailable', `the client of the manager at ${this.url} was closed before it answered.`));
+      this.#inFlight.add(onClose);
       const timer = setTimeout(() => {
         finish(new VxnetError('timeout', `the manager at ${this.url} did not answer within ${formatSeconds(timeoutMs)}.`));
       }, timeoutMs);
