@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
-import type { Dataplane, DesiredState, ReconcileResult } from '../../src/agent/dataplane.ts';
+import { ScriptedDataplane, until } from './support/fixtures.ts';
 import { desiredState } from '../../src/agent/desired.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../src/core/model.ts';
@@ -118,23 +118,6 @@ describe('desired state', () => {
   });
 });
 
-class RecordingDataplane implements Dataplane {
-  readonly calls: DesiredState[] = [];
-  failNetns = new Set<string>();
-  delayMs = 0;
-  async reconcile(desired: DesiredState): Promise<ReconcileResult> {
-    this.calls.push(desired);
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
-    const endpointErrors = new Map<string, string>();
-    const readyEndpoints = new Set<string>();
-    for (const e of desired.endpoints) {
-      if (this.failNetns.has(e.netns ?? '')) endpointErrors.set(e.id, `network namespace ${e.netns} does not exist`);
-      else readyEndpoints.add(e.id);
-    }
-    return { changes: desired.endpoints.length, endpointErrors, readyEndpoints };
-  }
-}
-
 class ScriptedApi implements AgentManagerApi {
   readonly statuses: [string, EndpointStatusRequest][] = [];
   readonly heartbeats: number[] = [];
@@ -163,18 +146,10 @@ class ScriptedApi implements AgentManagerApi {
   }
 }
 
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 describe('agent reconcile loop', () => {
   it('does not touch the data plane before the first snapshot', async () => {
     const api = new ScriptedApi();
-    const dataplane = new RecordingDataplane();
+    const dataplane = new ScriptedDataplane();
     const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
     const controller = new AbortController();
     const running = agent.run(controller.signal).catch(() => {});
@@ -188,9 +163,9 @@ describe('agent reconcile loop', () => {
 
   it('coalesces a burst of changes into few passes and reports statuses once', async () => {
     const api = new ScriptedApi();
-    const dataplane = new RecordingDataplane();
+    const dataplane = new ScriptedDataplane();
     dataplane.delayMs = 20;
-    dataplane.failNetns.add('/run/netns/ffffffffffff');
+    dataplane.failures.set('/run/netns/ffffffffffff', 'network namespace /run/netns/ffffffffffff does not exist');
     const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
     const controller = new AbortController();
     const running = agent.run(controller.signal).catch(() => {});
@@ -219,7 +194,7 @@ describe('agent reconcile loop', () => {
 
   it('reports its revision at once on a new snapshot and when a local endpoint goes, otherwise on the tick', async () => {
     const api = new ScriptedApi();
-    const dataplane = new RecordingDataplane();
+    const dataplane = new ScriptedDataplane();
     const agent = new Agent({ api, dataplane, self, underlayMtu: 1500, heartbeatIntervalMs: 60_000 });
     const controller = new AbortController();
     const running = agent.run(controller.signal).catch(() => {});
@@ -242,7 +217,7 @@ describe('agent reconcile loop', () => {
 
   it('keeps its view and reconnects with a fresh snapshot when the stream ends', async () => {
     const api = new ScriptedApi();
-    const dataplane = new RecordingDataplane();
+    const dataplane = new ScriptedDataplane();
     const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
     const controller = new AbortController();
     const running = agent.run(controller.signal).catch(() => {});

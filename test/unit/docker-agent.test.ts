@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
-import { deviceNames, type Dataplane, type DesiredEndpoint, type DesiredState, type ReconcileResult } from '../../src/agent/dataplane.ts';
+import { deviceNames, type DesiredEndpoint, type DesiredState } from '../../src/agent/dataplane.ts';
 import { desiredState } from '../../src/agent/desired.ts';
 import { planReconcile } from '../../src/agent/kernel/plan.ts';
 import type { ActualState, LinkState } from '../../src/agent/kernel/read.ts';
@@ -19,7 +19,7 @@ import { ClusterView } from '../../src/agent/view.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../src/core/model.ts';
 import { EngineContainerNamespaces } from '../../src/docker/containers.ts';
-import { blueNetwork, twoNodes } from './support/fixtures.ts';
+import { blueNetwork, ScriptedDataplane, twoNodes, until } from './support/fixtures.ts';
 
 const self = { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' };
 const nodes: Node[] = twoNodes;
@@ -184,34 +184,10 @@ class ScriptedApi implements AgentManagerApi {
   }
 }
 
-/** Ready unless the endpoint's namespace is in `failNetns`. */
-class FakeDataplane implements Dataplane {
-  calls: DesiredState[] = [];
-  delayMs = 0;
-  async reconcile(desired: DesiredState): Promise<ReconcileResult> {
-    this.calls.push(desired);
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
-    const endpointErrors = new Map<string, string>();
-    const readyEndpoints = new Set<string>();
-    for (const e of desired.endpoints) {
-      if (e.netns === '/proc/666/ns/net') endpointErrors.set(e.id, 'setting up the veth pair failed');
-      else readyEndpoints.add(e.id);
-    }
-    return { changes: 0, endpointErrors, readyEndpoints };
-  }
-}
-
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 async function runAgent(options: Partial<ConstructorParameters<typeof Agent>[0]> = {}) {
   const api = new ScriptedApi();
-  const dataplane = new FakeDataplane();
+  const dataplane = new ScriptedDataplane();
+  dataplane.failures.set('/proc/666/ns/net', 'setting up the veth pair failed');
   const agent = new Agent({ api, dataplane, self, underlayMtu: 1500, ...options });
   const controller = new AbortController();
   const running = agent.run(controller.signal).catch(() => {});

@@ -49,13 +49,8 @@ export function blueEndpoint(fields: { id: string; node: string; netns: string; 
  */
 export function agentOnStubs(api: AgentManagerApi, options: { watchIdleMs?: number } = {}) {
   const logs: string[] = [];
-  const passes: DesiredState[] = [];
-  const dataplane: Dataplane = {
-    reconcile: async (desired): Promise<ReconcileResult> => {
-      passes.push(desired);
-      return { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(desired.endpoints.map((e) => e.id)) };
-    },
-  };
+  const dataplane = new ScriptedDataplane();
+  const passes = dataplane.calls;
   const agent = new Agent({
     api,
     dataplane,
@@ -65,4 +60,37 @@ export function agentOnStubs(api: AgentManagerApi, options: { watchIdleMs?: numb
     ...options,
   });
   return { agent, logs, passes };
+}
+
+/**
+ * A data plane that changes nothing: it records every desired state it is given (`calls`), takes `delayMs`
+ * per pass, and reports each local endpoint ready unless its namespace has a reason in `failures`.
+ */
+export class ScriptedDataplane implements Dataplane {
+  readonly calls: DesiredState[] = [];
+  /** namespace path → the reason an endpoint in it fails */
+  readonly failures = new Map<string, string>();
+  delayMs = 0;
+
+  async reconcile(desired: DesiredState): Promise<ReconcileResult> {
+    this.calls.push(desired);
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    const endpointErrors = new Map<string, string>();
+    const readyEndpoints = new Set<string>();
+    for (const e of desired.endpoints) {
+      const failure = this.failures.get(e.netns ?? '');
+      if (failure !== undefined) endpointErrors.set(e.id, failure);
+      else readyEndpoints.add(e.id);
+    }
+    return { changes: 0, endpointErrors, readyEndpoints };
+  }
+}
+
+/** Polls `predicate` every 5 ms for up to 2 s. */
+export async function until(predicate: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
