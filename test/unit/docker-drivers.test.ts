@@ -10,23 +10,13 @@ import { NetworkCatalogue } from '../../src/docker/catalogue.ts';
 import { IpamDriver } from '../../src/docker/ipam-driver.ts';
 import { NetworkDriver, type NetworkDriverOptions } from '../../src/docker/network-driver.ts';
 import type { CreateNetworkRequest as DockerCreateNetwork } from '../../src/docker/api.ts';
+import { networkRecord } from './support/fixtures.ts';
 
 const NET_ID = '1'.repeat(64);
 const NET_ID2 = '2'.repeat(64);
 const EP_ID = 'e'.repeat(64);
 
-function network(name: string, cidrs: string[], extra: Partial<Network> = {}): Network {
-  return {
-    name,
-    vni: 4097,
-    subnets: cidrs.map((cidr) => ({ cidr, gateway: cidr.replace(/\.0\/\d+$/, '.1') })),
-    mtu: 1450,
-    port: 4789,
-    internal: false,
-    createdAt: '',
-    ...extra,
-  };
-}
+const network = (name: string, cidrs: string[], extra: Partial<Network> = {}): Network => networkRecord(name, cidrs, { vni: 4097, ...extra });
 
 class FakeView {
   readonly networks = new Map<string, Network>();

@@ -14,6 +14,7 @@ import type { Network } from '../../src/core/model.ts';
 import { NetworkCatalogue } from '../../src/docker/catalogue.ts';
 import { DockerEngineClient, EngineError, type EngineNetwork, type NetworkCreateSpec } from '../../src/docker/engine-client.ts';
 import { DockerNetworkSync, FORWARD_ACCEPT_RULES, ensureForwardAccept, specOf } from '../../src/docker/sync.ts';
+import { networkRecord } from './support/fixtures.ts';
 
 describe('engine client', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vxnet-engine-'));
@@ -59,18 +60,7 @@ describe('engine client', () => {
   });
 });
 
-function net(name: string, cidrs: string[], extra: Partial<Network> = {}): Network {
-  return {
-    name,
-    vni: 4100,
-    subnets: cidrs.map((cidr) => ({ cidr, gateway: cidr.replace(/\.0\/\d+$/, '.1') })),
-    mtu: 1450,
-    port: 4789,
-    internal: false,
-    createdAt: '',
-    ...extra,
-  };
-}
+const net = (name: string, cidrs: string[], extra: Partial<Network> = {}): Network => networkRecord(name, cidrs, { vni: 4100, ...extra });
 
 class FakeEngine {
   networks = new Map<string, EngineNetwork>();

@@ -43,6 +43,19 @@ export function blueEndpoint(fields: { id: string; node: string; netns: string; 
   };
 }
 
+/** A network record with one gateway (.1) per subnet, MTU 1450, port 4789; `extra` sets the VNI and the rest. */
+export function networkRecord(name: string, cidrs: string[], extra: Partial<Network> & { vni: number }): Network {
+  return {
+    name,
+    subnets: cidrs.map((cidr) => ({ cidr, gateway: cidr.replace(/\.0\/\d+$/, '.1') })),
+    mtu: 1450,
+    port: 4789,
+    internal: false,
+    createdAt: '',
+    ...extra,
+  };
+}
+
 /**
  * The agent of host1 over a stub manager API and a dataplane that changes nothing: the dataplane records
  * every desired state it is given (`passes`) and reports every local endpoint ready; the log goes to `logs`.
