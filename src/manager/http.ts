@@ -1,11 +1,12 @@
 /**
- * The manager's HTTP edge (docs/api.md): routing, authentication (auth.ts: bearer tokens and TLS client
- * certificates), strict JSON bodies, and translation of VxnetError into `{"error": {"code", "message"}}`
- * with the catalogue's status. Nothing here decides anything about networks; that is service.ts.
+ * The manager's HTTP edge (docs/api.md): routing over the route table (routes.ts), authentication (auth.ts:
+ * bearer tokens and TLS client certificates), JSON bodies, and translation of VxnetError into
+ * `{"error": {"code", "message"}}` with the catalogue's status. Nothing here decides anything about
+ * networks; that is service.ts.
  *
  * Order of checks, so a refused request never causes work: credentials (401) → route (404, or 401 for a
- * caller without credentials) → role (403) → body size (413) → JSON and field types (400) → the node a
- * worker certificate acts for (403) → the service.
+ * caller without credentials) → role (403) → body size (413) → JSON (400) → the route's body schema (400)
+ * → the node a worker certificate acts for (403) → the service.
  *
  * `inject()` runs the same pipeline without a socket, for tests; `listenAll()` serves the handler on every
  * `--listen` address: TCP `ADDR:PORT` with TLS (client certificates requested), or plain `unix:/path`.
@@ -17,34 +18,18 @@ import type { AddressInfo } from 'node:net';
 import { VxnetError, messageOf, quote } from '../core/errors.ts';
 import { requireName } from '../core/names.ts';
 import {
-  type Access,
   type PresentedCredentials,
   type Principal,
-  type Security,
-  actingNode,
   authenticate,
   authorize,
-  caResponse,
-  isAdmin,
-  join,
   presentedBy,
   presentedCertificate,
-  renew,
   requireOwnNode,
-  rotate,
 } from './auth.ts';
-import type { ManagerService } from './service.ts';
-import {
-  parseCreateEndpointRequest,
-  parseCreateNetworkRequest,
-  parseCreateReservationRequest,
-  parseEndpointStatusRequest,
-  parseHeartbeatRequest,
-  parseJoinRequest,
-  parseRegisterNodeRequest,
-  parseRenewCertificateRequest,
-} from './validation.ts';
-import { NODE_REMOVED, type WatchHub, type WatchSink } from './watch-hub.ts';
+import { type ApiContext, type ApiResult, type Route, routes, split } from './routes.ts';
+import { NODE_REMOVED, type WatchSink } from './watch-hub.ts';
+
+export type { ApiContext, ApiResult } from './routes.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 /**
@@ -56,184 +41,6 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 /** How much of a refused, oversized body is read and discarded before the connection is closed instead. */
 const MAX_DISCARD_BYTES = 16 * 1024 * 1024;
-/** `?wait=` default for endpoint create and delete (docs/api.md). */
-export const DEFAULT_WAIT_SECONDS = 30;
-const MAX_WAIT_SECONDS = 3600;
-
-export interface ApiContext {
-  service: ManagerService;
-  hub: WatchHub;
-  security: Security;
-  log?: (line: string) => void;
-}
-
-export interface ApiResult {
-  status: number;
-  body?: unknown;
-}
-
-interface Call {
-  params: Record<string, string>;
-  query: URLSearchParams;
-  body: unknown;
-  /** aborts when the client goes away */
-  signal: AbortSignal | undefined;
-  principal: Principal;
-}
-
-interface Route {
-  method: string;
-  segments: string[];
-  /** the least privileged caller allowed; worker routes check the node themselves (requireOwnNode) */
-  role: Access;
-  hasBody?: boolean;
-  stream?: boolean;
-  run?: (ctx: ApiContext, call: Call) => Promise<ApiResult> | ApiResult;
-}
-
-const routes: Route[] = [
-  route('GET', '/v1/info', 'worker', (c) => ok(c.service.info())),
-  route('GET', '/v1/ca', 'public', (c) => ok(caResponse(c.security))),
-  route('POST', '/v1/join', 'join', (c, r) => ok(join(c.security, r.principal, parseJoinRequest(r.body), c.log)), true),
-  route('POST', '/v1/certificates/renew', 'worker', (c, r) => ok(renew(c.security, r.principal, parseRenewCertificateRequest(r.body), c.log)), true),
-  route('POST', '/v1/tokens/:role/rotate', 'admin', (c, r) => ok(rotate(c.security, r.params.role!, c.log))),
-  // a node learns the networks it takes part in from its watch stream; the full list is for admins
-  route('GET', '/v1/networks', 'admin', (c) => ok(c.service.listNetworks())),
-  route('POST', '/v1/networks', 'admin', async (c, r) => ({ status: 201, body: await c.service.createNetwork(parseCreateNetworkRequest(r.body)) }), true),
-  route('GET', '/v1/networks/:name', 'worker', (c, r) => {
-    requirePart(c, r.principal, r.params.name!);
-    return ok(c.service.getNetwork(r.params.name!));
-  }),
-  route('DELETE', '/v1/networks/:name', 'admin', async (c, r) => {
-    await c.service.deleteNetwork(r.params.name!, { force: flag(r.query, 'force') });
-    return { status: 204 };
-  }),
-  route('GET', '/v1/nodes', 'worker', (c) => ok(c.service.listNodes())),
-  route('POST', '/v1/nodes', 'worker', async (c, r) => {
-    const req = parseRegisterNodeRequest(r.body);
-    requireOwnNode(r.principal, req.name, 'register the node');
-    return ok(await c.service.registerNode(req));
-  }, true),
-  route('GET', '/v1/nodes/:name', 'worker', (c, r) => ok(c.service.getNode(r.params.name!))),
-  route('DELETE', '/v1/nodes/:name', 'admin', async (c, r) => {
-    await c.service.deleteNode(r.params.name!, { drain: flag(r.query, 'drain') });
-    return { status: 204 };
-  }),
-  route('POST', '/v1/nodes/:name/heartbeat', 'worker', (c, r) => {
-    const req = parseHeartbeatRequest(r.body);
-    requireOwnNode(r.principal, r.params.name!, 'send the heartbeat');
-    c.service.heartbeat(r.params.name!, req);
-    return { status: 204 };
-  }, true),
-  route('GET', '/v1/endpoints', 'worker', (c, r) => {
-    const filter: { network?: string; node?: string } = {};
-    const network = r.query.get('network');
-    const node = r.query.get('node');
-    if (network !== null) filter.network = network;
-    if (node !== null) filter.node = node;
-    const self = actingNode(r.principal);
-    if (self !== undefined && filter.node !== self && !(filter.network !== undefined && takesPart(c, self, filter.network))) {
-      throw new VxnetError(
-        'forbidden',
-        `node ${self} may list its own endpoints (?node=${self}) and those of the networks it takes part in (?network=NAME), no others.`,
-      );
-    }
-    return ok(c.service.listEndpoints(filter));
-  }),
-  // nodes create and delete the Docker endpoints of their own node (the agent's Docker network plugin)
-  route('POST', '/v1/endpoints', 'worker', async (c, r) => {
-    const req = parseCreateEndpointRequest(r.body);
-    if (!isAdmin(r.principal)) {
-      if (req.docker === undefined) throw adminOnly('POST /v1/endpoints', 'create Docker endpoints');
-      requireOwnNode(r.principal, req.node, 'create the Docker endpoints');
-    }
-    const endpoint = await c.service.createEndpoint(req, { waitMs: waitOf(r.query), ...(r.signal ? { signal: r.signal } : {}) });
-    return { status: 201, body: endpoint };
-  }, true),
-  route('GET', '/v1/endpoints/:id', 'worker', (c, r) => {
-    const endpoint = c.service.getEndpoint(r.params.id!);
-    if (endpoint.node !== actingNode(r.principal)) requirePart(c, r.principal, endpoint.network);
-    return ok(endpoint);
-  }),
-  route('DELETE', '/v1/endpoints/:id', 'worker', async (c, r) => {
-    if (!isAdmin(r.principal)) {
-      const endpoint = c.service.getEndpoint(r.params.id!);
-      if (endpoint.docker === undefined) throw adminOnly(`DELETE /v1/endpoints/${r.params.id!}`, 'delete Docker endpoints');
-      requireOwnNode(r.principal, endpoint.node, 'delete the Docker endpoints');
-    }
-    await c.service.deleteEndpoint(r.params.id!, { waitMs: waitOf(r.query), ...(r.signal ? { signal: r.signal } : {}) });
-    return { status: 204 };
-  }),
-  route('PUT', '/v1/endpoints/:id/status', 'worker', async (c, r) => {
-    const req = parseEndpointStatusRequest(r.body);
-    requireOwnNode(r.principal, c.service.getEndpoint(r.params.id!).node, 'report the status of endpoints');
-    await c.service.setEndpointStatus(r.params.id!, req);
-    return { status: 204 };
-  }, true),
-  // Docker's IPAM on a node: addresses held before the endpoint exists (docs/api.md, "Reservations")
-  route('POST', '/v1/reservations', 'worker', async (c, r) => {
-    const req = parseCreateReservationRequest(r.body);
-    requireOwnNode(r.principal, req.node, 'reserve addresses');
-    return { status: 201, body: await c.service.createReservation(req) };
-  }, true),
-  route('GET', '/v1/reservations', 'worker', (c, r) => {
-    const filter: { network?: string; node?: string } = {};
-    const network = r.query.get('network');
-    const node = r.query.get('node');
-    if (network !== null) filter.network = network;
-    if (node !== null) filter.node = node;
-    const self = actingNode(r.principal);
-    if (self !== undefined && filter.node !== self) {
-      throw new VxnetError('forbidden', `node ${self} may list its own reservations (?node=${self}), no others.`);
-    }
-    return ok(c.service.listReservations(filter));
-  }),
-  route('DELETE', '/v1/reservations/:network/:ip', 'worker', async (c, r) => {
-    const node = r.query.get('node');
-    if (node !== null) requireName(node, 'node');
-    const self = actingNode(r.principal);
-    if (self !== undefined && node !== self) {
-      throw new VxnetError('forbidden', `node ${self} may only release its own reservations: add ?node=${self}.`);
-    }
-    await c.service.deleteReservation(r.params.network!, r.params.ip!, node === null ? {} : { node });
-    return { status: 204 };
-  }),
-  { method: 'GET', segments: split('/v1/agent/watch'), role: 'worker', stream: true },
-];
-
-/** What a node certificate may not do on a route it otherwise may use. */
-function adminOnly(what: string, exception: string): VxnetError {
-  return new VxnetError('forbidden', `${what} needs the admin token or an admin certificate; a node may only ${exception} of its own node.`);
-}
-
-function route(method: string, path: string, role: Access, run: NonNullable<Route['run']>, hasBody = false): Route {
-  return { method, segments: split(path), role, run, hasBody };
-}
-
-/** Whether `node` has an endpoint on `network`: then its watch stream shows it the network anyway. */
-function takesPart(ctx: ApiContext, node: string, network: string): boolean {
-  try {
-    return ctx.service.listEndpoints({ network }).some((e) => e.node === node);
-  } catch {
-    return false; // an unknown network: no part in it
-  }
-}
-
-/** For worker certificates: refuses a read about a network the caller's node takes no part in. */
-function requirePart(ctx: ApiContext, principal: Principal, network: string): void {
-  const self = actingNode(principal);
-  if (self !== undefined && !takesPart(ctx, self, network)) {
-    throw new VxnetError('forbidden', `node ${self} has no endpoint on network ${network}, so it may not read about it.`);
-  }
-}
-
-function ok(body: unknown): ApiResult {
-  return { status: 200, body };
-}
-
-function split(path: string): string[] {
-  return path.split('/').filter((s) => s !== '');
-}
 
 type Resolved = { route: Route; params: Record<string, string>; query: URLSearchParams; principal: Principal };
 
@@ -280,7 +87,7 @@ function matchPath(pattern: string[], path: string[]): Record<string, string> | 
 
 async function run(ctx: ApiContext, resolved: Resolved, text: string, signal: AbortSignal | undefined): Promise<ApiResult> {
   let body: unknown;
-  if (resolved.route.hasBody) {
+  if (resolved.route.body) {
     if (text.trim() === '') throw new VxnetError('bad_request', 'the request body must be a JSON object.');
     try {
       body = JSON.parse(text);
@@ -295,23 +102,6 @@ function toErrorResult(err: unknown, log: ((line: string) => void) | undefined):
   if (err instanceof VxnetError) return { status: err.status, body: { error: err.toJSON() } };
   log?.(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   return { status: 500, body: { error: { code: 'internal', message: `internal error: ${messageOf(err)}` } } };
-}
-
-function waitOf(query: URLSearchParams): number {
-  const text = query.get('wait');
-  if (text === null) return DEFAULT_WAIT_SECONDS * 1000;
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > MAX_WAIT_SECONDS) {
-    throw new VxnetError('bad_request', `query parameter "wait" must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}, not ${quote(text)}.`);
-  }
-  return Math.round(value * 1000);
-}
-
-function flag(query: URLSearchParams, name: string): boolean {
-  const text = query.get(name);
-  if (text === null || text === 'false' || text === '0') return false;
-  if (text === 'true' || text === '1' || text === '') return true;
-  throw new VxnetError('bad_request', `query parameter "${name}" must be true or false, not ${quote(text)}.`);
 }
 
 // -----------------------------------------------------------------------------------------------------

@@ -1,14 +1,13 @@
 /**
- * Validation at the manager's edge, in two layers:
+ * Validation at the manager's edge, the meaning of requests. Their shape (JSON types, unknown and missing
+ * fields) is checked before they get here, by the body schemas of src/core/schema/requests.ts that the
+ * route table (routes.ts) declares.
  *
- * 1. Shape: an HTTP body becomes a typed request or is rejected with `bad_request` naming the field
- *    (wrong JSON type, unknown field, missing field). Strict, so a typo such as `"subnet"` is an error
- *    instead of a silently ignored option.
- * 2. Meaning: `resolveNetwork` turns a CreateNetworkRequest into the Network to store, applying the
- *    defaults and rules of docs/api.md against the current cluster. Pure: the caller supplies the cluster
- *    view and commits the result with compare-and-swap, so a decision taken on a stale view cannot stick.
+ * `resolveNetwork` turns a CreateNetworkRequest into the Network to store, applying the defaults and rules
+ * of docs/api.md against the current cluster. Pure: the caller supplies the cluster view and commits the
+ * result with compare-and-swap, so a decision taken on a stale view cannot stick.
  */
-import { VxnetError, quote } from '../core/errors.ts';
+import { VxnetError } from '../core/errors.ts';
 import {
   type Cidr,
   broadcastOf,
@@ -21,18 +20,13 @@ import {
   requireIPv4,
 } from '../core/ipv4.ts';
 import {
-  type CreateEndpointRequest,
   type CreateNetworkRequest,
-  type CreateReservationRequest,
   DEFAULT_SUBNET_POOL,
   DEFAULT_UNDERLAY_MTU,
-  type EndpointStatusRequest,
-  type HeartbeatRequest,
-  type JoinRequest,
+  type EndpointStatus,
   type Network,
   type Node,
   type RegisterNodeRequest,
-  type RenewCertificateRequest,
   VNI_AUTO_START,
   VNI_MAX,
   VNI_MIN,
@@ -40,135 +34,15 @@ import {
   VXLAN_PORT,
 } from '../core/model.ts';
 import { requireName } from '../core/names.ts';
+import { requireBody } from '../core/schema/check.ts';
+import { EndpointStatusRequestSchema } from '../core/schema/requests.ts';
 
-// ---------------------------------------------------------------------------------------------------
-// Shape
-
-type Kind = 'string' | 'integer' | 'boolean';
-type FieldSpec = { kind: Kind; required?: boolean } | { kind: 'subnets'; required?: boolean };
-
-function bad(message: string): VxnetError {
-  return new VxnetError('bad_request', message);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${quote(value)}`;
-}
-
-function checkObject(value: unknown, what: string, fields: Record<string, FieldSpec>, path = ''): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw bad(`${path ? `field "${path}"` : `the ${what} body`} must be a JSON object, not ${describe(value)}.`);
-  }
-  const record = value as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (!Object.hasOwn(fields, key)) {
-      const known = Object.keys(fields).join(', ');
-      throw bad(`unknown field ${quote(`${path ? `${path}.` : ''}${key}`)} in the ${what} (known fields: ${known}).`);
-    }
-  }
-  for (const [key, spec] of Object.entries(fields)) {
-    const name = path ? `${path}.${key}` : key;
-    const v = record[key];
-    if (v === undefined) {
-      if (spec.required) throw bad(`field "${name}" is required in the ${what}.`);
-      continue;
-    }
-    switch (spec.kind) {
-      case 'string':
-        if (typeof v !== 'string') throw bad(`field "${name}" must be a string, not ${describe(v)}.`);
-        break;
-      case 'integer':
-        if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw bad(`field "${name}" must be an integer, not ${describe(v)}.`);
-        break;
-      case 'boolean':
-        if (typeof v !== 'boolean') throw bad(`field "${name}" must be true or false, not ${describe(v)}.`);
-        break;
-      case 'subnets':
-        if (!Array.isArray(v)) throw bad(`field "${name}" must be an array of {cidr, gateway}, not ${describe(v)}.`);
-        if (v.length === 0) throw bad(`field "${name}" must not be empty: omit it to get a default subnet.`);
-        v.forEach((item, i) => checkObject(item, what, { cidr: { kind: 'string', required: true }, gateway: { kind: 'string' } }, `${name}[${i}]`));
-        break;
-    }
-  }
-  return record;
-}
-
-export function parseCreateNetworkRequest(body: unknown): CreateNetworkRequest {
-  return checkObject(body, 'network request', {
-    name: { kind: 'string', required: true },
-    vni: { kind: 'integer' },
-    subnets: { kind: 'subnets' },
-    mtu: { kind: 'integer' },
-    port: { kind: 'integer' },
-    internal: { kind: 'boolean' },
-    multicastGroup: { kind: 'string' },
-  }) as unknown as CreateNetworkRequest;
-}
-
-export function parseRegisterNodeRequest(body: unknown): RegisterNodeRequest {
-  return checkObject(body, 'node registration', {
-    name: { kind: 'string', required: true },
-    address: { kind: 'string', required: true },
-    mtu: { kind: 'integer', required: true },
-  }) as unknown as RegisterNodeRequest;
-}
-
-export function parseHeartbeatRequest(body: unknown): HeartbeatRequest {
-  const req = checkObject(body, 'heartbeat', { reconciledRevision: { kind: 'integer', required: true } }) as unknown as HeartbeatRequest;
-  if (req.reconciledRevision < 0) throw bad('field "reconciledRevision" must not be negative.');
-  return req;
-}
-
-export function parseCreateEndpointRequest(body: unknown): CreateEndpointRequest {
-  return checkObject(body, 'endpoint request', {
-    network: { kind: 'string', required: true },
-    node: { kind: 'string', required: true },
-    // exactly one of netns, container, docker (the service says so when it is not)
-    netns: { kind: 'string' },
-    container: { kind: 'string' },
-    docker: { kind: 'string' },
-    ifname: { kind: 'string' },
-    ip: { kind: 'string' },
-    reserved: { kind: 'boolean' },
-  }) as unknown as CreateEndpointRequest;
-}
-
-export function parseCreateReservationRequest(body: unknown): CreateReservationRequest {
-  return checkObject(body, 'reservation request', {
-    network: { kind: 'string', required: true },
-    node: { kind: 'string', required: true },
-    ip: { kind: 'string' },
-  }) as unknown as CreateReservationRequest;
-}
-
-export function parseEndpointStatusRequest(body: unknown): EndpointStatusRequest {
-  const req = checkObject(body, 'endpoint status', {
-    status: { kind: 'string', required: true },
-    message: { kind: 'string' },
-  }) as unknown as EndpointStatusRequest;
-  requireEndpointStatus(req.status);
-  return req;
-}
-
-export function parseJoinRequest(body: unknown): JoinRequest {
-  return checkObject(body, 'join request', {
-    name: { kind: 'string', required: true },
-    publicKey: { kind: 'string', required: true },
-    role: { kind: 'string' },
-  }) as unknown as JoinRequest;
-}
-
-export function parseRenewCertificateRequest(body: unknown): RenewCertificateRequest {
-  return checkObject(body, 'renewal request', { publicKey: { kind: 'string', required: true } }) as unknown as RenewCertificateRequest;
-}
-
-export function requireEndpointStatus(value: unknown): 'pending' | 'ready' | 'error' {
-  if (value !== 'pending' && value !== 'ready' && value !== 'error') {
-    throw bad(`field "status" must be "pending", "ready" or "error", not ${describe(value)}.`);
-  }
-  return value;
+/**
+ * An endpoint status from anywhere (the service's own callers too), as the body schema words it:
+ * `field "status" must be "pending", "ready" or "error", not string "done".`
+ */
+export function requireEndpointStatus(value: unknown): EndpointStatus {
+  return requireBody(EndpointStatusRequestSchema, { status: value }).status;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -231,7 +105,9 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
 
   const subnets: { cidr: Cidr; gateway: number }[] = [];
   if (req.subnets !== undefined) {
-    if (req.subnets.length === 0) throw bad('field "subnets" must not be empty: omit it to get a default subnet.');
+    if (req.subnets.length === 0) {
+      throw new VxnetError('bad_request', 'field "subnets" must not be empty: omit it to get a default subnet.');
+    }
     for (const spec of req.subnets) {
       const cidr = requireCidr(spec.cidr);
       const text = formatCidr(cidr);

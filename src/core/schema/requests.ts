@@ -1,0 +1,90 @@
+/**
+ * The bodies the manager's API accepts (docs/api.md), as valibot schemas: strict, so a typo such as
+ * `"subnet"` is refused instead of being a silently ignored option, and shape only. What the values mean
+ * against the cluster (a name's syntax, a VNI's range, a free address) is checked by the manager's service.
+ *
+ * Each body carries a title, the words that name it in error sentences ("unknown field "x" in the network
+ * request"); see sentence.ts.
+ */
+import * as v from 'valibot';
+import { EndpointStatusSchema, Integer, RoleSchema } from './resources.ts';
+
+export const CreateNetworkRequestSchema = v.pipe(
+  v.strictObject({
+    name: v.string(),
+    vni: v.exactOptional(Integer),
+    subnets: v.exactOptional(
+      v.pipe(
+        v.array(v.strictObject({ cidr: v.string(), gateway: v.exactOptional(v.string()) })),
+        v.nonEmpty('must not be empty: omit it to get a default subnet'),
+      ),
+    ),
+    mtu: v.exactOptional(Integer),
+    port: v.exactOptional(Integer),
+    internal: v.exactOptional(v.boolean()),
+    multicastGroup: v.exactOptional(v.string()),
+  }),
+  v.title('network request'),
+);
+
+export const RegisterNodeRequestSchema = v.pipe(
+  v.strictObject({ name: v.string(), address: v.string(), mtu: Integer }),
+  v.title('node registration'),
+);
+
+export const HeartbeatRequestSchema = v.pipe(
+  v.strictObject({
+    /** highest store revision the agent has seen and fully applied to its kernel */
+    reconciledRevision: v.pipe(Integer, v.minValue(0, 'must not be negative')),
+  }),
+  v.title('heartbeat'),
+);
+
+export const CreateEndpointRequestSchema = v.pipe(
+  v.strictObject({
+    network: v.string(),
+    node: v.string(),
+    // exactly one of netns, container, docker: the service says so when it is not
+    netns: v.exactOptional(v.string()),
+    container: v.exactOptional(v.string()),
+    docker: v.exactOptional(v.string()),
+    ifname: v.exactOptional(v.string()),
+    ip: v.exactOptional(v.string()),
+    /** adopt the reservation of `ip` that `node` holds (the Docker plugin's CreateEndpoint) */
+    reserved: v.exactOptional(v.boolean()),
+  }),
+  v.title('endpoint request'),
+);
+
+export const CreateReservationRequestSchema = v.pipe(
+  v.strictObject({
+    network: v.string(),
+    node: v.string(),
+    /** a specific address (`docker run --ip`); omitted: the lowest free one */
+    ip: v.exactOptional(v.string()),
+  }),
+  v.title('reservation request'),
+);
+
+export const EndpointStatusRequestSchema = v.pipe(
+  v.strictObject({ status: EndpointStatusSchema, message: v.exactOptional(v.string()) }),
+  v.title('endpoint status'),
+);
+
+// ---- cluster identity (docs/security.md) ----
+
+/** `POST /v1/join`, authorised by a join token: a certificate for the holder of `publicKey`. */
+export const JoinRequestSchema = v.pipe(
+  v.strictObject({
+    /** node name (worker) or admin name */
+    name: v.string(),
+    /** the caller's ECDSA P-256 public key, PEM (SubjectPublicKeyInfo); the private key never leaves it */
+    publicKey: v.string(),
+    /** default worker; admin needs the admin token */
+    role: v.exactOptional(RoleSchema),
+  }),
+  v.title('join request'),
+);
+
+/** `POST /v1/certificates/renew` over a connection with a client certificate: same identity, new key. */
+export const RenewCertificateRequestSchema = v.pipe(v.strictObject({ publicKey: v.string() }), v.title('renewal request'));

@@ -1,0 +1,124 @@
+/**
+ * The resources the manager stores and answers with, as valibot schemas: the one definition of each shape.
+ * model.ts derives the TypeScript types from these; the client checks every answer and watch line against
+ * them, so a manager that sends something else is caught at the edge instead of deep in the agent.
+ *
+ * Shape only (JSON types and which fields exist). What the values mean (a valid address, a free VNI) is the
+ * manager's business: it checked them before storing. Objects are not strict here: a newer manager may add
+ * a field, which an older client drops instead of refusing the whole answer.
+ */
+import * as v from 'valibot';
+
+/** JSON numbers that must be whole: `Number.isSafeInteger`, so 1.5 and 2^60 are refused alike. */
+export const Integer = v.pipe(v.number(), v.safeInteger());
+
+export const EndpointStatusSchema = v.picklist(['pending', 'ready', 'error']);
+export const NodeStateSchema = v.picklist(['up', 'down']);
+export const RoleSchema = v.picklist(['worker', 'admin']);
+
+export const SubnetSchema = v.object({
+  /** "192.168.1.0/24" */
+  cidr: v.string(),
+  /** "192.168.1.1": the same gateway address (and MAC) on every node's bridge */
+  gateway: v.string(),
+});
+
+const networkEntries = {
+  name: v.string(),
+  vni: Integer,
+  subnets: v.array(SubnetSchema),
+  mtu: Integer,
+  port: Integer,
+  internal: v.boolean(),
+  /** When set, broadcast and multicast use this underlay group instead of head-end replication. */
+  multicastGroup: v.exactOptional(v.string()),
+  createdAt: v.string(),
+};
+export const NetworkSchema = v.object(networkEntries);
+
+const nodeEntries = {
+  name: v.string(),
+  /** Underlay address: the VTEP ("local") address of every VXLAN device on this node. */
+  address: v.string(),
+  /** MTU of the underlay interface that holds `address`. */
+  mtu: Integer,
+  registeredAt: v.string(),
+};
+export const NodeSchema = v.object(nodeEntries);
+
+/** A node as the API shows it: stored fields plus liveness, which the manager tracks in memory. */
+export const NodeStatusSchema = v.object({
+  ...nodeEntries,
+  state: NodeStateSchema,
+  lastSeen: v.nullable(v.string()),
+  reconciledRevision: Integer,
+});
+
+/**
+ * An endpoint's interface goes to exactly one of three kinds of target (see docs/architecture.md, "Docker"):
+ * a network namespace (`netns`), a container of the node's Docker engine (`container`, resolved by that
+ * node's agent), or a libnetwork endpoint (`docker`: the agent leaves the container end of the veth pair in
+ * the host namespace and Docker moves it into the container).
+ */
+export const EndpointSchema = v.object({
+  id: v.string(),
+  network: v.string(),
+  node: v.string(),
+  /** `vxnet attach --netns`: absolute path of the target network namespace (a bare name means /run/netns/NAME). */
+  netns: v.exactOptional(v.string()),
+  /** `vxnet attach --container`: a container of the node's Docker engine, by name or id, as given. */
+  container: v.exactOptional(v.string()),
+  /** Created by the Docker network plugin for this libnetwork endpoint id (64 hex characters). */
+  docker: v.exactOptional(v.string()),
+  /** name inside the target; for Docker endpoints the prefix Docker numbers ("eth" → eth0, eth1, ...) */
+  ifname: v.string(),
+  /** "192.168.1.2" */
+  ip: v.string(),
+  /** prefix length of the subnet the address belongs to */
+  prefix: Integer,
+  gateway: v.string(),
+  mac: v.string(),
+  status: EndpointStatusSchema,
+  /** the agent's reason when status is "error" */
+  message: v.exactOptional(v.string()),
+  /** the address belongs to a reservation (Docker's IPAM) and stays reserved when the endpoint goes */
+  reserved: v.exactOptional(v.boolean()),
+  createdAt: v.string(),
+});
+
+export const NetworkDetailSchema = v.object({ ...networkEntries, endpoints: v.array(EndpointSchema) });
+
+/**
+ * An address held in a network's cluster-wide IPAM without an endpoint: Docker allocates addresses (IPAM
+ * RequestAddress) before it creates the endpoint, and releases them after deleting it. An endpoint created
+ * with `reserved: true` adopts the reservation; deleting the reservation deletes that endpoint too.
+ */
+export const ReservationSchema = v.object({
+  network: v.string(),
+  ip: v.string(),
+  prefix: Integer,
+  gateway: v.string(),
+  /** the node whose agent asked for it (its Docker engine's IPAM); only that node's agent releases it */
+  node: v.string(),
+  /** the endpoint that adopted the address, while it exists */
+  endpoint: v.exactOptional(v.string()),
+  createdAt: v.string(),
+});
+
+/** `GET /v1/info` */
+export const InfoSchema = v.object({ clusterId: v.string(), revision: Integer });
+
+/** The answer to a join or a renewal. */
+export const CertificateResponseSchema = v.object({
+  /** PEM */
+  certificate: v.string(),
+  /** the cluster CA, PEM */
+  ca: v.string(),
+  role: RoleSchema,
+  name: v.string(),
+  /** ISO 8601 */
+  notAfter: v.string(),
+});
+
+/** `POST /v1/tokens/:role/rotate` (admin): the new token, shown once. */
+export const TokenResponseSchema = v.object({ role: RoleSchema, token: v.string() });
