@@ -19,24 +19,27 @@
 import http from 'node:http';
 import https from 'node:https';
 import { type PeerCertificate, checkServerIdentity } from 'node:tls';
-import type {
-  CertificateResponse,
-  CreateEndpointRequest,
-  CreateNetworkRequest,
-  CreateReservationRequest,
-  Endpoint,
-  EndpointStatusRequest,
-  HeartbeatRequest,
-  JoinRequest,
-  Network,
-  NetworkDetail,
-  Node,
-  NodeStatus,
-  RegisterNodeRequest,
-  RenewCertificateRequest,
-  Reservation,
-  TokenResponse,
-  WatchMessage,
+import type * as v from 'valibot';
+import {
+  type CertificateResponse,
+  type CreateEndpointRequest,
+  type CreateNetworkRequest,
+  type CreateReservationRequest,
+  DEFAULT_WAIT_SECONDS,
+  type Endpoint,
+  type EndpointStatusRequest,
+  type HeartbeatRequest,
+  type Info,
+  type JoinRequest,
+  type Network,
+  type NetworkDetail,
+  type Node,
+  type NodeStatus,
+  type RegisterNodeRequest,
+  type RenewCertificateRequest,
+  type Reservation,
+  type TokenResponse,
+  type WatchMessage,
 } from '../core/model.ts';
 import { isErrorCode, VxnetError, type ErrorCode } from '../core/errors.ts';
 import { certificateDigest } from '../pki/identity.ts';
@@ -61,8 +64,6 @@ export interface ClientOptions {
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
-/** The API's own default for `?wait=` (docs/api.md); sent explicitly so the time limit can match it. */
-export const DEFAULT_WAIT_SECONDS = 30;
 /** Extra time granted beyond `?wait=` for the answer to travel back. */
 const WAIT_MARGIN_MS = 5_000;
 /**
@@ -226,17 +227,17 @@ export class ManagerClient {
 
   /** `POST /v1/join` with the join token this client was made with. */
   async join(req: JoinRequest, signal?: AbortSignal): Promise<CertificateResponse> {
-    return this.#json('POST', '/v1/join', { body: req, signal });
+    return this.#json((s) => s.CertificateResponseSchema, 'POST', '/v1/join', { body: req, signal });
   }
 
   /** `POST /v1/certificates/renew`: a new certificate for this connection's client certificate identity. */
   async renewCertificate(req: RenewCertificateRequest, signal?: AbortSignal): Promise<CertificateResponse> {
-    return this.#json('POST', '/v1/certificates/renew', { body: req, signal });
+    return this.#json((s) => s.CertificateResponseSchema, 'POST', '/v1/certificates/renew', { body: req, signal });
   }
 
   /** `POST /v1/tokens/:role/rotate` (admin): the new token; the old one stops working. */
   async rotateToken(role: 'worker' | 'admin', signal?: AbortSignal): Promise<TokenResponse> {
-    return this.#json('POST', `/v1/tokens/${segment(role)}/rotate`, { signal });
+    return this.#json((s) => s.TokenResponseSchema, 'POST', `/v1/tokens/${segment(role)}/rotate`, { signal });
   }
 
   /**
@@ -249,20 +250,20 @@ export class ManagerClient {
     this.#agent.destroy();
   }
 
-  async info(signal?: AbortSignal): Promise<{ clusterId: string; revision: number }> {
-    return this.#json('GET', '/v1/info', { signal });
+  async info(signal?: AbortSignal): Promise<Info> {
+    return this.#json((s) => s.InfoSchema, 'GET', '/v1/info', { signal });
   }
 
   async createNetwork(req: CreateNetworkRequest, signal?: AbortSignal): Promise<Network> {
-    return this.#json('POST', '/v1/networks', { body: req, signal });
+    return this.#json((s) => s.NetworkSchema, 'POST', '/v1/networks', { body: req, signal });
   }
 
   async listNetworks(signal?: AbortSignal): Promise<Network[]> {
-    return this.#json('GET', '/v1/networks', { signal });
+    return this.#json((s) => s.NetworkListSchema, 'GET', '/v1/networks', { signal });
   }
 
   async inspectNetwork(name: string, signal?: AbortSignal): Promise<NetworkDetail> {
-    return this.#json('GET', `/v1/networks/${segment(name)}`, { signal });
+    return this.#json((s) => s.NetworkDetailSchema, 'GET', `/v1/networks/${segment(name)}`, { signal });
   }
 
   async removeNetwork(name: string, options?: { force?: boolean }, signal?: AbortSignal): Promise<void> {
@@ -273,7 +274,7 @@ export class ManagerClient {
   }
 
   async listNodes(signal?: AbortSignal): Promise<NodeStatus[]> {
-    return this.#json('GET', '/v1/nodes', { signal });
+    return this.#json((s) => s.NodeStatusListSchema, 'GET', '/v1/nodes', { signal });
   }
 
   /** Removes a node; with `drain`, its endpoints first (refused with node_in_use otherwise). */
@@ -285,7 +286,7 @@ export class ManagerClient {
   }
 
   async registerNode(req: RegisterNodeRequest, signal?: AbortSignal): Promise<Node> {
-    return this.#json('POST', '/v1/nodes', { body: req, signal });
+    return this.#json((s) => s.NodeSchema, 'POST', '/v1/nodes', { body: req, signal });
   }
 
   async heartbeat(node: string, req: HeartbeatRequest, signal?: AbortSignal): Promise<void> {
@@ -293,13 +294,13 @@ export class ManagerClient {
   }
 
   async listEndpoints(filter?: { network?: string; node?: string }, signal?: AbortSignal): Promise<Endpoint[]> {
-    return this.#json('GET', '/v1/endpoints', { query: { network: filter?.network, node: filter?.node }, signal });
+    return this.#json((s) => s.EndpointListSchema, 'GET', '/v1/endpoints', { query: { network: filter?.network, node: filter?.node }, signal });
   }
 
   /** Resolves once the node's agent reports the endpoint ready (unless `waitSeconds` is 0). */
   async createEndpoint(req: CreateEndpointRequest, options?: { waitSeconds?: number }, signal?: AbortSignal): Promise<Endpoint> {
     const wait = waitSecondsOf(options?.waitSeconds);
-    return this.#json('POST', '/v1/endpoints', {
+    return this.#json((s) => s.EndpointSchema, 'POST', '/v1/endpoints', {
       body: req,
       query: { wait },
       timeoutMs: this.#waitTimeoutMs(wait),
@@ -323,11 +324,11 @@ export class ManagerClient {
 
   /** Holds an address for `node` without an endpoint (Docker's IPAM); see docs/api.md, "Reservations". */
   async createReservation(req: CreateReservationRequest, signal?: AbortSignal): Promise<Reservation> {
-    return this.#json('POST', '/v1/reservations', { body: req, signal });
+    return this.#json((s) => s.ReservationSchema, 'POST', '/v1/reservations', { body: req, signal });
   }
 
   async listReservations(filter?: { network?: string; node?: string }, signal?: AbortSignal): Promise<Reservation[]> {
-    return this.#json('GET', '/v1/reservations', { query: { network: filter?.network, node: filter?.node }, signal });
+    return this.#json((s) => s.ReservationListSchema, 'GET', '/v1/reservations', { query: { network: filter?.network, node: filter?.node }, signal });
   }
 
   /** Releases a reservation (and deletes the endpoint that adopted it); with `node`, only that node's. */
@@ -347,7 +348,7 @@ export class ManagerClient {
     options?: { allNetworks?: boolean; onData?: () => void },
   ): Promise<void> {
     const path = `/v1/agent/watch${queryString({ node, networks: options?.allNetworks ? 'all' : undefined })}`;
-    return this.#ready(signal).then(() => new Promise<void>((resolve, reject) => {
+    return Promise.all([this.#ready(signal), loadSchemas()]).then(([, schemas]) => new Promise<void>((resolve, reject) => {
       if (signal.aborted) {
         reject(signal.reason);
         return;
@@ -400,12 +401,20 @@ export class ManagerClient {
             finish(new VxnetError('internal', `the manager at ${this.url} sent a malformed watch line (${line.length} characters: ${JSON.stringify(excerpt)}).`));
             return false;
           }
-          if (typeof message !== 'object' || message === null || typeof (message as { type?: unknown }).type !== 'string') {
+          const type = typeof message === 'object' && message !== null ? (message as { type?: unknown }).type : undefined;
+          if (typeof type !== 'string') {
             finish(new VxnetError('internal', `the manager at ${this.url} sent a watch line without a message type.`));
             return false;
           }
+          // a message type this client does not know comes from a newer manager: nothing here can act on it
+          if (!schemas.WATCH_MESSAGE_TYPES.has(type)) return true;
+          const checked = schemas.check(schemas.WatchMessageSchema, message, `${type} message`);
+          if (!checked.ok) {
+            finish(new VxnetError('internal', `the manager at ${this.url} sent a watch line that does not fit the API: ${checked.sentence}`));
+            return false;
+          }
           try {
-            onMessage(message as WatchMessage);
+            onMessage(checked.value);
           } catch (err) {
             finish(err);
             return false;
@@ -455,23 +464,28 @@ export class ManagerClient {
   }
 
   async #fetchCa(signal: AbortSignal | undefined): Promise<string> {
-    const response = await this.#call('GET', '/v1/ca', { signal, bootstrap: true });
-    let certificate: unknown;
+    const [response, schemas] = await Promise.all([this.#call('GET', '/v1/ca', { signal, bootstrap: true }), loadSchemas()]);
+    let certificate: string | undefined;
     let digest: string | undefined;
     try {
-      certificate = (JSON.parse(response.body) as { certificate?: unknown }).certificate;
-      if (typeof certificate === 'string') digest = certificateDigest(certificate);
+      const checked = schemas.check(schemas.CaResponseSchema, JSON.parse(response.body), 'response');
+      if (checked.ok) {
+        certificate = checked.value.certificate;
+        digest = certificateDigest(certificate);
+      }
     } catch {
       // reported below
     }
-    if (digest === undefined) throw new VxnetError('untrusted_manager', `the manager at ${this.url} did not send a CA certificate.`);
+    if (certificate === undefined || digest === undefined) {
+      throw new VxnetError('untrusted_manager', `the manager at ${this.url} did not send a CA certificate.`);
+    }
     if (digest !== this.#caDigest) {
       throw new VxnetError(
         'untrusted_manager',
         `the manager at ${this.url} presented a CA that does not match the token (CA sha256 ${digest}, the token pins ${this.#caDigest}): refusing to trust it.`,
       );
     }
-    return certificate as string;
+    return certificate;
   }
 
   /**
@@ -502,13 +516,20 @@ export class ManagerClient {
     return this.#token === undefined ? {} : { authorization: `Bearer ${this.#token}` };
   }
 
-  async #json<T>(method: string, path: string, options: RequestOptions): Promise<T> {
-    const response = await this.#call(method, path, options);
+  /** One request whose answer must fit the schema `pick` chooses (it is checked, never trusted). */
+  async #json<S extends v.GenericSchema>(pick: (schemas: Schemas) => S, method: string, path: string, options: RequestOptions): Promise<v.InferOutput<S>> {
+    const [response, schemas] = await Promise.all([this.#call(method, path, options), loadSchemas()]);
+    let body: unknown;
     try {
-      return JSON.parse(response.body) as T;
+      body = JSON.parse(response.body);
     } catch {
       throw new VxnetError('internal', `the manager at ${this.url} answered ${method} ${path} with malformed JSON.`);
     }
+    const checked = schemas.check(pick(schemas), body, 'response');
+    if (!checked.ok) {
+      throw new VxnetError('internal', `the manager at ${this.url} answered ${method} ${path} with a body that does not fit the API: ${checked.sentence}`);
+    }
+    return checked.value;
   }
 
   /** One request; non-2xx answers become the manager's VxnetError. */
@@ -652,6 +673,17 @@ class StaleSocketError extends Error {
     super(error.message);
     this.error = error;
   }
+}
+
+type Schemas = typeof import('../core/schema/index.ts');
+let schemasLoading: Promise<Schemas> | undefined;
+
+/**
+ * The schemas every answer and watch line is checked against, loaded on first use: the CLI constructs a
+ * client on every command, and its --version and --help must not pay for loading valibot.
+ */
+function loadSchemas(): Promise<Schemas> {
+  return (schemasLoading ??= import('../core/schema/index.ts'));
 }
 
 function waitSecondsOf(value: number | undefined): number {

@@ -178,7 +178,8 @@ describe('ManagerClient over TCP', () => {
   });
 
   test('createNetwork posts the request as JSON', async () => {
-    stub.routes.set('POST /v1/networks', (_req, res, body) => json(res, 201, { ...network, ...JSON.parse(body) }));
+    // a whole Network, as the manager answers: the client checks every answer against its schema
+    stub.routes.set('POST /v1/networks', (_req, res, body) => json(res, 201, { ...network, name: JSON.parse(body).name }));
     const created = await client.createNetwork({ name: 'blue', subnets: [{ cidr: '192.168.1.0/24' }] });
     assert.equal(created.vni, 4097);
     const last = stub.seen.at(-1)!;
@@ -258,6 +259,30 @@ describe('ManagerClient over TCP', () => {
   test('malformed JSON in a success answer is an internal error', async () => {
     stub.routes.set('GET /v1/nodes', (_req, res) => res.writeHead(200).end('[{'));
     await rejectsWith(client.listNodes(), 'internal', /malformed JSON/);
+  });
+
+  test('an answer that does not fit the API is an internal error naming the field, not a value taken on trust', async () => {
+    stub.routes.set('GET /v1/nodes', (_req, res) => json(res, 200, [{ name: 'h1', address: '10.0.0.1', mtu: '1500', registeredAt: 'x', state: 'up', lastSeen: null, reconciledRevision: 0 }]));
+    await rejectsWith(
+      client.listNodes(),
+      'internal',
+      `the manager at http://127.0.0.1:${stub.port} answered GET /v1/nodes with a body that does not fit the API: field "[0].mtu" must be an integer, not string "1500".`,
+    );
+    stub.routes.set('GET /v1/networks', (_req, res) => json(res, 200, { ...network }));
+    await rejectsWith(client.listNetworks(), 'internal', /GET \/v1\/networks with a body that does not fit the API: the response body must be an array, not an object\.$/);
+    stub.routes.set('POST /v1/endpoints', (_req, res) => json(res, 201, { ...endpoint, status: 'done' }));
+    await rejectsWith(
+      client.createEndpoint({ network: 'blue', node: 'h1', netns: 'c1' }),
+      'internal',
+      /field "status" must be "pending", "ready" or "error", not string "done"\.$/,
+    );
+  });
+
+  test('a field a newer manager adds does not fail the answer', async () => {
+    stub.routes.set('GET /v1/endpoints/ep-1', (_req, res) => json(res, 200, { ...endpoint, colour: 'blue' }));
+    stub.routes.set('GET /v1/endpoints', (_req, res) => json(res, 200, [{ ...endpoint, colour: 'blue' }]));
+    const [listed] = await client.listEndpoints();
+    assert.equal(listed?.id, 'ep-1');
   });
 
   test('a manager that does not answer in time gives a timeout error', async () => {
@@ -444,6 +469,31 @@ describe('ManagerClient.watch', () => {
       res.write('{"type":"ping","revision":1}\nnot json\n');
     });
     await rejectsWith(client.watch('h1', () => {}, new AbortController().signal), 'internal', /malformed watch line/);
+  });
+
+  test('a line that does not fit its message type rejects as internal, naming the field', async () => {
+    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
+      res.writeHead(200);
+      const bad = { ...snapshot, endpoints: [{ ...endpoint, ip: 3232235778 }] };
+      res.write(`${JSON.stringify(ping)}\n${JSON.stringify(bad)}\n`);
+    });
+    const got: WatchMessage[] = [];
+    await rejectsWith(
+      client.watch('h1', (m) => got.push(m), new AbortController().signal),
+      'internal',
+      `the manager at http://127.0.0.1:${stub.port} sent a watch line that does not fit the API: field "endpoints[0].ip" must be a string, not number 3232235778.`,
+    );
+    assert.deepEqual(got, [ping]);
+  });
+
+  test('a line of a message type this client does not know is skipped (a newer manager may send it)', async () => {
+    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
+      res.writeHead(200);
+      res.end(`${JSON.stringify(snapshot)}\n{"type":"weather","revision":2,"sky":"blue"}\n${JSON.stringify(ping)}\n`);
+    });
+    const got: WatchMessage[] = [];
+    await client.watch('h1', (m) => got.push(m), new AbortController().signal);
+    assert.deepEqual(got, [snapshot, ping]);
   });
 
   test('an exception thrown by onMessage ends the watch with that exception', async () => {

@@ -122,3 +122,12 @@ export const CertificateResponseSchema = v.object({
 
 /** `POST /v1/tokens/:role/rotate` (admin): the new token, shown once. */
 export const TokenResponseSchema = v.object({ role: RoleSchema, token: v.string() });
+
+/** `GET /v1/ca`: the cluster CA, fetched unverified and trusted only if its digest matches the pinned one. */
+export const CaResponseSchema = v.object({ certificate: v.string(), digest: v.string() });
+
+// The lists the API answers with.
+export const NetworkListSchema = v.array(NetworkSchema);
+export const NodeStatusListSchema = v.array(NodeStatusSchema);
+export const EndpointListSchema = v.array(EndpointSchema);
+export const ReservationListSchema = v.array(ReservationSchema);

@@ -122,8 +122,9 @@ function expectation(issue: Issue, node: Node | undefined): string {
     case 'boolean':
       return 'must be true or false';
     case 'array': {
-      const keys = Object.keys(objectEntries(unwrap(failingSchema(node, 'array')?.item)) ?? {});
-      return keys.length > 0 ? `must be an array of {${keys.join(', ')}}` : 'must be an array';
+      // the fields of what the caller writes (a strict object), not of every resource a manager answers with
+      const item = withProperty(failingSchema(node, 'array')?.item, 'entries');
+      return item?.type === 'strict_object' ? `must be an array of {${Object.keys(item.entries!).join(', ')}}` : 'must be an array';
     }
     case 'picklist':
       return `must be ${alternatives(failingSchema(node, 'picklist')?.options ?? [])}`;

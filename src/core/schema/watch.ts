@@ -28,3 +28,6 @@ export const WatchMessageSchema = v.variant('type', [
   /** keeps idle connections alive and tells the agent the current revision */
   v.object({ type: v.literal('ping'), revision: Integer }),
 ]);
+
+/** Every message type the stream carries: a client skips a line of any other type (a newer manager's). */
+export const WATCH_MESSAGE_TYPES: ReadonlySet<string> = new Set(WatchMessageSchema.options.map((option) => option.entries.type.literal));
