@@ -6,6 +6,8 @@
 
 export const ERROR_STATUS = {
   bad_request: 400,
+  /** a Docker libnetwork plugin call whose body is not the request libnetwork defines (src/docker/api.ts) */
+  bad_plugin_request: 400,
   invalid_name: 400,
   invalid_vni: 400,
   invalid_cidr: 400,

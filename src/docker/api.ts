@@ -1,12 +1,20 @@
 /**
  * Docker's remote plugin protocol (libnetwork "CNM" over HTTP): the request and response shapes of the
- * calls vxnet serves, and their parsing at the edge. Every request body is turned into a typed value here or
- * refused with one sentence (PluginRequestError, answered with HTTP 400); the drivers never see raw JSON.
+ * calls vxnet serves, and their parsing at the edge. Each request shape is a valibot schema, its type derived
+ * from it; every request body is turned into a typed value here or refused with one sentence
+ * (PluginRequestError, answered with HTTP 400, worded by src/core/schema/sentence.ts); the drivers never see
+ * raw JSON.
+ *
+ * Go's encoding/json writes a nil map or slice as `null` and a missing string as "": null counts as absent
+ * here, and absent strings, maps and lists read as empty ones, as the Go side means them.
  *
  * Shapes follow moby's drivers/remote/api/api.go and ipams/remote/api/api.go (libnetwork 20.10, the engine
  * Debian 12 ships), checked against what that engine actually sends (the call table in the Docker section
  * of docs/architecture.md). Field names are Go's, hence the capitals.
  */
+import * as v from 'valibot';
+import { VxnetError } from '../core/errors.ts';
+import { check } from '../core/schema/check.ts';
 
 /** Every call is a POST with this content type, both ways (moby pkg/plugins/transport/mimetype.go). */
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
@@ -24,48 +32,78 @@ export const GATEWAY_ADDRESS_TYPE = 'com.docker.network.gateway';
 /** RequestPool's `Data` key for the pool's gateway (libnetwork then skips its own gateway request). */
 export const DATA_GATEWAY = 'com.docker.network.gateway';
 
-export interface IpamData {
-  AddressSpace: string;
-  /** "10.1.0.0/24" */
-  Pool: string;
-  /** "10.1.0.1/24" (may be absent) */
-  Gateway?: string;
-  AuxAddresses?: Record<string, string>;
+/** A malformed request (not JSON, wrong shape): answered with HTTP 400. */
+export class PluginRequestError extends VxnetError {
+  constructor(message: string) {
+    super('bad_plugin_request', message);
+    this.name = 'PluginRequestError';
+  }
 }
 
-export interface CreateNetworkRequest {
-  NetworkID: string;
-  Options: Record<string, unknown>;
-  IPv4Data: IpamData[];
-  IPv6Data: IpamData[];
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export interface NetworkIdRequest {
-  NetworkID: string;
+const JsonObject = v.custom<Record<string, unknown>>(isJsonObject, 'must be a JSON object');
+/** A request body: a JSON object (an array is not one, though valibot's objects would take it) with these fields. */
+function body<E extends v.ObjectEntries>(entries: E) {
+  return v.pipe(JsonObject, v.object(entries));
 }
+/** Docker ids (networks, endpoints) are 64 lowercase hex characters. */
+const DockerId = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'must be a Docker id (64 hex characters)'));
+const OptionalString = v.nullish(v.string(), '');
+const Options = v.nullish(JsonObject, () => ({}));
+const StringMap = v.pipe(JsonObject, v.record(v.string(), v.string()));
+const StringOptions = v.nullish(StringMap, () => ({}));
 
-export interface EndpointInterface {
-  Address: string;
-  AddressIPv6: string;
-  MacAddress: string;
-}
+const IpamDataSchema = v.pipe(
+  body({ AddressSpace: OptionalString, Pool: v.string(), Gateway: OptionalString, AuxAddresses: v.nullish(StringMap) }),
+  v.transform(({ AddressSpace, Pool, Gateway, AuxAddresses }) => {
+    const data: { AddressSpace: string; Pool: string; Gateway?: string; AuxAddresses?: Record<string, string> } = { AddressSpace, Pool };
+    if (Gateway !== '') data.Gateway = Gateway;
+    if (AuxAddresses !== undefined && AuxAddresses !== null) data.AuxAddresses = AuxAddresses;
+    return data;
+  }),
+);
+const IpamDataList = v.nullish(v.array(IpamDataSchema), () => []);
 
-export interface CreateEndpointRequest {
-  NetworkID: string;
-  EndpointID: string;
-  Interface: EndpointInterface;
-  Options: Record<string, unknown>;
-}
+export const CreateNetworkRequestSchema = body({ NetworkID: DockerId, Options, IPv4Data: IpamDataList, IPv6Data: IpamDataList });
+export const NetworkIdRequestSchema = body({ NetworkID: DockerId });
+export const EndpointRequestSchema = body({ NetworkID: DockerId, EndpointID: DockerId });
+export const CreateEndpointRequestSchema = body({
+  NetworkID: DockerId,
+  EndpointID: DockerId,
+  Interface: v.nullish(body({ Address: OptionalString, AddressIPv6: OptionalString, MacAddress: OptionalString }), () => ({})),
+  Options,
+});
+export const JoinRequestSchema = body({ NetworkID: DockerId, EndpointID: DockerId, SandboxKey: OptionalString, Options });
+export const RequestPoolRequestSchema = body({
+  AddressSpace: OptionalString,
+  Pool: OptionalString,
+  SubPool: OptionalString,
+  Options: StringOptions,
+  V6: v.exactOptional(v.boolean(), false),
+});
+export const PoolIdRequestSchema = body({ PoolID: v.string() });
+export const RequestAddressRequestSchema = body({
+  PoolID: v.string(),
+  /** a.b.c.d, or "" for any */
+  Address: OptionalString,
+  Options: StringOptions,
+});
+export const ReleaseAddressRequestSchema = body({ PoolID: v.string(), Address: v.string() });
 
-export interface EndpointRequest {
-  NetworkID: string;
-  EndpointID: string;
-}
-
-export interface JoinRequest extends EndpointRequest {
-  SandboxKey: string;
-  Options: Record<string, unknown>;
-}
+export type IpamData = v.InferOutput<typeof IpamDataSchema>;
+export type CreateNetworkRequest = v.InferOutput<typeof CreateNetworkRequestSchema>;
+export type NetworkIdRequest = v.InferOutput<typeof NetworkIdRequestSchema>;
+export type EndpointInterface = CreateEndpointRequest['Interface'];
+export type CreateEndpointRequest = v.InferOutput<typeof CreateEndpointRequestSchema>;
+export type EndpointRequest = v.InferOutput<typeof EndpointRequestSchema>;
+export type JoinRequest = v.InferOutput<typeof JoinRequestSchema>;
+export type RequestPoolRequest = v.InferOutput<typeof RequestPoolRequestSchema>;
+export type PoolIdRequest = v.InferOutput<typeof PoolIdRequestSchema>;
+export type RequestAddressRequest = v.InferOutput<typeof RequestAddressRequestSchema>;
+export type ReleaseAddressRequest = v.InferOutput<typeof ReleaseAddressRequestSchema>;
 
 export interface JoinResponse {
   InterfaceName: { SrcName: string; DstPrefix: string };
@@ -75,176 +113,51 @@ export interface JoinResponse {
   DisableGatewayService: boolean;
 }
 
-export interface RequestPoolRequest {
-  AddressSpace: string;
-  Pool: string;
-  SubPool: string;
-  Options: Record<string, string>;
-  V6: boolean;
-}
-
 export interface RequestPoolResponse {
   PoolID: string;
   Pool: string;
   Data: Record<string, string>;
 }
 
-export interface PoolIdRequest {
-  PoolID: string;
-}
-
-export interface RequestAddressRequest {
-  PoolID: string;
-  /** a.b.c.d, or "" for any */
-  Address: string;
-  Options: Record<string, string>;
-}
-
-export interface ReleaseAddressRequest {
-  PoolID: string;
-  Address: string;
-}
-
-/** A malformed request (not JSON, wrong shape): answered with HTTP 400. */
-export class PluginRequestError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PluginRequestError';
-  }
-}
-
-type Json = Record<string, unknown>;
-
-function object(value: unknown, what: string): Json {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PluginRequestError(`${what} must be a JSON object.`);
-  return value as Json;
-}
-
-function string(body: Json, field: string, what: string, optional = false): string {
-  const value = body[field];
-  if (value === undefined || value === null) {
-    if (optional) return '';
-    throw new PluginRequestError(`${what}: field "${field}" is required.`);
-  }
-  if (typeof value !== 'string') throw new PluginRequestError(`${what}: field "${field}" must be a string.`);
-  return value;
-}
-
-/** Docker ids (networks, endpoints) are 64 lowercase hex characters. */
-function dockerId(body: Json, field: string, what: string): string {
-  const value = string(body, field, what);
-  if (!/^[0-9a-f]{64}$/.test(value)) throw new PluginRequestError(`${what}: field "${field}" must be a Docker id (64 hex characters).`);
-  return value;
-}
-
-function options(value: unknown, what: string): Record<string, unknown> {
-  if (value === undefined || value === null) return {};
-  return object(value, `${what}: "Options"`);
-}
-
-function stringOptions(value: unknown, what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, v] of Object.entries(options(value, what))) {
-    if (typeof v !== 'string') throw new PluginRequestError(`${what}: option "${key}" must be a string.`);
-    out[key] = v;
-  }
-  return out;
-}
-
-function ipamData(value: unknown, what: string): IpamData[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new PluginRequestError(`${what} must be an array.`);
-  return value.map((item, i) => {
-    const data = object(item, `${what}[${i}]`);
-    const out: IpamData = {
-      AddressSpace: string(data, 'AddressSpace', `${what}[${i}]`, true),
-      Pool: string(data, 'Pool', `${what}[${i}]`),
-    };
-    const gateway = string(data, 'Gateway', `${what}[${i}]`, true);
-    if (gateway !== '') out.Gateway = gateway;
-    if (data.AuxAddresses !== undefined && data.AuxAddresses !== null) {
-      out.AuxAddresses = stringOptions(data.AuxAddresses, `${what}[${i}].AuxAddresses`);
-    }
-    return out;
-  });
+/** `body` as the call's request, or a PluginRequestError naming the call and the field. */
+function parse<S extends v.GenericSchema>(schema: S, body: unknown, what: string): v.InferOutput<S> {
+  const result = check(schema, body, what, 'plugin');
+  if (!result.ok) throw new PluginRequestError(result.sentence);
+  return result.value;
 }
 
 export function parseCreateNetwork(body: unknown): CreateNetworkRequest {
-  const what = 'CreateNetwork';
-  const b = object(body, what);
-  return {
-    NetworkID: dockerId(b, 'NetworkID', what),
-    Options: options(b.Options, what),
-    IPv4Data: ipamData(b.IPv4Data, `${what}: IPv4Data`),
-    IPv6Data: ipamData(b.IPv6Data, `${what}: IPv6Data`),
-  };
+  return parse(CreateNetworkRequestSchema, body, 'CreateNetwork');
 }
 
 export function parseNetworkId(body: unknown, what: string): NetworkIdRequest {
-  return { NetworkID: dockerId(object(body, what), 'NetworkID', what) };
+  return parse(NetworkIdRequestSchema, body, what);
 }
 
 export function parseCreateEndpoint(body: unknown): CreateEndpointRequest {
-  const what = 'CreateEndpoint';
-  const b = object(body, what);
-  const iface = b.Interface === undefined || b.Interface === null ? {} : object(b.Interface, `${what}: "Interface"`);
-  return {
-    NetworkID: dockerId(b, 'NetworkID', what),
-    EndpointID: dockerId(b, 'EndpointID', what),
-    Interface: {
-      Address: string(iface, 'Address', `${what}: Interface`, true),
-      AddressIPv6: string(iface, 'AddressIPv6', `${what}: Interface`, true),
-      MacAddress: string(iface, 'MacAddress', `${what}: Interface`, true),
-    },
-    Options: options(b.Options, what),
-  };
+  return parse(CreateEndpointRequestSchema, body, 'CreateEndpoint');
 }
 
 export function parseEndpoint(body: unknown, what: string): EndpointRequest {
-  const b = object(body, what);
-  return { NetworkID: dockerId(b, 'NetworkID', what), EndpointID: dockerId(b, 'EndpointID', what) };
+  return parse(EndpointRequestSchema, body, what);
 }
 
 export function parseJoin(body: unknown): JoinRequest {
-  const what = 'Join';
-  const b = object(body, what);
-  return {
-    NetworkID: dockerId(b, 'NetworkID', what),
-    EndpointID: dockerId(b, 'EndpointID', what),
-    SandboxKey: string(b, 'SandboxKey', what, true),
-    Options: options(b.Options, what),
-  };
+  return parse(JoinRequestSchema, body, 'Join');
 }
 
 export function parseRequestPool(body: unknown): RequestPoolRequest {
-  const what = 'RequestPool';
-  const b = object(body, what);
-  if (b.V6 !== undefined && typeof b.V6 !== 'boolean') throw new PluginRequestError(`${what}: field "V6" must be true or false.`);
-  return {
-    AddressSpace: string(b, 'AddressSpace', what, true),
-    Pool: string(b, 'Pool', what, true),
-    SubPool: string(b, 'SubPool', what, true),
-    Options: stringOptions(b.Options, what),
-    V6: b.V6 === true,
-  };
+  return parse(RequestPoolRequestSchema, body, 'RequestPool');
 }
 
 export function parsePoolId(body: unknown, what: string): PoolIdRequest {
-  return { PoolID: string(object(body, what), 'PoolID', what) };
+  return parse(PoolIdRequestSchema, body, what);
 }
 
 export function parseRequestAddress(body: unknown): RequestAddressRequest {
-  const what = 'RequestAddress';
-  const b = object(body, what);
-  return {
-    PoolID: string(b, 'PoolID', what),
-    Address: string(b, 'Address', what, true),
-    Options: stringOptions(b.Options, what),
-  };
+  return parse(RequestAddressRequestSchema, body, 'RequestAddress');
 }
 
 export function parseReleaseAddress(body: unknown): ReleaseAddressRequest {
-  const what = 'ReleaseAddress';
-  const b = object(body, what);
-  return { PoolID: string(b, 'PoolID', what), Address: string(b, 'Address', what) };
+  return parse(ReleaseAddressRequestSchema, body, 'ReleaseAddress');
 }
