@@ -105,12 +105,15 @@ export async function execute(argv: readonly string[], options: RunOptions & { t
         stdio: [options.input === undefined ? 'ignore' : 'pipe', out.fd, 'pipe'],
         env: { ...process.env, LC_ALL: 'C' },
         signal: options.signal,
-        timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       });
+      // Our own timer rather than spawn's `timeout`: Node leaves that one armed when the program cannot be
+      // started (nodejs/node#65504), and it then holds the process for the whole timeout.
+      const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
       const errChunks: Buffer[] = [];
       let spawnError: NodeJS.ErrnoException | undefined;
       child.stderr!.on('data', (chunk: Buffer) => errChunks.push(chunk));
       child.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
         if (err.name === 'AbortError') reject(options.signal?.reason ?? err);
         else spawnError = err;
       });
@@ -120,6 +123,7 @@ export async function execute(argv: readonly string[], options: RunOptions & { t
         child.stdin.end(options.input);
       }
       child.on('close', (exitCode, signal) => {
+        clearTimeout(timer);
         if (options.signal?.aborted) return reject(options.signal.reason);
         let stderrText = Buffer.concat(errChunks).toString('utf8');
         if (spawnError) {
