@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { execute } from '../../src/agent/kernel/exec.ts';
+import { execute, HostToolError } from '../../src/agent/kernel/exec.ts';
+import { ERROR_STATUS, VxnetError } from '../../src/core/errors.ts';
 
 const EXEC = resolve(import.meta.dirname, '../../src/agent/kernel/exec.ts');
 
@@ -17,6 +18,17 @@ describe('execute', () => {
     const result = await execute(['/nonexistent/vxnet-no-such-tool', 'x'], { allowFailure: true });
     assert.equal(result.code, 127);
     assert.equal(result.stderr, '/nonexistent/vxnet-no-such-tool: command not found');
+  });
+
+  it('throws HostToolError with a catalogue code, the argv, the exit code and stderr when a tool fails', async () => {
+    await assert.rejects(execute(['/nonexistent/vxnet-no-such-tool', 'x']), (err: unknown) => {
+      assert.ok(err instanceof HostToolError);
+      assert.equal(err.message, '/nonexistent/vxnet-no-such-tool x failed (exit 127): /nonexistent/vxnet-no-such-tool: command not found');
+      assert.deepEqual([err.code, ERROR_STATUS[err.code], err.argv, err.exitCode], ['host_tool_failed', 500, ['/nonexistent/vxnet-no-such-tool', 'x'], 127]);
+      // the edges answer it as an internal failure, as before it had a code
+      assert.equal(err instanceof VxnetError, false);
+      return true;
+    });
   });
 
   it('leaves nothing that keeps the process alive after a missing program, nor after a run that ended', () => {

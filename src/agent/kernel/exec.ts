@@ -20,6 +20,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import type { ErrorCode } from '../../core/errors.ts';
 
 export interface RunOptions {
   /** written to the child's stdin (batch scripts) */
@@ -61,7 +62,13 @@ export interface Runner {
   exists(path: string): Promise<boolean>;
 }
 
+/**
+ * Not a VxnetError: the edges translate only VxnetErrors into answers of their own (an HTTP status, a Docker
+ * plugin's `Err`), and a failed host tool stays an internal failure there; its code names it in logs and
+ * status reports.
+ */
 export class HostToolError extends Error {
+  readonly code = 'host_tool_failed' satisfies ErrorCode;
   readonly argv: readonly string[];
   readonly exitCode: number;
   readonly stderr: string;
