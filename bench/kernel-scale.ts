@@ -38,6 +38,7 @@ const baseline = memory();
 const vni = 3000;
 const vxlan = deviceNames.vxlan(vni);
 const base = (10 << 24) | (128 << 16); // 10.128.0.0/10 leaves room for millions of endpoints
+const vteps = Array.from({ length: 100 }, (_, i) => `10.99.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`);
 const desired: DesiredState = {
   networks: [
     {
@@ -54,8 +55,11 @@ const desired: DesiredState = {
       internal: false,
     },
   ],
-  peers: [],
-  floods: [],
+  peers: Array.from({ length: peers }, (_, i) => {
+    const address = base + 10 + i;
+    return { vxlan, ip: formatIPv4(address), mac: macForIPv4(address), vtep: vteps[i % vteps.length]! };
+  }),
+  floods: vteps.map((vtep) => ({ vxlan, vtep })),
   endpoints: [
     {
       id: 'b0b0b0b0b0b0',
@@ -71,15 +75,8 @@ const desired: DesiredState = {
       extraRoutes: [],
     },
   ],
-  vxlanFilter: { ports: [4789], allowedSources: [] },
+  vxlanFilter: { ports: [4789], allowedSources: vteps },
 };
-const vteps = Array.from({ length: 100 }, (_, i) => `10.99.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`);
-for (let i = 0; i < peers; i++) {
-  const address = base + 10 + i;
-  desired.peers.push({ vxlan, ip: formatIPv4(address), mac: macForIPv4(address), vtep: vteps[i % vteps.length]! });
-}
-desired.floods = vteps.map((vtep) => ({ vxlan, vtep }));
-desired.vxlanFilter.allowedSources = vteps;
 
 async function noChangePasses(dataplane: LinuxDataplane, passes: number): Promise<number[]> {
   const times: number[] = [];

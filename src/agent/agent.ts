@@ -17,6 +17,7 @@ import type {
   RegisterNodeRequest,
   WatchMessage,
 } from '../core/model.ts';
+import { Backoff, pause, retryWithBackoff } from '../core/backoff.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
 import type { Dataplane, DesiredEndpoint, ReconcileResult } from './dataplane.ts';
 import { containerEndpoints, desiredState, type Self } from './desired.ts';
@@ -65,7 +66,19 @@ const BACKOFF_MIN_MS = 100;
 const READY = Symbol('ready');
 /** A watch that has carried nothing for this long is given up and opened again (the manager pings every 10 s). */
 export const WATCH_IDLE_MS = 30_000;
-const BACKOFF_MAX_MS = 5_000;
+/** registering the node: the manager may start long after the agent */
+const REGISTER_MAX_MS = 5_000;
+/**
+ * Reconnecting the watch after the manager went away. A withdrawn MAC must leave every peer within 2 s, also
+ * right after a manager restart, so an agent never waits more than 1 s; jittered, because every agent of
+ * the cluster lost its stream in the same instant (bench/scale: 1,000 agents on one manager).
+ */
+const WATCH_RECONNECT_MAX_MS = 1_000;
+/** a node removed from the manager asks again this often (it is an administrator's doing, not an outage) */
+const REMOVED_RETRY_MS = 5_000;
+/** a failed pass is retried after 200 ms, 400 ms, ... (a pass caused by a new change may come earlier) */
+const PASS_RETRY_MIN_MS = 200;
+const PASS_RETRY_MAX_MS = 30_000;
 
 export class Agent {
   readonly view: ClusterView;
@@ -76,7 +89,7 @@ export class Agent {
   #dirty = false;
   #running: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
-  #failures = 0;
+  readonly #passRetry = new Backoff({ minMs: PASS_RETRY_MIN_MS, maxMs: PASS_RETRY_MAX_MS });
   /** last status reported per local endpoint, so a status is sent once, not on every pass */
   readonly #reported = new Map<string, string | typeof READY>();
   /** the local endpoints of a pass after which each was ready and reported so (see #reportStatuses) */
@@ -151,9 +164,11 @@ export class Agent {
   async run(signal: AbortSignal): Promise<void> {
     this.#signal = signal;
     const { api, self } = this.#options;
-    await retry(signal, this.#log, 'register node', () =>
-      api.registerNode({ name: self.name, address: self.address, mtu: this.#options.underlayMtu }, signal),
-    );
+    await retryWithBackoff(() => api.registerNode({ name: self.name, address: self.address, mtu: this.#options.underlayMtu }, signal), {
+      backoff: new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: REGISTER_MAX_MS }),
+      signal,
+      onRetry: (err, ms) => this.#log(`register node failed: ${messageOf(err)}; retrying in ${ms} ms`),
+    });
     this.#log(`node ${self.name} registered (underlay ${self.address} on ${self.underlayDevice}, mtu ${this.#options.underlayMtu})`);
 
     const heartbeat = setInterval(() => this.#heartbeat(), this.#options.heartbeatIntervalMs ?? 5_000);
@@ -164,11 +179,12 @@ export class Agent {
       clearTimeout(this.#retryTimer);
     });
 
-    let backoff = BACKOFF_MIN_MS;
+    const reconnect = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: WATCH_RECONNECT_MAX_MS, jitter: true });
     let removedLogged = false;
     const idleMs = this.#options.watchIdleMs ?? WATCH_IDLE_MS;
     while (!signal.aborted) {
-      let sawSnapshot = false;
+      let removed = false;
+      let failure: string | undefined;
       // A manager that is unreachable without a reset (packets dropped, or it restarted while they were) leaves
       // the stream open and silent for ever; the manager pings every 10 s, so a silent stream is a dead one.
       const attempt = new AbortController();
@@ -194,9 +210,8 @@ export class Agent {
           (message) => {
             heard();
             if (message.type === 'snapshot') {
-              sawSnapshot = true;
               removedLogged = false;
-              backoff = BACKOFF_MIN_MS;
+              reconnect.reset();
             }
             if (this.view.apply(message)) {
               this.schedule();
@@ -219,17 +234,19 @@ export class Agent {
             );
           }
           removedLogged = true;
-          backoff = BACKOFF_MAX_MS;
+          removed = true;
         } else {
-          this.#log(`watch failed: ${messageOf(err)}; retrying in ${backoff} ms (kernel state is kept)`);
+          failure = messageOf(err);
         }
       } finally {
         clearTimeout(idleTimer);
         signal.removeEventListener('abort', abortAttempt);
       }
       if (signal.aborted) break;
-      if (!sawSnapshot) backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-      await sleep(backoff, signal);
+      const delay = removed ? REMOVED_RETRY_MS : reconnect.next();
+      // the ceiling is logged: with jitter the delays themselves go up and down
+      if (failure !== undefined) this.#log(`watch failed: ${failure}; retrying in ${reconnect.ceiling} ms or less (kernel state is kept)`);
+      await pause(delay, signal);
     }
     await this.#running;
   }
@@ -279,13 +296,10 @@ export class Agent {
     this.#reportStatuses(desired.endpoints, resolved.errors, result);
 
     if (result.error || result.endpointErrors.size > 0) {
-      // Retry with backoff; a pass caused by a new change may come earlier and is fine.
-      this.#failures++;
-      const delay = Math.min(BACKOFF_MIN_MS * 2 ** this.#failures, 30_000);
       clearTimeout(this.#retryTimer);
-      this.#retryTimer = setTimeout(() => this.schedule(), delay);
+      this.#retryTimer = setTimeout(() => this.schedule(), this.#passRetry.next());
     } else {
-      this.#failures = 0;
+      this.#passRetry.reset();
     }
     if (!result.error) {
       this.reconciledRevision = Math.max(this.reconciledRevision, revision);
@@ -408,31 +422,4 @@ export class Agent {
         if (this.#heartbeatOwed) this.#heartbeat();
       });
   }
-}
-
-async function retry<T>(signal: AbortSignal, log: (line: string) => void, what: string, fn: () => Promise<T>): Promise<T> {
-  let backoff = BACKOFF_MIN_MS;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (signal.aborted) throw err;
-      log(`${what} failed: ${messageOf(err)}; retrying in ${backoff} ms`);
-      await sleep(backoff, signal);
-      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-    }
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

@@ -19,60 +19,60 @@ export const deviceNames = {
 };
 
 export interface DesiredNetwork {
-  name: string;
-  vni: number;
-  bridge: string;
-  vxlan: string;
-  port: number;
-  mtu: number;
+  readonly name: string;
+  readonly vni: number;
+  readonly bridge: string;
+  readonly vxlan: string;
+  readonly port: number;
+  readonly mtu: number;
   /** this node's underlay address: the VXLAN device's `local` */
-  localAddress: string;
+  readonly localAddress: string;
   /** set for networks using an underlay multicast group for BUM traffic */
-  multicastGroup?: string;
+  readonly multicastGroup?: string;
   /** underlay device for the multicast group (`dev` of the VXLAN device) */
-  underlayDevice?: string;
+  readonly underlayDevice?: string;
   /** bridge MAC: derived from the first gateway, identical on every node */
-  gatewayMac: string;
+  readonly gatewayMac: string;
   /** gateway addresses with prefix, e.g. "192.168.1.1/24", held by the bridge */
-  gatewayAddresses: string[];
+  readonly gatewayAddresses: readonly string[];
   /** subnets in CIDR form, for the firewall */
-  subnets: string[];
-  internal: boolean;
+  readonly subnets: readonly string[];
+  readonly internal: boolean;
 }
 
 /** A remote endpoint: one permanent neighbour (ip → mac) and one permanent FDB entry (mac → vtep). */
 export interface DesiredPeer {
-  vxlan: string;
-  ip: string;
-  mac: string;
-  vtep: string;
+  readonly vxlan: string;
+  readonly ip: string;
+  readonly mac: string;
+  readonly vtep: string;
 }
 
 /** Head-end replication: one all-zero-MAC FDB entry per remote VTEP of the network. */
 export interface DesiredFlood {
-  vxlan: string;
-  vtep: string;
+  readonly vxlan: string;
+  readonly vtep: string;
 }
 
 export interface DesiredEndpoint {
-  id: string;
-  bridge: string;
-  hostVeth: string;
-  peerVeth: string;
+  readonly id: string;
+  readonly bridge: string;
+  readonly hostVeth: string;
+  readonly peerVeth: string;
   /**
    * Absolute path of the target namespace. Absent: a Docker endpoint, whose container end is *handed over*:
    * the peer veth is made with the endpoint's MAC and MTU and left in the host namespace, where Docker's
    * libnetwork takes it (the plugin's Join names it), moves it into the container, renames and addresses it.
    */
-  netns?: string;
-  ifname: string;
-  mac: string;
+  readonly netns?: string;
+  readonly ifname: string;
+  readonly mac: string;
   /** "192.168.1.2/24" */
-  address: string;
-  gateway: string;
-  mtu: number;
+  readonly address: string;
+  readonly gateway: string;
+  readonly mtu: number;
   /** other subnets of the same network, reached via this endpoint's gateway */
-  extraRoutes: string[];
+  readonly extraRoutes: readonly string[];
 }
 
 /**
@@ -83,23 +83,23 @@ export interface DesiredEndpoint {
  */
 export interface VxlanFilter {
   /** UDP destination ports to guard: every VXLAN port the node knows of, plus the IANA default 4789 */
-  ports: number[];
+  readonly ports: readonly number[];
   /** underlay addresses allowed to send to those ports (never this node's own address) */
-  allowedSources: string[];
+  readonly allowedSources: readonly string[];
 }
 
 /**
- * Treated as immutable: a state handed to reconcile, its arrays and their items are never changed afterwards
- * (a new state is made of new arrays where something differs). The renderer hands over the very same array
- * for a list that did not change, and a data plane may rely on that identity to skip work (LinuxDataplane
- * skips the entry diff) until its periodic full check.
+ * Immutable, and typed so: a state handed to reconcile, its arrays and their items are never changed
+ * afterwards (a new state is made of new arrays where something differs). The renderer hands over the very
+ * same array for a list that did not change, and a data plane may rely on that identity to skip work
+ * (LinuxDataplane skips the entry diff) until its periodic full check.
  */
 export interface DesiredState {
-  networks: DesiredNetwork[];
-  peers: DesiredPeer[];
-  floods: DesiredFlood[];
-  endpoints: DesiredEndpoint[];
-  vxlanFilter: VxlanFilter;
+  readonly networks: readonly DesiredNetwork[];
+  readonly peers: readonly DesiredPeer[];
+  readonly floods: readonly DesiredFlood[];
+  readonly endpoints: readonly DesiredEndpoint[];
+  readonly vxlanFilter: VxlanFilter;
 }
 
 export interface ReconcileResult {

@@ -51,9 +51,9 @@ export function gatewayMacOf(network: Network): string {
  */
 export function desiredState(view: ClusterView, self: Self, containers: ReadonlyMap<string, string> = new Map()): DesiredState {
   const networks: DesiredNetwork[] = [];
-  const peerLists: DesiredPeer[][] = [];
-  const floodLists: DesiredFlood[][] = [];
-  const endpointLists: DesiredEndpoint[][] = [];
+  const peerLists: (readonly DesiredPeer[])[] = [];
+  const floodLists: (readonly DesiredFlood[])[] = [];
+  const endpointLists: (readonly DesiredEndpoint[])[] = [];
 
   const cache = renderCacheOf(view, self);
 
@@ -80,10 +80,10 @@ export function desiredState(view: ClusterView, self: Self, containers: Readonly
  * is a copy of references; pushing a network of 100,000 peers spread into push() would overflow the stack.
  */
 class Concatenation<T> {
-  #parts: T[][] = [];
-  #whole: T[] = [];
+  #parts: readonly (readonly T[])[] = [];
+  #whole: readonly T[] = [];
 
-  of(parts: T[][]): T[] {
+  of(parts: readonly (readonly T[])[]): readonly T[] {
     if (parts.length !== this.#parts.length || parts.some((part, i) => part !== this.#parts[i])) {
       this.#parts = parts;
       this.#whole = parts.length === 1 ? parts[0]! : ([] as T[]).concat(...parts);
@@ -187,9 +187,9 @@ class NetworkRender {
   readonly #locals = new Map<string, { endpoint: Endpoint; netns: string | undefined; desired: DesiredEndpoint }>();
   /** this node's endpoints here attached to a Docker container (resolved by the agent before each pass) */
   readonly containerLocals = new Set<string>();
-  #peerList: DesiredPeer[] | undefined;
-  #floodList: DesiredFlood[] | undefined;
-  #endpointList: DesiredEndpoint[] | undefined;
+  #peerList: readonly DesiredPeer[] | undefined;
+  #floodList: readonly DesiredFlood[] | undefined;
+  #endpointList: readonly DesiredEndpoint[] | undefined;
   #desiredNetwork: DesiredNetwork | undefined;
 
   constructor(name: string, network: Network) {
@@ -221,7 +221,7 @@ class NetworkRender {
    * The local endpoints to set up, in the view's order; the same array while none of them changed and none
    * is attached to a container (whose namespace `containers` resolves anew each pass).
    */
-  endpointList(view: ClusterView, containers: ReadonlyMap<string, string>): DesiredEndpoint[] {
+  endpointList(view: ClusterView, containers: ReadonlyMap<string, string>): readonly DesiredEndpoint[] {
     if (this.#endpointList && this.containerLocals.size === 0) return this.#endpointList;
     const list: DesiredEndpoint[] = [];
     for (const id of this.locals) {
@@ -256,11 +256,11 @@ class NetworkRender {
     return desired;
   }
 
-  peerList(): DesiredPeer[] {
+  peerList(): readonly DesiredPeer[] {
     return (this.#peerList ??= [...this.peers.values()]);
   }
 
-  floodList(): DesiredFlood[] {
+  floodList(): readonly DesiredFlood[] {
     return (this.#floodList ??= [...this.vteps.keys()].sort().map((vtep) => ({ vxlan: this.vxlan, vtep })));
   }
 

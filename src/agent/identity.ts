@@ -16,6 +16,7 @@ import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ManagerClient } from '../client/client.ts';
+import { Backoff, retryWithBackoff } from '../core/backoff.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
 import type { CertificateResponse } from '../core/model.ts';
 import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../pki/files.ts';
@@ -85,9 +86,13 @@ async function joinCluster(options: IdentityOptions, signal: AbortSignal): Promi
   try {
     const keys = generateKeyPair();
     const publicKey = keys.publicKey.export({ type: 'spki', format: 'pem' }) as string;
-    const answer = await retryWhileUnreachable(signal, options.log, 'join the cluster', () =>
-      client.join({ name: options.name, publicKey }, signal),
-    );
+    // the manager may start after the agent: only its absence is retried, any other answer is final
+    const answer = await retryWithBackoff(() => client.join({ name: options.name, publicKey }, signal), {
+      backoff: new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS }),
+      signal,
+      retryable: (err) => err instanceof VxnetError && (err.code === 'unavailable' || err.code === 'timeout'),
+      onRetry: (err, ms) => options.log(`could not join the cluster: ${messageOf(err)}; retrying in ${ms} ms`),
+    });
     const credentials = save(options.stateDir, answer, keys);
     options.log(
       `joined the cluster as node ${options.name} (certificate serial ${credentials.identity.serialNumber}, valid until ${credentials.identity.notAfter.toISOString()})`,
@@ -110,7 +115,7 @@ export async function keepRenewed(
   signal: AbortSignal,
 ): Promise<void> {
   let current = initial;
-  let backoff = BACKOFF_MIN_MS;
+  const backoff = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS });
   while (!signal.aborted) {
     await sleepUntil(renewalTime(current.identity).getTime(), signal);
     if (signal.aborted) return;
@@ -129,13 +134,13 @@ export async function keepRenewed(
         options.log(`renewed the node certificate (serial ${current.identity.serialNumber}, valid until ${current.identity.notAfter.toISOString()})`);
       }
       client.setClientCertificate(current);
-      backoff = BACKOFF_MIN_MS;
+      backoff.reset();
     } catch (err) {
       if (signal.aborted) return;
-      const left = current.identity.notAfter.getTime() - Date.now();
-      options.log(`renewing the node certificate failed: ${messageOf(err)}; retrying in ${backoff} ms`);
-      await sleepUntil(Date.now() + backoff, signal);
-      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, left / 10));
+      // retries come faster as the expiry nears: never more than a tenth of the time left
+      const delay = backoff.next((current.identity.notAfter.getTime() - Date.now()) / 10);
+      options.log(`renewing the node certificate failed: ${messageOf(err)}; retrying in ${delay} ms`);
+      await sleepUntil(Date.now() + delay, signal);
     }
   }
 }
@@ -178,22 +183,6 @@ function save(stateDir: string, answer: CertificateResponse, keys: KeyPair): Nod
   writeFileAtomic(join(stateDir, KEY_FILE), key, 0o600);
   writeFileAtomic(join(stateDir, CERT_FILE), answer.certificate, 0o644);
   return { ca: answer.ca, cert: answer.certificate, key, identity };
-}
-
-/** Retries `fn` while the manager cannot be reached (it may start after the agent); other errors are final. */
-async function retryWhileUnreachable<T>(signal: AbortSignal, log: (line: string) => void, what: string, fn: () => Promise<T>): Promise<T> {
-  let backoff = BACKOFF_MIN_MS;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      const transient = err instanceof VxnetError && (err.code === 'unavailable' || err.code === 'timeout');
-      if (signal.aborted || !transient) throw err;
-      log(`could not ${what}: ${err.message}; retrying in ${backoff} ms`);
-      await sleepUntil(Date.now() + backoff, signal);
-      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-    }
-  }
 }
 
 /** Sleeps until `deadline` (ms since the epoch) or the abort, in steps a timer can take (it overflows past ~24.8 days). */

@@ -41,6 +41,10 @@ export const ERROR_STATUS = {
   endpoint_exists: 409,
   netns_not_found: 422,
   attach_failed: 422,
+  /** a host tool (ip, bridge, nft, nsenter) the agent ran exited non-zero or could not be started */
+  host_tool_failed: 500,
+  /** the node's Docker engine refused a request, answered badly or could not be reached */
+  docker_engine_failed: 502,
   timeout: 504,
   /** the manager could not be reached (client side) */
   unavailable: 503,

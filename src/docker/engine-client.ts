@@ -7,6 +7,7 @@
  * missing object is `undefined` from the inspect calls, not an error).
  */
 import http from 'node:http';
+import type { ErrorCode } from '../core/errors.ts';
 
 export interface EngineNetwork {
   Id: string;
@@ -36,7 +37,10 @@ export interface NetworkCreateSpec {
   Labels: Record<string, string>;
 }
 
+/** Not a VxnetError, for the same reason as HostToolError: the edges answer it as an internal failure. */
 export class EngineError extends Error {
+  readonly code = 'docker_engine_failed' satisfies ErrorCode;
+  /** the engine's HTTP status (502 malformed answer, 503 unreachable, 504 no answer in time: ours) */
   readonly status: number;
   constructor(status: number, message: string) {
     super(message);

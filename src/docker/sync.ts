@@ -19,6 +19,7 @@
  * Next to the networks, each pass makes sure Docker's own packet filter lets vxnet's traffic through (see
  * ensureForwardAccept).
  */
+import { Backoff } from '../core/backoff.ts';
 import { messageOf } from '../core/errors.ts';
 import type { Network } from '../core/model.ts';
 import { OWNED_PREFIX } from '../agent/dataplane.ts';
@@ -50,8 +51,9 @@ export interface DockerNetworkSyncOptions {
 /** Label on the Docker networks the sync makes (informational: matching is by subnet). */
 export const MANAGED_LABEL = 'io.vxnet.network';
 
-const BACKOFF_MIN_MS = 200;
-const BACKOFF_MAX_MS = 10_000;
+/** a failing engine (restarting, say) is asked again after 400 ms, 800 ms, ... up to 10 s */
+const RETRY_MIN_MS = 400;
+const RETRY_MAX_MS = 10_000;
 
 export class DockerNetworkSync {
   readonly #o: DockerNetworkSyncOptions;
@@ -59,7 +61,7 @@ export class DockerNetworkSync {
   #dirty = false;
   #running: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #failures = 0;
+  readonly #retry = new Backoff({ minMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS });
   #signal: AbortSignal | undefined;
   /** names whose Docker network cannot be made (a non-vxnet network has the name): said once */
   readonly #conflicts = new Set<string>();
@@ -106,12 +108,11 @@ export class DockerNetworkSync {
       this.#dirty = false;
       try {
         await this.pass(this.#signal);
-        this.#failures = 0;
+        this.#retry.reset();
       } catch (err) {
         if (this.#signal.aborted) return;
-        this.#failures++;
-        const delay = Math.min(BACKOFF_MIN_MS * 2 ** this.#failures, BACKOFF_MAX_MS);
-        if (this.#failures === 1 || this.#failures % 10 === 0) {
+        const delay = this.#retry.next();
+        if (this.#retry.failures === 1 || this.#retry.failures % 10 === 0) {
           this.#log(`docker network sync failed: ${messageOf(err)}; retrying in ${delay} ms`);
         }
         clearTimeout(this.#timer);

@@ -20,7 +20,7 @@
  *   even when nothing concerned it (it reports that revision in heartbeats; endpoint delete waits on it).
  *
  * A connection whose unsent output grows past a bound is closed rather than buffered without limit; the
- * agent reconnects and starts again from a snapshot.
+ * agent reconnects and starts again from a snapshot (the writing side of a session: watch-stream.ts).
  *
  * At scale (measured by bench/scale, 1,000 agents): a snapshot is one line of up to megabytes (an agent
  * holding 50,000 endpoints gets ~15 MB), and when every agent connects at once, as after a manager restart,
@@ -36,18 +36,9 @@
  */
 import { differsOnlyInStatus, type Endpoint, type Network, type WatchMessage } from '../core/model.ts';
 import type { ClusterState, StateChange } from './state.ts';
+import { SessionOutput, pieces, type Session, type WatchSink } from './watch-stream.ts';
 
-/** Where a session's lines go (an HTTP response in production, an array in tests). */
-export interface WatchSink {
-  /** text: whole lines, or for a snapshot or burst streamed in pieces, consecutive pieces of them */
-  write(line: string): void;
-  /** bytes accepted by write() but not yet sent */
-  readonly bufferedBytes: number;
-  /** calls `listener` once when what was written has been sent (without it, the hub polls bufferedBytes) */
-  onDrain?(listener: () => void): void;
-  /** ends the connection; the hub has already forgotten the session */
-  close(reason: string): void;
-}
+export { pieces, type WatchSink } from './watch-stream.ts';
 
 export interface WatchHubOptions {
   /** default 10 000 */
@@ -59,33 +50,6 @@ export interface WatchHubOptions {
   log?: (line: string) => void;
 }
 
-interface Session {
-  node: string;
-  sink: WatchSink;
-  open: boolean;
-  /** `networks=all`: every network, not only those where the node has endpoints (endpoints stay filtered) */
-  allNetworks: boolean;
-  /** waiting for its snapshot (over budget): nothing is sent until then */
-  waiting?: boolean;
-  /**
-   * Output behind a snapshot or burst being streamed, in order: pieces of it come from an iterator as the
-   * connection drains, and lines that arrive meanwhile wait their turn.
-   */
-  queue?: (Iterator<string> | string)[];
-  /** bytes of the lines (not the streamed pieces) in `queue`: they count as unsent output */
-  queuedBytes?: number;
-  /** waiting for the connection to drain before the next piece */
-  stalled?: boolean;
-}
-
-/**
- * Snapshots and bursts are written in pieces of about this size, the next one when the connection has sent
- * the previous: a connection never holds more than that of them, in the JS heap or below it in TLS buffers.
- */
-const PIECE_BYTES = 64 * 1024;
-/** how often sessions without a drain notification are looked at again */
-const STALL_POLL_MS = 20;
-
 export const PING_INTERVAL_MS = 10_000;
 /** The reason a removed node's stream is closed with; the sink ends it cleanly, after what is buffered. */
 export const NODE_REMOVED = 'node removed';
@@ -93,8 +57,7 @@ export const NODE_REMOVED = 'node removed';
 export class WatchHub {
   #state: ClusterState;
   #pingIntervalMs: number;
-  #maxBuffered: number;
-  #log: (line: string) => void;
+  #output: SessionOutput;
   /** node → its open sessions (usually one; two briefly while an agent reconnects) */
   #sessions = new Map<string, Set<Session>>();
   /** the sessions that asked for every network */
@@ -107,9 +70,6 @@ export class WatchHub {
   #sendingBytes = 0;
   /** sessions waiting for their snapshot, oldest first */
   #waiting: Session[] = [];
-  /** sessions whose sink cannot tell when it drained, polled */
-  #polled = new Set<Session>();
-  #poll: NodeJS.Timeout | undefined;
   /** the `nodes` array of snapshots as JSON, until a node changes (only while subscribed) */
   #nodesJson: string | undefined;
 
@@ -117,8 +77,13 @@ export class WatchHub {
     this.#state = state;
     this.#pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
     this.#snapshotBudget = options.snapshotBudgetBytes ?? 64 * 1024 * 1024;
-    this.#maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024;
-    this.#log = options.log ?? (() => {});
+    this.#output = new SessionOutput({
+      maxBufferedBytes: options.maxBufferedBytes ?? 8 * 1024 * 1024,
+      log: options.log ?? (() => {}),
+      drop: (session) => this.#drop(session),
+      sendingSnapshot: (session) => this.#sending.has(session),
+      snapshotWritten: (session) => this.#snapshotDone(session),
+    });
   }
 
   start(): void {
@@ -134,9 +99,7 @@ export class WatchHub {
     this.#unsubscribe = undefined;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    clearInterval(this.#poll);
-    this.#poll = undefined;
-    this.#polled.clear();
+    this.#output.stop();
     this.#waiting = [];
     this.#sending.clear();
     this.#sendingBytes = 0;
@@ -204,7 +167,7 @@ export class WatchHub {
     size += head.length;
     this.#sending.set(session, size);
     this.#sendingBytes += size;
-    this.#stream(session, pieces(head, parts, ',', ']}\n'));
+    this.#output.stream(session, pieces(head, parts, ',', ']}\n'));
   }
 
   /** The snapshot of `session` is written (or the session is gone): its budget goes to those waiting. */
@@ -219,72 +182,6 @@ export class WatchHub {
       next.waiting = false;
       this.#sendSnapshot(next);
     }
-  }
-
-  /** Queues `output` behind whatever the session still has to send, and sends what the connection takes. */
-  #stream(session: Session, output: Iterator<string>): void {
-    (session.queue ??= []).push(output);
-    this.#pump(session);
-  }
-
-  /** Writes queued output while the connection keeps up; otherwise waits for it to drain. */
-  #pump(session: Session): void {
-    const queue = session.queue;
-    while (queue && queue.length > 0 && session.open) {
-      if (session.sink.bufferedBytes >= PIECE_BYTES) {
-        this.#stall(session);
-        return;
-      }
-      const head = queue[0]!;
-      let text: string;
-      if (typeof head === 'string') {
-        queue.shift();
-        session.queuedBytes = (session.queuedBytes ?? 0) - head.length;
-        text = head;
-      } else {
-        const next = head.next();
-        if (next.done) {
-          queue.shift();
-          if (this.#sending.has(session) && !queue.some((item) => typeof item !== 'string')) this.#snapshotDone(session);
-          continue;
-        }
-        text = next.value;
-      }
-      if (!this.#write(session, text)) return;
-    }
-    if (queue && session.open) {
-      session.queue = undefined;
-      session.queuedBytes = 0;
-    }
-  }
-
-  #stall(session: Session): void {
-    if (session.stalled) return;
-    session.stalled = true;
-    const resume = () => {
-      session.stalled = false;
-      this.#polled.delete(session);
-      this.#pump(session);
-    };
-    if (session.sink.onDrain) {
-      session.sink.onDrain(resume);
-      return;
-    }
-    this.#polled.add(session);
-    this.#poll ??= setInterval(() => {
-      for (const s of [...this.#polled]) {
-        if (!s.open) this.#polled.delete(s);
-        else if (s.sink.bufferedBytes < PIECE_BYTES) {
-          s.stalled = false;
-          this.#polled.delete(s);
-          this.#pump(s);
-        }
-      }
-      if (this.#polled.size === 0) {
-        clearInterval(this.#poll);
-        this.#poll = undefined;
-      }
-    }, STALL_POLL_MS);
   }
 
   #endpointJson(endpoint: Endpoint): string {
@@ -336,10 +233,10 @@ export class WatchHub {
 
   pingAll(): void {
     const line = lineOf({ type: 'ping', revision: this.#state.revision });
-    for (const sessions of this.#sessions.values()) for (const session of [...sessions]) this.#send(session, line);
+    for (const sessions of this.#sessions.values()) for (const session of [...sessions]) this.#output.send(session, line);
     // a session waiting for its snapshot has seen nothing yet: revision 0 keeps it alive and promises nothing
     const waiting = lineOf({ type: 'ping', revision: 0 });
-    for (const session of this.#waiting) if (session.open) this.#send(session, waiting, true);
+    for (const session of this.#waiting) if (session.open) this.#output.send(session, waiting, true);
   }
 
   #onChange(change: StateChange): void {
@@ -356,14 +253,14 @@ export class WatchHub {
         return;
       case 'network': {
         const line = lineOf({ type: 'network', revision: change.revision, network: change.network });
-        for (const session of this.#audience(change.network.name)) this.#send(session, line);
+        for (const session of this.#audience(change.network.name)) this.#output.send(session, line);
         return;
       }
       case 'network-deleted': {
         const { revision, network } = change;
         const forgotten = lineOf({ type: 'network-forgotten', revision, name: network.name });
         const deleted = lineOf({ type: 'network-deleted', revision, name: network.name });
-        for (const session of this.#audience(network.name)) this.#send(session, session.allNetworks ? deleted : forgotten);
+        for (const session of this.#audience(network.name)) this.#output.send(session, session.allNetworks ? deleted : forgotten);
         return;
       }
       case 'endpoint': {
@@ -413,7 +310,7 @@ export class WatchHub {
     for (const session of [...sessions]) {
       if (!session.open || session.waiting) continue;
       // one line per endpoint: each piece is whole lines joined
-      this.#stream(session, pieces(head + before, jsons, `}\n${before}`, '}\n', jsons.length === 0 ? head : undefined));
+      this.#output.stream(session, pieces(head + before, jsons, `}\n${before}`, '}\n', jsons.length === 0 ? head : undefined));
     }
   }
 
@@ -435,7 +332,7 @@ export class WatchHub {
   }
 
   #toAll(line: string): void {
-    for (const sessions of this.#sessions.values()) for (const session of [...sessions]) this.#send(session, line);
+    for (const sessions of this.#sessions.values()) for (const session of [...sessions]) this.#output.send(session, line);
   }
 
   #toNodes(nodes: Iterable<string>, line: string, except?: string): void {
@@ -445,78 +342,20 @@ export class WatchHub {
   #toNode(node: string, line: string): void {
     const sessions = this.#sessions.get(node);
     if (!sessions) return;
-    for (const session of [...sessions]) this.#send(session, line);
-  }
-
-  /** `keepalive`: also to a session still waiting for its snapshot. */
-  #send(session: Session, text: string, keepalive = false): void {
-    if (!session.open || (session.waiting && !keepalive)) return;
-    if (session.queue) {
-      // behind a snapshot or burst still being streamed: the line waits its turn, and counts as unsent
-      session.queue.push(text);
-      session.queuedBytes = (session.queuedBytes ?? 0) + text.length;
-      this.#checkLag(session);
-      return;
-    }
-    if (this.#write(session, text)) this.#checkLag(session);
-  }
-
-  #write(session: Session, text: string): boolean {
-    try {
-      session.sink.write(text);
-      return true;
-    } catch (err) {
-      this.#log(`watch stream of node ${session.node} failed: ${String(err)}`);
-      this.#drop(session);
-      session.sink.close('write failed');
-      return false;
-    }
-  }
-
-  /** A session that falls further behind than the bound is closed: its agent reconnects and starts over. */
-  #checkLag(session: Session): void {
-    const buffered = session.sink.bufferedBytes + (session.queuedBytes ?? 0);
-    if (buffered > this.#maxBuffered) {
-      this.#log(`watch stream of node ${session.node} is not keeping up (${buffered} bytes unsent); closing it`);
-      this.#drop(session);
-      session.sink.close('too slow');
-    }
+    for (const session of [...sessions]) this.#output.send(session, line);
   }
 
   #drop(session: Session): void {
     if (!session.open) return;
     session.open = false;
     session.queue = undefined;
-    this.#polled.delete(session);
+    this.#output.forget(session);
     this.#snapshotDone(session);
     this.#allNetworkSessions.delete(session);
     const set = this.#sessions.get(session.node);
     if (!set) return;
     set.delete(session);
     if (set.size === 0) this.#sessions.delete(session.node);
-  }
-}
-
-/**
- * `head`, then `parts` joined by `separator`, then `tail`, as pieces of about PIECE_BYTES (one piece when it
- * all fits). `whole`: the text to send when there are no parts at all.
- */
-export function* pieces(head: string, parts: readonly string[], separator: string, tail: string, whole?: string): Generator<string> {
-  if (parts.length === 0) {
-    yield whole ?? head + tail;
-    return;
-  }
-  let i = 0;
-  let prefix = head;
-  while (i < parts.length) {
-    const start = i;
-    // at least one part per piece: a head longer than a piece (the `nodes` of 1,000 nodes are ~100 KB) must
-    // not be sent alone, or the next piece would open with a separator where the first part belongs
-    let size = prefix.length + parts[i++]!.length;
-    while (i < parts.length && size < PIECE_BYTES) size += parts[i++]!.length + separator.length;
-    const body = parts.slice(start, i).join(separator);
-    yield i < parts.length ? prefix + body : prefix + body + tail;
-    prefix = separator;
   }
 }
 

@@ -14,6 +14,7 @@
  * further empty namespaces (PREFIX-RUNID-cNAME) that the vxnet agent wires up. The daemons are real
  * processes: the manager runs in the switch namespace, one agent in each host namespace, all started with
  * nsenter so that they share the machine's mount namespace (the agent must see /run/netns).
+ * topology.ts wires the underlay, daemons.ts runs the daemons, cleanup.ts keeps the safety net.
  *
  * Cleanup is the point of this module: `destroy()` kills every process the kit started, then whatever
  * else still lives in its namespaces, then deletes the namespaces (which takes their links, routes and
@@ -24,54 +25,45 @@
  * IPv6 is switched off in every namespace unless `ipv6: true`: the underlay is IPv4-only, and router
  * solicitations, DAD and MLD reports would otherwise show up as unexpected frames in packet captures.
  */
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { randomInt } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { cleanupStale, guard, killEverythingIn, newRunId, requirePrefix, unguard, type Owned } from './cleanup.ts';
+import { Daemons, type ManagerInfo } from './daemons.ts';
 import type { NodeStatus } from '../core/model.ts';
 import { requestJson, type JsonResponse } from './http.ts';
-import {
-  IPV6_OFF,
-  addNetns,
-  deleteNetns,
-  deleteNetnsSync,
-  ipBatch,
-  listNetns,
-  netnsExecArgv,
-  netnsPids,
-  nsenterArgv,
-  setSysctls,
-} from './netns.ts';
+import { IPV6_OFF, addNetns, deleteNetns, ipBatch, listNetns, netnsExecArgv, setSysctls } from './netns.ts';
 import { findCommand, isRoot } from './preflight.ts';
+import { run, start, type ChildProcessHandle, type RunResult } from './processes.ts';
 import {
-  describeExit,
-  run,
-  sleep,
-  start,
-  type ChildProcessHandle,
-  type ExitInfo,
-  type RunResult,
-} from './processes.ts';
+  DEFAULT_PREFIX,
+  INTERNET_ADDRESS,
+  MAX_HOSTS,
+  OUTSIDE_ADDRESS,
+  UNDERLAY_DEVICE,
+  hostAddress,
+  rewireHost,
+  switchPort,
+  wireUnderlay,
+  type SimHost,
+} from './topology.ts';
 
 export type { ChildProcessHandle, ExitInfo, RunResult } from './processes.ts';
-
-export const DEFAULT_PREFIX = 'vxt';
-export const UNDERLAY_SUBNET = '10.99.0.0/24';
-export const UNDERLAY_PREFIX_LENGTH = 24;
-export const SWITCH_ADDRESS = '10.99.0.1';
-export const OUTSIDE_ADDRESS = '10.99.0.254';
-/** TEST-NET-3 (RFC 5737): an address that is neither on the underlay nor in any overlay; held by "outside". */
-export const INTERNET_ADDRESS = '203.0.113.1';
-export const MANAGER_PORT = 7400;
-export const UNDERLAY_DEVICE = 'eth0';
-/** .11 .. .210: leaves .1 (switch) and .254 (outside) alone. */
-export const MAX_HOSTS = 200;
-
-export function hostAddress(index: number): string {
-  return `10.99.0.${10 + index}`;
-}
+export { cleanupStale } from './cleanup.ts';
+export type { ManagerInfo } from './daemons.ts';
+export {
+  DEFAULT_PREFIX,
+  INTERNET_ADDRESS,
+  MANAGER_PORT,
+  MAX_HOSTS,
+  OUTSIDE_ADDRESS,
+  SWITCH_ADDRESS,
+  UNDERLAY_DEVICE,
+  UNDERLAY_PREFIX_LENGTH,
+  UNDERLAY_SUBNET,
+  hostAddress,
+  type SimHost,
+} from './topology.ts';
 
 /** The vxnet CLI of this checkout (src/cli/main.ts), found relative to this module. */
 export const DEFAULT_CLI_PATH = resolve(import.meta.dirname, '../cli/main.ts');
@@ -99,30 +91,6 @@ export interface ClusterOptions {
   managerArgs?: readonly string[];
   /** extra arguments for every `vxnet agent` the kit starts, e.g. ['--watch-timeout', '3'] */
   agentArgs?: readonly string[];
-}
-
-export interface SimHost {
-  /** the node name its agent registers: "host1", "host2", ... */
-  readonly name: string;
-  /** 1-based */
-  readonly index: number;
-  readonly netns: string;
-  /** underlay address, 10.99.0.(10 + index) */
-  readonly address: string;
-  readonly underlayDevice: string;
-}
-
-export interface ManagerInfo {
-  /** https://10.99.0.1:7400 (TLS, client certificates), reachable from the host namespaces */
-  readonly url: string;
-  /** unix:/tmp/.../manager.sock, reachable from anywhere on the machine */
-  readonly socketUrl: string;
-  /** the current tokens, read from DATA_DIR at each use (so a `vxnet token rotate` is followed) */
-  readonly adminToken: string;
-  readonly workerToken: string;
-  readonly dataDir: string;
-  /** DATA_DIR/ca.pem, the cluster CA */
-  readonly caFile: string;
 }
 
 export interface StartAgentOptions {
@@ -180,150 +148,6 @@ export interface Cluster {
   /** kills every process it started, deletes every namespace it made; idempotent; never throws */
   destroy(): Promise<void>;
 }
-
-// ---------------------------------------------------------------------------------------------------
-// Safety net: what every live cluster owns, so that an exiting process can still clean up synchronously.
-
-interface Owned {
-  netns: Set<string>;
-  processes: Set<ChildProcessHandle>;
-  tmpDir: string | undefined;
-}
-
-const live = new Set<Owned>();
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
-let netInstalled = false;
-
-function emergencyCleanup(): void {
-  for (const owned of live) {
-    for (const handle of owned.processes) {
-      try {
-        if (!handle.exitInfo) handle.process.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    for (const netns of owned.netns) killEverythingInSync(netns);
-    deleteNetnsSync([...owned.netns]);
-    if (owned.tmpDir) {
-      try {
-        rmSync(owned.tmpDir, { recursive: true, force: true });
-      } catch {
-        // best effort while exiting
-      }
-    }
-  }
-  live.clear();
-}
-
-function killEverythingInSync(netns: string): void {
-  try {
-    const listed = spawnSync('ip', ['netns', 'pids', netns], { encoding: 'utf8', timeout: 5000 });
-    for (const line of (listed.stdout ?? '').split('\n')) {
-      const pid = Number.parseInt(line, 10);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) process.kill(pid, 'SIGKILL');
-    }
-  } catch {
-    // best effort while exiting
-  }
-}
-
-function onExit(): void {
-  emergencyCleanup();
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  // Another listener (the demo, the test runner) owns the signal and will destroy or exit; 'exit' still
-  // catches the case where it exits without destroying.
-  if (process.listenerCount(signal) > 1) return;
-  emergencyCleanup();
-  uninstallSafetyNet();
-  // Without other listeners Node's default for the signal (terminate) is what the user asked for.
-  process.kill(process.pid, signal);
-}
-
-function installSafetyNet(): void {
-  if (netInstalled) return;
-  netInstalled = true;
-  process.on('exit', onExit);
-  for (const signal of SIGNALS) process.on(signal, onSignal);
-}
-
-function uninstallSafetyNet(): void {
-  if (!netInstalled) return;
-  netInstalled = false;
-  process.off('exit', onExit);
-  for (const signal of SIGNALS) process.off(signal, onSignal);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Names
-
-function newRunId(): string {
-  // pid first (so that cleanupStale can tell whether the owner still lives), then 3 random letters
-  let suffix = '';
-  for (let i = 0; i < 3; i++) suffix += String.fromCharCode(97 + randomInt(26));
-  return `${process.pid}${suffix}`;
-}
-
-function staleNamePattern(prefix: string): RegExp {
-  return new RegExp(`^${prefix}-(\\d+)[a-z]{3}-`);
-}
-
-function requirePrefix(prefix: string): string {
-  if (!/^[a-z0-9]{1,8}$/.test(prefix)) {
-    throw new TypeError(`cluster prefix ${JSON.stringify(prefix)} is invalid: use 1-8 lowercase letters or digits.`);
-  }
-  return prefix;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Deletes namespaces (and scratch folders) of this prefix left by runs whose process no longer exists,
- * killing whatever still runs inside them. Runs of live processes, including this one, are never touched.
- * Returns the deleted namespace names.
- */
-export async function cleanupStale(prefix: string = DEFAULT_PREFIX): Promise<string[]> {
-  const pattern = staleNamePattern(requirePrefix(prefix));
-  const isStale = (name: string): boolean => {
-    const match = pattern.exec(name);
-    if (!match) return false;
-    const pid = Number(match[1]);
-    return pid !== process.pid && !pidAlive(pid);
-  };
-  const stale = listNetns().filter(isStale);
-  await Promise.all(stale.map(killEverythingIn));
-  await deleteNetns(stale);
-  try {
-    for (const entry of readdirSync(tmpdir())) {
-      if (isStale(entry)) rmSync(join(tmpdir(), entry), { recursive: true, force: true });
-    }
-  } catch {
-    // scratch folders are a nicety; namespaces are what matters
-  }
-  return stale;
-}
-
-async function killEverythingIn(netns: string): Promise<void> {
-  for (const pid of await netnsPids(netns)) {
-    if (pid === process.pid) continue;
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // exited meanwhile
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
 
 function validate(options: ClusterOptions): Required<Pick<ClusterOptions, 'hosts' | 'underlayMtu' | 'outside' | 'prefix'>> {
   const { hosts } = options;
@@ -383,11 +207,8 @@ class SimCluster implements Cluster {
   readonly #options: ClusterOptions;
   readonly #owned: Owned = { netns: new Set(), processes: new Set(), tmpDir: undefined };
   readonly #cliPath: string;
-  readonly #daemonTimeoutMs: number;
   readonly #ipv6: boolean;
-  /** every daemon incarnation, in start order (stopped ones too, for the logs) */
-  readonly #daemonHistory: ChildProcessHandle[] = [];
-  readonly #daemons = new Map<string, ChildProcessHandle>();
+  readonly #daemons: Daemons;
   #tmpDir: string | undefined;
   #manager: ManagerInfo | undefined;
   #destroyed: Promise<void> | undefined;
@@ -401,7 +222,12 @@ class SimCluster implements Cluster {
     while (taken.some((name) => name.startsWith(`${this.prefix}-${this.runId}-`)));
     this.underlayMtu = checked.underlayMtu;
     this.#cliPath = options.cliPath ?? DEFAULT_CLI_PATH;
-    this.#daemonTimeoutMs = options.daemonTimeoutMs ?? 20_000;
+    this.#daemons = new Daemons({
+      cliPath: this.#cliPath,
+      timeoutMs: options.daemonTimeoutMs ?? 20_000,
+      log: options.log,
+      track: (handle) => this.#track(handle),
+    });
     this.#ipv6 = options.ipv6 ?? false;
     const base = `${this.prefix}-${this.runId}`;
     this.switchNetns = `${base}-sw`;
@@ -435,46 +261,16 @@ class SimCluster implements Cluster {
 
   /** Creates namespaces and links. Everything is registered for cleanup before it is created. */
   async build(): Promise<void> {
-    live.add(this.#owned);
-    installSafetyNet();
+    guard(this.#owned);
     this.#tmpDir = await mkdtemp(join(tmpdir(), `${this.prefix}-${this.runId}-`));
     this.#owned.tmpDir = this.#tmpDir;
 
-    const mtu = this.underlayMtu;
     const all = [this.switchNetns, ...this.hosts.map((h) => h.netns), ...(this.outside ? [this.outside.netns] : [])];
     for (const name of all) this.#owned.netns.add(name);
     await addNetns(all);
     if (!this.#ipv6) await Promise.all(all.map((name) => setSysctls(name, IPV6_OFF)));
 
-    // The switch: one bridge, one veth per host (and outside); the peers land in their namespaces as eth0.
-    const switchLines = ['link set lo up', `link add br0 mtu ${mtu} type bridge mcast_snooping 0`];
-    const ports = [
-      ...this.hosts.map((h) => ({ port: `h${h.index}`, netns: h.netns })),
-      ...(this.outside ? [{ port: 'out', netns: this.outside.netns }] : []),
-    ];
-    for (const { port, netns } of ports) {
-      switchLines.push(
-        `link add ${port} mtu ${mtu} type veth peer name ${UNDERLAY_DEVICE} netns ${netns} mtu ${mtu}`,
-        `link set ${port} master br0`,
-        `link set ${port} up`,
-      );
-    }
-    switchLines.push(`addr add ${SWITCH_ADDRESS}/${UNDERLAY_PREFIX_LENGTH} dev br0`, 'link set br0 up');
-    await ipBatch(this.switchNetns, switchLines);
-
-    const hostLines = (address: string, extra: string[]) => [
-      'link set lo up',
-      `link set ${UNDERLAY_DEVICE} up`,
-      `addr add ${address}/${UNDERLAY_PREFIX_LENGTH} dev ${UNDERLAY_DEVICE}`,
-      ...extra,
-    ];
-    const outside = this.outside;
-    await Promise.all([
-      ...this.hosts.map((h) =>
-        ipBatch(h.netns, hostLines(h.address, outside ? [`route add default via ${outside.address} dev ${UNDERLAY_DEVICE}`] : [])),
-      ),
-      ...(outside ? [ipBatch(outside.netns, hostLines(outside.address, [`addr add ${outside.internetAddress}/32 dev lo`]))] : []),
-    ]);
+    await wireUnderlay({ switchNetns: this.switchNetns, hosts: this.hosts, outside: this.outside, mtu: this.underlayMtu });
   }
 
   cliEnv(): Record<string, string> {
@@ -535,47 +331,13 @@ class SimCluster implements Cluster {
   }
 
   daemon(label: string): ChildProcessHandle | undefined {
-    const handle = this.#daemons.get(label);
-    return handle && !handle.exitInfo ? handle : undefined;
+    return this.#daemons.running(label);
   }
 
   async startManager(): Promise<void> {
     this.#assertUsable();
     if (this.daemon('manager')) throw new Error('the manager is already running');
-    const dataDir = join(this.tmpDir, 'manager');
-    const socketUrl = `unix:${join(this.tmpDir, 'manager.sock')}`;
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const handle = this.#startDaemon('manager', this.switchNetns, [
-      'manager',
-      '--data-dir',
-      dataDir,
-      '--listen',
-      `${SWITCH_ADDRESS}:${MANAGER_PORT}`,
-      '--listen',
-      socketUrl,
-      ...(this.#options.managerArgs ?? []),
-    ]);
-    const deadline = Date.now() + this.#daemonTimeoutMs;
-    await handle.waitFor(/listening/i, this.#daemonTimeoutMs);
-    const token = (file: string) => readFileSync(join(dataDir, file), 'utf8').trim();
-    const manager = await this.#waitUntil(handle, deadline, 'the manager to answer on its unix socket', async () => {
-      const info: ManagerInfo = {
-        url: `https://${SWITCH_ADDRESS}:${MANAGER_PORT}`,
-        socketUrl,
-        get adminToken() {
-          return token('admin.token');
-        },
-        get workerToken() {
-          return token('worker.token');
-        },
-        dataDir,
-        caFile: join(dataDir, 'ca.pem'),
-      };
-      const answer = await requestJson({ url: socketUrl, token: info.adminToken, path: '/v1/info', timeoutMs: 2000 });
-      if (answer.status !== 200) throw new Error(`GET /v1/info answered ${answer.status}: ${answer.text}`);
-      return info;
-    });
-    this.#manager = manager;
+    this.#manager = await this.#daemons.startManager(this.switchNetns, this.tmpDir, this.#options.managerArgs ?? []);
   }
 
   async stopManager(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -591,11 +353,9 @@ class SimCluster implements Cluster {
     const label = `${host.name}/agent`;
     if (this.daemon(label)) throw new Error(`the agent of ${host.name} is already running`);
     const token = options.token ?? this.manager.workerToken;
-    const startedAt = Date.now();
     // The agent joins over mTLS with the join token (the CA pinned by its digest) and keeps its node
     // certificate in its state directory, so a restart finds it there.
-    const handle = this.#startDaemon(label, host.netns, [
-      'agent',
+    const args = [
       '--manager',
       this.manager.url,
       ...(token === false ? [] : ['--token', token]),
@@ -607,18 +367,8 @@ class SimCluster implements Cluster {
       host.name,
       ...(this.#options.agentArgs ?? []),
       ...(options.args ?? []),
-    ]);
-    // Registered by this incarnation: the node is up and was (re-)registered or seen since the start.
-    await this.#waitUntil(handle, Date.now() + this.#daemonTimeoutMs, `node ${host.name} to register`, async () => {
-      const answer = await this.api<NodeStatus[]>('GET', '/v1/nodes');
-      if (answer.status !== 200 || !Array.isArray(answer.body)) throw new Error(`GET /v1/nodes answered ${answer.status}: ${answer.text}`);
-      const node = answer.body.find((n) => n.name === host.name);
-      if (!node) throw new Error(`node ${host.name} is not registered yet`);
-      if (node.state !== 'up') throw new Error(`node ${host.name} is ${node.state}`);
-      const since = (stamp: string | null | undefined) => typeof stamp === 'string' && Date.parse(stamp) >= startedAt;
-      if (!since(node.registeredAt) && !since(node.lastSeen)) throw new Error(`node ${host.name} has not been seen since the agent started`);
-      return true;
-    });
+    ];
+    await this.#daemons.startAgent(host, args, () => this.api<NodeStatus[]>('GET', '/v1/nodes'));
   }
 
   async stopAgent(host: SimHost, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -638,35 +388,17 @@ class SimCluster implements Cluster {
     await killEverythingIn(host.netns);
     // Deleting the switch end of the underlay veth takes the host's eth0 with it at once; the namespace
     // itself may linger in the kernel a little after `ip netns del`, but nothing refers to it by name.
-    const port = `h${host.index}`;
+    const port = switchPort(host);
     await run(['ip', '-n', this.switchNetns, 'link', 'del', port]);
     const failures = await deleteNetns([host.netns]);
     if (failures.length > 0) throw new Error(`could not delete ${host.netns}: ${failures[0]?.error}`);
     await addNetns([host.netns]);
     if (!this.#ipv6) await setSysctls(host.netns, IPV6_OFF);
-    const mtu = this.underlayMtu;
-    await ipBatch(this.switchNetns, [
-      `link add ${port} mtu ${mtu} type veth peer name ${UNDERLAY_DEVICE} netns ${host.netns} mtu ${mtu}`,
-      `link set ${port} master br0`,
-      `link set ${port} up`,
-    ]);
-    await ipBatch(host.netns, [
-      'link set lo up',
-      `link set ${UNDERLAY_DEVICE} up`,
-      `addr add ${host.address}/${UNDERLAY_PREFIX_LENGTH} dev ${UNDERLAY_DEVICE}`,
-      ...(this.outside ? [`route add default via ${this.outside.address} dev ${UNDERLAY_DEVICE}`] : []),
-    ]);
+    await rewireHost({ switchNetns: this.switchNetns, hosts: this.hosts, outside: this.outside, mtu: this.underlayMtu }, host);
   }
 
   daemonLogs(linesPerDaemon = 40): string {
-    return this.#daemonHistory
-      .map((handle) => {
-        const lines = handle.output().split('\n');
-        const shown = lines.slice(-linesPerDaemon).join('\n');
-        const cut = lines.length > linesPerDaemon ? `  (last ${linesPerDaemon} lines)` : '';
-        return `--- ${handle.label} (pid ${handle.pid ?? '?'}, ${describeExit(handle.exitInfo)})${cut} ---\n${shown}`;
-      })
-      .join('\n');
+    return this.#daemons.logs(linesPerDaemon);
   }
 
   destroy(): Promise<void> {
@@ -694,8 +426,7 @@ class SimCluster implements Cluster {
       if (failures.length > 0) throw new Error(failures.map((f) => `${f.name}: ${f.error}`).join('; '));
     });
     if (this.#tmpDir) await attempt('removing the scratch folder', () => rm(this.#tmpDir as string, { recursive: true, force: true }));
-    live.delete(this.#owned);
-    if (live.size === 0) uninstallSafetyNet();
+    unguard(this.#owned);
     if (problems.length > 0) {
       const line = `vxnet testkit: cleanup of run ${this.runId} incomplete: ${problems.join('; ')}`;
       (this.#options.log ?? console.error)(line);
@@ -709,32 +440,5 @@ class SimCluster implements Cluster {
   #track(handle: ChildProcessHandle): void {
     this.#owned.processes.add(handle);
     void handle.exited.then(() => this.#owned.processes.delete(handle));
-  }
-
-  #startDaemon(label: string, netns: string, args: readonly string[]): ChildProcessHandle {
-    const handle = start(nsenterArgv(netns, [process.execPath, this.#cliPath, ...args]), {
-      label,
-      capacity: 1000,
-      ...(this.#options.log ? { log: this.#options.log } : {}),
-    });
-    this.#track(handle);
-    this.#daemonHistory.push(handle);
-    this.#daemons.set(label, handle);
-    return handle;
-  }
-
-  /** Polls `probe` until it resolves; fails when `handle` exits or the deadline passes (with the last reason). */
-  async #waitUntil<T>(handle: ChildProcessHandle, deadline: number, what: string, probe: () => Promise<T>): Promise<T> {
-    let lastError = 'no attempt yet';
-    for (let delay = 20; ; delay = Math.min(delay * 2, 100)) {
-      if (handle.exitInfo) throw new Error(`${handle.label} exited (${describeExit(handle.exitInfo)}) while waiting for ${what}`);
-      try {
-        return await probe();
-      } catch (err) {
-        lastError = err instanceof Error ? err.message : String(err);
-      }
-      if (Date.now() >= deadline) throw new Error(`timed out waiting for ${what}: ${lastError}`);
-      await sleep(delay);
-    }
   }
 }

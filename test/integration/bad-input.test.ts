@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { ownedKernelObjects } from './helpers.ts';
+import { ownedKernelObjects } from './support/probes.ts';
 
 describe('bad input is refused with one sentence and changes nothing', () => {
   let cluster: Cluster;

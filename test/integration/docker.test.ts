@@ -11,7 +11,7 @@ import { ManagerClient } from '../../src/client/client.ts';
 import type { Network, Reservation } from '../../src/core/model.ts';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
 import { BUSYBOX_IMAGE, type DockerEngine, INDEX_HTML, destroyDockerEngines, dockerAgentArgs, startDockerEngines } from '../../src/testkit/docker.ts';
-import { until } from './helpers.ts';
+import { until } from './support/probes.ts';
 
 describe('Docker engines on vxnet', () => {
   let cluster: Cluster;

@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NodeStatus } from '../../src/core/model.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
-import { ownedKernelObjects, pings, until } from './helpers.ts';
-import { logLines, peerEntries, sleep } from './resilience-helpers.ts';
+import { ownedKernelObjects, pings, until } from './support/probes.ts';
+import { logLines, peerEntries, sleep } from './support/resilience.ts';
 
 const DOWN_AFTER_SECONDS = 7;
 const WITHDRAW_BUDGET_MS = 2000;

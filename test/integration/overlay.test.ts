@@ -11,7 +11,7 @@ import { decodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../src/packet/
 import { decodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
 import { decapsulate } from '../../src/packet/vxlan.ts';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { capture, ownedKernelObjects, pings, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './helpers.ts';
+import { capture, ownedKernelObjects, pings, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './support/probes.ts';
 
 describe('two hosts, two networks', () => {
   let cluster: Cluster;

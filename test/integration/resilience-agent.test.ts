@@ -11,8 +11,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { ownedKernelObjects, pings, until } from './helpers.ts';
-import { peerEntries, sleep, startTraffic } from './resilience-helpers.ts';
+import { ownedKernelObjects, pings, until } from './support/probes.ts';
+import { peerEntries, sleep, startTraffic } from './support/resilience.ts';
 
 describe('agent restart and node recovery', () => {
   let cluster: Cluster;

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { pings, until } from './helpers.ts';
-import { logLines, peerEntries, sleep, startTraffic } from './resilience-helpers.ts';
+import { pings, until } from './support/probes.ts';
+import { logLines, peerEntries, sleep, startTraffic } from './support/resilience.ts';
 
 const OUTAGE_MS = 5000;
 

@@ -11,8 +11,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createCluster, MANAGER_PORT, type Cluster } from '../../src/testkit/cluster.ts';
-import { pings, until } from './helpers.ts';
-import { logLines, peerEntries, sleep, startTraffic } from './resilience-helpers.ts';
+import { pings, until } from './support/probes.ts';
+import { logLines, peerEntries, sleep, startTraffic } from './support/resilience.ts';
 
 const PARTITION_MS = 5000;
 const WATCH_TIMEOUT_SECONDS = 12;

@@ -13,10 +13,10 @@ import { ManagerClient } from '../../src/client/client.ts';
 import type { Endpoint, NodeStatus } from '../../src/core/model.ts';
 import { DEFAULT_CLI_PATH, type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
-import { pings, until } from './helpers.ts';
+import { pings, until } from './support/probes.ts';
 
 const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools().join('; ') : false;
-const PROBE = join(import.meta.dirname, 'tls-probe.ts');
+const PROBE = join(import.meta.dirname, 'support/tls-probe.ts');
 const CERT_LIFETIME_SECONDS = 10;
 
 describe('control-plane identity', { skip }, () => {

@@ -29,7 +29,7 @@ import { decapsulate, encapsulate, VXLAN_PORT } from '../../src/packet/vxlan.ts'
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { netnsPath } from '../../src/testkit/netns.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
-import { capture, pings, until } from './helpers.ts';
+import { capture, pings, until } from './support/probes.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 

@@ -54,7 +54,7 @@ function rebuilt(view: ClusterView): ClusterView {
 
 /** Order-independent form (the order of peers can differ after a node becomes known; nothing else). */
 function canonical(state: DesiredState): unknown {
-  const byText = <T>(items: T[]) => items.map((x) => JSON.stringify(x)).sort();
+  const byText = <T>(items: readonly T[]) => items.map((x) => JSON.stringify(x)).sort();
   return { ...state, peers: byText(state.peers), floods: byText(state.floods), endpoints: byText(state.endpoints) };
 }
 

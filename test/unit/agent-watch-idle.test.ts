@@ -100,5 +100,23 @@ describe('watch idle timeout', () => {
     assert.equal(watches, 1, logs.join('\n'));
     assert.ok(synced, 'the snapshot arrived on the first stream');
   });
-});
 
+  it('reconnects to a manager that went away within 1 s, however long it stays away', async () => {
+    const started: number[] = [];
+    const { agent, logs } = harness(async () => {
+      started.push(performance.now());
+      throw new Error('connect ECONNREFUSED');
+    });
+    const controller = new AbortController();
+    const running = agent.run(controller.signal);
+    for (let i = 0; i < 400 && started.length < 6; i++) await new Promise((r) => setTimeout(r, 10));
+    controller.abort();
+    await running;
+
+    const ceilings = logs.flatMap((l) => /^watch failed: .*; retrying in (\d+) ms or less/.exec(l)?.[1] ?? []).map(Number);
+    assert.deepEqual(ceilings.slice(0, 5), [100, 200, 400, 800, 1000], logs.join('\n'));
+    const gaps = started.slice(1).map((t, i) => t - started[i]!);
+    // timers fire a little late on a busy machine; a wait longer than the cap plus that would be a regression
+    assert.ok(gaps.every((gap) => gap < 1_250), `waits between attempts: ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+  });
+});

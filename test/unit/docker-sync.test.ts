@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Runner, RunOptions, RunResult } from '../../src/agent/kernel/exec.ts';
+import { ERROR_STATUS } from '../../src/core/errors.ts';
 import type { Network } from '../../src/core/model.ts';
 import { NetworkCatalogue } from '../../src/docker/catalogue.ts';
 import { DockerEngineClient, EngineError, type EngineNetwork, type NetworkCreateSpec } from '../../src/docker/engine-client.ts';
@@ -54,6 +55,8 @@ describe('engine client', () => {
       assert.match(requests.find((r) => r.startsWith('POST /networks/create'))!, /"Driver":"vxnet","CheckDuplicate":true,"Internal":false,"IPAM":\{"Driver":"vxnet","Config":\[\{"Subnet":"10.1.0.0\/24","Gateway":"10.1.0.1"\}\]\}/);
       const gone = new DockerEngineClient({ socketPath: join(dir, 'nothing.sock') });
       await assert.rejects(gone.ping(), (err: unknown) => err instanceof EngineError && err.status === 503 && /cannot reach the Docker engine/.test(err.message));
+      // a code of the catalogue, next to the engine's status
+      await assert.rejects(gone.ping(), (err: unknown) => err instanceof EngineError && err.code === 'docker_engine_failed' && ERROR_STATUS[err.code] === 502);
     } finally {
       server.close();
     }

@@ -20,6 +20,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import type { ErrorCode } from '../../core/errors.ts';
 
 export interface RunOptions {
   /** written to the child's stdin (batch scripts) */
@@ -61,7 +62,13 @@ export interface Runner {
   exists(path: string): Promise<boolean>;
 }
 
+/**
+ * Not a VxnetError: the edges translate only VxnetErrors into answers of their own (an HTTP status, a Docker
+ * plugin's `Err`), and a failed host tool stays an internal failure there; its code names it in logs and
+ * status reports.
+ */
 export class HostToolError extends Error {
+  readonly code = 'host_tool_failed' satisfies ErrorCode;
   readonly argv: readonly string[];
   readonly exitCode: number;
   readonly stderr: string;
@@ -105,12 +112,15 @@ export async function execute(argv: readonly string[], options: RunOptions & { t
         stdio: [options.input === undefined ? 'ignore' : 'pipe', out.fd, 'pipe'],
         env: { ...process.env, LC_ALL: 'C' },
         signal: options.signal,
-        timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       });
+      // Our own timer rather than spawn's `timeout`: Node leaves that one armed when the program cannot be
+      // started (nodejs/node#65504), and it then holds the process for the whole timeout.
+      const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
       const errChunks: Buffer[] = [];
       let spawnError: NodeJS.ErrnoException | undefined;
       child.stderr!.on('data', (chunk: Buffer) => errChunks.push(chunk));
       child.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
         if (err.name === 'AbortError') reject(options.signal?.reason ?? err);
         else spawnError = err;
       });
@@ -120,6 +130,7 @@ export async function execute(argv: readonly string[], options: RunOptions & { t
         child.stdin.end(options.input);
       }
       child.on('close', (exitCode, signal) => {
+        clearTimeout(timer);
         if (options.signal?.aborted) return reject(options.signal.reason);
         let stderrText = Buffer.concat(errChunks).toString('utf8');
         if (spawnError) {

@@ -4,8 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Cluster, SimHost } from '../../src/testkit/cluster.ts';
-import { readPcap } from '../../src/packet/pcap.ts';
+import type { Cluster, SimHost } from '../../../src/testkit/cluster.ts';
+import { readPcap } from '../../../src/packet/pcap.ts';
 
 /**
  * Captures on `device` inside `netns` while `traffic` runs; returns the raw frames. Immediate mode matters:

@@ -8,7 +8,10 @@
  *   checks every byte that comes back and reports what it sent and got, the longest pause between two echoes
  *   (a retransmission timeout would show as >= 200 ms) and any socket error (a reset is ECONNRESET).
  */
-import type { ChildProcessHandle, Cluster, SimHost } from '../../src/testkit/cluster.ts';
+import type { ChildProcessHandle, Cluster, SimHost } from '../../../src/testkit/cluster.ts';
+
+// one definition, the kit's; the resilience tests import it from here with the rest of their support
+export { sleep } from '../../../src/testkit/processes.ts';
 
 export const TCP_STREAM_SERVER = `
 const net = require('node:net');
@@ -135,8 +138,4 @@ export async function peerEntries(cluster: Cluster, host: SimHost): Promise<{ fd
 /** The lines of a daemon's output (all incarnations kept by the kit) that match `pattern`. */
 export function logLines(cluster: Cluster, label: string, pattern: RegExp): string[] {
   return (cluster.daemon(label)?.output() ?? '').split('\n').filter((line) => pattern.test(line));
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
