@@ -12,6 +12,7 @@
  * network is known only once Docker has stored it, see network-driver.ts), networks it created that the
  * watch has not delivered yet, and names it deleted (so the sync does not restore them meanwhile).
  */
+import { pause } from '../core/backoff.ts';
 import { type Cidr, contains, formatCidr, overlaps, parseCidr, parseIPv4 } from '../core/ipv4.ts';
 import { VxnetError } from '../core/errors.ts';
 import { DEFAULT_SUBNET_POOL, type Network, type Node, type Subnet } from '../core/model.ts';
@@ -65,7 +66,7 @@ export class NetworkCatalogue {
       if (Date.now() >= deadline || signal?.aborted) {
         throw new VxnetError('unavailable', "the vxnet agent has not received the cluster's state from the manager yet: try again in a moment.");
       }
-      await sleep(this.#pollMs, signal);
+      await pause(this.#pollMs, signal);
     }
   }
 
@@ -184,12 +185,15 @@ export class NetworkCatalogue {
       if (pending) {
         const left = deadline - Date.now();
         if (left <= 0) return undefined;
-        const made = await Promise.race([pending.done, sleep(left, signal).then(() => undefined)]);
+        // the wait ends with whichever comes first; its timer must not outlive the race
+        const stop = new AbortController();
+        const waits = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+        const made = await Promise.race([pending.done, pause(left, waits).then(() => undefined)]).finally(() => stop.abort());
         // this node's creation failed (or the wait ran out): nothing more to wait for
         return made ?? this.bySubnet(cidr);
       }
       if (Date.now() >= deadline || signal?.aborted) return undefined;
-      await sleep(Math.min(this.#pollMs, deadline - Date.now()), signal);
+      await pause(Math.min(this.#pollMs, deadline - Date.now()), signal);
     }
   }
 
@@ -253,17 +257,4 @@ export class NetworkCatalogue {
 export function canonical(cidr: string): string | undefined {
   const parsed = parseCidr(cidr);
   return parsed ? formatCidr(parsed) : undefined;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
