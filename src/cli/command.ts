@@ -2,7 +2,7 @@
  * What a command module declares — its words, flags, help, the builder that turns the parsed line into a
  * typed command, and the runner — and the helpers builders share. Builders are pure (no I/O), so every rule
  * is tested in-process. A module imports what its runner needs (the HTTP client, a daemon) only when it
- * runs, so `vxnet --version` and `vxnet --help` load nothing but the declarations.
+ * runs, so that `vxnet --help`, which loads every module for its summaries, loads no runner's dependencies.
  */
 import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError } from '../core/errors.ts';
