@@ -4,7 +4,8 @@
  * kernel feature.
  */
 import { hostname } from 'node:os';
-import { ManagerClient, parseManagerUrl } from '../client/client.ts';
+import { ManagerClient } from '../client/client.ts';
+import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
 import { requireIPv4 } from '../core/ipv4.ts';
 import { requireName } from '../core/names.ts';

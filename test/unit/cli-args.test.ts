@@ -1,6 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCommandLine, UsageError, type Command } from '../../src/cli/args.ts';
+import { UsageError } from '../../src/cli/command.ts';
+import { parseCommandLine } from '../../src/cli/parse.ts';
+import type { Command } from '../../src/cli/registry.ts';
 
 const ENV = { VXNET_MANAGER: 'unix:/run/vxnet.sock', VXNET_TOKEN: 'tok-env' };
 const CONN = { url: 'unix:/run/vxnet.sock', token: 'tok-env' };

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseCommandLine, UsageError } from '../../src/cli/args.ts';
+import { UsageError } from '../../src/cli/command.ts';
+import { parseCommandLine } from '../../src/cli/parse.ts';
 
 const env = { VXNET_MANAGER: 'unix:/run/vxnet.sock', VXNET_TOKEN: 't' };
 const parse = (line: string, e: Record<string, string> = env) => parseCommandLine(line.split(' '), e);

@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ManagerClient, parseManagerUrl } from '../../src/client/client.ts';
+import { ManagerClient } from '../../src/client/client.ts';
+import { parseManagerUrl } from '../../src/client/manager-url.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
 

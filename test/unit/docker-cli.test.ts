@@ -1,7 +1,9 @@
 /** The command line of the Docker integration: the agent's link to an engine, attach/detach --container. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseCommandLine, UsageError, type Command } from '../../src/cli/args.ts';
+import { UsageError } from '../../src/cli/command.ts';
+import { parseCommandLine } from '../../src/cli/parse.ts';
+import type { Command } from '../../src/cli/registry.ts';
 
 const ENV = { VXNET_MANAGER: 'unix:/run/vxnet.sock', VXNET_TOKEN: 'tok-env' };
 

@@ -3,9 +3,9 @@
  * run in-process by the tests with captured output.
  */
 import { readFileSync } from 'node:fs';
-import { ManagerClient } from '../../client/client.ts';
-import { VxnetError } from '../../core/errors.ts';
-import type { Connection } from '../args.ts';
+import type { ManagerClient } from '../client/client.ts';
+import { VxnetError } from '../core/errors.ts';
+import type { Connection } from './command.ts';
 
 export interface CommandContext {
   stdout(text: string): void;
@@ -17,11 +17,11 @@ export interface CommandContext {
 
 /** Runs `use` with a client for the connection, closing its idle sockets afterwards. */
 export async function withClient<T>(connection: Connection, use: (client: ManagerClient) => Promise<T>): Promise<T> {
-  const client = new ManagerClient({
-    url: connection.url,
-    token: connection.token,
-    ...(connection.ca === undefined ? {} : { ca: readCaFile(connection.ca) }),
-  });
+  const ca = connection.ca === undefined ? {} : { ca: readCaFile(connection.ca) };
+  // Imported here, not at the top: node:http, node:https and node:tls are most of the CLI's start-up time,
+  // and only the commands that talk to the manager need them.
+  const { ManagerClient } = await import('../client/client.ts');
+  const client = new ManagerClient({ url: connection.url, token: connection.token, ...ca });
   try {
     return await use(client);
   } finally {
@@ -36,4 +36,9 @@ export function readCaFile(path: string): string {
   } catch (err) {
     throw new VxnetError('bad_request', `cannot read the CA certificate ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`);
   }
+}
+
+/** Daemon logs go to stderr, one line each; stdout stays free for output. */
+export function logToStderr(ctx: CommandContext): (line: string) => void {
+  return (line) => ctx.stderr(`${line}\n`);
 }

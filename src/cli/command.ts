@@ -1,0 +1,190 @@
+/**
+ * What a command module declares — its words, flags, help, the builder that turns the parsed line into a
+ * typed command, and the runner — and the helpers builders share. Builders are pure (no I/O), so every rule
+ * is tested in-process. A module imports what its runner needs (the HTTP client, a daemon) only when it
+ * runs, so that `vxnet --help`, which loads every module for its summaries, loads no runner's dependencies.
+ */
+import { parseManagerUrl } from '../client/manager-url.ts';
+import { VxnetError } from '../core/errors.ts';
+import { normaliseNetns, requireContainerRef } from '../core/names.ts';
+import type { CommandContext } from './context.ts';
+
+/** A mistake in the command line: the catalogue's `usage` code, exit status 2. */
+export class UsageError extends VxnetError {
+  constructor(message: string) {
+    super('usage', message);
+    this.name = 'UsageError';
+  }
+}
+
+export const ENV_MANAGER = 'VXNET_MANAGER';
+export const ENV_TOKEN = 'VXNET_TOKEN';
+export const ENV_CA = 'VXNET_CA';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** How a flag's value is checked while parsing, before any builder sees it. */
+export type FlagKind = 'string' | 'boolean' | 'integer' | 'ipv4' | 'cidr';
+
+export interface FlagSpec {
+  name: string;
+  kind: FlagKind;
+  /** placeholder in help, e.g. "CIDR" */
+  value?: string;
+  repeatable?: boolean;
+  help: string;
+}
+
+/** One flag occurrence, in command-line order (order matters for --subnet/--gateway pairs). */
+export interface FlagValue {
+  name: string;
+  value: string | true;
+}
+
+/** The command line as the parser hands it to a builder: flags checked for shape, positionals counted. */
+export interface Parsed {
+  path: string;
+  positionals: string[];
+  flags: FlagValue[];
+  env: Env;
+}
+
+export interface CommandModule<C extends { kind: string } = { kind: string }> {
+  /** the command words, e.g. "network create" */
+  path: string;
+  summary: string;
+  /** positional placeholders, all required */
+  args: readonly string[];
+  /** usage line after the command words */
+  synopsis: string;
+  flags: readonly FlagSpec[];
+  /** accepts --manager, --token and --ca */
+  connection: boolean;
+  /** accepts --json */
+  json: boolean;
+  /** the typed command, or a UsageError */
+  build(parsed: Parsed): C;
+  /** the exit status; errors are thrown */
+  run(command: C, ctx: CommandContext): Promise<number>;
+}
+
+export interface Connection {
+  url: string;
+  token: string;
+  /** file of the cluster CA certificate to trust for https:// (--ca or VXNET_CA); default: the token's digest */
+  ca?: string;
+}
+
+/** The agent's connection: the token is needed only to join, not once the node has its certificate. */
+export interface AgentConnection {
+  url: string;
+  token?: string;
+  ca?: string;
+}
+
+// ---- global flags -----------------------------------------------------------------------------------
+
+export const GLOBAL_CONNECTION: readonly FlagSpec[] = [
+  { name: 'manager', kind: 'string', value: 'URL', help: `manager address, https://ADDR:PORT or unix:/path (env ${ENV_MANAGER})` },
+  { name: 'token', kind: 'string', value: 'TOKEN', help: `API token (env ${ENV_TOKEN})` },
+  {
+    name: 'ca',
+    kind: 'string',
+    value: 'FILE',
+    help: `the cluster CA certificate to trust for https:// (env ${ENV_CA}; default: the CA whose digest the token carries)`,
+  },
+];
+export const GLOBAL_JSON: FlagSpec = { name: 'json', kind: 'boolean', help: 'print JSON (the API answer) instead of a table' };
+export const GLOBAL_HELP: FlagSpec = { name: 'help', kind: 'boolean', help: 'show this help' };
+/** Flags that may appear before the command words; each command then says whether it accepts them. */
+export const GLOBAL_FLAGS: readonly FlagSpec[] = [...GLOBAL_CONNECTION, GLOBAL_JSON, GLOBAL_HELP];
+
+/** The global flags a command accepts besides its own (--help is answered before parsing). */
+export function globalFlagsOf(spec: Pick<CommandModule, 'connection' | 'json'>): FlagSpec[] {
+  return [...(spec.connection ? GLOBAL_CONNECTION : []), ...(spec.json ? [GLOBAL_JSON] : [])];
+}
+
+// ---- helpers for builders -----------------------------------------------------------------------------
+
+export function has(p: Parsed, name: string): boolean {
+  return p.flags.some((f) => f.name === name);
+}
+
+export function one(p: Parsed, name: string): string | undefined {
+  const found = p.flags.find((f) => f.name === name);
+  return typeof found?.value === 'string' ? found.value : undefined;
+}
+
+export function all(p: Parsed, name: string): string[] {
+  return p.flags.filter((f) => f.name === name && typeof f.value === 'string').map((f) => f.value as string);
+}
+
+export function required(p: Parsed, name: string): string {
+  const value = one(p, name);
+  if (value === undefined) throw new UsageError(`"vxnet ${p.path}" needs --${name}; run "vxnet ${p.path} --help" for its flags.`);
+  return value;
+}
+
+/** An `integer` flag, already checked to be a whole decimal number by the parser. */
+export function integer(p: Parsed, name: string): number | undefined {
+  const value = one(p, name);
+  return value === undefined ? undefined : Number(value);
+}
+
+/** Runs a core validator, turning its VxnetError into a UsageError with the same sentence. */
+export function checked<T>(validate: () => T): T {
+  try {
+    return validate();
+  } catch (err) {
+    if (err instanceof VxnetError && !(err instanceof UsageError)) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** `--netns` (checked, and normalised to a path unless told not to) or `--container`, exactly one. */
+export function targetOf(p: Parsed, options: { normalise?: boolean } = {}): { netns: string } | { container: string } {
+  const netns = one(p, 'netns');
+  const container = one(p, 'container');
+  if (netns !== undefined && container !== undefined) {
+    throw new UsageError(`"vxnet ${p.path}" takes --netns or --container, not both.`);
+  }
+  if (container !== undefined) return { container: checked(() => requireContainerRef(container)) };
+  if (netns === undefined) {
+    throw new UsageError(`"vxnet ${p.path}" needs --netns NAME|PATH or --container NAME|ID; run "vxnet ${p.path} --help" for its flags.`);
+  }
+  const path = checked(() => normaliseNetns(netns));
+  return { netns: options.normalise === false ? netns : path };
+}
+
+/** --manager/--token/--ca, or VXNET_MANAGER/VXNET_TOKEN/VXNET_CA. The token never appears in a message. */
+export function connection(p: Parsed): Connection {
+  const { url, token, ca } = connectionOf(p);
+  if (token === undefined) {
+    throw new UsageError(
+      `no token given: pass --token TOKEN or set ${ENV_TOKEN} (the manager keeps it in DATA_DIR/admin.token, or worker.token for agents).`,
+    );
+  }
+  return ca === undefined ? { url, token } : { url, token, ca };
+}
+
+/** The connection flags, the token optional. */
+export function connectionOf(p: Parsed): AgentConnection {
+  const url = one(p, 'manager') ?? nonEmpty(p.env[ENV_MANAGER]);
+  if (url === undefined) {
+    throw new UsageError(`no manager given: pass --manager URL or set ${ENV_MANAGER} (https://ADDR:PORT or unix:/path).`);
+  }
+  checked(() => parseManagerUrl(url));
+  const out: AgentConnection = { url };
+  const token = (one(p, 'token') ?? nonEmpty(p.env[ENV_TOKEN]))?.trim();
+  if (token !== undefined && token !== '') {
+    if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError('the token contains spaces or control characters; check --token or VXNET_TOKEN.');
+    out.token = token;
+  }
+  const ca = one(p, 'ca') ?? nonEmpty(p.env[ENV_CA]);
+  if (ca !== undefined) out.ca = ca;
+  return out;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}

@@ -1,0 +1,70 @@
+/** `vxnet detach NETWORK`: finds the endpoint the way attach described it, then deletes it. */
+import { VxnetError } from '../../core/errors.ts';
+import { requireIfname } from '../../core/names.ts';
+import { checked, connection, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
+import { withClient } from '../context.ts';
+
+export interface DetachCommand {
+  kind: 'detach';
+  connection: Connection;
+  network: string;
+  node: string;
+  netns?: string;
+  container?: string;
+  ifname: string;
+}
+
+export const detach: CommandModule<DetachCommand> = {
+  path: 'detach',
+  summary: 'disconnect a network namespace or a Docker container from a network',
+  args: ['NETWORK'],
+  synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ifname NAME]',
+  flags: [
+    { name: 'node', kind: 'string', value: 'NODE', help: 'the node that holds the namespace' },
+    { name: 'netns', kind: 'string', value: 'NAME|PATH', help: 'namespace name (/run/netns/NAME) or path' },
+    { name: 'container', kind: 'string', value: 'NAME|ID', help: 'the container, as given to vxnet attach --container' },
+    { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' },
+  ],
+  connection: true,
+  json: false,
+
+  build(p) {
+    const target = targetOf(p);
+    const ifname = one(p, 'ifname') ?? 'eth0';
+    return {
+      kind: 'detach',
+      connection: connection(p),
+      network: p.positionals[0]!,
+      node: required(p, 'node'),
+      ...target,
+      ifname: checked(() => requireIfname(ifname)),
+    };
+  },
+
+  /**
+   * Finds the endpoint by (network, node, netns or container, ifname) — netns already normalised like the
+   * manager's, a container as it was given to attach.
+   */
+  async run(command, ctx) {
+    await withClient(command.connection, async (client) => {
+      const endpoints = await client.listEndpoints({ network: command.network, node: command.node }, ctx.signal);
+      const endpoint = endpoints.find(
+        (e) =>
+          e.network === command.network &&
+          e.node === command.node &&
+          e.netns === command.netns &&
+          e.container === command.container &&
+          e.ifname === command.ifname,
+      );
+      if (!endpoint) {
+        const target = command.container !== undefined ? `container ${command.container}` : command.netns;
+        throw new VxnetError(
+          'endpoint_not_found',
+          `network ${command.network} has no endpoint on node ${command.node} in ${target} with interface ${command.ifname}.`,
+        );
+      }
+      await client.deleteEndpoint(endpoint.id, {}, ctx.signal);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,94 @@
+/** `vxnet manager`: runs the manager (the cluster API and store) until interrupted. */
+import { parseIPv4 } from '../../core/ipv4.ts';
+import { all, integer, required, UsageError, type CommandModule } from '../command.ts';
+import { logToStderr } from '../context.ts';
+
+// Type-only: keeps the lazy import below typed without loading the manager for other commands.
+type RunManager = typeof import('../../manager/main.ts').runManager;
+
+export interface ManagerCommand {
+  kind: 'manager';
+  dataDir: string;
+  listen: string[];
+  nodeDownAfterSeconds?: number;
+  certLifetimeSeconds?: number;
+  subjectAltNames?: string[];
+}
+
+export const manager: CommandModule<ManagerCommand> = {
+  path: 'manager',
+  summary: 'run the manager (the cluster API and store)',
+  args: [],
+  synopsis: '--data-dir DIR --listen ADDR:PORT [--listen unix:PATH]...',
+  flags: [
+    { name: 'data-dir', kind: 'string', value: 'DIR', help: 'where the store and the tokens live' },
+    { name: 'listen', kind: 'string', value: 'ADDR', repeatable: true, help: 'ADDR:PORT or unix:PATH to serve the API on (repeatable)' },
+    {
+      name: 'node-down-after',
+      kind: 'integer',
+      value: 'SECONDS',
+      help: 'show a node as down after this long without a heartbeat (default: 15; agents send one every 5)',
+    },
+    {
+      name: 'cert-lifetime',
+      kind: 'integer',
+      value: 'SECONDS',
+      help: 'lifetime of the node certificates it issues (default: 2592000, 30 days; renewed at two thirds)',
+    },
+    {
+      name: 'san',
+      kind: 'string',
+      value: 'NAME|IP',
+      repeatable: true,
+      help: "another name or address clients use for the manager, for its TLS certificate (repeatable)",
+    },
+  ],
+  connection: false,
+  json: false,
+
+  build(p) {
+    const listen = all(p, 'listen');
+    if (listen.length === 0) throw new UsageError('"vxnet manager" needs at least one --listen ADDR:PORT or --listen unix:PATH.');
+    for (const address of listen) checkListen(address);
+    const command: ManagerCommand = { kind: 'manager', dataDir: required(p, 'data-dir'), listen };
+    const downAfter = integer(p, 'node-down-after');
+    if (downAfter !== undefined) {
+      if (downAfter < 1 || downAfter > 86_400) throw new UsageError('--node-down-after must be from 1 to 86400 seconds.');
+      command.nodeDownAfterSeconds = downAfter;
+    }
+    const lifetime = integer(p, 'cert-lifetime');
+    if (lifetime !== undefined) {
+      if (lifetime < 10 || lifetime > 3650 * 86_400) throw new UsageError('--cert-lifetime must be from 10 seconds to 3650 days.');
+      command.certLifetimeSeconds = lifetime;
+    }
+    const names = all(p, 'san');
+    if (names.length > 0) command.subjectAltNames = names;
+    return command;
+  },
+
+  async run(command, ctx) {
+    const { runManager }: { runManager: RunManager } = await import('../../manager/main.ts');
+    const options: Parameters<RunManager>[0] = { dataDir: command.dataDir, listen: command.listen, log: logToStderr(ctx) };
+    if (command.nodeDownAfterSeconds !== undefined) options.nodeDownAfterMs = command.nodeDownAfterSeconds * 1000;
+    if (command.certLifetimeSeconds !== undefined) options.certLifetimeMs = command.certLifetimeSeconds * 1000;
+    if (command.subjectAltNames !== undefined) options.subjectAltNames = command.subjectAltNames;
+    await runManager(options, ctx.signal);
+    return 0;
+  },
+};
+
+function checkListen(address: string): void {
+  if (address.startsWith('unix:')) {
+    if (!address.slice('unix:'.length).startsWith('/')) {
+      throw new UsageError(`--listen ${address} is invalid: a unix socket needs an absolute path, as in unix:/run/vxnet.sock.`);
+    }
+    return;
+  }
+  const match = /^(.+):([0-9]+)$/.exec(address);
+  const host = match?.[1];
+  const port = Number(match?.[2]);
+  const hostOk = host !== undefined && (parseIPv4(host) !== undefined || /^\[[0-9A-Fa-f:.]+\]$/.test(host) || /^[A-Za-z0-9.-]+$/.test(host));
+  if (!match || !hostOk || !/^(0|[1-9][0-9]*)$/.test(match[2]!) || port > 65535) {
+    throw new UsageError(`--listen ${address} is invalid: use ADDR:PORT (as in 0.0.0.0:7946) or unix:/path/to.sock.`);
+  }
+}

@@ -1,0 +1,68 @@
+/** `vxnet network create NAME`: the flags map one to one onto the API's CreateNetworkRequest. */
+import type { CreateNetworkRequest } from '../../core/model.ts';
+import { connection, has, integer, one, UsageError, type CommandModule, type Connection, type FlagValue } from '../command.ts';
+import { withClient } from '../context.ts';
+import { formatJson, formatNetworkCreated } from '../format.ts';
+
+export interface NetworkCreateCommand {
+  kind: 'network-create';
+  connection: Connection;
+  json: boolean;
+  request: CreateNetworkRequest;
+}
+
+export const networkCreate: CommandModule<NetworkCreateCommand> = {
+  path: 'network create',
+  summary: 'create an overlay network',
+  args: ['NAME'],
+  synopsis: 'NAME [--vni N] [--subnet CIDR [--gateway IP]]... [--mtu N] [--port N] [--internal] [--multicast-group IP]',
+  flags: [
+    { name: 'vni', kind: 'integer', value: 'N', help: 'VXLAN network identifier, 1-16777215 (default: the lowest free from 4097)' },
+    { name: 'subnet', kind: 'cidr', value: 'CIDR', repeatable: true, help: 'an IPv4 subnet of the network (repeatable; default: a free /24 of 10.200.0.0/16)' },
+    { name: 'gateway', kind: 'ipv4', value: 'IP', repeatable: true, help: 'gateway of the --subnet before it (default: its first address)' },
+    { name: 'mtu', kind: 'integer', value: 'N', help: "MTU inside the network (default: the smallest node's MTU - 50)" },
+    { name: 'port', kind: 'integer', value: 'N', help: 'UDP port of the VXLAN traffic (default: 4789)' },
+    { name: 'internal', kind: 'boolean', help: 'no route out of the network' },
+    { name: 'multicast-group', kind: 'ipv4', value: 'IP', help: 'send broadcast and multicast to this underlay group' },
+  ],
+  connection: true,
+  json: true,
+
+  build(p) {
+    const request: CreateNetworkRequest = { name: p.positionals[0]! };
+    const vni = integer(p, 'vni');
+    if (vni !== undefined) request.vni = vni;
+    const subnets = subnetsOf(p.flags);
+    if (subnets.length > 0) request.subnets = subnets;
+    const mtu = integer(p, 'mtu');
+    if (mtu !== undefined) request.mtu = mtu;
+    const port = integer(p, 'port');
+    if (port !== undefined) request.port = port;
+    if (has(p, 'internal')) request.internal = true;
+    const group = one(p, 'multicast-group');
+    if (group !== undefined) request.multicastGroup = group;
+    return { kind: 'network-create', connection: connection(p), json: has(p, 'json'), request };
+  },
+
+  async run(command, ctx) {
+    const network = await withClient(command.connection, (client) => client.createNetwork(command.request, ctx.signal));
+    ctx.stdout(command.json ? formatJson(network) : formatNetworkCreated(network));
+    return 0;
+  },
+};
+
+/** Each --gateway belongs to the --subnet just before it. */
+function subnetsOf(flags: readonly FlagValue[]): { cidr: string; gateway?: string }[] {
+  const subnets: { cidr: string; gateway?: string }[] = [];
+  for (const flag of flags) {
+    if (typeof flag.value !== 'string') continue;
+    if (flag.name === 'subnet') subnets.push({ cidr: flag.value });
+    if (flag.name === 'gateway') {
+      const last = subnets.at(-1);
+      if (!last) throw new UsageError(`--gateway ${flag.value} must follow the --subnet it belongs to.`);
+      if (last.gateway !== undefined) throw new UsageError(`--subnet ${last.cidr} is given two gateways; give one --gateway after each --subnet.`);
+      last.gateway = flag.value;
+    }
+  }
+  return subnets;
+}

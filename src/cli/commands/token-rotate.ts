@@ -1,0 +1,30 @@
+/** `vxnet token rotate worker|admin`. */
+import { connection, UsageError, type CommandModule, type Connection } from '../command.ts';
+import { withClient } from '../context.ts';
+
+export interface TokenRotateCommand {
+  kind: 'token-rotate';
+  connection: Connection;
+  role: 'worker' | 'admin';
+}
+
+export const tokenRotate: CommandModule<TokenRotateCommand> = {
+  path: 'token rotate',
+  summary: 'replace the worker or the admin token (prints the new one); joined nodes are not affected',
+  args: ['worker|admin'],
+  synopsis: 'worker|admin',
+  flags: [],
+  connection: true,
+  json: false,
+  build(p) {
+    const role = p.positionals[0];
+    if (role !== 'worker' && role !== 'admin') throw new UsageError(`"vxnet token rotate" takes worker or admin, not "${role}".`);
+    return { kind: 'token-rotate', connection: connection(p), role };
+  },
+  /** Prints the new token: the manager shows it only this once (and saves it in DATA_DIR). */
+  async run(command, ctx) {
+    const answer = await withClient(command.connection, (client) => client.rotateToken(command.role, ctx.signal));
+    ctx.stdout(`${answer.token}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,54 @@
+/**
+ * Every command of `vxnet`, in the order `vxnet --help` lists them. A new command is one module in
+ * commands/ and one line here; the Command type below follows from the list.
+ */
+import type { CommandModule } from './command.ts';
+import { agent } from './commands/agent.ts';
+import { attach } from './commands/attach.ts';
+import { demo } from './commands/demo.ts';
+import { detach } from './commands/detach.ts';
+import { endpointList } from './commands/endpoint-ls.ts';
+import { manager } from './commands/manager.ts';
+import { networkCreate } from './commands/network-create.ts';
+import { networkInspect } from './commands/network-inspect.ts';
+import { networkList } from './commands/network-ls.ts';
+import { networkRemove } from './commands/network-rm.ts';
+import { nodeList } from './commands/node-ls.ts';
+import { nodeRemove } from './commands/node-rm.ts';
+import { tokenRotate } from './commands/token-rotate.ts';
+import { version } from './commands/version.ts';
+
+export const COMMANDS = [
+  manager,
+  agent,
+  networkCreate,
+  networkList,
+  networkInspect,
+  networkRemove,
+  nodeList,
+  nodeRemove,
+  endpointList,
+  attach,
+  detach,
+  tokenRotate,
+  demo,
+  version,
+] as const;
+
+/** First words that name a group of commands ("network create"), with the group's summary. */
+export const GROUPS: Readonly<Record<string, string>> = {
+  network: 'manage networks',
+  node: 'list and remove nodes',
+  endpoint: 'list endpoints',
+  token: 'manage the join and admin tokens',
+};
+
+/** Help is answered by the parser itself; every other command is what its module's builder returns. */
+export type Command = { kind: 'help'; text: string } | CommandOf<(typeof COMMANDS)[number]>;
+
+type CommandOf<M> = M extends CommandModule<infer C> ? C : never;
+
+export function findCommand(path: string): CommandModule | undefined {
+  const list: readonly CommandModule[] = COMMANDS;
+  return list.find((c) => c.path === path);
+}
