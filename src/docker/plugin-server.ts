@@ -6,13 +6,14 @@
  *
  * Errors: a vxnet refusal is answered 200 with `{"Err": sentence}` (network driver) or `{"Error": sentence}`
  * (IPAM driver); libnetwork prefixes "remote: " and the docker CLI prints it after "Error response from
- * daemon:". A malformed request is 400 with the same body; an unknown call 404 (libnetwork reads that as
- * "not implemented").
+ * daemon:". A malformed request is 400 with the same body (a body over MAX_BODY_BYTES, src/http/server.ts,
+ * included); an unknown call 404 (libnetwork reads that as "not implemented").
  */
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { type IncomingMessage, type RequestListener, type ServerResponse, createServer } from 'node:http';
 import { dirname } from 'node:path';
 import { VxnetError, messageOf } from '../core/errors.ts';
+import { BodyTooLargeError, closeServer, listenOn, readBody, sendJson } from '../http/server.ts';
 import {
   PLUGIN_CONTENT_TYPE,
   PluginRequestError,
@@ -34,9 +35,6 @@ export interface PluginRoute {
   errorField: 'Err' | 'Error';
   run(body: unknown, signal: AbortSignal): unknown;
 }
-
-/** Request bodies are a few hundred bytes; anything near this is not Docker. */
-const MAX_BODY_BYTES = 1024 * 1024;
 
 /** Every call vxnet answers, by path (without the leading slash). */
 export function pluginRoutes(network: NetworkDriver, ipam: IpamDriver): Map<string, PluginRoute> {
@@ -94,7 +92,12 @@ async function handle(routes: ReadonlyMap<string, PluginRoute>, log: (line: stri
   });
   let body: unknown;
   try {
-    const text = await readBody(req);
+    let text: string;
+    try {
+      text = await readBody(req, res);
+    } catch (err) {
+      throw err instanceof BodyTooLargeError ? new PluginRequestError(`${method}: ${err.message}`) : err;
+    }
     try {
       body = text.trim() === '' ? {} : JSON.parse(text);
     } catch (err) {
@@ -114,25 +117,8 @@ async function handle(routes: ReadonlyMap<string, PluginRoute>, log: (line: stri
   }
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) req.destroy(new PluginRequestError(`the request body is larger than ${MAX_BODY_BYTES} bytes.`));
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 function answer(res: ServerResponse, status: number, body: unknown): void {
-  if (res.destroyed) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': PLUGIN_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  sendJson(res, status, body, PLUGIN_CONTENT_TYPE);
 }
 
 export interface PluginServer {
@@ -146,38 +132,9 @@ export interface PluginServer {
  */
 export async function servePlugin(socketPath: string, handler: RequestListener): Promise<PluginServer> {
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
-  let stat;
-  try {
-    stat = lstatSync(socketPath);
-  } catch {
-    stat = undefined;
-  }
-  if (stat && !stat.isSocket()) throw new Error(`cannot serve the Docker plugin on ${socketPath}: the file exists and is not a socket.`);
-  if (stat) unlinkSync(socketPath);
-  const server = createServer(handler);
   // Docker keeps connections to plugins open; they must not hold the agent up when it stops
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  chmodSync(socketPath, 0o600);
-  return {
-    socketPath,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => {
-          try {
-            unlinkSync(socketPath);
-          } catch {
-            // gone already
-          }
-          resolve();
-        });
-        server.closeAllConnections();
-      }),
-  };
+  const server = createServer({ keepAliveTimeout: 60_000 }, handler);
+  const address = { kind: 'unix', path: socketPath } as const;
+  await listenOn(server, address);
+  return { socketPath, close: () => closeServer(server, address) };
 }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { renewalTime } from '../pki/identity.ts';
 import type { Security } from './auth.ts';
 import { CA_CERT_FILE, ClusterAuthority, DEFAULT_CERT_LIFETIME_MS } from './authority.ts';
-import { type TlsCredentials, createRequestHandler, listenAll, parseListen } from './http.ts';
+import { createRequestHandler } from './http.ts';
+import { type ConnectionLimits, type TlsCredentials, listenAll, parseListen } from './listeners.ts';
 import { ManagerService } from './service.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import { ADMIN_TOKEN_FILE, JoinTokens, type Tokens, WORKER_TOKEN_FILE } from './tokens.ts';
@@ -30,6 +31,8 @@ export interface ManagerOptions {
   certLifetimeMs?: number;
   /** more names (IP or DNS) for the server certificate, beside the listen addresses */
   subjectAltNames?: string[];
+  /** caps and timeouts of the listeners (DEFAULT_CONNECTION_LIMITS in listeners.ts for what is not given) */
+  connectionLimits?: Partial<ConnectionLimits>;
 }
 
 export interface RunningManager {
@@ -87,7 +90,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       return { key, cert, ca: authority.pem, notAfter, notBefore: new Date() };
     };
     let tls = serverTls();
-    const listeners = await listenAll(createRequestHandler({ service, hub, security, log }), options.listen, tls);
+    const listeners = await listenAll(createRequestHandler({ service, hub, security, log }), options.listen, tls, options.connectionLimits);
     // The server certificate is made at every start; a manager that runs for months renews it in place.
     renewTimer = setInterval(() => {
       if (Date.now() < renewalTime(tls).getTime()) return;
@@ -136,6 +139,7 @@ export interface RunManagerOptions {
   nodeDownAfterMs?: number;
   certLifetimeMs?: number;
   subjectAltNames?: string[];
+  connectionLimits?: Partial<ConnectionLimits>;
 }
 
 /** Runs the manager until `signal` aborts, then shuts down cleanly. */

@@ -81,7 +81,7 @@ describe('plugin server', () => {
     assert.deepEqual([r.status, r.json], [200, { Err: 'vxnet plugin error: the manager went away' }]);
   });
 
-  it('malformed calls are 400 with the reason; unknown calls 404', async () => {
+  it('malformed calls are 400 with the reason, an oversized body too; unknown calls 404', async () => {
     const notJson = await call(socket, '/NetworkDriver.Join', '{nope');
     assert.equal(notJson.status, 400);
     assert.match(notJson.json.Err, /not JSON/);
@@ -91,6 +91,8 @@ describe('plugin server', () => {
     const badIpam = await call(socket, '/IpamDriver.RequestPool', JSON.stringify({ V6: 'yes' }));
     assert.equal(badIpam.status, 400);
     assert.match(badIpam.json.Error, /"V6"/);
+    const huge = await call(socket, '/NetworkDriver.Join', JSON.stringify({ padding: 'x'.repeat(1024 * 1024) }));
+    assert.deepEqual([huge.status, huge.json], [400, { Err: 'NetworkDriver.Join: the request body is larger than 1048576 bytes.' }]);
     assert.equal((await call(socket, '/VolumeDriver.Create', '{}')).status, 404);
     assert.equal((await call(socket, '/Plugin.Activate', undefined, 'GET')).status, 404);
   });
