@@ -1,10 +1,10 @@
 /**
  * Client of the manager's HTTP API (docs/api.md), used by the CLI, the agent and the demo.
  *
- * Built on node:http rather than fetch because the manager also listens on unix sockets (`unix:/path`),
- * which fetch cannot reach without a dispatcher from undici. One keep-alive agent per client reuses
- * connections for the agent's steady heartbeats; the long-lived watch stream gets a connection of its
- * own so it never pins a pooled socket.
+ * The transport is src/http/client.ts (node:http, because the manager also listens on unix sockets, which
+ * fetch cannot reach without undici). One keep-alive pool per client reuses connections for the agent's
+ * steady heartbeats; the long-lived watch stream gets a connection of its own so it never pins a pooled
+ * socket.
  *
  * `https://` (the manager's TCP listeners, docs/security.md): the server must present a certificate of the
  * cluster CA for the URL's host, with the manager's role. The CA is given (`ca`), or pinned by digest
@@ -16,9 +16,6 @@
  * `unavailable` when it could not be reached, `timeout` when it did not answer in time. An aborted signal
  * rejects with the signal's reason, as fetch does.
  */
-import http from 'node:http';
-import https from 'node:https';
-import { type PeerCertificate, checkServerIdentity } from 'node:tls';
 import type * as v from 'valibot';
 import {
   type CertificateResponse,
@@ -41,10 +38,14 @@ import {
   type TokenResponse,
   type WatchMessage,
 } from '../core/model.ts';
-import { isErrorCode, VxnetError, type ErrorCode } from '../core/errors.ts';
+import { VxnetError } from '../core/errors.ts';
 import { certificateDigest } from '../pki/identity.ts';
 import { parseToken } from '../pki/token.ts';
+import { HttpClient, type HttpResponse, type TlsRequestOptions, readBounded } from '../http/client.ts';
+import { errorFrom, failure, streamCut } from './failures.ts';
 import { parseManagerUrl, type ManagerTarget } from './manager-url.ts';
+import { checkManagerIdentity, pinnedCa } from './trust.ts';
+import { type Schemas, readWatchLines } from './watch-reader.ts';
 
 export interface ClientOptions {
   /** `https://ADDR:PORT`, `unix:/path/to.sock`, or `http://ADDR:PORT` (plain, for stand-ins in tests) */
@@ -68,7 +69,7 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /** Extra time granted beyond `?wait=` for the answer to travel back. */
 const WAIT_MARGIN_MS = 5_000;
 /**
- * Below the manager's keep-alive timeout (75 s, src/manager/http.ts), so we close idle sockets before it
+ * Below the manager's keep-alive timeout (75 s, src/manager/listeners.ts), so we close idle sockets before it
  * does; above the agent's heartbeat interval (5 s), so heartbeats reuse one TLS connection.
  */
 const FREE_SOCKET_TIMEOUT_MS = 60_000;
@@ -80,9 +81,6 @@ const FREE_SOCKET_TIMEOUT_MS = 60_000;
  */
 export const DEFAULT_MAX_CONNECTIONS = 4;
 
-/** The organisation (role) of the manager's server certificate (src/pki/identity.ts). */
-const MANAGER_ORGANIZATION = 'vxnet-manager';
-
 interface RequestOptions {
   body?: unknown;
   query?: Record<string, string | number | boolean | undefined>;
@@ -92,19 +90,12 @@ interface RequestOptions {
   bootstrap?: boolean;
 }
 
-interface RawResponse {
-  status: number;
-  body: string;
-}
-
 export class ManagerClient {
   readonly url: string;
   readonly #target: ManagerTarget;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
-  /** ends each request not yet answered (close) */
-  readonly #inFlight = new Set<() => void>();
-  readonly #agent: http.Agent;
+  readonly #http: HttpClient;
   /** https: the trusted CA (PEM), once given or fetched and checked against #caDigest */
   #ca: string | undefined;
   readonly #caDigest: string | undefined;
@@ -158,15 +149,12 @@ export class ManagerClient {
     this.#timeoutMs = timeoutMs;
     // An https.Agent keys its pooled connections by CA and client certificate, so a renewed certificate
     // (setClientCertificate) gets new connections while requests in flight finish on the old ones.
-    const Agent = this.#target.kind === 'tls' ? https.Agent : http.Agent;
-    this.#agent = new Agent({
-      keepAlive: true,
-      timeout: FREE_SOCKET_TIMEOUT_MS,
+    const target = this.#target;
+    this.#http = new HttpClient({
+      target: target.kind === 'unix' ? { kind: 'unix', socketPath: target.socketPath } : { kind: target.kind, host: target.host, port: target.port },
+      freeSocketTimeoutMs: FREE_SOCKET_TIMEOUT_MS,
       maxSockets: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
-      // Given here, not per request: Node never reuses a pooled TLS connection for a request that brings a
-      // checkServerIdentity of its own, so every call was a new TLS handshake (measured by bench/scale:
-      // ~1 ms of manager CPU per request, 370 instead of 3,900 endpoint creations a second).
-      ...(this.#target.kind === 'tls' ? { checkServerIdentity: checkManagerIdentity } : {}),
+      ...(target.kind === 'tls' ? { checkServerIdentity: checkManagerIdentity } : {}),
     });
   }
 
@@ -202,8 +190,7 @@ export class ManagerClient {
    * affected.
    */
   close(): void {
-    for (const end of [...this.#inFlight]) end();
-    this.#agent.destroy();
+    this.#http.close();
   }
 
   async info(signal?: AbortSignal): Promise<Info> {
@@ -304,106 +291,37 @@ export class ManagerClient {
     options?: { allNetworks?: boolean; onData?: () => void },
   ): Promise<void> {
     const path = `/v1/agent/watch${queryString({ node, networks: options?.allNetworks ? 'all' : undefined })}`;
-    return Promise.all([this.#ready(signal), loadSchemas()]).then(([, schemas]) => new Promise<void>((resolve, reject) => {
-      if (signal.aborted) {
-        reject(signal.reason);
-        return;
+    return Promise.all([this.#ready(signal), loadSchemas()]).then(async ([, schemas]) => {
+      let res;
+      try {
+        res = await this.#http.stream({
+          method: 'GET',
+          path,
+          headers: { ...this.#authorization(), accept: 'application/x-ndjson' },
+          signal,
+          ...this.#tls(),
+        });
+      } catch (err) {
+        throw failure(this.url, err, undefined);
       }
-      let settled = false;
-      const finish = (err?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        if (err === undefined) resolve();
-        else {
-          req.destroy();
-          reject(err);
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 299) {
+        let body: string;
+        try {
+          body = await readBounded(res);
+        } catch (err) {
+          throw failure(this.url, err, undefined);
         }
-      };
-      const onAbort = (): void => finish(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-
-      // A connection of its own (agent: false): the stream lives for hours and must not hold a pooled socket.
-      const req = this.#request({
-        ...this.#connection(false, true),
-        agent: false,
-        method: 'GET',
-        path,
-        headers: { ...this.#authorization(), accept: 'application/x-ndjson' },
+        throw errorFrom(this.url, { status, body });
+      }
+      return readWatchLines(res, signal, {
+        url: this.url,
+        schemas,
+        onMessage,
+        ...(options?.onData ? { onData: options.onData } : {}),
+        cut: (err) => streamCut(this.url, err),
       });
-      req.on('error', (err) => finish(this.#unreachable(err)));
-      req.on('response', (res) => {
-        const status = res.statusCode ?? 0;
-        if (status < 200 || status > 299) {
-          readAll(res).then(
-            (body) => finish(this.#errorFrom({ status, body })),
-            (err: unknown) => finish(this.#unreachable(err)),
-          );
-          return;
-        }
-        // setEncoding keeps a multi-byte character that straddles two chunks intact.
-        res.setEncoding('utf8');
-        // The start of a line still incomplete, in pieces: a snapshot is one line of megabytes, and appending
-        // to one string and searching it again from the start at every chunk cost O(n²) (bench/scale: seconds
-        // of an agent's CPU for a 15 MB snapshot). Only each new chunk is searched.
-        let pending: string[] = [];
-        const deliver = (line: string): boolean => {
-          if (line.trim() === '') return true;
-          let message: unknown;
-          try {
-            message = JSON.parse(line);
-          } catch {
-            const excerpt = line.length > 80 ? `${line.slice(0, 40)}…${line.slice(-40)}` : line;
-            finish(new VxnetError('internal', `the manager at ${this.url} sent a malformed watch line (${line.length} characters: ${JSON.stringify(excerpt)}).`));
-            return false;
-          }
-          const type = typeof message === 'object' && message !== null ? (message as { type?: unknown }).type : undefined;
-          if (typeof type !== 'string') {
-            finish(new VxnetError('internal', `the manager at ${this.url} sent a watch line without a message type.`));
-            return false;
-          }
-          // a message type this client does not know comes from a newer manager: nothing here can act on it
-          if (!schemas.WATCH_MESSAGE_TYPES.has(type)) return true;
-          const checked = schemas.check(schemas.WatchMessageSchema, message, `${type} message`);
-          if (!checked.ok) {
-            finish(new VxnetError('internal', `the manager at ${this.url} sent a watch line that does not fit the API: ${checked.sentence}`));
-            return false;
-          }
-          try {
-            onMessage(checked.value);
-          } catch (err) {
-            finish(err);
-            return false;
-          }
-          return true;
-        };
-        const onData = options?.onData;
-        res.on('data', (chunk: string) => {
-          onData?.();
-          let start = 0;
-          let newline = chunk.indexOf('\n');
-          while (newline !== -1 && !settled) {
-            const piece = chunk.slice(start, newline);
-            const line = pending.length === 0 ? piece : pending.join('') + piece;
-            pending = [];
-            if (!deliver(line)) return;
-            start = newline + 1;
-            newline = chunk.indexOf('\n', start);
-          }
-          if (start < chunk.length && !settled) pending.push(start === 0 ? chunk : chunk.slice(start));
-        });
-        res.on('end', () => {
-          if (settled) return;
-          // The last line may lack its newline; anything else incomplete is reported by JSON.parse.
-          if (deliver(pending.join(''))) finish();
-        });
-        res.on('error', (err) => finish(this.#streamCut(err)));
-        res.on('close', () => {
-          if (!res.complete) finish(this.#streamCut(undefined));
-        });
-      });
-      req.end();
-    }));
+    });
   }
 
   // ---- plumbing -------------------------------------------------------------------------------------
@@ -421,51 +339,14 @@ export class ManagerClient {
 
   async #fetchCa(signal: AbortSignal | undefined): Promise<string> {
     const [response, schemas] = await Promise.all([this.#call('GET', '/v1/ca', { signal, bootstrap: true }), loadSchemas()]);
-    let certificate: string | undefined;
-    let digest: string | undefined;
-    try {
-      const checked = schemas.check(schemas.CaResponseSchema, JSON.parse(response.body), 'response');
-      if (checked.ok) {
-        certificate = checked.value.certificate;
-        digest = certificateDigest(certificate);
-      }
-    } catch {
-      // reported below
-    }
-    if (certificate === undefined || digest === undefined) {
-      throw new VxnetError('untrusted_manager', `the manager at ${this.url} did not send a CA certificate.`);
-    }
-    if (digest !== this.#caDigest) {
-      throw new VxnetError(
-        'untrusted_manager',
-        `the manager at ${this.url} presented a CA that does not match the token (CA sha256 ${digest}, the token pins ${this.#caDigest}): refusing to trust it.`,
-      );
-    }
-    return certificate;
+    return pinnedCa(this.url, response.body, this.#caDigest, schemas);
   }
 
-  /**
-   * Where to connect and, for https, whom to trust and who we are. `ownConnection`: not from the pool, whose
-   * agent checks the manager's identity itself (see the constructor).
-   */
-  #connection(bootstrap = false, ownConnection = false): https.RequestOptions {
-    const target = this.#target;
-    if (target.kind === 'unix') return { socketPath: target.socketPath };
-    if (target.kind === 'tcp') return { host: target.host, port: target.port };
-    // The CA is not known yet: only GET /v1/ca goes here, and its answer is checked against the digest.
-    if (bootstrap) return { host: target.host, port: target.port, rejectUnauthorized: false, minVersion: 'TLSv1.3' };
-    return {
-      host: target.host,
-      port: target.port,
-      ca: [this.#ca!],
-      ...(this.#clientCertificate ?? {}),
-      ...(ownConnection ? { checkServerIdentity: checkManagerIdentity } : {}),
-      minVersion: 'TLSv1.3',
-    };
-  }
-
-  #request(options: https.RequestOptions): http.ClientRequest {
-    return this.#target.kind === 'tls' ? https.request(options) : http.request(options);
+  /** https: whom to trust and who we are; `bootstrap`: nobody yet, only for GET /v1/ca (its answer is checked). */
+  #tls(bootstrap = false): { tls?: TlsRequestOptions } {
+    if (this.#target.kind !== 'tls') return {};
+    if (bootstrap) return { tls: { rejectUnauthorized: false, minVersion: 'TLSv1.3' } };
+    return { tls: { ca: [this.#ca!], ...(this.#clientCertificate ?? {}), minVersion: 'TLSv1.3' } };
   }
 
   #authorization(): Record<string, string> {
@@ -489,149 +370,38 @@ export class ManagerClient {
   }
 
   /** One request; non-2xx answers become the manager's VxnetError. */
-  async #call(method: string, path: string, options: RequestOptions): Promise<RawResponse> {
-    const fullPath = path + queryString(options.query ?? {});
-    let response: RawResponse;
-    try {
-      response = await this.#send(method, fullPath, options);
-    } catch (err) {
-      if (!(err instanceof StaleSocketError)) throw err;
-      // A pooled socket the server closed just as we reused it: most likely the request never reached the
-      // manager. Repeated once, for idempotent methods only (the pattern Node's http docs recommend).
-      if (method !== 'GET' && method !== 'PUT') throw err.error;
-      try {
-        response = await this.#send(method, fullPath, options);
-      } catch (again) {
-        throw again instanceof StaleSocketError ? again.error : again;
-      }
+  async #call(method: string, path: string, options: RequestOptions): Promise<HttpResponse> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    if (!options.bootstrap) await this.#ready(options.signal);
+    const body = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+    const headers: Record<string, string | number> = { ...(options.bootstrap ? {} : this.#authorization()), accept: 'application/json' };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = body.length;
     }
-    if (response.status < 200 || response.status > 299) throw this.#errorFrom(response);
+    let response: HttpResponse;
+    try {
+      response = await this.#http.request({
+        method,
+        path: path + queryString(options.query ?? {}),
+        headers,
+        body,
+        timeoutMs,
+        signal: options.signal,
+        // bootstrap: an unverified connection of its own, never pooled with the verified ones
+        ownConnection: options.bootstrap === true,
+        ...this.#tls(options.bootstrap),
+      });
+    } catch (err) {
+      throw failure(this.url, err, timeoutMs);
+    }
+    if (response.status < 200 || response.status > 299) throw errorFrom(this.url, response);
     return response;
   }
 
-  async #send(method: string, path: string, options: RequestOptions): Promise<RawResponse> {
-    const { signal } = options;
-    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    if (!options.bootstrap) await this.#ready(signal);
-    return new Promise<RawResponse>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
-      const headers: Record<string, string | number> = {
-        ...(options.bootstrap ? {} : this.#authorization()),
-        accept: 'application/json',
-      };
-      if (payload !== undefined) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = payload.length;
-      }
-      let settled = false;
-      const finish = (err: unknown, value?: RawResponse): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.#inFlight.delete(onClose);
-        signal?.removeEventListener('abort', onAbort);
-        if (err === undefined) resolve(value!);
-        else {
-          req.destroy();
-          reject(err);
-        }
-      };
-      const onAbort = (): void => finish(signal?.reason);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const onClose = (): void => finish(new VxnetError('unavailable', `the client of the manager at ${this.url} was closed before it answered.`));
-      this.#inFlight.add(onClose);
-      const timer = setTimeout(() => {
-        finish(new VxnetError('timeout', `the manager at ${this.url} did not answer within ${formatSeconds(timeoutMs)}.`));
-      }, timeoutMs);
 
-      const req = this.#request({
-        ...this.#connection(options.bootstrap),
-        agent: options.bootstrap ? false : this.#agent,
-        method,
-        path,
-        headers,
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (req.reusedSocket && err.code === 'ECONNRESET') finish(new StaleSocketError(this.#unreachable(err)));
-        else finish(this.#unreachable(err));
-      });
-      req.on('response', (res) => {
-        readAll(res).then(
-          (body) => finish(undefined, { status: res.statusCode ?? 0, body }),
-          (err: unknown) => finish(this.#unreachable(err)),
-        );
-      });
-      req.end(payload);
-    });
-  }
-
-  #unreachable(err: unknown): VxnetError {
-    if (err instanceof VxnetError) return err;
-    const code = (err as NodeJS.ErrnoException | undefined)?.code;
-    if (code !== undefined && TLS_TRUST_FAILURE.test(code)) {
-      const detail = err instanceof Error && err.message !== code ? `${code}: ${err.message}` : code;
-      return new VxnetError('untrusted_manager', `the manager at ${this.url} presented a certificate this client does not trust (${detail}).`, {
-        cause: err,
-      });
-    }
-    const reason = code ?? (err instanceof Error ? err.message : String(err));
-    return new VxnetError('unavailable', `cannot reach the manager at ${this.url}: ${reason}`, { cause: err });
-  }
-
-  #streamCut(err: unknown): VxnetError {
-    const code = (err as NodeJS.ErrnoException | undefined)?.code;
-    return new VxnetError('unavailable', `the watch stream from the manager at ${this.url} was cut${code ? `: ${code}` : '.'}`, {
-      cause: err,
-    });
-  }
-
-  #errorFrom(response: RawResponse): VxnetError {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(response.body);
-    } catch {
-      parsed = undefined;
-    }
-    const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    if (error && typeof error.message === 'string' && error.message !== '') {
-      return new VxnetError(isErrorCode(error.code) ? error.code : 'internal', error.message);
-    }
-    const code = isErrorCode(error?.code) ? error.code : codeForStatus(response.status);
-    return new VxnetError(code, `the manager at ${this.url} answered HTTP ${response.status} without an error message.`);
-  }
 }
 
-/** OpenSSL's certificate verification failures and Node's host name check, as error codes. */
-const TLS_TRUST_FAILURE = /^(UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|INVALID_CA|INVALID_PURPOSE|HOSTNAME_MISMATCH|ERR_TLS_CERT_|NOT_A_MANAGER_CERT)/;
-
-/**
- * The host name check plus the role: a certificate of the cluster CA that is not the manager's (a node's,
- * say) must never pass for the manager, whatever names it carries.
- */
-function checkManagerIdentity(host: string, cert: PeerCertificate): Error | undefined {
-  const mismatch = checkServerIdentity(host, cert);
-  if (mismatch) return mismatch;
-  const organization = cert.subject?.O;
-  if (organization !== MANAGER_ORGANIZATION) {
-    return Object.assign(new Error(`the certificate is not a vxnet manager's (O=${String(organization)})`), { code: 'NOT_A_MANAGER_CERT' });
-  }
-  return undefined;
-}
-
-/** Marks a failure on a reused keep-alive socket, which #call may retry once. */
-class StaleSocketError extends Error {
-  readonly error: VxnetError;
-  constructor(error: VxnetError) {
-    super(error.message);
-    this.error = error;
-  }
-}
-
-type Schemas = typeof import('../core/schema/index.ts');
 let schemasLoading: Promise<Schemas> | undefined;
 
 /**
@@ -650,23 +420,6 @@ function waitSecondsOf(value: number | undefined): number {
   return wait;
 }
 
-function codeForStatus(status: number): ErrorCode {
-  switch (status) {
-    case 400:
-      return 'bad_request';
-    case 401:
-      return 'unauthorized';
-    case 403:
-      return 'forbidden';
-    case 404:
-      return 'not_found';
-    case 504:
-      return 'timeout';
-    default:
-      return 'internal';
-  }
-}
-
 function segment(value: string): string {
   return encodeURIComponent(value);
 }
@@ -678,20 +431,4 @@ function queryString(query: Record<string, string | number | boolean | undefined
   }
   const text = params.toString();
   return text === '' ? '' : `?${text}`;
-}
-
-function readAll(res: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (chunk: Buffer) => chunks.push(chunk));
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.on('error', reject);
-    res.on('close', () => {
-      if (!res.complete) reject(Object.assign(new Error('the connection closed mid-answer'), { code: 'ECONNRESET' }));
-    });
-  });
-}
-
-function formatSeconds(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }

@@ -4,10 +4,11 @@
  *
  * Paths are unversioned: an engine serves them at its own API version, and the fields used here have not
  * changed since API 1.24. Failures are EngineError with the engine's own message and HTTP status (a
- * missing object is `undefined` from the inspect calls, not an error).
+ * missing object is `undefined` from the inspect calls, not an error). The transport (a keep-alive pool on
+ * the socket, deadlines, the retry of a GET on a stale connection) is src/http/client.ts.
  */
-import http from 'node:http';
 import type { ErrorCode } from '../core/errors.ts';
+import { HttpClient, HttpFailure, MAX_RESPONSE_BYTES } from '../http/client.ts';
 
 export interface EngineNetwork {
   Id: string;
@@ -56,13 +57,18 @@ export interface EngineClientOptions {
   timeoutMs?: number;
 }
 
+/** How long an idle connection to the engine is kept for the next call (the plugin's and sync's calls come in bursts). */
+const FREE_SOCKET_TIMEOUT_MS = 30_000;
+
 export class DockerEngineClient {
   readonly socketPath: string;
   readonly #timeoutMs: number;
+  readonly #http: HttpClient;
 
   constructor(options: EngineClientOptions) {
     this.socketPath = options.socketPath;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#http = new HttpClient({ target: { kind: 'unix', socketPath: options.socketPath }, freeSocketTimeoutMs: FREE_SOCKET_TIMEOUT_MS });
   }
 
   async ping(signal?: AbortSignal): Promise<void> {
@@ -114,45 +120,33 @@ export class DockerEngineClient {
     }
   }
 
-  #call(method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<string> {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      const req = http.request({
-        socketPath: this.socketPath,
+  async #call(method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<string> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    let response;
+    try {
+      response = await this.#http.request({
         method,
         path,
-        headers: {
-          host: 'docker',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
-        timeout: this.#timeoutMs,
-        ...(signal ? { signal } : {}),
+        headers: { host: 'docker', ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
+        body: payload,
+        timeoutMs: this.#timeoutMs,
+        signal,
       });
-      req.on('timeout', () => req.destroy(new EngineError(504, `the Docker engine at ${this.socketPath} did not answer ${method} ${path} within ${this.#timeoutMs} ms.`)));
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err instanceof EngineError || signal?.aborted) return reject(signal?.aborted ? signal.reason : err);
-        reject(new EngineError(503, `cannot reach the Docker engine at ${this.socketPath}: ${err.code ?? err.message}`));
-      });
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) return resolve(text);
-          let message = text.trim();
-          try {
-            const parsed = JSON.parse(text) as { message?: unknown };
-            if (typeof parsed.message === 'string') message = parsed.message;
-          } catch {
-            // not JSON: the text as it is
-          }
-          reject(new EngineError(status, message || `HTTP ${status}`));
-        });
-      });
-      req.end(payload);
-    });
+    } catch (err) {
+      if (!(err instanceof HttpFailure)) throw err; // an abort's reason
+      if (err.kind === 'timeout') throw new EngineError(504, `the Docker engine at ${this.socketPath} did not answer ${method} ${path} within ${this.#timeoutMs} ms.`);
+      if (err.kind === 'too_large') throw new EngineError(502, `the Docker engine at ${this.socketPath} answered ${method} ${path} with more than ${MAX_RESPONSE_BYTES} bytes.`);
+      throw new EngineError(503, `cannot reach the Docker engine at ${this.socketPath}: ${err.code ?? err.message}`);
+    }
+    const { status, body: text } = response;
+    if (status >= 200 && status < 300) return text;
+    let message = text.trim();
+    try {
+      const parsed = JSON.parse(text) as { message?: unknown };
+      if (typeof parsed.message === 'string') message = parsed.message;
+    } catch {
+      // not JSON: the text as it is
+    }
+    throw new EngineError(status, message || `HTTP ${status}`);
   }
 }
