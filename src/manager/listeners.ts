@@ -162,6 +162,7 @@ class Admission {
   }
 
   admit(socket: Socket): void {
+    if (socket.destroyed) return; // gone before it was counted: no 'close' would uncount it
     const remote = socket.remoteAddress ?? '';
     const counted = !isLoopback(remote);
     const fromRemote = counted ? (this.#byAddress.get(remote) ?? 0) : 0;
