@@ -15,20 +15,7 @@
  * Liveness (heartbeats) is tracked in memory, never in the store: see liveness.ts.
  */
 import { randomUUID } from 'node:crypto';
-import type {
-  CreateEndpointRequest,
-  CreateNetworkRequest,
-  CreateReservationRequest,
-  Endpoint,
-  EndpointStatusRequest,
-  HeartbeatRequest,
-  Network,
-  NetworkDetail,
-  Node,
-  NodeStatus,
-  RegisterNodeRequest,
-  Reservation,
-} from '../core/model.ts';
+import type * as model from '../core/model.ts';
 import { META_CLUSTER, keys } from './keys.ts';
 import { LivenessTracker } from './liveness.ts';
 import { commit } from './service/cas.ts';
@@ -118,15 +105,15 @@ export class ManagerService {
 
   // Networks: service/networks.ts
 
-  listNetworks(): Network[] {
+  listNetworks(): model.Network[] {
     return networks.listNetworks(this.#ctx);
   }
 
-  getNetwork(name: string): NetworkDetail {
+  getNetwork(name: string): model.NetworkDetail {
     return networks.getNetwork(this.#ctx, name);
   }
 
-  createNetwork(req: CreateNetworkRequest): Promise<Network> {
+  createNetwork(req: model.CreateNetworkRequest): Promise<model.Network> {
     return networks.createNetwork(this.#ctx, req);
   }
 
@@ -137,21 +124,21 @@ export class ManagerService {
 
   // Nodes: service/nodes.ts
 
-  listNodes(): NodeStatus[] {
+  listNodes(): model.NodeStatus[] {
     return nodes.listNodes(this.#ctx);
   }
 
-  getNode(name: string): NodeStatus {
+  getNode(name: string): model.NodeStatus {
     return nodes.getNode(this.#ctx, name);
   }
 
   /** Creates or updates a node; an unchanged re-registration writes nothing. */
-  registerNode(req: RegisterNodeRequest): Promise<Node> {
+  registerNode(req: model.RegisterNodeRequest): Promise<model.Node> {
     return nodes.registerNode(this.#ctx, req);
   }
 
   /** Records liveness in memory; never touches the store. */
-  heartbeat(name: string, req: HeartbeatRequest): void {
+  heartbeat(name: string, req: model.HeartbeatRequest): void {
     nodes.heartbeat(this.#ctx, name, req);
   }
 
@@ -162,16 +149,16 @@ export class ManagerService {
 
   // Endpoints: service/endpoints.ts
 
-  listEndpoints(filter: { network?: string; node?: string } = {}): Endpoint[] {
+  listEndpoints(filter: { network?: string; node?: string } = {}): model.Endpoint[] {
     return endpoints.listEndpoints(this.#ctx, filter);
   }
 
-  getEndpoint(id: string): Endpoint {
+  getEndpoint(id: string): model.Endpoint {
     return endpoints.getEndpoint(this.#ctx, id);
   }
 
   /** Creates an endpoint; with `waitMs` > 0, answers once its node reports it ready (or deletes it again). */
-  createEndpoint(req: CreateEndpointRequest, options: endpoints.WaitOptions = {}): Promise<Endpoint> {
+  createEndpoint(req: model.CreateEndpointRequest, options: endpoints.WaitOptions = {}): Promise<model.Endpoint> {
     return endpoints.createEndpoint(this.#ctx, req, options);
   }
 
@@ -181,18 +168,18 @@ export class ManagerService {
   }
 
   /** An agent reports how attaching an endpoint went. Repeating the current status writes nothing. */
-  setEndpointStatus(id: string, req: EndpointStatusRequest): Promise<void> {
+  setEndpointStatus(id: string, req: model.EndpointStatusRequest): Promise<void> {
     return endpoints.setEndpointStatus(this.#ctx, id, req);
   }
 
   // Reservations (Docker IPAM): service/reservations.ts
 
-  listReservations(filter: { network?: string; node?: string } = {}): Reservation[] {
+  listReservations(filter: { network?: string; node?: string } = {}): model.Reservation[] {
     return reservations.listReservations(this.#ctx, filter);
   }
 
   /** Takes an address (the requested one, or the lowest free) for `node` without creating an endpoint. */
-  createReservation(req: CreateReservationRequest): Promise<Reservation> {
+  createReservation(req: model.CreateReservationRequest): Promise<model.Reservation> {
     return reservations.createReservation(this.#ctx, req);
   }
 

@@ -15,13 +15,10 @@ import { isEndpointId, requireEndpointStatus } from '../validation.ts';
 import { casRetry } from './cas.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import {
-  byNetworkThenIp,
   endpointDeleteOps,
   endpointNotFound,
-  networkNotFound,
-  nodeNotFound,
-  openNetwork,
-  openNode,
+  listPlaced,
+  openTarget,
   seconds,
 } from './shared.ts';
 
@@ -37,18 +34,11 @@ export const DOCKER_IFNAME_PREFIX = 'eth';
 const MAX_STATUS_MESSAGE = 2000;
 
 export function listEndpoints(ctx: ServiceContext, filter: { network?: string; node?: string } = {}): Endpoint[] {
-  let endpoints: Endpoint[];
-  if (filter.network !== undefined) {
-    if (!ctx.state.networks.has(filter.network)) throw networkNotFound(filter.network);
-    endpoints = ctx.state.endpointsOf(filter.network);
-  } else {
-    endpoints = [...ctx.state.endpoints.values()].map((e) => e.endpoint);
-  }
-  if (filter.node !== undefined) {
-    if (!ctx.state.nodes.has(filter.node)) throw nodeNotFound(filter.node);
-    endpoints = endpoints.filter((e) => e.node === filter.node);
-  }
-  return endpoints.sort(byNetworkThenIp);
+  return listPlaced(ctx, filter, {
+    ofNetwork: (name) => ctx.state.endpointsOf(name),
+    all: () => [...ctx.state.endpoints.values()].map((e) => e.endpoint),
+    nodeMustExist: true,
+  });
 }
 
 export function getEndpoint(ctx: ServiceContext, id: string): Endpoint {
@@ -75,8 +65,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
   if (reserved && req.ip === undefined) throw new VxnetError('bad_request', 'an endpoint that adopts a reservation needs the reserved "ip".');
 
   const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
-    const network = openNetwork(ctx, networkName);
-    const node = openNode(ctx, nodeName);
+    const { network, compares } = openTarget(ctx, networkName, nodeName);
     const attachmentKey = keys.attachment(nodeName, attachmentTarget(target), ifname);
     const holder = ctx.state.attachments.get(attachmentKey);
     if (holder !== undefined) {
@@ -106,10 +95,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
     const reservationKey = keys.reservation(networkName, allocation.ip);
     return {
       compares: [
-        { key: keys.network(networkName), modRevision: network.modRevision },
-        { key: keys.deleting(networkName), modRevision: 0 },
-        { key: keys.node(nodeName), modRevision: node.modRevision },
-        { key: keys.removingNode(nodeName), modRevision: 0 },
+        ...compares,
         held ? { key: reservationKey, modRevision: held.modRevision } : { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
         { key: attachmentKey, modRevision: 0 },
         { key: keys.endpoint(candidate.id), modRevision: 0 },

@@ -66,18 +66,13 @@ export async function deleteNetwork(ctx: ServiceContext, name: string, options: 
     const entry = ctx.state.networks.get(name);
     if (!entry) throw networkNotFound(name);
     if (ctx.state.deleting.has(name)) throw new VxnetError('network_in_use', `network ${name} is already being deleted.`);
-    if (!options.force) {
-      const count = ctx.state.endpointsByNetwork.get(name)?.size ?? 0;
-      if (count > 0) throw networkInUse(name, count);
-      refuseIfReserved(ctx, name);
-    }
+    if (!options.force) refuseIfInUse(ctx, name, ctx.state.endpointsByNetwork.get(name)?.size ?? 0);
     return { key: keys.network(name), modRevision: entry.modRevision };
   };
   return behindMarker(ctx, marker, `delete network ${name}`, mayStart, async (markerRevision) => {
     const guard = { key: marker.key, modRevision: markerRevision };
     const endpoints = ctx.state.endpointsOf(name);
-    if (endpoints.length > 0 && !options.force) throw networkInUse(name, endpoints.length);
-    if (!options.force) refuseIfReserved(ctx, name);
+    if (!options.force) refuseIfInUse(ctx, name, endpoints.length);
     await deleteInBatches(ctx, guard, endpoints, endpointDeleteOps);
     // addresses Docker engines still hold go with the network (their later release finds nothing)
     await deleteInBatches(ctx, guard, ctx.state.reservationsOf(name), reservationDeleteOps);
@@ -98,20 +93,19 @@ export async function deleteNetwork(ctx: ServiceContext, name: string, options: 
   });
 }
 
-/** A reservation without an endpoint is a container Docker is setting up (or tearing down) right now. */
-function refuseIfReserved(ctx: ServiceContext, name: string): void {
+/**
+ * Refuses to delete a network that still has endpoints, or addresses reserved without an endpoint: those
+ * are containers Docker is setting up (or tearing down) right now.
+ */
+function refuseIfInUse(ctx: ServiceContext, name: string, endpoints: number): void {
+  if (endpoints > 0) {
+    throw new VxnetError('network_in_use', `network ${name} still has ${endpoints} endpoint${endpoints === 1 ? '' : 's'}: delete them first or use force.`);
+  }
   const held = ctx.state.reservationsOf(name).filter((r) => r.endpoint === undefined || !ctx.state.endpoints.has(r.endpoint));
   if (held.length === 0) return;
   const nodes = [...new Set(held.map((r) => r.node))].sort().join(', ');
   throw new VxnetError(
     'network_in_use',
     `network ${name} still has ${held.length} address${held.length === 1 ? '' : 'es'} reserved by the Docker engine of node ${nodes}: remove those containers first or use force.`,
-  );
-}
-
-function networkInUse(name: string, count: number): VxnetError {
-  return new VxnetError(
-    'network_in_use',
-    `network ${name} still has ${count} endpoint${count === 1 ? '' : 's'}: delete them first or use force.`,
   );
 }

@@ -68,10 +68,7 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
     const entry = ctx.state.nodes.get(name);
     if (!entry) throw nodeNotFound(name);
     if (ctx.state.removingNodes.has(name)) throw new VxnetError('node_in_use', `node ${name} is already being removed.`);
-    if (!options.drain) {
-      const count = ctx.state.endpointsByNode.get(name)?.size ?? 0;
-      if (count > 0) throw nodeInUse(name, count);
-    }
+    if (!options.drain) refuseIfInUse(name, ctx.state.endpointsByNode.get(name)?.size ?? 0);
     return { key: keys.node(name), modRevision: entry.modRevision };
   };
   return behindMarker(ctx, marker, `remove node ${name}`, mayStart, async (markerRevision) => {
@@ -79,7 +76,7 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
     const endpoints = [...(ctx.state.endpointsByNode.get(name) ?? [])]
       .map((id) => ctx.state.endpoints.get(id)?.endpoint)
       .filter((e): e is Endpoint => e !== undefined);
-    if (endpoints.length > 0 && !options.drain) throw nodeInUse(name, endpoints.length);
+    if (!options.drain) refuseIfInUse(name, endpoints.length);
     await deleteInBatches(ctx, guard, endpoints, endpointDeleteOps);
     // Addresses its Docker engine reserved but no endpoint holds any more go with the node too.
     const reservations = [...ctx.state.reservations.values()].map((r) => r.reservation).filter((r) => r.node === name);
@@ -107,9 +104,7 @@ function nodeStatus(ctx: ServiceContext, node: Node): NodeStatus {
   return { ...node, ...ctx.liveness.get(node.name) };
 }
 
-function nodeInUse(name: string, count: number): VxnetError {
-  return new VxnetError(
-    'node_in_use',
-    `node ${name} still has ${count} endpoint${count === 1 ? '' : 's'}: detach them first or drain the node.`,
-  );
+function refuseIfInUse(name: string, endpoints: number): void {
+  if (endpoints === 0) return;
+  throw new VxnetError('node_in_use', `node ${name} still has ${endpoints} endpoint${endpoints === 1 ? '' : 's'}: detach them first or drain the node.`);
 }

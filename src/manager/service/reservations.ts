@@ -11,18 +11,14 @@ import { keys } from '../keys.ts';
 import type { Compare } from '../store/store.ts';
 import { casRetry } from './cas.ts';
 import { type ServiceContext, isoNow } from './context.ts';
-import { byNetworkThenIp, endpointDeleteOps, networkNotFound, openNetwork, openNode, reservationDeleteOps } from './shared.ts';
+import { endpointDeleteOps, listPlaced, openTarget, reservationDeleteOps } from './shared.ts';
 
 export function listReservations(ctx: ServiceContext, filter: { network?: string; node?: string } = {}): Reservation[] {
-  let reservations: Reservation[];
-  if (filter.network !== undefined) {
-    if (!ctx.state.networks.has(filter.network)) throw networkNotFound(filter.network);
-    reservations = ctx.state.reservationsOf(filter.network);
-  } else {
-    reservations = [...ctx.state.reservations.values()].map((e) => e.reservation);
-  }
-  if (filter.node !== undefined) reservations = reservations.filter((r) => r.node === filter.node);
-  return reservations.sort(byNetworkThenIp);
+  return listPlaced(ctx, filter, {
+    ofNetwork: (name) => ctx.state.reservationsOf(name),
+    all: () => [...ctx.state.reservations.values()].map((e) => e.reservation),
+    nodeMustExist: false,
+  });
 }
 
 /** Takes an address (the requested one, or the lowest free) for `node` without creating an endpoint. */
@@ -31,8 +27,7 @@ export async function createReservation(ctx: ServiceContext, req: CreateReservat
   const nodeName = requireName(req.node, 'node');
   if (req.ip !== undefined) requireIPv4(req.ip, 'ip');
   return casRetry(ctx, `reserve an address on network ${networkName}`, () => {
-    const network = openNetwork(ctx, networkName);
-    const node = openNode(ctx, nodeName);
+    const { network, compares } = openTarget(ctx, networkName, nodeName);
     const allocation = req.ip !== undefined ? network.allocator.reserve(req.ip) : network.allocator.reserveNext();
     const reservation: Reservation = {
       network: networkName,
@@ -45,10 +40,7 @@ export async function createReservation(ctx: ServiceContext, req: CreateReservat
     const key = keys.reservation(networkName, allocation.ip);
     return {
       compares: [
-        { key: keys.network(networkName), modRevision: network.modRevision },
-        { key: keys.deleting(networkName), modRevision: 0 },
-        { key: keys.node(nodeName), modRevision: node.modRevision },
-        { key: keys.removingNode(nodeName), modRevision: 0 },
+        ...compares,
         { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
         { key, modRevision: 0 },
       ],

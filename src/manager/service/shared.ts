@@ -1,7 +1,8 @@
 /**
  * What more than one resource module needs: the not-found errors (worded once), the operations that
- * delete an endpoint or a reservation, the checks that a network or node can still take an address, and
- * the marker-guarded bulk delete that removing a network and removing a node both are.
+ * delete an endpoint or a reservation, the checks that a network and node can still take an address, the
+ * listing of endpoints and reservations, and the marker-guarded bulk delete that removing a network and
+ * removing a node both are.
  */
 import { VxnetError, quote } from '../../core/errors.ts';
 import { parseIPv4 } from '../../core/ipv4.ts';
@@ -31,20 +32,24 @@ export function reservationDeleteOps(reservation: Reservation): Op[] {
   ];
 }
 
-/** A network that can take a new address: it exists and is not being deleted. */
-export function openNetwork(ctx: ServiceContext, name: string): NetworkEntry {
-  const network = ctx.state.networks.get(name);
-  if (!network) throw networkNotFound(name);
-  if (ctx.state.deleting.has(name)) throw new VxnetError('network_not_found', `network ${name} is being deleted.`);
-  return network;
-}
-
-/** A node that can take a new address: it is registered and not being removed. */
-export function openNode(ctx: ServiceContext, name: string): { modRevision: number } {
-  const node = ctx.state.nodes.get(name);
-  if (!node) throw nodeNotFound(name);
-  if (ctx.state.removingNodes.has(name)) throw new VxnetError('node_not_found', `node ${name} is being removed.`);
-  return node;
+/**
+ * The network and node a new address is being taken for, checked to exist and not to be going away, and
+ * the compares that keep them so until the transaction commits (a removal starts with its marker).
+ */
+export function openTarget(ctx: ServiceContext, networkName: string, nodeName: string): { network: NetworkEntry; compares: Compare[] } {
+  const network = ctx.state.networks.get(networkName);
+  if (!network) throw networkNotFound(networkName);
+  if (ctx.state.deleting.has(networkName)) throw new VxnetError('network_not_found', `network ${networkName} is being deleted.`);
+  const node = ctx.state.nodes.get(nodeName);
+  if (!node) throw nodeNotFound(nodeName);
+  if (ctx.state.removingNodes.has(nodeName)) throw new VxnetError('node_not_found', `node ${nodeName} is being removed.`);
+  const compares = [
+    { key: keys.network(networkName), modRevision: network.modRevision },
+    { key: keys.deleting(networkName), modRevision: 0 },
+    { key: keys.node(nodeName), modRevision: node.modRevision },
+    { key: keys.removingNode(nodeName), modRevision: 0 },
+  ];
+  return { network, compares };
 }
 
 /** How a network or node removal marks what it is removing. */
@@ -95,6 +100,29 @@ export async function removeStaleMarkers(ctx: ServiceContext, markers: Map<strin
     ctx.log(`removing the stale ${describe(name)}`);
     await commit(ctx, [{ key: keyOf(name), modRevision }], [{ type: 'delete', key: keyOf(name) }]);
   }
+}
+
+/**
+ * Endpoints or reservations, of one network (which must exist) or all, of one node or all, sorted by
+ * network then address. A node filter names a registered node only where `nodeMustExist`.
+ */
+export function listPlaced<T extends { network: string; node: string; ip: string }>(
+  ctx: ServiceContext,
+  filter: { network?: string; node?: string },
+  source: { ofNetwork: (name: string) => T[]; all: () => T[]; nodeMustExist: boolean },
+): T[] {
+  let items: T[];
+  if (filter.network !== undefined) {
+    if (!ctx.state.networks.has(filter.network)) throw networkNotFound(filter.network);
+    items = source.ofNetwork(filter.network);
+  } else {
+    items = source.all();
+  }
+  if (filter.node !== undefined) {
+    if (source.nodeMustExist && !ctx.state.nodes.has(filter.node)) throw nodeNotFound(filter.node);
+    items = items.filter((item) => item.node === filter.node);
+  }
+  return items.sort(byNetworkThenIp);
 }
 
 /** Endpoints and reservations are listed by network, then by address. */
