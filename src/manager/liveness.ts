@@ -6,20 +6,19 @@
  * watcher for news nobody acts on. Losing this state on a manager restart is harmless: nodes count as down
  * until their next heartbeat, a few seconds later.
  */
+import { Waiters } from './service/wait.ts';
 
 export interface Liveness {
   lastSeen: number;
   reconciledRevision: number;
 }
 
-type Waiter = { revision: number; resolve: () => void };
-
 export class LivenessTracker {
   #now: () => number;
   #downAfterMs: number;
   #nodes = new Map<string, Liveness>();
-  /** node → callers waiting for that node to reach a revision */
-  #waiters = new Map<string, Set<Waiter>>();
+  /** callers waiting for a node to reach a revision, keyed by node */
+  #waiters = new Waiters();
 
   constructor(options: { now: () => number; downAfterMs: number }) {
     this.#now = options.now;
@@ -42,15 +41,7 @@ export class LivenessTracker {
     } else {
       this.#nodes.set(node, { lastSeen: now, reconciledRevision });
     }
-    const waiters = this.#waiters.get(node);
-    if (!waiters) return;
-    for (const w of waiters) {
-      if (w.revision <= reconciledRevision) {
-        waiters.delete(w);
-        w.resolve();
-      }
-    }
-    if (waiters.size === 0) this.#waiters.delete(node);
+    this.#waiters.notify(node);
   }
 
   get(node: string): { state: 'up' | 'down'; lastSeen: string | null; reconciledRevision: number } {
@@ -64,24 +55,8 @@ export class LivenessTracker {
    * Resolves true once `node` reports reconciledRevision ≥ `revision`, false after `timeoutMs` (or when
    * `signal` aborts).
    */
-  waitReconciled(node: string, revision: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    if ((this.#nodes.get(node)?.reconciledRevision ?? 0) >= revision) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      let set = this.#waiters.get(node);
-      if (!set) this.#waiters.set(node, (set = new Set()));
-      const finish = (ok: boolean) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const current = this.#waiters.get(node);
-        current?.delete(waiter);
-        if (current?.size === 0) this.#waiters.delete(node);
-        resolve(ok);
-      };
-      const waiter: Waiter = { revision, resolve: () => finish(true) };
-      const onAbort = () => finish(false);
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      set.add(waiter);
-    });
+  async waitReconciled(node: string, revision: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const reached = () => ((this.#nodes.get(node)?.reconciledRevision ?? 0) >= revision ? true : undefined);
+    return (await this.#waiters.waitFor(node, reached, timeoutMs, signal)) === true;
   }
 }

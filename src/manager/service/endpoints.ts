@@ -1,0 +1,236 @@
+/**
+ * Endpoints: an interface of a container or namespace on one node, with an address from its network.
+ * Creating one claims the address (or adopts the node's Docker reservation of it) and the interface slot in
+ * one transaction; with a wait, the answer comes once the node's agent reports it attached, and a failed or
+ * abandoned attach deletes it again so that no address is left behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { VxnetError } from '../../core/errors.ts';
+import { macForIPv4, parseIPv4, requireIPv4 } from '../../core/ipv4.ts';
+import type { CreateEndpointRequest, Endpoint, EndpointStatusRequest, Reservation } from '../../core/model.ts';
+import { normaliseNetns, requireContainerRef, requireDockerEndpointId, requireIfname, requireName } from '../../core/names.ts';
+import type { Allocation } from '../ipam.ts';
+import { attachmentTarget, keys } from '../keys.ts';
+import { isEndpointId, requireEndpointStatus } from '../validation.ts';
+import { casRetry } from './cas.ts';
+import { type ServiceContext, isoNow } from './context.ts';
+import {
+  endpointDeleteOps,
+  endpointNotFound,
+  listPlaced,
+  openTarget,
+  seconds,
+} from './shared.ts';
+
+export interface WaitOptions {
+  /** how long to wait for the node; 0 answers at once */
+  waitMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Interface name given to Docker endpoints: the prefix Docker numbers inside the container. */
+export const DOCKER_IFNAME_PREFIX = 'eth';
+/** Agents' error messages are stored; keep them to a sane size. */
+const MAX_STATUS_MESSAGE = 2000;
+
+export function listEndpoints(ctx: ServiceContext, filter: { network?: string; node?: string } = {}): Endpoint[] {
+  return listPlaced(ctx, filter, {
+    ofNetwork: (name) => ctx.state.endpointsOf(name),
+    all: () => [...ctx.state.endpoints.values()].map((e) => e.endpoint),
+    nodeMustExist: true,
+  });
+}
+
+export function getEndpoint(ctx: ServiceContext, id: string): Endpoint {
+  const entry = isEndpointId(id) ? ctx.state.endpoints.get(id) : undefined;
+  if (!entry) throw endpointNotFound(id);
+  return entry.endpoint;
+}
+
+/**
+ * Creates an endpoint and allocates its address. With `waitMs` > 0, answers once the node's agent reports
+ * it ready; an agent error or a timeout deletes it again (releasing the address) and fails.
+ */
+export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointRequest, options: WaitOptions = {}): Promise<Endpoint> {
+  const networkName = requireName(req.network, 'network');
+  const nodeName = requireName(req.node, 'node');
+  const target = endpointTarget(req);
+  if (target.docker !== undefined && req.ifname !== undefined) {
+    throw new VxnetError('bad_request', 'a Docker endpoint takes no ifname: Docker names the interface (eth0, eth1, ...).');
+  }
+  const ifname = requireIfname(req.ifname ?? (target.docker !== undefined ? DOCKER_IFNAME_PREFIX : 'eth0'));
+  if (req.ip !== undefined) requireIPv4(req.ip, 'ip');
+  if (req.reserved !== undefined && typeof req.reserved !== 'boolean') throw new VxnetError('bad_request', 'field "reserved" must be true or false.');
+  const reserved = req.reserved === true;
+  if (reserved && req.ip === undefined) throw new VxnetError('bad_request', 'an endpoint that adopts a reservation needs the reserved "ip".');
+
+  const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
+    const { network, compares } = openTarget(ctx, networkName, nodeName);
+    const attachmentKey = keys.attachment(nodeName, attachmentTarget(target), ifname);
+    const holder = ctx.state.attachments.get(attachmentKey);
+    if (holder !== undefined) {
+      throw new VxnetError('endpoint_exists', `node ${nodeName} already has endpoint ${holder} on interface ${ifname} in ${describeTarget(target)}.`);
+    }
+    // Docker's IPAM allocated the address before the endpoint existed: adopt that reservation.
+    const held = reserved ? adoptable(ctx, networkName, nodeName, req.ip!) : undefined;
+    const allocation: Allocation = held
+      ? { ip: held.reservation.ip, prefix: held.reservation.prefix, gateway: held.reservation.gateway }
+      : req.ip !== undefined
+        ? network.allocator.reserve(req.ip)
+        : network.allocator.reserveNext();
+    const candidate: Endpoint = {
+      id: randomBytes(6).toString('hex'),
+      network: networkName,
+      node: nodeName,
+      ...target,
+      ifname,
+      ip: allocation.ip,
+      prefix: allocation.prefix,
+      gateway: allocation.gateway,
+      mac: macForIPv4(parseIPv4(allocation.ip)!),
+      status: 'pending',
+      ...(held ? { reserved: true } : {}),
+      createdAt: isoNow(ctx),
+    };
+    const reservationKey = keys.reservation(networkName, allocation.ip);
+    return {
+      compares: [
+        ...compares,
+        held ? { key: reservationKey, modRevision: held.modRevision } : { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
+        { key: attachmentKey, modRevision: 0 },
+        { key: keys.endpoint(candidate.id), modRevision: 0 },
+      ],
+      ops: [
+        { type: 'put', key: keys.endpoint(candidate.id), value: JSON.stringify(candidate) },
+        held
+          ? { type: 'put', key: reservationKey, value: JSON.stringify({ ...held.reservation, endpoint: candidate.id }) }
+          : { type: 'put', key: keys.ipam(networkName, allocation.ip), value: candidate.id },
+        { type: 'put', key: attachmentKey, value: candidate.id },
+      ],
+      then: () => candidate,
+      release: held ? undefined : () => network.allocator.unreserve(allocation.ip),
+    };
+  });
+  const waitMs = options.waitMs ?? 0;
+  if (waitMs <= 0) return ctx.state.endpoints.get(endpoint.id)?.endpoint ?? endpoint;
+  return awaitReady(ctx, endpoint, waitMs, options.signal);
+}
+
+/**
+ * Deletes an endpoint and releases its address. With `waitMs` > 0, answers once the endpoint's node has
+ * reported (by heartbeat) that it reconciled a revision at or past the deletion.
+ */
+export async function deleteEndpoint(ctx: ServiceContext, id: string, options: WaitOptions = {}): Promise<void> {
+  const { revision, endpoint } = await casRetry(ctx, `delete endpoint ${id}`, () => {
+    const entry = isEndpointId(id) ? ctx.state.endpoints.get(id) : undefined;
+    if (!entry) throw endpointNotFound(id);
+    return {
+      compares: [{ key: keys.endpoint(id), modRevision: entry.modRevision }],
+      ops: endpointDeleteOps(entry.endpoint),
+      then: (revision) => ({ revision, endpoint: entry.endpoint }),
+    };
+  });
+  const waitMs = options.waitMs ?? 0;
+  if (waitMs <= 0) return;
+  const signal = anySignal(ctx.closing, options.signal);
+  const confirmed = await ctx.liveness.waitReconciled(endpoint.node, revision, waitMs, signal);
+  if (!confirmed) {
+    throw new VxnetError(
+      'timeout',
+      `endpoint ${id} was deleted from the cluster (revision ${revision}), but node ${endpoint.node} did not confirm removing it within ${seconds(waitMs)}.`,
+    );
+  }
+}
+
+/** An agent reports how attaching an endpoint went. Repeating the current status writes nothing. */
+export async function setEndpointStatus(ctx: ServiceContext, id: string, req: EndpointStatusRequest): Promise<void> {
+  const status = requireEndpointStatus(req.status);
+  if (req.message !== undefined && typeof req.message !== 'string') {
+    throw new VxnetError('bad_request', 'field "message" must be a string.');
+  }
+  const message = req.message === undefined || req.message === '' ? undefined : req.message.slice(0, MAX_STATUS_MESSAGE);
+  await casRetry(ctx, `update endpoint ${id}`, () => {
+    const entry = isEndpointId(id) ? ctx.state.endpoints.get(id) : undefined;
+    if (!entry) throw endpointNotFound(id);
+    if (entry.endpoint.status === status && entry.endpoint.message === message) return { done: undefined };
+    const { message: _old, ...rest } = entry.endpoint;
+    const updated: Endpoint = message === undefined ? { ...rest, status } : { ...rest, status, message };
+    return {
+      compares: [{ key: keys.endpoint(id), modRevision: entry.modRevision }],
+      ops: [{ type: 'put', key: keys.endpoint(id), value: JSON.stringify(updated) }],
+      then: () => undefined,
+    };
+  });
+}
+
+/** The reservation `node` holds for `ip` on `network`, if no live endpoint has adopted it yet. */
+function adoptable(ctx: ServiceContext, network: string, node: string, ip: string): { reservation: Reservation; modRevision: number } {
+  const entry = ctx.state.reservations.get(keys.reservation(network, ip));
+  if (!entry || entry.reservation.node !== node) {
+    throw new VxnetError('reservation_not_found', `address ${ip} on network ${network} is not reserved by node ${node}.`);
+  }
+  const user = entry.reservation.endpoint;
+  if (user !== undefined && ctx.state.endpoints.has(user)) {
+    throw new VxnetError('address_in_use', `address ${ip} on network ${network} is already used by endpoint ${user}.`);
+  }
+  return entry;
+}
+
+async function awaitReady(ctx: ServiceContext, created: Endpoint, waitMs: number, signal: AbortSignal | undefined): Promise<Endpoint> {
+  const id = created.id;
+  type Settled = { ready: Endpoint } | { failed: Endpoint } | 'gone';
+  const settled = (): Settled | undefined => {
+    const current = ctx.state.endpoints.get(id)?.endpoint;
+    if (!current) return 'gone';
+    if (current.status === 'ready') return { ready: current };
+    if (current.status === 'error') return { failed: current };
+    return undefined;
+  };
+  const outcome = await ctx.endpointWaiters.waitFor(id, settled, waitMs, anySignal(ctx.closing, signal));
+  if (typeof outcome === 'object' && 'ready' in outcome) return outcome.ready;
+  if (outcome === 'gone') {
+    throw new VxnetError('endpoint_not_found', `endpoint ${id} was deleted before node ${created.node} reported it ready.`);
+  }
+  if (outcome === 'aborted' && ctx.closing.aborted) {
+    throw new VxnetError('timeout', `the manager is shutting down; endpoint ${id} stays until it is deleted.`);
+  }
+  // Nobody will use the endpoint now (the agent failed, the wait ran out, or the client went away), so do
+  // not leave it and its address behind.
+  await deleteQuietly(ctx, id);
+  if (outcome === 'timeout') {
+    throw new VxnetError('timeout', `node ${created.node} did not report endpoint ${id} ready within ${seconds(waitMs)}; the endpoint was deleted.`);
+  }
+  if (outcome === 'aborted') {
+    throw new VxnetError('timeout', `gave up waiting for node ${created.node} to attach endpoint ${id}; the endpoint was deleted.`);
+  }
+  throw new VxnetError('attach_failed', `attach failed on node ${created.node}: ${outcome.failed.message ?? 'no reason given'}`);
+}
+
+async function deleteQuietly(ctx: ServiceContext, id: string): Promise<void> {
+  try {
+    await deleteEndpoint(ctx, id);
+  } catch (err) {
+    if (!(err instanceof VxnetError && err.code === 'endpoint_not_found')) throw err;
+  }
+}
+
+/** Exactly one of netns, container, docker, validated (a namespace name becomes its path). */
+function endpointTarget(req: CreateEndpointRequest): { netns?: string; container?: string; docker?: string } {
+  const given = [req.netns, req.container, req.docker].filter((v) => v !== undefined).length;
+  if (given !== 1) {
+    throw new VxnetError('bad_request', 'an endpoint needs exactly one target: "netns" (a namespace), "container" (a Docker container) or "docker" (a Docker endpoint id).');
+  }
+  if (req.container !== undefined) return { container: requireContainerRef(req.container) };
+  if (req.docker !== undefined) return { docker: requireDockerEndpointId(req.docker) };
+  return { netns: normaliseNetns(req.netns) };
+}
+
+function describeTarget(target: { netns?: string; container?: string; docker?: string }): string {
+  if (target.container !== undefined) return `container ${target.container}`;
+  if (target.docker !== undefined) return `Docker endpoint ${target.docker.slice(0, 12)}`;
+  return target.netns ?? '';
+}
+
+function anySignal(a: AbortSignal, b: AbortSignal | undefined): AbortSignal {
+  return b ? AbortSignal.any([a, b]) : a;
+}

@@ -1,0 +1,111 @@
+/**
+ * Networks: listing, creating (name, VNI and subnets claimed in one transaction) and deleting (behind a
+ * `/deleting/` marker, so no endpoint can be added while the delete runs).
+ */
+import { VxnetError } from '../../core/errors.ts';
+import type { CreateNetworkRequest, Network, NetworkDetail } from '../../core/model.ts';
+import { requireName } from '../../core/names.ts';
+import { META_NETWORKS, keys } from '../keys.ts';
+import { resolveNetwork } from '../validation.ts';
+import { casRetry } from './cas.ts';
+import { type ServiceContext, isoNow } from './context.ts';
+import {
+  behindMarker,
+  byNetworkThenIp,
+  compareText,
+  deleteInBatches,
+  endpointDeleteOps,
+  networkNotFound,
+  reservationDeleteOps,
+} from './shared.ts';
+
+export function listNetworks(ctx: ServiceContext): Network[] {
+  return [...ctx.state.networks.values()].map((e) => e.network).sort((a, b) => compareText(a.name, b.name));
+}
+
+export function getNetwork(ctx: ServiceContext, name: string): NetworkDetail {
+  const entry = ctx.state.networks.get(name);
+  if (!entry) throw networkNotFound(name);
+  return { ...entry.network, endpoints: ctx.state.endpointsOf(name).sort(byNetworkThenIp) };
+}
+
+export async function createNetwork(ctx: ServiceContext, req: CreateNetworkRequest): Promise<Network> {
+  const name = requireName(req.name, 'network');
+  return casRetry(ctx, `create network ${name}`, () => {
+    if (ctx.state.networks.has(name)) throw new VxnetError('network_exists', `network ${name} already exists.`);
+    const network = resolveNetwork(req, {
+      networks: [...ctx.state.networks.values()].map((e) => ({ name: e.network.name, cidrs: e.cidrs })),
+      vnis: ctx.state.vnis,
+      nodes: [...ctx.state.nodes.values()].map((e) => e.node),
+      now: new Date(ctx.now()),
+    });
+    return {
+      compares: [
+        { key: keys.network(name), modRevision: 0 },
+        { key: keys.vni(network.vni), modRevision: 0 },
+        { key: META_NETWORKS, modRevision: ctx.state.metaNetworksRevision },
+      ],
+      ops: [
+        { type: 'put', key: keys.network(name), value: JSON.stringify(network) },
+        { type: 'put', key: keys.vni(network.vni), value: name },
+        { type: 'put', key: META_NETWORKS, value: '{}' },
+      ],
+      then: () => ctx.state.networks.get(name)?.network ?? network,
+    };
+  });
+}
+
+/**
+ * Deletes a network. First a `/deleting/` marker is committed: from then on no endpoint can be added, so
+ * the endpoints the index shows are all there will ever be. Without `force` any endpoint refuses the
+ * delete; with it they are removed in batches first.
+ */
+export async function deleteNetwork(ctx: ServiceContext, name: string, options: { force?: boolean } = {}): Promise<void> {
+  const marker = { key: keys.deleting(name), held: () => ctx.state.deleting.get(name) };
+  const mayStart = () => {
+    const entry = ctx.state.networks.get(name);
+    if (!entry) throw networkNotFound(name);
+    if (ctx.state.deleting.has(name)) throw new VxnetError('network_in_use', `network ${name} is already being deleted.`);
+    if (!options.force) refuseIfInUse(ctx, name, ctx.state.endpointsByNetwork.get(name)?.size ?? 0);
+    return { key: keys.network(name), modRevision: entry.modRevision };
+  };
+  return behindMarker(ctx, marker, `delete network ${name}`, mayStart, async (markerRevision) => {
+    const guard = { key: marker.key, modRevision: markerRevision };
+    const endpoints = ctx.state.endpointsOf(name);
+    if (!options.force) refuseIfInUse(ctx, name, endpoints.length);
+    await deleteInBatches(ctx, guard, endpoints, endpointDeleteOps);
+    // addresses Docker engines still hold go with the network (their later release finds nothing)
+    await deleteInBatches(ctx, guard, ctx.state.reservationsOf(name), reservationDeleteOps);
+    await casRetry(ctx, `delete network ${name}`, () => {
+      const entry = ctx.state.networks.get(name);
+      if (!entry) return { done: undefined };
+      return {
+        compares: [guard, { key: keys.network(name), modRevision: entry.modRevision }, { key: META_NETWORKS, modRevision: ctx.state.metaNetworksRevision }],
+        ops: [
+          { type: 'delete', key: keys.network(name) },
+          { type: 'delete', key: keys.vni(entry.network.vni) },
+          { type: 'delete', key: marker.key },
+          { type: 'put', key: META_NETWORKS, value: '{}' },
+        ],
+        then: () => undefined,
+      };
+    });
+  });
+}
+
+/**
+ * Refuses to delete a network that still has endpoints, or addresses reserved without an endpoint: those
+ * are containers Docker is setting up (or tearing down) right now.
+ */
+function refuseIfInUse(ctx: ServiceContext, name: string, endpoints: number): void {
+  if (endpoints > 0) {
+    throw new VxnetError('network_in_use', `network ${name} still has ${endpoints} endpoint${endpoints === 1 ? '' : 's'}: delete them first or use force.`);
+  }
+  const held = ctx.state.reservationsOf(name).filter((r) => r.endpoint === undefined || !ctx.state.endpoints.has(r.endpoint));
+  if (held.length === 0) return;
+  const nodes = [...new Set(held.map((r) => r.node))].sort().join(', ');
+  throw new VxnetError(
+    'network_in_use',
+    `network ${name} still has ${held.length} address${held.length === 1 ? '' : 'es'} reserved by the Docker engine of node ${nodes}: remove those containers first or use force.`,
+  );
+}

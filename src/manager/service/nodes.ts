@@ -1,0 +1,110 @@
+/**
+ * Nodes: registration (stored), heartbeats (memory only, see ../liveness.ts) and removal, which withdraws
+ * the node's endpoints behind a `/removing-nodes/` marker so that no new one can appear meanwhile.
+ */
+import { VxnetError } from '../../core/errors.ts';
+import type { Endpoint, HeartbeatRequest, Node, NodeStatus, RegisterNodeRequest } from '../../core/model.ts';
+import { keys } from '../keys.ts';
+import { validateNodeRequest } from '../validation.ts';
+import { casRetry } from './cas.ts';
+import { type ServiceContext, isoNow } from './context.ts';
+import { behindMarker, compareText, deleteInBatches, endpointDeleteOps, nodeNotFound, reservationDeleteOps } from './shared.ts';
+
+export function listNodes(ctx: ServiceContext): NodeStatus[] {
+  return [...ctx.state.nodes.values()]
+    .map((e) => nodeStatus(ctx, e.node))
+    .sort((a, b) => compareText(a.name, b.name));
+}
+
+export function getNode(ctx: ServiceContext, name: string): NodeStatus {
+  const entry = ctx.state.nodes.get(name);
+  if (!entry) throw nodeNotFound(name);
+  return nodeStatus(ctx, entry.node);
+}
+
+/** Creates or updates a node; an unchanged re-registration writes nothing. */
+export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest): Promise<Node> {
+  const wanted = validateNodeRequest(req);
+  return casRetry<Node>(ctx, `register node ${wanted.name}`, () => {
+    const existing = ctx.state.nodes.get(wanted.name);
+    if (existing && existing.node.address === wanted.address && existing.node.mtu === wanted.mtu) {
+      ctx.liveness.seen(wanted.name);
+      return { done: existing.node };
+    }
+    const node: Node = { ...wanted, registeredAt: existing?.node.registeredAt ?? isoNow(ctx) };
+    return {
+      compares: [{ key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }],
+      ops: [{ type: 'put', key: keys.node(node.name), value: JSON.stringify(node) }],
+      then: () => {
+        ctx.liveness.seen(node.name);
+        return ctx.state.nodes.get(node.name)?.node ?? node;
+      },
+    };
+  });
+}
+
+/** Records liveness in memory; never touches the store. */
+export function heartbeat(ctx: ServiceContext, name: string, req: HeartbeatRequest): void {
+  if (!ctx.state.nodes.has(name)) throw nodeNotFound(name);
+  if (!Number.isSafeInteger(req.reconciledRevision) || req.reconciledRevision < 0) {
+    throw new VxnetError('bad_request', 'field "reconciledRevision" must be a non-negative integer.');
+  }
+  ctx.liveness.heartbeat(name, req.reconciledRevision);
+}
+
+/**
+ * Removes a node from the cluster. A `/removing-nodes/` marker is committed first: from then on no
+ * endpoint can be added to the node, so the endpoints the index shows are all there will ever be. Without
+ * `drain` any endpoint refuses the removal; with it they are deleted in batches first (releasing their
+ * addresses), which every peer sees on its watch and withdraws the FDB and neighbour entries for. Then
+ * the node record goes, and with it the node's own watch stream.
+ *
+ * This is the only way a node's entries leave its peers: a node that merely stops heartbeating is shown
+ * as down and keeps everything (docs/security.md, "Fail-static").
+ */
+export async function deleteNode(ctx: ServiceContext, name: string, options: { drain?: boolean } = {}): Promise<{ endpoints: number }> {
+  const marker = { key: keys.removingNode(name), held: () => ctx.state.removingNodes.get(name) };
+  const mayStart = () => {
+    const entry = ctx.state.nodes.get(name);
+    if (!entry) throw nodeNotFound(name);
+    if (ctx.state.removingNodes.has(name)) throw new VxnetError('node_in_use', `node ${name} is already being removed.`);
+    if (!options.drain) refuseIfInUse(name, ctx.state.endpointsByNode.get(name)?.size ?? 0);
+    return { key: keys.node(name), modRevision: entry.modRevision };
+  };
+  return behindMarker(ctx, marker, `remove node ${name}`, mayStart, async (markerRevision) => {
+    const guard = { key: marker.key, modRevision: markerRevision };
+    const endpoints = [...(ctx.state.endpointsByNode.get(name) ?? [])]
+      .map((id) => ctx.state.endpoints.get(id)?.endpoint)
+      .filter((e): e is Endpoint => e !== undefined);
+    if (!options.drain) refuseIfInUse(name, endpoints.length);
+    await deleteInBatches(ctx, guard, endpoints, endpointDeleteOps);
+    // Addresses its Docker engine reserved but no endpoint holds any more go with the node too.
+    const reservations = [...ctx.state.reservations.values()].map((r) => r.reservation).filter((r) => r.node === name);
+    await deleteInBatches(ctx, guard, reservations, reservationDeleteOps);
+    const removed = { endpoints: endpoints.length };
+    return casRetry<{ endpoints: number }>(ctx, `remove node ${name}`, () => {
+      const entry = ctx.state.nodes.get(name);
+      if (!entry) return { done: removed };
+      return {
+        compares: [guard, { key: keys.node(name), modRevision: entry.modRevision }],
+        ops: [
+          { type: 'delete', key: keys.node(name) },
+          { type: 'delete', key: marker.key },
+        ],
+        then: () => {
+          ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}`);
+          return removed;
+        },
+      };
+    });
+  });
+}
+
+function nodeStatus(ctx: ServiceContext, node: Node): NodeStatus {
+  return { ...node, ...ctx.liveness.get(node.name) };
+}
+
+function refuseIfInUse(name: string, endpoints: number): void {
+  if (endpoints === 0) return;
+  throw new VxnetError('node_in_use', `node ${name} still has ${endpoints} endpoint${endpoints === 1 ? '' : 's'}: detach them first or drain the node.`);
+}
