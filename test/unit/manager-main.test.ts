@@ -8,7 +8,7 @@ import { temporaryDirectory } from './support/manager.ts';
 
 function get(socketPath: string, path: string, token: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, headers: { authorization: `Bearer ${token}` } }, (res) => {
+    const req = request({ socketPath, path, agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (data += c));
