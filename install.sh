@@ -6,14 +6,15 @@
 # `npm run dist` tarball, or give it the tarball with --from.
 #
 #   ./install.sh [--prefix /usr/local] [--sysconfdir /etc] [--from vxnet-VERSION-linux-x64.tar.gz] [--no-packages]
-#   ./install.sh --uninstall [--purge] [--prefix ...] [--sysconfdir ...]
+#   ./install.sh --uninstall [--purge] [--prefix ...] [--sysconfdir ...] [--localstatedir /var]
 #
-# --uninstall removes what the install put there and leaves the flags, tokens and state (/var/lib/vxnet);
-# --purge removes those too. Reinstalling over an installation upgrades it and keeps the flags.
+# --uninstall removes what the install put there and leaves the flags, tokens and state (/var/lib/vxnet,
+# where the units keep it); --purge removes those too. Reinstalling over an installation upgrades it and
+# keeps the flags.
 set -eu
 
 usage() {
-  sed -n '9,10p' "$0" | sed 's/^#   /usage: /' >&2
+  sed -n '8,9p' "$0" | sed 's/^#   /usage: /' >&2
   exit 2
 }
 fail() {
@@ -23,6 +24,7 @@ fail() {
 
 prefix=/usr/local
 sysconfdir=/etc
+localstatedir=/var
 from=""
 packages=yes
 action=install
@@ -33,6 +35,8 @@ while [ $# -gt 0 ]; do
     --prefix=*) prefix=${1#*=}; shift ;;
     --sysconfdir) [ $# -ge 2 ] || usage; sysconfdir=$2; shift 2 ;;
     --sysconfdir=*) sysconfdir=${1#*=}; shift ;;
+    --localstatedir) [ $# -ge 2 ] || usage; localstatedir=$2; shift 2 ;;
+    --localstatedir=*) localstatedir=${1#*=}; shift ;;
     --from) [ $# -ge 2 ] || usage; from=$2; shift 2 ;;
     --from=*) from=${1#*=}; shift ;;
     --no-packages) packages=no; shift ;;
@@ -43,10 +47,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 # The paths end up in unit files and a shell launcher: absolute, and nothing a unit's ExecStart would split.
-for dir in "$prefix" "$sysconfdir"; do
+for dir in "$prefix" "$sysconfdir" "$localstatedir"; do
   case "$dir" in
     /*) ;;
-    *) fail "--prefix and --sysconfdir need absolute paths, not \"$dir\"." ;;
+    *) fail "--prefix, --sysconfdir and --localstatedir need absolute paths, not \"$dir\"." ;;
   esac
   case "$dir" in
     *[!A-Za-z0-9/._+-]*) fail "\"$dir\" has characters a systemd unit cannot hold unquoted; use letters, digits and / . _ + -." ;;
@@ -54,6 +58,7 @@ for dir in "$prefix" "$sysconfdir"; do
 done
 prefix=${prefix%/}
 sysconfdir=${sysconfdir%/}
+localstatedir=${localstatedir%/}
 [ "$purge" = no ] || [ "$action" = uninstall ] || fail "--purge goes with --uninstall."
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -74,10 +79,10 @@ if [ "$action" = uninstall ]; then
   # Only our own launcher: another program of that name is not ours to remove.
   if grep -qs '^# vxnet launcher' "$prefix/bin/vxnet"; then rm -f "$prefix/bin/vxnet"; fi
   if [ "$purge" = yes ]; then
-    rm -rf "$sysconfdir/default/vxnet-manager" "$sysconfdir/default/vxnet-agent" "$sysconfdir/vxnet" /var/lib/vxnet
+    rm -rf "$sysconfdir/default/vxnet-manager" "$sysconfdir/default/vxnet-agent" "$sysconfdir/vxnet" "$localstatedir/lib/vxnet"
     echo "install.sh: vxnet removed from $prefix, with its flags, tokens and state."
   else
-    echo "install.sh: vxnet removed from $prefix; kept $sysconfdir/default/vxnet-*, $sysconfdir/vxnet and /var/lib/vxnet (--purge removes them)."
+    echo "install.sh: vxnet removed from $prefix; kept $sysconfdir/default/vxnet-*, $sysconfdir/vxnet and $localstatedir/lib/vxnet (--purge removes them)."
   fi
   exit 0
 fi
@@ -96,12 +101,16 @@ elif [ -f "$here/lib/vxnet/js/main.js" ]; then
 elif [ -f "$here/package.json" ] && [ -d "$here/src" ]; then
   # A checkout: the build needs the npm packages (esbuild, Node.js 24), which setup.sh or npm ci installs.
   if [ ! -x "$here/node_modules/.bin/node" ] || [ ! -d "$here/node_modules/esbuild" ]; then
-    command -v npm >/dev/null 2>&1 || fail "building from a checkout needs npm: run ./setup.sh (or apt-get install -y npm) first."
+    if ! command -v npm >/dev/null 2>&1; then
+      [ "$packages" = yes ] && [ "$(id -u)" = 0 ] || fail "building from a checkout needs npm: apt-get install -y npm, then run me again."
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    fi
     (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   "$here/node_modules/.bin/node" "$here/packaging/build.ts"
-  tree=$(find "$here/build" -mindepth 1 -maxdepth 1 -type d -name "vxnet-$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$here/package.json")-linux-x64")
-  [ -n "$tree" ] || fail "the build left no build/vxnet-VERSION-linux-x64 folder."
+  tree=$here/build/vxnet-$("$here/node_modules/.bin/node" -p 'require(process.argv[1]).version' "$here/package.json")-linux-x64
+  [ -f "$tree/lib/vxnet/js/main.js" ] || fail "the build left no $tree."
 else
   fail "run me from a vxnet checkout or an unpacked vxnet tarball, or give --from TARBALL."
 fi
