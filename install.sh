@@ -133,9 +133,6 @@ fi
 mkdir -p "$prefix/bin" "$prefix/lib" "$prefix/share/doc"
 rm -rf "$libdir.new" "$libdir.old"
 cp -R "$tree/lib/vxnet" "$libdir.new"
-# The compile cache holds V8's code for every module, made here once: a CLI call then skips compiling.
-# It lives under the prefix (root's, not a shared /tmp that another user could fill).
-mkdir -p "$libdir.new/compile-cache"
 [ ! -d "$libdir" ] || mv "$libdir" "$libdir.old"
 mv "$libdir.new" "$libdir"
 rm -rf "$libdir.old" "$prefix/share/doc/vxnet"
@@ -144,15 +141,11 @@ cp -R "$tree/share/doc/vxnet" "$prefix/share/doc/vxnet"
 cat >"$prefix/bin/vxnet.new" <<EOF
 #!/bin/sh
 # vxnet launcher, written by install.sh (vxnet $version): the Node.js and the built code in $libdir.
-export NODE_COMPILE_CACHE="\${NODE_COMPILE_CACHE:-$libdir/compile-cache}"
 exec "$libdir/node/bin/node" "$libdir/js/main.js" "\$@"
 EOF
 chmod 0755 "$prefix/bin/vxnet.new"
 mv "$prefix/bin/vxnet.new" "$prefix/bin/vxnet"
 "$prefix/bin/vxnet" --version >/dev/null || fail "the installed $prefix/bin/vxnet does not run."
-# Fill the compile cache with the modules of the common commands (--help loads every command module).
-"$prefix/bin/vxnet" --help >/dev/null 2>&1 || true
-"$prefix/bin/vxnet" network ls --manager unix:/nonexistent --token none >/dev/null 2>&1 || true
 
 # ---- systemd units and their flags ----
 fill() {

@@ -14,7 +14,8 @@
  * Why a bundle (esbuild) and not the source: running .ts costs type stripping on every start, and a
  * bundle loads a handful of files instead of ~100. Code splitting keeps every `await import()` of src/
  * a separate chunk, so `vxnet network ls` never loads the manager, the agent or the demo. Measured with
- * bench/cli-start.ts, which also compares the compile cache the launcher turns on (install.sh).
+ * bench/cli-start.ts. Node's compile cache (NODE_COMPILE_CACHE) made no difference to the bundle there
+ * (within the noise, ±3%), so the launcher does not turn it on: it pays off for type-stripped .ts, not for .js.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
