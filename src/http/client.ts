@@ -9,8 +9,11 @@
  * word in its own errors; an aborted signal rejects with the signal's reason, as fetch does.
  */
 import http from 'node:http';
-import https from 'node:https';
+import type * as Https from 'node:https';
 import type { PeerCertificate } from 'node:tls';
+
+// node:https and node:tls take ~10 ms to load: only clients of an https:// manager pay for them (CLI startup).
+const https = (): typeof Https => process.getBuiltinModule('node:https');
 
 export type HttpTarget = { kind: 'unix'; socketPath: string } | { kind: 'tcp' | 'tls'; host: string; port: number };
 
@@ -88,7 +91,7 @@ export class HttpClient {
   constructor(options: HttpClientOptions) {
     this.#target = options.target;
     this.#checkServerIdentity = options.checkServerIdentity;
-    const Agent = options.target.kind === 'tls' ? https.Agent : http.Agent;
+    const Agent = options.target.kind === 'tls' ? https().Agent : http.Agent;
     this.#agent = new Agent({
       keepAlive: true,
       timeout: options.freeSocketTimeoutMs,
@@ -172,16 +175,17 @@ export class HttpClient {
 
   #open(req: Omit<HttpRequest, 'timeoutMs'>): http.ClientRequest {
     const target = this.#target;
-    const options: https.RequestOptions = {
+    const options: Https.RequestOptions = {
       agent: req.ownConnection ? false : this.#agent,
       method: req.method,
       path: req.path,
       headers: req.headers ?? {},
     };
-    if (target.kind === 'unix') return http.request({ ...options, socketPath: target.socketPath });
+    // servername '' spares http.Agent its IP check of the unused host name (a ~6 ms regex on every CLI call).
+    if (target.kind === 'unix') return http.request({ ...options, socketPath: target.socketPath, servername: '' } as http.RequestOptions);
     if (target.kind === 'tcp') return http.request({ ...options, host: target.host, port: target.port });
     const identity = req.ownConnection && this.#checkServerIdentity ? { checkServerIdentity: this.#checkServerIdentity } : {};
-    return https.request({ ...options, host: target.host, port: target.port, ...req.tls, ...identity });
+    return https().request({ ...options, host: target.host, port: target.port, ...req.tls, ...identity });
   }
 
   #attempt(req: HttpRequest, deadline: number): Promise<HttpResponse> {

@@ -1,0 +1,129 @@
+/**
+ * `npm run bench:cli`: how long a `vxnet` call takes, next to the floor of any Node.js program.
+ *
+ * Builds the tarball and installs it into a temporary prefix (packaging/temp-install.ts; `--prefix DIR`
+ * measures an existing installation instead), starts a real manager in this process (unix socket and TLS
+ * on 127.0.0.1), then runs each command --runs times (default 50), the commands interleaved round by round
+ * so that the machine's noise hits them alike, and prints p50/p99 and the ratio of each p50 to that of
+ * `node -e 0` on the same Node.js. The same commands run from source (bin/vxnet, type stripping) show what
+ * the build buys; with Node's compile cache on (NODE_COMPILE_CACHE), what a cache would add to it.
+ *
+ * Targets (vxnet issue 17): `vxnet --version` within 1.3× of `node -e 0`; `vxnet network ls` against a
+ * running manager under 150 ms. A benchmark, not a test: it prints, it asserts nothing.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startManager } from '../src/manager/main.ts';
+import { installTemporarily, type TempInstall } from '../packaging/temp-install.ts';
+import { distribution, fixed, ratio } from './stats.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '50' },
+    prefix: { type: 'string' },
+  },
+});
+const runs = Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer (got ${values.runs}).`);
+
+interface Case {
+  label: string;
+  argv: string[];
+  env?: Record<string, string>;
+  target?: string;
+}
+
+/**
+ * CPU time of this process's waited-for children so far (utime + stime of /proc/self/stat, in clock ticks of
+ * 10 ms): summed over the runs of a command it gives its mean CPU time, which the other work on a shared
+ * machine disturbs far less than the wall clock.
+ */
+function childCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // cutime and cstime are fields 16 and 17 of proc(5); fields[0] here is field 3.
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
+/** Wall-clock milliseconds from spawn to exit; rejects on a non-zero exit (a broken command measures nothing). */
+function timed(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (code === 0) resolvePromise(ms);
+      else reject(new Error(`${argv.join(' ')} exited with ${String(code)}: ${stderr.trim()}`));
+    });
+  });
+}
+
+let installed: TempInstall | undefined;
+const scratch = mkdtempSync(join(tmpdir(), 'vxnet-bench-cli-'));
+try {
+  const prefix = values.prefix ?? (installed = await installTemporarily()).prefix;
+  const vxnet = join(prefix, 'bin', 'vxnet');
+  const node = join(prefix, 'lib', 'vxnet', 'node', 'bin', 'node');
+  const socket = join(scratch, 'manager.sock');
+  const manager = await startManager({ dataDir: join(scratch, 'data'), listen: [`unix:${socket}`, '127.0.0.1:0'] });
+  try {
+    const tcp = manager.addresses.find((address) => !address.startsWith('unix:'));
+    if (!tcp) throw new Error(`the manager listens on no TCP address (${manager.addresses.join(', ')}).`);
+    const unixEnv = { VXNET_MANAGER: `unix:${socket}`, VXNET_TOKEN: manager.tokens.admin };
+    const tlsEnv = { VXNET_MANAGER: `https://${tcp}`, VXNET_TOKEN: manager.tokens.admin };
+    const cache = { NODE_COMPILE_CACHE: join(scratch, 'compile-cache') };
+    // A listing with something in it: the answer is parsed and checked like any other.
+    await timed([vxnet, 'network', 'create', 'bench', '--vni', '4242', '--subnet', '10.42.0.0/24'], { ...process.env, ...unixEnv });
+
+    const source = join(ROOT, 'bin', 'vxnet');
+    const cases: Case[] = [
+      { label: '`node -e 0` (the installed Node.js)', argv: [node, '-e', '0'] },
+      { label: '`vxnet --version`', argv: [vxnet, '--version'], target: '≤ 1.3× node -e 0' },
+      { label: '`vxnet --version`, compile cache on', argv: [vxnet, '--version'], env: cache },
+      { label: '`vxnet network ls`, unix socket', argv: [vxnet, 'network', 'ls'], env: unixEnv, target: '< 150 ms' },
+      { label: '`vxnet network ls`, unix socket, compile cache on', argv: [vxnet, 'network', 'ls'], env: { ...unixEnv, ...cache } },
+      { label: '`vxnet network ls`, TLS (admin token)', argv: [vxnet, 'network', 'ls'], env: tlsEnv, target: '< 150 ms' },
+      { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'] },
+      { label: 'from source: `bin/vxnet network ls`, unix socket', argv: [source, 'network', 'ls'], env: unixEnv },
+    ];
+    const samples = cases.map(() => [] as number[]);
+    const cpu = cases.map(() => 0);
+    // Three unmeasured rounds first: page cache, the compile cache's first writes, the manager's first requests.
+    for (let round = -3; round < runs; round++) {
+      for (const [i, c] of cases.entries()) {
+        const before = childCpuMs();
+        const ms = await timed(c.argv, { ...process.env, ...c.env });
+        if (round >= 0) {
+          samples[i]!.push(ms);
+          cpu[i]! += childCpuMs() - before;
+        }
+      }
+    }
+
+    const floor = distribution(samples[0]!).p50;
+    const lines = [
+      `vxnet CLI start-up, ${runs} runs each, interleaved (installed in ${prefix}; Node.js ${process.version} here)`,
+      '',
+      '| command | p50 | p99 | p50 ÷ node -e 0 | mean CPU | target |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...cases.map((c, i) => {
+        const d = distribution(samples[i]!);
+        return `| ${c.label} | ${fixed(d.p50)} ms | ${fixed(d.p99)} ms | ${ratio(d.p50, floor)} | ${fixed(cpu[i]! / runs)} ms | ${c.target ?? ''} |`;
+      }),
+    ];
+    console.log(lines.join('\n'));
+  } finally {
+    await manager.close();
+  }
+} finally {
+  installed?.remove();
+  rmSync(scratch, { recursive: true, force: true });
+}
