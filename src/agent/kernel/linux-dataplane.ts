@@ -33,6 +33,7 @@ import { messageOf } from '../../core/errors.ts';
 import { applyEntries, isGone, runBatch } from './batch.ts';
 import { createEndpoints } from './endpoint-setup.ts';
 import { createRunner, type Runner } from './exec.ts';
+import { deleteAntispoofLines, installedState, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
 import { effectiveVxlanFilter, planFirewall } from './nftables.ts';
 import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
@@ -218,7 +219,12 @@ export class LinuxDataplane implements Dataplane {
     const failedEndpoints = new Map<string, string>();
     const wanted = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, vxlanPorts(actual.links.values()));
     errors.push(...wanted.rejected);
-    const firewall = await this.#firewall(plan.networks, actual.firewall, wanted.filter, result, errors, signal);
+    const bindings = portBindings(plan.local);
+    const firewall = await this.#firewall(plan.networks, actual.firewall, wanted.filter, result, errors, signal, {
+      wanted: bindings,
+      installed: actual.antispoof,
+      keep: plan.untouchable,
+    });
     let linkSteps = plan.links;
     if (firewall.down !== undefined) {
       // fail closed: no new (or recreated) VXLAN device, so no new socket; the old device of a recreation stays
@@ -255,7 +261,11 @@ export class LinuxDataplane implements Dataplane {
     if (firewall.down === undefined && gone.size > 0) {
       const remaining = vxlanPorts([...actual.links.values()].filter((l) => !gone.has(l.name)));
       const shrunk = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, remaining).filter;
-      await this.#firewall(plan.networks, { present: firewall.hash !== undefined, hash: firewall.hash }, shrunk, result, errors, signal);
+      await this.#firewall(plan.networks, { present: firewall.hash !== undefined, hash: firewall.hash }, shrunk, result, errors, signal, {
+        wanted: bindings,
+        installed: installedState(bindings),
+        keep: plan.untouchable,
+      });
     }
 
     // 4. entries
@@ -312,8 +322,9 @@ export class LinuxDataplane implements Dataplane {
   }
 
   /**
-   * Installs the table when it differs from what is there. Returns the hash now in effect, or `down` (the
-   * sentence every pending endpoint is given) when the wanted table could not be installed.
+   * Installs table ip vxnet when it differs from what is there, and with `ports` brings table bridge vxnet
+   * (anti-spoofing) up to date, in one `nft -f -` transaction. Returns the hash now in effect, or `down`
+   * (the sentence every pending endpoint is given) when the wanted tables could not be installed.
    */
   async #firewall(
     networks: DesiredState['networks'],
@@ -322,14 +333,25 @@ export class LinuxDataplane implements Dataplane {
     result: ReconcileResult,
     errors: string[],
     signal?: AbortSignal,
+    ports?: { wanted: PortBinding[]; installed: AntispoofState | undefined; keep: ReadonlySet<string> },
   ): Promise<{ hash?: string; down?: string }> {
     const firewall = planFirewall(networks, installed, filter);
-    if (firewall.action === 'none') return installed.hash === undefined ? {} : { hash: installed.hash };
+    let portLines: string[] = [];
+    let portChanges = 0;
+    if (ports) {
+      const have = ports.installed ?? { present: false, macs: [], ips: [] };
+      // wanted exactly when table ip vxnet is (planFirewall): networks or a filter
+      if (networks.length > 0 || filter.ports.length > 0) ({ lines: portLines, changes: portChanges } = planAntispoof(ports.wanted, have, ports.keep));
+      else if (have.present || have.unreadable !== undefined) portLines = deleteAntispoofLines();
+    }
+    if (firewall.action === 'none' && portLines.length === 0) return installed.hash === undefined ? {} : { hash: installed.hash };
+    const script = (firewall.action === 'none' ? '' : firewall.script) + portLines.map((line) => `${line}\n`).join('');
     try {
-      await this.#run.run(['nft', '-f', '-'], { input: firewall.script, signal });
-      result.changes++;
+      await this.#run.run(['nft', '-f', '-'], { input: script, signal });
+      result.changes += (firewall.action === 'none' ? 0 : 1) + portChanges;
+      if (firewall.action === 'none') return installed.hash === undefined ? {} : { hash: installed.hash };
       if (firewall.action === 'delete') {
-        this.#log('deleted nftables table ip vxnet');
+        this.#log(`deleted nftables table ip vxnet${portLines.length ? ' and bridge vxnet' : ''}`);
         return {};
       }
       this.#log(

@@ -88,6 +88,10 @@ export interface Plan {
   };
   /** networks whose devices are valid and desired (firewall input) */
   networks: DesiredNetwork[];
+  /** valid local endpoints, present or to be created (anti-spoofing input) */
+  local: DesiredEndpoint[];
+  /** names of objects that belong to rejected networks or endpoints: neither changed nor pruned */
+  untouchable: ReadonlySet<string>;
   enableForwarding: boolean;
   rejected: Rejected[];
   /** human-readable reasons for recreations, for the log */
@@ -293,6 +297,8 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
     fdb,
     endpoints: { create, adopted },
     networks,
+    local: endpoints,
+    untouchable: protectedNames,
     enableForwarding: networks.length > 0 && !actual.ipForward,
     rejected,
     notes,

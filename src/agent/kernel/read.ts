@@ -7,11 +7,13 @@
  *   ip -j neigh show nud permanent  the permanent neighbours (the only kind vxnet programs)
  *   bridge -j fdb show state permanent   the permanent FDB entries
  *   nft -j list table ip vxnet      the installed firewall's version marker
+ *   nft -j list table bridge vxnet  the anti-spoofing rules' marker and the endpoints in its sets
  * and keeps only what vxnet owns (`vxn*` devices, entries on `vxnv*` devices). The state filters matter
  * for speed: iproute2 only prints (and we only parse) the matching entries, so a bridge that has learned
  * thousands of MACs does not slow the read down.
  */
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
+import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import type { Runner } from './exec.ts';
 
 export interface VxlanAttributes {
@@ -77,6 +79,8 @@ export interface ActualState {
   /** permanent `self` FDB entries with a destination on owned VXLAN devices */
   fdb: FdbEntry[];
   firewall: FirewallState;
+  /** table bridge vxnet (antispoof.ts); absent: not read, it is written whole */
+  antispoof?: AntispoofState;
   ipForward: boolean;
 }
 
@@ -270,10 +274,16 @@ export async function readEntries(run: Runner, signal?: AbortSignal): Promise<En
 
 /** Everything but the entries: owned links, the firewall marker, IPv4 forwarding. */
 export async function readBase(run: Runner, signal?: AbortSignal): Promise<Omit<ActualState, keyof EntryState>> {
-  const [links, firewall, forward] = await Promise.all([readLinks(run, signal), readFirewall(run, signal), run.readFile(IP_FORWARD)]);
+  const [links, firewall, antispoof, forward] = await Promise.all([
+    readLinks(run, signal),
+    readFirewall(run, signal),
+    readAntispoof(run, signal),
+    run.readFile(IP_FORWARD),
+  ]);
   return {
     links: new Map(links.filter((link) => isOwnedName(link.name)).map((link) => [link.name, link])),
     firewall,
+    antispoof,
     ipForward: forward?.trim() === '1',
   };
 }
