@@ -37,7 +37,7 @@ class FakeRunner implements Runner {
     let reply: Reply;
     if (line === 'ip -j -d addr show') reply = { stdout: this.links };
     else if (line === 'ip -j neigh show nud permanent') reply = { stdout: this.neighbours };
-    else if (line === 'bridge -j fdb show state permanent') reply = { stdout: this.fdb };
+    else if (line === 'bridge -j fdb show state static') reply = { stdout: this.fdb };
     else if (line === 'nft -j list table ip vxnet') reply = this.firewall;
     else if (line === 'nft -j list table bridge vxnet') reply = this.antispoof;
     else reply = this.handler(call.argv, options.input);
@@ -136,7 +136,7 @@ describe('LinuxDataplane with a fake runner', () => {
     const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile(captured);
     assert.deepEqual(result, { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(['aaaaaaaaaaaa']) });
     assert.deepEqual(fake.calls.map((c) => c.argv.join(' ')).sort(), [
-      'bridge -j fdb show state permanent',
+      'bridge -j fdb show state static',
       'ip -j -d addr show',
       'ip -j neigh show nud permanent',
       'nft -j list table bridge vxnet',
@@ -175,14 +175,16 @@ describe('LinuxDataplane with a fake runner', () => {
       'link add name vxnv42 mtu 1450 type vxlan id 42 dstport 4789 local 10.99.0.1 nolearning proxy',
       'link set dev vxnb42 up',
       'link set dev vxnv42 master vxnb42 up',
+      'link set dev vxnv42 type bridge_slave learning off',
       'addr add 192.168.1.1/24 dev vxnb42',
       'addr add 192.168.2.1/24 dev vxnb42',
     ]);
     assert.equal(lines(writes[2]!.input).length, 2);
-    assert.equal(lines(writes[3]!.input).length, 4);
+    // 2 remote MACs at their VTEPs, 2 flood entries, then the bridge's static entries for the 2 MACs
+    assert.deepEqual(lines(writes[3]!.input).slice(4), ['fdb replace 02:78:c0:a8:01:14 dev vxnv42 master static', 'fdb replace 02:78:c0:a8:01:15 dev vxnv42 master static']);
     assert.deepEqual(lines(writes[6]!.input), ['link set dev vxnhaaaaaaaaaa master vxnb42 up']);
-    // 6 link steps + forwarding + firewall + anti-spoofing table + 2 neighbours + 4 FDB entries + 1 endpoint
-    assert.equal(result.changes, 16);
+    // 7 link steps + forwarding + firewall + anti-spoofing table + 2 neighbours + 6 FDB entries + 1 endpoint
+    assert.equal(result.changes, 19);
   });
 
   it('reports a missing target namespace and creates nothing for that endpoint', async () => {
@@ -259,8 +261,8 @@ describe('LinuxDataplane with a fake runner', () => {
     assert.equal(neighRuns, 2);
     assert.equal(applied.length, 9);
     assert.match(result.error!, /1 of 10 neighbour changes failed, first "neigh replace 192\.168\.1\.104 lladdr 02:78:c0:a8:01:68 dev vxnv42 nud permanent": Error: Invalid argument\./);
-    // 9 neighbours + 10 FDB entries
-    assert.equal(result.changes, 19);
+    // 9 neighbours + 10 FDB entries + 10 static bridge entries
+    assert.equal(result.changes, 29);
   });
 
   it('does not program entries or endpoints of a network whose devices failed, and says why', async () => {
@@ -352,7 +354,7 @@ describe('LinuxDataplane with a fake runner', () => {
     assert.equal((await dataplane.reconcile(captured)).changes, 0);
     const more = { ...captured, peers: [...captured.peers, { vxlan: 'vxnv42', ip: '192.168.1.22', mac: '02:78:c0:a8:01:16', vtep: '10.99.0.3' }] };
     const added = await dataplane.reconcile(more);
-    assert.equal(added.changes, 2);
+    assert.equal(added.changes, 3); // neighbour, VXLAN FDB entry, static bridge entry
     assert.deepEqual(lines(neighbourWrites().at(-1)?.input), ['neigh replace 192.168.1.22 lladdr 02:78:c0:a8:01:16 dev vxnv42 nud permanent']);
     await dataplane.close();
   });

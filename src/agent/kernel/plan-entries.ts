@@ -1,11 +1,12 @@
 /**
  * The entry half of the planner: permanent neighbours, the VXLAN device's own (`self`) FDB entries, the
  * bridge's static (`master`) FDB entries and the flood entries, diffed against the dump (see plan.ts for
- * why each exists). Also the indexes used to find where a stopped entry batch failed.
+ * why each exists). The static entries stand in for what the bridge would otherwise learn on the VXLAN
+ * port (learning is off there): without them every frame to a remote MAC would flood to every local port. Also the indexes used to find where a stopped entry batch failed.
  */
 import type { DesiredNetwork, DesiredState } from '../dataplane.ts';
 import type { FdbStep, NeighbourStep, Rejected } from './plan.ts';
-import type { ActualState, FdbEntry } from './read.ts';
+import { BRIDGE_ENTRY, type ActualState, type FdbEntry } from './read.ts';
 import { isIPv4, validatePeer, ZERO_MAC } from './validate.ts';
 
 const key = (a: string, b: string): string => `${a} ${b}`;
@@ -31,12 +32,16 @@ export function planEntries(
   actual: ActualState,
   byVxlan: ReadonlyMap<string, DesiredNetwork>,
   readable: (dev: string) => boolean,
+  /** whether the bridge's entries on this VXLAN port are as dumped (not when it was made a port this pass) */
+  bridgeReadable: (dev: string) => boolean,
   protectedNames: ReadonlySet<string>,
   rejected: Rejected[],
 ): { neighbours: NeighbourStep[]; fdb: FdbStep[] } {
   const neigh = new Map<string, Map<string, Slot<string>>>();
   const macs = new Map<string, Map<string, Slot<string[]>>>();
   const floods = new Map<string, { have: Set<string>; want: Set<string> }>();
+  /** the bridge's static entries on each VXLAN port: MAC → whether it is wanted */
+  const statics = new Map<string, Map<string, boolean>>();
   const floodsOf = (dev: string) => {
     let entry = floods.get(dev);
     if (!entry) floods.set(dev, (entry = { have: new Set(), want: new Set() }));
@@ -47,6 +52,10 @@ export function planEntries(
     if (readable(entry.dev)) inner(neigh, entry.dev).set(entry.ip, { have: entry.mac, want: undefined });
   }
   for (const entry of actual.fdb) {
+    if (entry.dst === BRIDGE_ENTRY) {
+      if (bridgeReadable(entry.dev)) inner(statics, entry.dev).set(entry.mac, false);
+      continue;
+    }
     if (!readable(entry.dev)) continue;
     if (entry.mac === ZERO_MAC) {
       // the default destination a multicast device creates for its group belongs to the device itself
@@ -59,6 +68,7 @@ export function planEntries(
     else table.set(entry.mac, { have: [entry.dst], want: undefined });
   }
 
+  const fdbStatic: FdbStep[] = [];
   const unknownDevice = (dev: unknown) => `VXLAN device ${dev} does not belong to a valid network on this node`;
   for (const peer of desired.peers) {
     if (!byVxlan.has(peer.vxlan)) {
@@ -80,6 +90,12 @@ export function planEntries(
     const f = table.get(mac);
     if (!f) table.set(mac, { have: undefined, want: peer.vtep });
     else f.want ??= peer.vtep;
+    const bridged = inner(statics, peer.vxlan);
+    if (bridged.has(mac)) bridged.set(mac, true);
+    else {
+      bridged.set(mac, true);
+      fdbStatic.push({ op: 'fdb-static', dev: peer.vxlan, mac, dst: BRIDGE_ENTRY });
+    }
   }
   for (const flood of desired.floods) {
     if (!byVxlan.has(flood.vxlan)) {
@@ -122,7 +138,11 @@ export function planEntries(
     for (const dst of have) if (!want.has(dst)) fdbDel.push({ op: 'fdb-del', dev, mac: ZERO_MAC, dst });
     for (const dst of want) if (!have.has(dst)) fdbSet.push({ op: 'fdb-append', dev, mac: ZERO_MAC, dst });
   }
-  return { neighbours: neighDel.concat(neighSet), fdb: fdbDel.concat(fdbSet) };
+  for (const [dev, table] of statics) {
+    for (const [mac, wanted] of table) if (!wanted) fdbDel.push({ op: 'fdb-static-del', dev, mac, dst: BRIDGE_ENTRY });
+  }
+  // the VXLAN device's entry (where the frame goes) before the bridge's (that it goes to the VXLAN port)
+  return { neighbours: neighDel.concat(neighSet), fdb: fdbDel.concat(fdbSet, fdbStatic) };
 }
 
 /** Values by device, then by a second key (IP or MAC). */
@@ -156,8 +176,10 @@ export function entryInEffect(step: NeighbourStep | FdbStep, neighbours: ByDevic
       return !neighbours.has(step.dev, step.ip);
     case 'fdb-replace':
     case 'fdb-append':
+    case 'fdb-static':
       return fdb.get(step.dev, step.mac)?.has(step.dst) ?? false;
     case 'fdb-del':
+    case 'fdb-static-del':
       return !(fdb.get(step.dev, step.mac)?.has(step.dst) ?? false);
   }
 }

@@ -25,7 +25,7 @@
 import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../dataplane.ts';
 import { deviceNames } from '../dataplane.ts';
 import { planEntries } from './plan-entries.ts';
-import type { ActualState, LinkState } from './read.ts';
+import type { ActualState, BRIDGE_ENTRY, LinkState } from './read.ts';
 import { validateEndpoint, validateNetwork } from './validate.ts';
 
 /** TTL of multicast VXLAN traffic: enough for a routed underlay, bounded so it cannot leak far. */
@@ -53,6 +53,8 @@ export type LinkStep =
       ttl?: number;
     } & Owner)
   | ({ op: 'link-set'; name: string; mtu?: number; mac?: string; master?: string; up?: boolean } & Owner)
+  // a bridge port's attributes; a separate line, after the one that makes the device a port
+  | ({ op: 'port-set'; name: string; learning: boolean } & Owner)
   | ({ op: 'addr-add' | 'addr-del'; dev: string; cidr: string } & Owner);
 
 export type NeighbourStep =
@@ -62,7 +64,10 @@ export type NeighbourStep =
 export type FdbStep =
   | { op: 'fdb-replace'; dev: string; mac: string; dst: string }
   | { op: 'fdb-append'; dev: string; mac: string; dst: string }
-  | { op: 'fdb-del'; dev: string; mac: string; dst: string };
+  | { op: 'fdb-del'; dev: string; mac: string; dst: string }
+  // the bridge's static entry for a remote MAC on the VXLAN port (dst BRIDGE_ENTRY)
+  | { op: 'fdb-static'; dev: string; mac: string; dst: typeof BRIDGE_ENTRY }
+  | { op: 'fdb-static-del'; dev: string; mac: string; dst: typeof BRIDGE_ENTRY };
 
 export type Step = LinkStep | NeighbourStep | FdbStep;
 
@@ -174,6 +179,8 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
   const deleted = new Set<string>();
   /** devices created in this pass: they start without entries, addresses or ports */
   const fresh = new Set<string>();
+  /** VXLAN devices (made) a port of their bridge in this pass: the bridge's entries for them start empty */
+  const remastered = new Set<string>();
   const del = (name: string, why: string, owner: Owner) => {
     if (deleted.has(name)) return;
     deleted.add(name);
@@ -229,13 +236,19 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
       }
       adds.push(add);
       sets.push({ op: 'link-set', name: net.vxlan, master: net.bridge, up: true, ...owner });
+      remastered.add(net.vxlan);
     } else {
       const fix: LinkStep & { op: 'link-set' } = { op: 'link-set', name: net.vxlan, ...owner };
       if (vx!.mtu !== net.mtu) fix.mtu = net.mtu;
       if (vx!.master !== net.bridge || fresh.has(net.bridge)) fix.master = net.bridge;
       if (!vx!.up) fix.up = true;
       if (fix.mtu !== undefined || fix.master !== undefined || fix.up) sets.push(fix);
+      if (fix.master !== undefined) remastered.add(net.vxlan);
     }
+    // No learning on the VXLAN port: remote MACs are known from the control plane (static entries below),
+    // so a withdrawn one cannot linger for the ageing time, and no learned MAC churns the entry dump.
+    // A new port starts with learning on, so the line follows every enslaving.
+    if (remastered.has(net.vxlan) || vx?.learning === true) sets.push({ op: 'port-set', name: net.vxlan, learning: false, ...owner });
   }
 
   // --- endpoints
@@ -289,7 +302,7 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
 
   const { neighbours, fdb } = options.entriesSettled
     ? { neighbours: [], fdb: [] }
-    : planEntries(desired, actual, byVxlan, readable, protectedNames, rejected);
+    : planEntries(desired, actual, byVxlan, readable, (dev) => readable(dev) && !remastered.has(dev), protectedNames, rejected);
 
   return {
     links: [...dels, ...adds, ...sets, ...addrs.filter((s) => s.op === 'addr-del'), ...addrs.filter((s) => s.op === 'addr-add')],
