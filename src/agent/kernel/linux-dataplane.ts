@@ -7,16 +7,19 @@
  * skipped while `ip monitor neigh` vouches that nothing but our own entry writes changed them, see
  * entry-cache.ts), a pure diff (plan.ts), then at most a handful of batched writes, in this order:
  *   1. sysctls (ip_forward; neighbour GC thresholds once)
- *   2. `nft -f -`: the firewall with the VXLAN peer filter, before any link changes, so that no VXLAN socket
- *      vxnet opens and no endpoint it attaches is ever unguarded. Fail closed: when the table cannot be
- *      installed, this pass creates no VXLAN device and attaches no new endpoint (each pending one is
- *      reported with the reason, and the pass is retried); what already runs stays (fail-static).
- *   3. `ip -batch`: link deletions, creations, attribute fixes, addresses
- *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB) in parallel: entries are in place before a new
- *      container comes up, so its first ARP request is already answered by the proxy. When every line took
- *      effect as planned, the steps are written through to the kept dump (and their monitor lines are
- *      expected), so a pass that changes one peer among 50,000 costs the next pass no dump; after link
- *      changes or a batch with any failed line the next pass reads all entries again
+ *   2. `nft -f -`: the firewall with the VXLAN peer filter (table ip vxnet) and the anti-spoofing elements of
+ *      the endpoints (table bridge vxnet, antispoof.ts) in one transaction, before any link changes, so
+ *      that no VXLAN socket vxnet opens and no endpoint it attaches is ever unguarded or unchecked. Fail
+ *      closed: when the tables cannot be installed, this pass creates no VXLAN device and attaches no new
+ *      endpoint (each pending one is reported with the reason, and the pass is retried); what already runs
+ *      stays (fail-static).
+ *   3. `ip -batch`: link deletions, creations, attribute fixes (learning off on the VXLAN port), addresses
+ *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB: the VXLAN device's and the bridge's static
+ *      entries) in parallel: entries are in place before a new container comes up, so its first ARP
+ *      request is already answered by the proxy. When every line took effect as planned, the steps are
+ *      written through to the kept dump (and their monitor lines are expected), so a pass that changes one
+ *      peer among 50,000 costs the next pass no dump; after link changes or a batch with any failed line
+ *      the next pass reads all entries again
  *   5. per new endpoint: one `ip -batch` in the host namespace for all veth pairs, one
  *      `nsenter --net=PATH ip -batch -` per endpoint, one `ip -batch` to attach them all.
  * The filter guards the ports of the VXLAN devices present at the start of the pass too; when step 3
