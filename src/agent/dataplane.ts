@@ -86,6 +86,12 @@ export interface VxlanFilter {
   readonly ports: readonly number[];
   /** underlay addresses allowed to send to those ports (never this node's own address) */
   readonly allowedSources: readonly string[];
+  /**
+   * The interface holding this node's advertise address: VXLAN is accepted only when it arrives there, and
+   * UDP to a member's VXLAN port routed in from any other interface (a container's) is dropped. Without it
+   * VXLAN is accepted from any interface but vxnet's own.
+   */
+  readonly underlayDevice?: string;
 }
 
 /**

@@ -356,7 +356,8 @@ function renderCacheOf(view: ClusterView, self: Self): RenderCache {
 
 /**
  * The allow-list: the underlay addresses of every other registered node, for every VXLAN port of the
- * networks this node knows of plus the IANA default, so that the filter exists before the first network.
+ * networks this node knows of plus the IANA default, so that the filter exists before the first network; and
+ * the underlay interface, the only one VXLAN is accepted from.
  */
 export function vxlanFilterOf(view: ClusterView, self: Self): VxlanFilter {
   const sources = new Set<string>();
@@ -370,6 +371,7 @@ export function vxlanFilterOf(view: ClusterView, self: Self): VxlanFilter {
   return {
     ports: [...ports].sort((a, b) => a - b),
     allowedSources: [...sources].sort((a, b) => parseIPv4(a)! - parseIPv4(b)!),
+    underlayDevice: self.underlayDevice,
   };
 }
 

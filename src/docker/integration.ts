@@ -4,7 +4,10 @@
  */
 import { VxnetError, messageOf } from '../core/errors.ts';
 import type { CreateNetworkRequest, Endpoint, Network, Node } from '../core/model.ts';
+import { OWNED_PREFIX } from '../agent/dataplane.ts';
 import { createRunner, type Runner } from '../agent/kernel/exec.ts';
+import { findUnderlay } from '../agent/kernel/host.ts';
+import { isIfname } from '../agent/kernel/validate.ts';
 import { NetworkCatalogue } from './catalogue.ts';
 import type { DockerEngineClient } from './engine-client.ts';
 import { IpamDriver, type IpamManagerApi } from './ipam-driver.ts';
@@ -58,7 +61,8 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
     log,
     afterPass: async (s) => {
       try {
-        await ensureForwardAccept(run, log, s);
+        const self = options.agent.view.nodes.get(options.node)?.address;
+        await ensureForwardAccept(run, log, await egressDevices(run, self, s), s);
       } catch (err) {
         log(`could not open Docker's DOCKER-USER chain to vxnet traffic: ${messageOf(err)}`);
       }
@@ -107,6 +111,26 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
       await sync.idle();
     },
   };
+}
+
+/**
+ * The interfaces vxnet containers reach the outside world through: the one holding this node's underlay
+ * address and those of the default routes (never a vxnet device). Docker's bridges are none of them.
+ */
+export async function egressDevices(run: Runner, address: string | undefined, signal?: AbortSignal): Promise<string[]> {
+  const [addrs, routes] = await Promise.all([
+    run.run(['ip', '-j', 'addr', 'show'], { signal }),
+    run.run(['ip', '-j', 'route', 'show', 'default'], { signal, allowFailure: true }),
+  ]);
+  const devices = new Set<string>();
+  const underlay = address === undefined ? undefined : findUnderlay(addrs.stdout, address);
+  if (underlay) devices.add(underlay.device);
+  if (routes.code === 0 && routes.stdout.trim() !== '') {
+    for (const route of JSON.parse(routes.stdout) as { dev?: unknown }[]) {
+      if (isIfname(route.dev) && !route.dev.startsWith(OWNED_PREFIX)) devices.add(route.dev);
+    }
+  }
+  return [...devices].sort();
 }
 
 /** What the sync depends on: which networks exist, with which subnets and flags; and whether the view is synced. */

@@ -208,26 +208,62 @@ function keyOf(cidrs: readonly string[]): string {
  * vxnet's too: bridged frames between a container and the VXLAN device pass the FORWARD hook as well
  * (br_netfilter, `bridge-nf-call-iptables`), and so does routed egress. vxnet's own nftables table cannot
  * overrule a drop in another table, so the agent does what Docker documents for this case: it accepts
- * vxnet's traffic in the DOCKER-USER chain, which Docker evaluates first and never flushes. Only two rules,
- * marked with the comment "vxnet": traffic coming from a vxnet bridge, and replies going into one (new
- * connections from elsewhere into a vxnet network stay Docker's decision). vxnet's own table still isolates
- * networks from each other. Without the chain (`--iptables=false`, or no Docker) nothing is done.
+ * vxnet's traffic in the DOCKER-USER chain, which Docker evaluates first and never flushes.
+ *
+ * Only what vxnet needs, so that Docker's own isolation still applies to everything else (vxnet issue 9:
+ * `-i vxnb+ -j ACCEPT` let a vxnet container open connections into an `--internal` Docker network, since
+ * the accept came before Docker's isolation chains). The rules, marked with the comment vxnet:
+ * - from a vxnet bridge to a vxnet bridge: a network's own traffic (bridged, between its containers and
+ *   its VXLAN device); routing between two vxnet networks is dropped by table ip vxnet before this chain;
+ * - replies into a vxnet bridge (new connections from elsewhere into a vxnet network stay Docker's call);
+ * - from a vxnet bridge out of each egress interface (the underlay's and the default routes'): the outside
+ *   world, masqueraded by table ip vxnet. Docker's bridges are none of these, so a vxnet container reaches
+ *   a Docker network only as Docker allows (published ports), like any other host.
+ * Rules marked vxnet that are not wanted (an egress interface that went, the wide rule of older versions)
+ * are deleted. Without the chain (`--iptables=false`, or no Docker) nothing is done.
  */
-export const FORWARD_ACCEPT_RULES: readonly (readonly string[])[] = [
-  ['-i', `${OWNED_PREFIX}b+`, '-m', 'comment', '--comment', 'vxnet', '-j', 'ACCEPT'],
-  ['-o', `${OWNED_PREFIX}b+`, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-m', 'comment', '--comment', 'vxnet', '-j', 'ACCEPT'],
-];
+const COMMENT = ['-m', 'comment', '--comment', 'vxnet'];
+const VXNET_BRIDGES = `${OWNED_PREFIX}b+`;
 
-export async function ensureForwardAccept(run: Runner, log: (line: string) => void, signal?: AbortSignal): Promise<number> {
-  const chain = await run.run(['iptables', '-w', '5', '-n', '-L', 'DOCKER-USER'], { allowFailure: true, signal });
-  if (chain.code !== 0) return 0;
+export function forwardAcceptRules(egress: readonly string[]): string[][] {
+  return [
+    ['-i', VXNET_BRIDGES, '-o', VXNET_BRIDGES, ...COMMENT, '-j', 'ACCEPT'],
+    ['-o', VXNET_BRIDGES, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...COMMENT, '-j', 'ACCEPT'],
+    ...[...new Set(egress)].sort().map((device) => ['-i', VXNET_BRIDGES, '-o', device, ...COMMENT, '-j', 'ACCEPT']),
+  ];
+}
+
+/** Pure: the rules marked vxnet in `iptables -S DOCKER-USER` output, as the argument lists that follow `-A DOCKER-USER`. */
+export function markedRules(listing: string): string[][] {
+  return listing
+    .split('\n')
+    .filter((line) => line.startsWith('-A DOCKER-USER ') && / --comment "?vxnet"? /.test(`${line} `))
+    .map((line) => line.slice('-A DOCKER-USER '.length).trim().split(/\s+/).map((word) => word.replace(/^"(.*)"$/, '$1')));
+}
+
+/** Brings vxnet's rules in DOCKER-USER to forwardAcceptRules(egress); returns how many rules it added or deleted. */
+export async function ensureForwardAccept(run: Runner, log: (line: string) => void, egress: readonly string[], signal?: AbortSignal): Promise<number> {
+  const listed = await run.run(['iptables', '-w', '5', '-S', 'DOCKER-USER'], { allowFailure: true, signal });
+  if (listed.code !== 0) return 0;
+  const wanted = forwardAcceptRules(egress);
+  const have = markedRules(listed.stdout);
+  const key = (rule: readonly string[]) => rule.join(' ');
+  const haveKeys = new Set(have.map(key));
+  const wantedKeys = new Set(wanted.map(key));
   let added = 0;
-  for (const rule of FORWARD_ACCEPT_RULES) {
-    const check = await run.run(['iptables', '-w', '5', '-C', 'DOCKER-USER', ...rule], { allowFailure: true, signal });
-    if (check.code === 0) continue;
+  let deleted = 0;
+  for (const rule of have) {
+    if (wantedKeys.has(key(rule))) continue;
+    await run.run(['iptables', '-w', '5', '-D', 'DOCKER-USER', ...rule], { signal });
+    deleted++;
+  }
+  for (const rule of wanted) {
+    if (haveKeys.has(key(rule))) continue;
     await run.run(['iptables', '-w', '5', '-I', 'DOCKER-USER', '1', ...rule], { signal });
     added++;
   }
-  if (added > 0) log(`accepted vxnet's traffic in Docker's DOCKER-USER chain (${added} rule${added === 1 ? '' : 's'})`);
-  return added;
+  if (added + deleted > 0) {
+    log(`vxnet's rules in Docker's DOCKER-USER chain: ${added} added, ${deleted} deleted (egress through ${[...new Set(egress)].sort().join(', ') || 'no interface'})`);
+  }
+  return added + deleted;
 }

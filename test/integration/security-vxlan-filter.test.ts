@@ -132,6 +132,11 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
     assert.equal(listed.code, 0, listed.stderr);
     return parseVxlanFilterDrops(listed.stdout) ?? -1;
   };
+  const antispoofDrops = async (host: SimHost): Promise<number> => {
+    const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'chain', 'bridge', 'vxnet', 'antispoof']);
+    assert.equal(listed.code, 0, listed.stderr);
+    return parseVxlanFilterDrops(listed.stdout) ?? -1;
+  };
   const members = async (host: SimHost): Promise<string[]> => {
     const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers']);
     assert.equal(listed.code, 0, listed.stderr);
@@ -224,10 +229,12 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
     const claim = await cluster.exec(c.c2!.netns, ['ip', 'addr', 'add', `${host2.address}/32`, 'dev', 'lo']);
     assert.equal(claim.code, 0, claim.stderr);
     try {
-      const before = await drops(host1);
+      // since vxnet issue 9 the bridge port drops them first (a source that is not c2's: antispoof.ts), or
+      // already c2's ARP request for its gateway, which claims the same address
+      const before = await antispoofDrops(host1);
       const { seen } = await inject(c.c2!.netns, host2.address, toC1(), [c.c1!.netns]);
       assert.deepEqual(seen, [false], 'a container spoofing host2 injected a frame into blue');
-      assert.ok((await drops(host1)) >= before + 5);
+      assert.ok((await antispoofDrops(host1)) > before);
     } finally {
       await cluster.exec(c.c2!.netns, ['ip', 'addr', 'del', `${host2.address}/32`, 'dev', 'lo']);
     }
@@ -264,7 +271,7 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
       });
       const table = await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet']);
       assert.match(table.stdout, /chain vxlan_input/);
-      assert.doesNotMatch(table.stdout, /hook postrouting|hook forward/);
+      assert.doesNotMatch(table.stdout, /hook postrouting|chain forward/);
     }
     assert.deepEqual(await members(host1), [host2.address, host3.address].sort());
   });

@@ -53,7 +53,7 @@ describe('desired state', () => {
     assert.deepEqual(desiredState(view, self), {
       networks: [], peers: [], floods: [], endpoints: [],
       // the VXLAN peer allow-list exists before the first network (see vxlan-filter.test.ts)
-      vxlanFilter: { ports: [4789], allowedSources: ['10.99.0.12', '10.99.0.13'] },
+      vxlanFilter: { ports: [4789], allowedSources: ['10.99.0.12', '10.99.0.13'], underlayDevice: 'eth0' },
     });
   });
 

@@ -14,7 +14,7 @@ import { ERROR_STATUS } from '../../src/core/errors.ts';
 import type { Network } from '../../src/core/model.ts';
 import { NetworkCatalogue } from '../../src/docker/catalogue.ts';
 import { DockerEngineClient, EngineError, type EngineNetwork, type NetworkCreateSpec } from '../../src/docker/engine-client.ts';
-import { DockerNetworkSync, FORWARD_ACCEPT_RULES, ensureForwardAccept, specOf } from '../../src/docker/sync.ts';
+import { DockerNetworkSync, ensureForwardAccept, forwardAcceptRules, specOf } from '../../src/docker/sync.ts';
 import { networkRecord } from './support/fixtures.ts';
 
 describe('engine client', () => {
@@ -173,10 +173,14 @@ class RecordingRunner implements Runner {
     const line = argv.join(' ');
     this.calls.push(line);
     let code = 0;
-    if (argv.includes('-L')) code = this.chain ? 0 : 1;
-    if (argv.includes('-C')) code = this.present.has(argv.slice(argv.indexOf('-C') + 2).join(' ')) ? 0 : 1;
+    let stdout = '';
+    if (argv.includes('-S')) {
+      code = this.chain ? 0 : 1;
+      stdout = ['-N DOCKER-USER', ...[...this.present].map((rule) => `-A DOCKER-USER ${rule}`)].join('\n') + '\n';
+    }
+    if (argv.includes('-D')) this.present.delete(argv.slice(argv.indexOf('-D') + 2).join(' '));
     if (argv.includes('-I')) this.present.add(argv.slice(argv.indexOf('-I') + 3).join(' '));
-    return { argv, code, stdout: '', stderr: '' };
+    return { argv, code, stdout, stderr: '' };
   }
   async readFile(): Promise<string | undefined> {
     return undefined;
@@ -188,15 +192,29 @@ class RecordingRunner implements Runner {
 }
 
 describe('DOCKER-USER accept rules', () => {
-  it('inserts vxnet\'s two rules once, only where Docker filters (the chain exists)', async () => {
+  it('inserts vxnet\'s rules once, only where Docker filters (the chain exists)', async () => {
     const run = new RecordingRunner();
-    assert.equal(await ensureForwardAccept(run, () => {}), 2);
-    assert.equal(await ensureForwardAccept(run, () => {}), 0);
-    assert.deepEqual([...run.present], FORWARD_ACCEPT_RULES.map((r) => r.join(' ')));
-    assert.ok(run.calls.includes('iptables -w 5 -I DOCKER-USER 1 -i vxnb+ -m comment --comment vxnet -j ACCEPT'));
+    assert.equal(await ensureForwardAccept(run, () => {}, ['eth0']), 3);
+    assert.equal(await ensureForwardAccept(run, () => {}, ['eth0']), 0);
+    assert.deepEqual([...run.present].sort(), forwardAcceptRules(['eth0']).map((r) => r.join(' ')).sort());
+    assert.ok(run.calls.includes('iptables -w 5 -I DOCKER-USER 1 -i vxnb+ -o vxnb+ -m comment --comment vxnet -j ACCEPT'));
+    assert.ok(run.calls.includes('iptables -w 5 -I DOCKER-USER 1 -i vxnb+ -o eth0 -m comment --comment vxnet -j ACCEPT'));
     const none = new RecordingRunner();
     none.chain = false;
-    assert.equal(await ensureForwardAccept(none, () => {}), 0);
+    assert.equal(await ensureForwardAccept(none, () => {}, ['eth0']), 0);
     assert.equal(none.calls.length, 1);
+  });
+
+  it('accepts only what vxnet needs: its own bridges, replies, egress; the wide rule of older versions goes (vxnet issue 9)', async () => {
+    const run = new RecordingRunner();
+    run.present.add('-i vxnb+ -m comment --comment vxnet -j ACCEPT');
+    run.present.add('-i br-other -j DROP');
+    assert.equal(await ensureForwardAccept(run, () => {}, ['eth0']), 4);
+    assert.ok(run.calls.includes('iptables -w 5 -D DOCKER-USER -i vxnb+ -m comment --comment vxnet -j ACCEPT'));
+    assert.ok(run.present.has('-i br-other -j DROP'), 'somebody else\'s rule is left alone');
+    // an egress interface that went is deleted, a new one added
+    assert.equal(await ensureForwardAccept(run, () => {}, ['eth1']), 2);
+    assert.ok(!run.present.has('-i vxnb+ -o eth0 -m comment --comment vxnet -j ACCEPT'));
+    assert.ok(!run.present.has('-i vxnb+ -m comment --comment vxnet -j ACCEPT'));
   });
 });

@@ -11,6 +11,7 @@ import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/ag
 import { HostToolError, type RunOptions, type RunResult, type Runner } from '../../src/agent/kernel/exec.ts';
 import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
 import { renderFirewall } from '../../src/agent/kernel/nftables.ts';
+import { ANTISPOOF_HASH } from '../../src/agent/kernel/antispoof.ts';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, '../fixtures/kernel', name), 'utf8');
 
@@ -25,6 +26,7 @@ class FakeRunner implements Runner {
   neighbours = '[]';
   fdb = '[]';
   firewall: Reply = { code: 1, stderr: 'Error: No such file or directory\nlist table ip vxnet\n' };
+  antispoof: Reply = { code: 1, stderr: 'Error: No such file or directory\nlist table bridge vxnet\n' };
   /** replies to anything else; default: success */
   handler: (argv: string[], input?: string) => Reply = () => undefined;
 
@@ -35,8 +37,9 @@ class FakeRunner implements Runner {
     let reply: Reply;
     if (line === 'ip -j -d addr show') reply = { stdout: this.links };
     else if (line === 'ip -j neigh show nud permanent') reply = { stdout: this.neighbours };
-    else if (line === 'bridge -j fdb show state permanent') reply = { stdout: this.fdb };
+    else if (line === 'bridge -j fdb show state static') reply = { stdout: this.fdb };
     else if (line === 'nft -j list table ip vxnet') reply = this.firewall;
+    else if (line === 'nft -j list table bridge vxnet') reply = this.antispoof;
     else reply = this.handler(call.argv, options.input);
     const result: RunResult = { argv, code: reply?.code ?? 0, stdout: reply?.stdout ?? '', stderr: reply?.stderr ?? '' };
     if (result.code !== 0 && !options.allowFailure) throw new HostToolError(argv, result.code, result.stderr);
@@ -95,7 +98,21 @@ function convergedFake(): FakeRunner {
       ],
     }),
   };
+  fake.antispoof = { stdout: antispoofTable([['vxnhaaaaaaaaaa', '02:78:c0:a8:01:02', '192.168.1.2']]) };
   return fake;
+}
+
+/** `nft -j list table bridge vxnet` with the current rules and these endpoints in its sets. */
+function antispoofTable(ports: [string, string, string][]): string {
+  const set = (name: string, elem: string[][]) => ({ set: { family: 'bridge', table: 'vxnet', name, ...(elem.length ? { elem: elem.map((concat) => ({ concat })) } : {}) } });
+  return JSON.stringify({
+    nftables: [
+      { table: { family: 'bridge', name: 'vxnet', handle: 2 } },
+      set('endpoint_macs', ports.map(([port, mac]) => [port, mac])),
+      set('endpoint_ips', ports.map(([port, , ip]) => [port, ip])),
+      { rule: { family: 'bridge', table: 'vxnet', chain: 'antispoof', handle: 5, expr: [], comment: `vxnet antispoof sha256:${ANTISPOOF_HASH}` } },
+    ],
+  });
 }
 
 const lines = (input?: string) => (input ?? '').trim().split('\n');
@@ -119,9 +136,10 @@ describe('LinuxDataplane with a fake runner', () => {
     const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile(captured);
     assert.deepEqual(result, { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(['aaaaaaaaaaaa']) });
     assert.deepEqual(fake.calls.map((c) => c.argv.join(' ')).sort(), [
-      'bridge -j fdb show state permanent',
+      'bridge -j fdb show state static',
       'ip -j -d addr show',
       'ip -j neigh show nud permanent',
+      'nft -j list table bridge vxnet',
       'nft -j list table ip vxnet',
     ]);
     assert.deepEqual(fake.writes, []);
@@ -150,19 +168,23 @@ describe('LinuxDataplane with a fake runner', () => {
       ],
     );
     assert.match(writes[0]!.input!, /^table ip vxnet\ndelete table ip vxnet\ntable ip vxnet \{/);
+    // the anti-spoofing table, with the new endpoint's port in it, in the same transaction, before any veth
+    assert.match(writes[0]!.input!, /\ntable bridge vxnet\ndelete table bridge vxnet\ntable bridge vxnet \{\n\tset endpoint_macs \{\n\t\ttype ifname \. ether_addr\n\t\telements = \{ "vxnhaaaaaaaaaa" \. 02:78:c0:a8:01:02 \}/);
     assert.deepEqual(lines(writes[1]!.input), [
       'link add name vxnb42 address 02:78:c0:a8:01:01 mtu 1450 type bridge',
       'link add name vxnv42 mtu 1450 type vxlan id 42 dstport 4789 local 10.99.0.1 nolearning proxy',
       'link set dev vxnb42 up',
       'link set dev vxnv42 master vxnb42 up',
+      'link set dev vxnv42 type bridge_slave learning off',
       'addr add 192.168.1.1/24 dev vxnb42',
       'addr add 192.168.2.1/24 dev vxnb42',
     ]);
     assert.equal(lines(writes[2]!.input).length, 2);
-    assert.equal(lines(writes[3]!.input).length, 4);
+    // 2 remote MACs at their VTEPs, 2 flood entries, then the bridge's static entries for the 2 MACs
+    assert.deepEqual(lines(writes[3]!.input).slice(4), ['fdb replace 02:78:c0:a8:01:14 dev vxnv42 master static', 'fdb replace 02:78:c0:a8:01:15 dev vxnv42 master static']);
     assert.deepEqual(lines(writes[6]!.input), ['link set dev vxnhaaaaaaaaaa master vxnb42 up']);
-    // 6 link steps + forwarding + firewall + 2 neighbours + 4 FDB entries + 1 endpoint
-    assert.equal(result.changes, 15);
+    // 7 link steps + forwarding + firewall + anti-spoofing table + 2 neighbours + 6 FDB entries + 1 endpoint
+    assert.equal(result.changes, 19);
   });
 
   it('reports a missing target namespace and creates nothing for that endpoint', async () => {
@@ -171,7 +193,11 @@ describe('LinuxDataplane with a fake runner', () => {
     const result = await new LinuxDataplane({ run: fake, tuneNeighbourTable: false }).reconcile({ ...captured, endpoints: [endpointA, missing] });
     assert.deepEqual(result.endpointErrors, new Map([['bbbbbbbbbbbb', 'network namespace /run/netns/x does not exist']]));
     assert.deepEqual([...result.readyEndpoints], ['aaaaaaaaaaaa']);
-    assert.deepEqual(fake.writesOnly(), []);
+    // only its port's anti-spoofing elements (harmless, and in place before the namespace shows up)
+    assert.deepEqual(fake.writesOnly().map((c) => [c.argv.join(' '), lines(c.input)]), [[
+      'nft -f -',
+      ['add element bridge vxnet endpoint_macs { "vxnhbbbbbbbbbb" . 02:78:c0:a8:01:02 }', 'add element bridge vxnet endpoint_ips { "vxnhbbbbbbbbbb" . 192.168.1.2 }'],
+    ]]);
   });
 
   it('undoes an endpoint whose namespace setup fails half-way and reports the failing line', async () => {
@@ -186,7 +212,7 @@ describe('LinuxDataplane with a fake runner', () => {
       'configuring eth0 in /run/netns/c2 failed at "link set dev vxncbbbbbbbbbb name eth0": RTNETLINK answers: File exists',
     );
     assert.ok(!result.readyEndpoints.has('bbbbbbbbbbbb'));
-    const writes = fake.writesOnly();
+    const writes = fake.writesOnly().filter((c) => c.argv[0] !== 'nft');
     // create the pair and move the peer, configure inside (fails), no attach, undo
     assert.deepEqual(writes.map((c) => c.argv.join(' ')), ['ip -force -batch -', 'nsenter --net=/run/netns/c2 ip -batch -', 'ip -force -batch -']);
     assert.deepEqual(lines(writes[0]!.input), [
@@ -235,8 +261,8 @@ describe('LinuxDataplane with a fake runner', () => {
     assert.equal(neighRuns, 2);
     assert.equal(applied.length, 9);
     assert.match(result.error!, /1 of 10 neighbour changes failed, first "neigh replace 192\.168\.1\.104 lladdr 02:78:c0:a8:01:68 dev vxnv42 nud permanent": Error: Invalid argument\./);
-    // 9 neighbours + 10 FDB entries
-    assert.equal(result.changes, 19);
+    // 9 neighbours + 10 FDB entries + 10 static bridge entries
+    assert.equal(result.changes, 29);
   });
 
   it('does not program entries or endpoints of a network whose devices failed, and says why', async () => {
@@ -328,7 +354,7 @@ describe('LinuxDataplane with a fake runner', () => {
     assert.equal((await dataplane.reconcile(captured)).changes, 0);
     const more = { ...captured, peers: [...captured.peers, { vxlan: 'vxnv42', ip: '192.168.1.22', mac: '02:78:c0:a8:01:16', vtep: '10.99.0.3' }] };
     const added = await dataplane.reconcile(more);
-    assert.equal(added.changes, 2);
+    assert.equal(added.changes, 3); // neighbour, VXLAN FDB entry, static bridge entry
     assert.deepEqual(lines(neighbourWrites().at(-1)?.input), ['neigh replace 192.168.1.22 lladdr 02:78:c0:a8:01:16 dev vxnv42 nud permanent']);
     await dataplane.close();
   });

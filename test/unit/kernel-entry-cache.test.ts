@@ -14,7 +14,7 @@ import {
 } from '../../src/agent/kernel/entry-cache.ts';
 import type { RunOptions, RunResult, Runner, Watch } from '../../src/agent/kernel/exec.ts';
 import type { FdbStep, NeighbourStep } from '../../src/agent/kernel/plan.ts';
-import { parseFdb, parseNeighbours, type EntryState, type LinkState } from '../../src/agent/kernel/read.ts';
+import { BRIDGE_ENTRY, parseFdb, parseNeighbours, type EntryState, type LinkState } from '../../src/agent/kernel/read.ts';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, '../fixtures/kernel', name), 'utf8');
 
@@ -216,6 +216,27 @@ async function pass(cache: EntryCache, links = vxlan(7)): Promise<'reused' | 'du
   cache.bind(links);
   return 'dumped';
 }
+
+describe('the bridge’s static entries on the VXLAN port (vxnet issue 9, hole 3)', () => {
+  it('expects the lines the kernel prints for them (no destination, NOARP) and keeps them apart from the VXLAN device’s', () => {
+    const add: FdbStep = { op: 'fdb-static', dev: 'vxnv42', mac: '02:78:c0:a8:01:16', dst: BRIDGE_ENTRY };
+    const del: FdbStep = { op: 'fdb-static-del', dev: 'vxnv42', mac: '02:78:c0:a8:01:14', dst: BRIDGE_ENTRY };
+    // what ip monitor neigh printed for bridge fdb replace/del ... master static on kernel 6.18
+    assert.deepEqual(expectedLines(add), [monitorLineKey('dev vxnv42 lladdr 02:78:c0:a8:01:16 NOARP ')]);
+    assert.deepEqual(expectedLines(del), [monitorLineKey('Deleted dev vxnv42 lladdr 02:78:c0:a8:01:14 NOARP ')]);
+    const before: EntryState = {
+      neighbours: [],
+      fdb: [
+        { dev: 'vxnv42', mac: '02:78:c0:a8:01:14', dst: '10.99.0.2' },
+        { dev: 'vxnv42', mac: '02:78:c0:a8:01:14', dst: BRIDGE_ENTRY },
+      ],
+    };
+    assert.deepEqual(applyEntrySteps(before, [], [del, add]).fdb, [
+      { dev: 'vxnv42', mac: '02:78:c0:a8:01:14', dst: '10.99.0.2' },
+      { dev: 'vxnv42', mac: '02:78:c0:a8:01:16', dst: BRIDGE_ENTRY },
+    ]);
+  });
+});
 
 describe('EntryCache', () => {
   it('dumps until the monitor is subscribed, then reuses the dump while no event concerns owned devices', async () => {

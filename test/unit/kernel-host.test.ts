@@ -87,11 +87,12 @@ describe('preflight', () => {
       'the kernel cannot create bridges: load the bridge module (CONFIG_BRIDGE).',
       'the kernel cannot create veth pairs: load the veth module (CONFIG_VETH).',
       'nftables cannot hold the VXLAN peer filter (kernel needs nf_tables with sets and counters): Error: Could not process rule: Operation not supported.',
+      'nftables cannot hold the anti-spoofing rules (kernel needs nf_tables for bridges, CONFIG_NF_TABLES_BRIDGE): Error: Could not process rule: Operation not supported.',
       'nftables cannot masquerade (kernel needs CONFIG_NFT_NAT and CONFIG_NFT_MASQ): Error: Could not process rule: No such file or directory.',
     ]);
     // every probe adds a throwaway table and deletes it in the same transaction: nothing is left behind
-    assert.equal(inputs.length, 2);
-    for (const input of inputs) assert.match(input, new RegExp(`^table ip vxnprobe${process.pid} \\{\n[^]*\n\\}\ndelete table ip vxnprobe${process.pid}\n$`));
+    assert.equal(inputs.length, 3);
+    for (const input of inputs) assert.match(input, new RegExp(`^table (ip|bridge) vxnprobe${process.pid} \\{\n[^]*\n\\}\ndelete table \\1 vxnprobe${process.pid}\n$`));
   });
 });
 

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
 import { deviceNames } from '../../src/agent/dataplane.ts';
 import { planReconcile, type Plan } from '../../src/agent/kernel/plan.ts';
-import { parseFdb, parseLinks, parseNeighbours, type ActualState, type LinkState } from '../../src/agent/kernel/read.ts';
+import { BRIDGE_ENTRY, parseFdb, parseLinks, parseNeighbours, type ActualState, type LinkState } from '../../src/agent/kernel/read.ts';
 
 function network(vni: number, extra: Partial<DesiredNetwork> = {}): DesiredNetwork {
   return {
@@ -52,7 +52,7 @@ function converged(state: DesiredState): ActualState {
   for (const net of state.networks) {
     links.set(net.bridge, { name: net.bridge, index: 10 + net.vni, kind: 'bridge', mtu: net.mtu, up: true, mac: net.gatewayMac, peerElsewhere: false, ipv4: [...net.gatewayAddresses] });
     links.set(net.vxlan, {
-      name: net.vxlan, index: 20 + net.vni, kind: 'vxlan', mtu: net.mtu, up: true, master: net.bridge, mac: '66:00:00:00:00:01', peerElsewhere: false, ipv4: [],
+      name: net.vxlan, index: 20 + net.vni, kind: 'vxlan', mtu: net.mtu, up: true, master: net.bridge, learning: false, mac: '66:00:00:00:00:01', peerElsewhere: false, ipv4: [],
       vxlan: {
         vni: net.vni, port: net.port, local: net.localAddress, ttl: net.multicastGroup ? 5 : 0, learning: false, proxy: true,
         ...(net.multicastGroup ? { group: net.multicastGroup, device: net.underlayDevice } : {}),
@@ -67,6 +67,7 @@ function converged(state: DesiredState): ActualState {
     neighbours: state.peers.map((p) => ({ dev: p.vxlan, ip: p.ip, mac: p.mac })),
     fdb: [
       ...state.peers.map((p) => ({ dev: p.vxlan, mac: p.mac, dst: p.vtep })),
+      ...state.peers.map((p) => ({ dev: p.vxlan, mac: p.mac.toLowerCase(), dst: BRIDGE_ENTRY })),
       ...state.floods.map((f) => ({ dev: f.vxlan, mac: '00:00:00:00:00:00', dst: f.vtep })),
       ...state.networks.filter((n) => n.multicastGroup).map((n) => ({ dev: n.vxlan, mac: '00:00:00:00:00:00', dst: n.multicastGroup! })),
     ],
@@ -94,6 +95,7 @@ describe('planReconcile', () => {
       { op: 'vxlan-add', name: 'vxnv42', vni: 42, port: 4789, local: '10.99.0.1', mtu: 1450, network: 'vxnb42' },
       { op: 'link-set', name: 'vxnb42', up: true, network: 'vxnb42' },
       { op: 'link-set', name: 'vxnv42', master: 'vxnb42', up: true, network: 'vxnb42' },
+      { op: 'port-set', name: 'vxnv42', learning: false, network: 'vxnb42' },
       { op: 'addr-add', dev: 'vxnb42', cidr: '192.168.1.1/24', network: 'vxnb42' },
       { op: 'addr-add', dev: 'vxnb42', cidr: '192.168.2.1/24', network: 'vxnb42' },
     ]);
@@ -153,6 +155,7 @@ describe('planReconcile', () => {
     assert.deepEqual(plan.links, [
       { op: 'link-set', name: 'vxnb42', mtu: 1450, mac: '02:78:c0:a8:01:01', network: 'vxnb42' },
       { op: 'link-set', name: 'vxnv42', mtu: 1450, master: 'vxnb42', up: true, network: 'vxnb42' },
+      { op: 'port-set', name: 'vxnv42', learning: false, network: 'vxnb42' },
       { op: 'link-set', name: 'vxnhaaaaaaaaaa', up: true, network: 'vxnb42', endpoint: 'aaaaaaaaaaaa' },
     ]);
     assert.deepEqual(plan.endpoints.adopted, ['aaaaaaaaaaaa']);
@@ -176,6 +179,7 @@ describe('planReconcile', () => {
         'link-del vxnv42',
         'vxlan-add vxnv42',
         'link-set vxnv42',
+        'port-set vxnv42',
       ]);
       assert.match(plan.notes.join('\n'), why);
       // the recreated device starts empty: its entries are programmed again, none deleted one by one
@@ -205,11 +209,12 @@ describe('planReconcile', () => {
       'bridge-add vxnb42',
       'link-set vxnb42',
       'link-set vxnv42',
+      'port-set vxnv42',
       'link-set vxnhaaaaaaaaaa',
       'addr-add vxnb42',
     ]);
     assert.equal((plan.links[3] as { master?: string }).master, 'vxnb42');
-    assert.equal((plan.links[4] as { master?: string }).master, 'vxnb42');
+    assert.equal((plan.links[5] as { master?: string }).master, 'vxnb42');
   });
 
   it('replaces a peer whose MAC or VTEP changed and removes a stale one with mirrored ops', () => {
@@ -312,7 +317,7 @@ describe('planReconcile', () => {
       'flood vxnv42 host2',
     ]);
     assert.equal(plan.neighbours.length, 1);
-    assert.equal(plan.fdb.length, 1);
+    assert.equal(plan.fdb.length, 2); // the VXLAN device's entry and the bridge's static one
     assert.deepEqual(plan.endpoints.create.map((e) => e.id), ['bbbbbbbbbbbb']);
   });
 
@@ -326,6 +331,29 @@ describe('planReconcile', () => {
     });
     const plan = planReconcile(state, converged(desired({ networks: [network(42)] })));
     assert.deepEqual(plan.neighbours, [{ op: 'neigh-replace', dev: 'vxnv42', ip: '192.168.1.10', mac: '02:78:c0:a8:01:0a' }]);
-    assert.equal(plan.fdb.length, 2); // both MACs are reachable at their VTEPs
+    assert.equal(plan.fdb.length, 4); // both MACs are reachable at their VTEPs, through the VXLAN port
+  });
+
+  it('turns learning off on the VXLAN port and keeps one static bridge entry per remote MAC (vxnet issue 9, hole 3)', () => {
+    const state = desired({ networks: [network(42)], peers: peers(42, 2) });
+    // a port that learns (as a device made before this rule): learning goes off, nothing else changes
+    const learning = converged(state);
+    learning.links.get('vxnv42')!.learning = true;
+    assert.deepEqual(planReconcile(state, learning).links, [{ op: 'port-set', name: 'vxnv42', learning: false, network: 'vxnb42' }]);
+    // a missing static entry is added, one nobody wants any more is deleted (after the VXLAN device's)
+    const actual = converged(state);
+    actual.fdb = actual.fdb.filter((e) => !(e.dst === BRIDGE_ENTRY && e.mac === '02:78:c0:a8:01:0a'));
+    actual.fdb.push({ dev: 'vxnv42', mac: '02:78:c0:a8:01:99', dst: BRIDGE_ENTRY }, { dev: 'vxnv42', mac: '02:78:c0:a8:01:99', dst: '10.99.0.9' });
+    assert.deepEqual(planReconcile(state, actual).fdb, [
+      { op: 'fdb-del', dev: 'vxnv42', mac: '02:78:c0:a8:01:99', dst: '10.99.0.9' },
+      { op: 'fdb-static-del', dev: 'vxnv42', mac: '02:78:c0:a8:01:99', dst: BRIDGE_ENTRY },
+      { op: 'fdb-static', dev: 'vxnv42', mac: '02:78:c0:a8:01:0a', dst: BRIDGE_ENTRY },
+    ]);
+    // made a port of its bridge again (the bridge was recreated): the bridge's entries start empty
+    const moved = converged(state);
+    delete moved.links.get('vxnv42')!.master;
+    const plan = planReconcile(state, moved);
+    assert.deepEqual(plan.links.map((l) => l.op), ['link-set', 'port-set']);
+    assert.deepEqual(plan.fdb.map((e) => `${e.op} ${e.mac}`), ['fdb-static 02:78:c0:a8:01:0a', 'fdb-static 02:78:c0:a8:01:0b']);
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseBatchErrors } from '../../src/agent/kernel/exec.ts';
 import { findUnderlay } from '../../src/agent/kernel/host.ts';
-import { parseFdb, parseFirewall, parseLinks, parseNeighbours } from '../../src/agent/kernel/read.ts';
+import { BRIDGE_ENTRY, parseFdb, parseFirewall, parseLinks, parseNeighbours } from '../../src/agent/kernel/read.ts';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, '../fixtures/kernel', name), 'utf8');
 /** kernel dumps come in hash order: compare as sets */
@@ -45,6 +45,7 @@ describe('parseLinks (ip -j -d addr show)', () => {
       mtu: 1450,
       up: true,
       master: 'vxnb42',
+      learning: false,
       mac: links.get('vxnv42')!.mac,
       peerElsewhere: false,
       vxlan: { vni: 42, port: 4789, local: '10.99.0.1', ttl: 0, learning: false, proxy: true },
@@ -90,14 +91,17 @@ describe('parseNeighbours (ip -j neigh show nud permanent)', () => {
   });
 });
 
-describe('parseFdb (bridge -j fdb show state permanent)', () => {
-  it('returns only self entries with a destination: remote MACs, the flood list and the multicast default', () => {
+describe('parseFdb (bridge -j fdb show state static)', () => {
+  it('returns self entries with a destination (remote MACs, the flood list, the multicast default) and the bridge’s static entries', () => {
     assert.deepEqual(sorted(parseFdb(fixture('bridge-fdb-permanent.json'))), sorted([
       { dev: 'vxnv42', mac: '00:00:00:00:00:00', dst: '10.99.0.2' },
       { dev: 'vxnv42', mac: '00:00:00:00:00:00', dst: '10.99.0.3' },
       { dev: 'vxnv42', mac: '02:78:c0:a8:01:14', dst: '10.99.0.2' },
       { dev: 'vxnv42', mac: '02:78:c0:a8:01:15', dst: '10.99.0.3' },
       { dev: 'vxnv43', mac: '00:00:00:00:00:00', dst: '239.1.1.1' },
+      // the bridge's static entries for the remote MACs behind the VXLAN port; its local and learned ones are not vxnet's
+      { dev: 'vxnv42', mac: '02:78:c0:a8:01:14', dst: BRIDGE_ENTRY },
+      { dev: 'vxnv42', mac: '02:78:c0:a8:01:15', dst: BRIDGE_ENTRY },
     ]));
   });
 });

@@ -38,7 +38,7 @@ describe('VXLAN allow-list in the desired state (desired.ts)', () => {
     const desired = desiredState(v, self);
     assert.deepEqual(desired.networks, []);
     // numeric order, our own 10.99.0.11 left out
-    assert.deepEqual(desired.vxlanFilter, { ports: [4789], allowedSources: ['10.99.0.12', '10.99.0.13', '10.99.0.110'] });
+    assert.deepEqual(desired.vxlanFilter, { ports: [4789], allowedSources: ['10.99.0.12', '10.99.0.13', '10.99.0.110'], underlayDevice: 'eth0' });
   });
 
   it('follows nodes joining and leaving', () => {
@@ -94,6 +94,27 @@ describe('VXLAN peer filter in table ip vxnet (nftables.ts)', () => {
     assert.match(table, /chain postrouting[^]*chain forward[^]*chain input \{/);
     assert.doesNotMatch(table, /oifname != "vxnb\*" accept comment/);
     assert.deepEqual(parseFirewall(JSON.stringify({ nftables: [] })), { present: false });
+  });
+
+  it('accepts VXLAN only on the underlay interface, and drops UDP to a member VTEP routed in from anywhere else (vxnet issue 9)', () => {
+    const { table } = renderFirewall([net42], { ...filter, underlayDevice: 'eth0' });
+    const input = /\tchain vxlan_input \{\n([^}]*)\n\t\}/.exec(table)?.[1]?.split('\n').map((l) => l.trim());
+    assert.match(input![1]!, /^udp dport @vxlan_ports iifname "eth0" ip saddr @vxlan_peers accept comment "vxnet rules sha256:[0-9a-f]{16}"$/);
+    assert.equal(input![2], 'udp dport @vxlan_ports counter drop comment "VXLAN from a non-member"');
+    const forward = /\tchain vxlan_forward \{\n([^}]*)\n\t\}/.exec(table)?.[1]?.split('\n').map((l) => l.trim());
+    assert.deepEqual(forward, [
+      'type filter hook forward priority raw - 10; policy accept;',
+      'udp dport @vxlan_ports ip daddr @vxlan_peers iifname != "eth0" counter drop comment "VXLAN routed from a non-underlay interface"',
+    ]);
+    // the device is part of the rules: another underlay interface is another table
+    assert.notEqual(renderFirewall([net42], { ...filter, underlayDevice: 'eth1' }).hash, renderFirewall([net42], { ...filter, underlayDevice: 'eth0' }).hash);
+    // without a known device: from anything but vxnet's own interfaces, and nothing routed in from them
+    const fallback = renderFirewall([net42], filter).table;
+    assert.match(fallback, /udp dport @vxlan_ports ip daddr @vxlan_peers iifname "vxn\*" counter drop/);
+    // a malformed device name is left out (and named), never written into the script
+    const bad = effectiveVxlanFilter({ ...filter, underlayDevice: 'eth0 accept' }, []);
+    assert.equal(bad.filter.underlayDevice, undefined);
+    assert.deepEqual(bad.rejected, ['VXLAN filter underlay device "eth0 accept" is not an interface name']);
   });
 
   it('exists alone with no network (no NAT chain) and with an empty member set', () => {

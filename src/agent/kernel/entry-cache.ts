@@ -39,7 +39,7 @@
 import { OWNED_PREFIX } from '../dataplane.ts';
 import type { Runner, Watch } from './exec.ts';
 import type { FdbStep, NeighbourStep } from './plan.ts';
-import { readEntries, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
+import { BRIDGE_ENTRY, readEntries, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
 
 /** RTNLGRP_NEIGH (linux/rtnetlink.h) as a bit of the Groups column of /proc/net/netlink. */
 const NEIGH_GROUP_BIT = 1 << (3 - 1);
@@ -109,6 +109,8 @@ const eventKey = (deleted: boolean, dev: string, address: string | undefined, ll
 /** The states iproute2 writes: `ip neigh ... nud permanent`, `bridge fdb ... self permanent` (NUD_NOARP by default). */
 const NEIGHBOUR_STATE = 'PERMANENT';
 const FDB_STATE = 'NOARP PERMANENT';
+/** `bridge fdb ... master static`: the bridge's entry, printed without a destination */
+const BRIDGE_STATE = 'NOARP';
 /** what a deleted neighbour is set to before it goes (no lladdr: it is no longer valid), printed twice */
 const NEIGHBOUR_GONE = 'FAILED';
 
@@ -128,6 +130,10 @@ export function expectedLines(step: NeighbourStep | FdbStep): string[] {
       return [eventKey(false, step.dev, step.dst, step.mac, FDB_STATE)];
     case 'fdb-del':
       return [eventKey(true, step.dev, step.dst, step.mac, FDB_STATE)];
+    case 'fdb-static':
+      return [eventKey(false, step.dev, undefined, step.mac, BRIDGE_STATE)];
+    case 'fdb-static-del':
+      return [eventKey(true, step.dev, undefined, step.mac, BRIDGE_STATE)];
   }
 }
 
@@ -162,7 +168,8 @@ export function applyEntrySteps(entries: EntryState, neighbourSteps: readonly Ne
 }
 
 const neighbourKey = (entry: { ip: string }): string => entry.ip;
-const fdbKey = (entry: { mac: string }): string => entry.mac;
+// the bridge's static entry for a MAC is an entry of its own, apart from the VXLAN device's destinations
+const fdbKey = (entry: { mac: string; dst: string }): string => (entry.dst === BRIDGE_ENTRY ? `${entry.mac} ${BRIDGE_ENTRY}` : entry.mac);
 
 function neighbourAfter(dev: string, ip: string, before: readonly NeighbourEntry[], steps: readonly NeighbourStep[]): NeighbourEntry[] {
   let mac = before[0]?.mac;
@@ -170,11 +177,12 @@ function neighbourAfter(dev: string, ip: string, before: readonly NeighbourEntry
   return mac === undefined ? [] : mac === before[0]?.mac ? [before[0]!] : [{ dev, ip, mac }];
 }
 
-function fdbAfter(dev: string, mac: string, before: readonly FdbEntry[], steps: readonly FdbStep[]): FdbEntry[] {
+function fdbAfter(dev: string, key: string, before: readonly FdbEntry[], steps: readonly FdbStep[]): FdbEntry[] {
+  const mac = key.split(' ')[0]!;
   const dsts = before.map((entry) => entry.dst);
   for (const step of steps) {
     const at = dsts.indexOf(step.dst);
-    if (step.op === 'fdb-del') {
+    if (step.op === 'fdb-del' || step.op === 'fdb-static-del') {
       if (at >= 0) dsts.splice(at, 1);
     } else if (at >= 0) {
       // already there: nothing changes

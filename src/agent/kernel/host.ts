@@ -57,19 +57,32 @@ const DEVICE_PROBES: ReadonlyArray<{ what: string; module: string; config: strin
  * throwaway table and deletes it again: the kernel checks (and loads) every chain type and expression while
  * nothing is ever left behind. The peer filter comes first: without it the agent attaches nothing.
  */
-const NFT_PROBES: ReadonlyArray<{ problem: string; body: string[] }> = [
+const NFT_PROBES: ReadonlyArray<{ problem: string; family: 'ip' | 'bridge'; body: string[] }> = [
   {
     problem: 'nftables cannot hold the VXLAN peer filter (kernel needs nf_tables with sets and counters)',
+    family: 'ip',
     body: [
       'set ports { type inet_service; elements = { 4789 }; }',
       'set peers { type ipv4_addr; elements = { 192.0.2.1 }; }',
       'chain input { type filter hook input priority raw - 10; policy accept; ' +
         'udp dport @ports iifname != "vxn*" ip saddr @peers accept; udp dport @ports counter drop; }',
       'chain forward { type filter hook forward priority filter - 10; policy accept; iifname "vxnb*" oifname != "vxnb*" drop; }',
+      'chain vxlan_forward { type filter hook forward priority raw - 10; policy accept; udp dport @ports ip daddr @peers iifname != "eth0" counter drop; }',
+    ],
+  },
+  {
+    problem: 'nftables cannot hold the anti-spoofing rules (kernel needs nf_tables for bridges, CONFIG_NF_TABLES_BRIDGE)',
+    family: 'bridge',
+    body: [
+      'set macs { type ifname . ether_addr; elements = { "vxnh0" . 02:00:00:00:00:01 }; }',
+      'set ips { type ifname . ipv4_addr; elements = { "vxnh0" . 192.0.2.1 }; }',
+      'chain antispoof { type filter hook prerouting priority -300; policy accept; iifname . ether saddr != @macs counter drop; ' +
+        'ether type ip iifname . ip saddr != @ips drop; ether type arp iifname . arp saddr ip != @ips drop; }',
     ],
   },
   {
     problem: 'nftables cannot masquerade (kernel needs CONFIG_NFT_NAT and CONFIG_NFT_MASQ)',
+    family: 'ip',
     body: ['chain postrouting { type nat hook postrouting priority srcnat; policy accept; ip saddr 192.0.2.0/24 oifname != "vxnb*" masquerade; }'],
   },
 ];
@@ -113,7 +126,7 @@ export async function preflight(run: Runner = createRunner()): Promise<string[]>
     } else {
       const table = `vxnprobe${process.pid}`;
       for (const probe of NFT_PROBES) {
-        const script = [`table ip ${table} {`, ...probe.body.map((line) => `\t${line}`), '}', `delete table ip ${table}`, ''].join('\n');
+        const script = [`table ${probe.family} ${table} {`, ...probe.body.map((line) => `\t${line}`), '}', `delete table ${probe.family} ${table}`, ''].join('\n');
         const result = await run.run(['nft', '-f', '-'], { input: script, allowFailure: true });
         if (result.code !== 0) problems.add(`${probe.problem}: ${nftError(result.stderr, result.code)}.`);
       }

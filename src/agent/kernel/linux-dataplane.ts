@@ -7,25 +7,25 @@
  * skipped while `ip monitor neigh` vouches that nothing but our own entry writes changed them, see
  * entry-cache.ts), a pure diff (plan.ts), then at most a handful of batched writes, in this order:
  *   1. sysctls (ip_forward; neighbour GC thresholds once)
- *   2. `nft -f -`: the firewall with the VXLAN peer filter, before any link changes, so that no VXLAN socket
- *      vxnet opens and no endpoint it attaches is ever unguarded. Fail closed: when the table cannot be
- *      installed, this pass creates no VXLAN device and attaches no new endpoint (each pending one is
- *      reported with the reason, and the pass is retried); what already runs stays (fail-static).
- *   3. `ip -batch`: link deletions, creations, attribute fixes, addresses
- *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB) in parallel: entries are in place before a new
- *      container comes up, so its first ARP request is already answered by the proxy. When every line took
- *      effect as planned, the steps are written through to the kept dump (and their monitor lines are
- *      expected), so a pass that changes one peer among 50,000 costs the next pass no dump; after link
- *      changes or a batch with any failed line the next pass reads all entries again
+ *   2. `nft -f -`: the firewall with the VXLAN peer filter (table ip vxnet) and the anti-spoofing elements of
+ *      the endpoints (table bridge vxnet, antispoof.ts) in one transaction, before any link changes, so
+ *      that no VXLAN socket vxnet opens and no endpoint it attaches is ever unguarded or unchecked. Fail
+ *      closed: when the tables cannot be installed, this pass creates no VXLAN device and attaches no new
+ *      endpoint (each pending one is reported with the reason, and the pass is retried); what already runs
+ *      stays (fail-static).
+ *   3. `ip -batch`: link deletions, creations, attribute fixes (learning off on the VXLAN port), addresses
+ *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB: the VXLAN device's and the bridge's static
+ *      entries) in parallel: entries are in place before a new container comes up, so its first ARP
+ *      request is already answered by the proxy. When every line took effect as planned, the steps are
+ *      written through to the kept dump (and their monitor lines are expected), so a pass that changes one
+ *      peer among 50,000 costs the next pass no dump; after link changes or a batch with any failed line
+ *      the next pass reads all entries again
  *   5. per new endpoint: one `ip -batch` in the host namespace for all veth pairs, one
  *      `nsenter --net=PATH ip -batch -` per endpoint, one `ip -batch` to attach them all.
  * The filter guards the ports of the VXLAN devices present at the start of the pass too; when step 3
  * deleted the last device using a port nobody wants any more, the table is replaced once more at the end.
  * Nothing is ever flushed and rebuilt; a pass with nothing to change writes nothing.
- *
- * Batches run with -force so one bad line cannot block the others; iproute2 names failed lines on stderr.
- * `ip neigh` is the exception: it exits on the first kernel error even with -force. Then the entries are
- * read back, the first one not in effect is the culprit, it is reported and the rest is run again.
+ * Batches and how their failures are attributed: batch.ts; endpoint setup: endpoint-setup.ts.
  *
  * Why not enter container namespaces each pass: with hundreds of endpoints that would be hundreds of
  * processes per pass. The host end of the veth pair tells whether setup completed (see plan.ts), and a
@@ -33,29 +33,15 @@
  */
 import type { Dataplane, DesiredEndpoint, DesiredState, ReconcileResult } from '../dataplane.ts';
 import { messageOf } from '../../core/errors.ts';
-import { createRunner, parseBatchErrors, type Runner } from './exec.ts';
+import { applyEntries, isGone, runBatch } from './batch.ts';
+import { createEndpoints } from './endpoint-setup.ts';
+import { createRunner, type Runner } from './exec.ts';
+import { deleteAntispoofLines, installedState, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
 import { effectiveVxlanFilter, planFirewall } from './nftables.ts';
-import {
-  entryInEffect,
-  indexFdb,
-  indexNeighbours,
-  planReconcile,
-  type FdbStep,
-  type LinkStep,
-  type NeighbourStep,
-} from './plan.ts';
+import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
 import { IP_FORWARD, readBase, readFdb, readNeighbours, type ActualState, type FirewallState, type LinkState } from './read.ts';
-import {
-  batchInput,
-  renderEndpointAttach,
-  renderEndpointCreate,
-  renderEndpointInside,
-  renderEndpointUndo,
-  renderFdbStep,
-  renderLinkStep,
-  renderNeighbourStep,
-} from './render.ts';
+import { renderFdbStep, renderLinkStep, renderNeighbourStep } from './render.ts';
 
 export { detectUnderlay, preflight } from './host.ts';
 
@@ -82,25 +68,6 @@ export const NEIGHBOUR_GC_THRESHOLDS: ReadonlyArray<readonly [string, number]> =
   ['/proc/sys/net/ipv4/neigh/default/gc_thresh2', 49152],
   ['/proc/sys/net/ipv4/neigh/default/gc_thresh1', 8192],
 ];
-
-/** How many times one pass re-runs a stopped entry batch before leaving the rest to the next pass. */
-const MAX_ENTRY_ROUNDS = 8;
-
-interface BatchOutcome {
-  /** failed line index → message */
-  failures: Map<number, string>;
-  /** the tool stopped early without naming a line: lines after `after` have an unknown fate */
-  stopped?: { after: number; message: string };
-}
-
-interface EntryOutcome<S> {
-  applied: number;
-  failed: { step: S; message: string }[];
-  /** every step ran once and took effect as planned: the kernel now holds what the plan assumed plus the steps */
-  exact: boolean;
-}
-
-const isGone = (message: string): boolean => /No such file or directory|Cannot find device/.test(message);
 
 export class LinuxDataplane implements Dataplane {
   readonly #run: Runner;
@@ -255,7 +222,12 @@ export class LinuxDataplane implements Dataplane {
     const failedEndpoints = new Map<string, string>();
     const wanted = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, vxlanPorts(actual.links.values()));
     errors.push(...wanted.rejected);
-    const firewall = await this.#firewall(plan.networks, actual.firewall, wanted.filter, result, errors, signal);
+    const bindings = portBindings(plan.local);
+    const firewall = await this.#firewall(plan.networks, actual.firewall, wanted.filter, result, errors, signal, {
+      wanted: bindings,
+      installed: actual.antispoof,
+      keep: plan.untouchable,
+    });
     let linkSteps = plan.links;
     if (firewall.down !== undefined) {
       // fail closed: no new (or recreated) VXLAN device, so no new socket; the old device of a recreation stays
@@ -268,7 +240,7 @@ export class LinuxDataplane implements Dataplane {
     const gone = new Set<string>();
     if (linkSteps.length) {
       const lines = linkSteps.map(renderLinkStep);
-      const outcome = await this.#batch(['ip'], lines, signal);
+      const outcome = await runBatch(this.#run, ['ip'], lines, signal);
       linkSteps.forEach((step, i) => {
         let message = outcome.failures.get(i);
         if (message === undefined && outcome.stopped && i > outcome.stopped.after) {
@@ -292,7 +264,11 @@ export class LinuxDataplane implements Dataplane {
     if (firewall.down === undefined && gone.size > 0) {
       const remaining = vxlanPorts([...actual.links.values()].filter((l) => !gone.has(l.name)));
       const shrunk = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, remaining).filter;
-      await this.#firewall(plan.networks, { present: firewall.hash !== undefined, hash: firewall.hash }, shrunk, result, errors, signal);
+      await this.#firewall(plan.networks, { present: firewall.hash !== undefined, hash: firewall.hash }, shrunk, result, errors, signal, {
+        wanted: bindings,
+        installed: installedState(bindings),
+        keep: plan.untouchable,
+      });
     }
 
     // 4. entries
@@ -305,8 +281,8 @@ export class LinuxDataplane implements Dataplane {
     const writing = neighbourSteps.length > 0 || fdbSteps.length > 0;
     if (writing) this.#entries?.expect(neighbourSteps, fdbSteps);
     const [neigh, fdb] = await Promise.all([
-      this.#applyEntries('ip', neighbourSteps, renderNeighbourStep, signal),
-      this.#applyEntries('bridge', fdbSteps, renderFdbStep, signal),
+      applyEntries(this.#run, 'ip', neighbourSteps, renderNeighbourStep, signal),
+      applyEntries(this.#run, 'bridge', fdbSteps, renderFdbStep, signal),
     ]);
     // write-through: the next pass reuses the dump with these steps applied instead of reading all entries
     // again; anything less than every step in effect as planned (also an entry found already gone or
@@ -343,14 +319,15 @@ export class LinuxDataplane implements Dataplane {
       else toCreate.push(ep);
     }
     if (toCreate.length) {
-      const created = await this.#createEndpoints(toCreate, result, signal);
+      const created = await createEndpoints(this.#run, this.#log, this.#concurrency, toCreate, result, signal);
       result.changes += created;
     }
   }
 
   /**
-   * Installs the table when it differs from what is there. Returns the hash now in effect, or `down` (the
-   * sentence every pending endpoint is given) when the wanted table could not be installed.
+   * Installs table ip vxnet when it differs from what is there, and with `ports` brings table bridge vxnet
+   * (anti-spoofing) up to date, in one `nft -f -` transaction. Returns the hash now in effect, or `down`
+   * (the sentence every pending endpoint is given) when the wanted tables could not be installed.
    */
   async #firewall(
     networks: DesiredState['networks'],
@@ -359,14 +336,25 @@ export class LinuxDataplane implements Dataplane {
     result: ReconcileResult,
     errors: string[],
     signal?: AbortSignal,
+    ports?: { wanted: PortBinding[]; installed: AntispoofState | undefined; keep: ReadonlySet<string> },
   ): Promise<{ hash?: string; down?: string }> {
     const firewall = planFirewall(networks, installed, filter);
-    if (firewall.action === 'none') return installed.hash === undefined ? {} : { hash: installed.hash };
+    let portLines: string[] = [];
+    let portChanges = 0;
+    if (ports) {
+      const have = ports.installed ?? { present: false, macs: [], ips: [] };
+      // wanted exactly when table ip vxnet is (planFirewall): networks or a filter
+      if (networks.length > 0 || filter.ports.length > 0) ({ lines: portLines, changes: portChanges } = planAntispoof(ports.wanted, have, ports.keep));
+      else if (have.present || have.unreadable !== undefined) portLines = deleteAntispoofLines();
+    }
+    if (firewall.action === 'none' && portLines.length === 0) return installed.hash === undefined ? {} : { hash: installed.hash };
+    const script = (firewall.action === 'none' ? '' : firewall.script) + portLines.map((line) => `${line}\n`).join('');
     try {
-      await this.#run.run(['nft', '-f', '-'], { input: firewall.script, signal });
-      result.changes++;
+      await this.#run.run(['nft', '-f', '-'], { input: script, signal });
+      result.changes += (firewall.action === 'none' ? 0 : 1) + portChanges;
+      if (firewall.action === 'none') return installed.hash === undefined ? {} : { hash: installed.hash };
       if (firewall.action === 'delete') {
-        this.#log('deleted nftables table ip vxnet');
+        this.#log(`deleted nftables table ip vxnet${portLines.length ? ' and bridge vxnet' : ''}`);
         return {};
       }
       this.#log(
@@ -421,159 +409,6 @@ export class LinuxDataplane implements Dataplane {
     }
     return changes;
   }
-
-  /** Runs a batch with -force and attributes failures to lines. */
-  async #batch(prefix: string[], lines: readonly string[], signal?: AbortSignal): Promise<BatchOutcome> {
-    if (lines.length === 0) return { failures: new Map() };
-    const result = await this.#run.run([...prefix, '-force', '-batch', '-'], {
-      input: batchInput(lines),
-      signal,
-      allowFailure: true,
-    });
-    if (result.code === 0) return { failures: new Map() };
-    const parsed = parseBatchErrors(result.stderr);
-    const failures = new Map(parsed.failures.map((f) => [f.line, f.message]));
-    if (parsed.trailing || failures.size === 0) {
-      const after = parsed.failures.length ? Math.max(...parsed.failures.map((f) => f.line)) : -1;
-      return { failures, stopped: { after, message: parsed.trailing || `exit code ${result.code}` } };
-    }
-    return { failures };
-  }
-
-  /**
-   * Applies neighbour or FDB steps. A failing line is reported and skipped; when the tool stops early
-   * without naming the line, the entries are read back to find it (see the module comment).
-   */
-  async #applyEntries<S extends NeighbourStep | FdbStep>(
-    tool: 'ip' | 'bridge',
-    steps: S[],
-    render: (step: S) => string,
-    signal?: AbortSignal,
-  ): Promise<EntryOutcome<S>> {
-    const outcome: EntryOutcome<S> = { applied: 0, failed: [], exact: true };
-    let pending = steps;
-    for (let round = 0; pending.length > 0; round++) {
-      if (round === MAX_ENTRY_ROUNDS) {
-        outcome.exact = false;
-        for (const step of pending) outcome.failed.push({ step, message: `not attempted: too many failures in one pass` });
-        break;
-      }
-      const result = await this.#batch([tool], pending.map(render), signal);
-      if (result.stopped || result.failures.size > 0) outcome.exact = false;
-      const known = result.stopped ? result.stopped.after + 1 : pending.length;
-      for (let i = 0; i < known; i++) {
-        const message = result.failures.get(i);
-        const step = pending[i]!;
-        if (message === undefined) outcome.applied++;
-        else if (step.op.endsWith('-del') && isGone(message)) continue;
-        else if (step.op === 'fdb-append' && /File exists/.test(message)) continue;
-        else outcome.failed.push({ step, message });
-      }
-      if (!result.stopped) break;
-      // Stopped early: read the entries back; what is not in effect yet has not run (or failed).
-      const rest = pending.slice(known);
-      const neighbours = indexNeighbours(tool === 'ip' ? await readNeighbours(this.#run, signal) : []);
-      const fdb = indexFdb(tool === 'bridge' ? await readFdb(this.#run, signal) : []);
-      const notDone = rest.filter((step) => !entryInEffect(step, neighbours, fdb));
-      outcome.applied += rest.length - notDone.length;
-      // "No such file or directory" comes from deleting an entry that vanished meanwhile: nobody to blame.
-      if (notDone.length > 0 && !isGone(result.stopped.message)) {
-        outcome.failed.push({ step: notDone[0]!, message: result.stopped.message });
-        notDone.shift();
-      }
-      pending = notDone;
-    }
-    return outcome;
-  }
-
-  /** Sets up new endpoints; returns how many are ready. Failures are undone and reported per endpoint. */
-  async #createEndpoints(endpoints: DesiredEndpoint[], result: ReconcileResult, signal?: AbortSignal): Promise<number> {
-    const fail = (ep: DesiredEndpoint, message: string) => {
-      result.endpointErrors.set(ep.id, message);
-      this.#log(`endpoint ${ep.id}: ${message}`);
-    };
-
-    // The target namespace must exist before anything is created for the endpoint (handed-over Docker
-    // endpoints have none: their peer stays here until libnetwork moves it).
-    const exists = await Promise.all(endpoints.map((ep) => (ep.netns === undefined ? true : this.#run.exists(ep.netns))));
-    const candidates = endpoints.filter((ep, i) => {
-      if (!exists[i]) fail(ep, `network namespace ${ep.netns} does not exist`);
-      return exists[i];
-    });
-    if (candidates.length === 0) return 0;
-
-    // A: veth pairs, peers handed to their namespaces (one batch in the host namespace)
-    const undo = new Set<DesiredEndpoint>();
-    const failed = new Set<DesiredEndpoint>();
-    const lines: string[] = [];
-    const owner: DesiredEndpoint[] = [];
-    for (const ep of candidates) {
-      for (const line of renderEndpointCreate(ep)) {
-        lines.push(line);
-        owner.push(ep);
-      }
-    }
-    const create = await this.#batch(['ip'], lines, signal);
-    owner.forEach((ep, i) => {
-      const message = create.failures.get(i) ?? (create.stopped && i > create.stopped.after ? create.stopped.message : undefined);
-      const isAdd = lines[i]!.startsWith('link add');
-      if (message === undefined) {
-        if (isAdd) undo.add(ep);
-        return;
-      }
-      if (!failed.has(ep)) fail(ep, `creating the veth pair failed at "${lines[i]}": ${message}`);
-      failed.add(ep);
-      if (isAdd && create.stopped && i > create.stopped.after) undo.add(ep); // fate unknown: clean up anyway
-    });
-
-    // B: inside each namespace, a few at a time (not for handed-over endpoints: Docker configures those)
-    const inside = candidates.filter((ep) => !failed.has(ep) && ep.netns !== undefined);
-    await mapLimit(inside, this.#concurrency, async (ep) => {
-      const script = renderEndpointInside(ep);
-      const res = await this.#run.run(['nsenter', `--net=${ep.netns!}`, 'ip', '-batch', '-'], {
-        input: batchInput(script),
-        signal,
-        allowFailure: true,
-      });
-      if (res.code === 0) return;
-      const parsed = parseBatchErrors(res.stderr);
-      const at = parsed.failures[0];
-      const where = at ? ` at "${script[at.line] ?? '?'}"` : '';
-      const message = at?.message || parsed.trailing || `exit code ${res.code}`;
-      fail(ep, `configuring ${ep.ifname} in ${ep.netns} failed${where}: ${message}`);
-      failed.add(ep);
-    });
-
-    // C: attach the host ends (the "setup completed" mark)
-    const attach = candidates.filter((ep) => !failed.has(ep));
-    const attached = await this.#batch(['ip'], attach.map(renderEndpointAttach), signal);
-    attach.forEach((ep, i) => {
-      const message = attached.failures.get(i) ?? (attached.stopped && i > attached.stopped.after ? attached.stopped.message : undefined);
-      if (message !== undefined) {
-        fail(ep, `attaching ${ep.hostVeth} to ${ep.bridge} failed: ${message}`);
-        failed.add(ep);
-      }
-    });
-
-    // D: undo what failed endpoints created; deleting the host end removes the peer wherever it is
-    const leftovers = [...undo].filter((ep) => failed.has(ep));
-    if (leftovers.length) {
-      const cleanup = await this.#batch(['ip'], leftovers.map(renderEndpointUndo), signal);
-      leftovers.forEach((ep, i) => {
-        const message = cleanup.failures.get(i);
-        if (message !== undefined && !isGone(message)) this.#log(`endpoint ${ep.id}: undo failed: ${message}`);
-      });
-    }
-
-    let ready = 0;
-    for (const ep of attach) {
-      if (failed.has(ep)) continue;
-      result.readyEndpoints.add(ep.id);
-      ready++;
-    }
-    if (ready) this.#log(`set up ${ready} endpoint${ready === 1 ? '' : 's'}`);
-    return ready;
-  }
 }
 
 /** UDP ports of the VXLAN devices among `links`. */
@@ -581,15 +416,4 @@ function vxlanPorts(links: Iterable<LinkState>): number[] {
   const ports: number[] = [];
   for (const link of links) if (link.kind === 'vxlan' && link.vxlan) ports.push(link.vxlan.port);
   return ports;
-}
-
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

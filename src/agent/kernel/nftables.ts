@@ -27,9 +27,15 @@
  *   -150, filter 0, firewalld, ...). In nftables a drop in any base chain is final whatever other tables
  *   accept, so an admin's accept can never re-open the port (the CVE-2023-28840 class).
  * - Sources and ports are sets: one lookup per packet whatever the cluster size.
- * - Datagrams arriving from vxnet's own interfaces (`vxn*`: bridges, veths) are never accepted, even with
- *   a member's source address: a container could otherwise spoof a member's address towards its host's
- *   VTEP and inject frames into another network.
+ * - Datagrams are accepted only when they arrive on the underlay interface (the one holding the advertise
+ *   address), even with a member's source address: a container on a vxnet network or on any other bridge
+ *   of the host (docker0) could otherwise claim a member's address towards its host's VTEP and inject
+ *   frames into another network. Without a known underlay interface: from any interface but vxnet's own.
+ * - Chain `vxlan_forward` (hook forward, same priority): UDP to a member's VXLAN port that the host would
+ *   route in from any interface but the underlay (a container's traffic) is dropped. Otherwise a container
+ *   could reach another node's VTEP through its host, either claiming a third member's address or simply
+ *   masqueraded to its own host's (member) address, and inject frames there. The host's own VXLAN traffic
+ *   is output, not forward, and a node routing the underlay for others receives it on the underlay.
  * - It is part of the same table and the same atomic replacement: a change of members or ports is one
  *   transaction, there is no moment without the filter. Replacing the table resets the drop counter.
  * - It is rendered whenever the agent has a view of the cluster, also without networks (then alone: no
@@ -45,6 +51,7 @@
 import { createHash } from 'node:crypto';
 import { parseIPv4 } from '../../core/ipv4.ts';
 import type { DesiredNetwork, VxlanFilter } from '../dataplane.ts';
+import { isIfname } from './validate.ts';
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 
 const BRIDGES = `${OWNED_PREFIX}b*`;
@@ -54,6 +61,7 @@ const OWNED_INTERFACES = `${OWNED_PREFIX}*`;
 export const VXLAN_FILTER_CHAIN = 'vxlan_input';
 export const VXLAN_PORTS_SET = 'vxlan_ports';
 export const VXLAN_PEERS_SET = 'vxlan_peers';
+export const VXLAN_FORWARD_CHAIN = 'vxlan_forward';
 const NO_FILTER: VxlanFilter = { ports: [], allowedSources: [] };
 
 const isPort = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535;
@@ -82,10 +90,13 @@ export function effectiveVxlanFilter(
     if (value === undefined) rejected.push(`VXLAN filter source ${JSON.stringify(source)} is not an IPv4 address`);
     else sources.set(source, value);
   }
+  const device = filter?.underlayDevice;
+  if (device !== undefined && !isIfname(device)) rejected.push(`VXLAN filter underlay device ${JSON.stringify(device)} is not an interface name`);
   return {
     filter: {
       ports: [...ports].sort((a, b) => a - b),
       allowedSources: [...sources.entries()].sort((a, b) => a[1] - b[1]).map(([text]) => text),
+      ...(device !== undefined && isIfname(device) ? { underlayDevice: device } : {}),
     },
     rejected,
   };
@@ -140,13 +151,19 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
     ...(elements.length ? [`\t\telements = { ${elements.join(', ')} }`] : []),
     '\t}',
   ];
+  const underlay = guard?.underlayDevice;
+  const fromUnderlay = underlay !== undefined ? `iifname ${quote(underlay)}` : `iifname != ${quote(OWNED_INTERFACES)}`;
+  const notFromUnderlay = underlay !== undefined ? `iifname != ${quote(underlay)}` : `iifname ${quote(OWNED_INTERFACES)}`;
   // With a filter, its accept rule carries the hash marker (nft 1.0.6 shows rule comments in JSON, see above).
   const filterRules = (marker: string | undefined) => [
     ...set(VXLAN_PORTS_SET, 'inet_service', guard!.ports),
     ...set(VXLAN_PEERS_SET, 'ipv4_addr', guard!.allowedSources),
     ...chain(VXLAN_FILTER_CHAIN, 'type filter hook input priority raw - 10; policy accept;', [
-      `udp dport @${VXLAN_PORTS_SET} iifname != ${quote(OWNED_INTERFACES)} ip saddr @${VXLAN_PEERS_SET} accept comment ${quote(marker ?? 'VXLAN from a member node')}`,
+      `udp dport @${VXLAN_PORTS_SET} ${fromUnderlay} ip saddr @${VXLAN_PEERS_SET} accept comment ${quote(marker ?? 'VXLAN from a member node')}`,
       `udp dport @${VXLAN_PORTS_SET} counter drop comment ${quote('VXLAN from a non-member')}`,
+    ]),
+    ...chain(VXLAN_FORWARD_CHAIN, 'type filter hook forward priority raw - 10; policy accept;', [
+      `udp dport @${VXLAN_PORTS_SET} ip daddr @${VXLAN_PEERS_SET} ${notFromUnderlay} counter drop comment ${quote('VXLAN routed from a non-underlay interface')}`,
     ]),
   ];
   const networkRules = (marker: string | undefined) => [

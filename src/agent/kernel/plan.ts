@@ -22,12 +22,12 @@
  * - Desired objects are validated before anything is rendered: a malformed value would stop a whole batch,
  *   so it is rejected with a reason instead, and the rest goes ahead.
  */
-import { parseCidr } from '../../core/ipv4.ts';
-import type { DesiredEndpoint, DesiredNetwork, DesiredPeer, DesiredState } from '../dataplane.ts';
+import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../dataplane.ts';
 import { deviceNames } from '../dataplane.ts';
-import type { ActualState, FdbEntry, LinkState } from './read.ts';
+import { planEntries } from './plan-entries.ts';
+import type { ActualState, BRIDGE_ENTRY, LinkState } from './read.ts';
+import { validateEndpoint, validateNetwork } from './validate.ts';
 
-export const ZERO_MAC = '00:00:00:00:00:00';
 /** TTL of multicast VXLAN traffic: enough for a routed underlay, bounded so it cannot leak far. */
 export const MULTICAST_TTL = 5;
 
@@ -53,6 +53,8 @@ export type LinkStep =
       ttl?: number;
     } & Owner)
   | ({ op: 'link-set'; name: string; mtu?: number; mac?: string; master?: string; up?: boolean } & Owner)
+  // a bridge port's attributes; a separate line, after the one that makes the device a port
+  | ({ op: 'port-set'; name: string; learning: boolean } & Owner)
   | ({ op: 'addr-add' | 'addr-del'; dev: string; cidr: string } & Owner);
 
 export type NeighbourStep =
@@ -62,7 +64,10 @@ export type NeighbourStep =
 export type FdbStep =
   | { op: 'fdb-replace'; dev: string; mac: string; dst: string }
   | { op: 'fdb-append'; dev: string; mac: string; dst: string }
-  | { op: 'fdb-del'; dev: string; mac: string; dst: string };
+  | { op: 'fdb-del'; dev: string; mac: string; dst: string }
+  // the bridge's static entry for a remote MAC on the VXLAN port (dst BRIDGE_ENTRY)
+  | { op: 'fdb-static'; dev: string; mac: string; dst: typeof BRIDGE_ENTRY }
+  | { op: 'fdb-static-del'; dev: string; mac: string; dst: typeof BRIDGE_ENTRY };
 
 export type Step = LinkStep | NeighbourStep | FdbStep;
 
@@ -88,91 +93,14 @@ export interface Plan {
   };
   /** networks whose devices are valid and desired (firewall input) */
   networks: DesiredNetwork[];
+  /** valid local endpoints, present or to be created (anti-spoofing input) */
+  local: DesiredEndpoint[];
+  /** names of objects that belong to rejected networks or endpoints: neither changed nor pruned */
+  untouchable: ReadonlySet<string>;
   enableForwarding: boolean;
   rejected: Rejected[];
   /** human-readable reasons for recreations, for the log */
   notes: string[];
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// validation
-
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
-const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-const NETNS_PATH = /^\/[A-Za-z0-9_.\/-]+$/;
-
-const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
-const IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
-/** dotted-quad IPv4 (one regular expression: this runs for every entry of every pass) */
-export const isIPv4 = (value: unknown): value is string => typeof value === 'string' && IPV4.test(value);
-export const isMac = (value: unknown): value is string => typeof value === 'string' && MAC.test(value);
-/** a MAC an endpoint or bridge may use: not multicast/broadcast, not all-zero */
-export const isUnicastMac = (value: unknown): value is string =>
-  isMac(value) && (parseInt(value.slice(0, 2), 16) & 1) === 0 && value !== ZERO_MAC;
-export const isIfname = (value: unknown): value is string =>
-  typeof value === 'string' && IFNAME.test(value) && value !== '.' && value !== '..';
-const isInt = (value: unknown, min: number, max: number): value is number =>
-  typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
-/** "a.b.c.d/n": an interface address with its prefix length (host bits set) */
-export function isInterfaceCidr(value: unknown): value is string {
-  if (typeof value !== 'string') return false;
-  const slash = value.indexOf('/');
-  if (slash < 0) return false;
-  const prefix = value.slice(slash + 1);
-  return isIPv4(value.slice(0, slash)) && /^\d{1,2}$/.test(prefix) && Number(prefix) <= 32;
-}
-const isSubnet = (value: unknown): value is string => typeof value === 'string' && parseCidr(value) !== undefined;
-const isMulticast = (value: string): boolean => {
-  const first = Number(value.split('.')[0]);
-  return first >= 224 && first <= 239;
-};
-
-export function validateNetwork(net: DesiredNetwork): string | undefined {
-  if (!NAME.test(String(net.name))) return `network name ${JSON.stringify(net.name)} is invalid`;
-  if (!isInt(net.vni, 1, 0xffffff)) return `VNI ${net.vni} is outside 1..16777215`;
-  if (net.bridge !== deviceNames.bridge(net.vni)) return `bridge must be named ${deviceNames.bridge(net.vni)}, not ${net.bridge}`;
-  if (net.vxlan !== deviceNames.vxlan(net.vni)) return `VXLAN device must be named ${deviceNames.vxlan(net.vni)}, not ${net.vxlan}`;
-  if (!isInt(net.port, 1, 65535)) return `UDP port ${net.port} is outside 1..65535`;
-  if (!isInt(net.mtu, 68, 65535)) return `MTU ${net.mtu} is outside 68..65535`;
-  if (!isIPv4(net.localAddress)) return `local address ${JSON.stringify(net.localAddress)} is not an IPv4 address`;
-  if (net.multicastGroup !== undefined) {
-    if (!isIPv4(net.multicastGroup) || !isMulticast(net.multicastGroup)) {
-      return `multicast group ${JSON.stringify(net.multicastGroup)} is not an IPv4 multicast address`;
-    }
-    if (!isIfname(net.underlayDevice)) return `a multicast network needs a valid underlay device, got ${JSON.stringify(net.underlayDevice)}`;
-  }
-  if (!isUnicastMac(net.gatewayMac)) return `gateway MAC ${JSON.stringify(net.gatewayMac)} is not a unicast MAC address`;
-  const badGateway = net.gatewayAddresses.find((a) => !isInterfaceCidr(a));
-  if (badGateway !== undefined) return `gateway address ${JSON.stringify(badGateway)} is not of the form a.b.c.d/n`;
-  const badSubnet = net.subnets.find((s) => !isSubnet(s));
-  if (badSubnet !== undefined) return `subnet ${JSON.stringify(badSubnet)} is not an IPv4 CIDR`;
-  return undefined;
-}
-
-export function validatePeer(peer: DesiredPeer): string | undefined {
-  if (!isIPv4(peer.ip)) return `peer address ${JSON.stringify(peer.ip)} is not an IPv4 address`;
-  if (!isUnicastMac(peer.mac)) return `peer MAC ${JSON.stringify(peer.mac)} is not a unicast MAC address`;
-  if (!isIPv4(peer.vtep)) return `VTEP ${JSON.stringify(peer.vtep)} is not an IPv4 address`;
-  return undefined;
-}
-
-export function validateEndpoint(ep: DesiredEndpoint): string | undefined {
-  if (typeof ep.id !== 'string' || ep.id.length < 10) return `endpoint id ${JSON.stringify(ep.id)} is too short`;
-  if (ep.hostVeth !== deviceNames.hostVeth(ep.id)) return `host veth must be named ${deviceNames.hostVeth(ep.id)}`;
-  if (ep.peerVeth !== deviceNames.peerVeth(ep.id)) return `peer veth must be named ${deviceNames.peerVeth(ep.id)}`;
-  // no namespace: a handed-over Docker endpoint
-  if (ep.netns !== undefined && (typeof ep.netns !== 'string' || !NETNS_PATH.test(ep.netns) || ep.netns.split('/').includes('..'))) {
-    return `network namespace ${JSON.stringify(ep.netns)} is not an absolute path`;
-  }
-  if (!isIfname(ep.ifname) || ep.ifname === 'lo') return `interface name ${JSON.stringify(ep.ifname)} is invalid`;
-  if (!isUnicastMac(ep.mac)) return `MAC ${JSON.stringify(ep.mac)} is not a unicast MAC address`;
-  if (!isInterfaceCidr(ep.address)) return `address ${JSON.stringify(ep.address)} is not of the form a.b.c.d/n`;
-  if (!isIPv4(ep.gateway)) return `gateway ${JSON.stringify(ep.gateway)} is not an IPv4 address`;
-  if (!isInt(ep.mtu, 68, 65535)) return `MTU ${ep.mtu} is outside 68..65535`;
-  const badRoute = ep.extraRoutes.find((r) => !isSubnet(r));
-  if (badRoute !== undefined) return `route ${JSON.stringify(badRoute)} is not an IPv4 CIDR`;
-  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -199,7 +127,6 @@ export function vxlanMismatch(net: DesiredNetwork, link: LinkState): string | un
   return reasons.length ? `${link.name}: ${reasons.join(', ')}` : undefined;
 }
 
-const key = (a: string, b: string): string => `${a} ${b}`;
 
 /**
  * `entriesSettled`: the caller knows the neighbour and FDB entries are exactly as wanted (see
@@ -252,6 +179,8 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
   const deleted = new Set<string>();
   /** devices created in this pass: they start without entries, addresses or ports */
   const fresh = new Set<string>();
+  /** VXLAN devices (made) a port of their bridge in this pass: the bridge's entries for them start empty */
+  const remastered = new Set<string>();
   const del = (name: string, why: string, owner: Owner) => {
     if (deleted.has(name)) return;
     deleted.add(name);
@@ -307,13 +236,19 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
       }
       adds.push(add);
       sets.push({ op: 'link-set', name: net.vxlan, master: net.bridge, up: true, ...owner });
+      remastered.add(net.vxlan);
     } else {
       const fix: LinkStep & { op: 'link-set' } = { op: 'link-set', name: net.vxlan, ...owner };
       if (vx!.mtu !== net.mtu) fix.mtu = net.mtu;
       if (vx!.master !== net.bridge || fresh.has(net.bridge)) fix.master = net.bridge;
       if (!vx!.up) fix.up = true;
       if (fix.mtu !== undefined || fix.master !== undefined || fix.up) sets.push(fix);
+      if (fix.master !== undefined) remastered.add(net.vxlan);
     }
+    // No learning on the VXLAN port: remote MACs are known from the control plane (static entries below),
+    // so a withdrawn one cannot linger for the ageing time, and no learned MAC churns the entry dump.
+    // A new port starts with learning on, so the line follows every enslaving.
+    if (remastered.has(net.vxlan) || vx?.learning === true) sets.push({ op: 'port-set', name: net.vxlan, learning: false, ...owner });
   }
 
   // --- endpoints
@@ -367,7 +302,7 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
 
   const { neighbours, fdb } = options.entriesSettled
     ? { neighbours: [], fdb: [] }
-    : planEntries(desired, actual, byVxlan, readable, protectedNames, rejected);
+    : planEntries(desired, actual, byVxlan, readable, (dev) => readable(dev) && !remastered.has(dev), protectedNames, rejected);
 
   return {
     links: [...dels, ...adds, ...sets, ...addrs.filter((s) => s.op === 'addr-del'), ...addrs.filter((s) => s.op === 'addr-add')],
@@ -375,176 +310,10 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
     fdb,
     endpoints: { create, adopted },
     networks,
+    local: endpoints,
+    untouchable: protectedNames,
     enableForwarding: networks.length > 0 && !actual.ipForward,
     rejected,
     notes,
   };
-}
-
-interface Slot<T> {
-  have: T | undefined;
-  want: string | undefined;
-}
-
-function inner<T>(outer: Map<string, Map<string, T>>, dev: string): Map<string, T> {
-  let map = outer.get(dev);
-  if (!map) outer.set(dev, (map = new Map()));
-  return map;
-}
-
-/**
- * Neighbour and FDB steps. One map per device and table, keyed by the plain IP/MAC strings of the dump,
- * holding both what the kernel has and what is wanted: a no-change pass over tens of thousands of entries
- * costs one insert and one lookup per entry, nothing more.
- */
-function planEntries(
-  desired: DesiredState,
-  actual: ActualState,
-  byVxlan: ReadonlyMap<string, DesiredNetwork>,
-  readable: (dev: string) => boolean,
-  protectedNames: ReadonlySet<string>,
-  rejected: Rejected[],
-): { neighbours: NeighbourStep[]; fdb: FdbStep[] } {
-  const neigh = new Map<string, Map<string, Slot<string>>>();
-  const macs = new Map<string, Map<string, Slot<string[]>>>();
-  const floods = new Map<string, { have: Set<string>; want: Set<string> }>();
-  const floodsOf = (dev: string) => {
-    let entry = floods.get(dev);
-    if (!entry) floods.set(dev, (entry = { have: new Set(), want: new Set() }));
-    return entry;
-  };
-
-  for (const entry of actual.neighbours) {
-    if (readable(entry.dev)) inner(neigh, entry.dev).set(entry.ip, { have: entry.mac, want: undefined });
-  }
-  for (const entry of actual.fdb) {
-    if (!readable(entry.dev)) continue;
-    if (entry.mac === ZERO_MAC) {
-      // the default destination a multicast device creates for its group belongs to the device itself
-      if (entry.dst !== byVxlan.get(entry.dev)?.multicastGroup) floodsOf(entry.dev).have.add(entry.dst);
-      continue;
-    }
-    const table = inner(macs, entry.dev);
-    const slot = table.get(entry.mac);
-    if (slot) slot.have!.push(entry.dst);
-    else table.set(entry.mac, { have: [entry.dst], want: undefined });
-  }
-
-  const unknownDevice = (dev: unknown) => `VXLAN device ${dev} does not belong to a valid network on this node`;
-  for (const peer of desired.peers) {
-    if (!byVxlan.has(peer.vxlan)) {
-      if (!protectedNames.has(peer.vxlan)) rejected.push({ kind: 'peer', key: key(String(peer.vxlan), String(peer.ip)), reason: unknownDevice(peer.vxlan) });
-      continue;
-    }
-    const reason = validatePeer(peer);
-    if (reason) {
-      rejected.push({ kind: 'peer', key: key(peer.vxlan, String(peer.ip)), reason });
-      continue;
-    }
-    // two peers claiming one IP or MAC (a transient state of the control plane): the first one wins
-    const mac = peer.mac.toLowerCase();
-    const ips = inner(neigh, peer.vxlan);
-    const n = ips.get(peer.ip);
-    if (!n) ips.set(peer.ip, { have: undefined, want: mac });
-    else n.want ??= mac;
-    const table = inner(macs, peer.vxlan);
-    const f = table.get(mac);
-    if (!f) table.set(mac, { have: undefined, want: peer.vtep });
-    else f.want ??= peer.vtep;
-  }
-  for (const flood of desired.floods) {
-    if (!byVxlan.has(flood.vxlan)) {
-      if (!protectedNames.has(flood.vxlan)) rejected.push({ kind: 'flood', key: key(String(flood.vxlan), String(flood.vtep)), reason: unknownDevice(flood.vxlan) });
-      continue;
-    }
-    if (!isIPv4(flood.vtep)) {
-      rejected.push({ kind: 'flood', key: key(flood.vxlan, String(flood.vtep)), reason: `VTEP ${JSON.stringify(flood.vtep)} is not an IPv4 address` });
-      continue;
-    }
-    floodsOf(flood.vxlan).want.add(flood.vtep);
-  }
-
-  // deletions first, then additions
-  const neighDel: NeighbourStep[] = [];
-  const neighSet: NeighbourStep[] = [];
-  for (const [dev, ips] of neigh) {
-    for (const [ip, slot] of ips) {
-      if (slot.want === undefined) neighDel.push({ op: 'neigh-del', dev, ip });
-      else if (slot.have !== slot.want) neighSet.push({ op: 'neigh-replace', dev, ip, mac: slot.want });
-    }
-  }
-  const fdbDel: FdbStep[] = [];
-  const fdbSet: FdbStep[] = [];
-  for (const [dev, table] of macs) {
-    for (const [mac, slot] of table) {
-      const have = slot.have ?? [];
-      if (slot.want === undefined) {
-        for (const dst of have) fdbDel.push({ op: 'fdb-del', dev, mac, dst });
-      } else if (have.includes(slot.want)) {
-        for (const dst of have) if (dst !== slot.want) fdbDel.push({ op: 'fdb-del', dev, mac, dst });
-      } else {
-        // `replace` rewrites the first destination in place (no window without an entry); drop the others
-        fdbSet.push({ op: 'fdb-replace', dev, mac, dst: slot.want });
-        for (const dst of have.slice(1)) fdbDel.push({ op: 'fdb-del', dev, mac, dst });
-      }
-    }
-  }
-  for (const [dev, { have, want }] of floods) {
-    for (const dst of have) if (!want.has(dst)) fdbDel.push({ op: 'fdb-del', dev, mac: ZERO_MAC, dst });
-    for (const dst of want) if (!have.has(dst)) fdbSet.push({ op: 'fdb-append', dev, mac: ZERO_MAC, dst });
-  }
-  return { neighbours: neighDel.concat(neighSet), fdb: fdbDel.concat(fdbSet) };
-}
-
-/** Values by device, then by a second key (IP or MAC). */
-export class ByDevice<V> {
-  readonly #devices = new Map<string, Map<string, V>>();
-  get(dev: string, k: string): V | undefined {
-    return this.#devices.get(dev)?.get(k);
-  }
-  has(dev: string, k: string): boolean {
-    return this.#devices.get(dev)?.has(k) ?? false;
-  }
-  set(dev: string, k: string, value: V): void {
-    let inner = this.#devices.get(dev);
-    if (!inner) this.#devices.set(dev, (inner = new Map()));
-    inner.set(k, value);
-  }
-  *values(): IterableIterator<V> {
-    for (const inner of this.#devices.values()) yield* inner.values();
-  }
-  *entries(): IterableIterator<[string, string, V]> {
-    for (const [dev, inner] of this.#devices) for (const [k, value] of inner) yield [dev, k, value];
-  }
-}
-
-/** Whether a step's effect is visible in freshly read entries (used to find where a stopped batch failed). */
-export function entryInEffect(step: NeighbourStep | FdbStep, neighbours: ByDevice<string>, fdb: ByDevice<Set<string>>): boolean {
-  switch (step.op) {
-    case 'neigh-replace':
-      return neighbours.get(step.dev, step.ip) === step.mac;
-    case 'neigh-del':
-      return !neighbours.has(step.dev, step.ip);
-    case 'fdb-replace':
-    case 'fdb-append':
-      return fdb.get(step.dev, step.mac)?.has(step.dst) ?? false;
-    case 'fdb-del':
-      return !(fdb.get(step.dev, step.mac)?.has(step.dst) ?? false);
-  }
-}
-
-export function indexNeighbours(entries: readonly { dev: string; ip: string; mac: string }[]): ByDevice<string> {
-  const index = new ByDevice<string>();
-  for (const e of entries) index.set(e.dev, e.ip, e.mac);
-  return index;
-}
-
-export function indexFdb(entries: readonly FdbEntry[]): ByDevice<Set<string>> {
-  const index = new ByDevice<Set<string>>();
-  for (const e of entries) {
-    const set = index.get(e.dev, e.mac);
-    if (set) set.add(e.dst);
-    else index.set(e.dev, e.mac, new Set([e.dst]));
-  }
-  return index;
 }

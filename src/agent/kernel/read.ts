@@ -5,13 +5,15 @@
  * One pass reads everything it needs once, in parallel:
  *   ip -j -d addr show              links with their kind/attributes AND their addresses (one dump, not two)
  *   ip -j neigh show nud permanent  the permanent neighbours (the only kind vxnet programs)
- *   bridge -j fdb show state permanent   the permanent FDB entries
+ *   bridge -j fdb show state static      the VXLAN devices' permanent and the bridges' static FDB entries
  *   nft -j list table ip vxnet      the installed firewall's version marker
+ *   nft -j list table bridge vxnet  the anti-spoofing rules' marker and the endpoints in its sets
  * and keeps only what vxnet owns (`vxn*` devices, entries on `vxnv*` devices). The state filters matter
  * for speed: iproute2 only prints (and we only parse) the matching entries, so a bridge that has learned
  * thousands of MACs does not slow the read down.
  */
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
+import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import type { Runner } from './exec.ts';
 
 export interface VxlanAttributes {
@@ -41,6 +43,8 @@ export interface LinkState {
   peerElsewhere: boolean;
   /** veth only: name of the peer when it is in this namespace */
   peer?: string;
+  /** a bridge port only: whether the bridge learns source MACs on it */
+  learning?: boolean;
   vxlan?: VxlanAttributes;
   /** IPv4 addresses with prefix length, e.g. "192.168.1.1/24" */
   ipv4: string[];
@@ -55,8 +59,15 @@ export interface NeighbourEntry {
 export interface FdbEntry {
   dev: string;
   mac: string;
+  /** the VTEP of a `self` entry, or BRIDGE_ENTRY for the bridge's static (`master`) entry on the device */
   dst: string;
 }
+
+/**
+ * The `dst` of the bridge's own static entry for a MAC behind a VXLAN port: such an entry has no VTEP (the
+ * port is where the bridge sends the frame; the VXLAN device's `self` entry then picks the VTEP).
+ */
+export const BRIDGE_ENTRY = 'bridge';
 
 export interface FirewallState {
   present: boolean;
@@ -77,6 +88,8 @@ export interface ActualState {
   /** permanent `self` FDB entries with a destination on owned VXLAN devices */
   fdb: FdbEntry[];
   firewall: FirewallState;
+  /** table bridge vxnet (antispoof.ts); absent: not read, it is written whole */
+  antispoof?: AntispoofState;
   ipForward: boolean;
 }
 
@@ -116,6 +129,8 @@ export function parseLinks(text: string): LinkState[] {
     };
     const master = str(item.master);
     if (master) link.master = master;
+    const port = (linkinfo.info_slave_data ?? {}) as Json;
+    if (linkinfo.info_slave_kind === 'bridge' && typeof port.learning === 'boolean') link.learning = port.learning;
     if (kind === 'veth' && item.link_netnsid === undefined) {
       const peer = str(item.link);
       if (peer) link.peer = peer;
@@ -159,15 +174,20 @@ export function parseNeighbours(text: string): NeighbourEntry[] {
   });
 }
 
-/** `bridge -j fdb show [state permanent]` → the device's own (`self`) permanent entries that have a `dst`. */
+/**
+ * `bridge -j fdb show [state static]` → the device's own (`self`) permanent entries that have a `dst`, and
+ * the bridge's static (`master`) entries (dst BRIDGE_ENTRY). Learned and local entries are not vxnet's.
+ */
 export function parseFdb(text: string): FdbEntry[] {
   return parseArray(text, 'bridge -j fdb show').flatMap((item): FdbEntry[] => {
     const dev = str(item.ifname);
     const mac = str(item.mac);
     const dst = str(item.dst);
     const flags = Array.isArray(item.flags) ? item.flags : [];
-    if (!dev || !mac || !dst || !flags.includes('self') || item.state !== 'permanent') return [];
-    return [{ dev, mac: mac.toLowerCase(), dst }];
+    if (!dev || !mac) return [];
+    if (dst && flags.includes('self') && item.state === 'permanent') return [{ dev, mac: mac.toLowerCase(), dst }];
+    if (!dst && !flags.includes('self') && str(item.master) && item.state === 'static') return [{ dev, mac: mac.toLowerCase(), dst: BRIDGE_ENTRY }];
+    return [];
   });
 }
 
@@ -212,7 +232,9 @@ export async function readNeighbours(run: Runner, signal?: AbortSignal): Promise
 }
 
 export async function readFdb(run: Runner, signal?: AbortSignal): Promise<FdbEntry[]> {
-  const result = await run.run(['bridge', '-j', 'fdb', 'show', 'state', 'permanent'], { signal });
+  // NUD_NOARP: the `self permanent` entries (NOARP|PERMANENT) and the bridge's static ones, not the
+  // learned ones nor the bridge's local (PERMANENT only) ones, however many there are
+  const result = await run.run(['bridge', '-j', 'fdb', 'show', 'state', 'static'], { signal });
   return parseFdb(result.stdout).filter((entry) => isOwnedVxlanName(entry.dev));
 }
 
@@ -270,10 +292,16 @@ export async function readEntries(run: Runner, signal?: AbortSignal): Promise<En
 
 /** Everything but the entries: owned links, the firewall marker, IPv4 forwarding. */
 export async function readBase(run: Runner, signal?: AbortSignal): Promise<Omit<ActualState, keyof EntryState>> {
-  const [links, firewall, forward] = await Promise.all([readLinks(run, signal), readFirewall(run, signal), run.readFile(IP_FORWARD)]);
+  const [links, firewall, antispoof, forward] = await Promise.all([
+    readLinks(run, signal),
+    readFirewall(run, signal),
+    readAntispoof(run, signal),
+    run.readFile(IP_FORWARD),
+  ]);
   return {
     links: new Map(links.filter((link) => isOwnedName(link.name)).map((link) => [link.name, link])),
     firewall,
+    antispoof,
     ipForward: forward?.trim() === '1',
   };
 }

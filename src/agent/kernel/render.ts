@@ -7,7 +7,8 @@
  *
  * The FDB lines mirror each other on purpose: entries are added as `self permanent` (the VXLAN device's
  * own table, never aged out) and deleted with the same `self` flag and `dst`, so a delete removes exactly
- * the destination it is meant to and never touches the bridge's learned table.
+ * the destination it is meant to and never touches the bridge's learned table. The bridge's own entries for
+ * remote MACs are `master static` (`permanent` would make the bridge deliver them to the host itself).
  */
 import type { DesiredEndpoint } from '../dataplane.ts';
 import type { FdbStep, LinkStep, NeighbourStep } from './plan.ts';
@@ -34,6 +35,8 @@ export function renderLinkStep(step: LinkStep): string {
       if (step.up) parts.push('up');
       return parts.join(' ');
     }
+    case 'port-set':
+      return `link set dev ${step.name} type bridge_slave learning ${step.learning ? 'on' : 'off'}`;
     case 'addr-add':
       return `addr add ${step.cidr} dev ${step.dev}`;
     case 'addr-del':
@@ -58,6 +61,10 @@ export function renderFdbStep(step: FdbStep): string {
       return `fdb append ${step.mac} dev ${step.dev} dst ${step.dst} self permanent`;
     case 'fdb-del':
       return `fdb del ${step.mac} dev ${step.dev} dst ${step.dst} self`;
+    case 'fdb-static':
+      return `fdb replace ${step.mac} dev ${step.dev} master static`;
+    case 'fdb-static-del':
+      return `fdb del ${step.mac} dev ${step.dev} master`;
   }
 }
 

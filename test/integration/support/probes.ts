@@ -38,8 +38,8 @@ export async function pings(cluster: Cluster, netns: string, address: string, ex
 
 /**
  * Names of links vxnet owns on a host, plus whether its nftables table holds rules for networks. The VXLAN
- * peer filter (chain vxlan_input) stays while an agent has a view of the cluster, networks or not, so a
- * table holding only that is not a leftover of any network (security-vxlan-filter.test.ts checks it).
+ * peer filter (chains vxlan_input and vxlan_forward) stays while an agent has a view of the cluster, networks
+ * or not, so a table holding only that is not a leftover of any network (security-vxlan-filter.test.ts checks it).
  */
 export async function ownedKernelObjects(cluster: Cluster, host: SimHost): Promise<{ links: string[]; nftTable: boolean }> {
   const links = await cluster.exec(host.netns, ['ip', '-j', 'link', 'show']);
@@ -48,7 +48,7 @@ export async function ownedKernelObjects(cluster: Cluster, host: SimHost): Promi
   const chains = table.code === 0
     ? (JSON.parse(table.stdout) as { nftables: { chain?: { name: string } }[] }).nftables.flatMap((item) => (item.chain ? [item.chain.name] : []))
     : [];
-  return { links: names.sort(), nftTable: chains.some((name) => name !== 'vxlan_input') };
+  return { links: names.sort(), nftTable: chains.some((name) => name !== 'vxlan_input' && name !== 'vxlan_forward') };
 }
 
 export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {

@@ -1,0 +1,204 @@
+/**
+ * Anti-spoofing per bridge port: a container may send only with its own endpoint's MAC and IPv4 address.
+ *
+ * Why: a container holds its network namespace and sends whatever frames it likes. Without a check on the
+ * port, it can claim another endpoint's address or MAC inside its network (and poison ARP caches), and,
+ * worse, claim a member node's underlay address towards a VTEP (docs/security.md, vxnet issue 9). As
+ * Calico and OVN do, the host checks every frame where it enters the bridge, keyed by the host veth.
+ *
+ * How: table `bridge vxnet` (family bridge sees bridged frames and frames to the gateway alike), one chain
+ * on the prerouting hook, two sets keyed by the port: `endpoint_macs` (port . MAC) and `endpoint_ips`
+ * (port . IPv4). A frame from a host veth (`vxnh*`) must carry its endpoint's MAC as Ethernet source; IPv4
+ * its address as source; ARP its MAC and address as sender (or 0.0.0.0, an RFC 5227 probe); anything else
+ * but IPv6 (VLAN tags, other ethertypes) is dropped. No DHCP or other unspecified IPv4 source is needed:
+ * addresses are assigned by the manager. IPv6 passes with its MAC checked only: vxnet gives containers no
+ * IPv6 address and the host no IPv6 route into a network, so an IPv6 source claims nothing vxnet grants.
+ * Frames from other ports (the VXLAN device, foreign links) are not looked at here: remote containers are
+ * checked by their own hosts. Each packet costs at most three set lookups, whatever the number of endpoints.
+ *
+ * Programming: the chain never changes (its rules carry a hash like table ip vxnet's, for upgrades), so a
+ * pass changes only set elements, with `add element` / `delete element` lines for what differs: the cost
+ * grows with what changed, not with the number of endpoints. Those lines go into the same `nft -f -`
+ * transaction as table ip vxnet (linux-dataplane.ts), before any veth is attached: a new port is never
+ * unchecked, and a port not (yet) in the sets passes nothing. A missing or outdated table is created whole.
+ */
+import { createHash } from 'node:crypto';
+import { deviceNames, OWNED_NFT_TABLE, type DesiredEndpoint } from '../dataplane.ts';
+import type { Runner } from './exec.ts';
+
+export const ANTISPOOF_CHAIN = 'antispoof';
+export const ENDPOINT_MACS_SET = 'endpoint_macs';
+export const ENDPOINT_IPS_SET = 'endpoint_ips';
+/** every host veth: the ports whose frames are checked */
+const HOST_PORTS = `${deviceNames.hostVeth('')}*`;
+const MARKER = /^vxnet antispoof sha256:([0-9a-f]{16})$/;
+
+/** One bridge port and what may be sent from it. */
+export interface PortBinding {
+  /** host veth */
+  port: string;
+  /** lower case */
+  mac: string;
+  /** IPv4 address without prefix */
+  ip: string;
+}
+
+export interface AntispoofState {
+  present: boolean;
+  /** the rules hash found in the installed table */
+  hash?: string;
+  /** installed elements as "port mac" */
+  macs: string[];
+  /** installed elements as "port ip" */
+  ips: string[];
+  /** the table could not be read: it is created whole (linux-dataplane.ts fails closed if that fails) */
+  unreadable?: string;
+}
+
+/** Pure: the bindings of (validated) local endpoints. */
+export function portBindings(endpoints: readonly DesiredEndpoint[]): PortBinding[] {
+  return endpoints.map((ep) => ({ port: ep.hostVeth, mac: ep.mac.toLowerCase(), ip: ep.address.split('/')[0]! }));
+}
+
+/** Pure: the table as it is once `bindings` have been installed (for a second transaction in the same pass). */
+export function installedState(bindings: readonly PortBinding[]): AntispoofState {
+  return { present: true, hash: ANTISPOOF_HASH, macs: bindings.map((b) => `${b.port} ${b.mac}`), ips: bindings.map((b) => `${b.port} ${b.ip}`) };
+}
+
+const quote = (value: string): string => `"${value}"`;
+
+function rules(marker: string | undefined): string[] {
+  const drop = (why: string) => `counter drop comment ${quote(why)}`;
+  return [
+    `iifname != ${quote(HOST_PORTS)} accept`,
+    `iifname . ether saddr != @${ENDPOINT_MACS_SET} ${drop("source MAC is not the endpoint's")}`,
+    `ether type ip iifname . ip saddr != @${ENDPOINT_IPS_SET} ${drop("IPv4 source is not the endpoint's")}`,
+    `ether type ip accept comment ${quote(marker ?? 'IPv4 from its endpoint')}`,
+    `ether type arp iifname . arp saddr ether != @${ENDPOINT_MACS_SET} ${drop("ARP sender MAC is not the endpoint's")}`,
+    `ether type arp arp saddr ip 0.0.0.0 accept comment ${quote('ARP probe (RFC 5227)')}`,
+    `ether type arp iifname . arp saddr ip != @${ENDPOINT_IPS_SET} ${drop("ARP sender address is not the endpoint's")}`,
+    'ether type arp accept',
+    // IPv6 is not vxnet's (no addresses, no routes): only its MAC is checked, as for any frame above
+    'ether type ip6 accept',
+    drop('neither IPv4, ARP nor IPv6'),
+  ];
+}
+
+/** first 16 hex characters of the SHA-256 of the rules: what an installed table is compared with */
+export const ANTISPOOF_HASH = createHash('sha256').update(rules(undefined).join('\n')).digest('hex').slice(0, 16);
+
+const macElement = (port: string, mac: string) => `${quote(port)} . ${mac}`;
+const ipElement = (port: string, ip: string) => `${quote(port)} . ${ip}`;
+const split = (key: string): [string, string] => {
+  const space = key.indexOf(' ');
+  return [key.slice(0, space), key.slice(space + 1)];
+};
+
+/** Pure: the whole `table bridge vxnet { ... }` with the given elements ("port mac" / "port ip"). */
+export function renderAntispoofTable(macs: Iterable<string>, ips: Iterable<string>): string {
+  const set = (name: string, type: string, elements: string[]) => [
+    `\tset ${name} {`,
+    `\t\ttype ${type}`,
+    ...(elements.length ? [`\t\telements = { ${elements.join(', ')} }`] : []),
+    '\t}',
+  ];
+  return [
+    `table bridge ${OWNED_NFT_TABLE} {`,
+    ...set(ENDPOINT_MACS_SET, 'ifname . ether_addr', [...macs].sort().map((k) => macElement(...split(k)))),
+    ...set(ENDPOINT_IPS_SET, 'ifname . ipv4_addr', [...ips].sort().map((k) => ipElement(...split(k)))),
+    `\tchain ${ANTISPOOF_CHAIN} {`,
+    '\t\ttype filter hook prerouting priority -300; policy accept;',
+    ...rules(`vxnet antispoof sha256:${ANTISPOOF_HASH}`).map((rule) => `\t\t${rule}`),
+    '\t}',
+    '}',
+  ].join('\n');
+}
+
+/**
+ * Pure: the lines of an `nft -f -` script that bring the installed table to `wanted`; empty when nothing
+ * differs. Elements of `keepPorts` (endpoints that failed validation this pass) are neither added nor
+ * removed. `changes` counts the elements written (or 1 for a whole table).
+ */
+export function planAntispoof(
+  wanted: readonly PortBinding[],
+  installed: AntispoofState,
+  keepPorts: ReadonlySet<string> = new Set(),
+): { lines: string[]; changes: number } {
+  const macs = new Set(wanted.map((b) => `${b.port} ${b.mac}`));
+  const ips = new Set(wanted.map((b) => `${b.port} ${b.ip}`));
+  const kept = (key: string) => keepPorts.has(split(key)[0]);
+  if (!installed.present || installed.unreadable !== undefined || installed.hash !== ANTISPOOF_HASH) {
+    for (const key of installed.macs) if (kept(key)) macs.add(key);
+    for (const key of installed.ips) if (kept(key)) ips.add(key);
+    const table = renderAntispoofTable(macs, ips);
+    return { lines: [`table bridge ${OWNED_NFT_TABLE}`, `delete table bridge ${OWNED_NFT_TABLE}`, table], changes: 1 };
+  }
+  const lines: string[] = [];
+  let changes = 0;
+  const diff = (name: string, want: Set<string>, have: readonly string[], element: (port: string, value: string) => string) => {
+    const present = new Set(have);
+    const gone = have.filter((key) => !want.has(key) && !kept(key));
+    const added = [...want].filter((key) => !present.has(key) && !kept(key));
+    if (gone.length) lines.push(`delete element bridge ${OWNED_NFT_TABLE} ${name} { ${gone.map((k) => element(...split(k))).join(', ')} }`);
+    if (added.length) lines.push(`add element bridge ${OWNED_NFT_TABLE} ${name} { ${added.map((k) => element(...split(k))).join(', ')} }`);
+    changes += gone.length + added.length;
+  };
+  diff(ENDPOINT_MACS_SET, macs, installed.macs, macElement);
+  diff(ENDPOINT_IPS_SET, ips, installed.ips, ipElement);
+  return { lines, changes };
+}
+
+/** The script lines that delete the table (harmless if it is already gone). */
+export function deleteAntispoofLines(): string[] {
+  return [`table bridge ${OWNED_NFT_TABLE}`, `delete table bridge ${OWNED_NFT_TABLE}`];
+}
+
+type Json = Record<string, unknown>;
+
+/** Pure: `nft -j list table bridge vxnet` → what is installed. */
+export function parseAntispoof(text: string): AntispoofState {
+  const items = (JSON.parse(text) as { nftables?: unknown }).nftables;
+  if (!Array.isArray(items)) throw new Error('nft -j list table: expected {"nftables": [...]}');
+  const state: AntispoofState = { present: false, macs: [], ips: [] };
+  for (const item of items as Json[]) {
+    const table = item.table as Json | undefined;
+    if (table && table.family === 'bridge' && table.name === OWNED_NFT_TABLE) state.present = true;
+    const set = item.set as Json | undefined;
+    if (set && set.family === 'bridge' && set.table === OWNED_NFT_TABLE && Array.isArray(set.elem)) {
+      const into = set.name === ENDPOINT_MACS_SET ? state.macs : set.name === ENDPOINT_IPS_SET ? state.ips : undefined;
+      for (const elem of set.elem as Json[]) {
+        const concat = (elem?.concat ?? (elem?.elem as Json | undefined)?.val) as unknown;
+        if (into && Array.isArray(concat) && concat.length === 2 && concat.every((v) => typeof v === 'string')) {
+          into.push(`${concat[0]} ${String(concat[1]).toLowerCase()}`);
+        }
+      }
+    }
+    const rule = item.rule as Json | undefined;
+    if (rule && rule.family === 'bridge' && rule.table === OWNED_NFT_TABLE && typeof rule.comment === 'string') {
+      const match = MARKER.exec(rule.comment);
+      if (match) state.hash ??= match[1];
+    }
+  }
+  return state;
+}
+
+/** Reads the installed table; a failure comes back as `unreadable` (the table is then written whole). */
+export async function readAntispoof(run: Runner, signal?: AbortSignal): Promise<AntispoofState> {
+  let result;
+  try {
+    result = await run.run(['nft', '-j', 'list', 'table', 'bridge', OWNED_NFT_TABLE], { signal, allowFailure: true });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return { present: false, macs: [], ips: [], unreadable: err instanceof Error ? err.message : String(err) };
+  }
+  if (result.code !== 0) {
+    if (/No such file or directory/.test(result.stderr)) return { present: false, macs: [], ips: [] };
+    const detail = result.stderr.trim().split('\n').filter(Boolean).slice(0, 3).join(' / ') || 'no error output';
+    return { present: false, macs: [], ips: [], unreadable: `nft -j list table bridge ${OWNED_NFT_TABLE} failed (exit ${result.code}): ${detail}` };
+  }
+  try {
+    return parseAntispoof(result.stdout);
+  } catch (err) {
+    return { present: false, macs: [], ips: [], unreadable: err instanceof Error ? err.message : String(err) };
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Setting up new local endpoints, in as few processes as possible: one `ip -batch` in the host namespace
+ * for all veth pairs (peers handed to their namespaces), one `nsenter --net=PATH ip -batch -` per endpoint
+ * (a few at a time), one `ip -batch` to attach them all. The last step enslaves and raises the host end in
+ * one netlink message: the "setup completed" mark the planner reads back (plan.ts). What a failed endpoint
+ * created is undone; deleting the host end removes the peer wherever it is.
+ */
+import type { DesiredEndpoint, ReconcileResult } from '../dataplane.ts';
+import { isGone, runBatch } from './batch.ts';
+import { parseBatchErrors, type Runner } from './exec.ts';
+import { batchInput, renderEndpointAttach, renderEndpointCreate, renderEndpointInside, renderEndpointUndo } from './render.ts';
+
+/** Sets up new endpoints; returns how many are ready. Failures are undone and reported per endpoint. */
+export async function createEndpoints(
+  run: Runner,
+  log: (line: string) => void,
+  concurrency: number,
+  endpoints: DesiredEndpoint[],
+  result: ReconcileResult,
+  signal?: AbortSignal,
+): Promise<number> {
+  const fail = (ep: DesiredEndpoint, message: string) => {
+    result.endpointErrors.set(ep.id, message);
+    log(`endpoint ${ep.id}: ${message}`);
+  };
+
+  // The target namespace must exist before anything is created for the endpoint (handed-over Docker
+  // endpoints have none: their peer stays here until libnetwork moves it).
+  const exists = await Promise.all(endpoints.map((ep) => (ep.netns === undefined ? true : run.exists(ep.netns))));
+  const candidates = endpoints.filter((ep, i) => {
+    if (!exists[i]) fail(ep, `network namespace ${ep.netns} does not exist`);
+    return exists[i];
+  });
+  if (candidates.length === 0) return 0;
+
+  // A: veth pairs, peers handed to their namespaces (one batch in the host namespace)
+  const undo = new Set<DesiredEndpoint>();
+  const failed = new Set<DesiredEndpoint>();
+  const lines: string[] = [];
+  const owner: DesiredEndpoint[] = [];
+  for (const ep of candidates) {
+    for (const line of renderEndpointCreate(ep)) {
+      lines.push(line);
+      owner.push(ep);
+    }
+  }
+  const create = await runBatch(run, ['ip'], lines, signal);
+  owner.forEach((ep, i) => {
+    const message = create.failures.get(i) ?? (create.stopped && i > create.stopped.after ? create.stopped.message : undefined);
+    const isAdd = lines[i]!.startsWith('link add');
+    if (message === undefined) {
+      if (isAdd) undo.add(ep);
+      return;
+    }
+    if (!failed.has(ep)) fail(ep, `creating the veth pair failed at "${lines[i]}": ${message}`);
+    failed.add(ep);
+    if (isAdd && create.stopped && i > create.stopped.after) undo.add(ep); // fate unknown: clean up anyway
+  });
+
+  // B: inside each namespace, a few at a time (not for handed-over endpoints: Docker configures those)
+  const inside = candidates.filter((ep) => !failed.has(ep) && ep.netns !== undefined);
+  await mapLimit(inside, concurrency, async (ep) => {
+    const script = renderEndpointInside(ep);
+    const res = await run.run(['nsenter', `--net=${ep.netns!}`, 'ip', '-batch', '-'], {
+      input: batchInput(script),
+      signal,
+      allowFailure: true,
+    });
+    if (res.code === 0) return;
+    const parsed = parseBatchErrors(res.stderr);
+    const at = parsed.failures[0];
+    const where = at ? ` at "${script[at.line] ?? '?'}"` : '';
+    const message = at?.message || parsed.trailing || `exit code ${res.code}`;
+    fail(ep, `configuring ${ep.ifname} in ${ep.netns} failed${where}: ${message}`);
+    failed.add(ep);
+  });
+
+  // C: attach the host ends (the "setup completed" mark)
+  const attach = candidates.filter((ep) => !failed.has(ep));
+  const attached = await runBatch(run, ['ip'], attach.map(renderEndpointAttach), signal);
+  attach.forEach((ep, i) => {
+    const message = attached.failures.get(i) ?? (attached.stopped && i > attached.stopped.after ? attached.stopped.message : undefined);
+    if (message !== undefined) {
+      fail(ep, `attaching ${ep.hostVeth} to ${ep.bridge} failed: ${message}`);
+      failed.add(ep);
+    }
+  });
+
+  // D: undo what failed endpoints created; deleting the host end removes the peer wherever it is
+  const leftovers = [...undo].filter((ep) => failed.has(ep));
+  if (leftovers.length) {
+    const cleanup = await runBatch(run, ['ip'], leftovers.map(renderEndpointUndo), signal);
+    leftovers.forEach((ep, i) => {
+      const message = cleanup.failures.get(i);
+      if (message !== undefined && !isGone(message)) log(`endpoint ${ep.id}: undo failed: ${message}`);
+    });
+  }
+
+  let ready = 0;
+  for (const ep of attach) {
+    if (failed.has(ep)) continue;
+    result.readyEndpoints.add(ep.id);
+    ready++;
+  }
+  if (ready) log(`set up ${ready} endpoint${ready === 1 ? '' : 's'}`);
+  return ready;
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

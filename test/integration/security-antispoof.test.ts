@@ -1,0 +1,194 @@
+/**
+ * vxnet issue 9, hole 1: VXLAN injected from containers with a forged source, and spoofing inside a
+ * network. Each test performs the attack against real kernels and asserts that it fails (each one
+ * succeeded before the fix: the allow-list accepted UDP to 4789 with a member's address from any interface
+ * but vxnet's own, and nothing checked what a container sent):
+ *  (a) a container on a plain bridge of host1 (docker0-like) sends VXLAN to host1's own underlay address
+ *      with red's VNI, claiming host2's address (rp_filter 2, the systemd default);
+ *  (b) a container on blue on host2 sends VXLAN with red's VNI to host1, claiming host3's address, and
+ *      host2 routes it; the same from its own address (masqueraded to host2's, a member's);
+ *  (c) inside blue, a container sends with another IPv4 source, another MAC, and ARP claiming another
+ *      endpoint's address.
+ * And the legitimate paths still work: a member's VXLAN from the underlay, pings across hosts and to the
+ * gateway, the containers' own ARP.
+ *
+ * VXLAN frames are crafted with vxnet's own codecs (an ICMP echo request inside a VXLAN header) and sent as
+ * UDP; whether they arrive is read from a capture in the target container. Needs root; the test kit
+ * removes every namespace and process afterwards.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ManagerClient } from '../../src/client/client.ts';
+import type { Endpoint } from '../../src/core/model.ts';
+import { decodeArp } from '../../src/packet/arp.ts';
+import { decodeEthernet, encodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
+import { decodeIcmpEcho, encodeIcmpEcho, ICMP_ECHO_REQUEST } from '../../src/packet/icmp.ts';
+import { decodeIpv4, encodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
+import { decapsulate, encapsulate, VXLAN_PORT } from '../../src/packet/vxlan.ts';
+import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
+import { netnsPath } from '../../src/testkit/netns.ts';
+import { isRoot } from '../../src/testkit/preflight.ts';
+import { capture, pings } from './support/probes.ts';
+
+const skip = isRoot() ? false : 'needs root (network namespaces)';
+
+/** Sends one UDP payload `count` times from `source` to `destination`:PORT; the kernel adds IPv4 and UDP. */
+const SENDER = `
+const dgram = require('node:dgram');
+const [source, destination, port, hex, count] = process.argv.slice(1);
+const socket = dgram.createSocket('udp4');
+const payload = Buffer.from(hex, 'hex');
+socket.on('error', (err) => { console.error(err.message); process.exit(1); });
+socket.bind({ address: source, port: 0 }, async () => {
+  for (let i = 0; i < Number(count); i++) {
+    await new Promise((resolve, reject) => socket.send(payload, Number(port), destination, (err) => (err ? reject(err) : resolve())));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  socket.close();
+});
+`;
+
+/** The UDP payload of a VXLAN datagram carrying an ICMP echo request with identifier `id` to `to`. */
+function vxlanEcho(vni: number, to: Endpoint, id: number): Buffer {
+  const icmp = encodeIcmpEcho({ type: ICMP_ECHO_REQUEST, id, seq: 1, data: new TextEncoder().encode('vxnet issue 9') });
+  const ip = encodeIpv4({ src: '192.168.2.77', dst: to.ip, protocol: IPPROTO_ICMP, ttl: 64 }, icmp);
+  const frame = encodeEthernet({ dst: to.mac, src: '02:78:c0:a8:02:4d', ethertype: ETHERTYPE_IPV4 }, ip);
+  const wire = encapsulate({
+    outer: { srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02', srcIp: '10.99.0.1', dstIp: '10.99.0.2', srcPort: 40000 },
+    vni,
+    inner: frame,
+  });
+  return Buffer.from(decapsulate(wire)!.outerUdp.payload);
+}
+
+/** ICMP echo requests among captured frames, as "source id". */
+function echoes(frames: Uint8Array[]): { src: string; id: number }[] {
+  const found: { src: string; id: number }[] = [];
+  for (const frame of frames) {
+    try {
+      const eth = decodeEthernet(frame);
+      if (eth.ethertype !== ETHERTYPE_IPV4) continue;
+      const ip = decodeIpv4(eth.payload);
+      if (ip.protocol !== IPPROTO_ICMP) continue;
+      const echo = decodeIcmpEcho(ip.payload);
+      if (echo.type === ICMP_ECHO_REQUEST) found.push({ src: ip.src, id: echo.id });
+    } catch {
+      // not an echo request
+    }
+  }
+  return found;
+}
+
+describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet issue 9, hole 1)', { skip, concurrency: false }, () => {
+  let cluster: Cluster;
+  let client: ManagerClient;
+  let host1: SimHost;
+  let host2: SimHost;
+  let host3: SimHost;
+  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  let plain: string;
+  let nextId = 0x6a00;
+
+  before(async () => {
+    cluster = await createCluster({ hosts: 3, outside: false, prefix: 'vxspoof' });
+    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
+    [host1, host2, host3] = [cluster.host('host1'), cluster.host('host2'), cluster.host('host3')];
+    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    await client.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
+    const made = await Promise.all(
+      ([['r1', 'host1', 'red'], ['b1', 'host1', 'blue'], ['bx', 'host1', 'blue'], ['b2', 'host2', 'blue']] as const).map(async ([label, node, network]) => {
+        const netns = await cluster.addContainer(label);
+        return [label, { netns, endpoint: await client.createEndpoint({ network, node, netns }, { waitSeconds: 20 }) }] as const;
+      }),
+    );
+    for (const [label, value] of made) c[label] = value;
+    // a plain bridge on host1 with one container behind it, as docker0 would have (not vxnet's)
+    plain = await cluster.addContainer('plain');
+    const wire = await cluster.exec(host1.netns, ['ip', '-batch', '-'], {
+      input: [
+        'link add plain0 type bridge', 'addr add 172.30.0.1/24 dev plain0', 'link set plain0 up',
+        `link add plainp0 type veth peer name eth0 netns ${netnsPath(plain)}`, 'link set plainp0 master plain0 up',
+      ].join('\n') + '\n',
+    });
+    assert.equal(wire.code, 0, wire.stderr);
+    const inside = await cluster.exec(plain, ['ip', '-batch', '-'], {
+      input: ['addr add 172.30.0.2/24 dev eth0', 'link set eth0 up', 'route add default via 172.30.0.1', `addr add ${host2.address}/32 dev lo`].join('\n') + '\n',
+    });
+    assert.equal(inside.code, 0, inside.stderr);
+    // loose reverse-path filtering, the systemd default: the forged source is reachable via eth0
+    assert.equal((await cluster.exec(host1.netns, ['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=2', 'net.ipv4.conf.default.rp_filter=2'])).code, 0);
+  });
+
+  after(async () => {
+    client?.close();
+    await cluster?.destroy();
+  });
+
+  /** Sends a red echo to r1 as VXLAN from `from` (bound to `source`) to `destination`; whether r1 saw it. */
+  async function injectIntoRed(from: string, source: string, destination: string): Promise<boolean> {
+    const id = nextId++;
+    const payload = vxlanEcho(2000, c.r1!.endpoint, id);
+    const frames = await capture(cluster, c.r1!.netns, 'eth0', ['icmp'], async () => {
+      const sent = await cluster.exec(from, [process.execPath, '-e', SENDER, source, destination, String(VXLAN_PORT), payload.toString('hex'), '5']);
+      assert.equal(sent.code, 0, sent.stderr);
+    });
+    return echoes(frames).some((e) => e.id === id);
+  }
+
+  it('still delivers VXLAN from a member on the underlay, and the containers reach each other and their gateway', async () => {
+    assert.equal(await injectIntoRed(host2.netns, host2.address, host1.address), true, 'a member’s frame from the underlay must arrive');
+    assert.ok(await pings(cluster, c.b1!.netns, c.b2!.endpoint.ip), 'b1 -> b2 across hosts');
+    assert.ok(await pings(cluster, c.bx!.netns, c.b1!.endpoint.ip), 'bx -> b1 on one bridge');
+    assert.ok(await pings(cluster, c.b2!.netns, '192.168.1.1'), 'b2 -> its gateway');
+    const table = await cluster.exec(host1.netns, ['nft', 'list', 'table', 'bridge', 'vxnet']);
+    assert.match(table.stdout, /chain antispoof/);
+  });
+
+  it('(a) drops VXLAN from a container on a plain bridge of the host claiming a member’s address', async () => {
+    assert.equal(await injectIntoRed(plain, host2.address, host1.address), false, 'the docker0-like container injected a frame into red');
+  });
+
+  it('(b) drops VXLAN a container on another host sends towards a VTEP, forged or masqueraded', async () => {
+    // b2 (blue, host2) claims host3's address; host2 would route it to host1, which accepts host3
+    assert.equal((await cluster.exec(c.b2!.netns, ['ip', 'addr', 'add', `${host3.address}/32`, 'dev', 'lo'])).code, 0);
+    try {
+      assert.equal(await injectIntoRed(c.b2!.netns, host3.address, host1.address), false, 'a blue container on host2 injected into red on host1 claiming host3');
+    } finally {
+      await cluster.exec(c.b2!.netns, ['ip', 'addr', 'del', `${host3.address}/32`, 'dev', 'lo']);
+    }
+    // from its own address: masqueraded to host2's, which is a member
+    assert.equal(await injectIntoRed(c.b2!.netns, c.b2!.endpoint.ip, host1.address), false, 'a blue container on host2 injected into red through its host’s masquerade');
+  });
+
+  it('(c) drops frames inside a network with another IPv4 source or another MAC, and ARP claiming another address', async () => {
+    const bx = c.bx!.netns;
+    const b1 = c.b1!.endpoint;
+    // a permanent neighbour, so that what is sent is the echo itself and not an ARP request first
+    assert.equal((await cluster.exec(bx, ['ip', 'neigh', 'replace', b1.ip, 'lladdr', b1.mac, 'dev', 'eth0', 'nud', 'permanent'])).code, 0);
+    // another source address
+    assert.equal((await cluster.exec(bx, ['ip', 'addr', 'add', '192.168.1.200/32', 'dev', 'eth0'])).code, 0);
+    const forgedIp = await capture(cluster, c.b1!.netns, 'eth0', ['icmp'], () => cluster.exec(bx, ['ping', '-c', '3', '-i', '0.2', '-W', '1', '-I', '192.168.1.200', b1.ip]));
+    await cluster.exec(bx, ['ip', 'addr', 'del', '192.168.1.200/32', 'dev', 'eth0']);
+    assert.deepEqual(echoes(forgedIp).filter((e) => e.src === '192.168.1.200'), [], 'an echo with a forged source reached b1');
+    // another MAC
+    const own = c.bx!.endpoint.mac;
+    assert.equal((await cluster.exec(bx, ['ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:99:99'])).code, 0);
+    const forgedMac = await capture(cluster, c.b1!.netns, 'eth0', ['icmp'], () => cluster.exec(bx, ['ping', '-c', '3', '-i', '0.2', '-W', '1', b1.ip]));
+    assert.equal((await cluster.exec(bx, ['ip', 'link', 'set', 'eth0', 'address', own])).code, 0);
+    assert.deepEqual(echoes(forgedMac), [], 'an echo from a forged MAC reached b1');
+    // ARP claiming b1's address (what poisons the gateway's and the neighbours' caches)
+    const arps = await capture(cluster, c.b1!.netns, 'eth0', ['arp'], () => cluster.exec(bx, ['busybox', 'arping', '-U', '-c', '3', '-I', 'eth0', '-s', b1.ip, '192.168.1.1']));
+    const claims = arps.flatMap((frame) => {
+      const eth = decodeEthernet(frame);
+      if (eth.ethertype !== ETHERTYPE_ARP) return [];
+      const arp = decodeArp(eth.payload);
+      return arp.senderIp === b1.ip && arp.senderMac !== b1.mac ? [arp] : [];
+    });
+    assert.deepEqual(claims, [], 'an ARP claiming b1’s address reached b1');
+    const gateway = await cluster.exec(host1.netns, ['ip', 'neigh', 'show', b1.ip, 'dev', 'vxnb1000']);
+    assert.doesNotMatch(gateway.stdout, new RegExp(own), 'the gateway believes b1 is at bx’s MAC');
+    // and bx itself still works, ARP included
+    await cluster.exec(bx, ['ip', 'neigh', 'flush', 'dev', 'eth0']);
+    assert.ok(await pings(cluster, bx, b1.ip), 'bx -> b1 with its own addresses');
+  });
+});

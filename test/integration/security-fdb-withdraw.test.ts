@@ -1,0 +1,96 @@
+/**
+ * vxnet issue 9, hole 3: a withdrawn MAC lingered in every peer's bridge. The bridge learned remote MACs on
+ * the VXLAN port and kept them for the ageing time (300 s) after `vxnet node rm --drain` had removed the
+ * neighbour and `self` FDB entries: an address reused meanwhile could be delivered to the old VTEP. Now the
+ * VXLAN port does not learn, and the agent programs (and withdraws) one static bridge entry per remote MAC.
+ *
+ * The attack: traffic from host2's container teaches the peers its MAC (that is what learning did), host2 is
+ * drained, and every peer's `bridge fdb show` must be free of that MAC within 2 s (before the fix the
+ * learned entry stayed). The legitimate path: learning is off on the port, remote MACs are static entries,
+ * pings work, and known unicast is not flooded to the other local containers.
+ *
+ * Needs root; the test kit removes every namespace and process afterwards.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ManagerClient } from '../../src/client/client.ts';
+import type { Endpoint } from '../../src/core/model.ts';
+import { decodeEthernet, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
+import { decodeIpv4 } from '../../src/packet/ipv4.ts';
+import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
+import { isRoot } from '../../src/testkit/preflight.ts';
+import { capture, pings } from './support/probes.ts';
+
+const skip = isRoot() ? false : 'needs root (network namespaces)';
+const WITHDRAW_BUDGET_MS = 2000;
+
+describe('withdrawn MACs leave every peer’s bridge at once (vxnet issue 9, hole 3)', { skip, concurrency: false }, () => {
+  let cluster: Cluster;
+  let client: ManagerClient;
+  let host1: SimHost;
+  let host3: SimHost;
+  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+
+  before(async () => {
+    cluster = await createCluster({ hosts: 3, outside: false, prefix: 'vxfdb' });
+    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
+    [host1, host3] = [cluster.host('host1'), cluster.host('host3')];
+    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    const made = await Promise.all(
+      ([['a1', 'host1'], ['b1', 'host1'], ['a2', 'host2'], ['a3', 'host3']] as const).map(async ([label, node]) => {
+        const netns = await cluster.addContainer(label);
+        return [label, { netns, endpoint: await client.createEndpoint({ network: 'blue', node, netns }, { waitSeconds: 20 }) }] as const;
+      }),
+    );
+    for (const [label, value] of made) c[label] = value;
+  });
+
+  after(async () => {
+    client?.close();
+    await cluster?.destroy();
+  });
+
+  /** Every FDB entry of `mac` on a host, as `bridge fdb show` prints them (any table, any state). */
+  const entriesOf = async (host: SimHost, mac: string): Promise<string[]> => {
+    const shown = await cluster.exec(host.netns, ['bridge', 'fdb', 'show']);
+    return shown.stdout.split('\n').filter((line) => line.startsWith(`${mac} `));
+  };
+
+  it('turns learning off on the VXLAN port, holds remote MACs as static entries, and does not flood known unicast', async () => {
+    for (const host of [host1, host3]) {
+      const port = JSON.parse((await cluster.exec(host.netns, ['ip', '-j', '-d', 'link', 'show', 'vxnv1000'])).stdout)[0];
+      assert.equal(port.linkinfo.info_slave_data.learning, false, `${host.name}: the VXLAN port learns`);
+      assert.ok((await entriesOf(host, c.a2!.endpoint.mac)).some((l) => /dev vxnv1000 master vxnb1000 static/.test(l)), `${host.name}: no static entry for a2`);
+    }
+    assert.ok(await pings(cluster, c.a1!.netns, c.a2!.endpoint.ip), 'a1 -> a2');
+    assert.ok(await pings(cluster, c.a3!.netns, c.a2!.endpoint.ip), 'a3 -> a2');
+    // a1 -> a2 is known unicast: b1, on the same bridge, never sees it
+    const seen = await capture(cluster, c.b1!.netns, 'eth0', ['icmp'], () => pings(cluster, c.a1!.netns, c.a2!.endpoint.ip));
+    const leaked = seen.filter((frame) => {
+      const eth = decodeEthernet(frame);
+      return eth.ethertype === ETHERTYPE_IPV4 && decodeIpv4(eth.payload).dst === c.a2!.endpoint.ip;
+    });
+    assert.equal(leaked.length, 0, 'unicast to a remote MAC was flooded to b1');
+  });
+
+  it('withdraws a drained node’s MAC from every peer’s bridge within 2 s, learned or not', async (t) => {
+    const mac = c.a2!.endpoint.mac;
+    // traffic from a2 is what the bridges used to learn its MAC from
+    assert.ok(await pings(cluster, c.a2!.netns, c.a1!.endpoint.ip));
+    assert.ok(await pings(cluster, c.a2!.netns, c.a3!.endpoint.ip));
+    const start = performance.now();
+    const removed = cluster.cli(['node', 'rm', '--drain', 'host2']);
+    const goneFrom = async (host: SimHost): Promise<number> => {
+      for (;;) {
+        const left = await entriesOf(host, mac);
+        if (left.length === 0) return performance.now() - start;
+        if (performance.now() - start > WITHDRAW_BUDGET_MS) throw new Error(`${host.name} still holds ${mac} ${WITHDRAW_BUDGET_MS} ms after node rm --drain: ${left.join('; ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    const [result, ms1, ms3] = await Promise.all([removed, goneFrom(host1), goneFrom(host3)]);
+    assert.equal(result.code, 0, result.stderr);
+    t.diagnostic(`a2's MAC gone from host1's bridge after ${ms1.toFixed(0)} ms, from host3's after ${ms3.toFixed(0)} ms (from the CLI's start)`);
+    assert.ok(await pings(cluster, c.a1!.netns, c.a3!.endpoint.ip), 'the remaining nodes still reach each other');
+  });
+});
