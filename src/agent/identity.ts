@@ -19,7 +19,8 @@ import { ManagerClient } from '../client/client.ts';
 import { Backoff, retryWithBackoff } from '../core/backoff.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
 import type { CertificateResponse } from '../core/model.ts';
-import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../pki/files.ts';
+import { readIfExists, writeFileAtomic } from '../pki/files.ts';
+import { securePrivateDir } from '../pki/private-files.ts';
 import { type CertificateIdentity, certificateDigest, checkIssuedBy, identityOf, renewalTime } from '../pki/identity.ts';
 import { parseToken } from '../pki/token.ts';
 import { type KeyPair, generateKeyPair } from '../pki/x509.ts';
@@ -54,7 +55,8 @@ const BACKOFF_MAX_MS = 5_000;
 
 /** The stored certificate when it is usable for `options`, or else the one a join gets. */
 export async function obtainCredentials(options: IdentityOptions, signal: AbortSignal): Promise<NodeCredentials> {
-  ensurePrivateDir(options.stateDir);
+  // node.key is the node's identity: refused in a directory another user owns or links to, made 0600 otherwise
+  securePrivateDir(options.stateDir, { label: 'the state directory', daemon: 'the agent', publicFiles: [CA_FILE, CERT_FILE], log: options.log });
   let pinned: string | undefined;
   if (options.token !== undefined) {
     const token = parseToken(options.token);
