@@ -9,7 +9,7 @@
  * directory or entry owned by another user, is refused rather than fixed: vxnet cannot tell who else
  * relies on it.
  */
-import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { VxnetError } from '../core/errors.ts';
 
@@ -73,6 +73,38 @@ export function securePrivateDir(dir: string, options: PrivateDirOptions): void 
 export function createPrivateFile(path: string): void {
   closeSync(openSync(path, 'a', 0o600));
 }
+
+/**
+ * The text of a file holding a secret (a token), trimmed. It must be a regular file (a link to one is
+ * fine), owned by this process's user or root, and neither readable nor writable by group and others:
+ * otherwise another local user could read the secret, or replace it with one that pins their own manager.
+ */
+export function readPrivateFile(path: string, what: string, uid: number = process.getuid!()): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new VxnetError('bad_request', `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`);
+  }
+  try {
+    // checked on the open file, so the file read is the file checked
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new VxnetError('bad_request', `${what} ${path} is not a regular file: keep the token in a file of its own, mode 0600.`);
+    if (stats.uid !== uid && stats.uid !== 0) {
+      throw new VxnetError('bad_request', `${what} ${path} is owned by uid ${stats.uid}, who could change it: chown it to the user vxnet runs as.`);
+    }
+    if ((stats.mode & 0o077) !== 0) {
+      throw new VxnetError('bad_request', `${what} ${path} is open to other users (mode ${octal(stats.mode)}): run "chmod 600 ${path}".`);
+    }
+    if (stats.size > MAX_SECRET_FILE_BYTES) throw new VxnetError('bad_request', `${what} ${path} is too large to hold a token (${stats.size} bytes).`);
+    return readFileSync(fd, 'utf8').trim();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A token is about 125 characters; anything much larger is the wrong file. */
+const MAX_SECRET_FILE_BYTES = 4096;
 
 function lstatIfExists(path: string): Stats | undefined {
   try {

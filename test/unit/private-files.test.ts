@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { VxnetError } from '../../src/core/errors.ts';
 import { CA_FILE, CERT_FILE, KEY_FILE, obtainCredentials } from '../../src/agent/identity.ts';
 import { DB_FILE, startManager } from '../../src/manager/main.ts';
-import { securePrivateDir } from '../../src/pki/private-files.ts';
+import { readPrivateFile, securePrivateDir } from '../../src/pki/private-files.ts';
 
 const mode = (path: string): number => statSync(path).mode & 0o777;
 const isRoot = process.getuid?.() === 0;
@@ -102,6 +102,50 @@ describe('securePrivateDir', () => {
     writeFileSync(join(d, 'ca.key'), 'x', { mode: 0o600 });
     chownSync(join(d, 'ca.key'), 65534, 65534);
     refused(() => securePrivateDir(d, options([])), /^DATA_DIR .*foreign-file holds ca\.key, owned by uid 65534, not by the user the manager runs as \(uid 0\)/);
+  });
+});
+
+describe('readPrivateFile', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'vxnet-secret-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const file = (name: string, text: string, fileMode: number): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text, { mode: fileMode });
+    chmodSync(path, fileMode);
+    return path;
+  };
+
+  test('a 0600 file: its text, trimmed (a token file ends with a newline); a link to one is fine', () => {
+    const path = file('ok.token', '  VXN1-abc \n\n', 0o600);
+    assert.equal(readPrivateFile(path, 'the token file'), 'VXN1-abc');
+    symlinkSync(path, join(dir, 'link.token'));
+    assert.equal(readPrivateFile(join(dir, 'link.token'), 'the token file'), 'VXN1-abc');
+    assert.equal(readPrivateFile(file('ro.token', 'x', 0o400), 'the token file'), 'x');
+  });
+
+  test('open to group or others, not a regular file, missing, another owner or too large: refused in one sentence', () => {
+    for (const open of [0o644, 0o640, 0o604, 0o620, 0o602]) {
+      const path = file(`open-${open.toString(8)}.token`, 'x', open);
+      refused(() => readPrivateFile(path, 'the token file'), new RegExp(`^the token file .* is open to other users \\(mode 0${open.toString(8)}\\): run "chmod 600 .*"\\.$`));
+    }
+    refused(() => readPrivateFile(dir, 'the token file'), /^the token file .* is not a regular file: keep the token in a file of its own, mode 0600\.$/);
+    refused(() => readPrivateFile(join(dir, 'missing'), 'the token file'), /^cannot read the token file .*missing: ENOENT\.$/);
+    const mine = file('mine.token', 'x', 0o600);
+    const other = (process.getuid?.() ?? 0) + 1;
+    if (process.getuid?.() !== 0) {
+      refused(() => readPrivateFile(mine, 'the token file', other), /is owned by uid \d+, who could change it: chown it to the user vxnet runs as\.$/);
+    }
+    refused(() => readPrivateFile(file('big.token', 'x'.repeat(5000), 0o600), 'the token file'), /is too large to hold a token \(5000 bytes\)\.$/);
+  });
+
+  test('a file owned by another user (not root) is refused (real chown, as root)', { skip: isRoot ? false : 'needs root to chown' }, () => {
+    const path = file('nobody.token', 'x', 0o600);
+    chownSync(path, 65534, 65534);
+    refused(() => readPrivateFile(path, 'the token file'), /^the token file .* is owned by uid 65534, who could change it: chown it to the user vxnet runs as\.$/);
   });
 });
 
