@@ -66,7 +66,7 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
     await cluster.startManager();
     engines = await startDockerEngines(cluster, cluster.hosts, { mode: 'normal' });
     const [e1, e2] = engines as [DockerEngine, DockerEngine];
-    await Promise.all(cluster.hosts.map((host, i) => cluster.startAgent(host, { token: cluster.manager.adminToken, args: dockerAgentArgs(engines[i]!) })));
+    await Promise.all(cluster.hosts.map((host, i) => cluster.startAgent(host, { adminToken: true, args: dockerAgentArgs(engines[i]!) })));
     client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
 
     log('docker: swarm init/join, overlay network, vxnet network ...');

@@ -19,7 +19,8 @@ import { ManagerClient } from '../client/client.ts';
 import { Backoff, retryWithBackoff } from '../core/backoff.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
 import type { CertificateResponse } from '../core/model.ts';
-import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../pki/files.ts';
+import { readIfExists, writeFileAtomic } from '../pki/files.ts';
+import { securePrivateDir } from '../pki/private-files.ts';
 import { type CertificateIdentity, certificateDigest, checkIssuedBy, identityOf, renewalTime } from '../pki/identity.ts';
 import { parseToken } from '../pki/token.ts';
 import { type KeyPair, generateKeyPair } from '../pki/x509.ts';
@@ -54,7 +55,8 @@ const BACKOFF_MAX_MS = 5_000;
 
 /** The stored certificate when it is usable for `options`, or else the one a join gets. */
 export async function obtainCredentials(options: IdentityOptions, signal: AbortSignal): Promise<NodeCredentials> {
-  ensurePrivateDir(options.stateDir);
+  // node.key is the node's identity: refused in a directory another user owns or links to, made 0600 otherwise
+  securePrivateDir(options.stateDir, { label: 'the state directory', daemon: 'the agent', publicFiles: [CA_FILE, CERT_FILE], log: options.log });
   let pinned: string | undefined;
   if (options.token !== undefined) {
     const token = parseToken(options.token);
@@ -73,7 +75,7 @@ export async function obtainCredentials(options: IdentityOptions, signal: AbortS
   if (options.token === undefined) {
     throw new VxnetError(
       'unauthorized',
-      `no usable node certificate in ${options.stateDir} (${unusable}): start the agent with --token (the manager's worker.token) to join the cluster.`,
+      `no usable node certificate in ${options.stateDir} (${unusable}): start the agent with --token-file FILE (a copy of the manager's worker.token) to join the cluster.`,
     );
   }
   if (stored !== undefined) options.log(`not using the node certificate in ${options.stateDir}: ${unusable}; joining again`);
@@ -87,7 +89,10 @@ async function joinCluster(options: IdentityOptions, signal: AbortSignal): Promi
     const keys = generateKeyPair();
     const publicKey = keys.publicKey.export({ type: 'spki', format: 'pem' }) as string;
     // the manager may start after the agent: only its absence is retried, any other answer is final
-    const answer = await retryWithBackoff(() => client.join({ name: options.name, publicKey }, signal), {
+    const answer = await retryWithBackoff(async () => {
+      await refuseAdminToken(client, signal);
+      return client.join({ name: options.name, publicKey }, signal);
+    }, {
       backoff: new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS }),
       signal,
       retryable: (err) => err instanceof VxnetError && (err.code === 'unavailable' || err.code === 'timeout'),
@@ -101,6 +106,25 @@ async function joinCluster(options: IdentityOptions, signal: AbortSignal): Promi
   } finally {
     client.close();
   }
+}
+
+/**
+ * Refuses to join with the admin token. Both tokens look alike (VXN1-digest-secret), so only the manager can
+ * tell them apart: it answers `GET /v1/info` to the admin token and refuses it (403) to the worker token,
+ * which admits nothing but `POST /v1/join`; an unknown token (401) is left for the join to refuse in its own
+ * words. An agent holding the admin token would keep a credential for the whole cluster on every node.
+ */
+async function refuseAdminToken(client: ManagerClient, signal: AbortSignal): Promise<void> {
+  try {
+    await client.info(signal);
+  } catch (err) {
+    if (err instanceof VxnetError && (err.code === 'forbidden' || err.code === 'unauthorized')) return;
+    throw err;
+  }
+  throw new VxnetError(
+    'forbidden',
+    "the agent was given the admin token and never joins with it: give it the worker token (the manager's DATA_DIR/worker.token) with --token-file FILE.",
+  );
 }
 
 /**
@@ -122,7 +146,7 @@ export async function keepRenewed(
     try {
       if (Date.now() >= current.identity.notAfter.getTime()) {
         if (options.token === undefined) {
-          options.log(`the node certificate expired at ${current.identity.notAfter.toISOString()}; restart the agent with --token to join again`);
+          options.log(`the node certificate expired at ${current.identity.notAfter.toISOString()}; restart the agent with --token-file to join again`);
           return;
         }
         options.log('the node certificate has expired; joining again with the token');

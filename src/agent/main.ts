@@ -19,8 +19,10 @@ import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-datapl
 export interface RunAgentOptions {
   /** https://ADDR:PORT */
   managerUrl: string;
-  /** the worker join token; not needed once the state directory holds the node certificate */
+  /** the worker join token; not needed once the state directory holds the node certificate; never the admin token */
   token?: string;
+  /** the admin token, only for the Docker integration to create and delete vxnet networks (--admin-token-file) */
+  adminToken?: string;
   /** the cluster CA (PEM), to pin it without (or beside) a token */
   ca?: string;
   /** where the node certificate and key are kept (default /var/lib/vxnet/agent) */
@@ -76,8 +78,8 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   });
   let docker: DockerIntegration | undefined;
   if (engine) {
-    // Creating and deleting networks needs the admin token: with it as the join token, Docker can do both.
-    const adminApi = options.token === undefined ? undefined : new ManagerClient({ url: options.managerUrl, token: options.token, ca: credentials.ca });
+    // Creating and deleting networks needs the admin token, given apart from the join token (which is never it).
+    const adminApi = options.adminToken === undefined ? undefined : new ManagerClient({ url: options.managerUrl, token: options.adminToken, ca: credentials.ca });
     docker = await startDockerIntegration(
       {
         node: name,

@@ -19,6 +19,7 @@ export class UsageError extends VxnetError {
 
 export const ENV_MANAGER = 'VXNET_MANAGER';
 export const ENV_TOKEN = 'VXNET_TOKEN';
+export const ENV_TOKEN_FILE = 'VXNET_TOKEN_FILE';
 export const ENV_CA = 'VXNET_CA';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -58,7 +59,7 @@ export interface CommandModule<C extends { kind: string } = { kind: string }> {
   /** usage line after the command words */
   synopsis: string;
   flags: readonly FlagSpec[];
-  /** accepts --manager, --token and --ca */
+  /** accepts --manager, --token, --token-file and --ca */
   connection: boolean;
   /** accepts --json */
   json: boolean;
@@ -68,25 +69,46 @@ export interface CommandModule<C extends { kind: string } = { kind: string }> {
   run(command: C, ctx: CommandContext): Promise<number>;
 }
 
-export interface Connection {
-  url: string;
-  token: string;
-  /** file of the cluster CA certificate to trust for https:// (--ca or VXNET_CA); default: the token's digest */
-  ca?: string;
+/**
+ * A file holding the token, read by the runner (builders do no I/O). Unlike a token given as an argument,
+ * which any local user reads in /proc/PID/cmdline, only the name of the file is visible there.
+ */
+export interface TokenFile {
+  path: string;
+  /** where the name came from, for messages */
+  from: '--token-file' | typeof ENV_TOKEN_FILE;
 }
 
 /** The agent's connection: the token is needed only to join, not once the node has its certificate. */
 export interface AgentConnection {
   url: string;
+  /** the token itself (--token, or VXNET_TOKEN for commands other than the agent) */
   token?: string;
+  /** or the file holding it (--token-file or VXNET_TOKEN_FILE) */
+  tokenFile?: TokenFile;
+  /** file of the cluster CA certificate to trust for https:// (--ca or VXNET_CA); default: the token's digest */
   ca?: string;
 }
+
+/** A connection with a token, given or in a file. */
+export type Connection = AgentConnection & ({ token: string } | { tokenFile: TokenFile });
 
 // ---- global flags -----------------------------------------------------------------------------------
 
 export const GLOBAL_CONNECTION: readonly FlagSpec[] = [
   { name: 'manager', kind: 'string', value: 'URL', help: `manager address, https://ADDR:PORT or unix:/path (env ${ENV_MANAGER})` },
-  { name: 'token', kind: 'string', value: 'TOKEN', help: `API token (env ${ENV_TOKEN})` },
+  {
+    name: 'token',
+    kind: 'string',
+    value: 'TOKEN',
+    help: `API token, for a one-off call: every local user can read it in /proc/PID/cmdline while the command runs (env ${ENV_TOKEN})`,
+  },
+  {
+    name: 'token-file',
+    kind: 'string',
+    value: 'FILE',
+    help: `file holding the API token, mode 0600; the way to give a daemon its token (env ${ENV_TOKEN_FILE})`,
+  },
   {
     name: 'ca',
     kind: 'string',
@@ -156,30 +178,49 @@ export function targetOf(p: Parsed, options: { normalise?: boolean } = {}): { ne
   return { netns: options.normalise === false ? netns : path };
 }
 
-/** --manager/--token/--ca, or VXNET_MANAGER/VXNET_TOKEN/VXNET_CA. The token never appears in a message. */
+/**
+ * --manager, --token or --token-file, --ca, or VXNET_MANAGER, VXNET_TOKEN or VXNET_TOKEN_FILE, VXNET_CA; a
+ * flag wins over the environment. The token never appears in a message.
+ */
 export function connection(p: Parsed): Connection {
-  const { url, token, ca } = connectionOf(p);
-  if (token === undefined) {
-    throw new UsageError(
-      `no token given: pass --token TOKEN or set ${ENV_TOKEN} (the manager keeps it in DATA_DIR/admin.token, or worker.token for agents).`,
-    );
-  }
-  return ca === undefined ? { url, token } : { url, token, ca };
+  const c = connectionOf(p);
+  if (c.token !== undefined) return { ...c, token: c.token };
+  if (c.tokenFile !== undefined) return { ...c, tokenFile: c.tokenFile };
+  throw new UsageError(
+    `no token given: pass --token TOKEN or set ${ENV_TOKEN} for a one-off call, or name a file holding it with --token-file FILE or ${ENV_TOKEN_FILE} (the manager keeps it in DATA_DIR/admin.token).`,
+  );
 }
 
-/** The connection flags, the token optional. */
-export function connectionOf(p: Parsed): AgentConnection {
+/**
+ * The connection flags, the token optional. `envToken: false` (the agent) leaves VXNET_TOKEN unread: a
+ * daemon takes its token only from what its own command line or VXNET_TOKEN_FILE names, never from a
+ * variable exported in the shell that started it.
+ */
+export function connectionOf(p: Parsed, options: { envToken?: boolean } = {}): AgentConnection {
   const url = one(p, 'manager') ?? nonEmpty(p.env[ENV_MANAGER]);
   if (url === undefined) {
     throw new UsageError(`no manager given: pass --manager URL or set ${ENV_MANAGER} (https://ADDR:PORT or unix:/path).`);
   }
   checked(() => parseManagerUrl(url));
   const out: AgentConnection = { url };
-  const token = (one(p, 'token') ?? nonEmpty(p.env[ENV_TOKEN]))?.trim();
+  const flagToken = one(p, 'token');
+  const flagFile = one(p, 'token-file');
+  if (flagToken !== undefined && flagFile !== undefined) throw new UsageError('pass the token with --token or --token-file, not both.');
+  let token = flagToken;
+  let file: TokenFile | undefined = flagFile === undefined ? undefined : { path: flagFile, from: '--token-file' };
+  if (flagToken === undefined && flagFile === undefined) {
+    const envToken = options.envToken === false ? undefined : nonEmpty(p.env[ENV_TOKEN]);
+    const envFile = nonEmpty(p.env[ENV_TOKEN_FILE]);
+    if (envToken !== undefined && envFile !== undefined) throw new UsageError(`both ${ENV_TOKEN} and ${ENV_TOKEN_FILE} are set: unset one of them.`);
+    token = envToken;
+    file = envFile === undefined ? undefined : { path: envFile, from: ENV_TOKEN_FILE };
+  }
+  token = token?.trim();
   if (token !== undefined && token !== '') {
     if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError('the token contains spaces or control characters; check --token or VXNET_TOKEN.');
     out.token = token;
   }
+  if (file !== undefined) out.tokenFile = file;
   const ca = one(p, 'ca') ?? nonEmpty(p.env[ENV_CA]);
   if (ca !== undefined) out.ca = ca;
   return out;

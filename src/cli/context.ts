@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import type { ManagerClient } from '../client/client.ts';
 import { VxnetError } from '../core/errors.ts';
-import type { Connection } from './command.ts';
+import { readPrivateFile } from '../pki/private-files.ts';
+import type { AgentConnection, Connection } from './command.ts';
 
 export interface CommandContext {
   stdout(text: string): void;
@@ -18,15 +19,29 @@ export interface CommandContext {
 /** Runs `use` with a client for the connection, closing its idle sockets afterwards. */
 export async function withClient<T>(connection: Connection, use: (client: ManagerClient) => Promise<T>): Promise<T> {
   const ca = connection.ca === undefined ? {} : { ca: readCaFile(connection.ca) };
+  const token = tokenOf(connection)!;
   // Imported here, not at the top: node:http, node:https and node:tls are most of the CLI's start-up time,
   // and only the commands that talk to the manager need them.
   const { ManagerClient } = await import('../client/client.ts');
-  const client = new ManagerClient({ url: connection.url, token: connection.token, ...ca });
+  const client = new ManagerClient({ url: connection.url, token, ...ca });
   try {
     return await use(client);
   } finally {
     client.close();
   }
+}
+
+/** The token of a connection: the one given, or the content of its token file (checked, trimmed). */
+export function tokenOf(connection: AgentConnection): string | undefined {
+  return connection.tokenFile === undefined ? connection.token : readTokenFile(connection.tokenFile.path, `the token file (${connection.tokenFile.from})`);
+}
+
+/** The token a file holds: a private regular file (src/pki/private-files.ts), surrounding whitespace trimmed. */
+export function readTokenFile(path: string, what: string): string {
+  const token = readPrivateFile(path, what);
+  if (token === '') throw new VxnetError('bad_request', `${what} ${path} is empty.`);
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new VxnetError('bad_request', `${what} ${path} holds spaces or control characters inside the token.`);
+  return token;
 }
 
 /** The PEM text of a --ca file. */

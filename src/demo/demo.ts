@@ -101,7 +101,7 @@ export async function runDemo(options: { keep: boolean; log: (line: string) => v
     if (options.keep) {
       log('');
       log(`--keep: the cluster stays up. Namespaces: ${[cluster.switchNetns, ...cluster.hosts.map((h) => h.netns)].join(' ')} ...`);
-      log(`  export VXNET_MANAGER=${cluster.cliEnv().VXNET_MANAGER} VXNET_TOKEN=$(cat ${cluster.manager.dataDir}/admin.token)`);
+      log(`  export VXNET_MANAGER=${cluster.cliEnv().VXNET_MANAGER} VXNET_TOKEN_FILE=${cluster.manager.dataDir}/admin.token`);
       log(`  then e.g. "npx vxnet network inspect blue"; "ip netns exec ${containers[0]!.netns} ping ${containers[2]!.ip}".`);
       log('  Press Ctrl-C to tear everything down.');
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

@@ -4,11 +4,11 @@
  * fires. The CLI's `vxnet manager` command calls runManager(); tests call startManager() to get the
  * addresses and a close().
  */
-import { chmodSync, mkdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { renewalTime } from '../pki/identity.ts';
+import { createPrivateFile, securePrivateDir } from '../pki/private-files.ts';
 import type { Security } from './auth.ts';
 import { CA_CERT_FILE, ClusterAuthority, DEFAULT_CERT_LIFETIME_MS } from './authority.ts';
 import { createRequestHandler } from './http.ts';
@@ -56,8 +56,11 @@ export const DB_FILE = 'vxnet.db';
 export async function startManager(options: ManagerOptions): Promise<RunningManager> {
   const log = options.log ?? (() => {});
   if (options.listen.length === 0) throw new Error('the manager needs at least one --listen address.');
-  // Tokens and the database live here: private to the manager's user. An existing directory is left as is.
-  if (mkdirSync(options.dataDir, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(options.dataDir, 0o700);
+  // The CA key, the tokens and the database live here: checked and made private to the manager's user at
+  // every start, whoever made the directory. SQLite gives its -wal and -shm files the mode of the database
+  // file, so that one is made (0600) before SQLite would make it under the umask.
+  securePrivateDir(options.dataDir, { label: 'DATA_DIR', daemon: 'the manager', publicFiles: [CA_CERT_FILE], log });
+  createPrivateFile(join(options.dataDir, DB_FILE));
 
   const store = new SqliteStore(join(options.dataDir, DB_FILE), {
     onCallbackError: (err) => log(`store watch callback failed: ${String(err)}`),

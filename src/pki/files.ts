@@ -2,7 +2,7 @@
  * Key and certificate files: written whole or not at all (a temporary file in the same folder, then
  * rename), with their mode set at creation so a private key is never readable by others, not even briefly.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 /** Writes `text` to `path` atomically with `mode` (0600 for secrets, 0644 for certificates). */
 export function writeFileAtomic(path: string, text: string, mode: number): void {
@@ -25,10 +25,4 @@ export function readIfExists(path: string): string | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-}
-
-/** Creates `dir` (and parents) if needed and makes it private to its owner (0700). */
-export function ensurePrivateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
 }

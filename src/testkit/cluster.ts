@@ -25,6 +25,7 @@
  * IPv6 is switched off in every namespace unless `ipv6: true`: the underlay is IPv4-only, and router
  * solicitations, DAD and MLD reports would otherwise show up as unexpected frames in packet captures.
  */
+import { chmodSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -94,8 +95,10 @@ export interface ClusterOptions {
 }
 
 export interface StartAgentOptions {
-  /** the join token to pass (default: the current worker token); false: start without --token */
+  /** the join token, passed in a file with --token-file (default: the current worker token); false: none */
   token?: string | false;
+  /** also give the agent the admin token with --admin-token-file (for Docker's network create/rm) */
+  adminToken?: boolean;
   /** more arguments for this agent, after `agentArgs` (e.g. --docker-socket, see testkit/docker.ts) */
   args?: readonly string[];
 }
@@ -354,11 +357,19 @@ class SimCluster implements Cluster {
     if (this.daemon(label)) throw new Error(`the agent of ${host.name} is already running`);
     const token = options.token ?? this.manager.workerToken;
     // The agent joins over mTLS with the join token (the CA pinned by its digest) and keeps its node
-    // certificate in its state directory, so a restart finds it there.
+    // certificate in its state directory, so a restart finds it there. Tokens go in files, as on a real
+    // host: on the command line every local user could read them.
+    const tokenFile = (kind: string, text: string): string => {
+      const path = join(this.tmpDir, `${host.name}-${kind}.token`);
+      writeFileSync(path, `${text}\n`, { mode: 0o600 });
+      chmodSync(path, 0o600);
+      return path;
+    };
     const args = [
       '--manager',
       this.manager.url,
-      ...(token === false ? [] : ['--token', token]),
+      ...(token === false ? [] : ['--token-file', tokenFile('join', token)]),
+      ...(options.adminToken ? ['--admin-token-file', tokenFile('admin', this.manager.adminToken)] : []),
       '--state-dir',
       this.agentStateDir(host),
       '--advertise-addr',

@@ -20,7 +20,7 @@ describe('Docker engines on vxnet', () => {
   let e1: DockerEngine;
   let e2: DockerEngine;
 
-  const agentOptions = (engine: DockerEngine) => ({ token: cluster.manager.adminToken, args: dockerAgentArgs(engine) });
+  const agentOptions = (engine: DockerEngine) => ({ adminToken: true, args: dockerAgentArgs(engine) });
 
   before(async () => {
     cluster = await createCluster({ hosts: 3, outside: false, prefix: 'vxdock', startDaemons: false });
@@ -259,7 +259,7 @@ describe('Docker engines with their own packet filter (iptables on, as Docker is
       await cluster.startManager();
       engines = await startDockerEngines(cluster, cluster.hosts, { mode: 'normal' });
       const [e1, e2] = engines as [DockerEngine, DockerEngine];
-      await Promise.all(cluster.hosts.map((h, i) => cluster.startAgent(h, { token: cluster.manager.adminToken, args: dockerAgentArgs(engines[i]!) })));
+      await Promise.all(cluster.hosts.map((h, i) => cluster.startAgent(h, { adminToken: true, args: dockerAgentArgs(engines[i]!) })));
       const forward = await cluster.exec(cluster.host(1).netns, ['iptables', '-S', 'FORWARD']);
       assert.match(forward.stdout, /-P FORWARD DROP/, 'Docker set its drop policy');
       const c = client();

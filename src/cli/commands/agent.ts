@@ -1,7 +1,7 @@
 /** `vxnet agent`: runs the agent on this host until interrupted. */
 import { requireName } from '../../core/names.ts';
-import { checked, connectionOf, integer, one, required, UsageError, type AgentConnection, type CommandModule } from '../command.ts';
-import { logToStderr, readCaFile } from '../context.ts';
+import { checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, integer, one, required, UsageError, type AgentConnection, type CommandModule } from '../command.ts';
+import { logToStderr, readCaFile, readTokenFile, tokenOf } from '../context.ts';
 
 // Type-only: keeps the lazy import below typed without loading the agent for other commands.
 type RunAgent = typeof import('../../agent/main.ts').runAgent;
@@ -15,6 +15,10 @@ export interface AgentCommand {
   watchTimeoutSeconds?: number;
   dockerSocket?: string;
   pluginSocket?: string;
+  /** --admin-token-file: lets Docker create and delete vxnet networks through this agent */
+  adminTokenFile?: string;
+  /** VXNET_TOKEN is set: the agent says it does not read it */
+  envTokenIgnored?: true;
 }
 
 export const agent: CommandModule<AgentCommand> = {
@@ -22,7 +26,7 @@ export const agent: CommandModule<AgentCommand> = {
   summary: 'run the agent on this host (programs VXLAN, bridges and endpoints)',
   args: [],
   synopsis:
-    '--manager https://ADDR:PORT [--token TOKEN] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH]]',
+    '--manager https://ADDR:PORT [--token-file FILE] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH] [--admin-token-file FILE]]',
   flags: [
     { name: 'advertise-addr', kind: 'ipv4', value: 'IP', help: "this host's underlay address, the VTEP address peers send VXLAN to" },
     { name: 'name', kind: 'string', value: 'NAME', help: 'node name (default: the host name)' },
@@ -30,7 +34,7 @@ export const agent: CommandModule<AgentCommand> = {
       name: 'state-dir',
       kind: 'string',
       value: 'DIR',
-      help: 'where the node certificate and key are kept (default: /var/lib/vxnet/agent); with them, no --token is needed',
+      help: 'where the node certificate and key are kept (default: /var/lib/vxnet/agent); with them, no join token is needed',
     },
     {
       name: 'watch-timeout',
@@ -50,6 +54,12 @@ export const agent: CommandModule<AgentCommand> = {
       value: 'PATH',
       help: 'where to serve the Docker plugin (default: /run/docker/plugins/vxnet.sock, where Docker looks)',
     },
+    {
+      name: 'admin-token-file',
+      kind: 'string',
+      value: 'FILE',
+      help: 'file holding the admin token (mode 0600), for "docker network create/rm" to create and delete vxnet networks; never used to join',
+    },
   ],
   connection: true,
   json: false,
@@ -59,7 +69,7 @@ export const agent: CommandModule<AgentCommand> = {
     if (name !== undefined) checked(() => requireName(name, 'node'));
     const command: AgentCommand = {
       kind: 'agent',
-      connection: connectionOf(p),
+      connection: connectionOf(p, { envToken: false }),
       advertiseAddress: required(p, 'advertise-addr'),
       name,
       stateDir: one(p, 'state-dir'),
@@ -79,6 +89,12 @@ export const agent: CommandModule<AgentCommand> = {
     }
     if (dockerSocket !== undefined) command.dockerSocket = dockerSocket;
     if (pluginSocket !== undefined) command.pluginSocket = pluginSocket;
+    const adminTokenFile = one(p, 'admin-token-file');
+    if (adminTokenFile !== undefined) {
+      if (dockerSocket === undefined) throw new UsageError('--admin-token-file needs --docker-socket: only the Docker integration creates networks with it.');
+      command.adminTokenFile = adminTokenFile;
+    }
+    if ((p.env[ENV_TOKEN] ?? '') !== '') command.envTokenIgnored = true;
     return command;
   },
 
@@ -89,9 +105,13 @@ export const agent: CommandModule<AgentCommand> = {
       advertiseAddress: command.advertiseAddress,
       log: logToStderr(ctx),
     };
-    // Without --name the agent uses the host name; without --token, the certificate in its state directory.
+    const log = options.log!;
+    for (const line of joinTokenNotes(command)) log(line);
+    // Without --name the agent uses the host name; without a join token, the certificate in its state directory.
     if (command.name !== undefined) options.name = command.name;
-    if (command.connection.token !== undefined) options.token = command.connection.token;
+    const token = tokenOf(command.connection);
+    if (token !== undefined) options.token = token;
+    if (command.adminTokenFile !== undefined) options.adminToken = readTokenFile(command.adminTokenFile, 'the admin token file (--admin-token-file)');
     if (command.connection.ca !== undefined) options.ca = readCaFile(command.connection.ca);
     if (command.stateDir !== undefined) options.stateDir = command.stateDir;
     if (command.watchTimeoutSeconds !== undefined) options.watchIdleMs = command.watchTimeoutSeconds * 1000;
@@ -101,3 +121,21 @@ export const agent: CommandModule<AgentCommand> = {
     return 0;
   },
 };
+
+/** What the agent says about its join token before it starts: where it came from, and what it ignored. */
+export function joinTokenNotes(command: Pick<AgentCommand, 'connection' | 'envTokenIgnored'>): string[] {
+  const notes: string[] = [];
+  const { token, tokenFile } = command.connection;
+  if (token !== undefined) {
+    notes.push(
+      'warning: a token given with --token is visible to every local user in /proc/PID/cmdline (ps shows it) for as long as the agent runs; give it with --token-file FILE (mode 0600) instead.',
+    );
+    notes.push('join token (needed only to join) from --token');
+  } else if (tokenFile !== undefined) {
+    notes.push(`join token (needed only to join) from the file ${tokenFile.path} (${tokenFile.from})`);
+  }
+  if (command.envTokenIgnored) {
+    notes.push(`${ENV_TOKEN} is set but the agent does not read it: give the join token with --token-file FILE or ${ENV_TOKEN_FILE}.`);
+  }
+  return notes;
+}
