@@ -50,6 +50,8 @@ export const ERROR_STATUS = {
   unavailable: 503,
   /** the manager's CA or certificate is not the one the token or --ca pins (client side) */
   untrusted_manager: 502,
+  /** a join with the worker token for the name of a registered node (docs/security.md, hole 3) */
+  node_exists: 409,
   /** a mistake in the command line (the CLI exits with status 2); never sent by the manager */
   usage: 400,
   internal: 500,

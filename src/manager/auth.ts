@@ -141,8 +141,19 @@ export function caResponse(security: Security): { certificate: string; digest: s
   return { certificate: security.authority.pem, digest: security.authority.digest };
 }
 
-/** `POST /v1/join`: the worker token gets a worker certificate; the admin token either kind. */
-export function join(security: Security, principal: Principal, req: JoinRequest, log?: (line: string) => void): CertificateResponse {
+/**
+ * `POST /v1/join`: the worker token gets a worker certificate; the admin token either kind. A node name is
+ * an identity: the worker token never gets a certificate for a node that is registered (its holder could
+ * then register that node at another address and take its traffic); the node must be removed first. The
+ * admin token may (an administrator re-admitting a node whose certificate was lost).
+ */
+export function join(
+  security: Security,
+  cluster: { nodes: ReadonlyMap<string, unknown> },
+  principal: Principal,
+  req: JoinRequest,
+  log?: (line: string) => void,
+): CertificateResponse {
   if (principal.kind !== 'token') throw new VxnetError('forbidden', 'POST /v1/join needs a join token.');
   const role = req.role ?? 'worker';
   if (role !== 'worker' && role !== 'admin') throw new VxnetError('bad_request', 'field "role" must be "worker" or "admin".');
@@ -150,7 +161,15 @@ export function join(security: Security, principal: Principal, req: JoinRequest,
     throw new VxnetError('forbidden', 'an admin certificate needs the admin token; the worker token joins nodes only.');
   }
   const name = requireName(req.name, role === 'worker' ? 'node' : 'admin');
+  if (role === 'worker' && principal.role === 'worker' && cluster.nodes.has(name)) throw nameTaken(name);
   return issue(security, role, name, publicKeyOf(req.publicKey), log, 'issued');
+}
+
+export function nameTaken(name: string): VxnetError {
+  return new VxnetError(
+    'node_exists',
+    `node ${name} is registered already, and the worker token cannot take over a registered node's name: remove it first with "vxnet node rm ${name}", or pick another name.`,
+  );
 }
 
 /** `POST /v1/certificates/renew`: the same identity, a new key and validity, for the certificate's holder. */

@@ -65,7 +65,7 @@ export interface Route {
 export const routes: Route[] = [
   route('GET', '/v1/info', 'worker', (c) => ok(c.service.info())),
   route('GET', '/v1/ca', 'public', (c) => ok(caResponse(c.security))),
-  withBody('POST', '/v1/join', 'join', JoinRequestSchema, (c, r) => ok(join(c.security, r.principal, r.body, c.log))),
+  withBody('POST', '/v1/join', 'join', JoinRequestSchema, (c, r) => ok(join(c.security, c.service.state, r.principal, r.body, c.log))),
   withBody('POST', '/v1/certificates/renew', 'worker', RenewCertificateRequestSchema, (c, r) => ok(renew(c.security, r.principal, r.body, c.log))),
   route('POST', '/v1/tokens/:role/rotate', 'admin', (c, r) => ok(rotate(c.security, r.params.role!, c.log))),
   // a node learns the networks it takes part in from its watch stream; the full list is for admins

@@ -23,6 +23,7 @@ import { type ServiceContext, isoNow } from './service/context.ts';
 import * as endpoints from './service/endpoints.ts';
 import * as networks from './service/networks.ts';
 import * as nodes from './service/nodes.ts';
+import { claimNodeAddresses } from './service/nodes.ts';
 import * as reservations from './service/reservations.ts';
 import { removeStaleMarkers } from './service/shared.ts';
 import { Waiters } from './service/wait.ts';
@@ -83,6 +84,7 @@ export class ManagerService {
       const value = JSON.stringify({ clusterId: randomUUID(), createdAt: isoNow(ctx) });
       await commit(ctx, [{ key: META_CLUSTER, modRevision: 0 }], [{ type: 'put', key: META_CLUSTER, value }]);
     }
+    await claimNodeAddresses(ctx);
     // A delete marker left by a manager that died mid-delete would block the network forever. With a single
     // manager none can be in progress now; a multi-manager store would tie markers to a lease instead.
     await removeStaleMarkers(ctx, this.state.deleting, keys.deleting, (name) => `delete marker of network ${name}`);

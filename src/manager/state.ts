@@ -61,6 +61,8 @@ export class ClusterState {
   readonly removingNodes = new Map<string, number>();
   /** `/reservations/` key → the reservation (Docker IPAM addresses); not announced to listeners */
   readonly reservations = new Map<string, { reservation: Reservation; modRevision: number }>();
+  /** underlay address → the node that claimed it, from `/node-addresses/` keys */
+  readonly nodeAddresses = new Map<string, string>();
   /** network → its `/reservations/` keys */
   readonly reservationsByNetwork = new Map<string, Set<string>>();
   metaNetworksRevision = 0;
@@ -208,6 +210,8 @@ export class ClusterState {
       this.deleting.set(key.slice(PREFIX.deleting.length), revision);
     } else if (key.startsWith(PREFIX.removingNodes)) {
       this.removingNodes.set(key.slice(PREFIX.removingNodes.length), revision);
+    } else if (key.startsWith(PREFIX.nodeAddresses)) {
+      this.nodeAddresses.set(key.slice(PREFIX.nodeAddresses.length), kv.value);
     } else if (key.startsWith(PREFIX.reservations)) {
       const reservation = JSON.parse(kv.value) as Reservation;
       this.reservations.set(key, { reservation, modRevision: revision });
@@ -253,6 +257,8 @@ export class ClusterState {
       this.deleting.delete(key.slice(PREFIX.deleting.length));
     } else if (key.startsWith(PREFIX.removingNodes)) {
       this.removingNodes.delete(key.slice(PREFIX.removingNodes.length));
+    } else if (key.startsWith(PREFIX.nodeAddresses)) {
+      this.nodeAddresses.delete(key.slice(PREFIX.nodeAddresses.length));
     } else if (key.startsWith(PREFIX.reservations)) {
       this.reservations.delete(key);
       const parsed = parseReservationKey(key);

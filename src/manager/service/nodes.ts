@@ -6,7 +6,8 @@ import { VxnetError } from '../../core/errors.ts';
 import type { Endpoint, HeartbeatRequest, Node, NodeStatus, RegisterNodeRequest } from '../../core/model.ts';
 import { keys } from '../keys.ts';
 import { validateNodeRequest } from '../validation.ts';
-import { casRetry } from './cas.ts';
+import type { Compare, Op } from '../store/store.ts';
+import { casRetry, commit } from './cas.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { behindMarker, compareText, deleteInBatches, endpointDeleteOps, nodeNotFound, reservationDeleteOps } from './shared.ts';
 
@@ -31,10 +32,26 @@ export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest
       ctx.liveness.seen(wanted.name);
       return { done: existing.node };
     }
-    const node: Node = { ...wanted, registeredAt: existing?.node.registeredAt ?? isoNow(ctx) };
+    const holder = ctx.state.nodeAddresses.get(wanted.address);
+    if (holder !== undefined && holder !== wanted.name) {
+      throw new VxnetError(
+        'address_in_use',
+        `underlay address ${wanted.address} is already registered by node ${holder}: every node needs an address of its own.`,
+      );
+    }
+    const node: Node = { ...existing?.node, ...wanted, registeredAt: existing?.node.registeredAt ?? isoNow(ctx) };
+    const compares: Compare[] = [{ key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }];
+    const ops: Op[] = [{ type: 'put', key: keys.node(node.name), value: JSON.stringify(node) }];
+    // the address is claimed "only if absent", so two nodes registering it at once cannot both win
+    if (holder === undefined) {
+      compares.push({ key: keys.nodeAddress(node.address), modRevision: 0 });
+      ops.push({ type: 'put', key: keys.nodeAddress(node.address), value: node.name });
+      const old = existing?.node.address;
+      if (old !== undefined && ctx.state.nodeAddresses.get(old) === node.name) ops.push({ type: 'delete', key: keys.nodeAddress(old) });
+    }
     return {
-      compares: [{ key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }],
-      ops: [{ type: 'put', key: keys.node(node.name), value: JSON.stringify(node) }],
+      compares,
+      ops,
       then: () => {
         ctx.liveness.seen(node.name);
         return ctx.state.nodes.get(node.name)?.node ?? node;
@@ -90,6 +107,7 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
         ops: [
           { type: 'delete', key: keys.node(name) },
           { type: 'delete', key: marker.key },
+          ...(ctx.state.nodeAddresses.get(entry.node.address) === name ? [{ type: 'delete', key: keys.nodeAddress(entry.node.address) } as const] : []),
         ],
         then: () => {
           ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}`);
@@ -107,4 +125,20 @@ function nodeStatus(ctx: ServiceContext, node: Node): NodeStatus {
 function refuseIfInUse(name: string, endpoints: number): void {
   if (endpoints === 0) return;
   throw new VxnetError('node_in_use', `node ${name} still has ${endpoints} endpoint${endpoints === 1 ? '' : 's'}: detach them first or drain the node.`);
+}
+
+/**
+ * Nodes registered before underlay addresses were claimed get their claims at start; of two nodes that
+ * already share an address the first keeps it, and the other must register another one (it is logged).
+ */
+export async function claimNodeAddresses(ctx: ServiceContext): Promise<void> {
+  for (const { node } of [...ctx.state.nodes.values()]) {
+    const holder = ctx.state.nodeAddresses.get(node.address);
+    if (holder === node.name) continue;
+    if (holder !== undefined) {
+      ctx.log(`node ${node.name} shares underlay address ${node.address} with node ${holder}; it keeps working until it registers an address of its own`);
+      continue;
+    }
+    await commit(ctx, [{ key: keys.nodeAddress(node.address), modRevision: 0 }], [{ type: 'put', key: keys.nodeAddress(node.address), value: node.name }]);
+  }
 }
