@@ -15,6 +15,8 @@
  * - `/node-addresses/<ip>` is created "only if absent" with the node that registers that underlay address
  *   (and moved with it), so two nodes can never both hold one address: every peer would send one of them
  *   the other's traffic (docs/security.md, hole 3).
+ * - `/identities/<node>` is the node's identity record (service/identities.ts): which of its certificates the
+ *   manager honours. A join creates it only while the node is not registered; `node rm` deletes it.
  */
 
 export const PREFIX = {
@@ -28,6 +30,7 @@ export const PREFIX = {
   removingNodes: '/removing-nodes/',
   reservations: '/reservations/',
   nodeAddresses: '/node-addresses/',
+  identities: '/identities/',
 } as const;
 
 export const META_CLUSTER = '/meta/cluster';
@@ -48,6 +51,7 @@ export const keys = {
   reservation: (network: string, ip: string) => `${PREFIX.reservations}${network}/${ip}`,
   /** the underlay address a node registered; its value is the node's name */
   nodeAddress: (ip: string) => PREFIX.nodeAddresses + ip,
+  identity: (node: string) => PREFIX.identities + node,
 };
 
 /**

@@ -65,8 +65,8 @@ export interface Route {
 export const routes: Route[] = [
   route('GET', '/v1/info', 'worker', (c) => ok(c.service.info())),
   route('GET', '/v1/ca', 'public', (c) => ok(caResponse(c.security))),
-  withBody('POST', '/v1/join', 'join', JoinRequestSchema, (c, r) => ok(join(c.security, c.service.state, r.principal, r.body, c.log))),
-  withBody('POST', '/v1/certificates/renew', 'worker', RenewCertificateRequestSchema, (c, r) => ok(renew(c.security, r.principal, r.body, c.log))),
+  withBody('POST', '/v1/join', 'join', JoinRequestSchema, async (c, r) => ok(await join(c.security, c.service, r.principal, r.body, c.log))),
+  withBody('POST', '/v1/certificates/renew', 'worker', RenewCertificateRequestSchema, async (c, r) => ok(await renew(c.security, c.service, r.principal, r.body, c.log))),
   route('POST', '/v1/tokens/:role/rotate', 'admin', (c, r) => ok(rotate(c.security, r.params.role!, c.log))),
   // a node learns the networks it takes part in from its watch stream; the full list is for admins
   route('GET', '/v1/networks', 'admin', (c) => ok(c.service.listNetworks())),
@@ -82,7 +82,8 @@ export const routes: Route[] = [
   route('GET', '/v1/nodes', 'worker', (c) => ok(c.service.listNodes())),
   withBody('POST', '/v1/nodes', 'worker', RegisterNodeRequestSchema, async (c, r) => {
     requireOwnNode(r.principal, r.body.name, 'register the node');
-    return ok(await c.service.registerNode(r.body));
+    const certificate = actingNode(r.principal) !== undefined && r.principal.kind === 'certificate' ? r.principal : undefined;
+    return ok(await c.service.registerNode(r.body, certificate ? { certificate } : {}));
   }),
   route('GET', '/v1/nodes/:name', 'worker', (c, r) => ok(c.service.getNode(r.params.name!))),
   route('DELETE', '/v1/nodes/:name', 'admin', async (c, r) => {

@@ -24,6 +24,7 @@ import * as endpoints from './service/endpoints.ts';
 import * as networks from './service/networks.ts';
 import * as nodes from './service/nodes.ts';
 import { claimNodeAddresses } from './service/nodes.ts';
+import * as identities from './service/identities.ts';
 import * as reservations from './service/reservations.ts';
 import { removeStaleMarkers } from './service/shared.ts';
 import { Waiters } from './service/wait.ts';
@@ -85,6 +86,7 @@ export class ManagerService {
       await commit(ctx, [{ key: META_CLUSTER, modRevision: 0 }], [{ type: 'put', key: META_CLUSTER, value }]);
     }
     await claimNodeAddresses(ctx);
+    await identities.recordLegacyIdentities(ctx);
     // A delete marker left by a manager that died mid-delete would block the network forever. With a single
     // manager none can be in progress now; a multi-manager store would tie markers to a lease instead.
     await removeStaleMarkers(ctx, this.state.deleting, keys.deleting, (name) => `delete marker of network ${name}`);
@@ -103,6 +105,27 @@ export class ManagerService {
 
   info(): { clusterId: string; revision: number } {
     return { clusterId: this.state.clusterId ?? '', revision: this.state.revision };
+  }
+
+  // Node identities (which node certificates are honoured): service/identities.ts
+
+  nodeIdentity(name: string): identities.NodeIdentity | undefined {
+    return this.state.identities.get(name)?.identity;
+  }
+
+  /** A join: `serial` is now the only certificate honoured for `name`; without `replace` the node must not exist. */
+  recordJoin(name: string, serial: string, options: { replace: boolean; taken: () => Error }): Promise<void> {
+    return identities.recordJoin(this.#ctx, name, serial, options);
+  }
+
+  /** How long a renewed certificate of `name` may live: never past `maxAgeMs` after its join. */
+  renewalLifetime(name: string, lifetimeMs: number, maxAgeMs: number): number {
+    return identities.renewalLifetime(this.#ctx, name, lifetimeMs, maxAgeMs);
+  }
+
+  /** A renewal: `serial` and the certificate it was renewed from are honoured. */
+  recordRenewal(name: string, from: { serial: string; notBefore: Date }, serial: string): Promise<void> {
+    return identities.recordRenewal(this.#ctx, name, from, serial);
   }
 
   // Networks: service/networks.ts
@@ -135,8 +158,8 @@ export class ManagerService {
   }
 
   /** Creates or updates a node; an unchanged re-registration writes nothing. */
-  registerNode(req: model.RegisterNodeRequest): Promise<model.Node> {
-    return nodes.registerNode(this.#ctx, req);
+  registerNode(req: model.RegisterNodeRequest, options: nodes.RegisterOptions = {}): Promise<model.Node> {
+    return nodes.registerNode(this.#ctx, req, options);
   }
 
   /** Records liveness in memory; never touches the store. */

@@ -8,6 +8,7 @@ import { keys } from '../keys.ts';
 import { validateNodeRequest } from '../validation.ts';
 import type { Compare, Op } from '../store/store.ts';
 import { casRetry, commit } from './cas.ts';
+import { honoured } from './identities.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { behindMarker, compareText, deleteInBatches, endpointDeleteOps, nodeNotFound, reservationDeleteOps } from './shared.ts';
 
@@ -23,10 +24,17 @@ export function getNode(ctx: ServiceContext, name: string): NodeStatus {
   return nodeStatus(ctx, entry.node);
 }
 
+export interface RegisterOptions {
+  /** the node certificate the request came with: it must still be honoured when the registration commits */
+  certificate?: { serial: string; notBefore: Date };
+}
+
 /** Creates or updates a node; an unchanged re-registration writes nothing. */
-export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest): Promise<Node> {
+export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest, options: RegisterOptions = {}): Promise<Node> {
   const wanted = validateNodeRequest(req);
   return casRetry<Node>(ctx, `register node ${wanted.name}`, () => {
+    // a `node rm` after the request was authenticated revokes the certificate: the node must not come back
+    const guard = options.certificate ? [honoured(ctx, wanted.name, options.certificate)] : [];
     const existing = ctx.state.nodes.get(wanted.name);
     if (existing && existing.node.address === wanted.address && existing.node.mtu === wanted.mtu) {
       ctx.liveness.seen(wanted.name);
@@ -40,7 +48,7 @@ export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest
       );
     }
     const node: Node = { ...existing?.node, ...wanted, registeredAt: existing?.node.registeredAt ?? isoNow(ctx) };
-    const compares: Compare[] = [{ key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }];
+    const compares: Compare[] = [...guard, { key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }];
     const ops: Op[] = [{ type: 'put', key: keys.node(node.name), value: JSON.stringify(node) }];
     // the address is claimed "only if absent", so two nodes registering it at once cannot both win
     if (holder === undefined) {
@@ -80,6 +88,8 @@ export function heartbeat(ctx: ServiceContext, name: string, req: HeartbeatReque
  * as down and keeps everything (docs/security.md, "Fail-static").
  */
 export async function deleteNode(ctx: ServiceContext, name: string, options: { drain?: boolean } = {}): Promise<{ endpoints: number }> {
+  // joined but never registered: only its certificate to revoke
+  if (!ctx.state.nodes.has(name) && ctx.state.identities.has(name)) return revokeOnly(ctx, name);
   const marker = { key: keys.removingNode(name), held: () => ctx.state.removingNodes.get(name) };
   const mayStart = () => {
     const entry = ctx.state.nodes.get(name);
@@ -107,14 +117,35 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
         ops: [
           { type: 'delete', key: keys.node(name) },
           { type: 'delete', key: marker.key },
+          // its certificates are refused from this revision on, by every manager of the store
+          { type: 'delete', key: keys.identity(name) },
           ...(ctx.state.nodeAddresses.get(entry.node.address) === name ? [{ type: 'delete', key: keys.nodeAddress(entry.node.address) } as const] : []),
         ],
         then: () => {
-          ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}`);
+          ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}; its certificate is revoked`);
           return removed;
         },
       };
     });
+  });
+}
+
+async function revokeOnly(ctx: ServiceContext, name: string): Promise<{ endpoints: number }> {
+  return casRetry<{ endpoints: number }>(ctx, `revoke the certificate of node ${name}`, () => {
+    const identity = ctx.state.identities.get(name);
+    if (ctx.state.nodes.has(name)) throw new VxnetError('node_in_use', `node ${name} registered meanwhile: run the removal again.`);
+    if (!identity) return { done: { endpoints: 0 } };
+    return {
+      compares: [
+        { key: keys.node(name), modRevision: 0 },
+        { key: keys.identity(name), modRevision: identity.modRevision },
+      ],
+      ops: [{ type: 'delete', key: keys.identity(name) }],
+      then: () => {
+        ctx.log(`revoked the certificate of node ${name} (joined, never registered)`);
+        return { endpoints: 0 };
+      },
+    };
   });
 }
 
