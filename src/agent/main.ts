@@ -92,6 +92,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
         agent,
         engine,
         nodeApi: client,
+        nodeNetworkApi: client,
         ...(adminApi ? { adminApi } : {}),
         ...(options.pluginSocket !== undefined ? { pluginSocket: options.pluginSocket } : {}),
         log,

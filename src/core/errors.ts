@@ -54,6 +54,8 @@ export const ERROR_STATUS = {
   node_exists: 409,
   /** a node certificate the manager no longer honours: its node was removed or joined again (docs/security.md, hole 5) */
   certificate_revoked: 401,
+  /** a node certificate asked for more addresses on a network than the manager allows a node (--max-endpoints-per-node) */
+  quota_exceeded: 403,
   /** a mistake in the command line (the CLI exits with status 2); never sent by the manager */
   usage: 400,
   internal: 500,

@@ -15,6 +15,8 @@
  * - `/node-addresses/<ip>` is created "only if absent" with the node that registers that underlay address
  *   (and moved with it), so two nodes can never both hold one address: every peer would send one of them
  *   the other's traffic (docs/security.md, hole 3).
+ * - `/usage/<network>/<node>` is rewritten by every create a node's quota limits, and compared by each, so
+ *   that two of them cannot both take the last address the quota allows (service/quota.ts).
  * - `/identities/<node>` is the node's identity record (service/identities.ts): which of its certificates the
  *   manager honours. A join creates it only while the node is not registered; `node rm` deletes it.
  */
@@ -31,6 +33,7 @@ export const PREFIX = {
   reservations: '/reservations/',
   nodeAddresses: '/node-addresses/',
   identities: '/identities/',
+  usage: '/usage/',
 } as const;
 
 export const META_CLUSTER = '/meta/cluster';
@@ -52,6 +55,7 @@ export const keys = {
   /** the underlay address a node registered; its value is the node's name */
   nodeAddress: (ip: string) => PREFIX.nodeAddresses + ip,
   identity: (node: string) => PREFIX.identities + node,
+  usage: (network: string, node: string) => `${PREFIX.usage}${network}/${node}`,
 };
 
 /**

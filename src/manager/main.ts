@@ -32,6 +32,8 @@ export interface ManagerOptions {
   certLifetimeMs?: number;
   /** how long after its join a node may keep renewing its certificate (default 365 days) */
   certMaxAgeMs?: number;
+  /** addresses (reservations and endpoints) a node may hold on one network with its own certificate (default 128) */
+  maxEndpointsPerNode?: number;
   /** more names (IP or DNS) for the server certificate, beside the listen addresses */
   subjectAltNames?: string[];
   /** caps and timeouts of the listeners (DEFAULT_CONNECTION_LIMITS in listeners.ts for what is not given) */
@@ -72,6 +74,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     service = await ManagerService.open(store, {
       log,
       ...(options.nodeDownAfterMs !== undefined ? { nodeDownAfterMs: options.nodeDownAfterMs } : {}),
+      ...(options.maxEndpointsPerNode !== undefined ? { maxEndpointsPerNode: options.maxEndpointsPerNode } : {}),
     });
     hub = new WatchHub(service.state, {
       log,
@@ -149,6 +152,7 @@ export interface RunManagerOptions {
   nodeDownAfterMs?: number;
   certLifetimeMs?: number;
   certMaxAgeMs?: number;
+  maxEndpointsPerNode?: number;
   subjectAltNames?: string[];
   connectionLimits?: Partial<ConnectionLimits>;
 }

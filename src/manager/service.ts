@@ -27,6 +27,7 @@ import { claimNodeAddresses } from './service/nodes.ts';
 import * as identities from './service/identities.ts';
 import * as reservations from './service/reservations.ts';
 import { removeStaleMarkers } from './service/shared.ts';
+import { DEFAULT_MAX_ENDPOINTS_PER_NODE } from './service/quota.ts';
 import { Waiters } from './service/wait.ts';
 import { ClusterState } from './state.ts';
 import type { Store } from './store/store.ts';
@@ -38,6 +39,8 @@ export interface ManagerServiceOptions {
   now?: () => number;
   /** a node without a heartbeat for this long is `down` (default 15 000) */
   nodeDownAfterMs?: number;
+  /** addresses a node may hold on one network with its certificate (default DEFAULT_MAX_ENDPOINTS_PER_NODE) */
+  maxEndpointsPerNode?: number;
   log?: (line: string) => void;
 }
 
@@ -61,6 +64,7 @@ export class ManagerService {
       liveness: this.liveness,
       closing: this.#closing.signal,
       endpointWaiters: new Waiters(),
+      maxAddressesPerNode: options.maxEndpointsPerNode ?? DEFAULT_MAX_ENDPOINTS_PER_NODE,
       now,
       log,
     };
@@ -138,12 +142,13 @@ export class ManagerService {
     return networks.getNetwork(this.#ctx, name);
   }
 
-  createNetwork(req: model.CreateNetworkRequest): Promise<model.Network> {
-    return networks.createNetwork(this.#ctx, req);
+  /** `by`: a node asking with its certificate (it needs the right to create networks). */
+  createNetwork(req: model.CreateNetworkRequest, options: { by?: string } = {}): Promise<model.Network> {
+    return networks.createNetwork(this.#ctx, req, options);
   }
 
   /** Deletes a network, refusing while it has endpoints or Docker reservations unless `force`. */
-  deleteNetwork(name: string, options: { force?: boolean } = {}): Promise<void> {
+  deleteNetwork(name: string, options: { force?: boolean; by?: string } = {}): Promise<void> {
     return networks.deleteNetwork(this.#ctx, name, options);
   }
 
@@ -160,6 +165,11 @@ export class ManagerService {
   /** Creates or updates a node; an unchanged re-registration writes nothing. */
   registerNode(req: model.RegisterNodeRequest, options: nodes.RegisterOptions = {}): Promise<model.Node> {
     return nodes.registerNode(this.#ctx, req, options);
+  }
+
+  /** An administrator's change to a node: whether it may create networks. */
+  updateNode(name: string, req: model.UpdateNodeRequest): Promise<model.Node> {
+    return nodes.updateNode(this.#ctx, name, req);
   }
 
   /** Records liveness in memory; never touches the store. */
@@ -204,8 +214,8 @@ export class ManagerService {
   }
 
   /** Takes an address (the requested one, or the lowest free) for `node` without creating an endpoint. */
-  createReservation(req: model.CreateReservationRequest): Promise<model.Reservation> {
-    return reservations.createReservation(this.#ctx, req);
+  createReservation(req: model.CreateReservationRequest, options: { limited?: boolean } = {}): Promise<model.Reservation> {
+    return reservations.createReservation(this.#ctx, req, options);
   }
 
   /** Releases a reservation and deletes the endpoint that adopted it, if any. */

@@ -66,6 +66,8 @@ export class ClusterState {
   readonly nodeAddresses = new Map<string, string>();
   /** node → its identity record: the certificates the manager honours for it (service/identities.ts) */
   readonly identities = new Map<string, { identity: NodeIdentity; modRevision: number }>();
+  /** `/usage/` key → its modRevision (service/quota.ts) */
+  readonly usage = new Map<string, number>();
   /** network → its `/reservations/` keys */
   readonly reservationsByNetwork = new Map<string, Set<string>>();
   metaNetworksRevision = 0;
@@ -213,6 +215,8 @@ export class ClusterState {
       this.deleting.set(key.slice(PREFIX.deleting.length), revision);
     } else if (key.startsWith(PREFIX.removingNodes)) {
       this.removingNodes.set(key.slice(PREFIX.removingNodes.length), revision);
+    } else if (key.startsWith(PREFIX.usage)) {
+      this.usage.set(key, revision);
     } else if (key.startsWith(PREFIX.identities)) {
       const identity = JSON.parse(kv.value) as NodeIdentity;
       this.identities.set(identity.name, { identity, modRevision: revision });
@@ -263,6 +267,8 @@ export class ClusterState {
       this.deleting.delete(key.slice(PREFIX.deleting.length));
     } else if (key.startsWith(PREFIX.removingNodes)) {
       this.removingNodes.delete(key.slice(PREFIX.removingNodes.length));
+    } else if (key.startsWith(PREFIX.usage)) {
+      this.usage.delete(key);
     } else if (key.startsWith(PREFIX.identities)) {
       this.identities.delete(key.slice(PREFIX.identities.length));
     } else if (key.startsWith(PREFIX.nodeAddresses)) {

@@ -13,6 +13,7 @@ export interface ManagerCommand {
   nodeDownAfterSeconds?: number;
   certLifetimeSeconds?: number;
   certMaxAgeSeconds?: number;
+  maxEndpointsPerNode?: number;
   subjectAltNames?: string[];
 }
 
@@ -41,6 +42,12 @@ export const manager: CommandModule<ManagerCommand> = {
       kind: 'integer',
       value: 'SECONDS',
       help: 'how long after its join a node may keep renewing its certificate (default: 31536000, 365 days)',
+    },
+    {
+      name: 'max-endpoints-per-node',
+      kind: 'integer',
+      value: 'N',
+      help: 'addresses (endpoints and Docker reservations) a node may hold on one network with its own certificate (default: 128)',
     },
     {
       name: 'san',
@@ -73,6 +80,11 @@ export const manager: CommandModule<ManagerCommand> = {
       if (maxAge < 10 || maxAge > 3650 * 86_400) throw new UsageError('--cert-max-age must be from 10 seconds to 3650 days.');
       command.certMaxAgeSeconds = maxAge;
     }
+    const perNode = integer(p, 'max-endpoints-per-node');
+    if (perNode !== undefined) {
+      if (perNode < 1 || perNode > 1_000_000) throw new UsageError('--max-endpoints-per-node must be from 1 to 1000000.');
+      command.maxEndpointsPerNode = perNode;
+    }
     const names = all(p, 'san');
     if (names.length > 0) command.subjectAltNames = names;
     return command;
@@ -84,6 +96,7 @@ export const manager: CommandModule<ManagerCommand> = {
     if (command.nodeDownAfterSeconds !== undefined) options.nodeDownAfterMs = command.nodeDownAfterSeconds * 1000;
     if (command.certLifetimeSeconds !== undefined) options.certLifetimeMs = command.certLifetimeSeconds * 1000;
     if (command.certMaxAgeSeconds !== undefined) options.certMaxAgeMs = command.certMaxAgeSeconds * 1000;
+    if (command.maxEndpointsPerNode !== undefined) options.maxEndpointsPerNode = command.maxEndpointsPerNode;
     if (command.subjectAltNames !== undefined) options.subjectAltNames = command.subjectAltNames;
     await runManager(options, ctx.signal);
     return 0;

@@ -3,12 +3,13 @@
  * the node's endpoints behind a `/removing-nodes/` marker so that no new one can appear meanwhile.
  */
 import { VxnetError } from '../../core/errors.ts';
-import type { Endpoint, HeartbeatRequest, Node, NodeStatus, RegisterNodeRequest } from '../../core/model.ts';
+import type { Endpoint, HeartbeatRequest, Node, NodeStatus, RegisterNodeRequest, UpdateNodeRequest } from '../../core/model.ts';
 import { keys } from '../keys.ts';
 import { validateNodeRequest } from '../validation.ts';
 import type { Compare, Op } from '../store/store.ts';
 import { casRetry, commit } from './cas.ts';
 import { honoured } from './identities.ts';
+import { usageKeys } from './quota.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { behindMarker, compareText, deleteInBatches, endpointDeleteOps, nodeNotFound, reservationDeleteOps } from './shared.ts';
 
@@ -68,6 +69,27 @@ export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest
   });
 }
 
+/** An administrator's change to a node (`vxnet node update`); an unchanged one writes nothing. */
+export async function updateNode(ctx: ServiceContext, name: string, req: UpdateNodeRequest): Promise<Node> {
+  return casRetry<Node>(ctx, `update node ${name}`, () => {
+    const entry = ctx.state.nodes.get(name);
+    if (!entry) throw nodeNotFound(name);
+    const { allowNetworkCreate: _old, ...rest } = entry.node;
+    const allow = req.allowNetworkCreate ?? entry.node.allowNetworkCreate === true;
+    // stored only when granted, so a node without the right looks as it always did
+    const node: Node = allow ? { ...rest, allowNetworkCreate: true } : rest;
+    if ((entry.node.allowNetworkCreate === true) === allow) return { done: entry.node };
+    return {
+      compares: [{ key: keys.node(name), modRevision: entry.modRevision }],
+      ops: [{ type: 'put', key: keys.node(name), value: JSON.stringify(node) }],
+      then: () => {
+        ctx.log(`node ${name} ${allow ? 'may now create networks' : 'may no longer create networks'}`);
+        return ctx.state.nodes.get(name)?.node ?? node;
+      },
+    };
+  });
+}
+
 /** Records liveness in memory; never touches the store. */
 export function heartbeat(ctx: ServiceContext, name: string, req: HeartbeatRequest): void {
   if (!ctx.state.nodes.has(name)) throw nodeNotFound(name);
@@ -119,6 +141,7 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
           { type: 'delete', key: marker.key },
           // its certificates are refused from this revision on, by every manager of the store
           { type: 'delete', key: keys.identity(name) },
+          ...usageKeys(ctx, { node: name }),
           ...(ctx.state.nodeAddresses.get(entry.node.address) === name ? [{ type: 'delete', key: keys.nodeAddress(entry.node.address) } as const] : []),
         ],
         then: () => {
