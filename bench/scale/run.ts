@@ -333,8 +333,9 @@ async function main(): Promise<void> {
     const specs = topology.hosts.map((h) => ({ index: h.index, name: h.name, address: h.address }));
     for (let w = 0; w < WORKERS; w++) {
       const mine = specs.filter((_, i) => i % WORKERS === w);
+      // the nodes are registered already (above): only the admin token may join under a registered name
       workers.push(
-        new Worker(mine, manager.url, manager.workerToken, join(dataDir, 'agents'), { onDeliveries, onLog: (line) => log(`worker ${w}: ${line}`) }, N('worker-heap-mib'), flags['worker-node-option']),
+        new Worker(mine, manager.url, manager.adminToken, join(dataDir, 'agents'), { onDeliveries, onLog: (line) => log(`worker ${w}: ${line}`) }, N('worker-heap-mib'), flags['worker-node-option']),
       );
     }
     await Promise.all(workers.map((w) => w.ready()));
@@ -564,7 +565,8 @@ async function newcomer(topology: Topology, model: Model, manager: ManagerProces
   const rssPerPeer: number[] = [];
   let snapshotBytes = 0;
   for (let run = 0; run < runs; run++) {
-    const worker = new Worker([spec], manager.url, manager.workerToken, join(manager.dataDir, 'newcomer', String(run)), { onDeliveries: () => {}, onLog: (line) => log(`newcomer: ${line}`) }, 1024);
+    // registered already (above): the admin token joins it, a new certificate per run
+    const worker = new Worker([spec], manager.url, manager.adminToken, join(manager.dataDir, 'newcomer', String(run)), { onDeliveries: () => {}, onLog: (line) => log(`newcomer: ${line}`) }, 1024);
     try {
       await worker.ready();
       const converged = worker.expect([expectation!]);

@@ -224,13 +224,18 @@ export class Agent {
         if (!signal.aborted) this.#log('watch stream ended; reconnecting');
       } catch (err) {
         if (signal.aborted) break;
-        if ((err as { code?: unknown }).code === 'node_not_found') {
-          // Removed with `vxnet node rm` (or the manager lost its store). Re-registering on our own would undo
-          // an administrator's removal, so the agent only says so, keeps the kernel as it is and keeps asking.
+        const code = (err as { code?: unknown }).code;
+        if (code === 'node_not_found' || code === 'certificate_revoked') {
+          // Removed with `vxnet node rm` (which also revokes the node's certificate), or the manager lost its
+          // store. Re-registering on our own would undo an administrator's removal, so the agent only says so,
+          // keeps the kernel as it is and keeps asking.
           if (!removedLogged) {
             this.#log(
-              `node ${self.name} is no longer registered with the manager (removed with "vxnet node rm"?): ` +
-                'kernel state is left as it is; restart the agent to register the node again',
+              code === 'certificate_revoked'
+                ? `node ${self.name} is no longer registered with the manager: it was removed with "vxnet node rm" and its certificate is revoked; ` +
+                    'kernel state is left as it is; start the agent with the worker token to join again'
+                : `node ${self.name} is no longer registered with the manager (removed with "vxnet node rm"?): ` +
+                    'kernel state is left as it is; restart the agent to register the node again',
             );
           }
           removedLogged = true;

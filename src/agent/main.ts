@@ -3,7 +3,9 @@
  * over mutually authenticated TLS, the Linux data plane — after a preflight that names any missing tool or
  * kernel feature.
  */
+import { rmSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { ManagerClient } from '../client/client.ts';
 import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
@@ -13,7 +15,7 @@ import { EngineContainerNamespaces } from '../docker/containers.ts';
 import { DockerEngineClient } from '../docker/engine-client.ts';
 import { type DockerIntegration, startDockerIntegration } from '../docker/integration.ts';
 import { Agent } from './agent.ts';
-import { DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
+import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
 
 export interface RunAgentOptions {
@@ -62,7 +64,13 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     name,
     log,
   };
-  const credentials = await obtainCredentials(identityOptions, signal);
+  let credentials = await obtainCredentials(identityOptions, signal);
+  // `vxnet node rm` revoked the stored certificate (docs/security.md, hole 5): with a token, join again
+  if (options.token !== undefined && (await revoked(options.managerUrl, credentials))) {
+    log(`the node certificate in ${identityOptions.stateDir} was revoked ("vxnet node rm"); joining again with the token`);
+    rmSync(join(identityOptions.stateDir, CERT_FILE), { force: true });
+    credentials = await obtainCredentials(identityOptions, signal);
+  }
   const client = new ManagerClient({ url: options.managerUrl, ca: credentials.ca, cert: credentials.cert, key: credentials.key });
   void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`certificate renewal stopped: ${messageOf(err)}`));
   const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
@@ -86,6 +94,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
         agent,
         engine,
         nodeApi: client,
+        nodeNetworkApi: client,
         ...(adminApi ? { adminApi } : {}),
         ...(options.pluginSocket !== undefined ? { pluginSocket: options.pluginSocket } : {}),
         log,
@@ -99,5 +108,18 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     await docker?.close();
     // Stops the neighbour monitor; the kernel state itself is left as it is (fail-static).
     await dataplane.close();
+  }
+}
+
+/** Whether the manager refuses `credentials` as revoked (any other answer, or none, is not that). */
+async function revoked(url: string, credentials: { ca: string; cert: string; key: string }): Promise<boolean> {
+  const probe = new ManagerClient({ url, ca: credentials.ca, cert: credentials.cert, key: credentials.key });
+  try {
+    await probe.info();
+    return false;
+  } catch (err) {
+    return err instanceof VxnetError && err.code === 'certificate_revoked';
+  } finally {
+    probe.close();
   }
 }

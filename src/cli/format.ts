@@ -60,9 +60,12 @@ export function formatNetworkDetail(detail: NetworkDetail): string {
 }
 
 export function formatNodeTable(nodes: readonly NodeStatus[], now: Date): string {
+  const rows = nodes.map((n) => [n.name, n.address, String(n.mtu), n.state, formatLastSeen(n.lastSeen, now)]);
+  // the column appears once a node holds a right beyond its own node (`vxnet node update`)
+  if (!nodes.some((n) => n.allowNetworkCreate === true)) return formatTable(['NAME', 'ADDRESS', 'MTU', 'STATE', 'LAST-SEEN'], rows);
   return formatTable(
-    ['NAME', 'ADDRESS', 'MTU', 'STATE', 'LAST-SEEN'],
-    nodes.map((n) => [n.name, n.address, String(n.mtu), n.state, formatLastSeen(n.lastSeen, now)]),
+    ['NAME', 'ADDRESS', 'MTU', 'STATE', 'LAST-SEEN', 'RIGHTS'],
+    rows.map((row, i) => [...row, nodes[i]!.allowNetworkCreate === true ? 'network-create' : '-']),
   );
 }
 

@@ -15,6 +15,7 @@ import { networkList } from './commands/network-ls.ts';
 import { networkRemove } from './commands/network-rm.ts';
 import { nodeList } from './commands/node-ls.ts';
 import { nodeRemove } from './commands/node-rm.ts';
+import { nodeUpdate } from './commands/node-update.ts';
 import { tokenRotate } from './commands/token-rotate.ts';
 import { version } from './commands/version.ts';
 
@@ -27,6 +28,7 @@ export const COMMANDS = [
   networkRemove,
   nodeList,
   nodeRemove,
+  nodeUpdate,
   endpointList,
   attach,
   detach,
@@ -38,7 +40,7 @@ export const COMMANDS = [
 /** First words that name a group of commands ("network create"), with the group's summary. */
 export const GROUPS: Readonly<Record<string, string>> = {
   network: 'manage networks',
-  node: 'list and remove nodes',
+  node: 'list, update and remove nodes',
   endpoint: 'list endpoints',
   token: 'manage the join and admin tokens',
 };

@@ -33,6 +33,7 @@ import {
   type Node,
   type NodeStatus,
   type RegisterNodeRequest,
+  type UpdateNodeRequest,
   type RenewCertificateRequest,
   type Reservation,
   type TokenResponse,
@@ -226,6 +227,11 @@ export class ManagerClient {
       query: { drain: options?.drain === true ? true : undefined },
       signal,
     });
+  }
+
+  /** `PATCH /v1/nodes/:name` (admin): e.g. whether the node may create networks. */
+  async updateNode(name: string, req: UpdateNodeRequest, signal?: AbortSignal): Promise<NodeStatus> {
+    return this.#json((s) => s.NodeStatusSchema, 'PATCH', `/v1/nodes/${segment(name)}`, { body: req, signal });
   }
 
   async registerNode(req: RegisterNodeRequest, signal?: AbortSignal): Promise<Node> {

@@ -50,6 +50,12 @@ export const ERROR_STATUS = {
   unavailable: 503,
   /** the manager's CA or certificate is not the one the token or --ca pins (client side) */
   untrusted_manager: 502,
+  /** a join with the worker token for the name of a registered node (docs/security.md, hole 3) */
+  node_exists: 409,
+  /** a node certificate the manager no longer honours: its node was removed or joined again (docs/security.md, hole 5) */
+  certificate_revoked: 401,
+  /** a node certificate asked for more addresses on a network than the manager allows a node (--max-endpoints-per-node) */
+  quota_exceeded: 403,
   /** a mistake in the command line (the CLI exits with status 2); never sent by the manager */
   usage: 400,
   internal: 500,

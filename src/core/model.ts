@@ -41,6 +41,7 @@ export type Info = v.InferOutput<typeof resources.InfoSchema>;
 
 export type CreateNetworkRequest = v.InferOutput<typeof requests.CreateNetworkRequestSchema>;
 export type RegisterNodeRequest = v.InferOutput<typeof requests.RegisterNodeRequestSchema>;
+export type UpdateNodeRequest = v.InferOutput<typeof requests.UpdateNodeRequestSchema>;
 export type HeartbeatRequest = v.InferOutput<typeof requests.HeartbeatRequestSchema>;
 export type CreateEndpointRequest = v.InferOutput<typeof requests.CreateEndpointRequestSchema>;
 export type CreateReservationRequest = v.InferOutput<typeof requests.CreateReservationRequestSchema>;

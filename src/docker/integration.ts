@@ -38,6 +38,8 @@ export interface DockerIntegrationOptions {
   nodeApi: IpamManagerApi & EndpointApi;
   /** a client with the token the agent was given: creates and deletes networks if that is the admin token */
   adminApi?: NetworkAdminApi;
+  /** the agent's own client, which creates networks once an admin granted this node the right (`vxnet node update`) */
+  nodeNetworkApi?: NetworkAdminApi;
   pluginSocket?: string;
   log?: (line: string) => void;
   run?: Runner;
@@ -73,6 +75,9 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
     catalogue,
     endpoints: options.nodeApi,
     ...(options.adminApi ? { admin: options.adminApi, canAdminister: adminProbe(options.adminApi, log) } : {}),
+    ...(options.nodeNetworkApi
+      ? { nodeNetworks: { api: options.nodeNetworkApi, allowed: () => options.agent.view.nodes.get(options.node)?.allowNetworkCreate === true } }
+      : {}),
     agent: { endpoints: options.agent.view.endpoints, waitForEndpoint: (id, ms, s) => options.agent.waitForEndpoint(id, ms, s) },
     engine: options.engine,
     log,

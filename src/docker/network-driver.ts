@@ -4,7 +4,8 @@
  * Networks. A Docker network with the subnets of an existing vxnet network is *bound* to it (the sync does
  * this on every host, and so does a user's `docker network create --subnet` on a second host); its `-o`
  * options must then agree with the network. Other subnets make a new vxnet network, which needs the admin
- * token (creating networks is the cluster administrator's; a node's own credentials cannot). Its name is
+ * token, or the node's certificate once an administrator granted the node that right (`vxnet node update
+ * NODE --allow-network-create`; the node may then also delete the unused networks it created). Its name is
  * the Docker network's, and libnetwork never passes that to a driver: so CreateNetwork checks everything it
  * can against the agent's view (the manager's own rules, run in a dry run) and answers, and the network is
  * created right after, once the engine can tell its name (`GET /networks/ID`). Until then the catalogue
@@ -72,6 +73,8 @@ export interface NetworkDriverOptions {
   admin?: NetworkAdminApi;
   /** whether `admin` holds the admin token (asked once, lazily; see integration.ts) */
   canAdminister?: () => Promise<boolean>;
+  /** the node's own client, for networks, and whether the node holds the right to create them (its record in the view) */
+  nodeNetworks?: { api: NetworkAdminApi; allowed: () => boolean };
   agent: LocalAgent;
   engine: EngineNetworks;
   log?: (line: string) => void;
@@ -125,12 +128,14 @@ export class NetworkDriver {
       this.#log(`docker network ${short(req.NetworkID)} bound to vxnet network ${network.name} (${cidrs.join(', ')})`);
       return {};
     }
-    if (!this.#o.admin || !(await (this.#o.canAdminister?.() ?? Promise.resolve(true)))) {
+    const api = await this.#networkApi();
+    if (!api) {
       const example = spec.subnets.map((s) => `--subnet ${s.cidr}`).join(' ');
       throw new VxnetError(
         'forbidden',
-        `no vxnet network has subnet ${cidrs.join(', ')}, and creating one needs the admin token, which this node's agent does not hold: ` +
-          `create it with "vxnet network create NAME ${example}" (it then shows up in docker network ls on every host), or run the agent with the admin token.`,
+        `no vxnet network has subnet ${cidrs.join(', ')}, and this node may not create one: ` +
+          `create it with "vxnet network create NAME ${example}" (it then shows up in docker network ls on every host), ` +
+          `grant node ${this.#o.node} the right with "vxnet node update ${this.#o.node} --allow-network-create", or run the agent with the admin token.`,
       );
     }
     const request = requestOf(spec);
@@ -145,13 +150,19 @@ export class NetworkDriver {
       },
     );
     // not tied to this request: Docker stores the network after we answer, and only then has it a name
-    catalogue.addPending(req.NetworkID, cidrs, (abort) => this.#createNamed(req.NetworkID, request, cidrs, abort));
+    catalogue.addPending(req.NetworkID, cidrs, (abort) => this.#createNamed(api, req.NetworkID, request, cidrs, abort));
     return {};
   }
 
   /** Creates the vxnet network once the engine can tell the Docker network's name (see the module comment). */
-  async #createNamed(networkId: string, request: Omit<VxnetNetworkRequest, 'name'>, cidrs: string[], signal: AbortSignal): Promise<Network | undefined> {
-    const { engine, catalogue, admin } = this.#o;
+  async #createNamed(
+    api: NetworkAdminApi,
+    networkId: string,
+    request: Omit<VxnetNetworkRequest, 'name'>,
+    cidrs: string[],
+    signal: AbortSignal,
+  ): Promise<Network | undefined> {
+    const { engine, catalogue } = this.#o;
     const deadline = Date.now() + (this.#o.nameTimeoutMs ?? 30_000);
     let name: string | undefined;
     while (name === undefined) {
@@ -170,7 +181,7 @@ export class NetworkDriver {
       await sleep(10);
     }
     try {
-      const network = await admin!.createNetwork({ ...request, name });
+      const network = await api.createNetwork({ ...request, name });
       catalogue.created(network.name, cidrs);
       catalogue.bind(networkId, { name: network.name, cidrs });
       this.#log(`created vxnet network ${network.name} (VNI ${network.vni}, ${cidrs.join(', ')}) for docker network ${short(networkId)}`);
@@ -208,13 +219,16 @@ export class NetworkDriver {
     // gone already, or a different network by now that happens to have the name
     if (!network || !sameSubnets(network, binding.cidrs)) return {};
     if (catalogue.boundElsewhere(req.NetworkID, network.name)) return {};
-    if (!this.#o.admin || !(await (this.#o.canAdminister?.() ?? Promise.resolve(true)))) {
-      this.#log(`docker network for vxnet network ${network.name} removed; the vxnet network stays (deleting it needs the admin token), so the agent restores it`);
+    const api = await this.#networkApi(network);
+    if (!api) {
+      this.#log(
+        `docker network for vxnet network ${network.name} removed; the vxnet network stays (deleting it needs the admin token, or the right to create networks and to have created this one), so the agent restores it`,
+      );
       return {};
     }
     try {
       catalogue.deleted(network.name);
-      await this.#o.admin.removeNetwork(network.name, {}, signal);
+      await api.removeNetwork(network.name, {}, signal);
       this.#log(`deleted vxnet network ${network.name} (docker network rm)`);
     } catch (err) {
       if (err instanceof VxnetError && err.code === 'network_not_found') return {};
@@ -223,6 +237,18 @@ export class NetworkDriver {
       catalogue.forgetDeleted(network.name);
     }
     return {};
+  }
+
+  /**
+   * Who creates (or, given `network`, deletes) vxnet networks for Docker: the admin client when it holds the
+   * admin token, else the node's own client when the node holds the right (and created `network`).
+   */
+  async #networkApi(network?: Network): Promise<NetworkAdminApi | undefined> {
+    if (this.#o.admin && (await (this.#o.canAdminister?.() ?? Promise.resolve(true)))) return this.#o.admin;
+    const own = this.#o.nodeNetworks;
+    if (!own?.allowed()) return undefined;
+    if (network !== undefined && network.createdBy !== this.#o.node) return undefined;
+    return own.api;
   }
 
   async createEndpoint(req: CreateEndpointRequest, signal?: AbortSignal): Promise<{ Interface?: { MacAddress: string } }> {

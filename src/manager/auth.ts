@@ -5,7 +5,9 @@
  * 1. `Authorization: Bearer TOKEN`: the admin token (everything), or the worker token, which admits only
  *    `POST /v1/join`. A token that is present but unknown is refused, never ignored.
  * 2. The client certificate of a TLS connection, verified by OpenSSL against the cluster CA during the
- *    handshake: O=vxnet-worker makes the caller the agent of node CN, O=vxnet-admin an admin.
+ *    handshake: O=vxnet-worker makes the caller the agent of node CN, O=vxnet-admin an admin. A node
+ *    certificate must also be one the node's identity record honours (service/identities.ts): not one of
+ *    a node removed with `vxnet node rm`, nor of an earlier join of its name.
  * 3. Nothing: only the public routes (`GET /v1/ca`).
  *
  * A worker acts for one node: it registers, heartbeats and watches only that node, reports the status of
@@ -22,6 +24,8 @@ import { requireName } from '../core/names.ts';
 import { identityOf } from '../pki/identity.ts';
 import { isP256Key } from '../pki/x509.ts';
 import type { ClusterAuthority } from './authority.ts';
+import type { ManagerService } from './service.ts';
+import { type NodeIdentity, revoked, whyRevoked } from './service/identities.ts';
 import type { JoinTokens, Role } from './tokens.ts';
 
 export type Principal =
@@ -29,7 +33,7 @@ export type Principal =
   /** a bearer token: admin, or the worker join token */
   | { kind: 'token'; role: Role }
   /** a client certificate of the cluster CA */
-  | { kind: 'certificate'; role: Role; name: string; notAfter: Date };
+  | { kind: 'certificate'; role: Role; name: string; notAfter: Date; serial: string; notBefore: Date };
 
 /** The least privileged caller a route admits. */
 export type Access = 'public' | 'join' | 'worker' | 'admin';
@@ -39,6 +43,10 @@ export interface Security {
   tokens: JoinTokens;
   /** lifetime of the node and admin certificates the manager issues */
   certLifetimeMs: number;
+  /** how long after its join a node may renew its certificate (DEFAULT_CERT_MAX_AGE_MS) */
+  certMaxAgeMs: number;
+  /** the identity record of a node, from the in-memory index of the store (ClusterState.identities) */
+  nodeIdentity(name: string): NodeIdentity | undefined;
 }
 
 /** What a request presented, as the transport saw it. */
@@ -87,7 +95,12 @@ export function authenticate(security: Security, presented: PresentedCredentials
     if (now > identity.notAfter) {
       throw new VxnetError('unauthorized', `the client certificate expired at ${identity.notAfter.toISOString()}.`);
     }
-    return { kind: 'certificate', role: identity.role, name: identity.name, notAfter: identity.notAfter };
+    const held = { serial: identity.serialNumber, notBefore: identity.notBefore };
+    if (identity.role === 'worker') {
+      const why = whyRevoked(security.nodeIdentity(identity.name), identity.name, held);
+      if (why !== undefined) throw revoked(why);
+    }
+    return { kind: 'certificate', role: identity.role, name: identity.name, notAfter: identity.notAfter, ...held };
   }
   return { kind: 'anonymous' };
 }
@@ -141,8 +154,19 @@ export function caResponse(security: Security): { certificate: string; digest: s
   return { certificate: security.authority.pem, digest: security.authority.digest };
 }
 
-/** `POST /v1/join`: the worker token gets a worker certificate; the admin token either kind. */
-export function join(security: Security, principal: Principal, req: JoinRequest, log?: (line: string) => void): CertificateResponse {
+/**
+ * `POST /v1/join`: the worker token gets a worker certificate; the admin token either kind. A node name is
+ * an identity: the worker token never gets a certificate for a node that is registered (its holder could
+ * then register that node at another address and take its traffic); the node must be removed first. The
+ * admin token may (an administrator re-admitting a node whose certificate was lost).
+ */
+export async function join(
+  security: Security,
+  service: ManagerService,
+  principal: Principal,
+  req: JoinRequest,
+  log?: (line: string) => void,
+): Promise<CertificateResponse> {
   if (principal.kind !== 'token') throw new VxnetError('forbidden', 'POST /v1/join needs a join token.');
   const role = req.role ?? 'worker';
   if (role !== 'worker' && role !== 'admin') throw new VxnetError('bad_request', 'field "role" must be "worker" or "admin".');
@@ -150,15 +174,42 @@ export function join(security: Security, principal: Principal, req: JoinRequest,
     throw new VxnetError('forbidden', 'an admin certificate needs the admin token; the worker token joins nodes only.');
   }
   const name = requireName(req.name, role === 'worker' ? 'node' : 'admin');
-  return issue(security, role, name, publicKeyOf(req.publicKey), log, 'issued');
+  const replace = principal.role === 'admin';
+  if (role === 'admin') return issue(security, role, name, publicKeyOf(req.publicKey), security.certLifetimeMs, log, 'issued');
+  if (!replace && service.state.nodes.has(name)) throw nameTaken(name);
+  const publicKey = publicKeyOf(req.publicKey);
+  // issued first, honoured only once its serial is recorded: a join that loses a race leaves a useless certificate
+  const { response, serial } = issueNode(security, name, publicKey, security.certLifetimeMs);
+  await service.recordJoin(name, serial, { replace, taken: () => nameTaken(name) });
+  log?.(`issued the worker certificate of ${name} (serial ${serial}, valid until ${response.notAfter})`);
+  return response;
+}
+
+export function nameTaken(name: string): VxnetError {
+  return new VxnetError(
+    'node_exists',
+    `node ${name} is registered already, and the worker token cannot take over a registered node's name: remove it first with "vxnet node rm ${name}", or pick another name.`,
+  );
 }
 
 /** `POST /v1/certificates/renew`: the same identity, a new key and validity, for the certificate's holder. */
-export function renew(security: Security, principal: Principal, req: RenewCertificateRequest, log?: (line: string) => void): CertificateResponse {
+export async function renew(
+  security: Security,
+  service: ManagerService,
+  principal: Principal,
+  req: RenewCertificateRequest,
+  log?: (line: string) => void,
+): Promise<CertificateResponse> {
   if (principal.kind !== 'certificate') {
     throw new VxnetError('forbidden', 'POST /v1/certificates/renew renews the client certificate of the connection, and there is none.');
   }
-  return issue(security, principal.role, principal.name, publicKeyOf(req.publicKey), log, 'renewed');
+  const publicKey = publicKeyOf(req.publicKey);
+  if (principal.role !== 'worker') return issue(security, principal.role, principal.name, publicKey, security.certLifetimeMs, log, 'renewed');
+  const lifetimeMs = service.renewalLifetime(principal.name, security.certLifetimeMs, security.certMaxAgeMs);
+  const { response, serial } = issueNode(security, principal.name, publicKey, lifetimeMs);
+  await service.recordRenewal(principal.name, principal, serial);
+  log?.(`renewed the worker certificate of ${principal.name} (serial ${serial}, valid until ${response.notAfter})`);
+  return response;
 }
 
 /** `POST /v1/tokens/:role/rotate` (admin). */
@@ -169,10 +220,27 @@ export function rotate(security: Security, role: string, log?: (line: string) =>
   return { role, token };
 }
 
-function issue(security: Security, role: Role, name: string, publicKey: KeyObject, log: ((line: string) => void) | undefined, verb: string): CertificateResponse {
-  const { certificate, identity } = security.authority.issue({ role, name, publicKey, lifetimeMs: security.certLifetimeMs });
+function issue(
+  security: Security,
+  role: Role,
+  name: string,
+  publicKey: KeyObject,
+  lifetimeMs: number,
+  log: ((line: string) => void) | undefined,
+  verb: string,
+): CertificateResponse {
+  const { certificate, identity } = security.authority.issue({ role, name, publicKey, lifetimeMs });
   log?.(`${verb} the ${role} certificate of ${name} (serial ${identity.serialNumber}, valid until ${identity.notAfter.toISOString()})`);
   return { certificate, ca: security.authority.pem, role, name, notAfter: identity.notAfter.toISOString() };
+}
+
+/** A worker certificate, not logged yet: it counts only once its identity record holds its serial. */
+function issueNode(security: Security, name: string, publicKey: KeyObject, lifetimeMs: number): { response: CertificateResponse; serial: string } {
+  const { certificate, identity } = security.authority.issue({ role: 'worker', name, publicKey, lifetimeMs });
+  return {
+    response: { certificate, ca: security.authority.pem, role: 'worker', name, notAfter: identity.notAfter.toISOString() },
+    serial: identity.serialNumber,
+  };
 }
 
 function publicKeyOf(pem: string): KeyObject {

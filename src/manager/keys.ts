@@ -12,6 +12,13 @@
  *   once it exists the network's endpoint set can only shrink and the delete sees every endpoint.
  * - `/removing-nodes/<node>` does the same for `DELETE /v1/nodes/:name`: no endpoint can be added to a
  *   node that is being removed, so the removal sees (and withdraws) every endpoint it has.
+ * - `/node-addresses/<ip>` is created "only if absent" with the node that registers that underlay address
+ *   (and moved with it), so two nodes can never both hold one address: every peer would send one of them
+ *   the other's traffic (docs/security.md, hole 3).
+ * - `/usage/<network>/<node>` is rewritten by every create a node's quota limits, and compared by each, so
+ *   that two of them cannot both take the last address the quota allows (service/quota.ts).
+ * - `/identities/<node>` is the node's identity record (service/identities.ts): which of its certificates the
+ *   manager honours. A join creates it only while the node is not registered; `node rm` deletes it.
  */
 
 export const PREFIX = {
@@ -24,6 +31,9 @@ export const PREFIX = {
   deleting: '/deleting/',
   removingNodes: '/removing-nodes/',
   reservations: '/reservations/',
+  nodeAddresses: '/node-addresses/',
+  identities: '/identities/',
+  usage: '/usage/',
 } as const;
 
 export const META_CLUSTER = '/meta/cluster';
@@ -42,6 +52,10 @@ export const keys = {
   removingNode: (node: string) => PREFIX.removingNodes + node,
   /** an address Docker's IPAM holds without an endpoint (yet); created together with its `/ipam/` key */
   reservation: (network: string, ip: string) => `${PREFIX.reservations}${network}/${ip}`,
+  /** the underlay address a node registered; its value is the node's name */
+  nodeAddress: (ip: string) => PREFIX.nodeAddresses + ip,
+  identity: (node: string) => PREFIX.identities + node,
+  usage: (network: string, node: string) => `${PREFIX.usage}${network}/${node}`,
 };
 
 /**

@@ -14,6 +14,7 @@ import { CA_CERT_FILE, ClusterAuthority, DEFAULT_CERT_LIFETIME_MS } from './auth
 import { createRequestHandler } from './http.ts';
 import { type ConnectionLimits, type TlsCredentials, listenAll, parseListen } from './listeners.ts';
 import { ManagerService } from './service.ts';
+import { DEFAULT_CERT_MAX_AGE_MS } from './service/identities.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import { ADMIN_TOKEN_FILE, JoinTokens, type Tokens, WORKER_TOKEN_FILE } from './tokens.ts';
 import { WatchHub } from './watch-hub.ts';
@@ -29,6 +30,10 @@ export interface ManagerOptions {
   pingIntervalMs?: number;
   /** lifetime of the node and admin certificates it issues (default 30 days) */
   certLifetimeMs?: number;
+  /** how long after its join a node may keep renewing its certificate (default 365 days) */
+  certMaxAgeMs?: number;
+  /** addresses (reservations and endpoints) a node may hold on one network with its own certificate (default 128) */
+  maxEndpointsPerNode?: number;
   /** more names (IP or DNS) for the server certificate, beside the listen addresses */
   subjectAltNames?: string[];
   /** caps and timeouts of the listeners (DEFAULT_CONNECTION_LIMITS in listeners.ts for what is not given) */
@@ -72,6 +77,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     service = await ManagerService.open(store, {
       log,
       ...(options.nodeDownAfterMs !== undefined ? { nodeDownAfterMs: options.nodeDownAfterMs } : {}),
+      ...(options.maxEndpointsPerNode !== undefined ? { maxEndpointsPerNode: options.maxEndpointsPerNode } : {}),
     });
     hub = new WatchHub(service.state, {
       log,
@@ -85,7 +91,14 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     if (caCreated) log(`cluster CA created in ${join(options.dataDir, CA_CERT_FILE)} (sha256 ${authority.digest})`);
     if (created.includes('admin')) log(`admin token (saved in ${join(options.dataDir, ADMIN_TOKEN_FILE)}): ${tokens.admin}`);
     if (created.includes('worker')) log(`worker join token (saved in ${join(options.dataDir, WORKER_TOKEN_FILE)}): ${tokens.worker}`);
-    const security: Security = { authority, tokens: keeper, certLifetimeMs: options.certLifetimeMs ?? DEFAULT_CERT_LIFETIME_MS };
+    const identities = service.state.identities;
+    const security: Security = {
+      authority,
+      tokens: keeper,
+      certLifetimeMs: options.certLifetimeMs ?? DEFAULT_CERT_LIFETIME_MS,
+      certMaxAgeMs: options.certMaxAgeMs ?? DEFAULT_CERT_MAX_AGE_MS,
+      nodeIdentity: (name) => identities.get(name)?.identity,
+    };
 
     const altNames = serverAltNames(options.listen, options.subjectAltNames ?? []);
     const serverTls = (): TlsCredentials & { notAfter: Date; notBefore: Date } => {
@@ -141,6 +154,8 @@ export interface RunManagerOptions {
   log?: (line: string) => void;
   nodeDownAfterMs?: number;
   certLifetimeMs?: number;
+  certMaxAgeMs?: number;
+  maxEndpointsPerNode?: number;
   subjectAltNames?: string[];
   connectionLimits?: Partial<ConnectionLimits>;
 }

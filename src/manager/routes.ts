@@ -22,6 +22,7 @@ import {
   JoinRequestSchema,
   RegisterNodeRequestSchema,
   RenewCertificateRequestSchema,
+  UpdateNodeRequestSchema,
 } from '../core/schema/requests.ts';
 import { type Access, type Principal, actingNode, caResponse, isAdmin, join, renew, requireOwnNode, rotate, type Security } from './auth.ts';
 import type { ManagerService } from './service.ts';
@@ -65,26 +66,36 @@ export interface Route {
 export const routes: Route[] = [
   route('GET', '/v1/info', 'worker', (c) => ok(c.service.info())),
   route('GET', '/v1/ca', 'public', (c) => ok(caResponse(c.security))),
-  withBody('POST', '/v1/join', 'join', JoinRequestSchema, (c, r) => ok(join(c.security, r.principal, r.body, c.log))),
-  withBody('POST', '/v1/certificates/renew', 'worker', RenewCertificateRequestSchema, (c, r) => ok(renew(c.security, r.principal, r.body, c.log))),
+  withBody('POST', '/v1/join', 'join', JoinRequestSchema, async (c, r) => ok(await join(c.security, c.service, r.principal, r.body, c.log))),
+  withBody('POST', '/v1/certificates/renew', 'worker', RenewCertificateRequestSchema, async (c, r) => ok(await renew(c.security, c.service, r.principal, r.body, c.log))),
   route('POST', '/v1/tokens/:role/rotate', 'admin', (c, r) => ok(rotate(c.security, r.params.role!, c.log))),
-  // a node learns the networks it takes part in from its watch stream; the full list is for admins
-  route('GET', '/v1/networks', 'admin', (c) => ok(c.service.listNetworks())),
-  withBody('POST', '/v1/networks', 'admin', CreateNetworkRequestSchema, async (c, r) => ({ status: 201, body: await c.service.createNetwork(r.body) })),
+  // Network definitions are no secret from a node: its Docker engine shows every network (a `networks=all`
+  // watch), and VNIs cross the underlay in clear. Their endpoints are another matter (requirePart).
+  route('GET', '/v1/networks', 'worker', (c) => ok(c.service.listNetworks())),
+  // a node creates networks (and deletes those it created) only with the right an admin grants it
+  withBody('POST', '/v1/networks', 'worker', CreateNetworkRequestSchema, async (c, r) => ({
+    status: 201,
+    body: await c.service.createNetwork(r.body, byNode(r.principal)),
+  })),
   route('GET', '/v1/networks/:name', 'worker', (c, r) => {
     requirePart(c, r.principal, r.params.name!);
     return ok(c.service.getNetwork(r.params.name!));
   }),
-  route('DELETE', '/v1/networks/:name', 'admin', async (c, r) => {
-    await c.service.deleteNetwork(r.params.name!, { force: flag(r.query, 'force') });
+  route('DELETE', '/v1/networks/:name', 'worker', async (c, r) => {
+    await c.service.deleteNetwork(r.params.name!, { force: flag(r.query, 'force'), ...byNode(r.principal) });
     return { status: 204 };
   }),
   route('GET', '/v1/nodes', 'worker', (c) => ok(c.service.listNodes())),
   withBody('POST', '/v1/nodes', 'worker', RegisterNodeRequestSchema, async (c, r) => {
     requireOwnNode(r.principal, r.body.name, 'register the node');
-    return ok(await c.service.registerNode(r.body));
+    const certificate = actingNode(r.principal) !== undefined && r.principal.kind === 'certificate' ? r.principal : undefined;
+    return ok(await c.service.registerNode(r.body, certificate ? { certificate } : {}));
   }),
   route('GET', '/v1/nodes/:name', 'worker', (c, r) => ok(c.service.getNode(r.params.name!))),
+  withBody('PATCH', '/v1/nodes/:name', 'admin', UpdateNodeRequestSchema, async (c, r) => {
+    await c.service.updateNode(requireName(r.params.name!, 'node'), r.body);
+    return ok(c.service.getNode(r.params.name!));
+  }),
   route('DELETE', '/v1/nodes/:name', 'admin', async (c, r) => {
     await c.service.deleteNode(r.params.name!, { drain: flag(r.query, 'drain') });
     return { status: 204 };
@@ -111,7 +122,11 @@ export const routes: Route[] = [
       if (r.body.docker === undefined) throw adminOnly('POST /v1/endpoints', 'create Docker endpoints');
       requireOwnNode(r.principal, r.body.node, 'create the Docker endpoints');
     }
-    const endpoint = await c.service.createEndpoint(r.body, { waitMs: waitOf(r.query), ...(r.signal ? { signal: r.signal } : {}) });
+    const endpoint = await c.service.createEndpoint(r.body, {
+      waitMs: waitOf(r.query),
+      ...(r.signal ? { signal: r.signal } : {}),
+      ...(actingNode(r.principal) !== undefined ? { limited: true } : {}),
+    });
     return { status: 201, body: endpoint };
   }),
   route('GET', '/v1/endpoints/:id', 'worker', (c, r) => {
@@ -136,7 +151,7 @@ export const routes: Route[] = [
   // Docker's IPAM on a node: addresses held before the endpoint exists (docs/api.md, "Reservations")
   withBody('POST', '/v1/reservations', 'worker', CreateReservationRequestSchema, async (c, r) => {
     requireOwnNode(r.principal, r.body.node, 'reserve addresses');
-    return { status: 201, body: await c.service.createReservation(r.body) };
+    return { status: 201, body: await c.service.createReservation(r.body, { limited: actingNode(r.principal) !== undefined }) };
   }),
   route('GET', '/v1/reservations', 'worker', (c, r) => {
     const filter = filterOf(r.query);
@@ -180,6 +195,12 @@ export function split(path: string): string[] {
 
 function ok(body: unknown): ApiResult {
   return { status: 200, body };
+}
+
+/** The node a worker certificate acts for, as the service's `by` option; nothing for admins. */
+function byNode(principal: Principal): { by?: string } {
+  const self = actingNode(principal);
+  return self === undefined ? {} : { by: self };
 }
 
 /** What a node certificate may not do on a route it otherwise may use. */

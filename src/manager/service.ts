@@ -23,8 +23,11 @@ import { type ServiceContext, isoNow } from './service/context.ts';
 import * as endpoints from './service/endpoints.ts';
 import * as networks from './service/networks.ts';
 import * as nodes from './service/nodes.ts';
+import { claimNodeAddresses } from './service/nodes.ts';
+import * as identities from './service/identities.ts';
 import * as reservations from './service/reservations.ts';
 import { removeStaleMarkers } from './service/shared.ts';
+import { DEFAULT_MAX_ENDPOINTS_PER_NODE } from './service/quota.ts';
 import { Waiters } from './service/wait.ts';
 import { ClusterState } from './state.ts';
 import type { Store } from './store/store.ts';
@@ -36,6 +39,8 @@ export interface ManagerServiceOptions {
   now?: () => number;
   /** a node without a heartbeat for this long is `down` (default 15 000) */
   nodeDownAfterMs?: number;
+  /** addresses a node may hold on one network with its certificate (default DEFAULT_MAX_ENDPOINTS_PER_NODE) */
+  maxEndpointsPerNode?: number;
   log?: (line: string) => void;
 }
 
@@ -59,6 +64,7 @@ export class ManagerService {
       liveness: this.liveness,
       closing: this.#closing.signal,
       endpointWaiters: new Waiters(),
+      maxAddressesPerNode: options.maxEndpointsPerNode ?? DEFAULT_MAX_ENDPOINTS_PER_NODE,
       now,
       log,
     };
@@ -83,6 +89,8 @@ export class ManagerService {
       const value = JSON.stringify({ clusterId: randomUUID(), createdAt: isoNow(ctx) });
       await commit(ctx, [{ key: META_CLUSTER, modRevision: 0 }], [{ type: 'put', key: META_CLUSTER, value }]);
     }
+    await claimNodeAddresses(ctx);
+    await identities.recordLegacyIdentities(ctx);
     // A delete marker left by a manager that died mid-delete would block the network forever. With a single
     // manager none can be in progress now; a multi-manager store would tie markers to a lease instead.
     await removeStaleMarkers(ctx, this.state.deleting, keys.deleting, (name) => `delete marker of network ${name}`);
@@ -103,6 +111,27 @@ export class ManagerService {
     return { clusterId: this.state.clusterId ?? '', revision: this.state.revision };
   }
 
+  // Node identities (which node certificates are honoured): service/identities.ts
+
+  nodeIdentity(name: string): identities.NodeIdentity | undefined {
+    return this.state.identities.get(name)?.identity;
+  }
+
+  /** A join: `serial` is now the only certificate honoured for `name`; without `replace` the node must not exist. */
+  recordJoin(name: string, serial: string, options: { replace: boolean; taken: () => Error }): Promise<void> {
+    return identities.recordJoin(this.#ctx, name, serial, options);
+  }
+
+  /** How long a renewed certificate of `name` may live: never past `maxAgeMs` after its join. */
+  renewalLifetime(name: string, lifetimeMs: number, maxAgeMs: number): number {
+    return identities.renewalLifetime(this.#ctx, name, lifetimeMs, maxAgeMs);
+  }
+
+  /** A renewal: `serial` and the certificate it was renewed from are honoured. */
+  recordRenewal(name: string, from: { serial: string; notBefore: Date }, serial: string): Promise<void> {
+    return identities.recordRenewal(this.#ctx, name, from, serial);
+  }
+
   // Networks: service/networks.ts
 
   listNetworks(): model.Network[] {
@@ -113,12 +142,13 @@ export class ManagerService {
     return networks.getNetwork(this.#ctx, name);
   }
 
-  createNetwork(req: model.CreateNetworkRequest): Promise<model.Network> {
-    return networks.createNetwork(this.#ctx, req);
+  /** `by`: a node asking with its certificate (it needs the right to create networks). */
+  createNetwork(req: model.CreateNetworkRequest, options: { by?: string } = {}): Promise<model.Network> {
+    return networks.createNetwork(this.#ctx, req, options);
   }
 
   /** Deletes a network, refusing while it has endpoints or Docker reservations unless `force`. */
-  deleteNetwork(name: string, options: { force?: boolean } = {}): Promise<void> {
+  deleteNetwork(name: string, options: { force?: boolean; by?: string } = {}): Promise<void> {
     return networks.deleteNetwork(this.#ctx, name, options);
   }
 
@@ -133,8 +163,13 @@ export class ManagerService {
   }
 
   /** Creates or updates a node; an unchanged re-registration writes nothing. */
-  registerNode(req: model.RegisterNodeRequest): Promise<model.Node> {
-    return nodes.registerNode(this.#ctx, req);
+  registerNode(req: model.RegisterNodeRequest, options: nodes.RegisterOptions = {}): Promise<model.Node> {
+    return nodes.registerNode(this.#ctx, req, options);
+  }
+
+  /** An administrator's change to a node: whether it may create networks. */
+  updateNode(name: string, req: model.UpdateNodeRequest): Promise<model.Node> {
+    return nodes.updateNode(this.#ctx, name, req);
   }
 
   /** Records liveness in memory; never touches the store. */
@@ -179,8 +214,8 @@ export class ManagerService {
   }
 
   /** Takes an address (the requested one, or the lowest free) for `node` without creating an endpoint. */
-  createReservation(req: model.CreateReservationRequest): Promise<model.Reservation> {
-    return reservations.createReservation(this.#ctx, req);
+  createReservation(req: model.CreateReservationRequest, options: { limited?: boolean } = {}): Promise<model.Reservation> {
+    return reservations.createReservation(this.#ctx, req, options);
   }
 
   /** Releases a reservation and deletes the endpoint that adopted it, if any. */

@@ -14,6 +14,7 @@
 import type { Endpoint, Network, Node, Reservation } from '../core/model.ts';
 import { type Cidr, parseCidr, parseIPv4 } from '../core/ipv4.ts';
 import { NetworkAllocator } from './ipam.ts';
+import type { NodeIdentity } from './service/identities.ts';
 import { META_CLUSTER, META_NETWORKS, PREFIX, parseIpamKey, parseReservationKey } from './keys.ts';
 import type { KeyValue, ListResult, WatchEvent } from './store/store.ts';
 
@@ -61,6 +62,12 @@ export class ClusterState {
   readonly removingNodes = new Map<string, number>();
   /** `/reservations/` key → the reservation (Docker IPAM addresses); not announced to listeners */
   readonly reservations = new Map<string, { reservation: Reservation; modRevision: number }>();
+  /** underlay address → the node that claimed it, from `/node-addresses/` keys */
+  readonly nodeAddresses = new Map<string, string>();
+  /** node → its identity record: the certificates the manager honours for it (service/identities.ts) */
+  readonly identities = new Map<string, { identity: NodeIdentity; modRevision: number }>();
+  /** `/usage/` key → its modRevision (service/quota.ts) */
+  readonly usage = new Map<string, number>();
   /** network → its `/reservations/` keys */
   readonly reservationsByNetwork = new Map<string, Set<string>>();
   metaNetworksRevision = 0;
@@ -208,6 +215,13 @@ export class ClusterState {
       this.deleting.set(key.slice(PREFIX.deleting.length), revision);
     } else if (key.startsWith(PREFIX.removingNodes)) {
       this.removingNodes.set(key.slice(PREFIX.removingNodes.length), revision);
+    } else if (key.startsWith(PREFIX.usage)) {
+      this.usage.set(key, revision);
+    } else if (key.startsWith(PREFIX.identities)) {
+      const identity = JSON.parse(kv.value) as NodeIdentity;
+      this.identities.set(identity.name, { identity, modRevision: revision });
+    } else if (key.startsWith(PREFIX.nodeAddresses)) {
+      this.nodeAddresses.set(key.slice(PREFIX.nodeAddresses.length), kv.value);
     } else if (key.startsWith(PREFIX.reservations)) {
       const reservation = JSON.parse(kv.value) as Reservation;
       this.reservations.set(key, { reservation, modRevision: revision });
@@ -253,6 +267,12 @@ export class ClusterState {
       this.deleting.delete(key.slice(PREFIX.deleting.length));
     } else if (key.startsWith(PREFIX.removingNodes)) {
       this.removingNodes.delete(key.slice(PREFIX.removingNodes.length));
+    } else if (key.startsWith(PREFIX.usage)) {
+      this.usage.delete(key);
+    } else if (key.startsWith(PREFIX.identities)) {
+      this.identities.delete(key.slice(PREFIX.identities.length));
+    } else if (key.startsWith(PREFIX.nodeAddresses)) {
+      this.nodeAddresses.delete(key.slice(PREFIX.nodeAddresses.length));
     } else if (key.startsWith(PREFIX.reservations)) {
       this.reservations.delete(key);
       const parsed = parseReservationKey(key);

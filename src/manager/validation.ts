@@ -57,11 +57,28 @@ export const SUBNET_PREFIX_MIN = 8;
 export const SUBNET_PREFIX_MAX = 30;
 const MULTICAST = parseCidr('224.0.0.0/4')!;
 
+/**
+ * Underlay addresses no node may register (RFC 6890): every peer sends VXLAN to a node's address and lets
+ * VXLAN in from it, so it must be a unicast address the others reach, and no one else's. Loopback would
+ * make each peer send that node's traffic to itself; the others are not unicast or not routed.
+ */
+const NOT_UNDERLAY: readonly { cidr: Cidr; what: string }[] = [
+  { cidr: parseCidr('0.0.0.0/8')!, what: 'in 0.0.0.0/8 ("this network", not an address of a host)' },
+  { cidr: parseCidr('127.0.0.0/8')!, what: 'a loopback address (127.0.0.0/8)' },
+  { cidr: parseCidr('169.254.0.0/16')!, what: 'a link-local address (169.254.0.0/16)' },
+  { cidr: MULTICAST, what: 'a multicast address (224.0.0.0/4)' },
+  { cidr: parseCidr('240.0.0.0/4')!, what: 'a reserved or broadcast address (240.0.0.0/4)' },
+];
+
 export function validateNodeRequest(req: RegisterNodeRequest): RegisterNodeRequest {
   const name = requireName(req.name, 'node');
   const address = requireIPv4(req.address, 'node address');
-  if (address === 0 || address >= 0xe0000000) {
-    throw new VxnetError('invalid_address', `node address ${req.address} is not a unicast address.`);
+  const refused = NOT_UNDERLAY.find((range) => contains(range.cidr, address));
+  if (refused) {
+    throw new VxnetError(
+      'invalid_address',
+      `node address ${formatIPv4(address)} is ${refused.what}: a node registers the unicast address the other nodes reach it at.`,
+    );
   }
   if (!Number.isInteger(req.mtu) || req.mtu < NODE_MTU_MIN || req.mtu > NODE_MTU_MAX) {
     throw new VxnetError('invalid_mtu', `node MTU ${req.mtu} is out of range: use ${NODE_MTU_MIN}..${NODE_MTU_MAX}.`);

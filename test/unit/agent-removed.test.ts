@@ -59,4 +59,35 @@ describe('agent of a removed node', () => {
     }
     assert.equal(agent.view.endpoints.size, 2, 'the view is kept');
   });
+  it('says the node was removed with "vxnet node rm" when the manager refuses its certificate as revoked', async () => {
+    let watches = 0;
+    const revoked = new VxnetError('certificate_revoked', 'the certificate of node host1 is revoked: the node was removed with "vxnet node rm"; join again with the worker token.');
+    const api: AgentManagerApi = {
+      registerNode: async (req) => ({ ...req, registeredAt: '' }),
+      heartbeat: async () => {
+        throw revoked;
+      },
+      setEndpointStatus: async () => {},
+      watch: async (_node, onMessage) => {
+        watches++;
+        if (watches === 1) {
+          onMessage({ type: 'snapshot', revision: 7, nodes, networks: [blue], endpoints });
+          return;
+        }
+        throw revoked;
+      },
+    };
+    const { agent, logs } = agentOnStubs(api);
+    const controller = new AbortController();
+    const running = agent.run(controller.signal);
+    for (let i = 0; i < 100 && !logs.some((l) => /no longer registered/.test(l)); i++) await new Promise((r) => setTimeout(r, 10));
+    await agent.idle();
+    controller.abort();
+    await running;
+    const removed = logs.filter((l) => /no longer registered/.test(l));
+    assert.equal(removed.length, 1, logs.join('\n'));
+    assert.match(removed[0]!, /^node host1 is no longer registered with the manager: it was removed with "vxnet node rm" and its certificate is revoked; kernel state is left as it is; start the agent with the worker token to join again$/);
+    assert.ok(!logs.some((l) => /^watch failed/.test(l)), 'not reported as an outage');
+    assert.equal(agent.view.endpoints.size, 2, 'the view is kept');
+  });
 });

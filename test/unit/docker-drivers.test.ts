@@ -365,3 +365,37 @@ describe('network driver: endpoints', () => {
     await assert.rejects(driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '', Options: {} }), code('endpoint_not_found'));
   });
 });
+
+describe('network driver: networks created with the node certificate (vxnet node update --allow-network-create)', () => {
+  const withNode = (allowed: boolean) => {
+    const own = new FakeManager();
+    const parts = setup({ admin: undefined, canAdminister: undefined, nodeNetworks: { api: own, allowed: () => allowed } });
+    return { ...parts, own };
+  };
+
+  it('a node with the right creates a new network with its own client; without it the refusal names the command', async () => {
+    const { driver, catalogue, own, manager, engineNames } = withNode(true);
+    engineNames.set(NET_ID, 'green');
+    await driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }]));
+    assert.equal((await catalogue.networkForSubnet('10.5.0.0/24', 2000))?.name, 'green');
+    assert.deepEqual(own.networks.map((n) => n.name), ['green']);
+    assert.deepEqual(manager.networks, [], 'no admin client involved');
+
+    const refused = withNode(false);
+    await assert.rejects(
+      refused.driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }])),
+      code('forbidden', /this node may not create one: .*"vxnet node update host1 --allow-network-create", or run the agent with the admin token\.$/),
+    );
+  });
+
+  it('docker network rm deletes a network the node created, never one an admin or another node created', async () => {
+    const { driver, view, own } = withNode(true);
+    view.add(network('mine', ['10.7.0.0/24'], { createdBy: 'host1' }));
+    view.add(network('theirs', ['10.8.0.0/24'], { createdBy: 'host2' }));
+    for (const [id, pool] of [[NET_ID, '10.7.0.0/24'], [NET_ID2, '10.8.0.0/24'], ['3'.repeat(64), '10.1.0.0/24']] as const) {
+      await driver.createNetwork({ ...createRequest([{ pool }]), NetworkID: id });
+    }
+    for (const id of [NET_ID, NET_ID2, '3'.repeat(64)]) await driver.deleteNetwork({ NetworkID: id });
+    assert.deepEqual(own.removedNetworks, ['mine']);
+  });
+});

@@ -184,7 +184,8 @@ describe('network rules: each refusal has its code and changes nothing', () => {
       assert.deepEqual(m.service.listNetworks(), []);
       assert.throws(() => m.service.getEndpoint(ep.id), vxnetError('endpoint_not_found'));
       const left = (await m.store.list('')).kvs.map((kv) => kv.key);
-      assert.deepEqual(left, ['/meta/cluster', '/meta/networks', '/nodes/host1']);
+      // the node's underlay address claim stays with the node (docs/security.md, hole 3)
+      assert.deepEqual(left, ['/meta/cluster', '/meta/networks', '/node-addresses/192.0.2.1', '/nodes/host1']);
     } finally {
       await m.close();
     }

@@ -12,6 +12,8 @@ export interface ManagerCommand {
   listen: string[];
   nodeDownAfterSeconds?: number;
   certLifetimeSeconds?: number;
+  certMaxAgeSeconds?: number;
+  maxEndpointsPerNode?: number;
   subjectAltNames?: string[];
 }
 
@@ -34,6 +36,18 @@ export const manager: CommandModule<ManagerCommand> = {
       kind: 'integer',
       value: 'SECONDS',
       help: 'lifetime of the node certificates it issues (default: 2592000, 30 days; renewed at two thirds)',
+    },
+    {
+      name: 'cert-max-age',
+      kind: 'integer',
+      value: 'SECONDS',
+      help: 'how long after its join a node may keep renewing its certificate (default: 31536000, 365 days)',
+    },
+    {
+      name: 'max-endpoints-per-node',
+      kind: 'integer',
+      value: 'N',
+      help: 'addresses (endpoints and Docker reservations) a node may hold on one network with its own certificate (default: 128)',
     },
     {
       name: 'san',
@@ -61,6 +75,16 @@ export const manager: CommandModule<ManagerCommand> = {
       if (lifetime < 10 || lifetime > 3650 * 86_400) throw new UsageError('--cert-lifetime must be from 10 seconds to 3650 days.');
       command.certLifetimeSeconds = lifetime;
     }
+    const maxAge = integer(p, 'cert-max-age');
+    if (maxAge !== undefined) {
+      if (maxAge < 10 || maxAge > 3650 * 86_400) throw new UsageError('--cert-max-age must be from 10 seconds to 3650 days.');
+      command.certMaxAgeSeconds = maxAge;
+    }
+    const perNode = integer(p, 'max-endpoints-per-node');
+    if (perNode !== undefined) {
+      if (perNode < 1 || perNode > 1_000_000) throw new UsageError('--max-endpoints-per-node must be from 1 to 1000000.');
+      command.maxEndpointsPerNode = perNode;
+    }
     const names = all(p, 'san');
     if (names.length > 0) command.subjectAltNames = names;
     return command;
@@ -71,6 +95,8 @@ export const manager: CommandModule<ManagerCommand> = {
     const options: Parameters<RunManager>[0] = { dataDir: command.dataDir, listen: command.listen, log: logToStderr(ctx) };
     if (command.nodeDownAfterSeconds !== undefined) options.nodeDownAfterMs = command.nodeDownAfterSeconds * 1000;
     if (command.certLifetimeSeconds !== undefined) options.certLifetimeMs = command.certLifetimeSeconds * 1000;
+    if (command.certMaxAgeSeconds !== undefined) options.certMaxAgeMs = command.certMaxAgeSeconds * 1000;
+    if (command.maxEndpointsPerNode !== undefined) options.maxEndpointsPerNode = command.maxEndpointsPerNode;
     if (command.subjectAltNames !== undefined) options.subjectAltNames = command.subjectAltNames;
     await runManager(options, ctx.signal);
     return 0;

@@ -32,6 +32,15 @@ export const RegisterNodeRequestSchema = v.pipe(
   v.title('node registration'),
 );
 
+/** `PATCH /v1/nodes/:name` (admin): what an administrator changes about a node; absent fields stay. */
+export const UpdateNodeRequestSchema = v.pipe(
+  v.strictObject({
+    /** whether the node may create networks (and delete those it created) with its certificate */
+    allowNetworkCreate: v.exactOptional(v.boolean()),
+  }),
+  v.title('node update'),
+);
+
 export const HeartbeatRequestSchema = v.pipe(
   v.strictObject({
     /** highest store revision the agent has seen and fully applied to its kernel */

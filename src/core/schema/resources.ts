@@ -32,6 +32,8 @@ const networkEntries = {
   internal: v.boolean(),
   /** When set, broadcast and multicast use this underlay group instead of head-end replication. */
   multicastGroup: v.exactOptional(v.string()),
+  /** the node whose certificate created it (from Docker, with `--allow-network-create`); absent: an admin */
+  createdBy: v.exactOptional(v.string()),
   createdAt: v.string(),
 };
 export const NetworkSchema = v.object(networkEntries);
@@ -43,6 +45,8 @@ const nodeEntries = {
   /** MTU of the underlay interface that holds `address`. */
   mtu: Integer,
   registeredAt: v.string(),
+  /** granted by an admin (`vxnet node update NAME --allow-network-create`): the node may create networks */
+  allowNetworkCreate: v.exactOptional(v.boolean()),
 };
 export const NodeSchema = v.object(nodeEntries);
 

@@ -16,6 +16,8 @@ export interface ServiceContext {
   readonly closing: AbortSignal;
   /** create-with-wait callers, keyed by endpoint id, told of every change to their endpoint */
   readonly endpointWaiters: Waiters;
+  /** addresses a node may hold on one network when it asks with its certificate (service/quota.ts) */
+  readonly maxAddressesPerNode: number;
   /** milliseconds since the epoch */
   now(): number;
   log(line: string): void;

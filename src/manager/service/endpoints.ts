@@ -13,6 +13,7 @@ import type { Allocation } from '../ipam.ts';
 import { attachmentTarget, keys } from '../keys.ts';
 import { isEndpointId, requireEndpointStatus } from '../validation.ts';
 import { casRetry } from './cas.ts';
+import { withinQuota } from './quota.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import {
   endpointDeleteOps,
@@ -26,6 +27,8 @@ export interface WaitOptions {
   /** how long to wait for the node; 0 answers at once */
   waitMs?: number;
   signal?: AbortSignal;
+  /** asked with the node's own certificate: within its quota (quota.ts) */
+  limited?: boolean;
 }
 
 /** Interface name given to Docker endpoints: the prefix Docker numbers inside the container. */
@@ -66,6 +69,8 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
 
   const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
     const { network, compares } = openTarget(ctx, networkName, nodeName);
+    // an endpoint on its own reservation takes no new address
+    const quota = options.limited && !reserved ? withinQuota(ctx, nodeName, networkName) : { compares: [], ops: [] };
     const attachmentKey = keys.attachment(nodeName, attachmentTarget(target), ifname);
     const holder = ctx.state.attachments.get(attachmentKey);
     if (holder !== undefined) {
@@ -99,6 +104,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
         held ? { key: reservationKey, modRevision: held.modRevision } : { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
         { key: attachmentKey, modRevision: 0 },
         { key: keys.endpoint(candidate.id), modRevision: 0 },
+        ...quota.compares,
       ],
       ops: [
         { type: 'put', key: keys.endpoint(candidate.id), value: JSON.stringify(candidate) },
@@ -106,6 +112,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
           ? { type: 'put', key: reservationKey, value: JSON.stringify({ ...held.reservation, endpoint: candidate.id }) }
           : { type: 'put', key: keys.ipam(networkName, allocation.ip), value: candidate.id },
         { type: 'put', key: attachmentKey, value: candidate.id },
+        ...quota.ops,
       ],
       then: () => candidate,
       release: held ? undefined : () => network.allocator.unreserve(allocation.ip),

@@ -3,10 +3,13 @@
  * the node's endpoints behind a `/removing-nodes/` marker so that no new one can appear meanwhile.
  */
 import { VxnetError } from '../../core/errors.ts';
-import type { Endpoint, HeartbeatRequest, Node, NodeStatus, RegisterNodeRequest } from '../../core/model.ts';
+import type { Endpoint, HeartbeatRequest, Node, NodeStatus, RegisterNodeRequest, UpdateNodeRequest } from '../../core/model.ts';
 import { keys } from '../keys.ts';
 import { validateNodeRequest } from '../validation.ts';
-import { casRetry } from './cas.ts';
+import type { Compare, Op } from '../store/store.ts';
+import { casRetry, commit } from './cas.ts';
+import { honoured } from './identities.ts';
+import { usageKeys } from './quota.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { behindMarker, compareText, deleteInBatches, endpointDeleteOps, nodeNotFound, reservationDeleteOps } from './shared.ts';
 
@@ -22,22 +25,66 @@ export function getNode(ctx: ServiceContext, name: string): NodeStatus {
   return nodeStatus(ctx, entry.node);
 }
 
+export interface RegisterOptions {
+  /** the node certificate the request came with: it must still be honoured when the registration commits */
+  certificate?: { serial: string; notBefore: Date };
+}
+
 /** Creates or updates a node; an unchanged re-registration writes nothing. */
-export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest): Promise<Node> {
+export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest, options: RegisterOptions = {}): Promise<Node> {
   const wanted = validateNodeRequest(req);
   return casRetry<Node>(ctx, `register node ${wanted.name}`, () => {
+    // a `node rm` after the request was authenticated revokes the certificate: the node must not come back
+    const guard = options.certificate ? [honoured(ctx, wanted.name, options.certificate)] : [];
     const existing = ctx.state.nodes.get(wanted.name);
     if (existing && existing.node.address === wanted.address && existing.node.mtu === wanted.mtu) {
       ctx.liveness.seen(wanted.name);
       return { done: existing.node };
     }
-    const node: Node = { ...wanted, registeredAt: existing?.node.registeredAt ?? isoNow(ctx) };
+    const holder = ctx.state.nodeAddresses.get(wanted.address);
+    if (holder !== undefined && holder !== wanted.name) {
+      throw new VxnetError(
+        'address_in_use',
+        `underlay address ${wanted.address} is already registered by node ${holder}: every node needs an address of its own.`,
+      );
+    }
+    const node: Node = { ...existing?.node, ...wanted, registeredAt: existing?.node.registeredAt ?? isoNow(ctx) };
+    const compares: Compare[] = [...guard, { key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }];
+    const ops: Op[] = [{ type: 'put', key: keys.node(node.name), value: JSON.stringify(node) }];
+    // the address is claimed "only if absent", so two nodes registering it at once cannot both win
+    if (holder === undefined) {
+      compares.push({ key: keys.nodeAddress(node.address), modRevision: 0 });
+      ops.push({ type: 'put', key: keys.nodeAddress(node.address), value: node.name });
+      const old = existing?.node.address;
+      if (old !== undefined && ctx.state.nodeAddresses.get(old) === node.name) ops.push({ type: 'delete', key: keys.nodeAddress(old) });
+    }
     return {
-      compares: [{ key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }],
-      ops: [{ type: 'put', key: keys.node(node.name), value: JSON.stringify(node) }],
+      compares,
+      ops,
       then: () => {
         ctx.liveness.seen(node.name);
         return ctx.state.nodes.get(node.name)?.node ?? node;
+      },
+    };
+  });
+}
+
+/** An administrator's change to a node (`vxnet node update`); an unchanged one writes nothing. */
+export async function updateNode(ctx: ServiceContext, name: string, req: UpdateNodeRequest): Promise<Node> {
+  return casRetry<Node>(ctx, `update node ${name}`, () => {
+    const entry = ctx.state.nodes.get(name);
+    if (!entry) throw nodeNotFound(name);
+    const { allowNetworkCreate: _old, ...rest } = entry.node;
+    const allow = req.allowNetworkCreate ?? entry.node.allowNetworkCreate === true;
+    // stored only when granted, so a node without the right looks as it always did
+    const node: Node = allow ? { ...rest, allowNetworkCreate: true } : rest;
+    if ((entry.node.allowNetworkCreate === true) === allow) return { done: entry.node };
+    return {
+      compares: [{ key: keys.node(name), modRevision: entry.modRevision }],
+      ops: [{ type: 'put', key: keys.node(name), value: JSON.stringify(node) }],
+      then: () => {
+        ctx.log(`node ${name} ${allow ? 'may now create networks' : 'may no longer create networks'}`);
+        return ctx.state.nodes.get(name)?.node ?? node;
       },
     };
   });
@@ -63,6 +110,8 @@ export function heartbeat(ctx: ServiceContext, name: string, req: HeartbeatReque
  * as down and keeps everything (docs/security.md, "Fail-static").
  */
 export async function deleteNode(ctx: ServiceContext, name: string, options: { drain?: boolean } = {}): Promise<{ endpoints: number }> {
+  // joined but never registered: only its certificate to revoke
+  if (!ctx.state.nodes.has(name) && ctx.state.identities.has(name)) return revokeOnly(ctx, name);
   const marker = { key: keys.removingNode(name), held: () => ctx.state.removingNodes.get(name) };
   const mayStart = () => {
     const entry = ctx.state.nodes.get(name);
@@ -90,13 +139,36 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
         ops: [
           { type: 'delete', key: keys.node(name) },
           { type: 'delete', key: marker.key },
+          // its certificates are refused from this revision on, by every manager of the store
+          { type: 'delete', key: keys.identity(name) },
+          ...usageKeys(ctx, { node: name }),
+          ...(ctx.state.nodeAddresses.get(entry.node.address) === name ? [{ type: 'delete', key: keys.nodeAddress(entry.node.address) } as const] : []),
         ],
         then: () => {
-          ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}`);
+          ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}; its certificate is revoked`);
           return removed;
         },
       };
     });
+  });
+}
+
+async function revokeOnly(ctx: ServiceContext, name: string): Promise<{ endpoints: number }> {
+  return casRetry<{ endpoints: number }>(ctx, `revoke the certificate of node ${name}`, () => {
+    const identity = ctx.state.identities.get(name);
+    if (ctx.state.nodes.has(name)) throw new VxnetError('node_in_use', `node ${name} registered meanwhile: run the removal again.`);
+    if (!identity) return { done: { endpoints: 0 } };
+    return {
+      compares: [
+        { key: keys.node(name), modRevision: 0 },
+        { key: keys.identity(name), modRevision: identity.modRevision },
+      ],
+      ops: [{ type: 'delete', key: keys.identity(name) }],
+      then: () => {
+        ctx.log(`revoked the certificate of node ${name} (joined, never registered)`);
+        return { endpoints: 0 };
+      },
+    };
   });
 }
 
@@ -107,4 +179,20 @@ function nodeStatus(ctx: ServiceContext, node: Node): NodeStatus {
 function refuseIfInUse(name: string, endpoints: number): void {
   if (endpoints === 0) return;
   throw new VxnetError('node_in_use', `node ${name} still has ${endpoints} endpoint${endpoints === 1 ? '' : 's'}: detach them first or drain the node.`);
+}
+
+/**
+ * Nodes registered before underlay addresses were claimed get their claims at start; of two nodes that
+ * already share an address the first keeps it, and the other must register another one (it is logged).
+ */
+export async function claimNodeAddresses(ctx: ServiceContext): Promise<void> {
+  for (const { node } of [...ctx.state.nodes.values()]) {
+    const holder = ctx.state.nodeAddresses.get(node.address);
+    if (holder === node.name) continue;
+    if (holder !== undefined) {
+      ctx.log(`node ${node.name} shares underlay address ${node.address} with node ${holder}; it keeps working until it registers an address of its own`);
+      continue;
+    }
+    await commit(ctx, [{ key: keys.nodeAddress(node.address), modRevision: 0 }], [{ type: 'put', key: keys.nodeAddress(node.address), value: node.name }]);
+  }
 }

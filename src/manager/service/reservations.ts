@@ -10,6 +10,7 @@ import { requireName } from '../../core/names.ts';
 import { keys } from '../keys.ts';
 import type { Compare } from '../store/store.ts';
 import { casRetry } from './cas.ts';
+import { withinQuota } from './quota.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { endpointDeleteOps, listPlaced, openTarget, reservationDeleteOps } from './shared.ts';
 
@@ -22,12 +23,13 @@ export function listReservations(ctx: ServiceContext, filter: { network?: string
 }
 
 /** Takes an address (the requested one, or the lowest free) for `node` without creating an endpoint. */
-export async function createReservation(ctx: ServiceContext, req: CreateReservationRequest): Promise<Reservation> {
+export async function createReservation(ctx: ServiceContext, req: CreateReservationRequest, options: { limited?: boolean } = {}): Promise<Reservation> {
   const networkName = requireName(req.network, 'network');
   const nodeName = requireName(req.node, 'node');
   if (req.ip !== undefined) requireIPv4(req.ip, 'ip');
   return casRetry(ctx, `reserve an address on network ${networkName}`, () => {
     const { network, compares } = openTarget(ctx, networkName, nodeName);
+    const quota = options.limited ? withinQuota(ctx, nodeName, networkName) : { compares: [], ops: [] };
     const allocation = req.ip !== undefined ? network.allocator.reserve(req.ip) : network.allocator.reserveNext();
     const reservation: Reservation = {
       network: networkName,
@@ -43,10 +45,12 @@ export async function createReservation(ctx: ServiceContext, req: CreateReservat
         ...compares,
         { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
         { key, modRevision: 0 },
+        ...quota.compares,
       ],
       ops: [
         { type: 'put', key, value: JSON.stringify(reservation) },
         { type: 'put', key: keys.ipam(networkName, allocation.ip), value: `reservation:${nodeName}` },
+        ...quota.ops,
       ],
       then: () => ctx.state.reservations.get(key)?.reservation ?? reservation,
       release: () => network.allocator.unreserve(allocation.ip),
