@@ -160,7 +160,7 @@ function adminProbe(api: NetworkAdminApi, log: (line: string) => void): () => Pr
       if (err.code === 'bad_request' || err.code === 'invalid_name') known = true;
       else if (err.code === 'forbidden' || err.code === 'unauthorized') known = false;
       else throw err;
-      if (!known) log('this agent does not hold the admin token: docker network create binds to existing vxnet networks only');
+      if (!known) log('this agent has no admin token (--admin-token-file): docker network create binds to existing vxnet networks unless the node may create networks (vxnet node update NAME --allow-network-create)');
     }
     return known;
   };

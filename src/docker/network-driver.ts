@@ -135,7 +135,7 @@ export class NetworkDriver {
         'forbidden',
         `no vxnet network has subnet ${cidrs.join(', ')}, and this node may not create one: ` +
           `create it with "vxnet network create NAME ${example}" (it then shows up in docker network ls on every host), ` +
-          `grant node ${this.#o.node} the right with "vxnet node update ${this.#o.node} --allow-network-create", or run the agent with the admin token.`,
+          `grant node ${this.#o.node} the right with "vxnet node update ${this.#o.node} --allow-network-create", or give the agent the admin token with --admin-token-file FILE.`,
       );
     }
     const request = requestOf(spec);

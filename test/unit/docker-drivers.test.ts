@@ -384,7 +384,7 @@ describe('network driver: networks created with the node certificate (vxnet node
     const refused = withNode(false);
     await assert.rejects(
       refused.driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }])),
-      code('forbidden', /this node may not create one: .*"vxnet node update host1 --allow-network-create", or run the agent with the admin token\.$/),
+      code('forbidden', /this node may not create one: .*"vxnet node update host1 --allow-network-create", or give the agent the admin token with --admin-token-file FILE\.$/),
     );
   });
 
