@@ -33,7 +33,7 @@ describe('Docker’s isolation still holds for vxnet containers (vxnet issue 9, 
       await cluster.startManager();
       engines = await startDockerEngines(cluster, cluster.hosts, { mode: 'normal' });
       engine = engines[0]!;
-      await cluster.startAgent(cluster.host(1), { token: cluster.manager.adminToken, args: dockerAgentArgs(engine) });
+      await cluster.startAgent(cluster.host(1), { adminToken: true, args: dockerAgentArgs(engine) });
       const client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
       await client.createNetwork({ name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] });
       client.close();
