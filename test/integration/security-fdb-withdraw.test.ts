@@ -78,8 +78,10 @@ describe('withdrawn MACs leave every peer’s bridge at once (vxnet issue 9, hol
     // traffic from a2 is what the bridges used to learn its MAC from
     assert.ok(await pings(cluster, c.a2!.netns, c.a1!.endpoint.ip));
     assert.ok(await pings(cluster, c.a2!.netns, c.a3!.endpoint.ip));
+    // Timed from the API request (what `vxnet node rm --drain` sends), not from starting a CLI process on a busy
+    // machine, which alone took over a second under load.
     const start = performance.now();
-    const removed = cluster.cli(['node', 'rm', '--drain', 'host2']);
+    const removed = cluster.api('DELETE', '/v1/nodes/host2?drain=true');
     const goneFrom = async (host: SimHost): Promise<number> => {
       for (;;) {
         const left = await entriesOf(host, mac);
@@ -89,8 +91,8 @@ describe('withdrawn MACs leave every peer’s bridge at once (vxnet issue 9, hol
       }
     };
     const [result, ms1, ms3] = await Promise.all([removed, goneFrom(host1), goneFrom(host3)]);
-    assert.equal(result.code, 0, result.stderr);
-    t.diagnostic(`a2's MAC gone from host1's bridge after ${ms1.toFixed(0)} ms, from host3's after ${ms3.toFixed(0)} ms (from the CLI's start)`);
+    assert.ok(result.status >= 200 && result.status < 300, JSON.stringify(result));
+    t.diagnostic(`a2's MAC gone from host1's bridge after ${ms1.toFixed(0)} ms, from host3's after ${ms3.toFixed(0)} ms (from the API request)`);
     assert.ok(await pings(cluster, c.a1!.netns, c.a3!.endpoint.ip), 'the remaining nodes still reach each other');
   });
 });
