@@ -384,8 +384,9 @@ describe('LinuxDataplane in network namespaces', { skip, concurrency: false }, (
     assert.equal(r.nextChanges, 0);
     assert.equal(r.nextDumps, 0, 'the pass after a one-peer change reuses the written-through dump');
     assert.equal(r.removedError, null);
-    assert.ok(r.program < 2000, `programming took ${r.program} ms`);
-    // generous bound for a shared 2-core machine; the figure itself is printed above
+    // generous bounds for a shared 2-core machine (1.5× the 2 s this had before the static bridge entries made
+    // it 30,100 entries instead of 20,100); the figure itself is printed above, `npm run bench` holds the target
+    assert.ok(r.program < 3000, `programming took ${r.program} ms`);
     assert.ok(median < 150, `no-change pass took ${median} ms`);
   });
 
