@@ -9,7 +9,7 @@ import { VxnetError } from '../core/errors.ts';
 import type { Env } from './command.ts';
 import { version } from './commands/version.ts';
 import type { CommandContext } from './context.ts';
-import { formatError } from './format.ts';
+import { cliWording, formatError } from './format.ts';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -51,7 +51,7 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
       io.stderr(formatError('interrupted.'));
       return EXIT_INTERRUPTED;
     }
-    io.stderr(formatError(err instanceof Error ? err.message : String(err)));
+    io.stderr(formatError(err instanceof VxnetError ? cliWording(err.message) : err instanceof Error ? err.message : String(err)));
     return EXIT_ERROR;
   }
 }
