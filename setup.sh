@@ -9,13 +9,24 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages="iproute2 nftables util-linux procps iputils-ping tcpdump iperf3 kmod ca-certificates docker.io busybox-static"
+# What each package is for (printed before installing): the first group serves the agent and the test kit
+# on every host, the second only this checkout's tests, benchmarks and demo; a production host installs
+# with install.sh instead, and needs none of the second group.
+agent="iproute2 nftables util-linux procps kmod ca-certificates"
+tests="iputils-ping tcpdump iperf3 docker.io busybox-static"
+packages="$agent $tests"
 command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
+  echo "setup.sh: installing$missing"
+  echo "  for the agent: iproute2 (ip, bridge), nftables (nft), util-linux (nsenter), ca-certificates (npm over https);"
+  echo "    procps (sysctl) and kmod (modprobe, for the vxlan module) for the test kit and by hand"
+  echo "  for the tests and the demo only: iputils-ping, tcpdump and iperf3 (probes and benchmarks), docker.io (the Docker"
+  echo "    plugin tests and benchmarks), busybox-static (the busybox:local image their containers run)"
+  [ -n "$(echo "$missing" | grep -w -e nodejs -e npm || true)" ] && echo "  nodejs, npm: only to run npm ci once; vxnet itself runs on the Node.js 24 that npm installs"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi

@@ -167,7 +167,7 @@ export class Agent {
     await retryWithBackoff(() => api.registerNode({ name: self.name, address: self.address, mtu: this.#options.underlayMtu }, signal), {
       backoff: new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: REGISTER_MAX_MS }),
       signal,
-      onRetry: (err, ms) => this.#log(`register node failed: ${messageOf(err)}; retrying in ${ms} ms`),
+      onRetry: (err, ms) => this.#log(`warning: register node failed: ${messageOf(err)}; retrying in ${ms} ms`),
     });
     this.#log(`node ${self.name} registered (underlay ${self.address} on ${self.underlayDevice}, mtu ${this.#options.underlayMtu})`);
 
@@ -181,6 +181,8 @@ export class Agent {
 
     const reconnect = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: WATCH_RECONNECT_MAX_MS, jitter: true });
     let removedLogged = false;
+    // when the watch was first lost, to say how long the outage lasted once a snapshot arrives again
+    let lostAt: number | undefined;
     const idleMs = this.#options.watchIdleMs ?? WATCH_IDLE_MS;
     while (!signal.aborted) {
       let removed = false;
@@ -212,6 +214,10 @@ export class Agent {
             if (message.type === 'snapshot') {
               removedLogged = false;
               reconnect.reset();
+              if (lostAt !== undefined) {
+                this.#log(`node ${self.name} reconnected to the manager after ${((performance.now() - lostAt) / 1000).toFixed(1)} s`);
+                lostAt = undefined;
+              }
             }
             if (this.view.apply(message)) {
               this.schedule();
@@ -221,7 +227,10 @@ export class Agent {
           attempt.signal,
           { ...(this.#options.watchAllNetworks ? { allNetworks: true } : {}), onData: heard },
         );
-        if (!signal.aborted) this.#log('watch stream ended; reconnecting');
+        if (!signal.aborted) {
+          this.#log('warning: watch stream ended; reconnecting');
+          lostAt ??= performance.now();
+        }
       } catch (err) {
         if (signal.aborted) break;
         const code = (err as { code?: unknown }).code;
@@ -242,6 +251,7 @@ export class Agent {
           removed = true;
         } else {
           failure = messageOf(err);
+          lostAt ??= performance.now();
         }
       } finally {
         clearTimeout(idleTimer);
@@ -254,6 +264,7 @@ export class Agent {
       await pause(delay, signal);
     }
     await this.#running;
+    this.#log(`node ${self.name}: agent stopped (kernel state is left as it is)`);
   }
 
   /** Requests a pass; passes never overlap, and requests made during a pass cause exactly one more. */
@@ -290,6 +301,7 @@ export class Agent {
     const ms = (performance.now() - started).toFixed(1);
     if (result.changes > 0 || result.error || result.endpointErrors.size > 0) {
       this.#log(
+        (result.error || result.endpointErrors.size > 0 ? 'warning: ' : '') +
         `reconciled revision ${revision}: ${result.changes} changes in ${ms} ms` +
           (result.endpointErrors.size ? `, ${result.endpointErrors.size} endpoint errors` : '') +
           (result.error ? `; error: ${result.error}` : ''),
@@ -404,7 +416,7 @@ export class Agent {
     this.#options.api.setEndpointStatus(id, report, this.#signal).catch((err) => {
       this.#reported.delete(id);
       this.#allReported = undefined;
-      this.#log(`could not report status of endpoint ${id}: ${messageOf(err)}`);
+      this.#log(`warning: could not report status of endpoint ${id}: ${messageOf(err)}`);
     });
   }
 

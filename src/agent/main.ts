@@ -72,7 +72,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     credentials = await obtainCredentials(identityOptions, signal);
   }
   const client = new ManagerClient({ url: options.managerUrl, ca: credentials.ca, cert: credentials.cert, key: credentials.key });
-  void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`certificate renewal stopped: ${messageOf(err)}`));
+  void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`error: certificate renewal stopped: ${messageOf(err)}`));
   const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
   const dataplane = new LinuxDataplane({ log });
   const agent = new Agent({

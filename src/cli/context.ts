@@ -14,6 +14,8 @@ export interface CommandContext {
   /** aborted on SIGINT/SIGTERM */
   signal: AbortSignal;
   now(): Date;
+  /** stderr is a terminal (then daemon logs never take journald's form) */
+  stderrIsTTY?: boolean;
 }
 
 /** Runs `use` with a client for the connection, closing its idle sockets afterwards. */
@@ -51,9 +53,4 @@ export function readCaFile(path: string): string {
   } catch (err) {
     throw new VxnetError('bad_request', `cannot read the CA certificate ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`);
   }
-}
-
-/** Daemon logs go to stderr, one line each; stdout stays free for output. */
-export function logToStderr(ctx: CommandContext): (line: string) => void {
-  return (line) => ctx.stderr(`${line}\n`);
 }

@@ -118,3 +118,17 @@ export function formatError(message: string): string {
 export function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
+
+/**
+ * The API's sentences name its own fields and query parameters (`multicastGroup`, `force`), which is right
+ * for an API caller and puzzling at a shell prompt. The CLI rewrites the few that have a flag of another
+ * name; everything else reaches the user as the manager wrote it. Each pair: API wording, CLI wording.
+ */
+const REWRITES: readonly [RegExp, string][] = [
+  [/^multicastGroup\b/, '--multicast-group'],
+  [/ or use force\.$/, ' or pass --force.'],
+];
+
+export function cliWording(message: string): string {
+  return REWRITES.reduce((text, [pattern, replacement]) => text.replace(pattern, replacement), message);
+}

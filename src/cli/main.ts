@@ -9,7 +9,7 @@ import { VxnetError } from '../core/errors.ts';
 import type { Env } from './command.ts';
 import { version } from './commands/version.ts';
 import type { CommandContext } from './context.ts';
-import { formatError } from './format.ts';
+import { cliWording, formatError } from './format.ts';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -18,6 +18,8 @@ export interface CliIo {
   signal?: AbortSignal;
   /** clock for relative times (tests pin it) */
   now?: () => Date;
+  /** stderr is a terminal */
+  stderrIsTTY?: boolean;
 }
 
 export const EXIT_OK = 0;
@@ -32,6 +34,7 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
     stderr: io.stderr,
     signal,
     now: io.now ?? (() => new Date()),
+    ...(io.stderrIsTTY !== undefined ? { stderrIsTTY: io.stderrIsTTY } : {}),
   };
   try {
     // `vxnet --version` is what scripts call most and the start-up benchmark: it is answered before the
@@ -48,7 +51,7 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
       io.stderr(formatError('interrupted.'));
       return EXIT_INTERRUPTED;
     }
-    io.stderr(formatError(err instanceof Error ? err.message : String(err)));
+    io.stderr(formatError(err instanceof VxnetError ? cliWording(err.message) : err instanceof Error ? err.message : String(err)));
     return EXIT_ERROR;
   }
 }
@@ -72,6 +75,7 @@ if (import.meta.main) {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     signal: controller.signal,
+    stderrIsTTY: process.stderr.isTTY === true,
   });
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);

@@ -12,7 +12,7 @@
  * could be a token).
  */
 import { parseArgs } from 'node:util';
-import { parseCidr, parseIPv4 } from '../core/ipv4.ts';
+import { parseCidr, parseIPv4, whyNotCidr } from '../core/ipv4.ts';
 import {
   GLOBAL_FLAGS,
   globalFlagsOf,
@@ -25,7 +25,8 @@ import {
 } from './command.ts';
 import type { CommandContext } from './context.ts';
 import { commandHelp, groupHelp, helpFor, isGroup, subcommands, topHelp } from './help.ts';
-import { findCommand, type Command } from './registry.ts';
+import { COMMANDS, findCommand, GROUPS, type Command } from './registry.ts';
+import { closest } from './suggest.ts';
 
 /** A command line understood: what it asks for, and how to carry it out. */
 export interface Invocation {
@@ -55,7 +56,12 @@ export function resolveCommandLine(argv: readonly string[], env: Env): Invocatio
   }
   const path = words.join(' ');
   const spec = findCommand(path);
-  if (!spec) throw new UsageError(`unknown command "${path}"; run "vxnet --help" for the list of commands.`);
+  if (!spec) {
+    let near = closestCommand(words);
+    // "netwrok ls": the group's word was mistyped, so "ls" is still in the rest of the line
+    if (near !== undefined && isGroup(near) && rest[0] !== undefined && findCommand(`${near} ${rest[0]}`)) near = `${near} ${rest[0]}`;
+    throw new UsageError(`unknown command "${path}"${didYouMean(near, (w) => `"${w}"`)}; run "vxnet --help" for the list of commands.`);
+  }
   // Help wins over every other mistake on the line, so `vxnet attach --help` works without its flags.
   if ([...leading, ...untilDoubleDash(rest)].some(isHelpToken)) return help(commandHelp(spec));
 
@@ -130,7 +136,10 @@ function parseFlags(spec: CommandModule, args: readonly string[], env: Env): Par
     // Short flags are not vxnet's: parseArgs splits "-abc" into three, the message shows it as typed.
     const flag = typed.startsWith('--') ? accepted.find((f) => f.name === token.name) : undefined;
     if (!flag) {
-      throw new UsageError(`unknown flag ${displayFlag(typed)} for "vxnet ${spec.path}"; run "vxnet ${spec.path} --help" for its flags.`);
+      const near = typed.startsWith('--') ? closest(flagName(typed), accepted.map((f) => f.name)) : undefined;
+      throw new UsageError(
+        `unknown flag ${displayFlag(typed)} for "vxnet ${spec.path}"${didYouMean(near, (n) => `--${n}`)}; run "vxnet ${spec.path} --help" for its flags.`,
+      );
     }
     let value: string | true;
     if (flag.kind === 'boolean') {
@@ -170,11 +179,7 @@ function checkValue(flag: FlagSpec, value: string): void {
       if (parseIPv4(value) === undefined) throw new UsageError(`--${flag.name} "${value}" is not a valid IPv4 address.`);
       return;
     case 'cidr':
-      if (parseCidr(value) === undefined) {
-        throw new UsageError(
-          `--${flag.name} "${value}" is not a valid IPv4 subnet such as 192.168.1.0/24 (host bits must be zero).`,
-        );
-      }
+      if (parseCidr(value) === undefined) throw new UsageError(`--${flag.name} "${value}" is not a valid IPv4 subnet: ${whyNotCidr(value)}.`);
       return;
     case 'string':
       if (value === '') throw new UsageError(`--${flag.name} needs a non-empty value.`);
@@ -182,6 +187,18 @@ function checkValue(flag: FlagSpec, value: string): void {
     case 'boolean':
       return;
   }
+}
+
+/** The command (or group) a mistyped command line most likely meant. */
+function closestCommand(words: readonly string[]): string | undefined {
+  const paths = COMMANDS.map((c) => c.path);
+  const whole = closest(words.join(' '), paths);
+  if (whole !== undefined || words.length > 1) return whole;
+  return closest(words[0]!, [...Object.keys(GROUPS), ...paths.filter((p) => !p.includes(' '))]);
+}
+
+function didYouMean(candidate: string | undefined, show: (c: string) => string): string {
+  return candidate === undefined ? '' : ` (did you mean ${show(candidate)}?)`;
 }
 
 function flagName(typed: string): string {

@@ -46,10 +46,30 @@ export function parseCidr(text: string): Cidr | undefined {
 
 export function requireCidr(text: string): Cidr {
   const cidr = parseCidr(text);
-  if (!cidr) {
-    throw new VxnetError('invalid_cidr', `subnet ${quote(text)} is not a valid IPv4 CIDR such as 192.168.1.0/24 (host bits must be zero).`);
-  }
+  if (!cidr) throw new VxnetError('invalid_cidr', `subnet ${quote(text)} is not a valid IPv4 CIDR: ${whyNotCidr(text)}.`);
   return cidr;
+}
+
+/**
+ * Why `text` is not a subnet parseCidr accepts, the clause after "is not a valid IPv4 subnet: ": one cause
+ * each (IPv6, a missing or out-of-range prefix, host bits set, with the subnet meant), since "host bits
+ * must be zero" for fd00::/64 sends a user looking for the wrong mistake.
+ */
+export function whyNotCidr(text: string): string {
+  const example = 'such as 192.168.1.0/24';
+  if (typeof text !== 'string') return `write it as an address and a prefix length, ${example}`;
+  const slash = text.indexOf('/');
+  const address = slash === -1 ? text : text.slice(0, slash);
+  if (address.includes(':')) return `IPv6 is not supported yet, only IPv4 subnets ${example}`;
+  const parsed = parseIPv4(address);
+  if (parsed === undefined) return `write it as an IPv4 address and a prefix length, ${example}`;
+  if (slash === -1) return `the prefix length is missing, as in ${address}/24`;
+  const prefixText = text.slice(slash + 1);
+  if (!/^\d{1,2}$/.test(prefixText)) return `the prefix length after "/" must be a number from 0 to 32, as in ${address}/24`;
+  const prefix = Number(prefixText);
+  if (prefix > 32) return `prefix /${prefix} is out of range, an IPv4 prefix is /0 to /32`;
+  const network = (parsed & maskOf(prefix)) >>> 0;
+  return `its host bits are set, the subnet of ${address}/${prefix} is ${formatIPv4(network)}/${prefix}`;
 }
 
 export function formatCidr(cidr: Cidr): string {

@@ -70,7 +70,11 @@ export function presentedBy(req: IncomingMessage): PresentedCredentials {
   };
 }
 
-export function authenticate(security: Security, presented: PresentedCredentials, now: Date = new Date()): Principal {
+/**
+ * Who the credentials prove the caller to be. `joining`: the request is POST /v1/join, so a token refused
+ * was meant as the worker token (or the admin one), and the message points at the worker token.
+ */
+export function authenticate(security: Security, presented: PresentedCredentials, now: Date = new Date(), joining = false): Principal {
   const header = presented.authorization;
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -80,7 +84,12 @@ export function authenticate(security: Security, presented: PresentedCredentials
     if (security.tokens.isOfAnotherCluster(match[1]!)) {
       throw new VxnetError('unauthorized', "the token carries another cluster's CA digest: it is not a token of this manager.");
     }
-    throw new VxnetError('unauthorized', 'unknown or rotated token: use the current admin token (DATA_DIR/admin.token).');
+    throw new VxnetError(
+      'unauthorized',
+      joining
+        ? 'this token was rotated or is unknown: join with the current worker token (DATA_DIR/worker.token on the manager).'
+        : 'this token was rotated or is unknown: use the current admin token (DATA_DIR/admin.token on the manager).',
+    );
   }
   const certificate = presented.certificate;
   if (certificate) {

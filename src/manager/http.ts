@@ -13,6 +13,7 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { VxnetError, messageOf, quote } from '../core/errors.ts';
+import { warnLine } from '../core/log.ts';
 import { requireName } from '../core/names.ts';
 import { BodyTooLargeError, MAX_BODY_BYTES, readBody, sendJson } from '../http/server.ts';
 import {
@@ -33,8 +34,8 @@ type Resolved = { route: Route; params: Record<string, string>; query: URLSearch
 
 /** Auth, routing and permission: everything decided before a body is read. */
 function resolve(ctx: ApiContext, method: string, rawUrl: string, presented: PresentedCredentials): Resolved {
-  const principal = authenticate(ctx.security, presented);
   const url = new URL(rawUrl, 'http://manager');
+  const principal = authenticate(ctx.security, presented, new Date(), method === 'POST' && url.pathname === '/v1/join');
   const path = split(url.pathname);
   let pathMatched = false;
   for (const r of routes) {
@@ -87,7 +88,7 @@ async function run(ctx: ApiContext, resolved: Resolved, text: string, signal: Ab
 
 function toErrorResult(err: unknown, log: ((line: string) => void) | undefined): ApiResult {
   if (err instanceof VxnetError) return { status: err.status, body: { error: err.toJSON() } };
-  log?.(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  log?.(`error: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   return { status: 500, body: { error: { code: 'internal', message: `internal error: ${messageOf(err)}` } } };
 }
 
@@ -134,7 +135,7 @@ function tooLarge(): VxnetError {
 export function createRequestHandler(ctx: ApiContext): RequestListener {
   return (req, res) => {
     void handle(ctx, req, res).catch((err) => {
-      ctx.log?.(`request handling failed: ${messageOf(err)}`);
+      ctx.log?.(`error: request handling failed: ${messageOf(err)}`);
       if (!res.headersSent) send(res, toErrorResult(err, ctx.log));
       else res.destroy();
     });
@@ -143,11 +144,14 @@ export function createRequestHandler(ctx: ApiContext): RequestListener {
 
 async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let resolved: Resolved;
+  const presented = presentedBy(req);
   try {
-    resolved = resolve(ctx, req.method ?? 'GET', req.url ?? '/', presentedBy(req));
+    resolved = resolve(ctx, req.method ?? 'GET', req.url ?? '/', presented);
   } catch (err) {
     req.resume();
-    send(res, toErrorResult(err, ctx.log));
+    const result = toErrorResult(err, ctx.log);
+    logRefusal(ctx, req, result, callerOf(principalOrNone(ctx, presented), presented));
+    send(res, result);
     return;
   }
   if (resolved.route.stream) {
@@ -165,7 +169,38 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   } catch (err) {
     result = toErrorResult(err, ctx.log);
   }
+  logRefusal(ctx, req, result, callerOf(resolved.principal, presented));
   send(res, result);
+}
+
+/**
+ * A 401 or 403 is logged as a warning with who asked and from where — the identity a credential proves,
+ * never the credential — so an operator sees a node with a stale token or a probe from an unknown address.
+ */
+function logRefusal(ctx: ApiContext, req: IncomingMessage, result: ApiResult, caller: string): void {
+  if (result.status !== 401 && result.status !== 403) return;
+  const path = (req.url ?? '/').split('?')[0];
+  const from = req.socket.remoteAddress === undefined ? 'a local socket' : `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+  const message = (result.body as { error?: { message?: string } }).error?.message ?? '';
+  ctx.log?.(warnLine(`refused ${req.method} ${path} (${result.status}) from ${caller} at ${from}: ${message}`));
+}
+
+/** The principal of refused credentials that were valid (a refusal for the route), or undefined. */
+function principalOrNone(ctx: ApiContext, presented: PresentedCredentials): Principal | undefined {
+  try {
+    return authenticate(ctx.security, presented);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Who a request says it is, in words: a certificate's role and name, a token's role, or nobody. */
+function callerOf(principal: Principal | undefined, presented: PresentedCredentials): string {
+  if (principal?.kind === 'certificate') return `the ${principal.role === 'worker' ? 'node' : principal.role} certificate of ${principal.name}`;
+  if (principal?.kind === 'token') return `the ${principal.role} token`;
+  if (presented.authorization !== undefined) return 'a bearer token that is not valid here';
+  if (presented.certificate) return `a client certificate (${presented.certificate.subject.replace(/\n/g, ', ')})`;
+  return 'a caller without credentials';
 }
 
 async function readJsonText(req: IncomingMessage, res: ServerResponse): Promise<string> {
@@ -196,7 +231,9 @@ function openWatch(ctx: ApiContext, resolved: Resolved, req: IncomingMessage, re
     }
     allNetworks = networks === 'all';
   } catch (err) {
-    send(res, toErrorResult(err, ctx.log));
+    const result = toErrorResult(err, ctx.log);
+    logRefusal(ctx, req, result, callerOf(resolved.principal, presentedBy(req)));
+    send(res, result);
     return;
   }
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });

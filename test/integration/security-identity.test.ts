@@ -189,7 +189,7 @@ describe('control-plane identity', { skip }, () => {
       { timeoutMs: 30_000 },
     );
     assert.equal(refused.code, 1, refused.stderr);
-    assert.match(refused.stderr, /vxnet: unknown or rotated token/);
+    assert.match(refused.stderr, /vxnet: this token was rotated or is unknown: join with the current worker token/);
     assert.equal(await node('host3'), undefined);
 
     // joined agents go on: a new endpoint on host1 becomes ready and reaches host2
@@ -218,7 +218,7 @@ describe('control-plane identity', { skip }, () => {
     assert.equal(cluster.manager.adminToken, newToken);
     const old = await remoteCli(host1, ['network', 'ls', '--manager', cluster.manager.url, '--token', oldToken]);
     assert.equal(old.code, 1);
-    assert.match(old.stderr, /unknown or rotated token/);
+    assert.match(old.stderr, /this token was rotated or is unknown: use the current admin token/);
     const local = new ManagerClient({ url: cluster.manager.socketUrl, token: oldToken });
     await assert.rejects(local.listNetworks(), { code: 'unauthorized' });
     local.close();

@@ -207,7 +207,8 @@ describe('CLI argument parsing: other commands', () => {
   test('network inspect and rm', () => {
     assert.deepEqual(parse('network inspect blue'), { kind: 'network-inspect', connection: CONN, name: 'blue' });
     assert.deepEqual(parse('network rm blue --force'), { kind: 'network-rm', connection: CONN, name: 'blue', force: true });
-    usageError('network rm blue --json', /^unknown flag --json/);
+    // --json is global (issue 17): accepted, the runner prints {"removed": NAME}
+    assert.deepEqual(parse('network rm blue --json'), { kind: 'network-rm', connection: CONN, name: 'blue', force: false, json: true });
   });
 
   test('endpoint ls filters', () => {

@@ -145,9 +145,9 @@ describe('endpoint targets', () => {
       await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', docker: DOCKER_EP, ifname: 'eth0' }), vxnetError('bad_request'));
       const c = await m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web' });
       assert.deepEqual([c.container, c.netns, c.ifname], ['web', undefined, 'eth0']);
-      // one interface per (node, target, ifname)
+      // one interface per (node, target, network): another ifname is refused too (issue 17, a second default route)
       await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web' }), vxnetError('endpoint_exists', /container web/));
-      await m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web', ifname: 'eth1' });
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web', ifname: 'eth1' }), vxnetError('endpoint_exists', /container web/));
       await m.service.deleteEndpoint(c.id);
       await m.service.createEndpoint({ network: 'blue', node: 'host1', container: 'web' });
     } finally {

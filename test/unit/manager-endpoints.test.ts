@@ -59,8 +59,8 @@ describe('endpoints', () => {
       const afterList = await m.store.list('');
       assert.equal(afterList.revision, before.revision);
       assert.deepEqual(afterList.kvs, before.kvs);
-      // the same netns with another ifname, or on another node, is fine
-      await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', ifname: 'eth1' });
+      // the same netns with another ifname is refused too (issue 17: a second default route); on another node it is fine
+      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', ifname: 'eth1' }), vxnetError('endpoint_exists'));
       await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' });
       await assert.rejects(m.service.deleteEndpoint('000000000000'), vxnetError('endpoint_not_found'));
       await assert.rejects(m.service.deleteEndpoint('../x'), vxnetError('endpoint_not_found'));

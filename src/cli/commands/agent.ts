@@ -1,7 +1,8 @@
 /** `vxnet agent`: runs the agent on this host until interrupted. */
 import { requireName } from '../../core/names.ts';
 import { checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, integer, one, required, UsageError, type AgentConnection, type CommandModule } from '../command.ts';
-import { logToStderr, readCaFile, readTokenFile, tokenOf } from '../context.ts';
+import { readCaFile, readTokenFile, tokenOf } from '../context.ts';
+import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
 // Type-only: keeps the lazy import below typed without loading the agent for other commands.
 type RunAgent = typeof import('../../agent/main.ts').runAgent;
@@ -19,6 +20,8 @@ export interface AgentCommand {
   adminTokenFile?: string;
   /** VXNET_TOKEN is set: the agent says it does not read it */
   envTokenIgnored?: true;
+  /** --log-level, JOURNAL_STREAM: present only when given */
+  log?: DaemonLog;
 }
 
 export const agent: CommandModule<AgentCommand> = {
@@ -60,6 +63,7 @@ export const agent: CommandModule<AgentCommand> = {
       value: 'FILE',
       help: 'file holding the admin token (mode 0600), for "docker network create/rm" to create and delete vxnet networks; never used to join',
     },
+    LOG_LEVEL_FLAG,
   ],
   connection: true,
   json: false,
@@ -73,6 +77,7 @@ export const agent: CommandModule<AgentCommand> = {
       advertiseAddress: required(p, 'advertise-addr'),
       name,
       stateDir: one(p, 'state-dir'),
+      ...daemonLogOf(p),
     };
     const watchTimeout = integer(p, 'watch-timeout');
     if (watchTimeout !== undefined) {
@@ -103,7 +108,7 @@ export const agent: CommandModule<AgentCommand> = {
     const options: Parameters<RunAgent>[0] = {
       managerUrl: command.connection.url,
       advertiseAddress: command.advertiseAddress,
-      log: logToStderr(ctx),
+      log: daemonLogger(command.log, ctx),
     };
     const log = options.log!;
     for (const line of joinTokenNotes(command)) log(line);

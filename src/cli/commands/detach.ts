@@ -1,8 +1,9 @@
 /** `vxnet detach NETWORK`: finds the endpoint the way attach described it, then deletes it. */
 import { VxnetError } from '../../core/errors.ts';
 import { requireIfname } from '../../core/names.ts';
-import { checked, connection, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
+import { checked, connection, has, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
 import { withClient } from '../context.ts';
+import { formatJson } from '../format.ts';
 
 export interface DetachCommand {
   kind: 'detach';
@@ -12,6 +13,8 @@ export interface DetachCommand {
   netns?: string;
   container?: string;
   ifname: string;
+  /** --json: print {"detached": ENDPOINT ID, "network", "node"} */
+  json?: true;
 }
 
 export const detach: CommandModule<DetachCommand> = {
@@ -26,7 +29,7 @@ export const detach: CommandModule<DetachCommand> = {
     { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' },
   ],
   connection: true,
-  json: false,
+  json: true,
 
   build(p) {
     const target = targetOf(p);
@@ -38,6 +41,7 @@ export const detach: CommandModule<DetachCommand> = {
       node: required(p, 'node'),
       ...target,
       ifname: checked(() => requireIfname(ifname)),
+      ...(has(p, 'json') ? { json: true as const } : {}),
     };
   },
 
@@ -46,7 +50,7 @@ export const detach: CommandModule<DetachCommand> = {
    * manager's, a container as it was given to attach.
    */
   async run(command, ctx) {
-    await withClient(command.connection, async (client) => {
+    const id = await withClient(command.connection, async (client) => {
       const endpoints = await client.listEndpoints({ network: command.network, node: command.node }, ctx.signal);
       const endpoint = endpoints.find(
         (e) =>
@@ -64,7 +68,9 @@ export const detach: CommandModule<DetachCommand> = {
         );
       }
       await client.deleteEndpoint(endpoint.id, {}, ctx.signal);
+      return endpoint.id;
     });
+    if (command.json) ctx.stdout(formatJson({ detached: id, network: command.network, node: command.node }));
     return 0;
   },
 };

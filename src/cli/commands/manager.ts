@@ -1,7 +1,7 @@
 /** `vxnet manager`: runs the manager (the cluster API and store) until interrupted. */
 import { parseIPv4 } from '../../core/ipv4.ts';
 import { all, integer, required, UsageError, type CommandModule } from '../command.ts';
-import { logToStderr } from '../context.ts';
+import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
 // Type-only: keeps the lazy import below typed without loading the manager for other commands.
 type RunManager = typeof import('../../manager/main.ts').runManager;
@@ -15,6 +15,8 @@ export interface ManagerCommand {
   certMaxAgeSeconds?: number;
   maxEndpointsPerNode?: number;
   subjectAltNames?: string[];
+  /** --log-level, JOURNAL_STREAM: present only when given */
+  log?: DaemonLog;
 }
 
 export const manager: CommandModule<ManagerCommand> = {
@@ -56,6 +58,7 @@ export const manager: CommandModule<ManagerCommand> = {
       repeatable: true,
       help: "another name or address clients use for the manager, for its TLS certificate (repeatable)",
     },
+    LOG_LEVEL_FLAG,
   ],
   connection: false,
   json: false,
@@ -64,7 +67,7 @@ export const manager: CommandModule<ManagerCommand> = {
     const listen = all(p, 'listen');
     if (listen.length === 0) throw new UsageError('"vxnet manager" needs at least one --listen ADDR:PORT or --listen unix:PATH.');
     for (const address of listen) checkListen(address);
-    const command: ManagerCommand = { kind: 'manager', dataDir: required(p, 'data-dir'), listen };
+    const command: ManagerCommand = { kind: 'manager', dataDir: required(p, 'data-dir'), listen, ...daemonLogOf(p) };
     const downAfter = integer(p, 'node-down-after');
     if (downAfter !== undefined) {
       if (downAfter < 1 || downAfter > 86_400) throw new UsageError('--node-down-after must be from 1 to 86400 seconds.');
@@ -92,7 +95,7 @@ export const manager: CommandModule<ManagerCommand> = {
 
   async run(command, ctx) {
     const { runManager }: { runManager: RunManager } = await import('../../manager/main.ts');
-    const options: Parameters<RunManager>[0] = { dataDir: command.dataDir, listen: command.listen, log: logToStderr(ctx) };
+    const options: Parameters<RunManager>[0] = { dataDir: command.dataDir, listen: command.listen, log: daemonLogger(command.log, ctx) };
     if (command.nodeDownAfterSeconds !== undefined) options.nodeDownAfterMs = command.nodeDownAfterSeconds * 1000;
     if (command.certLifetimeSeconds !== undefined) options.certLifetimeMs = command.certLifetimeSeconds * 1000;
     if (command.certMaxAgeSeconds !== undefined) options.certMaxAgeMs = command.certMaxAgeSeconds * 1000;

@@ -1,11 +1,14 @@
 /** `vxnet token rotate worker|admin`. */
-import { connection, UsageError, type CommandModule, type Connection } from '../command.ts';
+import { connection, has, UsageError, type CommandModule, type Connection } from '../command.ts';
 import { withClient } from '../context.ts';
+import { formatJson } from '../format.ts';
 
 export interface TokenRotateCommand {
   kind: 'token-rotate';
   connection: Connection;
   role: 'worker' | 'admin';
+  /** --json: print the API answer, {"role", "token"} */
+  json?: true;
 }
 
 export const tokenRotate: CommandModule<TokenRotateCommand> = {
@@ -15,16 +18,16 @@ export const tokenRotate: CommandModule<TokenRotateCommand> = {
   synopsis: 'worker|admin',
   flags: [],
   connection: true,
-  json: false,
+  json: true,
   build(p) {
     const role = p.positionals[0];
     if (role !== 'worker' && role !== 'admin') throw new UsageError(`"vxnet token rotate" takes worker or admin, not "${role}".`);
-    return { kind: 'token-rotate', connection: connection(p), role };
+    return { kind: 'token-rotate', connection: connection(p), role, ...(has(p, 'json') ? { json: true as const } : {}) };
   },
   /** Prints the new token: the manager shows it only this once (and saves it in DATA_DIR). */
   async run(command, ctx) {
     const answer = await withClient(command.connection, (client) => client.rotateToken(command.role, ctx.signal));
-    ctx.stdout(`${answer.token}\n`);
+    ctx.stdout(command.json ? formatJson(answer) : `${answer.token}\n`);
     return 0;
   },
 };

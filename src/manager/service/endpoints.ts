@@ -76,6 +76,18 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
     if (holder !== undefined) {
       throw new VxnetError('endpoint_exists', `node ${nodeName} already has endpoint ${holder} on interface ${ifname} in ${describeTarget(target)}.`);
     }
+    // A second interface of one namespace on the same network gets a second default route through the same
+    // gateway, and replies leave by whichever the kernel picks. Docker endpoints are exempt: Docker itself
+    // connects a container to a network once.
+    if (target.docker === undefined) {
+      const twin = endpointOfTarget(ctx, networkName, nodeName, target);
+      if (twin !== undefined) {
+        throw new VxnetError(
+          'endpoint_exists',
+          `${describeTarget(target)} on node ${nodeName} is already attached to network ${networkName} (endpoint ${twin.id}, interface ${twin.ifname}); a second interface on the same network would take its default route, so detach it first.`,
+        );
+      }
+    }
     // Docker's IPAM allocated the address before the endpoint existed: adopt that reservation.
     const held = reserved ? adoptable(ctx, networkName, nodeName, req.ip!) : undefined;
     const allocation: Allocation = held
@@ -230,6 +242,18 @@ function endpointTarget(req: CreateEndpointRequest): { netns?: string; container
   if (req.container !== undefined) return { container: requireContainerRef(req.container) };
   if (req.docker !== undefined) return { docker: requireDockerEndpointId(req.docker) };
   return { netns: normaliseNetns(req.netns) };
+}
+
+/** The endpoint `target` already has on `network` at `node`, if any (walks the smaller of the two indexes). */
+function endpointOfTarget(ctx: ServiceContext, network: string, node: string, target: { netns?: string; container?: string }): Endpoint | undefined {
+  const ofNode = ctx.state.endpointsByNode.get(node);
+  const ofNetwork = ctx.state.endpointsByNetwork.get(network);
+  if (!ofNode || !ofNetwork) return undefined;
+  for (const id of ofNode.size <= ofNetwork.size ? ofNode : ofNetwork) {
+    const e = ctx.state.endpoints.get(id)?.endpoint;
+    if (e && e.network === network && e.node === node && e.netns === target.netns && e.container === target.container) return e;
+  }
+  return undefined;
 }
 
 function describeTarget(target: { netns?: string; container?: string; docker?: string }): string {
