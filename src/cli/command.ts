@@ -7,7 +7,6 @@
 import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError } from '../core/errors.ts';
 import { normaliseNetns, requireContainerRef } from '../core/names.ts';
-import type { CommandContext } from './context.ts';
 
 /** A mistake in the command line: the catalogue's `usage` code, exit status 2. */
 export class UsageError extends VxnetError {
@@ -48,6 +47,18 @@ export interface Parsed {
   positionals: string[];
   flags: FlagValue[];
   env: Env;
+}
+
+/**
+ * What a command gets from the outside world. Passed in (never taken from `process`) so that `main` can be
+ * run in-process by the tests with captured output.
+ */
+export interface CommandContext {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** aborted on SIGINT/SIGTERM */
+  signal: AbortSignal;
+  now(): Date;
 }
 
 export interface CommandModule<C extends { kind: string } = { kind: string }> {

@@ -1,20 +1,12 @@
 /**
- * What a command gets from the outside world. Passed in (never taken from `process`) so that `main` can be
- * run in-process by the tests with captured output.
+ * What runners share to reach the outside world: a client for a connection, the token and CA files it
+ * names, and the daemons' log line. Runners load this module; builders (command.ts) never do.
  */
 import { readFileSync } from 'node:fs';
 import type { ManagerClient } from '../client/client.ts';
 import { VxnetError } from '../core/errors.ts';
 import { readPrivateFile } from '../pki/private-files.ts';
-import type { AgentConnection, Connection } from './command.ts';
-
-export interface CommandContext {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  /** aborted on SIGINT/SIGTERM */
-  signal: AbortSignal;
-  now(): Date;
-}
+import type { AgentConnection, CommandContext, Connection } from './command.ts';
 
 /** Runs `use` with a client for the connection, closing its idle sockets afterwards. */
 export async function withClient<T>(connection: Connection, use: (client: ManagerClient) => Promise<T>): Promise<T> {
