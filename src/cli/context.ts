@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { ManagerClient } from '../client/client.ts';
 import { VxnetError } from '../core/errors.ts';
 import { readPrivateFile } from '../pki/private-files.ts';
+import { formatJson } from './format.ts';
 import type { AgentConnection, CommandContext, Connection } from './command.ts';
 
 /** Runs `use` with a client for the connection, closing its idle sockets afterwards. */
@@ -21,6 +22,21 @@ export async function withClient<T>(connection: Connection, use: (client: Manage
   } finally {
     client.close();
   }
+}
+
+/**
+ * The runner of most commands: one request with a client for the command's connection, its answer printed
+ * as JSON with --json, otherwise as `human` writes it. Exit status 0; errors are thrown.
+ */
+export async function requestAndPrint<T>(
+  command: { connection: Connection; json?: boolean },
+  ctx: CommandContext,
+  request: (client: ManagerClient) => Promise<T>,
+  human: (answer: T) => string,
+): Promise<number> {
+  const answer = await withClient(command.connection, request);
+  ctx.stdout(command.json ? formatJson(answer) : human(answer));
+  return 0;
 }
 
 /** The token of a connection: the one given, or the content of its token file (checked, trimmed). */

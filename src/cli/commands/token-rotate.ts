@@ -1,6 +1,6 @@
 /** `vxnet token rotate worker|admin`. */
 import { connection, UsageError, type CommandModule, type Connection } from '../command.ts';
-import { withClient } from '../context.ts';
+import { requestAndPrint } from '../context.ts';
 
 export interface TokenRotateCommand {
   kind: 'token-rotate';
@@ -22,9 +22,5 @@ export const tokenRotate: CommandModule<TokenRotateCommand> = {
     return { kind: 'token-rotate', connection: connection(p), role };
   },
   /** Prints the new token: the manager shows it only this once (and saves it in DATA_DIR). */
-  async run(command, ctx) {
-    const answer = await withClient(command.connection, (client) => client.rotateToken(command.role, ctx.signal));
-    ctx.stdout(`${answer.token}\n`);
-    return 0;
-  },
+  run: (command, ctx) => requestAndPrint(command, ctx, (client) => client.rotateToken(command.role, ctx.signal), (answer) => `${answer.token}\n`),
 };
