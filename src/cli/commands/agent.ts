@@ -1,18 +1,6 @@
 /** `vxnet agent`: runs the agent on this host until interrupted. */
 import { requireName } from '../../core/names.ts';
-import {
-  checked,
-  connectionOf,
-  ENV_TOKEN,
-  ENV_TOKEN_FILE,
-  given,
-  integer,
-  one,
-  required,
-  UsageError,
-  type AgentConnection,
-  type CommandModule,
-} from '../command.ts';
+import { checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, integer, one, required, UsageError, type AgentConnection, type CommandModule } from '../command.ts';
 import { logToStderr, readCaFile, readTokenFile, tokenOf } from '../context.ts';
 
 // Type-only: keeps the lazy import below typed without loading the agent for other commands.

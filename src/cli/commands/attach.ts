@@ -1,21 +1,7 @@
 /** `vxnet attach NETWORK`: the manager answers once the node's agent has set the endpoint up (or failed to). */
 import type { CreateEndpointRequest } from '../../core/model.ts';
 import { requireIfname } from '../../core/names.ts';
-import {
-  checked,
-  connection,
-  given,
-  has,
-  IFNAME_FLAG,
-  integer,
-  NETNS_FLAG,
-  NODE_FLAG,
-  one,
-  required,
-  targetOf,
-  type CommandModule,
-  type Connection,
-} from '../command.ts';
+import { checked, connection, given, has, IFNAME_FLAG, integer, NETNS_FLAG, NODE_FLAG, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
 import { requestAndPrint } from '../context.ts';
 import { formatEndpointAddress } from '../format.ts';
 

@@ -1,18 +1,7 @@
 /** `vxnet detach NETWORK`: finds the endpoint the way attach described it, then deletes it. */
 import { VxnetError } from '../../core/errors.ts';
 import { requireIfname } from '../../core/names.ts';
-import {
-  checked,
-  connection,
-  IFNAME_FLAG,
-  NETNS_FLAG,
-  NODE_FLAG,
-  one,
-  required,
-  targetOf,
-  type CommandModule,
-  type Connection,
-} from '../command.ts';
+import { checked, connection, IFNAME_FLAG, NETNS_FLAG, NODE_FLAG, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
 import { withClient } from '../context.ts';
 
 export interface DetachCommand {
