@@ -5,7 +5,7 @@
  */
 import { Agent, type AgentManagerApi } from '../../../src/agent/agent.ts';
 import type { Dataplane, DesiredState, ReconcileResult } from '../../../src/agent/dataplane.ts';
-import type { Endpoint, Network, Node } from '../../../src/core/model.ts';
+import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../../src/core/model.ts';
 
 /** host1 and host2 on the underlay 10.99.0.0/24; the agent of `agentOnStubs` is host1. */
 export const twoNodes: Node[] = [
@@ -73,6 +73,61 @@ export function agentOnStubs(api: AgentManagerApi, options: { watchIdleMs?: numb
     ...options,
   });
   return { agent, logs, passes };
+}
+
+/**
+ * A manager API that answers at once and records what the agent tells it (statuses, heartbeats, the watch
+ * options); the test feeds the open watch with `push` and ends it with `endStream`.
+ */
+export class ScriptedApi implements AgentManagerApi {
+  readonly statuses: [string, EndpointStatusRequest][] = [];
+  readonly heartbeats: number[] = [];
+  push: ((m: WatchMessage) => void) | undefined;
+  watchOptions: unknown;
+  watchCalls = 0;
+  #end: (() => void) | undefined;
+
+  async registerNode(req: { name: string; address: string; mtu: number }): Promise<Node> {
+    return { ...req, registeredAt: '' };
+  }
+  async heartbeat(_node: string, req: { reconciledRevision: number }): Promise<void> {
+    this.heartbeats.push(req.reconciledRevision);
+  }
+  async setEndpointStatus(id: string, req: EndpointStatusRequest): Promise<void> {
+    this.statuses.push([id, req]);
+  }
+  watch(_node: string, onMessage: (m: WatchMessage) => void, signal: AbortSignal, options?: unknown): Promise<void> {
+    this.watchCalls++;
+    this.push = onMessage;
+    this.watchOptions = options;
+    return new Promise((resolve, reject) => {
+      this.#end = resolve;
+      signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+    });
+  }
+  endStream(): void {
+    this.#end?.();
+  }
+}
+
+/** The agent of host1 running on a ScriptedApi and a ScriptedDataplane, returned once its watch is open. */
+export async function runScriptedAgent(options: Partial<ConstructorParameters<typeof Agent>[0]> = {}) {
+  const api = new ScriptedApi();
+  const dataplane = new ScriptedDataplane();
+  const agent = new Agent({ api, dataplane, self: { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' }, underlayMtu: 1500, ...options });
+  const controller = new AbortController();
+  const running = agent.run(controller.signal).catch(() => {});
+  await until(() => api.push !== undefined, 'watch');
+  return {
+    api,
+    dataplane,
+    agent,
+    /** aborts the agent and waits until it has stopped */
+    async stop(): Promise<void> {
+      controller.abort();
+      await running;
+    },
+  };
 }
 
 /**
