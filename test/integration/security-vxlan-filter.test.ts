@@ -15,8 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
-import { deviceNames } from '../../src/agent/dataplane.ts';
+import type { DesiredState } from '../../src/agent/dataplane.ts';
 import { createRunner, HostToolError, type RunOptions, type RunResult, type Runner } from '../../src/agent/kernel/exec.ts';
 import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
 import { parseLinks, parseVxlanFilterDrops } from '../../src/agent/kernel/read.ts';
@@ -26,6 +25,7 @@ import { netnsPath } from '../../src/testkit/netns.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, pings, until } from './support/probes.ts';
 import { attachWithApi, type Attached } from './support/setup.ts';
+import { desiredEndpoint, desiredNetwork } from '../unit/support/fixtures.ts';
 import { echoRequests, sendVxlan, vxlanEcho, type InnerEcho } from './support/vxlan-inject.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
@@ -234,15 +234,8 @@ describe('the data plane fails closed when nft does not work (real namespaces)',
     return wrapped;
   }
 
-  const network: DesiredNetwork = {
-    name: 'blue', vni: 1000, bridge: deviceNames.bridge(1000), vxlan: deviceNames.vxlan(1000), port: 4789, mtu: 1450,
-    localAddress: '10.99.0.11', gatewayMac: '02:78:c0:a8:01:01', gatewayAddresses: ['192.168.1.1/24'], subnets: ['192.168.1.0/24'],
-    internal: false,
-  };
-  const endpoint = (id: string, netns: string, ip: string): DesiredEndpoint => ({
-    id, bridge: network.bridge, hostVeth: deviceNames.hostVeth(id), peerVeth: deviceNames.peerVeth(id), netns: netnsPath(netns),
-    ifname: 'eth0', mac: `02:78:c0:a8:01:0${ip.slice(-1)}`, address: `${ip}/24`, gateway: '192.168.1.1', mtu: 1450, extraRoutes: [],
-  });
+  const network = desiredNetwork(1000, { name: 'blue', localAddress: '10.99.0.11' });
+  const endpoint = (id: string, netns: string, ip: string) => desiredEndpoint(id, 1000, ip, { netns: netnsPath(netns) });
   const ownedLinks = async () =>
     parseLinks((await cluster.exec(host.netns, ['ip', '-j', '-d', 'addr', 'show'])).stdout).map((l) => l.name).filter((n) => n.startsWith('vxn')).sort();
   const interfaces = async (netns: string) => parseLinks((await cluster.exec(netns, ['ip', '-j', 'addr', 'show'])).stdout).map((l) => l.name).sort();

@@ -4,7 +4,7 @@
  * records as read-only; spread them to vary a field.
  */
 import { Agent, type AgentManagerApi } from '../../../src/agent/agent.ts';
-import type { Dataplane, DesiredState, ReconcileResult } from '../../../src/agent/dataplane.ts';
+import { deviceNames, type Dataplane, type DesiredEndpoint, type DesiredNetwork, type DesiredState, type ReconcileResult } from '../../../src/agent/dataplane.ts';
 import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../../src/core/model.ts';
 
 /** host1 and host2 on the underlay 10.99.0.0/24; the agent of `agentOnStubs` is host1. */
@@ -52,6 +52,49 @@ export function networkRecord(name: string, cidrs: string[], extra: Partial<Netw
     port: 4789,
     internal: false,
     createdAt: '',
+    ...extra,
+  };
+}
+
+/**
+ * A network as the agent wants it in the kernel: VNI `vni` (devices named after it), 192.168.1.0/24 with
+ * its gateway, MTU 1450, port 4789, local VTEP 10.99.0.1; `extra` changes the rest.
+ */
+export function desiredNetwork(vni: number, extra: Partial<DesiredNetwork> = {}): DesiredNetwork {
+  return {
+    name: `net${vni}`,
+    vni,
+    bridge: deviceNames.bridge(vni),
+    vxlan: deviceNames.vxlan(vni),
+    port: 4789,
+    mtu: 1450,
+    localAddress: '10.99.0.1',
+    gatewayMac: '02:78:c0:a8:01:01',
+    gatewayAddresses: ['192.168.1.1/24'],
+    subnets: ['192.168.1.0/24'],
+    internal: false,
+    ...extra,
+  };
+}
+
+/**
+ * A local endpoint as the agent wants it: on the network of `vni`, at `ip`/24 with the MAC the manager
+ * derives from it, in the namespace /run/netns/c-ID; `extra` changes the rest.
+ */
+export function desiredEndpoint(id: string, vni: number, ip = '192.168.1.2', extra: Partial<DesiredEndpoint> = {}): DesiredEndpoint {
+  const last = Number(ip.split('.')[3]);
+  return {
+    id,
+    bridge: deviceNames.bridge(vni),
+    hostVeth: deviceNames.hostVeth(id),
+    peerVeth: deviceNames.peerVeth(id),
+    netns: `/run/netns/c-${id}`,
+    ifname: 'eth0',
+    mac: `02:78:c0:a8:01:${last.toString(16).padStart(2, '0')}`,
+    address: `${ip}/24`,
+    gateway: '192.168.1.1',
+    mtu: 1450,
+    extraRoutes: [],
     ...extra,
   };
 }
