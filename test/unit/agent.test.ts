@@ -1,28 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runScriptedAgent, until } from './support/fixtures.ts';
+import { networkRecord, runScriptedAgent, twoNodes, until } from './support/fixtures.ts';
 import { desiredState } from '../../src/agent/desired.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import type { Endpoint, Network, Node, WatchMessage } from '../../src/core/model.ts';
 
 const self = { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' };
-const nodes: Node[] = [
-  { name: 'host1', address: '10.99.0.11', mtu: 1500, registeredAt: '' },
-  { name: 'host2', address: '10.99.0.12', mtu: 1500, registeredAt: '' },
-  { name: 'host3', address: '10.99.0.13', mtu: 1500, registeredAt: '' },
-];
-const blue: Network = {
-  name: 'blue',
-  vni: 1000,
-  subnets: [
-    { cidr: '192.168.1.0/24', gateway: '192.168.1.1' },
-    { cidr: '192.168.10.0/24', gateway: '192.168.10.1' },
-  ],
-  mtu: 1450,
-  port: 4789,
-  internal: false,
-  createdAt: '',
-};
+const nodes: Node[] = [...twoNodes, { name: 'host3', address: '10.99.0.13', mtu: 1500, registeredAt: '' }];
+const blue: Network = networkRecord('blue', ['192.168.1.0/24', '192.168.10.0/24'], { vni: 1000 });
 
 function endpoint(id: string, node: string, ip: string, network = 'blue'): Endpoint {
   const last = Number(ip.split('.')[3]);
