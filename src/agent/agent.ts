@@ -17,7 +17,7 @@ import type {
   RegisterNodeRequest,
   WatchMessage,
 } from '../core/model.ts';
-import { Backoff, pause, retryWithBackoff } from '../core/backoff.ts';
+import { Backoff, MANAGER_RETRY, pause, retryWithBackoff } from '../core/backoff.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
 import type { Dataplane, DesiredEndpoint, ReconcileResult } from './dataplane.ts';
 import { containerEndpoints, desiredState, type Self } from './desired.ts';
@@ -61,13 +61,10 @@ export interface AgentOptions {
   containers?: ContainerNamespaces;
 }
 
-const BACKOFF_MIN_MS = 100;
 /** the outcome of a ready endpoint in #reported (any other outcome is an error message) */
 const READY = Symbol('ready');
 /** A watch that has carried nothing for this long is given up and opened again (the manager pings every 10 s). */
 export const WATCH_IDLE_MS = 30_000;
-/** registering the node: the manager may start long after the agent */
-const REGISTER_MAX_MS = 5_000;
 /**
  * Reconnecting the watch after the manager went away. A withdrawn MAC must leave every peer within 2 s, also
  * right after a manager restart, so an agent never waits more than 1 s; jittered, because every agent of
@@ -165,7 +162,7 @@ export class Agent {
     this.#signal = signal;
     const { api, self } = this.#options;
     await retryWithBackoff(() => api.registerNode({ name: self.name, address: self.address, mtu: this.#options.underlayMtu }, signal), {
-      backoff: new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: REGISTER_MAX_MS }),
+      backoff: new Backoff(MANAGER_RETRY),
       signal,
       onRetry: (err, ms) => this.#log(`warning: register node failed: ${messageOf(err)}; retrying in ${ms} ms`),
     });
@@ -179,7 +176,7 @@ export class Agent {
       clearTimeout(this.#retryTimer);
     });
 
-    const reconnect = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: WATCH_RECONNECT_MAX_MS, jitter: true });
+    const reconnect = new Backoff({ minMs: MANAGER_RETRY.minMs, maxMs: WATCH_RECONNECT_MAX_MS, jitter: true });
     let removedLogged = false;
     // when the watch was first lost, to say how long the outage lasted once a snapshot arrives again
     let lostAt: number | undefined;

@@ -1,6 +1,6 @@
 /**
- * The agent's view of a data plane: given the complete desired state for this node, make the kernel (or
- * OVS) match it. Implementations read the actual state back, change only what differs, touch only objects
+ * The agent's view of a data plane: given the complete desired state for this node, make the kernel match
+ * it. Implementations read the actual state back, change only what differs, touch only objects
  * vxnet owns (names starting with OWNED_PREFIX, the nftables table OWNED_NFT_TABLE), and never flush and
  * rebuild. The same call serves start-up, restart adoption and every change.
  */

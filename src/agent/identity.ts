@@ -16,7 +16,7 @@ import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ManagerClient } from '../client/client.ts';
-import { Backoff, retryWithBackoff } from '../core/backoff.ts';
+import { Backoff, MANAGER_RETRY, retryWithBackoff } from '../core/backoff.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
 import type { CertificateResponse } from '../core/model.ts';
 import { readIfExists, writeFileAtomic } from '../pki/files.ts';
@@ -49,9 +49,6 @@ export interface IdentityOptions {
   name: string;
   log: (line: string) => void;
 }
-
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 5_000;
 
 /** The stored certificate when it is usable for `options`, or else the one a join gets. */
 export async function obtainCredentials(options: IdentityOptions, signal: AbortSignal): Promise<NodeCredentials> {
@@ -93,7 +90,7 @@ async function joinCluster(options: IdentityOptions, signal: AbortSignal): Promi
       await refuseAdminToken(client, signal);
       return client.join({ name: options.name, publicKey }, signal);
     }, {
-      backoff: new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS }),
+      backoff: new Backoff(MANAGER_RETRY),
       signal,
       retryable: (err) => err instanceof VxnetError && (err.code === 'unavailable' || err.code === 'timeout'),
       onRetry: (err, ms) => options.log(`could not join the cluster: ${messageOf(err)}; retrying in ${ms} ms`),
@@ -139,7 +136,7 @@ export async function keepRenewed(
   signal: AbortSignal,
 ): Promise<void> {
   let current = initial;
-  const backoff = new Backoff({ minMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS });
+  const backoff = new Backoff(MANAGER_RETRY);
   while (!signal.aborted) {
     await sleepUntil(renewalTime(current.identity).getTime(), signal);
     if (signal.aborted) return;

@@ -7,7 +7,6 @@
 import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError } from '../core/errors.ts';
 import { normaliseNetns, requireContainerRef } from '../core/names.ts';
-import type { CommandContext } from './context.ts';
 
 /** A mistake in the command line: the catalogue's `usage` code, exit status 2. */
 export class UsageError extends VxnetError {
@@ -48,6 +47,20 @@ export interface Parsed {
   positionals: string[];
   flags: FlagValue[];
   env: Env;
+}
+
+/**
+ * What a command gets from the outside world. Passed in (never taken from `process`) so that `main` can be
+ * run in-process by the tests with captured output.
+ */
+export interface CommandContext {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** aborted on SIGINT/SIGTERM */
+  signal: AbortSignal;
+  now(): Date;
+  /** stderr is a terminal (then daemon logs never take journald's form) */
+  stderrIsTTY?: boolean;
 }
 
 export interface CommandModule<C extends { kind: string } = { kind: string }> {
@@ -161,6 +174,29 @@ export function checked<T>(validate: () => T): T {
     if (err instanceof VxnetError && !(err instanceof UsageError)) throw new UsageError(err.message);
     throw err;
   }
+}
+
+/**
+ * Where an endpoint is, for the commands that name one (attach, detach): its node, its namespace (or a
+ * container, whose help differs between them) and its interface name.
+ */
+export const NODE_FLAG: FlagSpec = { name: 'node', kind: 'string', value: 'NODE', help: 'the node that holds the namespace' };
+export const NETNS_FLAG: FlagSpec = {
+  name: 'netns',
+  kind: 'string',
+  value: 'NAME|PATH',
+  help: 'namespace name (/run/netns/NAME) or path, e.g. /proc/PID/ns/net',
+};
+export const IFNAME_FLAG: FlagSpec = { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' };
+
+/**
+ * The fields whose value is defined: an optional flag that was not given leaves no key at all, so a
+ * command or request never carries a field set to undefined (strict deep equality tells the two apart).
+ */
+export function given<T extends Record<string, unknown>>(fields: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) out[key] = value;
+  return out as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 /** `--netns` (checked, and normalised to a path unless told not to) or `--container`, exactly one. */

@@ -1,22 +1,13 @@
 /**
- * What a command gets from the outside world. Passed in (never taken from `process`) so that `main` can be
- * run in-process by the tests with captured output.
+ * What runners share to reach the outside world: a client for a connection, the token and CA files it
+ * names, and the daemons' log line. Runners load this module; builders (command.ts) never do.
  */
 import { readFileSync } from 'node:fs';
 import type { ManagerClient } from '../client/client.ts';
 import { VxnetError } from '../core/errors.ts';
 import { readPrivateFile } from '../pki/private-files.ts';
-import type { AgentConnection, Connection } from './command.ts';
-
-export interface CommandContext {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  /** aborted on SIGINT/SIGTERM */
-  signal: AbortSignal;
-  now(): Date;
-  /** stderr is a terminal (then daemon logs never take journald's form) */
-  stderrIsTTY?: boolean;
-}
+import { formatJson } from './format.ts';
+import type { AgentConnection, CommandContext, Connection } from './command.ts';
 
 /** Runs `use` with a client for the connection, closing its idle sockets afterwards. */
 export async function withClient<T>(connection: Connection, use: (client: ManagerClient) => Promise<T>): Promise<T> {
@@ -31,6 +22,21 @@ export async function withClient<T>(connection: Connection, use: (client: Manage
   } finally {
     client.close();
   }
+}
+
+/**
+ * The runner of most commands: one request with a client for the command's connection, its answer printed
+ * as JSON with --json, otherwise as `human` writes it. Exit status 0; errors are thrown.
+ */
+export async function requestAndPrint<T>(
+  command: { connection: Connection; json?: boolean },
+  ctx: CommandContext,
+  request: (client: ManagerClient) => Promise<T>,
+  human: (answer: T) => string,
+): Promise<number> {
+  const answer = await withClient(command.connection, request);
+  ctx.stdout(command.json ? formatJson(answer) : human(answer));
+  return 0;
 }
 
 /** The token of a connection: the one given, or the content of its token file (checked, trimmed). */

@@ -5,7 +5,7 @@
  */
 import { isLogLevel, journaldWanted, LOG_LEVELS, createLogger, type LogLevel, type LogLine } from '../core/log.ts';
 import { one, UsageError, type FlagSpec, type Parsed } from './command.ts';
-import type { CommandContext } from './context.ts';
+import type { CommandContext } from './command.ts';
 
 export const LOG_LEVEL_FLAG: FlagSpec = {
   name: 'log-level',

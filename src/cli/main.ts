@@ -6,9 +6,8 @@
  * 130 interrupted. Every error is one line, `vxnet: <sentence>`, on stderr.
  */
 import { VxnetError } from '../core/errors.ts';
-import type { Env } from './command.ts';
+import type { CommandContext, Env } from './command.ts';
 import { version } from './commands/version.ts';
-import type { CommandContext } from './context.ts';
 import { cliWording, formatError } from './format.ts';
 
 export interface CliIo {

@@ -17,13 +17,13 @@ import {
   GLOBAL_FLAGS,
   globalFlagsOf,
   UsageError,
+  type CommandContext,
   type CommandModule,
   type Env,
   type FlagSpec,
   type FlagValue,
   type Parsed,
 } from './command.ts';
-import type { CommandContext } from './context.ts';
 import { commandHelp, groupHelp, helpFor, isGroup, subcommands, topHelp } from './help.ts';
 import { COMMANDS, findCommand, GROUPS, type Command } from './registry.ts';
 import { closest } from './suggest.ts';

@@ -19,6 +19,9 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
+/** Calling the manager until it answers (it may start long after the agent): 100 ms, 200 ms, ... 5 s. */
+export const MANAGER_RETRY: Readonly<BackoffOptions> = { minMs: 100, maxMs: 5_000 };
+
 export class Backoff {
   readonly #min: number;
   readonly #max: number;

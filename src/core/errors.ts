@@ -1,7 +1,7 @@
 /**
  * The error catalogue. Every failure a user can cause has a stable code, one clear sentence and the HTTP
  * status the manager answers with. Errors are created in the core and translated only at the edges
- * (HTTP status, CLI exit code, Docker `Err`, CNI error JSON).
+ * (HTTP status, CLI exit code, Docker `Err`).
  */
 
 export const ERROR_STATUS = {

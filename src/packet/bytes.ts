@@ -9,6 +9,10 @@
  */
 import { formatIPv4, parseIPv4 } from '../core/ipv4.ts';
 
+/**
+ * Not in the error catalogue: the codecs read what the tests and tools capture, never a user's request, so
+ * there is no answer to translate it into.
+ */
 export class PacketError extends Error {
   override name = 'PacketError';
 }

@@ -17,20 +17,18 @@
  * on the sending host holds offloaded, unfinished UDP checksums).
  */
 import { checkInt, need, PacketError, view } from './bytes.ts';
-import { decodeEthernet, encodeEthernet, ETHERNET_HEADER_LENGTH, ETHERTYPE_IPV4, type EthernetFrame } from './ethernet.ts';
-import { decodeIpv4, encodeIpv4, IPPROTO_UDP, IPV4_MIN_HEADER_LENGTH, type Ipv4Packet } from './ipv4.ts';
-import { decodeUdp, encodeUdp, UDP_HEADER_LENGTH, type UdpDatagram } from './udp.ts';
+import { decodeEthernet, encodeEthernet, ETHERTYPE_IPV4, type EthernetFrame } from './ethernet.ts';
+import { decodeIpv4, encodeIpv4, IPPROTO_UDP, type Ipv4Packet } from './ipv4.ts';
+import { decodeUdp, encodeUdp, type UdpDatagram } from './udp.ts';
 
-/** IANA-assigned VXLAN port (RFC 7348 section 5). The Linux kernel's default when none is given is 8472. */
-export const VXLAN_PORT = 4789;
+// the port (IANA, RFC 7348 section 5), the 24-bit VNI range and the 50-byte overhead are the model's (core/model.ts)
+import { VNI_MAX, VXLAN_PORT } from '../core/model.ts';
+export { VNI_MAX, VXLAN_OVERHEAD, VXLAN_PORT } from '../core/model.ts';
+/** The Linux kernel's VXLAN port when none is given; it predates the IANA assignment. */
 export const LINUX_DEFAULT_VXLAN_PORT = 8472;
 export const VXLAN_HEADER_LENGTH = 8;
 /** The I flag: the VNI field is valid (RFC 7348 section 5). */
 export const VXLAN_FLAG_I = 0x08;
-/** The VNI is 24 bits. */
-export const VNI_MAX = 0xffffff;
-/** Outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14: what the inner MTU loses to the underlay's. */
-export const VXLAN_OVERHEAD = IPV4_MIN_HEADER_LENGTH + UDP_HEADER_LENGTH + VXLAN_HEADER_LENGTH + ETHERNET_HEADER_LENGTH;
 
 export interface VxlanHeader {
   /** The whole flags byte as received. */

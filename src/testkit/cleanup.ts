@@ -1,10 +1,11 @@
 /**
  * What the test kit leaves behind, and how it never does: every live cluster registers what it owns (its
  * namespaces, processes and scratch folder) before it creates it, so that a process exit or SIGINT/SIGTERM
- * can still delete it synchronously; and `cleanupStale` removes what a killed run left, recognised by the
- * pid in every name it made.
+ * can still delete it synchronously; `teardown` removes it the orderly way; and `cleanupStale` removes what
+ * a killed run left, recognised by the pid in every name it made.
  */
 import { readdirSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -34,6 +35,36 @@ export function guard(owned: Owned): void {
 export function unguard(owned: Owned): void {
   live.delete(owned);
   if (live.size === 0) uninstallSafetyNet();
+}
+
+/**
+ * The orderly way: stops what `owned` holds, then kills what else runs in its namespaces, then deletes
+ * them (and with them every link, route and nftables table inside) and the scratch folder. Never throws:
+ * whatever could not be removed is reported to `log` in one line.
+ */
+export async function teardown(owned: Owned, runId: string, log: (line: string) => void): Promise<void> {
+  const problems: string[] = [];
+  const attempt = async (what: string, step: () => Promise<unknown>) => {
+    try {
+      await step();
+    } catch (err) {
+      problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  // 1. its own processes: SIGTERM (daemons may flush), SIGKILL after a grace period
+  await attempt('stopping processes', () => Promise.all([...owned.processes].map((p) => p.stop('SIGTERM', 2000))));
+  // 2. anything else still inside its namespaces (children of daemons, processes started via exec)
+  const names = [...owned.netns];
+  await attempt('killing leftovers', () => Promise.all(names.map(killEverythingIn)));
+  // 3. the namespaces
+  await attempt('deleting namespaces', async () => {
+    const failures = await deleteNetns(names);
+    if (failures.length > 0) throw new Error(failures.map((f) => `${f.name}: ${f.error}`).join('; '));
+  });
+  const tmpDir = owned.tmpDir;
+  if (tmpDir) await attempt('removing the scratch folder', () => rm(tmpDir, { recursive: true, force: true }));
+  unguard(owned);
+  if (problems.length > 0) log(`vxnet testkit: cleanup of run ${runId} incomplete: ${problems.join('; ')}`);
 }
 
 function emergencyCleanup(): void {

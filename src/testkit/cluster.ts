@@ -14,7 +14,7 @@
  * further empty namespaces (PREFIX-RUNID-cNAME) that the vxnet agent wires up. The daemons are real
  * processes: the manager runs in the switch namespace, one agent in each host namespace, all started with
  * nsenter so that they share the machine's mount namespace (the agent must see /run/netns).
- * topology.ts wires the underlay, daemons.ts runs the daemons, cleanup.ts keeps the safety net.
+ * topology.ts wires the underlay, daemons.ts runs the daemons, cleanup.ts tears down and keeps the safety net.
  *
  * Cleanup is the point of this module: `destroy()` kills every process the kit started, then whatever
  * else still lives in its namespaces, then deletes the namespaces (which takes their links, routes and
@@ -26,10 +26,10 @@
  * solicitations, DAD and MLD reports would otherwise show up as unexpected frames in packet captures.
  */
 import { chmodSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { cleanupStale, guard, killEverythingIn, newRunId, requirePrefix, unguard, type Owned } from './cleanup.ts';
+import { cleanupStale, guard, killEverythingIn, newRunId, requirePrefix, teardown, type Owned } from './cleanup.ts';
 import { Daemons, type ManagerInfo } from './daemons.ts';
 import type { NodeStatus } from '../core/model.ts';
 import { requestJson, type JsonResponse } from './http.ts';
@@ -413,35 +413,8 @@ class SimCluster implements Cluster {
   }
 
   destroy(): Promise<void> {
-    this.#destroyed ??= this.#teardown();
+    this.#destroyed ??= teardown(this.#owned, this.runId, this.#options.log ?? console.error);
     return this.#destroyed;
-  }
-
-  async #teardown(): Promise<void> {
-    const problems: string[] = [];
-    const attempt = async (what: string, step: () => Promise<unknown>) => {
-      try {
-        await step();
-      } catch (err) {
-        problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    };
-    // 1. our own processes: SIGTERM (daemons may flush), SIGKILL after a grace period
-    await attempt('stopping processes', () => Promise.all([...this.#owned.processes].map((p) => p.stop('SIGTERM', 2000))));
-    // 2. anything else still inside our namespaces (children of daemons, processes started via exec)
-    const names = [...this.#owned.netns];
-    await attempt('killing leftovers', () => Promise.all(names.map(killEverythingIn)));
-    // 3. the namespaces, and with them every link, route and nftables table inside
-    await attempt('deleting namespaces', async () => {
-      const failures = await deleteNetns(names);
-      if (failures.length > 0) throw new Error(failures.map((f) => `${f.name}: ${f.error}`).join('; '));
-    });
-    if (this.#tmpDir) await attempt('removing the scratch folder', () => rm(this.#tmpDir as string, { recursive: true, force: true }));
-    unguard(this.#owned);
-    if (problems.length > 0) {
-      const line = `vxnet testkit: cleanup of run ${this.runId} incomplete: ${problems.join('; ')}`;
-      (this.#options.log ?? console.error)(line);
-    }
   }
 
   #assertUsable(): void {

@@ -18,7 +18,7 @@
  * The image `busybox:local` is a busybox-static root file system (bin/busybox and one symlink per applet,
  * /www/index.html for httpd) imported with `docker import`: no registry is reachable.
  *
- * Cleanup: `stop()` removes the containers, stops the engine (SIGTERM, then SIGKILL), kills whatever still
+ * Cleanup: `destroy()` removes the containers, stops the engine (SIGTERM, then SIGKILL), kills whatever still
  * runs in its cgroup parent and deletes its scratch folder; a process exit does the killing synchronously.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -38,32 +38,11 @@ export const PLUGIN_DIR = '/run/docker/plugins';
 
 export type EngineMode = 'vxnet' | 'normal';
 
-export interface DockerEngine {
-  readonly host: SimHost;
-  readonly mode: EngineMode;
-  /** the engine's scratch folder */
-  readonly dir: string;
-  /** its API socket */
-  readonly socket: string;
-  /** the folder it sees as /run/docker/plugins */
-  readonly pluginDir: string;
-  /** where the host's agent serves the vxnet plugin for it */
-  readonly pluginSocket: string;
-  /** runs the docker CLI against this engine; never rejects on a non-zero exit */
-  docker(args: readonly string[], options?: { timeoutMs?: number; input?: string }): Promise<RunResult>;
-  /** the same, rejecting with the CLI's error unless it exits 0; resolves with stdout, trimmed */
-  dockerOk(args: readonly string[], options?: { timeoutMs?: number }): Promise<string>;
-  /** the pid of a running container's init process (its namespaces are under /proc/PID/ns) */
-  pidOf(container: string): Promise<number>;
-  /** the running engine process, if any */
-  readonly process: ChildProcessHandle | undefined;
-  /** starts the engine (again) and waits until it answers */
-  start(): Promise<void>;
-  /** stops the engine gracefully (its containers stop too, releasing their networks) */
-  stopEngine(): Promise<void>;
-  /** removes every container, stops the engine, kills what is left and deletes the scratch folder; never throws */
-  destroy(): Promise<void>;
-}
+/**
+ * One engine as the tests use it: the engine class without what only `startDockerEngines` and the exit
+ * hook call.
+ */
+export type DockerEngine = Omit<Engine, 'prepare' | 'importImage' | 'killSync'>;
 
 export interface StartEnginesOptions {
   mode?: EngineMode;
@@ -94,7 +73,7 @@ export function dockerAgentArgs(engine: DockerEngine): string[] {
 // ---------------------------------------------------------------------------------------------------
 // Safety net: containers of engines that die with the test process would run on for ever.
 
-const liveEngines = new Set<EngineImpl>();
+const liveEngines = new Set<Engine>();
 let exitHooked = false;
 
 function hookExit(): void {
@@ -116,7 +95,7 @@ export async function startDockerEngines(cluster: Cluster, hosts: readonly SimHo
   }
   hookExit();
   const rootfs = options.image === false ? undefined : await busyboxRootfs(cluster.tmpDir);
-  const engines = hosts.map((host) => new EngineImpl(cluster, host, options.mode ?? 'vxnet', options.log));
+  const engines = hosts.map((host) => new Engine(cluster, host, options.mode ?? 'vxnet', options.log));
   try {
     await Promise.all(
       engines.map(async (engine) => {
@@ -146,12 +125,16 @@ export async function destroyDockerEngines(engines: readonly DockerEngine[]): Pr
   }
 }
 
-class EngineImpl implements DockerEngine {
+class Engine {
   readonly host: SimHost;
   readonly mode: EngineMode;
+  /** the engine's scratch folder */
   readonly dir: string;
+  /** its API socket */
   readonly socket: string;
+  /** the folder it sees as /run/docker/plugins */
   readonly pluginDir: string;
+  /** where the host's agent serves the vxnet plugin for it */
   readonly pluginSocket: string;
   readonly #cluster: Cluster;
   readonly #log: ((line: string) => void) | undefined;
@@ -171,6 +154,7 @@ class EngineImpl implements DockerEngine {
     this.#cgroupParent = `${cluster.prefix}-${cluster.runId}-${host.name}`;
   }
 
+  /** the running engine process, if any */
   get process(): ChildProcessHandle | undefined {
     return this.#process && !this.#process.exitInfo ? this.#process : undefined;
   }
@@ -182,6 +166,7 @@ class EngineImpl implements DockerEngine {
     liveEngines.add(this);
   }
 
+  /** starts the engine (again) and waits until it answers */
   async start(): Promise<void> {
     if (this.process) throw new Error(`the engine of ${this.host.name} is already running`);
     const dockerd = [
@@ -238,6 +223,7 @@ class EngineImpl implements DockerEngine {
     return { ...process.env, DOCKER_CONFIG: join(this.dir, 'cli') };
   }
 
+  /** runs the docker CLI against this engine; never rejects on a non-zero exit */
   docker(args: readonly string[], options: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
     return run([dockerCli(), '-H', `unix://${this.socket}`, ...args], {
       env: this.#env(),
@@ -246,22 +232,26 @@ class EngineImpl implements DockerEngine {
     });
   }
 
+  /** the same, rejecting with the CLI's error unless it exits 0; resolves with stdout, trimmed */
   async dockerOk(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<string> {
     const result = await this.docker(args, options);
     if (result.code !== 0) throw new Error(`docker ${args.join(' ')} on ${this.host.name} failed (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
     return result.stdout.trim();
   }
 
+  /** the pid of a running container's init process (its namespaces are under /proc/PID/ns) */
   async pidOf(container: string): Promise<number> {
     const pid = Number(await this.dockerOk(['inspect', '-f', '{{.State.Pid}}', container]));
     if (!(pid > 0)) throw new Error(`container ${container} on ${this.host.name} is not running`);
     return pid;
   }
 
+  /** stops the engine gracefully (its containers stop too, releasing their networks) */
   async stopEngine(): Promise<void> {
     await this.#process?.stop('SIGTERM', 20_000);
   }
 
+  /** removes every container, stops the engine, kills what is left and deletes the scratch folder; never throws */
   destroy(): Promise<void> {
     this.#destroyed ??= this.#teardown();
     return this.#destroyed;
@@ -293,7 +283,7 @@ class EngineImpl implements DockerEngine {
         // gone
       }
     }
-    for (const controller of ['pids', 'memory', 'cpu', 'freezer', 'devices', 'blkio', 'cpuset', 'cpuacct', 'unified']) {
+    for (const controller of CGROUP_CONTROLLERS) {
       const root = join('/sys/fs/cgroup', controller, this.#cgroupParent);
       for (const pidText of cgroupProcs(root)) {
         try {
@@ -304,11 +294,14 @@ class EngineImpl implements DockerEngine {
       }
     }
     // empty cgroups can then go (deepest first)
-    for (const controller of ['pids', 'memory', 'cpu', 'freezer', 'devices', 'blkio', 'cpuset', 'cpuacct', 'unified']) {
+    for (const controller of CGROUP_CONTROLLERS) {
       removeCgroup(join('/sys/fs/cgroup', controller, this.#cgroupParent));
     }
   }
 }
+
+/** cgroup v1 hierarchies an engine's cgroup parent may appear in, and the v2 one ("unified"). */
+const CGROUP_CONTROLLERS = ['pids', 'memory', 'cpu', 'freezer', 'devices', 'blkio', 'cpuset', 'cpuacct', 'unified'];
 
 function cgroupProcs(dir: string): string[] {
   const out: string[] = [];

@@ -70,7 +70,10 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
   });
 }
 
-/** Thrown by runChecked: carries argv, exit code and stderr. */
+/**
+ * Thrown by runChecked: carries argv, exit code and stderr. Not in the error catalogue: the test kit runs
+ * only under tests, the demo and the benchmark, which report it as it is.
+ */
 export class CommandError extends Error {
   readonly argv: readonly string[];
   readonly result: RunResult;

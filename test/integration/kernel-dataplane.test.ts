@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
-import { deviceNames } from '../../src/agent/dataplane.ts';
 import { createRunner, execute } from '../../src/agent/kernel/exec.ts';
 import { detectUnderlay, preflight } from '../../src/agent/kernel/host.ts';
 import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
 import { parseFdb, parseLinks, parseNeighbours, readFirewall } from '../../src/agent/kernel/read.ts';
+import { desiredEndpoint, desiredNetwork } from '../unit/support/fixtures.ts';
 
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : 'needs root (network namespaces)';
@@ -57,40 +57,10 @@ const inNs = (ns: string, argv: string[], input?: string) =>
   execute(['nsenter', `--net=${path(ns)}`, ...argv], input === undefined ? {} : { input });
 const links = async (ns: string) => new Map(parseLinks((await inNs(ns, ['ip', '-j', '-d', 'addr', 'show'])).stdout).map((l) => [l.name, l]));
 
-function network(vni: number, local: string, extra: Partial<DesiredNetwork> = {}): DesiredNetwork {
-  return {
-    name: `net${vni}`,
-    vni,
-    bridge: deviceNames.bridge(vni),
-    vxlan: deviceNames.vxlan(vni),
-    port: 4789,
-    mtu: 1450,
-    localAddress: local,
-    gatewayMac: '02:78:c0:a8:01:01',
-    gatewayAddresses: ['192.168.1.1/24'],
-    subnets: ['192.168.1.0/24'],
-    internal: false,
-    ...extra,
-  };
-}
+const network = (vni: number, local: string, extra: Partial<DesiredNetwork> = {}): DesiredNetwork => desiredNetwork(vni, { localAddress: local, ...extra });
 
-function endpoint(id: string, vni: number, container: string, ip: string, extra: Partial<DesiredEndpoint> = {}): DesiredEndpoint {
-  const last = Number(ip.split('.')[3]);
-  return {
-    id,
-    bridge: deviceNames.bridge(vni),
-    hostVeth: deviceNames.hostVeth(id),
-    peerVeth: deviceNames.peerVeth(id),
-    netns: path(container),
-    ifname: 'eth0',
-    mac: `02:78:c0:a8:01:${last.toString(16).padStart(2, '0')}`,
-    address: `${ip}/24`,
-    gateway: '192.168.1.1',
-    mtu: 1450,
-    extraRoutes: [],
-    ...extra,
-  };
-}
+const endpoint = (id: string, vni: number, container: string, ip: string, extra: Partial<DesiredEndpoint> = {}): DesiredEndpoint =>
+  desiredEndpoint(id, vni, ip, { netns: path(container), ...extra });
 
 /** A host namespace with an underlay interface `u0` holding `address`. */
 async function host(address = '10.99.0.1'): Promise<string> {

@@ -5,34 +5,25 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
-import type { Endpoint } from '../../src/core/model.ts';
 import { decodeArp } from '../../src/packet/arp.ts';
 import { decodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
 import { decodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
 import { decapsulate } from '../../src/packet/vxlan.ts';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
 import { capture, ownedKernelObjects, pings, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './support/probes.ts';
+import { attachWithApi, type Attached } from './support/setup.ts';
 
 describe('two hosts, two networks', () => {
   let cluster: Cluster;
   let client: ManagerClient;
-  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  const c: Record<string, Attached> = {};
 
   before(async () => {
     cluster = await createCluster({ hosts: 2, outside: true });
     client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
     await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
     await client.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
-    for (const [label, host, network] of [
-      ['c1', 'host1', 'blue'],
-      ['c2', 'host1', 'red'],
-      ['c3', 'host2', 'blue'],
-      ['c4', 'host2', 'red'],
-    ] as const) {
-      const netns = await cluster.addContainer(label);
-      const endpoint = await client.createEndpoint({ network, node: host, netns }, { waitSeconds: 20 });
-      c[label] = { netns, endpoint };
-    }
+    Object.assign(c, await attachWithApi(cluster, client, [['c1', 'host1', 'blue'], ['c2', 'host1', 'red'], ['c3', 'host2', 'blue'], ['c4', 'host2', 'red']]));
   });
 
   after(async () => {

@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
 import { ownedKernelObjects, pings, until } from './support/probes.ts';
-import { peerEntries, sleep, startTraffic } from './support/resilience.ts';
+import { assertNoLoss, peerEntries, sleep, startTraffic } from './support/resilience.ts';
+import { attachWithCli, cliOk } from './support/setup.ts';
 
 describe('agent restart and node recovery', () => {
   let cluster: Cluster;
@@ -20,24 +21,9 @@ describe('agent restart and node recovery', () => {
 
   before(async () => {
     cluster = await createCluster({ hosts: 2, outside: false });
-    for (const args of [
-      ['network', 'create', 'blue', '--vni', '1000', '--subnet', '192.168.1.0/24'],
-      ['network', 'create', 'red', '--vni', '2000', '--subnet', '192.168.2.0/24'],
-    ]) {
-      const created = await cluster.cli(args);
-      assert.equal(created.code, 0, created.stderr);
-    }
-    for (const [label, node, network] of [
-      ['c1', 'host1', 'blue'],
-      ['c2', 'host1', 'red'],
-      ['c3', 'host2', 'blue'],
-      ['c4', 'host2', 'red'],
-    ] as const) {
-      const netns = await cluster.addContainer(label);
-      const attach = await cluster.cli(['attach', network, '--node', node, '--netns', netns]);
-      assert.equal(attach.code, 0, attach.stderr);
-      c[label] = { netns, ip: attach.stdout.trim().split('/')[0]! };
-    }
+    await cliOk(cluster, ['network', 'create', 'blue', '--vni', '1000', '--subnet', '192.168.1.0/24']);
+    await cliOk(cluster, ['network', 'create', 'red', '--vni', '2000', '--subnet', '192.168.2.0/24']);
+    Object.assign(c, await attachWithCli(cluster, [['c1', 'host1', 'blue'], ['c2', 'host1', 'red'], ['c3', 'host2', 'blue'], ['c4', 'host2', 'red']]));
   });
   after(async () => {
     await cluster?.destroy();
@@ -56,14 +42,9 @@ describe('agent restart and node recovery', () => {
       restarts.push(Date.now() - started);
       await sleep(1500);
     }
-    const { ping, stream } = await traffic.result();
+    const result = await traffic.result();
     t.diagnostic(`agent kill -9 + restart (until registered): host1 ${restarts[0]} ms, host2 ${restarts[1]} ms`);
-    t.diagnostic(`ping -i 0.01: ${ping.transmitted} sent, ${ping.received} received, ${ping.lost} lost`);
-    t.diagnostic(`TCP stream: ${stream.sent} bytes sent, ${stream.received} echoed, longest pause ${stream.maxGapMs} ms, error: ${stream.error ?? 'none'}`);
-    assert.equal(ping.lost, 0, `pings lost: ${ping.summary}`);
-    assert.equal(stream.error, null, 'no TCP reset or other socket error');
-    assert.equal(stream.mismatch, 0, 'every echoed byte is right');
-    assert.equal(stream.received, stream.sent, 'every byte sent came back');
+    assertNoLoss(t, result);
     const afterRestart = await Promise.all([peerEntries(cluster, host1), peerEntries(cluster, host2)]);
     assert.deepEqual(afterRestart, before, 'the restarted agents kept every peer entry as it was');
   });

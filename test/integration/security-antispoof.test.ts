@@ -19,65 +19,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
-import type { Endpoint } from '../../src/core/model.ts';
 import { decodeArp } from '../../src/packet/arp.ts';
-import { decodeEthernet, encodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
-import { decodeIcmpEcho, encodeIcmpEcho, ICMP_ECHO_REQUEST } from '../../src/packet/icmp.ts';
-import { decodeIpv4, encodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
-import { decapsulate, encapsulate, VXLAN_PORT } from '../../src/packet/vxlan.ts';
+import { decodeEthernet, ETHERTYPE_ARP } from '../../src/packet/ethernet.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { netnsPath } from '../../src/testkit/netns.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, pings } from './support/probes.ts';
+import { attachWithApi, type Attached } from './support/setup.ts';
+import { echoRequests, sendVxlan, vxlanEcho } from './support/vxlan-inject.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
-
-/** Sends one UDP payload `count` times from `source` to `destination`:PORT; the kernel adds IPv4 and UDP. */
-const SENDER = `
-const dgram = require('node:dgram');
-const [source, destination, port, hex, count] = process.argv.slice(1);
-const socket = dgram.createSocket('udp4');
-const payload = Buffer.from(hex, 'hex');
-socket.on('error', (err) => { console.error(err.message); process.exit(1); });
-socket.bind({ address: source, port: 0 }, async () => {
-  for (let i = 0; i < Number(count); i++) {
-    await new Promise((resolve, reject) => socket.send(payload, Number(port), destination, (err) => (err ? reject(err) : resolve())));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  socket.close();
-});
-`;
-
-/** The UDP payload of a VXLAN datagram carrying an ICMP echo request with identifier `id` to `to`. */
-function vxlanEcho(vni: number, to: Endpoint, id: number): Buffer {
-  const icmp = encodeIcmpEcho({ type: ICMP_ECHO_REQUEST, id, seq: 1, data: new TextEncoder().encode('vxnet issue 9') });
-  const ip = encodeIpv4({ src: '192.168.2.77', dst: to.ip, protocol: IPPROTO_ICMP, ttl: 64 }, icmp);
-  const frame = encodeEthernet({ dst: to.mac, src: '02:78:c0:a8:02:4d', ethertype: ETHERTYPE_IPV4 }, ip);
-  const wire = encapsulate({
-    outer: { srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02', srcIp: '10.99.0.1', dstIp: '10.99.0.2', srcPort: 40000 },
-    vni,
-    inner: frame,
-  });
-  return Buffer.from(decapsulate(wire)!.outerUdp.payload);
-}
-
-/** ICMP echo requests among captured frames, as "source id". */
-function echoes(frames: Uint8Array[]): { src: string; id: number }[] {
-  const found: { src: string; id: number }[] = [];
-  for (const frame of frames) {
-    try {
-      const eth = decodeEthernet(frame);
-      if (eth.ethertype !== ETHERTYPE_IPV4) continue;
-      const ip = decodeIpv4(eth.payload);
-      if (ip.protocol !== IPPROTO_ICMP) continue;
-      const echo = decodeIcmpEcho(ip.payload);
-      if (echo.type === ICMP_ECHO_REQUEST) found.push({ src: ip.src, id: echo.id });
-    } catch {
-      // not an echo request
-    }
-  }
-  return found;
-}
 
 describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet issue 9, hole 1)', { skip, concurrency: false }, () => {
   let cluster: Cluster;
@@ -85,7 +36,7 @@ describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet 
   let host1: SimHost;
   let host2: SimHost;
   let host3: SimHost;
-  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  const c: Record<string, Attached> = {};
   let plain: string;
   let nextId = 0x6a00;
 
@@ -95,13 +46,7 @@ describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet 
     [host1, host2, host3] = [cluster.host('host1'), cluster.host('host2'), cluster.host('host3')];
     await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
     await client.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
-    const made = await Promise.all(
-      ([['r1', 'host1', 'red'], ['b1', 'host1', 'blue'], ['bx', 'host1', 'blue'], ['b2', 'host2', 'blue']] as const).map(async ([label, node, network]) => {
-        const netns = await cluster.addContainer(label);
-        return [label, { netns, endpoint: await client.createEndpoint({ network, node, netns }, { waitSeconds: 20 }) }] as const;
-      }),
-    );
-    for (const [label, value] of made) c[label] = value;
+    Object.assign(c, await attachWithApi(cluster, client, [['r1', 'host1', 'red'], ['b1', 'host1', 'blue'], ['bx', 'host1', 'blue'], ['b2', 'host2', 'blue']]));
     // a plain bridge on host1 with one container behind it, as docker0 would have (not vxnet's)
     plain = await cluster.addContainer('plain');
     const wire = await cluster.exec(host1.netns, ['ip', '-batch', '-'], {
@@ -127,12 +72,10 @@ describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet 
   /** Sends a red echo to r1 as VXLAN from `from` (bound to `source`) to `destination`; whether r1 saw it. */
   async function injectIntoRed(from: string, source: string, destination: string): Promise<boolean> {
     const id = nextId++;
-    const payload = vxlanEcho(2000, c.r1!.endpoint, id);
-    const frames = await capture(cluster, c.r1!.netns, 'eth0', ['icmp'], async () => {
-      const sent = await cluster.exec(from, [process.execPath, '-e', SENDER, source, destination, String(VXLAN_PORT), payload.toString('hex'), '5']);
-      assert.equal(sent.code, 0, sent.stderr);
-    });
-    return echoes(frames).some((e) => e.id === id);
+    const to = c.r1!.endpoint;
+    const payload = vxlanEcho({ vni: 2000, srcMac: '02:78:c0:a8:02:4d', dstMac: to.mac, srcIp: '192.168.2.77', dstIp: to.ip, id });
+    const frames = await capture(cluster, c.r1!.netns, 'eth0', ['icmp'], () => sendVxlan(cluster, from, source, destination, payload));
+    return echoRequests(frames).some((e) => e.id === id);
   }
 
   it('still delivers VXLAN from a member on the underlay, and the containers reach each other and their gateway', async () => {
@@ -169,13 +112,13 @@ describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet 
     assert.equal((await cluster.exec(bx, ['ip', 'addr', 'add', '192.168.1.200/32', 'dev', 'eth0'])).code, 0);
     const forgedIp = await capture(cluster, c.b1!.netns, 'eth0', ['icmp'], () => cluster.exec(bx, ['ping', '-c', '3', '-i', '0.2', '-W', '1', '-I', '192.168.1.200', b1.ip]));
     await cluster.exec(bx, ['ip', 'addr', 'del', '192.168.1.200/32', 'dev', 'eth0']);
-    assert.deepEqual(echoes(forgedIp).filter((e) => e.src === '192.168.1.200'), [], 'an echo with a forged source reached b1');
+    assert.deepEqual(echoRequests(forgedIp).filter((e) => e.src === '192.168.1.200'), [], 'an echo with a forged source reached b1');
     // another MAC
     const own = c.bx!.endpoint.mac;
     assert.equal((await cluster.exec(bx, ['ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:99:99'])).code, 0);
     const forgedMac = await capture(cluster, c.b1!.netns, 'eth0', ['icmp'], () => cluster.exec(bx, ['ping', '-c', '3', '-i', '0.2', '-W', '1', b1.ip]));
     assert.equal((await cluster.exec(bx, ['ip', 'link', 'set', 'eth0', 'address', own])).code, 0);
-    assert.deepEqual(echoes(forgedMac), [], 'an echo from a forged MAC reached b1');
+    assert.deepEqual(echoRequests(forgedMac), [], 'an echo from a forged MAC reached b1');
     // ARP claiming b1's address (what poisons the gateway's and the neighbours' caches)
     const arps = await capture(cluster, c.b1!.netns, 'eth0', ['arp'], () => cluster.exec(bx, ['busybox', 'arping', '-U', '-c', '3', '-I', 'eth0', '-s', b1.ip, '192.168.1.1']));
     const claims = arps.flatMap((frame) => {

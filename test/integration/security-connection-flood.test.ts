@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
-import type { Endpoint } from '../../src/core/model.ts';
 import { DEFAULT_CLI_PATH, type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
+import { attachWithApi, startWithBlue, type Attached } from './support/setup.ts';
 import { pings } from './support/probes.ts';
 
 const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools().join('; ') : false;
@@ -78,16 +78,14 @@ describe('connection flood', { skip }, () => {
   let host1: SimHost;
   let host2: SimHost;
   let host3: SimHost;
-  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  const c: Record<string, Attached> = {};
 
   before(async () => {
     cluster = await createCluster({ hosts: 3, startDaemons: false });
     [host1, host2, host3] = cluster.hosts as [SimHost, SimHost, SimHost];
-    await cluster.startManager();
-    await Promise.all([cluster.startAgent(host1), cluster.startAgent(host2)]);
-    admin = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await admin.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    for (const [label, node] of [['c1', 'host1'], ['c2', 'host2']] as const) await attach(label, node);
+    admin = await startWithBlue(cluster, [host1, host2]);
+    await attach('c1', 'host1');
+    await attach('c2', 'host2');
   });
 
   after(async () => {
@@ -96,10 +94,7 @@ describe('connection flood', { skip }, () => {
   });
 
   async function attach(label: string, node: string): Promise<void> {
-    const netns = await cluster.addContainer(label);
-    const endpoint = await admin.createEndpoint({ network: 'blue', node, netns }, { waitSeconds: 20 });
-    assert.equal(endpoint.status, 'ready');
-    c[label] = { netns, endpoint };
+    Object.assign(c, await attachWithApi(cluster, admin, [[label, node, 'blue']]));
   }
 
   it('closes the flood within the handshake timeout while the admin CLI and the agents keep working', async (t) => {

@@ -14,12 +14,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
-import type { Endpoint } from '../../src/core/model.ts';
 import { decodeEthernet, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
 import { decodeIpv4 } from '../../src/packet/ipv4.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, pings } from './support/probes.ts';
+import { attachWithApi, type Attached } from './support/setup.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 const WITHDRAW_BUDGET_MS = 2000;
@@ -29,20 +29,14 @@ describe('withdrawn MACs leave every peer’s bridge at once (vxnet issue 9, hol
   let client: ManagerClient;
   let host1: SimHost;
   let host3: SimHost;
-  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  const c: Record<string, Attached> = {};
 
   before(async () => {
     cluster = await createCluster({ hosts: 3, outside: false, prefix: 'vxfdb' });
     client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
     [host1, host3] = [cluster.host('host1'), cluster.host('host3')];
     await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    const made = await Promise.all(
-      ([['a1', 'host1'], ['b1', 'host1'], ['a2', 'host2'], ['a3', 'host3']] as const).map(async ([label, node]) => {
-        const netns = await cluster.addContainer(label);
-        return [label, { netns, endpoint: await client.createEndpoint({ network: 'blue', node, netns }, { waitSeconds: 20 }) }] as const;
-      }),
-    );
-    for (const [label, value] of made) c[label] = value;
+    Object.assign(c, await attachWithApi(cluster, client, [['a1', 'host1', 'blue'], ['b1', 'host1', 'blue'], ['a2', 'host2', 'blue'], ['a3', 'host3', 'blue']]));
   });
 
   after(async () => {

@@ -10,9 +10,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
-import type { Endpoint, NodeStatus } from '../../src/core/model.ts';
+import type { NodeStatus } from '../../src/core/model.ts';
 import { DEFAULT_CLI_PATH, type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
+import { attachWithApi, startWithBlue, type Attached } from './support/setup.ts';
 import { pings, until } from './support/probes.ts';
 
 const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools().join('; ') : false;
@@ -25,16 +26,14 @@ describe('control-plane identity', { skip }, () => {
   let host1: SimHost;
   let host2: SimHost;
   let host3: SimHost;
-  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  const c: Record<string, Attached> = {};
 
   before(async () => {
     cluster = await createCluster({ hosts: 3, startDaemons: false, managerArgs: ['--cert-lifetime', String(CERT_LIFETIME_SECONDS)] });
     [host1, host2, host3] = cluster.hosts as [SimHost, SimHost, SimHost];
-    await cluster.startManager();
-    await Promise.all([cluster.startAgent(host1), cluster.startAgent(host2)]);
-    admin = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await admin.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    for (const [label, host] of [['c1', 'host1'], ['c2', 'host2']] as const) await attach(label, host);
+    admin = await startWithBlue(cluster, [host1, host2]);
+    await attach('c1', 'host1');
+    await attach('c2', 'host2');
   });
 
   after(async () => {
@@ -43,10 +42,7 @@ describe('control-plane identity', { skip }, () => {
   });
 
   async function attach(label: string, node: string): Promise<void> {
-    const netns = await cluster.addContainer(label);
-    const endpoint = await admin.createEndpoint({ network: 'blue', node, netns }, { waitSeconds: 20 });
-    assert.equal(endpoint.status, 'ready');
-    c[label] = { netns, endpoint };
+    Object.assign(c, await attachWithApi(cluster, admin, [[label, node, 'blue']]));
   }
 
   /** One raw https request from inside a host namespace, as `tls-probe.ts` makes it. */

@@ -15,87 +15,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
-import { deviceNames } from '../../src/agent/dataplane.ts';
+import type { DesiredState } from '../../src/agent/dataplane.ts';
 import { createRunner, HostToolError, type RunOptions, type RunResult, type Runner } from '../../src/agent/kernel/exec.ts';
 import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
 import { parseLinks, parseVxlanFilterDrops } from '../../src/agent/kernel/read.ts';
 import { ManagerClient } from '../../src/client/client.ts';
-import type { Endpoint } from '../../src/core/model.ts';
-import { decodeEthernet, encodeEthernet, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
-import { decodeIcmpEcho, encodeIcmpEcho, ICMP_ECHO_REQUEST } from '../../src/packet/icmp.ts';
-import { decodeIpv4, encodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
-import { decapsulate, encapsulate, VXLAN_PORT } from '../../src/packet/vxlan.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { netnsPath } from '../../src/testkit/netns.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, pings, until } from './support/probes.ts';
+import { attachWithApi, type Attached } from './support/setup.ts';
+import { desiredEndpoint, desiredNetwork } from '../unit/support/fixtures.ts';
+import { echoRequests, sendVxlan, vxlanEcho, type InnerEcho } from './support/vxlan-inject.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
-
-/** Sends one UDP payload `count` times from `source` to `destination`:PORT; the kernel adds IPv4 and UDP. */
-const SENDER = `
-const dgram = require('node:dgram');
-const [source, destination, port, hex, count] = process.argv.slice(1);
-const socket = dgram.createSocket('udp4');
-const payload = Buffer.from(hex, 'hex');
-socket.on('error', (err) => { console.error(err.message); process.exit(1); });
-socket.bind({ address: source, port: 0 }, async () => {
-  for (let i = 0; i < Number(count); i++) {
-    await new Promise((resolve, reject) => socket.send(payload, Number(port), destination, (err) => (err ? reject(err) : resolve())));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  socket.close();
-});
-`;
-
-interface Inner {
-  vni: number;
-  srcMac: string;
-  dstMac: string;
-  srcIp: string;
-  dstIp: string;
-  /** ICMP echo identifier: how the capture recognises this test's frames */
-  id: number;
-}
-
-/**
- * The UDP payload of a VXLAN datagram carrying an ICMP echo request: built as a whole outer frame with
- * `encapsulate`, checked by decoding it back, and cut down to what a UDP socket sends (VXLAN header + inner
- * Ethernet frame).
- */
-function craft(inner: Inner, outer: { srcIp: string; dstIp: string }): Buffer {
-  const icmp = encodeIcmpEcho({ type: ICMP_ECHO_REQUEST, id: inner.id, seq: 1, data: new TextEncoder().encode('vxnet injection test') });
-  const ip = encodeIpv4({ src: inner.srcIp, dst: inner.dstIp, protocol: IPPROTO_ICMP, ttl: 64 }, icmp);
-  const frame = encodeEthernet({ dst: inner.dstMac, src: inner.srcMac, ethertype: ETHERTYPE_IPV4 }, ip);
-  const wire = encapsulate({
-    outer: { srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02', srcIp: outer.srcIp, dstIp: outer.dstIp, srcPort: 40000 },
-    vni: inner.vni,
-    inner: frame,
-  });
-  const decoded = decapsulate(wire)!;
-  assert.equal(decoded.vni, inner.vni);
-  assert.deepEqual(decoded.inner, frame);
-  return Buffer.from(decoded.outerUdp.payload);
-}
-
-/** ICMP echo identifiers of the echo requests among captured Ethernet frames. */
-function echoIds(frames: Uint8Array[]): number[] {
-  const ids: number[] = [];
-  for (const frame of frames) {
-    try {
-      const eth = decodeEthernet(frame);
-      if (eth.ethertype !== ETHERTYPE_IPV4) continue;
-      const ip = decodeIpv4(eth.payload);
-      if (ip.protocol !== IPPROTO_ICMP) continue;
-      const echo = decodeIcmpEcho(ip.payload);
-      if (echo.type === ICMP_ECHO_REQUEST) ids.push(echo.id);
-    } catch {
-      // not an echo request: not ours
-    }
-  }
-  return ids;
-}
 
 describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concurrency: false }, () => {
   let cluster: Cluster;
@@ -103,7 +36,7 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
   let host1: SimHost;
   let host2: SimHost;
   let host3: SimHost;
-  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  const c: Record<string, Attached> = {};
   let nextId = 0x5a00;
 
   before(async () => {
@@ -112,14 +45,7 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
     [host1, host2, host3] = [cluster.host('host1'), cluster.host('host2'), cluster.host('host3')];
     await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
     await client.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
-    for (const [label, host, network] of [
-      ['c1', 'host1', 'blue'],
-      ['c2', 'host1', 'red'],
-      ['c3', 'host2', 'blue'],
-    ] as const) {
-      const netns = await cluster.addContainer(label);
-      c[label] = { netns, endpoint: await client.createEndpoint({ network, node: host, netns }, { waitSeconds: 20 }) };
-    }
+    Object.assign(c, await attachWithApi(cluster, client, [['c1', 'host1', 'blue'], ['c2', 'host1', 'red'], ['c3', 'host2', 'blue']]));
   });
 
   after(async () => {
@@ -147,28 +73,25 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
   async function inject(
     from: string,
     source: string,
-    inner: Omit<Inner, 'id'>,
+    inner: Omit<InnerEcho, 'id'>,
     watch: string[],
     options: { count?: number; destination?: string } = {},
   ): Promise<{ id: number; seen: boolean[] }> {
     const id = nextId++;
     const destination = options.destination ?? host1.address;
-    const payload = craft({ ...inner, id }, { srcIp: source, dstIp: destination });
+    const payload = vxlanEcho({ ...inner, id });
     const captures: Uint8Array[][] = watch.map(() => []);
-    const send = async () => {
-      const sent = await cluster.exec(from, [process.execPath, '-e', SENDER, source, destination, String(VXLAN_PORT), payload.toString('hex'), String(options.count ?? 5)]);
-      assert.equal(sent.code, 0, sent.stderr);
-    };
+    const send = () => sendVxlan(cluster, from, source, destination, payload, options.count ?? 5);
     // nested captures: every watched namespace listens while the frames are sent
     const run = async (i: number): Promise<void> => {
       if (i === watch.length) return send();
       captures[i] = await capture(cluster, watch[i]!, 'eth0', ['icmp'], () => run(i + 1));
     };
     await run(0);
-    return { id, seen: captures.map((frames) => echoIds(frames).includes(id)) };
+    return { id, seen: captures.map((frames) => echoRequests(frames).some((e) => e.id === id)) };
   }
   /** a frame for c1 (blue, host1) that looks like it comes from c3 (blue, host2) */
-  const toC1 = (): Omit<Inner, 'id'> => ({
+  const toC1 = (): Omit<InnerEcho, 'id'> => ({
     vni: 1000, srcMac: c.c3!.endpoint.mac, dstMac: c.c1!.endpoint.mac, srcIp: c.c3!.endpoint.ip, dstIp: c.c1!.endpoint.ip,
   });
 
@@ -311,15 +234,8 @@ describe('the data plane fails closed when nft does not work (real namespaces)',
     return wrapped;
   }
 
-  const network: DesiredNetwork = {
-    name: 'blue', vni: 1000, bridge: deviceNames.bridge(1000), vxlan: deviceNames.vxlan(1000), port: 4789, mtu: 1450,
-    localAddress: '10.99.0.11', gatewayMac: '02:78:c0:a8:01:01', gatewayAddresses: ['192.168.1.1/24'], subnets: ['192.168.1.0/24'],
-    internal: false,
-  };
-  const endpoint = (id: string, netns: string, ip: string): DesiredEndpoint => ({
-    id, bridge: network.bridge, hostVeth: deviceNames.hostVeth(id), peerVeth: deviceNames.peerVeth(id), netns: netnsPath(netns),
-    ifname: 'eth0', mac: `02:78:c0:a8:01:0${ip.slice(-1)}`, address: `${ip}/24`, gateway: '192.168.1.1', mtu: 1450, extraRoutes: [],
-  });
+  const network = desiredNetwork(1000, { name: 'blue', localAddress: '10.99.0.11' });
+  const endpoint = (id: string, netns: string, ip: string) => desiredEndpoint(id, 1000, ip, { netns: netnsPath(netns) });
   const ownedLinks = async () =>
     parseLinks((await cluster.exec(host.netns, ['ip', '-j', '-d', 'addr', 'show'])).stdout).map((l) => l.name).filter((n) => n.startsWith('vxn')).sort();
   const interfaces = async (netns: string) => parseLinks((await cluster.exec(netns, ['ip', '-j', 'addr', 'show'])).stdout).map((l) => l.name).sort();

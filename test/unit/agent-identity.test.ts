@@ -4,29 +4,22 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CA_FILE, CERT_FILE, KEY_FILE, type IdentityOptions, keepRenewed, obtainCredentials } from '../../src/agent/identity.ts';
 import { ManagerClient } from '../../src/client/client.ts';
 import { VxnetError } from '../../src/core/errors.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
+import { startTlsManager } from './support/manager.ts';
 
 describe('agent identity', () => {
   let dir: string;
   let manager: RunningManager;
   let url: string;
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'vxnet-identity-'));
-    manager = await startManager({ dataDir: join(dir, 'data'), listen: ['127.0.0.1:0'], certLifetimeMs: 3000 });
-    url = `https://${manager.addresses[0]}`;
-  });
-  after(async () => {
-    await manager.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  before(async () => ({ dir, manager, url } = await startTlsManager('vxnet-identity-', { certLifetimeMs: 3000 })));
+  after(() => manager.close());
 
   const options = (stateDir: string, extra: Partial<IdentityOptions> = {}): IdentityOptions & { lines: string[] } => {
     const lines: string[] = [];

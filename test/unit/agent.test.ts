@@ -1,29 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
-import { ScriptedDataplane, until } from './support/fixtures.ts';
+import { networkRecord, runScriptedAgent, twoNodes, until } from './support/fixtures.ts';
 import { desiredState } from '../../src/agent/desired.ts';
 import { ClusterView } from '../../src/agent/view.ts';
-import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../src/core/model.ts';
+import type { Endpoint, Network, Node, WatchMessage } from '../../src/core/model.ts';
 
 const self = { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' };
-const nodes: Node[] = [
-  { name: 'host1', address: '10.99.0.11', mtu: 1500, registeredAt: '' },
-  { name: 'host2', address: '10.99.0.12', mtu: 1500, registeredAt: '' },
-  { name: 'host3', address: '10.99.0.13', mtu: 1500, registeredAt: '' },
-];
-const blue: Network = {
-  name: 'blue',
-  vni: 1000,
-  subnets: [
-    { cidr: '192.168.1.0/24', gateway: '192.168.1.1' },
-    { cidr: '192.168.10.0/24', gateway: '192.168.10.1' },
-  ],
-  mtu: 1450,
-  port: 4789,
-  internal: false,
-  createdAt: '',
-};
+const nodes: Node[] = [...twoNodes, { name: 'host3', address: '10.99.0.13', mtu: 1500, registeredAt: '' }];
+const blue: Network = networkRecord('blue', ['192.168.1.0/24', '192.168.10.0/24'], { vni: 1000 });
 
 function endpoint(id: string, node: string, ip: string, network = 'blue'): Endpoint {
   const last = Number(ip.split('.')[3]);
@@ -118,58 +102,19 @@ describe('desired state', () => {
   });
 });
 
-class ScriptedApi implements AgentManagerApi {
-  readonly statuses: [string, EndpointStatusRequest][] = [];
-  readonly heartbeats: number[] = [];
-  push: ((m: WatchMessage) => void) | undefined;
-  #end: (() => void) | undefined;
-  watchCalls = 0;
-  async registerNode(req: { name: string; address: string; mtu: number }): Promise<Node> {
-    return { ...req, registeredAt: '' };
-  }
-  async heartbeat(_node: string, req: { reconciledRevision: number }): Promise<void> {
-    this.heartbeats.push(req.reconciledRevision);
-  }
-  async setEndpointStatus(id: string, req: EndpointStatusRequest): Promise<void> {
-    this.statuses.push([id, req]);
-  }
-  watch(_node: string, onMessage: (m: WatchMessage) => void, signal: AbortSignal): Promise<void> {
-    this.watchCalls++;
-    this.push = onMessage;
-    return new Promise((resolve, reject) => {
-      this.#end = resolve;
-      signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
-    });
-  }
-  endStream(): void {
-    this.#end?.();
-  }
-}
-
 describe('agent reconcile loop', () => {
   it('does not touch the data plane before the first snapshot', async () => {
-    const api = new ScriptedApi();
-    const dataplane = new ScriptedDataplane();
-    const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
-    const controller = new AbortController();
-    const running = agent.run(controller.signal).catch(() => {});
-    await until(() => api.push !== undefined, 'watch');
+    const { dataplane, agent, stop } = await runScriptedAgent();
     agent.schedule();
     await agent.idle();
     assert.equal(dataplane.calls.length, 0);
-    controller.abort();
-    await running;
+    await stop();
   });
 
   it('coalesces a burst of changes into few passes and reports statuses once', async () => {
-    const api = new ScriptedApi();
-    const dataplane = new ScriptedDataplane();
+    const { api, dataplane, agent, stop } = await runScriptedAgent();
     dataplane.delayMs = 20;
     dataplane.failures.set('/run/netns/ffffffffffff', 'network namespace /run/netns/ffffffffffff does not exist');
-    const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
-    const controller = new AbortController();
-    const running = agent.run(controller.signal).catch(() => {});
-    await until(() => api.push !== undefined, 'watch');
     api.push!(snapshot([]));
     for (let i = 0; i < 50; i++) {
       api.push!({ type: 'endpoint', revision: 11 + i, endpoint: endpoint(`e${String(i).padStart(11, '0')}`, 'host2', `192.168.1.${i + 2}`) });
@@ -188,17 +133,11 @@ describe('agent reconcile loop', () => {
       ['aaaaaaaaaaaa:ready', 'ffffffffffff:error'],
     );
     assert.match(api.statuses.find(([id]) => id === 'ffffffffffff')![1].message!, /does not exist/);
-    controller.abort();
-    await running;
+    await stop();
   });
 
   it('reports its revision at once on a new snapshot and when a local endpoint goes, otherwise on the tick', async () => {
-    const api = new ScriptedApi();
-    const dataplane = new ScriptedDataplane();
-    const agent = new Agent({ api, dataplane, self, underlayMtu: 1500, heartbeatIntervalMs: 60_000 });
-    const controller = new AbortController();
-    const running = agent.run(controller.signal).catch(() => {});
-    await until(() => api.push !== undefined, 'watch');
+    const { api, agent, stop } = await runScriptedAgent({ heartbeatIntervalMs: 60_000 });
     api.push!(snapshot([endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2')]));
     await until(() => api.heartbeats.includes(10), 'heartbeat after the first pass');
     // a remote endpoint coming and going: nobody waits on this node for it
@@ -211,17 +150,11 @@ describe('agent reconcile loop', () => {
     // a local endpoint deleted: a delete with `wait` is answered when this node confirms
     api.push!({ type: 'endpoint-deleted', revision: 13, id: 'aaaaaaaaaaaa', network: 'blue' });
     await until(() => api.heartbeats.includes(13), 'heartbeat with the revision of the local delete');
-    controller.abort();
-    await running;
+    await stop();
   });
 
   it('keeps its view and reconnects with a fresh snapshot when the stream ends', async () => {
-    const api = new ScriptedApi();
-    const dataplane = new ScriptedDataplane();
-    const agent = new Agent({ api, dataplane, self, underlayMtu: 1500 });
-    const controller = new AbortController();
-    const running = agent.run(controller.signal).catch(() => {});
-    await until(() => api.push !== undefined, 'watch');
+    const { api, dataplane, agent, stop } = await runScriptedAgent();
     api.push!(snapshot([endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2')]));
     await until(() => agent.reconciledRevision === 10, 'first pass');
     const passes = dataplane.calls.length;
@@ -231,7 +164,6 @@ describe('agent reconcile loop', () => {
     assert.equal(agent.view.endpoints.size, 1, 'view is kept while disconnected');
     api.push!(snapshot([endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2')], 20));
     await until(() => agent.reconciledRevision === 20, 'pass after the new snapshot');
-    controller.abort();
-    await running;
+    await stop();
   });
 });

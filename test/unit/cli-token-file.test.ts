@@ -18,7 +18,8 @@ import { main } from '../../src/cli/main.ts';
 import { parseCommandLine } from '../../src/cli/parse.ts';
 import type { Command } from '../../src/cli/registry.ts';
 import { VxnetError } from '../../src/core/errors.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
+import { startTlsManager } from './support/manager.ts';
 
 const MANAGER = 'unix:/run/vxnet.sock';
 
@@ -197,10 +198,7 @@ describe('the agent refuses to join with the admin token', () => {
   let manager: RunningManager;
   let url: string;
   const managerLog: string[] = [];
-  before(async () => {
-    manager = await startManager({ dataDir: join(dir, 'data'), listen: ['127.0.0.1:0'], log: (l) => managerLog.push(l) });
-    url = `https://${manager.addresses[0]}`;
-  });
+  before(async () => ({ manager, url } = await startTlsManager('vxnet-token-file-', { log: (l) => managerLog.push(l) })));
   after(() => manager.close());
 
   test('the admin token: refused with a sentence naming the worker token; nothing is stored', async () => {

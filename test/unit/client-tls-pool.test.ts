@@ -6,33 +6,26 @@
 import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
 import { VxnetError } from '../../src/core/errors.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
 import { CA_KEY_FILE } from '../../src/manager/authority.ts';
 import { subjectFor } from '../../src/pki/identity.ts';
 import { createCertificate, generateKeyPair } from '../../src/pki/x509.ts';
+import { startTlsManager } from './support/manager.ts';
 
 describe('ManagerClient connection pool over https', () => {
   let dir: string;
   let manager: RunningManager;
   let url: string;
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'vxnet-client-pool-'));
-    manager = await startManager({ dataDir: join(dir, 'data'), listen: ['127.0.0.1:0'] });
-    url = `https://${manager.addresses[0]}`;
-  });
-  after(async () => {
-    await manager.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  before(async () => ({ dir, manager, url } = await startTlsManager('vxnet-client-pool-')));
+  after(() => manager.close());
 
   test('sequential and parallel requests reuse the pooled TLS connections', async () => {
     let connections = 0;

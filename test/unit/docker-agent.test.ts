@@ -9,7 +9,6 @@ import { mkdtempSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
 import { deviceNames, type DesiredEndpoint, type DesiredState } from '../../src/agent/dataplane.ts';
 import { desiredState } from '../../src/agent/desired.ts';
 import { planReconcile } from '../../src/agent/kernel/plan.ts';
@@ -17,9 +16,9 @@ import type { ActualState, LinkState } from '../../src/agent/kernel/read.ts';
 import { renderEndpointCreate } from '../../src/agent/kernel/render.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import { VxnetError } from '../../src/core/errors.ts';
-import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../src/core/model.ts';
+import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 import { EngineContainerNamespaces } from '../../src/docker/containers.ts';
-import { blueNetwork, ScriptedDataplane, twoNodes, until } from './support/fixtures.ts';
+import { blueNetwork, runScriptedAgent, twoNodes, until } from './support/fixtures.ts';
 
 const self = { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' };
 const nodes: Node[] = twoNodes;
@@ -166,41 +165,11 @@ describe('the planner and renderer with handed-over endpoints', () => {
   });
 });
 
-class ScriptedApi implements AgentManagerApi {
-  readonly statuses: [string, EndpointStatusRequest][] = [];
-  push: ((m: WatchMessage) => void) | undefined;
-  watchOptions: unknown;
-  async registerNode(req: { name: string; address: string; mtu: number }): Promise<Node> {
-    return { ...req, registeredAt: '' };
-  }
-  async heartbeat(): Promise<void> {}
-  async setEndpointStatus(id: string, req: EndpointStatusRequest): Promise<void> {
-    this.statuses.push([id, req]);
-  }
-  watch(_node: string, onMessage: (m: WatchMessage) => void, signal: AbortSignal, options?: unknown): Promise<void> {
-    this.push = onMessage;
-    this.watchOptions = options;
-    return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
-  }
-}
-
-async function runAgent(options: Partial<ConstructorParameters<typeof Agent>[0]> = {}) {
-  const api = new ScriptedApi();
-  const dataplane = new ScriptedDataplane();
-  dataplane.failures.set('/proc/666/ns/net', 'setting up the veth pair failed');
-  const agent = new Agent({ api, dataplane, self, underlayMtu: 1500, ...options });
-  const controller = new AbortController();
-  const running = agent.run(controller.signal).catch(() => {});
-  await until(() => api.push !== undefined, 'watch');
-  return {
-    api,
-    dataplane,
-    agent,
-    async stop() {
-      controller.abort();
-      await running;
-    },
-  };
+/** The agent of host1 on scripts; a container whose namespace is /proc/666/ns/net fails to be set up. */
+async function runAgent(options: Parameters<typeof runScriptedAgent>[0] = {}) {
+  const running = await runScriptedAgent(options);
+  running.dataplane.failures.set('/proc/666/ns/net', 'setting up the veth pair failed');
+  return running;
 }
 
 describe('agent: Docker-linked', () => {

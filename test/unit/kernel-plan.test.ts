@@ -3,44 +3,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
+import type { DesiredEndpoint, DesiredState } from '../../src/agent/dataplane.ts';
 import { deviceNames } from '../../src/agent/dataplane.ts';
 import { planReconcile, type Plan } from '../../src/agent/kernel/plan.ts';
+import { desiredEndpoint, desiredNetwork } from './support/fixtures.ts';
 import { BRIDGE_ENTRY, parseFdb, parseLinks, parseNeighbours, type ActualState, type LinkState } from '../../src/agent/kernel/read.ts';
 
-function network(vni: number, extra: Partial<DesiredNetwork> = {}): DesiredNetwork {
-  return {
-    name: `net${vni}`,
-    vni,
-    bridge: deviceNames.bridge(vni),
-    vxlan: deviceNames.vxlan(vni),
-    port: 4789,
-    mtu: 1450,
-    localAddress: '10.99.0.1',
-    gatewayMac: '02:78:c0:a8:01:01',
-    gatewayAddresses: ['192.168.1.1/24'],
-    subnets: ['192.168.1.0/24'],
-    internal: false,
-    ...extra,
-  };
-}
-
-function endpoint(id: string, vni: number, extra: Partial<DesiredEndpoint> = {}): DesiredEndpoint {
-  return {
-    id,
-    bridge: deviceNames.bridge(vni),
-    hostVeth: deviceNames.hostVeth(id),
-    peerVeth: deviceNames.peerVeth(id),
-    netns: `/run/netns/c-${id}`,
-    ifname: 'eth0',
-    mac: '02:78:c0:a8:01:02',
-    address: '192.168.1.2/24',
-    gateway: '192.168.1.1',
-    mtu: 1450,
-    extraRoutes: [],
-    ...extra,
-  };
-}
+const network = desiredNetwork;
+const endpoint = (id: string, vni: number, extra: Partial<DesiredEndpoint> = {}): DesiredEndpoint => desiredEndpoint(id, vni, '192.168.1.2', extra);
 
 const desired = (extra: Partial<DesiredState> = {}): DesiredState => ({
   networks: [], peers: [], floods: [], endpoints: [], vxlanFilter: { ports: [], allowedSources: [] }, ...extra,

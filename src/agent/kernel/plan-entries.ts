@@ -5,9 +5,27 @@
  * port (learning is off there): without them every frame to a remote MAC would flood to every local port. Also the indexes used to find where a stopped entry batch failed.
  */
 import type { DesiredNetwork, DesiredState } from '../dataplane.ts';
-import type { FdbStep, NeighbourStep, Rejected } from './plan.ts';
 import { BRIDGE_ENTRY, type ActualState, type FdbEntry } from './read.ts';
 import { isIPv4, validatePeer, ZERO_MAC } from './validate.ts';
+
+export type NeighbourStep =
+  | { op: 'neigh-replace'; dev: string; ip: string; mac: string }
+  | { op: 'neigh-del'; dev: string; ip: string };
+
+export type FdbStep =
+  | { op: 'fdb-replace'; dev: string; mac: string; dst: string }
+  | { op: 'fdb-append'; dev: string; mac: string; dst: string }
+  | { op: 'fdb-del'; dev: string; mac: string; dst: string }
+  // the bridge's static entry for a remote MAC on the VXLAN port (dst BRIDGE_ENTRY)
+  | { op: 'fdb-static'; dev: string; mac: string; dst: typeof BRIDGE_ENTRY }
+  | { op: 'fdb-static-del'; dev: string; mac: string; dst: typeof BRIDGE_ENTRY };
+
+export interface Rejected {
+  kind: 'network' | 'peer' | 'flood' | 'endpoint';
+  /** network name, endpoint id, or "vxlan ip" / "vxlan vtep" for entries */
+  key: string;
+  reason: string;
+}
 
 const key = (a: string, b: string): string => `${a} ${b}`;
 

@@ -24,9 +24,12 @@
  */
 import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../dataplane.ts';
 import { deviceNames } from '../dataplane.ts';
-import { planEntries } from './plan-entries.ts';
+import { planEntries, type FdbStep, type NeighbourStep, type Rejected } from './plan-entries.ts';
 import type { ActualState, BRIDGE_ENTRY, LinkState } from './read.ts';
 import { validateEndpoint, validateNetwork } from './validate.ts';
+
+// defined with the entry planner, which makes them; re-exported for the modules that render and apply steps
+export type { FdbStep, NeighbourStep, Rejected } from './plan-entries.ts';
 
 /** TTL of multicast VXLAN traffic: enough for a routed underlay, bounded so it cannot leak far. */
 export const MULTICAST_TTL = 5;
@@ -57,26 +60,7 @@ export type LinkStep =
   | ({ op: 'port-set'; name: string; learning: boolean } & Owner)
   | ({ op: 'addr-add' | 'addr-del'; dev: string; cidr: string } & Owner);
 
-export type NeighbourStep =
-  | { op: 'neigh-replace'; dev: string; ip: string; mac: string }
-  | { op: 'neigh-del'; dev: string; ip: string };
-
-export type FdbStep =
-  | { op: 'fdb-replace'; dev: string; mac: string; dst: string }
-  | { op: 'fdb-append'; dev: string; mac: string; dst: string }
-  | { op: 'fdb-del'; dev: string; mac: string; dst: string }
-  // the bridge's static entry for a remote MAC on the VXLAN port (dst BRIDGE_ENTRY)
-  | { op: 'fdb-static'; dev: string; mac: string; dst: typeof BRIDGE_ENTRY }
-  | { op: 'fdb-static-del'; dev: string; mac: string; dst: typeof BRIDGE_ENTRY };
-
 export type Step = LinkStep | NeighbourStep | FdbStep;
-
-export interface Rejected {
-  kind: 'network' | 'peer' | 'flood' | 'endpoint';
-  /** network name, endpoint id, or "vxlan ip" / "vxlan vtep" for entries */
-  key: string;
-  reason: string;
-}
 
 export interface Plan {
   /** one `ip -batch`: deletions, then creations, then attribute fixes, then addresses */

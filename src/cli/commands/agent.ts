@@ -1,6 +1,6 @@
 /** `vxnet agent`: runs the agent on this host until interrupted. */
 import { requireName } from '../../core/names.ts';
-import { checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, integer, one, required, UsageError, type AgentConnection, type CommandModule } from '../command.ts';
+import { checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, integer, one, required, UsageError, type AgentConnection, type CommandModule } from '../command.ts';
 import { readCaFile, readTokenFile, tokenOf } from '../context.ts';
 import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
@@ -92,36 +92,37 @@ export const agent: CommandModule<AgentCommand> = {
     if (pluginSocket !== undefined && dockerSocket === undefined) {
       throw new UsageError('--plugin-socket needs --docker-socket: the plugin serves the Docker engine the agent is linked to.');
     }
-    if (dockerSocket !== undefined) command.dockerSocket = dockerSocket;
-    if (pluginSocket !== undefined) command.pluginSocket = pluginSocket;
     const adminTokenFile = one(p, 'admin-token-file');
-    if (adminTokenFile !== undefined) {
-      if (dockerSocket === undefined) throw new UsageError('--admin-token-file needs --docker-socket: only the Docker integration creates networks with it.');
-      command.adminTokenFile = adminTokenFile;
+    if (adminTokenFile !== undefined && dockerSocket === undefined) {
+      throw new UsageError('--admin-token-file needs --docker-socket: only the Docker integration creates networks with it.');
     }
-    if ((p.env[ENV_TOKEN] ?? '') !== '') command.envTokenIgnored = true;
-    return command;
+    return {
+      ...command,
+      ...given({ dockerSocket, pluginSocket, adminTokenFile, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
+    };
   },
 
   async run(command, ctx) {
     const { runAgent }: { runAgent: RunAgent } = await import('../../agent/main.ts');
-    const options: Parameters<RunAgent>[0] = {
-      managerUrl: command.connection.url,
-      advertiseAddress: command.advertiseAddress,
-      log: daemonLogger(command.log, ctx),
-    };
-    const log = options.log!;
+    const log = daemonLogger(command.log, ctx);
     for (const line of joinTokenNotes(command)) log(line);
-    // Without --name the agent uses the host name; without a join token, the certificate in its state directory.
-    if (command.name !== undefined) options.name = command.name;
-    const token = tokenOf(command.connection);
-    if (token !== undefined) options.token = token;
-    if (command.adminTokenFile !== undefined) options.adminToken = readTokenFile(command.adminTokenFile, 'the admin token file (--admin-token-file)');
-    if (command.connection.ca !== undefined) options.ca = readCaFile(command.connection.ca);
-    if (command.stateDir !== undefined) options.stateDir = command.stateDir;
-    if (command.watchTimeoutSeconds !== undefined) options.watchIdleMs = command.watchTimeoutSeconds * 1000;
-    if (command.dockerSocket !== undefined) options.dockerSocket = command.dockerSocket;
-    if (command.pluginSocket !== undefined) options.pluginSocket = command.pluginSocket;
+    const { connection, adminTokenFile, watchTimeoutSeconds } = command;
+    const options: Parameters<RunAgent>[0] = {
+      managerUrl: connection.url,
+      advertiseAddress: command.advertiseAddress,
+      log,
+      // Without --name the agent uses the host name; without a join token, the certificate in its state directory.
+      ...given({
+        name: command.name,
+        token: tokenOf(connection),
+        adminToken: adminTokenFile === undefined ? undefined : readTokenFile(adminTokenFile, 'the admin token file (--admin-token-file)'),
+        ca: connection.ca === undefined ? undefined : readCaFile(connection.ca),
+        stateDir: command.stateDir,
+        watchIdleMs: watchTimeoutSeconds === undefined ? undefined : watchTimeoutSeconds * 1000,
+        dockerSocket: command.dockerSocket,
+        pluginSocket: command.pluginSocket,
+      }),
+    };
     await runAgent(options, ctx.signal);
     return 0;
   },

@@ -1,9 +1,9 @@
 /** `vxnet attach NETWORK`: the manager answers once the node's agent has set the endpoint up (or failed to). */
 import type { CreateEndpointRequest } from '../../core/model.ts';
 import { requireIfname } from '../../core/names.ts';
-import { checked, connection, has, integer, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
-import { withClient } from '../context.ts';
-import { formatEndpointAddress, formatJson } from '../format.ts';
+import { checked, connection, given, has, IFNAME_FLAG, integer, NETNS_FLAG, NODE_FLAG, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
+import { requestAndPrint } from '../context.ts';
+import { formatEndpointAddress } from '../format.ts';
 
 export const DEFAULT_ATTACH_TIMEOUT_SECONDS = 30;
 
@@ -21,8 +21,8 @@ export const attach: CommandModule<AttachCommand> = {
   args: ['NETWORK'],
   synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ip IP] [--ifname NAME] [--timeout SECONDS]',
   flags: [
-    { name: 'node', kind: 'string', value: 'NODE', help: 'the node that holds the namespace' },
-    { name: 'netns', kind: 'string', value: 'NAME|PATH', help: 'namespace name (/run/netns/NAME) or path, e.g. /proc/PID/ns/net' },
+    NODE_FLAG,
+    NETNS_FLAG,
     {
       name: 'container',
       kind: 'string',
@@ -30,7 +30,7 @@ export const attach: CommandModule<AttachCommand> = {
       help: "a running container of the node's Docker engine (its agent needs --docker-socket), started with any network, even none",
     },
     { name: 'ip', kind: 'ipv4', value: 'IP', help: 'address to give (default: the lowest free one)' },
-    { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' },
+    IFNAME_FLAG,
     {
       name: 'timeout',
       kind: 'integer',
@@ -44,20 +44,23 @@ export const attach: CommandModule<AttachCommand> = {
   build(p) {
     // the namespace goes as given (the manager normalises it); detach compares with the normalised form
     const target = targetOf(p, { normalise: false });
-    const request: CreateEndpointRequest = { network: p.positionals[0]!, node: required(p, 'node'), ...target };
+    const node = required(p, 'node');
     const ifname = one(p, 'ifname');
-    if (ifname !== undefined) request.ifname = checked(() => requireIfname(ifname));
-    const ip = one(p, 'ip');
-    if (ip !== undefined) request.ip = ip;
+    const request: CreateEndpointRequest = {
+      network: p.positionals[0]!,
+      node,
+      ...target,
+      ...given({ ifname: ifname === undefined ? undefined : checked(() => requireIfname(ifname)), ip: one(p, 'ip') }),
+    };
     const waitSeconds = integer(p, 'timeout') ?? DEFAULT_ATTACH_TIMEOUT_SECONDS;
     return { kind: 'attach', connection: connection(p), json: has(p, 'json'), request, waitSeconds };
   },
 
-  async run(command, ctx) {
-    const endpoint = await withClient(command.connection, (client) =>
-      client.createEndpoint(command.request, { waitSeconds: command.waitSeconds }, ctx.signal),
-    );
-    ctx.stdout(command.json ? formatJson(endpoint) : `${formatEndpointAddress(endpoint)}\n`);
-    return 0;
-  },
+  run: (command, ctx) =>
+    requestAndPrint(
+      command,
+      ctx,
+      (client) => client.createEndpoint(command.request, { waitSeconds: command.waitSeconds }, ctx.signal),
+      (endpoint) => `${formatEndpointAddress(endpoint)}\n`,
+    ),
 };

@@ -1,7 +1,7 @@
 /** `vxnet detach NETWORK`: finds the endpoint the way attach described it, then deletes it. */
 import { VxnetError } from '../../core/errors.ts';
 import { requireIfname } from '../../core/names.ts';
-import { checked, connection, has, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
+import { checked, connection, has, IFNAME_FLAG, NETNS_FLAG, NODE_FLAG, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
 import { withClient } from '../context.ts';
 import { formatJson } from '../format.ts';
 
@@ -23,10 +23,10 @@ export const detach: CommandModule<DetachCommand> = {
   args: ['NETWORK'],
   synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ifname NAME]',
   flags: [
-    { name: 'node', kind: 'string', value: 'NODE', help: 'the node that holds the namespace' },
-    { name: 'netns', kind: 'string', value: 'NAME|PATH', help: 'namespace name (/run/netns/NAME) or path' },
+    NODE_FLAG,
+    NETNS_FLAG,
     { name: 'container', kind: 'string', value: 'NAME|ID', help: 'the container, as given to vxnet attach --container' },
-    { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' },
+    IFNAME_FLAG,
   ],
   connection: true,
   json: true,

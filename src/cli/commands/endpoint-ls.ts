@@ -1,7 +1,7 @@
 /** `vxnet endpoint ls [--network NAME] [--node NODE]`. */
-import { connection, has, one, type CommandModule, type Connection } from '../command.ts';
-import { withClient } from '../context.ts';
-import { formatEndpointTable, formatJson } from '../format.ts';
+import { connection, given, has, one, type CommandModule, type Connection } from '../command.ts';
+import { requestAndPrint } from '../context.ts';
+import { formatEndpointTable } from '../format.ts';
 
 export interface EndpointListCommand {
   kind: 'endpoint-ls';
@@ -21,17 +21,11 @@ export const endpointList: CommandModule<EndpointListCommand> = {
   ],
   connection: true,
   json: true,
-  build(p) {
-    const filter: { network?: string; node?: string } = {};
-    const network = one(p, 'network');
-    if (network !== undefined) filter.network = network;
-    const node = one(p, 'node');
-    if (node !== undefined) filter.node = node;
-    return { kind: 'endpoint-ls', connection: connection(p), json: has(p, 'json'), filter };
-  },
-  async run(command, ctx) {
-    const endpoints = await withClient(command.connection, (client) => client.listEndpoints(command.filter, ctx.signal));
-    ctx.stdout(command.json ? formatJson(endpoints) : formatEndpointTable(endpoints));
-    return 0;
-  },
+  build: (p) => ({
+    kind: 'endpoint-ls',
+    connection: connection(p),
+    json: has(p, 'json'),
+    filter: given({ network: one(p, 'network'), node: one(p, 'node') }),
+  }),
+  run: (command, ctx) => requestAndPrint(command, ctx, (client) => client.listEndpoints(command.filter, ctx.signal), formatEndpointTable),
 };

@@ -1,8 +1,8 @@
 /** `vxnet network create NAME`: the flags map one to one onto the API's CreateNetworkRequest. */
 import type { CreateNetworkRequest } from '../../core/model.ts';
-import { connection, has, integer, one, UsageError, type CommandModule, type Connection, type FlagValue } from '../command.ts';
-import { withClient } from '../context.ts';
-import { formatJson, formatNetworkCreated } from '../format.ts';
+import { connection, given, has, integer, one, UsageError, type CommandModule, type Connection, type FlagValue } from '../command.ts';
+import { requestAndPrint } from '../context.ts';
+import { formatNetworkCreated } from '../format.ts';
 
 export interface NetworkCreateCommand {
   kind: 'network-create';
@@ -29,26 +29,22 @@ export const networkCreate: CommandModule<NetworkCreateCommand> = {
   json: true,
 
   build(p) {
-    const request: CreateNetworkRequest = { name: p.positionals[0]! };
-    const vni = integer(p, 'vni');
-    if (vni !== undefined) request.vni = vni;
     const subnets = subnetsOf(p.flags);
-    if (subnets.length > 0) request.subnets = subnets;
-    const mtu = integer(p, 'mtu');
-    if (mtu !== undefined) request.mtu = mtu;
-    const port = integer(p, 'port');
-    if (port !== undefined) request.port = port;
-    if (has(p, 'internal')) request.internal = true;
-    const group = one(p, 'multicast-group');
-    if (group !== undefined) request.multicastGroup = group;
+    const request: CreateNetworkRequest = {
+      name: p.positionals[0]!,
+      ...given({
+        vni: integer(p, 'vni'),
+        subnets: subnets.length > 0 ? subnets : undefined,
+        mtu: integer(p, 'mtu'),
+        port: integer(p, 'port'),
+        internal: has(p, 'internal') ? true : undefined,
+        multicastGroup: one(p, 'multicast-group'),
+      }),
+    };
     return { kind: 'network-create', connection: connection(p), json: has(p, 'json'), request };
   },
 
-  async run(command, ctx) {
-    const network = await withClient(command.connection, (client) => client.createNetwork(command.request, ctx.signal));
-    ctx.stdout(command.json ? formatJson(network) : formatNetworkCreated(network));
-    return 0;
-  },
+  run: (command, ctx) => requestAndPrint(command, ctx, (client) => client.createNetwork(command.request, ctx.signal), formatNetworkCreated),
 };
 
 /** Each --gateway belongs to the --subnet just before it. */

@@ -1,6 +1,6 @@
 /** `vxnet network inspect NAME`. */
 import { connection, type CommandModule, type Connection } from '../command.ts';
-import { withClient } from '../context.ts';
+import { requestAndPrint } from '../context.ts';
 import { formatNetworkDetail } from '../format.ts';
 
 export interface NetworkInspectCommand {
@@ -19,9 +19,5 @@ export const networkInspect: CommandModule<NetworkInspectCommand> = {
   // The output is always JSON; --json is accepted so scripts may pass it everywhere.
   json: true,
   build: (p) => ({ kind: 'network-inspect', connection: connection(p), name: p.positionals[0]! }),
-  async run(command, ctx) {
-    const detail = await withClient(command.connection, (client) => client.inspectNetwork(command.name, ctx.signal));
-    ctx.stdout(formatNetworkDetail(detail));
-    return 0;
-  },
+  run: (command, ctx) => requestAndPrint(command, ctx, (client) => client.inspectNetwork(command.name, ctx.signal), formatNetworkDetail),
 };

@@ -1,7 +1,7 @@
 /** `vxnet network ls`. */
 import { connection, has, type CommandModule, type Connection } from '../command.ts';
-import { withClient } from '../context.ts';
-import { formatJson, formatNetworkTable } from '../format.ts';
+import { requestAndPrint } from '../context.ts';
+import { formatNetworkTable } from '../format.ts';
 
 export interface NetworkListCommand {
   kind: 'network-ls';
@@ -18,9 +18,5 @@ export const networkList: CommandModule<NetworkListCommand> = {
   connection: true,
   json: true,
   build: (p) => ({ kind: 'network-ls', connection: connection(p), json: has(p, 'json') }),
-  async run(command, ctx) {
-    const networks = await withClient(command.connection, (client) => client.listNetworks(ctx.signal));
-    ctx.stdout(command.json ? formatJson(networks) : formatNetworkTable(networks));
-    return 0;
-  },
+  run: (command, ctx) => requestAndPrint(command, ctx, (client) => client.listNetworks(ctx.signal), formatNetworkTable),
 };

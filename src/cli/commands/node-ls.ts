@@ -1,7 +1,7 @@
 /** `vxnet node ls`. */
 import { connection, has, type CommandModule, type Connection } from '../command.ts';
-import { withClient } from '../context.ts';
-import { formatJson, formatNodeTable } from '../format.ts';
+import { requestAndPrint } from '../context.ts';
+import { formatNodeTable } from '../format.ts';
 
 export interface NodeListCommand {
   kind: 'node-ls';
@@ -18,9 +18,5 @@ export const nodeList: CommandModule<NodeListCommand> = {
   connection: true,
   json: true,
   build: (p) => ({ kind: 'node-ls', connection: connection(p), json: has(p, 'json') }),
-  async run(command, ctx) {
-    const nodes = await withClient(command.connection, (client) => client.listNodes(ctx.signal));
-    ctx.stdout(command.json ? formatJson(nodes) : formatNodeTable(nodes, ctx.now()));
-    return 0;
-  },
+  run: (command, ctx) => requestAndPrint(command, ctx, (client) => client.listNodes(ctx.signal), (nodes) => formatNodeTable(nodes, ctx.now())),
 };

@@ -1,7 +1,6 @@
 /** `vxnet token rotate worker|admin`. */
 import { connection, has, UsageError, type CommandModule, type Connection } from '../command.ts';
-import { withClient } from '../context.ts';
-import { formatJson } from '../format.ts';
+import { requestAndPrint } from '../context.ts';
 
 export interface TokenRotateCommand {
   kind: 'token-rotate';
@@ -25,9 +24,5 @@ export const tokenRotate: CommandModule<TokenRotateCommand> = {
     return { kind: 'token-rotate', connection: connection(p), role, ...(has(p, 'json') ? { json: true as const } : {}) };
   },
   /** Prints the new token: the manager shows it only this once (and saves it in DATA_DIR). */
-  async run(command, ctx) {
-    const answer = await withClient(command.connection, (client) => client.rotateToken(command.role, ctx.signal));
-    ctx.stdout(command.json ? formatJson(answer) : `${answer.token}\n`);
-    return 0;
-  },
+  run: (command, ctx) => requestAndPrint(command, ctx, (client) => client.rotateToken(command.role, ctx.signal), (answer) => `${answer.token}\n`),
 };

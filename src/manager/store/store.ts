@@ -64,7 +64,11 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** The requested watch start is older than the retained history: list again and watch from there. */
+/**
+ * The requested watch start is older than the retained history: list again and watch from there. Not in the
+ * error catalogue: no request can cause it (the manager watches from the revision it has just listed), so
+ * it never reaches a user as anything but an internal failure.
+ */
 export class CompactedError extends Error {
   readonly compactRevision: number;
   constructor(fromRevision: number, compactRevision: number) {

@@ -8,7 +8,9 @@
  *   checks every byte that comes back and reports what it sent and got, the longest pause between two echoes
  *   (a retransmission timeout would show as >= 200 ms) and any socket error (a reset is ECONNRESET).
  */
+import assert from 'node:assert/strict';
 import type { ChildProcessHandle, Cluster, SimHost } from '../../../src/testkit/cluster.ts';
+import { attachWithCli, cliOk } from './setup.ts';
 
 // one definition, the kit's; the resilience tests import it from here with the rest of their support
 export { sleep } from '../../../src/testkit/processes.ts';
@@ -77,6 +79,14 @@ export interface Traffic {
   result(): Promise<TrafficResult>;
 }
 
+/** Network blue with container c1 on host1 and c3 (192.168.1.3) on host2, made with the CLI: namespaces and c3's address. */
+export async function blueAcrossTwoHosts(cluster: Cluster): Promise<{ c1: string; c3: string; c3ip: string }> {
+  await cliOk(cluster, ['network', 'create', 'blue', '--vni', '1000', '--subnet', '192.168.1.0/24']);
+  const attached = await attachWithCli(cluster, [['c1', 'host1', 'blue'], ['c3', 'host2', 'blue']]);
+  assert.equal(attached.c3!.ip, '192.168.1.3');
+  return { c1: attached.c1!.netns, c3: attached.c3!.netns, c3ip: attached.c3!.ip };
+}
+
 /** Starts a 10 ms ping and a TCP stream from `from` to `toIp` (a server is started in `toNetns`), for `durationMs`. */
 export async function startTraffic(
   cluster: Cluster,
@@ -103,6 +113,19 @@ export async function startTraffic(
       return { ping: { ...pingSummary(ping), endedAt }, stream: streamResult(client, clientExit.code) };
     },
   };
+}
+
+/**
+ * What the resilience tests prove of their traffic: it is reported (as test diagnostics), and not one ping
+ * was lost, the TCP stream saw no reset or other error, and every byte came back intact.
+ */
+export function assertNoLoss(t: { diagnostic(message: string): void }, { ping, stream }: TrafficResult): void {
+  t.diagnostic(`ping -i 0.01: ${ping.transmitted} sent, ${ping.received} received, ${ping.lost} lost (${ping.summary})`);
+  t.diagnostic(`TCP stream: ${stream.sent} bytes sent, ${stream.received} echoed, longest pause ${stream.maxGapMs} ms, error: ${stream.error ?? 'none'}`);
+  assert.equal(ping.lost, 0, `pings lost: ${ping.summary}`);
+  assert.equal(stream.error, null, 'no TCP reset or other socket error');
+  assert.equal(stream.mismatch, 0, 'every echoed byte is right');
+  assert.equal(stream.received, stream.sent, 'every byte sent came back');
 }
 
 function pingSummary(ping: ChildProcessHandle): Omit<TrafficResult['ping'], 'endedAt'> {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import { VxnetError } from '../../../src/core/errors.ts';
 import type { CreateNetworkRequest } from '../../../src/core/model.ts';
+import { startManager, type ManagerOptions, type RunningManager } from '../../../src/manager/main.ts';
 import { ManagerService, type ManagerServiceOptions } from '../../../src/manager/service.ts';
 import { SqliteStore } from '../../../src/manager/store/sqlite.ts';
 import { WatchHub } from '../../../src/manager/watch-hub.ts';
@@ -99,6 +100,19 @@ export async function registerNodes(service: ManagerService, names: readonly str
   for (const [i, name] of names.entries()) {
     await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
   }
+}
+
+/**
+ * A whole manager (src/manager/main.ts) listening with TLS on a free loopback port, its DATA_DIR in a new
+ * temporary folder (`dir`/data); `options` adds to that. The caller closes it.
+ */
+export async function startTlsManager(
+  prefix: string,
+  options: Partial<ManagerOptions> = {},
+): Promise<{ dir: string; manager: RunningManager; url: string }> {
+  const dir = temporaryDirectory(prefix);
+  const manager = await startManager({ dataDir: join(dir, 'data'), listen: ['127.0.0.1:0'], ...options });
+  return { dir, manager, url: `https://${manager.addresses[0]}` };
 }
 
 /**
