@@ -11,34 +11,39 @@
  *     (the tutorial's `ip link add ... type vxlan` + bridge + veth) vs the bare underlay (the ceiling);
  *  4. Docker: vxnet vs Docker Swarm's overlay on the same two engines — `docker run` → reachable from the
  *     other host (--docker-runs per network, default 100), the same traffic measurements between containers
- *     (bench/swarm.ts; its own simulated hosts);
- *  5. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
+ *     (bench/swarm.ts; its own simulated hosts); next to them the hand-built path and vxnet networks that each
+ *     undo one change of its forwarding path, with Docker's iptables rules and again without them
+ *     (bench/dataplane-variants.ts);
+ *  5. jumbo: the data plane of section 4 on a 9000-byte underlay (vxnet derives 8950, Swarm keeps 1450);
+ *  6. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
  *     on every CPU) is included when bench/results/scale.md exists; `--with-scale` runs that harness first.
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|scale` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|scale` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ManagerClient } from '../src/client/client.ts';
-import { createCluster, type Cluster, type SimHost } from '../src/testkit/cluster.ts';
+import { createCluster, type Cluster } from '../src/testkit/cluster.ts';
 import { runChecked } from '../src/testkit/processes.ts';
+import { FORWARDING_VARIANTS, MTU_VARIANTS } from './dataplane-variants.ts';
+import { handBuiltVxlan } from './hand-built.ts';
 import { demoteHeadings, updateReadme } from './readme.ts';
 import { loadScaleReport } from './scale-report.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
 import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
-import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds } from './traffic.ts';
+import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'scale'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'scale'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -95,11 +100,13 @@ const programTargetMs = (peers: number) => peers * 0.1;
 const NO_CHANGE_TARGET_MS = 50;
 /** the `local` address of the kernel-programming run's VXLAN device, in a namespace of its own */
 const LOCAL_UNDERLAY_ADDRESS = '10.98.0.1';
+/** the jumbo section's underlay MTU */
+const JUMBO_MTU = 9000;
 const log = (line: string) => console.log(line);
 
 const report: Record<string, unknown> = {
   date: new Date().toISOString(),
-  machine: { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? '', node: process.version, commit: gitCommit() },
+  machine: { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? '', node: process.version, commit: gitCommit(), loadAtStart: loadavg() },
   options: { attaches: ATTACHES, rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, peers: PEER_SIZES, dockerRuns: DOCKER_RUNS, skip: [...skip] },
 };
 const markdown = new Map<Section, string[]>();
@@ -125,18 +132,22 @@ if (runs('attach') || runs('kernel') || runs('dataplane')) {
   }
 }
 if (runs('docker')) {
-  const docker = await swarmComparison({ runs: DOCKER_RUNS, rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
+  const docker = await swarmComparison({ runs: DOCKER_RUNS, rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, variants: FORWARDING_VARIANTS, log });
   report.docker = docker.json;
   markdown.set('docker', docker.markdown);
   chart.docker = docker;
 }
+if (runs('jumbo')) await jumboUnderlay();
 if (runs('scale')) await includeScaleReport(flags['scale-report']);
 
+(report.machine as Record<string, unknown>).loadAtEnd = loadavg();
+const load = (key: string) => ((report.machine as Record<string, number[]>)[key] ?? []).map((v) => v.toFixed(2)).join(' / ');
 const header = [
   `# vxnet benchmark, ${String(report.date).slice(0, 16).replace('T', ' ')} UTC`,
   '',
   `Commit ${(report.machine as { commit: string }).commit || 'unknown'}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}. ` +
-    'Compare ratios within this run, not absolute figures across runs: the machine is shared.',
+    'Compare ratios within this run, not absolute figures across runs: the machine is shared ' +
+    `(load average 1 / 5 / 15 min: ${load('loadAtStart')} at the start, ${load('loadAtEnd')} at the end).`,
   '',
 ];
 const body = SECTIONS.flatMap((section) => markdown.get(section) ?? []);
@@ -158,6 +169,24 @@ function gitCommit(): string {
   } catch {
     return '';
   }
+}
+
+/** Section 5: the Docker section's data plane on a 9000-byte underlay, no `docker run`s, no variants. */
+async function jumboUnderlay(): Promise<void> {
+  log(`jumbo underlay: Swarm, vxnet and the hand-built path on MTU ${JUMBO_MTU} links ...`);
+  const jumbo = await swarmComparison({ runs: 0, rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, underlayMtu: JUMBO_MTU, variants: MTU_VARIANTS, log });
+  report.jumbo = jumbo.json;
+  const summary = jumbo.phases[0]!.summary;
+  const [swarm, vx] = ['Swarm overlay', 'vxnet'].map((name) => summary.find((s) => s.name === name)!) as [TrafficSummary, TrafficSummary];
+  markdown.set('jumbo', [
+    `### Jumbo underlay (MTU ${JUMBO_MTU}): vxnet vs Docker Swarm overlay (2 hosts, the same two engines, median of ${ROUNDS} interleaved rounds)`,
+    '',
+    ...jumbo.markdown,
+    `vxnet gives its network the underlay's MTU less the 50 bytes of VXLAN; Swarm's overlay keeps 1450; the hand-built path has vxnet's MTU, ` +
+      "and one more vxnet network is made with Swarm's, to tell what the MTU is worth from what vxnet's path costs. Target: ≥ 1.05× Swarm " +
+      `(seen: 1 stream ${ratio(vx.singleGbps, swarm.singleGbps)}, ${STREAMS} streams ${ratio(vx.multiGbps, swarm.multiGbps)}).`,
+    '',
+  ]);
 }
 
 async function runScaleHarness(name: string): Promise<void> {
@@ -323,8 +352,8 @@ async function dataPlane(cluster: Cluster, client: ManagerClient): Promise<void>
   // the hand-built path between the same hosts, as the tutorials do it
   const m1 = await cluster.addContainer('m1');
   const m2 = await cluster.addContainer('m2');
-  await handBuiltVxlan(h1, h2, m1, '172.30.0.1/24');
-  await handBuiltVxlan(h2, h1, m2, '172.30.0.2/24');
+  await handBuiltVxlan({ hostNetns: h1.netns, local: h1.address, remote: h2.address, container: `/run/netns/${m1}`, address: '172.30.0.1/24' });
+  await handBuiltVxlan({ hostNetns: h2.netns, local: h2.address, remote: h1.address, container: `/run/netns/${m2}`, address: '172.30.0.2/24' });
 
   const ns = (name: string) => `/run/netns/${name}`;
   const paths: TrafficPath[] = [
@@ -354,25 +383,6 @@ async function dataPlane(cluster: Cluster, client: ManagerClient): Promise<void>
       `RTT ≤ 1.1× hand-built (seen: ${ratio(vx.rttMs, hand.rttMs)}). Noise: half the range of the rounds, relative to their median.`,
     '',
   ]);
-}
-
-async function handBuiltVxlan(host: SimHost, peer: SimHost, container: string, address: string): Promise<void> {
-  const batch = [
-    `link add hbvx0 type vxlan id 4242 local ${host.address} remote ${peer.address} dstport 4789 dev eth0`,
-    'link set hbvx0 mtu 1450',
-    'link add hbbr0 type bridge',
-    'link set hbvx0 master hbbr0',
-    'link add hbveth0 mtu 1450 type veth peer name hbc0 mtu 1450',
-    'link set hbveth0 master hbbr0',
-    `link set hbc0 netns ${container}`,
-    'link set hbvx0 up',
-    'link set hbbr0 up',
-    'link set hbveth0 up',
-  ].join('\n');
-  await runChecked(['ip', 'netns', 'exec', host.netns, 'ip', '-batch', '-'], { input: batch + '\n' });
-  await runChecked(['ip', 'netns', 'exec', container, 'ip', '-batch', '-'], {
-    input: ['link set hbc0 name eth0', `addr add ${address} dev eth0`, 'link set eth0 up'].join('\n') + '\n',
-  });
 }
 
 function chartSvg(): string {

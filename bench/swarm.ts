@@ -14,7 +14,12 @@
  *    RST), timed from the moment `docker run` is started; also when `docker run` returned;
  *  - iperf3 with one TCP stream and with several (`-P`), and ping RTT, container to container (the tools run
  *    in the containers' network namespaces), in interleaved rounds with the underlay (host ⇄ host) as the
- *    ceiling (bench/traffic.ts); the spread of the rounds is reported as the run-to-run noise.
+ *    ceiling (bench/traffic.ts); the spread of the rounds is reported as the run-to-run noise. Next to them,
+ *    the hand-built kernel VXLAN path between the same hosts (bench/hand-built.ts; DOCKER-USER accepts its
+ *    bridge's traffic, as anyone running it next to Docker has to) and, with `variants`, vxnet networks
+ *    that undo one change each, measured again without Docker's iptables rules (bench/dataplane-variants.ts).
+ *
+ * With `runs: 0` the `docker run` part is left out (the jumbo underlay section measures the data plane only).
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -23,6 +28,20 @@ import { ManagerClient } from '../src/client/client.ts';
 import { createCluster } from '../src/testkit/cluster.ts';
 import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerEngines, dockerAgentArgs, startDockerEngines } from '../src/testkit/docker.ts';
 import { run, sleep } from '../src/testkit/processes.ts';
+import {
+  HAND_BUILT_LABEL,
+  bridgeNfCallOff,
+  bridgeOf,
+  dockerUserPackets,
+  dropDockerRules,
+  interfaceMtu,
+  phasesMarkdown,
+  stillTracked,
+  trackAgain,
+  type Phase,
+  type VariantNetwork,
+} from './dataplane-variants.ts';
+import { handBuiltVxlan } from './hand-built.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds } from './traffic.ts';
 
@@ -33,6 +52,10 @@ export interface SwarmComparisonOptions {
   seconds: number;
   /** parallel TCP streams of the multi-stream measurement */
   streams: number;
+  /** MTU of the underlay links (default 1500) */
+  underlayMtu?: number;
+  /** vxnet networks that each undo one thing; with FORWARDING_VARIANTS also everything again without Docker's iptables rules */
+  variants?: readonly VariantNetwork[];
   log: (line: string) => void;
 }
 
@@ -47,6 +70,10 @@ export interface SwarmComparison {
   markdown: string[];
   samples: { swarm: DockerRunSamples; vxnet: DockerRunSamples };
   traffic: Map<string, TrafficRounds>;
+  /** the data plane: with Docker's rules, and (with `variants`) without them */
+  phases: Phase[];
+  /** notes on the variants (whether they stayed in place, what iptables saw) */
+  notes: string[];
 }
 
 const SWARM_NET = 'swarmnet';
@@ -59,7 +86,8 @@ export const UNDERLAY_PATH = 'underlay (host ⇄ host, the ceiling)';
 
 export async function swarmComparison(options: SwarmComparisonOptions): Promise<SwarmComparison> {
   const { log } = options;
-  const cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxswarm', startDaemons: false });
+  const cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxswarm', startDaemons: false, underlayMtu: options.underlayMtu });
+  const variants = options.variants ?? [];
   let engines: DockerEngine[] = [];
   let client: ManagerClient | undefined;
   try {
@@ -75,70 +103,129 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
     await e2.dockerOk(['swarm', 'join', '--advertise-addr', cluster.host(2).address, '--token', token, `${cluster.host(1).address}:2377`]);
     await e1.dockerOk(['network', 'create', '-d', 'overlay', '--attachable', '--subnet', '10.79.0.0/16', SWARM_NET]);
     await client.createNetwork({ name: VXNET_NET, vni: 100, subnets: [{ cidr: '10.78.0.0/16' }] });
+    for (const v of variants) {
+      await client.createNetwork({ name: v.network, vni: v.vni, subnets: [{ cidr: `${v.prefix}.0.0/16` }], ...(v.kind === 'mtu-1450' ? { mtu: 1450 } : {}) });
+    }
     for (const engine of engines) {
-      for (let i = 0; !(await engine.dockerOk(['network', 'ls', '--format', '{{.Name}}'])).split('\n').includes(VXNET_NET); i++) {
-        if (i > 200) throw new Error(`docker network ${VXNET_NET} never appeared on ${engine.host.name}`);
-        await sleep(50);
+      for (const network of [VXNET_NET, ...variants.map((v) => v.network)]) {
+        for (let i = 0; !(await engine.dockerOk(['network', 'ls', '--format', '{{.Name}}'])).split('\n').includes(network); i++) {
+          if (i > 200) throw new Error(`docker network ${network} never appeared on ${engine.host.name}`);
+          await sleep(50);
+        }
       }
     }
 
     // ---- docker run → reachable
-    log(`docker: ${options.runs} × docker run on host1 per network, probed from a container on host2 ...`);
-    const probes = new Map<string, { write: (ip: string) => void; next: () => Promise<string>; stop: () => void }>();
-    for (const { network } of NETS) {
-      await e2.dockerOk(['run', '-d', '--name', `probe-${network}`, '--network', network, BUSYBOX_IMAGE, 'sleep', '100000']);
-      const netns = `/proc/${await e2.pidOf(`probe-${network}`)}/ns/net`;
-      // resolve unknown neighbours quickly: the figure measures the network, not the ARP retry timer
-      await run(['nsenter', `--net=${netns}`, 'sysctl', '-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=10', 'net.ipv4.neigh.eth0.mcast_solicit=100']);
-      const prober = spawn('nsenter', [`--net=${netns}`, process.execPath, join(import.meta.dirname, 'probe.ts')], { stdio: ['pipe', 'pipe', 'inherit'] });
-      const lines = createInterface({ input: prober.stdout! })[Symbol.asyncIterator]();
-      probes.set(network, {
-        write: (ip) => prober.stdin!.write(`${ip}\n`),
-        next: async () => (await lines.next()).value as string,
-        stop: () => prober.kill(),
-      });
-    }
     const samples = new Map<string, DockerRunSamples>(NETS.map((n) => [n.network, { reachable: [], returned: [] }]));
-    try {
-      for (let i = 0; i < options.runs; i++) {
-        for (const { network, prefix } of i % 2 === 0 ? NETS : [...NETS].reverse()) {
-          const ip = `${prefix}.${1 + Math.floor(i / 200)}.${10 + (i % 200)}`;
-          const probe = probes.get(network)!;
-          const started = performance.now();
-          probe.write(ip);
-          await e1.dockerOk(['run', '-d', '--name', `r-${network}-${i}`, '--network', network, '--ip', ip, BUSYBOX_IMAGE, 'sleep', '100000']);
-          const returned = performance.now() - started;
-          const answer = await probe.next();
-          const ms = Number(answer.split(' ')[1]);
-          if (!Number.isFinite(ms)) throw new Error(`${ip} on ${network} never became reachable from host2`);
-          samples.get(network)!.reachable.push(ms);
-          samples.get(network)!.returned.push(returned);
-        }
-        if ((i + 1) % 20 === 0) log(`  ${i + 1} of ${options.runs} docker runs per network`);
-      }
-    } finally {
-      for (const probe of probes.values()) probe.stop();
-    }
+    if (options.runs > 0) await dockerRuns(e1, e2, options, samples);
 
     // ---- data plane
     log(`docker: iperf3 ${options.seconds}s (1 and ${options.streams} streams) × ${options.rounds} rounds per path, ping RTT ...`);
-    const paths: TrafficPath[] = [
-      { name: UNDERLAY_PATH, client: `/run/netns/${cluster.host(1).netns}`, server: `/run/netns/${cluster.host(2).netns}`, target: cluster.host(2).address },
-    ];
-    for (const { label, network } of NETS) {
+    const [h1, h2] = [cluster.host(1), cluster.host(2)];
+    const paths: TrafficPath[] = [{ name: UNDERLAY_PATH, client: `/run/netns/${h1.netns}`, server: `/run/netns/${h2.netns}`, target: h2.address }];
+    for (const { label, network } of [...NETS, ...variants.map((v) => ({ label: v.label, network: v.network }))]) {
       await e1.dockerOk(['run', '-d', '--name', `cli-${network}`, '--network', network, BUSYBOX_IMAGE, 'sleep', '100000']);
       await e2.dockerOk(['run', '-d', '--name', `srv-${network}`, '--network', network, BUSYBOX_IMAGE, 'sleep', '100000']);
       const target = await e2.dockerOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, `srv-${network}`]);
       paths.push({ name: label, client: `/proc/${await e1.pidOf(`cli-${network}`)}/ns/net`, server: `/proc/${await e2.pidOf(`srv-${network}`)}/ns/net`, target });
     }
+    // the hand-built path in two more containers of the same engines, at the MTU vxnet derives
+    const vxnetMtu = (options.underlayMtu ?? 1500) - 50;
+    for (const [i, engine] of [e1, e2].entries()) {
+      await engine.dockerOk(['run', '-d', '--name', 'hand', '--network', 'none', BUSYBOX_IMAGE, 'sleep', '100000']);
+      const [self, peer] = i === 0 ? [h1, h2] : [h2, h1];
+      const container = `/proc/${await engine.pidOf('hand')}/ns/net`;
+      await handBuiltVxlan({ hostNetns: self.netns, local: self.address, remote: peer.address, container, address: `172.30.0.${i + 1}/24` }, vxnetMtu);
+      await run(['ip', 'netns', 'exec', self.netns, 'iptables', '-w', '5', '-I', 'DOCKER-USER', '1', '-i', 'hbbr0', '-o', 'hbbr0', '-j', 'ACCEPT']);
+    }
+    paths.push({ name: HAND_BUILT_LABEL, client: `/proc/${await e1.pidOf('hand')}/ns/net`, server: `/proc/${await e2.pidOf('hand')}/ns/net`, target: '172.30.0.2' });
+    const undone = variants.filter((v) => v.kind !== 'mtu-1450');
+    for (const v of undone) {
+      for (const host of [h1, h2]) {
+        await trackAgain(host.netns, bridgeOf(v.vni));
+        if (v.kind === 'nf-call') await bridgeNfCallOff(host.netns, bridgeOf(v.vni));
+      }
+    }
+    const mtus = new Map<string, number>();
+    for (const path of paths) mtus.set(path.name, await interfaceMtu(path));
+
     const traffic = await measureTraffic(paths, options);
-    const { json, markdown } = summarise(samples, paths, traffic, options);
-    return { json, markdown, samples: { swarm: samples.get(SWARM_NET)!, vxnet: samples.get(VXNET_NET)! }, traffic };
+    const phases: Phase[] = [{ title: "Docker's iptables rules on", mtus, summary: summariseTraffic(paths, traffic) }];
+    const notes: string[] = [];
+    for (const v of undone) {
+      const kept = (await Promise.all([h1, h2].map((h) => stillTracked(h.netns, bridgeOf(v.vni))))).every(Boolean);
+      const seen = await dockerUserPackets(h1.netns, bridgeOf(v.vni));
+      notes.push(`${v.label}: ${kept ? 'in place until the end' : 'PUT BACK by the agent during the run (its figures are not the variant)'}; ` +
+        `packets of its bridged frames counted by DOCKER-USER on host1: ${seen ?? 'none'}`);
+    }
+    if (undone.length) {
+      log("docker: the same without Docker's iptables rules ...");
+      for (const host of [h1, h2]) await dropDockerRules(host.netns);
+      const without = await measureTraffic(paths, options);
+      phases.push({ title: "without Docker's iptables rules", mtus, summary: summariseTraffic(paths, without) });
+    }
+    const summary = options.runs > 0 ? summarise(samples, paths, traffic, options) : { json: {}, markdown: [] };
+    const json = { ...summary.json, underlayMtu: options.underlayMtu ?? 1500, phases: phases.map((p) => ({ ...p, mtus: Object.fromEntries(p.mtus) })), notes };
+    const markdown = summary.markdown.length
+      ? [...summary.markdown, ...variantsSection(phases, notes, options)]
+      : [...phasesMarkdown(phases, options.streams), ''];
+    return { json, markdown, samples: { swarm: samples.get(SWARM_NET)!, vxnet: samples.get(VXNET_NET)! }, traffic, phases, notes };
   } finally {
     client?.close();
     for (const engine of engines) await engine.docker(['swarm', 'leave', '--force']).catch(() => undefined);
     await destroyDockerEngines(engines);
     await cluster.destroy();
+  }
+}
+
+function variantsSection(phases: readonly Phase[], notes: readonly string[], options: SwarmComparisonOptions): string[] {
+  if (phases.length < 2 && phases[0]!.summary.length <= 4) return [];
+  return [
+    `#### Data plane side by side: Swarm, vxnet, its variants and the hand-built path (median of ${options.rounds} interleaved rounds per setting)`,
+    '',
+    ...phasesMarkdown(phases, options.streams),
+    '',
+    ...notes.map((note) => `- ${note}`),
+    '',
+  ];
+}
+
+async function dockerRuns(e1: DockerEngine, e2: DockerEngine, options: SwarmComparisonOptions, samples: Map<string, DockerRunSamples>): Promise<void> {
+  const { log } = options;
+  log(`docker: ${options.runs} × docker run on host1 per network, probed from a container on host2 ...`);
+  const probes = new Map<string, { write: (ip: string) => void; next: () => Promise<string>; stop: () => void }>();
+  for (const { network } of NETS) {
+    await e2.dockerOk(['run', '-d', '--name', `probe-${network}`, '--network', network, BUSYBOX_IMAGE, 'sleep', '100000']);
+    const netns = `/proc/${await e2.pidOf(`probe-${network}`)}/ns/net`;
+    // resolve unknown neighbours quickly: the figure measures the network, not the ARP retry timer
+    await run(['nsenter', `--net=${netns}`, 'sysctl', '-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=10', 'net.ipv4.neigh.eth0.mcast_solicit=100']);
+    const prober = spawn('nsenter', [`--net=${netns}`, process.execPath, join(import.meta.dirname, 'probe.ts')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: prober.stdout! })[Symbol.asyncIterator]();
+    probes.set(network, {
+      write: (ip) => prober.stdin!.write(`${ip}\n`),
+      next: async () => (await lines.next()).value as string,
+      stop: () => prober.kill(),
+    });
+  }
+  try {
+    for (let i = 0; i < options.runs; i++) {
+      for (const { network, prefix } of i % 2 === 0 ? NETS : [...NETS].reverse()) {
+        const ip = `${prefix}.${1 + Math.floor(i / 200)}.${10 + (i % 200)}`;
+        const probe = probes.get(network)!;
+        const started = performance.now();
+        probe.write(ip);
+        await e1.dockerOk(['run', '-d', '--name', `r-${network}-${i}`, '--network', network, '--ip', ip, BUSYBOX_IMAGE, 'sleep', '100000']);
+        const returned = performance.now() - started;
+        const answer = await probe.next();
+        const ms = Number(answer.split(' ')[1]);
+        if (!Number.isFinite(ms)) throw new Error(`${ip} on ${network} never became reachable from host2`);
+        samples.get(network)!.reachable.push(ms);
+        samples.get(network)!.returned.push(returned);
+      }
+      if ((i + 1) % 20 === 0) log(`  ${i + 1} of ${options.runs} docker runs per network`);
+    }
+  } finally {
+    for (const probe of probes.values()) probe.stop();
   }
 }
 

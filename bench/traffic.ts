@@ -34,7 +34,15 @@ export interface TrafficOptions {
 export interface TrafficRounds {
   singleGbps: number[];
   multiGbps: number[];
+  /** mean and minimum of each round's pings: the minimum is the path's own cost, least disturbed by load */
   rttMs: number[];
+  rttMinMs: number[];
+  /**
+   * CPU time of both iperf3 processes per Gbit of the single stream (ms): on veth pairs the whole path
+   * (bridge, hooks, VXLAN, underlay) runs in their softirq context, so this is the path's cost, and it
+   * moves far less with the load of a shared machine than the throughput does
+   */
+  singleCpuMsPerGbit: number[];
 }
 
 export interface TrafficSummary {
@@ -43,25 +51,33 @@ export interface TrafficSummary {
   singleGbps: number;
   multiGbps: number;
   rttMs: number;
+  rttMinMs: number;
+  singleCpuMsPerGbit: number;
   /** (max − min) / median of the rounds */
   singleNoise: number;
   multiNoise: number;
   rttNoise: number;
+  rttMinNoise: number;
+  singleCpuNoise: number;
 }
 
 const IPERF_PORT = '5301';
 
 export async function measureTraffic(paths: readonly TrafficPath[], options: TrafficOptions): Promise<Map<string, TrafficRounds>> {
-  const results = new Map(paths.map((p) => [p.name, { singleGbps: [], multiGbps: [], rttMs: [] } as TrafficRounds]));
+  const results = new Map(paths.map((p) => [p.name, { singleGbps: [], multiGbps: [], rttMs: [], rttMinMs: [], singleCpuMsPerGbit: [] } as TrafficRounds]));
   for (let round = 0; round < options.rounds; round++) {
     for (const path of round % 2 === 0 ? paths : [...paths].reverse()) {
       const r = results.get(path.name)!;
-      r.singleGbps.push(await iperf(path, options.seconds, 1));
-      r.multiGbps.push(await iperf(path, options.seconds, options.streams));
-      r.rttMs.push(await pingRtt(path));
+      const single = await iperf(path, options.seconds, 1);
+      r.singleGbps.push(single.gbps);
+      r.singleCpuMsPerGbit.push(single.cpuMsPerGbit);
+      r.multiGbps.push((await iperf(path, options.seconds, options.streams)).gbps);
+      const rtt = await pingRtt(path);
+      r.rttMs.push(rtt.mean);
+      r.rttMinMs.push(rtt.min);
       options.log(
         `  round ${round + 1} ${path.name}: ${fixed(r.singleGbps.at(-1)!, 2)} Gbit/s (1 stream), ` +
-          `${fixed(r.multiGbps.at(-1)!, 2)} Gbit/s (${options.streams} streams), ${fixed(r.rttMs.at(-1)! * 1000, 0)} µs`,
+          `${fixed(r.multiGbps.at(-1)!, 2)} Gbit/s (${options.streams} streams), ${fixed(r.rttMs.at(-1)! * 1000, 0)} µs (min ${fixed(r.rttMinMs.at(-1)! * 1000, 0)} µs)`,
       );
     }
   }
@@ -76,9 +92,13 @@ export function summariseTraffic(paths: readonly TrafficPath[], results: Readonl
       singleGbps: median(r.singleGbps),
       multiGbps: median(r.multiGbps),
       rttMs: median(r.rttMs),
+      rttMinMs: median(r.rttMinMs),
+      singleCpuMsPerGbit: median(r.singleCpuMsPerGbit),
       singleNoise: spread(r.singleGbps),
       multiNoise: spread(r.multiGbps),
       rttNoise: spread(r.rttMs),
+      rttMinNoise: spread(r.rttMinMs),
+      singleCpuNoise: spread(r.singleCpuMsPerGbit),
     };
   });
 }
@@ -86,7 +106,7 @@ export function summariseTraffic(paths: readonly TrafficPath[], results: Readonl
 /** Half the range of the rounds relative to their median, as "±N%". */
 export const noise = (relativeSpread: number): string => `±${fixed(relativeSpread * 50, 0)}%`;
 
-async function iperf(path: TrafficPath, seconds: number, streams: number): Promise<number> {
+async function iperf(path: TrafficPath, seconds: number, streams: number): Promise<{ gbps: number; cpuMsPerGbit: number }> {
   const server = spawn('nsenter', [`--net=${path.server}`, 'iperf3', '-s', '-1', '-p', IPERF_PORT, '--forceflush'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -109,8 +129,13 @@ async function iperf(path: TrafficPath, seconds: number, streams: number): Promi
     const argv = ['nsenter', `--net=${path.client}`, 'iperf3', '-c', path.target, '-p', IPERF_PORT, '-t', String(seconds), '-P', String(streams), '-J'];
     const result = await run(argv, { timeoutMs: (seconds + 15) * 1000 });
     if (result.code !== 0) throw new Error(`iperf3 -P ${streams} to ${path.target} (${path.name}) failed: ${result.stdout.slice(-300)}${result.stderr.slice(-300)}`);
-    const json = JSON.parse(result.stdout) as { end: { sum_received: { bits_per_second: number } } };
-    return json.end.sum_received.bits_per_second / 1e9;
+    const json = JSON.parse(result.stdout) as {
+      end: { sum_received: { bits_per_second: number }; cpu_utilization_percent?: { host_total: number; remote_total: number } };
+    };
+    const gbps = json.end.sum_received.bits_per_second / 1e9;
+    const cpu = json.end.cpu_utilization_percent;
+    // percent of the wall time, per process: (percent / 100) CPU-seconds per second, per Gbit/s
+    return { gbps, cpuMsPerGbit: cpu ? ((cpu.host_total + cpu.remote_total) * 10) / gbps : Number.NaN };
   } finally {
     // the next measurement binds the same port, maybe in the same namespace: wait until this server is gone
     server.kill();
@@ -118,9 +143,9 @@ async function iperf(path: TrafficPath, seconds: number, streams: number): Promi
   }
 }
 
-async function pingRtt(path: TrafficPath): Promise<number> {
+async function pingRtt(path: TrafficPath): Promise<{ mean: number; min: number }> {
   const result = await run(['nsenter', `--net=${path.client}`, 'ping', '-c', '200', '-i', '0.005', '-q', path.target]);
-  const match = /= [\d.]+\/([\d.]+)\//.exec(result.stdout);
+  const match = /= ([\d.]+)\/([\d.]+)\//.exec(result.stdout);
   if (!match) throw new Error(`ping to ${path.target} (${path.name}) failed: ${result.stdout}${result.stderr}`);
-  return Number(match[1]);
+  return { mean: Number(match[2]), min: Number(match[1]) };
 }

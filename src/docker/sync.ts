@@ -257,7 +257,9 @@ export async function ensureForwardAccept(run: Runner, log: (line: string) => vo
     await run.run(['iptables', '-w', '5', '-D', 'DOCKER-USER', ...rule], { signal });
     deleted++;
   }
-  for (const rule of wanted) {
+  // inserted last to first, so the chain holds them in forwardAcceptRules' order: a network's own
+  // (bridged) traffic is accepted by the first rule, before the conntrack match (vxnet issue 19)
+  for (const rule of [...wanted].reverse()) {
     if (haveKeys.has(key(rule))) continue;
     await run.run(['iptables', '-w', '5', '-I', 'DOCKER-USER', '1', ...rule], { signal });
     added++;

@@ -47,9 +47,25 @@
  * - forward: networks never reach each other (from one vxnet bridge to another: drop); an internal
  *   network's bridge neither sends anywhere else nor receives from anywhere else.
  * - input: a container cannot reach the host through another network's gateway address.
+ *
+ * The forwarding path of a network's own traffic (vxnet issue 19; docs/architecture.md, "Forwarding path"):
+ * - The host's br_netfilter (on wherever Docker runs with iptables, and a sysctl per namespace that the
+ *   bridge's own `nf_call_iptables 0` cannot turn off: the kernel ORs the two) hands every bridged IPv4
+ *   frame to the IP hooks: connection tracking, Docker's chains, ours. Chain `untracked` (hook prerouting,
+ *   priority raw, before conntrack at -200) exempts from connection tracking what arrives on a vxnet bridge
+ *   for an address of that bridge's own subnets other than a gateway: container to container, bridged or
+ *   routed between the network's subnets. Set `bridged` holds `bridge . first-last` ranges, the subnets
+ *   with the gateway addresses cut out, so that it costs one lookup.
+ *   None of it is ever NATed (masquerade leaves the bridge's own traffic alone) and no rule of vxnet or of
+ *   its DOCKER-USER rules looks at its state; traffic to the host or out of the network stays tracked, so
+ *   egress NAT and replies work as before. Untracked, the frame skips the conntrack lookup, the TCP window
+ *   tracking and the NAT hooks, twice per host.
+ * - In chain forward, a frame that stays on its bridge (set `same_bridge`, `bridge . bridge`) is accepted
+ *   by one lookup, before the per-network rules: none of those drops a bridge's own traffic, and a bridged
+ *   frame otherwise walks all of them.
  */
 import { createHash } from 'node:crypto';
-import { parseIPv4 } from '../../core/ipv4.ts';
+import { broadcastOf, formatIPv4, parseCidr, parseIPv4 } from '../../core/ipv4.ts';
 import type { DesiredNetwork, VxlanFilter } from '../dataplane.ts';
 import { isIfname } from './validate.ts';
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
@@ -62,6 +78,10 @@ export const VXLAN_FILTER_CHAIN = 'vxlan_input';
 export const VXLAN_PORTS_SET = 'vxlan_ports';
 export const VXLAN_PEERS_SET = 'vxlan_peers';
 export const VXLAN_FORWARD_CHAIN = 'vxlan_forward';
+/** The untracked path of a network's own traffic (see above). */
+export const NOTRACK_CHAIN = 'untracked';
+export const BRIDGED_SET = 'bridged';
+export const SAME_BRIDGE_SET = 'same_bridge';
 const NO_FILTER: VxlanFilter = { ports: [], allowedSources: [] };
 
 const isPort = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535;
@@ -112,6 +132,22 @@ export interface RenderedFirewall {
 const quote = (value: string): string => `"${value}"`;
 const gatewayIp = (cidr: string): string => cidr.split('/')[0]!;
 
+/** Pure: the addresses of `subnet` without `holes`, as `first-last` ranges (nft interval elements). */
+export function rangesWithout(subnet: string, holes: readonly string[]): string[] {
+  const cidr = parseCidr(subnet);
+  if (!cidr) return [];
+  const last = broadcastOf(cidr);
+  const cut = holes.map((h) => parseIPv4(h)).filter((v): v is number => v !== undefined && v >= cidr.network && v <= last);
+  const ranges: string[] = [];
+  let from = cidr.network;
+  for (const hole of [...new Set(cut)].sort((a, b) => a - b)) {
+    if (hole > from) ranges.push(`${formatIPv4(from)}-${formatIPv4(hole - 1)}`);
+    from = hole + 1;
+  }
+  if (from <= last) ranges.push(`${formatIPv4(from)}-${formatIPv4(last)}`);
+  return ranges;
+}
+
 /**
  * Pure: the rules for the given (validated) networks and VXLAN filter (see effectiveVxlanFilter), in a
  * stable order. Without a filter (no ports) the table holds the network chains only.
@@ -145,9 +181,10 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
     ...rules.map((rule) => `\t\t${rule}`),
     '\t}',
   ];
-  const set = (name: string, type: string, elements: readonly (string | number)[]) => [
+  const set = (name: string, type: string, elements: readonly (string | number)[], flags?: string) => [
     `\tset ${name} {`,
     `\t\ttype ${type}`,
+    ...(flags ? [`\t\tflags ${flags}`] : []),
     ...(elements.length ? [`\t\telements = { ${elements.join(', ')} }`] : []),
     '\t}',
   ];
@@ -166,13 +203,21 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
       `udp dport @${VXLAN_PORTS_SET} ip daddr @${VXLAN_PEERS_SET} ${notFromUnderlay} counter drop comment ${quote('VXLAN routed from a non-underlay interface')}`,
     ]),
   ];
+  const bridged = nets.flatMap((net) =>
+    net.subnets.flatMap((subnet) => rangesWithout(subnet, net.gatewayAddresses.map(gatewayIp)).map((range) => `${quote(net.bridge)} . ${range}`)),
+  );
   const networkRules = (marker: string | undefined) => [
+    ...set(BRIDGED_SET, 'ifname . ipv4_addr', bridged, 'interval'),
+    ...set(SAME_BRIDGE_SET, 'ifname . ifname', nets.map((net) => `${quote(net.bridge)} . ${quote(net.bridge)}`)),
+    ...chain(NOTRACK_CHAIN, 'type filter hook prerouting priority raw; policy accept;', [
+      `iifname . ip daddr @${BRIDGED_SET} notrack comment ${quote("a network's own traffic, never NATed")}`,
+    ]),
     ...chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', postrouting),
     // A cheap early exit for traffic that touches no vxnet bridge; without a VXLAN filter it carries the hash marker.
     ...chain(
       'forward',
       'type filter hook forward priority filter - 10; policy accept;',
-      forward,
+      [`iifname . oifname @${SAME_BRIDGE_SET} accept comment ${quote('a bridge\'s own traffic')}`, ...forward],
       `iifname != ${quote(BRIDGES)} oifname != ${quote(BRIDGES)} accept${marker ? ` comment ${quote(marker)}` : ''}`,
     ),
     ...chain('input', 'type filter hook input priority filter - 10; policy accept;', input),
