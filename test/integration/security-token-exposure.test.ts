@@ -124,7 +124,7 @@ describe('tokens are not exposed to other local users', { skip }, () => {
       assert.notEqual(read.code, 0, `${file} is not readable by uid 65534`);
     }
     assert.match(cluster.daemon('host1/agent')!.output(), /join token \(needed only to join\) from the file .*host1-join\.token \(--token-file\)/);
-    assert.doesNotMatch(cluster.daemon('host1/agent')!.output(), /warning: a token given with --token/);
+    assert.doesNotMatch(cluster.daemon('host1/agent')!.output(), /a token given with --token/);
     // the CLI on a host, the README's way: VXNET_TOKEN_FILE names the admin token's file
     const adminFile = privateFile('admin-copy.token', admin);
     const listed = await cluster.exec(host1.netns, ['env', `VXNET_MANAGER=${cluster.manager.url}`, `VXNET_TOKEN_FILE=${adminFile}`, process.execPath, DEFAULT_CLI_PATH, 'node', 'ls', '--json']);
@@ -174,7 +174,7 @@ describe('tokens are not exposed to other local users', { skip }, () => {
     await agent.waitFor(/using the node certificate in /, 20_000);
     assert.match(
       agent.output(),
-      /warning: a token given with --token is visible to every local user in \/proc\/PID\/cmdline \(ps shows it\) for as long as the agent runs; give it with --token-file FILE \(mode 0600\) instead\./,
+      / warn a token given with --token is visible to every local user in \/proc\/PID\/cmdline \(ps shows it\) for as long as the agent runs; give it with --token-file FILE \(mode 0600\) instead\./,
     );
     const seen = await whatNobodySees();
     assert.ok(seen.cmdlines.includes(secretOf(worker)), 'uid 65534 reads the worker token in the agent\'s command line');
