@@ -20,6 +20,7 @@ import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
 import type { DesiredState } from '../../src/agent/dataplane.ts';
 import { join } from 'node:path';
 import { ManagerClient } from '../../src/client/client.ts';
+import { generateKeyPair } from '../../src/pki/x509.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { type AgentSpec, type Counters, type Delivery, type FromWorker, type Memory, type ToWorker, now, zeroCounters } from './protocol.ts';
 import { RecordingDataplane } from './recording-dataplane.ts';
@@ -159,22 +160,21 @@ function observe(sim: Sim, message: WatchMessage): void {
 type Credentials = { token: string } | { ca: string; cert: string; key: string };
 
 /**
- * With an https manager (mutual TLS), each agent joins the cluster with the worker token and gets its node
- * certificate, kept in a state directory of its own, exactly as `vxnet agent` does on first start.
+ * With an https manager (mutual TLS), each agent gets a node certificate of its own, as `vxnet agent` does on
+ * first start. The harness registers every node before any agent runs (run.ts), so only the admin token may
+ * join under those names, and a real agent refuses to join with the admin token (src/agent/identity.ts): the
+ * harness therefore makes the same join request itself, and keeps the credentials in memory only.
  */
-async function credentialsFor(spec: AgentSpec, managerUrl: string, token: string, stateDir: string): Promise<Credentials> {
+async function credentialsFor(spec: AgentSpec, managerUrl: string, token: string): Promise<Credentials> {
   if (!managerUrl.startsWith('https:')) return { token };
-  const identity = (await import('../../src/agent/identity.ts')) as {
-    obtainCredentials(
-      options: { managerUrl: string; token?: string; stateDir: string; name: string; log: (line: string) => void },
-      signal: AbortSignal,
-    ): Promise<{ ca: string; cert: string; key: string }>;
-  };
-  const { ca, cert, key } = await identity.obtainCredentials(
-    { managerUrl, token, stateDir: join(stateDir, spec.name), name: spec.name, log: () => {} },
-    controller.signal,
-  );
-  return { ca, cert, key };
+  const keys = generateKeyPair();
+  const client = new ManagerClient({ url: managerUrl, token });
+  try {
+    const answer = await client.join({ name: spec.name, publicKey: keys.publicKey.export({ type: 'spki', format: 'pem' }) as string }, controller.signal);
+    return { ca: answer.ca, cert: answer.certificate, key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+  } finally {
+    client.close();
+  }
 }
 
 function createSim(spec: AgentSpec, managerUrl: string, credentials: Credentials): Sim {
@@ -248,7 +248,7 @@ process.on('message', (raw) => {
         const credentials: Credentials[] = [];
         for (let i = 0; i < message.agents.length; i += 16) {
           const batch = message.agents.slice(i, i + 16);
-          credentials.push(...(await Promise.all(batch.map((spec) => credentialsFor(spec, message.managerUrl, message.token, message.stateDir)))));
+          credentials.push(...(await Promise.all(batch.map((spec) => credentialsFor(spec, message.managerUrl, message.token)))));
         }
         const joinMs = now() - started;
         const baseline = memory();
