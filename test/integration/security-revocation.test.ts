@@ -13,6 +13,7 @@ import type { Endpoint } from '../../src/core/model.ts';
 import { type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
 import { pings, until } from './support/probes.ts';
+import { attachWithApi, startWithBlue } from './support/setup.ts';
 import { attackerKeys, nodeCertificate, rawCall } from './support/raw-api.ts';
 import { logLines } from './support/resilience.ts';
 
@@ -31,11 +32,8 @@ describe('node rm revokes the node certificate', { skip }, () => {
   before(async () => {
     cluster = await createCluster({ hosts: 3, startDaemons: false });
     [host1, host2, host3] = cluster.hosts as [SimHost, SimHost, SimHost];
-    await cluster.startManager();
-    await Promise.all([cluster.startAgent(host1), cluster.startAgent(host2), cluster.startAgent(host3)]);
-    admin = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await admin.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    for (const [label, node] of [['c1', 'host1'], ['c3', 'host3']] as const) await attach(label, node);
+    admin = await startWithBlue(cluster, [host1, host2, host3]);
+    Object.assign(c, await attachWithApi(cluster, admin, [['c1', 'host1', 'blue'], ['c3', 'host3', 'blue']]));
   });
 
   after(async () => {
@@ -44,10 +42,7 @@ describe('node rm revokes the node certificate', { skip }, () => {
   });
 
   async function attach(label: string, node: string): Promise<void> {
-    const netns = await cluster.addContainer(label);
-    const endpoint = await admin.createEndpoint({ network: 'blue', node, netns }, { waitSeconds: 20 });
-    assert.equal(endpoint.status, 'ready');
-    c[label] = { netns, endpoint };
+    Object.assign(c, await attachWithApi(cluster, admin, [[label, node, 'blue']]));
   }
 
   const members = async (host: SimHost): Promise<string[]> => {
