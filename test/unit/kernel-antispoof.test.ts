@@ -64,25 +64,35 @@ describe('anti-spoofing rules (table bridge vxnet)', () => {
   });
 
   it('changes only the elements that differ (the cost grows with what changed), and nothing when all match', () => {
-    assert.deepEqual(planAntispoof([a, b], installed(a, b)), { lines: [], changes: 0 });
-    assert.deepEqual(planAntispoof([a, b], installed(a)), {
+    const plan = (...args: Parameters<typeof planAntispoof>) => {
+      const { lines, changes, after } = planAntispoof(...args);
+      return { lines, changes, after: { ...after, macs: [...after.macs].sort(), ips: [...after.ips].sort() } };
+    };
+    assert.deepEqual(plan([a, b], installed(a, b)), { lines: [], changes: 0, after: installed(a, b) });
+    assert.deepEqual(plan([a, b], installed(a)), {
       lines: [
         'add element bridge vxnet endpoint_macs { "vxnhbbbbbbbbbb" . 02:78:c0:a8:01:03 }',
         'add element bridge vxnet endpoint_ips { "vxnhbbbbbbbbbb" . 192.168.1.3 }',
       ],
       changes: 2,
+      after: installed(a, b),
     });
-    assert.deepEqual(planAntispoof([b], installed(a, b)), {
+    assert.deepEqual(plan([b], installed(a, b)), {
       lines: [
         'delete element bridge vxnet endpoint_macs { "vxnhaaaaaaaaaa" . 02:78:c0:a8:01:02 }',
         'delete element bridge vxnet endpoint_ips { "vxnhaaaaaaaaaa" . 192.168.1.2 }',
       ],
       changes: 2,
+      after: installed(b),
     });
+    // a whole table: `after` is what it holds
+    assert.deepEqual(plan([a, b], { present: false, macs: [], ips: [] }).after, installed(a, b));
   });
 
   it('leaves the elements of an endpoint that failed validation as they are', () => {
-    assert.deepEqual(planAntispoof([b], installed(a, b), new Set([a.port])), { lines: [], changes: 0 });
+    const kept = planAntispoof([b], installed(a, b), new Set([a.port]));
+    assert.deepEqual({ lines: kept.lines, changes: kept.changes }, { lines: [], changes: 0 });
+    assert.deepEqual(kept.after.macs, installed(a, b).macs, 'the kept port stays in the state after');
     const whole = planAntispoof([b], { ...installed(a, b), hash: 'outdated' }, new Set([a.port]));
     assert.match(whole.lines[2]!, /"vxnhaaaaaaaaaa" \. 02:78:c0:a8:01:02, "vxnhbbbbbbbbbb"/);
   });

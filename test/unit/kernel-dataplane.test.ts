@@ -41,7 +41,7 @@ class FakeRunner implements Runner {
     else if (line === 'nft -j list table ip vxnet') reply = this.firewall;
     else if (line === 'nft -j list table bridge vxnet') reply = this.antispoof;
     else reply = this.handler(call.argv, options.input);
-    const result: RunResult = { argv, code: reply?.code ?? 0, stdout: reply?.stdout ?? '', stderr: reply?.stderr ?? '' };
+    const result: RunResult = { argv, code: reply?.code ?? 0, stdout: reply?.stdout ?? '', stderr: reply?.stderr ?? '', pid: this.pid() };
     if (result.code !== 0 && !options.allowFailure) throw new HostToolError(argv, result.code, result.stderr);
     return result;
   }
@@ -54,6 +54,10 @@ class FakeRunner implements Runner {
   }
   async exists(path: string) {
     return this.namespaces.has(path);
+  }
+  /** the pid the latest call ran as */
+  pid(): number {
+    return 5000 + this.calls.length;
   }
   /** calls other than the reads of a pass */
   writesOnly() {
@@ -117,17 +121,23 @@ function antispoofTable(ports: [string, string, string][]): string {
 
 const lines = (input?: string) => (input ?? '').trim().split('\n');
 
-/** Gives the fake an `ip monitor neigh` that is subscribed at once; returns how to make it print a line. */
-function withMonitor(fake: FakeRunner): (line: string) => void {
-  let monitor: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
-  (fake as FakeRunner & Pick<Runner, 'watch'>).watch = (_argv, onLine) => {
-    monitor = onLine;
+/**
+ * Gives the fake an `ip monitor neigh` and an `nft monitor`, both subscribed at once; returns how to make
+ * the first print a line (`nft` the second).
+ */
+function withMonitor(fake: FakeRunner): ((line: string) => void) & { nft: (line: string) => void } {
+  const printers = new Map<string, (line: string, stream: 'stdout' | 'stderr') => void>();
+  const pids = new Map([['ip monitor neigh', 4242], ['nft monitor', 4243]]);
+  (fake as FakeRunner & Pick<Runner, 'watch'>).watch = (argv, onLine) => {
+    printers.set(argv.join(' '), onLine);
     let stop = (_code: number) => {};
     const exited = new Promise<number>((resolve) => (stop = resolve));
-    return { pid: 4242, exited, stop: () => stop(143) };
+    return { pid: pids.get(argv.join(' ')), exited, stop: () => stop(143) };
   };
-  fake.files.set('/proc/net/netlink', 'sk Eth Pid Groups\n0000 0 4242 00000004 0 0 0 2 0 1\n');
-  return (line) => monitor!(line, 'stdout');
+  fake.files.set('/proc/net/netlink', 'sk Eth Pid Groups\n0000 0 4242 00000004 0 0 0 2 0 1\n0001 12 4243 00000040 0 0 0 2 0 1\n');
+  return Object.assign((line: string) => printers.get('ip monitor neigh')!(line, 'stdout'), {
+    nft: (line: string) => printers.get('nft monitor')!(line, 'stdout'),
+  });
 }
 
 describe('LinuxDataplane with a fake runner', () => {
@@ -326,15 +336,8 @@ describe('LinuxDataplane with a fake runner', () => {
   });
 
   it('with the entries vouched for by the monitor and the same lists, changes nothing; a kernel event or a new list is diffed', async () => {
-    const fake = convergedFake() as FakeRunner & Pick<Runner, 'watch'>;
-    let monitor: ((line: string, stream: 'stdout' | 'stderr') => void) | undefined;
-    fake.watch = (_argv, onLine) => {
-      monitor = onLine;
-      let stop = (_code: number) => {};
-      const exited = new Promise<number>((resolve) => (stop = resolve));
-      return { pid: 4242, exited, stop: () => stop(143) };
-    };
-    fake.files.set('/proc/net/netlink', 'sk Eth Pid Groups\n0000 0 4242 00000004 0 0 0 2 0 1\n');
+    const fake = convergedFake();
+    const monitor = withMonitor(fake);
     const dataplane = new LinuxDataplane({ run: fake, tuneNeighbourTable: false });
     const neighbourWrites = () => fake.writesOnly().filter((c) => c.argv.join(' ') === 'ip -force -batch -');
     assert.equal((await dataplane.reconcile(captured)).changes, 0);
@@ -344,7 +347,7 @@ describe('LinuxDataplane with a fake runner', () => {
     // the kernel lost an entry and said so: the same lists are diffed against a fresh dump, and it is put back
     const neighbours = JSON.parse(fake.neighbours) as { dst: string; dev: string }[];
     fake.neighbours = JSON.stringify(neighbours.filter((n) => !(n.dev === 'vxnv42' && n.dst === '192.168.1.20')));
-    monitor!('Deleted 192.168.1.20 dev vxnv42 lladdr 02:78:c0:a8:01:14 PERMANENT', 'stdout');
+    monitor('Deleted 192.168.1.20 dev vxnv42 lladdr 02:78:c0:a8:01:14 PERMANENT');
     const repaired = await dataplane.reconcile(captured);
     assert.equal(repaired.changes, 1);
     assert.deepEqual(lines(neighbourWrites().at(-1)?.input), ['neigh replace 192.168.1.20 lladdr 02:78:c0:a8:01:14 dev vxnv42 nud permanent']);
@@ -399,6 +402,53 @@ describe('LinuxDataplane with a fake runner', () => {
     monitor('Deleted 10.99.0.3 dev vxnv42 lladdr 02:78:c0:a8:01:15 NOARP PERMANENT ');
     assert.equal((await dataplane.reconcile(captured)).changes, 0);
     assert.equal(dumps(), 3);
+    await dataplane.close();
+  });
+
+  it('reads the nftables tables once while only its own transactions touch them; a foreign one or a failed write means a read', async () => {
+    const fake = convergedFake();
+    const monitor = withMonitor(fake);
+    fake.namespaces.add('/run/netns/c2');
+    let failNft = false;
+    fake.handler = (argv) => {
+      if (argv.join(' ') !== 'nft -f -') return undefined;
+      if (failNft) return { code: 1, stderr: 'Error: Could not process rule: No such file or directory\n' };
+      // what `nft monitor` prints for our own transaction, before our nft is seen to exit
+      monitor.nft('add element bridge vxnet endpoint_macs { "vxnhbbbbbbbbbb" . 02:78:c0:a8:01:03 }');
+      monitor.nft(`# new generation 7 by process ${fake.pid()} (nft)`);
+      return undefined;
+    };
+    const tableReads = () => fake.calls.filter((c) => c.argv.join(' ').startsWith('nft -j list table')).length;
+    const dataplane = new LinuxDataplane({ run: fake, tuneNeighbourTable: false });
+    assert.equal((await dataplane.reconcile(captured)).changes, 0);
+    assert.equal(tableReads(), 2, 'both tables read once');
+
+    // an attach: the new port's elements are written on top of the kept state, nothing is read
+    const endpointB = { ...endpointA, id: 'bbbbbbbbbbbb', hostVeth: 'vxnhbbbbbbbbbb', peerVeth: 'vxncbbbbbbbbbb', netns: '/run/netns/c2', mac: '02:78:c0:a8:01:03', address: '192.168.1.3/24' };
+    const two = { ...captured, endpoints: [endpointA, endpointB] };
+    const attached = await dataplane.reconcile(two);
+    assert.deepEqual([...attached.readyEndpoints].sort(), ['aaaaaaaaaaaa', 'bbbbbbbbbbbb']);
+    assert.equal(tableReads(), 2, 'no table read for the attach');
+    // Docker's rules changing elsewhere are no reason to read ours
+    monitor.nft('add rule ip filter DOCKER-USER counter return');
+    monitor.nft('# new generation 8 by process 31337 (iptables-nft)');
+    await dataplane.reconcile(two);
+    assert.equal(tableReads(), 2, 'the kept state holds the written elements: nothing to write, nothing to read');
+    assert.equal(fake.writesOnly().filter((c) => c.argv[0] === 'nft').length, 1, 'written once');
+
+    // somebody else deletes our table: read again (the fake lists the first port only: the second is put back)
+    monitor.nft('delete table bridge vxnet');
+    monitor.nft('# new generation 9 by process 31338 (nft)');
+    await dataplane.reconcile(two);
+    assert.equal(tableReads(), 4);
+
+    // a failed write of ours: read again next time
+    failNft = true;
+    await dataplane.reconcile(captured);
+    failNft = false;
+    const reads = tableReads();
+    await dataplane.reconcile(captured);
+    assert.equal(tableReads(), reads + 2);
     await dataplane.close();
   });
 });

@@ -8,11 +8,11 @@ import {
   concernsOwnedVxlan,
   EntryCache,
   expectedLines,
-  isSubscribed,
   monitorLineKey,
   parseNeighbourEvent,
 } from '../../src/agent/kernel/entry-cache.ts';
 import type { RunOptions, RunResult, Runner, Watch } from '../../src/agent/kernel/exec.ts';
+import { isSubscribed, NFTABLES_EVENTS } from '../../src/agent/kernel/monitor.ts';
 import type { FdbStep, NeighbourStep } from '../../src/agent/kernel/plan.ts';
 import { BRIDGE_ENTRY, parseFdb, parseNeighbours, type EntryState, type LinkState } from '../../src/agent/kernel/read.ts';
 
@@ -29,6 +29,13 @@ describe('isSubscribed (/proc/net/netlink)', () => {
   it('is false for another pid and for a socket without the neighbour group', () => {
     assert.equal(isSubscribed(table, pid + 1), false);
     assert.equal(isSubscribed(table.replace(new RegExp(`(\\s${pid}\\s+)00000004`), '$100000001'), pid), false);
+  });
+
+  it('finds an nft monitor by its netfilter socket with the nftables group (captured: groups 0x140)', () => {
+    const nft = 'sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n000000006371a9d8 12  6255       00000140 0        0        0     2        0        1608150\n';
+    assert.equal(isSubscribed(nft, 6255, NFTABLES_EVENTS), true);
+    assert.equal(isSubscribed(nft, 6255), false, 'not a route socket');
+    assert.equal(isSubscribed(nft.replace('00000140', '00000100'), 6255, NFTABLES_EVENTS), false, 'trace group only');
   });
 });
 

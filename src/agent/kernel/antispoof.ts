@@ -60,11 +60,6 @@ export function portBindings(endpoints: readonly DesiredEndpoint[]): PortBinding
   return endpoints.map((ep) => ({ port: ep.hostVeth, mac: ep.mac.toLowerCase(), ip: ep.address.split('/')[0]! }));
 }
 
-/** Pure: the table as it is once `bindings` have been installed (for a second transaction in the same pass). */
-export function installedState(bindings: readonly PortBinding[]): AntispoofState {
-  return { present: true, hash: ANTISPOOF_HASH, macs: bindings.map((b) => `${b.port} ${b.mac}`), ips: bindings.map((b) => `${b.port} ${b.ip}`) };
-}
-
 const quote = (value: string): string => `"${value}"`;
 
 function rules(marker: string | undefined): string[] {
@@ -117,13 +112,14 @@ export function renderAntispoofTable(macs: Iterable<string>, ips: Iterable<strin
 /**
  * Pure: the lines of an `nft -f -` script that bring the installed table to `wanted`; empty when nothing
  * differs. Elements of `keepPorts` (endpoints that failed validation this pass) are neither added nor
- * removed. `changes` counts the elements written (or 1 for a whole table).
+ * removed. `changes` counts the elements written (or 1 for a whole table); `after` is the table once the
+ * script has been applied.
  */
 export function planAntispoof(
   wanted: readonly PortBinding[],
   installed: AntispoofState,
   keepPorts: ReadonlySet<string> = new Set(),
-): { lines: string[]; changes: number } {
+): { lines: string[]; changes: number; after: AntispoofState } {
   const macs = new Set(wanted.map((b) => `${b.port} ${b.mac}`));
   const ips = new Set(wanted.map((b) => `${b.port} ${b.ip}`));
   const kept = (key: string) => keepPorts.has(split(key)[0]);
@@ -131,21 +127,26 @@ export function planAntispoof(
     for (const key of installed.macs) if (kept(key)) macs.add(key);
     for (const key of installed.ips) if (kept(key)) ips.add(key);
     const table = renderAntispoofTable(macs, ips);
-    return { lines: [`table bridge ${OWNED_NFT_TABLE}`, `delete table bridge ${OWNED_NFT_TABLE}`, table], changes: 1 };
+    return {
+      lines: [`table bridge ${OWNED_NFT_TABLE}`, `delete table bridge ${OWNED_NFT_TABLE}`, table],
+      changes: 1,
+      after: { present: true, hash: ANTISPOOF_HASH, macs: [...macs], ips: [...ips] },
+    };
   }
   const lines: string[] = [];
   let changes = 0;
-  const diff = (name: string, want: Set<string>, have: readonly string[], element: (port: string, value: string) => string) => {
+  const diff = (name: string, want: Set<string>, have: readonly string[], element: (port: string, value: string) => string): string[] => {
     const present = new Set(have);
-    const gone = have.filter((key) => !want.has(key) && !kept(key));
+    const gone = new Set(have.filter((key) => !want.has(key) && !kept(key)));
     const added = [...want].filter((key) => !present.has(key) && !kept(key));
-    if (gone.length) lines.push(`delete element bridge ${OWNED_NFT_TABLE} ${name} { ${gone.map((k) => element(...split(k))).join(', ')} }`);
+    if (gone.size) lines.push(`delete element bridge ${OWNED_NFT_TABLE} ${name} { ${[...gone].map((k) => element(...split(k))).join(', ')} }`);
     if (added.length) lines.push(`add element bridge ${OWNED_NFT_TABLE} ${name} { ${added.map((k) => element(...split(k))).join(', ')} }`);
-    changes += gone.length + added.length;
+    changes += gone.size + added.length;
+    return [...have.filter((key) => !gone.has(key)), ...added];
   };
-  diff(ENDPOINT_MACS_SET, macs, installed.macs, macElement);
-  diff(ENDPOINT_IPS_SET, ips, installed.ips, ipElement);
-  return { lines, changes };
+  const macsAfter = diff(ENDPOINT_MACS_SET, macs, installed.macs, macElement);
+  const ipsAfter = diff(ENDPOINT_IPS_SET, ips, installed.ips, ipElement);
+  return { lines, changes, after: { present: true, hash: ANTISPOOF_HASH, macs: macsAfter, ips: ipsAfter } };
 }
 
 /** The script lines that delete the table (harmless if it is already gone). */

@@ -4,38 +4,57 @@
  * (a few at a time), one `ip -batch` to attach them all. The last step enslaves and raises the host end in
  * one netlink message: the "setup completed" mark the planner reads back (plan.ts). What a failed endpoint
  * created is undone; deleting the host end removes the peer wherever it is.
+ *
+ * Two phases, so that the data plane can prepare endpoints (veth pairs, the container side) while its
+ * firewall transaction and entry batches run, and attach them only once those are in place.
  */
 import type { DesiredEndpoint, ReconcileResult } from '../dataplane.ts';
 import { isGone, runBatch } from './batch.ts';
 import { parseBatchErrors, type Runner } from './exec.ts';
 import { batchInput, renderEndpointAttach, renderEndpointCreate, renderEndpointInside, renderEndpointUndo } from './render.ts';
 
-/** Sets up new endpoints; returns how many are ready. Failures are undone and reported per endpoint. */
-export async function createEndpoints(
+/**
+ * Endpoints whose veth pairs exist and whose container side is configured (steps A and B), not yet on
+ * their bridge: nothing reaches them or leaves them until attachEndpoints puts the host end on the bridge.
+ */
+export interface PreparedEndpoints {
+  readonly candidates: readonly DesiredEndpoint[];
+  /** endpoints that failed (already reported) */
+  readonly failed: Set<DesiredEndpoint>;
+  /** endpoints with a veth pair of ours to delete if they end up failed */
+  readonly undo: Set<DesiredEndpoint>;
+}
+
+/**
+ * Steps A and B. Safe to run while the firewall transaction and the network's entries are written: until
+ * its host end is attached (attachEndpoints), a port carries no frame, so the anti-spoofing elements only
+ * have to be in place by then.
+ */
+export async function prepareEndpoints(
   run: Runner,
   log: (line: string) => void,
   concurrency: number,
-  endpoints: DesiredEndpoint[],
+  endpoints: readonly DesiredEndpoint[],
   result: ReconcileResult,
   signal?: AbortSignal,
-): Promise<number> {
+): Promise<PreparedEndpoints> {
+  const failed = new Set<DesiredEndpoint>();
+  const undo = new Set<DesiredEndpoint>();
   const fail = (ep: DesiredEndpoint, message: string) => {
-    result.endpointErrors.set(ep.id, message);
-    log(`endpoint ${ep.id}: ${message}`);
+    reportFailure(log, result, ep, message);
+    failed.add(ep);
   };
 
   // The target namespace must exist before anything is created for the endpoint (handed-over Docker
   // endpoints have none: their peer stays here until libnetwork moves it).
   const exists = await Promise.all(endpoints.map((ep) => (ep.netns === undefined ? true : run.exists(ep.netns))));
   const candidates = endpoints.filter((ep, i) => {
-    if (!exists[i]) fail(ep, `network namespace ${ep.netns} does not exist`);
+    if (!exists[i]) reportFailure(log, result, ep, `network namespace ${ep.netns} does not exist`);
     return exists[i];
   });
-  if (candidates.length === 0) return 0;
+  if (candidates.length === 0) return { candidates, failed, undo };
 
   // A: veth pairs, peers handed to their namespaces (one batch in the host namespace)
-  const undo = new Set<DesiredEndpoint>();
-  const failed = new Set<DesiredEndpoint>();
   const lines: string[] = [];
   const owner: DesiredEndpoint[] = [];
   for (const ep of candidates) {
@@ -53,7 +72,6 @@ export async function createEndpoints(
       return;
     }
     if (!failed.has(ep)) fail(ep, `creating the veth pair failed at "${lines[i]}": ${message}`);
-    failed.add(ep);
     if (isAdd && create.stopped && i > create.stopped.after) undo.add(ep); // fate unknown: clean up anyway
   });
 
@@ -72,16 +90,39 @@ export async function createEndpoints(
     const where = at ? ` at "${script[at.line] ?? '?'}"` : '';
     const message = at?.message || parsed.trailing || `exit code ${res.code}`;
     fail(ep, `configuring ${ep.ifname} in ${ep.netns} failed${where}: ${message}`);
-    failed.add(ep);
   });
+  return { candidates, failed, undo };
+}
 
-  // C: attach the host ends (the "setup completed" mark)
+/**
+ * Steps C and D: attaches the prepared host ends (the "setup completed" mark), except those `refused`
+ * names a reason for (their firewall or network could not be set up this pass); undoes what failed
+ * endpoints created. Returns how many are ready.
+ */
+export async function attachEndpoints(
+  run: Runner,
+  log: (line: string) => void,
+  prepared: PreparedEndpoints,
+  refused: (ep: DesiredEndpoint) => string | undefined,
+  result: ReconcileResult,
+  signal?: AbortSignal,
+): Promise<number> {
+  const { candidates, failed, undo } = prepared;
+  for (const ep of candidates) {
+    if (failed.has(ep)) continue;
+    const reason = refused(ep);
+    if (reason === undefined) continue;
+    result.endpointErrors.set(ep.id, reason);
+    failed.add(ep);
+  }
+
+  // C: attach the host ends
   const attach = candidates.filter((ep) => !failed.has(ep));
   const attached = await runBatch(run, ['ip'], attach.map(renderEndpointAttach), signal);
   attach.forEach((ep, i) => {
     const message = attached.failures.get(i) ?? (attached.stopped && i > attached.stopped.after ? attached.stopped.message : undefined);
     if (message !== undefined) {
-      fail(ep, `attaching ${ep.hostVeth} to ${ep.bridge} failed: ${message}`);
+      reportFailure(log, result, ep, `attaching ${ep.hostVeth} to ${ep.bridge} failed: ${message}`);
       failed.add(ep);
     }
   });
@@ -104,6 +145,11 @@ export async function createEndpoints(
   }
   if (ready) log(`set up ${ready} endpoint${ready === 1 ? '' : 's'}`);
   return ready;
+}
+
+function reportFailure(log: (line: string) => void, result: ReconcileResult, ep: DesiredEndpoint, message: string): void {
+  result.endpointErrors.set(ep.id, message);
+  log(`endpoint ${ep.id}: ${message}`);
 }
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

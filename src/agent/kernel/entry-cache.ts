@@ -12,8 +12,8 @@
  * to the data plane, and while it has printed nothing unexpected about an owned VXLAN device since the last
  * dump started, that dump (plus our own writes since, see below) still describes the kernel and is reused.
  * The monitor is only a hint that saves work; the dump stays the source of truth:
- * - the dump is reused only if the monitor was subscribed before the dump started: its socket is listed in
- *   /proc/net/netlink with the neighbour group (no "sleep and hope");
+ * - the dump is reused only if the monitor was subscribed before the dump started (monitor.ts: its socket is
+ *   listed in /proc/net/netlink with the neighbour group; no "sleep and hope");
  * - any line about a `vxnv*` device that is not one our own writes cause, anything on the monitor's stderr
  *   (e.g. "No buffer space available": events were lost), the monitor exiting, a VXLAN device with a new
  *   ifindex (recreated) or an invalidation by the data plane (link changes, a batch not entirely in effect)
@@ -37,29 +37,14 @@
  * passes never overlap and the write they report ended before that dump began.
  */
 import { OWNED_PREFIX } from '../dataplane.ts';
-import type { Runner, Watch } from './exec.ts';
+import type { Runner } from './exec.ts';
+import { KernelMonitor, NEIGHBOUR_EVENTS } from './monitor.ts';
 import type { FdbStep, NeighbourStep } from './plan.ts';
 import { BRIDGE_ENTRY, readEntries, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
 
-/** RTNLGRP_NEIGH (linux/rtnetlink.h) as a bit of the Groups column of /proc/net/netlink. */
-const NEIGH_GROUP_BIT = 1 << (3 - 1);
-const NETLINK_ROUTE = '0';
 export const RESYNC_MS = 30_000;
 /** How long the lines of our own writes are waited for: the monitor prints them within milliseconds. */
 export const EXPECT_MS = 5_000;
-const ARM_ATTEMPTS = 50;
-const ARM_INTERVAL_MS = 20;
-const RETRY_MIN_MS = 5_000;
-const RETRY_MAX_MS = 300_000;
-
-/** Pure: whether /proc/net/netlink lists a NETLINK_ROUTE socket of `pid` subscribed to neighbour events. */
-export function isSubscribed(table: string, pid: number): boolean {
-  for (const line of table.split('\n').slice(1)) {
-    const [, eth, port, groups] = line.trim().split(/\s+/);
-    if (eth === NETLINK_ROUTE && port === String(pid) && (parseInt(groups ?? '0', 16) & NEIGH_GROUP_BIT) !== 0) return true;
-  }
-  return false;
-}
 
 const OWNED_VXLAN_EVENT = new RegExp(`\\bdev ${OWNED_PREFIX}v`);
 
@@ -251,69 +236,40 @@ export interface EntryCacheOptions {
 }
 
 export class EntryCache {
-  readonly #run: Runner;
-  readonly #log: (line: string) => void;
   readonly #now: () => number;
   readonly #resyncMs: number;
   readonly #expectMs: number;
-  #watch: Watch | undefined;
-  #armed = false;
+  readonly #monitor: KernelMonitor;
   #dirty = true;
-  #retryAt = 0;
-  /** consecutive failures to start or keep the monitor: backoff and one log line per streak */
-  #failures = 0;
   #cache: { entries: EntryState; at: number; devices?: string } | undefined;
   /** lines our own writes will cause (see expectedLines) → how many are still due, and until when */
   readonly #expected = new Map<string, { count: number; until: number }>();
-  #closed = false;
+  readonly #run: Runner;
 
   constructor(run: Runner, options: EntryCacheOptions = {}) {
     this.#run = run;
-    this.#log = options.log ?? (() => {});
     this.#now = options.now ?? Date.now;
     this.#resyncMs = options.resyncMs ?? RESYNC_MS;
     this.#expectMs = options.expectMs ?? EXPECT_MS;
+    this.#monitor = new KernelMonitor(run, {
+      argv: ['ip', 'monitor', 'neigh'],
+      subscription: NEIGHBOUR_EVENTS,
+      onLine: (line, stream) => {
+        if (stream === 'stderr' || (concernsOwnedVxlan(line) && !this.#ours(line))) this.#dirty = true;
+      },
+      onStart: () => {
+        this.#dirty = true;
+        this.#expected.clear();
+      },
+      fallback: 'reading all entries on every pass',
+      ...(options.log ? { log: options.log } : {}),
+      now: this.#now,
+    });
   }
 
   /** Starts the monitor when it is not running (and the runner can watch); waits until it is subscribed. */
-  async prepare(): Promise<void> {
-    if (this.#closed || !this.#run.watch || this.#watch || this.#now() < this.#retryAt) return;
-    this.#dirty = true;
-    this.#expected.clear();
-    const watch = this.#run.watch(['ip', 'monitor', 'neigh'], (line, stream) => {
-      if (stream === 'stderr' || (concernsOwnedVxlan(line) && !this.#ours(line))) this.#dirty = true;
-    });
-    this.#watch = watch;
-    this.#armed = false;
-    void watch.exited.then((code) => {
-      if (this.#watch !== watch) return;
-      this.#watch = undefined;
-      this.#armed = false;
-      this.#dirty = true;
-      if (!this.#closed) this.#failed(`ip monitor neigh exited (code ${code})`);
-    });
-    if (watch.pid !== undefined) {
-      for (let i = 0; i < ARM_ATTEMPTS && this.#watch === watch; i++) {
-        const table = await this.#run.readFile('/proc/net/netlink');
-        if (table !== undefined && isSubscribed(table, watch.pid)) {
-          this.#armed = true;
-          this.#failures = 0;
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, ARM_INTERVAL_MS));
-      }
-    }
-    if (this.#watch === watch) {
-      this.#watch = undefined;
-      watch.stop();
-      this.#failed('ip monitor neigh did not subscribe to neighbour events');
-    }
-  }
-
-  #failed(what: string): void {
-    this.#failures++;
-    this.#retryAt = this.#now() + Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (this.#failures - 1));
-    if (this.#failures === 1) this.#log(`${what}: reading all entries on every pass until it works again`);
+  prepare(): Promise<void> {
+    return this.#monitor.prepare();
   }
 
   /** Whether a monitor line is one our own writes were expected to cause; it is used up if so. */
@@ -334,13 +290,13 @@ export class EntryCache {
       for (const [key, due] of this.#expected) if (due.until < now) this.#expected.delete(key);
     }
     const cache = this.#cache;
-    if (!cache || !this.#armed || this.#dirty || this.#now() - cache.at > this.#resyncMs) return undefined;
+    if (!cache || !this.#monitor.armed || this.#dirty || this.#now() - cache.at > this.#resyncMs) return undefined;
     return cache.entries;
   }
 
   /** Dumps the entries; they are kept for later passes if the monitor was listening before the dump began. */
   async dump(signal?: AbortSignal): Promise<EntryState> {
-    const armed = this.#armed;
+    const armed = this.#monitor.armed;
     const at = this.#now();
     this.#dirty = false;
     this.#cache = undefined;
@@ -364,7 +320,7 @@ export class EntryCache {
    * after, because the monitor may print them before the batch's exit is noticed.
    */
   expect(neighbourSteps: readonly NeighbourStep[], fdbSteps: readonly FdbStep[]): void {
-    if (!this.#armed) return; // nothing to protect; a monitor that starts later clears them anyway
+    if (!this.#monitor.armed) return; // nothing to protect; a monitor that starts later clears them anyway
     const until = this.#now() + this.#expectMs;
     for (const steps of [neighbourSteps, fdbSteps]) {
       for (const step of steps) {
@@ -399,15 +355,8 @@ export class EntryCache {
 
   /** Stops the monitor and waits until it is gone. */
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#armed = false;
     this.#cache = undefined;
     this.#expected.clear();
-    const watch = this.#watch;
-    this.#watch = undefined;
-    if (watch) {
-      watch.stop();
-      await watch.exited;
-    }
+    await this.#monitor.close();
   }
 }

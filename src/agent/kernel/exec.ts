@@ -36,6 +36,8 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** the process id the tool ran as, when it was started (our own writes are told apart by it: table-cache.ts) */
+  pid?: number;
 }
 
 /** A long-running process whose output is delivered line by line (e.g. `ip monitor neigh`). */
@@ -107,7 +109,7 @@ export async function execute(argv: readonly string[], options: RunOptions & { t
   const out = await open(path, 'wx+', 0o600);
   try {
     await unlink(path);
-    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+    const { code, stderr, pid } = await new Promise<{ code: number; stderr: string; pid?: number }>((resolve, reject) => {
       const child = spawn(argv[0]!, argv.slice(1), {
         stdio: [options.input === undefined ? 'ignore' : 'pipe', out.fd, 'pipe'],
         env: { ...process.env, LC_ALL: 'C' },
@@ -141,7 +143,8 @@ export async function execute(argv: readonly string[], options: RunOptions & { t
           });
         }
         if (signal) stderrText += `${stderrText ? '\n' : ''}killed by ${signal}`;
-        resolve({ code: exitCode ?? 128 + (signal ? osConstants.signals[signal] : 0), stderr: stderrText });
+        const code = exitCode ?? 128 + (signal ? osConstants.signals[signal] : 0);
+        resolve(child.pid === undefined ? { code, stderr: stderrText } : { code, stderr: stderrText, pid: child.pid });
       });
     });
     const { size } = await out.stat();
@@ -152,7 +155,7 @@ export async function execute(argv: readonly string[], options: RunOptions & { t
       if (bytesRead === 0) break;
       offset += bytesRead;
     }
-    const result: RunResult = { argv, code, stdout: buffer.toString('utf8', 0, offset), stderr };
+    const result: RunResult = { argv, code, stdout: buffer.toString('utf8', 0, offset), stderr, ...(pid === undefined ? {} : { pid }) };
     if (code !== 0 && !options.allowFailure) throw new HostToolError(argv, code, stderr);
     return result;
   } finally {

@@ -5,7 +5,8 @@
  *
  * A pass is: one read of the actual state (dumps in parallel, see read.ts; the two large entry dumps are
  * skipped while `ip monitor neigh` vouches that nothing but our own entry writes changed them, see
- * entry-cache.ts), a pure diff (plan.ts), then at most a handful of batched writes, in this order:
+ * entry-cache.ts, and the two nftables tables while `nft monitor` vouches the same for them, see
+ * table-cache.ts), a pure diff (plan.ts), then at most a handful of batched writes, in this order:
  *   1. sysctls (ip_forward; neighbour GC thresholds once)
  *   2. `nft -f -`: the firewall with the VXLAN peer filter (table ip vxnet) and the anti-spoofing elements of
  *      the endpoints (table bridge vxnet, antispoof.ts) in one transaction, before any link changes, so
@@ -21,7 +22,9 @@
  *      peer among 50,000 costs the next pass no dump; after link changes or a batch with any failed line
  *      the next pass reads all entries again
  *   5. per new endpoint: one `ip -batch` in the host namespace for all veth pairs, one
- *      `nsenter --net=PATH ip -batch -` per endpoint, one `ip -batch` to attach them all.
+ *      `nsenter --net=PATH ip -batch -` per endpoint, one `ip -batch` to attach them all. When the pass
+ *      changes no device (an attach to a network already here: the common case), the first two run while
+ *      steps 2-4 do, and only the attach waits for them: an unattached port carries nothing.
  * The filter guards the ports of the VXLAN devices present at the start of the pass too; when step 3
  * deleted the last device using a port nobody wants any more, the table is replaced once more at the end.
  * Nothing is ever flushed and rebuilt; a pass with nothing to change writes nothing.
@@ -34,13 +37,14 @@
 import type { Dataplane, DesiredEndpoint, DesiredState, ReconcileResult } from '../dataplane.ts';
 import { messageOf } from '../../core/errors.ts';
 import { applyEntries, isGone, runBatch } from './batch.ts';
-import { createEndpoints } from './endpoint-setup.ts';
+import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import { createRunner, type Runner } from './exec.ts';
-import { deleteAntispoofLines, installedState, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
+import { deleteAntispoofLines, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
 import { effectiveVxlanFilter, planFirewall } from './nftables.ts';
 import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
-import { IP_FORWARD, readBase, readFdb, readNeighbours, type ActualState, type FirewallState, type LinkState } from './read.ts';
+import { IP_FORWARD, readBase, readFdb, readNeighbours, readTables, type ActualState, type LinkState, type TablesState } from './read.ts';
+import { TableCache } from './table-cache.ts';
 import { renderFdbStep, renderLinkStep, renderNeighbourStep } from './render.ts';
 
 export { detectUnderlay, preflight } from './host.ts';
@@ -60,6 +64,11 @@ export interface LinuxDataplaneOptions {
    * Default true; without it every pass dumps all entries.
    */
   watchEntries?: boolean;
+  /**
+   * Reuse the last read of the nftables tables while `nft monitor` reports no change by anyone else (see
+   * table-cache.ts). Default true; without it every pass reads both tables.
+   */
+  watchTables?: boolean;
 }
 
 /** Docker's values (moby ostweaks_linux.go): room for tens of thousands of neighbours. */
@@ -75,6 +84,7 @@ export class LinuxDataplane implements Dataplane {
   readonly #tune: boolean;
   readonly #concurrency: number;
   readonly #entries: EntryCache | undefined;
+  readonly #tables: TableCache | undefined;
   #tuned = false;
   #queue: Promise<unknown> = Promise.resolve();
   /** what the last pass wanted, when it found every entry as wanted and wrote nothing (see #entriesSettled) */
@@ -86,32 +96,37 @@ export class LinuxDataplane implements Dataplane {
     this.#tune = options.tuneNeighbourTable ?? true;
     this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
     this.#entries = options.watchEntries === false ? undefined : new EntryCache(this.#run, { log: this.#log });
+    this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log });
   }
 
   /**
-   * Stops the background `ip monitor neigh` and waits for it to end. It never keeps the process alive and is
+   * Stops the background monitors (`ip monitor neigh`, `nft monitor`) and waits for them to end. It never keeps the process alive and is
    * killed when the process exits, so this matters mainly for tests that delete the namespace afterwards.
    */
   async close(): Promise<void> {
-    await this.#entries?.close();
+    await Promise.all([this.#entries?.close(), this.#tables?.close()]);
   }
 
   /**
    * One read of the actual state; the two large entry dumps are skipped when the entry cache vouches for
-   * them (`reused`: nothing changed the entries since the dump the previous pass saw).
+   * them (`reused`: nothing changed the entries since the dump the previous pass saw), and so are the two
+   * nftables tables when the table cache vouches for them.
    */
   async #read(signal?: AbortSignal): Promise<{ actual: ActualState; reused: boolean }> {
     const cache = this.#entries;
+    const tableCache = this.#tables;
+    await Promise.all([cache?.prepare(), tableCache?.prepare()]);
+    const read = () => readTables(this.#run, signal);
+    const tables: TablesState | Promise<TablesState> = tableCache ? (tableCache.cached() ?? tableCache.read(read)) : read();
     if (!cache) {
       const [base, [neighbours, fdb]] = await Promise.all([
-        readBase(this.#run, signal),
+        readBase(this.#run, signal, tables),
         Promise.all([readNeighbours(this.#run, signal), readFdb(this.#run, signal)]),
       ]);
       return { actual: { ...base, neighbours, fdb }, reused: false };
     }
-    await cache.prepare();
     const reused = cache.cached();
-    const [base, dumped] = await Promise.all([readBase(this.#run, signal), reused ? undefined : cache.dump(signal)]);
+    const [base, dumped] = await Promise.all([readBase(this.#run, signal, tables), reused ? undefined : cache.dump(signal)]);
     if (dumped) {
       cache.bind(base.links);
       return { actual: { ...base, ...dumped }, reused: false };
@@ -174,6 +189,7 @@ export class LinuxDataplane implements Dataplane {
     } catch (err) {
       // something unexpected (not a failed line, those are reported above): what was written is unknown
       this.#entries?.invalidate();
+      this.#tables?.invalidate();
       if (signal?.aborted) throw err;
       errors.push(`applying changes failed: ${messageOf(err)}`);
     }
@@ -217,17 +233,23 @@ export class LinuxDataplane implements Dataplane {
       }
     }
 
+    // 5a. with no device to create or change, new endpoints are prepared (veth pairs, container side) while
+    // the firewall and entries are written: a port carries nothing until it is attached in 5b
+    let preparing: Promise<PreparedEndpoints> | undefined;
+    if (plan.links.length === 0 && plan.endpoints.create.length > 0) {
+      preparing = prepareEndpoints(this.#run, this.#log, this.#concurrency, plan.endpoints.create, result, signal);
+      preparing.catch(() => {}); // awaited in 5b; an early failure of this pass must not leave it unhandled
+    }
+
     // 2. firewall and VXLAN peer filter, before any link (see the module comment)
     const failedNetworks = new Map<string, string>();
     const failedEndpoints = new Map<string, string>();
     const wanted = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, vxlanPorts(actual.links.values()));
     errors.push(...wanted.rejected);
     const bindings = portBindings(plan.local);
-    const firewall = await this.#firewall(plan.networks, actual.firewall, wanted.filter, result, errors, signal, {
-      wanted: bindings,
-      installed: actual.antispoof,
-      keep: plan.untouchable,
-    });
+    const ports = { wanted: bindings, keep: plan.untouchable };
+    const installed: TablesState = { firewall: actual.firewall, antispoof: actual.antispoof ?? { present: false, macs: [], ips: [] } };
+    const firewall = await this.#firewall(plan.networks, installed, wanted.filter, ports, result, errors, signal);
     let linkSteps = plan.links;
     if (firewall.down !== undefined) {
       // fail closed: no new (or recreated) VXLAN device, so no new socket; the old device of a recreation stays
@@ -264,11 +286,7 @@ export class LinuxDataplane implements Dataplane {
     if (firewall.down === undefined && gone.size > 0) {
       const remaining = vxlanPorts([...actual.links.values()].filter((l) => !gone.has(l.name)));
       const shrunk = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, remaining).filter;
-      await this.#firewall(plan.networks, { present: firewall.hash !== undefined, hash: firewall.hash }, shrunk, result, errors, signal, {
-        wanted: bindings,
-        installed: installedState(bindings),
-        keep: plan.untouchable,
-      });
+      await this.#firewall(plan.networks, firewall.tables, shrunk, ports, result, errors, signal);
     }
 
     // 4. entries
@@ -312,64 +330,66 @@ export class LinuxDataplane implements Dataplane {
       if (failure) result.endpointErrors.set(id, failure);
       else result.readyEndpoints.add(id);
     }
-    const toCreate: DesiredEndpoint[] = [];
-    for (const ep of plan.endpoints.create) {
-      const failure = firewall.down ?? failedEndpoints.get(ep.id) ?? failedNetworks.get(ep.bridge);
-      if (failure) result.endpointErrors.set(ep.id, failure);
-      else toCreate.push(ep);
+    const refused = (ep: DesiredEndpoint) => firewall.down ?? failedEndpoints.get(ep.id) ?? failedNetworks.get(ep.bridge);
+    if (!preparing) {
+      const toCreate = plan.endpoints.create.filter((ep) => {
+        const reason = refused(ep);
+        if (reason !== undefined) result.endpointErrors.set(ep.id, reason);
+        return reason === undefined;
+      });
+      if (toCreate.length) preparing = prepareEndpoints(this.#run, this.#log, this.#concurrency, toCreate, result, signal);
     }
-    if (toCreate.length) {
-      const created = await createEndpoints(this.#run, this.#log, this.#concurrency, toCreate, result, signal);
-      result.changes += created;
-    }
+    // 5b. attach them, once the firewall and entries are in place
+    if (preparing) result.changes += await attachEndpoints(this.#run, this.#log, await preparing, refused, result, signal);
   }
 
   /**
-   * Installs table ip vxnet when it differs from what is there, and with `ports` brings table bridge vxnet
-   * (anti-spoofing) up to date, in one `nft -f -` transaction. Returns the hash now in effect, or `down`
+   * Installs table ip vxnet when it differs from what is there, and brings table bridge vxnet
+   * (anti-spoofing) up to date, in one `nft -f -` transaction. Returns the tables now in effect, and `down`
    * (the sentence every pending endpoint is given) when the wanted tables could not be installed.
    */
   async #firewall(
     networks: DesiredState['networks'],
-    installed: Pick<FirewallState, 'present' | 'hash' | 'unreadable'>,
+    installed: TablesState,
     filter: DesiredState['vxlanFilter'],
+    ports: { wanted: PortBinding[]; keep: ReadonlySet<string> },
     result: ReconcileResult,
     errors: string[],
     signal?: AbortSignal,
-    ports?: { wanted: PortBinding[]; installed: AntispoofState | undefined; keep: ReadonlySet<string> },
-  ): Promise<{ hash?: string; down?: string }> {
-    const firewall = planFirewall(networks, installed, filter);
-    let portLines: string[] = [];
-    let portChanges = 0;
-    if (ports) {
-      const have = ports.installed ?? { present: false, macs: [], ips: [] };
-      // wanted exactly when table ip vxnet is (planFirewall): networks or a filter
-      if (networks.length > 0 || filter.ports.length > 0) ({ lines: portLines, changes: portChanges } = planAntispoof(ports.wanted, have, ports.keep));
-      else if (have.present || have.unreadable !== undefined) portLines = deleteAntispoofLines();
-    }
-    if (firewall.action === 'none' && portLines.length === 0) return installed.hash === undefined ? {} : { hash: installed.hash };
-    const script = (firewall.action === 'none' ? '' : firewall.script) + portLines.map((line) => `${line}\n`).join('');
+  ): Promise<{ tables: TablesState; down?: string }> {
+    const firewall = planFirewall(networks, installed.firewall, filter);
+    const have = installed.antispoof;
+    let antispoof: { lines: string[]; changes: number; after: AntispoofState } = { lines: [], changes: 0, after: have };
+    // wanted exactly when table ip vxnet is (planFirewall): networks or a filter
+    if (networks.length > 0 || filter.ports.length > 0) antispoof = planAntispoof(ports.wanted, have, ports.keep);
+    else if (have.present || have.unreadable !== undefined) antispoof = { lines: deleteAntispoofLines(), changes: 0, after: { present: false, macs: [], ips: [] } };
+    if (firewall.action === 'none' && antispoof.lines.length === 0) return { tables: installed };
+    const script = (firewall.action === 'none' ? '' : firewall.script) + antispoof.lines.map((line) => `${line}\n`).join('');
+    const after: TablesState = {
+      firewall: firewall.action === 'none' ? installed.firewall : firewall.action === 'delete' ? { present: false } : { present: true, hash: firewall.hash },
+      antispoof: antispoof.after,
+    };
     try {
-      await this.#run.run(['nft', '-f', '-'], { input: script, signal });
-      result.changes += (firewall.action === 'none' ? 0 : 1) + portChanges;
-      if (firewall.action === 'none') return installed.hash === undefined ? {} : { hash: installed.hash };
-      if (firewall.action === 'delete') {
-        this.#log(`deleted nftables table ip vxnet${portLines.length ? ' and bridge vxnet' : ''}`);
-        return {};
+      const { pid } = await this.#run.run(['nft', '-f', '-'], { input: script, signal });
+      this.#tables?.wrote(pid, after);
+      result.changes += (firewall.action === 'none' ? 0 : 1) + antispoof.changes;
+      if (firewall.action === 'delete') this.#log(`deleted nftables table ip vxnet${antispoof.lines.length ? ' and bridge vxnet' : ''}`);
+      if (firewall.action === 'replace') {
+        this.#log(
+          `installed nftables table ip vxnet (rules ${firewall.hash}; VXLAN ports ${filter.ports.join(', ') || 'none'} ` +
+            `accepted from ${filter.allowedSources.length} member node${filter.allowedSources.length === 1 ? '' : 's'})`,
+        );
       }
-      this.#log(
-        `installed nftables table ip vxnet (rules ${firewall.hash}; VXLAN ports ${filter.ports.join(', ') || 'none'} ` +
-          `accepted from ${filter.allowedSources.length} member node${filter.allowedSources.length === 1 ? '' : 's'})`,
-      );
-      return { hash: firewall.hash };
+      return { tables: after };
     } catch (err) {
+      this.#tables?.invalidate();
       if (signal?.aborted) throw err;
       const detail = messageOf(err);
       const message = `applying the nftables table ip vxnet failed: ${detail}`;
       errors.push(message);
       this.#log(message);
-      if (firewall.action === 'delete') return {};
-      return { down: `VXLAN peer filter could not be installed: ${detail}; no new endpoint is attached until it is` };
+      if (firewall.action === 'delete') return { tables: installed };
+      return { tables: installed, down: `VXLAN peer filter could not be installed: ${detail}; no new endpoint is attached until it is` };
     }
   }
 

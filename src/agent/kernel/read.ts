@@ -290,14 +290,27 @@ export async function readEntries(run: Runner, signal?: AbortSignal): Promise<En
   return { neighbours, fdb };
 }
 
-/** Everything but the entries: owned links, the firewall marker, IPv4 forwarding. */
-export async function readBase(run: Runner, signal?: AbortSignal): Promise<Omit<ActualState, keyof EntryState>> {
-  const [links, firewall, antispoof, forward] = await Promise.all([
-    readLinks(run, signal),
-    readFirewall(run, signal),
-    readAntispoof(run, signal),
-    run.readFile(IP_FORWARD),
-  ]);
+/** What one pass knows of vxnet's two nftables tables. */
+export interface TablesState {
+  firewall: FirewallState;
+  antispoof: AntispoofState;
+}
+
+export async function readTables(run: Runner, signal?: AbortSignal): Promise<TablesState> {
+  const [firewall, antispoof] = await Promise.all([readFirewall(run, signal), readAntispoof(run, signal)]);
+  return { firewall, antispoof };
+}
+
+/**
+ * Everything but the entries: owned links, the two tables, IPv4 forwarding. `tables`: the tables as known
+ * without reading them (table-cache.ts), or their read already under way.
+ */
+export async function readBase(
+  run: Runner,
+  signal?: AbortSignal,
+  tables: TablesState | Promise<TablesState> = readTables(run, signal),
+): Promise<Omit<ActualState, keyof EntryState>> {
+  const [links, { firewall, antispoof }, forward] = await Promise.all([readLinks(run, signal), tables, run.readFile(IP_FORWARD)]);
   return {
     links: new Map(links.filter((link) => isOwnedName(link.name)).map((link) => [link.name, link])),
     firewall,
