@@ -16,7 +16,7 @@
  *      stays (fail-static).
  *   3. `ip -batch`: link deletions, creations, attribute fixes (learning off on the VXLAN port), addresses
  *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB: the VXLAN device's and the bridge's static
- *      entries) in parallel: entries are in place before a new container comes up, so its first ARP
+ *      entries, two processes when there are many, batch.ts) in parallel: entries are in place before a new container comes up, so its first ARP
  *      request is already answered by the proxy. When every line took effect as planned, the steps are
  *      written through to the kept dump (and their monitor lines are expected), so a pass that changes one
  *      peer among 50,000 costs the next pass no dump; after link changes or a batch with any failed line
@@ -36,7 +36,7 @@
  */
 import type { Dataplane, DesiredEndpoint, DesiredState, ReconcileResult } from '../dataplane.ts';
 import { messageOf } from '../../core/errors.ts';
-import { applyEntries, isGone, runBatch } from './batch.ts';
+import { applyEntries, applyFdbEntries, isGone, runBatch } from './batch.ts';
 import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import { createRunner, type Runner } from './exec.ts';
 import { deleteAntispoofLines, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
@@ -300,7 +300,7 @@ export class LinuxDataplane implements Dataplane {
     if (writing) this.#entries?.expect(neighbourSteps, fdbSteps);
     const [neigh, fdb] = await Promise.all([
       applyEntries(this.#run, 'ip', neighbourSteps, renderNeighbourStep, signal),
-      applyEntries(this.#run, 'bridge', fdbSteps, renderFdbStep, signal),
+      applyFdbEntries(this.#run, fdbSteps, renderFdbStep, signal),
     ]);
     // write-through: the next pass reuses the dump with these steps applied instead of reading all entries
     // again; anything less than every step in effect as planned (also an entry found already gone or
