@@ -223,11 +223,10 @@ describe('LinuxDataplane with a fake runner', () => {
     );
     assert.ok(!result.readyEndpoints.has('bbbbbbbbbbbb'));
     const writes = fake.writesOnly().filter((c) => c.argv[0] !== 'nft');
-    // create the pair and move the peer, configure inside (fails), no attach, undo
+    // create the pair with its peer in the namespace, configure inside (fails), no attach, undo
     assert.deepEqual(writes.map((c) => c.argv.join(' ')), ['ip -force -batch -', 'nsenter --net=/run/netns/c2 ip -batch -', 'ip -force -batch -']);
     assert.deepEqual(lines(writes[0]!.input), [
-      'link add name vxnhbbbbbbbbbb mtu 1450 type veth peer name vxncbbbbbbbbbb mtu 1450 address 02:78:c0:a8:01:02',
-      'link set dev vxncbbbbbbbbbb netns /run/netns/c2',
+      'link add name vxnhbbbbbbbbbb mtu 1450 type veth peer name vxncbbbbbbbbbb mtu 1450 address 02:78:c0:a8:01:02 netns /run/netns/c2',
     ]);
     assert.deepEqual(lines(writes[2]!.input), ['link del dev vxnhbbbbbbbbbb']);
   });

