@@ -22,6 +22,7 @@ import { messageOf, VxnetError } from '../core/errors.ts';
 import type { Dataplane, DesiredEndpoint, ReconcileResult } from './dataplane.ts';
 import { containerEndpoints, desiredState, type Self } from './desired.ts';
 import { ClusterView } from './view.ts';
+import type { AgentObserver } from './metrics.ts';
 
 /** The part of the manager API the agent uses (ManagerClient implements it). */
 export interface AgentManagerApi {
@@ -57,6 +58,8 @@ export interface AgentOptions {
   watchIdleMs?: number;
   /** watch every network, not only those with local endpoints (an agent keeping Docker networks in sync) */
   watchAllNetworks?: boolean;
+  /** told about every pass and every lost watch (the metrics, metrics.ts) */
+  observer?: AgentObserver;
   /** set when the agent is linked to a Docker engine: endpoints attached to its containers can be set up */
   containers?: ContainerNamespaces;
 }
@@ -226,6 +229,7 @@ export class Agent {
         );
         if (!signal.aborted) {
           this.#log('warning: watch stream ended; reconnecting');
+          this.#options.observer?.watchLost();
           lostAt ??= performance.now();
         }
       } catch (err) {
@@ -249,6 +253,7 @@ export class Agent {
         } else {
           failure = messageOf(err);
           lostAt ??= performance.now();
+          this.#options.observer?.watchLost();
         }
       } finally {
         clearTimeout(idleTimer);
@@ -295,7 +300,9 @@ export class Agent {
       result = { changes: 0, endpointErrors: new Map(), readyEndpoints: new Set(), error: messageOf(err) };
     }
     this.#passes++;
-    const ms = (performance.now() - started).toFixed(1);
+    const elapsed = performance.now() - started;
+    this.#options.observer?.pass(result, elapsed / 1000, revision);
+    const ms = elapsed.toFixed(1);
     if (result.changes > 0 || result.error || result.endpointErrors.size > 0) {
       this.#log(
         (result.error || result.endpointErrors.size > 0 ? 'warning: ' : '') +

@@ -14,7 +14,9 @@ import { requireName } from '../core/names.ts';
 import { EngineContainerNamespaces } from '../docker/containers.ts';
 import { DockerEngineClient } from '../docker/engine-client.ts';
 import { type DockerIntegration, startDockerIntegration } from '../docker/integration.ts';
+import { type MetricsListener, serveMetrics } from '../http/metrics.ts';
 import { Agent } from './agent.ts';
+import { AgentMetrics } from './metrics.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
 
@@ -42,6 +44,8 @@ export interface RunAgentOptions {
   dockerSocket?: string;
   /** where to serve the plugin (default /run/docker/plugins/vxnet.sock, where Docker looks) */
   pluginSocket?: string;
+  /** ADDR:PORT for a plain-HTTP Prometheus `/metrics` listener (metrics.ts) */
+  metricsListen?: string;
 }
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
@@ -75,12 +79,14 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`error: certificate renewal stopped: ${messageOf(err)}`));
   const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
   const dataplane = new LinuxDataplane({ log });
+  const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
   const agent = new Agent({
     api: client,
     dataplane,
     self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
     underlayMtu: underlay.mtu,
     log,
+    ...(metrics ? { observer: metrics } : {}),
     ...(options.watchIdleMs !== undefined ? { watchIdleMs: options.watchIdleMs } : {}),
     ...(engine ? { watchAllNetworks: true, containers: new EngineContainerNamespaces(engine) } : {}),
   });
@@ -102,10 +108,16 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
       signal,
     );
   }
+  let metricsListener: MetricsListener | undefined;
   try {
+    if (metrics) {
+      metricsListener = await serveMetrics(options.metricsListen!, metrics.registry);
+      log(`serving metrics on http://${metricsListener.address}/metrics`);
+    }
     await agent.run(signal);
   } finally {
     await docker?.close();
+    await metricsListener?.close();
     // Stops the neighbour monitor; the kernel state itself is left as it is (fail-static).
     await dataplane.close();
   }

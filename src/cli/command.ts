@@ -6,6 +6,7 @@
  */
 import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError } from '../core/errors.ts';
+import { parseIPv4 } from '../core/ipv4.ts';
 import { normaliseNetns, requireContainerRef } from '../core/names.ts';
 
 /** A mistake in the command line: the catalogue's `usage` code, exit status 2. */
@@ -188,6 +189,43 @@ export const NETNS_FLAG: FlagSpec = {
   help: 'namespace name (/run/netns/NAME) or path, e.g. /proc/PID/ns/net',
 };
 export const IFNAME_FLAG: FlagSpec = { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' };
+
+/**
+ * Checks a listen address flag: ADDR:PORT, and with `unix` also unix:/absolute/path. One sentence naming
+ * the flag when it is wrong.
+ */
+export function checkListen(flag: string, address: string, unix: boolean): void {
+  if (address.startsWith('unix:')) {
+    if (!unix) throw new UsageError(`--${flag} ${address} is invalid: Prometheus scrapes over TCP; use ADDR:PORT (as in 127.0.0.1:9476).`);
+    if (!address.slice('unix:'.length).startsWith('/')) {
+      throw new UsageError(`--${flag} ${address} is invalid: a unix socket needs an absolute path, as in unix:/run/vxnet.sock.`);
+    }
+    return;
+  }
+  const match = /^(.+):([0-9]+)$/.exec(address);
+  const host = match?.[1];
+  const port = Number(match?.[2]);
+  const hostOk = host !== undefined && (parseIPv4(host) !== undefined || /^\[[0-9A-Fa-f:.]+\]$/.test(host) || /^[A-Za-z0-9.-]+$/.test(host));
+  if (!match || !hostOk || !/^(0|[1-9][0-9]*)$/.test(match[2]!) || port > 65535) {
+    throw new UsageError(`--${flag} ${address} is invalid: use ADDR:PORT (as in ${unix ? '0.0.0.0:7946) or unix:/path/to.sock' : '127.0.0.1:9476)'}.`);
+  }
+}
+
+/** `--metrics-listen ADDR:PORT` of both daemons (src/http/metrics.ts). */
+export const METRICS_LISTEN_FLAG: FlagSpec = {
+  name: 'metrics-listen',
+  kind: 'string',
+  value: 'ADDR:PORT',
+  help: 'also serve Prometheus metrics over plain HTTP at http://ADDR:PORT/metrics (no authentication: use localhost or a scrape network)',
+};
+
+/** The checked --metrics-listen value, when given. */
+export function metricsListenOf(p: Parsed): { metricsListen?: string } {
+  const address = one(p, 'metrics-listen');
+  if (address === undefined) return {};
+  checkListen('metrics-listen', address, false);
+  return { metricsListen: address };
+}
 
 /**
  * The fields whose value is defined: an optional flag that was not given leaves no key at all, so a

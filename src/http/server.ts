@@ -67,6 +67,20 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, con
 
 export type ListenAddress = { kind: 'tcp'; host: string | undefined; port: number } | { kind: 'unix'; path: string };
 
+/** Parses a listen address (`--listen`, `--metrics-listen`): `ADDR:PORT`, `[V6ADDR]:PORT`, `:PORT` or `unix:/path`. */
+export function parseListen(value: string): ListenAddress {
+  if (value.startsWith('unix:')) {
+    const path = value.slice('unix:'.length);
+    if (path === '') throw new Error(`--listen ${value}: missing socket path after "unix:".`);
+    return { kind: 'unix', path };
+  }
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new Error(`--listen ${value}: expected ADDR:PORT or unix:/path.`);
+  const host = match[1] ?? match[2];
+  return { kind: 'tcp', host: host === '' ? undefined : host, port };
+}
+
 /**
  * After a manager restart every agent reconnects at once; Node's default accept queue (511) overflowed with
  * 1,000 agents (bench/scale: 40 connections reset). The kernel caps it at net.core.somaxconn.

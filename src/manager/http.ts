@@ -145,6 +145,7 @@ export function createRequestHandler(ctx: ApiContext): RequestListener {
 async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let resolved: Resolved;
   const presented = presentedBy(req);
+  const started = performance.now();
   try {
     resolved = resolve(ctx, req.method ?? 'GET', req.url ?? '/', presented);
   } catch (err) {
@@ -152,6 +153,7 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     const result = toErrorResult(err, ctx.log);
     logRefusal(ctx, req, result, callerOf(principalOrNone(ctx, presented), presented));
     send(res, result);
+    ctx.observe?.('unmatched', result.status, (performance.now() - started) / 1000);
     return;
   }
   if (resolved.route.stream) {
@@ -171,6 +173,7 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   }
   logRefusal(ctx, req, result, callerOf(resolved.principal, presented));
   send(res, result);
+  ctx.observe?.(`${resolved.route.method} /${resolved.route.segments.join('/')}`, result.status, (performance.now() - started) / 1000);
 }
 
 /**

@@ -11,7 +11,7 @@
 import { type RequestListener, type Server, createServer } from 'node:http';
 import { type Server as TlsServer, createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { type ListenAddress, closeServer, listenOn } from '../http/server.ts';
+import { type ListenAddress, closeServer, listenOn, parseListen } from '../http/server.ts';
 
 export type { ListenAddress } from '../http/server.ts';
 
@@ -58,20 +58,6 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
 
 /** Node checks the head and request timeouts on a timer; its default (30 s) would let them run late by that much. */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
-
-/** Parses a `--listen` value: `ADDR:PORT`, `[V6ADDR]:PORT`, `:PORT` or `unix:/path`. */
-export function parseListen(value: string): ListenAddress {
-  if (value.startsWith('unix:')) {
-    const path = value.slice('unix:'.length);
-    if (path === '') throw new Error(`--listen ${value}: missing socket path after "unix:".`);
-    return { kind: 'unix', path };
-  }
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(value);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) throw new Error(`--listen ${value}: expected ADDR:PORT or unix:/path.`);
-  const host = match[1] ?? match[2];
-  return { kind: 'tcp', host: host === '' ? undefined : host, port };
-}
 
 export interface Listeners {
   /** what was actually bound, e.g. "127.0.0.1:40123" or "unix:/run/vxnet.sock" */

@@ -12,12 +12,15 @@ import { createPrivateFile, securePrivateDir } from '../pki/private-files.ts';
 import type { Security } from './auth.ts';
 import { CA_CERT_FILE, ClusterAuthority, DEFAULT_CERT_LIFETIME_MS } from './authority.ts';
 import { createRequestHandler } from './http.ts';
-import { type ConnectionLimits, type TlsCredentials, listenAll, parseListen } from './listeners.ts';
+import { parseListen } from '../http/server.ts';
+import { type ConnectionLimits, type TlsCredentials, listenAll } from './listeners.ts';
 import { ManagerService } from './service.ts';
 import { DEFAULT_CERT_MAX_AGE_MS } from './service/identities.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import { ADMIN_TOKEN_FILE, JoinTokens, type Tokens, WORKER_TOKEN_FILE } from './tokens.ts';
 import { WatchHub } from './watch-hub.ts';
+import { ManagerMetrics } from './metrics.ts';
+import { type MetricsListener, serveMetrics } from '../http/metrics.ts';
 
 export interface ManagerOptions {
   dataDir: string;
@@ -38,6 +41,8 @@ export interface ManagerOptions {
   subjectAltNames?: string[];
   /** caps and timeouts of the listeners (DEFAULT_CONNECTION_LIMITS in listeners.ts for what is not given) */
   connectionLimits?: Partial<ConnectionLimits>;
+  /** ADDR:PORT for a plain-HTTP Prometheus `/metrics` listener (metrics.ts) */
+  metricsListen?: string;
 }
 
 export interface RunningManager {
@@ -53,6 +58,8 @@ export interface RunningManager {
   security: Security;
   service: ManagerService;
   hub: WatchHub;
+  /** what --metrics-listen bound, e.g. "127.0.0.1:9476" */
+  metricsAddress?: string;
   close(): Promise<void>;
 }
 
@@ -106,7 +113,23 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       return { key, cert, ca: authority.pem, notAfter, notBefore: new Date() };
     };
     let tls = serverTls();
-    const listeners = await listenAll(createRequestHandler({ service, hub, security, log }), options.listen, tls, options.connectionLimits);
+    const metrics = options.metricsListen === undefined ? undefined : new ManagerMetrics(service, hub);
+    const listeners = await listenAll(
+      createRequestHandler({ service, hub, security, log, ...(metrics ? { observe: metrics.observe } : {}) }),
+      options.listen,
+      tls,
+      options.connectionLimits,
+    );
+    let metricsListener: MetricsListener | undefined;
+    if (metrics) {
+      try {
+        metricsListener = await serveMetrics(options.metricsListen!, metrics.registry);
+      } catch (err) {
+        await listeners.close();
+        throw err;
+      }
+      log(`serving metrics on http://${metricsListener.address}/metrics`);
+    }
     // The server certificate is made at every start; a manager that runs for months renews it in place.
     renewTimer = setInterval(() => {
       if (Date.now() < renewalTime(tls).getTime()) return;
@@ -129,11 +152,13 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       security,
       service,
       hub,
+      ...(metricsListener ? { metricsAddress: metricsListener.address } : {}),
       close: () =>
         (closed ??= (async () => {
           clearInterval(renewTimer);
           runningHub.stop();
           await listeners.close();
+          await metricsListener?.close();
           await runningService.close();
           await store.close();
           log('manager stopped');
@@ -158,6 +183,7 @@ export interface RunManagerOptions {
   maxEndpointsPerNode?: number;
   subjectAltNames?: string[];
   connectionLimits?: Partial<ConnectionLimits>;
+  metricsListen?: string;
 }
 
 /** Runs the manager until `signal` aborts, then shuts down cleanly. */

@@ -35,6 +35,8 @@ export interface ApiContext {
   hub: WatchHub;
   security: Security;
   log?: (line: string) => void;
+  /** told about every answered request (the metrics, metrics.ts): its route ("GET /v1/networks/:name"), status, duration */
+  observe?: (route: string, status: number, seconds: number) => void;
 }
 
 export interface ApiResult {

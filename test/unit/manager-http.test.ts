@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { type ApiContext, inject } from '../../src/manager/http.ts';
-import { parseListen } from '../../src/manager/listeners.ts';
+import { parseListen } from '../../src/http/server.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
 import { temporaryDirectory } from './support/manager.ts';

@@ -1,6 +1,8 @@
 /** `vxnet agent`: runs the agent on this host until interrupted. */
 import { requireName } from '../../core/names.ts';
-import { checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, integer, one, required, UsageError, type AgentConnection, type CommandModule } from '../command.ts';
+import {
+  checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, integer, METRICS_LISTEN_FLAG, metricsListenOf, one, required, UsageError, type AgentConnection, type CommandModule,
+} from '../command.ts';
 import { readCaFile, readTokenFile, tokenOf } from '../context.ts';
 import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
@@ -22,6 +24,8 @@ export interface AgentCommand {
   envTokenIgnored?: true;
   /** --log-level, JOURNAL_STREAM: present only when given */
   log?: DaemonLog;
+  /** --metrics-listen ADDR:PORT */
+  metricsListen?: string;
 }
 
 export const agent: CommandModule<AgentCommand> = {
@@ -63,6 +67,7 @@ export const agent: CommandModule<AgentCommand> = {
       value: 'FILE',
       help: 'file holding the admin token (mode 0600), for "docker network create/rm" to create and delete vxnet networks; never used to join',
     },
+    METRICS_LISTEN_FLAG,
     LOG_LEVEL_FLAG,
   ],
   connection: true,
@@ -78,6 +83,7 @@ export const agent: CommandModule<AgentCommand> = {
       name,
       stateDir: one(p, 'state-dir'),
       ...daemonLogOf(p),
+      ...metricsListenOf(p),
     };
     const watchTimeout = integer(p, 'watch-timeout');
     if (watchTimeout !== undefined) {
@@ -121,6 +127,7 @@ export const agent: CommandModule<AgentCommand> = {
         watchIdleMs: watchTimeoutSeconds === undefined ? undefined : watchTimeoutSeconds * 1000,
         dockerSocket: command.dockerSocket,
         pluginSocket: command.pluginSocket,
+        metricsListen: command.metricsListen,
       }),
     };
     await runAgent(options, ctx.signal);

@@ -1,6 +1,5 @@
 /** `vxnet manager`: runs the manager (the cluster API and store) until interrupted. */
-import { parseIPv4 } from '../../core/ipv4.ts';
-import { all, integer, required, UsageError, type CommandModule } from '../command.ts';
+import { all, checkListen, integer, METRICS_LISTEN_FLAG, metricsListenOf, required, UsageError, type CommandModule } from '../command.ts';
 import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
 // Type-only: keeps the lazy import below typed without loading the manager for other commands.
@@ -17,6 +16,8 @@ export interface ManagerCommand {
   subjectAltNames?: string[];
   /** --log-level, JOURNAL_STREAM: present only when given */
   log?: DaemonLog;
+  /** --metrics-listen ADDR:PORT */
+  metricsListen?: string;
 }
 
 export const manager: CommandModule<ManagerCommand> = {
@@ -58,6 +59,7 @@ export const manager: CommandModule<ManagerCommand> = {
       repeatable: true,
       help: "another name or address clients use for the manager, for its TLS certificate (repeatable)",
     },
+    METRICS_LISTEN_FLAG,
     LOG_LEVEL_FLAG,
   ],
   connection: false,
@@ -66,8 +68,8 @@ export const manager: CommandModule<ManagerCommand> = {
   build(p) {
     const listen = all(p, 'listen');
     if (listen.length === 0) throw new UsageError('"vxnet manager" needs at least one --listen ADDR:PORT or --listen unix:PATH.');
-    for (const address of listen) checkListen(address);
-    const command: ManagerCommand = { kind: 'manager', dataDir: required(p, 'data-dir'), listen, ...daemonLogOf(p) };
+    for (const address of listen) checkListen('listen', address, true);
+    const command: ManagerCommand = { kind: 'manager', dataDir: required(p, 'data-dir'), listen, ...daemonLogOf(p), ...metricsListenOf(p) };
     const downAfter = integer(p, 'node-down-after');
     if (downAfter !== undefined) {
       if (downAfter < 1 || downAfter > 86_400) throw new UsageError('--node-down-after must be from 1 to 86400 seconds.');
@@ -101,23 +103,8 @@ export const manager: CommandModule<ManagerCommand> = {
     if (command.certMaxAgeSeconds !== undefined) options.certMaxAgeMs = command.certMaxAgeSeconds * 1000;
     if (command.maxEndpointsPerNode !== undefined) options.maxEndpointsPerNode = command.maxEndpointsPerNode;
     if (command.subjectAltNames !== undefined) options.subjectAltNames = command.subjectAltNames;
+    if (command.metricsListen !== undefined) options.metricsListen = command.metricsListen;
     await runManager(options, ctx.signal);
     return 0;
   },
 };
-
-function checkListen(address: string): void {
-  if (address.startsWith('unix:')) {
-    if (!address.slice('unix:'.length).startsWith('/')) {
-      throw new UsageError(`--listen ${address} is invalid: a unix socket needs an absolute path, as in unix:/run/vxnet.sock.`);
-    }
-    return;
-  }
-  const match = /^(.+):([0-9]+)$/.exec(address);
-  const host = match?.[1];
-  const port = Number(match?.[2]);
-  const hostOk = host !== undefined && (parseIPv4(host) !== undefined || /^\[[0-9A-Fa-f:.]+\]$/.test(host) || /^[A-Za-z0-9.-]+$/.test(host));
-  if (!match || !hostOk || !/^(0|[1-9][0-9]*)$/.test(match[2]!) || port > 65535) {
-    throw new UsageError(`--listen ${address} is invalid: use ADDR:PORT (as in 0.0.0.0:7946) or unix:/path/to.sock.`);
-  }
-}

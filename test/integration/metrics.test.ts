@@ -1,0 +1,153 @@
+/**
+ * Prometheus metrics of real daemons (`--metrics-listen`, issue 16): a manager and two agents on simulated
+ * hosts are scraped over plain HTTP, the text is parsed line by line, and the figures are checked against
+ * what the test did: networks and endpoints created, passes run, API requests answered, and VXLAN frames
+ * from a stranger that the allow-list dropped.
+ *
+ * Each agent listens on 127.0.0.1:9476 of its own host namespace (a loopback of its own); the manager (in
+ * the kit's switch namespace) on port 0, whose port its log line says. Needs root.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ManagerClient } from '../../src/client/client.ts';
+import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
+import { isRoot } from '../../src/testkit/preflight.ts';
+import { until } from './support/probes.ts';
+import { attachWithApi, type Attached } from './support/setup.ts';
+import { sendVxlan, vxlanEcho } from './support/vxlan-inject.ts';
+
+const skip = isRoot() ? false : 'needs root (network namespaces)';
+const AGENT_METRICS = '127.0.0.1:9476';
+
+/** One sample line: `name{labels} value`. */
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the text format strictly enough to fail on a malformed line. */
+function parseExposition(text: string): { samples: Sample[]; types: Map<string, string> } {
+  assert.ok(text.endsWith('\n'), 'the exposition ends with a newline');
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ')) continue;
+    const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$/.exec(line);
+    if (type) {
+      types.set(type[1]!, type[2]!);
+      continue;
+    }
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(match, `malformed line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const [, key, value] of match[2]?.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g) ?? []) labels[key!] = value!;
+    const value = match[3] === '+Inf' ? Infinity : Number(match[3]);
+    assert.ok(!Number.isNaN(value), `not a number: ${line}`);
+    samples.push({ name: match[1]!, labels, value });
+  }
+  return { samples, types };
+}
+
+const value = (samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined =>
+  samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+
+describe('metrics over --metrics-listen', { skip, concurrency: false }, () => {
+  let cluster: Cluster;
+  let client: ManagerClient;
+  let host1: SimHost;
+  let host2: SimHost;
+  let managerMetrics: string;
+  let attached: Record<string, Attached>;
+
+  /** GET http://ADDRESS/PATH from inside a namespace, with Node's fetch; status and body. */
+  const scrape = async (netns: string, address: string, path = '/metrics'): Promise<{ status: number; type: string; body: string }> => {
+    const script = `const r = await fetch(${JSON.stringify(`http://${address}${path}`)}); console.log(JSON.stringify({ status: r.status, type: r.headers.get('content-type'), body: await r.text() }));`;
+    const result = await cluster.exec(netns, [process.execPath, '--input-type=module', '-e', script]);
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout) as { status: number; type: string; body: string };
+  };
+
+  before(async () => {
+    cluster = await createCluster({
+      hosts: 2,
+      outside: true,
+      prefix: 'vxmet',
+      managerArgs: ['--metrics-listen', '127.0.0.1:0'],
+      agentArgs: ['--metrics-listen', AGENT_METRICS],
+    });
+    [host1, host2] = [cluster.host(1), cluster.host(2)];
+    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
+    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    attached = await attachWithApi(cluster, client, [['c1', 'host1', 'blue'], ['c2', 'host2', 'blue']]);
+    const said = /serving metrics on http:\/\/(127\.0\.0\.1:\d+)\/metrics/.exec(cluster.daemonLogs(200));
+    assert.ok(said, `the manager did not say where it serves metrics:\n${cluster.daemonLogs()}`);
+    managerMetrics = said[1]!;
+  });
+
+  after(async () => {
+    client?.close();
+    await cluster?.destroy();
+  });
+
+  it('the manager: nodes by state, networks, endpoints, watching agents and the requests it answered', async () => {
+    const scraped = await scrape(cluster.switchNetns, managerMetrics);
+    assert.equal(scraped.status, 200);
+    assert.equal(scraped.type, 'text/plain; version=0.0.4; charset=utf-8');
+    const { samples, types } = parseExposition(scraped.body);
+    assert.equal(value(samples, 'vxnet_manager_nodes', { state: 'up' }), 2);
+    assert.equal(value(samples, 'vxnet_manager_nodes', { state: 'down' }), 0);
+    assert.equal(value(samples, 'vxnet_manager_networks'), 1);
+    assert.equal(value(samples, 'vxnet_manager_endpoints'), 2);
+    assert.equal(value(samples, 'vxnet_manager_watch_sessions'), 2);
+    assert.equal(value(samples, 'vxnet_manager_http_requests_total', { route: 'POST /v1/networks', code: '201' }), 1);
+    assert.equal(value(samples, 'vxnet_manager_http_requests_total', { route: 'POST /v1/endpoints', code: '201' }), 2);
+    assert.equal(types.get('vxnet_manager_http_request_duration_seconds'), 'histogram');
+    assert.ok((value(samples, 'vxnet_manager_http_request_duration_seconds_count', { route: 'POST /v1/endpoints' }) ?? 0) >= 2);
+    // a refusal is counted under its status
+    await assert.rejects(client.createNetwork({ name: 'blue', subnets: [{ cidr: '192.168.9.0/24' }] }));
+    const again = parseExposition((await scrape(cluster.switchNetns, managerMetrics)).body).samples;
+    assert.equal(value(again, 'vxnet_manager_http_requests_total', { route: 'POST /v1/networks', code: '409' }), 1);
+  });
+
+  it('an agent: passes, kernel changes, the applied revision, and what its VXLAN allow-list dropped', async () => {
+    const { samples, types } = parseExposition((await scrape(host1.netns, AGENT_METRICS)).body);
+    assert.ok((value(samples, 'vxnet_agent_reconcile_passes_total', { result: 'ok' }) ?? 0) >= 1);
+    assert.ok((value(samples, 'vxnet_agent_kernel_changes_total') ?? 0) > 0, 'the bridge, VXLAN device, endpoint and entries were made');
+    assert.equal(types.get('vxnet_agent_reconcile_duration_seconds'), 'histogram');
+    assert.equal(value(samples, 'vxnet_agent_reconcile_duration_seconds_bucket', { le: '+Inf' }), value(samples, 'vxnet_agent_reconcile_duration_seconds_count'));
+    assert.ok((value(samples, 'vxnet_agent_applied_revision') ?? 0) >= 1);
+    const dropsBefore = value(samples, 'vxnet_agent_vxlan_filter_dropped_packets');
+    assert.equal(typeof dropsBefore, 'number');
+
+    // a stranger on the underlay sends VXLAN for blue to host1: the filter drops it and the figure says so
+    const c1 = attached.c1!.endpoint;
+    const c2 = attached.c2!.endpoint;
+    const payload = vxlanEcho({ vni: 1000, srcMac: c2.mac, dstMac: c1.mac, srcIp: c2.ip, dstIp: c1.ip, id: 0x6d01 });
+    await sendVxlan(cluster, cluster.outside!.netns, cluster.outside!.address, host1.address, payload, 5);
+    let dropsAfter = 0;
+    await until('the dropped packets figure rises by 5', async () => {
+      dropsAfter = value(parseExposition((await scrape(host1.netns, AGENT_METRICS)).body).samples, 'vxnet_agent_vxlan_filter_dropped_packets') ?? 0;
+      return dropsAfter >= dropsBefore! + 5;
+    });
+    // host2 saw nothing of it
+    const host2Drops = value(parseExposition((await scrape(host2.netns, AGENT_METRICS)).body).samples, 'vxnet_agent_vxlan_filter_dropped_packets');
+    assert.equal(host2Drops, 0);
+  });
+
+  it('serves /metrics only, to GET', async () => {
+    assert.equal((await scrape(host1.netns, AGENT_METRICS, '/')).status, 404);
+    assert.equal((await scrape(host1.netns, AGENT_METRICS, '/v1/networks')).status, 404);
+  });
+
+  it('refuses a unix socket or a malformed address with one sentence', async () => {
+    for (const [command, flagValue] of [['agent', 'unix:/run/x.sock'], ['manager', 'localhost'], ['agent', '127.0.0.1:99999']] as const) {
+      const args = command === 'agent'
+        ? ['agent', '--manager', 'https://127.0.0.1:7946', '--advertise-addr', '10.0.0.1', '--metrics-listen', flagValue]
+        : ['manager', '--data-dir', '/nonexistent', '--listen', 'unix:/tmp/x.sock', '--metrics-listen', flagValue];
+      const result = await cluster.cli(args);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, new RegExp(`^vxnet: --metrics-listen ${flagValue.replace(/[.:/]/g, '\\$&')} is invalid: .*\\.\\n$`));
+    }
+  });
+});
