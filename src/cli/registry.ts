@@ -16,12 +16,14 @@ import { networkRemove } from './commands/network-rm.ts';
 import { nodeList } from './commands/node-ls.ts';
 import { nodeRemove } from './commands/node-rm.ts';
 import { nodeUpdate } from './commands/node-update.ts';
+import { status } from './commands/status.ts';
 import { tokenRotate } from './commands/token-rotate.ts';
 import { version } from './commands/version.ts';
 
 export const COMMANDS = [
   manager,
   agent,
+  status,
   networkCreate,
   networkList,
   networkInspect,

@@ -1,8 +1,9 @@
 /**
- * Prometheus metrics of real daemons (`--metrics-listen`, issue 16): a manager and two agents on simulated
- * hosts are scraped over plain HTTP, the text is parsed line by line, and the figures are checked against
- * what the test did: networks and endpoints created, passes run, API requests answered, and VXLAN frames
- * from a stranger that the allow-list dropped.
+ * Seeing into a running cluster (issue 16), on one set of simulated hosts: Prometheus metrics of real
+ * daemons (`--metrics-listen`): a manager and two agents are scraped over plain HTTP, the text is parsed line
+ * by line, and the figures are checked against what the test did (networks and endpoints created, passes
+ * run, API requests answered, VXLAN frames from a stranger that the allow-list dropped); then `vxnet status`
+ * before and after an agent stops (last: it leaves host2 without its agent).
  *
  * Each agent listens on 127.0.0.1:9476 of its own host namespace (a loopback of its own); the manager (in
  * the kit's switch namespace) on port 0, whose port its log line says. Needs root.
@@ -52,7 +53,7 @@ function parseExposition(text: string): { samples: Sample[]; types: Map<string, 
 const value = (samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined =>
   samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 
-describe('metrics over --metrics-listen', { skip, concurrency: false }, () => {
+describe('metrics and status of a running cluster', { skip, concurrency: false }, () => {
   let cluster: Cluster;
   let client: ManagerClient;
   let host1: SimHost;
@@ -73,7 +74,8 @@ describe('metrics over --metrics-listen', { skip, concurrency: false }, () => {
       hosts: 2,
       outside: true,
       prefix: 'vxmet',
-      managerArgs: ['--metrics-listen', '127.0.0.1:0'],
+      // down after 10 s without a heartbeat (agents send one every 5 s): the status test waits that long
+      managerArgs: ['--metrics-listen', '127.0.0.1:0', '--node-down-after', '10'],
       agentArgs: ['--metrics-listen', AGENT_METRICS],
     });
     [host1, host2] = [cluster.host(1), cluster.host(2)];
@@ -149,5 +151,27 @@ describe('metrics over --metrics-listen', { skip, concurrency: false }, () => {
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, new RegExp(`^vxnet: --metrics-listen ${flagValue.replace(/[.:/]/g, '\\$&')} is invalid: .*\\.\\n$`));
     }
+  });
+
+  it('vxnet status: counts, per node, and a stopped agent named as a problem (human and --json)', async () => {
+    const healthy = await cluster.cli(['status']);
+    assert.equal(healthy.code, 0, healthy.stderr);
+    assert.match(healthy.stdout, /^nodes {5}2 \(2 up, 0 down\)$/m);
+    assert.match(healthy.stdout, /^networks {2}1$/m);
+    assert.match(healthy.stdout, /^endpoints 2 \(2 ready, 0 pending, 0 failed\)$/m);
+    assert.match(healthy.stdout, /^host1 +up +1 /m);
+    assert.match(healthy.stdout, /^no problems found$/m);
+
+    await cluster.stopAgent(host2);
+    const status = await until('host2 shows as down', async () => {
+      const result = await cluster.cli(['status', '--json']);
+      assert.equal(result.code, 0, result.stderr);
+      const parsed = JSON.parse(result.stdout) as { nodes: { down: number }; problems: string[] };
+      return parsed.nodes.down === 1 && parsed;
+    }, 20_000);
+    assert.equal(status.problems.length, 1);
+    assert.match(status.problems[0]!, /^node host2 is down \(no heartbeat: last seen \d+s ago\); its endpoints keep forwarding as programmed but get no updates\.$/);
+    const human = await cluster.cli(['status']);
+    assert.match(human.stdout, /^problems \(1\):\n {2}node host2 is down/m);
   });
 });
