@@ -101,6 +101,8 @@ export interface StartAgentOptions {
   adminToken?: boolean;
   /** more arguments for this agent, after `agentArgs` (e.g. --docker-socket, see testkit/docker.ts) */
   args?: readonly string[];
+  /** --advertise-addr (default: the host's underlay address), for a test that re-addresses the host */
+  advertiseAddress?: string;
 }
 
 export interface Cluster {
@@ -373,7 +375,7 @@ class SimCluster implements Cluster {
       '--state-dir',
       this.agentStateDir(host),
       '--advertise-addr',
-      host.address,
+      options.advertiseAddress ?? host.address,
       '--name',
       host.name,
       ...(this.#options.agentArgs ?? []),
