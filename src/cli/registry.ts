@@ -5,6 +5,7 @@
 import type { CommandModule } from './command.ts';
 import { agent } from './commands/agent.ts';
 import { attach } from './commands/attach.ts';
+import { capture } from './commands/capture.ts';
 import { demo } from './commands/demo.ts';
 import { detach } from './commands/detach.ts';
 import { endpointList } from './commands/endpoint-ls.ts';
@@ -35,6 +36,7 @@ export const COMMANDS = [
   attach,
   detach,
   tokenRotate,
+  capture,
   demo,
   version,
 ] as const;

@@ -2,8 +2,9 @@
  * Seeing into a running cluster (issue 16), on one set of simulated hosts: Prometheus metrics of real
  * daemons (`--metrics-listen`): a manager and two agents are scraped over plain HTTP, the text is parsed line
  * by line, and the figures are checked against what the test did (networks and endpoints created, passes
- * run, API requests answered, VXLAN frames from a stranger that the allow-list dropped); then `vxnet status`
- * before and after an agent stops (last: it leaves host2 without its agent).
+ * run, API requests answered, VXLAN frames from a stranger that the allow-list dropped); `vxnet capture` on a
+ * host's underlay while containers talk; then `vxnet status` before and after an agent stops (last: it
+ * leaves host2 without its agent).
  *
  * Each agent listens on 127.0.0.1:9476 of its own host namespace (a loopback of its own); the manager (in
  * the kit's switch namespace) on port 0, whose port its log line says. Needs root.
@@ -11,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
-import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
+import { createCluster, DEFAULT_CLI_PATH, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { until } from './support/probes.ts';
 import { attachWithApi, type Attached } from './support/setup.ts';
@@ -151,6 +152,41 @@ describe('metrics and status of a running cluster', { skip, concurrency: false }
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, new RegExp(`^vxnet: --metrics-listen ${flagValue.replace(/[.:/]/g, '\\$&')} is invalid: .*\\.\\n$`));
     }
+  });
+
+  it('vxnet capture: the VXLAN frames on host1 named after the network and the endpoints, live and from its own pcap', async () => {
+    const c1 = attached.c1!.endpoint;
+    const c2 = attached.c2!.endpoint;
+    const env = Object.entries(cluster.cliEnv()).map(([k, v]) => `${k}=${v}`);
+    const pcap = `${cluster.tmpDir}/capture.pcap`;
+    const capturing = cluster.exec(host1.netns, ['env', ...env, process.execPath, DEFAULT_CLI_PATH, 'capture', '--count', '4', '--json', '--write', pcap], { timeoutMs: 20_000 });
+    let done = false;
+    void capturing.then(() => (done = true));
+    // tcpdump needs a moment to start: ping until the capture has its frames
+    for (let i = 0; i < 60 && !done; i++) await cluster.exec(attached.c1!.netns, ['ping', '-c', '1', '-W', '0.3', c2.ip]);
+    const result = await capturing;
+    assert.equal(result.code, 0, result.stderr);
+    const frames = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { vni: number; network?: string; outer: { src: string; dst: string }; inner: { protocol: string; src?: string; srcName?: string; dstName?: string } });
+    assert.equal(frames.length, 4);
+    for (const frame of frames) {
+      assert.equal(frame.vni, 1000);
+      assert.equal(frame.network, 'blue');
+      assert.deepEqual([frame.outer.src, frame.outer.dst].sort(), [host1.address, host2.address].sort());
+    }
+    const icmp = frames.find((f) => f.inner.protocol === 'icmp' && f.inner.src === c1.ip);
+    assert.ok(icmp, JSON.stringify(frames));
+    assert.equal(icmp!.inner.srcName, attached.c1!.netns.split('/').at(-1));
+    assert.equal(icmp!.inner.dstName, attached.c2!.netns.split('/').at(-1));
+    // the file it wrote holds the same frames, and reads back without the manager (VNI only)
+    const reread = await cluster.exec(host1.netns, [process.execPath, DEFAULT_CLI_PATH, 'capture', '--read', pcap]);
+    assert.equal(reread.code, 0, reread.stderr);
+    const lines = reread.stdout.trim().split('\n');
+    assert.equal(lines.length, 4);
+    assert.match(lines.join('\n'), new RegExp(` VNI 1000 ICMP ${c1.ip.replace(/\./g, '\\.')} → `));
+    // a bad interface is one sentence
+    const bad = await cluster.exec(host1.netns, [process.execPath, DEFAULT_CLI_PATH, 'capture', '--interface', 'nosuch0', '--count', '1']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^vxnet: capturing on nosuch0 failed: .+\.\n$/);
   });
 
   it('vxnet status: counts, per node, and a stopped agent named as a problem (human and --json)', async () => {
