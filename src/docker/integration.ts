@@ -90,9 +90,12 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
   routes.set('NetworkDriver.DeleteNetwork', {
     errorField: deleteRoute.errorField,
     run: async (body, s) => {
-      const result = await deleteRoute.run(body, s);
-      sync.schedule(1_000);
-      return result;
+      try {
+        return await deleteRoute.run(body, s);
+      } finally {
+        // Docker deletes the network after this answer, refused or not: a moment later the sync restores it if its vxnet network stayed
+        sync.schedule(1_000);
+      }
     },
   });
   const server = await servePlugin(socketPath, createPluginHandler(routes, log));
