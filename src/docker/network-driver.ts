@@ -35,6 +35,7 @@ import { checkBinding, parseNetworkSpec, requestOf, sameSubnets } from './networ
 export interface EndpointApi {
   createEndpoint(req: VxnetEndpointRequest, options: { waitSeconds: number }, signal?: AbortSignal): Promise<Endpoint>;
   deleteEndpoint(id: string, options: { waitSeconds: number }, signal?: AbortSignal): Promise<void>;
+  setDockerContainer(id: string, name: string, signal?: AbortSignal): Promise<void>;
 }
 
 /** Calls that need the admin token (creating and deleting networks). */
@@ -55,7 +56,7 @@ export interface LocalAgent {
  * vxnet networks (one per vxnet network: a second is refused).
  */
 export interface EngineNetworks {
-  inspectNetwork(id: string, signal?: AbortSignal): Promise<{ Name: string } | undefined>;
+  inspectNetwork(id: string, signal?: AbortSignal): Promise<{ Name: string; Containers?: Record<string, { Name?: string; EndpointID?: string }> | null } | undefined>;
   removeNetwork(id: string, signal?: AbortSignal): Promise<void>;
   listNetworks(filter: { driver?: string }, signal?: AbortSignal): Promise<{ Id: string; Name: string; IPAM?: { Config?: { Subnet?: string }[] | null } }[]>;
 }
@@ -75,7 +76,7 @@ export interface NetworkDriverOptions {
   log?: (line: string) => void;
   /** how long Join waits for the agent to set the veth pair up (default 20 s, below Docker's 30 s) */
   joinTimeoutMs?: number;
-  /** how long the name of a new Docker network is looked for (default 30 s) */
+  /** how long the name of a new Docker network, or of a joined container, is looked for (default 30 s) */
   nameTimeoutMs?: number;
 }
 
@@ -324,12 +325,37 @@ export class NetworkDriver {
         return cidr !== undefined && !contains(cidr, own);
       })
       .map((s) => ({ Destination: s.cidr, RouteType: 0, NextHop: endpoint.gateway }));
+    if (endpoint.dockerContainer === undefined) void this.#nameContainer(req, endpoint.id);
     return {
       InterfaceName: { SrcName: deviceNames.peerVeth(endpoint.id), DstPrefix: 'eth' },
       Gateway: endpoint.gateway,
       StaticRoutes: routes,
       DisableGatewayService: false,
     };
+  }
+
+  /**
+   * Tells the manager the name of the container behind a Docker endpoint, for `vxnet endpoint ls`.
+   * libnetwork passes a driver no container (CreateEndpoint and Join carry ids and port options only), but
+   * once CreateEndpoint is done its endpoint, named after the container, is in the engine's network
+   * details. Asked after Join has answered, never holding Docker up; a failure costs only the name.
+   */
+  async #nameContainer(req: JoinRequest, endpointId: string): Promise<void> {
+    const deadline = Date.now() + (this.#o.nameTimeoutMs ?? 30_000);
+    try {
+      for (;;) {
+        const detail = await this.#o.engine.inspectNetwork(req.NetworkID);
+        const name = Object.values(detail?.Containers ?? {}).find((c) => c.EndpointID === req.EndpointID)?.Name;
+        if (name !== undefined && name !== '') {
+          await this.#o.endpoints.setDockerContainer(endpointId, name);
+          return;
+        }
+        if (Date.now() > deadline) return;
+        await sleep(100);
+      }
+    } catch (err) {
+      this.#log(`could not name the container of endpoint ${endpointId}: ${messageOf(err)}`);
+    }
   }
 
   leave(_req: EndpointRequest): Record<string, never> {

@@ -57,6 +57,10 @@ class FakeManager {
   async deleteEndpoint(id: string): Promise<void> {
     this.deletedEndpoints.push(id);
   }
+  containerNames: string[] = [];
+  async setDockerContainer(id: string, name: string): Promise<void> {
+    this.containerNames.push(`${id}=${name}`);
+  }
   async createNetwork(req: CreateNetworkRequest): Promise<Network> {
     if (this.fail.createNetwork) throw this.fail.createNetwork;
     this.networks.push(req);
@@ -86,6 +90,8 @@ function setup(options: Partial<NetworkDriverOptions> = {}) {
   const ready = new Map<string, string | true>();
   const engineNames = new Map<string, string>();
   const engineRemoved: string[] = [];
+  /** the Containers of GET /networks/ID: container id → its endpoint */
+  const engineContainers = new Map<string, { Name: string; EndpointID: string }>();
   /** what GET /networks?driver=vxnet answers */
   const engineNetworks: { Id: string; Name: string; IPAM?: { Config?: { Subnet?: string }[] } }[] = [];
   let inspections = 0;
@@ -106,6 +112,7 @@ function setup(options: Partial<NetworkDriverOptions> = {}) {
     engine: {
       async inspectNetwork(id: string) {
         inspections++;
+        if (engineContainers.size > 0) return { Name: 'blue', Containers: Object.fromEntries(engineContainers) };
         // the engine knows the name only after a few looks, as right after CreateNetwork answered
         return inspections > 2 && engineNames.has(id) ? { Name: engineNames.get(id)! } : undefined;
       },
@@ -119,7 +126,7 @@ function setup(options: Partial<NetworkDriverOptions> = {}) {
     nameTimeoutMs: 2000,
     ...options,
   });
-  return { view, catalogue, manager, ipam, driver, ready, engineNames, engineRemoved, engineNetworks };
+  return { view, catalogue, manager, ipam, driver, ready, engineNames, engineRemoved, engineNetworks, engineContainers };
 }
 
 function createRequest(pools: { pool: string; gateway?: string; space?: string }[], generic: Record<string, string> = {}, extra: Record<string, unknown> = {}): DockerCreateNetwork {
@@ -358,8 +365,19 @@ describe('network driver: endpoints', () => {
     await assert.rejects(driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.77.0.5/24'), Options: {} }), code('network_not_found'));
   });
 
+  it('after Join the container\'s name, from the engine\'s network details, goes to the manager for endpoint ls', async () => {
+    const { driver, ready, manager, engineContainers } = setup();
+    await driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.1.0.5/24'), Options: {} });
+    ready.set('abcdefabcdef', true);
+    engineContainers.set('c'.repeat(64), { Name: 'other', EndpointID: 'f'.repeat(64) });
+    engineContainers.set('d'.repeat(64), { Name: 'web', EndpointID: EP_ID });
+    await driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/x', Options: {} });
+    for (let i = 0; i < 100 && manager.containerNames.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(manager.containerNames, ['abcdefabcdef=web']);
+  });
+
   it('Join waits for the local agent and names the handed-over veth end, the gateway and the other subnets', async () => {
-    const { driver, ready, view } = setup();
+    const { driver, ready, view } = setup({ nameTimeoutMs: 0 });
     view.add(network('blue', ['10.1.0.0/24', '10.10.0.0/24']));
     await driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.1.0.5/24'), Options: {} });
     ready.set('abcdefabcdef', 'creating the veth pair failed');
