@@ -13,6 +13,7 @@ import type { DockerEngineClient } from './engine-client.ts';
 import { IpamDriver, type IpamManagerApi } from './ipam-driver.ts';
 import { type EndpointApi, type NetworkAdminApi, NetworkDriver } from './network-driver.ts';
 import { createPluginHandler, pluginRoutes, servePlugin } from './plugin-server.ts';
+import { leaveStandIn } from './stand-in.ts';
 import { DockerNetworkSync, ensureForwardAccept } from './sync.ts';
 
 /** Where Docker looks for plugin sockets (moby pkg/plugins/discovery_unix.go). */
@@ -116,6 +117,8 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
     async close() {
       unsubscribe();
       await server.close();
+      // Docker would otherwise wait 15 s per call for the agent and print a socket error (stand-in.ts)
+      leaveStandIn(socketPath, options.node, log);
       await sync.idle();
     },
   };
