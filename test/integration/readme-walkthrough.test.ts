@@ -31,7 +31,7 @@
  * cluster from it and verifies the units.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_CLI_PATH, createCluster, type ChildProcessHandle, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
@@ -289,5 +289,49 @@ describe('README walkthrough', { skip: dockerProblems(), timeout: 600_000 }, () 
     const drifted = readme.replace('vxnet network create blue --vni 1000', 'vxnet network create blue --vni-id 1000');
     const line = walkthrough(drifted, 'real-hosts').find((l) => l.commands[0]?.includes('--vni-id'))!;
     await assert.rejects(runCommand(line.commands[0]!, line, undefined), /unknown flag --vni-id for "vxnet network create"/);
+  });
+});
+
+/**
+ * docs/api.md's curl block, as written, against a real manager (TLS on the switch namespace's address): run
+ * by bash (-e, pipefail) in host1's namespace, with 10.0.0.1 mapped as above and HOME a scratch folder that
+ * holds the 0600 copy of admin.token the block reads. Every answer must be a resource, never an error.
+ */
+describe('docs/api.md curl examples', { skip: ['curl', 'jq', 'openssl'].find((c) => !existsSync(`/usr/bin/${c}`)), timeout: 120_000 }, () => {
+  let cluster: Cluster;
+
+  before(async () => {
+    cluster = await createCluster({ hosts: 1, outside: false, prefix: 'vxcurl', startDaemons: false });
+    await cluster.startManager();
+    await cluster.startAgent(cluster.host(1));
+  });
+
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  it('fetch and check the CA, then bearer token and client certificate over TLS, with --cacert only', async () => {
+    const api = readFileSync(resolve(import.meta.dirname, '../../docs/api.md'), 'utf8');
+    const lines = api.split('\n');
+    const marker = lines.findIndex((l) => l.startsWith('<!-- walkthrough: api-curl'));
+    assert.ok(marker >= 0 && lines[marker + 1] === '```sh', 'docs/api.md has no marked curl block');
+    const end = lines.indexOf('```', marker + 2);
+    const block = lines.slice(marker + 2, end).join('\n').replaceAll('10.0.0.1', SWITCH_ADDRESS);
+    assert.doesNotMatch(block, / -k | --insecure.*\/v1\/(?!ca)/, 'only GET /v1/ca may skip the server check');
+    const home = join(cluster.tmpDir, 'curl-home');
+    mkdirSync(join(home, '.config', 'vxnet'), { recursive: true, mode: 0o700 });
+    const result = await run(['install', '-m', '0600', join(cluster.manager.dataDir, 'admin.token'), join(home, '.config', 'vxnet', 'admin.token')]);
+    assert.equal(result.code, 0, result.stderr);
+    const ran = await run(nsenterArgv(cluster.host(1).netns, ['bash', '-e', '-o', 'pipefail', '-c', `cd ${JSON.stringify(home)} && ${block}`]), {
+      env: { ...process.env, HOME: home },
+      timeoutMs: 60_000,
+    });
+    assert.equal(ran.code, 0, `the curl block failed: ${ran.stderr}\n${ran.stdout}`);
+    assert.doesNotMatch(ran.stdout, /"error"/, ran.stdout);
+    // the answers, in order: no networks, network blue, the nodes (seen with the admin client certificate)
+    assert.match(ran.stdout, /^\[\]/);
+    assert.match(ran.stdout, /"name":\s*"blue"[\s\S]*"vni":\s*1000/);
+    assert.match(ran.stdout, /"name":\s*"host1"[\s\S]*"state":\s*"up"/);
+    assert.match(readFileSync(join(home, 'admin.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
   });
 });
