@@ -281,8 +281,16 @@ describe('README walkthrough', { skip: dockerProblems(), timeout: 600_000 }, () 
     await Promise.all(engines.map((e) => e.dockerOk(['tag', BUSYBOX_IMAGE, 'busybox'])));
     const count = await runBlock('docker');
     assert.ok(count >= 10, `only ${count} commands in the Docker block`);
-    const endpoints = await vxnet(['endpoint', 'ls', '--network', 'blue'], cluster.host(1));
-    assert.match(endpoints.stdout, /container:lone/);
+    // the block's own promise: web, db and lone by container name (Docker's are named a moment after Join)
+    const deadline = Date.now() + 10_000;
+    let endpoints = await vxnet(['endpoint', 'ls', '--network', 'blue'], cluster.host(1));
+    const named = (out: string) => /docker:web\s/.test(out) && /docker:db\s/.test(out);
+    while (!named(endpoints.stdout)) {
+      assert.ok(Date.now() < deadline, `endpoint ls does not name the containers:\n${endpoints.stdout}`);
+      await new Promise((r) => setTimeout(r, 300));
+      endpoints = await vxnet(['endpoint', 'ls', '--network', 'blue'], cluster.host(1));
+    }
+    assert.match(endpoints.stdout, /container:lone\s/);
   });
 
   it('drift is caught: a flag the CLI does not know fails the run with the CLI\'s own sentence', async () => {
