@@ -10,6 +10,8 @@
  *
  * Targets (vxnet issue 17): `vxnet --version` within 1.3× of `node -e 0`; `vxnet network ls` against a
  * running manager under 150 ms. A benchmark, not a test: it prints, it asserts nothing.
+ *
+ * `npm run bench` runs the same measurement as its section `cli` (measureCliStart, below).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,15 +23,6 @@ import { installTemporarily, type TempInstall } from '../packaging/temp-install.
 import { distribution, fixed, ratio } from './stats.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '50' },
-    prefix: { type: 'string' },
-  },
-});
-const runs = Number(values.runs);
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer (got ${values.runs}).`);
 
 interface Case {
   label: string;
@@ -66,64 +59,106 @@ function timed(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number>
   });
 }
 
-let installed: TempInstall | undefined;
-const scratch = mkdtempSync(join(tmpdir(), 'vxnet-bench-cli-'));
-try {
-  const prefix = values.prefix ?? (installed = await installTemporarily()).prefix;
-  const vxnet = join(prefix, 'bin', 'vxnet');
-  const node = join(prefix, 'lib', 'vxnet', 'node', 'bin', 'node');
-  const socket = join(scratch, 'manager.sock');
-  const manager = await startManager({ dataDir: join(scratch, 'data'), listen: [`unix:${socket}`, '127.0.0.1:0'] });
-  try {
-    const tcp = manager.addresses.find((address) => !address.startsWith('unix:'));
-    if (!tcp) throw new Error(`the manager listens on no TCP address (${manager.addresses.join(', ')}).`);
-    const unixEnv = { VXNET_MANAGER: `unix:${socket}`, VXNET_TOKEN: manager.tokens.admin };
-    const tlsEnv = { VXNET_MANAGER: `https://${tcp}`, VXNET_TOKEN: manager.tokens.admin };
-    const cache = { NODE_COMPILE_CACHE: join(scratch, 'compile-cache') };
-    // A listing with something in it: the answer is parsed and checked like any other.
-    await timed([vxnet, 'network', 'create', 'bench', '--vni', '4242', '--subnet', '10.42.0.0/24'], { ...process.env, ...unixEnv });
+export interface CliStartOptions {
+  /** runs per command (default 50) */
+  runs?: number;
+  /** measure an existing installation instead of a temporary one */
+  prefix?: string;
+}
 
-    const source = join(ROOT, 'bin', 'vxnet');
-    const cases: Case[] = [
-      { label: '`node -e 0` (the installed Node.js)', argv: [node, '-e', '0'] },
-      { label: '`vxnet --version`', argv: [vxnet, '--version'], target: '≤ 1.3× node -e 0' },
-      { label: '`vxnet --version`, compile cache on', argv: [vxnet, '--version'], env: cache },
-      { label: '`vxnet network ls`, unix socket', argv: [vxnet, 'network', 'ls'], env: unixEnv, target: '< 150 ms' },
-      { label: '`vxnet network ls`, unix socket, compile cache on', argv: [vxnet, 'network', 'ls'], env: { ...unixEnv, ...cache } },
-      { label: '`vxnet network ls`, TLS (admin token)', argv: [vxnet, 'network', 'ls'], env: tlsEnv, target: '< 150 ms' },
-      { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'] },
-      { label: 'from source: `bin/vxnet network ls`, unix socket', argv: [source, 'network', 'ls'], env: unixEnv },
-    ];
-    const samples = cases.map(() => [] as number[]);
-    const cpu = cases.map(() => 0);
-    // Three unmeasured rounds first: page cache, the compile cache's first writes, the manager's first requests.
-    for (let round = -3; round < runs; round++) {
-      for (const [i, c] of cases.entries()) {
-        const before = childCpuMs();
-        const ms = await timed(c.argv, { ...process.env, ...c.env });
-        if (round >= 0) {
-          samples[i]!.push(ms);
-          cpu[i]! += childCpuMs() - before;
+export interface CliStartRow {
+  label: string;
+  p50Ms: number;
+  p99Ms: number;
+  /** p50 ÷ that of `node -e 0` */
+  ratio: number;
+  meanCpuMs: number;
+  target?: string;
+}
+
+export interface CliStartReport {
+  runs: number;
+  prefix: string;
+  rows: CliStartRow[];
+  /** a title line, a blank line and the table */
+  markdown: string[];
+}
+
+/** Installs (unless `prefix` is given), starts a manager, runs every case `runs` times interleaved. */
+export async function measureCliStart(options: CliStartOptions = {}): Promise<CliStartReport> {
+  const runs = options.runs ?? 50;
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer (got ${runs}).`);
+  let installed: TempInstall | undefined;
+  const scratch = mkdtempSync(join(tmpdir(), 'vxnet-bench-cli-'));
+  try {
+    const prefix = options.prefix ?? (installed = await installTemporarily()).prefix;
+    const vxnet = join(prefix, 'bin', 'vxnet');
+    const node = join(prefix, 'lib', 'vxnet', 'node', 'bin', 'node');
+    const socket = join(scratch, 'manager.sock');
+    const manager = await startManager({ dataDir: join(scratch, 'data'), listen: [`unix:${socket}`, '127.0.0.1:0'] });
+    try {
+      const tcp = manager.addresses.find((address) => !address.startsWith('unix:'));
+      if (!tcp) throw new Error(`the manager listens on no TCP address (${manager.addresses.join(', ')}).`);
+      const unixEnv = { VXNET_MANAGER: `unix:${socket}`, VXNET_TOKEN: manager.tokens.admin };
+      const tlsEnv = { VXNET_MANAGER: `https://${tcp}`, VXNET_TOKEN: manager.tokens.admin };
+      const cache = { NODE_COMPILE_CACHE: join(scratch, 'compile-cache') };
+      // A listing with something in it: the answer is parsed and checked like any other.
+      await timed([vxnet, 'network', 'create', 'bench', '--vni', '4242', '--subnet', '10.42.0.0/24'], { ...process.env, ...unixEnv });
+
+      const source = join(ROOT, 'bin', 'vxnet');
+      const cases: Case[] = [
+        { label: '`node -e 0` (the installed Node.js)', argv: [node, '-e', '0'] },
+        { label: '`vxnet --version`', argv: [vxnet, '--version'], target: '≤ 1.3× node -e 0' },
+        { label: '`vxnet --version`, compile cache on', argv: [vxnet, '--version'], env: cache },
+        { label: '`vxnet network ls`, unix socket', argv: [vxnet, 'network', 'ls'], env: unixEnv, target: '< 150 ms' },
+        { label: '`vxnet network ls`, unix socket, compile cache on', argv: [vxnet, 'network', 'ls'], env: { ...unixEnv, ...cache } },
+        { label: '`vxnet network ls`, TLS (admin token)', argv: [vxnet, 'network', 'ls'], env: tlsEnv, target: '< 150 ms' },
+        { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'] },
+        { label: 'from source: `bin/vxnet network ls`, unix socket', argv: [source, 'network', 'ls'], env: unixEnv },
+      ];
+      const samples = cases.map(() => [] as number[]);
+      const cpu = cases.map(() => 0);
+      // Three unmeasured rounds first: page cache, the compile cache's first writes, the manager's first requests.
+      for (let round = -3; round < runs; round++) {
+        for (const [i, c] of cases.entries()) {
+          const before = childCpuMs();
+          const ms = await timed(c.argv, { ...process.env, ...c.env });
+          if (round >= 0) {
+            samples[i]!.push(ms);
+            cpu[i]! += childCpuMs() - before;
+          }
         }
       }
-    }
 
-    const floor = distribution(samples[0]!).p50;
-    const lines = [
-      `vxnet CLI start-up, ${runs} runs each, interleaved (installed in ${prefix}; Node.js ${process.version} here)`,
-      '',
-      '| command | p50 | p99 | p50 ÷ node -e 0 | mean CPU | target |',
-      '| --- | --- | --- | --- | --- | --- |',
-      ...cases.map((c, i) => {
+      const floor = distribution(samples[0]!).p50;
+      const rows: CliStartRow[] = cases.map((c, i) => {
         const d = distribution(samples[i]!);
-        return `| ${c.label} | ${fixed(d.p50)} ms | ${fixed(d.p99)} ms | ${ratio(d.p50, floor)} | ${fixed(cpu[i]! / runs)} ms | ${c.target ?? ''} |`;
-      }),
-    ];
-    console.log(lines.join('\n'));
+        return { label: c.label, p50Ms: d.p50, p99Ms: d.p99, ratio: d.p50 / floor, meanCpuMs: cpu[i]! / runs, ...(c.target ? { target: c.target } : {}) };
+      });
+      const markdown = [
+        `vxnet CLI start-up, ${runs} runs each, interleaved (installed in ${prefix}; Node.js ${process.version} here)`,
+        '',
+        '| command | p50 | p99 | p50 ÷ node -e 0 | mean CPU | target |',
+        '| --- | --- | --- | --- | --- | --- |',
+        ...rows.map((r) => `| ${r.label} | ${fixed(r.p50Ms)} ms | ${fixed(r.p99Ms)} ms | ${ratio(r.p50Ms, floor)} | ${fixed(r.meanCpuMs)} ms | ${r.target ?? ''} |`),
+      ];
+      return { runs, prefix, rows, markdown };
+    } finally {
+      await manager.close();
+    }
   } finally {
-    await manager.close();
+    installed?.remove();
+    rmSync(scratch, { recursive: true, force: true });
   }
-} finally {
-  installed?.remove();
-  rmSync(scratch, { recursive: true, force: true });
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '50' },
+      prefix: { type: 'string' },
+    },
+  });
+  const report = await measureCliStart({ runs: Number(values.runs), ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
+  console.log(report.markdown.join('\n'));
 }

@@ -15,13 +15,15 @@
  *     undo one change of its forwarding path, with Docker's iptables rules and again without them
  *     (bench/dataplane-variants.ts);
  *  5. jumbo: the data plane of section 4 on a 9000-byte underlay (vxnet derives 8950, Swarm keeps 1450);
- *  6. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
+ *  6. cli: `vxnet --version` and a `vxnet network ls` round trip from an installed build, p50/p99 over 50 runs
+ *     next to `node -e 0` (bench/cli-start.ts, also `npm run bench:cli` on its own);
+ *  7. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
  *     on every CPU) is included when bench/results/scale.md exists; `--with-scale` runs that harness first.
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|jumbo|scale` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
@@ -37,13 +39,14 @@ import { runChecked } from '../src/testkit/processes.ts';
 import { FORWARDING_VARIANTS, MTU_VARIANTS } from './dataplane-variants.ts';
 import { handBuiltVxlan } from './hand-built.ts';
 import { demoteHeadings, updateReadme } from './readme.ts';
+import { measureCliStart } from './cli-start.ts';
 import { loadScaleReport } from './scale-report.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
 import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'scale'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -98,6 +101,8 @@ const RESULTS_DIR = join(import.meta.dirname, 'results');
 /** 100 µs per remote endpoint: the targets are 10,000 in < 1 s and 50,000 in < 5 s. */
 const programTargetMs = (peers: number) => peers * 0.1;
 const NO_CHANGE_TARGET_MS = 50;
+/** runs per command of the cli section (vxnet issue 17: p50/p99 over 50) */
+const CLI_RUNS = 50;
 /** the `local` address of the kernel-programming run's VXLAN device, in a namespace of its own */
 const LOCAL_UNDERLAY_ADDRESS = '10.98.0.1';
 /** the jumbo section's underlay MTU */
@@ -138,6 +143,7 @@ if (runs('docker')) {
   chart.docker = docker;
 }
 if (runs('jumbo')) await jumboUnderlay();
+if (runs('cli')) await cliStart();
 if (runs('scale')) await includeScaleReport(flags['scale-report']);
 
 (report.machine as Record<string, unknown>).loadAtEnd = loadavg();
@@ -187,6 +193,14 @@ async function jumboUnderlay(): Promise<void> {
       `(seen: 1 stream ${ratio(vx.singleGbps, swarm.singleGbps)}, ${STREAMS} streams ${ratio(vx.multiGbps, swarm.multiGbps)}).`,
     '',
   ]);
+}
+
+/** Section 6: CLI start-up and a `network ls` round trip, from a temporary installation (bench/cli-start.ts). */
+async function cliStart(): Promise<void> {
+  log('cli: installing a temporary build and timing vxnet --version and vxnet network ls ...');
+  const cli = await measureCliStart({ runs: CLI_RUNS });
+  report.cli = { runs: cli.runs, rows: cli.rows };
+  markdown.set('cli', ['### CLI start-up (`npm run bench:cli`)', '', ...cli.markdown, '']);
 }
 
 async function runScaleHarness(name: string): Promise<void> {

@@ -85,10 +85,13 @@ export function formatEndpointTable(endpoints: readonly Endpoint[]): string {
   );
 }
 
-/** Where the interface goes: the namespace path, "container:NAME" or "docker:ENDPOINT-ID" (12 characters). */
-export function formatEndpointTarget(endpoint: Pick<Endpoint, 'netns' | 'container' | 'docker'>): string {
+/**
+ * Where the interface goes: the namespace path, "container:NAME", or for Docker's endpoints "docker:NAME",
+ * the container's name once the node's plugin has told it, "docker:ENDPOINT-ID" (12 characters) until then.
+ */
+export function formatEndpointTarget(endpoint: Pick<Endpoint, 'netns' | 'container' | 'docker' | 'dockerContainer'>): string {
   if (endpoint.container !== undefined) return `container:${endpoint.container}`;
-  if (endpoint.docker !== undefined) return `docker:${endpoint.docker.slice(0, 12)}`;
+  if (endpoint.docker !== undefined) return `docker:${endpoint.dockerContainer ?? endpoint.docker.slice(0, 12)}`;
   return endpoint.netns ?? '';
 }
 

@@ -267,6 +267,11 @@ export class ManagerClient {
     });
   }
 
+  /** The Docker plugin: the name of the container behind one of this node's Docker endpoints. */
+  async setDockerContainer(id: string, name: string, signal?: AbortSignal): Promise<void> {
+    await this.#call('PUT', `/v1/endpoints/${segment(id)}/docker-container`, { body: { name }, signal });
+  }
+
   async setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void> {
     await this.#call('PUT', `/v1/endpoints/${segment(id)}/status`, { body: req, signal });
   }

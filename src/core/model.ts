@@ -46,6 +46,7 @@ export type HeartbeatRequest = v.InferOutput<typeof requests.HeartbeatRequestSch
 export type CreateEndpointRequest = v.InferOutput<typeof requests.CreateEndpointRequestSchema>;
 export type CreateReservationRequest = v.InferOutput<typeof requests.CreateReservationRequestSchema>;
 export type EndpointStatusRequest = v.InferOutput<typeof requests.EndpointStatusRequestSchema>;
+export type DockerContainerRequest = v.InferOutput<typeof requests.DockerContainerRequestSchema>;
 
 /** The agent's watch stream (newline-delimited JSON); see src/core/schema/watch.ts. */
 export type WatchMessage = v.InferOutput<typeof watch.WatchMessageSchema>;

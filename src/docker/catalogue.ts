@@ -50,6 +50,8 @@ export class NetworkCatalogue {
   /** name → subnets and when this plugin created it */
   readonly #recent = new Map<string, { cidrs: string[]; at: number }>();
   readonly #tombstones = new Set<string>();
+  /** name → why a `docker network rm` left the vxnet network in place (said when the sync restores it) */
+  readonly #refusedRemovals = new Map<string, string>();
 
   constructor(source: NetworkSource, options: { pollMs?: number } = {}) {
     this.#source = source;
@@ -242,6 +244,18 @@ export class NetworkCatalogue {
   /** The deletion did not happen after all. */
   forgetDeleted(name: string): void {
     this.#tombstones.delete(name);
+  }
+
+  /** A `docker network rm` here left vxnet network `name` in place, for `reason` (one sentence). */
+  removalRefused(name: string, reason: string): void {
+    this.#refusedRemovals.set(name, reason);
+  }
+
+  /** Why the Docker network of `name` was removed in vain, once: the sync restoring it says so. */
+  takeRefusedRemoval(name: string): string | undefined {
+    const reason = this.#refusedRemovals.get(name);
+    this.#refusedRemovals.delete(name);
+    return reason;
   }
 
   /** Whether `name` was deleted here; forgets it once the view no longer has the network. */

@@ -19,7 +19,7 @@ export interface EngineNetwork {
   Options?: Record<string, string> | null;
   Labels?: Record<string, string> | null;
   /** only from inspect: container id → its endpoint on the network */
-  Containers?: Record<string, { Name?: string; IPv4Address?: string }> | null;
+  Containers?: Record<string, { Name?: string; EndpointID?: string; IPv4Address?: string }> | null;
 }
 
 export interface EngineContainer {

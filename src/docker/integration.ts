@@ -13,6 +13,7 @@ import type { DockerEngineClient } from './engine-client.ts';
 import { IpamDriver, type IpamManagerApi } from './ipam-driver.ts';
 import { type EndpointApi, type NetworkAdminApi, NetworkDriver } from './network-driver.ts';
 import { createPluginHandler, pluginRoutes, servePlugin } from './plugin-server.ts';
+import { leaveStandIn } from './stand-in.ts';
 import { DockerNetworkSync, ensureForwardAccept } from './sync.ts';
 
 /** Where Docker looks for plugin sockets (moby pkg/plugins/discovery_unix.go). */
@@ -90,9 +91,12 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
   routes.set('NetworkDriver.DeleteNetwork', {
     errorField: deleteRoute.errorField,
     run: async (body, s) => {
-      const result = await deleteRoute.run(body, s);
-      sync.schedule(1_000);
-      return result;
+      try {
+        return await deleteRoute.run(body, s);
+      } finally {
+        // Docker deletes the network after this answer, refused or not: a moment later the sync restores it if its vxnet network stayed
+        sync.schedule(1_000);
+      }
     },
   });
   const server = await servePlugin(socketPath, createPluginHandler(routes, log));
@@ -113,6 +117,8 @@ export async function startDockerIntegration(options: DockerIntegrationOptions, 
     async close() {
       unsubscribe();
       await server.close();
+      // Docker would otherwise wait 15 s per call for the agent and print a socket error (stand-in.ts)
+      leaveStandIn(socketPath, options.node, log);
       await sync.idle();
     },
   };

@@ -2,8 +2,9 @@
  * The `vxnet` network driver: Docker networks and endpoints backed by vxnet networks and endpoints.
  *
  * Networks. A Docker network with the subnets of an existing vxnet network is *bound* to it (the sync does
- * this on every host, and so does a user's `docker network create --subnet` on a second host); its `-o`
- * options must then agree with the network. Other subnets make a new vxnet network, which needs the admin
+ * this on every host, and so does a user's `docker network create --subnet` on a host that has no Docker
+ * network for it yet; a second one on the same engine is refused); its `-o` options must then agree with
+ * the network. Other subnets make a new vxnet network, which needs the admin
  * token, or the node's certificate once an administrator granted the node that right (`vxnet node update
  * NODE --allow-network-create`; the node may then also delete the unused networks it created). Its name is
  * the Docker network's, and libnetwork never passes that to a driver: so CreateNetwork checks everything it
@@ -21,29 +22,20 @@
  * derived from the address, so that every host's FDB and neighbour entries for it agree.
  */
 import { VxnetError, messageOf } from '../core/errors.ts';
+import { warnLine } from '../core/log.ts';
 import { contains, macForIPv4, parseCidr, parseIPv4, requireCidr } from '../core/ipv4.ts';
 import type { CreateEndpointRequest as VxnetEndpointRequest, CreateNetworkRequest as VxnetNetworkRequest, Endpoint, Network } from '../core/model.ts';
 import { deviceNames } from '../agent/dataplane.ts';
 import { resolveNetwork } from '../manager/validation.ts';
-import {
-  ADDRESS_SPACE,
-  OPTION_ENABLE_IPV6,
-  OPTION_GENERIC,
-  OPTION_INTERNAL,
-  OPTION_MTU,
-  type CreateEndpointRequest,
-  type CreateNetworkRequest,
-  type EndpointRequest,
-  type JoinRequest,
-  type JoinResponse,
-  type NetworkIdRequest,
-} from './api.ts';
+import { DRIVER_NAME, type CreateEndpointRequest, type CreateNetworkRequest, type EndpointRequest, type JoinRequest, type JoinResponse, type NetworkIdRequest } from './api.ts';
 import { type NetworkCatalogue, canonical } from './catalogue.ts';
+import { checkBinding, parseNetworkSpec, requestOf, sameSubnets } from './network-spec.ts';
 
 /** Calls a node may make for its own Docker endpoints. */
 export interface EndpointApi {
   createEndpoint(req: VxnetEndpointRequest, options: { waitSeconds: number }, signal?: AbortSignal): Promise<Endpoint>;
   deleteEndpoint(id: string, options: { waitSeconds: number }, signal?: AbortSignal): Promise<void>;
+  setDockerContainer(id: string, name: string, signal?: AbortSignal): Promise<void>;
 }
 
 /** Calls that need the admin token (creating and deleting networks). */
@@ -59,10 +51,14 @@ export interface LocalAgent {
   waitForEndpoint(id: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** The engine, for the names of new networks (and to remove one whose vxnet network could not be made). */
+/**
+ * The engine: the names of new networks (and to remove one whose vxnet network could not be made), and its
+ * vxnet networks (one per vxnet network: a second is refused).
+ */
 export interface EngineNetworks {
-  inspectNetwork(id: string, signal?: AbortSignal): Promise<{ Name: string } | undefined>;
+  inspectNetwork(id: string, signal?: AbortSignal): Promise<{ Name: string; Containers?: Record<string, { Name?: string; EndpointID?: string }> | null } | undefined>;
   removeNetwork(id: string, signal?: AbortSignal): Promise<void>;
+  listNetworks(filter: { driver?: string }, signal?: AbortSignal): Promise<{ Id: string; Name: string; IPAM?: { Config?: { Subnet?: string }[] | null } }[]>;
 }
 
 export interface NetworkDriverOptions {
@@ -80,20 +76,8 @@ export interface NetworkDriverOptions {
   log?: (line: string) => void;
   /** how long Join waits for the agent to set the veth pair up (default 20 s, below Docker's 30 s) */
   joinTimeoutMs?: number;
-  /** how long the name of a new Docker network is looked for (default 30 s) */
+  /** how long the name of a new Docker network, or of a joined container, is looked for (default 30 s) */
   nameTimeoutMs?: number;
-}
-
-/** The `-o` options a vxnet network takes (`docker network create -d vxnet -o vni=100 ...`). */
-export const NETWORK_OPTIONS = ['vni', 'mtu', 'port', 'multicast-group'] as const;
-
-interface NetworkSpec {
-  subnets: { cidr: string; gateway: string }[];
-  vni?: number;
-  mtu?: number;
-  port?: number;
-  multicastGroup?: string;
-  internal: boolean;
 }
 
 export class NetworkDriver {
@@ -124,6 +108,7 @@ export class NetworkDriver {
     if (matches.size > 0) {
       const network = [...matches][0]!;
       checkBinding(network, spec, matches.size);
+      await this.#refuseAlias(req.NetworkID, network, cidrs);
       catalogue.bind(req.NetworkID, { name: network.name, cidrs });
       this.#log(`docker network ${short(req.NetworkID)} bound to vxnet network ${network.name} (${cidrs.join(', ')})`);
       return {};
@@ -152,6 +137,32 @@ export class NetworkDriver {
     // not tied to this request: Docker stores the network after we answer, and only then has it a name
     catalogue.addPending(req.NetworkID, cidrs, (abort) => this.#createNamed(api, req.NetworkID, request, cidrs, abort));
     return {};
+  }
+
+  /**
+   * One Docker network per vxnet network on an engine: a second one with the same subnets would be another
+   * name for the same network (vxnet issue 17), so it is refused, naming the one to use. The sync never
+   * makes a second one (it creates only where no Docker network has the subnets). Should the engine not
+   * answer, the binding goes ahead: this check is for the user's sake, nothing depends on it.
+   */
+  async #refuseAlias(networkId: string, network: Network, cidrs: readonly string[]): Promise<void> {
+    let present;
+    try {
+      present = await this.#o.engine.listNetworks({ driver: DRIVER_NAME });
+    } catch (err) {
+      this.#log(`could not list the engine's networks to look for another one of vxnet network ${network.name}: ${messageOf(err)}`);
+      return;
+    }
+    const mine = new Set(cidrs.map((c) => canonical(c) ?? c));
+    const other = present.find(
+      (d) => d.Id !== networkId && (d.IPAM?.Config ?? []).some((c) => c.Subnet !== undefined && mine.has(canonical(c.Subnet) ?? c.Subnet)),
+    );
+    if (other) {
+      throw new VxnetError(
+        'network_exists',
+        `subnet ${cidrs.join(', ')} is vxnet network ${network.name}'s, which Docker network ${other.Name} on this host already stands for: use --network ${other.Name} instead of a second Docker network for it.`,
+      );
+    }
   }
 
   /** Creates the vxnet network once the engine can tell the Docker network's name (see the module comment). */
@@ -204,9 +215,13 @@ export class NetworkDriver {
 
   /**
    * `docker network rm` (or the sync, after the vxnet network went): the vxnet network goes too, when this
-   * node's credentials allow it and nothing uses it. Docker ignores a driver's error here and deletes the
-   * network anyway, so failures are logged; a vxnet network that stays gets its Docker network back from
-   * the sync.
+   * node's credentials allow it and nothing uses it. Otherwise the vxnet network stays, and so must its
+   * Docker network on this host: the refusal is answered as `Err`, but libnetwork honours a driver's error
+   * here only when it is its own ForbiddenError, which a remote plugin cannot send (moby
+   * libnetwork/network.go, deleteNetwork): it logs the sentence ("driver error deleting network") and
+   * deletes the network anyway, and `docker network rm` prints success. So the refusal is also remembered
+   * in the catalogue: the sync restores the Docker network at once, with the reason in its label
+   * `io.vxnet.restored` and a warning in the agent's log (sync.ts), never silently.
    */
   async deleteNetwork(req: NetworkIdRequest, signal?: AbortSignal): Promise<Record<string, never>> {
     const { catalogue } = this.#o;
@@ -221,10 +236,10 @@ export class NetworkDriver {
     if (catalogue.boundElsewhere(req.NetworkID, network.name)) return {};
     const api = await this.#networkApi(network);
     if (!api) {
-      this.#log(
-        `docker network for vxnet network ${network.name} removed; the vxnet network stays (deleting it needs the admin token, or the right to create networks and to have created this one), so the agent restores it`,
+      throw this.#refusedRemoval(
+        network.name,
+        `docker network rm cannot delete vxnet network ${network.name} from node ${this.#o.node} (that needs the admin token, or the right to create networks and to have created it), so its Docker network is restored: use "vxnet network rm ${network.name}" instead.`,
       );
-      return {};
     }
     try {
       catalogue.deleted(network.name);
@@ -232,11 +247,18 @@ export class NetworkDriver {
       this.#log(`deleted vxnet network ${network.name} (docker network rm)`);
     } catch (err) {
       if (err instanceof VxnetError && err.code === 'network_not_found') return {};
-      this.#log(`vxnet network ${network.name} stays: ${messageOf(err)}`);
       // it stays, so its Docker network comes back
       catalogue.forgetDeleted(network.name);
+      throw this.#refusedRemoval(network.name, `vxnet network ${network.name} stays, so its Docker network is restored: ${messageOf(err).replace(/\.$/, '')}.`);
     }
     return {};
+  }
+
+  /** Remembers why a `docker network rm` did not remove the vxnet network, for the sync's restore; the error to answer. */
+  #refusedRemoval(name: string, sentence: string): VxnetError {
+    this.#o.catalogue.removalRefused(name, sentence);
+    this.#log(warnLine(sentence));
+    return new VxnetError('forbidden', sentence);
   }
 
   /**
@@ -303,12 +325,37 @@ export class NetworkDriver {
         return cidr !== undefined && !contains(cidr, own);
       })
       .map((s) => ({ Destination: s.cidr, RouteType: 0, NextHop: endpoint.gateway }));
+    if (endpoint.dockerContainer === undefined) void this.#nameContainer(req, endpoint.id);
     return {
       InterfaceName: { SrcName: deviceNames.peerVeth(endpoint.id), DstPrefix: 'eth' },
       Gateway: endpoint.gateway,
       StaticRoutes: routes,
       DisableGatewayService: false,
     };
+  }
+
+  /**
+   * Tells the manager the name of the container behind a Docker endpoint, for `vxnet endpoint ls`.
+   * libnetwork passes a driver no container (CreateEndpoint and Join carry ids and port options only), but
+   * once CreateEndpoint is done its endpoint, named after the container, is in the engine's network
+   * details. Asked after Join has answered, never holding Docker up; a failure costs only the name.
+   */
+  async #nameContainer(req: JoinRequest, endpointId: string): Promise<void> {
+    const deadline = Date.now() + (this.#o.nameTimeoutMs ?? 30_000);
+    try {
+      for (;;) {
+        const detail = await this.#o.engine.inspectNetwork(req.NetworkID);
+        const name = Object.values(detail?.Containers ?? {}).find((c) => c.EndpointID === req.EndpointID)?.Name;
+        if (name !== undefined && name !== '') {
+          await this.#o.endpoints.setDockerContainer(endpointId, name);
+          return;
+        }
+        if (Date.now() > deadline) return;
+        await sleep(100);
+      }
+    } catch (err) {
+      this.#log(`could not name the container of endpoint ${endpointId}: ${messageOf(err)}`);
+    }
   }
 
   leave(_req: EndpointRequest): Record<string, never> {
@@ -342,101 +389,6 @@ export class NetworkDriver {
     }
     return undefined;
   }
-}
-
-/** CreateNetwork's request as a vxnet network: subnets from the pools, options from `-o`, `--internal`. */
-export function parseNetworkSpec(req: CreateNetworkRequest): NetworkSpec {
-  if (req.IPv6Data.length > 0 || req.Options[OPTION_ENABLE_IPV6] === true) {
-    throw new VxnetError('bad_request', 'vxnet networks are IPv4-only: leave out --ipv6 and IPv6 subnets.');
-  }
-  if (req.IPv4Data.length === 0) throw new VxnetError('bad_request', 'the network has no IPv4 subnet: vxnet networks need the vxnet IPAM driver (--ipam-driver vxnet).');
-  const subnets = req.IPv4Data.map((data) => {
-    if (data.AddressSpace !== ADDRESS_SPACE) {
-      throw new VxnetError(
-        'bad_request',
-        `vxnet networks take their addresses from vxnet's cluster-wide IPAM: add --ipam-driver vxnet (this one came from address space "${data.AddressSpace}").`,
-      );
-    }
-    if (data.AuxAddresses && Object.keys(data.AuxAddresses).length > 0) {
-      throw new VxnetError('bad_request', 'vxnet does not support --aux-address: every address of the subnet is for containers (and the gateway).');
-    }
-    const cidr = canonical(data.Pool);
-    if (cidr === undefined) throw new VxnetError('invalid_cidr', `pool ${JSON.stringify(data.Pool)} is not an IPv4 subnet.`);
-    const gateway = data.Gateway === undefined ? '' : data.Gateway.split('/')[0]!;
-    return { cidr, gateway };
-  });
-  const generic = req.Options[OPTION_GENERIC];
-  const options: Record<string, unknown> = typeof generic === 'object' && generic !== null ? (generic as Record<string, unknown>) : {};
-  const spec: NetworkSpec = { subnets, internal: req.Options[OPTION_INTERNAL] === true };
-  for (const [key, value] of Object.entries(options)) {
-    const text = typeof value === 'string' ? value : String(value);
-    switch (key) {
-      case 'vni':
-        spec.vni = wholeNumber(key, text);
-        break;
-      case 'mtu':
-      case OPTION_MTU:
-        spec.mtu = wholeNumber(key, text);
-        break;
-      case 'port':
-        spec.port = wholeNumber(key, text);
-        break;
-      case 'multicast-group':
-        spec.multicastGroup = text;
-        break;
-      default:
-        throw new VxnetError('bad_request', `unknown option "-o ${key}" for a vxnet network: use ${NETWORK_OPTIONS.map((o) => `-o ${o}=...`).join(', ')}.`);
-    }
-  }
-  return spec;
-}
-
-function wholeNumber(key: string, text: string): number {
-  if (!/^(0|[1-9][0-9]{0,9})$/.test(text)) throw new VxnetError('bad_request', `option "-o ${key}" must be a whole number, not "${text}".`);
-  return Number(text);
-}
-
-function requestOf(spec: NetworkSpec): Omit<VxnetNetworkRequest, 'name'> {
-  const request: Omit<VxnetNetworkRequest, 'name'> = {
-    subnets: spec.subnets.map((s) => (s.gateway === '' ? { cidr: s.cidr } : { cidr: s.cidr, gateway: s.gateway })),
-  };
-  if (spec.vni !== undefined) request.vni = spec.vni;
-  if (spec.mtu !== undefined) request.mtu = spec.mtu;
-  if (spec.port !== undefined) request.port = spec.port;
-  if (spec.multicastGroup !== undefined) request.multicastGroup = spec.multicastGroup;
-  if (spec.internal) request.internal = true;
-  return request;
-}
-
-/** A Docker network may stand for an existing vxnet network only with exactly its subnets and settings. */
-function checkBinding(network: Network, spec: NetworkSpec, networksMatched: number): void {
-  const given = spec.subnets.map((s) => s.cidr);
-  const theirs = network.subnets.map((s) => s.cidr);
-  if (networksMatched > 1 || !sameSubnets(network, given)) {
-    throw new VxnetError(
-      'subnet_overlap',
-      `the subnets ${given.join(', ')} must be exactly those of one vxnet network; network ${network.name} has ${theirs.join(', ')}.`,
-    );
-  }
-  const differs: string[] = [];
-  for (const s of spec.subnets) {
-    const gateway = network.subnets.find((t) => t.cidr === s.cidr)?.gateway;
-    if (s.gateway !== '' && s.gateway !== gateway) differs.push(`the gateway of ${s.cidr} is ${gateway}, not ${s.gateway}`);
-  }
-  if (spec.vni !== undefined && spec.vni !== network.vni) differs.push(`its VNI is ${network.vni}, not ${spec.vni}`);
-  if (spec.mtu !== undefined && spec.mtu !== network.mtu) differs.push(`its MTU is ${network.mtu}, not ${spec.mtu}`);
-  if (spec.port !== undefined && spec.port !== network.port) differs.push(`its port is ${network.port}, not ${spec.port}`);
-  if (spec.multicastGroup !== undefined && spec.multicastGroup !== network.multicastGroup) {
-    differs.push(`its multicast group is ${network.multicastGroup ?? 'none'}, not ${spec.multicastGroup}`);
-  }
-  if (spec.internal !== network.internal) differs.push(network.internal ? 'it is internal (add --internal)' : 'it is not internal (drop --internal)');
-  if (differs.length > 0) throw new VxnetError('bad_request', `the subnets are those of vxnet network ${network.name}, but ${differs.join('; ')}.`);
-}
-
-function sameSubnets(network: Network, cidrs: readonly string[]): boolean {
-  const theirs = new Set(network.subnets.map((s) => s.cidr));
-  const mine = new Set(cidrs.map((c) => canonical(c) ?? c));
-  return theirs.size === mine.size && [...mine].every((c) => theirs.has(c));
 }
 
 function short(id: string): string {

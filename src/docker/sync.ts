@@ -21,6 +21,7 @@
  */
 import { Backoff } from '../core/backoff.ts';
 import { messageOf } from '../core/errors.ts';
+import { warnLine } from '../core/log.ts';
 import type { Network } from '../core/model.ts';
 import { OWNED_PREFIX } from '../agent/dataplane.ts';
 import type { Runner } from '../agent/kernel/exec.ts';
@@ -50,6 +51,8 @@ export interface DockerNetworkSyncOptions {
 
 /** Label on the Docker networks the sync makes (informational: matching is by subnet). */
 export const MANAGED_LABEL = 'io.vxnet.network';
+/** Label on a Docker network restored after a `docker network rm` that could not remove its vxnet network: why. */
+export const RESTORED_LABEL = 'io.vxnet.restored';
 
 /** a failing engine (restarting, say) is asked again after 400 ms, 800 ms, ... up to 10 s */
 const RETRY_MIN_MS = 400;
@@ -141,11 +144,14 @@ export class DockerNetworkSync {
 
     for (const network of wanted) {
       if (have.has(keyOf(network.subnets.map((s) => s.cidr))) || catalogue.isDeleted(network.name)) continue;
+      const refused = catalogue.takeRefusedRemoval(network.name);
       try {
-        await engine.createNetwork(specOf(network), signal);
+        await engine.createNetwork(specOf(network, refused), signal);
         this.#conflicts.delete(network.name);
-        this.#log(`created docker network ${network.name} for vxnet network ${network.name}`);
+        if (refused) this.#log(warnLine(`restored docker network ${network.name} after a docker network rm on this host: ${refused}`));
+        else this.#log(`created docker network ${network.name} for vxnet network ${network.name}`);
       } catch (err) {
+        if (refused) catalogue.removalRefused(network.name, refused);
         if (!(err instanceof EngineError && err.status === 409)) throw err;
         // another network of that name (or one made meanwhile): the next pass sees which
         if (!this.#conflicts.has(network.name)) this.#log(`docker network ${network.name} not created: ${err.message}`);
@@ -179,8 +185,8 @@ export class DockerNetworkSync {
   }
 }
 
-/** The Docker network that stands for `network` on an engine. */
-export function specOf(network: Network): NetworkCreateSpec {
+/** The Docker network that stands for `network` on an engine; `restored`: why a `docker network rm` did not stick. */
+export function specOf(network: Network, restored?: string): NetworkCreateSpec {
   return {
     Name: network.name,
     Driver: DRIVER_NAME,
@@ -188,7 +194,7 @@ export function specOf(network: Network): NetworkCreateSpec {
     Internal: network.internal,
     IPAM: { Driver: DRIVER_NAME, Config: network.subnets.map((s) => ({ Subnet: s.cidr, Gateway: s.gateway })) },
     Options: { vni: String(network.vni) },
-    Labels: { [MANAGED_LABEL]: network.name },
+    Labels: { [MANAGED_LABEL]: network.name, ...(restored === undefined ? {} : { [RESTORED_LABEL]: restored }) },
   };
 }
 

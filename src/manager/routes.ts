@@ -18,6 +18,7 @@ import {
   CreateNetworkRequestSchema,
   CreateReservationRequestSchema,
   EndpointStatusRequestSchema,
+  DockerContainerRequestSchema,
   HeartbeatRequestSchema,
   JoinRequestSchema,
   RegisterNodeRequestSchema,
@@ -148,6 +149,11 @@ export const routes: Route[] = [
   withBody('PUT', '/v1/endpoints/:id/status', 'worker', EndpointStatusRequestSchema, async (c, r) => {
     requireOwnNode(r.principal, c.service.getEndpoint(r.params.id!).node, 'report the status of endpoints');
     await c.service.setEndpointStatus(r.params.id!, r.body);
+    return { status: 204 };
+  }),
+  withBody('PUT', '/v1/endpoints/:id/docker-container', 'worker', DockerContainerRequestSchema, async (c, r) => {
+    requireOwnNode(r.principal, c.service.getEndpoint(r.params.id!).node, 'name the containers of Docker endpoints');
+    await c.service.setDockerContainer(r.params.id!, r.body.name);
     return { status: 204 };
   }),
   // Docker's IPAM on a node: addresses held before the endpoint exists (docs/api.md, "Reservations")

@@ -203,6 +203,10 @@ export class ManagerService {
   }
 
   /** An agent reports how attaching an endpoint went. Repeating the current status writes nothing. */
+  setDockerContainer(id: string, name: string): Promise<void> {
+    return endpoints.setDockerContainer(this.#ctx, id, name);
+  }
+
   setEndpointStatus(id: string, req: model.EndpointStatusRequest): Promise<void> {
     return endpoints.setEndpointStatus(this.#ctx, id, req);
   }

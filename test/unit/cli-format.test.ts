@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   formatEndpointAddress,
   formatEndpointTable,
+  formatEndpointTarget,
   formatError,
   formatJson,
   formatLastSeen,
@@ -140,6 +141,15 @@ describe('endpoint output', () => {
         '',
       ].join('\n'),
     );
+  });
+});
+
+describe('endpoint targets', () => {
+  test('a Docker endpoint shows its container by name once the plugin told it, its endpoint id until then', () => {
+    const { netns: _n, ...docker } = { ...endpoint, docker: '23a4ddcc8a40'.padEnd(64, '0') };
+    assert.equal(formatEndpointTarget(docker), 'docker:23a4ddcc8a40');
+    assert.equal(formatEndpointTarget({ ...docker, dockerContainer: 'web' }), 'docker:web');
+    assert.equal(formatEndpointTarget({ ...endpoint, netns: undefined, container: 'lone' } as Endpoint), 'container:lone');
   });
 });
 

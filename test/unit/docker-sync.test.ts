@@ -84,8 +84,10 @@ class FakeEngine {
   async inspectNetwork(id: string): Promise<EngineNetwork | undefined> {
     return this.networks.get(id);
   }
+  specs: NetworkCreateSpec[] = [];
   async createNetwork(spec: NetworkCreateSpec): Promise<{ Id: string }> {
     if (this.conflictNames.has(spec.Name)) throw new EngineError(409, `network with name ${spec.Name} already exists`);
+    this.specs.push(spec);
     this.log.push(`create ${spec.Name} ${spec.IPAM.Config.map((c) => c.Subnet).join(',')} internal=${spec.Internal} vni=${spec.Options.vni}`);
     return { Id: this.add(spec.Name, spec.IPAM.Config.map((c) => c.Subnet)) };
   }
@@ -148,6 +150,17 @@ describe('docker network sync', () => {
     catalogue.deleted('blue');
     await sync.pass(signal);
     assert.deepEqual(engine.log, []);
+  });
+
+  it('a Docker network removed in vain (docker network rm refused) comes back with the reason in a label and a warning', async () => {
+    const engine = new FakeEngine();
+    const { sync, catalogue, logs } = syncWith([net('blue', ['10.1.0.0/24'])], engine);
+    const reason = 'docker network rm cannot delete vxnet network blue from node host2, so its Docker network is restored: use "vxnet network rm blue" instead.';
+    catalogue.removalRefused('blue', reason);
+    await sync.pass(signal);
+    assert.deepEqual(engine.specs.map((s) => s.Labels), [{ 'io.vxnet.network': 'blue', 'io.vxnet.restored': reason }]);
+    assert.deepEqual(logs, [`warning: restored docker network blue after a docker network rm on this host: ${reason}`]);
+    assert.equal(catalogue.takeRefusedRemoval('blue'), undefined, 'said once');
   });
 
   it('does nothing before the view is synced; a name taken by another network is reported once', async () => {

@@ -75,6 +75,9 @@ export const CreateReservationRequestSchema = v.pipe(
   v.title('reservation request'),
 );
 
+/** The Docker plugin names the container of one of its node's Docker endpoints (PUT /v1/endpoints/:id/docker-container). */
+export const DockerContainerRequestSchema = v.pipe(v.strictObject({ name: v.string() }), v.title('docker container'));
+
 export const EndpointStatusRequestSchema = v.pipe(
   v.strictObject({ status: EndpointStatusSchema, message: v.exactOptional(v.string()) }),
   v.title('endpoint status'),

@@ -182,6 +182,23 @@ export async function setEndpointStatus(ctx: ServiceContext, id: string, req: En
   });
 }
 
+/** The Docker plugin names the container of a Docker endpoint (for `endpoint ls`). The same name again writes nothing. */
+export async function setDockerContainer(ctx: ServiceContext, id: string, name: string): Promise<void> {
+  const container = requireContainerRef(name);
+  await casRetry(ctx, `update endpoint ${id}`, () => {
+    const entry = isEndpointId(id) ? ctx.state.endpoints.get(id) : undefined;
+    if (!entry) throw endpointNotFound(id);
+    if (entry.endpoint.docker === undefined) throw new VxnetError('bad_request', `endpoint ${id} is not a Docker endpoint: only those take the name of their container.`);
+    if (entry.endpoint.dockerContainer === container) return { done: undefined };
+    const updated: Endpoint = { ...entry.endpoint, dockerContainer: container };
+    return {
+      compares: [{ key: keys.endpoint(id), modRevision: entry.modRevision }],
+      ops: [{ type: 'put', key: keys.endpoint(id), value: JSON.stringify(updated) }],
+      then: () => undefined,
+    };
+  });
+}
+
 /** The reservation `node` holds for `ip` on `network`, if no live endpoint has adopted it yet. */
 function adoptable(ctx: ServiceContext, network: string, node: string, ip: string): { reservation: Reservation; modRevision: number } {
   const entry = ctx.state.reservations.get(keys.reservation(network, ip));
