@@ -8,12 +8,14 @@ import { attach } from './commands/attach.ts';
 import { capture } from './commands/capture.ts';
 import { demo } from './commands/demo.ts';
 import { detach } from './commands/detach.ts';
+import { endpointInspect } from './commands/endpoint-inspect.ts';
 import { endpointList } from './commands/endpoint-ls.ts';
 import { manager } from './commands/manager.ts';
 import { networkCreate } from './commands/network-create.ts';
 import { networkInspect } from './commands/network-inspect.ts';
 import { networkList } from './commands/network-ls.ts';
 import { networkRemove } from './commands/network-rm.ts';
+import { nodeInspect } from './commands/node-inspect.ts';
 import { nodeList } from './commands/node-ls.ts';
 import { nodeRemove } from './commands/node-rm.ts';
 import { nodeUpdate } from './commands/node-update.ts';
@@ -30,9 +32,11 @@ export const COMMANDS = [
   networkInspect,
   networkRemove,
   nodeList,
+  nodeInspect,
   nodeRemove,
   nodeUpdate,
   endpointList,
+  endpointInspect,
   attach,
   detach,
   tokenRotate,

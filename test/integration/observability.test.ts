@@ -189,6 +189,26 @@ describe('metrics and status of a running cluster', { skip, concurrency: false }
     assert.match(bad.stderr, /^vxnet: capturing on nosuch0 failed: .+\.\n$/);
   });
 
+  it('vxnet node inspect and endpoint inspect: the peers (VTEPs) a node and an endpoint send to', async () => {
+    const node = await cluster.cli(['node', 'inspect', 'host1']);
+    assert.equal(node.code, 0, node.stderr);
+    const view = JSON.parse(node.stdout) as { name: string; state: string; endpoints: { id: string; network: string; status: string }[]; networks: { name: string; vni: number; peers: unknown[] }[] };
+    assert.equal(view.name, 'host1');
+    assert.equal(view.state, 'up');
+    assert.deepEqual(view.endpoints.map((e) => [e.id, e.network, e.status]), [[attached.c1!.endpoint.id, 'blue', 'ready']]);
+    assert.deepEqual(view.networks, [{ name: 'blue', vni: 1000, port: 4789, peers: [{ node: 'host2', address: host2.address, state: 'up', endpoints: 1 }] }]);
+    const endpoint = await cluster.cli(['endpoint', 'inspect', attached.c2!.endpoint.id]);
+    assert.equal(endpoint.code, 0, endpoint.stderr);
+    const ep = JSON.parse(endpoint.stdout) as { node: { name: string; address: string }; network: { vni: number }; peers: { node: string; address: string }[] };
+    assert.deepEqual([ep.node.name, ep.node.address, ep.network.vni], ['host2', host2.address, 1000]);
+    assert.deepEqual(ep.peers.map((p) => [p.node, p.address]), [['host1', host1.address]]);
+    for (const [args, sentence] of [[['node', 'inspect', 'nosuch'], 'node nosuch does not exist.'], [['endpoint', 'inspect', 'ffffffffffff'], 'endpoint ffffffffffff does not exist.']] as const) {
+      const missing = await cluster.cli(args);
+      assert.equal(missing.code, 1);
+      assert.equal(missing.stderr, `vxnet: ${sentence}\n`);
+    }
+  });
+
   it('vxnet status: counts, per node, and a stopped agent named as a problem (human and --json)', async () => {
     const healthy = await cluster.cli(['status']);
     assert.equal(healthy.code, 0, healthy.stderr);
