@@ -78,7 +78,9 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const client = new ManagerClient({ url: options.managerUrl, ca: credentials.ca, cert: credentials.cert, key: credentials.key });
   void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`error: certificate renewal stopped: ${messageOf(err)}`));
   const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
-  const dataplane = new LinuxDataplane({ log });
+  // a foreign change to vxnet's nftables tables asks for a pass at once (the agent exists by then)
+  let agentRef: Agent | undefined;
+  const dataplane = new LinuxDataplane({ log, onDrift: () => agentRef?.schedule() });
   const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
   const agent = new Agent({
     api: client,
@@ -90,6 +92,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     ...(options.watchIdleMs !== undefined ? { watchIdleMs: options.watchIdleMs } : {}),
     ...(engine ? { watchAllNetworks: true, containers: new EngineContainerNamespaces(engine) } : {}),
   });
+  agentRef = agent;
   let docker: DockerIntegration | undefined;
   if (engine) {
     // Creating and deleting networks needs the admin token, given apart from the join token (which is never it).

@@ -69,6 +69,8 @@ export interface LinuxDataplaneOptions {
    * table-cache.ts). Default true; without it every pass reads both tables.
    */
   watchTables?: boolean;
+  /** somebody else changed the kernel state a pass keeps (a foreign nftables transaction): run a pass */
+  onDrift?: () => void;
 }
 
 /** Docker's values (moby ostweaks_linux.go): room for tens of thousands of neighbours. */
@@ -96,7 +98,7 @@ export class LinuxDataplane implements Dataplane {
     this.#tune = options.tuneNeighbourTable ?? true;
     this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
     this.#entries = options.watchEntries === false ? undefined : new EntryCache(this.#run, { log: this.#log });
-    this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log });
+    this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log, ...(options.onDrift ? { onForeignChange: options.onDrift } : {}) });
   }
 
   /**

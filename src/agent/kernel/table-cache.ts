@@ -16,7 +16,8 @@
  * - one of our writes failed or could not be attributed (no pid), or an unexpected error hit the pass;
  * - 30 s have passed (a full read at least that often regardless, as for the entries).
  * After our own successful transaction the kept state becomes what it installed (write-through), so the
- * next attach reads nothing. The monitor is a hint that saves work; a read stays the source of truth, and a
+ * next attach reads nothing. A foreign transaction also asks for a pass (`onForeignChange`), so that a
+ * `flush ruleset` by a firewall reload is repaired within moments, not at the next 30 s pass. The monitor is a hint that saves work; a read stays the source of truth, and a
  * write built on a wrong kept state fails (an element of a set that is gone) and voids it.
  */
 import { OWNED_NFT_TABLE } from '../dataplane.ts';
@@ -45,7 +46,15 @@ export interface TableCacheOptions {
   log?: (line: string) => void;
   now?: () => number;
   resyncMs?: number;
+  /**
+   * Somebody else changed a table (checked FOREIGN_CHECK_MS after the transaction, once our own writes have
+   * told their pids): the data plane runs a pass to repair it rather than waiting for the next one.
+   */
+  onForeignChange?: () => void;
 }
+
+/** How long after a transaction on our tables it is judged (our own nft is seen to exit well within it). */
+export const FOREIGN_CHECK_MS = 250;
 
 export class TableCache {
   readonly #now: () => number;
@@ -59,10 +68,12 @@ export class TableCache {
   #writers: number[] = [];
   /** our own recent nft processes */
   readonly #ours: number[] = [];
+  readonly #onForeignChange: (() => void) | undefined;
 
   constructor(run: Runner, options: TableCacheOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#resyncMs = options.resyncMs ?? TABLES_RESYNC_MS;
+    this.#onForeignChange = options.onForeignChange;
     this.#monitor = new KernelMonitor(run, {
       argv: ['nft', 'monitor'],
       subscription: NFTABLES_EVENTS,
@@ -84,7 +95,15 @@ export class TableCache {
       if (concernsOwnedTables(line)) this.#touching = true;
       return;
     }
-    if (this.#touching) this.#writers.push(pid);
+    if (this.#touching) {
+      this.#writers.push(pid);
+      if (this.#onForeignChange) {
+        const judge = setTimeout(() => {
+          if (!this.#ours.includes(pid)) this.#onForeignChange!();
+        }, FOREIGN_CHECK_MS);
+        judge.unref();
+      }
+    }
     this.#touching = false;
   }
 
