@@ -7,7 +7,7 @@
  * request"); see sentence.ts.
  */
 import * as v from 'valibot';
-import { EndpointStatusSchema, Integer, RoleSchema } from './resources.ts';
+import { EndpointStatusSchema, Integer, RoleSchema, WireguardReportSchema } from './resources.ts';
 
 export const CreateNetworkRequestSchema = v.pipe(
   v.strictObject({
@@ -23,12 +23,19 @@ export const CreateNetworkRequestSchema = v.pipe(
     port: v.exactOptional(Integer),
     internal: v.exactOptional(v.boolean()),
     multicastGroup: v.exactOptional(v.string()),
+    encrypted: v.exactOptional(v.boolean()),
   }),
   v.title('network request'),
 );
 
 export const RegisterNodeRequestSchema = v.pipe(
-  v.strictObject({ name: v.string(), address: v.string(), mtu: Integer }),
+  v.strictObject({
+    name: v.string(),
+    address: v.string(),
+    mtu: Integer,
+    /** absent: no WireGuard on the node (an older agent, or neither the kernel module nor wireguard-go) */
+    wireguard: v.exactOptional(v.strictObject(WireguardReportSchema.entries)),
+  }),
   v.title('node registration'),
 );
 
