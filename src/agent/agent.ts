@@ -16,6 +16,7 @@ import type {
   Node,
   RegisterNodeRequest,
   WatchMessage,
+  WireguardReport,
 } from '../core/model.ts';
 import { Backoff, MANAGER_RETRY, pause, retryWithBackoff } from '../core/backoff.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
@@ -49,6 +50,8 @@ export interface AgentOptions {
   dataplane: Dataplane;
   self: Self;
   underlayMtu: number;
+  /** this node's WireGuard, registered with the node (src/agent/wireguard/); absent: none */
+  wireguard?: WireguardReport;
   log?: (line: string) => void;
   heartbeatIntervalMs?: number;
   /** a full pass also runs this often, to repair drift made behind vxnet's back */
@@ -161,7 +164,9 @@ export class Agent {
   async run(signal: AbortSignal): Promise<void> {
     this.#signal = signal;
     const { api, self } = this.#options;
-    await retryWithBackoff(() => api.registerNode({ name: self.name, address: self.address, mtu: this.#options.underlayMtu }, signal), {
+    const { wireguard } = this.#options;
+    const registration: RegisterNodeRequest = { name: self.name, address: self.address, mtu: this.#options.underlayMtu, ...(wireguard ? { wireguard } : {}) };
+    await retryWithBackoff(() => api.registerNode(registration, signal), {
       backoff: new Backoff(MANAGER_RETRY),
       signal,
       onRetry: (err, ms) => this.#log(`warning: register node failed: ${messageOf(err)}; retrying in ${ms} ms`),

@@ -17,6 +17,7 @@ import { type DockerIntegration, startDockerIntegration } from '../docker/integr
 import { Agent } from './agent.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
+import { setUpWireguard } from './wireguard/setup.ts';
 
 export interface RunAgentOptions {
   /** https://ADDR:PORT */
@@ -74,10 +75,13 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const client = new ManagerClient({ url: options.managerUrl, ca: credentials.ca, cert: credentials.cert, key: credentials.key });
   void keepRenewed(client, credentials, identityOptions, signal).catch((err) => log(`error: certificate renewal stopped: ${messageOf(err)}`));
   const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
-  const dataplane = new LinuxDataplane({ log });
+  // encrypted networks (src/agent/wireguard/): the tunnel goes before the kernel data plane
+  const wireguard = await setUpWireguard(new LinuxDataplane({ log }), { stateDir: identityOptions.stateDir, underlayMtu: underlay.mtu, log });
+  const dataplane = wireguard.dataplane;
   const agent = new Agent({
     api: client,
     dataplane,
+    ...(wireguard.report ? { wireguard: wireguard.report } : {}),
     self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
     underlayMtu: underlay.mtu,
     log,

@@ -1,0 +1,40 @@
+/**
+ * The agent's start-up of encryption: the key pair, the implementation this host offers, and the data plane
+ * that puts the tunnel before the kernel data plane. A host without WireGuard still runs the agent; its node
+ * registers without a key and cannot take part in encrypted networks (the manager says so to whoever asks).
+ */
+import type { WireguardReport } from '../../core/model.ts';
+import { WIREGUARD_PORT } from '../../core/wireguard.ts';
+import type { Dataplane } from '../dataplane.ts';
+import { TunnelledDataplane } from './dataplane.ts';
+import { loadOrCreateKeys } from './keys.ts';
+import { tunnelDeviceName } from './render.ts';
+import { detectImplementation, Tunnel } from './tunnel.ts';
+
+export interface WireguardSetup {
+  /** what the node registers with; absent: no WireGuard here */
+  report?: WireguardReport;
+  dataplane: Dataplane & { close(): Promise<void> };
+}
+
+export async function setUpWireguard(
+  inner: Dataplane & { close(): Promise<void> },
+  options: { stateDir: string; underlayMtu: number; port?: number; log: (line: string) => void },
+): Promise<WireguardSetup> {
+  const device = tunnelDeviceName(options.stateDir);
+  // the probe's name is as unique on the machine as the device's
+  const found = await detectImplementation(`vxwp${device.slice(3, 13)}`);
+  if (found.implementation === undefined) {
+    const reason = `this host has no WireGuard: ${found.reason}`;
+    options.log(`warning: ${reason}; this node cannot take part in encrypted networks`);
+    return { dataplane: new TunnelledDataplane(inner, undefined, reason) };
+  }
+  const keys = loadOrCreateKeys(options.stateDir);
+  const port = options.port ?? WIREGUARD_PORT;
+  const tunnel = new Tunnel({ device, implementation: found.implementation, keys, port, underlayMtu: options.underlayMtu, log: options.log });
+  options.log(`WireGuard: ${found.implementation} on device ${device}, port ${port}, public key ${keys.publicKey}`);
+  return {
+    report: { publicKey: keys.publicKey, port, implementation: found.implementation },
+    dataplane: new TunnelledDataplane(inner, tunnel),
+  };
+}
