@@ -1,0 +1,186 @@
+/**
+ * Encrypted networks (vxnet issue 10) end to end: three simulated hosts whose agents carry an encrypted and
+ * a plain network side by side. What is on the underlay is decoded with vxnet's own codecs: the encrypted
+ * network's frames travel only inside WireGuard, the plain one's stay VXLAN, and a killed wireguard-go
+ * lets nothing out in clear (the hosts route by default via the outside namespace, where a leak would go)
+ * until the agent has started it again and traffic resumes by itself.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ManagerClient } from '../../src/client/client.ts';
+import type { NodeStatus } from '../../src/core/model.ts';
+import { decodeEthernet, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
+import { decodeIpv4 } from '../../src/packet/ipv4.ts';
+import { decodeUdp } from '../../src/packet/udp.ts';
+import { decapsulate } from '../../src/packet/vxlan.ts';
+import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
+import { findCommand } from '../../src/testkit/preflight.ts';
+import { capture, pings, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './support/probes.ts';
+import { attachWithApi, cliOk, type Attached } from './support/setup.ts';
+
+const SECRET_VNI = 3100;
+const PLAIN_VNI = 3200;
+/** ping's payload pattern (16 bytes, "vxnet-secret!!!!"): it must never be readable on the wire */
+const PATTERN_HEX = '76786e65742d73656372657421212121';
+const PATTERN = Buffer.from(PATTERN_HEX, 'hex');
+const TCP_TEXT = 'tcp-secret-payload-0123456789';
+const WIREGUARD_PORT = 51820;
+
+const missing = ['wireguard-go', 'wg', 'tcpdump'].filter((tool) => !findCommand(tool));
+
+/** The frames' VXLAN VNIs (UDP 4789) and how many are WireGuard (UDP 51820). */
+function classify(frames: readonly Uint8Array[]): { vnis: number[]; wireguard: number; withPattern: number; withText: number } {
+  const vnis: number[] = [];
+  let wireguard = 0;
+  let withPattern = 0;
+  let withText = 0;
+  for (const frame of frames) {
+    const bytes = Buffer.from(frame);
+    if (bytes.includes(PATTERN)) withPattern++;
+    if (bytes.includes(TCP_TEXT)) withText++;
+    try {
+      const vxlan = decapsulate(frame);
+      if (vxlan) vnis.push(vxlan.vni);
+      const ethernet = decodeEthernet(frame);
+      if (ethernet.ethertype !== ETHERTYPE_IPV4) continue;
+      const ip = decodeIpv4(ethernet.payload);
+      if (ip.protocol !== 17) continue;
+      const udp = decodeUdp(ip.payload);
+      if (udp.srcPort === WIREGUARD_PORT || udp.dstPort === WIREGUARD_PORT) wireguard++;
+    } catch {
+      // not a whole IPv4/UDP frame: counted by the pattern checks only
+    }
+  }
+  return { vnis, wireguard, withPattern, withText };
+}
+
+async function wireguardGoPid(cluster: Cluster, host: SimHost): Promise<number | undefined> {
+  const pids = await cluster.exec(host.netns, ['sh', '-c', 'for p in $(ip netns pids "$0"); do [ "$(cat /proc/$p/comm 2>/dev/null)" = wireguard-go ] && echo $p; done', host.netns]);
+  const pid = Number(pids.stdout.trim().split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+describe('encrypted and plain networks on three hosts', { skip: missing.length > 0 ? `missing ${missing.join(', ')} (setup.sh installs them)` : false }, () => {
+  let cluster: Cluster;
+  let client: ManagerClient;
+  const c: Record<string, Attached> = {};
+
+  before(async () => {
+    cluster = await createCluster({ hosts: 3, outside: true, prefix: 'vxenc' });
+    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
+    await cliOk(cluster, ['network', 'create', 'secret', '--encrypt', '--vni', String(SECRET_VNI), '--subnet', '192.168.31.0/24']);
+    await client.createNetwork({ name: 'plain', vni: PLAIN_VNI, subnets: [{ cidr: '192.168.32.0/24' }] });
+    Object.assign(
+      c,
+      await attachWithApi(cluster, client, [
+        ['s1', 'host1', 'secret'],
+        ['s2', 'host2', 'secret'],
+        ['s3', 'host3', 'secret'],
+        ['p1', 'host1', 'plain'],
+        ['p2', 'host2', 'plain'],
+      ]),
+    );
+  });
+
+  after(async () => {
+    client?.close();
+    await cluster?.destroy();
+  });
+
+  it('shows the network as encrypted, with room for WireGuard in its MTU, and each node with its implementation and tunnel address', async () => {
+    const networks = await cliOk(cluster, ['network', 'ls']);
+    assert.match(networks, /ENCRYPTED/);
+    assert.match(networks, /^secret\s+3100\s+192\.168\.31\.0\/24\s+1390\s+4789\s+no\s+-\s+yes$/m);
+    assert.match(networks, /^plain\s+3200\s+192\.168\.32\.0\/24\s+1450\s+/m);
+    const detail = JSON.parse(await cliOk(cluster, ['network', 'inspect', 'secret'])) as { encrypted?: boolean };
+    assert.equal(detail.encrypted, true);
+    const nodes = JSON.parse(await cliOk(cluster, ['node', 'ls', '--json'])) as NodeStatus[];
+    for (const node of nodes) {
+      assert.equal(node.wireguard?.implementation, 'wireguard-go', `${node.name}: this kernel has no WireGuard module`);
+      assert.match(node.tunnelAddress ?? '', /^10\.201\.\d+\.\d+$/);
+    }
+    assert.equal(new Set(nodes.map((n) => n.tunnelAddress)).size, 3, 'tunnel addresses are unique');
+    assert.match(await cliOk(cluster, ['node', 'ls']), /WIREGUARD\s+TUNNEL/);
+  });
+
+  it('refuses an encrypted network with a multicast group, in one sentence', async () => {
+    const result = await cluster.cli(['network', 'create', 'nope', '--encrypt', '--multicast-group', '239.1.1.1']);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /an encrypted network cannot use a multicast group: WireGuard carries unicast only/);
+  });
+
+  it('reaches the other hosts over ICMP and TCP with nothing but WireGuard on the wire', async () => {
+    const host1 = cluster.host('host1');
+    const server = cluster.spawn(c.s2!.netns, [process.execPath, '-e', TCP_ECHO_SERVER, '7000'], { label: 'echo' });
+    await server.waitFor(/listening/, 5000);
+    let tcp = { code: -1, stdout: '', stderr: '' };
+    const frames = await capture(cluster, host1.netns, 'eth0', [], async () => {
+      assert.ok(await pings(cluster, c.s1!.netns, c.s2!.endpoint.ip, ['-p', PATTERN_HEX, '-s', '200']), 's1 -> s2 ping');
+      assert.ok(await pings(cluster, c.s1!.netns, c.s3!.endpoint.ip, ['-p', PATTERN_HEX, '-s', '200']), 's1 -> s3 ping');
+      tcp = await cluster.exec(c.s1!.netns, [process.execPath, '-e', TCP_ECHO_CLIENT, c.s2!.endpoint.ip, '7000', TCP_TEXT]);
+    });
+    await server.stop();
+    assert.equal(tcp.code, 0, tcp.stderr);
+    assert.equal(tcp.stdout.trim(), TCP_TEXT);
+    const seen = classify(frames);
+    assert.ok(seen.wireguard > 0, 'the traffic went through WireGuard');
+    assert.deepEqual(seen.vnis.filter((vni) => vni === SECRET_VNI), [], 'no VXLAN frame of the encrypted network on the underlay');
+    assert.equal(seen.withPattern, 0, 'the ping payload is never readable on the wire');
+    assert.equal(seen.withText, 0, 'the TCP payload is never readable on the wire');
+  });
+
+  it('keeps the plain network on plain VXLAN', async () => {
+    const frames = await capture(cluster, cluster.host('host1').netns, 'eth0', [], async () => {
+      assert.ok(await pings(cluster, c.p1!.netns, c.p2!.endpoint.ip, ['-p', PATTERN_HEX]), 'p1 -> p2 ping');
+    });
+    const seen = classify(frames);
+    assert.ok(seen.vnis.includes(PLAIN_VNI), 'the plain network is VXLAN on the underlay');
+    assert.ok(seen.withPattern > 0, 'and readable there, as plain VXLAN is');
+  });
+
+  it('drops the encrypted frames while the tunnel device is down, where the address stays and only the blackhole route stops them', async () => {
+    // A down device keeps its address but loses its route: without the blackhole the next match is the
+    // default route, out of eth0 towards the outside namespace, in clear.
+    const host1 = cluster.host('host1');
+    const device = (await cluster.exec(host1.netns, ['ip', '-o', 'link', 'show'])).stdout.match(/^\d+: (vxw[0-9a-f]{10}):/m)?.[1];
+    assert.ok(device, 'host1 has its WireGuard device');
+    const frames = await capture(cluster, host1.netns, 'eth0', [], async () => {
+      await cluster.exec(host1.netns, ['ip', 'link', 'set', device, 'down']);
+      try {
+        await cluster.exec(c.s1!.netns, ['ping', '-i', '0.01', '-c', '100', '-W', '1', '-p', PATTERN_HEX, c.s2!.endpoint.ip]);
+      } finally {
+        await cluster.exec(host1.netns, ['ip', 'link', 'set', device, 'up']);
+      }
+    });
+    const seen = classify(frames);
+    assert.deepEqual(seen.vnis.filter((vni) => vni === SECRET_VNI), [], 'no VXLAN frame of the encrypted network while the device was down');
+    assert.equal(seen.withPattern, 0, 'no payload in clear while the device was down');
+    assert.ok(await until('s1 reaching s2 again', () => pings(cluster, c.s1!.netns, c.s2!.endpoint.ip, ['-c', '1']), 10_000));
+  });
+
+  it('drops the encrypted frames while wireguard-go is dead (kill -9) and resumes by itself once the agent restarted it', async () => {
+    const host1 = cluster.host('host1');
+    const before = await wireguardGoPid(cluster, host1);
+    assert.ok(before, 'wireguard-go runs on host1');
+    let after: number | undefined;
+    let downMs = 0;
+    const frames = await capture(cluster, host1.netns, 'eth0', [], async () => {
+      const flood = cluster.spawn(c.s1!.netns, ['ping', '-i', '0.01', '-c', '600', '-W', '1', '-p', PATTERN_HEX, c.s2!.endpoint.ip], { label: 'fast-ping' });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const killed = Date.now();
+      await cluster.exec(host1.netns, ['kill', '-9', String(before)]);
+      after = await until('a new wireguard-go on host1', async () => {
+        const pid = await wireguardGoPid(cluster, host1);
+        return pid !== undefined && pid !== before ? pid : undefined;
+      }, 10_000);
+      await until('s1 reaching s2 again', () => pings(cluster, c.s1!.netns, c.s2!.endpoint.ip, ['-c', '1']), 15_000);
+      downMs = Date.now() - killed;
+      await flood.stop('SIGINT');
+    });
+    const seen = classify(frames);
+    assert.ok(after !== undefined && after !== before, 'the agent started wireguard-go again');
+    assert.deepEqual(seen.vnis.filter((vni) => vni === SECRET_VNI), [], 'no VXLAN frame of the encrypted network while the tunnel was down');
+    assert.equal(seen.withPattern, 0, 'no payload in clear while the tunnel was down');
+    assert.ok(downMs < 15_000, `reachable again after ${downMs} ms`);
+  });
+});
