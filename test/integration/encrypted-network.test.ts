@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { rmSync } from 'node:fs';
+import { tunnelDeviceName } from '../../src/agent/wireguard/render.ts';
 import { ManagerClient } from '../../src/client/client.ts';
 import type { NodeStatus } from '../../src/core/model.ts';
 import { decodeEthernet, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
@@ -54,6 +56,13 @@ function classify(frames: readonly Uint8Array[]): { vnis: number[]; wireguard: n
   return { vnis, wireguard, withPattern, withText };
 }
 
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/** The agent's WireGuard device on a host, if it has one. */
+async function tunnelDevice(cluster: Cluster, host: SimHost): Promise<string | undefined> {
+  return (await cluster.exec(host.netns, ['ip', '-o', 'link', 'show'])).stdout.match(/^\d+: (vxw[0-9a-f]{10}):/m)?.[1];
+}
+
 async function wireguardGoPid(cluster: Cluster, host: SimHost): Promise<number | undefined> {
   const pids = await cluster.exec(host.netns, ['sh', '-c', 'for p in $(ip netns pids "$0"); do [ "$(cat /proc/$p/comm 2>/dev/null)" = wireguard-go ] && echo $p; done', host.netns]);
   const pid = Number(pids.stdout.trim().split('\n')[0]);
@@ -84,7 +93,10 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
 
   after(async () => {
     client?.close();
+    const devices = cluster ? cluster.hosts.map((host) => tunnelDeviceName(cluster.agentStateDir(host))) : [];
     await cluster?.destroy();
+    // wireguard-go killed with the namespaces (-9) leaves its control socket, which is machine-wide
+    for (const device of devices) rmSync(`/var/run/wireguard/${device}.sock`, { force: true });
   });
 
   it('shows the network as encrypted, with room for WireGuard in its MTU, and each node with its implementation and tunnel address', async () => {
@@ -142,7 +154,7 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     // A down device keeps its address but loses its route: without the blackhole the next match is the
     // default route, out of eth0 towards the outside namespace, in clear.
     const host1 = cluster.host('host1');
-    const device = (await cluster.exec(host1.netns, ['ip', '-o', 'link', 'show'])).stdout.match(/^\d+: (vxw[0-9a-f]{10}):/m)?.[1];
+    const device = await tunnelDevice(cluster, host1);
     assert.ok(device, 'host1 has its WireGuard device');
     const frames = await capture(cluster, host1.netns, 'eth0', [], async () => {
       await cluster.exec(host1.netns, ['ip', 'link', 'set', device, 'down']);
@@ -182,5 +194,50 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     assert.deepEqual(seen.vnis.filter((vni) => vni === SECRET_VNI), [], 'no VXLAN frame of the encrypted network while the tunnel was down');
     assert.equal(seen.withPattern, 0, 'no payload in clear while the tunnel was down');
     assert.ok(downMs < 15_000, `reachable again after ${downMs} ms`);
+  });
+
+  it('takes a node whose last endpoint left the encrypted network out of its peers\' tunnels', async () => {
+    const nodes = JSON.parse(await cliOk(cluster, ['node', 'ls', '--json'])) as NodeStatus[];
+    const host3Key = nodes.find((n) => n.name === 'host3')!.wireguard!.publicKey;
+    const peersOf = async (host: SimHost) => {
+      const device = await tunnelDevice(cluster, host);
+      return device ? (await cluster.exec(host.netns, ['wg', 'show', device, 'peers'])).stdout : '';
+    };
+    assert.match(await peersOf(cluster.host('host1')), new RegExp(escape(host3Key)));
+    await client.deleteEndpoint(c.s3!.endpoint.id, { waitSeconds: 20 });
+    for (const host of [cluster.host('host1'), cluster.host('host2')]) {
+      await until(`${host.name} dropping host3 as a peer`, async () => !(await peersOf(host)).includes(host3Key), 10_000);
+    }
+    await until('host3 removing its tunnel device', async () => (await tunnelDevice(cluster, cluster.host('host3'))) === undefined, 10_000);
+    assert.ok(await pings(cluster, c.s1!.netns, c.s2!.endpoint.ip), 's1 -> s2 still');
+  });
+
+  it('lets a non-member, which knows the public keys, complete no handshake', async () => {
+    // host3 is no member any more; an attacker there with a key of its own aims at host1's WireGuard
+    const host3 = cluster.host('host3');
+    const nodes = JSON.parse(await cliOk(cluster, ['node', 'ls', '--json'])) as NodeStatus[];
+    const host1 = nodes.find((n) => n.name === 'host1')!;
+    const device = `vxwt${cluster.runId.replace(/[^0-9a-z]/g, '').slice(-9)}`;
+    const privateKey = (await cluster.exec(host3.netns, ['wg', 'genkey'])).stdout.trim();
+    const keyFile = `${cluster.tmpDir}/attacker.key`;
+    await cluster.exec(host3.netns, ['sh', '-c', 'umask 077; cat > "$0"', keyFile], { input: `${privateKey}\n` });
+    const attacker = cluster.spawn(host3.netns, ['wireguard-go', '-f', device], { label: 'attacker-wg' });
+    try {
+      await until('the attacker device', async () => (await cluster.exec(host3.netns, ['ip', 'link', 'show', device])).code === 0, 5000);
+      for (const argv of [
+        ['wg', 'set', device, 'private-key', keyFile, 'peer', host1.wireguard!.publicKey, 'endpoint', `${host1.address}:${host1.wireguard!.port}`, 'allowed-ips', `${host1.tunnelAddress}/32`],
+        ['ip', 'addr', 'add', '10.201.255.250/16', 'dev', device],
+        ['ip', 'link', 'set', device, 'up'],
+      ]) {
+        const result = await cluster.exec(host3.netns, argv);
+        assert.equal(result.code, 0, `${argv.join(' ')}: ${result.stderr}`);
+      }
+      assert.equal(await pings(cluster, host3.netns, host1.tunnelAddress!), false, 'host1 answers no non-member');
+      const handshakes = (await cluster.exec(host3.netns, ['wg', 'show', device, 'latest-handshakes'])).stdout;
+      assert.match(handshakes, /\t0\n?$/, `no handshake completed: ${handshakes}`);
+    } finally {
+      await cluster.exec(host3.netns, ['ip', 'link', 'del', device]);
+      await attacker.stop('SIGKILL');
+    }
   });
 });

@@ -9,6 +9,7 @@
  * what has no live tunnel.
  */
 import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import { parseCidr } from '../../core/ipv4.ts';
 import type { Node } from '../../core/model.ts';
 import { TUNNEL_POOL, isWireguardKey } from '../../core/wireguard.ts';
@@ -42,7 +43,7 @@ export interface DesiredTunnel {
  * prunes. Derived from the state directory, which is one agent's own.
  */
 export function tunnelDeviceName(stateDir: string): string {
-  return `vxw${createHash('sha256').update(stateDir).digest('hex').slice(0, 10)}`;
+  return `vxw${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 10)}`;
 }
 
 export function tunnelPrefix(): number {

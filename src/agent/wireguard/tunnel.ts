@@ -72,6 +72,8 @@ export class Tunnel {
   #restartTimer: NodeJS.Timeout | undefined;
   readonly #restarts = new Backoff({ minMs: 100, maxMs: 5_000 });
   #closed = false;
+  /** no device of ours exists (checked since the tunnel was last wanted) */
+  #clean = false;
   #queue: Promise<void> = Promise.resolve();
 
   constructor(options: TunnelOptions) {
@@ -96,14 +98,18 @@ export class Tunnel {
 
   async #apply(signal?: AbortSignal): Promise<void> {
     const wanted = this.#wanted;
-    await this.#ensureBlackhole(signal);
     if (wanted === undefined) {
+      // a node without encrypted networks pays nothing per pass: one look for a leftover device, then none
+      if (this.#clean) return;
       await this.#remove(signal);
+      this.#clean = true;
       return;
     }
+    this.#clean = false;
+    await this.#ensureBlackhole(signal);
     await this.#ensureDevice(signal);
     const key = JSON.stringify([this.#generation, wanted]);
-    if (this.#applied === key) return;
+    if (this.#applied === key && (await this.#intact(wanted, signal))) return;
     const run = (argv: readonly string[]) => this.#run(argv, { signal });
     await run(['ip', 'link', 'set', this.device, 'mtu', String(tunnelMtu(this.#options.underlayMtu)), 'up']);
     await run(['ip', 'addr', 'replace', wanted.address, 'dev', this.device]);
@@ -113,8 +119,21 @@ export class Tunnel {
     this.#options.log(`WireGuard ${this.device} (${this.implementation}): ${wanted.address}, ${wanted.peers.length} peer(s)`);
   }
 
+  /** The device is up and holds its address (someone may have set it down or flushed it). */
+  async #intact(wanted: DesiredTunnel, signal?: AbortSignal): Promise<boolean> {
+    const shown = await this.#run(['ip', '-j', 'addr', 'show', 'dev', this.device], { allowFailure: true, signal });
+    if (shown.code !== 0) return false;
+    try {
+      const [link] = JSON.parse(shown.stdout) as { flags?: string[]; addr_info?: { local?: string; prefixlen?: number }[] }[];
+      const up = link?.flags?.includes('UP') === true;
+      return up && (link?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === wanted.address);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Restated at every pass (`replace` is idempotent), so a route deleted behind vxnet's back comes back. */
   async #ensureBlackhole(signal?: AbortSignal): Promise<void> {
-    if (this.#blackholed) return;
     await this.#run(['ip', 'route', 'replace', 'blackhole', TUNNEL_POOL, 'metric', String(BLACKHOLE_METRIC)], { signal });
     this.#blackholed = true;
   }
