@@ -16,6 +16,7 @@ import type {
   Node,
   RegisterNodeRequest,
   WatchMessage,
+  TunnelStatus,
   WireguardReport,
 } from '../core/model.ts';
 import { Backoff, MANAGER_RETRY, pause, retryWithBackoff } from '../core/backoff.ts';
@@ -52,6 +53,8 @@ export interface AgentOptions {
   underlayMtu: number;
   /** this node's WireGuard, registered with the node (src/agent/wireguard/); absent: none */
   wireguard?: WireguardReport;
+  /** its WireGuard peers' status, sent with each heartbeat (absent or undefined: none) */
+  tunnels?: () => TunnelStatus[] | undefined;
   log?: (line: string) => void;
   heartbeatIntervalMs?: number;
   /** a full pass also runs this often, to repair drift made behind vxnet's back */
@@ -431,8 +434,9 @@ export class Agent {
     }
     this.#heartbeatInFlight = true;
     this.#heartbeatOwed = false;
+    const tunnels = this.#options.tunnels?.();
     this.#options.api
-      .heartbeat(this.#options.self.name, { reconciledRevision: this.reconciledRevision }, this.#signal)
+      .heartbeat(this.#options.self.name, { reconciledRevision: this.reconciledRevision, ...(tunnels ? { tunnels } : {}) }, this.#signal)
       .catch(() => {
         // The watch loop reports manager outages; heartbeats just try again on the next tick.
       })

@@ -81,7 +81,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const agent = new Agent({
     api: client,
     dataplane,
-    ...(wireguard.report ? { wireguard: wireguard.report } : {}),
+    ...(wireguard.report ? { wireguard: wireguard.report, tunnels: () => wireguard.tunnels() } : {}),
     self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
     underlayMtu: underlay.mtu,
     log,

@@ -58,6 +58,7 @@ export function formatNetworkDetail(detail: NetworkDetail): string {
     ...(detail.encrypted ? { encrypted: true } : {}),
     createdAt: detail.createdAt,
     endpoints: detail.endpoints,
+    ...(detail.tunnels ? { tunnels: detail.tunnels } : {}),
   });
 }
 
@@ -71,8 +72,12 @@ export function formatNodeTable(nodes: readonly NodeStatus[], now: Date): string
   }
   // and once a node reports WireGuard: which implementation carries its encrypted networks, and its tunnel address
   if (nodes.some((n) => n.wireguard !== undefined)) {
-    headers.push('WIREGUARD', 'TUNNEL');
-    rows.forEach((row, i) => row.push(nodes[i]!.wireguard?.implementation ?? 'none', nodes[i]!.tunnelAddress ?? '-'));
+    headers.push('WIREGUARD', 'TUNNEL', 'PEERS-UP');
+    rows.forEach((row, i) => {
+      const n = nodes[i]!;
+      const peers = n.tunnels ? `${n.tunnels.filter((t) => t.up).length}/${n.tunnels.length}` : '-';
+      row.push(n.wireguard?.implementation ?? 'none', n.tunnelAddress ?? '-', peers);
+    });
   }
   return formatTable(headers, rows);
 }

@@ -141,6 +141,17 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     assert.equal(seen.withText, 0, 'the TCP payload is never readable on the wire');
   });
 
+  it('shows each member\'s tunnel to each other member as up, with its last handshake', async () => {
+    type Tunnels = { tunnels?: { from: string; to: string; up: boolean; latestHandshake: string | null }[] };
+    const tunnels = await until('every tunnel of network secret reported up', async () => {
+      const detail = JSON.parse(await cliOk(cluster, ['network', 'inspect', 'secret'])) as Tunnels;
+      return detail.tunnels?.length === 6 && detail.tunnels.every((t) => t.up) ? detail.tunnels : undefined;
+    }, 20_000);
+    assert.deepEqual(tunnels.map((t) => `${t.from}>${t.to}`), ['host1>host2', 'host1>host3', 'host2>host1', 'host2>host3', 'host3>host1', 'host3>host2']);
+    assert.ok(tunnels.every((t) => t.latestHandshake !== null && Date.now() - Date.parse(t.latestHandshake) < 180_000));
+    assert.match(await cliOk(cluster, ['node', 'ls']), /^host1\s.*\bwireguard-go\s+10\.201\.\d+\.\d+\s+2\/2$/m);
+  });
+
   it('keeps the plain network on plain VXLAN', async () => {
     const frames = await capture(cluster, cluster.host('host1').netns, 'eth0', [], async () => {
       assert.ok(await pings(cluster, c.p1!.netns, c.p2!.endpoint.ip, ['-p', PATTERN_HEX]), 'p1 -> p2 ping');

@@ -14,7 +14,7 @@ import { renderFirewall } from '../../src/agent/kernel/nftables.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import { TunnelledDataplane } from '../../src/agent/wireguard/dataplane.ts';
 import { generatePrivateKey, loadOrCreateKeys, PRIVATE_KEY_FILE, publicKeyOf } from '../../src/agent/wireguard/keys.ts';
-import { desiredTunnel, parseWgDump, tunnelDeviceName, wgSetArgs } from '../../src/agent/wireguard/render.ts';
+import { desiredTunnel, parseWgDump, tunnelDeviceName, tunnelStatus, wgSetArgs } from '../../src/agent/wireguard/render.ts';
 import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 import { isWireguardKey, tunnelMtu } from '../../src/core/wireguard.ts';
 import { mtuBound, resolveNetwork } from '../../src/manager/validation.ts';
@@ -106,6 +106,18 @@ describe('tunnel rendering', () => {
       'peer', KEY_B, 'endpoint', '10.99.0.2:51821', 'allowed-ips', '10.201.0.2/32', 'persistent-keepalive', '25',
       'peer', KEY_A, 'remove',
     ]);
+  });
+
+  test('peers are up while their last handshake is younger than a session (180 s)', () => {
+    const peers = [
+      { node: 'b', publicKey: KEY_B, endpoint: '10.99.0.2:51820', tunnelAddress: '10.201.0.2' },
+      { node: 'c', publicKey: KEY_A, endpoint: '10.99.0.3:51820', tunnelAddress: '10.201.0.3' },
+    ];
+    assert.deepEqual(tunnelStatus(peers, [{ publicKey: KEY_B, latestHandshake: 1000 }], 1179), [
+      { node: 'b', up: true, latestHandshake: '1970-01-01T00:16:40.000Z' },
+      { node: 'c', up: false, latestHandshake: null },
+    ]);
+    assert.equal(tunnelStatus(peers, [{ publicKey: KEY_B, latestHandshake: 1000 }], 1180)[0]!.up, false);
   });
 
   test('wg show dump: peers and their latest handshake', () => {
@@ -206,6 +218,29 @@ describe('manager: tunnel addresses', () => {
       assert.equal(without.tunnelAddress, undefined);
       assert.equal(without.wireguard, undefined);
       assert.equal(await m.store.get('/tunnel-addresses/10.201.0.2'), undefined);
+    } finally {
+      await m.close();
+    }
+  });
+
+  test('heartbeats carry the tunnels: the node shows them, an encrypted network shows them between its members', async () => {
+    const m = await openTestManager();
+    try {
+      await m.service.registerNode({ name: 'a', address: '10.99.0.1', mtu: 1500, wireguard: wireguard(KEY_A) });
+      await m.service.registerNode({ name: 'b', address: '10.99.0.2', mtu: 1500, wireguard: wireguard(KEY_B) });
+      await m.service.createNetwork({ name: 'secret', encrypted: true });
+      await m.service.createEndpoint({ network: 'secret', node: 'a', netns: '/run/netns/x' });
+      await m.service.createEndpoint({ network: 'secret', node: 'b', netns: '/run/netns/y' });
+      const up = { node: 'b', up: true, latestHandshake: '2026-01-01T00:00:00.000Z' };
+      m.service.heartbeat('a', { reconciledRevision: 1, tunnels: [up] });
+      assert.deepEqual(m.service.getNode('a').tunnels, [up]);
+      assert.equal(m.service.getNode('b').tunnels, undefined);
+      assert.deepEqual(m.service.getNetwork('secret').tunnels, [
+        { from: 'a', to: 'b', up: true, latestHandshake: '2026-01-01T00:00:00.000Z' },
+        { from: 'b', to: 'a', up: false, latestHandshake: null },
+      ]);
+      m.service.heartbeat('a', { reconciledRevision: 2 });
+      assert.equal(m.service.getNode('a').tunnels, undefined, 'a heartbeat without tunnels clears them');
     } finally {
       await m.close();
     }

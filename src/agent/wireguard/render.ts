@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { parseCidr } from '../../core/ipv4.ts';
-import type { Node } from '../../core/model.ts';
+import type { Node, TunnelStatus } from '../../core/model.ts';
 import { TUNNEL_POOL, isWireguardKey } from '../../core/wireguard.ts';
 import type { DesiredFlood, DesiredNetwork } from '../dataplane.ts';
 
@@ -102,6 +102,22 @@ export interface PeerStatus {
   publicKey: string;
   /** seconds since the epoch; 0: never */
   latestHandshake: number;
+}
+
+/** WireGuard drops a session this long after its handshake (REJECT_AFTER_TIME, 180 s): older means down. */
+export const SESSION_SECONDS = 180;
+
+/** The peers' status for the heartbeat: by node, up while their last handshake is younger than a session. */
+export function tunnelStatus(peers: readonly TunnelPeer[], dump: readonly PeerStatus[], nowSeconds: number): TunnelStatus[] {
+  const byKey = new Map(dump.map((p) => [p.publicKey, p.latestHandshake]));
+  return peers.map((peer) => {
+    const latest = byKey.get(peer.publicKey) ?? 0;
+    return {
+      node: peer.node,
+      up: latest > 0 && nowSeconds - latest < SESSION_SECONDS,
+      latestHandshake: latest > 0 ? new Date(latest * 1000).toISOString() : null,
+    };
+  });
 }
 
 /** `wg show DEVICE dump`: the first line is the interface, then one line per peer, tab-separated. */

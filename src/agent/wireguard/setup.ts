@@ -3,7 +3,7 @@
  * that puts the tunnel before the kernel data plane. A host without WireGuard still runs the agent; its node
  * registers without a key and cannot take part in encrypted networks (the manager says so to whoever asks).
  */
-import type { WireguardReport } from '../../core/model.ts';
+import type { TunnelStatus, WireguardReport } from '../../core/model.ts';
 import { WIREGUARD_PORT } from '../../core/wireguard.ts';
 import type { Dataplane } from '../dataplane.ts';
 import { TunnelledDataplane } from './dataplane.ts';
@@ -15,6 +15,8 @@ export interface WireguardSetup {
   /** what the node registers with; absent: no WireGuard here */
   report?: WireguardReport;
   dataplane: Dataplane & { close(): Promise<void> };
+  /** the tunnel's peers for the heartbeat (absent: no tunnel wanted) */
+  tunnels(): TunnelStatus[] | undefined;
 }
 
 export async function setUpWireguard(
@@ -27,7 +29,7 @@ export async function setUpWireguard(
   if (found.implementation === undefined) {
     const reason = `this host has no WireGuard: ${found.reason}`;
     options.log(`warning: ${reason}; this node cannot take part in encrypted networks`);
-    return { dataplane: new TunnelledDataplane(inner, undefined, reason) };
+    return { dataplane: new TunnelledDataplane(inner, undefined, reason), tunnels: () => undefined };
   }
   const keys = loadOrCreateKeys(options.stateDir);
   const port = options.port ?? WIREGUARD_PORT;
@@ -36,5 +38,6 @@ export async function setUpWireguard(
   return {
     report: { publicKey: keys.publicKey, port, implementation: found.implementation },
     dataplane: new TunnelledDataplane(inner, tunnel),
+    tunnels: () => tunnel.status(),
   };
 }

@@ -19,7 +19,11 @@ import { messageOf } from '../../core/errors.ts';
 import { TUNNEL_POOL, tunnelMtu, type WireguardImplementation } from '../../core/wireguard.ts';
 import { execute, type RunResult } from '../kernel/exec.ts';
 import type { WireguardKeys } from './keys.ts';
-import { BLACKHOLE_METRIC, type DesiredTunnel, wgSetArgs } from './render.ts';
+import type { TunnelStatus } from '../../core/model.ts';
+import { BLACKHOLE_METRIC, type DesiredTunnel, parseWgDump, tunnelStatus, wgSetArgs } from './render.ts';
+
+/** How often the peers' handshakes are read for the heartbeat (which goes every 5 s). */
+const STATUS_INTERVAL_MS = 5_000;
 
 export type Run = (argv: readonly string[], options?: { allowFailure?: boolean; signal?: AbortSignal }) => Promise<RunResult>;
 
@@ -75,6 +79,8 @@ export class Tunnel {
   /** no device of ours exists (checked since the tunnel was last wanted) */
   #clean = false;
   #queue: Promise<void> = Promise.resolve();
+  #status: TunnelStatus[] | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TunnelOptions) {
     this.device = options.device;
@@ -86,6 +92,19 @@ export class Tunnel {
   /** The blackhole route is in place (the encrypted networks may have devices). */
   get blackholed(): boolean {
     return this.#blackholed;
+  }
+
+  /** The peers as last read (absent: no tunnel wanted), for the heartbeat. */
+  status(): TunnelStatus[] | undefined {
+    return this.#wanted === undefined ? undefined : this.#status;
+  }
+
+  async #readStatus(): Promise<void> {
+    const wanted = this.#wanted;
+    if (wanted === undefined || this.#closed) return;
+    const dump = await this.#run(['wg', 'show', this.device, 'dump'], { allowFailure: true });
+    // a missing device (wireguard-go restarting) shows every peer down
+    this.#status = tunnelStatus(wanted.peers, dump.code === 0 ? parseWgDump(dump.stdout) : [], Date.now() / 1000);
   }
 
   /** Makes the device match `wanted` (absent: no device). One change at a time. */
@@ -106,6 +125,7 @@ export class Tunnel {
       return;
     }
     this.#clean = false;
+    this.#statusTimer ??= setInterval(() => void this.#readStatus().catch(() => {}), STATUS_INTERVAL_MS).unref();
     await this.#ensureBlackhole(signal);
     await this.#ensureDevice(signal);
     const key = JSON.stringify([this.#generation, wanted]);
@@ -116,6 +136,7 @@ export class Tunnel {
     const present = (await run(['wg', 'show', this.device, 'peers'])).stdout.split('\n').filter((line) => line.trim() !== '');
     await run(wgSetArgs(this.device, this.#options.keys.privateKeyFile, this.#options.port, wanted.peers, present));
     this.#applied = key;
+    await this.#readStatus();
     this.#options.log(`WireGuard ${this.device} (${this.implementation}): ${wanted.address}, ${wanted.peers.length} peer(s)`);
   }
 
@@ -216,6 +237,7 @@ export class Tunnel {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#restartTimer);
+    clearInterval(this.#statusTimer);
     this.#child?.unref();
   }
 }

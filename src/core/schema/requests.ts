@@ -7,7 +7,7 @@
  * request"); see sentence.ts.
  */
 import * as v from 'valibot';
-import { EndpointStatusSchema, Integer, RoleSchema, WireguardReportSchema } from './resources.ts';
+import { EndpointStatusSchema, Integer, RoleSchema, TunnelStatusSchema, WireguardReportSchema } from './resources.ts';
 
 export const CreateNetworkRequestSchema = v.pipe(
   v.strictObject({
@@ -52,6 +52,8 @@ export const HeartbeatRequestSchema = v.pipe(
   v.strictObject({
     /** highest store revision the agent has seen and fully applied to its kernel */
     reconciledRevision: v.pipe(Integer, v.minValue(0, 'must not be negative')),
+    /** the node's WireGuard peers (encrypted networks): kept in memory with the heartbeat, never stored */
+    tunnels: v.exactOptional(v.pipe(v.array(v.strictObject(TunnelStatusSchema.entries)), v.maxLength(100_000, 'must not list more than 100000 peers'))),
   }),
   v.title('heartbeat'),
 );

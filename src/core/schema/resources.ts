@@ -70,12 +70,26 @@ const nodeEntries = {
 };
 export const NodeSchema = v.object(nodeEntries);
 
+/**
+ * One WireGuard peer of a node as its agent last reported it (with its heartbeat, kept in the manager's
+ * memory): `up` while the last handshake is younger than WireGuard's 180 s session lifetime.
+ */
+export const TunnelStatusSchema = v.object({
+  /** the peer node */
+  node: v.string(),
+  up: v.boolean(),
+  /** ISO 8601; null: never */
+  latestHandshake: v.nullable(v.string()),
+});
+
 /** A node as the API shows it: stored fields plus liveness, which the manager tracks in memory. */
 export const NodeStatusSchema = v.object({
   ...nodeEntries,
   state: NodeStateSchema,
   lastSeen: v.nullable(v.string()),
   reconciledRevision: Integer,
+  /** its WireGuard peers, as its agent last reported them; absent: no report (no encrypted network there) */
+  tunnels: v.exactOptional(v.array(TunnelStatusSchema)),
 });
 
 /**
@@ -110,7 +124,14 @@ export const EndpointSchema = v.object({
   createdAt: v.string(),
 });
 
-export const NetworkDetailSchema = v.object({ ...networkEntries, endpoints: v.array(EndpointSchema) });
+export const NetworkDetailSchema = v.object({
+  ...networkEntries,
+  endpoints: v.array(EndpointSchema),
+  /** encrypted networks: each member node's tunnel to each other member, as last reported */
+  tunnels: v.exactOptional(
+    v.array(v.object({ from: v.string(), to: v.string(), up: v.boolean(), latestHandshake: v.nullable(v.string()) })),
+  ),
+});
 
 /**
  * An address held in a network's cluster-wide IPAM without an endpoint: Docker allocates addresses (IPAM

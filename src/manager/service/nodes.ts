@@ -10,7 +10,7 @@ import type { Compare, Op } from '../store/store.ts';
 import { casRetry, commit } from './cas.ts';
 import { honoured } from './identities.ts';
 import { usageKeys } from './quota.ts';
-import { releaseTunnelAddress, withTunnelAddress } from './tunnels.ts';
+import { recordTunnels, releaseTunnelAddress, tunnelsOf, withTunnelAddress } from './tunnels.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { behindMarker, compareText, deleteInBatches, endpointDeleteOps, nodeNotFound, reservationDeleteOps } from './shared.ts';
 
@@ -100,6 +100,7 @@ export function heartbeat(ctx: ServiceContext, name: string, req: HeartbeatReque
     throw new VxnetError('bad_request', 'field "reconciledRevision" must be a non-negative integer.');
   }
   ctx.liveness.heartbeat(name, req.reconciledRevision);
+  recordTunnels(ctx, name, req.tunnels);
 }
 
 /**
@@ -149,6 +150,7 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
           ...(ctx.state.nodeAddresses.get(entry.node.address) === name ? [{ type: 'delete', key: keys.nodeAddress(entry.node.address) } as const] : []),
         ],
         then: () => {
+          recordTunnels(ctx, name, undefined);
           ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}; its certificate is revoked`);
           return removed;
         },
@@ -185,7 +187,8 @@ function sameWireguard(node: Node, wanted: RegisterNodeRequest): boolean {
 }
 
 function nodeStatus(ctx: ServiceContext, node: Node): NodeStatus {
-  return { ...node, ...ctx.liveness.get(node.name) };
+  const tunnels = tunnelsOf(ctx, node.name);
+  return { ...node, ...ctx.liveness.get(node.name), ...(tunnels ? { tunnels: [...tunnels] } : {}) };
 }
 
 function refuseIfInUse(name: string, endpoints: number): void {

@@ -10,7 +10,7 @@
  */
 import { VxnetError } from '../../core/errors.ts';
 import { formatIPv4, parseCidr, parseIPv4, usableRange } from '../../core/ipv4.ts';
-import type { Node } from '../../core/model.ts';
+import type { NetworkDetail, Node, TunnelStatus } from '../../core/model.ts';
 import { TUNNEL_POOL } from '../../core/wireguard.ts';
 import { keys } from '../keys.ts';
 import type { Compare, Op } from '../store/store.ts';
@@ -65,4 +65,44 @@ export function requireTunnelFor(ctx: ServiceContext, networkName: string, nodeN
     'bad_request',
     `node ${nodeName} cannot join encrypted network ${networkName}: its agent found no WireGuard (install wireguard-tools and wireguard-go, then restart the agent).`,
   );
+}
+
+/**
+ * What each node's agent last reported about its tunnels, with its heartbeat: in memory only, like liveness
+ * (a report every few seconds per node must never become store writes or watch traffic). Per service.
+ */
+const reports = new WeakMap<ServiceContext, Map<string, readonly TunnelStatus[]>>();
+
+function reportsOf(ctx: ServiceContext): Map<string, readonly TunnelStatus[]> {
+  let map = reports.get(ctx);
+  if (!map) reports.set(ctx, (map = new Map()));
+  return map;
+}
+
+/** A heartbeat's tunnels (absent: the node has none any more). */
+export function recordTunnels(ctx: ServiceContext, node: string, tunnels: readonly TunnelStatus[] | undefined): void {
+  if (tunnels === undefined) reportsOf(ctx).delete(node);
+  else reportsOf(ctx).set(node, tunnels);
+}
+
+export function tunnelsOf(ctx: ServiceContext, node: string): readonly TunnelStatus[] | undefined {
+  return reports.get(ctx)?.get(node);
+}
+
+/**
+ * An encrypted network's tunnels: from each member node (one with an endpoint there) to each other member,
+ * as the first reported it; a member that reported nothing about a peer shows that tunnel as down.
+ */
+export function networkTunnels(ctx: ServiceContext, network: string): NonNullable<NetworkDetail['tunnels']> {
+  const members = [...(ctx.state.nodeCounts.get(network)?.keys() ?? [])].sort();
+  const out: NonNullable<NetworkDetail['tunnels']> = [];
+  for (const from of members) {
+    const reported = new Map((tunnelsOf(ctx, from) ?? []).map((t) => [t.node, t]));
+    for (const to of members) {
+      if (to === from) continue;
+      const status = reported.get(to);
+      out.push({ from, to, up: status?.up ?? false, latestHandshake: status?.latestHandshake ?? null });
+    }
+  }
+  return out;
 }
