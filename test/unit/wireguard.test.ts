@@ -14,6 +14,7 @@ import { renderFirewall } from '../../src/agent/kernel/nftables.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import { TunnelledDataplane } from '../../src/agent/wireguard/dataplane.ts';
 import { generatePrivateKey, loadOrCreateKeys, PRIVATE_KEY_FILE, publicKeyOf } from '../../src/agent/wireguard/keys.ts';
+import { Tunnel } from '../../src/agent/wireguard/tunnel.ts';
 import { desiredTunnel, parseWgDump, tunnelDeviceName, tunnelStatus, wgSetArgs } from '../../src/agent/wireguard/render.ts';
 import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 import { isWireguardKey, tunnelMtu } from '../../src/core/wireguard.ts';
@@ -270,5 +271,47 @@ describe('manager: tunnel addresses', () => {
     } finally {
       await m.close();
     }
+  });
+});
+
+describe('tunnel lifecycle (recorded host tools)', () => {
+  test('the blackhole route comes before the device, then address, MTU and peers; no tunnel wanted: the device goes, the route stays', async () => {
+    const calls: string[] = [];
+    const devices = new Set<string>();
+    const run = async (argv: readonly string[]) => {
+      const line = argv.join(' ');
+      calls.push(line);
+      let code = 0;
+      if (line.startsWith('ip link show dev ')) code = devices.has(argv[4]!) ? 0 : 1;
+      if (line.startsWith('ip link add ')) devices.add(argv[3]!);
+      if (line.startsWith('ip link del ')) devices.delete(argv[3]!);
+      return { argv, code, stdout: '', stderr: '' };
+    };
+    const tunnel = new Tunnel({
+      device: 'vxw0000000000', implementation: 'kernel', keys: { privateKeyFile: '/s/wireguard.key', publicKey: KEY_A },
+      port: 51820, underlayMtu: 1500, log: () => {}, run,
+    });
+    const peer = { node: 'b', publicKey: KEY_B, endpoint: '10.99.0.2:51820', tunnelAddress: '10.201.0.2' };
+    await tunnel.apply({ address: '10.201.0.1/16', peers: [peer] });
+    assert.deepEqual(calls, [
+      'ip route replace blackhole 10.201.0.0/16 metric 4242',
+      'ip link show dev vxw0000000000',
+      'ip link add vxw0000000000 type wireguard',
+      'ip link set vxw0000000000 mtu 1440 up',
+      'ip addr replace 10.201.0.1/16 dev vxw0000000000',
+      'wg show vxw0000000000 peers',
+      `wg set vxw0000000000 listen-port 51820 private-key /s/wireguard.key peer ${KEY_B} endpoint 10.99.0.2:51820 allowed-ips 10.201.0.2/32 persistent-keepalive 25`,
+      'wg show vxw0000000000 dump',
+    ]);
+    assert.equal(tunnel.blackholed, true);
+    assert.deepEqual(tunnel.status(), [{ node: 'b', up: false, latestHandshake: null }]);
+    calls.length = 0;
+    await tunnel.apply(undefined);
+    assert.deepEqual(calls, ['ip link show dev vxw0000000000', 'ip link del vxw0000000000']);
+    calls.length = 0;
+    await tunnel.apply(undefined);
+    assert.deepEqual(calls, [], 'a node without encrypted networks pays nothing per pass');
+    assert.equal(tunnel.status(), undefined);
+    tunnel.close();
   });
 });
