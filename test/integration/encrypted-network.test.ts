@@ -161,6 +161,21 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     assert.ok(seen.withPattern > 0, 'and readable there, as plain VXLAN is');
   });
 
+  it('keeps encrypted traffic flowing across an agent restart: the new agent adopts the running wireguard-go', async () => {
+    const host1 = cluster.host('host1');
+    const before = await wireguardGoPid(cluster, host1);
+    const ping = cluster.spawn(c.s1!.netns, ['ping', '-i', '0.01', '-c', '400', '-W', '1', c.s2!.endpoint.ip], { label: 'restart-ping' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.restartAgent(host1);
+    const exit = await ping.exited;
+    const summary = ping.output();
+    const match = /(\d+) packets transmitted, (\d+) received/.exec(summary);
+    assert.ok(match, summary);
+    assert.equal(match[2], match[1], `packets lost across the restart: ${summary}`);
+    assert.equal(exit.code, 0);
+    assert.equal(await wireguardGoPid(cluster, host1), before, 'the same wireguard-go carries on');
+  });
+
   it('drops the encrypted frames while the tunnel device is down, where the address stays and only the blackhole route stops them', async () => {
     // A down device keeps its address but loses its route: without the blackhole the next match is the
     // default route, out of eth0 towards the outside namespace, in clear.
@@ -181,6 +196,7 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     assert.ok(await until('s1 reaching s2 again', () => pings(cluster, c.s1!.netns, c.s2!.endpoint.ip, ['-c', '1']), 10_000));
   });
 
+  // wireguard-go here is the one the restarted agent adopted: its death is noticed by polling, not by an exit event
   it('drops the encrypted frames while wireguard-go is dead (kill -9) and resumes by itself once the agent restarted it', async () => {
     const host1 = cluster.host('host1');
     const before = await wireguardGoPid(cluster, host1);

@@ -6,7 +6,8 @@
  * works, otherwise `wireguard-go` (userspace, over TUN). Never from wireguard-go's banner, which claims
  * kernel support from the kernel version alone. wireguard-go runs in the foreground (`-f`) as the agent's
  * child, so the agent sees it die and starts it again; its TUN, with the address and the route on it, dies
- * with it, and the device is then set up again from the last desired tunnel.
+ * with it, and the device is then set up again from the last desired tunnel. An agent that restarts finds
+ * the wireguard-go of its predecessor by its command line and adopts it, so encrypted traffic goes on.
  *
  * Fail closed: a blackhole route for the whole tunnel range, behind the device's own route, exists before
  * any encrypted VXLAN device does and is never removed. While the device is missing (wireguard-go killed,
@@ -14,6 +15,7 @@
  * tunnel address, meets the blackhole instead of the default route: it is dropped, never sent in clear.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Backoff } from '../../core/backoff.ts';
 import { messageOf } from '../../core/errors.ts';
 import { TUNNEL_POOL, tunnelMtu, type WireguardImplementation } from '../../core/wireguard.ts';
@@ -58,6 +60,27 @@ export interface TunnelOptions {
   wireguardGo?: string;
 }
 
+/** How often an adopted wireguard-go (not our child, so no exit event) is checked. */
+const ADOPTED_POLL_MS = 200;
+
+/**
+ * The wireguard-go serving `device`, found by its command line (`wireguard-go -f DEVICE`); device names are
+ * unique on the machine, so this one is ours.
+ */
+export function findWireguardGo(device: string, proc = '/proc'): number | undefined {
+  for (const entry of readdirSync(proc)) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`${proc}/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (argv[0]?.endsWith('wireguard-go') && argv.includes(device)) return Number(entry);
+  }
+  return undefined;
+}
+
 /** How long a new wireguard-go may take to create its TUN device. */
 const DEVICE_WAIT_MS = 5_000;
 
@@ -80,6 +103,9 @@ export class Tunnel {
   #clean = false;
   #queue: Promise<void> = Promise.resolve();
   #status: TunnelStatus[] | undefined;
+  /** the pid of a wireguard-go started by an agent before this one, which this one took over */
+  #adopted: number | undefined;
+  #adoptTimer: NodeJS.Timeout | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TunnelOptions) {
@@ -171,9 +197,16 @@ export class Tunnel {
       }
       return;
     }
-    if (this.#child) return;
-    // a wireguard-go left by an agent before this one: its TUN goes, and with it that process
-    if (await this.#deviceExists(signal)) await this.#run(['ip', 'link', 'del', this.device], { allowFailure: true, signal });
+    if (this.#child || this.#adopted !== undefined) return;
+    if (await this.#deviceExists(signal)) {
+      // the wireguard-go of an agent before this one (a restart): kept, watched, and its sessions with it
+      const pid = findWireguardGo(this.device);
+      if (pid !== undefined) {
+        this.#adopt(pid);
+        return;
+      }
+      await this.#run(['ip', 'link', 'del', this.device], { allowFailure: true, signal });
+    }
     this.#start();
     const deadline = Date.now() + DEVICE_WAIT_MS;
     while (!(await this.#deviceExists(signal))) {
@@ -181,6 +214,27 @@ export class Tunnel {
       if (Date.now() > deadline) throw new Error(`wireguard-go did not create ${this.device} within ${DEVICE_WAIT_MS / 1000} s`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+
+  /** Watches a wireguard-go that is not our child (no exit event): polled, and restarted like ours when it dies. */
+  #adopt(pid: number): void {
+    this.#adopted = pid;
+    this.#generation++;
+    this.#options.log(`WireGuard ${this.device}: adopted the running wireguard-go (pid ${pid})`);
+    const timer = setInterval(() => {
+      try {
+        process.kill(pid, 0);
+        return;
+      } catch {
+        // gone
+      }
+      clearInterval(timer);
+      if (this.#adopted !== pid) return;
+      this.#adopted = undefined;
+      this.#died(`(pid ${pid}) is gone`, '');
+    }, ADOPTED_POLL_MS);
+    timer.unref();
+    this.#adoptTimer = timer;
   }
 
   #start(): void {
@@ -195,16 +249,19 @@ export class Tunnel {
     child.on('error', (err) => this.#options.log(`warning: wireguard-go for ${this.device} could not start: ${messageOf(err)}`));
     child.on('exit', (code, signal) => {
       if (this.#child === child) this.#child = undefined;
-      if (this.#closed) return;
-      const how = signal ? `was killed (${signal})` : `exited with code ${code}`;
-      const delay = this.#restarts.next();
-      this.#options.log(
-        `warning: wireguard-go for ${this.device} ${how}${stderr.trim() ? `: ${stderr.trim().split('\n').at(-1)}` : ''}; ` +
-          `encrypted traffic is dropped until it runs again, in ${delay} ms`,
-      );
-      clearTimeout(this.#restartTimer);
-      this.#restartTimer = setTimeout(() => void this.#restart(), delay);
+      this.#died(signal ? `was killed (${signal})` : `exited with code ${code}`, stderr);
     });
+  }
+
+  #died(how: string, stderr: string): void {
+    if (this.#closed) return;
+    const delay = this.#restarts.next();
+    this.#options.log(
+      `warning: wireguard-go for ${this.device} ${how}${stderr.trim() ? `: ${stderr.trim().split('\n').at(-1)}` : ''}; ` +
+        `encrypted traffic is dropped until it runs again, in ${delay} ms`,
+    );
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => void this.#restart(), delay);
   }
 
   async #restart(): Promise<void> {
@@ -227,17 +284,21 @@ export class Tunnel {
       this.#child = undefined;
       child.kill('SIGTERM');
     }
+    // an adopted one goes with its device
+    this.#adopted = undefined;
+    clearInterval(this.#adoptTimer);
     if (await this.#deviceExists(signal)) await this.#run(['ip', 'link', 'del', this.device], { allowFailure: true, signal });
   }
 
   /**
    * Stops watching. The device and wireguard-go stay (fail-static, like the rest of the kernel state); an
-   * agent started again replaces them.
+   * agent started again adopts them (#adopt), sessions and all.
    */
   close(): void {
     this.#closed = true;
     clearTimeout(this.#restartTimer);
     clearInterval(this.#statusTimer);
+    clearInterval(this.#adoptTimer);
     this.#child?.unref();
   }
 }
