@@ -88,6 +88,11 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     ...(options.watchIdleMs !== undefined ? { watchIdleMs: options.watchIdleMs } : {}),
     ...(engine ? { watchAllNetworks: true, containers: new EngineContainerNamespaces(engine) } : {}),
   });
+  const rotation = wireguard.rotation?.({
+    register: async (report, s) => void (await client.registerNode({ name, address: options.advertiseAddress, mtu: underlay.mtu, wireguard: report }, s)),
+    signal,
+  });
+  if (rotation) agent.onViewChange(() => rotation.check(agent.view.nodes.get(name)?.keyRotation));
   let docker: DockerIntegration | undefined;
   if (engine) {
     // Creating and deleting networks needs the admin token, given apart from the join token (which is never it).

@@ -15,6 +15,7 @@ import { networkList } from './commands/network-ls.ts';
 import { networkRemove } from './commands/network-rm.ts';
 import { nodeList } from './commands/node-ls.ts';
 import { nodeRemove } from './commands/node-rm.ts';
+import { nodeRotateKey } from './commands/node-rotate-key.ts';
 import { nodeUpdate } from './commands/node-update.ts';
 import { tokenRotate } from './commands/token-rotate.ts';
 import { version } from './commands/version.ts';
@@ -29,6 +30,7 @@ export const COMMANDS = [
   nodeList,
   nodeRemove,
   nodeUpdate,
+  nodeRotateKey,
   endpointList,
   attach,
   detach,

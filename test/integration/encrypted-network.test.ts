@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { publicKeyOf } from '../../src/agent/wireguard/keys.ts';
 import { tunnelDeviceName } from '../../src/agent/wireguard/render.ts';
 import { ManagerClient } from '../../src/client/client.ts';
 import type { NodeStatus } from '../../src/core/model.ts';
@@ -221,6 +222,28 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     assert.deepEqual(seen.vnis.filter((vni) => vni === SECRET_VNI), [], 'no VXLAN frame of the encrypted network while the tunnel was down');
     assert.equal(seen.withPattern, 0, 'no payload in clear while the tunnel was down');
     assert.ok(downMs < 15_000, `reachable again after ${downMs} ms`);
+  });
+
+  it('rotates a node\'s key on request: a new public key everywhere, and traffic back after a short gap', async (t) => {
+    const host2 = cluster.host('host2');
+    const keyOf = async () => ((JSON.parse(await cliOk(cluster, ['node', 'ls', '--json'])) as NodeStatus[]).find((n) => n.name === 'host2')!.wireguard!.publicKey);
+    const before = await keyOf();
+    const ping = cluster.spawn(c.s1!.netns, ['ping', '-i', '0.01', '-c', '500', '-W', '1', c.s2!.endpoint.ip], { label: 'rotate-ping' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.match(await cliOk(cluster, ['node', 'rotate-key', 'host2']), /^node host2 asked for a new WireGuard key \(rotation 1\)/);
+    const after = await until('host2 registering a new public key', async () => {
+      const key = await keyOf();
+      return key !== before ? key : undefined;
+    }, 10_000);
+    await until('s1 reaching s2 with the new key', () => pings(cluster, c.s1!.netns, c.s2!.endpoint.ip, ['-c', '1']), 15_000);
+    await ping.exited;
+    const match = /(\d+) packets transmitted, (\d+) received/.exec(ping.output());
+    assert.ok(match, ping.output());
+    t.diagnostic(`rotation under a 10 ms ping: ${Number(match[1]) - Number(match[2])} of ${match[1]} lost`);
+    const file = readFileSync(`${cluster.agentStateDir(host2)}/wireguard.key`, 'utf8').trim();
+    assert.equal(publicKeyOf(file), after, 'the key file holds the new private key');
+    const refused = await cluster.cli(['node', 'rotate-key', 'nosuchnode']);
+    assert.notEqual(refused.code, 0);
   });
 
   it('takes a node whose last endpoint left the encrypted network out of its peers\' tunnels', async () => {

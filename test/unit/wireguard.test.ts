@@ -247,6 +247,21 @@ describe('manager: tunnel addresses', () => {
     }
   });
 
+  test('rotate-key moves the node\'s keyRotation; a node without WireGuard is refused in one sentence', async () => {
+    const m = await openTestManager();
+    try {
+      await m.service.registerNode({ name: 'a', address: '10.99.0.1', mtu: 1500, wireguard: wireguard(KEY_A) });
+      await m.service.registerNode({ name: 'plain', address: '10.99.0.2', mtu: 1500 });
+      assert.equal((await m.service.updateNode('a', { rotateKey: true })).keyRotation, 1);
+      assert.equal((await m.service.updateNode('a', { rotateKey: true })).keyRotation, 2);
+      const rekeyed = await m.service.registerNode({ name: 'a', address: '10.99.0.1', mtu: 1500, wireguard: wireguard(KEY_B) });
+      assert.deepEqual([rekeyed.keyRotation, rekeyed.wireguard?.publicKey, rekeyed.tunnelAddress], [2, KEY_B, '10.201.0.1']);
+      await assert.rejects(m.service.updateNode('plain', { rotateKey: true }), vxnetError('bad_request', /^node plain has no WireGuard key to rotate: its agent found no WireGuard\.$/));
+    } finally {
+      await m.close();
+    }
+  });
+
   test('a bad public key is refused in one sentence', async () => {
     const m = await openTestManager();
     try {

@@ -8,6 +8,7 @@ import { WIREGUARD_PORT } from '../../core/wireguard.ts';
 import type { Dataplane } from '../dataplane.ts';
 import { TunnelledDataplane } from './dataplane.ts';
 import { loadOrCreateKeys } from './keys.ts';
+import { KeyRotation, type KeyRotationOptions } from './rotation.ts';
 import { tunnelDeviceName } from './render.ts';
 import { detectImplementation, Tunnel } from './tunnel.ts';
 
@@ -17,6 +18,8 @@ export interface WireguardSetup {
   dataplane: Dataplane & { close(): Promise<void> };
   /** the tunnel's peers for the heartbeat (absent: no tunnel wanted) */
   tunnels(): TunnelStatus[] | undefined;
+  /** follows `vxnet node rotate-key`: give it the node's `keyRotation` at every view change */
+  rotation?(options: Pick<KeyRotationOptions, 'register' | 'signal'>): KeyRotation;
 }
 
 export async function setUpWireguard(
@@ -35,9 +38,11 @@ export async function setUpWireguard(
   const port = options.port ?? WIREGUARD_PORT;
   const tunnel = new Tunnel({ device, implementation: found.implementation, keys, port, underlayMtu: options.underlayMtu, log: options.log });
   options.log(`WireGuard: ${found.implementation} on device ${device}, port ${port}, public key ${keys.publicKey}`);
+  const report: WireguardReport = { publicKey: keys.publicKey, port, implementation: found.implementation };
   return {
-    report: { publicKey: keys.publicKey, port, implementation: found.implementation },
+    report,
     dataplane: new TunnelledDataplane(inner, tunnel),
     tunnels: () => tunnel.status(),
+    rotation: (o) => new KeyRotation({ ...o, stateDir: options.stateDir, report, rekey: () => tunnel.rekey(), log: options.log }),
   };
 }

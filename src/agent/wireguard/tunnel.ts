@@ -120,6 +120,12 @@ export class Tunnel {
     return this.#blackholed;
   }
 
+  /** The key file changed (rotation): the device is given it again. */
+  async rekey(): Promise<void> {
+    this.#applied = undefined;
+    await this.apply(this.#wanted);
+  }
+
   /** The peers as last read (absent: no tunnel wanted), for the heartbeat. */
   status(): TunnelStatus[] | undefined {
     return this.#wanted === undefined ? undefined : this.#status;

@@ -44,6 +44,8 @@ export const UpdateNodeRequestSchema = v.pipe(
   v.strictObject({
     /** whether the node may create networks (and delete those it created) with its certificate */
     allowNetworkCreate: v.exactOptional(v.boolean()),
+    /** true: the node's agent makes a new WireGuard key pair (`vxnet node rotate-key`) */
+    rotateKey: v.exactOptional(v.boolean()),
   }),
   v.title('node update'),
 );

@@ -67,6 +67,8 @@ const nodeEntries = {
    * VXLAN devices and its peers' FDB destination for it.
    */
   tunnelAddress: v.exactOptional(v.string()),
+  /** moved by `vxnet node rotate-key`: the node's agent makes a new key pair when it exceeds the one it has */
+  keyRotation: v.exactOptional(Integer),
 };
 export const NodeSchema = v.object(nodeEntries);
 

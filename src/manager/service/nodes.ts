@@ -79,14 +79,20 @@ export async function updateNode(ctx: ServiceContext, name: string, req: UpdateN
     if (!entry) throw nodeNotFound(name);
     const { allowNetworkCreate: _old, ...rest } = entry.node;
     const allow = req.allowNetworkCreate ?? entry.node.allowNetworkCreate === true;
+    const rotate = req.rotateKey === true;
+    if (rotate && entry.node.wireguard === undefined) {
+      throw new VxnetError('bad_request', `node ${name} has no WireGuard key to rotate: its agent found no WireGuard.`);
+    }
     // stored only when granted, so a node without the right looks as it always did
-    const node: Node = allow ? { ...rest, allowNetworkCreate: true } : rest;
-    if ((entry.node.allowNetworkCreate === true) === allow) return { done: entry.node };
+    const granted: Node = allow ? { ...rest, allowNetworkCreate: true } : rest;
+    const node: Node = rotate ? { ...granted, keyRotation: (entry.node.keyRotation ?? 0) + 1 } : granted;
+    if ((entry.node.allowNetworkCreate === true) === allow && !rotate) return { done: entry.node };
     return {
       compares: [{ key: keys.node(name), modRevision: entry.modRevision }],
       ops: [{ type: 'put', key: keys.node(name), value: JSON.stringify(node) }],
       then: () => {
-        ctx.log(`node ${name} ${allow ? 'may now create networks' : 'may no longer create networks'}`);
+        if (rotate) ctx.log(`node ${name} is asked for a new WireGuard key (rotation ${node.keyRotation})`);
+        else ctx.log(`node ${name} ${allow ? 'may now create networks' : 'may no longer create networks'}`);
         return ctx.state.nodes.get(name)?.node ?? node;
       },
     };
