@@ -20,6 +20,7 @@ import { createCluster, type Cluster, type SimHost } from '../../src/testkit/clu
 import { findCommand } from '../../src/testkit/preflight.ts';
 import { capture, pings, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './support/probes.ts';
 import { attachWithApi, cliOk, type Attached } from './support/setup.ts';
+import { echoRequests, sendVxlan, vxlanEcho } from './support/vxlan-inject.ts';
 
 const SECRET_VNI = 3100;
 const PLAIN_VNI = 3200;
@@ -244,6 +245,18 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     assert.equal(publicKeyOf(file), after, 'the key file holds the new private key');
     const refused = await cluster.cli(['node', 'rotate-key', 'nosuchnode']);
     assert.notEqual(refused.code, 0);
+  });
+
+  it('takes the encrypted VNI only from the tunnel: the same frame in clear from a member\'s address is dropped, on the plain VNI it arrives', async () => {
+    const host1 = cluster.host('host1');
+    const host2 = cluster.host('host2');
+    const inject = async (vni: number, from: Attached, to: Attached, id: number) => {
+      const payload = vxlanEcho({ vni, srcMac: from.endpoint.mac, dstMac: to.endpoint.mac, srcIp: from.endpoint.ip, dstIp: to.endpoint.ip, id });
+      const frames = await capture(cluster, to.netns, 'eth0', ['icmp'], () => sendVxlan(cluster, host2.netns, host2.address, host1.address, payload));
+      return echoRequests(frames).some((e) => e.id === id);
+    };
+    assert.equal(await inject(PLAIN_VNI, c.p2!, c.p1!, 0x5101), true, 'the injection reaches a plain network (the control)');
+    assert.equal(await inject(SECRET_VNI, c.s2!, c.s1!, 0x5102), false, 'and never the encrypted one');
   });
 
   it('takes a node whose last endpoint left the encrypted network out of its peers\' tunnels', async () => {
