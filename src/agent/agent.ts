@@ -15,8 +15,8 @@ import type {
   HeartbeatRequest,
   Node,
   RegisterNodeRequest,
-  WatchMessage,
   TunnelStatus,
+  WatchMessage,
   WireguardReport,
 } from '../core/model.ts';
 import { Backoff, MANAGER_RETRY, pause, retryWithBackoff } from '../core/backoff.ts';

@@ -15,7 +15,7 @@ import { ClusterView } from '../../src/agent/view.ts';
 import { TunnelledDataplane } from '../../src/agent/wireguard/dataplane.ts';
 import { generatePrivateKey, loadOrCreateKeys, PRIVATE_KEY_FILE, publicKeyOf } from '../../src/agent/wireguard/keys.ts';
 import { Tunnel } from '../../src/agent/wireguard/tunnel.ts';
-import { desiredTunnel, parseWgDump, tunnelDeviceName, tunnelStatus, wgSetArgs } from '../../src/agent/wireguard/render.ts';
+import { desiredTunnel, parseWgDump, StatusReports, tunnelDeviceName, tunnelStatus, wgSetArgs } from '../../src/agent/wireguard/render.ts';
 import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 import { isWireguardKey, tunnelMtu } from '../../src/core/wireguard.ts';
 import { mtuBound, resolveNetwork } from '../../src/manager/validation.ts';
@@ -119,6 +119,19 @@ describe('tunnel rendering', () => {
       { node: 'c', up: false, latestHandshake: null },
     ]);
     assert.equal(tunnelStatus(peers, [{ publicKey: KEY_B, latestHandshake: 1000 }], 1180)[0]!.up, false);
+  });
+
+  test('heartbeats carry the peers only when up/down changed or a minute passed, and [] once when the tunnel went', () => {
+    const reports = new StatusReports();
+    const up = [{ node: 'b', up: true, latestHandshake: '2026-01-01T00:00:00.000Z' }];
+    const later = [{ node: 'b', up: true, latestHandshake: '2026-01-01T00:02:00.000Z' }];
+    assert.equal(reports.next(undefined, 0), undefined);
+    assert.deepEqual(reports.next(up, 0), up);
+    assert.equal(reports.next(later, 5_000), undefined);
+    assert.deepEqual(reports.next([{ ...up[0]!, up: false }], 10_000), [{ ...up[0]!, up: false }]);
+    assert.deepEqual(reports.next([{ ...up[0]!, up: false }], 70_000), [{ ...up[0]!, up: false }]);
+    assert.deepEqual(reports.next(undefined, 75_000), []);
+    assert.equal(reports.next(undefined, 80_000), undefined);
   });
 
   test('wg show dump: peers and their latest handshake', () => {
@@ -241,7 +254,9 @@ describe('manager: tunnel addresses', () => {
         { from: 'b', to: 'a', up: false, latestHandshake: null },
       ]);
       m.service.heartbeat('a', { reconciledRevision: 2 });
-      assert.equal(m.service.getNode('a').tunnels, undefined, 'a heartbeat without tunnels clears them');
+      assert.deepEqual(m.service.getNode('a').tunnels, [up], 'a heartbeat without tunnels keeps the last report');
+      m.service.heartbeat('a', { reconciledRevision: 3, tunnels: [] });
+      assert.equal(m.service.getNode('a').tunnels, undefined, 'an empty list clears it');
     } finally {
       await m.close();
     }

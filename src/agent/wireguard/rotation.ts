@@ -40,15 +40,18 @@ export class KeyRotation {
   readonly #o: KeyRotationOptions;
   #report: WireguardReport;
   #busy = false;
+  /** read once: called for every watch message, so no file read per message */
+  #applied: number;
 
   constructor(options: KeyRotationOptions) {
     this.#o = options;
     this.#report = options.report;
+    this.#applied = appliedRotation(options.stateDir);
   }
 
   /** Called with the node's `keyRotation` whenever the view changes; rotates once per new value. */
   check(wanted: number | undefined): void {
-    if (this.#busy || wanted === undefined || wanted <= appliedRotation(this.#o.stateDir)) return;
+    if (this.#busy || wanted === undefined || wanted <= this.#applied) return;
     this.#busy = true;
     void this.#rotate(wanted)
       .catch((err) => this.#o.log(`warning: WireGuard key rotation ${wanted} failed: ${messageOf(err)}`))
@@ -60,6 +63,7 @@ export class KeyRotation {
     const privateKey = generatePrivateKey();
     writeFileAtomic(join(stateDir, PRIVATE_KEY_FILE), `${privateKey}\n`, 0o600);
     writeFileAtomic(join(stateDir, ROTATION_FILE), `${rotation}\n`, 0o600);
+    this.#applied = rotation;
     const report: WireguardReport = { ...this.#report, publicKey: publicKeyOf(privateKey) };
     await retryWithBackoff(() => this.#o.register(report, signal), {
       backoff: new Backoff(MANAGER_RETRY),

@@ -9,14 +9,14 @@ import type { Dataplane } from '../dataplane.ts';
 import { TunnelledDataplane } from './dataplane.ts';
 import { loadOrCreateKeys } from './keys.ts';
 import { KeyRotation, type KeyRotationOptions } from './rotation.ts';
-import { tunnelDeviceName } from './render.ts';
+import { StatusReports, tunnelDeviceName } from './render.ts';
 import { detectImplementation, Tunnel } from './tunnel.ts';
 
 export interface WireguardSetup {
   /** what the node registers with; absent: no WireGuard here */
   report?: WireguardReport;
   dataplane: Dataplane & { close(): Promise<void> };
-  /** the tunnel's peers for the heartbeat (absent: no tunnel wanted) */
+  /** the tunnel's peers for the next heartbeat, when there is news (StatusReports) */
   tunnels(): TunnelStatus[] | undefined;
   /** follows `vxnet node rotate-key`: give it the node's `keyRotation` at every view change */
   rotation?(options: Pick<KeyRotationOptions, 'register' | 'signal'>): KeyRotation;
@@ -38,11 +38,12 @@ export async function setUpWireguard(
   const port = options.port ?? WIREGUARD_PORT;
   const tunnel = new Tunnel({ device, implementation: found.implementation, keys, port, underlayMtu: options.underlayMtu, log: options.log });
   options.log(`WireGuard: ${found.implementation} on device ${device}, port ${port}, public key ${keys.publicKey}`);
+  const reports = new StatusReports();
   const report: WireguardReport = { publicKey: keys.publicKey, port, implementation: found.implementation };
   return {
     report,
     dataplane: new TunnelledDataplane(inner, tunnel),
-    tunnels: () => tunnel.status(),
+    tunnels: () => reports.next(tunnel.status(), Date.now()),
     rotation: (o) => new KeyRotation({ ...o, stateDir: options.stateDir, report, rekey: () => tunnel.rekey(), log: options.log }),
   };
 }

@@ -54,7 +54,7 @@ export const HeartbeatRequestSchema = v.pipe(
   v.strictObject({
     /** highest store revision the agent has seen and fully applied to its kernel */
     reconciledRevision: v.pipe(Integer, v.minValue(0, 'must not be negative')),
-    /** the node's WireGuard peers (encrypted networks): kept in memory with the heartbeat, never stored */
+    /** the node's WireGuard peers (encrypted networks), when they changed: kept in memory, never stored; [] none left */
     tunnels: v.exactOptional(v.pipe(v.array(v.strictObject(TunnelStatusSchema.entries)), v.maxLength(100_000, 'must not list more than 100000 peers'))),
   }),
   v.title('heartbeat'),

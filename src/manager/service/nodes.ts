@@ -156,7 +156,7 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
           ...(ctx.state.nodeAddresses.get(entry.node.address) === name ? [{ type: 'delete', key: keys.nodeAddress(entry.node.address) } as const] : []),
         ],
         then: () => {
-          recordTunnels(ctx, name, undefined);
+          recordTunnels(ctx, name, undefined, true);
           ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}; its certificate is revoked`);
           return removed;
         },

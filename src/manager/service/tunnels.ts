@@ -79,10 +79,13 @@ function reportsOf(ctx: ServiceContext): Map<string, readonly TunnelStatus[]> {
   return map;
 }
 
-/** A heartbeat's tunnels (absent: the node has none any more). */
-export function recordTunnels(ctx: ServiceContext, node: string, tunnels: readonly TunnelStatus[] | undefined): void {
-  if (tunnels === undefined) reportsOf(ctx).delete(node);
-  else reportsOf(ctx).set(node, tunnels);
+/**
+ * A heartbeat's tunnels: absent, nothing new (the last report stays); empty, the node has none any more;
+ * `undefined` from a removal forgets the node.
+ */
+export function recordTunnels(ctx: ServiceContext, node: string, tunnels: readonly TunnelStatus[] | undefined, removed = false): void {
+  if (removed || tunnels?.length === 0) reportsOf(ctx).delete(node);
+  else if (tunnels !== undefined) reportsOf(ctx).set(node, tunnels);
 }
 
 export function tunnelsOf(ctx: ServiceContext, node: string): readonly TunnelStatus[] | undefined {
