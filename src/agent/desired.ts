@@ -30,6 +30,7 @@ import {
   type VxlanFilter,
 } from './dataplane.ts';
 import type { ClusterView } from './view.ts';
+import { desiredTunnel } from './wireguard/render.ts';
 
 export interface Self {
   name: string;
@@ -70,7 +71,18 @@ export function desiredState(view: ClusterView, self: Self, containers: Readonly
     floods: cache.floods.of(floodLists),
     endpoints: cache.endpoints.of(endpointLists),
     vxlanFilter: cache.filter(view, self),
+    ...withTunnel(desiredTunnel(view.nodes.values(), self.name, networks, cache.floods.of(floodLists))),
   };
+}
+
+const withTunnel = (tunnel: ReturnType<typeof desiredTunnel>) => (tunnel ? { tunnel } : {});
+
+/**
+ * The VXLAN `local` of a network on this node: the underlay address, or for an encrypted network the node's
+ * tunnel address (absent until the manager gave it one: the network is then not set up here).
+ */
+function localAddressOf(view: ClusterView, self: Self, network: Network): string | undefined {
+  return network.encrypted === true ? view.nodes.get(self.name)?.tunnelAddress : self.address;
 }
 
 /**
@@ -148,14 +160,14 @@ class RenderCache {
       const changes = view.takeChanges(name);
       let rendered = this.networks.get(name);
       if (!rendered || changes.all || rendered.network !== network) {
-        rendered = new NetworkRender(name, network);
+        rendered = new NetworkRender(name, network, localAddressOf(view, self, network));
         for (const endpoint of view.endpointsOf(name)) rendered.put(view, self, endpoint);
         this.networks.set(name, rendered);
       } else {
         for (const id of changes.ids) rendered.update(view, self, id);
         if (nodesMoved) rendered.retryUnknown(view, self);
       }
-      if (rendered.locals.size > 0) local.push(name);
+      if (rendered.locals.size > 0 && rendered.local !== undefined) local.push(name);
     }
     return local.sort();
   }
@@ -175,6 +187,8 @@ class NetworkRender {
   readonly name: string;
   readonly network: Network;
   readonly vxlan: string;
+  /** the VXLAN device's `local` (localAddressOf) */
+  readonly local: string | undefined;
   /** remote endpoint id → its peer entry, in the view's order */
   readonly peers = new Map<string, DesiredPeer>();
   /** this node's endpoints here, in the view's order */
@@ -192,9 +206,10 @@ class NetworkRender {
   #endpointList: readonly DesiredEndpoint[] | undefined;
   #desiredNetwork: DesiredNetwork | undefined;
 
-  constructor(name: string, network: Network) {
+  constructor(name: string, network: Network, local: string | undefined) {
     this.name = name;
     this.network = network;
+    this.local = local;
     this.vxlan = deviceNames.vxlan(network.vni);
   }
 
@@ -208,7 +223,8 @@ class NetworkRender {
       vxlan: this.vxlan,
       port: network.port,
       mtu: network.mtu,
-      localAddress: self.address,
+      localAddress: this.local ?? self.address,
+      ...(network.encrypted === true ? { encrypted: true } : {}),
       ...(network.multicastGroup ? { multicastGroup: network.multicastGroup, underlayDevice: self.underlayDevice } : {}),
       gatewayMac: gatewayMacOf(network),
       gatewayAddresses: network.subnets.map((s) => `${s.gateway}/${parseCidr(s.cidr)?.prefix ?? 32}`),
@@ -287,9 +303,11 @@ class NetworkRender {
       return;
     }
     this.#dropLocal(id);
-    const vtep = view.nodes.get(endpoint.node)?.address;
+    const node = view.nodes.get(endpoint.node);
+    // an encrypted network reaches the peer at its tunnel address, through WireGuard only
+    const vtep = this.network.encrypted === true ? node?.tunnelAddress : node?.address;
     // A peer on a node we do not know (yet) or that claims our own address cannot be programmed.
-    if (!vtep || vtep === self.address) {
+    if (!vtep || vtep === self.address || vtep === this.local) {
       if (!vtep) this.#unknown.set(id, endpoint.node);
       this.#dropPeer(id);
       return;

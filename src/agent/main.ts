@@ -19,6 +19,7 @@ import { Agent } from './agent.ts';
 import { AgentMetrics } from './metrics.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
+import { setUpWireguard } from './wireguard/setup.ts';
 
 export interface RunAgentOptions {
   /** https://ADDR:PORT */
@@ -80,11 +81,18 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
   // a foreign change to vxnet's nftables tables asks for a pass at once (the agent exists by then)
   let agentRef: Agent | undefined;
-  const dataplane = new LinuxDataplane({ log, onDrift: () => agentRef?.schedule() });
+  // encrypted networks (src/agent/wireguard/): the tunnel goes before the kernel data plane
+  const wireguard = await setUpWireguard(new LinuxDataplane({ log, onDrift: () => agentRef?.schedule() }), {
+    stateDir: identityOptions.stateDir,
+    underlayMtu: underlay.mtu,
+    log,
+  });
+  const dataplane = wireguard.dataplane;
   const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
   const agent = new Agent({
     api: client,
     dataplane,
+    ...(wireguard.report ? { wireguard: wireguard.report, tunnels: () => wireguard.tunnels() } : {}),
     self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
     underlayMtu: underlay.mtu,
     log,
@@ -93,6 +101,11 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     ...(engine ? { watchAllNetworks: true, containers: new EngineContainerNamespaces(engine) } : {}),
   });
   agentRef = agent;
+  const rotation = wireguard.rotation?.({
+    register: async (report, s) => void (await client.registerNode({ name, address: options.advertiseAddress, mtu: underlay.mtu, wireguard: report }, s)),
+    signal,
+  });
+  if (rotation) agent.onViewChange(() => rotation.check(agent.view.nodes.get(name)?.keyRotation));
   let docker: DockerIntegration | undefined;
   if (engine) {
     // Creating and deleting networks needs the admin token, given apart from the join token (which is never it).

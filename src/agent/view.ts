@@ -71,6 +71,8 @@ export class ClusterView {
         if (previous?.address !== message.node.address) this.nodesVersion++;
         // a node new to the view has no endpoints here yet: only an address change moves peers
         if (previous && previous.address !== message.node.address) this.vtepsVersion++;
+        // an encrypted network's VTEPs are tunnel addresses (src/agent/wireguard/)
+        else if (previous && previous.tunnelAddress !== message.node.tunnelAddress) this.vtepsVersion++;
         return true;
       }
       case 'node-deleted':

@@ -23,25 +23,26 @@ export function formatJson(value: unknown): string {
 }
 
 export function formatNetworkTable(networks: readonly Network[]): string {
-  return formatTable(
-    ['NAME', 'VNI', 'SUBNETS', 'MTU', 'PORT', 'INTERNAL', 'MULTICAST'],
-    networks.map((n) => [
-      n.name,
-      String(n.vni),
-      n.subnets.map((s) => s.cidr).join(',') || '-',
-      String(n.mtu),
-      String(n.port),
-      n.internal ? 'yes' : 'no',
-      n.multicastGroup ?? '-',
-    ]),
-  );
+  const rows = networks.map((n) => [
+    n.name,
+    String(n.vni),
+    n.subnets.map((s) => s.cidr).join(',') || '-',
+    String(n.mtu),
+    String(n.port),
+    n.internal ? 'yes' : 'no',
+    n.multicastGroup ?? '-',
+  ]);
+  const headers = ['NAME', 'VNI', 'SUBNETS', 'MTU', 'PORT', 'INTERNAL', 'MULTICAST'];
+  // the column appears once a network is encrypted, so a cluster without any reads as it always did
+  if (!networks.some((n) => n.encrypted === true)) return formatTable(headers, rows);
+  return formatTable([...headers, 'ENCRYPTED'], rows.map((row, i) => [...row, networks[i]!.encrypted === true ? 'yes' : 'no']));
 }
 
 /** One line for `network create`: name, VNI, subnets with their gateways, MTU. */
 export function formatNetworkCreated(network: Network): string {
   const subnets = network.subnets.map((s) => `${s.cidr} (gateway ${s.gateway})`).join(', ');
   const label = network.subnets.length === 1 ? 'subnet' : 'subnets';
-  return `created network ${network.name}: vni ${network.vni}, ${label} ${subnets}, mtu ${network.mtu}\n`;
+  return `created network ${network.name}: vni ${network.vni}, ${label} ${subnets}, mtu ${network.mtu}${network.encrypted ? ', encrypted (WireGuard)' : ''}\n`;
 }
 
 /** `network inspect`: always JSON, with the fields in a reading order and multicastGroup always present. */
@@ -54,19 +55,31 @@ export function formatNetworkDetail(detail: NetworkDetail): string {
     port: detail.port,
     internal: detail.internal,
     multicastGroup: detail.multicastGroup ?? null,
+    ...(detail.encrypted ? { encrypted: true } : {}),
     createdAt: detail.createdAt,
     endpoints: detail.endpoints,
+    ...(detail.tunnels ? { tunnels: detail.tunnels } : {}),
   });
 }
 
 export function formatNodeTable(nodes: readonly NodeStatus[], now: Date): string {
+  const headers = ['NAME', 'ADDRESS', 'MTU', 'STATE', 'LAST-SEEN'];
   const rows = nodes.map((n) => [n.name, n.address, String(n.mtu), n.state, formatLastSeen(n.lastSeen, now)]);
   // the column appears once a node holds a right beyond its own node (`vxnet node update`)
-  if (!nodes.some((n) => n.allowNetworkCreate === true)) return formatTable(['NAME', 'ADDRESS', 'MTU', 'STATE', 'LAST-SEEN'], rows);
-  return formatTable(
-    ['NAME', 'ADDRESS', 'MTU', 'STATE', 'LAST-SEEN', 'RIGHTS'],
-    rows.map((row, i) => [...row, nodes[i]!.allowNetworkCreate === true ? 'network-create' : '-']),
-  );
+  if (nodes.some((n) => n.allowNetworkCreate === true)) {
+    headers.push('RIGHTS');
+    rows.forEach((row, i) => row.push(nodes[i]!.allowNetworkCreate === true ? 'network-create' : '-'));
+  }
+  // and once a node reports WireGuard: which implementation carries its encrypted networks, and its tunnel address
+  if (nodes.some((n) => n.wireguard !== undefined)) {
+    headers.push('WIREGUARD', 'TUNNEL', 'PEERS-UP');
+    rows.forEach((row, i) => {
+      const n = nodes[i]!;
+      const peers = n.tunnels ? `${n.tunnels.filter((t) => t.up).length}/${n.tunnels.length}` : '-';
+      row.push(n.wireguard?.implementation ?? 'none', n.tunnelAddress ?? '-', peers);
+    });
+  }
+  return formatTable(headers, rows);
 }
 
 export function formatEndpointTable(endpoints: readonly Endpoint[]): string {

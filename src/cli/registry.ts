@@ -18,6 +18,7 @@ import { networkRemove } from './commands/network-rm.ts';
 import { nodeInspect } from './commands/node-inspect.ts';
 import { nodeList } from './commands/node-ls.ts';
 import { nodeRemove } from './commands/node-rm.ts';
+import { nodeRotateKey } from './commands/node-rotate-key.ts';
 import { nodeUpdate } from './commands/node-update.ts';
 import { status } from './commands/status.ts';
 import { tokenRotate } from './commands/token-rotate.ts';
@@ -35,6 +36,7 @@ export const COMMANDS = [
   nodeInspect,
   nodeRemove,
   nodeUpdate,
+  nodeRotateKey,
   endpointList,
   endpointInspect,
   attach,

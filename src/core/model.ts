@@ -38,6 +38,10 @@ export type NetworkDetail = v.InferOutput<typeof resources.NetworkDetailSchema>;
 /** An address held in a network's IPAM without an endpoint (Docker's IPAM); see ReservationSchema. */
 export type Reservation = v.InferOutput<typeof resources.ReservationSchema>;
 export type Info = v.InferOutput<typeof resources.InfoSchema>;
+/** A node's WireGuard as its agent reports it (src/core/wireguard.ts). */
+export type WireguardReport = v.InferOutput<typeof resources.WireguardReportSchema>;
+/** One WireGuard peer of a node, as its agent last reported it. */
+export type TunnelStatus = v.InferOutput<typeof resources.TunnelStatusSchema>;
 
 export type CreateNetworkRequest = v.InferOutput<typeof requests.CreateNetworkRequestSchema>;
 export type RegisterNodeRequest = v.InferOutput<typeof requests.RegisterNodeRequestSchema>;

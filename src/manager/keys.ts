@@ -17,6 +17,8 @@
  *   the other's traffic (docs/security.md, hole 3).
  * - `/usage/<network>/<node>` is rewritten by every create a node's quota limits, and compared by each, so
  *   that two of them cannot both take the last address the quota allows (service/quota.ts).
+ * - `/tunnel-addresses/<ip>` is created "only if absent" with the node that gets that WireGuard tunnel
+ *   address (service/tunnels.ts), so two nodes can never share one.
  * - `/identities/<node>` is the node's identity record (service/identities.ts): which of its certificates the
  *   manager honours. A join creates it only while the node is not registered; `node rm` deletes it.
  */
@@ -34,6 +36,7 @@ export const PREFIX = {
   nodeAddresses: '/node-addresses/',
   identities: '/identities/',
   usage: '/usage/',
+  tunnelAddresses: '/tunnel-addresses/',
 } as const;
 
 export const META_CLUSTER = '/meta/cluster';
@@ -56,6 +59,8 @@ export const keys = {
   nodeAddress: (ip: string) => PREFIX.nodeAddresses + ip,
   identity: (node: string) => PREFIX.identities + node,
   usage: (network: string, node: string) => `${PREFIX.usage}${network}/${node}`,
+  /** a node's WireGuard tunnel address (service/tunnels.ts); its value is the node's name */
+  tunnelAddress: (ip: string) => PREFIX.tunnelAddresses + ip,
 };
 
 /**

@@ -36,6 +36,7 @@ import {
 import { requireName } from '../core/names.ts';
 import { requireBody } from '../core/schema/check.ts';
 import { EndpointStatusRequestSchema } from '../core/schema/requests.ts';
+import { isWireguardKey, WIREGUARD_OVERHEAD_IPV4 } from '../core/wireguard.ts';
 
 /**
  * An endpoint status from anywhere (the service's own callers too), as the body schema words it:
@@ -83,7 +84,18 @@ export function validateNodeRequest(req: RegisterNodeRequest): RegisterNodeReque
   if (!Number.isInteger(req.mtu) || req.mtu < NODE_MTU_MIN || req.mtu > NODE_MTU_MAX) {
     throw new VxnetError('invalid_mtu', `node MTU ${req.mtu} is out of range: use ${NODE_MTU_MIN}..${NODE_MTU_MAX}.`);
   }
-  return { name, address: formatIPv4(address), mtu: req.mtu };
+  const node: RegisterNodeRequest = { name, address: formatIPv4(address), mtu: req.mtu };
+  if (req.wireguard !== undefined) {
+    const { publicKey, port, implementation } = req.wireguard;
+    if (!isWireguardKey(publicKey)) {
+      throw new VxnetError('bad_request', 'field "wireguard.publicKey" must be a WireGuard public key: 32 bytes in base64, as "wg pubkey" prints it.');
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new VxnetError('invalid_port', `WireGuard port ${port} is out of range: use 1..65535.`);
+    }
+    node.wireguard = { publicKey, port, implementation };
+  }
+  return node;
 }
 
 /** What resolveNetwork needs to know about the rest of the cluster. */
@@ -94,12 +106,17 @@ export interface NetworkContext {
   now: Date;
 }
 
-/** The largest MTU a network may have given the registered nodes, and the node that sets the bound. */
-export function mtuBound(nodes: Iterable<Node>): { limit: number; node?: Node } {
+/**
+ * The largest MTU a network may have given the registered nodes, and the node that sets the bound. An
+ * encrypted network's frames carry WireGuard's header around VXLAN's: both come off the underlay's MTU
+ * (IPv4 underlays only, so WireGuard's 60 bytes).
+ */
+export function mtuBound(nodes: Iterable<Node>, encrypted = false): { limit: number; node?: Node } {
+  const overhead = VXLAN_OVERHEAD + (encrypted ? WIREGUARD_OVERHEAD_IPV4 : 0);
   let smallest: Node | undefined;
   for (const node of nodes) if (!smallest || node.mtu < smallest.mtu) smallest = node;
-  if (!smallest) return { limit: DEFAULT_UNDERLAY_MTU - VXLAN_OVERHEAD };
-  return { limit: smallest.mtu - VXLAN_OVERHEAD, node: smallest };
+  if (!smallest) return { limit: DEFAULT_UNDERLAY_MTU - overhead };
+  return { limit: smallest.mtu - overhead, node: smallest };
 }
 
 export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): Network {
@@ -159,7 +176,8 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
     subnets.push(defaultSubnet(existing));
   }
 
-  const bound = mtuBound(ctx.nodes);
+  const encrypted = req.encrypted === true;
+  const bound = mtuBound(ctx.nodes, encrypted);
   let mtu = bound.limit;
   if (req.mtu !== undefined) {
     if (!Number.isInteger(req.mtu) || req.mtu < NETWORK_MTU_MIN) {
@@ -171,7 +189,7 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
         : `no node is registered yet, so an underlay MTU of ${DEFAULT_UNDERLAY_MTU} is assumed`;
       throw new VxnetError(
         'mtu_too_large',
-        `MTU ${req.mtu} is larger than the underlay allows: at most ${bound.limit} (${why}, minus ${VXLAN_OVERHEAD} bytes of VXLAN overhead).`,
+        `MTU ${req.mtu} is larger than the underlay allows: at most ${bound.limit} (${why}, minus ${VXLAN_OVERHEAD} bytes of VXLAN overhead${encrypted ? ` and ${WIREGUARD_OVERHEAD_IPV4} of WireGuard` : ''}).`,
       );
     }
     mtu = req.mtu;
@@ -189,6 +207,12 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
       throw new VxnetError('invalid_address', `multicastGroup ${req.multicastGroup} is not a multicast address (224.0.0.0/4).`);
     }
     multicastGroup = formatIPv4(group);
+    if (encrypted) {
+      throw new VxnetError(
+        'bad_request',
+        'an encrypted network cannot use a multicast group: WireGuard carries unicast only, so its broadcast goes to each member through its tunnel.',
+      );
+    }
   }
 
   const network: Network = {
@@ -201,6 +225,8 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
     createdAt: ctx.now.toISOString(),
   };
   if (multicastGroup !== undefined) network.multicastGroup = multicastGroup;
+  // stored only when set, so a plain network looks as it always did
+  if (encrypted) network.encrypted = true;
   return network;
 }
 

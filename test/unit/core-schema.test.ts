@@ -57,7 +57,7 @@ describe('request bodies: one sentence naming the field', () => {
     assert.equal(refusal(CreateNetworkRequestSchema, { vni: 5 }), 'field "name" is required in the network request.');
     assert.equal(
       refusal(CreateNetworkRequestSchema, { name: 'n', subnet: 'x' }),
-      'unknown field "subnet" in the network request (known fields: name, vni, subnets, mtu, port, internal, multicastGroup).',
+      'unknown field "subnet" in the network request (known fields: name, vni, subnets, mtu, port, internal, multicastGroup, encrypted).',
     );
     assert.match(refusal(CreateNetworkRequestSchema, { name: 'n', subnets: [{ cidr: 'c', gw: 'g' }] }), /^unknown field "subnets\[0\]\.gw" in the network request \(known fields: cidr, gateway\)\.$/);
     assert.match(refusal(CreateNetworkRequestSchema, JSON.parse('{"name":"n","__proto__":{"admin":true}}')), /^unknown field "__proto__"/);

@@ -112,11 +112,16 @@ export function effectiveVxlanFilter(
   }
   const device = filter?.underlayDevice;
   if (device !== undefined && !isIfname(device)) rejected.push(`VXLAN filter underlay device ${JSON.stringify(device)} is not an interface name`);
+  const tunnel = filter?.tunnelDevice;
+  if (tunnel !== undefined && !isIfname(tunnel)) rejected.push(`VXLAN filter tunnel device ${JSON.stringify(tunnel)} is not an interface name`);
+  const vnis = (filter?.encryptedVnis ?? []).filter((vni) => Number.isInteger(vni) && vni >= 1 && vni <= 0xffffff);
   return {
     filter: {
       ports: [...ports].sort((a, b) => a - b),
       allowedSources: [...sources.entries()].sort((a, b) => a[1] - b[1]).map(([text]) => text),
       ...(device !== undefined && isIfname(device) ? { underlayDevice: device } : {}),
+      ...(tunnel !== undefined && isIfname(tunnel) ? { tunnelDevice: tunnel } : {}),
+      ...(vnis.length > 0 ? { encryptedVnis: [...new Set(vnis)].sort((a, b) => a - b) } : {}),
     },
     rejected,
   };
@@ -191,15 +196,29 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
   const underlay = guard?.underlayDevice;
   const fromUnderlay = underlay !== undefined ? `iifname ${quote(underlay)}` : `iifname != ${quote(OWNED_INTERFACES)}`;
   const notFromUnderlay = underlay !== undefined ? `iifname != ${quote(underlay)}` : `iifname ${quote(OWNED_INTERFACES)}`;
+  // Encrypted networks (src/agent/wireguard/): their VXLAN is taken only from the tunnel, whose keys
+  // authenticate the sender; their VNIs arriving any other way (in clear, from anyone) are dropped; and no
+  // one's traffic is routed into the tunnel, where it would reach the peers as this host's own.
+  const tunnel = guard?.tunnelDevice;
+  const vnis = guard?.encryptedVnis ?? [];
+  const tunnelInput = [
+    ...(vnis.length > 0
+      ? [`udp dport @${VXLAN_PORTS_SET} ${tunnel !== undefined ? `iifname != ${quote(tunnel)} ` : ''}@th,96,24 { ${vnis.join(', ')} } counter drop comment ${quote('an encrypted network\'s VXLAN outside its tunnel')}`]
+      : []),
+    ...(tunnel !== undefined ? [`udp dport @${VXLAN_PORTS_SET} iifname ${quote(tunnel)} accept comment ${quote('VXLAN through the WireGuard tunnel')}`] : []),
+  ];
+  const tunnelForward = tunnel !== undefined ? [`oifname ${quote(tunnel)} counter drop comment ${quote('nothing is routed into the WireGuard tunnel')}`] : [];
   // With a filter, its accept rule carries the hash marker (nft 1.0.6 shows rule comments in JSON, see above).
   const filterRules = (marker: string | undefined) => [
     ...set(VXLAN_PORTS_SET, 'inet_service', guard!.ports),
     ...set(VXLAN_PEERS_SET, 'ipv4_addr', guard!.allowedSources),
     ...chain(VXLAN_FILTER_CHAIN, 'type filter hook input priority raw - 10; policy accept;', [
+      ...tunnelInput,
       `udp dport @${VXLAN_PORTS_SET} ${fromUnderlay} ip saddr @${VXLAN_PEERS_SET} accept comment ${quote(marker ?? 'VXLAN from a member node')}`,
       `udp dport @${VXLAN_PORTS_SET} counter drop comment ${quote('VXLAN from a non-member')}`,
     ]),
     ...chain(VXLAN_FORWARD_CHAIN, 'type filter hook forward priority raw - 10; policy accept;', [
+      ...tunnelForward,
       `udp dport @${VXLAN_PORTS_SET} ip daddr @${VXLAN_PEERS_SET} ${notFromUnderlay} counter drop comment ${quote('VXLAN routed from a non-underlay interface')}`,
     ]),
   ];

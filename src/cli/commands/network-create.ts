@@ -15,7 +15,7 @@ export const networkCreate: CommandModule<NetworkCreateCommand> = {
   path: 'network create',
   summary: 'create an overlay network',
   args: ['NAME'],
-  synopsis: 'NAME [--vni N] [--subnet CIDR [--gateway IP]]... [--mtu N] [--port N] [--internal] [--multicast-group IP]',
+  synopsis: 'NAME [--vni N] [--subnet CIDR [--gateway IP]]... [--mtu N] [--port N] [--internal] [--multicast-group IP] [--encrypt]',
   flags: [
     { name: 'vni', kind: 'integer', value: 'N', help: 'VXLAN network identifier, 1-16777215 (default: the lowest free from 4097)' },
     { name: 'subnet', kind: 'cidr', value: 'CIDR', repeatable: true, help: 'an IPv4 subnet of the network (repeatable; default: a free /24 of 10.200.0.0/16)' },
@@ -24,6 +24,7 @@ export const networkCreate: CommandModule<NetworkCreateCommand> = {
     { name: 'port', kind: 'integer', value: 'N', help: 'UDP port of the VXLAN traffic (default: 4789)' },
     { name: 'internal', kind: 'boolean', help: 'no route out of the network' },
     { name: 'multicast-group', kind: 'ipv4', value: 'IP', help: 'send broadcast and multicast to this underlay group' },
+    { name: 'encrypt', kind: 'boolean', help: "carry the network's traffic between hosts only inside WireGuard tunnels (MTU: 60 bytes less)" },
   ],
   connection: true,
   json: true,
@@ -39,6 +40,7 @@ export const networkCreate: CommandModule<NetworkCreateCommand> = {
         port: integer(p, 'port'),
         internal: has(p, 'internal') ? true : undefined,
         multicastGroup: one(p, 'multicast-group'),
+        encrypted: has(p, 'encrypt') ? true : undefined,
       }),
     };
     return { kind: 'network-create', connection: connection(p), json: has(p, 'json'), request };

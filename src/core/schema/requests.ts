@@ -7,7 +7,7 @@
  * request"); see sentence.ts.
  */
 import * as v from 'valibot';
-import { EndpointStatusSchema, Integer, RoleSchema } from './resources.ts';
+import { EndpointStatusSchema, Integer, RoleSchema, TunnelStatusSchema, WireguardReportSchema } from './resources.ts';
 
 export const CreateNetworkRequestSchema = v.pipe(
   v.strictObject({
@@ -23,12 +23,19 @@ export const CreateNetworkRequestSchema = v.pipe(
     port: v.exactOptional(Integer),
     internal: v.exactOptional(v.boolean()),
     multicastGroup: v.exactOptional(v.string()),
+    encrypted: v.exactOptional(v.boolean()),
   }),
   v.title('network request'),
 );
 
 export const RegisterNodeRequestSchema = v.pipe(
-  v.strictObject({ name: v.string(), address: v.string(), mtu: Integer }),
+  v.strictObject({
+    name: v.string(),
+    address: v.string(),
+    mtu: Integer,
+    /** absent: no WireGuard on the node (an older agent, or neither the kernel module nor wireguard-go) */
+    wireguard: v.exactOptional(v.strictObject(WireguardReportSchema.entries)),
+  }),
   v.title('node registration'),
 );
 
@@ -37,6 +44,8 @@ export const UpdateNodeRequestSchema = v.pipe(
   v.strictObject({
     /** whether the node may create networks (and delete those it created) with its certificate */
     allowNetworkCreate: v.exactOptional(v.boolean()),
+    /** true: the node's agent makes a new WireGuard key pair (`vxnet node rotate-key`) */
+    rotateKey: v.exactOptional(v.boolean()),
   }),
   v.title('node update'),
 );
@@ -45,6 +54,8 @@ export const HeartbeatRequestSchema = v.pipe(
   v.strictObject({
     /** highest store revision the agent has seen and fully applied to its kernel */
     reconciledRevision: v.pipe(Integer, v.minValue(0, 'must not be negative')),
+    /** the node's WireGuard peers (encrypted networks), when they changed: kept in memory, never stored; [] none left */
+    tunnels: v.exactOptional(v.pipe(v.array(v.strictObject(TunnelStatusSchema.entries)), v.maxLength(100_000, 'must not list more than 100000 peers'))),
   }),
   v.title('heartbeat'),
 );

@@ -8,6 +8,7 @@
  * a field, which an older client drops instead of refusing the whole answer.
  */
 import * as v from 'valibot';
+import { WIREGUARD_IMPLEMENTATIONS } from '../wireguard.ts';
 
 /** JSON numbers that must be whole: `Number.isSafeInteger`, so 1.5 and 2^60 are refused alike. */
 export const Integer = v.pipe(v.number(), v.safeInteger());
@@ -32,11 +33,23 @@ const networkEntries = {
   internal: v.boolean(),
   /** When set, broadcast and multicast use this underlay group instead of head-end replication. */
   multicastGroup: v.exactOptional(v.string()),
+  /** Its frames travel between hosts only inside WireGuard tunnels (vxnet issue 10); absent: plain VXLAN. */
+  encrypted: v.exactOptional(v.boolean()),
   /** the node whose certificate created it (from Docker, with `--allow-network-create`); absent: an admin */
   createdBy: v.exactOptional(v.string()),
   createdAt: v.string(),
 };
 export const NetworkSchema = v.object(networkEntries);
+
+export const WireguardImplementationSchema = v.picklist(WIREGUARD_IMPLEMENTATIONS);
+
+/** What a node's agent reports about its WireGuard; the private key never leaves the node. */
+export const WireguardReportSchema = v.object({
+  publicKey: v.string(),
+  /** UDP port on the node's underlay address */
+  port: Integer,
+  implementation: WireguardImplementationSchema,
+});
 
 const nodeEntries = {
   name: v.string(),
@@ -47,8 +60,29 @@ const nodeEntries = {
   registeredAt: v.string(),
   /** granted by an admin (`vxnet node update NAME --allow-network-create`): the node may create networks */
   allowNetworkCreate: v.exactOptional(v.boolean()),
+  /** absent: the node's agent found no WireGuard, and the node cannot take part in encrypted networks */
+  wireguard: v.exactOptional(WireguardReportSchema),
+  /**
+   * Given by the manager out of TUNNEL_POOL to a node with `wireguard`: the `local` of the node's encrypted
+   * VXLAN devices and its peers' FDB destination for it.
+   */
+  tunnelAddress: v.exactOptional(v.string()),
+  /** moved by `vxnet node rotate-key`: the node's agent makes a new key pair when it exceeds the one it has */
+  keyRotation: v.exactOptional(Integer),
 };
 export const NodeSchema = v.object(nodeEntries);
+
+/**
+ * One WireGuard peer of a node as its agent last reported it (with its heartbeat, kept in the manager's
+ * memory): `up` while the last handshake is younger than WireGuard's 180 s session lifetime.
+ */
+export const TunnelStatusSchema = v.object({
+  /** the peer node */
+  node: v.string(),
+  up: v.boolean(),
+  /** ISO 8601; null: never */
+  latestHandshake: v.nullable(v.string()),
+});
 
 /** A node as the API shows it: stored fields plus liveness, which the manager tracks in memory. */
 export const NodeStatusSchema = v.object({
@@ -56,6 +90,8 @@ export const NodeStatusSchema = v.object({
   state: NodeStateSchema,
   lastSeen: v.nullable(v.string()),
   reconciledRevision: Integer,
+  /** its WireGuard peers, as its agent last reported them; absent: no report (no encrypted network there) */
+  tunnels: v.exactOptional(v.array(TunnelStatusSchema)),
 });
 
 /**
@@ -92,7 +128,14 @@ export const EndpointSchema = v.object({
   createdAt: v.string(),
 });
 
-export const NetworkDetailSchema = v.object({ ...networkEntries, endpoints: v.array(EndpointSchema) });
+export const NetworkDetailSchema = v.object({
+  ...networkEntries,
+  endpoints: v.array(EndpointSchema),
+  /** encrypted networks: each member node's tunnel to each other member, as last reported */
+  tunnels: v.exactOptional(
+    v.array(v.object({ from: v.string(), to: v.string(), up: v.boolean(), latestHandshake: v.nullable(v.string()) })),
+  ),
+});
 
 /**
  * An address held in a network's cluster-wide IPAM without an endpoint: Docker allocates addresses (IPAM

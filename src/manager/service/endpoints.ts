@@ -15,6 +15,7 @@ import { isEndpointId, requireEndpointStatus } from '../validation.ts';
 import { casRetry } from './cas.ts';
 import { withinQuota } from './quota.ts';
 import { type ServiceContext, isoNow } from './context.ts';
+import { requireTunnelFor } from './tunnels.ts';
 import {
   endpointDeleteOps,
   endpointNotFound,
@@ -69,6 +70,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
 
   const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
     const { network, compares } = openTarget(ctx, networkName, nodeName);
+    requireTunnelFor(ctx, networkName, nodeName);
     // an endpoint on its own reservation takes no new address
     const quota = options.limited && !reserved ? withinQuota(ctx, nodeName, networkName) : { compares: [], ops: [] };
     const attachmentKey = keys.attachment(nodeName, attachmentTarget(target), ifname);

@@ -20,6 +20,7 @@ import {
   networkNotFound,
   reservationDeleteOps,
 } from './shared.ts';
+import { networkTunnels } from './tunnels.ts';
 
 export function listNetworks(ctx: ServiceContext): Network[] {
   return [...ctx.state.networks.values()].map((e) => e.network).sort((a, b) => compareText(a.name, b.name));
@@ -28,7 +29,9 @@ export function listNetworks(ctx: ServiceContext): Network[] {
 export function getNetwork(ctx: ServiceContext, name: string): NetworkDetail {
   const entry = ctx.state.networks.get(name);
   if (!entry) throw networkNotFound(name);
-  return { ...entry.network, endpoints: ctx.state.endpointsOf(name).sort(byNetworkThenIp) };
+  const detail: NetworkDetail = { ...entry.network, endpoints: ctx.state.endpointsOf(name).sort(byNetworkThenIp) };
+  if (entry.network.encrypted === true) detail.tunnels = networkTunnels(ctx, name);
+  return detail;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { Compare, Op } from '../store/store.ts';
 import { casRetry, commit } from './cas.ts';
 import { honoured } from './identities.ts';
 import { usageKeys } from './quota.ts';
+import { recordTunnels, releaseTunnelAddress, tunnelsOf, withTunnelAddress } from './tunnels.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { behindMarker, compareText, deleteInBatches, endpointDeleteOps, nodeNotFound, reservationDeleteOps } from './shared.ts';
 
@@ -37,7 +38,7 @@ export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest
     // a `node rm` after the request was authenticated revokes the certificate: the node must not come back
     const guard = options.certificate ? [honoured(ctx, wanted.name, options.certificate)] : [];
     const existing = ctx.state.nodes.get(wanted.name);
-    if (existing && existing.node.address === wanted.address && existing.node.mtu === wanted.mtu) {
+    if (existing && existing.node.address === wanted.address && existing.node.mtu === wanted.mtu && sameWireguard(existing.node, wanted)) {
       ctx.liveness.seen(wanted.name);
       return { done: existing.node };
     }
@@ -48,9 +49,11 @@ export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest
         `underlay address ${wanted.address} is already registered by node ${holder}: every node needs an address of its own.`,
       );
     }
-    const node: Node = { ...existing?.node, ...wanted, registeredAt: existing?.node.registeredAt ?? isoNow(ctx) };
-    const compares: Compare[] = [...guard, { key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }];
-    const ops: Op[] = [{ type: 'put', key: keys.node(node.name), value: JSON.stringify(node) }];
+    const { wireguard: _previous, ...kept } = existing?.node ?? {};
+    const tunnel = withTunnelAddress(ctx, { ...kept, ...wanted, registeredAt: existing?.node.registeredAt ?? isoNow(ctx) }, existing?.node);
+    const node = tunnel.node;
+    const compares: Compare[] = [...guard, { key: keys.node(node.name), modRevision: existing?.modRevision ?? 0 }, ...tunnel.compares];
+    const ops: Op[] = [{ type: 'put', key: keys.node(node.name), value: JSON.stringify(node) }, ...tunnel.ops];
     // the address is claimed "only if absent", so two nodes registering it at once cannot both win
     if (holder === undefined) {
       compares.push({ key: keys.nodeAddress(node.address), modRevision: 0 });
@@ -76,14 +79,20 @@ export async function updateNode(ctx: ServiceContext, name: string, req: UpdateN
     if (!entry) throw nodeNotFound(name);
     const { allowNetworkCreate: _old, ...rest } = entry.node;
     const allow = req.allowNetworkCreate ?? entry.node.allowNetworkCreate === true;
+    const rotate = req.rotateKey === true;
+    if (rotate && entry.node.wireguard === undefined) {
+      throw new VxnetError('bad_request', `node ${name} has no WireGuard key to rotate: its agent found no WireGuard.`);
+    }
     // stored only when granted, so a node without the right looks as it always did
-    const node: Node = allow ? { ...rest, allowNetworkCreate: true } : rest;
-    if ((entry.node.allowNetworkCreate === true) === allow) return { done: entry.node };
+    const granted: Node = allow ? { ...rest, allowNetworkCreate: true } : rest;
+    const node: Node = rotate ? { ...granted, keyRotation: (entry.node.keyRotation ?? 0) + 1 } : granted;
+    if ((entry.node.allowNetworkCreate === true) === allow && !rotate) return { done: entry.node };
     return {
       compares: [{ key: keys.node(name), modRevision: entry.modRevision }],
       ops: [{ type: 'put', key: keys.node(name), value: JSON.stringify(node) }],
       then: () => {
-        ctx.log(`node ${name} ${allow ? 'may now create networks' : 'may no longer create networks'}`);
+        if (rotate) ctx.log(`node ${name} is asked for a new WireGuard key (rotation ${node.keyRotation})`);
+        else ctx.log(`node ${name} ${allow ? 'may now create networks' : 'may no longer create networks'}`);
         return ctx.state.nodes.get(name)?.node ?? node;
       },
     };
@@ -97,6 +106,7 @@ export function heartbeat(ctx: ServiceContext, name: string, req: HeartbeatReque
     throw new VxnetError('bad_request', 'field "reconciledRevision" must be a non-negative integer.');
   }
   ctx.liveness.heartbeat(name, req.reconciledRevision);
+  recordTunnels(ctx, name, req.tunnels);
 }
 
 /**
@@ -142,9 +152,11 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
           // its certificates are refused from this revision on, by every manager of the store
           { type: 'delete', key: keys.identity(name) },
           ...usageKeys(ctx, { node: name }),
+          ...releaseTunnelAddress(entry.node),
           ...(ctx.state.nodeAddresses.get(entry.node.address) === name ? [{ type: 'delete', key: keys.nodeAddress(entry.node.address) } as const] : []),
         ],
         then: () => {
+          recordTunnels(ctx, name, undefined, true);
           ctx.log(`removed node ${name}${endpoints.length > 0 ? ` and withdrew its ${endpoints.length} endpoint(s)` : ''}; its certificate is revoked`);
           return removed;
         },
@@ -172,8 +184,17 @@ async function revokeOnly(ctx: ServiceContext, name: string): Promise<{ endpoint
   });
 }
 
+/** Whether a registration reports the WireGuard the node already has (none, or the same key, port and kind). */
+function sameWireguard(node: Node, wanted: RegisterNodeRequest): boolean {
+  const a = node.wireguard;
+  const b = wanted.wireguard;
+  if (a === undefined || b === undefined) return a === b;
+  return a.publicKey === b.publicKey && a.port === b.port && a.implementation === b.implementation;
+}
+
 function nodeStatus(ctx: ServiceContext, node: Node): NodeStatus {
-  return { ...node, ...ctx.liveness.get(node.name) };
+  const tunnels = tunnelsOf(ctx, node.name);
+  return { ...node, ...ctx.liveness.get(node.name), ...(tunnels ? { tunnels: [...tunnels] } : {}) };
 }
 
 function refuseIfInUse(name: string, endpoints: number): void {

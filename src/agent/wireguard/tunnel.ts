@@ -1,0 +1,310 @@
+/**
+ * The node's WireGuard device: which implementation carries it, keeping it alive, and making its peers the
+ * ones the encrypted networks need.
+ *
+ * Implementation, chosen per host at agent start: the kernel module when `ip link add ... type wireguard`
+ * works, otherwise `wireguard-go` (userspace, over TUN). Never from wireguard-go's banner, which claims
+ * kernel support from the kernel version alone. wireguard-go runs in the foreground (`-f`) as the agent's
+ * child, so the agent sees it die and starts it again; its TUN, with the address and the route on it, dies
+ * with it, and the device is then set up again from the last desired tunnel. An agent that restarts finds
+ * the wireguard-go of its predecessor by its command line and adopts it, so encrypted traffic goes on.
+ *
+ * Fail closed: a blackhole route for the whole tunnel range, behind the device's own route, exists before
+ * any encrypted VXLAN device does and is never removed. While the device is missing (wireguard-go killed,
+ * not yet started, kernel device deleted) an encrypted network's VXLAN datagram, addressed to a peer's
+ * tunnel address, meets the blackhole instead of the default route: it is dropped, never sent in clear.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Backoff } from '../../core/backoff.ts';
+import { messageOf } from '../../core/errors.ts';
+import { TUNNEL_POOL, tunnelMtu, type WireguardImplementation } from '../../core/wireguard.ts';
+import { execute, type RunResult } from '../kernel/exec.ts';
+import type { WireguardKeys } from './keys.ts';
+import type { TunnelStatus } from '../../core/model.ts';
+import { BLACKHOLE_METRIC, type DesiredTunnel, parseWgDump, tunnelStatus, wgSetArgs } from './render.ts';
+
+/** How often the peers' handshakes are read for the heartbeat (which goes every 5 s). */
+const STATUS_INTERVAL_MS = 5_000;
+
+export type Run = (argv: readonly string[], options?: { allowFailure?: boolean; signal?: AbortSignal }) => Promise<RunResult>;
+
+const defaultRun: Run = (argv, options) => execute(argv, { ...options, timeoutMs: 10_000 });
+
+/**
+ * The implementation this host offers, or why none: one sentence naming the missing Debian packages. The
+ * kernel is asked by creating a throwaway device (`probe`, deleted at once).
+ */
+export async function detectImplementation(probe: string, run: Run = defaultRun): Promise<{ implementation?: WireguardImplementation; reason?: string }> {
+  const wg = await run(['wg', '--version'], { allowFailure: true });
+  if (wg.code !== 0) return { reason: 'wg is not installed (Debian package wireguard-tools)' };
+  const kernel = await run(['ip', 'link', 'add', probe, 'type', 'wireguard'], { allowFailure: true });
+  if (kernel.code === 0) {
+    await run(['ip', 'link', 'del', probe], { allowFailure: true });
+    return { implementation: 'kernel' };
+  }
+  const go = await run(['wireguard-go', '--version'], { allowFailure: true });
+  if (go.code === 0) return { implementation: 'wireguard-go' };
+  return { reason: 'the kernel has no WireGuard module and wireguard-go is not installed (Debian package wireguard-go)' };
+}
+
+export interface TunnelOptions {
+  device: string;
+  implementation: WireguardImplementation;
+  keys: WireguardKeys;
+  port: number;
+  underlayMtu: number;
+  log: (line: string) => void;
+  run?: Run;
+  /** the wireguard-go program (tests may pass another path) */
+  wireguardGo?: string;
+}
+
+/** How often an adopted wireguard-go (not our child, so no exit event) is checked. */
+const ADOPTED_POLL_MS = 200;
+
+/**
+ * The wireguard-go serving `device`, found by its command line (`wireguard-go -f DEVICE`); device names are
+ * unique on the machine, so this one is ours.
+ */
+export function findWireguardGo(device: string, proc = '/proc'): number | undefined {
+  for (const entry of readdirSync(proc)) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`${proc}/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (argv[0]?.endsWith('wireguard-go') && argv.includes(device)) return Number(entry);
+  }
+  return undefined;
+}
+
+/** How long a new wireguard-go may take to create its TUN device. */
+const DEVICE_WAIT_MS = 5_000;
+
+export class Tunnel {
+  readonly device: string;
+  readonly implementation: WireguardImplementation;
+  readonly #options: TunnelOptions;
+  readonly #run: Run;
+  #child: ChildProcess | undefined;
+  #blackholed = false;
+  /** the desired tunnel last asked for: a restarted wireguard-go is configured from it */
+  #wanted: DesiredTunnel | undefined;
+  /** what the device was last configured with, and for which device generation */
+  #applied: string | undefined;
+  #generation = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  readonly #restarts = new Backoff({ minMs: 100, maxMs: 5_000 });
+  #closed = false;
+  /** no device of ours exists (checked since the tunnel was last wanted) */
+  #clean = false;
+  #queue: Promise<void> = Promise.resolve();
+  #status: TunnelStatus[] | undefined;
+  /** the pid of a wireguard-go started by an agent before this one, which this one took over */
+  #adopted: number | undefined;
+  #adoptTimer: NodeJS.Timeout | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: TunnelOptions) {
+    this.device = options.device;
+    this.implementation = options.implementation;
+    this.#options = options;
+    this.#run = options.run ?? defaultRun;
+  }
+
+  /** The blackhole route is in place (the encrypted networks may have devices). */
+  get blackholed(): boolean {
+    return this.#blackholed;
+  }
+
+  /** The key file changed (rotation): the device is given it again. */
+  async rekey(): Promise<void> {
+    this.#applied = undefined;
+    await this.apply(this.#wanted);
+  }
+
+  /** The peers as last read (absent: no tunnel wanted), for the heartbeat. */
+  status(): TunnelStatus[] | undefined {
+    return this.#wanted === undefined ? undefined : this.#status;
+  }
+
+  async #readStatus(): Promise<void> {
+    const wanted = this.#wanted;
+    if (wanted === undefined || this.#closed) return;
+    const dump = await this.#run(['wg', 'show', this.device, 'dump'], { allowFailure: true });
+    // a missing device (wireguard-go restarting) shows every peer down
+    this.#status = tunnelStatus(wanted.peers, dump.code === 0 ? parseWgDump(dump.stdout) : [], Date.now() / 1000);
+  }
+
+  /** Makes the device match `wanted` (absent: no device). One change at a time. */
+  apply(wanted: DesiredTunnel | undefined, signal?: AbortSignal): Promise<void> {
+    this.#wanted = wanted;
+    const next = this.#queue.then(() => this.#apply(signal));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #apply(signal?: AbortSignal): Promise<void> {
+    const wanted = this.#wanted;
+    if (wanted === undefined) {
+      // a node without encrypted networks pays nothing per pass: one look for a leftover device, then none
+      if (this.#clean) return;
+      await this.#remove(signal);
+      this.#clean = true;
+      return;
+    }
+    this.#clean = false;
+    this.#statusTimer ??= setInterval(() => void this.#readStatus().catch(() => {}), STATUS_INTERVAL_MS).unref();
+    await this.#ensureBlackhole(signal);
+    await this.#ensureDevice(signal);
+    const key = JSON.stringify([this.#generation, wanted]);
+    if (this.#applied === key && (await this.#intact(wanted, signal))) return;
+    const run = (argv: readonly string[]) => this.#run(argv, { signal });
+    await run(['ip', 'link', 'set', this.device, 'mtu', String(tunnelMtu(this.#options.underlayMtu)), 'up']);
+    await run(['ip', 'addr', 'replace', wanted.address, 'dev', this.device]);
+    const present = (await run(['wg', 'show', this.device, 'peers'])).stdout.split('\n').filter((line) => line.trim() !== '');
+    await run(wgSetArgs(this.device, this.#options.keys.privateKeyFile, this.#options.port, wanted.peers, present));
+    this.#applied = key;
+    await this.#readStatus();
+    this.#options.log(`WireGuard ${this.device} (${this.implementation}): ${wanted.address}, ${wanted.peers.length} peer(s)`);
+  }
+
+  /** The device is up and holds its address (someone may have set it down or flushed it). */
+  async #intact(wanted: DesiredTunnel, signal?: AbortSignal): Promise<boolean> {
+    const shown = await this.#run(['ip', '-j', 'addr', 'show', 'dev', this.device], { allowFailure: true, signal });
+    if (shown.code !== 0) return false;
+    try {
+      const [link] = JSON.parse(shown.stdout) as { flags?: string[]; addr_info?: { local?: string; prefixlen?: number }[] }[];
+      const up = link?.flags?.includes('UP') === true;
+      return up && (link?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === wanted.address);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Restated at every pass (`replace` is idempotent), so a route deleted behind vxnet's back comes back. */
+  async #ensureBlackhole(signal?: AbortSignal): Promise<void> {
+    await this.#run(['ip', 'route', 'replace', 'blackhole', TUNNEL_POOL, 'metric', String(BLACKHOLE_METRIC)], { signal });
+    this.#blackholed = true;
+  }
+
+  async #deviceExists(signal?: AbortSignal): Promise<boolean> {
+    return (await this.#run(['ip', 'link', 'show', 'dev', this.device], { allowFailure: true, signal })).code === 0;
+  }
+
+  async #ensureDevice(signal?: AbortSignal): Promise<void> {
+    if (this.implementation === 'kernel') {
+      if (!(await this.#deviceExists(signal))) {
+        await this.#run(['ip', 'link', 'add', this.device, 'type', 'wireguard'], { signal });
+        this.#generation++;
+      }
+      return;
+    }
+    if (this.#child || this.#adopted !== undefined) return;
+    if (await this.#deviceExists(signal)) {
+      // the wireguard-go of an agent before this one (a restart): kept, watched, and its sessions with it
+      const pid = findWireguardGo(this.device);
+      if (pid !== undefined) {
+        this.#adopt(pid);
+        return;
+      }
+      await this.#run(['ip', 'link', 'del', this.device], { allowFailure: true, signal });
+    }
+    this.#start();
+    const deadline = Date.now() + DEVICE_WAIT_MS;
+    while (!(await this.#deviceExists(signal))) {
+      if (!this.#child) throw new Error(`wireguard-go exited before it created ${this.device}`);
+      if (Date.now() > deadline) throw new Error(`wireguard-go did not create ${this.device} within ${DEVICE_WAIT_MS / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Watches a wireguard-go that is not our child (no exit event): polled, and restarted like ours when it dies. */
+  #adopt(pid: number): void {
+    this.#adopted = pid;
+    this.#generation++;
+    this.#options.log(`WireGuard ${this.device}: adopted the running wireguard-go (pid ${pid})`);
+    const timer = setInterval(() => {
+      try {
+        process.kill(pid, 0);
+        return;
+      } catch {
+        // gone
+      }
+      clearInterval(timer);
+      if (this.#adopted !== pid) return;
+      this.#adopted = undefined;
+      this.#died(`(pid ${pid}) is gone`, '');
+    }, ADOPTED_POLL_MS);
+    timer.unref();
+    this.#adoptTimer = timer;
+  }
+
+  #start(): void {
+    const child = spawn(this.#options.wireguardGo ?? 'wireguard-go', ['-f', this.device], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'error' },
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-500)));
+    this.#child = child;
+    this.#generation++;
+    child.on('error', (err) => this.#options.log(`warning: wireguard-go for ${this.device} could not start: ${messageOf(err)}`));
+    child.on('exit', (code, signal) => {
+      if (this.#child === child) this.#child = undefined;
+      this.#died(signal ? `was killed (${signal})` : `exited with code ${code}`, stderr);
+    });
+  }
+
+  #died(how: string, stderr: string): void {
+    if (this.#closed) return;
+    const delay = this.#restarts.next();
+    this.#options.log(
+      `warning: wireguard-go for ${this.device} ${how}${stderr.trim() ? `: ${stderr.trim().split('\n').at(-1)}` : ''}; ` +
+        `encrypted traffic is dropped until it runs again, in ${delay} ms`,
+    );
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => void this.#restart(), delay);
+  }
+
+  async #restart(): Promise<void> {
+    if (this.#closed || this.#wanted === undefined) return;
+    try {
+      await this.apply(this.#wanted);
+      this.#restarts.reset();
+      this.#options.log(`wireguard-go for ${this.device} runs again`);
+    } catch (err) {
+      const delay = this.#restarts.next();
+      this.#options.log(`warning: restarting wireguard-go for ${this.device} failed: ${messageOf(err)}; again in ${delay} ms`);
+      this.#restartTimer = setTimeout(() => void this.#restart(), delay);
+    }
+  }
+
+  async #remove(signal?: AbortSignal): Promise<void> {
+    this.#applied = undefined;
+    const child = this.#child;
+    if (child) {
+      this.#child = undefined;
+      child.kill('SIGTERM');
+    }
+    // an adopted one goes with its device
+    this.#adopted = undefined;
+    clearInterval(this.#adoptTimer);
+    if (await this.#deviceExists(signal)) await this.#run(['ip', 'link', 'del', this.device], { allowFailure: true, signal });
+  }
+
+  /**
+   * Stops watching. The device and wireguard-go stay (fail-static, like the rest of the kernel state); an
+   * agent started again adopts them (#adopt), sessions and all.
+   */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#restartTimer);
+    clearInterval(this.#statusTimer);
+    clearInterval(this.#adoptTimer);
+    this.#child?.unref();
+  }
+}
