@@ -125,32 +125,26 @@ describe('revocation of node certificates', () => {
 });
 
 describe('the maximum age of a certificate chain', () => {
-  test('renewals are refused once the maximum age after the join has passed, naming what to do', async () => {
+  test('renewals are refused once the maximum age after the join has passed, naming what to do', async (t) => {
     const manager = await openManager({ certMaxAgeMs: 50 });
-    try {
-      const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
-      const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'old', publicKey: publicKey() } });
-      await new Promise((r) => setTimeout(r, 80));
-      const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
-      assert.equal(r.status, 403);
-      assert.match(r.body.error.message, /^node old joined at .* and its certificate may be renewed for 0 days after that, until .*: it must join again \(after "vxnet node rm old", with the worker token\)\.$/);
-    } finally {
-      await manager.close();
-    }
+    t.after(() => manager.close());
+    const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+    const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'old', publicKey: publicKey() } });
+    await new Promise((r) => setTimeout(r, 80));
+    const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
+    assert.equal(r.status, 403);
+    assert.match(r.body.error.message, /^node old joined at .* and its certificate may be renewed for 0 days after that, until .*: it must join again \(after "vxnet node rm old", with the worker token\)\.$/);
   });
 
-  test('a renewed certificate never outlives the maximum age', async () => {
+  test('a renewed certificate never outlives the maximum age', async (t) => {
     const manager = await openManager({ certMaxAgeMs: 60_000 });
-    try {
-      const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
-      const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'n', publicKey: publicKey() } });
-      const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
-      assert.equal(r.status, 200);
-      const end = Date.parse(manager.service.nodeIdentity('n')!.joinedAt) + 60_000;
-      assert.ok(new X509Certificate(r.body.certificate).validToDate.getTime() <= end + 1000);
-    } finally {
-      await manager.close();
-    }
+    t.after(() => manager.close());
+    const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+    const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'n', publicKey: publicKey() } });
+    const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
+    assert.equal(r.status, 200);
+    const end = Date.parse(manager.service.nodeIdentity('n')!.joinedAt) + 60_000;
+    assert.ok(new X509Certificate(r.body.certificate).validToDate.getTime() <= end + 1000);
   });
 });
 
