@@ -385,6 +385,21 @@ describe('ManagerClient.watch', () => {
   };
   const ping: WatchMessage = { type: 'ping', revision: 2 };
 
+  /** The stub answers the watch with 200 and `text`, then ends the stream or, unless `end`, keeps it open. */
+  function watchAnswers(text: string, { end }: { end: boolean }): void {
+    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
+      res.writeHead(200);
+      if (end) res.end(text);
+      else res.write(text);
+    });
+  }
+
+  /** `client.watch('h1')` until `signal` aborts it; `got` holds the messages it delivered so far. */
+  function watchH1(signal = new AbortController().signal): { got: WatchMessage[]; watching: Promise<void> } {
+    const got: WatchMessage[] = [];
+    return { got, watching: client.watch('h1', (m) => got.push(m), signal) };
+  }
+
   /** Writes `text` as separate chunks cut at the given byte offsets, a little apart in time. */
   function writeInPieces(res: http.ServerResponse, text: string, cuts: number[], end: boolean): void {
     const bytes = Buffer.from(text, 'utf8');
@@ -419,23 +434,16 @@ describe('ManagerClient.watch', () => {
   });
 
   test('a last line without its newline is still delivered', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.end(`${JSON.stringify(snapshot)}\n${JSON.stringify(ping)}`);
-    });
-    const got: WatchMessage[] = [];
-    await client.watch('h1', (m) => got.push(m), new AbortController().signal);
+    watchAnswers(`${JSON.stringify(snapshot)}\n${JSON.stringify(ping)}`, { end: true });
+    const { got, watching } = watchH1();
+    await watching;
     assert.deepEqual(got, [snapshot, ping]);
   });
 
   test('outlives the request timeout and rejects with the reason when aborted', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.write(`${JSON.stringify(snapshot)}\n`);
-    });
+    watchAnswers(`${JSON.stringify(snapshot)}\n`, { end: false });
     const controller = new AbortController();
-    const got: WatchMessage[] = [];
-    const watching = client.watch('h1', (m) => got.push(m), controller.signal);
+    const { got, watching } = watchH1(controller.signal);
     await new Promise((resolve) => setTimeout(resolve, 250));
     controller.abort();
     await assert.rejects(watching, { name: 'AbortError' });
@@ -465,22 +473,16 @@ describe('ManagerClient.watch', () => {
   });
 
   test('a malformed line rejects as internal', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.write('{"type":"ping","revision":1}\nnot json\n');
-    });
+    watchAnswers('{"type":"ping","revision":1}\nnot json\n', { end: false });
     await rejectsWith(client.watch('h1', () => {}, new AbortController().signal), 'internal', /malformed watch line/);
   });
 
   test('a line that does not fit its message type rejects as internal, naming the field', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      const bad = { ...snapshot, endpoints: [{ ...endpoint, ip: 3232235778 }] };
-      res.write(`${JSON.stringify(ping)}\n${JSON.stringify(bad)}\n`);
-    });
-    const got: WatchMessage[] = [];
+    const bad = { ...snapshot, endpoints: [{ ...endpoint, ip: 3232235778 }] };
+    watchAnswers(`${JSON.stringify(ping)}\n${JSON.stringify(bad)}\n`, { end: false });
+    const { got, watching } = watchH1();
     await rejectsWith(
-      client.watch('h1', (m) => got.push(m), new AbortController().signal),
+      watching,
       'internal',
       `the manager at http://127.0.0.1:${stub.port} sent a watch line that does not fit the API: field "endpoints[0].ip" must be a string, not number 3232235778.`,
     );
@@ -488,20 +490,14 @@ describe('ManagerClient.watch', () => {
   });
 
   test('a line of a message type this client does not know is skipped (a newer manager may send it)', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.end(`${JSON.stringify(snapshot)}\n{"type":"weather","revision":2,"sky":"blue"}\n${JSON.stringify(ping)}\n`);
-    });
-    const got: WatchMessage[] = [];
-    await client.watch('h1', (m) => got.push(m), new AbortController().signal);
+    watchAnswers(`${JSON.stringify(snapshot)}\n{"type":"weather","revision":2,"sky":"blue"}\n${JSON.stringify(ping)}\n`, { end: true });
+    const { got, watching } = watchH1();
+    await watching;
     assert.deepEqual(got, [snapshot, ping]);
   });
 
   test('an exception thrown by onMessage ends the watch with that exception', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.write(`${JSON.stringify(snapshot)}\n`);
-    });
+    watchAnswers(`${JSON.stringify(snapshot)}\n`, { end: false });
     await assert.rejects(
       client.watch('h1', () => {
         throw new Error('handler failed');
