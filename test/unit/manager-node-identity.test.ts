@@ -9,9 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { inject } from '../../src/manager/http.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { ManagerService } from '../../src/manager/service.ts';
-import { SqliteStore } from '../../src/manager/store/sqlite.ts';
-import { openTestManager, temporaryDatabasePath, temporaryDirectory, vxnetError } from './support/manager.ts';
+import { openTestManager, startedOnOlderDatabase, temporaryDirectory, vxnetError } from './support/manager.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
@@ -71,24 +69,13 @@ describe('underlay addresses', () => {
     assert.equal(m.service.listNodes().length, 1);
   });
 
-  test('nodes registered before addresses were claimed get their claims at the next start', async () => {
-    const path = temporaryDatabasePath();
-    const first = new SqliteStore(path);
-    const old = await ManagerService.open(first);
-    await old.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
+  test('nodes registered before addresses were claimed get their claims at the next start', async (t) => {
     // as an older manager left it: the node without its claim
-    await first.txn([], [{ type: 'delete', key: '/node-addresses/192.0.2.1' }]);
-    await old.close();
-    await first.close();
-    const store = new SqliteStore(path);
-    const service = await ManagerService.open(store);
-    try {
-      assert.equal(service.state.nodeAddresses.get('192.0.2.1'), 'host1');
-      await assert.rejects(service.registerNode({ name: 'host2', address: '192.0.2.1', mtu: 1500 }), vxnetError('address_in_use'));
-    } finally {
-      await service.close();
-      await store.close();
-    }
+    const service = await startedOnOlderDatabase(t, { name: 'host1', address: '192.0.2.1' }, (store) =>
+      store.txn([], [{ type: 'delete', key: '/node-addresses/192.0.2.1' }]),
+    );
+    assert.equal(service.state.nodeAddresses.get('192.0.2.1'), 'host1');
+    await assert.rejects(service.registerNode({ name: 'host2', address: '192.0.2.1', mtu: 1500 }), vxnetError('address_in_use'));
   });
 });
 

@@ -10,11 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { inject } from '../../src/manager/http.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
-import { ManagerService } from '../../src/manager/service.ts';
 import { whyRevoked } from '../../src/manager/service/identities.ts';
-import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { temporaryDatabasePath, temporaryDirectory, vxnetError } from './support/manager.ts';
+import { startedOnOlderDatabase, temporaryDirectory, vxnetError } from './support/manager.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
@@ -149,24 +147,15 @@ describe('the maximum age of a certificate chain', () => {
 });
 
 describe('nodes that joined before identities were recorded', () => {
-  test('get an identity at start that honours their certificates issued before it, until they renew', async () => {
-    const path = temporaryDatabasePath();
-    const store = new SqliteStore(path);
-    const old = await ManagerService.open(store);
-    await old.registerNode({ name: 'legacy', address: '192.0.2.40', mtu: 1500 });
-    await store.txn([], [{ type: 'delete', key: '/identities/legacy' }]);
-    await old.close();
-    const service = await ManagerService.open(store);
-    try {
-      const identity = service.nodeIdentity('legacy');
-      assert.ok(identity?.legacyBefore !== undefined);
-      const issuedBefore = { serial: 'AB', notBefore: new Date(Date.parse(identity.legacyBefore) - 60_000) };
-      const issuedAfter = { serial: 'CD', notBefore: new Date(Date.parse(identity.legacyBefore) + 60_000) };
-      assert.equal(whyRevoked(identity, 'legacy', issuedBefore), undefined);
-      assert.match(whyRevoked(identity, 'legacy', issuedAfter)!, /is revoked/);
-    } finally {
-      await service.close();
-      await store.close();
-    }
+  test('get an identity at start that honours their certificates issued before it, until they renew', async (t) => {
+    const service = await startedOnOlderDatabase(t, { name: 'legacy', address: '192.0.2.40' }, (store) =>
+      store.txn([], [{ type: 'delete', key: '/identities/legacy' }]),
+    );
+    const identity = service.nodeIdentity('legacy');
+    assert.ok(identity?.legacyBefore !== undefined);
+    const issuedBefore = { serial: 'AB', notBefore: new Date(Date.parse(identity.legacyBefore) - 60_000) };
+    const issuedAfter = { serial: 'CD', notBefore: new Date(Date.parse(identity.legacyBefore) + 60_000) };
+    assert.equal(whyRevoked(identity, 'legacy', issuedBefore), undefined);
+    assert.match(whyRevoked(identity, 'legacy', issuedAfter)!, /is revoked/);
   });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import { after, type TestContext } from 'node:test';
 import { VxnetError } from '../../../src/core/errors.ts';
 import type { CreateNetworkRequest } from '../../../src/core/model.ts';
 import { startManager, type ManagerOptions, type RunningManager } from '../../../src/manager/main.ts';
@@ -100,6 +100,32 @@ export async function registerNodes(service: ManagerService, names: readonly str
   for (const [i, name] of names.entries()) {
     await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
   }
+}
+
+/**
+ * A service started on a database as an older manager left it: a first service registers `node` (MTU 1500),
+ * `age` then removes from the store what the older version never wrote, and a second service opens the same
+ * database afresh. It is closed, with its store, when the test `t` ends.
+ */
+export async function startedOnOlderDatabase(
+  t: TestContext,
+  node: { name: string; address: string },
+  age: (store: SqliteStore) => Promise<unknown>,
+): Promise<ManagerService> {
+  const path = temporaryDatabasePath();
+  const first = new SqliteStore(path);
+  const old = await ManagerService.open(first);
+  await old.registerNode({ ...node, mtu: 1500 });
+  await age(first);
+  await old.close();
+  await first.close();
+  const store = new SqliteStore(path);
+  const service = await ManagerService.open(store);
+  t.after(async () => {
+    await service.close();
+    await store.close();
+  });
+  return service;
 }
 
 /**
