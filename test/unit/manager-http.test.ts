@@ -8,7 +8,7 @@ import { type ApiContext, inject } from '../../src/manager/http.ts';
 import { parseListen } from '../../src/manager/listeners.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
-import { temporaryDirectory } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const tempDir = () => temporaryDirectory('vxnet-http-');
 

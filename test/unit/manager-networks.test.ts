@@ -4,7 +4,8 @@ import type { CreateNetworkRequest } from '../../src/core/model.ts';
 import { ManagerService } from '../../src/manager/service.ts';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import type { Store } from '../../src/manager/store/store.ts';
-import { openTestManager, temporaryDatabasePath, vxnetError } from './support/manager.ts';
+import { openTestManager, vxnetError } from './support/manager.ts';
+import { temporaryDatabasePath } from './support/temporary.ts';
 
 /** Asserts the request is refused with `c` and that the store did not change at all. */
 async function refused(m: { store: Store; service: ManagerService }, req: CreateNetworkRequest, c: string, pattern?: RegExp) {

@@ -9,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { inject } from '../../src/manager/http.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { openTestManager, startedOnOlderDatabase, temporaryDirectory, vxnetError } from './support/manager.ts';
+import { openTestManager, startedOnOlderDatabase, vxnetError } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 

@@ -9,7 +9,8 @@ import type { WatchMessage } from '../../src/core/model.ts';
 import { ManagerService } from '../../src/manager/service.ts';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
-import { openTestManager, registerNodes, temporaryDatabasePath, vxnetError } from './support/manager.ts';
+import { openTestManager, registerNodes, vxnetError } from './support/manager.ts';
+import { temporaryDatabasePath } from './support/temporary.ts';
 
 function open() {
   return openTestManager({

@@ -12,7 +12,8 @@ import { inject } from '../../src/manager/http.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
 import { whyRevoked } from '../../src/manager/service/identities.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { startedOnOlderDatabase, temporaryDirectory, vxnetError } from './support/manager.ts';
+import { startedOnOlderDatabase, vxnetError } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 

@@ -1,37 +1,19 @@
 /**
  * The in-process manager of the unit tests: a ManagerService on a SQLite store in a temporary folder,
  * optionally seeded with nodes and networks, optionally with a running watch hub. Every temporary folder
- * lives until the test file ends (not until `close()`), so a test may close a manager and open its store
- * again.
+ * (support/temporary.ts) lives until the test file ends (not until `close()`), so a test may close a
+ * manager and open its store again.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, type TestContext } from 'node:test';
+import type { TestContext } from 'node:test';
 import { VxnetError } from '../../../src/core/errors.ts';
 import type { CreateNetworkRequest } from '../../../src/core/model.ts';
 import { startManager, type ManagerOptions, type RunningManager } from '../../../src/manager/main.ts';
 import { ManagerService, type ManagerServiceOptions } from '../../../src/manager/service.ts';
 import { SqliteStore } from '../../../src/manager/store/sqlite.ts';
 import { WatchHub } from '../../../src/manager/watch-hub.ts';
-
-const temporaryDirectories: string[] = [];
-after(() => {
-  for (const dir of temporaryDirectories) rmSync(dir, { recursive: true, force: true });
-});
-
-/** A new empty folder, removed after the last test of the file. */
-export function temporaryDirectory(prefix = 'vxnet-test-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  temporaryDirectories.push(dir);
-  return dir;
-}
-
-/** The path of a database file that does not exist yet, in a folder of its own. */
-export function temporaryDatabasePath(prefix = 'vxnet-test-'): string {
-  return join(temporaryDirectory(prefix), 'vxnet.db');
-}
+import { temporaryDatabasePath, temporaryDirectory } from './temporary.ts';
 
 export interface TestManager {
   store: SqliteStore;
