@@ -4,8 +4,7 @@
  * --admin-token-file for the Docker integration.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { obtainCredentials } from '../../src/agent/identity.ts';
@@ -18,6 +17,7 @@ import { VxnetError } from '../../src/core/errors.ts';
 import type { RunningManager } from '../../src/manager/main.ts';
 import { runCli, stubManager } from './support/cli.ts';
 import { startTlsManager } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const MANAGER = 'unix:/run/vxnet.sock';
 
@@ -35,11 +35,7 @@ function usageError(line: string, pattern: RegExp, env: Record<string, string> =
 
 const connectionOf = (c: Command): unknown => (c as { connection: unknown }).connection;
 
-let dir: string;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'vxnet-token-file-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = temporaryDirectory('vxnet-token-file-');
 
 function tokenFile(name: string, text: string, mode = 0o600): string {
   const path = join(dir, name);

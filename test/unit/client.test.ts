@@ -1,14 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ManagerClient } from '../../src/client/client.ts';
 import { parseManagerUrl } from '../../src/client/manager-url.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const TOKEN = 'secret-token-123';
 
@@ -324,7 +323,7 @@ describe('ManagerClient over TCP', () => {
 
 describe('ManagerClient over a unix socket', () => {
   const stub = new StubServer();
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-client-'));
+  const dir = temporaryDirectory('vxnet-client-');
   const socketPath = join(dir, 'manager.sock');
   let client: ManagerClient;
 
@@ -335,7 +334,6 @@ describe('ManagerClient over a unix socket', () => {
   after(async () => {
     client.close();
     await stub.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test('talks HTTP over the socket', async () => {
