@@ -65,6 +65,22 @@ class StubServer {
   }
 }
 
+/**
+ * Registers the calling suite's hooks: before its first test `stub` listens on `target` (a TCP port on
+ * 127.0.0.1, or a unix socket path) and `connect` makes the client of its URL; after its last test both close.
+ */
+function serveSuite(stub: StubServer, target: number | string, connect: (url: string) => ManagerClient): void {
+  let client: ManagerClient | undefined;
+  before(async () => {
+    await stub.listen(target);
+    client = connect(typeof target === 'string' ? `unix:${target}` : `http://127.0.0.1:${stub.port}`);
+  });
+  after(async () => {
+    client?.close();
+    await stub.close();
+  });
+}
+
 function json(res: http.ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -149,15 +165,7 @@ describe('parseManagerUrl', () => {
 describe('ManagerClient over TCP', () => {
   const stub = new StubServer();
   let client: ManagerClient;
-
-  before(async () => {
-    await stub.listen(0);
-    client = new ManagerClient({ url: `http://127.0.0.1:${stub.port}`, token: TOKEN });
-  });
-  after(async () => {
-    client.close();
-    await stub.close();
-  });
+  serveSuite(stub, 0, (url) => (client = new ManagerClient({ url, token: TOKEN })));
 
   test('sends the bearer token and parses the answer', async () => {
     stub.routes.set('GET /v1/info', (_req, res) => json(res, 200, { clusterId: 'c-1', revision: 7 }));
@@ -326,15 +334,7 @@ describe('ManagerClient over a unix socket', () => {
   const dir = temporaryDirectory('vxnet-client-');
   const socketPath = join(dir, 'manager.sock');
   let client: ManagerClient;
-
-  before(async () => {
-    await stub.listen(socketPath);
-    client = new ManagerClient({ url: `unix:${socketPath}`, token: TOKEN });
-  });
-  after(async () => {
-    client.close();
-    await stub.close();
-  });
+  serveSuite(stub, socketPath, (url) => (client = new ManagerClient({ url, token: TOKEN })));
 
   test('talks HTTP over the socket', async () => {
     stub.routes.set('GET /v1/info', (_req, res) => json(res, 200, { clusterId: 'c-unix', revision: 1 }));
@@ -365,15 +365,7 @@ describe('ManagerClient connection errors', () => {
 describe('ManagerClient.watch', () => {
   const stub = new StubServer();
   let client: ManagerClient;
-
-  before(async () => {
-    await stub.listen(0);
-    client = new ManagerClient({ url: `http://127.0.0.1:${stub.port}`, token: TOKEN, timeoutMs: 100 });
-  });
-  after(async () => {
-    client.close();
-    await stub.close();
-  });
+  serveSuite(stub, 0, (url) => (client = new ManagerClient({ url, token: TOKEN, timeoutMs: 100 })));
 
   const snapshot: WatchMessage = { type: 'snapshot', revision: 1, nodes: [], networks: [], endpoints: [] };
   const nodeMsg: WatchMessage = {
