@@ -17,7 +17,8 @@ import { ClusterView } from '../../src/agent/view.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 import { EngineContainerNamespaces } from '../../src/docker/containers.ts';
-import { blueNetwork, runScriptedAgent, twoNodes, until } from './support/fixtures.ts';
+import { blueNetwork, runScriptedAgent, twoNodes } from './support/fixtures.ts';
+import { until } from './support/until.ts';
 import { temporaryDirectory } from './support/temporary.ts';
 
 const self = { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' };
