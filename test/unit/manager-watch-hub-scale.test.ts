@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { pieces, WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
 import { openTestManagerWithHub } from './support/manager.ts';
+import { until } from './support/until.ts';
 
 /** A sink that keeps what it was given and pretends the peer reads only when told to. */
 class SlowSink implements WatchSink {
@@ -118,7 +119,7 @@ test('over the snapshot budget, a new session waits and then gets a snapshot hol
   assert.deepEqual(second.messages(), [{ type: 'ping', revision: 0 }], 'only keep-alives that claim nothing');
   second.text = '';
   first.drain();
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await until(() => first.text.endsWith('\n'), 'the rest of the first snapshot');
   assert.equal(first.messages()[0]?.type, 'snapshot', 'the rest of the first snapshot once its peer read');
   for (let i = 0; i < 20 && !second.text.endsWith('\n'); i++) {
     second.drain();
