@@ -7,10 +7,10 @@ import { VxnetError, quote } from './errors.ts';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 /** Linux IFNAMSIZ is 16 including the terminating NUL. */
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
-/** No `..` component, so that a path cannot climb out of where it points. */
+/** An absolute path of a conservative alphabet (isNetnsPath also refuses `..` components). */
 const NETNS_PATH = /^\/[A-Za-z0-9_.\/-]+$/;
 
-/** A name of a network, node or namespace: 1-63 letters, digits, "_", "." or "-", starting with a letter or digit. */
+/** A user-chosen name (network, node, namespace): 1-63 letters, digits, "_", "." or "-", starting with a letter or digit. */
 export const isName = (value: unknown): value is string => typeof value === 'string' && NAME.test(value);
 /** A Linux interface name: 1-15 such characters, and not "." or "..". */
 export const isIfname = (value: unknown): value is string =>
