@@ -7,9 +7,20 @@ import { VxnetError, quote } from './errors.ts';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 /** Linux IFNAMSIZ is 16 including the terminating NUL. */
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+/** An absolute path of a conservative alphabet (isNetnsPath also refuses `..` components). */
+const NETNS_PATH = /^\/[A-Za-z0-9_.\/-]+$/;
+
+/** A user-chosen name (network, node, namespace): 1-63 letters, digits, "_", "." or "-", starting with a letter or digit. */
+export const isName = (value: unknown): value is string => typeof value === 'string' && NAME.test(value);
+/** A Linux interface name: 1-15 such characters, and not "." or "..". */
+export const isIfname = (value: unknown): value is string =>
+  typeof value === 'string' && IFNAME.test(value) && value !== '.' && value !== '..';
+/** An absolute namespace path (/run/netns/NAME, /proc/PID/ns/net, a runtime's bind mount) without `..`. */
+export const isNetnsPath = (value: unknown): value is string =>
+  typeof value === 'string' && NETNS_PATH.test(value) && !value.split('/').includes('..');
 
 export function requireName(value: unknown, what: string): string {
-  if (typeof value !== 'string' || !NAME.test(value)) {
+  if (!isName(value)) {
     throw new VxnetError(
       'invalid_name',
       `${what} name ${quote(value)} is invalid: use 1-63 letters, digits, "_", "." or "-", starting with a letter or digit.`,
@@ -19,7 +30,7 @@ export function requireName(value: unknown, what: string): string {
 }
 
 export function requireIfname(value: unknown): string {
-  if (typeof value !== 'string' || !IFNAME.test(value) || value === '.' || value === '..') {
+  if (!isIfname(value)) {
     throw new VxnetError(
       'invalid_name',
       `interface name ${quote(value)} is invalid: use 1-15 letters, digits, "_", "." or "-".`,
@@ -58,7 +69,7 @@ export function normaliseNetns(value: unknown): string {
     throw new VxnetError('bad_request', 'netns must be a namespace name or an absolute path.');
   }
   if (value.startsWith('/')) {
-    if (!/^\/[A-Za-z0-9_.\/-]+$/.test(value) || value.split('/').includes('..')) {
+    if (!isNetnsPath(value)) {
       throw new VxnetError('invalid_name', `netns path ${quote(value)} is invalid.`);
     }
     return value;

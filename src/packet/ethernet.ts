@@ -44,9 +44,12 @@ export interface EthernetFrame extends EthernetHeader {
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
+/** "aa:bb:cc:dd:ee:ff" in either case. */
+export const isMac = (value: unknown): value is string => typeof value === 'string' && MAC.test(value);
+
 /** "aa:bb:cc:dd:ee:ff" (either case) -> 6 bytes. Throws PacketError on anything else. */
 export function parseMac(text: string): Uint8Array {
-  if (typeof text !== 'string' || !MAC.test(text)) {
+  if (!isMac(text)) {
     throw new PacketError(`MAC address "${text}" is not of the form aa:bb:cc:dd:ee:ff.`);
   }
   return Uint8Array.from(text.split(':'), (part) => parseInt(part, 16));

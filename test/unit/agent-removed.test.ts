@@ -17,41 +17,55 @@ const endpoints = [
   blueEndpoint({ id: 'bbbbbbbbbbbb', node: 'host2', netns: '/run/netns/bbbbbbbbbbbb', host: 3, createdAt: '' }),
 ];
 
+/**
+ * A manager that hands the agent one snapshot and ends the stream, then refuses the node with `refusal` on
+ * every heartbeat and every later watch; it counts the registrations.
+ */
+function removedNodeApi(refusal: VxnetError) {
+  const calls = { registrations: 0, watches: 0 };
+  const api: AgentManagerApi = {
+    registerNode: async (req) => {
+      calls.registrations++;
+      return { ...req, registeredAt: '' };
+    },
+    heartbeat: async () => {
+      throw refusal;
+    },
+    setEndpointStatus: async () => {},
+    watch: async (_node, onMessage) => {
+      calls.watches++;
+      if (calls.watches === 1) {
+        const snapshot: WatchMessage = { type: 'snapshot', revision: 7, nodes, networks: [blue], endpoints };
+        onMessage(snapshot);
+        return; // the manager ends the stream: the node was removed
+      }
+      throw refusal;
+    },
+  };
+  return { api, calls };
+}
+
+/** Runs the agent of host1 on `api` until it logs that its node is no longer registered (or 1 s has passed). */
+async function runUntilRemoved(api: AgentManagerApi) {
+  const stubs = agentOnStubs(api);
+  const controller = new AbortController();
+  const running = stubs.agent.run(controller.signal);
+  for (let i = 0; i < 100 && !stubs.logs.some((l) => /no longer registered/.test(l)); i++) await new Promise((r) => setTimeout(r, 10));
+  await stubs.agent.idle();
+  controller.abort();
+  await running;
+  return stubs;
+}
+
 describe('agent of a removed node', () => {
   it('logs that the node is no longer registered and keeps its state instead of tearing it down', async () => {
-    let registrations = 0;
-    let watches = 0;
-    const api: AgentManagerApi = {
-      registerNode: async (req) => {
-        registrations++;
-        return { ...req, registeredAt: '' };
-      },
-      heartbeat: async () => {
-        throw new VxnetError('node_not_found', 'node host1 is not registered.');
-      },
-      setEndpointStatus: async () => {},
-      watch: async (_node, onMessage) => {
-        watches++;
-        if (watches === 1) {
-          const snapshot: WatchMessage = { type: 'snapshot', revision: 7, nodes, networks: [blue], endpoints };
-          onMessage(snapshot);
-          return; // the manager ends the stream: the node was removed
-        }
-        throw new VxnetError('node_not_found', 'node host1 is not registered.');
-      },
-    };
-    const { agent, logs, passes } = agentOnStubs(api);
-    const controller = new AbortController();
-    const running = agent.run(controller.signal);
-    for (let i = 0; i < 100 && !logs.some((l) => /no longer registered/.test(l)); i++) await new Promise((r) => setTimeout(r, 10));
-    await agent.idle();
-    controller.abort();
-    await running;
+    const { api, calls } = removedNodeApi(new VxnetError('node_not_found', 'node host1 is not registered.'));
+    const { agent, logs, passes } = await runUntilRemoved(api);
 
     const removed = logs.filter((l) => /no longer registered/.test(l));
     assert.equal(removed.length, 1, logs.join('\n'));
     assert.match(removed[0]!, /^node host1 is no longer registered with the manager .*kernel state is left as it is/);
-    assert.equal(registrations, 1, 'it does not re-register on its own');
+    assert.equal(calls.registrations, 1, 'it does not re-register on its own');
     assert.ok(passes.length >= 1);
     for (const desired of passes) {
       assert.deepEqual(desired.endpoints.map((e) => e.id), ['aaaaaaaaaaaa'], 'the local endpoint is kept');
@@ -60,30 +74,8 @@ describe('agent of a removed node', () => {
     assert.equal(agent.view.endpoints.size, 2, 'the view is kept');
   });
   it('says the node was removed with "vxnet node rm" when the manager refuses its certificate as revoked', async () => {
-    let watches = 0;
     const revoked = new VxnetError('certificate_revoked', 'the certificate of node host1 is revoked: the node was removed with "vxnet node rm"; join again with the worker token.');
-    const api: AgentManagerApi = {
-      registerNode: async (req) => ({ ...req, registeredAt: '' }),
-      heartbeat: async () => {
-        throw revoked;
-      },
-      setEndpointStatus: async () => {},
-      watch: async (_node, onMessage) => {
-        watches++;
-        if (watches === 1) {
-          onMessage({ type: 'snapshot', revision: 7, nodes, networks: [blue], endpoints });
-          return;
-        }
-        throw revoked;
-      },
-    };
-    const { agent, logs } = agentOnStubs(api);
-    const controller = new AbortController();
-    const running = agent.run(controller.signal);
-    for (let i = 0; i < 100 && !logs.some((l) => /no longer registered/.test(l)); i++) await new Promise((r) => setTimeout(r, 10));
-    await agent.idle();
-    controller.abort();
-    await running;
+    const { agent, logs } = await runUntilRemoved(removedNodeApi(revoked).api);
     const removed = logs.filter((l) => /no longer registered/.test(l));
     assert.equal(removed.length, 1, logs.join('\n'));
     assert.match(removed[0]!, /^node host1 is no longer registered with the manager: it was removed with "vxnet node rm" and its certificate is revoked; kernel state is left as it is; start the agent with the worker token to join again$/);

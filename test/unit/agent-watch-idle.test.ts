@@ -23,9 +23,12 @@ function harness(watch: AgentManagerApi['watch']) {
   return agentOnStubs(api, { watchIdleMs: 150 });
 }
 
-/** Resolves when `signal` aborts, rejecting like the real client does. */
+/** Settles when `signal` aborts (at once if it already has), rejecting like the real client does. */
 function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
 }
 
 describe('watch idle timeout', () => {
@@ -88,12 +91,14 @@ describe('watch idle timeout', () => {
       const timer = setInterval(() => options?.onData?.(), 50);
       await new Promise((r) => setTimeout(r, 600));
       clearInterval(timer);
+      // a stream the agent gave up delivers nothing more, as with the real client
+      if (signal.aborted) throw signal.reason;
       onMessage({ type: 'snapshot', revision: 5, nodes, networks: [blue], endpoints: [] });
       return untilAborted(signal);
     });
     const controller = new AbortController();
     const running = agent.run(controller.signal);
-    await new Promise((r) => setTimeout(r, 700));
+    for (let i = 0; i < 300 && !agent.view.synced; i++) await new Promise((r) => setTimeout(r, 10));
     const synced = agent.view.synced;
     controller.abort();
     await running;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { networkRecord, runScriptedAgent, twoNodes, until } from './support/fixtures.ts';
+import { networkRecord, runScriptedAgent, twoNodes } from './support/fixtures.ts';
+import { until } from './support/until.ts';
 import { desiredState } from '../../src/agent/desired.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import type { Endpoint, Network, Node, WatchMessage } from '../../src/core/model.ts';

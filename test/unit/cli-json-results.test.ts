@@ -1,15 +1,13 @@
 /** --json is global: the commands that print nothing on success print a JSON result with it (issue 17). */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
+import { describe, test } from 'node:test';
+import { runCli, stubManager } from './support/cli.ts';
 import { blueEndpoint } from './support/fixtures.ts';
 
 const TOKEN = 'admin-token-xyz';
 const endpoint = blueEndpoint({ id: 'ep-1', node: 'h1', netns: '/run/netns/c1', host: 2, createdAt: '2024-05-01T10:00:00.000Z' });
 
-const server = http.createServer((req, res) => {
+const stub = stubManager((req, res) => {
   req.resume();
   req.on('end', () => {
     const route = `${req.method} ${new URL(req.url ?? '/', 'http://stub').pathname}`;
@@ -24,22 +22,7 @@ const server = http.createServer((req, res) => {
   });
 });
 
-let env: Record<string, string>;
-before(async () => {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  env = { VXNET_MANAGER: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, VXNET_TOKEN: TOKEN };
-});
-after(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
-
-async function run(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, env, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
+const run = (argv: string[]) => runCli(argv, { VXNET_MANAGER: stub.url(), VXNET_TOKEN: TOKEN });
 
 describe('--json on commands without a listing', () => {
   test('network rm and node rm print what they removed', async () => {

@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
-import { main } from '../../src/cli/main.ts';
 import type { Endpoint } from '../../src/core/model.ts';
+import { runCli, stubManager } from './support/cli.ts';
 import { blueEndpoint, blueNetwork } from './support/fixtures.ts';
 
 const TOKEN = 'admin-token-xyz';
@@ -20,7 +19,7 @@ type Route = (res: http.ServerResponse, body: string, url: URL) => void;
 
 const seen: Seen[] = [];
 const routes = new Map<string, Route>();
-const server = http.createServer((req, res) => {
+const stub = stubManager((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
@@ -41,36 +40,15 @@ function json(res: http.ServerResponse, status: number, value: unknown): void {
   res.end(JSON.stringify(value));
 }
 
-let env: Record<string, string>;
-
-async function run(argv: string[], options: { env?: Record<string, string>; signal?: AbortSignal } = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, options.env ?? env, {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    now: () => new Date('2024-05-01T12:00:00.000Z'),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-  return { code, stdout, stderr };
+function run(argv: string[], options: { env?: Record<string, string>; signal?: AbortSignal } = {}) {
+  const env = options.env ?? { VXNET_MANAGER: stub.url(), VXNET_TOKEN: TOKEN };
+  return runCli(argv, env, { now: () => new Date('2024-05-01T12:00:00.000Z'), ...(options.signal ? { signal: options.signal } : {}) });
 }
 
 const blue = blueNetwork('2024-05-01T10:00:00.000Z');
 
 const endpoint = blueEndpoint({ id: 'ep-1', node: 'h1', netns: '/run/netns/c1', host: 2, createdAt: '2024-05-01T10:00:00.000Z' });
 
-before(async () => {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  env = { VXNET_MANAGER: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, VXNET_TOKEN: TOKEN };
-});
-after(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
 beforeEach(() => {
   seen.length = 0;
   routes.clear();
@@ -215,7 +193,10 @@ describe('bin/vxnet', () => {
 
   function exec(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      execFile(bin, args, { env: { PATH: process.env['PATH'] ?? '' } }, (err, stdout, stderr) => {
+      // nothing of the test's environment but PATH, and Node's compile cache when the suite has one (it changes only how fast)
+      const cache = process.env['NODE_COMPILE_CACHE'];
+      const env = { PATH: process.env['PATH'] ?? '', ...(cache ? { NODE_COMPILE_CACHE: cache } : {}) };
+      execFile(bin, args, { env }, (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
       });
@@ -235,7 +216,7 @@ describe('bin/vxnet', () => {
 
   test('talks to a manager given by flags', async () => {
     routes.set('GET /v1/networks', (res) => json(res, 200, []));
-    const out = await exec(['network', 'ls', '--manager', env['VXNET_MANAGER']!, '--token', TOKEN]);
+    const out = await exec(['network', 'ls', '--manager', stub.url(), '--token', TOKEN]);
     assert.deepEqual(out, { code: 0, stdout: 'NAME   VNI   SUBNETS   MTU   PORT   INTERNAL   MULTICAST\n', stderr: '' });
   });
 });

@@ -4,22 +4,20 @@
  * --admin-token-file for the Docker integration.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { obtainCredentials } from '../../src/agent/identity.ts';
 import { UsageError } from '../../src/cli/command.ts';
 import { joinTokenNotes, type AgentCommand } from '../../src/cli/commands/agent.ts';
 import { tokenOf } from '../../src/cli/context.ts';
-import { main } from '../../src/cli/main.ts';
 import { parseCommandLine } from '../../src/cli/parse.ts';
 import type { Command } from '../../src/cli/registry.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { RunningManager } from '../../src/manager/main.ts';
+import { runCli, stubManager } from './support/cli.ts';
 import { startTlsManager } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const MANAGER = 'unix:/run/vxnet.sock';
 
@@ -37,11 +35,7 @@ function usageError(line: string, pattern: RegExp, env: Record<string, string> =
 
 const connectionOf = (c: Command): unknown => (c as { connection: unknown }).connection;
 
-let dir: string;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'vxnet-token-file-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = temporaryDirectory('vxnet-token-file-');
 
 function tokenFile(name: string, text: string, mode = 0o600): string {
   const path = join(dir, name);
@@ -156,38 +150,25 @@ describe('reading a token file', () => {
 describe('the CLI with a token file, in-process against a stub manager', () => {
   const TOKEN = 'VXN1-from-a-file';
   const seen: (string | undefined)[] = [];
-  const server = http.createServer((req, res) => {
+  const stub = stubManager((req, res) => {
     seen.push(req.headers.authorization);
     const ok = req.headers.authorization === `Bearer ${TOKEN}`;
     res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
     res.end(ok ? '[]' : JSON.stringify({ error: { code: 'unauthorized', message: 'unknown token.' } }));
   });
-  let url: string;
-  before(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-
-  async function run(argv: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const code = await main(argv, env, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-    return { code, stdout, stderr };
-  }
 
   test('--token-file and VXNET_TOKEN_FILE send the file content as the bearer token', async () => {
     const file = tokenFile('cli.token', `${TOKEN}\n`);
     seen.length = 0;
-    assert.equal((await run(['network', 'ls', '--json', '--manager', url, '--token-file', file], {})).code, 0);
-    assert.equal((await run(['network', 'ls', '--json'], { VXNET_MANAGER: url, VXNET_TOKEN_FILE: file })).code, 0);
+    assert.equal((await runCli(['network', 'ls', '--json', '--manager', stub.url(), '--token-file', file], {})).code, 0);
+    assert.equal((await runCli(['network', 'ls', '--json'], { VXNET_MANAGER: stub.url(), VXNET_TOKEN_FILE: file })).code, 0);
     assert.deepEqual(seen, [`Bearer ${TOKEN}`, `Bearer ${TOKEN}`]);
   });
 
   test('a token file others can read is refused before anything is sent', async () => {
     const file = tokenFile('cli-open.token', `${TOKEN}\n`, 0o640);
     seen.length = 0;
-    const out = await run(['network', 'ls', '--manager', url, '--token-file', file], {});
+    const out = await runCli(['network', 'ls', '--manager', stub.url(), '--token-file', file], {});
     assert.equal(out.code, 1);
     assert.match(out.stderr, /^vxnet: the token file \(--token-file\) .*cli-open\.token is open to other users \(mode 0640\): run "chmod 600 /);
     assert.deepEqual(seen, []);

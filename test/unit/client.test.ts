@@ -1,14 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ManagerClient } from '../../src/client/client.ts';
 import { parseManagerUrl } from '../../src/client/manager-url.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const TOKEN = 'secret-token-123';
 
@@ -64,6 +63,22 @@ class StubServer {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/**
+ * Registers the calling suite's hooks: before its first test `stub` listens on `target` (a TCP port on
+ * 127.0.0.1, or a unix socket path) and `connect` makes the client of its URL; after its last test both close.
+ */
+function serveSuite(stub: StubServer, target: number | string, connect: (url: string) => ManagerClient): void {
+  let client: ManagerClient | undefined;
+  before(async () => {
+    await stub.listen(target);
+    client = connect(typeof target === 'string' ? `unix:${target}` : `http://127.0.0.1:${stub.port}`);
+  });
+  after(async () => {
+    client?.close();
+    await stub.close();
+  });
 }
 
 function json(res: http.ServerResponse, status: number, value: unknown): void {
@@ -150,15 +165,7 @@ describe('parseManagerUrl', () => {
 describe('ManagerClient over TCP', () => {
   const stub = new StubServer();
   let client: ManagerClient;
-
-  before(async () => {
-    await stub.listen(0);
-    client = new ManagerClient({ url: `http://127.0.0.1:${stub.port}`, token: TOKEN });
-  });
-  after(async () => {
-    client.close();
-    await stub.close();
-  });
+  serveSuite(stub, 0, (url) => (client = new ManagerClient({ url, token: TOKEN })));
 
   test('sends the bearer token and parses the answer', async () => {
     stub.routes.set('GET /v1/info', (_req, res) => json(res, 200, { clusterId: 'c-1', revision: 7 }));
@@ -324,19 +331,10 @@ describe('ManagerClient over TCP', () => {
 
 describe('ManagerClient over a unix socket', () => {
   const stub = new StubServer();
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-client-'));
+  const dir = temporaryDirectory('vxnet-client-');
   const socketPath = join(dir, 'manager.sock');
   let client: ManagerClient;
-
-  before(async () => {
-    await stub.listen(socketPath);
-    client = new ManagerClient({ url: `unix:${socketPath}`, token: TOKEN });
-  });
-  after(async () => {
-    client.close();
-    await stub.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  serveSuite(stub, socketPath, (url) => (client = new ManagerClient({ url, token: TOKEN })));
 
   test('talks HTTP over the socket', async () => {
     stub.routes.set('GET /v1/info', (_req, res) => json(res, 200, { clusterId: 'c-unix', revision: 1 }));
@@ -367,15 +365,7 @@ describe('ManagerClient connection errors', () => {
 describe('ManagerClient.watch', () => {
   const stub = new StubServer();
   let client: ManagerClient;
-
-  before(async () => {
-    await stub.listen(0);
-    client = new ManagerClient({ url: `http://127.0.0.1:${stub.port}`, token: TOKEN, timeoutMs: 100 });
-  });
-  after(async () => {
-    client.close();
-    await stub.close();
-  });
+  serveSuite(stub, 0, (url) => (client = new ManagerClient({ url, token: TOKEN, timeoutMs: 100 })));
 
   const snapshot: WatchMessage = { type: 'snapshot', revision: 1, nodes: [], networks: [], endpoints: [] };
   const nodeMsg: WatchMessage = {
@@ -384,6 +374,21 @@ describe('ManagerClient.watch', () => {
     node: { name: 'hôte-ü', address: '10.0.0.2', mtu: 1500, registeredAt: 'x' },
   };
   const ping: WatchMessage = { type: 'ping', revision: 2 };
+
+  /** The stub answers the watch with 200 and `text`, then ends the stream or, unless `end`, keeps it open. */
+  function watchAnswers(text: string, { end }: { end: boolean }): void {
+    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
+      res.writeHead(200);
+      if (end) res.end(text);
+      else res.write(text);
+    });
+  }
+
+  /** `client.watch('h1')` until `signal` aborts it; `got` holds the messages it delivered so far. */
+  function watchH1(signal = new AbortController().signal): { got: WatchMessage[]; watching: Promise<void> } {
+    const got: WatchMessage[] = [];
+    return { got, watching: client.watch('h1', (m) => got.push(m), signal) };
+  }
 
   /** Writes `text` as separate chunks cut at the given byte offsets, a little apart in time. */
   function writeInPieces(res: http.ServerResponse, text: string, cuts: number[], end: boolean): void {
@@ -419,23 +424,16 @@ describe('ManagerClient.watch', () => {
   });
 
   test('a last line without its newline is still delivered', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.end(`${JSON.stringify(snapshot)}\n${JSON.stringify(ping)}`);
-    });
-    const got: WatchMessage[] = [];
-    await client.watch('h1', (m) => got.push(m), new AbortController().signal);
+    watchAnswers(`${JSON.stringify(snapshot)}\n${JSON.stringify(ping)}`, { end: true });
+    const { got, watching } = watchH1();
+    await watching;
     assert.deepEqual(got, [snapshot, ping]);
   });
 
   test('outlives the request timeout and rejects with the reason when aborted', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.write(`${JSON.stringify(snapshot)}\n`);
-    });
+    watchAnswers(`${JSON.stringify(snapshot)}\n`, { end: false });
     const controller = new AbortController();
-    const got: WatchMessage[] = [];
-    const watching = client.watch('h1', (m) => got.push(m), controller.signal);
+    const { got, watching } = watchH1(controller.signal);
     await new Promise((resolve) => setTimeout(resolve, 250));
     controller.abort();
     await assert.rejects(watching, { name: 'AbortError' });
@@ -465,22 +463,16 @@ describe('ManagerClient.watch', () => {
   });
 
   test('a malformed line rejects as internal', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.write('{"type":"ping","revision":1}\nnot json\n');
-    });
+    watchAnswers('{"type":"ping","revision":1}\nnot json\n', { end: false });
     await rejectsWith(client.watch('h1', () => {}, new AbortController().signal), 'internal', /malformed watch line/);
   });
 
   test('a line that does not fit its message type rejects as internal, naming the field', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      const bad = { ...snapshot, endpoints: [{ ...endpoint, ip: 3232235778 }] };
-      res.write(`${JSON.stringify(ping)}\n${JSON.stringify(bad)}\n`);
-    });
-    const got: WatchMessage[] = [];
+    const bad = { ...snapshot, endpoints: [{ ...endpoint, ip: 3232235778 }] };
+    watchAnswers(`${JSON.stringify(ping)}\n${JSON.stringify(bad)}\n`, { end: false });
+    const { got, watching } = watchH1();
     await rejectsWith(
-      client.watch('h1', (m) => got.push(m), new AbortController().signal),
+      watching,
       'internal',
       `the manager at http://127.0.0.1:${stub.port} sent a watch line that does not fit the API: field "endpoints[0].ip" must be a string, not number 3232235778.`,
     );
@@ -488,20 +480,14 @@ describe('ManagerClient.watch', () => {
   });
 
   test('a line of a message type this client does not know is skipped (a newer manager may send it)', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.end(`${JSON.stringify(snapshot)}\n{"type":"weather","revision":2,"sky":"blue"}\n${JSON.stringify(ping)}\n`);
-    });
-    const got: WatchMessage[] = [];
-    await client.watch('h1', (m) => got.push(m), new AbortController().signal);
+    watchAnswers(`${JSON.stringify(snapshot)}\n{"type":"weather","revision":2,"sky":"blue"}\n${JSON.stringify(ping)}\n`, { end: true });
+    const { got, watching } = watchH1();
+    await watching;
     assert.deepEqual(got, [snapshot, ping]);
   });
 
   test('an exception thrown by onMessage ends the watch with that exception', async () => {
-    stub.routes.set('GET /v1/agent/watch', (_req, res) => {
-      res.writeHead(200);
-      res.write(`${JSON.stringify(snapshot)}\n`);
-    });
+    watchAnswers(`${JSON.stringify(snapshot)}\n`, { end: false });
     await assert.rejects(
       client.watch('h1', () => {
         throw new Error('handler failed');

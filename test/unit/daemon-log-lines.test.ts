@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import type { AgentManagerApi } from '../../src/agent/agent.ts';
 import { startManager } from '../../src/manager/main.ts';
 import { agentOnStubs, blueNetwork, twoNodes } from './support/fixtures.ts';
-import { temporaryDirectory } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 describe('agent log lines', () => {
   it('says how long the manager was away once a snapshot arrives again, and that it stopped', async () => {

@@ -5,10 +5,9 @@
  * readiness wait the plugin's Join uses.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { deviceNames, type DesiredEndpoint, type DesiredState } from '../../src/agent/dataplane.ts';
 import { desiredState } from '../../src/agent/desired.ts';
 import { planReconcile } from '../../src/agent/kernel/plan.ts';
@@ -18,7 +17,9 @@ import { ClusterView } from '../../src/agent/view.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 import { EngineContainerNamespaces } from '../../src/docker/containers.ts';
-import { blueNetwork, runScriptedAgent, twoNodes, until } from './support/fixtures.ts';
+import { blueNetwork, runScriptedAgent, twoNodes } from './support/fixtures.ts';
+import { until } from './support/until.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const self = { name: 'host1', address: '10.99.0.11', underlayDevice: 'eth0' };
 const nodes: Node[] = twoNodes;
@@ -225,8 +226,7 @@ describe('agent: Docker-linked', () => {
 });
 
 describe('container namespaces from the engine', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-proc-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = temporaryDirectory('vxnet-proc-');
   const fakeProc = (pid: number, ns: string) => {
     mkdirSync(join(dir, String(pid), 'ns'), { recursive: true });
     rmSync(join(dir, String(pid), 'ns', 'net'), { force: true });

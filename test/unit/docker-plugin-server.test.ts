@@ -4,15 +4,15 @@
  * unknown calls 404.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { writeFileSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { IpamDriver } from '../../src/docker/ipam-driver.ts';
 import type { NetworkDriver } from '../../src/docker/network-driver.ts';
 import { createPluginHandler, pluginRoutes, servePlugin, type PluginServer } from '../../src/docker/plugin-server.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 function call(socketPath: string, path: string, body?: string, method = 'POST'): Promise<{ status: number; type: string; json: any }> {
   return new Promise((resolve, reject) => {
@@ -27,7 +27,7 @@ function call(socketPath: string, path: string, body?: string, method = 'POST'):
 }
 
 describe('plugin server', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-plugin-'));
+  const dir = temporaryDirectory('vxnet-plugin-');
   const socket = join(dir, 'plugins', 'vxnet.sock');
   const seen: unknown[] = [];
   let server: PluginServer;
@@ -56,7 +56,6 @@ describe('plugin server', () => {
   });
   after(async () => {
     await server.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('activates as a network and an IPAM driver, in the plugin content type', async () => {

@@ -4,11 +4,9 @@
  * what the plugin is busy with; and the DOCKER-USER rules that let vxnet traffic past Docker's filter.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Runner, RunOptions, RunResult } from '../../src/agent/kernel/exec.ts';
 import { ERROR_STATUS } from '../../src/core/errors.ts';
 import type { Network } from '../../src/core/model.ts';
@@ -16,10 +14,10 @@ import { NetworkCatalogue } from '../../src/docker/catalogue.ts';
 import { DockerEngineClient, EngineError, type EngineNetwork, type NetworkCreateSpec } from '../../src/docker/engine-client.ts';
 import { DockerNetworkSync, ensureForwardAccept, forwardAcceptRules, specOf } from '../../src/docker/sync.ts';
 import { networkRecord } from './support/fixtures.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 describe('engine client', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-engine-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = temporaryDirectory('vxnet-engine-');
 
   it('speaks the Engine API over the socket: filters, 404 as undefined, the engine\'s error message', async () => {
     const socketPath = join(dir, 'docker.sock');

@@ -13,7 +13,7 @@ import { inject } from '../../src/manager/http.ts';
 import { type RunningManager, serverAltNames, startManager } from '../../src/manager/main.ts';
 import { subjectFor } from '../../src/pki/identity.ts';
 import { createCertificate, generateKeyPair } from '../../src/pki/x509.ts';
-import { temporaryDirectory } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const tempDir = () => temporaryDirectory('vxnet-auth-');
 

@@ -19,54 +19,48 @@ function fakeAgent(service: ManagerService, node: string, status: 'ready' | 'err
 }
 
 describe('endpoints', () => {
-  test('a created endpoint has an id, normalised netns, default ifname, derived mac, pending status', async () => {
+  test('a created endpoint has an id, normalised netns, default ifname, derived mac, pending status', async (t) => {
     const m = await open();
-    try {
-      const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
-      assert.match(ep.id, /^[0-9a-f]{12}$/);
-      assert.equal(ep.netns, '/run/netns/c1');
-      assert.equal(ep.ifname, 'eth0');
-      assert.equal(ep.mac, '02:78:0a:01:00:02');
-      assert.equal(ep.status, 'pending');
-      assert.equal(ep.message, undefined);
-      const other = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: '/proc/123/ns/net', ifname: 'net1' });
-      assert.equal(other.netns, '/proc/123/ns/net');
-      assert.equal(other.ifname, 'net1');
-      assert.deepEqual(m.service.listEndpoints({ node: 'host1' }).map((e) => e.id), [ep.id, other.id]);
-      assert.deepEqual(m.service.listEndpoints({ network: 'blue', node: 'host2' }), []);
-      assert.deepEqual(m.service.getNetwork('blue').endpoints.map((e) => e.ip), ['10.1.0.2', '10.1.0.3']);
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
+    assert.match(ep.id, /^[0-9a-f]{12}$/);
+    assert.equal(ep.netns, '/run/netns/c1');
+    assert.equal(ep.ifname, 'eth0');
+    assert.equal(ep.mac, '02:78:0a:01:00:02');
+    assert.equal(ep.status, 'pending');
+    assert.equal(ep.message, undefined);
+    const other = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: '/proc/123/ns/net', ifname: 'net1' });
+    assert.equal(other.netns, '/proc/123/ns/net');
+    assert.equal(other.ifname, 'net1');
+    assert.deepEqual(m.service.listEndpoints({ node: 'host1' }).map((e) => e.id), [ep.id, other.id]);
+    assert.deepEqual(m.service.listEndpoints({ network: 'blue', node: 'host2' }), []);
+    assert.deepEqual(m.service.getNetwork('blue').endpoints.map((e) => e.ip), ['10.1.0.2', '10.1.0.3']);
   });
 
-  test('refusals: unknown node or network, bad names, duplicate interface — and nothing is written', async () => {
+  test('refusals: unknown node or network, bad names, duplicate interface — and nothing is written', async (t) => {
     const m = await open();
-    try {
-      await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
-      const before = await m.store.list('');
-      const cases: [Parameters<ManagerService['createEndpoint']>[0], string][] = [
-        [{ network: 'nope', node: 'host1', netns: 'c2' }, 'network_not_found'],
-        [{ network: 'blue', node: 'nope', netns: 'c2' }, 'node_not_found'],
-        [{ network: 'blue', node: 'host1', netns: 'bad name' }, 'invalid_name'],
-        [{ network: 'blue', node: 'host1', netns: '/run/../etc' }, 'invalid_name'],
-        [{ network: 'blue', node: 'host1', netns: '' }, 'bad_request'],
-        [{ network: 'blue', node: 'host1', netns: 'c2', ifname: 'this-name-is-too-long' }, 'invalid_name'],
-        [{ network: 'blue', node: 'host1', netns: 'c1' }, 'endpoint_exists'],
-        [{ network: 'blue', node: 'host1', netns: '/run/netns/c1', ifname: 'eth0' }, 'endpoint_exists'],
-      ];
-      for (const [req, c] of cases) await assert.rejects(m.service.createEndpoint(req), vxnetError(c));
-      const afterList = await m.store.list('');
-      assert.equal(afterList.revision, before.revision);
-      assert.deepEqual(afterList.kvs, before.kvs);
-      // the same netns with another ifname is refused too (issue 17: a second default route); on another node it is fine
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', ifname: 'eth1' }), vxnetError('endpoint_exists'));
-      await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' });
-      await assert.rejects(m.service.deleteEndpoint('000000000000'), vxnetError('endpoint_not_found'));
-      await assert.rejects(m.service.deleteEndpoint('../x'), vxnetError('endpoint_not_found'));
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
+    const before = await m.store.list('');
+    const cases: [Parameters<ManagerService['createEndpoint']>[0], string][] = [
+      [{ network: 'nope', node: 'host1', netns: 'c2' }, 'network_not_found'],
+      [{ network: 'blue', node: 'nope', netns: 'c2' }, 'node_not_found'],
+      [{ network: 'blue', node: 'host1', netns: 'bad name' }, 'invalid_name'],
+      [{ network: 'blue', node: 'host1', netns: '/run/../etc' }, 'invalid_name'],
+      [{ network: 'blue', node: 'host1', netns: '' }, 'bad_request'],
+      [{ network: 'blue', node: 'host1', netns: 'c2', ifname: 'this-name-is-too-long' }, 'invalid_name'],
+      [{ network: 'blue', node: 'host1', netns: 'c1' }, 'endpoint_exists'],
+      [{ network: 'blue', node: 'host1', netns: '/run/netns/c1', ifname: 'eth0' }, 'endpoint_exists'],
+    ];
+    for (const [req, c] of cases) await assert.rejects(m.service.createEndpoint(req), vxnetError(c));
+    const afterList = await m.store.list('');
+    assert.equal(afterList.revision, before.revision);
+    assert.deepEqual(afterList.kvs, before.kvs);
+    // the same netns with another ifname is refused too (issue 17: a second default route); on another node it is fine
+    await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1', ifname: 'eth1' }), vxnetError('endpoint_exists'));
+    await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' });
+    await assert.rejects(m.service.deleteEndpoint('000000000000'), vxnetError('endpoint_not_found'));
+    await assert.rejects(m.service.deleteEndpoint('../x'), vxnetError('endpoint_not_found'));
   });
 
   test('create with wait resolves when the agent reports ready', async () => {
@@ -105,117 +99,99 @@ describe('endpoints', () => {
     }
   });
 
-  test('create with wait: no answer from the node deletes the endpoint and fails with timeout', async () => {
+  test('create with wait: no answer from the node deletes the endpoint and fails with timeout', async (t) => {
     const m = await open();
-    try {
-      await assert.rejects(
-        m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' }, { waitMs: 50 }),
-        vxnetError('timeout', /node host2 did not report endpoint [0-9a-f]{12} ready within/),
-      );
-      assert.deepEqual(m.service.listEndpoints(), []);
-      assert.deepEqual((await m.store.list('/ipam/')).kvs, []);
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    await assert.rejects(
+      m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' }, { waitMs: 50 }),
+      vxnetError('timeout', /node host2 did not report endpoint [0-9a-f]{12} ready within/),
+    );
+    assert.deepEqual(m.service.listEndpoints(), []);
+    assert.deepEqual((await m.store.list('/ipam/')).kvs, []);
   });
 
-  test('delete with wait resolves once the node reports a revision at or past the deletion', async () => {
+  test('delete with wait resolves once the node reports a revision at or past the deletion', async (t) => {
     const m = await open();
-    try {
-      const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
-      let done = false;
-      const deleting = m.service.deleteEndpoint(ep.id, { waitMs: 2000 }).then(() => (done = true));
-      await new Promise((r) => setTimeout(r, 10));
-      const deletedAt = m.service.state.revision;
-      assert.throws(() => m.service.getEndpoint(ep.id), vxnetError('endpoint_not_found'));
-      m.service.heartbeat('host1', { reconciledRevision: deletedAt - 1 });
-      await new Promise((r) => setTimeout(r, 10));
-      assert.equal(done, false);
-      m.service.heartbeat('host2', { reconciledRevision: deletedAt });
-      await new Promise((r) => setTimeout(r, 10));
-      assert.equal(done, false, 'another node confirming does not count');
-      m.service.heartbeat('host1', { reconciledRevision: deletedAt });
-      await deleting;
-      assert.equal(done, true);
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
+    let done = false;
+    const deleting = m.service.deleteEndpoint(ep.id, { waitMs: 2000 }).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 10));
+    const deletedAt = m.service.state.revision;
+    assert.throws(() => m.service.getEndpoint(ep.id), vxnetError('endpoint_not_found'));
+    m.service.heartbeat('host1', { reconciledRevision: deletedAt - 1 });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(done, false);
+    m.service.heartbeat('host2', { reconciledRevision: deletedAt });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(done, false, 'another node confirming does not count');
+    m.service.heartbeat('host1', { reconciledRevision: deletedAt });
+    await deleting;
+    assert.equal(done, true);
   });
 
-  test('delete with wait times out when the node never confirms, but the record is gone', async () => {
+  test('delete with wait times out when the node never confirms, but the record is gone', async (t) => {
     const m = await open();
-    try {
-      const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
-      await assert.rejects(
-        m.service.deleteEndpoint(ep.id, { waitMs: 30 }),
-        vxnetError('timeout', /deleted from the cluster.*node host1 did not confirm/),
-      );
-      assert.deepEqual(m.service.listEndpoints(), []);
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
+    await assert.rejects(
+      m.service.deleteEndpoint(ep.id, { waitMs: 30 }),
+      vxnetError('timeout', /deleted from the cluster.*node host1 did not confirm/),
+    );
+    assert.deepEqual(m.service.listEndpoints(), []);
   });
 
-  test('status updates: stored with the message, a repeat writes nothing, bad status refused', async () => {
+  test('status updates: stored with the message, a repeat writes nothing, bad status refused', async (t) => {
     const m = await open();
-    try {
-      const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
-      await m.service.setEndpointStatus(ep.id, { status: 'error', message: 'boom' });
-      assert.equal(m.service.getEndpoint(ep.id).message, 'boom');
-      const rev = await m.store.revision();
-      await m.service.setEndpointStatus(ep.id, { status: 'error', message: 'boom' });
-      assert.equal(await m.store.revision(), rev);
-      await m.service.setEndpointStatus(ep.id, { status: 'ready' });
-      assert.equal(m.service.getEndpoint(ep.id).status, 'ready');
-      assert.equal(m.service.getEndpoint(ep.id).message, undefined);
-      await assert.rejects(m.service.setEndpointStatus(ep.id, { status: 'fine' as 'ready' }), vxnetError('bad_request'));
-      await assert.rejects(m.service.setEndpointStatus('abcdefabcdef', { status: 'ready' }), vxnetError('endpoint_not_found'));
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    const ep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
+    await m.service.setEndpointStatus(ep.id, { status: 'error', message: 'boom' });
+    assert.equal(m.service.getEndpoint(ep.id).message, 'boom');
+    const rev = await m.store.revision();
+    await m.service.setEndpointStatus(ep.id, { status: 'error', message: 'boom' });
+    assert.equal(await m.store.revision(), rev);
+    await m.service.setEndpointStatus(ep.id, { status: 'ready' });
+    assert.equal(m.service.getEndpoint(ep.id).status, 'ready');
+    assert.equal(m.service.getEndpoint(ep.id).message, undefined);
+    await assert.rejects(m.service.setEndpointStatus(ep.id, { status: 'fine' as 'ready' }), vxnetError('bad_request'));
+    await assert.rejects(m.service.setEndpointStatus('abcdefabcdef', { status: 'ready' }), vxnetError('endpoint_not_found'));
   });
 });
 
 describe('nodes', () => {
-  test('register validates, keeps registeredAt on update, and an identical re-register writes nothing', async () => {
+  test('register validates, keeps registeredAt on update, and an identical re-register writes nothing', async (t) => {
     const m = await open();
-    try {
-      const first = m.service.getNode('host1');
-      const rev = await m.store.revision();
-      await m.service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
-      assert.equal(await m.store.revision(), rev);
-      const moved = await m.service.registerNode({ name: 'host1', address: '192.0.2.11', mtu: 9000 });
-      assert.equal(moved.address, '192.0.2.11');
-      assert.equal(moved.registeredAt, first.registeredAt);
-      const before = await m.store.revision();
-      await assert.rejects(m.service.registerNode({ name: 'bad name', address: '192.0.2.9', mtu: 1500 }), vxnetError('invalid_name'));
-      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2', mtu: 1500 }), vxnetError('invalid_address'));
-      await assert.rejects(m.service.registerNode({ name: 'h', address: '239.0.0.1', mtu: 1500 }), vxnetError('invalid_address'));
-      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2.9', mtu: 575 }), vxnetError('invalid_mtu'));
-      await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2.9', mtu: 65536 }), vxnetError('invalid_mtu'));
-      assert.equal(await m.store.revision(), before);
-      assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    const first = m.service.getNode('host1');
+    const rev = await m.store.revision();
+    await m.service.registerNode({ name: 'host1', address: '192.0.2.1', mtu: 1500 });
+    assert.equal(await m.store.revision(), rev);
+    const moved = await m.service.registerNode({ name: 'host1', address: '192.0.2.11', mtu: 9000 });
+    assert.equal(moved.address, '192.0.2.11');
+    assert.equal(moved.registeredAt, first.registeredAt);
+    const before = await m.store.revision();
+    await assert.rejects(m.service.registerNode({ name: 'bad name', address: '192.0.2.9', mtu: 1500 }), vxnetError('invalid_name'));
+    await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2', mtu: 1500 }), vxnetError('invalid_address'));
+    await assert.rejects(m.service.registerNode({ name: 'h', address: '239.0.0.1', mtu: 1500 }), vxnetError('invalid_address'));
+    await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2.9', mtu: 575 }), vxnetError('invalid_mtu'));
+    await assert.rejects(m.service.registerNode({ name: 'h', address: '192.0.2.9', mtu: 65536 }), vxnetError('invalid_mtu'));
+    assert.equal(await m.store.revision(), before);
+    assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
   });
 
-  test('heartbeats update liveness in memory only: no store write, no watch event', async () => {
+  test('heartbeats update liveness in memory only: no store write, no watch event', async (t) => {
     const m = await open();
-    try {
-      const events: WatchEvent[] = [];
-      const rev = await m.store.revision();
-      const stop = await m.store.watch('', rev + 1, (batch) => events.push(...batch));
-      for (let i = 0; i < 10; i++) m.service.heartbeat('host1', { reconciledRevision: rev });
-      stop();
-      assert.equal(await m.store.revision(), rev);
-      assert.deepEqual(events, []);
-      assert.equal(m.service.getNode('host1').reconciledRevision, rev);
-      assert.throws(() => m.service.heartbeat('ghost', { reconciledRevision: 1 }), vxnetError('node_not_found'));
-      assert.throws(() => m.service.heartbeat('host1', { reconciledRevision: -1 }), vxnetError('bad_request'));
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    const events: WatchEvent[] = [];
+    const rev = await m.store.revision();
+    const stop = await m.store.watch('', rev + 1, (batch) => events.push(...batch));
+    for (let i = 0; i < 10; i++) m.service.heartbeat('host1', { reconciledRevision: rev });
+    stop();
+    assert.equal(await m.store.revision(), rev);
+    assert.deepEqual(events, []);
+    assert.equal(m.service.getNode('host1').reconciledRevision, rev);
+    assert.throws(() => m.service.heartbeat('ghost', { reconciledRevision: 1 }), vxnetError('node_not_found'));
+    assert.throws(() => m.service.heartbeat('host1', { reconciledRevision: -1 }), vxnetError('bad_request'));
   });
 
   test('a node is down once no heartbeat arrived for the threshold, up again after one', async () => {

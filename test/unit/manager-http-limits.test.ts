@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
-import { temporaryDirectory } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 function port(manager: RunningManager): number {
   return Number(manager.addresses.find((a) => a.startsWith('127.'))!.split(':')[1]);

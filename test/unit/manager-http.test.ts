@@ -8,7 +8,8 @@ import { type ApiContext, inject } from '../../src/manager/http.ts';
 import { parseListen } from '../../src/http/server.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
-import { temporaryDirectory } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
+import { until } from './support/until.ts';
 
 const tempDir = () => temporaryDirectory('vxnet-http-');
 
@@ -246,7 +247,7 @@ describe('HTTP API', () => {
     assert.deepEqual(forgotten, { type: 'network-forgotten', revision: manager.service.state.revision, name: 'web' });
     assert.equal((await call(socket, 'DELETE', '/v1/networks/web?force=true', admin)).status, 204);
     stream.close();
-    await new Promise((r) => setTimeout(r, 20));
+    await until(() => manager.hub.sessionCount === 0, 'the manager to end the closed watch session');
     assert.equal(manager.hub.sessionCount, 0);
   });
 

@@ -82,63 +82,54 @@ describe('NetworkAllocator', () => {
 });
 
 describe('IPAM through the service', () => {
-  test('lowest free address first, and the static rules', async () => {
+  test('lowest free address first, and the static rules', async (t) => {
     const m = await open();
-    try {
-      await m.service.createNetwork({ name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] });
-      const e1 = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
-      assert.equal(e1.ip, '10.1.0.2');
-      assert.equal(e1.prefix, 24);
-      assert.equal(e1.gateway, '10.1.0.1');
-      assert.equal(e1.mac, '02:78:0a:01:00:02');
-      const e2 = await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1', ip: '10.1.0.50' });
-      assert.equal(e2.ip, '10.1.0.50');
-      const before = await m.store.revision();
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.2.0.5' }), code('address_outside_subnet'));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.0' }), code('address_reserved'));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.255' }), code('address_reserved'));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.1' }), code('address_reserved'));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.50' }), code('address_in_use'));
-      await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.500' }), code('invalid_address'));
-      assert.equal(await m.store.revision(), before, 'rejected requests wrote nothing');
-      // the next automatic address is still the lowest free one
-      assert.equal((await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c3' })).ip, '10.1.0.3');
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    await m.service.createNetwork({ name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] });
+    const e1 = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c1' });
+    assert.equal(e1.ip, '10.1.0.2');
+    assert.equal(e1.prefix, 24);
+    assert.equal(e1.gateway, '10.1.0.1');
+    assert.equal(e1.mac, '02:78:0a:01:00:02');
+    const e2 = await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1', ip: '10.1.0.50' });
+    assert.equal(e2.ip, '10.1.0.50');
+    const before = await m.store.revision();
+    await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.2.0.5' }), code('address_outside_subnet'));
+    await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.0' }), code('address_reserved'));
+    await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.255' }), code('address_reserved'));
+    await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.1' }), code('address_reserved'));
+    await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.50' }), code('address_in_use'));
+    await assert.rejects(m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c2', ip: '10.1.0.500' }), code('invalid_address'));
+    assert.equal(await m.store.revision(), before, 'rejected requests wrote nothing');
+    // the next automatic address is still the lowest free one
+    assert.equal((await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'c3' })).ip, '10.1.0.3');
   });
 
-  test('a /30 holds exactly one endpoint; deleting it releases the address for reuse', async () => {
+  test('a /30 holds exactly one endpoint; deleting it releases the address for reuse', async (t) => {
     const m = await open();
-    try {
-      await m.service.createNetwork({ name: 'tiny', subnets: [{ cidr: '10.9.0.0/30' }] });
-      const only = await m.service.createEndpoint({ network: 'tiny', node: 'host1', netns: 'a' });
-      assert.equal(only.ip, '10.9.0.2');
-      const before = (await m.store.list('')).kvs.length;
-      await assert.rejects(m.service.createEndpoint({ network: 'tiny', node: 'host1', netns: 'b' }), code('subnet_full'));
-      assert.equal((await m.store.list('')).kvs.length, before);
-      await m.service.deleteEndpoint(only.id);
-      assert.equal((await m.store.list('/ipam/')).kvs.length, 0);
-      const again = await m.service.createEndpoint({ network: 'tiny', node: 'host1', netns: 'b' });
-      assert.equal(again.ip, '10.9.0.2');
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    await m.service.createNetwork({ name: 'tiny', subnets: [{ cidr: '10.9.0.0/30' }] });
+    const only = await m.service.createEndpoint({ network: 'tiny', node: 'host1', netns: 'a' });
+    assert.equal(only.ip, '10.9.0.2');
+    const before = (await m.store.list('')).kvs.length;
+    await assert.rejects(m.service.createEndpoint({ network: 'tiny', node: 'host1', netns: 'b' }), code('subnet_full'));
+    assert.equal((await m.store.list('')).kvs.length, before);
+    await m.service.deleteEndpoint(only.id);
+    assert.equal((await m.store.list('/ipam/')).kvs.length, 0);
+    const again = await m.service.createEndpoint({ network: 'tiny', node: 'host1', netns: 'b' });
+    assert.equal(again.ip, '10.9.0.2');
   });
 
-  test('addresses are per network: the same address can exist on two networks', async () => {
+  test('addresses are per network: the same address can exist on two networks', async (t) => {
     const m = await open();
-    try {
-      await m.service.createNetwork({ name: 'a', subnets: [{ cidr: '10.3.0.0/24' }] });
-      await m.service.createNetwork({ name: 'b', subnets: [{ cidr: '10.4.0.0/24', gateway: '10.4.0.254' }] });
-      const x = await m.service.createEndpoint({ network: 'a', node: 'host1', netns: 'c' });
-      const y = await m.service.createEndpoint({ network: 'b', node: 'host1', netns: 'c', ifname: 'eth1' });
-      assert.equal(x.ip, '10.3.0.2');
-      assert.equal(y.ip, '10.4.0.1');
-      assert.equal(y.gateway, '10.4.0.254');
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    await m.service.createNetwork({ name: 'a', subnets: [{ cidr: '10.3.0.0/24' }] });
+    await m.service.createNetwork({ name: 'b', subnets: [{ cidr: '10.4.0.0/24', gateway: '10.4.0.254' }] });
+    const x = await m.service.createEndpoint({ network: 'a', node: 'host1', netns: 'c' });
+    const y = await m.service.createEndpoint({ network: 'b', node: 'host1', netns: 'c', ifname: 'eth1' });
+    assert.equal(x.ip, '10.3.0.2');
+    assert.equal(y.ip, '10.4.0.1');
+    assert.equal(y.gateway, '10.4.0.254');
   });
 
   test('200 parallel creates get 200 distinct addresses, and the index matches the store after a restart', async () => {

@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runManager, startManager } from '../../src/manager/main.ts';
-import { temporaryDirectory } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 function get(socketPath: string, path: string, token: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {

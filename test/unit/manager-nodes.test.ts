@@ -9,7 +9,8 @@ import type { WatchMessage } from '../../src/core/model.ts';
 import { ManagerService } from '../../src/manager/service.ts';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
-import { openTestManager, registerNodes, temporaryDatabasePath, vxnetError } from './support/manager.ts';
+import { openTestManager, registerNodes, vxnetError } from './support/manager.ts';
+import { temporaryDatabasePath } from './support/temporary.ts';
 
 function open() {
   return openTestManager({
@@ -35,71 +36,59 @@ function recordingSink() {
 }
 
 describe('node removal', () => {
-  test('a node without endpoints is removed; an unknown node is not found', async () => {
+  test('a node without endpoints is removed; an unknown node is not found', async (t) => {
     const m = await open();
-    try {
-      await m.service.deleteNode('host3');
-      assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
-      await assert.rejects(m.service.deleteNode('host3'), vxnetError('node_not_found', /^node host3 is not registered\.$/));
-      assert.equal((await m.store.list('/removing-nodes/')).kvs.length, 0, 'no marker is left');
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    await m.service.deleteNode('host3');
+    assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
+    await assert.rejects(m.service.deleteNode('host3'), vxnetError('node_not_found', /^node host3 is not registered\.$/));
+    assert.equal((await m.store.list('/removing-nodes/')).kvs.length, 0, 'no marker is left');
   });
 
-  test('a node with endpoints is refused without drain, and nothing changes', async () => {
+  test('a node with endpoints is refused without drain, and nothing changes', async (t) => {
     const m = await open();
-    try {
-      await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' });
-      const revision = m.service.info().revision;
-      await assert.rejects(m.service.deleteNode('host2'), vxnetError('node_in_use', /^node host2 still has 1 endpoint: .*drain/));
-      assert.equal(m.service.info().revision, revision, 'no write at all');
-      assert.equal(m.service.listEndpoints({ node: 'host2' }).length, 1);
-    } finally {
-      await m.close();
-    }
+    t.after(() => m.close());
+    await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'c1' });
+    const revision = m.service.info().revision;
+    await assert.rejects(m.service.deleteNode('host2'), vxnetError('node_in_use', /^node host2 still has 1 endpoint: .*drain/));
+    assert.equal(m.service.info().revision, revision, 'no write at all');
+    assert.equal(m.service.listEndpoints({ node: 'host2' }).length, 1);
   });
 
-  test('drain deletes every endpoint of the node (in batches), releases the addresses, then the node', async () => {
+  test('drain deletes every endpoint of the node (in batches), releases the addresses, then the node', async (t) => {
     const m = await open();
-    try {
-      const keep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'k1' });
-      const drained = [];
-      for (let i = 0; i < 90; i++) {
-        drained.push(await m.service.createEndpoint({ network: i % 2 ? 'blue' : 'red', node: 'host3', netns: `c${i}` }));
-      }
-      const result = await m.service.deleteNode('host3', { drain: true });
-      assert.deepEqual(result, { endpoints: 90 });
-      assert.deepEqual(m.service.listEndpoints().map((e) => e.id), [keep.id]);
-      assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
-      const ipam = (await m.store.list('/ipam/')).kvs.map((kv) => kv.key);
-      assert.deepEqual(ipam, [`/ipam/blue/${keep.ip}`], 'every drained address is released');
-      assert.deepEqual((await m.store.list('/attachments/')).kvs.map((kv) => kv.value), [keep.id]);
-      // The released addresses are handed out again, lowest first.
-      const next = await m.service.createEndpoint({ network: 'red', node: 'host1', netns: 'n1' });
-      assert.equal(next.ip, '10.2.0.2');
-    } finally {
-      await m.close();
+    t.after(() => m.close());
+    const keep = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'k1' });
+    const drained = [];
+    for (let i = 0; i < 90; i++) {
+      drained.push(await m.service.createEndpoint({ network: i % 2 ? 'blue' : 'red', node: 'host3', netns: `c${i}` }));
     }
+    const result = await m.service.deleteNode('host3', { drain: true });
+    assert.deepEqual(result, { endpoints: 90 });
+    assert.deepEqual(m.service.listEndpoints().map((e) => e.id), [keep.id]);
+    assert.deepEqual(m.service.listNodes().map((n) => n.name), ['host1', 'host2']);
+    const ipam = (await m.store.list('/ipam/')).kvs.map((kv) => kv.key);
+    assert.deepEqual(ipam, [`/ipam/blue/${keep.ip}`], 'every drained address is released');
+    assert.deepEqual((await m.store.list('/attachments/')).kvs.map((kv) => kv.value), [keep.id]);
+    // The released addresses are handed out again, lowest first.
+    const next = await m.service.createEndpoint({ network: 'red', node: 'host1', netns: 'n1' });
+    assert.equal(next.ip, '10.2.0.2');
   });
 
-  test('no endpoint can be created on a node while it is being removed', async () => {
+  test('no endpoint can be created on a node while it is being removed', async (t) => {
     const m = await open();
-    try {
-      for (let i = 0; i < 50; i++) await m.service.createEndpoint({ network: 'blue', node: 'host3', netns: `c${i}` });
-      const removal = m.service.deleteNode('host3', { drain: true });
-      const attempts = await Promise.allSettled(
-        Array.from({ length: 20 }, (_, i) => m.service.createEndpoint({ network: 'red', node: 'host3', netns: `late${i}` })),
-      );
-      await removal;
-      for (const attempt of attempts) {
-        if (attempt.status === 'rejected') assert.ok(vxnetError('node_not_found')(attempt.reason));
-      }
-      assert.deepEqual(m.service.listEndpoints(), [], 'no endpoint is left on a node that no longer exists');
-      assert.equal((await m.store.list('/ipam/')).kvs.length, 0);
-    } finally {
-      await m.close();
+    t.after(() => m.close());
+    for (let i = 0; i < 50; i++) await m.service.createEndpoint({ network: 'blue', node: 'host3', netns: `c${i}` });
+    const removal = m.service.deleteNode('host3', { drain: true });
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => m.service.createEndpoint({ network: 'red', node: 'host3', netns: `late${i}` })),
+    );
+    await removal;
+    for (const attempt of attempts) {
+      if (attempt.status === 'rejected') assert.ok(vxnetError('node_not_found')(attempt.reason));
     }
+    assert.deepEqual(m.service.listEndpoints(), [], 'no endpoint is left on a node that no longer exists');
+    assert.equal((await m.store.list('/ipam/')).kvs.length, 0);
   });
 
   test('the removed node is told to forget its networks, then node-deleted, then its stream ends', async () => {

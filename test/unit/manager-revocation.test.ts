@@ -10,11 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { inject } from '../../src/manager/http.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
-import { ManagerService } from '../../src/manager/service.ts';
 import { whyRevoked } from '../../src/manager/service/identities.ts';
-import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { temporaryDatabasePath, temporaryDirectory, vxnetError } from './support/manager.ts';
+import { startedOnOlderDatabase, vxnetError } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
@@ -125,54 +124,39 @@ describe('revocation of node certificates', () => {
 });
 
 describe('the maximum age of a certificate chain', () => {
-  test('renewals are refused once the maximum age after the join has passed, naming what to do', async () => {
+  test('renewals are refused once the maximum age after the join has passed, naming what to do', async (t) => {
     const manager = await openManager({ certMaxAgeMs: 50 });
-    try {
-      const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
-      const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'old', publicKey: publicKey() } });
-      await new Promise((r) => setTimeout(r, 80));
-      const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
-      assert.equal(r.status, 403);
-      assert.match(r.body.error.message, /^node old joined at .* and its certificate may be renewed for 0 days after that, until .*: it must join again \(after "vxnet node rm old", with the worker token\)\.$/);
-    } finally {
-      await manager.close();
-    }
+    t.after(() => manager.close());
+    const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+    const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'old', publicKey: publicKey() } });
+    await new Promise((r) => setTimeout(r, 80));
+    const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
+    assert.equal(r.status, 403);
+    assert.match(r.body.error.message, /^node old joined at .* and its certificate may be renewed for 0 days after that, until .*: it must join again \(after "vxnet node rm old", with the worker token\)\.$/);
   });
 
-  test('a renewed certificate never outlives the maximum age', async () => {
+  test('a renewed certificate never outlives the maximum age', async (t) => {
     const manager = await openManager({ certMaxAgeMs: 60_000 });
-    try {
-      const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
-      const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'n', publicKey: publicKey() } });
-      const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
-      assert.equal(r.status, 200);
-      const end = Date.parse(manager.service.nodeIdentity('n')!.joinedAt) + 60_000;
-      assert.ok(new X509Certificate(r.body.certificate).validToDate.getTime() <= end + 1000);
-    } finally {
-      await manager.close();
-    }
+    t.after(() => manager.close());
+    const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+    const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'n', publicKey: publicKey() } });
+    const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
+    assert.equal(r.status, 200);
+    const end = Date.parse(manager.service.nodeIdentity('n')!.joinedAt) + 60_000;
+    assert.ok(new X509Certificate(r.body.certificate).validToDate.getTime() <= end + 1000);
   });
 });
 
 describe('nodes that joined before identities were recorded', () => {
-  test('get an identity at start that honours their certificates issued before it, until they renew', async () => {
-    const path = temporaryDatabasePath();
-    const store = new SqliteStore(path);
-    const old = await ManagerService.open(store);
-    await old.registerNode({ name: 'legacy', address: '192.0.2.40', mtu: 1500 });
-    await store.txn([], [{ type: 'delete', key: '/identities/legacy' }]);
-    await old.close();
-    const service = await ManagerService.open(store);
-    try {
-      const identity = service.nodeIdentity('legacy');
-      assert.ok(identity?.legacyBefore !== undefined);
-      const issuedBefore = { serial: 'AB', notBefore: new Date(Date.parse(identity.legacyBefore) - 60_000) };
-      const issuedAfter = { serial: 'CD', notBefore: new Date(Date.parse(identity.legacyBefore) + 60_000) };
-      assert.equal(whyRevoked(identity, 'legacy', issuedBefore), undefined);
-      assert.match(whyRevoked(identity, 'legacy', issuedAfter)!, /is revoked/);
-    } finally {
-      await service.close();
-      await store.close();
-    }
+  test('get an identity at start that honours their certificates issued before it, until they renew', async (t) => {
+    const service = await startedOnOlderDatabase(t, { name: 'legacy', address: '192.0.2.40' }, (store) =>
+      store.txn([], [{ type: 'delete', key: '/identities/legacy' }]),
+    );
+    const identity = service.nodeIdentity('legacy');
+    assert.ok(identity?.legacyBefore !== undefined);
+    const issuedBefore = { serial: 'AB', notBefore: new Date(Date.parse(identity.legacyBefore) - 60_000) };
+    const issuedAfter = { serial: 'CD', notBefore: new Date(Date.parse(identity.legacyBefore) + 60_000) };
+    assert.equal(whyRevoked(identity, 'legacy', issuedBefore), undefined);
+    assert.match(whyRevoked(identity, 'legacy', issuedAfter)!, /is revoked/);
   });
 });

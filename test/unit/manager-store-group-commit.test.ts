@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import type { WatchEvent } from '../../src/manager/store/store.ts';
-import { temporaryDatabasePath } from './support/manager.ts';
+import { temporaryDatabasePath } from './support/temporary.ts';
 
 const tempDb = () => temporaryDatabasePath('vxnet-group-');
 

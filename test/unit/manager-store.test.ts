@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { CompactedError, type WatchEvent } from '../../src/manager/store/store.ts';
-import { temporaryDatabasePath } from './support/manager.ts';
+import { temporaryDatabasePath } from './support/temporary.ts';
 
 const tempDb = () => temporaryDatabasePath('vxnet-store-');
 

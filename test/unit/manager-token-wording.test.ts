@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { inject } from '../../src/manager/http.ts';
 import { startManager } from '../../src/manager/main.ts';
-import { temporaryDirectory } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 describe('rotated or unknown tokens', () => {
   test('a join points at the worker token, any other call at the admin token', async () => {

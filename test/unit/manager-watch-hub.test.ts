@@ -49,167 +49,146 @@ function open() {
   return openTestManagerWithHub({ nodes: ['host1', 'host2', 'host3'], networks: [{ name: 'blue' }, { name: 'red' }] });
 }
 
-test('snapshot: all nodes, only the networks where the node has endpoints, all their endpoints', async () => {
+test('snapshot: all nodes, only the networks where the node has endpoints, all their endpoints', async (t) => {
   const m = await open();
-  try {
-    await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
-    await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
-    await m.service.createEndpoint({ network: 'red', node: 'host2', netns: 'c' });
-    const s1 = new RecordingSink();
-    const s3 = new RecordingSink();
-    m.hub.attach('host1', s1);
-    m.hub.attach('host3', s3);
-    const snap = s1.messages[0]!;
-    assert.equal(snap.type, 'snapshot');
-    assert.equal(snap.type === 'snapshot' && snap.revision, m.service.state.revision);
-    assert.deepEqual(s1.take(), ['snapshot:3n/blue/2e']);
-    assert.deepEqual(s3.take(), ['snapshot:3n//0e']);
-  } finally {
-    await m.close();
-  }
+  t.after(() => m.close());
+  await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
+  await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
+  await m.service.createEndpoint({ network: 'red', node: 'host2', netns: 'c' });
+  const s1 = new RecordingSink();
+  const s3 = new RecordingSink();
+  m.hub.attach('host1', s1);
+  m.hub.attach('host3', s3);
+  const snap = s1.messages[0]!;
+  assert.equal(snap.type, 'snapshot');
+  assert.equal(snap.type === 'snapshot' && snap.revision, m.service.state.revision);
+  assert.deepEqual(s1.take(), ['snapshot:3n/blue/2e']);
+  assert.deepEqual(s3.take(), ['snapshot:3n//0e']);
 });
 
-test('a node sees only its networks; its first endpoint brings the network and all its endpoints', async () => {
+test('a node sees only its networks; its first endpoint brings the network and all its endpoints', async (t) => {
   const m = await open();
-  try {
-    const sinks = { host1: new RecordingSink(), host2: new RecordingSink(), host3: new RecordingSink() };
-    for (const [node, sink] of Object.entries(sinks)) m.hub.attach(node, sink);
-    for (const s of Object.values(sinks)) s.take();
+  t.after(() => m.close());
+  const sinks = { host1: new RecordingSink(), host2: new RecordingSink(), host3: new RecordingSink() };
+  for (const [node, sink] of Object.entries(sinks)) m.hub.attach(node, sink);
+  for (const s of Object.values(sinks)) s.take();
 
-    await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
-    assert.deepEqual(sinks.host1.take(), ['network:blue', 'endpoint:host1/a:pending']);
-    assert.deepEqual(sinks.host2.take(), []);
-    assert.deepEqual(sinks.host3.take(), []);
+  await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
+  assert.deepEqual(sinks.host1.take(), ['network:blue', 'endpoint:host1/a:pending']);
+  assert.deepEqual(sinks.host2.take(), []);
+  assert.deepEqual(sinks.host3.take(), []);
 
-    await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a2' });
-    assert.deepEqual(sinks.host1.take(), ['endpoint:host1/a2:pending']);
+  await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a2' });
+  assert.deepEqual(sinks.host1.take(), ['endpoint:host1/a2:pending']);
 
-    await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
-    assert.deepEqual(sinks.host1.take(), ['endpoint:host2/b:pending']);
-    assert.deepEqual(sinks.host2.take(), ['network:blue', 'endpoint:host1/a:pending', 'endpoint:host1/a2:pending', 'endpoint:host2/b:pending']);
-    assert.deepEqual(sinks.host3.take(), []);
+  await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
+  assert.deepEqual(sinks.host1.take(), ['endpoint:host2/b:pending']);
+  assert.deepEqual(sinks.host2.take(), ['network:blue', 'endpoint:host1/a:pending', 'endpoint:host1/a2:pending', 'endpoint:host2/b:pending']);
+  assert.deepEqual(sinks.host3.take(), []);
 
-    // a network nobody on host3 uses stays invisible to it
-    await m.service.createEndpoint({ network: 'red', node: 'host2', netns: 'r' });
-    assert.deepEqual(sinks.host1.take(), []);
-    assert.deepEqual(sinks.host2.take(), ['network:red', 'endpoint:host2/r:pending']);
-    assert.deepEqual(sinks.host3.take(), []);
-  } finally {
-    await m.close();
-  }
+  // a network nobody on host3 uses stays invisible to it
+  await m.service.createEndpoint({ network: 'red', node: 'host2', netns: 'r' });
+  assert.deepEqual(sinks.host1.take(), []);
+  assert.deepEqual(sinks.host2.take(), ['network:red', 'endpoint:host2/r:pending']);
+  assert.deepEqual(sinks.host3.take(), []);
 });
 
-test('status-only changes go to the endpoint\'s own node only', async () => {
+test('status-only changes go to the endpoint\'s own node only', async (t) => {
   const m = await open();
-  try {
-    const a = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
-    await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
-    const s1 = new RecordingSink();
-    const s2 = new RecordingSink();
-    m.hub.attach('host1', s1);
-    m.hub.attach('host2', s2);
-    s1.take();
-    s2.take();
-    await m.service.setEndpointStatus(a.id, { status: 'ready' });
-    assert.deepEqual(s1.take(), ['endpoint:host1/a:ready']);
-    assert.deepEqual(s2.take(), []);
-  } finally {
-    await m.close();
-  }
+  t.after(() => m.close());
+  const a = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
+  await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
+  const s1 = new RecordingSink();
+  const s2 = new RecordingSink();
+  m.hub.attach('host1', s1);
+  m.hub.attach('host2', s2);
+  s1.take();
+  s2.take();
+  await m.service.setEndpointStatus(a.id, { status: 'ready' });
+  assert.deepEqual(s1.take(), ['endpoint:host1/a:ready']);
+  assert.deepEqual(s2.take(), []);
 });
 
-test('the last endpoint of a node on a network going away sends network-forgotten to that node only', async () => {
+test('the last endpoint of a node on a network going away sends network-forgotten to that node only', async (t) => {
   const m = await open();
-  try {
-    const a = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
-    const a2 = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a2' });
-    await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
-    const s1 = new RecordingSink();
-    const s2 = new RecordingSink();
-    const s3 = new RecordingSink();
-    m.hub.attach('host1', s1);
-    m.hub.attach('host2', s2);
-    m.hub.attach('host3', s3);
-    s1.take();
-    s2.take();
-    s3.take();
-    await m.service.deleteEndpoint(a.id);
-    assert.deepEqual(s1.take(), ['endpoint-deleted:blue']);
-    assert.deepEqual(s2.take(), ['endpoint-deleted:blue']);
-    await m.service.deleteEndpoint(a2.id);
-    assert.deepEqual(s1.take(), ['network-forgotten:blue']);
-    assert.deepEqual(s2.take(), ['endpoint-deleted:blue']);
-    assert.deepEqual(s3.take(), []);
-    // a forced network delete: the remaining node forgets the network once
-    await m.service.deleteNetwork('blue', { force: true });
-    assert.deepEqual(s2.take(), ['network-forgotten:blue']);
-    assert.deepEqual(s1.take(), []);
-    assert.deepEqual(s3.take(), []);
-  } finally {
-    await m.close();
-  }
+  t.after(() => m.close());
+  const a = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
+  const a2 = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a2' });
+  await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
+  const s1 = new RecordingSink();
+  const s2 = new RecordingSink();
+  const s3 = new RecordingSink();
+  m.hub.attach('host1', s1);
+  m.hub.attach('host2', s2);
+  m.hub.attach('host3', s3);
+  s1.take();
+  s2.take();
+  s3.take();
+  await m.service.deleteEndpoint(a.id);
+  assert.deepEqual(s1.take(), ['endpoint-deleted:blue']);
+  assert.deepEqual(s2.take(), ['endpoint-deleted:blue']);
+  await m.service.deleteEndpoint(a2.id);
+  assert.deepEqual(s1.take(), ['network-forgotten:blue']);
+  assert.deepEqual(s2.take(), ['endpoint-deleted:blue']);
+  assert.deepEqual(s3.take(), []);
+  // a forced network delete: the remaining node forgets the network once
+  await m.service.deleteNetwork('blue', { force: true });
+  assert.deepEqual(s2.take(), ['network-forgotten:blue']);
+  assert.deepEqual(s1.take(), []);
+  assert.deepEqual(s3.take(), []);
 });
 
-test('node changes go to everyone; pings carry the current revision', async () => {
+test('node changes go to everyone; pings carry the current revision', async (t) => {
   const m = await open();
-  try {
-    const s1 = new RecordingSink();
-    const s3 = new RecordingSink();
-    m.hub.attach('host1', s1);
-    m.hub.attach('host3', s3);
-    s1.take();
-    s3.take();
-    await m.service.registerNode({ name: 'host4', address: '192.0.2.4', mtu: 1500 });
-    assert.deepEqual(s1.take(), ['node:host4']);
-    assert.deepEqual(s3.take(), ['node:host4']);
-    m.hub.pingAll();
-    const ping = s1.messages[0]!;
-    assert.deepEqual(ping, { type: 'ping', revision: m.service.state.revision });
-  } finally {
-    await m.close();
-  }
+  t.after(() => m.close());
+  const s1 = new RecordingSink();
+  const s3 = new RecordingSink();
+  m.hub.attach('host1', s1);
+  m.hub.attach('host3', s3);
+  s1.take();
+  s3.take();
+  await m.service.registerNode({ name: 'host4', address: '192.0.2.4', mtu: 1500 });
+  assert.deepEqual(s1.take(), ['node:host4']);
+  assert.deepEqual(s3.take(), ['node:host4']);
+  m.hub.pingAll();
+  const ping = s1.messages[0]!;
+  assert.deepEqual(ping, { type: 'ping', revision: m.service.state.revision });
 });
 
-test('detached and slow sessions stop receiving and are forgotten', async () => {
+test('detached and slow sessions stop receiving and are forgotten', async (t) => {
   const m = await open();
-  try {
-    const s1 = new RecordingSink();
-    const slow = new RecordingSink();
-    const detach = m.hub.attach('host1', s1);
-    m.hub.attach('host2', slow);
-    assert.equal(m.hub.sessionCount, 2);
-    detach();
-    slow.bufferedBytes = 100 * 1024 * 1024;
-    await m.service.registerNode({ name: 'host4', address: '192.0.2.4', mtu: 1500 });
-    assert.equal(slow.closed, 'too slow');
-    assert.equal(m.hub.sessionCount, 0);
-    s1.take();
-    slow.take();
-    await m.service.registerNode({ name: 'host5', address: '192.0.2.5', mtu: 1500 });
-    assert.deepEqual(s1.take(), []);
-    assert.deepEqual(slow.take(), []);
-  } finally {
-    await m.close();
-  }
+  t.after(() => m.close());
+  const s1 = new RecordingSink();
+  const slow = new RecordingSink();
+  const detach = m.hub.attach('host1', s1);
+  m.hub.attach('host2', slow);
+  assert.equal(m.hub.sessionCount, 2);
+  detach();
+  slow.bufferedBytes = 100 * 1024 * 1024;
+  await m.service.registerNode({ name: 'host4', address: '192.0.2.4', mtu: 1500 });
+  assert.equal(slow.closed, 'too slow');
+  assert.equal(m.hub.sessionCount, 0);
+  s1.take();
+  slow.take();
+  await m.service.registerNode({ name: 'host5', address: '192.0.2.5', mtu: 1500 });
+  assert.deepEqual(s1.take(), []);
+  assert.deepEqual(slow.take(), []);
 });
 
-test('fan-out cost follows the network, not the cluster: 500 idle watchers see nothing of a busy network', async () => {
+test('fan-out cost follows the network, not the cluster: 500 idle watchers see nothing of a busy network', async (t) => {
   const m = await open();
-  try {
-    const idle: RecordingSink[] = [];
-    for (let i = 0; i < 500; i++) {
-      const sink = new RecordingSink();
-      m.hub.attach(`idle${i}`, sink);
-      idle.push(sink);
-    }
-    const s1 = new RecordingSink();
-    m.hub.attach('host1', s1);
-    for (let i = 0; i < 20; i++) await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: `n${i}` });
-    assert.ok(idle.every((s) => s.messages.length === 1), 'idle watchers got only their snapshot');
-    assert.equal(s1.messages.length, 1 + 1 + 20);
-  } finally {
-    await m.close();
+  t.after(() => m.close());
+  const idle: RecordingSink[] = [];
+  for (let i = 0; i < 500; i++) {
+    const sink = new RecordingSink();
+    m.hub.attach(`idle${i}`, sink);
+    idle.push(sink);
   }
+  const s1 = new RecordingSink();
+  m.hub.attach('host1', s1);
+  for (let i = 0; i < 20; i++) await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: `n${i}` });
+  assert.ok(idle.every((s) => s.messages.length === 1), 'idle watchers got only their snapshot');
+  assert.equal(s1.messages.length, 1 + 1 + 20);
 });
 
 describe('hub lifecycle', () => {

@@ -6,11 +6,11 @@
  *   shell syntax in an argument is printed back literally and runs nothing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { createRunner, execute } from '../../src/agent/kernel/exec.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const SRC = resolve(import.meta.dirname, '../../src');
 
@@ -48,32 +48,28 @@ describe('no shell anywhere', () => {
   });
 
   it('passes shell syntax in an argument through literally, running nothing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'vxnet-noshell-'));
-    try {
-      const marker = join(dir, 'pwned');
-      const payloads = [
-        `x; touch ${marker}`,
-        `$(touch ${marker})`,
-        `\`touch ${marker}\``,
-        `x && touch ${marker}`,
-        `x | touch ${marker}`,
-        `x\ntouch ${marker}`,
-        `> ${marker}`,
-      ];
-      for (const payload of payloads) {
-        const result = await execute(['/bin/echo', payload]);
-        assert.equal(result.stdout, `${payload}\n`, 'echo got the argument exactly as given');
-      }
-      const runner = createRunner();
-      const viaRunner = await runner.run(['/bin/echo', `$(touch ${marker})`, `;touch ${marker}`]);
-      assert.equal(viaRunner.stdout, `$(touch ${marker}) ;touch ${marker}\n`);
-      assert.equal(existsSync(marker), false, 'no payload ran');
-      // A whole command line given as one argv element is a program name that does not exist, not a command.
-      const oneString = await execute([`/bin/touch ${marker}`], { allowFailure: true });
-      assert.equal(oneString.code, 127);
-      assert.equal(existsSync(marker), false);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    const dir = temporaryDirectory('vxnet-noshell-');
+    const marker = join(dir, 'pwned');
+    const payloads = [
+      `x; touch ${marker}`,
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `x && touch ${marker}`,
+      `x | touch ${marker}`,
+      `x\ntouch ${marker}`,
+      `> ${marker}`,
+    ];
+    for (const payload of payloads) {
+      const result = await execute(['/bin/echo', payload]);
+      assert.equal(result.stdout, `${payload}\n`, 'echo got the argument exactly as given');
     }
+    const runner = createRunner();
+    const viaRunner = await runner.run(['/bin/echo', `$(touch ${marker})`, `;touch ${marker}`]);
+    assert.equal(viaRunner.stdout, `$(touch ${marker}) ;touch ${marker}\n`);
+    assert.equal(existsSync(marker), false, 'no payload ran');
+    // A whole command line given as one argv element is a program name that does not exist, not a command.
+    const oneString = await execute([`/bin/touch ${marker}`], { allowFailure: true });
+    assert.equal(oneString.code, 127);
+    assert.equal(existsSync(marker), false);
   });
 });

@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, describe, test } from 'node:test';
@@ -16,14 +15,10 @@ import * as der from '../../src/pki/der.ts';
 import { certificateDigest, checkIssuedBy, identityOf, renewalTime, subjectFor } from '../../src/pki/identity.ts';
 import { formatToken, newSecret, parseToken } from '../../src/pki/token.ts';
 import { type KeyPair, createCertificate, generateKeyPair, ipBytes, keyIdentifier } from '../../src/pki/x509.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const HOUR = 3600_000;
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 describe('DER writer', () => {
   test('INTEGER: minimal, positive, from numbers, bigints and magnitudes', () => {
@@ -210,8 +205,7 @@ const openssl = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status =
 
 describe('certificates as openssl sees them', { skip: openssl ? false : 'openssl is not installed' }, () => {
   const pki = makeCa();
-  const dir = mkdtempSync(join(tmpdir(), 'vxnet-pki-'));
-  dirs.push(dir);
+  const dir = temporaryDirectory('vxnet-pki-');
   const file = (name: string, text: string) => {
     const path = join(dir, name);
     writeFileSync(path, text);

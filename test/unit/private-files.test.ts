@@ -4,14 +4,14 @@
  * private regular file. Also a real manager started on a DATA_DIR left 0755 with 0644 files.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { VxnetError } from '../../src/core/errors.ts';
 import { CA_FILE, CERT_FILE, KEY_FILE, obtainCredentials } from '../../src/agent/identity.ts';
 import { DB_FILE, startManager } from '../../src/manager/main.ts';
 import { readPrivateFile, securePrivateDir } from '../../src/pki/private-files.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 const mode = (path: string): number => statSync(path).mode & 0o777;
 const isRoot = process.getuid?.() === 0;
@@ -26,11 +26,7 @@ function refused(fn: () => unknown, pattern: RegExp): void {
 }
 
 describe('securePrivateDir', () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'vxnet-private-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = temporaryDirectory('vxnet-private-');
 
   const options = (lines: string[], extra: { uid?: number } = {}) => ({
     label: 'DATA_DIR',
@@ -106,11 +102,7 @@ describe('securePrivateDir', () => {
 });
 
 describe('readPrivateFile', () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'vxnet-secret-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = temporaryDirectory('vxnet-secret-');
 
   const file = (name: string, text: string, fileMode: number): string => {
     const path = join(dir, name);
@@ -150,11 +142,7 @@ describe('readPrivateFile', () => {
 });
 
 describe('the manager and its DATA_DIR at every start', () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'vxnet-datadir-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = temporaryDirectory('vxnet-datadir-');
 
   test('a new DATA_DIR: 0700, and every secret file 0600 (the database and its -wal from the start)', async () => {
     const dataDir = join(dir, 'fresh');
@@ -207,11 +195,7 @@ describe('the manager and its DATA_DIR at every start', () => {
 });
 
 describe("the agent's state directory at every start", () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'vxnet-statedir-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = temporaryDirectory('vxnet-statedir-');
 
   const start = (stateDir: string, lines: string[] = []) =>
     obtainCredentials({ managerUrl: 'https://127.0.0.1:1', stateDir, name: 'n1', log: (l) => lines.push(l) }, AbortSignal.timeout(5000));

@@ -4,26 +4,23 @@
  * ahead. Every value that passes can be written into an `ip`/`bridge` batch line or an nft script as is.
  */
 import { parseCidr } from '../../core/ipv4.ts';
+import { isIfname, isName, isNetnsPath } from '../../core/names.ts';
+import { isMac } from '../../packet/ethernet.ts';
 import type { DesiredEndpoint, DesiredNetwork, DesiredPeer } from '../dataplane.ts';
 import { deviceNames } from '../dataplane.ts';
 
 export const ZERO_MAC = '00:00:00:00:00:00';
 
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
-const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-const NETNS_PATH = /^\/[A-Za-z0-9_.\/-]+$/;
+// the nftables renderer and the Docker integration check interface names here, with the rest of the kernel's checks
+export { isIfname };
 
 const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
 /** dotted-quad IPv4 (one regular expression: this runs for every entry of every pass) */
 export const isIPv4 = (value: unknown): value is string => typeof value === 'string' && IPV4.test(value);
-export const isMac = (value: unknown): value is string => typeof value === 'string' && MAC.test(value);
 /** a MAC an endpoint or bridge may use: not multicast/broadcast, not all-zero */
 export const isUnicastMac = (value: unknown): value is string =>
   isMac(value) && (parseInt(value.slice(0, 2), 16) & 1) === 0 && value !== ZERO_MAC;
-export const isIfname = (value: unknown): value is string =>
-  typeof value === 'string' && IFNAME.test(value) && value !== '.' && value !== '..';
 export const isInt = (value: unknown, min: number, max: number): value is number =>
   typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 /** "a.b.c.d/n": an interface address with its prefix length (host bits set) */
@@ -41,7 +38,7 @@ const isMulticast = (value: string): boolean => {
 };
 
 export function validateNetwork(net: DesiredNetwork): string | undefined {
-  if (!NAME.test(String(net.name))) return `network name ${JSON.stringify(net.name)} is invalid`;
+  if (!isName(net.name)) return `network name ${JSON.stringify(net.name)} is invalid`;
   if (!isInt(net.vni, 1, 0xffffff)) return `VNI ${net.vni} is outside 1..16777215`;
   if (net.bridge !== deviceNames.bridge(net.vni)) return `bridge must be named ${deviceNames.bridge(net.vni)}, not ${net.bridge}`;
   if (net.vxlan !== deviceNames.vxlan(net.vni)) return `VXLAN device must be named ${deviceNames.vxlan(net.vni)}, not ${net.vxlan}`;
@@ -74,7 +71,7 @@ export function validateEndpoint(ep: DesiredEndpoint): string | undefined {
   if (ep.hostVeth !== deviceNames.hostVeth(ep.id)) return `host veth must be named ${deviceNames.hostVeth(ep.id)}`;
   if (ep.peerVeth !== deviceNames.peerVeth(ep.id)) return `peer veth must be named ${deviceNames.peerVeth(ep.id)}`;
   // no namespace: a handed-over Docker endpoint
-  if (ep.netns !== undefined && (typeof ep.netns !== 'string' || !NETNS_PATH.test(ep.netns) || ep.netns.split('/').includes('..'))) {
+  if (ep.netns !== undefined && !isNetnsPath(ep.netns)) {
     return `network namespace ${JSON.stringify(ep.netns)} is not an absolute path`;
   }
   if (!isIfname(ep.ifname) || ep.ifname === 'lo') return `interface name ${JSON.stringify(ep.ifname)} is invalid`;

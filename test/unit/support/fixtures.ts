@@ -6,6 +6,7 @@
 import { Agent, type AgentManagerApi } from '../../../src/agent/agent.ts';
 import { deviceNames, type Dataplane, type DesiredEndpoint, type DesiredNetwork, type DesiredState, type ReconcileResult } from '../../../src/agent/dataplane.ts';
 import type { Endpoint, EndpointStatusRequest, Network, Node, WatchMessage } from '../../../src/core/model.ts';
+import { until } from './until.ts';
 
 /** host1 and host2 on the underlay 10.99.0.0/24; the agent of `agentOnStubs` is host1. */
 export const twoNodes: Node[] = [
@@ -194,14 +195,5 @@ export class ScriptedDataplane implements Dataplane {
       else readyEndpoints.add(e.id);
     }
     return { changes: 0, endpointErrors, readyEndpoints };
-  }
-}
-
-/** Polls `predicate` every 5 ms for up to 2 s. */
-export async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
   }
 }

@@ -1,37 +1,19 @@
 /**
  * The in-process manager of the unit tests: a ManagerService on a SQLite store in a temporary folder,
  * optionally seeded with nodes and networks, optionally with a running watch hub. Every temporary folder
- * lives until the test file ends (not until `close()`), so a test may close a manager and open its store
- * again.
+ * (support/temporary.ts) lives until the test file ends (not until `close()`), so a test may close a
+ * manager and open its store again.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import type { TestContext } from 'node:test';
 import { VxnetError } from '../../../src/core/errors.ts';
 import type { CreateNetworkRequest } from '../../../src/core/model.ts';
 import { startManager, type ManagerOptions, type RunningManager } from '../../../src/manager/main.ts';
 import { ManagerService, type ManagerServiceOptions } from '../../../src/manager/service.ts';
 import { SqliteStore } from '../../../src/manager/store/sqlite.ts';
 import { WatchHub } from '../../../src/manager/watch-hub.ts';
-
-const temporaryDirectories: string[] = [];
-after(() => {
-  for (const dir of temporaryDirectories) rmSync(dir, { recursive: true, force: true });
-});
-
-/** A new empty folder, removed after the last test of the file. */
-export function temporaryDirectory(prefix = 'vxnet-test-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  temporaryDirectories.push(dir);
-  return dir;
-}
-
-/** The path of a database file that does not exist yet, in a folder of its own. */
-export function temporaryDatabasePath(prefix = 'vxnet-test-'): string {
-  return join(temporaryDirectory(prefix), 'vxnet.db');
-}
+import { temporaryDatabasePath, temporaryDirectory } from './temporary.ts';
 
 export interface TestManager {
   store: SqliteStore;
@@ -100,6 +82,32 @@ export async function registerNodes(service: ManagerService, names: readonly str
   for (const [i, name] of names.entries()) {
     await service.registerNode({ name, address: `192.0.2.${i + 1}`, mtu: 1500 });
   }
+}
+
+/**
+ * A service started on a database as an older manager left it: a first service registers `node` (MTU 1500),
+ * `age` then removes from the store what the older version never wrote, and a second service opens the same
+ * database afresh. It is closed, with its store, when the test `t` ends.
+ */
+export async function startedOnOlderDatabase(
+  t: TestContext,
+  node: { name: string; address: string },
+  age: (store: SqliteStore) => Promise<unknown>,
+): Promise<ManagerService> {
+  const path = temporaryDatabasePath();
+  const first = new SqliteStore(path);
+  const old = await ManagerService.open(first);
+  await old.registerNode({ ...node, mtu: 1500 });
+  await age(first);
+  await old.close();
+  await first.close();
+  const store = new SqliteStore(path);
+  const service = await ManagerService.open(store);
+  t.after(async () => {
+    await service.close();
+    await store.close();
+  });
+  return service;
 }
 
 /**
