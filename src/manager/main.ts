@@ -173,18 +173,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   }
 }
 
-export interface RunManagerOptions {
-  dataDir: string;
-  listen: string[];
-  log?: (line: string) => void;
-  nodeDownAfterMs?: number;
-  certLifetimeMs?: number;
-  certMaxAgeMs?: number;
-  maxEndpointsPerNode?: number;
-  subjectAltNames?: string[];
-  connectionLimits?: Partial<ConnectionLimits>;
-  metricsListen?: string;
-}
+/** What `vxnet manager` sets: everything but the test-only ping interval. */
+export type RunManagerOptions = Omit<ManagerOptions, 'pingIntervalMs'>;
 
 /** Runs the manager until `signal` aborts, then shuts down cleanly. */
 export async function runManager(options: RunManagerOptions, signal: AbortSignal): Promise<void> {

@@ -111,6 +111,13 @@ export async function startDockerEngines(cluster: Cluster, hosts: readonly SimHo
   return engines;
 }
 
+/** Tears down a Docker test's world, also a half-built one: its client (if any), the engines, then the cluster. */
+export async function destroyDockerCluster(engines: readonly DockerEngine[], cluster: { destroy(): Promise<void> } | undefined, client?: { close(): void }): Promise<void> {
+  client?.close();
+  await destroyDockerEngines(engines);
+  await cluster?.destroy();
+}
+
 export async function destroyDockerEngines(engines: readonly DockerEngine[]): Promise<void> {
   await Promise.all(engines.map((engine) => engine.destroy()));
   if (createdPluginDir && liveEngines.size === 0) {

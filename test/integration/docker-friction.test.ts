@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
 import type { Network } from '../../src/core/model.ts';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerEngines, dockerAgentArgs, dockerProblems, startDockerEngines } from '../../src/testkit/docker.ts';
+import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerCluster, dockerAgentArgs, dockerProblems, startDockerEngines } from '../../src/testkit/docker.ts';
 import { until } from './support/probes.ts';
 
 /** pids of processes whose command line mentions `text` (the stand-in's names its socket) */
@@ -54,16 +54,13 @@ describe('Docker friction points', { skip: dockerProblems(), timeout: 300_000 },
       await client.createNetwork({ name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] });
       await Promise.all(engines.map((e) => until(`blue on ${e.host.name}`, async () => (await e.docker(['network', 'inspect', 'blue'])).code === 0, 10_000)));
     } catch (err) {
-      await destroyDockerEngines(engines);
-      await cluster.destroy();
+      await destroyDockerCluster(engines, cluster);
       throw err;
     }
   });
 
   after(async () => {
-    client?.close();
-    await destroyDockerEngines(engines);
-    await cluster?.destroy();
+    await destroyDockerCluster(engines, cluster, client);
   });
 
   it('(a) docker run with the agent stopped fails within seconds, saying the agent on this host is not running and how to start it', async () => {

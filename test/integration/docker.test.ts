@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
 import type { Network, Reservation } from '../../src/core/model.ts';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, type DockerEngine, INDEX_HTML, destroyDockerEngines, dockerAgentArgs, startDockerEngines } from '../../src/testkit/docker.ts';
+import { BUSYBOX_IMAGE, type DockerEngine, INDEX_HTML, destroyDockerCluster, destroyDockerEngines, dockerAgentArgs, startDockerEngines } from '../../src/testkit/docker.ts';
 import { until } from './support/probes.ts';
 
 describe('Docker engines on vxnet', () => {
@@ -35,16 +35,13 @@ describe('Docker engines on vxnet', () => {
       await client.createNetwork({ name: 'red', subnets: [{ cidr: '10.32.0.0/24' }] });
       await Promise.all(engines.map((e) => until(`networks on ${e.host.name}`, async () => /blue[\s\S]*red|red[\s\S]*blue/.test(await names(e)), 10_000)));
     } catch (err) {
-      await destroyDockerEngines(engines);
-      await cluster.destroy();
+      await destroyDockerCluster(engines, cluster);
       throw err;
     }
   });
 
   after(async () => {
-    client?.close();
-    await destroyDockerEngines(engines);
-    await cluster?.destroy();
+    await destroyDockerCluster(engines, cluster, client);
   });
 
   async function names(engine: DockerEngine): Promise<string> {

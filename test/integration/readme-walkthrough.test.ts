@@ -35,7 +35,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_CLI_PATH, createCluster, type ChildProcessHandle, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerEngines, dockerProblems, startDockerEngines } from '../../src/testkit/docker.ts';
+import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerCluster, dockerProblems, startDockerEngines } from '../../src/testkit/docker.ts';
 import { nsenterArgv } from '../../src/testkit/netns.ts';
 import { run, start } from '../../src/testkit/processes.ts';
 import { SWITCH_ADDRESS } from '../../src/testkit/topology.ts';
@@ -128,8 +128,7 @@ describe('README walkthrough', { skip: dockerProblems(), timeout: 600_000 }, () 
 
   after(async () => {
     await Promise.all([...agents.values()].map((a) => a.stop('SIGTERM').catch(() => undefined)));
-    await destroyDockerEngines(engines);
-    await cluster?.destroy();
+    await destroyDockerCluster(engines, cluster);
   });
 
   /** Real-host paths and addresses onto this cluster (see the header); `host` for host-specific values. */

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, type DockerEngine, INDEX_HTML, destroyDockerEngines, dockerAgentArgs, dockerProblems, startDockerEngines } from '../../src/testkit/docker.ts';
+import { BUSYBOX_IMAGE, type DockerEngine, INDEX_HTML, destroyDockerCluster, dockerAgentArgs, dockerProblems, startDockerEngines } from '../../src/testkit/docker.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { until } from './support/probes.ts';
 
@@ -47,15 +47,13 @@ describe('Docker’s isolation still holds for vxnet containers (vxnet issue 9, 
       // the agent has written its rules once the sync ran
       await until('vxnet rules in DOCKER-USER', async () => /--comment vxnet/.test((await cluster.exec(cluster.host(1).netns, ['iptables', '-S', 'DOCKER-USER'])).stdout), 10_000);
     } catch (err) {
-      await destroyDockerEngines(engines);
-      await cluster.destroy();
+      await destroyDockerCluster(engines, cluster);
       throw err;
     }
   });
 
   after(async () => {
-    await destroyDockerEngines(engines);
-    await cluster?.destroy();
+    await destroyDockerCluster(engines, cluster);
   });
 
   const fromProbe = (command: string[]) => engine.docker(['exec', 'probe', ...command]);
