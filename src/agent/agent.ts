@@ -9,66 +9,15 @@
  * Passes are coalesced: changes arriving while a pass runs mark the loop dirty and one more pass follows,
  * so a burst of N changes costs a few passes, not N.
  */
-import type {
-  Endpoint,
-  EndpointStatusRequest,
-  HeartbeatRequest,
-  Node,
-  RegisterNodeRequest,
-  TunnelStatus,
-  WatchMessage,
-  WireguardReport,
-} from '../core/model.ts';
+import type { Endpoint, EndpointStatusRequest, RegisterNodeRequest, WatchMessage } from '../core/model.ts';
 import { Backoff, MANAGER_RETRY, pause, retryWithBackoff } from '../core/backoff.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
-import type { Dataplane, DesiredEndpoint, ReconcileResult } from './dataplane.ts';
+import type { AgentOptions } from './agent-options.ts';
+import type { DesiredEndpoint, ReconcileResult } from './dataplane.ts';
 import { containerEndpoints, desiredState, type Self } from './desired.ts';
 import { ClusterView } from './view.ts';
-import type { AgentObserver } from './metrics.ts';
 
-/** The part of the manager API the agent uses (ManagerClient implements it). */
-export interface AgentManagerApi {
-  registerNode(req: RegisterNodeRequest, signal?: AbortSignal): Promise<Node>;
-  heartbeat(node: string, req: HeartbeatRequest, signal?: AbortSignal): Promise<void>;
-  setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void>;
-  watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal, options?: WatchOptions): Promise<void>;
-}
-
-export interface WatchOptions {
-  /** every network, not only those where the node has endpoints */
-  allNetworks?: boolean;
-  /** called whenever bytes arrive on the stream, whole messages or not */
-  onData?: () => void;
-}
-
-/** The namespaces of the containers of this node's Docker engine (`vxnet attach --container`). */
-export interface ContainerNamespaces {
-  /** `/proc/PID/ns/net` of a running container, by name or id; throws with the reason otherwise */
-  resolve(ref: string, signal?: AbortSignal): Promise<string>;
-}
-
-export interface AgentOptions {
-  api: AgentManagerApi;
-  dataplane: Dataplane;
-  self: Self;
-  underlayMtu: number;
-  /** this node's WireGuard, registered with the node (src/agent/wireguard/); absent: none */
-  wireguard?: WireguardReport;
-  /** its WireGuard peers' status, sent with each heartbeat (absent or undefined: none) */
-  tunnels?: () => TunnelStatus[] | undefined;
-  log?: (line: string) => void;
-  heartbeatIntervalMs?: number;
-  /** a full pass also runs this often, to repair drift made behind vxnet's back */
-  resyncIntervalMs?: number;
-  /** reconnect when the watch has carried nothing (not even a ping) for this long (default WATCH_IDLE_MS) */
-  watchIdleMs?: number;
-  /** watch every network, not only those with local endpoints (an agent keeping Docker networks in sync) */
-  watchAllNetworks?: boolean;
-  /** told about every pass and every lost watch (the metrics, metrics.ts) */
-  observer?: AgentObserver;
-  /** set when the agent is linked to a Docker engine: endpoints attached to its containers can be set up */
-  containers?: ContainerNamespaces;
-}
+export type { AgentManagerApi, AgentOptions, ContainerNamespaces, WatchOptions } from './agent-options.ts';
 
 /** the outcome of a ready endpoint in #reported (any other outcome is an error message) */
 const READY = Symbol('ready');
@@ -247,15 +196,7 @@ export class Agent {
           // Removed with `vxnet node rm` (which also revokes the node's certificate), or the manager lost its
           // store. Re-registering on our own would undo an administrator's removal, so the agent only says so,
           // keeps the kernel as it is and keeps asking.
-          if (!removedLogged) {
-            this.#log(
-              code === 'certificate_revoked'
-                ? `node ${self.name} is no longer registered with the manager: it was removed with "vxnet node rm" and its certificate is revoked; ` +
-                    'kernel state is left as it is; start the agent with the worker token to join again'
-                : `node ${self.name} is no longer registered with the manager (removed with "vxnet node rm"?): ` +
-                    'kernel state is left as it is; restart the agent to register the node again',
-            );
-          }
+          if (!removedLogged) this.#log(removedMessage(self.name, code));
           removedLogged = true;
           removed = true;
         } else {
@@ -452,4 +393,12 @@ export class Agent {
         if (this.#heartbeatOwed) this.#heartbeat();
       });
   }
+}
+
+/** What the agent says once when the manager no longer knows its node (`vxnet node rm`). */
+function removedMessage(node: string, code: 'node_not_found' | 'certificate_revoked'): string {
+  return code === 'certificate_revoked'
+    ? `node ${node} is no longer registered with the manager: it was removed with "vxnet node rm" and its certificate is revoked; ` +
+        'kernel state is left as it is; start the agent with the worker token to join again'
+    : `node ${node} is no longer registered with the manager (removed with "vxnet node rm"?): kernel state is left as it is; restart the agent to register the node again`;
 }
