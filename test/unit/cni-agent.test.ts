@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CniService, CniRefusal, parseRequest, serveCni, type CniManagerApi } from '../../src/agent/cni-server.ts';
 import { CNI_RECORDS_FILE } from '../../src/agent/cni-records.ts';
-import { parseAddrShow } from '../../src/agent/cni-inspect.ts';
+import { parseAddrShow, type InterfaceState } from '../../src/agent/cni-inspect.ts';
 import { VxnetError } from '../../src/core/errors.ts';
 import type { CreateEndpointRequest, Endpoint } from '../../src/core/model.ts';
 
@@ -55,7 +55,10 @@ class FakeManager implements CniManagerApi {
 
 const REQ = { containerId: 'c1', netns: '/run/netns/netns-c1', ifname: 'eth0', network: 'blue' };
 
-function service(api: FakeManager, dir = stateDir(), inspect = async (_netns: string, _ifname: string) => ({ mac: '02:42:c0:a8:01:02', addresses: ['192.168.1.2/24'] })) {
+type Inspect = (netns: string, ifname: string) => Promise<InterfaceState | undefined>;
+const INSPECT_OK: Inspect = async () => ({ mac: '02:42:c0:a8:01:02', addresses: ['192.168.1.2/24'] });
+
+function service(api: FakeManager, dir = stateDir(), inspect: Inspect = INSPECT_OK) {
   return new CniService({ api, node: 'host1', stateDir: dir, log: () => {}, inspect, netnsExists: () => true });
 }
 
