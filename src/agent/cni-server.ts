@@ -3,7 +3,8 @@
  * (`vxnet agent --cni-socket PATH`, mode 0600) through which the plugin asks for ADD, DEL and CHECK. The agent
  * does each with its own node identity against the manager, so a CNI container gets exactly the endpoint
  * `vxnet attach --netns` makes: `netns` = CNI_NETNS, `ifname` = CNI_IFNAME, created and confirmed ready by
- * this node before ADD answers.
+ * this node before ADD answers. The endpoint carries the container id (`cni`), which is also what lets a
+ * node certificate create and delete it (docs/security.md): a node may not touch other namespace endpoints.
  *
  * DEL never fails for want of the manager: the record is kept as `pendingDelete` and retried every
  * RETRY_MS, and a start of the agent marks every record whose namespace is gone (the container went while the
@@ -81,7 +82,7 @@ export class CniService {
     let endpoint: Endpoint;
     try {
       endpoint = await api.createEndpoint(
-        { network: req.network, node, netns: req.netns, ifname: req.ifname, ...(req.ip !== undefined ? { ip: req.ip } : {}) },
+        { network: req.network, node, netns: req.netns, ifname: req.ifname, cni: req.containerId, ...(req.ip !== undefined ? { ip: req.ip } : {}) },
         { waitSeconds: READY_WAIT_SECONDS },
         signal,
       );
@@ -102,9 +103,9 @@ export class CniService {
   /** Succeeds when there is nothing (left) to delete; keeps the record for a retry when the manager is unreachable. */
   async del(req: CniAgentRequest, signal?: AbortSignal): Promise<void> {
     let record = this.#records.get(req.containerId, req.ifname);
-    if (!record && req.netns !== '') {
-      // A container from before the records (or whose record was lost): the namespace names it.
-      const found = await this.#findByNetns(req, signal).catch(() => undefined);
+    if (!record) {
+      // The record was lost (a new state directory): the manager knows the endpoint by its container id.
+      const found = await this.#findRemote(req, signal).catch(() => undefined);
       if (found) record = { containerId: req.containerId, ifname: req.ifname, network: req.network, netns: req.netns, endpointId: found.id };
     }
     if (!record) return;
@@ -170,9 +171,9 @@ export class CniService {
     }
   }
 
-  async #findByNetns(req: CniAgentRequest, signal?: AbortSignal): Promise<Endpoint | undefined> {
-    const endpoints = await this.#options.api.listEndpoints({ network: req.network, node: this.#options.node }, signal);
-    return endpoints.find((e) => e.netns === req.netns && e.ifname === req.ifname);
+  async #findRemote(req: CniAgentRequest, signal?: AbortSignal): Promise<Endpoint | undefined> {
+    const endpoints = await this.#options.api.listEndpoints({ node: this.#options.node }, signal);
+    return endpoints.find((e) => e.cni === req.containerId && e.ifname === req.ifname && e.network === req.network);
   }
 }
 

@@ -34,7 +34,7 @@ class FakeManager implements CniManagerApi {
     if (req.ip === '192.168.1.1') throw new VxnetError('address_reserved', '192.168.1.1 is the gateway of network blue.');
     const n = this.#next++;
     const endpoint: Endpoint = {
-      id: `ep${n}`, network: req.network, node: req.node, netns: req.netns!, ifname: req.ifname ?? 'eth0', ip: req.ip ?? `192.168.1.${n}`, prefix: 24,
+      id: `ep${n}`, network: req.network, node: req.node, netns: req.netns!, ...(req.cni !== undefined ? { cni: req.cni } : {}), ifname: req.ifname ?? 'eth0', ip: req.ip ?? `192.168.1.${n}`, prefix: 24,
       gateway: '192.168.1.1', mac: `02:42:c0:a8:01:0${n}`, status: 'ready', createdAt: '2026-01-01T00:00:00Z',
     };
     this.endpoints.set(endpoint.id, endpoint);
@@ -77,7 +77,7 @@ describe('CNI on the agent', () => {
     const api = new FakeManager();
     const dir = stateDir();
     const attached = await service(api, dir).add({ ...REQ, ip: '192.168.1.7' });
-    assert.deepEqual(api.requests, [{ network: 'blue', node: 'host1', netns: '/run/netns/netns-c1', ifname: 'eth0', ip: '192.168.1.7' }]);
+    assert.deepEqual(api.requests, [{ network: 'blue', node: 'host1', netns: '/run/netns/netns-c1', ifname: 'eth0', cni: 'c1', ip: '192.168.1.7' }]);
     assert.deepEqual(attached, { ifname: 'eth0', mac: '02:42:c0:a8:01:02', ip: '192.168.1.7', prefix: 24, gateway: '192.168.1.1' });
     const records = JSON.parse(readFileSync(join(dir, CNI_RECORDS_FILE), 'utf8'));
     assert.deepEqual(records, [{ containerId: 'c1', ifname: 'eth0', network: 'blue', netns: '/run/netns/netns-c1', endpointId: 'ep2' }]);
@@ -109,11 +109,12 @@ describe('CNI on the agent', () => {
     await cni.del({ ...REQ, containerId: 'never' });
   });
 
-  test('DEL finds an endpoint without a record by its namespace', async () => {
+  test('DEL finds an endpoint without a record by its container id, and leaves other namespace endpoints alone', async () => {
     const api = new FakeManager();
     await api.createEndpoint({ network: 'blue', node: 'host1', netns: REQ.netns, ifname: 'eth0' });
+    await api.createEndpoint({ network: 'blue', node: 'host1', netns: '/run/netns/other', ifname: 'eth0', cni: 'c1' });
     await service(api).del(REQ);
-    assert.equal(api.endpoints.size, 0);
+    assert.deepEqual([...api.endpoints.values()].map((e) => e.netns), [REQ.netns]);
   });
 
   test('DEL with the manager down succeeds, and the endpoint goes once the manager is back', async () => {
