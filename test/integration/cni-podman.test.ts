@@ -58,7 +58,7 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
   }
 
   it('podman run --network blue on each host: the containers reach each other across hosts; --ip is honoured', async () => {
-    await p1.podmanOk(['run', '-d', '--name', 'c1', '--network', 'blue', PODMAN_IMAGE, 'sleep', '600']);
+    await p1.podmanOk(['run', '-d', '--name', 'c1', '--network', 'blue', PODMAN_IMAGE, 'httpd', '-f', '-h', '/www']);
     await p2.podmanOk(['run', '-d', '--name', 'c2', '--network', 'blue', '--ip', '10.41.0.50', PODMAN_IMAGE, 'sleep', '600']);
     const ip1 = await addressOf(p1, 'c1');
     assert.equal(await addressOf(p2, 'c2'), '10.41.0.50');
@@ -68,6 +68,11 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
     assert.ok(endpoints.every((e) => e.netns?.startsWith('/run/netns/')), 'the endpoints are in podman\'s namespaces');
     await p1.podmanOk(['exec', 'c1', 'ping', '-c', '2', '-W', '2', '10.41.0.50']);
     await p2.podmanOk(['exec', 'c2', 'ping', '-c', '2', '-W', '2', ip1]);
+    // TCP too: c1 serves busybox httpd, c2 on the other host asks for the page with nc. busybox-static's
+    // wget died of SIGSEGV (exit 139, no output) in the podman container here, while the same fetch of
+    // 127.0.0.1 inside c1 worked; not investigated further.
+    const page = await p2.podman(['exec', 'c2', 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${ip1} 80`]);
+    assert.match(page.stdout, /^HTTP\/1\.[01] 200 OK[\s\S]*\r\n\r\nhello from vxnet\n$/, page.stderr);
   });
 
   it('a podman container and a namespace attached with vxnet attach reach each other', async () => {
@@ -99,6 +104,18 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
     await until('the endpoint of c2 is gone', async () => (await client.listEndpoints({ node: cluster.host(2).name })).length === 0, 10_000);
     await p1.podmanOk(['run', '-d', '--name', 'c3', '--network', 'blue', '--ip', '10.41.0.50', PODMAN_IMAGE, 'sleep', '600']);
     assert.equal(await addressOf(p1, 'c3'), '10.41.0.50');
+  });
+
+  it('DEL succeeds while the agent is down; the agent releases the address when it starts again', async () => {
+    const host2 = cluster.host(2);
+    await p2.podmanOk(['run', '-d', '--name', 'c4', '--network', 'blue', PODMAN_IMAGE, 'sleep', '600']);
+    const [endpoint] = await client.listEndpoints({ node: host2.name });
+    assert.ok(endpoint?.cni, 'the endpoint names its container');
+    await cluster.stopAgent(host2);
+    await p2.podmanOk(['rm', '--force', '--time', '0', 'c4']);
+    assert.deepEqual((await client.listEndpoints({ node: host2.name })).map((e) => e.id), [endpoint.id], 'the manager was not told yet');
+    await cluster.startAgent(host2, { args: podmanAgentArgs(cluster, host2) });
+    await until('the endpoint of c4 is released', async () => (await client.listEndpoints({ node: host2.name })).length === 0, 15_000);
   });
 
   it('an address already in use fails podman run with vxnet\'s sentence, and leaves nothing behind', async () => {
