@@ -9,7 +9,7 @@
  */
 import { CNI_API_PATHS, type CniAgentRefusal, type CniAgentRequest } from './agent-api.ts';
 import {
-  addResult, CNI_ERRORS, CniError, type CniConfig, DEFAULT_CNI_VERSION, errorResult, parseConfig, parseEnv, versionResult, type AttachedEndpoint,
+  addResult, CNI_ERRORS, CniError, type CniConfig, DEFAULT_CNI_VERSION, errorResult, parseConfig, parseEnv, prevResultMismatch, versionResult, type AttachedEndpoint,
 } from './protocol.ts';
 
 /** One POST to the agent's socket: the status and the parsed JSON body, or a rejection when nobody answers. */
@@ -40,7 +40,11 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
     const request: CniAgentRequest = { containerId: cni.containerId, netns: cni.netns, ifname: cni.ifname, network: config.network, ...(cni.ip !== undefined ? { ip: cni.ip } : {}) };
     if (cni.command === 'DEL') return await del(config, request, transport);
     const endpoint = (await call(config, cni.command, request, transport)) as AttachedEndpoint;
-    if (cni.command === 'CHECK') return { stdout: '', exitCode: 0 };
+    if (cni.command === 'CHECK') {
+      const mismatch = prevResultMismatch(config.prevResult, endpoint);
+      if (mismatch !== undefined) throw new CniError('check_failed', mismatch);
+      return { stdout: '', exitCode: 0 };
+    }
     return ok(addResult(cniVersion, endpoint, cni.netns));
   } catch (err) {
     const failure = err instanceof CniError ? err : new CniError('io_failure', `the vxnet plugin failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -72,6 +72,8 @@ export interface CniConfig {
   network: string;
   /** the agent's plugin socket */
   socket: string;
+  /** CHECK and DEL: the result ADD gave, as the runtime kept it */
+  prevResult?: unknown;
 }
 
 // The spec: "alphanumeric, hyphen, underscore and period" for container ids (and network names).
@@ -165,7 +167,28 @@ export function parseConfig(stdin: string): CniConfig {
   if (ipam !== undefined && !(typeof ipam === 'object' && ipam !== null && Object.keys(ipam).length === 0)) {
     throw new CniError('unsupported_field', '"ipam" is not supported: vxnet assigns addresses from the network\'s own subnets.');
   }
-  return { cniVersion, name, network, socket };
+  return { cniVersion, name, network, socket, ...(config['prevResult'] !== undefined ? { prevResult: config['prevResult'] } : {}) };
+}
+
+/**
+ * CHECK: what in the runtime's `prevResult` disagrees with the endpoint as it is now, in one sentence, or
+ * undefined. Only what vxnet put there is compared (its interface's MAC, its address); a chained plugin may
+ * have added more.
+ */
+export function prevResultMismatch(prev: unknown, endpoint: AttachedEndpoint): string | undefined {
+  if (typeof prev !== 'object' || prev === null) return undefined;
+  const { interfaces, ips } = prev as { interfaces?: unknown; ips?: unknown };
+  const address = `${endpoint.ip}/${endpoint.prefix}`;
+  if (Array.isArray(ips) && !ips.some((ip) => (ip as { address?: unknown } | null)?.address === address)) {
+    return `the previous result does not hold the endpoint's address ${address}.`;
+  }
+  if (Array.isArray(interfaces)) {
+    const own = interfaces.find((i) => (i as { name?: unknown } | null)?.name === endpoint.ifname) as { mac?: unknown } | undefined;
+    if (own && typeof own.mac === 'string' && own.mac.toLowerCase() !== endpoint.mac.toLowerCase()) {
+      return `the previous result gives interface ${endpoint.ifname} the MAC ${own.mac}, the endpoint has ${endpoint.mac}.`;
+    }
+  }
+  return undefined;
 }
 
 /** What the agent tells the plugin about an attached endpoint (agent-api.ts carries it). */

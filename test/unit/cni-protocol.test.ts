@@ -180,6 +180,16 @@ describe('the plugin process (plugin.ts)', () => {
     assert.equal(JSON.parse(bad.stdout).code, CNI_ERRORS.check_failed);
   });
 
+  test('CHECK compares the runtime\'s prevResult with the endpoint: address and MAC', async () => {
+    const check = (prevResult: unknown) =>
+      runPlugin({ ...ENV, CNI_COMMAND: 'CHECK' }, JSON.stringify({ ...JSON.parse(CONFIG), prevResult }), agent({ status: 200, body: ENDPOINT }).transport);
+    assert.equal((await check(addResult('1.0.0', ENDPOINT, ENV.CNI_NETNS))).exitCode, 0);
+    const moved = await check({ ...addResult('1.0.0', ENDPOINT, ENV.CNI_NETNS), ips: [{ address: '192.168.1.9/24', gateway: '192.168.1.1' }] });
+    assert.deepEqual(JSON.parse(moved.stdout), { cniVersion: '1.0.0', code: 101, msg: "the previous result does not hold the endpoint's address 192.168.1.2/24." });
+    const mac = await check({ interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01' }] });
+    assert.equal(JSON.parse(mac.stdout).msg, 'the previous result gives interface eth0 the MAC 02:00:00:00:00:01, the endpoint has 02:42:c0:a8:01:02.');
+  });
+
   test('MAC= is refused as unsupported (2), before the agent is asked', async () => {
     const { transport, calls } = agent({ status: 200, body: ENDPOINT });
     const out = await runPlugin({ ...ENV, CNI_ARGS: 'MAC=02:00:00:00:00:01' }, CONFIG, transport);
