@@ -33,8 +33,13 @@ export class CniRecords {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    const list = JSON.parse(text) as unknown;
-    if (!Array.isArray(list)) throw new Error(`${this.#path} does not hold a list of CNI records.`);
+    let list: unknown;
+    try {
+      list = JSON.parse(text);
+    } catch {
+      list = undefined;
+    }
+    if (!Array.isArray(list)) throw new Error(`${this.#path} does not hold a list of CNI records: fix or remove it (DEL then finds endpoints by container id).`);
     for (const record of list as CniRecord[]) this.#records.set(keyOf(record.containerId, record.ifname), record);
   }
 

@@ -59,6 +59,7 @@ export class CniRefusal extends Error {
 export class CniService {
   readonly #options: CniServiceOptions;
   readonly #records: CniRecords;
+  #retrying = false;
 
   constructor(options: CniServiceOptions) {
     this.#options = options;
@@ -71,7 +72,15 @@ export class CniService {
 
   async add(req: CniAgentRequest, signal?: AbortSignal): Promise<AttachedEndpoint> {
     const known = this.#records.get(req.containerId, req.ifname);
-    if (known && !known.pendingDelete) {
+    if (known?.pendingDelete) {
+      // The same container id again before the manager heard of its last DEL: that endpoint goes first.
+      try {
+        await this.#deleteEndpoint(known.endpointId, signal);
+      } catch (err) {
+        throw refusalOf(err);
+      }
+      this.#records.remove(known.containerId, known.ifname);
+    } else if (known) {
       throw new CniRefusal(
         CNI_ERRORS.vxnet_refused,
         `container ${req.containerId} already has interface ${req.ifname} on network ${known.network}: DEL it first.`,
@@ -148,8 +157,18 @@ export class CniService {
     return attachedOf(endpoint);
   }
 
-  /** Deletes what DEL (or a start) left for later; quietly keeps what still fails. */
+  /** Deletes what DEL (or a start) left for later; quietly keeps what still fails. One round at a time. */
   async retryPending(signal?: AbortSignal): Promise<void> {
+    if (this.#retrying) return;
+    this.#retrying = true;
+    try {
+      await this.#retryRound(signal);
+    } finally {
+      this.#retrying = false;
+    }
+  }
+
+  async #retryRound(signal?: AbortSignal): Promise<void> {
     for (const record of this.#records.all()) {
       if (!record.pendingDelete) continue;
       try {

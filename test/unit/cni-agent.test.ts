@@ -132,6 +132,25 @@ describe('CNI on the agent', () => {
     assert.deepEqual(JSON.parse(readFileSync(join(dir, CNI_RECORDS_FILE), 'utf8')), []);
   });
 
+  test('ADD of a container whose DEL the manager has not heard of yet deletes the old endpoint first', async () => {
+    const api = new FakeManager();
+    const cni = service(api);
+    await cni.add(REQ);
+    api.down = true;
+    await cni.del(REQ);
+    assert.equal((await refusal(cni.add(REQ))).cniCode, 11, 'still unreachable: try again later');
+    api.down = false;
+    const again = await cni.add(REQ);
+    assert.deepEqual([...api.endpoints.keys()], ['ep3']);
+    assert.equal(again.ip, '192.168.1.3');
+  });
+
+  test('a records file that is not a list stops the agent with the sentence that says what to do', () => {
+    const dir = stateDir();
+    writeFileSync(join(dir, CNI_RECORDS_FILE), '{oops');
+    assert.throws(() => service(new FakeManager(), dir), { message: `${join(dir, CNI_RECORDS_FILE)} does not hold a list of CNI records: fix or remove it (DEL then finds endpoints by container id).` });
+  });
+
   test('a start of the agent releases the endpoints of containers whose namespace went while it was down', async () => {
     const api = new FakeManager();
     const dir = stateDir();
