@@ -55,6 +55,25 @@ describe('vxnet cni', () => {
     }
   });
 
+  test('the plugin executable loads its own four modules and nothing else of vxnet (no CLI, no manager client)', async () => {
+    const script = `
+      import { registerHooks } from 'node:module';
+      const loaded = [];
+      registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r; } });
+      process.on('exit', () => process.stderr.write(JSON.stringify(loaded)));
+      await import(${JSON.stringify(new URL('../../src/cni/main.ts', import.meta.url).href)});
+    `;
+    const loaded = await new Promise<string[]>((resolve, reject) => {
+      const child = execFile(process.execPath, ['--input-type=module', '-e', script], { env: { CNI_COMMAND: 'VERSION' } }, (err, _stdout, stderr) => {
+        if (err) reject(err);
+        else resolve(JSON.parse(stderr) as string[]);
+      });
+      child.stdin!.end('{"cniVersion":"1.0.0"}');
+    });
+    const own = loaded.filter((url) => url.startsWith('file:')).map((url) => url.replace(/.*\/src\//, ''));
+    assert.deepEqual(own.sort(), ['cni/agent-api.ts', 'cni/main.ts', 'cni/plugin.ts', 'cni/protocol.ts']);
+  });
+
   test('the plugin script quotes its paths for sh', () => {
     assert.equal(pluginScript("/opt/it's/node", '/x/main.js').split('\n')[2], `exec '/opt/it'\\''s/node' '/x/main.js' "$@"`);
   });
