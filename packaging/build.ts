@@ -35,6 +35,7 @@ const require = createRequire(import.meta.url);
 const RELOCATED: readonly { file: string; from: string; to: string }[] = [
   { file: 'src/cli/commands/version.ts', from: "'../../../package.json'", to: "'../package.json'" },
   { file: 'src/testkit/cluster.ts', from: "'../cli/main.ts'", to: "'./main.js'" },
+  { file: 'src/cli/commands/cni-install.ts', from: "'../../cni/main.ts'", to: "'./cni.js'" },
 ];
 
 /**
@@ -90,7 +91,7 @@ export async function build(): Promise<{ dir: string; name: string }> {
 
   await esbuild.build({
     absWorkingDir: ROOT,
-    entryPoints: { main: 'src/cli/main.ts' },
+    entryPoints: { main: 'src/cli/main.ts', cni: 'src/cni/main.ts' },
     outdir: join(lib, 'js'),
     bundle: true,
     splitting: true,

@@ -16,6 +16,7 @@ import { DockerEngineClient } from '../docker/engine-client.ts';
 import { type DockerIntegration, startDockerIntegration } from '../docker/integration.ts';
 import { type MetricsListener, serveMetrics } from '../http/metrics.ts';
 import { Agent } from './agent.ts';
+import { type CniServer, CniService, serveCni } from './cni-server.ts';
 import { AgentMetrics } from './metrics.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
@@ -47,6 +48,8 @@ export interface RunAgentOptions {
   pluginSocket?: string;
   /** ADDR:PORT for a plain-HTTP Prometheus `/metrics` listener (metrics.ts) */
   metricsListen?: string;
+  /** serve the CNI plugin (src/cni/) on this unix socket (cni-server.ts) */
+  cniSocket?: string;
 }
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
@@ -125,7 +128,13 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     );
   }
   let metricsListener: MetricsListener | undefined;
+  let cni: CniServer | undefined;
   try {
+    if (options.cniSocket !== undefined) {
+      const service = new CniService({ api: client, node: name, stateDir: identityOptions.stateDir, log });
+      cni = await serveCni(service, options.cniSocket, log);
+      log(`serving the CNI plugin on ${cni.address}`);
+    }
     if (metrics) {
       metricsListener = await serveMetrics(options.metricsListen!, metrics.registry);
       log(`serving metrics on http://${metricsListener.address}/metrics`);
@@ -134,6 +143,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   } finally {
     await docker?.close();
     await metricsListener?.close();
+    await cni?.close();
     // Stops the neighbour monitor; the kernel state itself is left as it is (fail-static).
     await dataplane.close();
   }

@@ -6,6 +6,8 @@ import type { CommandModule } from './command.ts';
 import { agent } from './commands/agent.ts';
 import { attach } from './commands/attach.ts';
 import { capture } from './commands/capture.ts';
+import { cniConfig } from './commands/cni-config.ts';
+import { cniInstall } from './commands/cni-install.ts';
 import { demo } from './commands/demo.ts';
 import { detach } from './commands/detach.ts';
 import { endpointList } from './commands/endpoint-ls.ts';
@@ -42,6 +44,8 @@ export const COMMANDS = [
   detach,
   tokenRotate,
   capture,
+  cniConfig,
+  cniInstall,
   demo,
   version,
 ] as const;
@@ -52,6 +56,7 @@ export const GROUPS: Readonly<Record<string, string>> = {
   node: 'list, update and remove nodes',
   endpoint: 'list endpoints',
   token: 'manage the join and admin tokens',
+  cni: 'the CNI plugin for podman, Kubernetes and other CNI runtimes',
 };
 
 /** Help is answered by the parser itself; every other command is what its module's builder returns. */

@@ -119,10 +119,10 @@ export const routes: Route[] = [
     }
     return ok(c.service.listEndpoints(filter));
   }),
-  // nodes create and delete the Docker endpoints of their own node (the agent's Docker network plugin)
+  // nodes create and delete the Docker and CNI endpoints of their own node (the agent's Docker and CNI plugins)
   withBody('POST', '/v1/endpoints', 'worker', CreateEndpointRequestSchema, async (c, r) => {
     if (!isAdmin(r.principal)) {
-      if (r.body.docker === undefined) throw adminOnly('POST /v1/endpoints', 'create Docker endpoints');
+      if (r.body.docker === undefined && r.body.cni === undefined) throw adminOnly('POST /v1/endpoints', 'create Docker and CNI endpoints');
       requireOwnNode(r.principal, r.body.node, 'create the Docker endpoints');
     }
     const endpoint = await c.service.createEndpoint(r.body, {
@@ -140,7 +140,7 @@ export const routes: Route[] = [
   route('DELETE', '/v1/endpoints/:id', 'worker', async (c, r) => {
     if (!isAdmin(r.principal)) {
       const endpoint = c.service.getEndpoint(r.params.id!);
-      if (endpoint.docker === undefined) throw adminOnly(`DELETE /v1/endpoints/${r.params.id!}`, 'delete Docker endpoints');
+      if (endpoint.docker === undefined && endpoint.cni === undefined) throw adminOnly(`DELETE /v1/endpoints/${r.params.id!}`, 'delete Docker and CNI endpoints');
       requireOwnNode(r.principal, endpoint.node, 'delete the Docker endpoints');
     }
     await c.service.deleteEndpoint(r.params.id!, { waitMs: waitOf(r.query), ...(r.signal ? { signal: r.signal } : {}) });

@@ -344,7 +344,7 @@ function ping(socketPath: string): Promise<boolean> {
 }
 
 /** A busybox-static root file system (once per scratch folder). */
-async function busyboxRootfs(scratch: string): Promise<string> {
+export async function busyboxRootfs(scratch: string): Promise<string> {
   const dir = join(scratch, 'busybox-rootfs');
   if (existsSync(join(dir, 'bin', 'busybox'))) return dir;
   const busybox = existsSync('/bin/busybox') ? '/bin/busybox' : findCommand('busybox')!;

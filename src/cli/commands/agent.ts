@@ -4,6 +4,7 @@ import {
   checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, integer, METRICS_LISTEN_FLAG, metricsListenOf, one, required, UsageError, type AgentConnection, type CommandModule,
 } from '../command.ts';
 import { readCaFile, readTokenFile, tokenOf } from '../context.ts';
+import { DEFAULT_CNI_SOCKET } from '../../cni/protocol.ts';
 import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
 // Type-only: keeps the lazy import below typed without loading the agent for other commands.
@@ -26,6 +27,8 @@ export interface AgentCommand {
   log?: DaemonLog;
   /** --metrics-listen ADDR:PORT */
   metricsListen?: string;
+  /** --cni-socket PATH: serve the CNI plugin there */
+  cniSocket?: string;
 }
 
 export const agent: CommandModule<AgentCommand> = {
@@ -33,7 +36,7 @@ export const agent: CommandModule<AgentCommand> = {
   summary: 'run the agent on this host (programs VXLAN, bridges and endpoints)',
   args: [],
   synopsis:
-    '--manager https://ADDR:PORT [--token-file FILE] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH] [--admin-token-file FILE]]',
+    '--manager https://ADDR:PORT [--token-file FILE] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH] [--admin-token-file FILE]] [--cni-socket PATH]',
   flags: [
     { name: 'advertise-addr', kind: 'ipv4', value: 'IP', help: "this host's underlay address, the VTEP address peers send VXLAN to" },
     { name: 'name', kind: 'string', value: 'NAME', help: 'node name (default: the host name)' },
@@ -67,6 +70,12 @@ export const agent: CommandModule<AgentCommand> = {
       value: 'FILE',
       help: 'file holding the admin token (mode 0600), for "docker network create/rm" to create and delete vxnet networks; never used to join',
     },
+    {
+      name: 'cni-socket',
+      kind: 'string',
+      value: 'PATH',
+      help: `serve the CNI plugin ("vxnet cni install") on this unix socket (mode 0600); the plugin's default is ${DEFAULT_CNI_SOCKET}`,
+    },
     METRICS_LISTEN_FLAG,
     LOG_LEVEL_FLAG,
   ],
@@ -92,7 +101,8 @@ export const agent: CommandModule<AgentCommand> = {
     }
     const dockerSocket = one(p, 'docker-socket');
     const pluginSocket = one(p, 'plugin-socket');
-    for (const [flag, path] of [['docker-socket', dockerSocket], ['plugin-socket', pluginSocket]] as const) {
+    const cniSocket = one(p, 'cni-socket');
+    for (const [flag, path] of [['docker-socket', dockerSocket], ['plugin-socket', pluginSocket], ['cni-socket', cniSocket]] as const) {
       if (path !== undefined && !path.startsWith('/')) throw new UsageError(`--${flag} needs an absolute path, not "${path}".`);
     }
     if (pluginSocket !== undefined && dockerSocket === undefined) {
@@ -104,7 +114,7 @@ export const agent: CommandModule<AgentCommand> = {
     }
     return {
       ...command,
-      ...given({ dockerSocket, pluginSocket, adminTokenFile, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
+      ...given({ dockerSocket, pluginSocket, adminTokenFile, cniSocket, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
     };
   },
 
@@ -128,6 +138,7 @@ export const agent: CommandModule<AgentCommand> = {
         dockerSocket: command.dockerSocket,
         pluginSocket: command.pluginSocket,
         metricsListen: command.metricsListen,
+        cniSocket: command.cniSocket,
       }),
     };
     await runAgent(options, ctx.signal);

@@ -70,6 +70,8 @@ export const CreateEndpointRequestSchema = v.pipe(
     docker: v.exactOptional(v.string()),
     ifname: v.exactOptional(v.string()),
     ip: v.exactOptional(v.string()),
+    /** with `netns`: the CNI runtime's container id; a node's own CNI plugin (src/agent/cni-server.ts) sets it */
+    cni: v.exactOptional(v.string()),
     /** adopt the reservation of `ip` that `node` holds (the Docker plugin's CreateEndpoint) */
     reserved: v.exactOptional(v.boolean()),
   }),

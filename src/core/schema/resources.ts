@@ -110,6 +110,8 @@ export const EndpointSchema = v.object({
   container: v.exactOptional(v.string()),
   /** Created by the Docker network plugin for this libnetwork endpoint id (64 hex characters). */
   docker: v.exactOptional(v.string()),
+  /** Made by the node's CNI plugin for this runtime container id (CNI_CONTAINERID), in `netns`. */
+  cni: v.exactOptional(v.string()),
   /** For display: the name of the container Docker connected through `docker`, as its engine tells after Join. */
   dockerContainer: v.exactOptional(v.string()),
   /** name inside the target; for Docker endpoints the prefix Docker numbers ("eth" → eth0, eth1, ...) */

@@ -5,7 +5,7 @@
  * abandoned attach deletes it again so that no address is left behind.
  */
 import { randomBytes } from 'node:crypto';
-import { VxnetError } from '../../core/errors.ts';
+import { VxnetError, quote } from '../../core/errors.ts';
 import { macForIPv4, parseIPv4, requireIPv4 } from '../../core/ipv4.ts';
 import type { CreateEndpointRequest, Endpoint, EndpointStatusRequest, Reservation } from '../../core/model.ts';
 import { normaliseNetns, requireContainerRef, requireDockerEndpointId, requireIfname, requireName } from '../../core/names.ts';
@@ -31,6 +31,9 @@ export interface WaitOptions {
   /** asked with the node's own certificate: within its quota (quota.ts) */
   limited?: boolean;
 }
+
+/** The CNI spec's container id: letters, digits, "_", "." and "-" (bounded here as a store key part is). */
+const CNI_CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** Interface name given to Docker endpoints: the prefix Docker numbers inside the container. */
 export const DOCKER_IFNAME_PREFIX = 'eth';
@@ -66,6 +69,11 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
   if (req.ip !== undefined) requireIPv4(req.ip, 'ip');
   if (req.reserved !== undefined && typeof req.reserved !== 'boolean') throw new VxnetError('bad_request', 'field "reserved" must be true or false.');
   const reserved = req.reserved === true;
+  if (req.cni !== undefined && target.netns === undefined) throw new VxnetError('bad_request', 'an endpoint of a CNI container ("cni") needs the container\'s "netns".');
+  if (req.cni !== undefined && !CNI_CONTAINER_ID.test(req.cni)) {
+    throw new VxnetError('bad_request', `CNI container id ${quote(req.cni)} is invalid: use 1-128 letters, digits, "_", "." or "-".`);
+  }
+  const cni = req.cni;
   if (reserved && req.ip === undefined) throw new VxnetError('bad_request', 'an endpoint that adopts a reservation needs the reserved "ip".');
 
   const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
@@ -102,6 +110,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       network: networkName,
       node: nodeName,
       ...target,
+      ...(cni !== undefined ? { cni } : {}),
       ifname,
       ip: allocation.ip,
       prefix: allocation.prefix,

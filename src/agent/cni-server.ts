@@ -1,0 +1,297 @@
+/**
+ * The agent's side of the CNI plugin (src/cni/): a small HTTP/JSON API on a local unix socket
+ * (`vxnet agent --cni-socket PATH`, mode 0600) through which the plugin asks for ADD, DEL and CHECK. The agent
+ * does each with its own node identity against the manager, so a CNI container gets exactly the endpoint
+ * `vxnet attach --netns` makes: `netns` = CNI_NETNS, `ifname` = CNI_IFNAME, created and confirmed ready by
+ * this node before ADD answers. The endpoint carries the container id (`cni`), which is also what lets a
+ * node certificate create and delete it (docs/security.md): a node may not touch other namespace endpoints.
+ *
+ * DEL never fails for want of the manager: the record is kept as `pendingDelete` and retried every
+ * RETRY_MS, and a start of the agent marks every record whose namespace is gone (the container went while the
+ * agent was down) the same way. So an address is released as soon as the manager can be told.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { dirname } from 'node:path';
+import { VxnetError, messageOf, type ErrorCode } from '../core/errors.ts';
+import type { CreateEndpointRequest, Endpoint } from '../core/model.ts';
+import { BodyTooLargeError, closeServer, listenOn, readBody, sendJson } from '../http/server.ts';
+import { CNI_API_PATHS, type CniAgentRefusal, type CniAgentRequest } from '../cni/agent-api.ts';
+import { CNI_ERRORS, type AttachedEndpoint, type CniErrorName } from '../cni/protocol.ts';
+import { CniRecords } from './cni-records.ts';
+import { inspectInterface, type InterfaceState } from './cni-inspect.ts';
+
+/** How long ADD waits for this node to report the endpoint ready (the `vxnet attach` default). */
+const READY_WAIT_SECONDS = 30;
+/** How often DELs the manager could not be told about are retried. */
+const RETRY_MS = 30_000;
+
+export interface CniManagerApi {
+  createEndpoint(req: CreateEndpointRequest, options?: { waitSeconds?: number }, signal?: AbortSignal): Promise<Endpoint>;
+  deleteEndpoint(id: string, options?: { waitSeconds?: number }, signal?: AbortSignal): Promise<void>;
+  listEndpoints(filter?: { network?: string; node?: string }, signal?: AbortSignal): Promise<Endpoint[]>;
+}
+
+export interface CniServiceOptions {
+  api: CniManagerApi;
+  node: string;
+  stateDir: string;
+  log: (line: string) => void;
+  /** reads the interface in a namespace (CHECK); tests pass a fake */
+  inspect?: (netns: string, ifname: string) => Promise<InterfaceState | undefined>;
+  /** whether a namespace path still exists (the start-up sweep); tests pass a fake */
+  netnsExists?: (path: string) => boolean;
+}
+
+/** A refusal with the CNI code the plugin reports. */
+export class CniRefusal extends Error {
+  readonly cniCode: number;
+  readonly details: string | undefined;
+  constructor(cniCode: number, message: string, details?: string) {
+    super(message);
+    this.name = 'CniRefusal';
+    this.cniCode = cniCode;
+    this.details = details;
+  }
+}
+
+/** ADD, DEL and CHECK, apart from HTTP (unit-tested with a fake manager). */
+export class CniService {
+  readonly #options: CniServiceOptions;
+  readonly #records: CniRecords;
+  #retrying = false;
+
+  constructor(options: CniServiceOptions) {
+    this.#options = options;
+    this.#records = new CniRecords(options.stateDir);
+    const exists = options.netnsExists ?? existsSync;
+    for (const record of this.#records.all()) {
+      if (!record.pendingDelete && !exists(record.netns)) this.#records.put({ ...record, pendingDelete: true });
+    }
+  }
+
+  async add(req: CniAgentRequest, signal?: AbortSignal): Promise<AttachedEndpoint> {
+    const known = this.#records.get(req.containerId, req.ifname);
+    if (known?.pendingDelete) {
+      // The same container id again before the manager heard of its last DEL: that endpoint goes first.
+      try {
+        await this.#deleteEndpoint(known.endpointId, signal);
+      } catch (err) {
+        throw refusalOf(err);
+      }
+      this.#records.remove(known.containerId, known.ifname);
+    } else if (known) {
+      throw new CniRefusal(
+        CNI_ERRORS.vxnet_refused,
+        `container ${req.containerId} already has interface ${req.ifname} on network ${known.network}: DEL it first.`,
+        'endpoint_exists',
+      );
+    }
+    const { api, node } = this.#options;
+    let endpoint: Endpoint;
+    try {
+      endpoint = await api.createEndpoint(
+        { network: req.network, node, netns: req.netns, ifname: req.ifname, cni: req.containerId, ...(req.ip !== undefined ? { ip: req.ip } : {}) },
+        { waitSeconds: READY_WAIT_SECONDS },
+        signal,
+      );
+    } catch (err) {
+      throw refusalOf(err);
+    }
+    try {
+      this.#records.put({ containerId: req.containerId, ifname: req.ifname, network: req.network, netns: endpoint.netns ?? req.netns, endpointId: endpoint.id });
+    } catch (err) {
+      // Without the record DEL could not find the endpoint: undo it rather than leave its address behind.
+      await api.deleteEndpoint(endpoint.id, { waitSeconds: 0 }).catch(() => {});
+      throw new CniRefusal(CNI_ERRORS.io_failure, `cannot record the endpoint of container ${req.containerId}: ${messageOf(err)}`);
+    }
+    this.#options.log(`cni: ADD container ${req.containerId} ${req.ifname} on ${req.network}: endpoint ${endpoint.id} ${endpoint.ip}/${endpoint.prefix}`);
+    return attachedOf(endpoint);
+  }
+
+  /** Succeeds when there is nothing (left) to delete; keeps the record for a retry when the manager is unreachable. */
+  async del(req: CniAgentRequest, signal?: AbortSignal): Promise<void> {
+    let record = this.#records.get(req.containerId, req.ifname);
+    if (!record) {
+      // The record was lost (a new state directory): the manager knows the endpoint by its container id.
+      const found = await this.#findRemote(req, signal).catch(() => undefined);
+      if (found) record = { containerId: req.containerId, ifname: req.ifname, network: req.network, netns: req.netns, endpointId: found.id };
+    }
+    if (!record) return;
+    try {
+      await this.#deleteEndpoint(record.endpointId, signal);
+      this.#records.remove(record.containerId, record.ifname);
+      this.#options.log(`cni: DEL container ${req.containerId} ${req.ifname}: endpoint ${record.endpointId} deleted`);
+    } catch (err) {
+      this.#records.put({ ...record, pendingDelete: true });
+      this.#options.log(`cni: DEL container ${req.containerId} ${req.ifname}: endpoint ${record.endpointId} is deleted later: ${messageOf(err)}`);
+    }
+  }
+
+  async check(req: CniAgentRequest, signal?: AbortSignal): Promise<AttachedEndpoint> {
+    const record = this.#records.get(req.containerId, req.ifname);
+    if (!record || record.pendingDelete) {
+      throw new CniRefusal(CNI_ERRORS.unknown_container, `container ${req.containerId} has no interface ${req.ifname} from vxnet on this node.`);
+    }
+    let endpoints: Endpoint[];
+    try {
+      endpoints = await this.#options.api.listEndpoints({ network: record.network, node: this.#options.node }, signal);
+    } catch (err) {
+      throw refusalOf(err);
+    }
+    const endpoint = endpoints.find((e) => e.id === record.endpointId);
+    if (!endpoint) throw new CniRefusal(CNI_ERRORS.check_failed, `the endpoint ${record.endpointId} of container ${req.containerId} no longer exists.`);
+    if (endpoint.status !== 'ready') {
+      throw new CniRefusal(CNI_ERRORS.check_failed, `the endpoint ${endpoint.id} of container ${req.containerId} is ${endpoint.status}${endpoint.message ? `: ${endpoint.message}` : ''}.`);
+    }
+    const inspect = this.#options.inspect ?? inspectInterface;
+    const actual = await inspect(req.netns, req.ifname);
+    if (!actual) throw new CniRefusal(CNI_ERRORS.check_failed, `interface ${req.ifname} is missing in the namespace ${req.netns} of container ${req.containerId}.`);
+    if (actual.mac.toLowerCase() !== endpoint.mac.toLowerCase()) {
+      throw new CniRefusal(CNI_ERRORS.check_failed, `interface ${req.ifname} of container ${req.containerId} has MAC ${actual.mac}, not ${endpoint.mac}.`);
+    }
+    const cidr = `${endpoint.ip}/${endpoint.prefix}`;
+    if (!actual.addresses.includes(cidr)) {
+      throw new CniRefusal(CNI_ERRORS.check_failed, `interface ${req.ifname} of container ${req.containerId} does not hold ${cidr}.`);
+    }
+    return attachedOf(endpoint);
+  }
+
+  /** Deletes what DEL (or a start) left for later; quietly keeps what still fails. One round at a time. */
+  async retryPending(signal?: AbortSignal): Promise<void> {
+    if (this.#retrying) return;
+    this.#retrying = true;
+    try {
+      await this.#retryRound(signal);
+    } finally {
+      this.#retrying = false;
+    }
+  }
+
+  async #retryRound(signal?: AbortSignal): Promise<void> {
+    for (const record of this.#records.all()) {
+      if (!record.pendingDelete) continue;
+      try {
+        await this.#deleteEndpoint(record.endpointId, signal);
+        this.#records.remove(record.containerId, record.ifname);
+        this.#options.log(`cni: endpoint ${record.endpointId} of the removed container ${record.containerId} deleted`);
+      } catch {
+        // still unreachable: the next round tries again
+      }
+    }
+  }
+
+  async #deleteEndpoint(id: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.#options.api.deleteEndpoint(id, { waitSeconds: READY_WAIT_SECONDS }, signal);
+    } catch (err) {
+      if (err instanceof VxnetError && err.code === 'endpoint_not_found') return;
+      throw err;
+    }
+  }
+
+  async #findRemote(req: CniAgentRequest, signal?: AbortSignal): Promise<Endpoint | undefined> {
+    const endpoints = await this.#options.api.listEndpoints({ node: this.#options.node }, signal);
+    return endpoints.find((e) => e.cni === req.containerId && e.ifname === req.ifname && e.network === req.network);
+  }
+}
+
+function attachedOf(endpoint: Endpoint): AttachedEndpoint {
+  return { ifname: endpoint.ifname, mac: endpoint.mac, ip: endpoint.ip, prefix: endpoint.prefix, gateway: endpoint.gateway };
+}
+
+/** vxnet's error codes as CNI codes: the network's name is the configuration's, the namespace the container's. */
+const CNI_CODE_OF: Partial<Record<ErrorCode, CniErrorName>> = {
+  network_not_found: 'invalid_config',
+  netns_not_found: 'unknown_container',
+  unavailable: 'try_again_later',
+  timeout: 'try_again_later',
+};
+
+function refusalOf(err: unknown): CniRefusal {
+  if (err instanceof CniRefusal) return err;
+  if (err instanceof VxnetError) return new CniRefusal(CNI_ERRORS[CNI_CODE_OF[err.code] ?? 'vxnet_refused'], err.message, err.code);
+  return new CniRefusal(CNI_ERRORS.io_failure, messageOf(err));
+}
+
+export interface CniServer {
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Serves `service` on the unix socket `path` until `close()`; retries pending DELs meanwhile. */
+export async function serveCni(service: CniService, path: string, log: (line: string) => void): Promise<CniServer> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const closing = new AbortController();
+  const server: Server = createServer((req, res) => {
+    void handle(service, req, res, closing.signal).catch((err) => {
+      log(`cni request failed: ${messageOf(err)}`);
+      if (!res.headersSent) sendJson(res, 500, { cniCode: CNI_ERRORS.io_failure, message: `internal error: ${messageOf(err)}` });
+    });
+  });
+  const address = { kind: 'unix' as const, path };
+  const shown = await listenOn(server, address);
+  const retry = setInterval(() => void service.retryPending(closing.signal), RETRY_MS);
+  void service.retryPending(closing.signal);
+  return {
+    address: shown,
+    async close() {
+      clearInterval(retry);
+      closing.abort();
+      await closeServer(server, address);
+    },
+  };
+}
+
+async function handle(service: CniService, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  const verb = (Object.keys(CNI_API_PATHS) as (keyof typeof CNI_API_PATHS)[]).find((v) => CNI_API_PATHS[v] === req.url);
+  if (req.method !== 'POST' || verb === undefined) {
+    return refuse(res, 404, new CniRefusal(CNI_ERRORS.io_failure, `the agent's CNI socket has no ${req.method} ${req.url}.`));
+  }
+  let body: CniAgentRequest;
+  try {
+    body = parseRequest(await readBody(req, res), verb);
+  } catch (err) {
+    const message = err instanceof BodyTooLargeError ? err.message : messageOf(err);
+    return refuse(res, 400, err instanceof CniRefusal ? err : new CniRefusal(CNI_ERRORS.decode_failure, message));
+  }
+  try {
+    if (verb === 'ADD') return sendJson(res, 200, await service.add(body, signal));
+    if (verb === 'CHECK') return sendJson(res, 200, await service.check(body, signal));
+    await service.del(body, signal);
+    sendJson(res, 200, {});
+  } catch (err) {
+    const refusal = refusalOf(err);
+    refuse(res, refusal.cniCode === CNI_ERRORS.io_failure ? 500 : 409, refusal);
+  }
+}
+
+function refuse(res: ServerResponse, status: number, refusal: CniRefusal): void {
+  const body: CniAgentRefusal = { cniCode: refusal.cniCode, message: refusal.message, ...(refusal.details !== undefined ? { details: refusal.details } : {}) };
+  sendJson(res, status, body);
+}
+
+/** The plugin checked these already; the agent checks again, because anything root runs may write to the socket. */
+export function parseRequest(text: string, verb: keyof typeof CNI_API_PATHS): CniAgentRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new CniRefusal(CNI_ERRORS.decode_failure, `the ${verb} request is not JSON.`);
+  }
+  const bad = (what: string): CniRefusal => new CniRefusal(CNI_ERRORS.decode_failure, `the ${verb} request has no valid "${what}".`);
+  if (typeof value !== 'object' || value === null) throw new CniRefusal(CNI_ERRORS.decode_failure, `the ${verb} request is not a JSON object.`);
+  const v = value as Record<string, unknown>;
+  const text1 = (key: string, pattern: RegExp): string => {
+    const field = v[key];
+    if (typeof field !== 'string' || !pattern.test(field)) throw bad(key);
+    return field;
+  };
+  const containerId = text1('containerId', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/);
+  const netns = text1('netns', verb === 'DEL' ? /^(\/.{0,4095})?$/ : /^\/.{0,4095}$/);
+  const ifname = text1('ifname', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/);
+  const network = text1('network', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/);
+  const request: CniAgentRequest = { containerId, netns, ifname, network };
+  if (v['ip'] !== undefined) request.ip = text1('ip', /^\d{1,3}(\.\d{1,3}){3}$/);
+  return request;
+}

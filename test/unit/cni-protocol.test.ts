@@ -1,0 +1,210 @@
+/** The CNI protocol (src/cni/): environment, stdin, results and every error code, against the spec's shapes. */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CNI_API_PATHS, type CniAgentRequest } from '../../src/cni/agent-api.ts';
+import { type AgentTransport, runPlugin } from '../../src/cni/plugin.ts';
+import { addResult, CNI_ERRORS, CniError, DEFAULT_CNI_SOCKET, parseArgs, parseConfig, parseEnv, SUPPORTED_VERSIONS } from '../../src/cni/protocol.ts';
+
+const CONFIG = JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'vxnet', network: 'blue', socket: '/run/test/cni.sock' });
+const ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c0ffee', CNI_NETNS: '/run/netns/netns-1', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
+const ENDPOINT = { ifname: 'eth0', mac: '02:42:c0:a8:01:02', ip: '192.168.1.2', prefix: 24, gateway: '192.168.1.1' };
+
+/** A transport that records the calls and answers as told. */
+function agent(answer: { status: number; body: unknown } | Error): { transport: AgentTransport; calls: { socket: string; path: string; body: CniAgentRequest }[] } {
+  const calls: { socket: string; path: string; body: CniAgentRequest }[] = [];
+  const transport: AgentTransport = async (socket, path, body) => {
+    calls.push({ socket, path, body });
+    if (answer instanceof Error) throw answer;
+    return answer;
+  };
+  return { transport, calls };
+}
+
+function codeOf(fn: () => unknown): number {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof CniError, String(err));
+    return err.code;
+  }
+  assert.fail('no error');
+}
+
+describe('CNI environment', () => {
+  test('ADD reads the container, namespace, interface and CNI_ARGS IP and MAC', () => {
+    assert.deepEqual(parseEnv({ ...ENV, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web;IP=192.168.1.9;MAC=02:AA:00:00:00:01' }), {
+      command: 'ADD', containerId: 'c0ffee', netns: '/run/netns/netns-1', ifname: 'eth0', ip: '192.168.1.9', mac: '02:aa:00:00:00:01',
+    });
+  });
+
+  test('VERSION needs nothing but CNI_COMMAND', () => {
+    assert.equal(parseEnv({ CNI_COMMAND: 'VERSION' }).command, 'VERSION');
+  });
+
+  test('DEL may come without a namespace; ADD and CHECK may not', () => {
+    assert.equal(parseEnv({ ...ENV, CNI_COMMAND: 'DEL', CNI_NETNS: '' }).netns, '');
+    assert.throws(() => parseEnv({ ...ENV, CNI_NETNS: undefined }), /^CniError: CNI_NETNS is not set: ADD needs the container's network namespace\.$/);
+    assert.throws(() => parseEnv({ ...ENV, CNI_COMMAND: 'CHECK', CNI_NETNS: '' }), /CHECK needs/);
+  });
+
+  test('every missing or malformed variable is code 4 with one sentence', () => {
+    const cases: [Record<string, string | undefined>, RegExp][] = [
+      [{ ...ENV, CNI_COMMAND: undefined }, /^CNI_COMMAND is not set: the runtime names ADD, DEL, CHECK or VERSION there\.$/],
+      [{ ...ENV, CNI_COMMAND: 'STATUS' }, /^CNI_COMMAND "STATUS" is not one of ADD, DEL, CHECK, VERSION\.$/],
+      [{ ...ENV, CNI_CONTAINERID: '' }, /^CNI_CONTAINERID is not set: ADD needs the container's id\.$/],
+      [{ ...ENV, CNI_CONTAINERID: 'a/b' }, /^CNI_CONTAINERID "a\/b" is invalid/],
+      [{ ...ENV, CNI_NETNS: 'netns-1' }, /^CNI_NETNS "netns-1" is not an absolute path\.$/],
+      [{ ...ENV, CNI_IFNAME: undefined }, /^CNI_IFNAME is not set/],
+      [{ ...ENV, CNI_IFNAME: 'a-very-long-interface' }, /^CNI_IFNAME "a-very-long-interface" is invalid/],
+      [{ ...ENV, CNI_ARGS: 'IP' }, /^CNI_ARGS "IP" is invalid: expected KEY=VALUE pairs separated by ";"\.$/],
+      [{ ...ENV, CNI_ARGS: 'IP=10.0.0.256' }, /^CNI_ARGS IP "10\.0\.0\.256" is not an IPv4 address\.$/],
+      [{ ...ENV, CNI_ARGS: 'MAC=02:aa' }, /^CNI_ARGS MAC "02:aa" is not a MAC address\.$/],
+    ];
+    for (const [env, message] of cases) {
+      assert.equal(codeOf(() => parseEnv(env)), CNI_ERRORS.invalid_environment, String(message));
+      assert.throws(() => parseEnv(env), (err: Error) => message.test(err.message));
+    }
+  });
+
+  test('unknown CNI_ARGS keys are ignored', () => {
+    assert.deepEqual(parseArgs('K8S_POD_NAMESPACE=default;;IgnoreUnknown=true'), {});
+  });
+});
+
+describe('CNI network configuration', () => {
+  test('the network defaults to the name, the socket to the documented path', () => {
+    assert.deepEqual(parseConfig('{"cniVersion":"0.4.0","name":"red","type":"vxnet"}'), { cniVersion: '0.4.0', name: 'red', network: 'red', socket: DEFAULT_CNI_SOCKET });
+  });
+
+  test('a conflist entry as runtimes pass it (name and version injected, prevResult, runtimeConfig) is accepted', () => {
+    const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'vxnet', network: 'blue', runtimeConfig: {}, prevResult: { interfaces: [] } });
+    assert.equal(parseConfig(stdin).network, 'blue');
+  });
+
+  test('bad stdin: each mistake has its code and sentence', () => {
+    const cases: [string, number, RegExp][] = [
+      ['', CNI_ERRORS.decode_failure, /^the network configuration on stdin is not JSON\.$/],
+      ['{"cniVersion":', CNI_ERRORS.decode_failure, /not JSON/],
+      ['[1]', CNI_ERRORS.decode_failure, /^the network configuration on stdin is not a JSON object\.$/],
+      ['{"name":"blue"}', CNI_ERRORS.invalid_config, /^the network configuration has no "cniVersion"\.$/],
+      ['{"cniVersion":"2.0.0","name":"blue"}', CNI_ERRORS.incompatible_version, /^CNI version "2\.0\.0" is not supported: use one of 0\.3\.0, 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0\.$/],
+      ['{"cniVersion":"1.0.0"}', CNI_ERRORS.invalid_config, /^the network configuration has no "name"\.$/],
+      ['{"cniVersion":"1.0.0","name":"x","network":"no/slash"}', CNI_ERRORS.invalid_config, /^"network" "no\/slash" is not a vxnet network name\.$/],
+      ['{"cniVersion":"1.0.0","name":"x","socket":"rel.sock"}', CNI_ERRORS.invalid_config, /^"socket" must be the absolute path of the agent's plugin socket\.$/],
+      ['{"cniVersion":"1.0.0","name":"x","ipam":{"type":"host-local"}}', CNI_ERRORS.unsupported_field, /^"ipam" is not supported/],
+    ];
+    for (const [stdin, code, message] of cases) {
+      assert.equal(codeOf(() => parseConfig(stdin)), code, stdin);
+      assert.throws(() => parseConfig(stdin), (err: Error) => message.test(err.message), stdin);
+    }
+  });
+});
+
+describe('CNI results', () => {
+  test('ADD: the interface with its MAC in the sandbox, the address with its gateway, the default route', () => {
+    assert.deepEqual(addResult('1.0.0', ENDPOINT, '/run/netns/netns-1'), {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'eth0', mac: '02:42:c0:a8:01:02', sandbox: '/run/netns/netns-1' }],
+      ips: [{ address: '192.168.1.2/24', gateway: '192.168.1.1', interface: 0 }],
+      routes: [{ dst: '0.0.0.0/0', gw: '192.168.1.1' }],
+      dns: {},
+    });
+  });
+
+  test('0.3.x and 0.4.0 results tag the address with its IP version', () => {
+    const ips = addResult('0.4.0', ENDPOINT, '/run/netns/x')['ips'] as { version?: string }[];
+    assert.equal(ips[0]!.version, '4');
+  });
+});
+
+describe('the plugin process (plugin.ts)', () => {
+  test('VERSION answers the supported versions in the version asked', async () => {
+    const { transport, calls } = agent(new Error('unused'));
+    const out = await runPlugin({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"0.4.0"}', transport);
+    assert.equal(out.exitCode, 0);
+    assert.deepEqual(JSON.parse(out.stdout), { cniVersion: '0.4.0', supportedVersions: [...SUPPORTED_VERSIONS] });
+    assert.equal(calls.length, 0);
+  });
+
+  test('ADD asks the agent on the configured socket and prints the result', async () => {
+    const { transport, calls } = agent({ status: 200, body: ENDPOINT });
+    const out = await runPlugin({ ...ENV, CNI_ARGS: 'IP=192.168.1.2' }, CONFIG, transport);
+    assert.equal(out.exitCode, 0);
+    assert.deepEqual(calls, [{ socket: '/run/test/cni.sock', path: CNI_API_PATHS.ADD, body: { containerId: 'c0ffee', netns: '/run/netns/netns-1', ifname: 'eth0', network: 'blue', ip: '192.168.1.2' } }]);
+    const result = JSON.parse(out.stdout);
+    assert.equal(result.interfaces[0].mac, ENDPOINT.mac);
+    assert.equal(result.ips[0].address, '192.168.1.2/24');
+  });
+
+  test('an agent refusal is forwarded with its CNI code and vxnet code as details', async () => {
+    const { transport } = agent({ status: 409, body: { cniCode: 100, message: 'address 192.168.1.2 is already in use in network blue.', details: 'address_in_use' } });
+    const out = await runPlugin(ENV, CONFIG, transport);
+    assert.equal(out.exitCode, 1);
+    assert.deepEqual(JSON.parse(out.stdout), { cniVersion: '1.0.0', code: 100, msg: 'address 192.168.1.2 is already in use in network blue.', details: 'address_in_use' });
+  });
+
+  test('an answer without a reason is an I/O failure (5)', async () => {
+    const { transport } = agent({ status: 502, body: null });
+    const out = await runPlugin(ENV, CONFIG, transport);
+    assert.deepEqual(JSON.parse(out.stdout), { cniVersion: '1.0.0', code: 5, msg: 'the vxnet agent answered ADD with HTTP status 502 and no reason.' });
+  });
+
+  test('ADD with the agent down fails with code 11 (try again later) and names the socket', async () => {
+    const { transport } = agent(new Error('connect ENOENT /run/test/cni.sock'));
+    const out = await runPlugin(ENV, CONFIG, transport);
+    assert.equal(out.exitCode, 1);
+    const error = JSON.parse(out.stdout);
+    assert.equal(error.code, CNI_ERRORS.try_again_later);
+    assert.equal(error.msg, 'the vxnet agent does not answer on /run/test/cni.sock (connect ENOENT /run/test/cni.sock): is it running with --cni-socket /run/test/cni.sock?');
+  });
+
+  test('DEL succeeds with the agent down, and says so on stderr', async () => {
+    const { transport } = agent(new Error('connect ECONNREFUSED'));
+    const out = await runPlugin({ ...ENV, CNI_COMMAND: 'DEL', CNI_NETNS: '' }, CONFIG, transport);
+    assert.equal(out.exitCode, 0);
+    assert.equal(out.stdout, '');
+    assert.match(out.stderr ?? '', /The agent releases the endpoint of container c0ffee when it starts\.$/);
+  });
+
+  test('DEL refused by the agent for another reason fails', async () => {
+    const { transport } = agent({ status: 500, body: { cniCode: 5, message: 'disk full.' } });
+    const out = await runPlugin({ ...ENV, CNI_COMMAND: 'DEL' }, CONFIG, transport);
+    assert.equal(out.exitCode, 1);
+    assert.equal(JSON.parse(out.stdout).code, 5);
+  });
+
+  test('CHECK prints nothing on success and the agent\'s finding on failure', async () => {
+    const good = await runPlugin({ ...ENV, CNI_COMMAND: 'CHECK' }, CONFIG, agent({ status: 200, body: ENDPOINT }).transport);
+    assert.deepEqual(good, { stdout: '', exitCode: 0 });
+    const bad = await runPlugin({ ...ENV, CNI_COMMAND: 'CHECK' }, CONFIG, agent({ status: 409, body: { cniCode: 101, message: 'interface eth0 is missing.' } }).transport);
+    assert.equal(JSON.parse(bad.stdout).code, CNI_ERRORS.check_failed);
+  });
+
+  test('CHECK compares the runtime\'s prevResult with the endpoint: address and MAC', async () => {
+    const check = (prevResult: unknown) =>
+      runPlugin({ ...ENV, CNI_COMMAND: 'CHECK' }, JSON.stringify({ ...JSON.parse(CONFIG), prevResult }), agent({ status: 200, body: ENDPOINT }).transport);
+    assert.equal((await check(addResult('1.0.0', ENDPOINT, ENV.CNI_NETNS))).exitCode, 0);
+    const moved = await check({ ...addResult('1.0.0', ENDPOINT, ENV.CNI_NETNS), ips: [{ address: '192.168.1.9/24', gateway: '192.168.1.1' }] });
+    assert.deepEqual(JSON.parse(moved.stdout), { cniVersion: '1.0.0', code: 101, msg: "the previous result does not hold the endpoint's address 192.168.1.2/24." });
+    const mac = await check({ interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01' }] });
+    assert.equal(JSON.parse(mac.stdout).msg, 'the previous result gives interface eth0 the MAC 02:00:00:00:00:01, the endpoint has 02:42:c0:a8:01:02.');
+  });
+
+  test('MAC= is refused as unsupported (2), before the agent is asked', async () => {
+    const { transport, calls } = agent({ status: 200, body: ENDPOINT });
+    const out = await runPlugin({ ...ENV, CNI_ARGS: 'MAC=02:00:00:00:00:01' }, CONFIG, transport);
+    assert.equal(JSON.parse(out.stdout).code, CNI_ERRORS.unsupported_field);
+    assert.equal(calls.length, 0);
+  });
+
+  test('bad environment and bad stdin come out as error JSON with a non-zero exit', async () => {
+    const { transport } = agent({ status: 200, body: ENDPOINT });
+    const env = await runPlugin({ CNI_COMMAND: 'ADD' }, CONFIG, transport);
+    assert.equal(env.exitCode, 1);
+    assert.equal(JSON.parse(env.stdout).code, 4);
+    const stdin = await runPlugin(ENV, 'not json', transport);
+    assert.deepEqual(JSON.parse(stdin.stdout), { cniVersion: '1.0.0', code: 6, msg: 'the network configuration on stdin is not JSON.' });
+    const version = await runPlugin(ENV, '{"cniVersion":"9.9.9","name":"x"}', transport);
+    assert.equal(JSON.parse(version.stdout).code, 1);
+  });
+});
