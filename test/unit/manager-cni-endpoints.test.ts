@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { inject } from '../../src/manager/http.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
-import { temporaryDirectory } from './support/manager.ts';
+import { temporaryDirectory } from './support/temporary.ts';
 
 describe('CNI endpoints (cni: the runtime container id)', () => {
   let manager: RunningManager;
