@@ -14,6 +14,7 @@
  * received on watch connections (counted on the sockets, HTTP framing included); messages; memory after GC.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
+import { createWriteStream } from 'node:fs';
 import type { ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { Agent, type AgentManagerApi } from '../../src/agent/agent.ts';
@@ -53,6 +54,13 @@ const send = (message: FromWorker): void => {
 const log = (line: string): void => send({ type: 'log', line });
 
 const counters: Counters = zeroCounters();
+/**
+ * VXNET_SCALE_AGENT_LOG_DIR=DIR: every agent log line, stamped with the shared clock, into DIR/agents-PID.log
+ * (the harness shows only the first few per worker); to count reconnects and failed requests by kind.
+ */
+const agentLog = process.env.VXNET_SCALE_AGENT_LOG_DIR
+  ? createWriteStream(join(process.env.VXNET_SCALE_AGENT_LOG_DIR, `agents-${process.pid}.log`))
+  : undefined;
 const sims: Sim[] = [];
 const controller = new AbortController();
 let recording = false;
@@ -214,6 +222,7 @@ function createSim(spec: AgentSpec, managerUrl: string, credentials: Credentials
     underlayMtu: 1500,
     log: (line) => {
       counters.agentLogs++;
+      if (agentLog) agentLog.write(`${now().toFixed(0)} ${spec.name}: ${line}\n`);
       if (loggedSamples < 10 && /fail|error|retry/i.test(line)) {
         loggedSamples++;
         log(`${spec.name}: ${line}`);

@@ -10,7 +10,7 @@
  * so a burst of N changes costs a few passes, not N.
  */
 import type { Endpoint, EndpointStatusRequest, RegisterNodeRequest, WatchMessage } from '../core/model.ts';
-import { Backoff, MANAGER_RETRY, pause, retryWithBackoff } from '../core/backoff.ts';
+import { Backoff, MANAGER_RETRY, nothingListening, pause, retryWithBackoff } from '../core/backoff.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
 import type { AgentOptions } from './agent-options.ts';
 import type { DesiredEndpoint, ReconcileResult } from './dataplane.ts';
@@ -25,10 +25,17 @@ const READY = Symbol('ready');
 export const WATCH_IDLE_MS = 30_000;
 /**
  * Reconnecting the watch after the manager went away. A withdrawn MAC must leave every peer within 2 s, also
- * right after a manager restart, so an agent never waits more than 1 s; jittered, because every agent of
- * the cluster lost its stream in the same instant (bench/scale: 1,000 agents on one manager).
+ * right after a manager restart, so while nothing listens at the manager's address an agent never waits more
+ * than 1 s; jittered, because every agent of the cluster lost its stream in the same instant (bench/scale:
+ * 1,000 agents on one manager).
  */
 const WATCH_RECONNECT_MAX_MS = 1_000;
+/**
+ * The same when the manager is up but failed the attempt (a handshake it cut, no answer, a silent stream):
+ * it is most likely overloaded, as when a thousand agents start at once, and retrying every second kept it
+ * so (bench/scale: each retry a TLS handshake the manager pays for, cold start twice as long).
+ */
+const WATCH_BUSY_RECONNECT_MAX_MS = 5_000;
 /** a node removed from the manager asks again this often (it is an administrator's doing, not an outage) */
 const REMOVED_RETRY_MS = 5_000;
 /** a failed pass is retried after 200 ms, 400 ms, ... (a pass caused by a new change may come earlier) */
@@ -136,7 +143,7 @@ export class Agent {
       clearTimeout(this.#retryTimer);
     });
 
-    const reconnect = new Backoff({ minMs: MANAGER_RETRY.minMs, maxMs: WATCH_RECONNECT_MAX_MS, jitter: true });
+    const reconnect = new Backoff({ minMs: MANAGER_RETRY.minMs, maxMs: WATCH_BUSY_RECONNECT_MAX_MS, jitter: true });
     let removedLogged = false;
     // when the watch was first lost, to say how long the outage lasted once a snapshot arrives again
     let lostAt: number | undefined;
@@ -144,6 +151,7 @@ export class Agent {
     while (!signal.aborted) {
       let removed = false;
       let failure: string | undefined;
+      let busy = false;
       // A manager that is unreachable without a reset (packets dropped, or it restarted while they were) leaves
       // the stream open and silent for ever; the manager pings every 10 s, so a silent stream is a dead one.
       const attempt = new AbortController();
@@ -201,6 +209,7 @@ export class Agent {
           removed = true;
         } else {
           failure = messageOf(err);
+          busy = !nothingListening(err);
           lostAt ??= performance.now();
           this.#options.observer?.watchLost();
         }
@@ -209,7 +218,7 @@ export class Agent {
         signal.removeEventListener('abort', abortAttempt);
       }
       if (signal.aborted) break;
-      const delay = removed ? REMOVED_RETRY_MS : reconnect.next();
+      const delay = removed ? REMOVED_RETRY_MS : reconnect.next(busy ? WATCH_BUSY_RECONNECT_MAX_MS : WATCH_RECONNECT_MAX_MS);
       // the ceiling is logged: with jitter the delays themselves go up and down
       if (failure !== undefined) this.#log(`watch failed: ${failure}; retrying in ${reconnect.ceiling} ms or less (kernel state is kept)`);
       await pause(delay, signal);

@@ -70,6 +70,20 @@ export class Backoff {
   }
 }
 
+/**
+ * Whether a failed call found nothing listening at the manager's address (it is down or restarting): the
+ * kernel refused the connection, which costs the manager nothing however often it is tried. Any other
+ * failure (a connection reset during the TLS handshake, no answer in time, a silent stream) came from a
+ * manager that is up and perhaps overloaded. Looks at the error, the cause it wraps, and Node's wording.
+ */
+export function nothingListening(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED' || code === 'ENOENT' || /\bECONNREFUSED\b/.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** Waits `ms`, or less when `signal` aborts; never rejects (callers look at the signal afterwards). */
 export function pause(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AgentManagerApi } from '../../src/agent/agent.ts';
+import { VxnetError } from '../../src/core/errors.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { agentOnStubs, blueEndpoint, blueNetwork, twoNodes } from './support/fixtures.ts';
 
@@ -123,5 +124,23 @@ describe('watch idle timeout', () => {
     const gaps = started.slice(1).map((t, i) => t - started[i]!);
     // timers fire a little late on a busy machine; a wait longer than the cap plus that would be a regression
     assert.ok(gaps.every((gap) => gap < 1_250), `waits between attempts: ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+  });
+
+  it('backs off up to 5 s from a manager that is up but fails the attempt (overloaded), and to 1 s again once it refuses', async () => {
+    // the manager cut the TLS handshake (as under a thousand agents starting at once), then went down
+    const failures = [...Array(6).fill('ECONNRESET'), 'ECONNREFUSED'];
+    let attempts = 0;
+    const { agent, logs } = harness(async () => {
+      const code = failures[Math.min(attempts++, failures.length - 1)]!;
+      throw new VxnetError('unavailable', `cannot reach the manager at https://127.0.0.1:1: ${code}`, { cause: Object.assign(new Error(code), { code }) });
+    });
+    const controller = new AbortController();
+    const running = agent.run(controller.signal);
+    for (let i = 0; i < 2_000 && attempts < failures.length + 1; i++) await new Promise((r) => setTimeout(r, 10));
+    controller.abort();
+    await running;
+
+    const ceilings = logs.flatMap((l) => /^watch failed: .*; retrying in (\d+) ms or less/.exec(l)?.[1] ?? []).map(Number);
+    assert.deepEqual(ceilings.slice(0, 7), [100, 200, 400, 800, 1600, 3200, 1000], logs.join('\n'));
   });
 });

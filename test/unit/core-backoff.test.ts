@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Backoff, pause, retryWithBackoff } from '../../src/core/backoff.ts';
+import { Backoff, nothingListening, pause, retryWithBackoff } from '../../src/core/backoff.ts';
 
 describe('Backoff', () => {
   it('doubles from minMs up to maxMs and starts over after reset', () => {
@@ -107,5 +107,21 @@ describe('pause', () => {
     setTimeout(() => abort.abort(), 10);
     await pause(60_000, abort.signal);
     assert.ok(performance.now() - started < 1_000);
+  });
+});
+
+describe('nothingListening', () => {
+  const withCode = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:1`), { code });
+  it('is true for a refused connection or a missing unix socket, also wrapped as the client words it', () => {
+    assert.equal(nothingListening(withCode('ECONNREFUSED')), true);
+    assert.equal(nothingListening(withCode('ENOENT')), true);
+    assert.equal(nothingListening(new Error('cannot reach the manager at https://m:1: ECONNREFUSED', { cause: withCode('ECONNREFUSED') })), true);
+    assert.equal(nothingListening(new Error('connect ECONNREFUSED')), true);
+  });
+  it('is false for a manager that is up and failed the call: reset handshake, timeout, silence, an answer', () => {
+    assert.equal(nothingListening(new Error('cannot reach the manager at https://m:1: ECONNRESET', { cause: withCode('ECONNRESET') })), false);
+    assert.equal(nothingListening(new Error('the manager at https://m:1 did not answer within 10 s.')), false);
+    assert.equal(nothingListening(new Error('the manager has sent nothing for 30 s (it pings every 10 s)')), false);
+    assert.equal(nothingListening(undefined), false);
   });
 });
