@@ -2,6 +2,7 @@
  * Shared helpers for the end-to-end tests: packet captures decoded with vxnet's own codecs, reachability
  * probes and a listing of every kernel object vxnet owns on a simulated host.
  */
+import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cluster, SimHost } from '../../../src/testkit/cluster.ts';
@@ -76,3 +77,19 @@ socket.on('end', () => { console.log(echoed); process.exit(echoed === text ? 0 :
 socket.on('timeout', () => { console.error('timeout'); process.exit(2); });
 socket.on('error', (e) => { console.error(e.message); process.exit(3); });
 `;
+
+/**
+ * Runs a 10 ms ping of 400 packets from `netns` to `address` with `during` in the middle (300 ms after it
+ * started), and asserts that not one packet was lost: the fail-static tests' measure.
+ */
+export async function noPacketLostDuring(cluster: Cluster, netns: string, address: string, during: () => Promise<void>, label = 'ping'): Promise<void> {
+  const ping = cluster.spawn(netns, ['ping', '-i', '0.01', '-c', '400', '-W', '1', '-q', address], { label });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await during();
+  const exit = await ping.exited;
+  const summary = ping.output();
+  const match = /(\d+) packets transmitted, (\d+) received/.exec(summary);
+  assert.ok(match, summary);
+  assert.equal(match[2], match[1], `packets lost: ${summary}`);
+  assert.equal(exit.code, 0);
+}
