@@ -13,6 +13,8 @@ const ARM_ATTEMPTS = 50;
 const ARM_INTERVAL_MS = 20;
 const RETRY_MIN_MS = 5_000;
 const RETRY_MAX_MS = 300_000;
+/** how long close() waits for the monitor to exit after SIGTERM */
+const CLOSE_WAIT_MS = 2_000;
 
 /** Which netlink socket a monitor opens and which multicast group it must join (linux/netlink.h, rtnetlink.h, nfnetlink.h). */
 export interface Subscription {
@@ -117,7 +119,11 @@ export class KernelMonitor {
     this.#watch = undefined;
     if (watch) {
       watch.stop();
-      await watch.exited;
+      // The monitor is unref'd so that it never keeps its process alive; while waiting for it to go, this
+      // timer does (a caller's top-level await would otherwise see the event loop run dry: exit code 13).
+      let hold: NodeJS.Timeout | undefined;
+      await Promise.race([watch.exited, new Promise((resolve) => (hold = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+      clearTimeout(hold);
     }
   }
 }
