@@ -71,7 +71,9 @@ export async function standInMain(socketPath: string, sentence: string, checkMs:
     req.resume();
     const call = (req.url ?? '/').replace(/^\//, '').split('?')[0]!;
     const body = discovery[call] ?? (call.startsWith('IpamDriver.') ? { Error: sentence } : { Err: sentence });
-    res.writeHead(200, { 'content-type': 'application/vnd.docker.plugins.v1.2+json' });
+    // no keep-alive: Docker's next call must open a new connection, which reaches the agent once it is back
+    // (a kept connection would still lead here until the stand-in notices its socket was replaced)
+    res.writeHead(200, { 'content-type': 'application/vnd.docker.plugins.v1.2+json', connection: 'close' });
     res.end(JSON.stringify(body));
   });
   try {
