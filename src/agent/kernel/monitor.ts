@@ -13,8 +13,6 @@ const ARM_ATTEMPTS = 50;
 const ARM_INTERVAL_MS = 20;
 const RETRY_MIN_MS = 5_000;
 const RETRY_MAX_MS = 300_000;
-/** how long close() waits for the monitor to exit after SIGTERM */
-const CLOSE_WAIT_MS = 2_000;
 
 /** Which netlink socket a monitor opens and which multicast group it must join (linux/netlink.h, rtnetlink.h, nfnetlink.h). */
 export interface Subscription {
@@ -111,7 +109,7 @@ export class KernelMonitor {
     if (this.#failures === 1) this.#options.log?.(`${what}: ${this.#options.fallback} until it works again`);
   }
 
-  /** Stops the monitor and waits until it is gone. */
+  /** Stops the monitor and waits until it is gone (at most CLOSE_WAIT_MS). */
   async close(): Promise<void> {
     this.#closed = true;
     this.#armed = false;
@@ -127,3 +125,6 @@ export class KernelMonitor {
     }
   }
 }
+
+/** How long close() waits for the monitor to exit after SIGTERM. */
+const CLOSE_WAIT_MS = 2_000;
