@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
 import { HostToolError, type RunOptions, type RunResult, type Runner } from '../../src/agent/kernel/exec.ts';
-import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
+import { LinuxDataplane, WRITE_THROUGH_MAX_STEPS } from '../../src/agent/kernel/linux-dataplane.ts';
 import { renderFirewall } from '../../src/agent/kernel/nftables.ts';
 import { ANTISPOOF_HASH } from '../../src/agent/kernel/antispoof.ts';
 
@@ -448,6 +448,33 @@ describe('LinuxDataplane with a fake runner', () => {
     const reads = tableReads();
     await dataplane.reconcile(captured);
     assert.equal(tableReads(), reads + 2);
+    await dataplane.close();
+  });
+
+  it('stops the entry monitor during a batch too large to write through, and reads the entries back on the next pass', async () => {
+    const fake = convergedFake();
+    withMonitor(fake);
+    const watch = (fake as FakeRunner & Pick<Runner, 'watch'>).watch!;
+    const started: string[] = [];
+    const stopped: string[] = [];
+    (fake as FakeRunner & Pick<Runner, 'watch'>).watch = (argv, onLine) => {
+      const w = watch(argv, onLine);
+      started.push(argv.join(' '));
+      return { ...w, pid: w.pid, exited: w.exited, stop: () => (stopped.push(argv.join(' ')), w.stop()) };
+    };
+    const dumps = () => fake.calls.filter((c) => c.argv.join(' ') === 'ip -j neigh show nud permanent').length;
+    const dataplane = new LinuxDataplane({ run: fake, tuneNeighbourTable: false });
+    await dataplane.reconcile(captured);
+    assert.equal(dumps(), 1);
+    // 1,400 new peers: a neighbour, a VXLAN FDB entry and a bridge entry each, more than WRITE_THROUGH_MAX_STEPS
+    const many = Array.from({ length: 1400 }, (_, i) => ({ vxlan: 'vxnv42', ip: `192.168.${2 + (i >> 8)}.${i & 255}`, mac: `02:78:c0:a9:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, vtep: '10.99.0.2' }));
+    const big = { ...captured, peers: [...captured.peers, ...many] };
+    assert.ok(big.peers.length * 3 > WRITE_THROUGH_MAX_STEPS);
+    await dataplane.reconcile(big);
+    assert.deepEqual(stopped, ['ip monitor neigh'], 'the entry monitor was stopped for the batch');
+    await dataplane.reconcile(big);
+    assert.equal(dumps(), 2, 'the next pass reads the entries back');
+    assert.equal(started.filter((a) => a === 'ip monitor neigh').length, 2, 'with a new monitor');
     await dataplane.close();
   });
 });

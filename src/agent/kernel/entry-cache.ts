@@ -353,6 +353,16 @@ export class EntryCache {
     this.#expected.clear();
   }
 
+  /**
+   * Before a batch too large to write through (linux-dataplane.ts, WRITE_THROUGH_MAX_STEPS): the monitor
+   * stops, so nobody parses the tens of thousands of lines the batch causes, and the next pass starts it
+   * again and reads the entries back.
+   */
+  suspend(): void {
+    this.invalidate();
+    this.#monitor.pause();
+  }
+
   /** Stops the monitor and waits until it is gone. */
   async close(): Promise<void> {
     this.#cache = undefined;

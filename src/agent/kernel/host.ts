@@ -4,7 +4,7 @@
  * tools and kernel features the data plane depends on are there, so that a missing one is one clear
  * sentence at start-up instead of a cryptic batch failure later.
  */
-import { VxnetError } from '../../core/errors.ts';
+import { messageOf, VxnetError } from '../../core/errors.ts';
 import { createRunner, type Runner } from './exec.ts';
 import { parseLinks } from './read.ts';
 
@@ -133,4 +133,28 @@ export async function preflight(run: Runner = createRunner()): Promise<string[]>
     }
   }
   return [...problems];
+}
+
+/** Docker's values (moby ostweaks_linux.go): room for tens of thousands of neighbours. */
+export const NEIGHBOUR_GC_THRESHOLDS: ReadonlyArray<readonly [string, number]> = [
+  ['/proc/sys/net/ipv4/neigh/default/gc_thresh3', 65536],
+  ['/proc/sys/net/ipv4/neigh/default/gc_thresh2', 49152],
+  ['/proc/sys/net/ipv4/neigh/default/gc_thresh1', 8192],
+];
+
+/** Raises the neighbour GC thresholds to NEIGHBOUR_GC_THRESHOLDS where they are lower; returns how many it changed. */
+export async function raiseNeighbourLimits(run: Runner, log: (line: string) => void, errors: string[]): Promise<number> {
+  let changes = 0;
+  for (const [path, value] of NEIGHBOUR_GC_THRESHOLDS) {
+    try {
+      const current = await run.readFile(path);
+      if (current === undefined || Number(current.trim()) >= value) continue;
+      await run.writeFile(path, `${value}\n`);
+      changes++;
+      log(`raised ${path} from ${current.trim()} to ${value}`);
+    } catch (err) {
+      errors.push(`raising ${path} failed: ${messageOf(err)}`);
+    }
+  }
+  return changes;
 }

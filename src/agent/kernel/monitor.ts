@@ -109,6 +109,18 @@ export class KernelMonitor {
     if (this.#failures === 1) this.#options.log?.(`${what}: ${this.#options.fallback} until it works again`);
   }
 
+  /**
+   * Stops the monitor for now, without counting it as a failure: the next prepare() starts a new one. For a
+   * write of our own so large that reading its events would cost more than reading the result back.
+   */
+  pause(): void {
+    const watch = this.#watch;
+    if (!watch) return;
+    this.#watch = undefined;
+    this.#armed = false;
+    watch.stop();
+  }
+
   /** Stops the monitor and waits until it is gone (at most CLOSE_WAIT_MS). */
   async close(): Promise<void> {
     this.#closed = true;
