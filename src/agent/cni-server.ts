@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname } from 'node:path';
 import { VxnetError, messageOf, type ErrorCode } from '../core/errors.ts';
 import type { CreateEndpointRequest, Endpoint } from '../core/model.ts';
+import { isIfname, isName } from '../core/names.ts';
 import { BodyTooLargeError, closeServer, listenOn, readBody, sendJson } from '../http/server.ts';
 import { CNI_API_PATHS, type CniAgentRefusal, type CniAgentRequest } from '../cni/agent-api.ts';
 import { CNI_ERRORS, type AttachedEndpoint, type CniErrorName } from '../cni/protocol.ts';
@@ -282,16 +283,17 @@ export function parseRequest(text: string, verb: keyof typeof CNI_API_PATHS): Cn
   const bad = (what: string): CniRefusal => new CniRefusal(CNI_ERRORS.decode_failure, `the ${verb} request has no valid "${what}".`);
   if (typeof value !== 'object' || value === null) throw new CniRefusal(CNI_ERRORS.decode_failure, `the ${verb} request is not a JSON object.`);
   const v = value as Record<string, unknown>;
-  const text1 = (key: string, pattern: RegExp): string => {
+  const text1 = (key: string, valid: (value: string) => boolean): string => {
     const field = v[key];
-    if (typeof field !== 'string' || !pattern.test(field)) throw bad(key);
+    if (typeof field !== 'string' || !valid(field)) throw bad(key);
     return field;
   };
-  const containerId = text1('containerId', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/);
-  const netns = text1('netns', verb === 'DEL' ? /^(\/.{0,4095})?$/ : /^\/.{0,4095}$/);
-  const ifname = text1('ifname', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/);
-  const network = text1('network', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/);
+  const matches = (pattern: RegExp) => (value: string) => pattern.test(value);
+  const containerId = text1('containerId', matches(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/));
+  const netns = text1('netns', matches(verb === 'DEL' ? /^(\/.{0,4095})?$/ : /^\/.{0,4095}$/));
+  const ifname = text1('ifname', isIfname);
+  const network = text1('network', isName);
   const request: CniAgentRequest = { containerId, netns, ifname, network };
-  if (v['ip'] !== undefined) request.ip = text1('ip', /^\d{1,3}(\.\d{1,3}){3}$/);
+  if (v['ip'] !== undefined) request.ip = text1('ip', matches(/^\d{1,3}(\.\d{1,3}){3}$/));
   return request;
 }

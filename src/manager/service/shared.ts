@@ -6,6 +6,7 @@
  */
 import { VxnetError, quote } from '../../core/errors.ts';
 import { parseIPv4 } from '../../core/ipv4.ts';
+import { isName } from '../../core/names.ts';
 import type { Endpoint, Reservation } from '../../core/model.ts';
 import { attachmentTarget, keys } from '../keys.ts';
 import type { NetworkEntry } from '../state.ts';
@@ -152,5 +153,5 @@ export function endpointNotFound(id: string): VxnetError {
 
 /** A name looked up from a URL or a query is shown as it is when it could be a name, quoted (and cut) otherwise. */
 function shown(name: string): string {
-  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name) ? name : quote(name);
+  return isName(name) ? name : quote(name);
 }
