@@ -13,13 +13,13 @@ import { PcapStream } from '../../capture/stream.ts';
 import { VxnetError } from '../../core/errors.ts';
 import { VXLAN_PORT } from '../../core/model.ts';
 import { readPcapHeader, pcapRecords, writePcap, PCAP_GLOBAL_HEADER_LENGTH, type PcapRecord } from '../../packet/pcap.ts';
-import { connectionOf, ENV_MANAGER, has, integer, one, UsageError, type AgentConnection, type CommandContext, type CommandModule } from '../command.ts';
+import { connection, connectionOf, ENV_MANAGER, has, integer, one, UsageError, type CommandContext, type CommandModule, type Connection } from '../command.ts';
 import { withClient } from '../context.ts';
 
 export interface CaptureCommand {
   kind: 'capture';
-  /** the manager to ask for names, when one is configured (a capture needs none) */
-  connection?: AgentConnection;
+  /** the manager to ask for names, when one and a token are configured (a capture needs neither) */
+  connection?: Connection;
   interface: string;
   /** a network name, or a VNI */
   network?: string;
@@ -51,7 +51,10 @@ export const capture: CommandModule<CaptureCommand> = {
     const iface = one(p, 'interface');
     if (read !== undefined && iface !== undefined) throw new UsageError('--read decodes a file: it takes no --interface.');
     const command: CaptureCommand = { kind: 'capture', interface: iface ?? 'any', json: has(p, 'json') };
-    if (one(p, 'manager') !== undefined || (p.env[ENV_MANAGER] ?? '') !== '') command.connection = connectionOf(p);
+    if (one(p, 'manager') !== undefined || (p.env[ENV_MANAGER] ?? '') !== '') {
+      const configured = connectionOf(p);
+      if (configured.token !== undefined || configured.tokenFile !== undefined) command.connection = connection(p);
+    }
     for (const [key, value] of [['network', one(p, 'network')], ['read', read], ['write', one(p, 'write')]] as const) if (value !== undefined) command[key] = value;
     if (count !== undefined) command.count = count;
     return command;
@@ -93,10 +96,8 @@ export const capture: CommandModule<CaptureCommand> = {
 
 /** The cluster's names and VXLAN ports, when a token is configured; otherwise none and the default port. */
 async function lookUpNames(command: CaptureCommand): Promise<{ names: CaptureNames; ports: number[] }> {
-  const { connection } = command;
-  if (!connection || (connection.token === undefined && connection.tokenFile === undefined)) return { names: NO_NAMES, ports: [VXLAN_PORT] };
-  const withToken = connection.token !== undefined ? { ...connection, token: connection.token } : { ...connection, tokenFile: connection.tokenFile! };
-  const [networks, endpoints] = await withClient(withToken, (client) => Promise.all([client.listNetworks(), client.listEndpoints()]));
+  if (!command.connection) return { names: NO_NAMES, ports: [VXLAN_PORT] };
+  const [networks, endpoints] = await withClient(command.connection, (client) => Promise.all([client.listNetworks(), client.listEndpoints()]));
   const vniOf = new Map(networks.map((n) => [n.name, n.vni]));
   const label = (ep: (typeof endpoints)[number]) => ep.container ?? (ep.netns !== undefined ? basename(ep.netns) : ep.id);
   return {
