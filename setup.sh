@@ -13,7 +13,7 @@ fi
 # on every host, the second only this checkout's tests, benchmarks and demo; a production host installs
 # with install.sh instead, and needs none of the second group.
 agent="iproute2 nftables util-linux procps kmod ca-certificates wireguard-tools wireguard-go"
-tests="iputils-ping tcpdump iperf3 docker.io busybox-static podman containernetworking-plugins"
+tests="iputils-ping tcpdump iperf3 docker.io busybox-static podman containernetworking-plugins etcd-server etcd-client openvswitch-switch chromium"
 packages="$agent $tests"
 command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
 missing=""
@@ -27,7 +27,9 @@ if [ -n "$missing" ]; then
   echo "    wireguard-tools (wg) and wireguard-go: encrypted networks (--encrypt) on kernels without the WireGuard module"
   echo "  for the tests and the demo only: iputils-ping, tcpdump and iperf3 (probes and benchmarks), docker.io (the Docker"
   echo "    plugin tests and benchmarks), busybox-static (the busybox:local image their containers run), podman and"
-  echo "    containernetworking-plugins (the CNI plugin tests: podman on its CNI backend, and the loopback plugin it calls)"
+  echo "    containernetworking-plugins (the CNI plugin tests: podman on its CNI backend, and the loopback plugin it calls),"
+  echo "    etcd-server and etcd-client (the several-manager tests run a 3-member etcd in namespaces), openvswitch-switch"
+  echo "    (the Open vSwitch host tests start private OVS daemons), chromium (the dashboard test renders the page headless)"
   [ -n "$(echo "$missing" | grep -w -e nodejs -e npm || true)" ] && echo "  nodejs, npm: only to run npm ci once; vxnet itself runs on the Node.js 24 that npm installs"
   apt-get update -qq
   # WireGuard without its recommends: wireguard-tools recommends a kernel image with the module, which
