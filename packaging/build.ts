@@ -18,14 +18,13 @@
  * (within the noise, ±3%), so the launcher does not turn it on: it pays off for type-stripped .ts, not for .js.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { builtinModules, createRequire } from 'node:module';
+import { chmodSync, copyFileSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const require = createRequire(import.meta.url);
 
 /**
  * Modules that find a file relative to their own location, which the bundle moves (every chunk lives in
@@ -42,20 +41,41 @@ const RELOCATED: readonly { file: string; from: string; to: string }[] = [
  * An ESM `import ... from 'node:http'` makes Node build a facade that reads every export of the built-in,
  * which runs its lazy getters: node:http's WebSocket getter loads undici (~25 ms), node:fs's ReadStream
  * getter the streams (~5 ms). The bundle takes built-ins from process.getBuiltinModule instead and
- * re-exports only their plain values, so no getter runs unless vxnet uses it.
+ * re-exports only the names src/ imports from it, so no getter runs unless vxnet uses it.
+ *
+ * Only those names: "every plain value" is not something this process can tell, since V8's lazy data
+ * properties look plain and run on first read (re-exporting node:util's diff and setTraceSigInt beside
+ * parseArgs loaded the streams and worker_threads into every CLI call, ~6 ms).
  */
-function builtinShim(specifier: string): string {
-  const real = require(specifier) as Record<string, unknown>;
-  const names = Object.keys(real).filter((name) => {
-    const descriptor = Object.getOwnPropertyDescriptor(real, name);
-    return name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name) && descriptor !== undefined && !descriptor.get;
-  });
+function builtinShim(specifier: string, names: ReadonlySet<string>): string {
   return [
     `const m = process.getBuiltinModule(${JSON.stringify(specifier)});`,
     'export default m;',
-    `export const { ${names.join(', ')} } = m;`,
+    ...(names.size > 0 ? [`export const { ${[...names].join(', ')} } = m;`] : []),
     '',
   ].join('\n');
+}
+
+const NODE_IMPORT = /^import\s+(?!type\s)(?:[\w$]+\s*,\s*)?(\{[^}]*\}|\*\s+as\s+[\w$]+|[\w$]+)\s+from\s+'(node:[^']+)'/gm;
+
+/** Per built-in, the names src/ imports from it by value (`import { a, b as c } from 'node:x'`). */
+function namesImportedFromBuiltins(): Map<string, Set<string>> {
+  const imported = new Map<string, Set<string>>();
+  const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+  for (const file of files) {
+    for (const [statement, clause, specifier] of readFileSync(join(ROOT, 'src', file), 'utf8').matchAll(NODE_IMPORT)) {
+      const names = imported.get(specifier!) ?? new Set<string>();
+      imported.set(specifier!, names);
+      if (clause!.startsWith('*')) throw new Error(`src/${file}: ${statement}: import the names it uses, so that the bundle's shim re-exports only those.`);
+      if (!clause!.startsWith('{')) continue;
+      for (const entry of clause!.slice(1, -1).split(',')) {
+        const name = entry.trim();
+        if (name === '' || name.startsWith('type ')) continue;
+        names.add(name.split(/\s+as\s+/)[0]!);
+      }
+    }
+  }
+  return imported;
 }
 
 const layoutPlugin: esbuild.Plugin = {
@@ -63,7 +83,8 @@ const layoutPlugin: esbuild.Plugin = {
   setup(build) {
     const builtins = new Set(builtinModules.map((name) => (name.startsWith('node:') ? name : `node:${name}`)));
     build.onResolve({ filter: /^node:/ }, (args) => (builtins.has(args.path) ? { path: args.path, namespace: 'builtin' } : undefined));
-    build.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: builtinShim(args.path), loader: 'js' }));
+    const imported = namesImportedFromBuiltins();
+    build.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: builtinShim(args.path, imported.get(args.path) ?? new Set()), loader: 'js' }));
     for (const { file, from, to } of RELOCATED) {
       const absolute = join(ROOT, file);
       build.onLoad({ filter: new RegExp(`^${absolute.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`) }, () => {

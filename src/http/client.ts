@@ -15,6 +15,12 @@ import type { PeerCertificate } from 'node:tls';
 // node:https and node:tls take ~10 ms to load: only clients of an https:// manager pay for them (CLI startup).
 const https = (): typeof Https => process.getBuiltinModule('node:https');
 
+/**
+ * Milliseconds on a monotonic clock. Not performance.now(): the global `performance` loads perf_hooks and
+ * eleven modules behind it on first use, ~3 ms of every CLI call.
+ */
+const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
 export type HttpTarget = { kind: 'unix'; socketPath: string } | { kind: 'tcp' | 'tls'; host: string; port: number };
 
 export interface HttpClientOptions {
@@ -109,7 +115,7 @@ export class HttpClient {
    * pattern Node's http docs recommend).
    */
   async request(req: HttpRequest): Promise<HttpResponse> {
-    const deadline = performance.now() + req.timeoutMs;
+    const deadline = monotonicMs() + req.timeoutMs;
     try {
       return await this.#attempt(req, deadline);
     } catch (err) {
@@ -214,7 +220,7 @@ export class HttpClient {
       this.#inFlight.add(onClose);
       const timer = setTimeout(
         () => finish(new HttpFailure('timeout', `no answer within ${req.timeoutMs} ms.`)),
-        Math.max(0, deadline - performance.now()),
+        Math.max(0, deadline - monotonicMs()),
       );
 
       const request = this.#open(req);

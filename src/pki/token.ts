@@ -10,7 +10,6 @@
  *
  * Rotating a token changes the secret and keeps the digest.
  */
-import { randomBytes } from 'node:crypto';
 
 export const TOKEN_VERSION = 'VXN1';
 const SECRET_BYTES = 32;
@@ -36,7 +35,7 @@ export function parseToken(text: string): ParsedToken | undefined {
 
 /** A new random secret. */
 export function newSecret(): string {
-  return base32(randomBytes(SECRET_BYTES));
+  return base32(randomSecret());
 }
 
 function base32(bytes: Uint8Array): string {
@@ -54,4 +53,9 @@ function base32(bytes: Uint8Array): string {
   }
   if (bits > 0) out += BASE32[(buffer << (5 - bits)) & 31];
   return out;
+}
+
+/** node:crypto is taken when a token is made, not when this module loads: every CLI call reads a token. */
+function randomSecret(): Buffer {
+  return process.getBuiltinModule('node:crypto').randomBytes(SECRET_BYTES);
 }

@@ -5,7 +5,6 @@
  * and BPF; vxnet only reads its pcap stream), or from a pcap file with --read; --write keeps the frames
  * shown as a pcap file Wireshark opens.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { describeRecord, endpointKey, formatFrame, NO_NAMES, type CaptureNames, type CapturedFrame } from '../../capture/describe.ts';
@@ -136,6 +135,9 @@ async function live(
 ): Promise<void> {
   const filter = ports.map((port) => `udp port ${port}`).join(' or ');
   // -U: a record as soon as it is captured; -s 0: whole frames; -n: no name lookups
+  // node:child_process (with node:net and node:dgram) is taken here, not imported: every CLI command's
+  // module loads with the command table, and only a live capture spawns anything.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   const tcpdump = spawn('tcpdump', ['-i', command.interface, '-U', '-n', '-s', '0', '-w', '-', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stream = new PcapStream();
   let stderr = '';
