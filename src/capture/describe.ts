@@ -5,14 +5,14 @@
  */
 import { decodeArp, ARP_REPLY, ARP_REQUEST } from '../packet/arp.ts';
 import { PacketError } from '../packet/bytes.ts';
-import { decodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../packet/ethernet.ts';
+import { decodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../packet/ethernet.ts';
 import { decodeIcmpEcho, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST } from '../packet/icmp.ts';
+import { decodeIcmpv6, ICMPV6_ECHO_REQUEST, ICMPV6_ROUTER_ADVERTISEMENT, ICMPV6_ROUTER_SOLICITATION } from '../packet/icmpv6.ts';
 import { decodeIpv4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../packet/ipv4.ts';
+import { decodeIpv6, IPPROTO_ICMPV6 } from '../packet/ipv6.ts';
 import { linkPayload, type PcapRecord } from '../packet/pcap.ts';
 import { decodeUdp } from '../packet/udp.ts';
 import { decapsulateIpv4 } from '../packet/vxlan.ts';
-
-const ETHERTYPE_IPV6 = 0x86dd;
 
 /** What the cluster calls things, when known: network by VNI, endpoint by "VNI ip". */
 export interface CaptureNames {
@@ -34,13 +34,13 @@ export interface CapturedFrame {
   inner: {
     srcMac: string;
     dstMac: string;
-    /** "arp", "icmp", "tcp", "udp", "ipv4", "ipv6" or "ethertype 0x...." */
+    /** "arp", "icmp", "icmpv6", "tcp", "udp", "ipv4", "ipv6" or "ethertype 0x...." */
     protocol: string;
     src?: string;
     dst?: string;
     srcName?: string;
     dstName?: string;
-    /** the rest, in words: "echo request id 5 seq 1", "who-has 192.168.1.3", "40000 → 80 [S]" */
+    /** the rest, in words: "echo request id 5 seq 1", "who-has 192.168.1.3", "40000 → 80 [S]", "neighbour solicitation who-has fd00::3" */
     summary: string;
   };
 }
@@ -52,8 +52,23 @@ function isoMicros(timestampMicros: number): string {
 
 const TCP_FLAGS: [number, string][] = [[0x02, 'S'], [0x01, 'F'], [0x04, 'R'], [0x08, 'P'], [0x10, '.']];
 
+type InnerWords = Pick<CapturedFrame['inner'], 'protocol' | 'src' | 'dst' | 'summary'>;
+
+/** TCP and UDP read the same over either IP version; undefined for other protocols. */
+function describeTransport(protocol: number, payload: Uint8Array): Pick<InnerWords, 'protocol' | 'summary'> | undefined {
+  if (protocol === IPPROTO_TCP && payload.length >= 14) {
+    const flags = TCP_FLAGS.filter(([bit]) => (payload[13]! & bit) !== 0).map(([, letter]) => letter).join('');
+    return { protocol: 'tcp', summary: `${(payload[0]! << 8) | payload[1]!} → ${(payload[2]! << 8) | payload[3]!} [${flags}]` };
+  }
+  if (protocol === IPPROTO_UDP) {
+    const udp = decodeUdp(payload);
+    return { protocol: 'udp', summary: `${udp.srcPort} → ${udp.dstPort} length ${udp.payload.length}` };
+  }
+  return undefined;
+}
+
 /** Pure: the inner IPv4 packet's protocol and words. */
-function describeIpv4(bytes: Uint8Array): Pick<CapturedFrame['inner'], 'protocol' | 'src' | 'dst' | 'summary'> {
+function describeIpv4(bytes: Uint8Array): InnerWords {
   const ip = decodeIpv4(bytes);
   const base = { src: ip.src, dst: ip.dst };
   if (ip.protocol === IPPROTO_ICMP) {
@@ -64,16 +79,32 @@ function describeIpv4(bytes: Uint8Array): Pick<CapturedFrame['inner'], 'protocol
     }
     return { ...base, protocol: 'icmp', summary: `type ${type ?? '?'} code ${ip.payload[1] ?? '?'}` };
   }
-  if (ip.protocol === IPPROTO_TCP && ip.payload.length >= 14) {
-    const p = ip.payload;
-    const flags = TCP_FLAGS.filter(([bit]) => (p[13]! & bit) !== 0).map(([, letter]) => letter).join('');
-    return { ...base, protocol: 'tcp', summary: `${(p[0]! << 8) | p[1]!} → ${(p[2]! << 8) | p[3]!} [${flags}]` };
+  return { ...base, ...(describeTransport(ip.protocol, ip.payload) ?? { protocol: 'ipv4', summary: `protocol ${ip.protocol}` }) };
+}
+
+/** Pure: the words for an ICMPv6 message, neighbour discovery (IPv6's ARP) included. */
+function describeIcmpv6(payload: Uint8Array): string {
+  const message = decodeIcmpv6(payload);
+  switch (message.kind) {
+    case 'echo':
+      return `echo ${message.type === ICMPV6_ECHO_REQUEST ? 'request' : 'reply'} id ${message.id} seq ${message.seq}`;
+    case 'neighbor-solicitation':
+      return `neighbour solicitation who-has ${message.target}`;
+    case 'neighbor-advertisement':
+      return `neighbour advertisement ${message.target} is-at ${message.targetMac ?? '?'}`;
+    case 'other':
+      if (message.type === ICMPV6_ROUTER_SOLICITATION) return 'router solicitation';
+      if (message.type === ICMPV6_ROUTER_ADVERTISEMENT) return 'router advertisement';
+      return `type ${message.type} code ${message.code}`;
   }
-  if (ip.protocol === IPPROTO_UDP) {
-    const udp = decodeUdp(ip.payload);
-    return { ...base, protocol: 'udp', summary: `${udp.srcPort} → ${udp.dstPort} length ${udp.payload.length}` };
-  }
-  return { ...base, protocol: 'ipv4', summary: `protocol ${ip.protocol}` };
+}
+
+/** Pure: the inner IPv6 packet's protocol and words. */
+function describeIpv6(bytes: Uint8Array): InnerWords {
+  const ip = decodeIpv6(bytes);
+  const base = { src: ip.src, dst: ip.dst };
+  if (ip.nextHeader === IPPROTO_ICMPV6) return { ...base, protocol: 'icmpv6', summary: describeIcmpv6(ip.payload) };
+  return { ...base, ...(describeTransport(ip.nextHeader, ip.payload) ?? { protocol: 'ipv6', summary: `next header ${ip.nextHeader}` }) };
 }
 
 /**
@@ -116,7 +147,7 @@ export function describeRecord(record: PcapRecord, linkType: number, ports: read
     } else if (eth.ethertype === ETHERTYPE_IPV4) {
       Object.assign(frame.inner, describeIpv4(eth.payload));
     } else if (eth.ethertype === ETHERTYPE_IPV6) {
-      Object.assign(frame.inner, { protocol: 'ipv6', summary: `next header ${eth.payload[6] ?? '?'}` });
+      Object.assign(frame.inner, describeIpv6(eth.payload));
     }
   } catch (err) {
     if (!(err instanceof PacketError)) throw err;

@@ -8,6 +8,7 @@
  * lifetime. Encoders return a fresh Uint8Array.
  */
 import { formatIPv4, parseIPv4 } from '../core/ipv4.ts';
+import { formatIPv6, ipv6Bytes, ipv6FromBytes, parseIPv6 } from '../core/ipv6.ts';
 
 /**
  * Not in the error catalogue: the codecs read what the tests and tools capture, never a user's request, so
@@ -64,4 +65,16 @@ export function writeIPv4(target: Uint8Array, offset: number, address: string, w
 
 export function readIPv4(source: Uint8Array, offset: number): string {
   return formatIPv4(view(source).getUint32(offset));
+}
+
+/** Any RFC 4291 text form -> 16 bytes written at `offset`. */
+export function writeIPv6(target: Uint8Array, offset: number, address: string, what: string): void {
+  const value = parseIPv6(address);
+  if (value === undefined) throw new PacketError(`${what} "${address}" is not a valid IPv6 address.`);
+  target.set(ipv6Bytes(value), offset);
+}
+
+/** 16 bytes at `offset` -> the RFC 5952 text form. */
+export function readIPv6(source: Uint8Array, offset: number): string {
+  return formatIPv6(ipv6FromBytes(source, offset));
 }

@@ -11,6 +11,7 @@ import { checkInt, need, PacketError, view } from './bytes.ts';
 /** EtherTypes, IEEE registry (https://standards-oui.ieee.org/ethertype/). */
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_ARP = 0x0806;
+export const ETHERTYPE_IPV6 = 0x86dd;
 /** Tag Protocol Identifier of an 802.1Q (VLAN) tag. */
 export const ETHERTYPE_VLAN = 0x8100;
 
