@@ -154,10 +154,9 @@ export function solicitedNodeAddress(address: bigint): bigint {
 }
 
 /**
- * Endpoint MAC for an endpoint that has only an IPv6 address: 02:79 (locally administered, unicast; one above
- * the IPv4 form's 02:78, so the two never collide) and the address's low 32 bits. Stable across restarts and
- * hosts like the IPv4 form; unique within a network as long as its endpoints differ in their low 32 bits, which
- * the allocator's sequential addresses do. A dual-stack endpoint keeps the IPv4-derived MAC.
+ * A MAC for an endpoint without an IPv4 address: 02:79 (locally administered, unicast; one above the IPv4
+ * form's 02:78, so the two never collide) and the address's low 32 bits. Stable across restarts and hosts like
+ * the IPv4 form; unique within a network as long as its endpoints' addresses differ in their low 32 bits.
  */
 export function macForIPv6(address: bigint): string {
   const low = Number(address & 0xffffffffn);
