@@ -32,7 +32,7 @@ describe('docker network create -o encrypt', () => {
   });
 
   test('=false/no/0, or no option, is a plain network (the request carries no encrypted field)', () => {
-    for (const generic of [{ encrypt: 'false' }, { encrypt: 'no' }, { encrypt: '0' }, {}]) {
+    for (const generic of [{ encrypt: 'false' }, { encrypt: 'no' }, { encrypt: '0' }, {}] as Record<string, string>[]) {
       assert.deepEqual(requestOf(parseNetworkSpec(create(generic))), { subnets: [{ cidr: '10.7.0.0/24' }] });
     }
   });
