@@ -8,9 +8,10 @@
  * sending on it), and what it has to send waits in the device's queue (128 packets per peer in
  * wireguard-go) while it tries a handshake its peers cannot answer yet. When a peer gets the new public key,
  * its next packet starts a handshake with the new key, which this node can now answer: the queues on both
- * sides drain and the old sessions go. The other order loses traffic for seconds: a peer that has the new
- * key before this node switched sends a handshake this node cannot read, holds its packets back, and tries
- * again only after WireGuard's REKEY_TIMEOUT (5 s), while this node, receiving nothing, has nothing to send.
+ * sides drain and the old sessions go. The other order (register, then switch) is a race that mostly
+ * ends well because the peers are slower, but a peer that has the new key before this node switched sends a
+ * handshake this node cannot read, holds its packets back and tries again only after WireGuard's
+ * REKEY_TIMEOUT (5 s), while this node, receiving nothing, has nothing to send.
  * A peer that takes longer than the queue lasts (about 1.3 s at 100 packets/s) loses what overflows.
  *
  * The rotation the key file stands for is kept next to it (`wireguard.rotation`), written after the key, so
