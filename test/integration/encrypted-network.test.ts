@@ -231,16 +231,16 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     const ping = cluster.spawn(c.s1!.netns, ['ping', '-i', '0.01', '-c', '500', '-W', '1', c.s2!.endpoint.ip], { label: 'rotate-ping' });
     await new Promise((resolve) => setTimeout(resolve, 300));
     const members = [cluster.host('host1'), cluster.host('host3')];
-    const asked = Date.now();
     assert.match(await cliOk(cluster, ['node', 'rotate-key', 'host2']), /^node host2 asked for a new WireGuard key \(rotation 1\)/);
     // the key travels manager -> host2's watch -> new key on its device -> registration -> each member's
-    // watch -> its device, where the old key leaves: timed per member from the command
+    // watch -> its device, where the old key leaves: timed per member from the manager's answer
+    const asked = Date.now();
     const arrived = await Promise.all(
       members.map((host) =>
         until(`${host.name}'s tunnel leaving host2's old key for a new one`, async () => {
           const peers = (await peersOf(host)).split('\n').filter((line) => line !== '');
           return peers.length === 2 && !peers.includes(before) ? { peers, ms: Date.now() - asked } : undefined;
-        }, 10_000),
+        }, 15_000),
       ),
     );
     const after = await keyOf();
@@ -248,7 +248,7 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     for (const [i, host] of members.entries()) {
       assert.ok(arrived[i]!.peers.includes(after), `${host.name} has host2's registered key`);
       t.diagnostic(`${host.name} has host2's new key ${arrived[i]!.ms} ms after rotate-key`);
-      assert.ok(arrived[i]!.ms < 5_000, `${host.name} took ${arrived[i]!.ms} ms`);
+      assert.ok(arrived[i]!.ms < 10_000, `${host.name} took ${arrived[i]!.ms} ms`);
     }
     await ping.exited;
     const match = /(\d+) packets transmitted, (\d+) received/.exec(ping.output());
@@ -322,6 +322,42 @@ describe('encrypted and plain networks on three hosts', { skip: missing.length >
     } finally {
       await cluster.exec(host3.netns, ['ip', 'link', 'del', device]);
       await attacker.stop('SIGKILL');
+    }
+  });
+
+  it('says so when a member\'s tunnel is down: network inspect warns per tunnel (JSON and stderr), and nothing goes in clear', async () => {
+    // host3 joins again with WireGuard's port shut on its side: its tunnels can never complete a handshake
+    const host3 = cluster.host('host3');
+    const table = `vxblock${cluster.runId.replace(/[^0-9a-z]/g, '').slice(-8)}`;
+    const block = `table ip ${table} {\n chain in { type filter hook input priority -300; udp dport ${WIREGUARD_PORT} drop; }\n}\n`;
+    const shut = await cluster.exec(host3.netns, ['nft', '-f', '-'], { input: block });
+    assert.equal(shut.code, 0, shut.stderr);
+    try {
+      Object.assign(c, await attachWithApi(cluster, client, [['s3again', 'host3', 'secret']]));
+      type Detail = { tunnels?: { from: string; to: string; up: boolean }[]; implementations?: Record<string, string>; warnings?: string[] };
+      const detail = await until('the tunnels to host3 reported down', async () => {
+        const shown = JSON.parse(await cliOk(cluster, ['network', 'inspect', 'secret'])) as Detail;
+        const down = (shown.tunnels ?? []).filter((t) => !t.up).map((t) => `${t.from}>${t.to}`);
+        return down.includes('host1>host3') && down.includes('host2>host3') ? shown : undefined;
+      }, 20_000);
+      assert.deepEqual(detail.implementations, { host1: 'wireguard-go', host2: 'wireguard-go', host3: 'wireguard-go' });
+      assert.ok(
+        detail.warnings?.some((w) => /^the tunnel from host1 to host3 is down \(no handshake reported\): this network's frames from host1 to host3 are dropped, never sent in clear\.$/.test(w)),
+        JSON.stringify(detail.warnings),
+      );
+      assert.ok(!detail.warnings?.some((w) => /from host1 to host2|from host2 to host1/.test(w)), 'the tunnel between host1 and host2 is up and not warned about');
+      const result = await cluster.cli(['network', 'inspect', 'secret']);
+      assert.equal(result.code, 0);
+      assert.match(result.stderr, /^warning: the tunnel from host1 to host3 is down/m);
+      // and the down tunnel leaks nothing: a ping to host3's container finds no path, none in clear either
+      const frames = await capture(cluster, cluster.host('host1').netns, 'eth0', [], async () => {
+        assert.equal(await pings(cluster, c.s1!.netns, c.s3again!.endpoint.ip, ['-p', PATTERN_HEX]), false, 'no path while the tunnel is down');
+      });
+      const seen = classify(frames);
+      assert.deepEqual(seen.vnis.filter((vni) => vni === SECRET_VNI), [], 'no VXLAN frame of the encrypted network');
+      assert.equal(seen.withPattern, 0, 'no payload in clear');
+    } finally {
+      await cluster.exec(host3.netns, ['nft', 'delete', 'table', 'ip', table]);
     }
   });
 });

@@ -120,10 +120,22 @@ export class Tunnel {
     return this.#blackholed;
   }
 
-  /** The key file changed (rotation): the device is given it again. */
+  /**
+   * The key file changed (rotation): the device is given it again. One `wg set` on a configured device, so
+   * that the switch lands as soon as possible (its peers' packets wait in wireguard-go's queue meanwhile);
+   * otherwise, or if that fails, the device is set up again in full.
+   */
   async rekey(): Promise<void> {
-    this.#applied = undefined;
-    await this.apply(this.#wanted);
+    const next = this.#queue.then(async () => {
+      if (this.#applied !== undefined) {
+        const set = await this.#run(['wg', 'set', this.device, 'private-key', this.#options.keys.privateKeyFile], { allowFailure: true });
+        if (set.code === 0) return;
+      }
+      this.#applied = undefined;
+      await this.#apply();
+    });
+    this.#queue = next.catch(() => {});
+    return next;
   }
 
   /** The peers as last read (absent: no tunnel wanted), for the heartbeat. */
