@@ -17,6 +17,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generatePrivateKey, publicKeyOf } from '../src/agent/wireguard/keys.ts';
+import { tunnelDeviceName } from '../src/agent/wireguard/render.ts';
 import { ManagerClient } from '../src/client/client.ts';
 import { tunnelMtu } from '../src/core/wireguard.ts';
 import { createCluster, type ChildProcessHandle, type Cluster } from '../src/testkit/cluster.ts';
@@ -98,6 +99,7 @@ export async function encryptedDataPlane(options: EncryptBenchOptions): Promise<
   } finally {
     client.close();
     await Promise.all(reference.map((p) => p.stop('SIGKILL')));
+    devices.push(...cluster.hosts.map((host) => tunnelDeviceName(cluster.agentStateDir(host))));
     await cluster.destroy();
     // wireguard-go's control sockets are machine-wide: the hand-made ones and vxnet's own
     for (const device of devices) rmSync(`/var/run/wireguard/${device}.sock`, { force: true });

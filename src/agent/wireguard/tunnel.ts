@@ -22,7 +22,7 @@ import { TUNNEL_POOL, tunnelMtu, type WireguardImplementation } from '../../core
 import { execute, type RunResult } from '../kernel/exec.ts';
 import type { WireguardKeys } from './keys.ts';
 import type { TunnelStatus } from '../../core/model.ts';
-import { BLACKHOLE_METRIC, type DesiredTunnel, parseWgDump, tunnelStatus, wgSetArgs } from './render.ts';
+import { BLACKHOLE_METRIC, type DesiredTunnel, parseWgDump, receivedBytes, Silence, tunnelStatus, wgSetArgs } from './render.ts';
 
 /** How often the peers' handshakes are read for the heartbeat (which goes every 5 s). */
 const STATUS_INTERVAL_MS = 5_000;
@@ -103,6 +103,8 @@ export class Tunnel {
   #clean = false;
   #queue: Promise<void> = Promise.resolve();
   #status: TunnelStatus[] | undefined;
+  /** how long each peer has sent nothing: a dead peer shows down in a minute, not when its session ends */
+  readonly #silence = new Silence();
   /** the pid of a wireguard-go started by an agent before this one, which this one took over */
   #adopted: number | undefined;
   #adoptTimer: NodeJS.Timeout | undefined;
@@ -148,7 +150,10 @@ export class Tunnel {
     if (wanted === undefined || this.#closed) return;
     const dump = await this.#run(['wg', 'show', this.device, 'dump'], { allowFailure: true });
     // a missing device (wireguard-go restarting) shows every peer down
-    this.#status = tunnelStatus(wanted.peers, dump.code === 0 ? parseWgDump(dump.stdout) : [], Date.now() / 1000);
+    const peers = dump.code === 0 ? parseWgDump(dump.stdout) : [];
+    const silent = this.#silence.observe(dump.code === 0 ? receivedBytes(dump.stdout) : new Map(), Date.now());
+    const withSilence = peers.map((p) => ({ ...p, silentSeconds: silent.get(p.publicKey) ?? 0 }));
+    this.#status = tunnelStatus(wanted.peers, withSilence, Date.now() / 1000);
   }
 
   /** Makes the device match `wanted` (absent: no device). One change at a time. */
