@@ -110,11 +110,12 @@ export interface PeerStatus {
 export const SESSION_SECONDS = 180;
 
 /**
- * A peer that works sends us something at least every KEEPALIVE_SECONDS (its persistent keepalive, or
- * WireGuard's keepalive 10 s after data it had no answer to), so this long without a byte from it means the
- * path is gone, long before the session's 180 s run out.
+ * A peer that works sends us something at least every other KEEPALIVE_SECONDS (its persistent keepalive
+ * restarts with every packet either way, so two idle peers may take turns), or 10 s after data it had no
+ * answer to (WireGuard's passive keepalive). Three intervals without a byte from it mean the path is gone,
+ * long before the session's 180 s run out.
  */
-export const SILENT_SECONDS = 2 * KEEPALIVE_SECONDS + 10;
+export const SILENT_SECONDS = 3 * KEEPALIVE_SECONDS;
 
 /**
  * The peers' status for the heartbeat: by node, up while their last handshake is younger than a session
