@@ -59,6 +59,8 @@ export function formatNetworkDetail(detail: NetworkDetail): string {
     createdAt: detail.createdAt,
     endpoints: detail.endpoints,
     ...(detail.tunnels ? { tunnels: detail.tunnels } : {}),
+    ...(detail.implementations ? { implementations: detail.implementations } : {}),
+    ...(detail.warnings ? { warnings: detail.warnings } : {}),
   });
 }
 

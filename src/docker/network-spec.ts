@@ -9,7 +9,7 @@ import { ADDRESS_SPACE, OPTION_ENABLE_IPV6, OPTION_GENERIC, OPTION_INTERNAL, OPT
 import { canonical } from './catalogue.ts';
 
 /** The `-o` options a vxnet network takes (`docker network create -d vxnet -o vni=100 ...`). */
-export const NETWORK_OPTIONS = ['vni', 'mtu', 'port', 'multicast-group'] as const;
+export const NETWORK_OPTIONS = ['vni', 'mtu', 'port', 'multicast-group', 'encrypt'] as const;
 
 export interface NetworkSpec {
   subnets: { cidr: string; gateway: string }[];
@@ -17,6 +17,8 @@ export interface NetworkSpec {
   mtu?: number;
   port?: number;
   multicastGroup?: string;
+  /** `-o encrypt`: the network's traffic between hosts goes only through WireGuard (docs/security.md) */
+  encrypted?: boolean;
   internal: boolean;
 }
 
@@ -60,11 +62,24 @@ export function parseNetworkSpec(req: CreateNetworkRequest): NetworkSpec {
       case 'multicast-group':
         spec.multicastGroup = text;
         break;
+      // Swarm's overlay spells it `--opt encrypted`; a user coming from there gets what they meant
+      case 'encrypt':
+      case 'encrypted':
+        spec.encrypted = flag(key, text);
+        break;
       default:
-        throw new VxnetError('bad_request', `unknown option "-o ${key}" for a vxnet network: use ${NETWORK_OPTIONS.map((o) => `-o ${o}=...`).join(', ')}.`);
+        throw new VxnetError('bad_request', `unknown option "-o ${key}" for a vxnet network: use ${NETWORK_OPTIONS.map((o) => (o === 'encrypt' ? '-o encrypt' : `-o ${o}=...`)).join(', ')}.`);
     }
   }
   return spec;
+}
+
+/** `-o encrypt` alone (Docker passes ""), or with true/false, yes/no, 1/0. */
+function flag(key: string, text: string): boolean {
+  const value = text.toLowerCase();
+  if (['', 'true', 'yes', '1'].includes(value)) return true;
+  if (['false', 'no', '0'].includes(value)) return false;
+  throw new VxnetError('bad_request', `option "-o ${key}" takes no value or true/false, not "${text}".`);
 }
 
 function wholeNumber(key: string, text: string): number {
@@ -80,6 +95,7 @@ export function requestOf(spec: NetworkSpec): Omit<VxnetNetworkRequest, 'name'> 
   if (spec.mtu !== undefined) request.mtu = spec.mtu;
   if (spec.port !== undefined) request.port = spec.port;
   if (spec.multicastGroup !== undefined) request.multicastGroup = spec.multicastGroup;
+  if (spec.encrypted === true) request.encrypted = true;
   if (spec.internal) request.internal = true;
   return request;
 }
@@ -104,6 +120,9 @@ export function checkBinding(network: Network, spec: NetworkSpec, networksMatche
   if (spec.port !== undefined && spec.port !== network.port) differs.push(`its port is ${network.port}, not ${spec.port}`);
   if (spec.multicastGroup !== undefined && spec.multicastGroup !== network.multicastGroup) {
     differs.push(`its multicast group is ${network.multicastGroup ?? 'none'}, not ${spec.multicastGroup}`);
+  }
+  if (spec.encrypted !== undefined && spec.encrypted !== (network.encrypted === true)) {
+    differs.push(network.encrypted === true ? 'it is encrypted (add -o encrypt)' : 'it is not encrypted (drop -o encrypt)');
   }
   if (spec.internal !== network.internal) differs.push(network.internal ? 'it is internal (add --internal)' : 'it is not internal (drop --internal)');
   if (differs.length > 0) throw new VxnetError('bad_request', `the subnets are those of vxnet network ${network.name}, but ${differs.join('; ')}.`);

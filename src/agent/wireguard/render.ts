@@ -102,22 +102,67 @@ export interface PeerStatus {
   publicKey: string;
   /** seconds since the epoch; 0: never */
   latestHandshake: number;
+  /** how long nothing came from the peer (Silence); absent: not known */
+  silentSeconds?: number;
 }
 
 /** WireGuard drops a session this long after its handshake (REJECT_AFTER_TIME, 180 s): older means down. */
 export const SESSION_SECONDS = 180;
 
-/** The peers' status for the heartbeat: by node, up while their last handshake is younger than a session. */
+/**
+ * A peer that works sends us something at least every other KEEPALIVE_SECONDS (its persistent keepalive
+ * restarts with every packet either way, so two idle peers may take turns), or 10 s after data it had no
+ * answer to (WireGuard's passive keepalive). Three intervals without a byte from it mean the path is gone,
+ * long before the session's 180 s run out.
+ */
+export const SILENT_SECONDS = 3 * KEEPALIVE_SECONDS;
+
+/**
+ * The peers' status for the heartbeat: by node, up while their last handshake is younger than a session
+ * and something came from them within SILENT_SECONDS.
+ */
 export function tunnelStatus(peers: readonly TunnelPeer[], dump: readonly PeerStatus[], nowSeconds: number): TunnelStatus[] {
-  const byKey = new Map(dump.map((p) => [p.publicKey, p.latestHandshake]));
+  const byKey = new Map(dump.map((p) => [p.publicKey, p]));
   return peers.map((peer) => {
-    const latest = byKey.get(peer.publicKey) ?? 0;
+    const latest = byKey.get(peer.publicKey)?.latestHandshake ?? 0;
+    const silent = byKey.get(peer.publicKey)?.silentSeconds ?? 0;
     return {
       node: peer.node,
-      up: latest > 0 && nowSeconds - latest < SESSION_SECONDS,
+      up: latest > 0 && nowSeconds - latest < SESSION_SECONDS && silent < SILENT_SECONDS,
       latestHandshake: latest > 0 ? new Date(latest * 1000).toISOString() : null,
     };
   });
+}
+
+/**
+ * How long each peer has sent nothing: its received-bytes counter (`wg show DEVICE transfer`) is compared
+ * with the last reading; a counter seen for the first time, or changed, counts as "just now".
+ */
+export class Silence {
+  readonly #seen = new Map<string, { bytes: number; sinceMs: number }>();
+
+  /** Takes the counters read at `nowMs`; returns each peer's silence in seconds. */
+  observe(received: ReadonlyMap<string, number>, nowMs: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [key, bytes] of received) {
+      const last = this.#seen.get(key);
+      const sinceMs = last === undefined || last.bytes !== bytes ? nowMs : last.sinceMs;
+      this.#seen.set(key, { bytes, sinceMs });
+      out.set(key, (nowMs - sinceMs) / 1000);
+    }
+    for (const key of [...this.#seen.keys()]) if (!received.has(key)) this.#seen.delete(key);
+    return out;
+  }
+}
+
+/** `wg show DEVICE dump`: each peer's received bytes (the sixth field of a peer line). */
+export function receivedBytes(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n').slice(1)) {
+    const fields = line.split('\t');
+    if (isWireguardKey(fields[0]) && /^\d+$/.test(fields[5] ?? '')) out.set(fields[0], Number(fields[5]));
+  }
+  return out;
 }
 
 /** A peer list that did not change (up or down) is sent again at least this often (a restarted manager forgets). */

@@ -1,9 +1,18 @@
 /**
  * Key rotation (`vxnet node rotate-key NAME`): the manager moves the node's `keyRotation`; its agent sees
- * that in its own node record, makes a new key pair, registers the new public key (its peers take it from
- * their watch) and then gives the new private key to its device. Each side switches on its own news, so
- * the tunnels to this node stop for the moment between the two switches plus a handshake: a short gap,
- * not a silent failure (the peers' status shows it).
+ * that in its own node record, makes a new key pair, gives the new private key to its device first and only
+ * then registers the new public key, which its peers take from their watch.
+ *
+ * Why this order loses no packet: after the switch this node can still decrypt what its peers send on the
+ * old sessions (WireGuard keeps a session's receiving side when the private key changes, and only stops
+ * sending on it), and what it has to send waits in the device's queue (128 packets per peer in
+ * wireguard-go) while it tries a handshake its peers cannot answer yet. When a peer gets the new public key,
+ * its next packet starts a handshake with the new key, which this node can now answer: the queues on both
+ * sides drain and the old sessions go. The other order (register, then switch) is a race that mostly
+ * ends well because the peers are slower, but a peer that has the new key before this node switched sends a
+ * handshake this node cannot read, holds its packets back and tries again only after WireGuard's
+ * REKEY_TIMEOUT (5 s), while this node, receiving nothing, has nothing to send.
+ * A peer that takes longer than the queue lasts (about 1.3 s at 100 packets/s) loses what overflows.
  *
  * The rotation the key file stands for is kept next to it (`wireguard.rotation`), written after the key, so
  * an agent that stops in between makes the key again at its next start rather than never. A crash after
@@ -64,6 +73,8 @@ export class KeyRotation {
     writeFileAtomic(join(stateDir, PRIVATE_KEY_FILE), `${privateKey}\n`, 0o600);
     writeFileAtomic(join(stateDir, ROTATION_FILE), `${rotation}\n`, 0o600);
     this.#applied = rotation;
+    // the device first, then the peers (the order is the point: see the top of this file)
+    await this.#o.rekey();
     const report: WireguardReport = { ...this.#report, publicKey: publicKeyOf(privateKey) };
     await retryWithBackoff(() => this.#o.register(report, signal), {
       backoff: new Backoff(MANAGER_RETRY),
@@ -71,7 +82,6 @@ export class KeyRotation {
       onRetry: (err, ms) => this.#o.log(`warning: registering the new WireGuard key failed: ${messageOf(err)}; retrying in ${ms} ms`),
     });
     this.#report = report;
-    await this.#o.rekey();
     this.#o.log(`WireGuard key rotated (rotation ${rotation}): public key ${report.publicKey}`);
   }
 }

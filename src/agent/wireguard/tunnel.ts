@@ -22,7 +22,7 @@ import { TUNNEL_POOL, tunnelMtu, type WireguardImplementation } from '../../core
 import { execute, type RunResult } from '../kernel/exec.ts';
 import type { WireguardKeys } from './keys.ts';
 import type { TunnelStatus } from '../../core/model.ts';
-import { BLACKHOLE_METRIC, type DesiredTunnel, parseWgDump, tunnelStatus, wgSetArgs } from './render.ts';
+import { BLACKHOLE_METRIC, type DesiredTunnel, parseWgDump, receivedBytes, Silence, tunnelStatus, wgSetArgs } from './render.ts';
 
 /** How often the peers' handshakes are read for the heartbeat (which goes every 5 s). */
 const STATUS_INTERVAL_MS = 5_000;
@@ -103,6 +103,8 @@ export class Tunnel {
   #clean = false;
   #queue: Promise<void> = Promise.resolve();
   #status: TunnelStatus[] | undefined;
+  /** how long each peer has sent nothing: a dead peer shows down in a minute, not when its session ends */
+  readonly #silence = new Silence();
   /** the pid of a wireguard-go started by an agent before this one, which this one took over */
   #adopted: number | undefined;
   #adoptTimer: NodeJS.Timeout | undefined;
@@ -120,10 +122,22 @@ export class Tunnel {
     return this.#blackholed;
   }
 
-  /** The key file changed (rotation): the device is given it again. */
+  /**
+   * The key file changed (rotation): the device is given it again. One `wg set` on a configured device, so
+   * that the switch lands as soon as possible (its peers' packets wait in wireguard-go's queue meanwhile);
+   * otherwise, or if that fails, the device is set up again in full.
+   */
   async rekey(): Promise<void> {
-    this.#applied = undefined;
-    await this.apply(this.#wanted);
+    const next = this.#queue.then(async () => {
+      if (this.#applied !== undefined) {
+        const set = await this.#run(['wg', 'set', this.device, 'private-key', this.#options.keys.privateKeyFile], { allowFailure: true });
+        if (set.code === 0) return;
+      }
+      this.#applied = undefined;
+      await this.#apply();
+    });
+    this.#queue = next.catch(() => {});
+    return next;
   }
 
   /** The peers as last read (absent: no tunnel wanted), for the heartbeat. */
@@ -136,7 +150,10 @@ export class Tunnel {
     if (wanted === undefined || this.#closed) return;
     const dump = await this.#run(['wg', 'show', this.device, 'dump'], { allowFailure: true });
     // a missing device (wireguard-go restarting) shows every peer down
-    this.#status = tunnelStatus(wanted.peers, dump.code === 0 ? parseWgDump(dump.stdout) : [], Date.now() / 1000);
+    const peers = dump.code === 0 ? parseWgDump(dump.stdout) : [];
+    const silent = this.#silence.observe(dump.code === 0 ? receivedBytes(dump.stdout) : new Map(), Date.now());
+    const withSilence = peers.map((p) => ({ ...p, silentSeconds: silent.get(p.publicKey) ?? 0 }));
+    this.#status = tunnelStatus(wanted.peers, withSilence, Date.now() / 1000);
   }
 
   /** Makes the device match `wanted` (absent: no device). One change at a time. */

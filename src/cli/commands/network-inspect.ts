@@ -1,6 +1,6 @@
 /** `vxnet network inspect NAME`. */
 import { connection, type CommandModule, type Connection } from '../command.ts';
-import { requestAndPrint } from '../context.ts';
+import { withClient } from '../context.ts';
 import { formatNetworkDetail } from '../format.ts';
 
 export interface NetworkInspectCommand {
@@ -11,7 +11,7 @@ export interface NetworkInspectCommand {
 
 export const networkInspect: CommandModule<NetworkInspectCommand> = {
   path: 'network inspect',
-  summary: 'show a network and its endpoints (JSON)',
+  summary: 'show a network and its endpoints (JSON); an encrypted one with its tunnels, and a warning per tunnel that is down',
   args: ['NAME'],
   synopsis: 'NAME',
   flags: [],
@@ -19,5 +19,11 @@ export const networkInspect: CommandModule<NetworkInspectCommand> = {
   // The output is always JSON; --json is accepted so scripts may pass it everywhere.
   json: true,
   build: (p) => ({ kind: 'network-inspect', connection: connection(p), name: p.positionals[0]! }),
-  run: (command, ctx) => requestAndPrint(command, ctx, (client) => client.inspectNetwork(command.name, ctx.signal), formatNetworkDetail),
+  async run(command, ctx) {
+    const detail = await withClient(command.connection, (client) => client.inspectNetwork(command.name, ctx.signal));
+    ctx.stdout(formatNetworkDetail(detail));
+    // a missing encrypted path is said on stderr too, where a person looking at the JSON notices it
+    for (const warning of detail.warnings ?? []) ctx.stderr(`warning: ${warning}\n`);
+    return 0;
+  },
 };

@@ -137,6 +137,10 @@ export const NetworkDetailSchema = v.object({
   tunnels: v.exactOptional(
     v.array(v.object({ from: v.string(), to: v.string(), up: v.boolean(), latestHandshake: v.nullable(v.string()) })),
   ),
+  /** encrypted networks: the WireGuard implementation of each member node, by node name */
+  implementations: v.exactOptional(v.record(v.string(), WireguardImplementationSchema)),
+  /** encrypted networks: one sentence per tunnel between members that is down; absent while all are up */
+  warnings: v.exactOptional(v.array(v.string())),
 });
 
 /**

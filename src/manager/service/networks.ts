@@ -20,7 +20,7 @@ import {
   networkNotFound,
   reservationDeleteOps,
 } from './shared.ts';
-import { networkTunnels } from './tunnels.ts';
+import { networkEncryption } from './tunnels.ts';
 
 export function listNetworks(ctx: ServiceContext): Network[] {
   return [...ctx.state.networks.values()].map((e) => e.network).sort((a, b) => compareText(a.name, b.name));
@@ -30,7 +30,7 @@ export function getNetwork(ctx: ServiceContext, name: string): NetworkDetail {
   const entry = ctx.state.networks.get(name);
   if (!entry) throw networkNotFound(name);
   const detail: NetworkDetail = { ...entry.network, endpoints: ctx.state.endpointsOf(name).sort(byNetworkThenIp) };
-  if (entry.network.encrypted === true) detail.tunnels = networkTunnels(ctx, name);
+  if (entry.network.encrypted === true) Object.assign(detail, networkEncryption(ctx, name));
   return detail;
 }
 

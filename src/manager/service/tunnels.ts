@@ -11,6 +11,7 @@
 import { VxnetError } from '../../core/errors.ts';
 import { formatIPv4, parseCidr, parseIPv4, usableRange } from '../../core/ipv4.ts';
 import type { NetworkDetail, Node, TunnelStatus } from '../../core/model.ts';
+import type { WireguardImplementation } from '../../core/wireguard.ts';
 import { TUNNEL_POOL } from '../../core/wireguard.ts';
 import { keys } from '../keys.ts';
 import type { Compare, Op } from '../store/store.ts';
@@ -108,4 +109,25 @@ export function networkTunnels(ctx: ServiceContext, network: string): NonNullabl
     }
   }
   return out;
+}
+
+/**
+ * What `vxnet network inspect` shows of an encrypted network: its tunnels, the implementation at each
+ * member, and a sentence for each tunnel that is down, so that a missing path is read, not guessed.
+ */
+export function networkEncryption(ctx: ServiceContext, network: string): Pick<NetworkDetail, 'tunnels' | 'implementations' | 'warnings'> {
+  const tunnels = networkTunnels(ctx, network);
+  const implementations: Record<string, WireguardImplementation> = {};
+  for (const member of [...(ctx.state.nodeCounts.get(network)?.keys() ?? [])].sort()) {
+    const implementation = ctx.state.nodes.get(member)?.node.wireguard?.implementation;
+    if (implementation !== undefined) implementations[member] = implementation;
+  }
+  const warnings = tunnels
+    .filter((t) => !t.up)
+    .map(
+      (t) =>
+        `the tunnel from ${t.from} to ${t.to} is down (${t.latestHandshake === null ? 'no handshake reported' : `last handshake ${t.latestHandshake}`}): ` +
+        `this network's frames from ${t.from} to ${t.to} are dropped, never sent in clear.`,
+    );
+  return { tunnels, implementations, ...(warnings.length > 0 ? { warnings } : {}) };
 }
