@@ -8,6 +8,7 @@ import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError } from '../core/errors.ts';
 import { parseIPv4 } from '../core/ipv4.ts';
 import { normaliseNetns, requireContainerRef } from '../core/names.ts';
+import { parseListen, type ListenAddress } from '../http/server.ts';
 
 /** A mistake in the command line: the catalogue's `usage` code, exit status 2. */
 export class UsageError extends VxnetError {
@@ -191,24 +192,27 @@ export const NETNS_FLAG: FlagSpec = {
 export const IFNAME_FLAG: FlagSpec = { name: 'ifname', kind: 'string', value: 'NAME', help: 'interface name inside the namespace (default: eth0)' };
 
 /**
- * Checks a listen address flag: ADDR:PORT, and with `unix` also unix:/absolute/path. One sentence naming
- * the flag when it is wrong.
+ * Checks a listen address flag: ADDR:PORT, and with `unix` also unix:/absolute/path. The address is read by
+ * the daemons' own parser (src/http/server.ts); this adds what a command line should refuse beyond it (an
+ * empty host, a relative socket path, a port written with leading zeros), in one sentence naming the flag.
  */
 export function checkListen(flag: string, address: string, unix: boolean): void {
-  if (address.startsWith('unix:')) {
-    if (!unix) throw new UsageError(`--${flag} ${address} is invalid: Prometheus scrapes over TCP; use ADDR:PORT (as in 127.0.0.1:9476).`);
-    if (!address.slice('unix:'.length).startsWith('/')) {
-      throw new UsageError(`--${flag} ${address} is invalid: a unix socket needs an absolute path, as in unix:/run/vxnet.sock.`);
-    }
+  const invalid = (): UsageError =>
+    new UsageError(`--${flag} ${address} is invalid: use ADDR:PORT (as in ${unix ? '0.0.0.0:7946) or unix:/path/to.sock' : '127.0.0.1:9476)'}.`);
+  let parsed: ListenAddress;
+  try {
+    parsed = parseListen(address);
+  } catch {
+    throw invalid();
+  }
+  if (parsed.kind === 'unix') {
+    if (!unix) throw new UsageError(`--${flag} ${address} is invalid: it takes a TCP address, ADDR:PORT (as in 127.0.0.1:9476).`);
+    if (!parsed.path.startsWith('/')) throw new UsageError(`--${flag} ${address} is invalid: a unix socket needs an absolute path, as in unix:/run/vxnet.sock.`);
     return;
   }
-  const match = /^(.+):([0-9]+)$/.exec(address);
-  const host = match?.[1];
-  const port = Number(match?.[2]);
-  const hostOk = host !== undefined && (parseIPv4(host) !== undefined || /^\[[0-9A-Fa-f:.]+\]$/.test(host) || /^[A-Za-z0-9.-]+$/.test(host));
-  if (!match || !hostOk || !/^(0|[1-9][0-9]*)$/.test(match[2]!) || port > 65535) {
-    throw new UsageError(`--${flag} ${address} is invalid: use ADDR:PORT (as in ${unix ? '0.0.0.0:7946) or unix:/path/to.sock' : '127.0.0.1:9476)'}.`);
-  }
+  const host = parsed.host;
+  const hostOk = host !== undefined && (parseIPv4(host) !== undefined || host.includes(':') || /^[A-Za-z0-9.-]+$/.test(host));
+  if (!hostOk || !/:(0|[1-9][0-9]*)$/.test(address)) throw invalid();
 }
 
 /** `--metrics-listen ADDR:PORT` of both daemons (src/http/metrics.ts). */
