@@ -74,6 +74,10 @@ export const CreateEndpointRequestSchema = v.pipe(
     cni: v.exactOptional(v.string()),
     /** adopt the reservation of `ip` that `node` holds (the Docker plugin's CreateEndpoint) */
     reserved: v.exactOptional(v.boolean()),
+    /** its DNS name on the network, unique there (`vxnet attach --name`) */
+    name: v.exactOptional(v.string()),
+    /** more DNS names, which endpoints may share (`vxnet attach --alias`) */
+    aliases: v.exactOptional(v.array(v.string())),
   }),
   v.title('endpoint request'),
 );
