@@ -18,6 +18,7 @@ import { type MetricsListener, serveMetrics } from '../http/metrics.ts';
 import { Agent } from './agent.ts';
 import { type CniServer, CniService, serveCni } from './cni-server.ts';
 import { AgentMetrics } from './metrics.ts';
+import { DnsResponder } from './dns/responder.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
 import { setUpWireguard } from './wireguard/setup.ts';
@@ -50,6 +51,8 @@ export interface RunAgentOptions {
   metricsListen?: string;
   /** serve the CNI plugin (src/cni/) on this unix socket (cni-server.ts) */
   cniSocket?: string;
+  /** the resolv.conf whose nameservers get what the gateways' DNS does not answer (default /etc/resolv.conf) */
+  resolvConf?: string;
 }
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
@@ -92,7 +95,9 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   });
   const dataplane = wireguard.dataplane;
   const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
+  const dns = new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log });
   const agent = new Agent({
+    dns,
     api: client,
     dataplane,
     ...(wireguard.report ? { wireguard: wireguard.report, tunnels: () => wireguard.tunnels() } : {}),
@@ -144,6 +149,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     await docker?.close();
     await metricsListener?.close();
     await cni?.close();
+    await dns.close();
     // Stops the neighbour monitor; the kernel state itself is left as it is (fail-static).
     await dataplane.close();
   }
