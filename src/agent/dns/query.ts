@@ -1,7 +1,8 @@
 /**
  * A one-question DNS client on vxnet's codec, for the tests and the bench: they ask from inside a container's
  * namespace (`ip netns exec NS node src/agent/dns/query.ts SERVER NAME [TYPE] [--tcp]`), where no resolver
- * library is configured to reach the gateway. Prints the decoded answer as JSON, or {"timeout":true}.
+ * library is configured to reach the gateway. Prints the decoded answer as JSON, or {"timeout":true}; with
+ * `--every=MS`, one line per answer for as long as it runs.
  */
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
@@ -51,13 +52,25 @@ export function queryDns(server: string, name: string, type: number, options: Qu
 
 if (import.meta.main) {
   const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const flag = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const [server, name, typeName = 'A'] = args;
   const type = DnsType[typeName as keyof typeof DnsType];
   if (server === undefined || name === undefined || type === undefined) {
-    process.stderr.write('usage: query.ts SERVER NAME [A|AAAA|PTR|...] [--tcp] [--port=N]\n');
+    process.stderr.write('usage: query.ts SERVER NAME [A|AAAA|PTR|...] [--tcp] [--port=N] [--every=MS]\n');
     process.exit(2);
   }
-  const portArg = process.argv.find((a) => a.startsWith('--port='));
-  const answer = await queryDns(server, name, type, { tcp: process.argv.includes('--tcp'), ...(portArg ? { port: Number(portArg.slice(7)) } : {}) });
-  process.stdout.write(`${JSON.stringify(answer ?? { timeout: true })}\n`);
+  const options: QueryOptions = { tcp: process.argv.includes('--tcp'), ...(flag('port') ? { port: Number(flag('port')) } : {}) };
+  const every = flag('every');
+  if (every === undefined) {
+    const answer = await queryDns(server, name, type, options);
+    process.stdout.write(`${JSON.stringify(answer ?? { timeout: true })}\n`);
+  } else {
+    // one line per answer, with the time it came: a test watches a name change without starting a process per query
+    for (;;) {
+      const answer = await queryDns(server, name, type, { ...options, timeoutMs: 1_000 });
+      const line = answer ? { t: Date.now(), rcode: answer.rcode, addresses: answer.answers.map((r) => r.address ?? r.target) } : { t: Date.now(), timeout: true };
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+      await new Promise((r) => setTimeout(r, Number(every)));
+    }
+  }
 }
