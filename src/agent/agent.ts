@@ -14,7 +14,7 @@ import { Backoff, MANAGER_RETRY, nothingListening, pause, retryWithBackoff } fro
 import { messageOf, VxnetError } from '../core/errors.ts';
 import type { AgentOptions } from './agent-options.ts';
 import type { DesiredEndpoint, ReconcileResult } from './dataplane.ts';
-import { containerEndpoints, desiredState, dnsZones, type Self } from './desired.ts';
+import { containerEndpoints, desiredState, type Self } from './desired.ts';
 import { ClusterView } from './view.ts';
 
 export type { AgentManagerApi, AgentOptions, ContainerNamespaces, WatchOptions } from './agent-options.ts';
@@ -271,7 +271,7 @@ export class Agent {
     }
     for (const [id, reason] of resolved.errors) result.endpointErrors.set(id, reason);
     // the zones changed with the rendering above; sockets follow the bridges the pass made or removed
-    this.#options.dns?.sync(dnsZones(this.view, this.#options.self));
+    this.#options.dns?.sync(this.view, this.#options.self);
     this.#lastResult = result;
     for (const listener of [...this.#passListeners]) listener();
     this.#reportStatuses(desired.endpoints, resolved.errors, result);

@@ -134,6 +134,17 @@ export function dnsZones(view: ClusterView, self: Self): Map<string, NetworkZone
   return zones;
 }
 
+/** This node's endpoints on each network where it has one (the renderer keeps them; no scan of the view). */
+export function localEndpoints(view: ClusterView, self: Self): Map<string, Endpoint[]> {
+  const cache = renderCacheOf(view, self);
+  const out = new Map<string, Endpoint[]>();
+  for (const name of cache.sync(view, self)) {
+    const ids = cache.networks.get(name)!.locals;
+    out.set(name, [...ids].map((id) => view.endpoints.get(id)).filter((e): e is Endpoint => e !== undefined));
+  }
+  return out;
+}
+
 /**
  * What desiredState keeps between passes, one per view: per network, the remote endpoints already rendered
  * as peers (and their VTEPs, for the flood entries) and the local endpoint ids, brought up to date from

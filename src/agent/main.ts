@@ -19,6 +19,9 @@ import { Agent } from './agent.ts';
 import { type CniServer, CniService, serveCni } from './cni-server.ts';
 import { AgentMetrics } from './metrics.ts';
 import { DnsResponder } from './dns/responder.ts';
+import { DnsRedirect } from './dns/redirect.ts';
+import { AgentDns } from './dns/service.ts';
+import { createRunner } from './kernel/exec.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
 import { setUpWireguard } from './wireguard/setup.ts';
@@ -95,7 +98,11 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   });
   const dataplane = wireguard.dataplane;
   const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
-  const dns = new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log });
+  // linked to a Docker engine, the containers' forwarded DNS is steered to the gateways (dns/redirect.ts)
+  const dns = new AgentDns(
+    new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log }),
+    engine ? new DnsRedirect(createRunner(), log) : undefined,
+  );
   const agent = new Agent({
     dns,
     api: client,

@@ -101,12 +101,16 @@ export function requireEndpointName(value: unknown, what: 'name' | 'alias'): str
 
 /**
  * The name an endpoint answers to without an explicit one: the namespace name of `vxnet attach --netns NAME`
- * (stored as /run/netns/NAME), when that is a DNS label. It is not reserved in the network (namespaces of
+ * (stored as /run/netns/NAME), or the name of the Docker container behind a Docker endpoint, when that is a
+ * DNS label. It is not reserved in the network (namespaces of
  * one name on two hosts are common), so it gives way: it resolves only while no endpoint of the network
  * carries it as its name or an alias (src/agent/dns/zone.ts).
  */
-export function defaultEndpointName(endpoint: { name?: string; netns?: string; cni?: string }): string | undefined {
-  if (endpoint.name !== undefined || endpoint.netns === undefined || endpoint.cni !== undefined) return undefined;
+export function defaultEndpointName(endpoint: { name?: string; netns?: string; cni?: string; dockerContainer?: string }): string | undefined {
+  if (endpoint.name !== undefined) return undefined;
+  // a Docker container answers to its name, as on Docker's own networks (learned by the plugin after Join)
+  if (endpoint.dockerContainer !== undefined) return isEndpointName(endpoint.dockerContainer) ? endpoint.dockerContainer : undefined;
+  if (endpoint.netns === undefined || endpoint.cni !== undefined) return undefined;
   const match = /^\/run\/netns\/([^/]+)$/.exec(endpoint.netns);
   return match && isEndpointName(match[1]) ? match[1] : undefined;
 }

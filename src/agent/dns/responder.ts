@@ -42,12 +42,6 @@ export interface DnsResponderOptions {
   log?: (line: string) => void;
 }
 
-/** What the agent drives: the zones of the networks with an endpoint here, after each pass. */
-export interface DnsService {
-  sync(zones: ReadonlyMap<string, NetworkZone>): void;
-  close(): Promise<void>;
-}
-
 interface Listener {
   gateway: string;
   zone: NetworkZone;
@@ -59,7 +53,7 @@ interface Listener {
   failure?: string;
 }
 
-export class DnsResponder implements DnsService {
+export class DnsResponder {
   readonly #port: number;
   readonly #upstreamPort: number;
   readonly #log: (line: string) => void;
@@ -77,6 +71,7 @@ export class DnsResponder implements DnsService {
     this.#upstream = new ResolvConf(options.resolvConf ?? '/etc/resolv.conf');
   }
 
+  /** Answers for exactly these zones (the networks with an endpoint here), after each pass. */
   sync(zones: ReadonlyMap<string, NetworkZone>): void {
     if (this.#closed) return;
     const wanted = new Map<string, { gateway: string; zone: NetworkZone }>();
