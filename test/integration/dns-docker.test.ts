@@ -33,9 +33,10 @@ describe('Docker container names across hosts', () => {
       await Promise.all(engines.map((e, i) => cluster.startAgent(cluster.host(i + 1), { args: [...dockerAgentArgs(e), '--resolv-conf', resolvConf] })));
       client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
       await client.createNetwork({ name: 'blue', subnets: [{ cidr: '10.41.0.0/24' }] });
+      await client.createNetwork({ name: 'red', subnets: [{ cidr: '10.42.0.0/24' }] });
       await Promise.all(
         engines.map((e) =>
-          until(`network blue on ${e.host.name}`, async () => /blue/.test(await e.dockerOk(['network', 'ls', '--filter', 'driver=vxnet', '--format', '{{.Name}}'])), 15_000),
+          until(`networks on ${e.host.name}`, async () => /blue[\s\S]*red|red[\s\S]*blue/.test(await e.dockerOk(['network', 'ls', '--filter', 'driver=vxnet', '--format', '{{.Name}}'])), 15_000),
         ),
       );
     } catch (err) {
@@ -67,5 +68,22 @@ describe('Docker container names across hosts', () => {
       return result.code !== 0 && /bad address/.test(result.stdout + result.stderr) ? result : undefined;
     }, 20_000);
     assert.notEqual(gone.code, 0);
+  });
+
+  it('--network-alias names resolve across hosts too', async () => {
+    await e1.dockerOk(['run', '-d', '--name', 'cache', '--network', 'blue', '--network-alias', 'store', BUSYBOX_IMAGE, 'sleep', '600']);
+    await until('store named on host1', async () => (await client.listEndpoints({ network: 'blue' })).some((e) => e.aliases?.includes('store')), 15_000);
+    const ping = await pingFromHost2('store');
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    await e1.dockerOk(['rm', '-f', 'cache']);
+  });
+
+  it('docker network connect of a running container registers its name on that network', async () => {
+    await e1.dockerOk(['run', '-d', '--name', 'late', '--network', 'red', BUSYBOX_IMAGE, 'sleep', '600']);
+    await e1.dockerOk(['network', 'connect', 'blue', 'late']);
+    await until('late named on blue', async () => (await client.listEndpoints({ network: 'blue' })).some((e) => e.dockerContainer === 'late'), 15_000);
+    const ping = await pingFromHost2('late');
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    await e1.dockerOk(['rm', '-f', 'late']);
   });
 });

@@ -93,7 +93,14 @@ export const CreateReservationRequestSchema = v.pipe(
 );
 
 /** The Docker plugin names the container of one of its node's Docker endpoints (PUT /v1/endpoints/:id/docker-container). */
-export const DockerContainerRequestSchema = v.pipe(v.strictObject({ name: v.string() }), v.title('docker container'));
+export const DockerContainerRequestSchema = v.pipe(
+  v.strictObject({
+    name: v.string(),
+    /** the container's `--network-alias`es on the endpoint's network (DNS names, src/agent/dns/); absent: unchanged */
+    aliases: v.exactOptional(v.array(v.string())),
+  }),
+  v.title('docker container'),
+);
 
 export const EndpointStatusRequestSchema = v.pipe(
   v.strictObject({ status: EndpointStatusSchema, message: v.exactOptional(v.string()) }),

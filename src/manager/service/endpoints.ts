@@ -206,15 +206,22 @@ export async function setEndpointStatus(ctx: ServiceContext, id: string, req: En
   });
 }
 
-/** The Docker plugin names the container of a Docker endpoint (for `endpoint ls`). The same name again writes nothing. */
-export async function setDockerContainer(ctx: ServiceContext, id: string, name: string): Promise<void> {
+/**
+ * The Docker plugin names the container of a Docker endpoint (for `endpoint ls`, and its DNS name) and its
+ * `--network-alias`es there. The same again writes nothing.
+ */
+export async function setDockerContainer(ctx: ServiceContext, id: string, name: string, aliasList?: string[]): Promise<void> {
   const container = requireContainerRef(name);
+  const aliases = aliasList === undefined ? undefined : (endpointNames({ aliases: aliasList }).aliases ?? []);
   await casRetry(ctx, `update endpoint ${id}`, () => {
     const entry = isEndpointId(id) ? ctx.state.endpoints.get(id) : undefined;
     if (!entry) throw endpointNotFound(id);
     if (entry.endpoint.docker === undefined) throw new VxnetError('bad_request', `endpoint ${id} is not a Docker endpoint: only those take the name of their container.`);
-    if (entry.endpoint.dockerContainer === container) return { done: undefined };
-    const updated: Endpoint = { ...entry.endpoint, dockerContainer: container };
+    const sameAliases = aliases === undefined || aliases.join() === (entry.endpoint.aliases ?? []).join();
+    if (entry.endpoint.dockerContainer === container && sameAliases) return { done: undefined };
+    const { aliases: _old, ...rest } = entry.endpoint;
+    const kept = aliases ?? entry.endpoint.aliases ?? [];
+    const updated: Endpoint = { ...rest, dockerContainer: container, ...(kept.length > 0 ? { aliases: kept } : {}) };
     return {
       compares: [{ key: keys.endpoint(id), modRevision: entry.modRevision }],
       ops: [{ type: 'put', key: keys.endpoint(id), value: JSON.stringify(updated) }],
@@ -275,7 +282,7 @@ async function deleteQuietly(ctx: ServiceContext, id: string): Promise<void> {
 }
 
 /** The DNS name and aliases of a new endpoint, checked; aliases without repeats (in the order given). */
-function endpointNames(req: CreateEndpointRequest): { name?: string; aliases?: string[] } {
+function endpointNames(req: Pick<CreateEndpointRequest, 'name' | 'aliases'>): { name?: string; aliases?: string[] } {
   const name = req.name === undefined ? undefined : requireEndpointName(req.name, 'name');
   if (req.aliases === undefined) return name === undefined ? {} : { name };
   if (req.aliases.length > MAX_ENDPOINT_ALIASES) {
