@@ -91,3 +91,17 @@ test('endpoint ls shows a NAMES column once an endpoint has a name', () => {
   const rows = table.trimEnd().split('\n').map((line) => line.split(/\s{3,}/));
   assert.deepEqual(rows.map((r) => r[4]), ['NAMES', 'web,api', 'c2', '-']);
 });
+
+test("a Docker endpoint takes its container's --network-alias es with its name; the same again writes nothing", async (t) => {
+  const m = await open();
+  t.after(() => m.close());
+  const made = await m.service.createEndpoint({ network: 'blue', node: 'host1', docker: 'd'.repeat(64) });
+  await m.service.setDockerContainer(made.id, 'web', ['store', 'cache']);
+  assert.deepEqual(m.service.getEndpoint(made.id).aliases, ['store', 'cache']);
+  assert.equal(m.service.getEndpoint(made.id).dockerContainer, 'web');
+  const revision = m.service.state.revision;
+  await m.service.setDockerContainer(made.id, 'web', ['store', 'cache']);
+  await m.service.setDockerContainer(made.id, 'web');
+  assert.equal(m.service.state.revision, revision);
+  await assert.rejects(m.service.setDockerContainer(made.id, 'web', ['a.b']), vxnetError('invalid_name', /^endpoint alias "a.b" is invalid/));
+});
