@@ -7,7 +7,9 @@ import { describe, test } from 'node:test';
 import { UsageError } from '../../src/cli/command.ts';
 import { formatEndpointTable } from '../../src/cli/format.ts';
 import { parseCommandLine } from '../../src/cli/parse.ts';
-import { openTestManager, vxnetError } from './support/manager.ts';
+import type { WatchMessage } from '../../src/core/model.ts';
+import { openTestManager, openTestManagerWithHub, vxnetError } from './support/manager.ts';
+import { until } from './support/until.ts';
 
 const ENV = { VXNET_MANAGER: 'unix:/run/vxnet.sock', VXNET_TOKEN: 'tok-env' };
 
@@ -104,4 +106,36 @@ test("a Docker endpoint takes its container's --network-alias es with its name; 
   await m.service.setDockerContainer(made.id, 'web');
   assert.equal(m.service.state.revision, revision);
   await assert.rejects(m.service.setDockerContainer(made.id, 'web', ['a.b']), vxnetError('invalid_name', /^endpoint alias "a.b" is invalid/));
+});
+
+test("a name change costs one watch line per host of the endpoint's network, none elsewhere", async (t) => {
+  const hosts = ['host1', 'host2', 'host3', 'host4', 'host5', 'host6'];
+  const m = await openTestManagerWithHub({
+    nodes: hosts,
+    networks: [
+      { name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] },
+      { name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] },
+    ],
+  });
+  t.after(() => m.close());
+  for (const [i, host] of hosts.entries()) await m.service.createEndpoint({ network: i < 3 ? 'blue' : 'red', node: host, netns: `c${i}` });
+  const docker = await m.service.createEndpoint({ network: 'blue', node: 'host1', docker: 'e'.repeat(64) });
+  const seen = new Map<string, WatchMessage[]>();
+  for (const host of hosts) {
+    const lines: WatchMessage[] = [];
+    seen.set(host, lines);
+    m.hub.attach(host, {
+      write: (text: string) => void lines.push(...text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as WatchMessage)),
+      bufferedBytes: 0,
+      close: () => {},
+    });
+  }
+  await until(() => hosts.every((h) => seen.get(h)!.some((msg) => msg.type === 'snapshot')), 'snapshots');
+  for (const lines of seen.values()) lines.length = 0;
+  await m.service.setDockerContainer(docker.id, 'web', ['store']);
+  await until(() => ['host1', 'host2', 'host3'].every((h) => seen.get(h)!.length === 1), 'the name on blue');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(hosts.map((h) => seen.get(h)!.length), [1, 1, 1, 0, 0, 0]);
+  const line = seen.get('host2')![0]!;
+  assert.ok(line.type === 'endpoint' && line.endpoint.dockerContainer === 'web' && line.endpoint.aliases?.[0] === 'store');
 });
