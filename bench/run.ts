@@ -17,13 +17,15 @@
  *  5. jumbo: the data plane of section 4 on a 9000-byte underlay (vxnet derives 8950, Swarm keeps 1450);
  *  6. cli: `vxnet --version` and a `vxnet network ls` round trip from an installed build, p50/p99 over 50 runs
  *     next to `node -e 0` (bench/cli-start.ts, also `npm run bench:cli` on its own);
+ *  8. dns: queries per second and p99 from one namespace to its gateway, next to a bare UDP reflector on the
+ *     same address (bench/dns.ts);
  *  7. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
  *     on every CPU) is included when bench/results/scale.md exists; `--with-scale` runs that harness first.
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|dns` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
@@ -40,13 +42,14 @@ import { FORWARDING_VARIANTS, MTU_VARIANTS } from './dataplane-variants.ts';
 import { handBuiltVxlan } from './hand-built.ts';
 import { demoteHeadings, updateReadme } from './readme.ts';
 import { measureCliStart } from './cli-start.ts';
+import { dnsBench } from './dns.ts';
 import { loadScaleReport } from './scale-report.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
 import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'dns'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -145,6 +148,12 @@ if (runs('docker')) {
 if (runs('jumbo')) await jumboUnderlay();
 if (runs('cli')) await cliStart();
 if (runs('scale')) await includeScaleReport(flags['scale-report']);
+if (runs('dns')) {
+  // section 8 (vxnet issue 12): DNS on the gateways, bench/dns.ts
+  const dns = await dnsBench({ queries: 20_000, concurrency: 32, rounds: ROUNDS, log });
+  report.dns = dns.json;
+  markdown.set('dns', dns.markdown);
+}
 
 (report.machine as Record<string, unknown>).loadAtEnd = loadavg();
 const load = (key: string) => ((report.machine as Record<string, number[]>)[key] ?? []).map((v) => v.toFixed(2)).join(' / ');
