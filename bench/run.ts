@@ -17,10 +17,10 @@
  *  5. jumbo: the data plane of section 4 on a 9000-byte underlay (vxnet derives 8950, Swarm keeps 1450);
  *  6. cli: `vxnet --version` and a `vxnet network ls` round trip from an installed build, p50/p99 over 50 runs
  *     next to `node -e 0` (bench/cli-start.ts, also `npm run bench:cli` on its own);
- *  8. dns: queries per second and p99 from one namespace to its gateway, next to a bare UDP reflector on the
- *     same address (bench/dns.ts);
  *  7. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
  *     on every CPU) is included when bench/results/scale.md exists; `--with-scale` runs that harness first.
+ *  8. dns: queries per second and p99 from one namespace to its gateway, next to a bare UDP reflector on the
+ *     same address (bench/dns.ts);
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
