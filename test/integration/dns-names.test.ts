@@ -119,7 +119,7 @@ describe('DNS names across 3 hosts', () => {
     assert.match(resolver.output(), new RegExp(`asked ${OUTSIDE_NAME.replace('.', '\\.')}`));
   });
 
-  it('detach and re-attach on another host: the new address answers everywhere within 2 s, the old never again', async () => {
+  it('detach and re-attach on another host: the new address answers everywhere within 2 s, the old never again', async (t) => {
     const watchers = ['client', 'peer1'].map((from) =>
       cluster.spawn(ns[from]!, [process.execPath, QUERY, '192.168.10.1', 'web', 'A', '--every=50'], { label: `watch-${from}` }),
     );
@@ -149,6 +149,7 @@ describe('DNS names across 3 hosts', () => {
         assert.ok(firstNew.t - attached < 2_000, `${watcher.label}: the new address answered ${firstNew.t - attached} ms after the attach`);
         assert.ok(lastOld < firstNew.t, `${watcher.label}: the old address answered after the new one`);
         assert.deepEqual(lines.at(-1)!.addresses, [newIp]);
+        t.diagnostic(`${watcher.label}: old address last answered ${lastOld - detached} ms after the detach returned, new one first ${firstNew.t - attached} ms after the attach returned`);
       }
     } finally {
       await Promise.all(watchers.map((w) => w.stop()));

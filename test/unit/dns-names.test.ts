@@ -44,6 +44,16 @@ describe('vxnet attach --name/--alias', () => {
   });
 });
 
+test('vxnet agent --resolv-conf names the file the gateways forward with; it must be absolute', () => {
+  const argv = ['agent', '--manager', 'https://10.0.0.1:7400', '--advertise-addr', '10.0.0.2'];
+  const command = parseCommandLine([...argv, '--resolv-conf', '/etc/vxnet/resolv.conf'], ENV);
+  assert.ok(command.kind === 'agent');
+  assert.equal(command.resolvConf, '/etc/vxnet/resolv.conf');
+  const plain = parseCommandLine(argv, ENV);
+  assert.ok(plain.kind === 'agent' && !('resolvConf' in plain));
+  assert.throws(() => parseCommandLine([...argv, '--resolv-conf', 'resolv.conf'], ENV), /^UsageError: --resolv-conf needs an absolute path, not "resolv.conf"\.$/);
+});
+
 describe('endpoint names in the manager', () => {
   test('a name is unique per network, whatever its case; another network or an alias may reuse it', async (t) => {
     const m = await open();
