@@ -113,6 +113,8 @@ test('the responder answers on its gateway over UDP and TCP, forwards the rest u
   const forwarded: string[] = [];
   upstream.on('message', (message, from) => {
     const q = decodeDns(new Uint8Array(message));
+    // what the responder cannot answer itself (even a name of non-ASCII bytes) reaches it unchanged; it ignores those
+    if (!/^[\x21-\x7e]*$/.test(q.questions[0]!.name)) return;
     forwarded.push(q.questions[0]!.name);
     const answer = { ...q, response: true, answers: [{ name: q.questions[0]!.name, type: DnsType.A, class: 1, ttl: 300, address: '203.0.113.9' }] };
     upstream.send(encodeDns(answer), from.port, from.address);
@@ -140,6 +142,20 @@ test('the responder answers on its gateway over UDP and TCP, forwards the rest u
   const outside = await queryDns('127.0.0.1', 'example.org', DnsType.A, { port });
   assert.deepEqual(outside?.answers.map((r) => [r.address, r.ttl]), [['203.0.113.9', 300]], 'the upstream answer, unchanged');
   assert.deepEqual(forwarded, ['example.org']);
+
+  // what a container sends cannot end the responder: a label of non-ASCII bytes, a truncated header, garbage
+  const raw = createSocket('udp4');
+  for (const bytes of [
+    // "\xff\xfe.blue": inside the network, so the responder answers it itself and cannot write the name back
+    Uint8Array.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0xff, 0xfe, 4, 0x62, 0x6c, 0x75, 0x65, 0, 0, 1, 0, 1]),
+    Uint8Array.from([0, 1, 1]),
+    Uint8Array.from([7]),
+  ]) {
+    raw.send(bytes, port, '127.0.0.1');
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  raw.close();
+  assert.deepEqual((await queryDns('127.0.0.1', 'web', DnsType.A, { port }))?.answers.map((r) => r.address), ['192.168.1.2'], 'still answering');
 
   // the same gateway serving a network whose subnets do not hold the asker stays silent
   const other = new NetworkZone({ ...blue, subnets: [{ cidr: '10.0.0.0/8', gateway: '127.0.0.1' }] });

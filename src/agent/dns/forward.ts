@@ -73,7 +73,11 @@ export async function forwardUdp(query: Uint8Array, servers: readonly string[], 
 function askUdp(query: Uint8Array, id: number | undefined, server: string, port: number, timeoutMs: number): Promise<Uint8Array | undefined> {
   return new Promise((resolve) => {
     const socket = createSocket(isIP(server) === 6 ? 'udp6' : 'udp4');
+    let finished = false;
     const done = (answer: Uint8Array | undefined): void => {
+      // once only: closing a closed socket throws, outside any promise
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       socket.close();
       resolve(answer);

@@ -22,7 +22,10 @@ export function queryDns(server: string, name: string, type: number, options: Qu
   const timeoutMs = options.timeoutMs ?? 2_000;
   return new Promise((resolve) => {
     let finish: () => void = () => {};
+    let finished = false;
     const done = (answer: DnsMessage | undefined): void => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       finish();
       resolve(answer);

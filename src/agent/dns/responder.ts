@@ -147,7 +147,8 @@ export class DnsResponder {
         socket.on('message', (message, from) => {
           if (!listener.zone.covers(from.address)) return;
           void this.#answer(new Uint8Array(message), listener, false).then((answer) => {
-            if (answer) socket.send(answer, from.port, from.address);
+            // the socket may have closed meanwhile (its network left the node): then there is nobody to answer
+            if (answer && listener.udp === socket) socket.send(answer, from.port, from.address, () => {});
           });
         });
         resolve(socket);
@@ -190,8 +191,20 @@ export class DnsResponder {
     });
   }
 
-  /** The bytes to send back for `bytes`, or undefined to stay silent (nothing readable to answer to). */
+  /**
+   * The bytes to send back for `bytes`, or undefined to stay silent (nothing readable to answer to). Never
+   * rejects: whatever a container sends must not end the agent.
+   */
   async #answer(bytes: Uint8Array, listener: Listener, tcp: boolean): Promise<Uint8Array | undefined> {
+    try {
+      return await this.#answerOrThrow(bytes, listener, tcp);
+    } catch {
+      // e.g. a question our encoder cannot write back (a label of non-ASCII bytes): no answer
+      return undefined;
+    }
+  }
+
+  async #answerOrThrow(bytes: Uint8Array, listener: Listener, tcp: boolean): Promise<Uint8Array | undefined> {
     let query: DnsMessage;
     try {
       query = decodeDns(bytes);
