@@ -45,8 +45,12 @@ export function queryDns(server: string, name: string, type: number, options: Qu
       finish = () => socket.close();
       socket.on('error', () => done(undefined));
       socket.on('message', (message) => {
-        const answer = decodeDns(new Uint8Array(message));
-        if (answer.id === id) done(answer);
+        try {
+          const answer = decodeDns(new Uint8Array(message));
+          if (answer.id === id) done(answer);
+        } catch {
+          // not an answer we can read: keep waiting for one
+        }
       });
       socket.send(bytes, port, server);
     }
