@@ -20,12 +20,14 @@
  *  7. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
  *     on every CPU) is included when bench/results/scale.md exists; `--with-scale` runs that harness first.
  *  8. encrypt: an encrypted vxnet network vs wireguard-go host to host (its ceiling), the plain network and
- *     the underlay, in one run (bench/encrypt.ts).
+ *     the underlay, in one run (bench/encrypt.ts);
+ *  9. dns: queries per second and p99 from one namespace to its gateway, next to a bare UDP reflector on the
+ *     same address (bench/dns.ts).
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
@@ -42,6 +44,7 @@ import { FORWARDING_VARIANTS, MTU_VARIANTS } from './dataplane-variants.ts';
 import { handBuiltVxlan } from './hand-built.ts';
 import { demoteHeadings, updateReadme } from './readme.ts';
 import { measureCliStart } from './cli-start.ts';
+import { dnsBench } from './dns.ts';
 import { encryptedDataPlane } from './encrypt.ts';
 import { loadScaleReport } from './scale-report.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
@@ -49,7 +52,7 @@ import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -152,6 +155,12 @@ if (runs('encrypt')) {
   const encrypt = await encryptedDataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
   report.encrypt = encrypt.json;
   markdown.set('encrypt', encrypt.markdown);
+}
+if (runs('dns')) {
+  // section 9 (vxnet issue 12): DNS on the gateways, bench/dns.ts
+  const dns = await dnsBench({ queries: 20_000, concurrency: 32, rounds: ROUNDS, log });
+  report.dns = dns.json;
+  markdown.set('dns', dns.markdown);
 }
 
 (report.machine as Record<string, unknown>).loadAtEnd = loadavg();

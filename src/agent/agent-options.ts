@@ -5,6 +5,7 @@
  */
 import type { EndpointStatusRequest, HeartbeatRequest, Node, RegisterNodeRequest, TunnelStatus, WatchMessage, WireguardReport } from '../core/model.ts';
 import type { Dataplane } from './dataplane.ts';
+import type { DnsService } from './dns/service.ts';
 import type { Self } from './desired.ts';
 import type { AgentObserver } from './metrics.ts';
 
@@ -50,4 +51,6 @@ export interface AgentOptions {
   observer?: AgentObserver;
   /** set when the agent is linked to a Docker engine: endpoints attached to its containers can be set up */
   containers?: ContainerNamespaces;
+  /** the DNS on the gateways (src/agent/dns/), brought up to date after every pass; absent: no DNS */
+  dns?: DnsService;
 }

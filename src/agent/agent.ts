@@ -270,6 +270,8 @@ export class Agent {
       );
     }
     for (const [id, reason] of resolved.errors) result.endpointErrors.set(id, reason);
+    // the zones changed with the rendering above; sockets follow the bridges the pass made or removed
+    this.#options.dns?.sync(this.view, this.#options.self);
     this.#lastResult = result;
     for (const listener of [...this.#passListeners]) listener();
     this.#reportStatuses(desired.endpoints, resolved.errors, result);

@@ -30,6 +30,7 @@ import {
   type VxlanFilter,
 } from './dataplane.ts';
 import type { ClusterView } from './view.ts';
+import { NetworkZone } from './dns/zone.ts';
 import { desiredTunnel } from './wireguard/render.ts';
 
 export interface Self {
@@ -123,6 +124,28 @@ export function containerEndpoints(view: ClusterView, self: Self): Endpoint[] {
 }
 
 /**
+ * The DNS zone of every network with an endpoint on this node (src/agent/dns/), by network name: the same
+ * objects from pass to pass, brought up to date with the rest of the rendering.
+ */
+export function dnsZones(view: ClusterView, self: Self): Map<string, NetworkZone> {
+  const cache = renderCacheOf(view, self);
+  const zones = new Map<string, NetworkZone>();
+  for (const name of cache.sync(view, self)) zones.set(name, cache.networks.get(name)!.zone);
+  return zones;
+}
+
+/** This node's endpoints on each network where it has one (the renderer keeps them; no scan of the view). */
+export function localEndpoints(view: ClusterView, self: Self): Map<string, Endpoint[]> {
+  const cache = renderCacheOf(view, self);
+  const out = new Map<string, Endpoint[]>();
+  for (const name of cache.sync(view, self)) {
+    const ids = cache.networks.get(name)!.locals;
+    out.set(name, [...ids].map((id) => view.endpoints.get(id)).filter((e): e is Endpoint => e !== undefined));
+  }
+  return out;
+}
+
+/**
  * What desiredState keeps between passes, one per view: per network, the remote endpoints already rendered
  * as peers (and their VTEPs, for the flood entries) and the local endpoint ids, brought up to date from
  * ClusterView.takeChanges. A pass then costs what changed plus copying references into the result, instead
@@ -205,12 +228,15 @@ class NetworkRender {
   #floodList: readonly DesiredFlood[] | undefined;
   #endpointList: readonly DesiredEndpoint[] | undefined;
   #desiredNetwork: DesiredNetwork | undefined;
+  /** the names its gateway answers (src/agent/dns/), kept with the peers one endpoint at a time */
+  readonly zone: NetworkZone;
 
   constructor(name: string, network: Network, local: string | undefined) {
     this.name = name;
     this.network = network;
     this.local = local;
     this.vxlan = deviceNames.vxlan(network.vni);
+    this.zone = new NetworkZone(network);
   }
 
   /** The devices of this network on this node; the same object while the network stays the same. */
@@ -289,10 +315,12 @@ class NetworkRender {
     this.#dropLocal(id);
     this.#unknown.delete(id);
     this.#dropPeer(id);
+    this.zone.remove(id);
   }
 
   put(view: ClusterView, self: Self, endpoint: Endpoint): void {
     const id = endpoint.id;
+    this.zone.put(endpoint);
     if (endpoint.node === self.name) {
       this.#dropPeer(id);
       this.locals.add(id);

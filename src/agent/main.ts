@@ -18,6 +18,10 @@ import { type MetricsListener, serveMetrics } from '../http/metrics.ts';
 import { Agent } from './agent.ts';
 import { type CniServer, CniService, serveCni } from './cni-server.ts';
 import { AgentMetrics } from './metrics.ts';
+import { DnsResponder } from './dns/responder.ts';
+import { DnsRedirect } from './dns/redirect.ts';
+import { AgentDns } from './dns/service.ts';
+import { createRunner } from './kernel/exec.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
 import { setUpWireguard } from './wireguard/setup.ts';
@@ -50,6 +54,8 @@ export interface RunAgentOptions {
   metricsListen?: string;
   /** serve the CNI plugin (src/cni/) on this unix socket (cni-server.ts) */
   cniSocket?: string;
+  /** the resolv.conf whose nameservers get what the gateways' DNS does not answer (default /etc/resolv.conf) */
+  resolvConf?: string;
 }
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
@@ -92,7 +98,13 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   });
   const dataplane = wireguard.dataplane;
   const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
+  // linked to a Docker engine, the containers' forwarded DNS is steered to the gateways (dns/redirect.ts)
+  const dns = new AgentDns(
+    new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log }),
+    engine ? new DnsRedirect(createRunner(), log) : undefined,
+  );
   const agent = new Agent({
+    dns,
     api: client,
     dataplane,
     ...(wireguard.report ? { wireguard: wireguard.report, tunnels: () => wireguard.tunnels() } : {}),
@@ -144,6 +156,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     await docker?.close();
     await metricsListener?.close();
     await cni?.close();
+    await dns.close();
     // Stops the neighbour monitor; the kernel state itself is left as it is (fail-static).
     await dataplane.close();
   }

@@ -3,6 +3,7 @@
  * input (and of `now` for relative times), tested in-process.
  */
 import type { Endpoint, Network, NetworkDetail, NodeStatus } from '../core/model.ts';
+import { defaultEndpointName } from '../core/names.ts';
 
 const COLUMN_GAP = '   ';
 
@@ -85,19 +86,29 @@ export function formatNodeTable(nodes: readonly NodeStatus[], now: Date): string
 }
 
 export function formatEndpointTable(endpoints: readonly Endpoint[]): string {
+  // DNS names (vxnet issue 12) get a column once any endpoint was given one
+  const names = endpoints.some((e) => e.name !== undefined || e.aliases !== undefined);
   return formatTable(
-    ['ID', 'NETWORK', 'NODE', 'TARGET', 'IFNAME', 'ADDRESS', 'MAC', 'STATUS'],
+    ['ID', 'NETWORK', 'NODE', 'TARGET', ...(names ? ['NAMES'] : []), 'IFNAME', 'ADDRESS', 'MAC', 'STATUS'],
     endpoints.map((e) => [
       e.id,
       e.network,
       e.node,
       formatEndpointTarget(e),
+      ...(names ? [formatEndpointNames(e)] : []),
       e.ifname,
       formatEndpointAddress(e),
       e.mac,
       e.status === 'error' && e.message ? `error: ${oneLine(e.message)}` : e.status,
     ]),
   );
+}
+
+/** "web,api": the name (or the namespace name it answers to without one), then the aliases; "-" for none. */
+export function formatEndpointNames(endpoint: Endpoint): string {
+  const first = endpoint.name ?? defaultEndpointName(endpoint);
+  const all = [...(first !== undefined ? [first] : []), ...(endpoint.aliases ?? [])];
+  return all.length > 0 ? all.join(',') : '-';
 }
 
 /**

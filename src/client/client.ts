@@ -268,8 +268,8 @@ export class ManagerClient {
   }
 
   /** The Docker plugin: the name of the container behind one of this node's Docker endpoints. */
-  async setDockerContainer(id: string, name: string, signal?: AbortSignal): Promise<void> {
-    await this.#call('PUT', `/v1/endpoints/${segment(id)}/docker-container`, { body: { name }, signal });
+  async setDockerContainer(id: string, name: string, signal?: AbortSignal, aliases?: string[]): Promise<void> {
+    await this.#call('PUT', `/v1/endpoints/${segment(id)}/docker-container`, { body: aliases === undefined ? { name } : { name, aliases }, signal });
   }
 
   async setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void> {

@@ -73,7 +73,11 @@ export function differsOnlyInStatus(a: Endpoint, b: Endpoint): boolean {
     a.prefix === b.prefix &&
     a.gateway === b.gateway &&
     a.mac === b.mac &&
-    a.createdAt === b.createdAt
+    a.createdAt === b.createdAt &&
+    // DNS names are answered on every node of the network (src/agent/dns/); a Docker container's is its name
+    a.name === b.name &&
+    a.dockerContainer === b.dockerContainer &&
+    (a.aliases ?? []).join() === (b.aliases ?? []).join()
   );
 }
 

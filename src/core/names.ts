@@ -76,3 +76,41 @@ export function normaliseNetns(value: unknown): string {
   }
   return `/run/netns/${requireName(value, 'netns')}`;
 }
+
+/**
+ * A DNS name of an endpoint (`vxnet attach --name/--alias`, a Docker container's name and aliases): one DNS
+ * label (RFC 1035 §2.3.4: at most 63 octets), letters, digits, "-" and "_" (Docker's container names allow
+ * "_"), starting with a letter or digit. No "." — a query for `NAME.NETWORK` is split at its last label
+ * that names the network, which a dotted name would make ambiguous. Compared without regard to case, as DNS does.
+ */
+const DNS_LABEL = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+/** How many aliases an endpoint may carry (each is a name others resolve; a bound keeps the record small). */
+export const MAX_ENDPOINT_ALIASES = 16;
+
+export const isEndpointName = (value: unknown): value is string => typeof value === 'string' && DNS_LABEL.test(value);
+
+export function requireEndpointName(value: unknown, what: 'name' | 'alias'): string {
+  if (!isEndpointName(value)) {
+    throw new VxnetError(
+      'invalid_name',
+      `endpoint ${what} ${quote(value)} is invalid: use 1-63 letters, digits, "-" or "_", starting with a letter or digit (no dots: it is one DNS label).`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The name an endpoint answers to without an explicit one: the namespace name of `vxnet attach --netns NAME`
+ * (stored as /run/netns/NAME), or the name of the Docker container behind a Docker endpoint, when that is a
+ * DNS label. It is not reserved in the network (namespaces of
+ * one name on two hosts are common), so it gives way: it resolves only while no endpoint of the network
+ * carries it as its name or an alias (src/agent/dns/zone.ts).
+ */
+export function defaultEndpointName(endpoint: { name?: string; netns?: string; cni?: string; dockerContainer?: string }): string | undefined {
+  if (endpoint.name !== undefined) return undefined;
+  // a Docker container answers to its name, as on Docker's own networks (learned by the plugin after Join)
+  if (endpoint.dockerContainer !== undefined) return isEndpointName(endpoint.dockerContainer) ? endpoint.dockerContainer : undefined;
+  if (endpoint.netns === undefined || endpoint.cni !== undefined) return undefined;
+  const match = /^\/run\/netns\/([^/]+)$/.exec(endpoint.netns);
+  return match && isEndpointName(match[1]) ? match[1] : undefined;
+}

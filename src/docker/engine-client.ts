@@ -26,6 +26,8 @@ export interface EngineContainer {
   Id: string;
   Name: string;
   State: { Running: boolean; Pid: number; Status: string };
+  /** its networks, with its aliases on each (`--network-alias`) */
+  NetworkSettings?: { Networks?: Record<string, { EndpointID?: string; Aliases?: string[] | null }> | null };
 }
 
 export interface NetworkCreateSpec {

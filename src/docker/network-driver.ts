@@ -23,6 +23,7 @@
  */
 import { VxnetError, messageOf } from '../core/errors.ts';
 import { warnLine } from '../core/log.ts';
+import { isEndpointName, MAX_ENDPOINT_ALIASES } from '../core/names.ts';
 import { contains, macForIPv4, parseCidr, parseIPv4, requireCidr } from '../core/ipv4.ts';
 import type { CreateEndpointRequest as VxnetEndpointRequest, CreateNetworkRequest as VxnetNetworkRequest, Endpoint, Network } from '../core/model.ts';
 import { deviceNames } from '../agent/dataplane.ts';
@@ -35,7 +36,8 @@ import { checkBinding, parseNetworkSpec, requestOf, sameSubnets } from './networ
 export interface EndpointApi {
   createEndpoint(req: VxnetEndpointRequest, options: { waitSeconds: number }, signal?: AbortSignal): Promise<Endpoint>;
   deleteEndpoint(id: string, options: { waitSeconds: number }, signal?: AbortSignal): Promise<void>;
-  setDockerContainer(id: string, name: string, signal?: AbortSignal): Promise<void>;
+  /** `aliases`: the container's `--network-alias`es on the network (DNS names); absent: unchanged */
+  setDockerContainer(id: string, name: string, signal?: AbortSignal, aliases?: string[]): Promise<void>;
 }
 
 /** Calls that need the admin token (creating and deleting networks). */
@@ -59,6 +61,8 @@ export interface EngineNetworks {
   inspectNetwork(id: string, signal?: AbortSignal): Promise<{ Name: string; Containers?: Record<string, { Name?: string; EndpointID?: string }> | null } | undefined>;
   removeNetwork(id: string, signal?: AbortSignal): Promise<void>;
   listNetworks(filter: { driver?: string }, signal?: AbortSignal): Promise<{ Id: string; Name: string; IPAM?: { Config?: { Subnet?: string }[] | null } }[]>;
+  /** a container's networks with its aliases there (DNS names); absent: aliases are not looked up */
+  inspectContainer?(id: string, signal?: AbortSignal): Promise<{ NetworkSettings?: { Networks?: Record<string, { EndpointID?: string; Aliases?: string[] | null }> | null } } | undefined>;
 }
 
 export interface NetworkDriverOptions {
@@ -345,9 +349,11 @@ export class NetworkDriver {
     try {
       for (;;) {
         const detail = await this.#o.engine.inspectNetwork(req.NetworkID);
-        const name = Object.values(detail?.Containers ?? {}).find((c) => c.EndpointID === req.EndpointID)?.Name;
+        const [containerId, container] = Object.entries(detail?.Containers ?? {}).find(([, c]) => c.EndpointID === req.EndpointID) ?? [];
+        const name = container?.Name;
         if (name !== undefined && name !== '') {
-          await this.#o.endpoints.setDockerContainer(endpointId, name);
+          const aliases = await this.#aliasesOf(containerId!, req.EndpointID, name);
+          await this.#o.endpoints.setDockerContainer(endpointId, name, undefined, aliases);
           return;
         }
         if (Date.now() > deadline) return;
@@ -356,6 +362,17 @@ export class NetworkDriver {
     } catch (err) {
       this.#log(`could not name the container of endpoint ${endpointId}: ${messageOf(err)}`);
     }
+  }
+
+  /**
+   * The container's `--network-alias`es on this endpoint's network, for DNS; without the container's own name
+   * and the short id Docker adds to every container, and only those that are DNS labels.
+   */
+  async #aliasesOf(containerId: string, endpointId: string, name: string): Promise<string[] | undefined> {
+    const inspected = await this.#o.engine.inspectContainer?.(containerId);
+    if (!inspected) return undefined;
+    const network = Object.values(inspected.NetworkSettings?.Networks ?? {}).find((n) => n.EndpointID === endpointId);
+    return (network?.Aliases ?? []).filter((a) => a !== name && !containerId.startsWith(a) && isEndpointName(a)).slice(0, MAX_ENDPOINT_ALIASES);
   }
 
   leave(_req: EndpointRequest): Record<string, never> {

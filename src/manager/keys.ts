@@ -19,6 +19,8 @@
  *   that two of them cannot both take the last address the quota allows (service/quota.ts).
  * - `/tunnel-addresses/<ip>` is created "only if absent" with the node that gets that WireGuard tunnel
  *   address (service/tunnels.ts), so two nodes can never share one.
+ * - `/names/<network>/<name>` is created "only if absent" with the endpoint that takes that DNS name (in lower
+ *   case: DNS compares without case) and deleted with it, so two endpoints of a network never share a name.
  * - `/identities/<node>` is the node's identity record (service/identities.ts): which of its certificates the
  *   manager honours. A join creates it only while the node is not registered; `node rm` deletes it.
  */
@@ -37,6 +39,7 @@ export const PREFIX = {
   identities: '/identities/',
   usage: '/usage/',
   tunnelAddresses: '/tunnel-addresses/',
+  names: '/names/',
 } as const;
 
 export const META_CLUSTER = '/meta/cluster';
@@ -61,6 +64,8 @@ export const keys = {
   usage: (network: string, node: string) => `${PREFIX.usage}${network}/${node}`,
   /** a node's WireGuard tunnel address (service/tunnels.ts); its value is the node's name */
   tunnelAddress: (ip: string) => PREFIX.tunnelAddresses + ip,
+  /** an endpoint's DNS name on its network (service/endpoints.ts); its value is the endpoint's id */
+  endpointName: (network: string, name: string) => `${PREFIX.names}${network}/${name.toLowerCase()}`,
 };
 
 /**

@@ -153,7 +153,7 @@ export const routes: Route[] = [
   }),
   withBody('PUT', '/v1/endpoints/:id/docker-container', 'worker', DockerContainerRequestSchema, async (c, r) => {
     requireOwnNode(r.principal, c.service.getEndpoint(r.params.id!).node, 'name the containers of Docker endpoints');
-    await c.service.setDockerContainer(r.params.id!, r.body.name);
+    await c.service.setDockerContainer(r.params.id!, r.body.name, r.body.aliases);
     return { status: 204 };
   }),
   // Docker's IPAM on a node: addresses held before the endpoint exists (docs/api.md, "Reservations")

@@ -203,8 +203,8 @@ export class ManagerService {
   }
 
   /** An agent reports how attaching an endpoint went. Repeating the current status writes nothing. */
-  setDockerContainer(id: string, name: string): Promise<void> {
-    return endpoints.setDockerContainer(this.#ctx, id, name);
+  setDockerContainer(id: string, name: string, aliases?: string[]): Promise<void> {
+    return endpoints.setDockerContainer(this.#ctx, id, name, aliases);
   }
 
   setEndpointStatus(id: string, req: model.EndpointStatusRequest): Promise<void> {

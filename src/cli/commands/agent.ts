@@ -29,6 +29,8 @@ export interface AgentCommand {
   metricsListen?: string;
   /** --cni-socket PATH: serve the CNI plugin there */
   cniSocket?: string;
+  /** --resolv-conf PATH: where the gateways' DNS forwards names that are not vxnet's */
+  resolvConf?: string;
 }
 
 export const agent: CommandModule<AgentCommand> = {
@@ -76,6 +78,12 @@ export const agent: CommandModule<AgentCommand> = {
       value: 'PATH',
       help: `serve the CNI plugin ("vxnet cni install") on this unix socket (mode 0600); the plugin's default is ${DEFAULT_CNI_SOCKET}`,
     },
+    {
+      name: 'resolv-conf',
+      kind: 'string',
+      value: 'PATH',
+      help: "the resolv.conf whose nameservers get the names the networks' gateways do not answer themselves (default: /etc/resolv.conf)",
+    },
     METRICS_LISTEN_FLAG,
     LOG_LEVEL_FLAG,
   ],
@@ -102,7 +110,8 @@ export const agent: CommandModule<AgentCommand> = {
     const dockerSocket = one(p, 'docker-socket');
     const pluginSocket = one(p, 'plugin-socket');
     const cniSocket = one(p, 'cni-socket');
-    for (const [flag, path] of [['docker-socket', dockerSocket], ['plugin-socket', pluginSocket], ['cni-socket', cniSocket]] as const) {
+    const resolvConf = one(p, 'resolv-conf');
+    for (const [flag, path] of [['docker-socket', dockerSocket], ['plugin-socket', pluginSocket], ['cni-socket', cniSocket], ['resolv-conf', resolvConf]] as const) {
       if (path !== undefined && !path.startsWith('/')) throw new UsageError(`--${flag} needs an absolute path, not "${path}".`);
     }
     if (pluginSocket !== undefined && dockerSocket === undefined) {
@@ -114,7 +123,7 @@ export const agent: CommandModule<AgentCommand> = {
     }
     return {
       ...command,
-      ...given({ dockerSocket, pluginSocket, adminTokenFile, cniSocket, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
+      ...given({ dockerSocket, pluginSocket, adminTokenFile, cniSocket, resolvConf, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
     };
   },
 
@@ -139,6 +148,7 @@ export const agent: CommandModule<AgentCommand> = {
         pluginSocket: command.pluginSocket,
         metricsListen: command.metricsListen,
         cniSocket: command.cniSocket,
+        resolvConf: command.resolvConf,
       }),
     };
     await runAgent(options, ctx.signal);

@@ -1,7 +1,7 @@
 /** `vxnet attach NETWORK`: the manager answers once the node's agent has set the endpoint up (or failed to). */
 import type { CreateEndpointRequest } from '../../core/model.ts';
-import { requireIfname } from '../../core/names.ts';
-import { checked, connection, given, has, IFNAME_FLAG, integer, NETNS_FLAG, NODE_FLAG, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
+import { requireEndpointName, requireIfname } from '../../core/names.ts';
+import { all, checked, connection, given, has, IFNAME_FLAG, integer, NETNS_FLAG, NODE_FLAG, one, required, targetOf, type CommandModule, type Connection, type Parsed } from '../command.ts';
 import { requestAndPrint } from '../context.ts';
 import { formatEndpointAddress } from '../format.ts';
 
@@ -19,7 +19,7 @@ export const attach: CommandModule<AttachCommand> = {
   path: 'attach',
   summary: 'connect a network namespace or a Docker container to a network',
   args: ['NETWORK'],
-  synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ip IP] [--ifname NAME] [--timeout SECONDS]',
+  synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ip IP] [--ifname NAME] [--name NAME] [--alias NAME]... [--timeout SECONDS]',
   flags: [
     NODE_FLAG,
     NETNS_FLAG,
@@ -31,6 +31,13 @@ export const attach: CommandModule<AttachCommand> = {
     },
     { name: 'ip', kind: 'ipv4', value: 'IP', help: 'address to give (default: the lowest free one)' },
     IFNAME_FLAG,
+    {
+      name: 'name',
+      kind: 'string',
+      value: 'NAME',
+      help: 'its DNS name on the network, unique there: NAME and NAME.NETWORK resolve to it at the gateway (default: the namespace name of --netns NAME)',
+    },
+    { name: 'alias', kind: 'string', value: 'NAME', repeatable: true, help: 'another DNS name, which other endpoints may share (repeatable)' },
     {
       name: 'timeout',
       kind: 'integer',
@@ -51,6 +58,7 @@ export const attach: CommandModule<AttachCommand> = {
       node,
       ...target,
       ...given({ ifname: ifname === undefined ? undefined : checked(() => requireIfname(ifname)), ip: one(p, 'ip') }),
+      ...namesOf(p),
     };
     const waitSeconds = integer(p, 'timeout') ?? DEFAULT_ATTACH_TIMEOUT_SECONDS;
     return { kind: 'attach', connection: connection(p), json: has(p, 'json'), request, waitSeconds };
@@ -64,3 +72,15 @@ export const attach: CommandModule<AttachCommand> = {
       (endpoint) => `${formatEndpointAddress(endpoint)}\n`,
     ),
 };
+
+/**
+ * `--name` and `--alias`, checked. Without --name a namespace given by name still answers to it (see
+ * defaultEndpointName in core/names.ts): the manager is not asked to reserve it, so two hosts' namespaces
+ * of one name never refuse each other.
+ */
+function namesOf(p: Parsed): { name?: string; aliases?: string[] } {
+  const name = one(p, 'name');
+  const aliases = all(p, 'alias');
+  for (const alias of aliases) checked(() => requireEndpointName(alias, 'alias'));
+  return given({ name: name === undefined ? undefined : checked(() => requireEndpointName(name, 'name')), aliases: aliases.length > 0 ? aliases : undefined });
+}

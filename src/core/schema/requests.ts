@@ -74,6 +74,10 @@ export const CreateEndpointRequestSchema = v.pipe(
     cni: v.exactOptional(v.string()),
     /** adopt the reservation of `ip` that `node` holds (the Docker plugin's CreateEndpoint) */
     reserved: v.exactOptional(v.boolean()),
+    /** its DNS name on the network, unique there (`vxnet attach --name`) */
+    name: v.exactOptional(v.string()),
+    /** more DNS names, which endpoints may share (`vxnet attach --alias`) */
+    aliases: v.exactOptional(v.array(v.string())),
   }),
   v.title('endpoint request'),
 );
@@ -89,7 +93,14 @@ export const CreateReservationRequestSchema = v.pipe(
 );
 
 /** The Docker plugin names the container of one of its node's Docker endpoints (PUT /v1/endpoints/:id/docker-container). */
-export const DockerContainerRequestSchema = v.pipe(v.strictObject({ name: v.string() }), v.title('docker container'));
+export const DockerContainerRequestSchema = v.pipe(
+  v.strictObject({
+    name: v.string(),
+    /** the container's `--network-alias`es on the endpoint's network (DNS names, src/agent/dns/); absent: unchanged */
+    aliases: v.exactOptional(v.array(v.string())),
+  }),
+  v.title('docker container'),
+);
 
 export const EndpointStatusRequestSchema = v.pipe(
   v.strictObject({ status: EndpointStatusSchema, message: v.exactOptional(v.string()) }),

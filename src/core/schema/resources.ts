@@ -114,6 +114,10 @@ export const EndpointSchema = v.object({
   cni: v.exactOptional(v.string()),
   /** For display: the name of the container Docker connected through `docker`, as its engine tells after Join. */
   dockerContainer: v.exactOptional(v.string()),
+  /** its DNS name on the network (unique there, without regard to case): `NAME` and `NAME.NETWORK` resolve to `ip` */
+  name: v.exactOptional(v.string()),
+  /** more DNS names, which other endpoints of the network may share (all of them answer) */
+  aliases: v.exactOptional(v.array(v.string())),
   /** name inside the target; for Docker endpoints the prefix Docker numbers ("eth" → eth0, eth1, ...) */
   ifname: v.string(),
   /** "192.168.1.2" */

@@ -8,7 +8,15 @@ import { randomBytes } from 'node:crypto';
 import { VxnetError, quote } from '../../core/errors.ts';
 import { macForIPv4, parseIPv4, requireIPv4 } from '../../core/ipv4.ts';
 import type { CreateEndpointRequest, Endpoint, EndpointStatusRequest, Reservation } from '../../core/model.ts';
-import { normaliseNetns, requireContainerRef, requireDockerEndpointId, requireIfname, requireName } from '../../core/names.ts';
+import {
+  MAX_ENDPOINT_ALIASES,
+  normaliseNetns,
+  requireContainerRef,
+  requireDockerEndpointId,
+  requireEndpointName,
+  requireIfname,
+  requireName,
+} from '../../core/names.ts';
 import type { Allocation } from '../ipam.ts';
 import { attachmentTarget, keys } from '../keys.ts';
 import { isEndpointId, requireEndpointStatus } from '../validation.ts';
@@ -75,6 +83,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
   }
   const cni = req.cni;
   if (reserved && req.ip === undefined) throw new VxnetError('bad_request', 'an endpoint that adopts a reservation needs the reserved "ip".');
+  const names = endpointNames(req);
 
   const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
     const { network, compares } = openTarget(ctx, networkName, nodeName);
@@ -98,6 +107,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
         );
       }
     }
+    if (names.name !== undefined) requireNameFree(ctx, networkName, names.name);
     // Docker's IPAM allocated the address before the endpoint existed: adopt that reservation.
     const held = reserved ? adoptable(ctx, networkName, nodeName, req.ip!) : undefined;
     const allocation: Allocation = held
@@ -111,6 +121,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       node: nodeName,
       ...target,
       ...(cni !== undefined ? { cni } : {}),
+      ...names,
       ifname,
       ip: allocation.ip,
       prefix: allocation.prefix,
@@ -127,6 +138,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
         held ? { key: reservationKey, modRevision: held.modRevision } : { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
         { key: attachmentKey, modRevision: 0 },
         { key: keys.endpoint(candidate.id), modRevision: 0 },
+        ...(names.name !== undefined ? [{ key: keys.endpointName(networkName, names.name), modRevision: 0 }] : []),
         ...quota.compares,
       ],
       ops: [
@@ -135,6 +147,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
           ? { type: 'put', key: reservationKey, value: JSON.stringify({ ...held.reservation, endpoint: candidate.id }) }
           : { type: 'put', key: keys.ipam(networkName, allocation.ip), value: candidate.id },
         { type: 'put', key: attachmentKey, value: candidate.id },
+        ...(names.name !== undefined ? [{ type: 'put', key: keys.endpointName(networkName, names.name), value: candidate.id } as const] : []),
         ...quota.ops,
       ],
       then: () => candidate,
@@ -193,15 +206,22 @@ export async function setEndpointStatus(ctx: ServiceContext, id: string, req: En
   });
 }
 
-/** The Docker plugin names the container of a Docker endpoint (for `endpoint ls`). The same name again writes nothing. */
-export async function setDockerContainer(ctx: ServiceContext, id: string, name: string): Promise<void> {
+/**
+ * The Docker plugin names the container of a Docker endpoint (for `endpoint ls`, and its DNS name) and its
+ * `--network-alias`es there. The same again writes nothing.
+ */
+export async function setDockerContainer(ctx: ServiceContext, id: string, name: string, aliasList?: string[]): Promise<void> {
   const container = requireContainerRef(name);
+  const aliases = aliasList === undefined ? undefined : (endpointNames({ aliases: aliasList }).aliases ?? []);
   await casRetry(ctx, `update endpoint ${id}`, () => {
     const entry = isEndpointId(id) ? ctx.state.endpoints.get(id) : undefined;
     if (!entry) throw endpointNotFound(id);
     if (entry.endpoint.docker === undefined) throw new VxnetError('bad_request', `endpoint ${id} is not a Docker endpoint: only those take the name of their container.`);
-    if (entry.endpoint.dockerContainer === container) return { done: undefined };
-    const updated: Endpoint = { ...entry.endpoint, dockerContainer: container };
+    const sameAliases = aliases === undefined || aliases.join() === (entry.endpoint.aliases ?? []).join();
+    if (entry.endpoint.dockerContainer === container && sameAliases) return { done: undefined };
+    const { aliases: _old, ...rest } = entry.endpoint;
+    const kept = aliases ?? entry.endpoint.aliases ?? [];
+    const updated: Endpoint = { ...rest, dockerContainer: container, ...(kept.length > 0 ? { aliases: kept } : {}) };
     return {
       compares: [{ key: keys.endpoint(id), modRevision: entry.modRevision }],
       ops: [{ type: 'put', key: keys.endpoint(id), value: JSON.stringify(updated) }],
@@ -258,6 +278,42 @@ async function deleteQuietly(ctx: ServiceContext, id: string): Promise<void> {
     await deleteEndpoint(ctx, id);
   } catch (err) {
     if (!(err instanceof VxnetError && err.code === 'endpoint_not_found')) throw err;
+  }
+}
+
+/** The DNS name and aliases of a new endpoint, checked; aliases without repeats (in the order given). */
+function endpointNames(req: Pick<CreateEndpointRequest, 'name' | 'aliases'>): { name?: string; aliases?: string[] } {
+  const name = req.name === undefined ? undefined : requireEndpointName(req.name, 'name');
+  if (req.aliases === undefined) return name === undefined ? {} : { name };
+  if (req.aliases.length > MAX_ENDPOINT_ALIASES) {
+    throw new VxnetError('bad_request', `an endpoint takes at most ${MAX_ENDPOINT_ALIASES} aliases, not ${req.aliases.length}.`);
+  }
+  const seen = new Set<string>(name === undefined ? [] : [name.toLowerCase()]);
+  const aliases: string[] = [];
+  for (const alias of req.aliases) {
+    requireEndpointName(alias, 'alias');
+    if (seen.has(alias.toLowerCase())) continue;
+    seen.add(alias.toLowerCase());
+    aliases.push(alias);
+  }
+  return { ...(name !== undefined ? { name } : {}), ...(aliases.length > 0 ? { aliases } : {}) };
+}
+
+/**
+ * Refuses a name another endpoint of the network holds (DNS compares without case). The index decides; the
+ * `/names/` key's compare makes the decision atomic, and a lost race is decided again here from the fresh
+ * index. Walks the network's endpoints: a create with a name costs what its network holds, as the watch
+ * line it causes does.
+ */
+function requireNameFree(ctx: ServiceContext, network: string, name: string): void {
+  const wanted = name.toLowerCase();
+  for (const other of ctx.state.endpointsOf(network)) {
+    if (other.name?.toLowerCase() === wanted) {
+      throw new VxnetError(
+        'endpoint_exists',
+        `name ${name} is already taken on network ${network} by endpoint ${other.id} on node ${other.node}; choose another with --name (aliases may be shared).`,
+      );
+    }
   }
 }
 

@@ -23,6 +23,7 @@ export function endpointDeleteOps(endpoint: Endpoint): Op[] {
     { type: 'delete', key: keys.endpoint(endpoint.id) },
     ...(endpoint.reserved ? [] : [{ type: 'delete', key: keys.ipam(endpoint.network, endpoint.ip) } as const]),
     { type: 'delete', key: keys.attachment(endpoint.node, attachmentTarget(endpoint), endpoint.ifname) },
+    ...(endpoint.name !== undefined ? [{ type: 'delete', key: keys.endpointName(endpoint.network, endpoint.name) } as const] : []),
   ];
 }
 

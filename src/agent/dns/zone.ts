@@ -1,0 +1,169 @@
+/**
+ * The names of one network as its gateway answers them: pure, kept up to date one endpoint at a time by the
+ * renderer (desired.ts puts and removes endpoints as the view changes), so a change costs what it touches.
+ *
+ * What resolves, from an endpoint of network `blue`:
+ * - `NAME` and `NAME.blue`: every endpoint of blue carrying NAME as its name or as an alias (A records);
+ *   an endpoint without a name answers to the name of its namespace (`--netns web`), but only while no
+ *   endpoint of the network carries that name or alias: it was never reserved, so it gives way.
+ * - `D.C.B.A.in-addr.arpa` for an address inside blue's subnets: the endpoint's `NAME.blue` (PTR).
+ * - Nothing of another network: each network has its own zone and its own gateway address.
+ *
+ * Answers carry TTL 0: no resolver keeps one, so a name never outlives its endpoint, and a name that is
+ * missing is answered without an SOA record, which RFC 2308 §5 says must not be cached either (a name that
+ * appears a moment later resolves at once).
+ */
+import { contains, parseCidr, parseIPv4, type Cidr } from '../../core/ipv4.ts';
+import type { Endpoint, Network } from '../../core/model.ts';
+import { defaultEndpointName } from '../../core/names.ts';
+import { addressOfReverseName, DNS_CLASS_IN, DnsRcode, DnsType, type DnsMessage, type DnsRecord } from '../../packet/dns.ts';
+
+/** Seconds a resolver may keep an answer: none (see above). */
+export const DNS_TTL = 0;
+
+interface ZoneRecord {
+  ip: string;
+  /** what PTR answers, without the network */
+  display: string | undefined;
+  /** lower case: the endpoint's name and aliases */
+  strong: readonly string[];
+  /** lower case: the namespace name it answers to while nobody carries it */
+  weak: string | undefined;
+}
+
+/** What to do with a query: this answer, or forward it unchanged to the host's resolvers. */
+export type ZoneDecision = { answer: DnsMessage } | 'forward';
+
+export class NetworkZone {
+  readonly network: string;
+  readonly #suffix: string;
+  readonly subnets: readonly Cidr[];
+  /** the gateway addresses the network's zone is served on */
+  readonly gateways: readonly string[];
+  readonly #records = new Map<string, ZoneRecord>();
+  /** lower-case name → endpoint ids carrying it as name or alias */
+  readonly #strong = new Map<string, Set<string>>();
+  /** lower-case name → endpoint ids answering to it by their namespace name */
+  readonly #weak = new Map<string, Set<string>>();
+  /** address → endpoint id */
+  readonly #byIp = new Map<string, string>();
+
+  constructor(network: Network) {
+    this.network = network.name;
+    this.#suffix = `.${network.name.toLowerCase()}`;
+    this.subnets = network.subnets.map((s) => parseCidr(s.cidr)).filter((c): c is Cidr => c !== undefined);
+    this.gateways = network.subnets.map((s) => s.gateway);
+  }
+
+  get size(): number {
+    return this.#records.size;
+  }
+
+  /** Adds or replaces `endpoint`; an endpoint whose attach failed answers nothing. */
+  put(endpoint: Endpoint): void {
+    this.remove(endpoint.id);
+    if (endpoint.status === 'error') return;
+    const strong = [endpoint.name, ...(endpoint.aliases ?? [])].filter((n): n is string => n !== undefined).map((n) => n.toLowerCase());
+    const weak = defaultEndpointName(endpoint)?.toLowerCase();
+    const record: ZoneRecord = { ip: endpoint.ip, display: endpoint.name ?? defaultEndpointName(endpoint) ?? endpoint.aliases?.[0], strong, weak };
+    this.#records.set(endpoint.id, record);
+    for (const name of strong) add(this.#strong, name, endpoint.id);
+    if (weak !== undefined) add(this.#weak, weak, endpoint.id);
+    this.#byIp.set(endpoint.ip, endpoint.id);
+  }
+
+  remove(id: string): void {
+    const record = this.#records.get(id);
+    if (!record) return;
+    this.#records.delete(id);
+    for (const name of record.strong) drop(this.#strong, name, id);
+    if (record.weak !== undefined) drop(this.#weak, record.weak, id);
+    if (this.#byIp.get(record.ip) === id) this.#byIp.delete(record.ip);
+  }
+
+  /** The addresses `name` (one label, any case) resolves to in this network, sorted. */
+  addressesOf(name: string): string[] {
+    const key = name.toLowerCase();
+    const ids = this.#strong.get(key) ?? this.#weak.get(key);
+    if (!ids) return [];
+    return [...ids].map((id) => this.#records.get(id)!.ip).sort((a, b) => parseIPv4(a)! - parseIPv4(b)!);
+  }
+
+  /** `NAME.NETWORK` of the endpoint holding `ip`, if it has a name. */
+  nameOf(ip: string): string | undefined {
+    const id = this.#byIp.get(ip);
+    const display = id === undefined ? undefined : this.#records.get(id)?.display;
+    return display === undefined ? undefined : `${display}.${this.network}`;
+  }
+
+  /** Whether `ip` is inside one of the network's subnets (where queries come from, and what PTR answers for). */
+  covers(ip: string): boolean {
+    const value = parseIPv4(ip);
+    return value !== undefined && this.subnets.some((subnet) => contains(subnet, value));
+  }
+
+  /** Answers `query` from this zone, or says to forward it. */
+  decide(query: DnsMessage): ZoneDecision {
+    if (query.response) return { answer: reply(query, DnsRcode.FORMERR, []) };
+    if (query.opcode !== 0) return { answer: reply(query, DnsRcode.NOTIMP, []) };
+    if (query.questions.length !== 1) return { answer: reply(query, DnsRcode.FORMERR, []) };
+    const question = query.questions[0]!;
+    if (question.class !== DNS_CLASS_IN) return 'forward';
+    const asked = question.name.toLowerCase();
+
+    const reverse = addressOfReverseName(asked);
+    if (reverse !== undefined) {
+      if (!this.covers(reverse)) return 'forward';
+      const name = this.nameOf(reverse);
+      if (name === undefined) return { answer: reply(query, DnsRcode.NXDOMAIN, []) };
+      const wanted = question.type === DnsType.PTR || question.type === DnsType.ANY;
+      return { answer: reply(query, DnsRcode.NOERROR, wanted ? [{ name: question.name, type: DnsType.PTR, class: DNS_CLASS_IN, ttl: DNS_TTL, target: name }] : []) };
+    }
+
+    const qualified = asked.endsWith(this.#suffix);
+    const label = qualified ? asked.slice(0, -this.#suffix.length) : asked;
+    if (label.includes('.') || label === '') {
+      // a name under this network that is no endpoint's (nothing else is inside it) is answered here
+      return qualified ? { answer: reply(query, DnsRcode.NXDOMAIN, []) } : 'forward';
+    }
+    const addresses = this.addressesOf(label);
+    if (addresses.length === 0) return qualified ? { answer: reply(query, DnsRcode.NXDOMAIN, []) } : 'forward';
+    const wantsA = question.type === DnsType.A || question.type === DnsType.ANY;
+    const records: DnsRecord[] = wantsA
+      ? addresses.map((address) => ({ name: question.name, type: DnsType.A, class: DNS_CLASS_IN, ttl: DNS_TTL, address }))
+      : [];
+    // the name exists: another type (AAAA while networks are IPv4 only) is an empty answer, not NXDOMAIN
+    return { answer: reply(query, DnsRcode.NOERROR, records) };
+  }
+}
+
+/** An authoritative answer to `query` with `answers`. */
+export function reply(query: DnsMessage, rcode: number, answers: DnsRecord[]): DnsMessage {
+  return {
+    id: query.id,
+    response: true,
+    opcode: query.opcode,
+    authoritative: rcode === DnsRcode.NOERROR || rcode === DnsRcode.NXDOMAIN,
+    truncated: false,
+    recursionDesired: query.recursionDesired,
+    recursionAvailable: true,
+    rcode,
+    questions: query.questions.slice(0, 1),
+    answers,
+    authorities: [],
+    additionals: [],
+  };
+}
+
+function add(index: Map<string, Set<string>>, name: string, id: string): void {
+  let ids = index.get(name);
+  if (!ids) index.set(name, (ids = new Set()));
+  ids.add(id);
+}
+
+function drop(index: Map<string, Set<string>>, name: string, id: string): void {
+  const ids = index.get(name);
+  if (!ids) return;
+  ids.delete(id);
+  if (ids.size === 0) index.delete(name);
+}

@@ -1,0 +1,89 @@
+/**
+ * Docker containers find each other by name across hosts (vxnet issue 12), with real Docker engines on two
+ * simulated hosts, each linked to its host's agent: no per-container flag. Docker's embedded resolver
+ * answers its own engine's containers and forwards the rest; the agent steers those forwarded queries to
+ * the network's gateway (src/agent/dns/redirect.ts), which knows every host's containers. The agents'
+ * resolv.conf is empty: nothing is forwarded further.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ManagerClient } from '../../src/client/client.ts';
+import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
+import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerCluster, dockerAgentArgs, startDockerEngines } from '../../src/testkit/docker.ts';
+import { until } from './support/probes.ts';
+
+describe('Docker container names across hosts', () => {
+  let cluster: Cluster;
+  let client: ManagerClient;
+  let engines: DockerEngine[] = [];
+  let e1: DockerEngine;
+  let e2: DockerEngine;
+  const dir = mkdtempSync('/tmp/vxnet-dns-docker-');
+  const resolvConf = join(dir, 'resolv.conf');
+
+  before(async () => {
+    writeFileSync(resolvConf, '# no upstream: vxnet names only\n');
+    cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxdns', startDaemons: false, daemonTimeoutMs: 60_000 });
+    try {
+      await cluster.startManager();
+      engines = await startDockerEngines(cluster, cluster.hosts);
+      [e1, e2] = engines as [DockerEngine, DockerEngine];
+      await Promise.all(engines.map((e, i) => cluster.startAgent(cluster.host(i + 1), { args: [...dockerAgentArgs(e), '--resolv-conf', resolvConf] })));
+      client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
+      await client.createNetwork({ name: 'blue', subnets: [{ cidr: '10.41.0.0/24' }] });
+      await client.createNetwork({ name: 'red', subnets: [{ cidr: '10.42.0.0/24' }] });
+      await Promise.all(
+        engines.map((e) =>
+          until(`networks on ${e.host.name}`, async () => /blue[\s\S]*red|red[\s\S]*blue/.test(await e.dockerOk(['network', 'ls', '--filter', 'driver=vxnet', '--format', '{{.Name}}'])), 15_000),
+        ),
+      );
+    } catch (err) {
+      await destroyDockerCluster(engines, cluster);
+      throw err;
+    }
+  });
+
+  after(async () => {
+    await destroyDockerCluster(engines, cluster, client);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `ping -c1 NAME` from a throwaway container on host2 */
+  const pingFromHost2 = (name: string) => e2.docker(['run', '--rm', '--network', 'blue', BUSYBOX_IMAGE, 'ping', '-c', '1', '-W', '2', name], { timeoutMs: 30_000 });
+
+  it('docker run --name web on host1; ping -c1 web from a container on host2 succeeds; docker rm removes the name', async () => {
+    await e1.dockerOk(['run', '-d', '--name', 'web', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '600']);
+    const ip = await e1.dockerOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "blue").IPAddress}}', 'web']);
+    // the plugin learns the container's name right after Join
+    await until('web named on host1', async () => (await client.listEndpoints({ network: 'blue' })).some((e) => e.dockerContainer === 'web'), 15_000);
+    const ping = await pingFromHost2('web');
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    assert.match(ping.stdout, new RegExp(`PING web \\(${ip.replace(/\./g, '\\.')}\\)`));
+
+    await e1.dockerOk(['rm', '-f', 'web']);
+    const gone = await until('web no longer resolving on host2', async () => {
+      const result = await pingFromHost2('web');
+      return result.code !== 0 && /bad address/.test(result.stdout + result.stderr) ? result : undefined;
+    }, 20_000);
+    assert.notEqual(gone.code, 0);
+  });
+
+  it('--network-alias names resolve across hosts too', async () => {
+    await e1.dockerOk(['run', '-d', '--name', 'cache', '--network', 'blue', '--network-alias', 'store', BUSYBOX_IMAGE, 'sleep', '600']);
+    await until('store named on host1', async () => (await client.listEndpoints({ network: 'blue' })).some((e) => e.aliases?.includes('store')), 15_000);
+    const ping = await pingFromHost2('store');
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    await e1.dockerOk(['rm', '-f', 'cache']);
+  });
+
+  it('docker network connect of a running container registers its name on that network', async () => {
+    await e1.dockerOk(['run', '-d', '--name', 'late', '--network', 'red', BUSYBOX_IMAGE, 'sleep', '600']);
+    await e1.dockerOk(['network', 'connect', 'blue', 'late']);
+    await until('late named on blue', async () => (await client.listEndpoints({ network: 'blue' })).some((e) => e.dockerContainer === 'late'), 15_000);
+    const ping = await pingFromHost2('late');
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    await e1.dockerOk(['rm', '-f', 'late']);
+  });
+});
