@@ -1,0 +1,282 @@
+/**
+ * etcd v3 implementation of the Store contract, for several managers sharing one etcd cluster.
+ *
+ * Every key lives under a prefix (default `/vxnet`), so one etcd can hold other tenants; revisions are
+ * etcd's own, cluster-wide. Uniqueness across managers rests entirely on etcd transactions: a Compare on
+ * modRevision maps one to one onto etcd's `mod_revision ==` compare (an absent key compares as 0).
+ *
+ * The revision fence. The service waits, after every transaction, until its index (fed by the watch) has
+ * reached the revision the transaction returned (service/cas.ts). etcd's revision counts writes to every
+ * key, so a failed compare or a transaction that changed nothing would return a revision that may belong
+ * to a key outside the prefix, which the prefix watch never delivers: the wait would never end. So every
+ * transaction also writes FENCE_KEY, in both branches; the revision it returns is then always one the
+ * watch delivers. The price is one small key per write; unlike SQLite, a no-op transaction moves the
+ * revision. The fence event reaches watchers like any other key; the manager's index ignores it.
+ *
+ * Watch resumption: the etcd3 client reconnects a broken watch stream by itself, but it resumes from the
+ * last *header* revision, which while history is being replayed is already the current one; events in
+ * between would be skipped. So the driver records the revision of the last event it delivered and sets
+ * the resume point itself whenever the stream drops.
+ */
+import { Etcd3, type IOptions } from 'etcd3';
+import { VxnetError } from '../../core/errors.ts';
+import {
+  CompactedError,
+  type Compare,
+  type KeyValue,
+  type ListResult,
+  type Op,
+  type Store,
+  type TxnResult,
+  type WatchCallback,
+  type WatchEvent,
+  prefixEnd,
+} from './store.ts';
+
+/** Written by every transaction so that its revision is one the prefix watch delivers (see above). */
+export const FENCE_KEY = '/meta/revision-fence';
+export const DEFAULT_ETCD_PREFIX = '/vxnet';
+/** etcd's client port (IANA-registered 2379) */
+export const ETCD_CLIENT_PORT = 2379;
+/**
+ * How long one request may take. etcd itself gives up on a proposal after about 7 s without quorum; a
+ * request that has not been answered by then is refused with `unavailable` rather than left hanging.
+ */
+const REQUEST_TIMEOUT_MS = 8_000;
+
+export interface EtcdTls {
+  /** PEM of the CA that signed etcd's server certificates */
+  ca: Buffer;
+  /** client certificate and key (PEM) when etcd requires client authentication */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+export interface EtcdStoreOptions {
+  /** `host:port` of each member */
+  endpoints: string[];
+  tls?: EtcdTls;
+  /** every key is stored under this prefix (default DEFAULT_ETCD_PREFIX) */
+  prefix?: string;
+  /** where exceptions thrown by watch callbacks and watch failures are reported (default console.error) */
+  onCallbackError?: (err: unknown) => void;
+  requestTimeoutMs?: number;
+}
+
+interface RawKv {
+  key: Buffer;
+  value: Buffer;
+  create_revision: string;
+  mod_revision: string;
+}
+
+interface RawEvent {
+  type: string;
+  kv: RawKv;
+  prev_kv?: RawKv | null;
+}
+
+export class EtcdStore implements Store {
+  readonly endpoints: string[];
+  readonly prefix: string;
+  #client: Etcd3;
+  #onCallbackError: (err: unknown) => void;
+  #timeoutMs: number;
+  #stops = new Set<() => void>();
+  #closed = false;
+
+  constructor(options: EtcdStoreOptions) {
+    if (options.endpoints.length === 0) throw new Error('the etcd store needs at least one endpoint.');
+    this.endpoints = options.endpoints;
+    this.prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
+    this.#onCallbackError = options.onCallbackError ?? ((err) => console.error('vxnet store:', err));
+    this.#timeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    const scheme = options.tls ? 'https' : 'http';
+    const clientOptions: IOptions = {
+      hosts: options.endpoints.map((e) => `${scheme}://${e}`),
+      dialTimeout: this.#timeoutMs,
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.#timeoutMs }),
+    };
+    if (options.tls) {
+      clientOptions.credentials = {
+        rootCertificate: options.tls.ca,
+        ...(options.tls.key ? { privateKey: options.tls.key } : {}),
+        ...(options.tls.cert ? { certChain: options.tls.cert } : {}),
+      };
+    }
+    this.#client = new Etcd3(clientOptions);
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const res = await this.#call(() => this.#client.kv.range({ key: this.#key(key) }));
+    const kv = (res.kvs as RawKv[])[0];
+    return kv ? this.#toKeyValue(kv) : undefined;
+  }
+
+  async list(prefix: string): Promise<ListResult> {
+    const res = await this.#call(() =>
+      this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), sort_target: 'Key', sort_order: 'Ascend' }),
+    );
+    return { kvs: (res.kvs as RawKv[]).map((kv) => this.#toKeyValue(kv)), revision: Number(res.header.revision) };
+  }
+
+  async revision(): Promise<number> {
+    const res = await this.#call(() => this.#client.kv.range({ key: this.#key(FENCE_KEY), count_only: true }));
+    return Number(res.header.revision);
+  }
+
+  async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
+    const fence = { request_put: { key: this.#key(FENCE_KEY), value: Buffer.from('') } };
+    const res = await this.#call(() =>
+      this.#client.kv.txn({
+        compare: compares.map((c) => ({ key: this.#key(c.key), target: 'Mod', result: 'Equal', mod_revision: String(c.modRevision) })),
+        success: [
+          ...ops.map((op) =>
+            op.type === 'put'
+              ? { request_put: { key: this.#key(op.key), value: Buffer.from(op.value) } }
+              : { request_delete_range: { key: this.#key(op.key) } },
+          ),
+          fence,
+        ],
+        failure: [fence],
+      }),
+    );
+    return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+  }
+
+  async watch(prefix: string, fromRevision: number, onEvents: WatchCallback): Promise<() => void> {
+    this.#checkOpen();
+    await this.#checkRetained(prefix, fromRevision);
+    const watcher = this.#client
+      .watch()
+      .inRange({ start: this.#key(prefix), end: this.#rangeEnd(prefix) })
+      .startRevision(String(fromRevision))
+      .withPreviousKV()
+      .watcher();
+    let delivered = fromRevision - 1;
+    let active = true;
+    watcher.on('data', (res: { events: RawEvent[] }) => {
+      if (!active) return;
+      let batch: WatchEvent[] = [];
+      const flush = () => {
+        if (batch.length === 0) return;
+        const events = batch;
+        batch = [];
+        delivered = events[0]!.revision;
+        try {
+          onEvents(events);
+        } catch (err) {
+          this.#onCallbackError(err);
+        }
+      };
+      for (const raw of res.events) {
+        const event = this.#toEvent(raw);
+        // after a reconnect etcd may resend what was already delivered
+        if (event.revision <= delivered) continue;
+        if (batch.length > 0 && batch[0]!.revision !== event.revision) flush();
+        batch.push(event);
+      }
+      flush();
+    });
+    // The client resumes from its own idea of the revision; ours is exact (see the top of this file).
+    watcher.on('disconnected', () => {
+      watcher.request.start_revision = String(delivered + 1);
+    });
+    const created = new Promise<void>((resolve, reject) => {
+      watcher.once('connected', () => resolve());
+      watcher.once('error', reject);
+    });
+    watcher.on('error', (err: unknown) => {
+      if (active) this.#onCallbackError(new Error(`the etcd watch on ${this.prefix}${prefix} stopped: ${String(err)}`));
+    });
+    const stop = () => {
+      if (!active) return;
+      active = false;
+      this.#stops.delete(stop);
+      watcher.cancel().catch(() => {});
+    };
+    this.#stops.add(stop);
+    try {
+      await created;
+    } catch (err) {
+      stop();
+      throw this.#unavailable(err);
+    }
+    return stop;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const stop of [...this.#stops]) stop();
+    this.#client.close();
+  }
+
+  /**
+   * A watch from a compacted revision is cancelled by etcd after it was created, which the client only
+   * reports as an anonymous error; a read at that revision fails the same way up front, with a clear cause.
+   */
+  async #checkRetained(prefix: string, fromRevision: number): Promise<void> {
+    const current = await this.revision();
+    if (fromRevision > current) return;
+    try {
+      await this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), revision: String(fromRevision), count_only: true });
+    } catch (err) {
+      if (/compacted/i.test(String(err))) throw new CompactedError(fromRevision, fromRevision);
+      throw this.#unavailable(err);
+    }
+  }
+
+  async #call<T>(request: () => Promise<T>): Promise<T> {
+    this.#checkOpen();
+    try {
+      return await request();
+    } catch (err) {
+      throw this.#unavailable(err);
+    }
+  }
+
+  /** Every failure to reach etcd becomes one sentence with the `unavailable` code (HTTP 503). */
+  #unavailable(err: unknown): Error {
+    if (err instanceof VxnetError || err instanceof CompactedError) return err;
+    const detail = err instanceof Error ? err.message.replace(/\s+/g, ' ').trim() : String(err);
+    return new VxnetError(
+      'unavailable',
+      `the cluster store (etcd at ${this.endpoints.join(',')}) did not accept the request (${detail}); writes resume once a majority of its members is reachable.`,
+      { cause: err },
+    );
+  }
+
+  #key(key: string): Buffer {
+    return Buffer.from(this.prefix + key);
+  }
+
+  #rangeEnd(prefix: string): Buffer {
+    return Buffer.from(prefixEnd(this.prefix + prefix));
+  }
+
+  #strip(key: Buffer): string {
+    return key.toString().slice(this.prefix.length);
+  }
+
+  #toKeyValue(kv: RawKv): KeyValue {
+    return {
+      key: this.#strip(kv.key),
+      value: kv.value.toString(),
+      createRevision: Number(kv.create_revision),
+      modRevision: Number(kv.mod_revision),
+    };
+  }
+
+  #toEvent(raw: RawEvent): WatchEvent {
+    const revision = Number(raw.kv.mod_revision);
+    const prevValue = raw.prev_kv ? raw.prev_kv.value.toString() : undefined;
+    if (raw.type === 'Delete') return { type: 'delete', revision, key: this.#strip(raw.kv.key), prevValue: prevValue ?? '' };
+    const kv = this.#toKeyValue(raw.kv);
+    return prevValue === undefined ? { type: 'put', revision, kv } : { type: 'put', revision, kv, prevValue };
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error(`the etcd store (${this.endpoints.join(',')}) is closed`);
+  }
+}
