@@ -36,8 +36,6 @@ import {
 /** Written by every transaction so that its revision is one the prefix watch delivers (see above). */
 export const FENCE_KEY = '/meta/revision-fence';
 export const DEFAULT_ETCD_PREFIX = '/vxnet';
-/** etcd's client port (IANA-registered 2379) */
-export const ETCD_CLIENT_PORT = 2379;
 /**
  * How long one request may take. etcd itself gives up on a proposal after about 7 s without quorum; a
  * request that has not been answered by then is refused with `unavailable` rather than left hanging.
