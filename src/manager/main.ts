@@ -82,8 +82,9 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // The CA key, the tokens and the database live here: checked and made private to the manager's user at
   // every start, whoever made the directory. SQLite gives its -wal and -shm files the mode of the database
   // file, so that one is made (0600) before SQLite would make it under the umask.
-  securePrivateDir(options.dataDir, { label: 'DATA_DIR', daemon: 'the manager', publicFiles: [CA_CERT_FILE], log });
   const etcd = options.store === undefined ? undefined : parseStoreUrl(options.store);
+  if (!etcd && options.tokenFile !== undefined) throw new Error('--admin-token-file is for joining a cluster kept in etcd (--store etcd://...).');
+  securePrivateDir(options.dataDir, { label: 'DATA_DIR', daemon: 'the manager', publicFiles: [CA_CERT_FILE], log });
   const onCallbackError = (err: unknown) => log(`store watch callback failed: ${String(err)}`);
   let store: Store;
   if (etcd) {
@@ -102,7 +103,6 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
         : {}),
     });
   } else {
-    if (options.tokenFile !== undefined) throw new Error('--token-file is for joining a cluster kept in etcd (--store etcd://...).');
     createPrivateFile(join(options.dataDir, DB_FILE));
     store = new SqliteStore(join(options.dataDir, DB_FILE), { onCallbackError });
   }

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ManagerClient } from '../../src/client/client.ts';
+import type { WatchMessage } from '../../src/core/model.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
 import { EtcdStore } from '../../src/manager/store/etcd.ts';
 import { META_SECRETS } from '../../src/manager/store/shared-secrets.ts';
@@ -21,10 +23,11 @@ describe('several managers on one etcd', { ...(skip ? { skip } : {}) }, () => {
   let scratch: string;
   let url: string;
   const running: RunningManager[] = [];
+  let client: ManagerClient | undefined;
   const start = async (name: string, tokenFile?: string) => {
     const manager = await startManager({
       dataDir: join(scratch, name),
-      listen: [`unix:${join(scratch, `${name}.sock`)}`],
+      listen: [`unix:${join(scratch, `${name}.sock`)}`, '127.0.0.1:0'],
       store: url,
       ...(tokenFile !== undefined ? { tokenFile } : {}),
     });
@@ -39,12 +42,13 @@ describe('several managers on one etcd', { ...(skip ? { skip } : {}) }, () => {
   });
   after(async () => {
     for (const m of running) await m.close();
+    client?.close();
     await etcd.stop();
   });
 
   test('the first manager creates the cluster; another joins only with the admin token, and gets its CA and tokens', async () => {
     const a = await start('a');
-    await assert.rejects(start('nobody'), /already holds vxnet cluster [0-9a-f]{16}…: give this manager the cluster's admin token with --token-file FILE/);
+    await assert.rejects(start('nobody'), /already holds vxnet cluster [0-9a-f]{16}…: give this manager the cluster's admin token with --admin-token-file FILE/);
     const workerFile = join(scratch, 'a', 'worker.token');
     await assert.rejects(start('worker', workerFile), /is not the current admin token of the cluster in etcd/);
     const foreign = join(scratch, 'foreign.token');
@@ -102,5 +106,32 @@ describe('several managers on one etcd', { ...(skip ? { skip } : {}) }, () => {
       a.service.listEndpoints({ network: 'red' }).map((e) => e.ip),
       b.service.listEndpoints({ network: 'red' }).map((e) => e.ip),
     );
+  });
+
+  test('a client given both managers carries on through the other when one stops, watch included', async () => {
+    const [a, b] = running as [RunningManager, RunningManager];
+    const https = (m: RunningManager) => `https://${m.addresses.find((x) => !x.startsWith('unix:'))!}`;
+    client = new ManagerClient({ url: `${https(a)},${https(b)}`, token: a.tokens.admin });
+    assert.equal(client.url, https(a));
+    const messages: WatchMessage[] = [];
+    const firstWatch = client.watch('host1', (m) => messages.push(m), new AbortController().signal).catch((err: Error) => err);
+    await client.createNetwork({ name: 'green', subnets: [{ cidr: '10.9.0.0/24' }] });
+    await a.close();
+    running.splice(0, 1);
+    // a ends its streams (or they are cut); the next watch and every request go to b, which has every write
+    await firstWatch;
+    assert.equal(messages[0]?.type, 'snapshot');
+    assert.ok((await client.listNetworks()).some((n) => n.name === 'green'));
+    assert.equal(client.url, https(b));
+    const controller = new AbortController();
+    const second: WatchMessage[] = [];
+    const secondWatch = client.watch('host1', (m) => second.push(m), controller.signal).catch(() => {});
+    const deadline = Date.now() + 5000;
+    while (!second.some((m) => m.type === 'snapshot')) {
+      assert.ok(Date.now() < deadline, 'no snapshot from the second manager');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    controller.abort();
+    await secondWatch;
   });
 });

@@ -1,6 +1,5 @@
 /** `vxnet manager`: runs the manager (the cluster API and store) until interrupted. */
 import { all, checkListen, given, integer, METRICS_LISTEN_FLAG, metricsListenOf, one, required, UsageError, type CommandModule } from '../command.ts';
-import { parseStoreUrl } from '../../manager/store/open.ts';
 import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
 // Type-only: keeps the lazy import below typed without loading the manager for other commands.
@@ -24,7 +23,7 @@ export interface ManagerCommand {
   etcdCa?: string;
   etcdCert?: string;
   etcdKey?: string;
-  /** --token-file: the admin token a manager joining an etcd-kept cluster proves itself with */
+  /** --admin-token-file: the admin token a manager joining an etcd-kept cluster proves itself with */
   tokenFile?: string;
 }
 
@@ -32,7 +31,7 @@ export const manager: CommandModule<ManagerCommand> = {
   path: 'manager',
   summary: 'run the manager (the cluster API and store)',
   args: [],
-  synopsis: '--data-dir DIR --listen ADDR:PORT [--listen unix:PATH]... [--store etcd://HOST:PORT,... [--token-file FILE]]',
+  synopsis: '--data-dir DIR --listen ADDR:PORT [--listen unix:PATH]... [--store etcd://HOST:PORT,... [--admin-token-file FILE]]',
   flags: [
     { name: 'data-dir', kind: 'string', value: 'DIR', help: 'where the store and the tokens live' },
     { name: 'listen', kind: 'string', value: 'ADDR', repeatable: true, help: 'ADDR:PORT or unix:PATH to serve the API on (repeatable)' },
@@ -79,7 +78,7 @@ export const manager: CommandModule<ManagerCommand> = {
     { name: 'etcd-cert', kind: 'string', value: 'FILE', help: 'client certificate (PEM) for etcd' },
     { name: 'etcd-key', kind: 'string', value: 'FILE', help: 'key (PEM) of the client certificate for etcd' },
     {
-      name: 'token-file',
+      name: 'admin-token-file',
       kind: 'string',
       value: 'FILE',
       help: "with --store: the cluster's admin token, which lets this manager join managers already on that etcd",
@@ -119,17 +118,13 @@ export const manager: CommandModule<ManagerCommand> = {
     const etcdCa = one(p, 'etcd-ca');
     const etcdCert = one(p, 'etcd-cert');
     const etcdKey = one(p, 'etcd-key');
-    const tokenFile = one(p, 'token-file');
+    const tokenFile = one(p, 'admin-token-file');
     if (store === undefined) {
       if (etcdCa !== undefined || etcdCert !== undefined || etcdKey !== undefined || tokenFile !== undefined) {
-        throw new UsageError('--etcd-ca, --etcd-cert, --etcd-key and --token-file go with --store etcd://...');
+        throw new UsageError('--etcd-ca, --etcd-cert, --etcd-key and --admin-token-file go with --store etcd://...');
       }
     } else {
-      try {
-        parseStoreUrl(store);
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
+      // the URL itself is checked by the manager before it touches anything (not here: that would load src/manager for every command)
       if ((etcdCert === undefined) !== (etcdKey === undefined)) throw new UsageError('--etcd-cert and --etcd-key go together.');
       if (etcdCert !== undefined && etcdCa === undefined) throw new UsageError('--etcd-cert needs --etcd-ca (TLS to etcd).');
       Object.assign(command, given({ store, etcdCa, etcdCert, etcdKey, tokenFile }));
