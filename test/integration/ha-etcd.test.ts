@@ -139,7 +139,7 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
     }
   });
 
-  it('kill -9 of a manager under a stream of writes: every acknowledged write is there, CLI and agents carry on, no packet lost', async () => {
+  it('kill -9 of a manager under a stream of writes: every acknowledged write is there, CLI and agents carry on, no packet lost', async (t) => {
     const victim = managers[0]!;
     let killedAt = 0;
     let stopWrites!: () => void;
@@ -156,6 +156,7 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
     const missing = acked.filter((a) => !present.has(a.name)).map((a) => a.name);
     assert.deepEqual(missing, [], 'acknowledged writes missing');
     assert.ok(acked.some((a) => a.at > killedAt), `no write acknowledged after the kill; errors: ${errors.slice(0, 3).join(' | ')}`);
+    t.diagnostic(`manager on ${victim.host.name} killed: ${acked.length} writes acknowledged (${acked.filter((a) => a.at > killedAt).length} after the kill), ${errors.length} failed`);
 
     // the CLI given every manager carries on
     const cli = await run([process.execPath, DEFAULT_CLI_PATH, 'network', 'ls', '--manager', managers.map((m) => m.socketUrl).join(','), '--token-file', adminTokenFile]);
@@ -169,7 +170,7 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
     await until('c0 reaches the container attached after the kill', async () => (await cluster.exec(c4, ['ping', '-c', '1', '-W', '1', endpoint.ip])).code === 0, 10_000);
   });
 
-  it('kill -9 of the etcd leader under writes: writes pause, then resume, none lost', async () => {
+  it('kill -9 of the etcd leader under writes: writes pause, then resume, none lost', async (t) => {
     const leader = await until('an etcd leader', () => etcd.leader(), 10_000);
     let killedAt = 0;
     let stopWrites!: () => void;
@@ -184,10 +185,13 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
     assert.deepEqual(acked.filter((a) => !present.has(a.name)).map((a) => a.name), [], 'acknowledged writes missing');
     const after = acked.filter((a) => a.at > killedAt);
     assert.ok(after.length > 0, `writes did not resume after the leader was killed; errors: ${errors.slice(0, 3).join(' | ')}`);
+    const ats = acked.map((a) => a.at).sort((x, y) => x - y);
+    const longest = Math.max(...ats.slice(1).map((at, i) => at - ats[i]!));
+    t.diagnostic(`leader ${leader.name} killed: ${acked.length} writes acknowledged, ${errors.length} refused, longest pause between acknowledgements ${Math.round(longest)} ms`);
     await leader.restart();
   });
 
-  it('etcd quorum lost: writes refused with one sentence, the data plane keeps forwarding; all resumes with quorum', async () => {
+  it('etcd quorum lost: writes refused with one sentence, the data plane keeps forwarding; all resumes with quorum', async (t) => {
     const lost = etcd.members.slice(1);
     await noPacketLostDuring(cluster, c4, c5ip, async () => {
       await Promise.all(lost.map((m) => m.kill()));
@@ -197,6 +201,7 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
       (err: unknown) => err,
     );
     assert.ok(refusal instanceof VxnetError, `a write without quorum was not refused: ${String(refusal)}`);
+    t.diagnostic(`refused with: ${refusal.message}`);
     assert.equal(refusal.code, 'unavailable');
     assert.match(refusal.message, /^the cluster store \(etcd at [^)]+\) did not accept the request \(.*\); writes resume once a majority of its members is reachable\.$/);
     await Promise.all(lost.map((m) => m.restart()));

@@ -37,10 +37,12 @@ import {
 export const FENCE_KEY = '/meta/revision-fence';
 export const DEFAULT_ETCD_PREFIX = '/vxnet';
 /**
- * How long one request may take. etcd itself gives up on a proposal after about 7 s without quorum; a
- * request that has not been answered by then is refused with `unavailable` rather than left hanging.
+ * How long one store operation may take, the client's own retries included, before it is refused with
+ * `unavailable`. etcd gives up on a proposal without quorum only after about 7 s (5 s + 2 election
+ * timeouts), and the client then retries: without this bound a write would outlast the API clients'
+ * 10 s timeout and they would see a timeout instead of the reason. A leader election (~1.5 s) fits well.
  */
-const REQUEST_TIMEOUT_MS = 8_000;
+const REQUEST_TIMEOUT_MS = 5_000;
 
 export interface EtcdTls {
   /** PEM of the CA that signed etcd's server certificates */
@@ -218,19 +220,27 @@ export class EtcdStore implements Store {
     const current = await this.revision();
     if (fromRevision > current) return;
     try {
-      await this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), revision: String(fromRevision), count_only: true });
+      await this.#call(() =>
+        this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), revision: String(fromRevision), count_only: true }),
+      );
     } catch (err) {
-      if (/compacted/i.test(String(err))) throw new CompactedError(fromRevision, fromRevision);
-      throw this.#unavailable(err);
+      if (/compacted/i.test(String((err as Error).cause ?? err))) throw new CompactedError(fromRevision, fromRevision);
+      throw err;
     }
   }
 
   async #call<T>(request: () => Promise<T>): Promise<T> {
     this.#checkOpen();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs / 1000} s`)), this.#timeoutMs);
+    });
     try {
-      return await request();
+      return await Promise.race([request(), deadline]);
     } catch (err) {
       throw this.#unavailable(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
