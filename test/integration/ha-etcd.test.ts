@@ -63,7 +63,7 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
     await until(`${host.name} up`, async () => (await admin.listNodes()).find((n: NodeStatus) => n.name === host.name && n.state === 'up'), 30_000);
   };
 
-  /** Creates networks w<i>, `concurrency` at a time, until `stop` resolves; what was acknowledged and when. */
+  /** Creates networks <prefix><i>, `concurrency` at a time, until `stop` resolves; what was acknowledged and when. */
   const writeUntil = async (prefix: string, stop: Promise<unknown>, concurrency = 3) => {
     const acked: { name: string; at: number }[] = [];
     const errors: string[] = [];
@@ -75,7 +75,7 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
         while (!done) {
           const name = `${prefix}${i++}`;
           try {
-            await admin.createNetwork({ name });
+            await admin.createNetwork({ name, subnets: nextSubnet() });
             acked.push({ name, at: performance.now() });
           } catch (err) {
             errors.push(`${name}: ${(err as Error).message}`);
@@ -85,6 +85,13 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
       }),
     );
     return { acked, errors };
+  };
+
+  /** a /24 of 172.16.0.0/12 no other write of this file uses (the default pool holds only 256) */
+  let subnets = 0;
+  const nextSubnet = () => {
+    const i = subnets++;
+    return [{ cidr: `172.${16 + (i >> 8)}.${i & 255}.0/24` }];
   };
 
   const networkNames = async () => new Set((await admin.listNetworks()).map((n) => n.name));
@@ -196,18 +203,18 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
     await noPacketLostDuring(cluster, c4, c5ip, async () => {
       await Promise.all(lost.map((m) => m.kill()));
     });
-    const refusal = await admin.createNetwork({ name: 'no-quorum' }).then(
+    const refusal = await admin.createNetwork({ name: 'no-quorum', subnets: nextSubnet() }).then(
       () => undefined,
       (err: unknown) => err,
     );
     assert.ok(refusal instanceof VxnetError, `a write without quorum was not refused: ${String(refusal)}`);
     t.diagnostic(`refused with: ${refusal.message}`);
     assert.equal(refusal.code, 'unavailable');
-    assert.match(refusal.message, /^the cluster store \(etcd at [^)]+\) did not accept the request \(.*\); writes resume once a majority of its members is reachable\.$/);
+    assert.match(refusal.message, /^the cluster store \(etcd at [^)]+\) did not complete the request: it has no quorum or none of its members answered; writes resume once a majority of its members is reachable\.$/);
     await Promise.all(lost.map((m) => m.restart()));
     await until('a write accepted once quorum is back', async () => {
       try {
-        await admin.createNetwork({ name: 'quorum-back' });
+        await admin.createNetwork({ name: 'quorum-back', subnets: nextSubnet() });
         return true;
       } catch (err) {
         return (err as VxnetError).code === 'network_exists';
