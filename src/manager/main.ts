@@ -17,7 +17,7 @@ import { type ConnectionLimits, type TlsCredentials, listenAll } from './listene
 import { ManagerService } from './service.ts';
 import { DEFAULT_CERT_MAX_AGE_MS } from './service/identities.ts';
 import { SqliteStore } from './store/sqlite.ts';
-import { EtcdStore } from './store/etcd.ts';
+import { EtcdStore, type EtcdTls } from './store/etcd.ts';
 import { parseStoreUrl } from './store/open.ts';
 import { META_SECRETS, type SharedSecrets, establishSharedSecrets, openRecord, publishRotation } from './store/shared-secrets.ts';
 import type { Store } from './store/store.ts';
@@ -88,20 +88,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const onCallbackError = (err: unknown) => log(`store watch callback failed: ${String(err)}`);
   let store: Store;
   if (etcd) {
-    const tls = options.etcdTls;
-    store = new EtcdStore({
-      endpoints: etcd.endpoints,
-      onCallbackError,
-      ...(tls
-        ? {
-            tls: {
-              ca: readFileSync(tls.ca),
-              ...(tls.cert !== undefined ? { cert: readFileSync(tls.cert) } : {}),
-              ...(tls.key !== undefined ? { key: readFileSync(tls.key) } : {}),
-            },
-          }
-        : {}),
-    });
+    store = new EtcdStore({ endpoints: etcd.endpoints, onCallbackError, ...readEtcdTls(options.etcdTls) });
   } else {
     createPrivateFile(join(options.dataDir, DB_FILE));
     store = new SqliteStore(join(options.dataDir, DB_FILE), { onCallbackError });
@@ -217,6 +204,15 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     await store.close();
     throw err;
   }
+}
+
+/** The PEM files of `--etcd-ca/--etcd-cert/--etcd-key`, read, as EtcdStore takes them. */
+export function readEtcdTls(files: { ca: string; cert?: string; key?: string } | undefined): { tls?: EtcdTls } {
+  if (!files) return {};
+  const tls: EtcdTls = { ca: readFileSync(files.ca) };
+  if (files.cert !== undefined) tls.cert = readFileSync(files.cert);
+  if (files.key !== undefined) tls.key = readFileSync(files.key);
+  return { tls };
 }
 
 /**

@@ -37,6 +37,13 @@ import {
 export const FENCE_KEY = '/meta/revision-fence';
 export const DEFAULT_ETCD_PREFIX = '/vxnet';
 /**
+ * Added to every etcd revision the store reports (and taken off those it is given). Written once, by
+ * `vxnet manager migrate`, so that revisions keep growing from where the SQLite store left them: agents
+ * report the revision they have seen, and a revision that went backwards would claim they had seen changes
+ * they never got. Absent (0) on a cluster made on etcd from the start.
+ */
+export const REVISION_OFFSET_KEY = '/meta/revision-offset';
+/**
  * How long one store operation may take, the client's own retries included, before it is refused with
  * `unavailable`. etcd gives up on a proposal without quorum only after about 7 s (5 s + 2 election
  * timeouts), and the client then retries: without this bound a write would outlast the API clients'
@@ -90,6 +97,8 @@ export class EtcdStore implements Store {
   #timeoutMs: number;
   #stops = new Set<() => void>();
   #closed = false;
+  #offset = 0;
+  #offsetRead: Promise<void> | undefined;
 
   constructor(options: EtcdStoreOptions) {
     if (options.endpoints.length === 0) throw new Error('the etcd store needs at least one endpoint.');
@@ -114,28 +123,34 @@ export class EtcdStore implements Store {
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
+    await this.#readOffset();
     const res = await this.#call(() => this.#client.kv.range({ key: this.#key(key) }));
     const kv = (res.kvs as RawKv[])[0];
     return kv ? this.#toKeyValue(kv) : undefined;
   }
 
   async list(prefix: string): Promise<ListResult> {
+    await this.#readOffset();
     const res = await this.#call(() =>
       this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), sort_target: 'Key', sort_order: 'Ascend' }),
     );
-    return { kvs: (res.kvs as RawKv[]).map((kv) => this.#toKeyValue(kv)), revision: Number(res.header.revision) };
+    return { kvs: (res.kvs as RawKv[]).map((kv) => this.#toKeyValue(kv)), revision: Number(res.header.revision) + this.#offset };
   }
 
   async revision(): Promise<number> {
+    await this.#readOffset();
     const res = await this.#call(() => this.#client.kv.range({ key: this.#key(FENCE_KEY), count_only: true }));
-    return Number(res.header.revision);
+    return Number(res.header.revision) + this.#offset;
   }
 
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
+    await this.#readOffset();
+    // 0 means "absent" in etcd too; any other revision the caller holds was reported with the offset
+    const local = (revision: number) => (revision === 0 ? 0 : revision - this.#offset);
     const fence = { request_put: { key: this.#key(FENCE_KEY), value: Buffer.from('') } };
     const res = await this.#call(() =>
       this.#client.kv.txn({
-        compare: compares.map((c) => ({ key: this.#key(c.key), target: 'Mod', result: 'Equal', mod_revision: String(c.modRevision) })),
+        compare: compares.map((c) => ({ key: this.#key(c.key), target: 'Mod', result: 'Equal', mod_revision: String(local(c.modRevision)) })),
         success: [
           ...ops.map((op) =>
             op.type === 'put'
@@ -147,16 +162,17 @@ export class EtcdStore implements Store {
         failure: [fence],
       }),
     );
-    return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+    return { succeeded: res.succeeded, revision: Number(res.header.revision) + this.#offset };
   }
 
   async watch(prefix: string, fromRevision: number, onEvents: WatchCallback): Promise<() => void> {
     this.#checkOpen();
+    await this.#readOffset();
     await this.#checkRetained(prefix, fromRevision);
     const watcher = this.#client
       .watch()
       .inRange({ start: this.#key(prefix), end: this.#rangeEnd(prefix) })
-      .startRevision(String(fromRevision))
+      .startRevision(String(Math.max(1, fromRevision - this.#offset)))
       .withPreviousKV()
       .watcher();
     let delivered = fromRevision - 1;
@@ -186,7 +202,7 @@ export class EtcdStore implements Store {
     });
     // The client resumes from its own idea of the revision; ours is exact (see the top of this file).
     watcher.on('disconnected', () => {
-      watcher.request.start_revision = String(delivered + 1);
+      watcher.request.start_revision = String(Math.max(1, delivered + 1 - this.#offset));
     });
     const created = new Promise<void>((resolve, reject) => {
       watcher.once('connected', () => resolve());
@@ -211,6 +227,32 @@ export class EtcdStore implements Store {
     return stop;
   }
 
+  /**
+   * For `vxnet manager migrate` only, on an empty prefix: from now on every revision reported is at least
+   * `atLeast` + 1 (see REVISION_OFFSET_KEY).
+   */
+  async setRevisionOffset(atLeast: number): Promise<void> {
+    const current = await this.revision();
+    const offset = Math.max(0, atLeast - current);
+    const res = await this.txn([{ key: REVISION_OFFSET_KEY, modRevision: 0 }], [{ type: 'put', key: REVISION_OFFSET_KEY, value: String(offset) }]);
+    if (!res.succeeded) throw new Error(`the revision offset of ${this.prefix} is already set.`);
+    this.#offset = offset;
+  }
+
+  async #readOffset(): Promise<void> {
+    this.#offsetRead ??= this.#call(() => this.#client.kv.range({ key: this.#key(REVISION_OFFSET_KEY) })).then(
+      (res) => {
+        const kv = (res.kvs as RawKv[])[0];
+        this.#offset = kv ? Number(kv.value.toString()) : 0;
+      },
+      (err: unknown) => {
+        this.#offsetRead = undefined;
+        throw err;
+      },
+    );
+    return this.#offsetRead;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -227,7 +269,7 @@ export class EtcdStore implements Store {
     if (fromRevision > current) return;
     try {
       await this.#call(() =>
-        this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), revision: String(fromRevision), count_only: true }),
+        this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), revision: String(Math.max(1, fromRevision - this.#offset)), count_only: true }),
       );
     } catch (err) {
       if (/compacted/i.test(String((err as Error).cause ?? err))) throw new CompactedError(fromRevision, fromRevision);
@@ -282,13 +324,13 @@ export class EtcdStore implements Store {
     return {
       key: this.#strip(kv.key),
       value: kv.value.toString(),
-      createRevision: Number(kv.create_revision),
-      modRevision: Number(kv.mod_revision),
+      createRevision: Number(kv.create_revision) + this.#offset,
+      modRevision: Number(kv.mod_revision) + this.#offset,
     };
   }
 
   #toEvent(raw: RawEvent): WatchEvent {
-    const revision = Number(raw.kv.mod_revision);
+    const revision = Number(raw.kv.mod_revision) + this.#offset;
     const prevValue = raw.prev_kv ? raw.prev_kv.value.toString() : undefined;
     if (raw.type === 'Delete') return { type: 'delete', revision, key: this.#strip(raw.kv.key), prevValue: prevValue ?? '' };
     const kv = this.#toKeyValue(raw.kv);
