@@ -17,6 +17,8 @@
  *  5. jumbo: the data plane of section 4 on a 9000-byte underlay (vxnet derives 8950, Swarm keeps 1450);
  *  6. cli: `vxnet --version` and a `vxnet network ls` round trip from an installed build, p50/p99 over 50 runs
  *     next to `node -e 0` (bench/cli-start.ts, also `npm run bench:cli` on its own);
+ *  8. store: the manager's write latency and throughput on SQLite and on a 3-member etcd, side by side
+ *     (bench/store-writes.ts; --store-writes per kind, default 200);
  *  7. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
  *     on every CPU) is included when bench/results/scale.md exists; `--with-scale` runs that harness first.
  *
@@ -41,12 +43,13 @@ import { handBuiltVxlan } from './hand-built.ts';
 import { demoteHeadings, updateReadme } from './readme.ts';
 import { measureCliStart } from './cli-start.ts';
 import { loadScaleReport } from './scale-report.ts';
+import { measureStoreWrites } from './store-writes.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
 import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'store'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -64,6 +67,7 @@ const { values: flags } = parseArgs({
     'scale-report': { type: 'string', default: 'scale' },
     'kernel-node-option': { type: 'string', multiple: true, default: [] },
     'update-readme': { type: 'boolean', default: false },
+    'store-writes': { type: 'string', default: '200' },
   },
 });
 
@@ -145,6 +149,11 @@ if (runs('docker')) {
 if (runs('jumbo')) await jumboUnderlay();
 if (runs('cli')) await cliStart();
 if (runs('scale')) await includeScaleReport(flags['scale-report']);
+if (runs('store')) {
+  const store = await measureStoreWrites({ writes: positiveInteger('store-writes', flags['store-writes']), log });
+  report.store = store.json;
+  markdown.set('store', store.markdown);
+}
 
 (report.machine as Record<string, unknown>).loadAtEnd = loadavg();
 const load = (key: string) => ((report.machine as Record<string, number[]>)[key] ?? []).map((v) => v.toFixed(2)).join(' / ');
