@@ -17,7 +17,7 @@ import { type ConnectionLimits, type TlsCredentials, listenAll } from './listene
 import { ManagerService } from './service.ts';
 import { DEFAULT_CERT_MAX_AGE_MS } from './service/identities.ts';
 import { SqliteStore } from './store/sqlite.ts';
-import { EtcdStore, type EtcdTls } from './store/etcd.ts';
+import type { EtcdTls } from './store/etcd.ts';
 import { parseStoreUrl } from './store/open.ts';
 import { META_SECRETS, type SharedSecrets, establishSharedSecrets, openRecord, publishRotation } from './store/shared-secrets.ts';
 import type { Store } from './store/store.ts';
@@ -88,6 +88,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const onCallbackError = (err: unknown) => log(`store watch callback failed: ${String(err)}`);
   let store: Store;
   if (etcd) {
+    // loaded only here: the gRPC client it brings costs a single manager on SQLite start-up time and memory
+    const { EtcdStore } = await import('./store/etcd.ts');
     store = new EtcdStore({ endpoints: etcd.endpoints, onCallbackError, ...readEtcdTls(options.etcdTls) });
   } else {
     createPrivateFile(join(options.dataDir, DB_FILE));
