@@ -38,6 +38,13 @@ export interface EtcdMember extends EtcdMemberSpec {
   restart(): Promise<void>;
 }
 
+/** PEM files for etcd's client port: its server certificate and key, and the CA client certificates must chain to */
+export interface EtcdTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 export interface EtcdCluster {
   readonly members: EtcdMember[];
   /** `etcd://A,B,C` for `vxnet manager --store` */
@@ -64,7 +71,7 @@ export async function freePort(): Promise<number> {
 /** Starts the given members as one new cluster and waits until every one is healthy. */
 export async function startEtcdCluster(
   specs: readonly EtcdMemberSpec[],
-  options: { scratch: string; token: string; log?: (line: string) => void },
+  options: { scratch: string; token: string; log?: (line: string) => void; tls?: EtcdTlsFiles },
 ): Promise<EtcdCluster> {
   const initialCluster = specs.map((s) => `${s.name}=http://${s.address}:${s.peerPort}`).join(',');
   const members: EtcdMember[] = specs.map((spec) => makeMember(spec, { ...options, initialCluster }));
@@ -75,7 +82,7 @@ export async function startEtcdCluster(
     leader: async () => {
       for (const m of members) {
         if (m.handle?.exitInfo !== undefined) continue;
-        const argv = [ETCDCTL_BINARY, `--endpoints=http://${m.endpoint}`, '--command-timeout=2s', 'endpoint', 'status', '-w', 'json'];
+        const argv = [ETCDCTL_BINARY, ...ctlFlags(m, options.tls), '--command-timeout=2s', 'endpoint', 'status', '-w', 'json'];
         const res = await run(m.netns ? nsenterArgv(m.netns, argv) : argv, { env: { ...process.env, ETCDCTL_API: '3' }, timeoutMs: 5000 });
         if (res.code !== 0) continue;
         const status = (JSON.parse(res.stdout) as { Status: { header: { member_id: number | string }; leader: number | string } }[])[0]?.Status;
@@ -98,25 +105,30 @@ export async function startEtcdCluster(
 }
 
 /** One member on loopback with free ports: enough for the store's contract tests. */
-export async function startSingleEtcd(options: { scratch: string; log?: (line: string) => void }): Promise<EtcdCluster> {
+export async function startSingleEtcd(options: { scratch: string; log?: (line: string) => void; tls?: EtcdTlsFiles }): Promise<EtcdCluster> {
   const spec = { name: 'solo', address: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort() };
   return startEtcdCluster([spec], { ...options, token: `vxnet-test-${process.pid}-${Date.now()}` });
 }
 
 function makeMember(
   spec: EtcdMemberSpec,
-  options: { scratch: string; token: string; initialCluster: string; log?: (line: string) => void },
+  options: { scratch: string; token: string; initialCluster: string; log?: (line: string) => void; tls?: EtcdTlsFiles },
 ): EtcdMember {
   const dataDir = join(options.scratch, `etcd-${spec.name}`);
   const endpoint = `${spec.address}:${spec.clientPort}`;
   let handle: ChildProcessHandle | undefined;
   let incarnation = 0;
+  const scheme = options.tls ? 'https' : 'http';
+  const tls = options.tls
+    ? [`--cert-file=${options.tls.cert}`, `--key-file=${options.tls.key}`, `--trusted-ca-file=${options.tls.ca}`, '--client-cert-auth']
+    : [];
   const argv = [
     ETCD_BINARY,
     `--name=${spec.name}`,
     `--data-dir=${dataDir}`,
-    `--listen-client-urls=http://${endpoint}`,
-    `--advertise-client-urls=http://${endpoint}`,
+    `--listen-client-urls=${scheme}://${endpoint}`,
+    `--advertise-client-urls=${scheme}://${endpoint}`,
+    ...tls,
     `--listen-peer-urls=http://${spec.address}:${spec.peerPort}`,
     `--initial-advertise-peer-urls=http://${spec.address}:${spec.peerPort}`,
     `--initial-cluster=${options.initialCluster}`,
@@ -147,14 +159,21 @@ function makeMember(
         label: `etcd-${spec.name}#${incarnation}`,
         ...(options.log ? { log: options.log } : {}),
       });
-      await waitHealthy(spec, handle);
+      await waitHealthy(spec, handle, options.tls);
     },
   };
 }
 
-async function waitHealthy(spec: EtcdMemberSpec, handle: ChildProcessHandle): Promise<void> {
+/** etcdctl's flags to reach `member` (over TLS with the test's certificate, which is also a client certificate) */
+function ctlFlags(member: EtcdMemberSpec, tls: EtcdTlsFiles | undefined): string[] {
+  const endpoint = `${member.address}:${member.clientPort}`;
+  if (!tls) return [`--endpoints=http://${endpoint}`];
+  return [`--endpoints=https://${endpoint}`, `--cacert=${tls.ca}`, `--cert=${tls.cert}`, `--key=${tls.key}`];
+}
+
+async function waitHealthy(spec: EtcdMemberSpec, handle: ChildProcessHandle, tls: EtcdTlsFiles | undefined): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
-  const argv = [ETCDCTL_BINARY, `--endpoints=http://${spec.address}:${spec.clientPort}`, '--command-timeout=1s', 'endpoint', 'health'];
+  const argv = [ETCDCTL_BINARY, ...ctlFlags(spec, tls), '--command-timeout=1s', 'endpoint', 'health'];
   while (Date.now() < deadline) {
     if (handle.exitInfo !== undefined) throw new Error(`etcd member ${spec.name} exited at start:\n${handle.output()}`);
     const res = await run(spec.netns ? nsenterArgv(spec.netns, argv) : argv, { env: { ...process.env, ETCDCTL_API: '3' }, timeoutMs: 3000 });
