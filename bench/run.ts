@@ -17,15 +17,15 @@
  *  5. jumbo: the data plane of section 4 on a 9000-byte underlay (vxnet derives 8950, Swarm keeps 1450);
  *  6. cli: `vxnet --version` and a `vxnet network ls` round trip from an installed build, p50/p99 over 50 runs
  *     next to `node -e 0` (bench/cli-start.ts, also `npm run bench:cli` on its own);
- *  8. store: the manager's write latency and throughput on SQLite and on a 3-member etcd, side by side
- *     (bench/store-writes.ts; --store-writes per kind, default 200);
  *  7. control plane at scale: not measured here. The latest report of `npm run bench:scale` (about 7 minutes
  *     on every CPU) is included when bench/results/scale.md exists; `--with-scale` runs that harness first.
+ *  8. store: the manager's write latency and throughput on SQLite and on a 3-member etcd, side by side
+ *     (bench/store-writes.ts; --store-writes per kind, default 200);
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|store` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
