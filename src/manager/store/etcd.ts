@@ -38,7 +38,7 @@ export const FENCE_KEY = '/meta/revision-fence';
 export const DEFAULT_ETCD_PREFIX = '/vxnet';
 /**
  * Added to every etcd revision the store reports (and taken off those it is given). Written once, by
- * `vxnet manager migrate`, so that revisions keep growing from where the SQLite store left them: agents
+ * `vxnet migrate`, so that revisions keep growing from where the SQLite store left them: agents
  * report the revision they have seen, and a revision that went backwards would claim they had seen changes
  * they never got. Absent (0) on a cluster made on etcd from the start.
  */
@@ -228,7 +228,7 @@ export class EtcdStore implements Store {
   }
 
   /**
-   * For `vxnet manager migrate` only, on an empty prefix: from now on every revision reported is at least
+   * For `vxnet migrate` only, on an empty prefix: from now on every revision reported is at least
    * `atLeast` + 1 (see REVISION_OFFSET_KEY).
    */
   async setRevisionOffset(atLeast: number): Promise<void> {
