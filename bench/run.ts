@@ -22,12 +22,14 @@
  *  8. encrypt: an encrypted vxnet network vs wireguard-go host to host (its ceiling), the plain network and
  *     the underlay, in one run (bench/encrypt.ts);
  *  9. dns: queries per second and p99 from one namespace to its gateway, next to a bare UDP reflector on the
- *     same address (bench/dns.ts).
+ *     same address (bench/dns.ts);
+ * 10. store: the manager's write latency and throughput on SQLite and on a 3-member etcd, side by side
+ *     (bench/store-writes.ts; --store-writes per kind, default 200).
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns|store` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
@@ -47,12 +49,13 @@ import { measureCliStart } from './cli-start.ts';
 import { dnsBench } from './dns.ts';
 import { encryptedDataPlane } from './encrypt.ts';
 import { loadScaleReport } from './scale-report.ts';
+import { measureStoreWrites } from './store-writes.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
 import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns', 'store'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -70,6 +73,7 @@ const { values: flags } = parseArgs({
     'scale-report': { type: 'string', default: 'scale' },
     'kernel-node-option': { type: 'string', multiple: true, default: [] },
     'update-readme': { type: 'boolean', default: false },
+    'store-writes': { type: 'string', default: '200' },
   },
 });
 
@@ -161,6 +165,11 @@ if (runs('dns')) {
   const dns = await dnsBench({ queries: 20_000, concurrency: 32, rounds: ROUNDS, log });
   report.dns = dns.json;
   markdown.set('dns', dns.markdown);
+}
+if (runs('store')) {
+  const store = await measureStoreWrites({ writes: positiveInteger('store-writes', flags['store-writes']), log });
+  report.store = store.json;
+  markdown.set('store', store.markdown);
 }
 
 (report.machine as Record<string, unknown>).loadAtEnd = loadavg();

@@ -13,6 +13,7 @@ import { detach } from './commands/detach.ts';
 import { endpointList } from './commands/endpoint-ls.ts';
 import { endpointInspect, nodeInspect } from './commands/inspect.ts';
 import { manager } from './commands/manager.ts';
+import { migrate } from './commands/manager-migrate.ts';
 import { networkCreate } from './commands/network-create.ts';
 import { networkInspect } from './commands/network-inspect.ts';
 import { networkList } from './commands/network-ls.ts';
@@ -50,6 +51,7 @@ export const COMMANDS = [
   cniInstall,
   demo,
   version,
+  migrate,
 ] as const;
 
 /** First words that name a group of commands ("network create"), with the group's summary. */

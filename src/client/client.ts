@@ -12,10 +12,15 @@
  * unverified connection, refuses it unless its SHA-256 matches, and verifies every connection against it.
  * A client certificate (`cert`/`key`) authenticates agents; bearer tokens go in the Authorization header.
  *
+ * Several managers (sharing one etcd) are given comma-separated; failover.ts picks which one. A request
+ * that reached a manager which died before answering may run twice: every write of the API is idempotent
+ * or refused the second time (e.g. `endpoint_exists`), never done twice.
+ *
  * Every failure surfaces as a VxnetError: the manager's own `{error: {code, message}}` when it answered,
  * `unavailable` when it could not be reached, `timeout` when it did not answer in time. An aborted signal
  * rejects with the signal's reason, as fetch does.
  */
+import type { IncomingMessage } from 'node:http';
 import type * as v from 'valibot';
 import {
   type CertificateResponse,
@@ -44,12 +49,13 @@ import { certificateDigest } from '../pki/identity.ts';
 import { parseToken } from '../pki/token.ts';
 import { HttpClient, type HttpResponse, type TlsRequestOptions, readBounded } from '../http/client.ts';
 import { errorFrom, failure, streamCut } from './failures.ts';
-import { parseManagerUrl, type ManagerTarget } from './manager-url.ts';
+import { Failover, unreachable } from './failover.ts';
+import { parseManagerUrls, type ManagerTarget } from './manager-url.ts';
 import { checkManagerIdentity, pinnedCa } from './trust.ts';
 import { type Schemas, readWatchLines } from './watch-reader.ts';
 
 export interface ClientOptions {
-  /** `https://ADDR:PORT`, `unix:/path/to.sock`, or `http://ADDR:PORT` (plain, for stand-ins in tests) */
+  /** `https://ADDR:PORT`, `unix:/path/to.sock`, or `http://ADDR:PORT` (plain, for stand-ins in tests); several comma-separated */
   url: string;
   /** sent as a bearer token; required unless a client certificate is given */
   token?: string;
@@ -92,11 +98,10 @@ interface RequestOptions {
 }
 
 export class ManagerClient {
-  readonly url: string;
-  readonly #target: ManagerTarget;
+  /** every manager given, in order, each with its own connection pool */
+  readonly #managers: Failover<{ url: string; target: ManagerTarget; http: HttpClient }>;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
-  readonly #http: HttpClient;
   /** https: the trusted CA (PEM), once given or fetched and checked against #caDigest */
   #ca: string | undefined;
   readonly #caDigest: string | undefined;
@@ -104,8 +109,8 @@ export class ManagerClient {
   #clientCertificate: { cert: string; key: string } | undefined;
 
   constructor(options: ClientOptions) {
-    this.#target = parseManagerUrl(options.url);
-    this.url = this.#target.url;
+    const targets = parseManagerUrls(options.url);
+    const first = targets[0]!;
     if (options.token !== undefined) {
       if (typeof options.token !== 'string' || options.token === '') {
         throw new VxnetError('bad_request', 'a token is required to talk to the manager.');
@@ -124,7 +129,7 @@ export class ManagerClient {
       throw new VxnetError('bad_request', 'a token (or a client certificate) is required to talk to the manager.');
     }
     this.#caDigest = options.caDigest ?? (this.#token === undefined ? undefined : parseToken(this.#token)?.caDigest);
-    if (this.#target.kind === 'tls') {
+    if (first.kind === 'tls') {
       if (options.ca !== undefined) {
         let digest: string;
         try {
@@ -139,7 +144,7 @@ export class ManagerClient {
       } else if (this.#caDigest === undefined) {
         throw new VxnetError(
           'bad_request',
-          `${this.url} needs the cluster CA to be trusted: pass a vxnet token (it carries the CA digest) or the CA certificate (--ca FILE).`,
+          `${first.url} needs the cluster CA to be trusted: pass a vxnet token (it carries the CA digest) or the CA certificate (--ca FILE).`,
         );
       }
     }
@@ -150,13 +155,21 @@ export class ManagerClient {
     this.#timeoutMs = timeoutMs;
     // An https.Agent keys its pooled connections by CA and client certificate, so a renewed certificate
     // (setClientCertificate) gets new connections while requests in flight finish on the old ones.
-    const target = this.#target;
-    this.#http = new HttpClient({
-      target: target.kind === 'unix' ? { kind: 'unix', socketPath: target.socketPath } : { kind: target.kind, host: target.host, port: target.port },
-      freeSocketTimeoutMs: FREE_SOCKET_TIMEOUT_MS,
-      maxSockets: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
-      ...(target.kind === 'tls' ? { checkServerIdentity: checkManagerIdentity } : {}),
-    });
+    this.#managers = new Failover(targets.map((target) => ({
+      url: target.url,
+      target,
+      http: new HttpClient({
+        target: target.kind === 'unix' ? { kind: 'unix', socketPath: target.socketPath } : { kind: target.kind, host: target.host, port: target.port },
+        freeSocketTimeoutMs: FREE_SOCKET_TIMEOUT_MS,
+        maxSockets: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+        ...(target.kind === 'tls' ? { checkServerIdentity: checkManagerIdentity } : {}),
+      }),
+    })));
+  }
+
+  /** The URL of the manager this client talks to now (the one that answered last). */
+  get url(): string {
+    return this.#managers.current.url;
   }
 
   /** https: the cluster CA this client trusts (PEM), fetched and checked against the pinned digest first if need be. */
@@ -191,7 +204,7 @@ export class ManagerClient {
    * affected.
    */
   close(): void {
-    this.#http.close();
+    for (const { http } of this.#managers.members) http.close();
   }
 
   async info(signal?: AbortSignal): Promise<Info> {
@@ -303,36 +316,29 @@ export class ManagerClient {
   ): Promise<void> {
     const path = `/v1/agent/watch${queryString({ node, networks: options?.allNetworks ? 'all' : undefined })}`;
     return Promise.all([this.#ready(signal), loadSchemas()]).then(async ([, schemas]) => {
-      let res;
-      try {
-        res = await this.#http.stream({
-          method: 'GET',
-          path,
-          headers: { ...this.#authorization(), accept: 'application/x-ndjson' },
-          signal,
-          ...this.#tls(),
-        });
-      } catch (err) {
-        throw failure(this.url, err, undefined);
-      }
-      const status = res.statusCode ?? 0;
-      if (status < 200 || status > 299) {
-        let body: string;
-        try {
-          body = await readBounded(res);
-        } catch (err) {
-          throw failure(this.url, err, undefined);
-        }
-        throw errorFrom(this.url, { status, body });
-      }
-      return readWatchLines(res, signal, {
-        url: this.url,
-        schemas,
-        onMessage,
-        ...(options?.onData ? { onData: options.onData } : {}),
-        cut: (err) => streamCut(this.url, err),
-      });
+      // opening the stream fails over; after a cut, the caller's next watch() starts at the next manager
+      const { member, res } = await this.#managers.run(async (member) => ({ member, res: await this.#openStream(member, path, signal) }), signal);
+      const cut = (err: unknown) => (this.#managers.movePast(member), streamCut(member.url, err));
+      return readWatchLines(res, signal, { url: member.url, schemas, onMessage, ...(options?.onData ? { onData: options.onData } : {}), cut });
     });
+  }
+
+  async #openStream({ http, url }: { http: HttpClient; url: string }, path: string, signal: AbortSignal): Promise<IncomingMessage> {
+    let res;
+    try {
+      res = await http.stream({ method: 'GET', path, headers: { ...this.#authorization(), accept: 'application/x-ndjson' }, signal, ...this.#tls() });
+    } catch (err) {
+      throw unreachable(failure(url, err, undefined));
+    }
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status <= 299) return res;
+    let body: string;
+    try {
+      body = await readBounded(res);
+    } catch (err) {
+      throw failure(url, err, undefined);
+    }
+    throw errorFrom(url, { status, body });
   }
 
   // ---- plumbing -------------------------------------------------------------------------------------
@@ -343,7 +349,7 @@ export class ManagerClient {
 
   /** https: makes sure the CA is known, fetching it once (and checking its digest) when only pinned. */
   async #ready(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#target.kind !== 'tls' || this.#ca !== undefined) return;
+    if (this.#managers.current.target.kind !== 'tls' || this.#ca !== undefined) return;
     this.#fetchingCa ??= this.#fetchCa(signal).finally(() => (this.#fetchingCa = undefined));
     this.#ca = await this.#fetchingCa;
   }
@@ -355,7 +361,7 @@ export class ManagerClient {
 
   /** https: whom to trust and who we are; `bootstrap`: nobody yet, only for GET /v1/ca (its answer is checked). */
   #tls(bootstrap = false): { tls?: TlsRequestOptions } {
-    if (this.#target.kind !== 'tls') return {};
+    if (this.#managers.current.target.kind !== 'tls') return {};
     if (bootstrap) return { tls: { rejectUnauthorized: false, minVersion: 'TLSv1.3' } };
     return { tls: { ca: [this.#ca!], ...(this.#clientCertificate ?? {}), minVersion: 'TLSv1.3' } };
   }
@@ -390,27 +396,24 @@ export class ManagerClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = body.length;
     }
-    let response: HttpResponse;
-    try {
-      response = await this.#http.request({
-        method,
-        path: path + queryString(options.query ?? {}),
-        headers,
-        body,
-        timeoutMs,
-        signal: options.signal,
-        // bootstrap: an unverified connection of its own, never pooled with the verified ones
-        ownConnection: options.bootstrap === true,
-        ...this.#tls(options.bootstrap),
-      });
-    } catch (err) {
-      throw failure(this.url, err, timeoutMs);
-    }
-    if (response.status < 200 || response.status > 299) throw errorFrom(this.url, response);
-    return response;
+    return this.#managers.run(async ({ http, url }) => {
+      let response: HttpResponse;
+      try {
+        response = await http.request({
+          method,
+          path: path + queryString(options.query ?? {}),
+          headers, body, timeoutMs, signal: options.signal,
+          // bootstrap: an unverified connection of its own, never pooled with the verified ones
+          ownConnection: options.bootstrap === true,
+          ...this.#tls(options.bootstrap),
+        });
+      } catch (err) {
+        throw unreachable(failure(url, err, timeoutMs));
+      }
+      if (response.status < 200 || response.status > 299) throw errorFrom(url, response);
+      return response;
+    }, options.signal);
   }
-
-
 }
 
 let schemasLoading: Promise<Schemas> | undefined;

@@ -13,8 +13,29 @@ export type ManagerTarget =
 
 const URL_FORMS = 'use https://ADDR:PORT or unix:/path/to.sock';
 
-/** Parses a manager URL, or throws a `bad_request` VxnetError with a sentence saying what is wrong. */
+/**
+ * Parses `--manager`/`VXNET_MANAGER`: one manager URL, or several separated by commas (managers sharing one
+ * etcd store; clients try the next when one is down). Every one is checked; they must be of one kind (all
+ * https://, or all unix:), since the client authenticates the same way to each.
+ */
+export function parseManagerUrls(text: string): ManagerTarget[] {
+  const parts = typeof text === 'string' ? text.split(',').map((part) => part.trim()) : [text];
+  const targets = parts.map((part) => parseOne(part));
+  if (new Set(targets.map((t) => (t.kind === 'unix' ? 'unix' : t.kind))).size > 1) {
+    throw new VxnetError('bad_request', `the managers in "${text}" mix kinds of URL: list only https:// URLs or only unix: sockets.`);
+  }
+  if (new Set(targets.map((t) => t.url)).size !== targets.length) {
+    throw new VxnetError('bad_request', `"${text}" names one manager twice.`);
+  }
+  return targets;
+}
+
+/** Parses a manager URL (or a comma-separated list: the first of them, all checked), or throws a `bad_request` VxnetError with a sentence saying what is wrong. */
 export function parseManagerUrl(url: string): ManagerTarget {
+  return parseManagerUrls(url)[0]!;
+}
+
+function parseOne(url: string): ManagerTarget {
   if (typeof url !== 'string' || url.trim() === '') {
     throw new VxnetError('bad_request', `the manager URL is empty: ${URL_FORMS}.`);
   }

@@ -17,6 +17,11 @@ import { type ConnectionLimits, type TlsCredentials, listenAll } from './listene
 import { ManagerService } from './service.ts';
 import { DEFAULT_CERT_MAX_AGE_MS } from './service/identities.ts';
 import { SqliteStore } from './store/sqlite.ts';
+import type { EtcdTls } from './store/etcd.ts';
+import { parseStoreUrl } from './store/open.ts';
+import { META_SECRETS, type SharedSecrets, establishSharedSecrets, openRecord, publishRotation } from './store/shared-secrets.ts';
+import type { Store } from './store/store.ts';
+import { readFileSync } from 'node:fs';
 import { ADMIN_TOKEN_FILE, JoinTokens, type Tokens, WORKER_TOKEN_FILE } from './tokens.ts';
 import { WatchHub } from './watch-hub.ts';
 import { ManagerMetrics } from './metrics.ts';
@@ -43,6 +48,12 @@ export interface ManagerOptions {
   connectionLimits?: Partial<ConnectionLimits>;
   /** ADDR:PORT for a plain-HTTP Prometheus `/metrics` listener (metrics.ts) */
   metricsListen?: string;
+  /** `etcd://HOST:PORT,...`: keep the state in etcd, shared with other managers (default: SQLite in dataDir) */
+  store?: string;
+  /** PEM files for TLS to etcd: the CA of its server certificates, and a client certificate and key */
+  etcdTls?: { ca: string; cert?: string; key?: string };
+  /** the admin token a manager joining an existing etcd cluster proves itself with */
+  tokenFile?: string;
 }
 
 export interface RunningManager {
@@ -71,15 +82,24 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // The CA key, the tokens and the database live here: checked and made private to the manager's user at
   // every start, whoever made the directory. SQLite gives its -wal and -shm files the mode of the database
   // file, so that one is made (0600) before SQLite would make it under the umask.
+  const etcd = options.store === undefined ? undefined : parseStoreUrl(options.store);
+  if (!etcd && options.tokenFile !== undefined) throw new Error('--admin-token-file is for joining a cluster kept in etcd (--store etcd://...).');
   securePrivateDir(options.dataDir, { label: 'DATA_DIR', daemon: 'the manager', publicFiles: [CA_CERT_FILE], log });
-  createPrivateFile(join(options.dataDir, DB_FILE));
-
-  const store = new SqliteStore(join(options.dataDir, DB_FILE), {
-    onCallbackError: (err) => log(`store watch callback failed: ${String(err)}`),
-  });
+  const onCallbackError = (err: unknown) => log(`store watch callback failed: ${String(err)}`);
+  let store: Store;
+  if (etcd) {
+    // loaded only here: the gRPC client it brings costs a single manager on SQLite start-up time and memory
+    const { EtcdStore } = await import('./store/etcd.ts');
+    store = new EtcdStore({ endpoints: etcd.endpoints, onCallbackError, ...readEtcdTls(options.etcdTls) });
+  } else {
+    createPrivateFile(join(options.dataDir, DB_FILE));
+    store = new SqliteStore(join(options.dataDir, DB_FILE), { onCallbackError });
+  }
+  const storeName = etcd ? `etcd at ${etcd.endpoints.join(',')}` : join(options.dataDir, DB_FILE);
   let service: ManagerService | undefined;
   let hub: WatchHub | undefined;
   let renewTimer: NodeJS.Timeout | undefined;
+  let unwatchSecrets: (() => void) | undefined;
   try {
     service = await ManagerService.open(store, {
       log,
@@ -92,8 +112,21 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     });
     hub.start();
     const { clusterId } = service.info();
-    const { authority, created: caCreated } = ClusterAuthority.loadOrCreate(options.dataDir, { commonName: `vxnet cluster CA ${clusterId}` });
-    const { keeper, tokens, created } = JoinTokens.open(options.dataDir, authority.digest);
+    const commonName = `vxnet cluster CA ${clusterId}`;
+    // several managers: DATA_DIR gets the cluster's CA and tokens from etcd (or puts them there, the first)
+    const shared: SharedSecrets | undefined = etcd
+      ? await establishSharedSecrets(store, { dataDir: options.dataDir, storeName, commonName, ...(options.tokenFile !== undefined ? { tokenFile: options.tokenFile } : {}) })
+      : undefined;
+    const loaded = ClusterAuthority.loadOrCreate(options.dataDir, { commonName });
+    const authority = loaded.authority;
+    const caCreated = loaded.created || (shared?.made.ca ?? false);
+    const opened = JoinTokens.open(options.dataDir, authority.digest);
+    const { keeper, tokens } = opened;
+    const created = [...opened.created, ...(shared?.made.tokens ?? [])];
+    if (shared) {
+      unwatchSecrets = await followSharedSecrets(store, shared, keeper, log);
+      if (!shared.created) log(`joined cluster ${clusterId} kept in ${storeName}`);
+    }
     if (caCreated) log(`initialised cluster ${clusterId} in ${options.dataDir}`);
     if (caCreated) log(`cluster CA created in ${join(options.dataDir, CA_CERT_FILE)} (sha256 ${authority.digest})`);
     if (created.includes('admin')) log(`admin token (saved in ${join(options.dataDir, ADMIN_TOKEN_FILE)}): ${tokens.admin}`);
@@ -156,6 +189,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       close: () =>
         (closed ??= (async () => {
           clearInterval(renewTimer);
+          unwatchSecrets?.();
           runningHub.stop();
           await listeners.close();
           await metricsListener?.close();
@@ -166,11 +200,41 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     };
   } catch (err) {
     clearInterval(renewTimer);
+    unwatchSecrets?.();
     hub?.stop();
     await service?.close();
     await store.close();
     throw err;
   }
+}
+
+/** The PEM files of `--etcd-ca/--etcd-cert/--etcd-key`, read, as EtcdStore takes them. */
+export function readEtcdTls(files: { ca: string; cert?: string; key?: string } | undefined): { tls?: EtcdTls } {
+  if (!files) return {};
+  const tls: EtcdTls = { ca: readFileSync(files.ca) };
+  if (files.cert !== undefined) tls.cert = readFileSync(files.cert);
+  if (files.key !== undefined) tls.key = readFileSync(files.key);
+  return { tls };
+}
+
+/**
+ * Keeps this manager's tokens in step with the other managers': a rotation here is published to the
+ * store; one published by another manager is adopted here (its files rewritten, the old token refused).
+ */
+async function followSharedSecrets(store: Store, shared: SharedSecrets, keeper: JoinTokens, log: (line: string) => void): Promise<() => void> {
+  keeper.onRotate = (role, token) => {
+    publishRotation(store, shared.clusterKey, role, token).catch((err) =>
+      log(`the rotated ${role} token could not be shared with the other managers: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  };
+  return store.watch(META_SECRETS, shared.revision + 1, (events) => {
+    for (const event of events) {
+      if (event.type !== 'put' || event.kv.key !== META_SECRETS) continue;
+      const tokens = openRecord(event.kv.value, shared.clusterKey);
+      if (tokens) keeper.adopt(tokens);
+      else log('the shared cluster secrets in the store cannot be opened with this manager\'s cluster key');
+    }
+  });
 }
 
 /** What `vxnet manager` sets: everything but the test-only ping interval. */

@@ -29,6 +29,8 @@ export class JoinTokens {
   readonly #dataDir: string;
   readonly #caDigest: string;
   readonly #hashes = new Map<Role, Buffer>();
+  /** told of every rotation (several managers on etcd: store/shared-secrets.ts publishes it to the others) */
+  onRotate: ((role: Role, token: string) => void) | undefined;
 
   private constructor(dataDir: string, caDigest: string) {
     this.#dataDir = dataDir;
@@ -75,7 +77,21 @@ export class JoinTokens {
     const token = formatToken(this.#caDigest, secret);
     writeFileAtomic(join(this.#dataDir, FILES[role]), `${token}\n`, 0o600);
     this.#hashes.set(role, hash(secret));
+    this.onRotate?.(role, token);
     return token;
+  }
+
+  /**
+   * Takes tokens another manager rotated (several managers on etcd): the old ones are refused from now on
+   * and the files are rewritten. Tokens of another CA are ignored.
+   */
+  adopt(tokens: Tokens): void {
+    for (const role of ['admin', 'worker'] as const) {
+      const parsed = parseToken(tokens[role]);
+      if (!parsed || parsed.caDigest !== this.#caDigest) continue;
+      writeTokenFile(this.#dataDir, role, tokens[role]);
+      this.#hashes.set(role, hash(parsed.secret));
+    }
   }
 
   /** True when `token` has the form of a token but another CA's digest: worth its own error message. */
@@ -83,6 +99,12 @@ export class JoinTokens {
     const parsed = parseToken(token);
     return parsed !== undefined && parsed.caDigest !== this.#caDigest;
   }
+}
+
+/** Writes DATA_DIR's file of `role` (0600) unless it already holds `token`. */
+export function writeTokenFile(dataDir: string, role: Role, token: string): void {
+  const path = join(dataDir, FILES[role]);
+  if (readIfExists(path)?.trim() !== token) writeFileAtomic(path, `${token}\n`, 0o600);
 }
 
 function hash(secret: string): Buffer {

@@ -1,5 +1,5 @@
 /** `vxnet manager`: runs the manager (the cluster API and store) until interrupted. */
-import { all, checkListen, integer, METRICS_LISTEN_FLAG, metricsListenOf, required, UsageError, type CommandModule } from '../command.ts';
+import { all, checkListen, given, integer, METRICS_LISTEN_FLAG, metricsListenOf, one, required, UsageError, type CommandModule, type FlagSpec, type Parsed } from '../command.ts';
 import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
 // Type-only: keeps the lazy import below typed without loading the manager for other commands.
@@ -18,13 +18,41 @@ export interface ManagerCommand {
   log?: DaemonLog;
   /** --metrics-listen ADDR:PORT */
   metricsListen?: string;
+  /** --store etcd://HOST:PORT,... (several managers on etcd) */
+  store?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  /** --admin-token-file: the admin token a manager joining an etcd-kept cluster proves itself with */
+  tokenFile?: string;
+}
+
+/** TLS to etcd, for `vxnet manager --store` and `vxnet migrate` */
+export const ETCD_TLS_FLAGS: readonly FlagSpec[] = [
+  { name: 'etcd-ca', kind: 'string', value: 'FILE', help: "PEM of the CA of etcd's server certificates (TLS to etcd)" },
+  { name: 'etcd-cert', kind: 'string', value: 'FILE', help: 'client certificate (PEM) for etcd' },
+  { name: 'etcd-key', kind: 'string', value: 'FILE', help: 'key (PEM) of the client certificate for etcd' },
+];
+
+export function etcdTlsOf(p: Parsed): { etcdCa?: string; etcdCert?: string; etcdKey?: string } {
+  const etcdCa = one(p, 'etcd-ca');
+  const etcdCert = one(p, 'etcd-cert');
+  const etcdKey = one(p, 'etcd-key');
+  if ((etcdCert === undefined) !== (etcdKey === undefined)) throw new UsageError('--etcd-cert and --etcd-key go together.');
+  if (etcdCert !== undefined && etcdCa === undefined) throw new UsageError('--etcd-cert needs --etcd-ca (TLS to etcd).');
+  return given({ etcdCa, etcdCert, etcdKey });
+}
+
+/** The files of `etcdTlsOf`, as the manager's options take them. */
+export function etcdTlsFiles(command: { etcdCa?: string; etcdCert?: string; etcdKey?: string }): { ca: string; cert?: string; key?: string } | undefined {
+  return command.etcdCa === undefined ? undefined : { ca: command.etcdCa, ...given({ cert: command.etcdCert, key: command.etcdKey }) };
 }
 
 export const manager: CommandModule<ManagerCommand> = {
   path: 'manager',
   summary: 'run the manager (the cluster API and store)',
   args: [],
-  synopsis: '--data-dir DIR --listen ADDR:PORT [--listen unix:PATH]...',
+  synopsis: '--data-dir DIR --listen ADDR:PORT [--listen unix:PATH]... [--store etcd://HOST:PORT,... [--admin-token-file FILE]]',
   flags: [
     { name: 'data-dir', kind: 'string', value: 'DIR', help: 'where the store and the tokens live' },
     { name: 'listen', kind: 'string', value: 'ADDR', repeatable: true, help: 'ADDR:PORT or unix:PATH to serve the API on (repeatable)' },
@@ -61,6 +89,19 @@ export const manager: CommandModule<ManagerCommand> = {
     },
     METRICS_LISTEN_FLAG,
     LOG_LEVEL_FLAG,
+    {
+      name: 'store',
+      kind: 'string',
+      value: 'etcd://HOST:PORT,...',
+      help: 'keep the cluster state in etcd, shared by several managers (default: SQLite in --data-dir)',
+    },
+    ...ETCD_TLS_FLAGS,
+    {
+      name: 'admin-token-file',
+      kind: 'string',
+      value: 'FILE',
+      help: "with --store: the cluster's admin token, which lets this manager join managers already on that etcd",
+    },
   ],
   connection: false,
   json: false,
@@ -92,6 +133,17 @@ export const manager: CommandModule<ManagerCommand> = {
     }
     const names = all(p, 'san');
     if (names.length > 0) command.subjectAltNames = names;
+    const store = one(p, 'store');
+    const { etcdCa, etcdCert, etcdKey } = etcdTlsOf(p);
+    const tokenFile = one(p, 'admin-token-file');
+    if (store === undefined) {
+      if (etcdCa !== undefined || etcdCert !== undefined || etcdKey !== undefined || tokenFile !== undefined) {
+        throw new UsageError('--etcd-ca, --etcd-cert, --etcd-key and --admin-token-file go with --store etcd://...');
+      }
+    } else {
+      // the URL itself is checked by the manager before it touches anything (not here: that would load src/manager for every command)
+      Object.assign(command, given({ store, etcdCa, etcdCert, etcdKey, tokenFile }));
+    }
     return command;
   },
 
@@ -104,6 +156,10 @@ export const manager: CommandModule<ManagerCommand> = {
     if (command.maxEndpointsPerNode !== undefined) options.maxEndpointsPerNode = command.maxEndpointsPerNode;
     if (command.subjectAltNames !== undefined) options.subjectAltNames = command.subjectAltNames;
     if (command.metricsListen !== undefined) options.metricsListen = command.metricsListen;
+    if (command.store !== undefined) options.store = command.store;
+    const etcdTls = etcdTlsFiles(command);
+    if (etcdTls) options.etcdTls = etcdTls;
+    if (command.tokenFile !== undefined) options.tokenFile = command.tokenFile;
     await runManager(options, ctx.signal);
     return 0;
   },

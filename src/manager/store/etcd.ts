@@ -1,0 +1,343 @@
+/**
+ * etcd v3 implementation of the Store contract, for several managers sharing one etcd cluster.
+ *
+ * Every key lives under a prefix (default `/vxnet`), so one etcd can hold other tenants; revisions are
+ * etcd's own, cluster-wide. Uniqueness across managers rests entirely on etcd transactions: a Compare on
+ * modRevision maps one to one onto etcd's `mod_revision ==` compare (an absent key compares as 0).
+ *
+ * The revision fence. The service waits, after every transaction, until its index (fed by the watch) has
+ * reached the revision the transaction returned (service/cas.ts). etcd's revision counts writes to every
+ * key, so a failed compare or a transaction that changed nothing would return a revision that may belong
+ * to a key outside the prefix, which the prefix watch never delivers: the wait would never end. So every
+ * transaction also writes FENCE_KEY, in both branches; the revision it returns is then always one the
+ * watch delivers. The price is one small key per write; unlike SQLite, a no-op transaction moves the
+ * revision. The fence event reaches watchers like any other key; the manager's index ignores it.
+ *
+ * Watch resumption: the etcd3 client reconnects a broken watch stream by itself, but it resumes from the
+ * last *header* revision, which while history is being replayed is already the current one; events in
+ * between would be skipped. So the driver records the revision of the last event it delivered and sets
+ * the resume point itself whenever the stream drops.
+ */
+import { Etcd3, type IOptions } from 'etcd3';
+import { VxnetError } from '../../core/errors.ts';
+import {
+  CompactedError,
+  type Compare,
+  type KeyValue,
+  type ListResult,
+  type Op,
+  type Store,
+  type TxnResult,
+  type WatchCallback,
+  type WatchEvent,
+  prefixEnd,
+} from './store.ts';
+
+/** Written by every transaction so that its revision is one the prefix watch delivers (see above). */
+export const FENCE_KEY = '/meta/revision-fence';
+export const DEFAULT_ETCD_PREFIX = '/vxnet';
+/**
+ * Added to every etcd revision the store reports (and taken off those it is given). Written once, by
+ * `vxnet migrate`, so that revisions keep growing from where the SQLite store left them: agents
+ * report the revision they have seen, and a revision that went backwards would claim they had seen changes
+ * they never got. Absent (0) on a cluster made on etcd from the start.
+ */
+export const REVISION_OFFSET_KEY = '/meta/revision-offset';
+/**
+ * How long one store operation may take, the client's own retries included, before it is refused with
+ * `unavailable`. etcd gives up on a proposal without quorum only after about 7 s (5 s + 2 election
+ * timeouts), and the client then retries: without this bound a write would outlast the API clients'
+ * 10 s timeout and they would see a timeout instead of the reason. A leader election (~1.5 s) fits well.
+ */
+const REQUEST_TIMEOUT_MS = 5_000;
+/**
+ * One attempt of a request; the client retries a timed-out attempt on another member. Why shorter than the
+ * whole: a request caught on a member that had forwarded it to a leader just killed waits there for etcd's
+ * own timeout; measured here, writes paused 5.1 s across a leader kill with a single attempt.
+ */
+const ATTEMPT_TIMEOUT_MS = 2_000;
+
+export interface EtcdTls {
+  /** PEM of the CA that signed etcd's server certificates */
+  ca: Buffer;
+  /** client certificate and key (PEM) when etcd requires client authentication */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+export interface EtcdStoreOptions {
+  /** `host:port` of each member */
+  endpoints: string[];
+  tls?: EtcdTls;
+  /** every key is stored under this prefix (default DEFAULT_ETCD_PREFIX) */
+  prefix?: string;
+  /** where exceptions thrown by watch callbacks and watch failures are reported (default console.error) */
+  onCallbackError?: (err: unknown) => void;
+  requestTimeoutMs?: number;
+}
+
+interface RawKv {
+  key: Buffer;
+  value: Buffer;
+  create_revision: string;
+  mod_revision: string;
+}
+
+interface RawEvent {
+  type: string;
+  kv: RawKv;
+  prev_kv?: RawKv | null;
+}
+
+export class EtcdStore implements Store {
+  readonly endpoints: string[];
+  readonly prefix: string;
+  #client: Etcd3;
+  #onCallbackError: (err: unknown) => void;
+  #timeoutMs: number;
+  #stops = new Set<() => void>();
+  #closed = false;
+  #offset = 0;
+  #offsetRead: Promise<void> | undefined;
+
+  constructor(options: EtcdStoreOptions) {
+    if (options.endpoints.length === 0) throw new Error('the etcd store needs at least one endpoint.');
+    this.endpoints = options.endpoints;
+    this.prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
+    this.#onCallbackError = options.onCallbackError ?? ((err) => console.error('vxnet store:', err));
+    this.#timeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    const scheme = options.tls ? 'https' : 'http';
+    const clientOptions: IOptions = {
+      hosts: options.endpoints.map((e) => `${scheme}://${e}`),
+      dialTimeout: this.#timeoutMs,
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + Math.min(ATTEMPT_TIMEOUT_MS, this.#timeoutMs) }),
+    };
+    if (options.tls) {
+      clientOptions.credentials = {
+        rootCertificate: options.tls.ca,
+        ...(options.tls.key ? { privateKey: options.tls.key } : {}),
+        ...(options.tls.cert ? { certChain: options.tls.cert } : {}),
+      };
+    }
+    this.#client = new Etcd3(clientOptions);
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    await this.#readOffset();
+    const res = await this.#call(() => this.#client.kv.range({ key: this.#key(key) }));
+    const kv = (res.kvs as RawKv[])[0];
+    return kv ? this.#toKeyValue(kv) : undefined;
+  }
+
+  async list(prefix: string): Promise<ListResult> {
+    await this.#readOffset();
+    const res = await this.#call(() =>
+      this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), sort_target: 'Key', sort_order: 'Ascend' }),
+    );
+    return { kvs: (res.kvs as RawKv[]).map((kv) => this.#toKeyValue(kv)), revision: Number(res.header.revision) + this.#offset };
+  }
+
+  async revision(): Promise<number> {
+    await this.#readOffset();
+    const res = await this.#call(() => this.#client.kv.range({ key: this.#key(FENCE_KEY), count_only: true }));
+    return Number(res.header.revision) + this.#offset;
+  }
+
+  async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
+    await this.#readOffset();
+    // 0 means "absent" in etcd too; any other revision the caller holds was reported with the offset
+    const local = (revision: number) => (revision === 0 ? 0 : revision - this.#offset);
+    const fence = { request_put: { key: this.#key(FENCE_KEY), value: Buffer.from('') } };
+    const res = await this.#call(() =>
+      this.#client.kv.txn({
+        compare: compares.map((c) => ({ key: this.#key(c.key), target: 'Mod', result: 'Equal', mod_revision: String(local(c.modRevision)) })),
+        success: [
+          ...ops.map((op) =>
+            op.type === 'put'
+              ? { request_put: { key: this.#key(op.key), value: Buffer.from(op.value) } }
+              : { request_delete_range: { key: this.#key(op.key) } },
+          ),
+          fence,
+        ],
+        failure: [fence],
+      }),
+    );
+    return { succeeded: res.succeeded, revision: Number(res.header.revision) + this.#offset };
+  }
+
+  async watch(prefix: string, fromRevision: number, onEvents: WatchCallback): Promise<() => void> {
+    this.#checkOpen();
+    await this.#readOffset();
+    await this.#checkRetained(prefix, fromRevision);
+    const watcher = this.#client
+      .watch()
+      .inRange({ start: this.#key(prefix), end: this.#rangeEnd(prefix) })
+      .startRevision(String(Math.max(1, fromRevision - this.#offset)))
+      .withPreviousKV()
+      .watcher();
+    let delivered = fromRevision - 1;
+    let active = true;
+    watcher.on('data', (res: { events: RawEvent[] }) => {
+      if (!active) return;
+      let batch: WatchEvent[] = [];
+      const flush = () => {
+        if (batch.length === 0) return;
+        const events = batch;
+        batch = [];
+        delivered = events[0]!.revision;
+        try {
+          onEvents(events);
+        } catch (err) {
+          this.#onCallbackError(err);
+        }
+      };
+      for (const raw of res.events) {
+        const event = this.#toEvent(raw);
+        // after a reconnect etcd may resend what was already delivered
+        if (event.revision <= delivered) continue;
+        if (batch.length > 0 && batch[0]!.revision !== event.revision) flush();
+        batch.push(event);
+      }
+      flush();
+    });
+    // The client resumes from its own idea of the revision; ours is exact (see the top of this file).
+    watcher.on('disconnected', () => {
+      watcher.request.start_revision = String(Math.max(1, delivered + 1 - this.#offset));
+    });
+    const created = new Promise<void>((resolve, reject) => {
+      watcher.once('connected', () => resolve());
+      watcher.once('error', reject);
+    });
+    watcher.on('error', (err: unknown) => {
+      if (active) this.#onCallbackError(new Error(`the etcd watch on ${this.prefix}${prefix} stopped: ${String(err)}`));
+    });
+    const stop = () => {
+      if (!active) return;
+      active = false;
+      this.#stops.delete(stop);
+      watcher.cancel().catch(() => {});
+    };
+    this.#stops.add(stop);
+    try {
+      await created;
+    } catch (err) {
+      stop();
+      throw this.#unavailable(err);
+    }
+    return stop;
+  }
+
+  /**
+   * For `vxnet migrate` only, on an empty prefix: from now on every revision reported is at least
+   * `atLeast` + 1 (see REVISION_OFFSET_KEY).
+   */
+  async setRevisionOffset(atLeast: number): Promise<void> {
+    const current = await this.revision();
+    const offset = Math.max(0, atLeast - current);
+    const res = await this.txn([{ key: REVISION_OFFSET_KEY, modRevision: 0 }], [{ type: 'put', key: REVISION_OFFSET_KEY, value: String(offset) }]);
+    if (!res.succeeded) throw new Error(`the revision offset of ${this.prefix} is already set.`);
+    this.#offset = offset;
+  }
+
+  async #readOffset(): Promise<void> {
+    this.#offsetRead ??= this.#call(() => this.#client.kv.range({ key: this.#key(REVISION_OFFSET_KEY) })).then(
+      (res) => {
+        const kv = (res.kvs as RawKv[])[0];
+        this.#offset = kv ? Number(kv.value.toString()) : 0;
+      },
+      (err: unknown) => {
+        this.#offsetRead = undefined;
+        throw err;
+      },
+    );
+    return this.#offsetRead;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const stop of [...this.#stops]) stop();
+    this.#client.close();
+  }
+
+  /**
+   * A watch from a compacted revision is cancelled by etcd after it was created, which the client only
+   * reports as an anonymous error; a read at that revision fails the same way up front, with a clear cause.
+   */
+  async #checkRetained(prefix: string, fromRevision: number): Promise<void> {
+    const current = await this.revision();
+    if (fromRevision > current) return;
+    try {
+      await this.#call(() =>
+        this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), revision: String(Math.max(1, fromRevision - this.#offset)), count_only: true }),
+      );
+    } catch (err) {
+      if (/compacted/i.test(String((err as Error).cause ?? err))) throw new CompactedError(fromRevision, fromRevision);
+      throw err;
+    }
+  }
+
+  async #call<T>(request: () => Promise<T>): Promise<T> {
+    this.#checkOpen();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs / 1000} s`)), this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([request(), deadline]);
+    } catch (err) {
+      throw this.#unavailable(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Every failure becomes one sentence with the `unavailable` code (HTTP 503). Losing quorum shows as
+   * timeouts, "no leader" or refused connections depending on which member a retry reached, so those all get
+   * the same sentence; the client's own wording stays in `cause` for the logs.
+   */
+  #unavailable(err: unknown): Error {
+    if (err instanceof VxnetError || err instanceof CompactedError) return err;
+    const where = `the cluster store (etcd at ${this.endpoints.join(',')})`;
+    const detail = err instanceof Error ? err.message : String(err);
+    const quorum = /no answer within|UNAVAILABLE|DEADLINE|ECONNREFUSED|leader|timed out|timeout/i.test(detail);
+    const message = quorum
+      ? `${where} did not complete the request: it has no quorum or none of its members answered; writes resume once a majority of its members is reachable.`
+      : `${where} refused the request: ${detail.split('\n')[0]!.replace(/\s+/g, ' ').replace(/[.\s]+$/, '')}.`;
+    return new VxnetError('unavailable', message, { cause: err });
+  }
+
+  #key(key: string): Buffer {
+    return Buffer.from(this.prefix + key);
+  }
+
+  #rangeEnd(prefix: string): Buffer {
+    return Buffer.from(prefixEnd(this.prefix + prefix));
+  }
+
+  #strip(key: Buffer): string {
+    return key.toString().slice(this.prefix.length);
+  }
+
+  #toKeyValue(kv: RawKv): KeyValue {
+    return {
+      key: this.#strip(kv.key),
+      value: kv.value.toString(),
+      createRevision: Number(kv.create_revision) + this.#offset,
+      modRevision: Number(kv.mod_revision) + this.#offset,
+    };
+  }
+
+  #toEvent(raw: RawEvent): WatchEvent {
+    const revision = Number(raw.kv.mod_revision) + this.#offset;
+    const prevValue = raw.prev_kv ? raw.prev_kv.value.toString() : undefined;
+    if (raw.type === 'Delete') return { type: 'delete', revision, key: this.#strip(raw.kv.key), prevValue: prevValue ?? '' };
+    const kv = this.#toKeyValue(raw.kv);
+    return prevValue === undefined ? { type: 'put', revision, kv } : { type: 'put', revision, kv, prevValue };
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error(`the etcd store (${this.endpoints.join(',')}) is closed`);
+  }
+}
