@@ -83,7 +83,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // every start, whoever made the directory. SQLite gives its -wal and -shm files the mode of the database
   // file, so that one is made (0600) before SQLite would make it under the umask.
   const etcd = options.store === undefined ? undefined : parseStoreUrl(options.store);
-  if (!etcd && options.tokenFile !== undefined) throw new Error('--admin-token-file is for joining a cluster kept in etcd (--store etcd://...).');
+  if (!etcd && options.tokenFile !== undefined) throw new Error('--token-file is for joining a cluster kept in etcd (--store etcd://...).');
   securePrivateDir(options.dataDir, { label: 'DATA_DIR', daemon: 'the manager', publicFiles: [CA_CERT_FILE], log });
   const onCallbackError = (err: unknown) => log(`store watch callback failed: ${String(err)}`);
   let store: Store;

@@ -1,6 +1,6 @@
 /**
  * Several managers on a real 3-member etcd (issue 11). Hosts 1-3 each run an etcd member and a manager
- * (`--store etcd://...`, the 2nd and 3rd joining with `--admin-token-file`); hosts 4 and 5 run agents given
+ * (`--store etcd://...`, the 2nd and 3rd joining with `--token-file`); hosts 4 and 5 run agents given
  * all three managers (`--manager A,B,C`). The test drives the API over the managers' unix sockets with one
  * client given all three, the way the CLI takes VXNET_MANAGER.
  *
@@ -48,7 +48,7 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const socketUrl = `unix:${join(cluster.tmpDir, `manager-${host.name}.sock`)}`;
     const args = ['manager', '--data-dir', dataDir, '--listen', `${host.address}:${MANAGER_PORT}`, '--listen', socketUrl, '--store', etcd.url];
-    if (joinWith) args.push('--admin-token-file', joinWith);
+    if (joinWith) args.push('--token-file', joinWith);
     const handle = start(nsenterArgv(host.netns, [process.execPath, DEFAULT_CLI_PATH, ...args]), { label: `${host.name}/manager` });
     await handle.waitFor(/listening on/, 30_000);
     return { host, dataDir, socketUrl, handle };

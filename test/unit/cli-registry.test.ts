@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GLOBAL_FLAGS, UsageError } from '../../src/cli/command.ts';
+import { globalFlagsOf, UsageError } from '../../src/cli/command.ts';
 import { parseCommandLine } from '../../src/cli/parse.ts';
 import { COMMANDS, GROUPS } from '../../src/cli/registry.ts';
 import { ERROR_STATUS, VxnetError } from '../../src/core/errors.ts';
@@ -18,9 +18,9 @@ describe('CLI command registry', () => {
     for (const group of Object.keys(GROUPS)) assert.ok(paths.some((p) => p.startsWith(`${group} `)), group);
   });
 
-  test("a command's flags neither repeat nor shadow a global flag", () => {
+  test("a command's flags neither repeat nor shadow a global flag it accepts", () => {
     for (const c of COMMANDS) {
-      const names = [...c.flags.map((f) => f.name), ...GLOBAL_FLAGS.map((f) => f.name)];
+      const names = [...c.flags.map((f) => f.name), ...globalFlagsOf(c).map((f) => f.name), 'help'];
       assert.equal(new Set(names).size, names.length, c.path);
     }
   });

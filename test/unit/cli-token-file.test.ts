@@ -81,8 +81,9 @@ describe('--token-file and VXNET_TOKEN_FILE (parsing)', () => {
     });
   });
 
-  test('the manager takes no token at all', () => {
-    usageError('manager --data-dir /d --listen unix:/s --token-file /t', /^unknown flag --token-file for "vxnet manager"/);
+  test('the manager takes no token on its command line, and a token file only to join managers on etcd', () => {
+    usageError('manager --data-dir /d --listen unix:/s --token t', /^unknown flag --token for "vxnet manager"/);
+    usageError('manager --data-dir /d --listen unix:/s --token-file /t', /^--etcd-ca, --etcd-cert, --etcd-key and --token-file go with --store etcd:\/\/\.\.\.$/);
   });
 
   test('the agent never reads VXNET_TOKEN: it notes it, and takes --token, --token-file or VXNET_TOKEN_FILE', () => {

@@ -48,7 +48,7 @@ describe('several managers on one etcd', { ...(skip ? { skip } : {}) }, () => {
 
   test('the first manager creates the cluster; another joins only with the admin token, and gets its CA and tokens', async () => {
     const a = await start('a');
-    await assert.rejects(start('nobody'), /already holds vxnet cluster [0-9a-f]{16}…: give this manager the cluster's admin token with --admin-token-file FILE/);
+    await assert.rejects(start('nobody'), /already holds vxnet cluster [0-9a-f]{16}…: give this manager the cluster's admin token with --token-file FILE/);
     const workerFile = join(scratch, 'a', 'worker.token');
     await assert.rejects(start('worker', workerFile), /is not the current admin token of the cluster in etcd/);
     const foreign = join(scratch, 'foreign.token');

@@ -35,15 +35,15 @@ describe('store and manager lists', () => {
   });
 
   test('vxnet manager: --store goes with the etcd flags, and a bad URL stops it before it touches DATA_DIR', async () => {
-    const ok = parse('manager --data-dir /d --listen unix:/s --store etcd://a:2379 --admin-token-file /t --etcd-ca /ca');
+    const ok = parse('manager --data-dir /d --listen unix:/s --store etcd://a:2379 --token-file /t --etcd-ca /ca');
     assert.deepEqual(ok, { kind: 'manager', dataDir: '/d', listen: ['unix:/s'], store: 'etcd://a:2379', etcdCa: '/ca', tokenFile: '/t' });
-    assert.throws(() => parse('manager --data-dir /d --listen unix:/s --admin-token-file /t'), (err: unknown) => err instanceof UsageError && /go with --store etcd:/.test(err.message));
+    assert.throws(() => parse('manager --data-dir /d --listen unix:/s --token-file /t'), (err: unknown) => err instanceof UsageError && /go with --store etcd:/.test(err.message));
     assert.throws(() => parse('manager --data-dir /d --listen unix:/s --store etcd://a --etcd-cert /c'), /--etcd-cert and --etcd-key go together/);
     assert.throws(() => parse('manager --data-dir /d --listen unix:/s --store etcd://a --etcd-cert /c --etcd-key /k'), /--etcd-cert needs --etcd-ca/);
     const dataDir = join(temporaryDirectory('vxnet-store-options-'), 'never');
     await assert.rejects(startManager({ dataDir, listen: ['unix:/nonexistent/x.sock'], store: 'etcd://a:2379,,b' }), /is not HOST:PORT of an etcd member/);
     assert.equal(existsSync(dataDir), false);
-    await assert.rejects(startManager({ dataDir, listen: ['unix:/nonexistent/x.sock'], tokenFile: '/t' }), /^Error: --admin-token-file is for joining a cluster kept in etcd/);
+    await assert.rejects(startManager({ dataDir, listen: ['unix:/nonexistent/x.sock'], tokenFile: '/t' }), /^Error: --token-file is for joining a cluster kept in etcd/);
     assert.equal(existsSync(dataDir), false);
   });
 

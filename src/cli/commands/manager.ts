@@ -23,7 +23,7 @@ export interface ManagerCommand {
   etcdCa?: string;
   etcdCert?: string;
   etcdKey?: string;
-  /** --admin-token-file: the admin token a manager joining an etcd-kept cluster proves itself with */
+  /** --token-file: the admin token a manager joining an etcd-kept cluster proves itself with */
   tokenFile?: string;
 }
 
@@ -52,7 +52,7 @@ export const manager: CommandModule<ManagerCommand> = {
   path: 'manager',
   summary: 'run the manager (the cluster API and store)',
   args: [],
-  synopsis: '--data-dir DIR --listen ADDR:PORT [--listen unix:PATH]... [--store etcd://HOST:PORT,... [--admin-token-file FILE]]',
+  synopsis: '--data-dir DIR --listen ADDR:PORT [--listen unix:PATH]... [--store etcd://HOST:PORT,... [--token-file FILE]]',
   flags: [
     { name: 'data-dir', kind: 'string', value: 'DIR', help: 'where the store and the tokens live' },
     { name: 'listen', kind: 'string', value: 'ADDR', repeatable: true, help: 'ADDR:PORT or unix:PATH to serve the API on (repeatable)' },
@@ -97,7 +97,7 @@ export const manager: CommandModule<ManagerCommand> = {
     },
     ...ETCD_TLS_FLAGS,
     {
-      name: 'admin-token-file',
+      name: 'token-file',
       kind: 'string',
       value: 'FILE',
       help: "with --store: the cluster's admin token, which lets this manager join managers already on that etcd",
@@ -135,10 +135,10 @@ export const manager: CommandModule<ManagerCommand> = {
     if (names.length > 0) command.subjectAltNames = names;
     const store = one(p, 'store');
     const { etcdCa, etcdCert, etcdKey } = etcdTlsOf(p);
-    const tokenFile = one(p, 'admin-token-file');
+    const tokenFile = one(p, 'token-file');
     if (store === undefined) {
       if (etcdCa !== undefined || etcdCert !== undefined || etcdKey !== undefined || tokenFile !== undefined) {
-        throw new UsageError('--etcd-ca, --etcd-cert, --etcd-key and --admin-token-file go with --store etcd://...');
+        throw new UsageError('--etcd-ca, --etcd-cert, --etcd-key and --token-file go with --store etcd://...');
       }
     } else {
       // the URL itself is checked by the manager before it touches anything (not here: that would load src/manager for every command)

@@ -10,7 +10,7 @@
  * - `wrappedKey`: that cluster key, encrypted with a key derived (HKDF-SHA256, random salt) from the admin
  *   token's secret (256 random bits, so no slow KDF is needed).
  * Whoever can read etcd (its operators, its backups, a stolen disk) learns neither the CA key nor a token
- * without the admin token. A manager joins by proving it has the admin token (`--admin-token-file`): with it,
+ * without the admin token. A manager joins by proving it has the admin token (`--token-file`): with it,
  * it unwraps the cluster key and writes ca.pem, ca.key, admin.token and worker.token into its own DATA_DIR.
  * A rotated token is re-sealed (and, for the admin token, the cluster key re-wrapped) by the manager that
  * rotated it; the others follow the record's watch and rewrite their token files.
@@ -71,7 +71,7 @@ export async function establishSharedSecrets(
   const existing = await store.get(META_SECRETS);
   if (existing) return joinCluster(existing.value, existing.modRevision, options);
   if (options.tokenFile !== undefined) {
-    throw new Error(`${options.storeName} holds no vxnet cluster yet: start the first manager without --admin-token-file, then the others with it.`);
+    throw new Error(`${options.storeName} holds no vxnet cluster yet: start the first manager without --token-file, then the others with it.`);
   }
   const hadCa = readIfExists(join(options.dataDir, CA_CERT_FILE)) !== undefined;
   const { authority, created: caMade } = ClusterAuthority.loadOrCreate(options.dataDir, { commonName: options.commonName });
@@ -82,7 +82,7 @@ export async function establishSharedSecrets(
   const result = await store.txn([{ key: META_SECRETS, modRevision: 0 }], [{ type: 'put', key: META_SECRETS, value: JSON.stringify(record) }]);
   if (!result.succeeded) {
     const made = hadCa ? '' : ` (remove the ${CA_CERT_FILE}, ${CA_KEY_FILE} and token files this attempt left in ${options.dataDir})`;
-    throw new Error(`another manager created the cluster in ${options.storeName} at the same time: start this one again with --admin-token-file ADMIN_TOKEN_FILE${made}.`);
+    throw new Error(`another manager created the cluster in ${options.storeName} at the same time: start this one again with --token-file ADMIN_TOKEN_FILE${made}.`);
   }
   return { created: true, clusterKey, revision: result.revision, made: { ca: caMade, tokens: tokensMade } };
 }
@@ -96,7 +96,7 @@ function joinCluster(value: string, revision: number, options: { dataDir: string
     throw new Error(
       options.tokenFile !== undefined
         ? `cannot read the admin token file ${options.tokenFile}.`
-        : `${options.storeName} already holds vxnet cluster ${digest.slice(0, 16)}…: give this manager the cluster's admin token with --admin-token-file FILE to join it.`,
+        : `${options.storeName} already holds vxnet cluster ${digest.slice(0, 16)}…: give this manager the cluster's admin token with --token-file FILE to join it.`,
     );
   }
   const token = parseToken(text);
