@@ -7,6 +7,7 @@ import type { EndpointStatusRequest, HeartbeatRequest, Node, RegisterNodeRequest
 import type { Dataplane } from './dataplane.ts';
 import type { Self } from './desired.ts';
 import type { AgentObserver } from './metrics.ts';
+import type { ClusterView } from './view.ts';
 
 /** The part of the manager API the agent uses (ManagerClient implements it). */
 export interface AgentManagerApi {
@@ -15,6 +16,9 @@ export interface AgentManagerApi {
   setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void>;
   watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal, options?: WatchOptions): Promise<void>;
 }
+
+/** A `vxnet trace` request as the watch stream carries it (src/agent/diagnose.ts answers it). */
+export type DiagnoseMessage = Extract<WatchMessage, { type: 'diagnose' }>;
 
 export interface WatchOptions {
   /** every network, not only those where the node has endpoints */
@@ -50,4 +54,9 @@ export interface AgentOptions {
   observer?: AgentObserver;
   /** set when the agent is linked to a Docker engine: endpoints attached to its containers can be set up */
   containers?: ContainerNamespaces;
+  /**
+   * Answers an administrator's diagnose request (`vxnet trace`, src/agent/diagnose.ts) with what the agent
+   * knows now; runs beside the loop and reports its own failures. Absent: such requests are ignored.
+   */
+  diagnose?: (message: DiagnoseMessage, agent: { view: ClusterView; reconciledRevision: number }) => void;
 }

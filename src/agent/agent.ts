@@ -176,6 +176,10 @@ export class Agent {
           self.name,
           (message) => {
             heard();
+            if (message.type === 'diagnose') {
+              this.#options.diagnose?.(message, this);
+              return;
+            }
             if (message.type === 'snapshot') {
               removedLogged = false;
               reconnect.reset();

@@ -18,6 +18,8 @@ import { type MetricsListener, serveMetrics } from '../http/metrics.ts';
 import { Agent } from './agent.ts';
 import { type CniServer, CniService, serveCni } from './cni-server.ts';
 import { AgentMetrics } from './metrics.ts';
+import { diagnoseHandler } from './diagnose.ts';
+import { createRunner } from './kernel/exec.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
 import { setUpWireguard } from './wireguard/setup.ts';
@@ -102,6 +104,15 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     ...(metrics ? { observer: metrics } : {}),
     ...(options.watchIdleMs !== undefined ? { watchIdleMs: options.watchIdleMs } : {}),
     ...(engine ? { watchAllNetworks: true, containers: new EngineContainerNamespaces(engine) } : {}),
+    diagnose: diagnoseHandler({
+      run: createRunner(),
+      self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
+      underlayMtu: underlay.mtu,
+      ...(engine ? { containers: new EngineContainerNamespaces(engine) } : {}),
+      answer: (id, report, s) => client.answerDiagnose(name, id, report, s),
+      log,
+      signal,
+    }),
   });
   agentRef = agent;
   const rotation = wireguard.rotation?.({

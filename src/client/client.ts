@@ -40,6 +40,7 @@ import {
   type WatchMessage,
 } from '../core/model.ts';
 import { VxnetError } from '../core/errors.ts';
+import type { DiagnoseReport, DiagnoseRequest } from '../core/schema/diagnose.ts';
 import { certificateDigest } from '../pki/identity.ts';
 import { parseToken } from '../pki/token.ts';
 import { HttpClient, type HttpResponse, type TlsRequestOptions, readBounded } from '../http/client.ts';
@@ -240,6 +241,22 @@ export class ManagerClient {
 
   async heartbeat(node: string, req: HeartbeatRequest, signal?: AbortSignal): Promise<void> {
     await this.#call('POST', `/v1/nodes/${segment(node)}/heartbeat`, { body: req, signal });
+  }
+
+  /** `vxnet trace`: node `node`'s agent reads its kernel for `req.network` (admin; relayed by the manager). */
+  async diagnose(node: string, req: DiagnoseRequest, options?: { timeoutSeconds?: number }, signal?: AbortSignal): Promise<DiagnoseReport> {
+    const seconds = options?.timeoutSeconds;
+    return this.#json((s) => s.DiagnoseReportSchema, 'POST', `/v1/nodes/${segment(node)}/diagnose`, {
+      body: req,
+      query: { timeout: seconds },
+      ...(seconds !== undefined ? { timeoutMs: seconds * 1000 + this.#timeoutMs } : {}),
+      signal,
+    });
+  }
+
+  /** The agent's answer to diagnose request `id` (with the node's certificate). */
+  async answerDiagnose(node: string, id: string, report: DiagnoseReport, signal?: AbortSignal): Promise<void> {
+    await this.#call('PUT', `/v1/nodes/${segment(node)}/diagnose/${segment(id)}`, { body: report, signal });
   }
 
   async listEndpoints(filter?: { network?: string; node?: string }, signal?: AbortSignal): Promise<Endpoint[]> {
