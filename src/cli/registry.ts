@@ -23,6 +23,7 @@ import { nodeRotateKey } from './commands/node-rotate-key.ts';
 import { nodeUpdate } from './commands/node-update.ts';
 import { status } from './commands/status.ts';
 import { tokenRotate } from './commands/token-rotate.ts';
+import { trace } from './commands/trace.ts';
 import { version } from './commands/version.ts';
 
 export const COMMANDS = [
@@ -44,6 +45,7 @@ export const COMMANDS = [
   detach,
   tokenRotate,
   capture,
+  trace,
   cniConfig,
   cniInstall,
   demo,
