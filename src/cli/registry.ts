@@ -24,6 +24,7 @@ import { nodeUpdate } from './commands/node-update.ts';
 import { status } from './commands/status.ts';
 import { tokenRotate } from './commands/token-rotate.ts';
 import { trace } from './commands/trace.ts';
+import { ui } from './commands/ui.ts';
 import { version } from './commands/version.ts';
 
 export const COMMANDS = [
@@ -46,6 +47,7 @@ export const COMMANDS = [
   tokenRotate,
   capture,
   trace,
+  ui,
   cniConfig,
   cniInstall,
   demo,
