@@ -115,7 +115,7 @@ export function dashboardView(info: Info, nodes: readonly NodeStatus[], networks
     const list = perNode.get(host.name) ?? [];
     // on an arc facing away from the centre, so that dots and labels stay clear of the peering lines
     const outward = (2 * Math.PI * index) / Math.max(hosts.length, 1) - Math.PI / 2;
-    const spread = hosts.length <= 1 ? 2 * Math.PI : Math.min(Math.PI * 0.9, (list.length - 1) * 0.35);
+    const spread = hosts.length <= 1 ? 2 * Math.PI : Math.min(Math.PI * 1.2, (list.length - 1) * 0.9);
     list.forEach((e, i) => {
       const ring = Math.floor(i / 16);
       const angle = hosts.length <= 1 ? (2 * Math.PI * i) / list.length - Math.PI / 2 : outward - spread / 2 + (list.length === 1 ? spread / 2 : (spread * i) / (list.length - 1));
