@@ -96,7 +96,7 @@ export function judgeTrace(input: TraceInput): TraceResult {
   }
   const nodeB = nodeOf(b);
   if (nodeB?.state === 'down') add('underlay', b, 'warn', `node ${b} sends no heartbeats (down): its kernel may still forward as programmed, but the manager cannot tell.`);
-  else add('underlay', b, 'unknown', `the underlay from ${vtepA ?? a} to ${vtepB ?? b} on UDP ${network.port} is not tested without --probe.`);
+  else add('underlay', b, 'unknown', `the underlay from ${vtepA ?? a} to ${vtepB ?? b} on UDP ${network.port} cannot be read from a kernel: --probe tests it.`);
 
   const rb = input.target ? readingOn(input.target, b, nodeB, add) : undefined;
   if (rb) {
