@@ -25,10 +25,10 @@ export async function runTrace(client: ManagerClient, command: TraceCommand, sig
   const target: Endpoint | undefined = toEndpoint ?? endpoints.find((e) => e.ip === to.ip);
   const about = [from, ...(target ? [target] : [])];
   const request: DiagnoseRequest = { network: network.name, macs: about.map((e) => e.mac), ips: about.map((e) => e.ip) };
-  const options = command.timeoutSeconds !== undefined ? { timeoutSeconds: command.timeoutSeconds } : {};
+  
   const read = async (node: string, req: DiagnoseRequest): Promise<Reading> => {
     try {
-      return { report: await client.diagnose(node, req, options, signal) };
+      return { report: await client.diagnose(node, req, command.timeoutSeconds, signal) };
     } catch (err) {
       if (signal.aborted) throw err;
       return { error: messageOf(err) };
