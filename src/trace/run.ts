@@ -37,13 +37,16 @@ export async function runTrace(client: ManagerClient, command: TraceCommand, sig
   const remote = target !== undefined && target.node !== from.node ? target.node : undefined;
   const [source, targetReading] = await Promise.all([read(from.node, request), remote !== undefined ? read(remote, request) : undefined]);
   const trace = judgeTrace({ network, endpoints, nodes, from, to, source, ...(targetReading ? { target: targetReading } : {}) });
-  if (command.probe === undefined || !target || !('report' in source)) return { trace };
+  if (command.probe === undefined) return { trace };
+  const notSent = (error: string): TraceAnswer => ({ trace, probe: { sent: 0, received: 0, error, sightings: [], verdict: `the probe could not be sent: ${error}` } });
+  if (!target) return notSent(`no endpoint of network ${network.name} has ${to.ip}, so no counter on the path can see a probe.`);
+  if (!('report' in source)) return notSent(`the agent of ${from.node} did not answer.`);
 
   const probed = await read(from.node, { ...request, probe: { endpoint: from.id, to: target.ip, count: command.probe } });
   const after = remote !== undefined && targetReading && 'report' in targetReading ? await read(remote, request) : undefined;
   const report = (r: Reading | undefined): DiagnoseReport | undefined => (r && 'report' in r ? r.report : undefined);
   const sourceAfter = report(probed);
-  if (!sourceAfter) return { trace, probe: { sent: 0, received: 0, error: 'error' in probed ? probed.error : 'no answer', sightings: [], verdict: 'the probe could not be sent.' } };
+  if (!sourceAfter) return notSent('error' in probed ? probed.error : 'no answer');
   const targetBefore = report(targetReading);
   const targetAfter = report(after);
   const probe = judgeProbe({

@@ -7,7 +7,7 @@
  */
 import { VxnetError } from '../../core/errors.ts';
 import type { Endpoint } from '../../core/model.ts';
-import { checked, connection, has, integer, required, UsageError, type CommandModule, type Connection } from '../command.ts';
+import { connection, has, integer, required, UsageError, type CommandModule, type Connection } from '../command.ts';
 import { parseIPv4 } from '../../core/ipv4.ts';
 
 export const DEFAULT_PROBE_COUNT = 3;
@@ -41,6 +41,7 @@ export const trace: CommandModule<TraceCommand> = {
   connection: true,
   json: true,
   build(p) {
+    const from = required(p, 'from');
     const to = required(p, 'to');
     const count = integer(p, 'count');
     const timeout = integer(p, 'timeout');
@@ -52,7 +53,7 @@ export const trace: CommandModule<TraceCommand> = {
       connection: connection(p),
       json: has(p, 'json'),
       network: p.positionals[0]!,
-      from: checked(() => required(p, 'from')),
+      from,
       to: parseIPv4(to) !== undefined ? { ip: to } : { endpoint: to },
       ...(has(p, 'probe') ? { probe: count ?? DEFAULT_PROBE_COUNT } : {}),
       ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
