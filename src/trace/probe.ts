@@ -104,5 +104,5 @@ function verdictOf(probe: ProbeInput['probe'], sightings: readonly Sighting[], d
   const at = sightings[lost]!;
   const last = lost > 0 ? sightings[lost - 1]! : undefined;
   const after = last ? `after "${last.what}" (${last.device} on ${last.node})` : 'before anything on the path counted them';
-  return `${probe.received} of ${probe.sent} probes were answered: lost ${after}, not counted where the ${at.what.split(' ')[0]} ${at.what.split(' ').slice(1).join(' ')} (${at.device} ${at.counter} on ${at.node})${dropped}.`;
+  return `${probe.received} of ${probe.sent} probes were answered: lost ${after}, not counted where the ${at.what} (${at.device} ${at.counter} on ${at.node})${dropped}.`;
 }
