@@ -59,4 +59,6 @@ export interface AgentOptions {
    * knows now; runs beside the loop and reports its own failures. Absent: such requests are ignored.
    */
   diagnose?: (message: DiagnoseMessage, agent: { view: ClusterView; reconciledRevision: number }) => void;
+  /** runs at the end of every pass, before its revision counts as applied (host endpoints: src/agent/host-endpoint.ts) */
+  afterPass?: (view: ClusterView, signal?: AbortSignal) => Promise<void>;
 }

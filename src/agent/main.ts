@@ -19,6 +19,7 @@ import { Agent } from './agent.ts';
 import { type CniServer, CniService, serveCni } from './cni-server.ts';
 import { AgentMetrics } from './metrics.ts';
 import { diagnoseHandler } from './diagnose.ts';
+import { HostEndpoints } from './host-endpoint.ts';
 import { createRunner } from './kernel/exec.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
@@ -94,6 +95,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   });
   const dataplane = wireguard.dataplane;
   const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
+  const hostEndpoints = new HostEndpoints({ run: createRunner(), self: { name }, setEndpointStatus: (id, req, s) => client.setEndpointStatus(id, req, s), log });
   const agent = new Agent({
     api: client,
     dataplane,
@@ -104,6 +106,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     ...(metrics ? { observer: metrics } : {}),
     ...(options.watchIdleMs !== undefined ? { watchIdleMs: options.watchIdleMs } : {}),
     ...(engine ? { watchAllNetworks: true, containers: new EngineContainerNamespaces(engine) } : {}),
+    afterPass: (view, s) => hostEndpoints.reconcile(view, s),
     diagnose: diagnoseHandler({
       run: createRunner(),
       self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
