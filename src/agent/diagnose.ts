@@ -126,8 +126,10 @@ async function sendProbe(
   } catch (err) {
     return failed(`container ${endpoint.container} cannot be found: ${messageOf(err)}`);
   }
-  if (netns === undefined) return failed(`endpoint ${endpoint.id} belongs to Docker, which holds its namespace: probe from another endpoint.`);
-  const argv = ['nsenter', `--net=${netns}`, 'ping', '-n', '-q', '-c', String(probe.count), '-i', String(PROBE_INTERVAL_SECONDS), '-W', String(PROBE_WAIT_SECONDS), probe.to];
+  if (netns === undefined && endpoint.host !== true) return failed(`endpoint ${endpoint.id} belongs to Docker, which holds its namespace: probe from another endpoint.`);
+  // the host's own endpoint pings from the agent's namespace, the host's, through its interface
+  const inside = netns === undefined ? ['-I', endpoint.ifname] : [];
+  const argv = [...(netns === undefined ? [] : ['nsenter', `--net=${netns}`]), 'ping', ...inside, '-n', '-q', '-c', String(probe.count), '-i', String(PROBE_INTERVAL_SECONDS), '-W', String(PROBE_WAIT_SECONDS), probe.to];
   const result = await ctx.run.run(argv, { signal, allowFailure: true });
   const counts = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(result.stdout);
   if (!counts) return failed(`ping did not run (exit ${result.code}): ${result.stderr.trim().split('\n')[0] ?? ''}`);

@@ -12,6 +12,7 @@
 import { VXLAN_OVERHEAD, type Endpoint, type Network, type NodeStatus } from '../core/model.ts';
 import type { DiagnoseReport, LinkReport } from '../core/schema/diagnose.ts';
 import { deviceNames } from '../agent/dataplane.ts';
+import { hostPortName } from '../agent/host-endpoint.ts';
 import { contains, parseCidr, parseIPv4 } from '../core/ipv4.ts';
 
 export type HopStatus = 'ok' | 'fail' | 'warn' | 'unknown';
@@ -148,19 +149,25 @@ const link = (report: DiagnoseReport, name: string): LinkReport | undefined => r
 /** The host end of an endpoint's veth: present, up, a port of the bridge; and its anti-spoofing elements. */
 function portHops(report: DiagnoseReport, endpoint: Endpoint, bridge: string, network: Network, add: Add, sending: boolean): void {
   const node = report.node;
-  const name = deviceNames.hostVeth(endpoint.id);
+  const name = portOf(endpoint);
   const veth = link(report, name);
   if (!veth) add('veth', node, 'fail', `missing veth: ${name}, the host end of endpoint ${endpoint.id}, does not exist on ${node}.`);
   else if (!veth.up) add('veth', node, 'fail', `veth ${name} of endpoint ${endpoint.id} is down on ${node}.`);
   else if (veth.master !== bridge) add('veth', node, 'fail', `veth ${name} of endpoint ${endpoint.id} is not a port of bridge ${bridge} on ${node} (master: ${veth.master ?? 'none'}).`);
   else if (veth.mtu !== network.mtu) add('veth', node, 'warn', `veth ${name} has MTU ${veth.mtu}, the network ${network.mtu}.`);
   else add('veth', node, 'ok', `veth ${name} is up and a port of ${bridge}.`);
+  if (endpoint.host === true) return add('antispoof', node, 'ok', `${name} is the host's own port (vxnet attach --host): the host is not checked.`);
   const mac = `${name} ${endpoint.mac.toLowerCase()}`;
   const ip = `${name} ${endpoint.ip}`;
   const missing = [report.antispoof.macs.includes(mac) ? undefined : `MAC ${endpoint.mac}`, report.antispoof.ips.includes(ip) ? undefined : `address ${endpoint.ip}`].filter(Boolean);
   if (missing.length > 0) {
     add('antispoof', node, 'fail', `anti-spoofing: table bridge vxnet has no element for ${missing.join(' and ')} on ${name}, so ${sending ? 'its frames' : 'its replies'} are dropped.`);
   } else add('antispoof', node, 'ok', `anti-spoofing lets ${endpoint.mac} / ${endpoint.ip} through on ${name}.`);
+}
+
+/** The bridge port of an endpoint: the host end of its veth, or for the host's own endpoint its port. */
+export function portOf(endpoint: Endpoint): string {
+  return endpoint.host === true ? hostPortName(endpoint.id) : deviceNames.hostVeth(endpoint.id);
 }
 
 function bridgeHop(report: DiagnoseReport, bridge: string, network: Network, add: Add): void {

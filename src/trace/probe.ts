@@ -8,6 +8,7 @@
 import type { Endpoint } from '../core/model.ts';
 import type { DiagnoseReport } from '../core/schema/diagnose.ts';
 import { deviceNames } from '../agent/dataplane.ts';
+import { portOf } from './judge.ts';
 
 export interface Sighting {
   /** what the counter stands for, e.g. "request entered the VXLAN device" */
@@ -46,8 +47,8 @@ export interface ProbeInput {
 export function judgeProbe(input: ProbeInput): ProbeResult {
   const { from, to, probe } = input;
   const vxlan = deviceNames.vxlan(input.vni);
-  const vethA = deviceNames.hostVeth(from.id);
-  const vethB = deviceNames.hostVeth(to.id);
+  const vethA = portOf(from);
+  const vethB = portOf(to);
   const sameNode = from.node === to.node;
   const a = [input.sourceBefore, input.sourceAfter] as const;
   const b = sameNode ? a : ([input.targetBefore, input.targetAfter] as const);

@@ -57,6 +57,13 @@ describe('vxnet attach --host', { skip, concurrency: false }, () => {
     // the source is the host's own address on the network, not the gateway every node's bridge answers for
     const route = await cluster.exec(host1.netns, ['ip', '-j', 'route', 'get', attached.c2!.endpoint.ip]);
     assert.equal((JSON.parse(route.stdout) as { prefsrc: string; dev: string }[])[0]!.prefsrc, hostIp);
+    // and vxnet trace walks the path from the host's endpoint, a probe included
+    const host = (await client.listEndpoints({ network: 'blue', node: 'host1' })).find((e) => e.host)!;
+    const traced = await cluster.cli(['trace', 'blue', '--from', host.id, '--to', attached.c2!.endpoint.id, '--probe', '--json']);
+    assert.equal(traced.code, 0, traced.stdout + traced.stderr);
+    const answer = JSON.parse(traced.stdout) as { trace: { ok: boolean }; probe: { received: number; sightings: { seen: unknown }[] } };
+    assert.equal(answer.probe.received, 3);
+    assert.ok(answer.probe.sightings.every((s) => s.seen === true), traced.stdout);
   });
 
   it('leaves the containers\' own paths alone: NAT to the outside still answers', async () => {
