@@ -8,6 +8,7 @@ import type { Dataplane } from './dataplane.ts';
 import type { DnsService } from './dns/service.ts';
 import type { Self } from './desired.ts';
 import type { AgentObserver } from './metrics.ts';
+import type { ClusterView } from './view.ts';
 
 /** The part of the manager API the agent uses (ManagerClient implements it). */
 export interface AgentManagerApi {
@@ -16,6 +17,9 @@ export interface AgentManagerApi {
   setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void>;
   watch(node: string, onMessage: (message: WatchMessage) => void, signal: AbortSignal, options?: WatchOptions): Promise<void>;
 }
+
+/** A `vxnet trace` request as the watch stream carries it (src/agent/diagnose.ts answers it). */
+export type DiagnoseMessage = Extract<WatchMessage, { type: 'diagnose' }>;
 
 export interface WatchOptions {
   /** every network, not only those where the node has endpoints */
@@ -53,4 +57,11 @@ export interface AgentOptions {
   containers?: ContainerNamespaces;
   /** the DNS on the gateways (src/agent/dns/), brought up to date after every pass; absent: no DNS */
   dns?: DnsService;
+  /**
+   * Answers an administrator's diagnose request (`vxnet trace`, src/agent/diagnose.ts) with what the agent
+   * knows now; runs beside the loop and reports its own failures. Absent: such requests are ignored.
+   */
+  diagnose?: (message: DiagnoseMessage, agent: { view: ClusterView; reconciledRevision: number }) => void;
+  /** runs at the end of every pass, before its revision counts as applied (host endpoints: src/agent/host-endpoint.ts) */
+  afterPass?: (view: ClusterView, signal?: AbortSignal) => Promise<void>;
 }

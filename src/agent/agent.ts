@@ -176,6 +176,10 @@ export class Agent {
           self.name,
           (message) => {
             heard();
+            if (message.type === 'diagnose') {
+              this.#options.diagnose?.(message, this);
+              return;
+            }
             if (message.type === 'snapshot') {
               removedLogged = false;
               reconnect.reset();
@@ -275,6 +279,7 @@ export class Agent {
     this.#lastResult = result;
     for (const listener of [...this.#passListeners]) listener();
     this.#reportStatuses(desired.endpoints, resolved.errors, result);
+    await this.#options.afterPass?.(this.view, this.#signal).catch((err: unknown) => this.#log(`warning: ${messageOf(err)}`));
 
     if (result.error || result.endpointErrors.size > 0) {
       clearTimeout(this.#retryTimer);

@@ -21,6 +21,8 @@ import { AgentMetrics } from './metrics.ts';
 import { DnsResponder } from './dns/responder.ts';
 import { DnsRedirect } from './dns/redirect.ts';
 import { AgentDns } from './dns/service.ts';
+import { diagnoseHandler } from './diagnose.ts';
+import { HostEndpoints } from './host-endpoint.ts';
 import { createRunner } from './kernel/exec.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
@@ -103,6 +105,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log }),
     engine ? new DnsRedirect(createRunner(), log) : undefined,
   );
+  const hostEndpoints = new HostEndpoints({ run: createRunner(), self: { name }, setEndpointStatus: (id, req, s) => client.setEndpointStatus(id, req, s), log });
   const agent = new Agent({
     dns,
     api: client,
@@ -114,6 +117,16 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     ...(metrics ? { observer: metrics } : {}),
     ...(options.watchIdleMs !== undefined ? { watchIdleMs: options.watchIdleMs } : {}),
     ...(engine ? { watchAllNetworks: true, containers: new EngineContainerNamespaces(engine) } : {}),
+    afterPass: (view, s) => hostEndpoints.reconcile(view, s),
+    diagnose: diagnoseHandler({
+      run: createRunner(),
+      self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
+      underlayMtu: underlay.mtu,
+      ...(engine ? { containers: new EngineContainerNamespaces(engine) } : {}),
+      answer: (id, report, s) => client.answerDiagnose(name, id, report, s),
+      log,
+      signal,
+    }),
   });
   agentRef = agent;
   const rotation = wireguard.rotation?.({

@@ -113,6 +113,7 @@ export class ClusterView {
         return true;
       }
       case 'ping':
+      case 'diagnose':
         return false;
     }
   }

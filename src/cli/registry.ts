@@ -24,6 +24,7 @@ import { nodeRotateKey } from './commands/node-rotate-key.ts';
 import { nodeUpdate } from './commands/node-update.ts';
 import { status } from './commands/status.ts';
 import { tokenRotate } from './commands/token-rotate.ts';
+import { trace } from './commands/trace.ts';
 import { ui } from './commands/ui.ts';
 import { version } from './commands/version.ts';
 
@@ -46,6 +47,7 @@ export const COMMANDS = [
   detach,
   tokenRotate,
   capture,
+  trace,
   ui,
   cniConfig,
   cniInstall,

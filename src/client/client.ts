@@ -27,7 +27,6 @@ import {
   type CreateEndpointRequest,
   type CreateNetworkRequest,
   type CreateReservationRequest,
-  DEFAULT_WAIT_SECONDS,
   type Endpoint,
   type EndpointStatusRequest,
   type HeartbeatRequest,
@@ -45,6 +44,7 @@ import {
   type WatchMessage,
 } from '../core/model.ts';
 import { VxnetError } from '../core/errors.ts';
+import type { DiagnoseReport, DiagnoseRequest } from '../core/schema/diagnose.ts';
 import { certificateDigest } from '../pki/identity.ts';
 import { parseToken } from '../pki/token.ts';
 import { HttpClient, type HttpResponse, type TlsRequestOptions, readBounded } from '../http/client.ts';
@@ -53,6 +53,7 @@ import { Failover, unreachable } from './failover.ts';
 import { parseManagerUrls, type ManagerTarget } from './manager-url.ts';
 import { checkManagerIdentity, pinnedCa } from './trust.ts';
 import { type Schemas, readWatchLines } from './watch-reader.ts';
+import { queryString, segment, waitSecondsOf } from './paths.ts';
 
 export interface ClientOptions {
   /** `https://ADDR:PORT`, `unix:/path/to.sock`, or `http://ADDR:PORT` (plain, for stand-ins in tests); several comma-separated */
@@ -255,6 +256,16 @@ export class ManagerClient {
     await this.#call('POST', `/v1/nodes/${segment(node)}/heartbeat`, { body: req, signal });
   }
 
+  /** `vxnet trace` (admin, docs/api.md "Diagnose"): node `node`'s agent reads its kernel; answerDiagnose is that agent's answer. */
+  async diagnose(node: string, req: DiagnoseRequest, timeoutSeconds?: number, signal?: AbortSignal): Promise<DiagnoseReport> {
+    const timeout = timeoutSeconds === undefined ? {} : { query: { timeout: timeoutSeconds }, timeoutMs: timeoutSeconds * 1000 + this.#timeoutMs };
+    return this.#json((s) => s.DiagnoseReportSchema, 'POST', `/v1/nodes/${segment(node)}/diagnose`, { body: req, ...timeout, signal });
+  }
+
+  async answerDiagnose(node: string, id: string, report: DiagnoseReport, signal?: AbortSignal): Promise<void> {
+    await this.#call('PUT', `/v1/nodes/${segment(node)}/diagnose/${segment(id)}`, { body: report, signal });
+  }
+
   async listEndpoints(filter?: { network?: string; node?: string }, signal?: AbortSignal): Promise<Endpoint[]> {
     return this.#json((s) => s.EndpointListSchema, 'GET', '/v1/endpoints', { query: { network: filter?.network, node: filter?.node }, signal });
   }
@@ -424,25 +435,4 @@ let schemasLoading: Promise<Schemas> | undefined;
  */
 function loadSchemas(): Promise<Schemas> {
   return (schemasLoading ??= import('../core/schema/index.ts'));
-}
-
-function waitSecondsOf(value: number | undefined): number {
-  const wait = value ?? DEFAULT_WAIT_SECONDS;
-  if (!Number.isSafeInteger(wait) || wait < 0) {
-    throw new VxnetError('bad_request', `the wait time must be a whole number of seconds, 0 or more (got ${String(value)}).`);
-  }
-  return wait;
-}
-
-function segment(value: string): string {
-  return encodeURIComponent(value);
-}
-
-function queryString(query: Record<string, string | number | boolean | undefined>): string {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined) params.set(key, String(value));
-  }
-  const text = params.toString();
-  return text === '' ? '' : `?${text}`;
 }

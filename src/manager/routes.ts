@@ -25,9 +25,11 @@ import {
   RenewCertificateRequestSchema,
   UpdateNodeRequestSchema,
 } from '../core/schema/requests.ts';
+import { type DiagnoseReport, type DiagnoseRequest, DiagnoseReportSchema, DiagnoseRequestSchema } from '../core/schema/diagnose.ts';
 import { type Access, type Principal, actingNode, caResponse, isAdmin, join, renew, requireOwnNode, rotate, type Security } from './auth.ts';
 import type { ManagerService } from './service.ts';
 import type { WatchHub } from './watch-hub.ts';
+import { DiagnoseRelay } from './watch-stream.ts';
 
 const MAX_WAIT_SECONDS = 3600;
 
@@ -38,6 +40,8 @@ export interface ApiContext {
   log?: (line: string) => void;
   /** told about every answered request (the metrics, metrics.ts): its route ("GET /v1/networks/:name"), status, duration */
   observe?: (route: string, status: number, seconds: number) => void;
+  /** `vxnet trace`'s relay to the agents (watch-stream.ts), made on first use */
+  diagnose?: DiagnoseRelay<DiagnoseRequest, DiagnoseReport>;
 }
 
 export interface ApiResult {
@@ -180,7 +184,31 @@ export const routes: Route[] = [
     return { status: 204 };
   }),
   { method: 'GET', segments: split('/v1/agent/watch'), role: 'worker', stream: true },
+  // `vxnet trace`: an admin asks a node's agent to read its kernel; the agent answers with its certificate
+  withBody('POST', '/v1/nodes/:name/diagnose', 'admin', DiagnoseRequestSchema, async (c, r) => {
+    const node = requireName(r.params.name!, 'node');
+    c.service.getNode(node);
+    const timeout = r.query.get('timeout');
+    const seconds = timeout === null ? DIAGNOSE_TIMEOUT_SECONDS : Number(timeout);
+    if (timeout !== null && (timeout.trim() === '' || !Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_DIAGNOSE_TIMEOUT_SECONDS)) {
+      throw new VxnetError('bad_request', `query parameter "timeout" must be a number of seconds above 0 and at most ${MAX_DIAGNOSE_TIMEOUT_SECONDS}, not ${quote(timeout)}.`);
+    }
+    return ok(await relayOf(c).ask(node, r.body, Math.round(seconds * 1000), r.signal));
+  }),
+  withBody('PUT', '/v1/nodes/:name/diagnose/:id', 'worker', DiagnoseReportSchema, (c, r) => {
+    requireOwnNode(r.principal, r.params.name!, 'answer diagnose requests');
+    relayOf(c).answer(r.params.name!, r.params.id!, r.body);
+    return { status: 204 };
+  }),
 ];
+
+/** How long a diagnose request waits for the agent by default: its reads take well under a second. */
+const DIAGNOSE_TIMEOUT_SECONDS = 5;
+const MAX_DIAGNOSE_TIMEOUT_SECONDS = 60;
+
+function relayOf(ctx: ApiContext): DiagnoseRelay<DiagnoseRequest, DiagnoseReport> {
+  return (ctx.diagnose ??= new DiagnoseRelay((node, line) => ctx.hub.sendToNode(node, line)));
+}
 
 function route(method: string, path: string, role: Access, run: NonNullable<Route['run']>): Route {
   return { method, segments: split(path), role, run };

@@ -339,6 +339,20 @@ export class WatchHub {
     for (const node of nodes) if (node !== except) this.#toNode(node, line);
   }
 
+  /**
+   * Writes `line` to the node's sessions that have their snapshot (the diagnose relay, watch-stream.ts);
+   * returns how many that was, 0 when the node's agent has no stream open.
+   */
+  sendToNode(node: string, line: string): number {
+    let sent = 0;
+    for (const session of [...(this.#sessions.get(node) ?? [])]) {
+      if (!session.open || session.waiting) continue;
+      this.#output.send(session, line);
+      sent++;
+    }
+    return sent;
+  }
+
   #toNode(node: string, line: string): void {
     const sessions = this.#sessions.get(node);
     if (!sessions) return;

@@ -6,6 +6,8 @@
  * passes the bound, or whose sink throws, is dropped: its agent reconnects and starts from a snapshot.
  * Which session gets which line is the hub's business (watch-hub.ts).
  */
+import { randomUUID } from 'node:crypto';
+import { VxnetError } from '../core/errors.ts';
 
 /** Where a session's lines go (an HTTP response in production, an array in tests). */
 export interface WatchSink {
@@ -201,5 +203,87 @@ export function* pieces(head: string, parts: readonly string[], separator: strin
     const body = parts.slice(start, i).join(separator);
     yield i < parts.length ? prefix + body : prefix + body + tail;
     prefix = separator;
+  }
+}
+
+// -----------------------------------------------------------------------------------------------------
+// The diagnose relay (`vxnet trace`, src/trace/)
+
+/**
+ * Carries an administrator's diagnose request to a node's agent and its answer back. The agent already keeps
+ * a watch stream open to the manager, authenticated with its node certificate, so the request rides on it as
+ * one `diagnose` line and the answer comes back as `PUT /v1/nodes/:name/diagnose/:id` with the same
+ * certificate (routes.ts): agents need no listener of their own, no port is opened on any host, and only the
+ * node a request was sent to can answer it. A node without an open stream, or whose agent does not answer in
+ * time, is reported as such: that is the "agent down" a trace names.
+ */
+export interface DiagnoseReportLike {
+  node: string;
+}
+
+/** diagnose requests waiting for their answer at once; more are refused (each holds an admin's request open) */
+export const MAX_PENDING_DIAGNOSES = 64;
+
+export class DiagnoseRelay<Request, Report extends DiagnoseReportLike> {
+  readonly #send: (node: string, line: string) => number;
+  readonly #pending = new Map<string, { node: string; resolve: (report: Report) => void }>();
+
+  /** `send`: writes a line to the node's watch sessions, returns how many took it (0: none is open) */
+  constructor(send: (node: string, line: string) => number) {
+    this.#send = send;
+  }
+
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Sends `request` to `node`'s agent and resolves with its report; rejects with `unavailable` when no watch
+   * stream of the node is open, `timeout` when the agent did not answer within `timeoutMs`.
+   */
+  ask(node: string, request: Request, timeoutMs: number, signal?: AbortSignal): Promise<Report> {
+    if (this.#pending.size >= MAX_PENDING_DIAGNOSES) {
+      return Promise.reject(new VxnetError('unavailable', `${MAX_PENDING_DIAGNOSES} diagnose requests are already waiting for their agents; try again shortly.`));
+    }
+    const id = randomUUID();
+    return new Promise<Report>((resolve, reject) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new VxnetError('timeout', `the agent of node ${node} did not answer the diagnose request within ${timeoutMs / 1000} s.`));
+      }, timeoutMs);
+      timer.unref();
+      this.#pending.set(id, {
+        node,
+        resolve: (report) => {
+          finish();
+          resolve(report);
+        },
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // the message carries no revision: it changes nothing the agent's view counts (revision 0)
+      const sent = this.#send(node, `${JSON.stringify({ type: 'diagnose', revision: 0, id, request })}\n`);
+      if (sent === 0) {
+        finish();
+        reject(new VxnetError('unavailable', `the agent of node ${node} is not connected to the manager (no open watch stream), so its kernel cannot be read.`));
+      }
+    });
+  }
+
+  /** The agent of `node` answers request `id`; an id unknown, answered, expired or sent to another node is not_found. */
+  answer(node: string, id: string, report: Report): void {
+    const pending = this.#pending.get(id);
+    if (!pending || pending.node !== node || report.node !== node) {
+      throw new VxnetError('not_found', `no diagnose request ${id} is waiting for node ${node} (it expired or was never sent there).`);
+    }
+    pending.resolve(report);
   }
 }

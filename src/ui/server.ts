@@ -1,152 +1,97 @@
 /**
- * The dashboard server of `vxnet ui`: serves one page and an event stream of DashboardViews, on loopback, with
- * the CLI's own credentials. Why not in the manager: a browser page there would need a second way to log in
- * (cookies, CSRF defences) on the address every agent talks to; here the admin token never reaches the
- * browser, and the manager's API stays the only door.
- *
- * What guards it, since any local process can reach a loopback port:
- * - a session secret, random per start, in the URL the command prints: every request without it gets 403;
- * - the Host header must be the address it listens on, so a web page elsewhere cannot reach it through a
- *   DNS name rebound to 127.0.0.1 (and read the cluster with the secret it does not have anyway);
- * - a Content-Security-Policy that allows only the page's own script (by nonce) and connections to itself.
- *
- * The manager is asked (its four lists) every `pollMs` while at least one page is open, and each page gets
- * a new view only when something changed; with no page open it is not asked at all.
+ * `vxnet ui`'s web server: the dashboard page (page.ts) and its view (view.ts), on a loopback address of
+ * the operator's machine. Why here and not on the manager: the manager's listeners face the cluster's
+ * network, and a browser page there would need the admin credential in the browser (a cookie is open to
+ * cross-site requests, a stored token to any script injection). Here the admin token stays in the CLI
+ * process, which asks the manager only for reads; the browser gets a read-only view and nothing it could
+ * send would change the cluster. Other users and pages of the same machine are kept out by a random secret
+ * in every path (printed once, like a Jupyter token), a Host header that must name the listener (against DNS
+ * rebinding), and a Content-Security-Policy that allows only this origin's own script.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { ManagerClient } from '../client/client.ts';
+import { createServer, type ServerResponse } from 'node:http';
 import { closeServer, listenOn, type ListenAddress } from '../http/server.ts';
-import { dashboardPage } from './page.ts';
-import { dashboardView } from './view.ts';
+import { isLoopback } from './loopback.ts';
+import { PAGE_CSS, PAGE_HTML, PAGE_ICON, PAGE_SCRIPT } from './page.ts';
+import type { DashboardView } from './view.ts';
 
-export interface DashboardOptions {
-  listen: ListenAddress & { kind: 'tcp' };
-  client: ManagerClient;
-  /** how often the manager is asked while a page is open (default 2 s) */
-  pollMs?: number;
-  now?: () => Date;
-}
-
-export interface Dashboard {
-  /** the URL to open, session secret included */
+export interface DashboardServer {
+  /** the page, with its secret: http://127.0.0.1:PORT/SECRET/ */
   readonly url: string;
   close(): Promise<void>;
 }
 
-const DEFAULT_POLL_MS = 2_000;
-/** Keeps idle event streams from being cut by proxies or the browser: an SSE comment line. */
-const KEEPALIVE_MS = 15_000;
-
-function sameSecret(given: string | null, secret: string): boolean {
-  if (given === null || given.length !== secret.length) return false;
-  return timingSafeEqual(Buffer.from(given), Buffer.from(secret));
+export interface DashboardOptions {
+  listen: ListenAddress & { kind: 'tcp' };
+  /** reads the cluster (the manager's answers) and builds the view */
+  view: () => Promise<DashboardView>;
+  /** the path secret (default: 128 random bits) */
+  secret?: string;
+  /** the view is read at most this often, however many tabs poll (default 1 s) */
+  minIntervalMs?: number;
 }
 
-export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
-  const secret = randomBytes(24).toString('base64url');
-  const now = options.now ?? (() => new Date());
-  const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
-  const streams = new Set<ServerResponse>();
-  let last: string | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let polling = false;
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+const FILES: Record<string, { type: string; body: string }> = {
+  '': { type: 'text/html; charset=utf-8', body: PAGE_HTML },
+  'style.css': { type: 'text/css; charset=utf-8', body: PAGE_CSS },
+  'app.js': { type: 'text/javascript; charset=utf-8', body: PAGE_SCRIPT },
+  'icon.svg': { type: 'image/svg+xml', body: PAGE_ICON },
+};
+
+export async function serveDashboard(options: DashboardOptions): Promise<DashboardServer> {
+  if (!isLoopback(options.listen.host)) throw new Error('the dashboard listens on a loopback address only (127.0.0.1 or ::1).');
+  const secret = Buffer.from(options.secret ?? randomBytes(16).toString('base64url'));
+  const minInterval = options.minIntervalMs ?? 1000;
+  let cached: { at: number; view: Promise<DashboardView> } | undefined;
+  const current = (): Promise<DashboardView> => {
+    const now = performance.now();
+    if (!cached || now - cached.at >= minInterval) {
+      const view = options.view();
+      cached = { at: now, view };
+      // a failure is not kept: the next poll asks again
+      view.catch(() => {
+        if (cached?.view === view) cached = undefined;
+      });
+    }
+    return cached.view;
+  };
   let bound = '';
-
-  const send = (res: ServerResponse, data: string): void => {
-    res.write(`data: ${data}\n\n`);
-  };
-
-  const poll = async (): Promise<void> => {
-    if (polling) return;
-    polling = true;
-    try {
-      const { client } = options;
-      const [info, nodes, networks, endpoints] = await Promise.all([client.info(), client.listNodes(), client.listNetworks(), client.listEndpoints()]);
-      const { at, ...rest } = dashboardView(info, nodes, networks, endpoints, now());
-      const unchanged = JSON.stringify(rest);
-      if (unchanged === last) return;
-      last = unchanged;
-      const data = JSON.stringify({ ...rest, at });
-      for (const res of streams) send(res, data);
-    } catch (err) {
-      last = undefined;
-      const data = JSON.stringify({ error: `the manager could not be asked: ${err instanceof Error ? err.message : String(err)}` });
-      for (const res of streams) send(res, data);
-    } finally {
-      polling = false;
-    }
-  };
-
-  const startPolling = (): void => {
-    timer ??= setInterval(() => void poll(), pollMs);
-  };
-  const stopPolling = (): void => {
-    if (timer) clearInterval(timer);
-    timer = undefined;
-    last = undefined;
-  };
-
-  const refuse = (res: ServerResponse, status: number, text: string): void => {
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(`${text}\n`);
-  };
-
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const host = req.headers.host ?? '';
-    if (host !== bound && host !== bound.replace(/^127\.0\.0\.1:/, 'localhost:')) {
-      refuse(res, 421, 'this dashboard answers only at the address vxnet ui printed');
+  const server = createServer((req, res) => {
+    const refuse = (status: number, text: string) => send(res, status, 'text/plain; charset=utf-8', `${text}\n`);
+    if (req.headers.host !== bound) return refuse(421, 'this dashboard answers only to its own address');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(405, 'the dashboard is read-only: use GET');
+    const path = (req.url ?? '/').split('?')[0]!;
+    const match = /^\/([^/]+)\/(.*)$/.exec(path);
+    const given = match ? Buffer.from(match[1]!) : Buffer.alloc(0);
+    if (!match || given.length !== secret.length || !timingSafeEqual(given, secret)) return refuse(404, 'not found');
+    const name = match[2]!;
+    if (name === 'view.json') {
+      current().then(
+        (view) => send(res, 200, 'application/json; charset=utf-8', JSON.stringify(view), req.method === 'HEAD'),
+        (err: unknown) => send(res, 502, 'application/json; charset=utf-8', JSON.stringify({ error: err instanceof Error ? err.message : String(err) })),
+      );
       return;
     }
-    const url = new URL(req.url ?? '/', `http://${bound}`);
-    if (!sameSecret(url.searchParams.get('session'), secret)) {
-      refuse(res, 403, 'open the URL vxnet ui printed: it carries the session secret');
-      return;
-    }
-    if (req.method !== 'GET') {
-      refuse(res, 405, 'use GET');
-      return;
-    }
-    if (url.pathname === '/') {
-      const nonce = randomBytes(16).toString('base64');
-      const page = dashboardPage(nonce);
-      res.writeHead(200, {
-        'content-type': 'text/html; charset=utf-8',
-        'content-length': Buffer.byteLength(page),
-        'cache-control': 'no-store',
-        'referrer-policy': 'no-referrer',
-        'x-frame-options': 'DENY',
-        'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
-      });
-      res.end(page);
-      return;
-    }
-    if (url.pathname === '/events') {
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
-      res.write(': vxnet dashboard\n\n');
-      streams.add(res);
-      const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
-      res.on('close', () => {
-        clearInterval(keepalive);
-        streams.delete(res);
-        if (streams.size === 0) stopPolling();
-      });
-      // a new page gets the current view at once, not at the next change
-      last = undefined;
-      startPolling();
-      void poll();
-      return;
-    }
-    refuse(res, 404, 'not found');
-  };
-
-  const server = createServer(handle);
+    const file = FILES[name];
+    if (!file) return refuse(404, 'not found');
+    send(res, 200, file.type, file.body, req.method === 'HEAD');
+  });
+  server.requestTimeout = 30_000;
   bound = await listenOn(server, options.listen);
   return {
-    url: `http://${bound}/?session=${secret}`,
-    async close() {
-      stopPolling();
-      for (const res of streams) res.end();
-      await closeServer(server, options.listen);
-    },
+    url: `http://${bound}/${secret.toString()}/`,
+    close: () => closeServer(server, options.listen),
   };
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string, head = false): void {
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(head ? undefined : body);
 }

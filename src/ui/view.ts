@@ -1,101 +1,197 @@
 /**
- * What the dashboard (`vxnet ui`) shows, computed from the manager's four lists: the cluster at a glance with
- * its problems (the same judgement as `vxnet status`), every host with its endpoints, and every network with
- * the hosts it spans and the health of each host-to-host path in it. Pure: the server polls, this decides.
+ * The dashboard's view of the cluster (`vxnet ui`): a pure function from the manager's answers to what the
+ * page shows — hosts with their health, networks, endpoints, and per pair of hosts that share a network the
+ * health of that peering — plus the topology's layout, so the page only draws (page-script.ts). Computed in
+ * the CLI process, tested without a browser.
+ *
+ * A peering is judged from what the manager knows: both nodes up (heartbeats), both caught up with the
+ * cluster's revision (their entries for each other are current), and for encrypted networks the WireGuard
+ * tunnel each side last reported. The kernels themselves are `vxnet trace`'s business.
  */
-import { clusterStatus, type ClusterStatus } from '../cli/commands/status.ts';
-import type { Endpoint, Info, Network, NodeStatus } from '../core/model.ts';
-import { formatEndpointTarget } from '../cli/format.ts';
+import type { Endpoint, Info, NetworkDetail, NodeStatus } from '../core/model.ts';
 
-/**
- * A path between two hosts of a network: `ok` when both are up (and, on an encrypted network, the tunnel
- * between them is up as their agents last reported it); `down` when either host is down; `tunnel-down`
- * when both are up but either reports their WireGuard tunnel down, or neither has reported it yet: the
- * network's frames between them are dropped until it is up (encryption fails closed).
- */
-export type PathHealth = 'ok' | 'down' | 'tunnel-down';
+export type Health = 'ok' | 'degraded' | 'down';
 
-export interface DashboardHost {
+export interface HostView {
   name: string;
   address: string;
   state: NodeStatus['state'];
   lastSeen: string | null;
-  reconciledRevision: number;
-  /** "kernel", "wireguard-go", or absent when the node has no WireGuard */
-  wireguard?: string;
-  endpoints: { id: string; network: string; ip: string; status: Endpoint['status']; target: string; message?: string }[];
+  /** revisions the node has still to apply (0: caught up) */
+  behind: number;
+  endpoints: number;
+  health: Health;
+  x: number;
+  y: number;
 }
 
-export interface DashboardNetwork {
+export interface PeeringView {
+  a: string;
+  b: string;
+  /** the networks the two share */
+  networks: string[];
+  health: Health;
+  /** why it is not ok, one sentence; empty when ok */
+  reason: string;
+}
+
+export interface EndpointView {
+  id: string;
+  network: string;
+  node: string;
+  ip: string;
+  mac: string;
+  status: Endpoint['status'];
+  message?: string;
+  /** where the dot goes: around its host */
+  x: number;
+  y: number;
+  /** where its address is written, further out */
+  labelX: number;
+  labelY: number;
+  color: string;
+}
+
+export interface NetworkView {
   name: string;
   vni: number;
   subnets: string[];
-  encrypted: boolean;
-  /** hosts with at least one endpoint in the network, by name */
-  hosts: string[];
   endpoints: number;
-  paths: { a: string; b: string; health: PathHealth }[];
+  encrypted: boolean;
+  internal: boolean;
+  color: string;
 }
 
 export interface DashboardView {
-  status: ClusterStatus;
-  hosts: DashboardHost[];
-  networks: DashboardNetwork[];
-  /** ISO 8601: when the manager was asked */
+  clusterId: string;
+  revision: number;
+  /** ISO 8601, when the manager was asked */
   at: string;
+  hosts: HostView[];
+  networks: NetworkView[];
+  endpoints: EndpointView[];
+  peerings: PeeringView[];
+  /** the drawing's size (the page scales it) */
+  width: number;
+  height: number;
 }
 
-/** On an encrypted network: whether either host reports the tunnel to the other as down. */
-function tunnelDown(a: NodeStatus, b: NodeStatus): boolean {
-  const reported = [a.tunnels?.find((t) => t.node === b.name), b.tunnels?.find((t) => t.node === a.name)];
-  return reported.some((t) => t !== undefined && !t.up) || reported.every((t) => t === undefined);
-}
+/** A node more revisions behind than this is shown degraded: it reports every 5 s, a few behind is normal. */
+export const BEHIND_TOLERANCE = 50;
+const PALETTE = ['#2f6fdf', '#d9480f', '#2b8a3e', '#9c36b5', '#c2255c', '#0b7285', '#e67700', '#5c940d'];
+const SIZE = 600;
+/** distance of endpoint dots from their host's centre (the host is drawn with radius 32) */
+const ENDPOINT_RING = 58;
 
-export function dashboardView(info: Info, nodes: readonly NodeStatus[], networks: readonly Network[], endpoints: readonly Endpoint[], now: Date): DashboardView {
-  const byName = new Map(nodes.map((n) => [n.name, n]));
-  const hosts: DashboardHost[] = [...nodes]
-    .sort((a, b) => a.name.localeCompare(b.name))
-    .map((n) => ({
+export function dashboardView(info: Info, nodes: readonly NodeStatus[], networks: readonly NetworkDetail[], now: Date): DashboardView {
+  const sortedNodes = [...nodes].sort((p, q) => p.name.localeCompare(q.name));
+  const sortedNetworks = [...networks].sort((p, q) => p.name.localeCompare(q.name));
+  const colors = new Map(sortedNetworks.map((n, i) => [n.name, PALETTE[i % PALETTE.length]!]));
+  const endpoints = sortedNetworks.flatMap((n) => n.endpoints);
+  const perNode = new Map<string, Endpoint[]>();
+  for (const e of endpoints) perNode.set(e.node, [...(perNode.get(e.node) ?? []), e]);
+
+  // hosts on a circle; each host's endpoints on a small circle around it
+  const centre = SIZE / 2;
+  const radius = sortedNodes.length <= 1 ? 0 : SIZE * 0.3;
+  const hosts: HostView[] = sortedNodes.map((n, i) => {
+    const angle = (2 * Math.PI * i) / Math.max(sortedNodes.length, 1) - Math.PI / 2;
+    const behind = Math.max(0, info.revision - n.reconciledRevision);
+    return {
       name: n.name,
       address: n.address,
       state: n.state,
       lastSeen: n.lastSeen,
-      reconciledRevision: n.reconciledRevision,
-      ...(n.wireguard ? { wireguard: n.wireguard.implementation } : {}),
-      endpoints: endpoints
-        .filter((ep) => ep.node === n.name)
-        .map((ep) => ({
-          id: ep.id,
-          network: ep.network,
-          ip: ep.ip,
-          status: ep.status,
-          target: formatEndpointTarget(ep),
-          ...(ep.message !== undefined ? { message: ep.message } : {}),
-        })),
-    }));
-  const views: DashboardNetwork[] = [...networks]
-    .sort((a, b) => a.name.localeCompare(b.name))
-    .map((network) => {
-      const members = endpoints.filter((ep) => ep.network === network.name);
-      const names = [...new Set(members.map((ep) => ep.node))].sort();
-      const paths: DashboardNetwork['paths'] = [];
-      for (let i = 0; i < names.length; i++) {
-        for (let j = i + 1; j < names.length; j++) {
-          const a = byName.get(names[i]!);
-          const b = byName.get(names[j]!);
-          const health: PathHealth = !a || !b || a.state !== 'up' || b.state !== 'up' ? 'down' : network.encrypted && tunnelDown(a, b) ? 'tunnel-down' : 'ok';
-          paths.push({ a: names[i]!, b: names[j]!, health });
+      behind,
+      endpoints: perNode.get(n.name)?.length ?? 0,
+      health: n.state === 'down' ? 'down' : behind > BEHIND_TOLERANCE ? 'degraded' : 'ok',
+      x: round(centre + radius * Math.cos(angle)),
+      y: round(centre + radius * Math.sin(angle)),
+    };
+  });
+  const hostByName = new Map(hosts.map((h) => [h.name, h]));
+  const endpointViews: EndpointView[] = [];
+  hosts.forEach((host, index) => {
+    const list = perNode.get(host.name) ?? [];
+    // on an arc facing away from the centre, so that dots and labels stay clear of the peering lines
+    const outward = (2 * Math.PI * index) / Math.max(hosts.length, 1) - Math.PI / 2;
+    const spread = hosts.length <= 1 ? 2 * Math.PI : Math.min(Math.PI * 1.2, (list.length - 1) * 0.9);
+    list.forEach((e, i) => {
+      const ring = Math.floor(i / 16);
+      const angle = hosts.length <= 1 ? (2 * Math.PI * i) / list.length - Math.PI / 2 : outward - spread / 2 + (list.length === 1 ? spread / 2 : (spread * i) / (list.length - 1));
+      const r = ENDPOINT_RING + 14 * ring;
+      endpointViews.push({
+        id: e.id,
+        network: e.network,
+        node: e.node,
+        ip: e.ip,
+        mac: e.mac,
+        status: e.status,
+        ...(e.message !== undefined ? { message: e.message } : {}),
+        x: round(host.x + r * Math.cos(angle)),
+        y: round(host.y + r * Math.sin(angle)),
+        labelX: round(host.x + (r + 30) * Math.cos(angle)),
+        labelY: round(host.y + (r + 16) * Math.sin(angle) + 4),
+        color: colors.get(e.network)!,
+      });
+    });
+  });
+
+  const peerings: PeeringView[] = [];
+  const shared = new Map<string, Set<string>>();
+  for (const network of sortedNetworks) {
+    const members = [...new Set(network.endpoints.map((e) => e.node))].sort();
+    for (let i = 0; i < members.length; i++) {
+      for (let j = i + 1; j < members.length; j++) {
+        const key = `${members[i]} ${members[j]}`;
+        shared.set(key, (shared.get(key) ?? new Set()).add(network.name));
+      }
+    }
+  }
+  for (const [key, names] of [...shared].sort(([p], [q]) => p.localeCompare(q))) {
+    const [a, b] = key.split(' ') as [string, string];
+    const reasons: string[] = [];
+    let health: Health = 'ok';
+    for (const name of [a, b]) {
+      const host = hostByName.get(name);
+      if (!host || host.state === 'down') {
+        health = 'down';
+        reasons.push(`${name} is down`);
+      } else if (host.health === 'degraded') {
+        if (health === 'ok') health = 'degraded';
+        reasons.push(`${name} is ${host.behind} revisions behind`);
+      }
+    }
+    for (const network of sortedNetworks.filter((n) => names.has(n.name) && n.encrypted === true)) {
+      for (const t of network.tunnels ?? []) {
+        if (((t.from === a && t.to === b) || (t.from === b && t.to === a)) && !t.up) {
+          if (health === 'ok') health = 'degraded';
+          reasons.push(`the WireGuard tunnel from ${t.from} to ${t.to} has no recent handshake`);
         }
       }
-      return {
-        name: network.name,
-        vni: network.vni,
-        subnets: network.subnets.map((s) => s.cidr),
-        encrypted: network.encrypted === true,
-        hosts: names,
-        endpoints: members.length,
-        paths,
-      };
-    });
-  return { status: clusterStatus(info, nodes, networks, endpoints, now), hosts, networks: views, at: now.toISOString() };
+    }
+    peerings.push({ a, b, networks: [...names].sort(), health, reason: reasons.length > 0 ? `${[...new Set(reasons)].join('; ')}.` : '' });
+  }
+
+  return {
+    clusterId: info.clusterId,
+    revision: info.revision,
+    at: now.toISOString(),
+    hosts,
+    networks: sortedNetworks.map((n) => ({
+      name: n.name,
+      vni: n.vni,
+      subnets: n.subnets.map((s) => s.cidr),
+      endpoints: n.endpoints.length,
+      encrypted: n.encrypted === true,
+      internal: n.internal,
+      color: colors.get(n.name)!,
+    })),
+    endpoints: endpointViews,
+    peerings,
+    width: SIZE,
+    height: SIZE,
+  };
 }
+
+const round = (value: number): number => Math.round(value * 10) / 10;

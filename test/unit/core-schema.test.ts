@@ -111,7 +111,7 @@ describe('the compiled check', () => {
 
   test('every watch message type is known to the client', () => {
     assert.deepEqual([...WATCH_MESSAGE_TYPES].sort(), [
-      'endpoint', 'endpoint-deleted', 'network', 'network-deleted', 'network-forgotten', 'node', 'node-deleted', 'ping', 'snapshot',
+      'diagnose', 'endpoint', 'endpoint-deleted', 'network', 'network-deleted', 'network-forgotten', 'node', 'node-deleted', 'ping', 'snapshot',
     ]);
   });
 });

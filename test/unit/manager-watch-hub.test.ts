@@ -40,6 +40,8 @@ function label(m: WatchMessage): string {
       return `endpoint-deleted:${m.network}`;
     case 'ping':
       return 'ping';
+    case 'diagnose':
+      return `diagnose:${m.request.network}`;
     case 'snapshot':
       return `snapshot:${m.nodes.length}n/${m.networks.map((n) => n.name).join(',')}/${m.endpoints.length}e`;
   }

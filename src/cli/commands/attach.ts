@@ -1,11 +1,41 @@
 /** `vxnet attach NETWORK`: the manager answers once the node's agent has set the endpoint up (or failed to). */
 import type { CreateEndpointRequest } from '../../core/model.ts';
 import { requireEndpointName, requireIfname } from '../../core/names.ts';
-import { all, checked, connection, given, has, IFNAME_FLAG, integer, NETNS_FLAG, NODE_FLAG, one, required, targetOf, type CommandModule, type Connection, type Parsed } from '../command.ts';
+import {
+  all,
+  checked,
+  connection,
+  given,
+  has,
+  IFNAME_FLAG,
+  integer,
+  NETNS_FLAG,
+  NODE_FLAG,
+  one,
+  required,
+  targetOf,
+  UsageError,
+  type CommandModule,
+  type Connection,
+  type FlagSpec,
+  type Parsed,
+} from '../command.ts';
 import { requestAndPrint } from '../context.ts';
 import { formatEndpointAddress } from '../format.ts';
 
 export const DEFAULT_ATTACH_TIMEOUT_SECONDS = 30;
+
+/** `vxnet attach|detach --host`: the node itself (src/agent/host-endpoint.ts). */
+export const HOST_FLAG: FlagSpec = { name: 'host', kind: 'boolean', help: 'the node itself: the host gets an address on the network (interface vxhVNI)' };
+
+/** `{host: true}` with --host (alone: not with --netns, --container or --ifname), else undefined. */
+export function hostTarget(p: Parsed): { host: true } | undefined {
+  if (!has(p, 'host')) return undefined;
+  for (const other of ['netns', 'container', 'ifname']) {
+    if (one(p, other) !== undefined) throw new UsageError(`"vxnet ${p.path}" takes --host or --${other}, not both.`);
+  }
+  return { host: true };
+}
 
 export interface AttachCommand {
   kind: 'attach';
@@ -19,7 +49,7 @@ export const attach: CommandModule<AttachCommand> = {
   path: 'attach',
   summary: 'connect a network namespace or a Docker container to a network',
   args: ['NETWORK'],
-  synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ip IP] [--ifname NAME] [--name NAME] [--alias NAME]... [--timeout SECONDS]',
+  synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID | --host [--ip IP] [--ifname NAME] [--name NAME] [--alias NAME]... [--timeout SECONDS]',
   flags: [
     NODE_FLAG,
     NETNS_FLAG,
@@ -31,6 +61,7 @@ export const attach: CommandModule<AttachCommand> = {
     },
     { name: 'ip', kind: 'ipv4', value: 'IP', help: 'address to give (default: the lowest free one)' },
     IFNAME_FLAG,
+    HOST_FLAG,
     {
       name: 'name',
       kind: 'string',
@@ -50,7 +81,7 @@ export const attach: CommandModule<AttachCommand> = {
 
   build(p) {
     // the namespace goes as given (the manager normalises it); detach compares with the normalised form
-    const target = targetOf(p, { normalise: false });
+    const target = hostTarget(p) ?? targetOf(p, { normalise: false });
     const node = required(p, 'node');
     const ifname = one(p, 'ifname');
     const request: CreateEndpointRequest = {

@@ -3,6 +3,7 @@ import { VxnetError } from '../../core/errors.ts';
 import { requireIfname } from '../../core/names.ts';
 import { checked, connection, has, IFNAME_FLAG, NETNS_FLAG, NODE_FLAG, one, required, targetOf, type CommandModule, type Connection } from '../command.ts';
 import { withClient } from '../context.ts';
+import { HOST_FLAG, hostTarget } from './attach.ts';
 import { formatJson } from '../format.ts';
 
 export interface DetachCommand {
@@ -12,6 +13,8 @@ export interface DetachCommand {
   node: string;
   netns?: string;
   container?: string;
+  /** --host: the node's own endpoint on the network (whatever its interface) */
+  host?: true;
   ifname: string;
   /** --json: print {"detached": ENDPOINT ID, "network", "node"} */
   json?: true;
@@ -21,18 +24,19 @@ export const detach: CommandModule<DetachCommand> = {
   path: 'detach',
   summary: 'disconnect a network namespace or a Docker container from a network',
   args: ['NETWORK'],
-  synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID [--ifname NAME]',
+  synopsis: 'NETWORK --node NODE --netns NAME|PATH | --container NAME|ID | --host [--ifname NAME]',
   flags: [
     NODE_FLAG,
     NETNS_FLAG,
     { name: 'container', kind: 'string', value: 'NAME|ID', help: 'the container, as given to vxnet attach --container' },
     IFNAME_FLAG,
+    HOST_FLAG,
   ],
   connection: true,
   json: true,
 
   build(p) {
-    const target = targetOf(p);
+    const target = hostTarget(p) ?? targetOf(p);
     const ifname = one(p, 'ifname') ?? 'eth0';
     return {
       kind: 'detach',
@@ -58,10 +62,11 @@ export const detach: CommandModule<DetachCommand> = {
           e.node === command.node &&
           e.netns === command.netns &&
           e.container === command.container &&
-          e.ifname === command.ifname,
+          e.host === command.host &&
+          (command.host === true || e.ifname === command.ifname),
       );
       if (!endpoint) {
-        const target = command.container !== undefined ? `container ${command.container}` : command.netns;
+        const target = command.host ? 'the host' : command.container !== undefined ? `container ${command.container}` : command.netns;
         throw new VxnetError(
           'endpoint_not_found',
           `network ${command.network} has no endpoint on node ${command.node} in ${target} with interface ${command.ifname}.`,

@@ -1,59 +1,52 @@
 /**
- * `vxnet ui`: a live dashboard of the cluster in the browser, served on loopback by this command with its own
- * credentials (src/ui/server.ts says why not by the manager), until interrupted.
+ * `vxnet ui [--listen 127.0.0.1:PORT]`: a live dashboard of the cluster in the browser — hosts, networks,
+ * endpoints, the health of each peering, the topology drawn — served on a loopback address by this process,
+ * which keeps the admin token to itself and only reads (why not on the manager: src/ui/server.ts). Prints the
+ * page's address, with its secret, and runs until interrupted.
  */
-import { checkListen, connection, one, UsageError, type CommandModule, type Connection } from '../command.ts';
-import { withClient } from '../context.ts';
+import { parseListen } from '../../http/server.ts';
+import { isLoopback } from '../../ui/loopback.ts';
+import { connection, one, UsageError, type CommandModule, type Connection } from '../command.ts';
+
+export const DEFAULT_UI_LISTEN = '127.0.0.1:7948';
 
 export interface UiCommand {
   kind: 'ui';
   connection: Connection;
-  listen: string;
-}
-
-export const DEFAULT_UI_LISTEN = '127.0.0.1:7480';
-
-/** Loopback only: whoever reaches the page reads the cluster with this command's admin token. */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  listen: { kind: 'tcp'; host: string; port: number };
 }
 
 export const ui: CommandModule<UiCommand> = {
   path: 'ui',
-  summary: 'a live dashboard of hosts, networks and endpoints in the browser, on localhost',
+  summary: 'serve a live dashboard of the cluster on this machine\'s loopback address',
   args: [],
   synopsis: '[--listen 127.0.0.1:PORT]',
-  flags: [{ name: 'listen', kind: 'string', value: 'ADDR:PORT', help: `loopback address to serve the dashboard on (default: ${DEFAULT_UI_LISTEN})` }],
+  flags: [{ name: 'listen', kind: 'string', value: 'ADDR:PORT', help: `loopback address to serve on (default: ${DEFAULT_UI_LISTEN}; port 0: any free one)` }],
   connection: true,
   json: false,
-
   build(p) {
-    const listen = one(p, 'listen') ?? DEFAULT_UI_LISTEN;
-    if (listen.startsWith('unix:')) throw new UsageError(`--listen ${listen} is invalid: a browser connects over TCP; use 127.0.0.1:PORT.`);
-    checkListen('listen', listen, false);
-    const host = listen.slice(0, listen.lastIndexOf(':'));
-    if (!isLoopback(host)) {
-      throw new UsageError(
-        `--listen ${listen} is refused: the dashboard reads the cluster with your admin token, so it listens on loopback only (127.0.0.1 or [::1]); from another machine, use ssh -L 7480:127.0.0.1:7480 and open it there.`,
-      );
+    const text = one(p, 'listen') ?? DEFAULT_UI_LISTEN;
+    let listen;
+    try {
+      listen = parseListen(text);
+    } catch {
+      throw new UsageError(`--listen ${text} is invalid: expected ADDR:PORT.`);
     }
-    return { kind: 'ui', connection: connection(p), listen };
+    if (listen.kind !== 'tcp' || listen.host === undefined || !isLoopback(listen.host)) {
+      throw new UsageError(`--listen ${text} is not a loopback address: the dashboard is served on 127.0.0.1 or ::1 only.`);
+    }
+    return { kind: 'ui', connection: connection(p), listen: { kind: 'tcp', host: listen.host, port: listen.port } };
   },
-
   async run(command, ctx) {
-    const [{ startDashboard }, { parseListen }] = await Promise.all([import('../../ui/server.ts'), import('../../http/server.ts')]);
+    const { withClient } = await import('../context.ts');
+    const { serveDashboard } = await import('../../ui/server.ts');
+    const { readDashboard } = await import('../../ui/source.ts');
     return withClient(command.connection, async (client) => {
-      // the manager answers before the page opens, so a wrong address or token fails here, not in the browser
-      await client.info(ctx.signal);
-      const address = parseListen(command.listen);
-      if (address.kind !== 'tcp') throw new UsageError(`--listen ${command.listen} is invalid: use 127.0.0.1:PORT.`);
-      const dashboard = await startDashboard({ listen: address, client });
-      ctx.stdout(`vxnet dashboard: ${dashboard.url}\n(open it in a browser on this machine; Ctrl-C stops it)\n`);
-      await new Promise<void>((resolve) => {
-        if (ctx.signal.aborted) resolve();
-        else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-      });
-      await dashboard.close();
+      await client.info(ctx.signal); // a wrong token or address fails here, in one sentence, before anything is served
+      const server = await serveDashboard({ listen: command.listen, view: () => readDashboard(client, ctx.now, ctx.signal) });
+      ctx.stdout(`dashboard on ${server.url} (Ctrl-C stops it)\n`);
+      await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
+      await server.close();
       return 0;
     });
   },

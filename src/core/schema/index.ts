@@ -6,3 +6,4 @@ export * from './check.ts';
 export * from './requests.ts';
 export * from './resources.ts';
 export * from './watch.ts';
+export * from './diagnose.ts';

@@ -68,6 +68,8 @@ export const CreateEndpointRequestSchema = v.pipe(
     netns: v.exactOptional(v.string()),
     container: v.exactOptional(v.string()),
     docker: v.exactOptional(v.string()),
+    /** `vxnet attach --host`: the node itself gets the address (src/agent/host-endpoint.ts) */
+    host: v.exactOptional(v.literal(true)),
     ifname: v.exactOptional(v.string()),
     ip: v.exactOptional(v.string()),
     /** with `netns`: the CNI runtime's container id; a node's own CNI plugin (src/agent/cni-server.ts) sets it */

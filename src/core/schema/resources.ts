@@ -110,6 +110,8 @@ export const EndpointSchema = v.object({
   container: v.exactOptional(v.string()),
   /** Created by the Docker network plugin for this libnetwork endpoint id (64 hex characters). */
   docker: v.exactOptional(v.string()),
+  /** `vxnet attach --host`: the node's own network namespace, on interface `ifname` (vxh<VNI>); src/agent/host-endpoint.ts. */
+  host: v.exactOptional(v.literal(true)),
   /** Made by the node's CNI plugin for this runtime container id (CNI_CONTAINERID), in `netns`. */
   cni: v.exactOptional(v.string()),
   /** For display: the name of the container Docker connected through `docker`, as its engine tells after Join. */

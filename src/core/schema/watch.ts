@@ -6,6 +6,7 @@
  * `network-deleted`, while endpoints stay filtered as before.
  */
 import * as v from 'valibot';
+import { DiagnoseRequestSchema } from './diagnose.ts';
 import { EndpointSchema, Integer, NetworkSchema, NodeSchema } from './resources.ts';
 
 export const WatchMessageSchema = v.variant('type', [
@@ -27,6 +28,8 @@ export const WatchMessageSchema = v.variant('type', [
   v.object({ type: v.literal('endpoint-deleted'), revision: Integer, id: v.string(), network: v.string() }),
   /** keeps idle connections alive and tells the agent the current revision */
   v.object({ type: v.literal('ping'), revision: Integer }),
+  /** an administrator's `vxnet trace` asks this node's agent to read its kernel (schema/diagnose.ts); changes no state */
+  v.object({ type: v.literal('diagnose'), revision: Integer, id: v.string(), request: DiagnoseRequestSchema }),
 ]);
 
 /** Every message type the stream carries: a client skips a line of any other type (a newer manager's). */

@@ -73,7 +73,10 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
   if (target.docker !== undefined && req.ifname !== undefined) {
     throw new VxnetError('bad_request', 'a Docker endpoint takes no ifname: Docker names the interface (eth0, eth1, ...).');
   }
-  const ifname = requireIfname(req.ifname ?? (target.docker !== undefined ? DOCKER_IFNAME_PREFIX : 'eth0'));
+  if (target.host && req.ifname !== undefined) throw new VxnetError('bad_request', 'a host endpoint takes no ifname: its interface is named after the network\'s VNI (vxhVNI).');
+  // a host endpoint's interface is the node's own, named after the network: one per network and node
+  const hostIfname = () => `vxh${ctx.state.networks.get(networkName)?.network.vni ?? 0}`;
+  const ifname = requireIfname(req.ifname ?? (target.docker !== undefined ? DOCKER_IFNAME_PREFIX : target.host ? hostIfname() : 'eth0'));
   if (req.ip !== undefined) requireIPv4(req.ip, 'ip');
   if (req.reserved !== undefined && typeof req.reserved !== 'boolean') throw new VxnetError('bad_request', 'field "reserved" must be true or false.');
   const reserved = req.reserved === true;
@@ -317,30 +320,32 @@ function requireNameFree(ctx: ServiceContext, network: string, name: string): vo
   }
 }
 
-/** Exactly one of netns, container, docker, validated (a namespace name becomes its path). */
-function endpointTarget(req: CreateEndpointRequest): { netns?: string; container?: string; docker?: string } {
-  const given = [req.netns, req.container, req.docker].filter((v) => v !== undefined).length;
+/** Exactly one of netns, container, docker, host, validated (a namespace name becomes its path). */
+function endpointTarget(req: CreateEndpointRequest): { netns?: string; container?: string; docker?: string; host?: true } {
+  const given = [req.netns, req.container, req.docker, req.host].filter((v) => v !== undefined).length;
   if (given !== 1) {
-    throw new VxnetError('bad_request', 'an endpoint needs exactly one target: "netns" (a namespace), "container" (a Docker container) or "docker" (a Docker endpoint id).');
+    throw new VxnetError('bad_request', 'an endpoint needs exactly one target: "netns" (a namespace), "container" (a Docker container), "docker" (a Docker endpoint id) or "host" (the node itself).');
   }
+  if (req.host === true) return { host: true };
   if (req.container !== undefined) return { container: requireContainerRef(req.container) };
   if (req.docker !== undefined) return { docker: requireDockerEndpointId(req.docker) };
   return { netns: normaliseNetns(req.netns) };
 }
 
 /** The endpoint `target` already has on `network` at `node`, if any (walks the smaller of the two indexes). */
-function endpointOfTarget(ctx: ServiceContext, network: string, node: string, target: { netns?: string; container?: string }): Endpoint | undefined {
+function endpointOfTarget(ctx: ServiceContext, network: string, node: string, target: { netns?: string; container?: string; host?: true }): Endpoint | undefined {
   const ofNode = ctx.state.endpointsByNode.get(node);
   const ofNetwork = ctx.state.endpointsByNetwork.get(network);
   if (!ofNode || !ofNetwork) return undefined;
   for (const id of ofNode.size <= ofNetwork.size ? ofNode : ofNetwork) {
     const e = ctx.state.endpoints.get(id)?.endpoint;
-    if (e && e.network === network && e.node === node && e.netns === target.netns && e.container === target.container) return e;
+    if (e && e.network === network && e.node === node && e.netns === target.netns && e.container === target.container && e.host === target.host) return e;
   }
   return undefined;
 }
 
-function describeTarget(target: { netns?: string; container?: string; docker?: string }): string {
+function describeTarget(target: { netns?: string; container?: string; docker?: string; host?: true }): string {
+  if (target.host) return 'the host';
   if (target.container !== undefined) return `container ${target.container}`;
   if (target.docker !== undefined) return `Docker endpoint ${target.docker.slice(0, 12)}`;
   return target.netns ?? '';
