@@ -36,14 +36,17 @@ export const TABLE_FROM_LOCAL = 2;
 
 const MULTICAST = '01:00:00:00:00:00/01:00:00:00:00:00';
 
-/** Which ports exist on the bridge: a rule may only name a port the switch knows, or the whole file fails. */
-export interface PresentPorts {
-  has(name: string): boolean;
-}
+/**
+ * The OpenFlow port number of each port on the bridge, by name. Rules name ports by number: `diff-flows`
+ * reads a flow file without asking the switch for its port names, and a rule may only name a port the
+ * switch has, or the whole file fails.
+ */
+export type PresentPorts = ReadonlyMap<string, number>;
 
 /** The flow file for `ovs-ofctl replace-flows`/`diff-flows`: sorted lines, so equal states give equal text. */
 export function renderFlows(desired: Pick<DesiredState, 'networks' | 'peers' | 'floods' | 'endpoints' | 'vxlanFilter'>, present: PresentPorts): string[] {
   const lines: string[] = [];
+  const n = (name: string): number => present.get(name)!;
   const add = (table: number, priority: number, match: string, actions: string) => {
     const head = table === TABLE_INGRESS ? '' : `table=${table},`;
     lines.push(`${head}cookie=${FLOW_COOKIE},priority=${priority}${match ? `,${match}` : ''},actions=${actions}`);
@@ -61,7 +64,7 @@ export function renderFlows(desired: Pick<DesiredState, 'networks' | 'peers' | '
   const ports = [...new Set(networks.map((n) => n.port))];
   for (const port of ports) {
     for (const source of desired.vxlanFilter.allowedSources) {
-      add(TABLE_INGRESS, 100, `in_port=${tunnelPort(port)},tun_src=${source}`, `resubmit(,${TABLE_FROM_TUNNEL})`);
+      add(TABLE_INGRESS, 100, `in_port=${n(tunnelPort(port))},tun_src=${source}`, `resubmit(,${TABLE_FROM_TUNNEL})`);
     }
   }
 
@@ -69,23 +72,23 @@ export function renderFlows(desired: Pick<DesiredState, 'networks' | 'peers' | '
     const tag = `set_field:${net.vni}->reg0,resubmit(,${TABLE_FROM_LOCAL})`;
     const here = locals.get(net.bridge) ?? [];
     const remote = peers.get(net.vxlan) ?? [];
-    const tunnel = tunnelPort(net.port);
+    const tunnel = n(tunnelPort(net.port));
 
     // table 0: anti-spoofing on container ports, the gateway port
     for (const ep of here) {
-      const port = `in_port=${ep.hostVeth},dl_src=${mac(ep.mac)}`;
+      const port = `in_port=${n(ep.hostVeth)},dl_src=${mac(ep.mac)}`;
       const ip = addressOf(ep);
       add(TABLE_INGRESS, 100, `${port},ip,nw_src=${ip}`, tag);
       add(TABLE_INGRESS, 100, `${port},arp,arp_spa=${ip},arp_sha=${mac(ep.mac)}`, tag);
       add(TABLE_INGRESS, 100, `${port},arp,arp_spa=0.0.0.0,arp_sha=${mac(ep.mac)}`, tag);
       add(TABLE_INGRESS, 100, `${port},ipv6`, tag);
     }
-    add(TABLE_INGRESS, 100, `in_port=${net.bridge}`, tag);
+    add(TABLE_INGRESS, 100, `in_port=${n(net.bridge)}`, tag);
 
     // table 1: from the tunnel, isolated by VNI
     const fromTunnel = `in_port=${tunnel},tun_id=${net.vni}`;
-    for (const ep of here) add(TABLE_FROM_TUNNEL, 100, `${fromTunnel},dl_dst=${mac(ep.mac)}`, `output:${ep.hostVeth}`);
-    const localPorts = [...here.map((ep) => ep.hostVeth), net.bridge];
+    for (const ep of here) add(TABLE_FROM_TUNNEL, 100, `${fromTunnel},dl_dst=${mac(ep.mac)}`, `output:${n(ep.hostVeth)}`);
+    const localPorts = [...here.map((ep) => n(ep.hostVeth)), n(net.bridge)];
     add(TABLE_FROM_TUNNEL, 50, `${fromTunnel},dl_dst=${MULTICAST}`, outputs(localPorts));
 
     // table 2: ARP responder for every address vxnet knows in the network
@@ -99,8 +102,8 @@ export function renderFlows(desired: Pick<DesiredState, 'networks' | 'peers' | '
     add(TABLE_FROM_LOCAL, 150, `${reg},arp,dl_dst=${MULTICAST}`, outputs(localPorts));
 
     // known unicast
-    add(TABLE_FROM_LOCAL, 100, `${reg},dl_dst=${mac(net.gatewayMac)}`, `output:${net.bridge}`);
-    for (const ep of here) add(TABLE_FROM_LOCAL, 100, `${reg},dl_dst=${mac(ep.mac)}`, `output:${ep.hostVeth}`);
+    add(TABLE_FROM_LOCAL, 100, `${reg},dl_dst=${mac(net.gatewayMac)}`, `output:${n(net.bridge)}`);
+    for (const ep of here) add(TABLE_FROM_LOCAL, 100, `${reg},dl_dst=${mac(ep.mac)}`, `output:${n(ep.hostVeth)}`);
     for (const p of remote) {
       add(TABLE_FROM_LOCAL, 100, `${reg},dl_dst=${mac(p.mac)}`, `set_field:${p.vtep}->tun_dst,set_field:${net.vni}->tun_id,output:${tunnel}`);
     }
@@ -134,7 +137,7 @@ function arpReply(ip: string, owner: string): string {
   ].join(',');
 }
 
-function outputs(ports: readonly string[]): string {
+function outputs(ports: readonly number[]): string {
   return ports.map((p) => `output:${p}`).join(',');
 }
 

@@ -61,7 +61,8 @@ export async function checkOvsHost(run: Runner, target: OvsTarget, underlayDevic
   });
   if (missing.length) throw new VxnetError('internal', `this host cannot run the OVS data plane: ${missing.join(' ')}`);
   const vsctl = (args: string[]) => run.run(['ovs-vsctl', `--db=${target.db}`, '--timeout=10', ...args], { allowFailure: true, signal });
-  const types = await vsctl(['--format=json', '--columns=datapath_types,ovs_version', 'list', 'Open_vSwitch']);
+  const version = tools[0]!.stdout.split('\n')[0]?.trim() ?? '';
+  const types = await vsctl(['--format=json', '--columns=datapath_types', 'list', 'Open_vSwitch']);
   if (types.code !== 0) {
     throw new VxnetError('internal', `Open vSwitch's database at ${target.db} cannot be reached (${types.stderr.trim() || `exit ${types.code}`}): start ovsdb-server and ovs-vswitchd, or give --ovs-db.`);
   }
@@ -84,5 +85,5 @@ export async function checkOvsHost(run: Runner, target: OvsTarget, underlayDevic
       );
     }
   }
-  return { datapath, report: `OVS data plane: bridge ${OVS_BRIDGE}, ${datapath === 'system' ? 'kernel' : 'userspace'} datapath (${datapath}): ${why}; Open vSwitch ${String(row['ovs_version'] ?? '?')}` };
+  return { datapath, report: `OVS data plane: bridge ${OVS_BRIDGE}, ${datapath === 'system' ? 'kernel' : 'userspace'} datapath (${datapath}): ${why}; ${version}` };
 }

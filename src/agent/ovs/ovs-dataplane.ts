@@ -28,16 +28,36 @@
  * as they are, so a container's TCP arrived with a wrong checksum at the far end. So the container end of
  * every veth on an OVS host gets `ethtool -K IF tx off`.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { messageOf } from '../../core/errors.ts';
-import type { Dataplane, DesiredEndpoint, DesiredState, ReconcileResult } from '../dataplane.ts';
+import { OWNED_NFT_TABLE, type Dataplane, type DesiredEndpoint, type DesiredState, type ReconcileResult } from '../dataplane.ts';
 import { runBatch } from '../kernel/batch.ts';
 import { createRunner, type Runner } from '../kernel/exec.ts';
 import { prepareEndpoints } from '../kernel/endpoint-setup.ts';
 import { planFirewall } from '../kernel/nftables.ts';
-import { IP_FORWARD, readFirewall } from '../kernel/read.ts';
+import { IP_FORWARD, parseFirewall, type FirewallState } from '../kernel/read.ts';
 import { OVS_BRIDGE, renderFlows, supported } from './flows.ts';
 import type { DatapathType, OvsTarget } from './host.ts';
-import { parseKernelLinks, parseOvsState, planGatewayPorts, planPorts, type KernelLink, type OvsState } from './state.ts';
+import { parseKernelLinks, parseOvsState, planGatewayPorts, planPorts, portNumbers, type KernelLink, type OvsState } from './state.ts';
+
+/**
+ * The userspace datapath reads a port's frames from a raw socket, and the kernel still receives them on the
+ * host veth as well: it answered a container's ARP for its gateway with the veth's own MAC and then routed
+ * the container's packets itself, past OVS and past the isolation rules, which match the gateway ports.
+ * So the host ends have ARP off, and this chain drops every IPv4 packet the kernel receives on one of them
+ * (nothing legitimate does on an OVS host: a container's traffic reaches the kernel through its gateway port).
+ */
+export const PORT_GUARD_CHAIN = 'ovs_ports';
+
+export function portGuardScript(): string {
+  return (
+    `add chain ip vxnet ${PORT_GUARD_CHAIN} { type filter hook prerouting priority raw - 20; policy accept; }\n` +
+    `flush chain ip vxnet ${PORT_GUARD_CHAIN}\n` +
+    `add rule ip vxnet ${PORT_GUARD_CHAIN} iifname "vxnh*" counter drop comment "a container port: only through OVS"\n`
+  );
+}
 
 export interface OvsDataplaneOptions {
   target: OvsTarget;
@@ -53,6 +73,10 @@ export class OvsDataplane implements Dataplane {
   readonly #run: Runner;
   readonly #log: (line: string) => void;
   #queue: Promise<unknown> = Promise.resolve();
+  /** private folder (0700) for the flow file ovs-ofctl reads */
+  #flowDir: string | undefined;
+  /** the flow file the last pass left on the switch (undefined: unknown, read the switch back) */
+  #installed: string | undefined;
 
   constructor(options: OvsDataplaneOptions) {
     this.#o = options;
@@ -61,7 +85,9 @@ export class OvsDataplane implements Dataplane {
   }
 
   /** Nothing runs in the background; the switch keeps its state when the agent stops (fail-static). */
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (this.#flowDir !== undefined) await rm(this.#flowDir, { recursive: true, force: true });
+  }
 
   /** Passes never overlap: a call waits for the previous one. */
   reconcile(desired: DesiredState, signal?: AbortSignal): Promise<ReconcileResult> {
@@ -74,14 +100,30 @@ export class OvsDataplane implements Dataplane {
     return this.#run.run(['ovs-vsctl', `--db=${this.#o.target.db}`, '--timeout=10', ...args], { signal });
   }
 
+  /** One `ovs-vsctl` for the bridge, its ports and their interfaces (one JSON document per command). */
   async #readOvs(signal?: AbortSignal): Promise<OvsState> {
-    const list = (table: string, columns: string) => this.#vsctl(['--format=json', `--columns=${columns}`, 'list', table], signal);
-    const [bridges, ports, interfaces] = await Promise.all([
-      list('Bridge', 'name,datapath_type,ports'),
-      list('Port', '_uuid,interfaces'),
-      list('Interface', '_uuid,name,type,options,external_ids'),
-    ]);
-    return parseOvsState(bridges.stdout, ports.stdout, interfaces.stdout);
+    const { stdout } = await this.#vsctl(
+      [
+        '--format=json',
+        '--', '--columns=name,datapath_type,ports', 'list', 'Bridge',
+        '--', '--columns=_uuid,interfaces', 'list', 'Port',
+        '--', '--columns=_uuid,name,type,options,ofport,external_ids', 'list', 'Interface',
+      ],
+      signal,
+    );
+    const [bridges, ports, interfaces] = stdout.split('\n').filter((line) => line.trim() !== '');
+    if (interfaces === undefined) throw new Error(`ovs-vsctl answered ${stdout.length} bytes, not three tables`);
+    return parseOvsState(bridges!, ports!, interfaces);
+  }
+
+  /** Table ip vxnet (its rules' hash) and whether it holds PORT_GUARD_CHAIN, in one `nft -j list`. */
+  async #readFirewall(signal?: AbortSignal): Promise<{ firewall: FirewallState; guarded: boolean }> {
+    const res = await this.#run.run(['nft', '-j', 'list', 'table', 'ip', OWNED_NFT_TABLE], { signal, allowFailure: true });
+    if (res.code !== 0) {
+      if (/No such file or directory/.test(res.stderr)) return { firewall: { present: false }, guarded: false };
+      return { firewall: { present: false, unreadable: res.stderr.trim() || `exit ${res.code}` }, guarded: false };
+    }
+    return { firewall: parseFirewall(res.stdout), guarded: res.stdout.includes(`"name": "${PORT_GUARD_CHAIN}"`) || res.stdout.includes(`"name":"${PORT_GUARD_CHAIN}"`) };
   }
 
   async #readLinks(signal?: AbortSignal): Promise<Map<string, KernelLink>> {
@@ -115,7 +157,7 @@ export class OvsDataplane implements Dataplane {
       return why === undefined;
     });
 
-    const [ovs, links, firewall] = await Promise.all([this.#readOvs(signal), this.#readLinks(signal), readFirewall(this.#run, signal)]);
+    const [ovs, links, { firewall, guarded }] = await Promise.all([this.#readOvs(signal), this.#readLinks(signal), this.#readFirewall(signal)]);
 
     if (networks.length > 0 && (await this.#run.readFile(IP_FORWARD))?.trim() !== '1') {
       await this.#run.writeFile(IP_FORWARD, '1\n');
@@ -123,12 +165,15 @@ export class OvsDataplane implements Dataplane {
       this.#log('enabled IPv4 forwarding (net.ipv4.ip_forward=1)');
     }
 
-    // nftables: egress NAT, isolation between networks (by the gateway ports' names), the VXLAN filter
+    // nftables: egress NAT, isolation between networks (by the gateway ports' names), the VXLAN filter, and
+    // the chain that keeps the kernel off the container ports (PORT_GUARD_CHAIN)
     let firewallDown: string | undefined;
     const plan = planFirewall(networks, firewall, desired.vxlanFilter);
-    if (plan.action !== 'none') {
+    const wantGuard = plan.action === 'replace' || (plan.action === 'none' && firewall.present);
+    const script = (plan.action === 'none' ? '' : plan.script) + (wantGuard && (plan.action === 'replace' || !guarded) ? portGuardScript() : '');
+    if (script) {
       try {
-        await this.#run.run(['nft', '-f', '-'], { input: plan.script, signal });
+        await this.#run.run(['nft', '-f', '-'], { input: script, signal });
         result.changes++;
         if (plan.action === 'replace') this.#log(`installed nftables table ip vxnet (rules ${plan.hash})`);
       } catch (err) {
@@ -140,12 +185,9 @@ export class OvsDataplane implements Dataplane {
 
     // OVSDB: bridge, tunnel ports, gateway ports (one transaction: all or nothing)
     const ports = planPorts(networks, endpoints, ovs, links, this.#o.datapath);
-    const present = new Set(ovs.interfaces.keys());
     if (ports.ensure.length) {
       await this.#vsctl(ports.ensure.flatMap((command) => ['--', ...command]), signal);
       result.changes += ports.ensure.length;
-      for (const net of networks) present.add(net.bridge);
-      for (const port of new Set(networks.map((n) => n.port))) present.add(`vxnt${port}`);
       this.#log(`set up OVS bridge ${OVS_BRIDGE} ports: ${ports.ensure.map((c) => c.join(' ')).join('; ')}`);
     }
     const gatewayLinks = ports.ensure.length ? await this.#readLinks(signal) : links;
@@ -160,9 +202,10 @@ export class OvsDataplane implements Dataplane {
     for (const ep of ports.ready) result.readyEndpoints.add(ep.id);
     const attached = firewallDown === undefined ? await this.#createEndpoints(ports.create, ports.staleVeths, result, signal) : [];
     if (firewallDown !== undefined) for (const ep of ports.create) result.endpointErrors.set(ep.id, firewallDown);
-    for (const ep of attached) present.add(ep.hostVeth);
 
-    // flows: rendered whole, compared with the switch's, replaced atomically when they differ
+    // flows: rendered whole, compared with the switch's, replaced atomically when they differ; ports by
+    // number, read back once ovs-vswitchd has given new ports theirs (ovs-vsctl waits for it)
+    const present = portNumbers(ports.ensure.length || attached.length ? await this.#readOvs(signal) : ovs);
     for (const name of ports.remove) present.delete(name);
     const flows = `${renderFlows({ ...desired, networks, endpoints }, present).join('\n')}\n`;
     const changed = await this.#replaceFlows(flows, signal);
@@ -208,7 +251,7 @@ export class OvsDataplane implements Dataplane {
     const failed = (ep: DesiredEndpoint) => prepared.failed.has(ep) || offloadFailed.has(ep.id);
     // the host ends go up; until the OVSDB transaction below makes them ports, they carry nothing
     const candidates = prepared.candidates.filter((ep) => !failed(ep));
-    const raised = await runBatch(this.#run, ['ip'], candidates.map((ep) => `link set dev ${ep.hostVeth} up`), signal);
+    const raised = await runBatch(this.#run, ['ip'], candidates.map((ep) => `link set dev ${ep.hostVeth} arp off up`), signal);
     const up = candidates.filter((ep, i) => {
       const message = raised.failures.get(i);
       if (message !== undefined) result.endpointErrors.set(ep.id, `raising ${ep.hostVeth} failed: ${message}`);
@@ -227,6 +270,7 @@ export class OvsDataplane implements Dataplane {
       await this.#vsctl(commands, signal);
       for (const ep of up) ready.add(ep);
       result.changes += up.length;
+      this.#log(`set up ${up.length} endpoint${up.length === 1 ? '' : 's'} on ${OVS_BRIDGE}`);
     } catch (err) {
       if (signal?.aborted) throw err;
       for (const ep of up) result.endpointErrors.set(ep.id, `adding ${ep.hostVeth} to ${OVS_BRIDGE} failed: ${messageOf(err)}`);
@@ -234,16 +278,45 @@ export class OvsDataplane implements Dataplane {
     return [...ready];
   }
 
-  /** Returns how many flow lines differed (0: the switch was left alone). */
+  /**
+   * Returns how many flow lines differed (0: the switch was left alone). When the rendered flows differ from
+   * those the last pass installed, they go to the switch at once (`replace-flows` itself sends only the flows
+   * that differ), and the count is the difference between the two renderings; otherwise `diff-flows` reads
+   * the switch's flows back, so a change behind vxnet's back or an ovs-vswitchd restart (which keeps no
+   * flows) is repaired. ovs-ofctl reads flows only from a file it can open (not from a pipe or a socket on
+   * stdin), so they go to a file in a private folder.
+   */
   async #replaceFlows(flows: string, signal?: AbortSignal): Promise<number> {
     const target = this.#o.target.bridgeControl;
-    const diff = await this.#run.run(['ovs-ofctl', '-O', 'OpenFlow14', 'diff-flows', target, '-'], { input: flows, signal, allowFailure: true });
-    // diff-flows exits 2 when the tables differ, 0 when they are equal
-    if (diff.code !== 0 && diff.code !== 2) throw new Error(`ovs-ofctl diff-flows failed (exit ${diff.code}): ${diff.stderr.trim()}`);
-    const changed = diff.stdout.split('\n').filter((line) => line.startsWith('+') || line.startsWith('-')).length;
-    if (changed === 0) return 0;
-    await this.#run.run(['ovs-ofctl', '-O', 'OpenFlow14', '--bundle', 'replace-flows', target, '-'], { input: flows, signal });
-    this.#log(`replaced ${changed} flow line${changed === 1 ? '' : 's'} on ${OVS_BRIDGE}`);
+    this.#flowDir ??= await mkdtemp(join(tmpdir(), 'vxnet-ovs-'));
+    const file = join(this.#flowDir, 'flows');
+    await writeFile(file, flows, { mode: 0o600 });
+    const last = this.#installed;
+    this.#installed = undefined;
+    let changed: number;
+    if (last !== undefined && last !== flows) {
+      changed = lineDifference(last, flows);
+    } else {
+      const diff = await this.#run.run(['ovs-ofctl', '-O', 'OpenFlow14', 'diff-flows', target, file], { signal, allowFailure: true });
+      // diff-flows exits 2 when the tables differ, 0 when they are equal
+      if (diff.code !== 0 && diff.code !== 2) throw new Error(`ovs-ofctl diff-flows failed (exit ${diff.code}): ${diff.stderr.trim()}`);
+      changed = diff.stdout.split('\n').filter((line) => line.startsWith('+') || line.startsWith('-')).length;
+    }
+    if (changed > 0) {
+      await this.#run.run(['ovs-ofctl', '-O', 'OpenFlow14', '--bundle', 'replace-flows', target, file], { signal });
+      this.#log(`replaced ${changed} flow line${changed === 1 ? '' : 's'} on ${OVS_BRIDGE}`);
+    }
+    this.#installed = flows;
     return changed;
   }
+}
+
+/** How many lines are in one of the two texts but not the other. */
+export function lineDifference(a: string, b: string): number {
+  const left = new Set(a.split('\n').filter(Boolean));
+  const right = new Set(b.split('\n').filter(Boolean));
+  let n = 0;
+  for (const line of left) if (!right.has(line)) n++;
+  for (const line of right) if (!left.has(line)) n++;
+  return n;
 }

@@ -12,6 +12,8 @@ export interface OvsInterface {
   readonly name: string;
   readonly type: string;
   readonly options: Readonly<Record<string, string>>;
+  /** OpenFlow port number; absent while ovs-vswitchd has not (or could not) set the port up */
+  readonly ofport?: number;
   readonly endpoint?: string;
 }
 
@@ -52,7 +54,7 @@ function unwrap(value: OvsdbValue | undefined): unknown {
 
 /**
  * The bridge row (`list Bridge`, columns name, datapath_type, ports), the port rows (`list Port`: _uuid,
- * interfaces) and the interface rows (`list Interface`: _uuid, name, type, options, external_ids) → the
+ * interfaces) and the interface rows (`list Interface`: _uuid, name, type, options, ofport, external_ids) → the
  * state of vxnet's bridge.
  */
 export function parseOvsState(bridges: string, ports: string, interfaces: string): OvsState {
@@ -65,9 +67,11 @@ export function parseOvsState(bridges: string, ports: string, interfaces: string
     if (!ifaceIds.has(String(row['_uuid']))) continue;
     const name = String(row['name']);
     const ids = (row['external_ids'] ?? {}) as Record<string, string>;
+    const ofport = row['ofport'];
     out.set(name, {
       name,
       type: String(row['type'] ?? ''),
+      ...(typeof ofport === 'number' && ofport > 0 ? { ofport } : {}),
       options: (row['options'] ?? {}) as Record<string, string>,
       ...(ids['vxnet-endpoint'] ? { endpoint: ids['vxnet-endpoint'] } : {}),
     });
@@ -134,7 +138,8 @@ export function planPorts(
   } else if (actual.bridge.datapathType !== datapathType) {
     ensure.push(['set', 'bridge', OVS_BRIDGE, `datapath_type=${datapathType}`]);
   }
-  const wanted = new Set<string>();
+  // the bridge's own (local) port carries its name
+  const wanted = new Set<string>([OVS_BRIDGE]);
   for (const port of [...new Set(networks.map((n) => n.port))].sort((a, b) => a - b)) {
     const name = tunnelPort(port);
     wanted.add(name);
@@ -183,4 +188,11 @@ export function planGatewayPorts(networks: readonly DesiredNetwork[], links: Rea
     for (const address of have) if (!want.has(address)) lines.push(`addr del ${address} dev ${net.bridge}`);
   }
   return lines;
+}
+
+/** The OpenFlow port numbers of the bridge's ports that have one. */
+export function portNumbers(state: OvsState): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const iface of state.interfaces.values()) if (iface.ofport !== undefined) out.set(iface.name, iface.ofport);
+  return out;
 }
