@@ -11,6 +11,8 @@ import { startOvs, type OvsHost } from '../../src/testkit/ovs.ts';
 import { switchPort } from '../../src/testkit/topology.ts';
 import { sleep } from '../../src/testkit/processes.ts';
 import { OVS_BRIDGE } from '../../src/agent/ovs/flows.ts';
+import { capture } from './support/probes.ts';
+import { echoRequests, sendVxlan, vxlanEcho } from './support/vxlan-inject.ts';
 
 interface Container {
   netns: string;
@@ -98,6 +100,29 @@ describe('an OVS host in the same networks as kernel hosts', () => {
     const frames = (handle: typeof arp) => handle.output().split('\n').filter((l) => /IP .*> .*\.4789/.test(l));
     assert.deepEqual(frames(arp), [], 'no ARP inside VXLAN to or from the OVS host');
     assert.deepEqual(frames(toHost2), [], 'no frame of red went to host2, which has no red container');
+  });
+
+  it('takes VXLAN only from registered nodes, and only its own addresses from a container port', async () => {
+    // the same forged frame (r1 → r3 on red's VNI) from a registered node and from a namespace that is not one
+    const inner = (id: number) => ({ vni: redVni, srcMac: '02:78:c0:a8:47:02', dstMac: '02:78:c0:a8:47:03', srcIp: c['r1']!.ip, dstIp: c['r3']!.ip, id });
+    const host3 = cluster.host(3).address;
+    const frames = await capture(cluster, c['r3']!.netns, 'eth0', ['icmp'], async () => {
+      await sendVxlan(cluster, cluster.host(2).netns, cluster.host(2).address, host3, vxlanEcho(inner(0x7101)));
+      await sendVxlan(cluster, cluster.outside!.netns, cluster.outside!.address, host3, vxlanEcho(inner(0x7102)));
+    });
+    const ids = echoRequests(frames).map((e) => e.id);
+    assert.ok(ids.includes(0x7101), `a registered node's VXLAN arrives (the probe works): ${ids}`);
+    assert.ok(!ids.includes(0x7102), `VXLAN from a non-member reached a container on the OVS host: ${ids}`);
+
+    // r3 takes another address and sends from it: dropped at its port
+    await cluster.exec(c['r3']!.netns, ['ip', 'addr', 'add', '192.168.71.99/24', 'dev', 'eth0']);
+    try {
+      assert.equal((await ping('r3', c['r1']!.ip, 1)).code, 0);
+      const spoofed = await cluster.exec(c['r3']!.netns, ['ping', '-c', '2', '-i', '0.2', '-W', '1', '-I', '192.168.71.99', c['r1']!.ip]);
+      assert.notEqual(spoofed.code, 0, `a forged source address left the OVS host's container port: ${spoofed.stdout}`);
+    } finally {
+      await cluster.exec(c['r3']!.netns, ['ip', 'addr', 'del', '192.168.71.99/24', 'dev', 'eth0']);
+    }
   });
 
   it('masquerades traffic out of the network on the OVS host', async () => {
