@@ -10,7 +10,8 @@ import { describe, it } from 'node:test';
 import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../../src/agent/dataplane.ts';
 import { OVS_BRIDGE, renderFlows, supported } from '../../src/agent/ovs/flows.ts';
 import { ovsTarget } from '../../src/agent/ovs/host.ts';
-import { lineDifference, portGuardScript } from '../../src/agent/ovs/ovs-dataplane.ts';
+import { lineDifference, OvsDataplane, portGuardScript } from '../../src/agent/ovs/ovs-dataplane.ts';
+import type { Runner, RunOptions, RunResult } from '../../src/agent/kernel/exec.ts';
 import { parseKernelLinks, parseOvsState, planGatewayPorts, planPorts, portNumbers, type OvsState } from '../../src/agent/ovs/state.ts';
 import { UsageError } from '../../src/cli/command.ts';
 import type { AgentCommand } from '../../src/cli/commands/agent.ts';
@@ -201,5 +202,63 @@ describe('vxnet agent --dataplane / --ovs-db', () => {
     usageError('--dataplane vpp', /^--dataplane must be linux or ovs, not "vpp"\.$/);
     usageError('--ovs-db unix:/x', /^--ovs-db needs --dataplane ovs/);
     usageError('--dataplane ovs --ovs-db /x', /^--ovs-db must be unix:ABSOLUTE-PATH/);
+  });
+});
+
+describe('OvsDataplane passes, against a recording fake of the host tools', () => {
+  /** Answers the reads from the captured fixtures; the switch's flows are `switchFlows` (diff-flows compares). */
+  class FakeOvsHost implements Runner {
+    readonly calls: string[] = [];
+    switchFlows = '';
+    async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+      const line = argv.join(' ');
+      this.calls.push(line);
+      const ok = (stdout = '', code = 0): RunResult => ({ argv, code, stdout, stderr: '' });
+      if (argv[0] === 'ovs-vsctl' && line.includes('list Bridge')) return ok(readFileSync(join(fixtures, 'vsctl-list.json'), 'utf8'));
+      if (line === 'ip -j addr show') return ok(readFileSync(join(fixtures, 'ip-addr.json'), 'utf8'));
+      if (line.startsWith('nft -j list')) return { argv, code: 1, stdout: '', stderr: 'Error: No such file or directory' };
+      if (argv[0] === 'ovs-ofctl' && argv.includes('diff-flows')) {
+        const wanted = readFileSync(argv.at(-1)!, 'utf8');
+        return wanted === this.switchFlows ? ok() : ok(`+${wanted.split('\n')[0]}\n`, 2);
+      }
+      if (argv[0] === 'ovs-ofctl' && argv.includes('replace-flows')) this.switchFlows = readFileSync(argv.at(-1)!, 'utf8');
+      void options;
+      return ok();
+    }
+    async readFile(): Promise<string | undefined> {
+      return '1\n';
+    }
+    async writeFile(): Promise<void> {}
+    async exists(): Promise<boolean> {
+      return true;
+    }
+  }
+  const state: DesiredState = { ...desired, networks: [red], endpoints: [r3], peers: desired.peers.slice(0, 1), floods: desired.floods.slice(0, 1) };
+
+  it('changes nothing on a switch that is right (a restarted agent), and replaces only when the rendering changes', async () => {
+    const host = new FakeOvsHost();
+    const plane = new OvsDataplane({ target: ovsTarget('unix:/r/db.sock', {}), datapath: 'netdev', run: host });
+    try {
+      const first = await plane.reconcile(state);
+      assert.equal(first.error, undefined);
+      assert.ok(first.readyEndpoints.has(r3.id));
+      assert.equal(host.calls.filter((c) => c.includes('replace-flows')).length, 1, 'the empty switch gets its flows');
+
+      // a new agent on the same switch: reads back, finds it right, writes no flow and no port
+      const again = new OvsDataplane({ target: ovsTarget('unix:/r/db.sock', {}), datapath: 'netdev', run: host });
+      host.calls.length = 0;
+      const adopted = await again.reconcile(state);
+      assert.ok(host.calls.some((c) => c.includes('diff-flows')));
+      assert.deepEqual(host.calls.filter((c) => c.includes('replace-flows') || c.includes('add-port') || c.startsWith('ip link')), []);
+      assert.ok(adopted.readyEndpoints.has(r3.id));
+
+      // a peer arrives: one replace, no read-back needed
+      host.calls.length = 0;
+      const moved = await again.reconcile({ ...state, peers: [...state.peers, { vxlan: 'vxnv4097', ip: '192.168.71.9', mac: '02:78:c0:a8:47:09', vtep: '10.99.0.12' }] });
+      assert.ok(moved.changes >= 2);
+      assert.deepEqual(host.calls.filter((c) => c.startsWith('ovs-ofctl')).map((c) => c.split(' ')[4]), ['replace-flows']);
+    } finally {
+      await plane.close();
+    }
   });
 });

@@ -75,6 +75,8 @@ export class OvsDataplane implements Dataplane {
   #queue: Promise<unknown> = Promise.resolve();
   /** private folder (0700) for the flow file ovs-ofctl reads */
   #flowDir: string | undefined;
+  /** networks the last pass could not carry, with the reason (logged when they first appear) */
+  #refusals = new Set<string>();
   /** the flow file the last pass left on the switch (undefined: unknown, read the switch back) */
   #installed: string | undefined;
 
@@ -149,7 +151,11 @@ export class OvsDataplane implements Dataplane {
       const why = supported(net);
       if (why !== undefined) refusedNetworks.set(net.bridge, why);
     }
-    for (const why of new Set(refusedNetworks.values())) errors.push(why);
+    // said once in the log and to each endpoint concerned: retrying the pass would not change it
+    for (const why of new Set(refusedNetworks.values())) {
+      if (!this.#refusals.has(why)) this.#log(why);
+    }
+    this.#refusals = new Set(refusedNetworks.values());
     const networks = desired.networks.filter((n) => !refusedNetworks.has(n.bridge));
     const endpoints = desired.endpoints.filter((ep) => {
       const why = refusedNetworks.get(ep.bridge);
