@@ -77,6 +77,8 @@ export class OvsDataplane implements Dataplane {
   #flowDir: string | undefined;
   /** networks the last pass could not carry, with the reason (logged when they first appear) */
   #refusals = new Set<string>();
+  /** the port numbers the last pass read (after its own changes) */
+  #ports: Map<string, number> | undefined;
   /** the flow file the last pass left on the switch (undefined: unknown, read the switch back) */
   #installed: string | undefined;
 
@@ -163,7 +165,18 @@ export class OvsDataplane implements Dataplane {
       return why === undefined;
     });
 
-    const [ovs, links, { firewall, guarded }] = await Promise.all([this.#readOvs(signal), this.#readLinks(signal), this.#readFirewall(signal)]);
+    // A change that only moves flows (a remote endpoint came or went: the common case) goes to the switch
+    // while the state is read: rendered with the port numbers the last pass read, so it names only ports
+    // that exist; the full rendering below follows if anything else changed.
+    const early = this.#ports === undefined || this.#installed === undefined ? undefined : this.#flowText(desired, networks, endpoints, this.#ports);
+    const earlyWrite = early !== undefined && early !== this.#installed ? this.#replaceFlows(early, 'flows-early', signal).catch(() => 0) : Promise.resolve(0);
+    const [ovs, links, { firewall, guarded }, earlyChanges] = await Promise.all([
+      this.#readOvs(signal),
+      this.#readLinks(signal),
+      this.#readFirewall(signal),
+      earlyWrite,
+    ]);
+    result.changes += earlyChanges;
 
     if (networks.length > 0 && (await this.#run.readFile(IP_FORWARD))?.trim() !== '1') {
       await this.#run.writeFile(IP_FORWARD, '1\n');
@@ -213,8 +226,10 @@ export class OvsDataplane implements Dataplane {
     // number, read back once ovs-vswitchd has given new ports theirs (ovs-vsctl waits for it)
     const present = portNumbers(ports.ensure.length || attached.length ? await this.#readOvs(signal) : ovs);
     for (const name of ports.remove) present.delete(name);
-    const flows = `${renderFlows({ ...desired, networks, endpoints }, present).join('\n')}\n`;
-    const changed = await this.#replaceFlows(flows, signal);
+    this.#ports = present;
+    const flows = this.#flowText(desired, networks, endpoints, present);
+    // just written by the early step of this pass: nothing to compare
+    const changed = earlyChanges > 0 && flows === this.#installed ? 0 : await this.#replaceFlows(flows, 'flows', signal);
     result.changes += changed;
     for (const ep of attached) {
       result.readyEndpoints.add(ep.id);
@@ -284,6 +299,10 @@ export class OvsDataplane implements Dataplane {
     return [...ready];
   }
 
+  #flowText(desired: DesiredState, networks: DesiredState['networks'], endpoints: DesiredState['endpoints'], ports: ReadonlyMap<string, number>): string {
+    return `${renderFlows({ ...desired, networks, endpoints }, ports).join('\n')}\n`;
+  }
+
   /**
    * Returns how many flow lines differed (0: the switch was left alone). When the rendered flows differ from
    * those the last pass installed, they go to the switch at once (`replace-flows` itself sends only the flows
@@ -292,10 +311,10 @@ export class OvsDataplane implements Dataplane {
    * flows) is repaired. ovs-ofctl reads flows only from a file it can open (not from a pipe or a socket on
    * stdin), so they go to a file in a private folder.
    */
-  async #replaceFlows(flows: string, signal?: AbortSignal): Promise<number> {
+  async #replaceFlows(flows: string, name: string, signal?: AbortSignal): Promise<number> {
     const target = this.#o.target.bridgeControl;
     this.#flowDir ??= await mkdtemp(join(tmpdir(), 'vxnet-ovs-'));
-    const file = join(this.#flowDir, 'flows');
+    const file = join(this.#flowDir, name);
     await writeFile(file, flows, { mode: 0o600 });
     const last = this.#installed;
     this.#installed = undefined;
