@@ -95,7 +95,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   // plane carries no encrypted network (it says so per network)
   const wireguard =
     options.dataplane === 'ovs'
-      ? await ovsDataplane(options.ovsDb, underlay.device, log, signal)
+      ? await ovsDataplane(options.ovsDb, underlay.device, identityOptions.stateDir, log, signal)
       : await setUpWireguard(new LinuxDataplane({ log, onDrift: () => agentRef?.schedule() }), {
           stateDir: identityOptions.stateDir,
           underlayMtu: underlay.mtu,
@@ -161,11 +161,11 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
 }
 
 /** The OVS data plane (src/agent/ovs/), after its start-up check, in the shape setUpWireguard answers. */
-async function ovsDataplane(db: string | undefined, underlayDevice: string, log: (line: string) => void, signal: AbortSignal) {
+async function ovsDataplane(db: string | undefined, underlayDevice: string, stateDir: string, log: (line: string) => void, signal: AbortSignal) {
   const target = ovsTarget(db);
   const startup = await checkOvsHost(createRunner(), target, underlayDevice, signal);
   log(startup.report);
-  return { dataplane: new OvsDataplane({ target, datapath: startup.datapath, log }), report: undefined, rotation: undefined, tunnels: () => undefined };
+  return { dataplane: new OvsDataplane({ target, datapath: startup.datapath, log, workDir: stateDir }), report: undefined, rotation: undefined, tunnels: () => undefined };
 }
 
 /** Whether the manager refuses `credentials` as revoked (any other answer, or none, is not that). */

@@ -66,6 +66,11 @@ export interface OvsDataplaneOptions {
   run?: Runner;
   /** how many endpoint namespaces are configured at the same time (default 4) */
   endpointConcurrency?: number;
+  /**
+   * A private folder of the agent (its state directory) for the flow files ovs-ofctl reads; without it, a
+   * temporary folder removed by close()
+   */
+  workDir?: string;
 }
 
 export class OvsDataplane implements Dataplane {
@@ -73,8 +78,10 @@ export class OvsDataplane implements Dataplane {
   readonly #run: Runner;
   readonly #log: (line: string) => void;
   #queue: Promise<unknown> = Promise.resolve();
-  /** private folder (0700) for the flow file ovs-ofctl reads */
+  /** private folder (0700) for the flow files ovs-ofctl reads */
   #flowDir: string | undefined;
+  /** the temporary folder made for them when no workDir was given */
+  #ownDir: string | undefined;
   /** networks the last pass could not carry, with the reason (logged when they first appear) */
   #refusals = new Set<string>();
   /** the port numbers the last pass read (after its own changes) */
@@ -90,7 +97,7 @@ export class OvsDataplane implements Dataplane {
 
   /** Nothing runs in the background; the switch keeps its state when the agent stops (fail-static). */
   async close(): Promise<void> {
-    if (this.#flowDir !== undefined) await rm(this.#flowDir, { recursive: true, force: true });
+    if (this.#ownDir !== undefined) await rm(this.#ownDir, { recursive: true, force: true });
   }
 
   /** Passes never overlap: a call waits for the previous one. */
@@ -169,7 +176,7 @@ export class OvsDataplane implements Dataplane {
     // while the state is read: rendered with the port numbers the last pass read, so it names only ports
     // that exist; the full rendering below follows if anything else changed.
     const early = this.#ports === undefined || this.#installed === undefined ? undefined : this.#flowText(desired, networks, endpoints, this.#ports);
-    const earlyWrite = early !== undefined && early !== this.#installed ? this.#replaceFlows(early, 'flows-early', signal).catch(() => 0) : Promise.resolve(0);
+    const earlyWrite = early !== undefined && early !== this.#installed ? this.#replaceFlows(early, 'ovs-flows-early', signal).catch(() => 0) : Promise.resolve(0);
     const [ovs, links, { firewall, guarded }, earlyChanges] = await Promise.all([
       this.#readOvs(signal),
       this.#readLinks(signal),
@@ -229,7 +236,7 @@ export class OvsDataplane implements Dataplane {
     this.#ports = present;
     const flows = this.#flowText(desired, networks, endpoints, present);
     // just written by the early step of this pass: nothing to compare
-    const changed = earlyChanges > 0 && flows === this.#installed ? 0 : await this.#replaceFlows(flows, 'flows', signal);
+    const changed = earlyChanges > 0 && flows === this.#installed ? 0 : await this.#replaceFlows(flows, 'ovs-flows', signal);
     result.changes += changed;
     for (const ep of attached) {
       result.readyEndpoints.add(ep.id);
@@ -309,11 +316,11 @@ export class OvsDataplane implements Dataplane {
    * that differ), and the count is the difference between the two renderings; otherwise `diff-flows` reads
    * the switch's flows back, so a change behind vxnet's back or an ovs-vswitchd restart (which keeps no
    * flows) is repaired. ovs-ofctl reads flows only from a file it can open (not from a pipe or a socket on
-   * stdin), so they go to a file in a private folder.
+   * stdin), so they go to a file in a private folder (the agent's state directory).
    */
   async #replaceFlows(flows: string, name: string, signal?: AbortSignal): Promise<number> {
     const target = this.#o.target.bridgeControl;
-    this.#flowDir ??= await mkdtemp(join(tmpdir(), 'vxnet-ovs-'));
+    this.#flowDir ??= this.#o.workDir ?? (this.#ownDir = await mkdtemp(join(tmpdir(), 'vxnet-ovs-')));
     const file = join(this.#flowDir, name);
     await writeFile(file, flows, { mode: 0o600 });
     const last = this.#installed;
