@@ -14,6 +14,8 @@ fi
 # with install.sh instead, and needs none of the second group.
 agent="iproute2 nftables util-linux procps kmod ca-certificates wireguard-tools wireguard-go"
 tests="iputils-ping tcpdump iperf3 docker.io busybox-static podman containernetworking-plugins etcd-server etcd-client openvswitch-switch chromium"
+# ethtool: an OVS host's agent (--dataplane ovs) turns checksum offload off on container veths; the OVS tests
+tests="$tests ethtool"
 packages="$agent $tests"
 command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
 missing=""
@@ -30,6 +32,7 @@ if [ -n "$missing" ]; then
   echo "    containernetworking-plugins (the CNI plugin tests: podman on its CNI backend, and the loopback plugin it calls),"
   echo "    etcd-server and etcd-client (the several-manager tests run a 3-member etcd in namespaces), openvswitch-switch"
   echo "    (the Open vSwitch host tests start private OVS daemons), chromium (the dashboard test renders the page headless)"
+  echo "    ethtool: the agent of an Open vSwitch host (--dataplane ovs) and the OVS tests set checksum offload with it"
   [ -n "$(echo "$missing" | grep -w -e nodejs -e npm || true)" ] && echo "  nodejs, npm: only to run npm ci once; vxnet itself runs on the Node.js 24 that npm installs"
   apt-get update -qq
   # WireGuard without its recommends: wireguard-tools recommends a kernel image with the module, which

@@ -24,12 +24,14 @@
  *  9. dns: queries per second and p99 from one namespace to its gateway, next to a bare UDP reflector on the
  *     same address (bench/dns.ts);
  * 10. store: the manager's write latency and throughput on SQLite and on a 3-member etcd, side by side
- *     (bench/store-writes.ts; --store-writes per kind, default 200).
+ *     (bench/store-writes.ts; --store-writes per kind, default 200);
+ * 11. ovs: a kernel host ⇄ an Open vSwitch host (userspace datapath), vxnet next to the hand-built OVS-to-kernel
+ *     VXLAN, both directions (bench/ovs.ts).
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns|store` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns|store|ovs` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
@@ -44,6 +46,7 @@ import { createCluster, type Cluster } from '../src/testkit/cluster.ts';
 import { runChecked } from '../src/testkit/processes.ts';
 import { FORWARDING_VARIANTS, MTU_VARIANTS } from './dataplane-variants.ts';
 import { handBuiltVxlan } from './hand-built.ts';
+import { ovsComparison } from './ovs.ts';
 import { demoteHeadings, updateReadme } from './readme.ts';
 import { measureCliStart } from './cli-start.ts';
 import { dnsBench } from './dns.ts';
@@ -55,7 +58,7 @@ import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns', 'store'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns', 'store', 'ovs'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -153,6 +156,11 @@ if (runs('docker')) {
   chart.docker = docker;
 }
 if (runs('jumbo')) await jumboUnderlay();
+if (runs('ovs')) {
+  const ovs = await ovsComparison({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
+  report.ovs = ovs.json;
+  markdown.set('ovs', ovs.markdown);
+}
 if (runs('cli')) await cliStart();
 if (runs('scale')) await includeScaleReport(flags['scale-report']);
 if (runs('encrypt')) {

@@ -26,6 +26,8 @@ import { HostEndpoints } from './host-endpoint.ts';
 import { createRunner } from './kernel/exec.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
+import { checkOvsHost, ovsTarget } from './ovs/host.ts';
+import { OvsDataplane } from './ovs/ovs-dataplane.ts';
 import { setUpWireguard } from './wireguard/setup.ts';
 
 export interface RunAgentOptions {
@@ -58,6 +60,10 @@ export interface RunAgentOptions {
   cniSocket?: string;
   /** the resolv.conf whose nameservers get what the gateways' DNS does not answer (default /etc/resolv.conf) */
   resolvConf?: string;
+  /** which data plane programs this host: the Linux kernel's bridges (default) or Open vSwitch (src/agent/ovs/) */
+  dataplane?: 'linux' | 'ovs';
+  /** `unix:PATH` of Open vSwitch's database (--ovs-db; default from OVS_RUNDIR, src/agent/ovs/host.ts) */
+  ovsDb?: string;
 }
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
@@ -92,12 +98,16 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const engine = options.dockerSocket === undefined ? undefined : new DockerEngineClient({ socketPath: options.dockerSocket });
   // a foreign change to vxnet's nftables tables asks for a pass at once (the agent exists by then)
   let agentRef: Agent | undefined;
-  // encrypted networks (src/agent/wireguard/): the tunnel goes before the kernel data plane
-  const wireguard = await setUpWireguard(new LinuxDataplane({ log, onDrift: () => agentRef?.schedule() }), {
-    stateDir: identityOptions.stateDir,
-    underlayMtu: underlay.mtu,
-    log,
-  });
+  // encrypted networks (src/agent/wireguard/): the tunnel goes before the kernel data plane; the OVS data
+  // plane carries no encrypted network (it says so per network)
+  const wireguard =
+    options.dataplane === 'ovs'
+      ? await ovsDataplane(options.ovsDb, underlay.device, identityOptions.stateDir, log, signal)
+      : await setUpWireguard(new LinuxDataplane({ log, onDrift: () => agentRef?.schedule() }), {
+          stateDir: identityOptions.stateDir,
+          underlayMtu: underlay.mtu,
+          log,
+        });
   const dataplane = wireguard.dataplane;
   const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
   // linked to a Docker engine, the containers' forwarded DNS is steered to the gateways (dns/redirect.ts)
@@ -173,6 +183,14 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     // Stops the neighbour monitor; the kernel state itself is left as it is (fail-static).
     await dataplane.close();
   }
+}
+
+/** The OVS data plane (src/agent/ovs/), after its start-up check, in the shape setUpWireguard answers. */
+async function ovsDataplane(db: string | undefined, underlayDevice: string, stateDir: string, log: (line: string) => void, signal: AbortSignal) {
+  const target = ovsTarget(db);
+  const startup = await checkOvsHost(createRunner(), target, underlayDevice, signal);
+  log(startup.report);
+  return { dataplane: new OvsDataplane({ target, datapath: startup.datapath, log, workDir: stateDir }), report: undefined, rotation: undefined, tunnels: () => undefined };
 }
 
 /** Whether the manager refuses `credentials` as revoked (any other answer, or none, is not that). */

@@ -92,6 +92,11 @@ export interface ClusterOptions {
   managerArgs?: readonly string[];
   /** extra arguments for every `vxnet agent` the kit starts, e.g. ['--watch-timeout', '3'] */
   agentArgs?: readonly string[];
+  /**
+   * more arguments for one host's agent, asked at every start and restart (e.g. `--dataplane ovs --ovs-db
+   * ...` for a host with Open vSwitch, see testkit/ovs.ts)
+   */
+  agentArgsFor?: (host: SimHost) => readonly string[];
 }
 
 export interface StartAgentOptions {
@@ -379,6 +384,7 @@ class SimCluster implements Cluster {
       '--name',
       host.name,
       ...(this.#options.agentArgs ?? []),
+      ...(this.#options.agentArgsFor?.(host) ?? []),
       ...(options.args ?? []),
     ];
     await this.#daemons.startAgent(host, args, () => this.api<NodeStatus[]>('GET', '/v1/nodes'));

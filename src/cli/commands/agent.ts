@@ -31,6 +31,10 @@ export interface AgentCommand {
   cniSocket?: string;
   /** --resolv-conf PATH: where the gateways' DNS forwards names that are not vxnet's */
   resolvConf?: string;
+  /** --dataplane ovs: program Open vSwitch instead of Linux bridges */
+  dataplane?: 'linux' | 'ovs';
+  /** --ovs-db unix:PATH */
+  ovsDb?: string;
 }
 
 export const agent: CommandModule<AgentCommand> = {
@@ -38,7 +42,7 @@ export const agent: CommandModule<AgentCommand> = {
   summary: 'run the agent on this host (programs VXLAN, bridges and endpoints)',
   args: [],
   synopsis:
-    '--manager https://ADDR:PORT [--token-file FILE] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH] [--admin-token-file FILE]] [--cni-socket PATH]',
+    '--manager https://ADDR:PORT [--token-file FILE] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH] [--admin-token-file FILE]] [--cni-socket PATH] [--dataplane ovs [--ovs-db unix:PATH]]',
   flags: [
     { name: 'advertise-addr', kind: 'ipv4', value: 'IP', help: "this host's underlay address, the VTEP address peers send VXLAN to" },
     { name: 'name', kind: 'string', value: 'NAME', help: 'node name (default: the host name)' },
@@ -84,6 +88,18 @@ export const agent: CommandModule<AgentCommand> = {
       value: 'PATH',
       help: "the resolv.conf whose nameservers get the names the networks' gateways do not answer themselves (default: /etc/resolv.conf)",
     },
+    {
+      name: 'dataplane',
+      kind: 'string',
+      value: 'linux|ovs',
+      help: 'what programs this host: Linux bridges and VXLAN devices (linux, the default) or Open vSwitch (ovs: one bridge vxnovs, OpenFlow rules)',
+    },
+    {
+      name: 'ovs-db',
+      kind: 'string',
+      value: 'unix:PATH',
+      help: "Open vSwitch's database socket with --dataplane ovs (default: unix:$OVS_RUNDIR/db.sock, OVS_RUNDIR defaulting to /var/run/openvswitch)",
+    },
     METRICS_LISTEN_FLAG,
     LOG_LEVEL_FLAG,
   ],
@@ -117,13 +133,18 @@ export const agent: CommandModule<AgentCommand> = {
     if (pluginSocket !== undefined && dockerSocket === undefined) {
       throw new UsageError('--plugin-socket needs --docker-socket: the plugin serves the Docker engine the agent is linked to.');
     }
+    const dataplane = one(p, 'dataplane');
+    if (dataplane !== undefined && dataplane !== 'linux' && dataplane !== 'ovs') throw new UsageError(`--dataplane must be linux or ovs, not "${dataplane}".`);
+    const ovsDb = one(p, 'ovs-db');
+    if (ovsDb !== undefined && dataplane !== 'ovs') throw new UsageError('--ovs-db needs --dataplane ovs: only the OVS data plane talks to Open vSwitch.');
+    if (ovsDb !== undefined && !/^unix:\/./.test(ovsDb)) throw new UsageError(`--ovs-db must be unix:ABSOLUTE-PATH (the ovsdb-server socket), not "${ovsDb}".`);
     const adminTokenFile = one(p, 'admin-token-file');
     if (adminTokenFile !== undefined && dockerSocket === undefined) {
       throw new UsageError('--admin-token-file needs --docker-socket: only the Docker integration creates networks with it.');
     }
     return {
       ...command,
-      ...given({ dockerSocket, pluginSocket, adminTokenFile, cniSocket, resolvConf, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
+      ...given({ dockerSocket, pluginSocket, adminTokenFile, cniSocket, resolvConf, dataplane: dataplane as AgentCommand['dataplane'], ovsDb, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
     };
   },
 
@@ -149,6 +170,8 @@ export const agent: CommandModule<AgentCommand> = {
         metricsListen: command.metricsListen,
         cniSocket: command.cniSocket,
         resolvConf: command.resolvConf,
+        dataplane: command.dataplane,
+        ovsDb: command.ovsDb,
       }),
     };
     await runAgent(options, ctx.signal);
