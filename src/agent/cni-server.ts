@@ -12,13 +12,14 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { VxnetError, messageOf, type ErrorCode } from '../core/errors.ts';
 import type { CreateEndpointRequest, Endpoint } from '../core/model.ts';
 import { isIfname, isName } from '../core/names.ts';
 import { BodyTooLargeError, closeServer, listenOn, readBody, sendJson } from '../http/server.ts';
 import { CNI_API_PATHS, type CniAgentRefusal, type CniAgentRequest } from '../cni/agent-api.ts';
-import { CNI_ERRORS, type AttachedEndpoint, type CniErrorName } from '../cni/protocol.ts';
+import { CNI_ERRORS, DEFAULT_CNI_SOCKET, type AttachedEndpoint, type CniErrorName } from '../cni/protocol.ts';
 import { CniRecords } from './cni-records.ts';
 import { inspectInterface, type InterfaceState } from './cni-inspect.ts';
 
@@ -220,9 +221,52 @@ export interface CniServer {
   close(): Promise<void>;
 }
 
-/** Serves `service` on the unix socket `path` until `close()`; retries pending DELs meanwhile. */
+/**
+ * The agent's CNI plugin as `vxnet agent` starts it: on by default at DEFAULT_CNI_SOCKET (the issue's
+ * "default under /run/vxnet"), so a host where `vxnet cni install` put the plugin needs no agent flag.
+ * A socket named with `--cni-socket` must be served (failing stops the agent); the default one is served
+ * when it can be, and otherwise the agent says why and runs on without it — its main work, the overlay,
+ * does not depend on the plugin, and the plugin then tells the runtime that no agent answers there.
+ */
+export async function startCniPlugin(
+  options: { api: CniManagerApi; node: string; stateDir: string; log: (line: string) => void; socket?: string; off?: boolean },
+  defaultSocket: string = DEFAULT_CNI_SOCKET,
+): Promise<CniServer | undefined> {
+  if (options.off) return undefined;
+  const path = options.socket ?? defaultSocket;
+  try {
+    const service = new CniService({ api: options.api, node: options.node, stateDir: options.stateDir, log: options.log });
+    const server = await serveCni(service, path, options.log);
+    options.log(`serving the CNI plugin on ${server.address}`);
+    return server;
+  } catch (err) {
+    if (options.socket !== undefined) throw err;
+    options.log(`warning: the CNI plugin is not served: ${messageOf(err)} (give --cni-socket PATH, or --no-cni to say it is not wanted)`);
+    return undefined;
+  }
+}
+
+/** Whether a process answers on the unix socket `path` (a live listener, not a file left by a crash). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Serves `service` on the unix socket `path` until `close()`; retries pending DELs meanwhile. Refuses a path
+ * another process serves (a second agent on the host): taking it over would send that agent's containers here.
+ */
 export async function serveCni(service: CniService, path: string, log: (line: string) => void): Promise<CniServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (await socketAnswers(path)) {
+    throw new Error(`another process already serves ${path} (a second agent on this host?): give this agent its own --cni-socket PATH.`);
+  }
   const closing = new AbortController();
   const server: Server = createServer((req, res) => {
     void handle(service, req, res, closing.signal).catch((err) => {

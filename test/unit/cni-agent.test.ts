@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CniService, CniRefusal, parseRequest, serveCni, type CniManagerApi } from '../../src/agent/cni-server.ts';
+import { CniService, CniRefusal, parseRequest, serveCni, startCniPlugin, type CniManagerApi } from '../../src/agent/cni-server.ts';
 import { CNI_RECORDS_FILE } from '../../src/agent/cni-records.ts';
 import { parseAddrShow, type InterfaceState } from '../../src/agent/cni-inspect.ts';
 import { VxnetError } from '../../src/core/errors.ts';
@@ -218,6 +218,62 @@ describe('CNI on the agent', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('the agent serves the CNI plugin by default', () => {
+  test('on the default path without a flag; not at all with --no-cni', async () => {
+    const dir = stateDir();
+    const lines: string[] = [];
+    const options = { api: new FakeManager(), node: 'host1', stateDir: dir, log: (line: string) => lines.push(line) };
+    const fallback = join(dir, 'run', 'vxnet', 'cni.sock');
+    const server = await startCniPlugin(options, fallback);
+    try {
+      assert.equal(server?.address, `unix:${fallback}`);
+      assert.ok(statSync(fallback).isSocket());
+      assert.deepEqual(lines, [`serving the CNI plugin on unix:${fallback}`]);
+      assert.equal(await startCniPlugin({ ...options, off: true }, join(dir, 'other.sock')), undefined);
+    } finally {
+      await server?.close();
+    }
+  });
+
+  test('a second agent never takes over a served socket: fatal when named, a warning on the default', async () => {
+    const dir = stateDir();
+    const lines: string[] = [];
+    const options = { api: new FakeManager(), node: 'host1', stateDir: dir, log: (line: string) => lines.push(line) };
+    const path = join(dir, 'cni.sock');
+    const first = await startCniPlugin({ ...options, socket: path });
+    try {
+      const busy = `another process already serves ${path} (a second agent on this host?): give this agent its own --cni-socket PATH.`;
+      await assert.rejects(startCniPlugin({ ...options, socket: path }), { message: busy });
+      lines.length = 0;
+      assert.equal(await startCniPlugin(options, path), undefined);
+      assert.deepEqual(lines, [`warning: the CNI plugin is not served: ${busy} (give --cni-socket PATH, or --no-cni to say it is not wanted)`]);
+      // the first agent still answers on its socket
+      const answer = await plugin({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'none', CNI_IFNAME: 'eth0' }, JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'vxnet', socket: path }));
+      assert.equal(answer.code, 0, answer.stdout);
+      assert.equal(answer.stderr, '');
+    } finally {
+      await first?.close();
+    }
+  });
+
+  test('a socket file left by a crashed agent is replaced', async () => {
+    const dir = stateDir();
+    const path = join(dir, 'cni.sock');
+    // a socket nobody listens on any more: bound, then the process "died" without removing it
+    const { createServer } = await import('node:net');
+    const stale = createServer();
+    await new Promise<void>((resolve) => stale.listen(path, resolve));
+    // closing a node:net server removes its socket file: keep a second name of it, as a killed agent leaves it
+    const { linkSync, renameSync } = await import('node:fs');
+    linkSync(path, `${path}.keep`);
+    await new Promise<void>((resolve) => stale.close(() => resolve()));
+    renameSync(`${path}.keep`, path);
+    assert.ok(statSync(path).isSocket());
+    const server = await startCniPlugin({ api: new FakeManager(), node: 'host1', stateDir: dir, log: () => {}, socket: path });
+    await server?.close();
   });
 });
 
