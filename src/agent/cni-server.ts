@@ -93,7 +93,7 @@ export class CniService {
     let endpoint: Endpoint;
     try {
       endpoint = await api.createEndpoint(
-        { network: req.network, node, netns: req.netns, ifname: req.ifname, cni: req.containerId, ...(req.ip !== undefined ? { ip: req.ip } : {}) },
+        { network: req.network, node, netns: req.netns, ifname: req.ifname, cni: req.containerId, ...(req.ip !== undefined ? { ip: req.ip } : {}), ...(req.mac !== undefined ? { mac: req.mac } : {}) },
         { waitSeconds: READY_WAIT_SECONDS },
         signal,
       );
@@ -339,5 +339,6 @@ export function parseRequest(text: string, verb: keyof typeof CNI_API_PATHS): Cn
   const network = text1('network', isName);
   const request: CniAgentRequest = { containerId, netns, ifname, network };
   if (v['ip'] !== undefined) request.ip = text1('ip', matches(/^\d{1,3}(\.\d{1,3}){3}$/));
+  if (v['mac'] !== undefined) request.mac = text1('mac', matches(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/));
   return request;
 }

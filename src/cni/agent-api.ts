@@ -17,6 +17,8 @@ export interface CniAgentRequest {
   network: string;
   /** ADD only: CNI_ARGS IP= */
   ip?: string;
+  /** ADD only: CNI_ARGS MAC= (lower case) */
+  mac?: string;
 }
 
 export type CniAgentAnswer = AttachedEndpoint | Record<string, never>;

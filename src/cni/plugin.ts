@@ -9,7 +9,7 @@
  */
 import { CNI_API_PATHS, type CniAgentRefusal, type CniAgentRequest } from './agent-api.ts';
 import {
-  addResult, CNI_ERRORS, CniError, type CniConfig, DEFAULT_CNI_VERSION, errorResult, parseConfig, parseEnv, prevResultMismatch, versionResult, type AttachedEndpoint,
+  addResult, CNI_ERRORS, CniError, type CniConfig, DEFAULT_CNI_VERSION, errorResult, parseAttached, parseConfig, parseEnv, prevResultMismatch, versionResult,
 } from './protocol.ts';
 
 /** One POST to the agent's socket: the status and the parsed JSON body, or a rejection when nobody answers. */
@@ -34,12 +34,13 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
     // A DEL whose stdin is broken still answers in the spec's error JSON, in the default version.
     const config = parseConfig(stdin);
     cniVersion = config.cniVersion;
-    if (cni.mac !== undefined) {
-      throw new CniError('unsupported_field', 'CNI_ARGS MAC is not supported: vxnet derives each endpoint\'s MAC address from its IP address.');
-    }
-    const request: CniAgentRequest = { containerId: cni.containerId, netns: cni.netns, ifname: cni.ifname, network: config.network, ...(cni.ip !== undefined ? { ip: cni.ip } : {}) };
+    const request: CniAgentRequest = {
+      containerId: cni.containerId, netns: cni.netns, ifname: cni.ifname, network: config.network,
+      ...(cni.command === 'ADD' && cni.ip !== undefined ? { ip: cni.ip } : {}),
+      ...(cni.command === 'ADD' && cni.mac !== undefined ? { mac: cni.mac } : {}),
+    };
     if (cni.command === 'DEL') return await del(config, request, transport);
-    const endpoint = (await call(config, cni.command, request, transport)) as AttachedEndpoint;
+    const endpoint = parseAttached(await call(config, cni.command, request, transport), cni.command);
     if (cni.command === 'CHECK') {
       const mismatch = prevResultMismatch(config.prevResult, endpoint);
       if (mismatch !== undefined) throw new CniError('check_failed', mismatch);

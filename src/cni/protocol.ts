@@ -200,6 +200,27 @@ export interface AttachedEndpoint {
   gateway: string;
 }
 
+/**
+ * The agent's answer to ADD and CHECK, checked before it becomes a result: every runtime reads the interface's
+ * MAC from it, and podman fails on an empty one, so an answer short of any field is the plugin's error (5).
+ */
+export function parseAttached(value: unknown, verb: string): AttachedEndpoint {
+  const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const bad = (field: string): CniError => new CniError('io_failure', `the vxnet agent answered ${verb} without a valid "${field}".`);
+  const text = (field: string, pattern: RegExp): string => {
+    const given = v[field];
+    if (typeof given !== 'string' || !pattern.test(given)) throw bad(field);
+    return given;
+  };
+  const ifname = text('ifname', IFNAME);
+  const mac = text('mac', MAC).toLowerCase();
+  const ip = text('ip', IPV4);
+  const prefix = v['prefix'];
+  if (typeof prefix !== 'number' || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw bad('prefix');
+  const gateway = text('gateway', IPV4);
+  return { ifname, mac, ip, prefix, gateway };
+}
+
 /** The ADD (and CHECK's prevResult) result: the interface in the sandbox, its address and the default route. */
 export function addResult(cniVersion: string, endpoint: AttachedEndpoint, netns: string): Record<string, unknown> {
   // 0.3.x and 0.4.0 results tag each address with its IP version; 1.0.0 dropped the field.

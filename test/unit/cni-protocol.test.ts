@@ -190,11 +190,26 @@ describe('the plugin process (plugin.ts)', () => {
     assert.equal(JSON.parse(mac.stdout).msg, 'the previous result gives interface eth0 the MAC 02:00:00:00:00:01, the endpoint has 02:42:c0:a8:01:02.');
   });
 
-  test('MAC= is refused as unsupported (2), before the agent is asked', async () => {
-    const { transport, calls } = agent({ status: 200, body: ENDPOINT });
-    const out = await runPlugin({ ...ENV, CNI_ARGS: 'MAC=02:00:00:00:00:01' }, CONFIG, transport);
-    assert.equal(JSON.parse(out.stdout).code, CNI_ERRORS.unsupported_field);
-    assert.equal(calls.length, 0);
+  test('MAC= (podman --mac-address) and IP= go to the agent with ADD only; the result carries the agent\'s MAC', async () => {
+    const mac = '0a:00:00:00:00:01';
+    const { transport, calls } = agent({ status: 200, body: { ...ENDPOINT, mac } });
+    const out = await runPlugin({ ...ENV, CNI_ARGS: 'IP=192.168.1.2;MAC=0A:00:00:00:00:01' }, CONFIG, transport);
+    assert.equal(out.exitCode, 0, out.stdout);
+    assert.deepEqual(calls[0]?.body, { containerId: 'c0ffee', netns: '/run/netns/netns-1', ifname: 'eth0', network: 'blue', ip: '192.168.1.2', mac });
+    assert.equal(JSON.parse(out.stdout).interfaces[0].mac, mac);
+    await runPlugin({ ...ENV, CNI_COMMAND: 'DEL', CNI_ARGS: 'IP=192.168.1.2;MAC=0a:00:00:00:00:01' }, CONFIG, transport);
+    assert.deepEqual(calls[1]?.body, { containerId: 'c0ffee', netns: '/run/netns/netns-1', ifname: 'eth0', network: 'blue' });
+  });
+
+  test('an agent answer without a MAC (or any other field) is an I/O failure (5), never a result with an empty MAC', async () => {
+    for (const [field, value] of [['mac', ''], ['mac', undefined], ['ip', '1.2.3'], ['prefix', 33], ['gateway', null], ['ifname', '']] as const) {
+      const { transport } = agent({ status: 200, body: { ...ENDPOINT, [field]: value } });
+      const out = await runPlugin(ENV, CONFIG, transport);
+      assert.equal(out.exitCode, 1);
+      assert.deepEqual(JSON.parse(out.stdout), { cniVersion: '1.0.0', code: 5, msg: `the vxnet agent answered ADD without a valid "${field}".` });
+    }
+    const { transport } = agent({ status: 200, body: null });
+    assert.equal(JSON.parse((await runPlugin(ENV, CONFIG, transport)).stdout).msg, 'the vxnet agent answered ADD without a valid "ifname".');
   });
 
   test('bad environment and bad stdin come out as error JSON with a non-zero exit', async () => {

@@ -74,6 +74,8 @@ export const CreateEndpointRequestSchema = v.pipe(
     cni: v.exactOptional(v.string()),
     /** adopt the reservation of `ip` that `node` holds (the Docker plugin's CreateEndpoint) */
     reserved: v.exactOptional(v.boolean()),
+    /** the interface's MAC (`podman run --mac-address`, CNI_ARGS MAC=); omitted: derived from the address */
+    mac: v.exactOptional(v.string()),
   }),
   v.title('endpoint request'),
 );
