@@ -24,12 +24,15 @@ describe('vxnet cni', () => {
     assert.deepEqual([plain.cniSocket, plain.noCni, off.noCni], [undefined, undefined, true]);
   });
 
-  test('cni config prints the conflist, with the socket only when it is not the default', async () => {
+  test('cni config prints the conflist, with the socket only when it is not the default, and portmap chained unless --no-portmap', async () => {
+    const portmap = { type: 'portmap', capabilities: { portMappings: true }, snat: true };
     const plain = await vxnet(['cni', 'config', 'blue']);
     assert.equal(plain.code, 0);
-    assert.deepEqual(JSON.parse(plain.out), { cniVersion: '1.0.0', name: 'blue', plugins: [{ type: 'vxnet', network: 'blue' }] });
+    assert.deepEqual(JSON.parse(plain.out), { cniVersion: '1.0.0', name: 'blue', plugins: [{ type: 'vxnet', network: 'blue' }, portmap] });
     const own = await vxnet(['cni', 'config', 'blue', '--socket', '/tmp/h1/cni.sock']);
-    assert.deepEqual(JSON.parse(own.out).plugins, [{ type: 'vxnet', network: 'blue', socket: '/tmp/h1/cni.sock' }]);
+    assert.deepEqual(JSON.parse(own.out).plugins, [{ type: 'vxnet', network: 'blue', socket: '/tmp/h1/cni.sock' }, portmap]);
+    const bare = await vxnet(['cni', 'config', 'blue', '--no-portmap']);
+    assert.deepEqual(JSON.parse(bare.out).plugins, [{ type: 'vxnet', network: 'blue' }]);
   });
 
   test('cni config and install refuse bad input with one sentence (exit 2)', async () => {
