@@ -150,6 +150,27 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
     assert.doesNotMatch(rules.stdout, /dport 8080/, 'portmap removed its DNAT rule');
   });
 
+  it('STATUS answers 0 from a serving agent; GC removes an endpoint the runtime no longer lists and keeps the listed ones', async () => {
+    const status = await plugin(p1, { CNI_COMMAND: 'STATUS' });
+    assert.deepEqual([status.code, status.stdout], [0, ''], status.stderr);
+    const netns = await cluster.addContainer('stale');
+    const add = await plugin(p1, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'stale0', CNI_NETNS: `/run/netns/${netns}`, CNI_IFNAME: 'eth0' });
+    assert.equal(add.code, 0, add.stdout);
+    const host1 = cluster.host(1).name;
+    const cni = async () => (await client.listEndpoints({ node: host1 })).map((e) => e.cni).sort();
+    const running = await Promise.all(['c1', 'c3'].map((c) => p1.podmanOk(['inspect', '-f', '{{.Id}}', c])));
+    assert.deepEqual(await cni(), [...running, 'stale0'].sort());
+    const config = JSON.stringify({
+      cniVersion: '1.1.0', name: 'blue', type: 'vxnet', network: 'blue', socket: p1.cniSocket,
+      'cni.dev/valid-attachments': running.map((id) => ({ containerID: id, ifname: 'eth0' })),
+    });
+    const gc = await run([join(p1.dir, 'bin', 'vxnet')], { env: { CNI_COMMAND: 'GC', CNI_PATH: join(p1.dir, 'bin') }, input: config });
+    assert.deepEqual([gc.code, gc.stdout], [0, ''], gc.stderr);
+    assert.deepEqual(await cni(), [...running].sort());
+    await p1.podmanOk(['exec', 'c1', 'ping', '-c', '1', '-W', '2', '10.41.0.50']);
+    await cluster.removeContainer(netns);
+  });
+
   it('ADD with the agent down fails podman run with a sentence naming the socket, and leaves nothing behind', async () => {
     const host2 = cluster.host(2);
     const links = async () => (await cluster.exec(host2.netns, ['ip', '-o', 'link', 'show'])).stdout.split('\n').map((l) => l.split(':')[1]?.trim()).sort();
