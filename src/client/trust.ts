@@ -2,7 +2,7 @@
  * Whom the manager's client trusts over https (docs/security.md): a certificate of the cluster CA that
  * carries the manager's role, and a CA fetched before it is known only if its digest is the one pinned.
  */
-import { type PeerCertificate, checkServerIdentity } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 import { VxnetError } from '../core/errors.ts';
 import { certificateDigest } from '../pki/identity.ts';
 import type { Schemas } from './watch-reader.ts';
@@ -15,7 +15,9 @@ const MANAGER_ORGANIZATION = 'vxnet-manager';
  * say) must never pass for the manager, whatever names it carries.
  */
 export function checkManagerIdentity(host: string, cert: PeerCertificate): Error | undefined {
-  const mismatch = checkServerIdentity(host, cert);
+  // node:tls is taken here, when a TLS connection is checked, not at import: a CLI call over the manager's
+  // unix socket never loads it (with node:crypto under it, ~10-30 ms of its start-up; bench/cli-start.ts).
+  const mismatch = process.getBuiltinModule('node:tls').checkServerIdentity(host, cert);
   if (mismatch) return mismatch;
   const organization = cert.subject?.O;
   if (organization !== MANAGER_ORGANIZATION) {
