@@ -45,6 +45,7 @@ const RELOCATED: readonly { file: string; from: string; to: string }[] = [
  * re-exports only their plain values, so no getter runs unless vxnet uses it.
  */
 function builtinShim(specifier: string): string {
+  if (LAZY_BUILTINS.has(specifier)) return lazyBuiltinShim(specifier);
   const real = require(specifier) as Record<string, unknown>;
   const names = Object.keys(real).filter((name) => {
     const descriptor = Object.getOwnPropertyDescriptor(real, name);
@@ -54,6 +55,34 @@ function builtinShim(specifier: string): string {
     `const m = process.getBuiltinModule(${JSON.stringify(specifier)});`,
     'export default m;',
     `export const { ${names.join(', ')} } = m;`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Built-ins that most commands never call, loaded on their first call instead of when a chunk that names
+ * them loads: node:crypto (tokens, certificates, digests: not needed by a CLI call over the manager's unix
+ * socket) and node:child_process (`vxnet capture`, the agent). Every command module is in the parser's chunk,
+ * so without this `vxnet network ls` loaded both (~10 ms of its start, measured with bench/cli-start.ts).
+ */
+const LAZY_BUILTINS = new Set(['node:crypto', 'node:child_process']);
+
+/**
+ * A shim that exports each function (and class) of the built-in as a forwarder that loads it on first use;
+ * `new` reaches the real class. Other values are left out on purpose: an import of one from src/ then fails
+ * the build ("No matching export") instead of shipping a value that would have to be read eagerly.
+ */
+function lazyBuiltinShim(specifier: string): string {
+  const real = require(specifier) as Record<string, unknown>;
+  const names = Object.keys(real).filter((name) => {
+    const descriptor = Object.getOwnPropertyDescriptor(real, name);
+    return name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name) && descriptor !== undefined && !descriptor.get && typeof descriptor.value === 'function';
+  });
+  return [
+    'let loaded;',
+    `const real = () => (loaded ??= process.getBuiltinModule(${JSON.stringify(specifier)}));`,
+    'export default new Proxy({}, { get: (_, key) => real()[key] });',
+    ...names.map((name) => `export function ${name}(...args) { return new.target ? new (real().${name})(...args) : real().${name}(...args); }`),
     '',
   ].join('\n');
 }
