@@ -9,7 +9,7 @@
  */
 import { CNI_API_PATHS, type CniAgentBody, type CniAgentRefusal, type CniAgentRequest } from './agent-api.ts';
 import {
-  addResult, CNI_ERRORS, CniError, type CniConfig, DEFAULT_CNI_VERSION, errorResult, parseAttached, parseConfig, parseEnv, prevResultMismatch, SUPPORTED_VERSIONS, versionResult,
+  addResult, CNI_ERRORS, CniError, type CniConfig, DEFAULT_CNI_SOCKET, DEFAULT_CNI_VERSION, errorResult, parseAttached, parseConfig, parseEnv, prevResultMismatch, SUPPORTED_VERSIONS, versionResult,
 } from './protocol.ts';
 
 /** One POST to the agent's socket: the status and the parsed JSON body, or a rejection when nobody answers. */
@@ -104,7 +104,9 @@ async function call(config: CniConfig, verb: keyof typeof CNI_API_PATHS, request
   } catch (err) {
     throw new CniError(
       'try_again_later',
-      `the vxnet agent does not answer on ${config.socket} (${err instanceof Error ? err.message : String(err)}): is it running with --cni-socket ${config.socket}?`,
+      `the vxnet agent does not answer on ${config.socket} (${err instanceof Error ? err.message : String(err)}): ${
+        config.socket === DEFAULT_CNI_SOCKET ? 'is it running (it serves this socket unless started with --cni-socket or --no-cni)?' : `is it running with --cni-socket ${config.socket}?`
+      }`,
     );
   }
   if (answer.status === 200) return answer.body;

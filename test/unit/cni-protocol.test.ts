@@ -156,6 +156,11 @@ describe('the plugin process (plugin.ts)', () => {
     const error = JSON.parse(out.stdout);
     assert.equal(error.code, CNI_ERRORS.try_again_later);
     assert.equal(error.msg, 'the vxnet agent does not answer on /run/test/cni.sock (connect ENOENT /run/test/cni.sock): is it running with --cni-socket /run/test/cni.sock?');
+    const plain = await runPlugin(ENV, JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'vxnet' }), agent(new Error('connect ENOENT /run/vxnet/cni.sock')).transport);
+    assert.equal(
+      JSON.parse(plain.stdout).msg,
+      'the vxnet agent does not answer on /run/vxnet/cni.sock (connect ENOENT /run/vxnet/cni.sock): is it running (it serves this socket unless started with --cni-socket or --no-cni)?',
+    );
   });
 
   test('DEL succeeds with the agent down, and says so on stderr', async () => {
