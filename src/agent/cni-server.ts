@@ -1,8 +1,8 @@
 /**
  * The agent's side of the CNI plugin (src/cni/): a small HTTP/JSON API on a local unix socket
  * (/run/vxnet/cni.sock unless `vxnet agent --cni-socket PATH`, mode 0600) through which the plugin asks for
- * ADD, DEL and CHECK, and STATUS and GC (spec 1.1). The agent
- * does each with its own node identity against the manager, so a CNI container gets exactly the endpoint
+ * ADD, DEL and CHECK, and STATUS and GC (spec 1.1). The agent does each with its own node identity against
+ * the manager, so a CNI container gets exactly the endpoint
  * `vxnet attach --netns` makes: `netns` = CNI_NETNS, `ifname` = CNI_IFNAME, created and confirmed ready by
  * this node before ADD answers. The endpoint carries the container id (`cni`), which is also what lets a
  * node certificate create and delete it (docs/security.md): a node may not touch other namespace endpoints.
