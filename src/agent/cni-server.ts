@@ -1,7 +1,8 @@
 /**
  * The agent's side of the CNI plugin (src/cni/): a small HTTP/JSON API on a local unix socket
- * (`vxnet agent --cni-socket PATH`, mode 0600) through which the plugin asks for ADD, DEL and CHECK. The agent
- * does each with its own node identity against the manager, so a CNI container gets exactly the endpoint
+ * (/run/vxnet/cni.sock unless `vxnet agent --cni-socket PATH`, mode 0600) through which the plugin asks for
+ * ADD, DEL and CHECK, and STATUS and GC (spec 1.1). The agent does each with its own node identity against
+ * the manager, so a CNI container gets exactly the endpoint
  * `vxnet attach --netns` makes: `netns` = CNI_NETNS, `ifname` = CNI_IFNAME, created and confirmed ready by
  * this node before ADD answers. The endpoint carries the container id (`cni`), which is also what lets a
  * node certificate create and delete it (docs/security.md): a node may not touch other namespace endpoints.
@@ -12,14 +13,17 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { VxnetError, messageOf, type ErrorCode } from '../core/errors.ts';
 import type { CreateEndpointRequest, Endpoint } from '../core/model.ts';
-import { isIfname, isName } from '../core/names.ts';
 import { BodyTooLargeError, closeServer, listenOn, readBody, sendJson } from '../http/server.ts';
-import { CNI_API_PATHS, type CniAgentRefusal, type CniAgentRequest } from '../cni/agent-api.ts';
-import { CNI_ERRORS, type AttachedEndpoint, type CniErrorName } from '../cni/protocol.ts';
-import { CniRecords } from './cni-records.ts';
+import { CNI_API_PATHS, type CniAgentRefusal, type CniAgentRequest, type CniGcRequest, type CniStatusRequest } from '../cni/agent-api.ts';
+import { CNI_ERRORS, DEFAULT_CNI_SOCKET, type AttachedEndpoint, type CniErrorName } from '../cni/protocol.ts';
+import { type CniRecord, CniRecords } from './cni-records.ts';
+import { CniRefusal, parseGcRequest, parseNetworkRequest, parseRequest } from './cni-requests.ts';
+
+export { CniRefusal, parseRequest } from './cni-requests.ts';
 import { inspectInterface, type InterfaceState } from './cni-inspect.ts';
 
 /** How long ADD waits for this node to report the endpoint ready (the `vxnet attach` default). */
@@ -42,18 +46,6 @@ export interface CniServiceOptions {
   inspect?: (netns: string, ifname: string) => Promise<InterfaceState | undefined>;
   /** whether a namespace path still exists (the start-up sweep); tests pass a fake */
   netnsExists?: (path: string) => boolean;
-}
-
-/** A refusal with the CNI code the plugin reports. */
-export class CniRefusal extends Error {
-  readonly cniCode: number;
-  readonly details: string | undefined;
-  constructor(cniCode: number, message: string, details?: string) {
-    super(message);
-    this.name = 'CniRefusal';
-    this.cniCode = cniCode;
-    this.details = details;
-  }
 }
 
 /** ADD, DEL and CHECK, apart from HTTP (unit-tested with a fake manager). */
@@ -92,7 +84,7 @@ export class CniService {
     let endpoint: Endpoint;
     try {
       endpoint = await api.createEndpoint(
-        { network: req.network, node, netns: req.netns, ifname: req.ifname, cni: req.containerId, ...(req.ip !== undefined ? { ip: req.ip } : {}) },
+        { network: req.network, node, netns: req.netns, ifname: req.ifname, cni: req.containerId, ...(req.ip !== undefined ? { ip: req.ip } : {}), ...(req.mac !== undefined ? { mac: req.mac } : {}) },
         { waitSeconds: READY_WAIT_SECONDS },
         signal,
       );
@@ -111,8 +103,8 @@ export class CniService {
   }
 
   /** Succeeds when there is nothing (left) to delete; keeps the record for a retry when the manager is unreachable. */
-  async del(req: CniAgentRequest, signal?: AbortSignal): Promise<void> {
-    let record = this.#records.get(req.containerId, req.ifname);
+  async del(req: CniAgentRequest, signal?: AbortSignal, known?: CniRecord): Promise<void> {
+    let record = this.#records.get(req.containerId, req.ifname) ?? known;
     if (!record) {
       // The record was lost (a new state directory): the manager knows the endpoint by its container id.
       const found = await this.#findRemote(req, signal).catch(() => undefined);
@@ -156,6 +148,38 @@ export class CniService {
       throw new CniRefusal(CNI_ERRORS.check_failed, `interface ${req.ifname} of container ${req.containerId} does not hold ${cidr}.`);
     }
     return attachedOf(endpoint);
+  }
+
+  /** STATUS: whether ADD could succeed now — the manager answers and knows the network. */
+  async status(req: CniStatusRequest, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.#options.api.listEndpoints({ network: req.network, node: this.#options.node }, signal);
+    } catch (err) {
+      throw refusalOf(err);
+    }
+  }
+
+  /**
+   * GC: deletes this node's CNI endpoints on the network whose container interface the runtime no longer
+   * lists, found in the records and at the manager (a record may be lost). Never Docker or plain namespace
+   * endpoints: only those carrying a container id. What the manager cannot be told now is retried later.
+   */
+  async gc(req: CniGcRequest, signal?: AbortSignal): Promise<{ deleted: number }> {
+    const keep = new Set(req.valid.map((a) => `${a.containerId}/${a.ifname}`));
+    const stale = new Map<string, CniRecord>();
+    for (const record of this.#records.all()) {
+      if (record.network === req.network && !keep.has(`${record.containerId}/${record.ifname}`)) stale.set(record.endpointId, record);
+    }
+    const remote = await this.#options.api.listEndpoints({ network: req.network, node: this.#options.node }, signal).catch(() => []);
+    for (const e of remote) {
+      if (e.cni === undefined || keep.has(`${e.cni}/${e.ifname}`) || stale.has(e.id)) continue;
+      stale.set(e.id, { containerId: e.cni, ifname: e.ifname, network: e.network, netns: e.netns ?? '', endpointId: e.id });
+    }
+    for (const record of stale.values()) {
+      await this.del({ containerId: record.containerId, ifname: record.ifname, network: record.network, netns: record.netns }, signal, record);
+    }
+    if (stale.size > 0) this.#options.log(`cni: GC on ${req.network}: ${stale.size} endpoint(s) of containers the runtime no longer has`);
+    return { deleted: stale.size };
   }
 
   /** Deletes what DEL (or a start) left for later; quietly keeps what still fails. One round at a time. */
@@ -220,9 +244,52 @@ export interface CniServer {
   close(): Promise<void>;
 }
 
-/** Serves `service` on the unix socket `path` until `close()`; retries pending DELs meanwhile. */
+/**
+ * The agent's CNI plugin as `vxnet agent` starts it: on by default at DEFAULT_CNI_SOCKET (the issue's
+ * "default under /run/vxnet"), so a host where `vxnet cni install` put the plugin needs no agent flag.
+ * A socket named with `--cni-socket` must be served (failing stops the agent); the default one is served
+ * when it can be, and otherwise the agent says why and runs on without it — its main work, the overlay,
+ * does not depend on the plugin, and the plugin then tells the runtime that no agent answers there.
+ */
+export async function startCniPlugin(
+  options: { api: CniManagerApi; node: string; stateDir: string; log: (line: string) => void; socket?: string; off?: boolean },
+  defaultSocket: string = DEFAULT_CNI_SOCKET,
+): Promise<CniServer | undefined> {
+  if (options.off) return undefined;
+  const path = options.socket ?? defaultSocket;
+  try {
+    const service = new CniService({ api: options.api, node: options.node, stateDir: options.stateDir, log: options.log });
+    const server = await serveCni(service, path, options.log);
+    options.log(`serving the CNI plugin on ${server.address}`);
+    return server;
+  } catch (err) {
+    if (options.socket !== undefined) throw err;
+    options.log(`warning: the CNI plugin is not served: ${messageOf(err)} (give --cni-socket PATH, or --no-cni to say it is not wanted)`);
+    return undefined;
+  }
+}
+
+/** Whether a process answers on the unix socket `path` (a live listener, not a file left by a crash). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Serves `service` on the unix socket `path` until `close()`; retries pending DELs meanwhile. Refuses a path
+ * another process serves (a second agent on the host): taking it over would send that agent's containers here.
+ */
 export async function serveCni(service: CniService, path: string, log: (line: string) => void): Promise<CniServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (await socketAnswers(path)) {
+    throw new Error(`another process already serves ${path} (a second agent on this host?): give this agent its own --cni-socket PATH.`);
+  }
   const closing = new AbortController();
   const server: Server = createServer((req, res) => {
     void handle(service, req, res, closing.signal).catch((err) => {
@@ -249,51 +316,34 @@ async function handle(service: CniService, req: IncomingMessage, res: ServerResp
   if (req.method !== 'POST' || verb === undefined) {
     return refuse(res, 404, new CniRefusal(CNI_ERRORS.io_failure, `the agent's CNI socket has no ${req.method} ${req.url}.`));
   }
-  let body: CniAgentRequest;
+  let text: string;
   try {
-    body = parseRequest(await readBody(req, res), verb);
+    text = await readBody(req, res);
   } catch (err) {
     const message = err instanceof BodyTooLargeError ? err.message : messageOf(err);
-    return refuse(res, 400, err instanceof CniRefusal ? err : new CniRefusal(CNI_ERRORS.decode_failure, message));
+    return refuse(res, 400, new CniRefusal(CNI_ERRORS.decode_failure, message));
   }
   try {
+    if (verb === 'STATUS') {
+      await service.status(parseNetworkRequest(text, verb), signal);
+      return sendJson(res, 200, {});
+    }
+    if (verb === 'GC') {
+      await service.gc(parseGcRequest(text), signal);
+      return sendJson(res, 200, {});
+    }
+    const body = parseRequest(text, verb);
     if (verb === 'ADD') return sendJson(res, 200, await service.add(body, signal));
     if (verb === 'CHECK') return sendJson(res, 200, await service.check(body, signal));
     await service.del(body, signal);
     sendJson(res, 200, {});
   } catch (err) {
     const refusal = refusalOf(err);
-    refuse(res, refusal.cniCode === CNI_ERRORS.io_failure ? 500 : 409, refusal);
+    refuse(res, refusal.cniCode === CNI_ERRORS.decode_failure ? 400 : refusal.cniCode === CNI_ERRORS.io_failure ? 500 : 409, refusal);
   }
 }
 
 function refuse(res: ServerResponse, status: number, refusal: CniRefusal): void {
   const body: CniAgentRefusal = { cniCode: refusal.cniCode, message: refusal.message, ...(refusal.details !== undefined ? { details: refusal.details } : {}) };
   sendJson(res, status, body);
-}
-
-/** The plugin checked these already; the agent checks again, because anything root runs may write to the socket. */
-export function parseRequest(text: string, verb: keyof typeof CNI_API_PATHS): CniAgentRequest {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new CniRefusal(CNI_ERRORS.decode_failure, `the ${verb} request is not JSON.`);
-  }
-  const bad = (what: string): CniRefusal => new CniRefusal(CNI_ERRORS.decode_failure, `the ${verb} request has no valid "${what}".`);
-  if (typeof value !== 'object' || value === null) throw new CniRefusal(CNI_ERRORS.decode_failure, `the ${verb} request is not a JSON object.`);
-  const v = value as Record<string, unknown>;
-  const text1 = (key: string, valid: (value: string) => boolean): string => {
-    const field = v[key];
-    if (typeof field !== 'string' || !valid(field)) throw bad(key);
-    return field;
-  };
-  const matches = (pattern: RegExp) => (value: string) => pattern.test(value);
-  const containerId = text1('containerId', matches(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/));
-  const netns = text1('netns', matches(verb === 'DEL' ? /^(\/.{0,4095})?$/ : /^\/.{0,4095}$/));
-  const ifname = text1('ifname', isIfname);
-  const network = text1('network', isName);
-  const request: CniAgentRequest = { containerId, netns, ifname, network };
-  if (v['ip'] !== undefined) request.ip = text1('ip', matches(/^\d{1,3}(\.\d{1,3}){3}$/));
-  return request;
 }

@@ -16,7 +16,7 @@ import { DockerEngineClient } from '../docker/engine-client.ts';
 import { type DockerIntegration, startDockerIntegration } from '../docker/integration.ts';
 import { type MetricsListener, serveMetrics } from '../http/metrics.ts';
 import { Agent } from './agent.ts';
-import { type CniServer, CniService, serveCni } from './cni-server.ts';
+import { type CniServer, startCniPlugin } from './cni-server.ts';
 import { AgentMetrics } from './metrics.ts';
 import { DnsResponder } from './dns/responder.ts';
 import { DnsRedirect } from './dns/redirect.ts';
@@ -56,7 +56,7 @@ export interface RunAgentOptions {
   pluginSocket?: string;
   /** ADDR:PORT for a plain-HTTP Prometheus `/metrics` listener (metrics.ts) */
   metricsListen?: string;
-  /** serve the CNI plugin (src/cni/) on this unix socket (cni-server.ts) */
+  /** serve the CNI plugin (src/cni/) on this unix socket (default DEFAULT_CNI_SOCKET; cni-server.ts) */
   cniSocket?: string;
   /** the resolv.conf whose nameservers get what the gateways' DNS does not answer (default /etc/resolv.conf) */
   resolvConf?: string;
@@ -64,6 +64,8 @@ export interface RunAgentOptions {
   dataplane?: 'linux' | 'ovs';
   /** `unix:PATH` of Open vSwitch's database (--ovs-db; default from OVS_RUNDIR, src/agent/ovs/host.ts) */
   ovsDb?: string;
+  /** do not serve the CNI plugin at all (`--no-cni`) */
+  noCni?: boolean;
 }
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
@@ -165,11 +167,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   let metricsListener: MetricsListener | undefined;
   let cni: CniServer | undefined;
   try {
-    if (options.cniSocket !== undefined) {
-      const service = new CniService({ api: client, node: name, stateDir: identityOptions.stateDir, log });
-      cni = await serveCni(service, options.cniSocket, log);
-      log(`serving the CNI plugin on ${cni.address}`);
-    }
+    cni = await startCniPlugin({ api: client, node: name, stateDir: identityOptions.stateDir, log, socket: options.cniSocket, off: options.noCni === true });
     if (metrics) {
       metricsListener = await serveMetrics(options.metricsListen!, metrics.registry);
       log(`serving metrics on http://${metricsListener.address}/metrics`);

@@ -3,13 +3,13 @@
  * socket and prints the result. It loads nothing but node:http and the two protocol modules: a runtime
  * starts it for every verb of every container (podman: VERSION, ADD, VERSION, DEL).
  */
-import type { CniAgentRequest } from './agent-api.ts';
+import type { CniAgentBody } from './agent-api.ts';
 import { runPlugin } from './plugin.ts';
 
 /** ADD waits for the agent, which waits for the manager to confirm the endpoint ready (up to 30 s). */
 const AGENT_TIMEOUT_MS = 60_000;
 
-function post(socket: string, path: string, body: CniAgentRequest): Promise<{ status: number; body: unknown }> {
+function post(socket: string, path: string, body: CniAgentBody): Promise<{ status: number; body: unknown }> {
   const http = process.getBuiltinModule('node:http');
   const text = JSON.stringify(body);
   return new Promise((resolve, reject) => {

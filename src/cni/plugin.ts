@@ -7,13 +7,13 @@
  * cannot be released now, and a failing DEL makes a runtime keep the container forever. The agent releases
  * what is left when it starts again (cni-server.ts sweeps records whose namespace is gone).
  */
-import { CNI_API_PATHS, type CniAgentRefusal, type CniAgentRequest } from './agent-api.ts';
+import { CNI_API_PATHS, type CniAgentBody, type CniAgentRefusal, type CniAgentRequest } from './agent-api.ts';
 import {
-  addResult, CNI_ERRORS, CniError, type CniConfig, DEFAULT_CNI_VERSION, errorResult, parseConfig, parseEnv, prevResultMismatch, versionResult, type AttachedEndpoint,
+  addResult, CNI_ERRORS, CniError, type CniConfig, DEFAULT_CNI_SOCKET, DEFAULT_CNI_VERSION, errorResult, parseAttached, parseConfig, parseEnv, prevResultMismatch, SUPPORTED_VERSIONS, versionResult,
 } from './protocol.ts';
 
 /** One POST to the agent's socket: the status and the parsed JSON body, or a rejection when nobody answers. */
-export type AgentTransport = (socket: string, path: string, body: CniAgentRequest) => Promise<{ status: number; body: unknown }>;
+export type AgentTransport = (socket: string, path: string, body: CniAgentBody) => Promise<{ status: number; body: unknown }>;
 
 export interface PluginOutcome {
   stdout: string;
@@ -31,15 +31,21 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
       const asked = versionOf(stdin);
       return ok(versionResult(asked ?? DEFAULT_CNI_VERSION));
     }
-    // A DEL whose stdin is broken still answers in the spec's error JSON, in the default version.
+    // Errors answer in the configuration's version when it names one this plugin speaks, else the default
+    // (a broken stdin still gets the spec's error JSON).
+    const named = versionOf(stdin);
+    if (named !== undefined && (SUPPORTED_VERSIONS as readonly string[]).includes(named)) cniVersion = named;
     const config = parseConfig(stdin);
     cniVersion = config.cniVersion;
-    if (cni.mac !== undefined) {
-      throw new CniError('unsupported_field', 'CNI_ARGS MAC is not supported: vxnet derives each endpoint\'s MAC address from its IP address.');
-    }
-    const request: CniAgentRequest = { containerId: cni.containerId, netns: cni.netns, ifname: cni.ifname, network: config.network, ...(cni.ip !== undefined ? { ip: cni.ip } : {}) };
+    if (cni.command === 'STATUS') return await status(config, transport);
+    if (cni.command === 'GC') return await gc(config, transport);
+    const request: CniAgentRequest = {
+      containerId: cni.containerId, netns: cni.netns, ifname: cni.ifname, network: config.network,
+      ...(cni.command === 'ADD' && cni.ip !== undefined ? { ip: cni.ip } : {}),
+      ...(cni.command === 'ADD' && cni.mac !== undefined ? { mac: cni.mac } : {}),
+    };
     if (cni.command === 'DEL') return await del(config, request, transport);
-    const endpoint = (await call(config, cni.command, request, transport)) as AttachedEndpoint;
+    const endpoint = parseAttached(await call(config, cni.command, request, transport), cni.command);
     if (cni.command === 'CHECK') {
       const mismatch = prevResultMismatch(config.prevResult, endpoint);
       if (mismatch !== undefined) throw new CniError('check_failed', mismatch);
@@ -64,14 +70,43 @@ async function del(config: CniConfig, request: CniAgentRequest, transport: Agent
   }
 }
 
-async function call(config: CniConfig, verb: keyof typeof CNI_API_PATHS, request: CniAgentRequest, transport: AgentTransport): Promise<unknown> {
+/**
+ * STATUS (spec 1.1): success when the agent could serve ADD on this network now. Every failure is "not
+ * available" (50): a runtime that sees it holds back new containers; the running ones keep their network,
+ * because the kernel state stays as the agent left it (fail-static), so 51 is never the answer.
+ */
+async function status(config: CniConfig, transport: AgentTransport): Promise<PluginOutcome> {
+  try {
+    await call(config, 'STATUS', { network: config.network }, transport);
+  } catch (err) {
+    const cause = err instanceof CniError ? err : undefined;
+    throw new CniError('not_available', cause?.message ?? String(err), cause?.details);
+  }
+  return { stdout: '', exitCode: 0 };
+}
+
+/**
+ * GC (spec 1.1): the agent deletes this node's CNI endpoints on the network that the runtime no longer lists.
+ * Without the list nothing is deleted: an empty GC would otherwise take every container off the network.
+ */
+async function gc(config: CniConfig, transport: AgentTransport): Promise<PluginOutcome> {
+  if (config.validAttachments === undefined) {
+    throw new CniError('invalid_config', 'GC needs "cni.dev/valid-attachments": without the list of attachments to keep, nothing is deleted.');
+  }
+  await call(config, 'GC', { network: config.network, valid: config.validAttachments }, transport);
+  return { stdout: '', exitCode: 0 };
+}
+
+async function call(config: CniConfig, verb: keyof typeof CNI_API_PATHS, request: CniAgentBody, transport: AgentTransport): Promise<unknown> {
   let answer: { status: number; body: unknown };
   try {
     answer = await transport(config.socket, CNI_API_PATHS[verb], request);
   } catch (err) {
     throw new CniError(
       'try_again_later',
-      `the vxnet agent does not answer on ${config.socket} (${err instanceof Error ? err.message : String(err)}): is it running with --cni-socket ${config.socket}?`,
+      `the vxnet agent does not answer on ${config.socket} (${err instanceof Error ? err.message : String(err)}): ${
+        config.socket === DEFAULT_CNI_SOCKET ? 'is it running (it serves this socket unless started with --cni-socket or --no-cni)?' : `is it running with --cni-socket ${config.socket}?`
+      }`,
     );
   }
   if (answer.status === 200) return answer.body;

@@ -28,6 +28,10 @@ export const CNI_ERRORS = {
   decode_failure: 6,
   invalid_config: 7,
   try_again_later: 11,
+  /** STATUS (spec 1.1): the plugin cannot serve ADD now */
+  not_available: 50,
+  /** STATUS (spec 1.1): not available, and existing containers may have limited connectivity */
+  not_available_limited: 51,
   /** vxnet's own: the manager or the agent refused or failed the request; `details` holds vxnet's error code */
   vxnet_refused: 100,
   /** vxnet's own: CHECK found the container's interface not as ADD left it */
@@ -48,8 +52,10 @@ export class CniError extends Error {
   }
 }
 
-export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
-const COMMANDS: readonly string[] = ['ADD', 'DEL', 'CHECK', 'VERSION'];
+export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'STATUS' | 'GC';
+const COMMANDS: readonly string[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
+/** The verbs about the network as a whole (spec 1.1): no container, namespace or interface. */
+const NETWORK_VERBS: readonly string[] = ['VERSION', 'STATUS', 'GC'];
 
 /** The runtime's environment, checked: what a verb needs is present. */
 export interface CniEnv {
@@ -74,6 +80,14 @@ export interface CniConfig {
   socket: string;
   /** CHECK and DEL: the result ADD gave, as the runtime kept it */
   prevResult?: unknown;
+  /** GC: the attachments the runtime still has on this network; everything else of the plugin's may go */
+  validAttachments?: Attachment[];
+}
+
+/** One container interface as GC names it (`cni.dev/valid-attachments`). */
+export interface Attachment {
+  containerId: string;
+  ifname: string;
 }
 
 // The spec: "alphanumeric, hyphen, underscore and period" for container ids (and network names).
@@ -86,12 +100,12 @@ const MAC = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
 /** Reads CNI_COMMAND and, for the verbs that need them, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME and CNI_ARGS. */
 export function parseEnv(env: Readonly<Record<string, string | undefined>>): CniEnv {
   const command = env['CNI_COMMAND'] ?? '';
-  if (command === '') throw new CniError('invalid_environment', 'CNI_COMMAND is not set: the runtime names ADD, DEL, CHECK or VERSION there.');
+  if (command === '') throw new CniError('invalid_environment', 'CNI_COMMAND is not set: the runtime names ADD, DEL, CHECK, VERSION, STATUS or GC there.');
   if (!COMMANDS.includes(command)) {
-    throw new CniError('invalid_environment', `CNI_COMMAND "${clip(command)}" is not one of ADD, DEL, CHECK, VERSION.`);
+    throw new CniError('invalid_environment', `CNI_COMMAND "${clip(command)}" is not one of ADD, DEL, CHECK, VERSION, STATUS, GC.`);
   }
   const verb = command as CniCommand;
-  if (verb === 'VERSION') return { command: verb, containerId: '', netns: '', ifname: '' };
+  if (NETWORK_VERBS.includes(verb)) return { command: verb, containerId: '', netns: '', ifname: '' };
   const containerId = env['CNI_CONTAINERID'] ?? '';
   if (containerId === '') throw new CniError('invalid_environment', `CNI_CONTAINERID is not set: ${verb} needs the container's id.`);
   if (!CONTAINER_ID.test(containerId)) {
@@ -167,7 +181,21 @@ export function parseConfig(stdin: string): CniConfig {
   if (ipam !== undefined && !(typeof ipam === 'object' && ipam !== null && Object.keys(ipam).length === 0)) {
     throw new CniError('unsupported_field', '"ipam" is not supported: vxnet assigns addresses from the network\'s own subnets.');
   }
-  return { cniVersion, name, network, socket, ...(config['prevResult'] !== undefined ? { prevResult: config['prevResult'] } : {}) };
+  const parsed: CniConfig = { cniVersion, name, network, socket, ...(config['prevResult'] !== undefined ? { prevResult: config['prevResult'] } : {}) };
+  // libcni writes the list under both names: the spec's text once said "cni.dev/attachments"
+  const attachments = config['cni.dev/valid-attachments'] ?? config['cni.dev/attachments'];
+  if (attachments !== undefined) parsed.validAttachments = parseAttachments(attachments);
+  return parsed;
+}
+
+function parseAttachments(value: unknown): Attachment[] {
+  const bad = (): CniError => new CniError('invalid_config', '"cni.dev/valid-attachments" must be a list of {"containerID", "ifname"} objects.');
+  if (!Array.isArray(value)) throw bad();
+  return value.map((item: unknown) => {
+    const { containerID, ifname } = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
+    if (typeof containerID !== 'string' || !CONTAINER_ID.test(containerID) || typeof ifname !== 'string' || !IFNAME.test(ifname)) throw bad();
+    return { containerId: containerID, ifname };
+  });
 }
 
 /**
@@ -198,6 +226,27 @@ export interface AttachedEndpoint {
   ip: string;
   prefix: number;
   gateway: string;
+}
+
+/**
+ * The agent's answer to ADD and CHECK, checked before it becomes a result: every runtime reads the interface's
+ * MAC from it, and podman fails on an empty one, so an answer short of any field is the plugin's error (5).
+ */
+export function parseAttached(value: unknown, verb: string): AttachedEndpoint {
+  const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const bad = (field: string): CniError => new CniError('io_failure', `the vxnet agent answered ${verb} without a valid "${field}".`);
+  const text = (field: string, pattern: RegExp): string => {
+    const given = v[field];
+    if (typeof given !== 'string' || !pattern.test(given)) throw bad(field);
+    return given;
+  };
+  const ifname = text('ifname', IFNAME);
+  const mac = text('mac', MAC).toLowerCase();
+  const ip = text('ip', IPV4);
+  const prefix = v['prefix'];
+  if (typeof prefix !== 'number' || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw bad('prefix');
+  const gateway = text('gateway', IPV4);
+  return { ifname, mac, ip, prefix, gateway };
 }
 
 /** The ADD (and CHECK's prevResult) result: the interface in the sandbox, its address and the default route. */

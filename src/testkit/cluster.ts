@@ -387,6 +387,8 @@ class SimCluster implements Cluster {
       ...(this.#options.agentArgsFor?.(host) ?? []),
       ...(options.args ?? []),
     ];
+    // The agent serves the CNI plugin by default on one path per machine: each simulated host gets its own.
+    if (!args.includes('--cni-socket') && !args.includes('--no-cni')) args.push('--cni-socket', join(this.tmpDir, `${host.name}-cni.sock`));
     await this.#daemons.startAgent(host, args, () => this.api<NodeStatus[]>('GET', '/v1/nodes'));
   }
 

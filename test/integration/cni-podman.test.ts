@@ -125,4 +125,67 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
     assert.match(result.stderr, /10\.41\.0\.50/);
     assert.equal((await client.listEndpoints({ network: 'blue' })).length, before);
   });
+
+  it('podman run --mac-address: the container has that MAC, and a container on the other host reaches it', async () => {
+    const mac = '0a:58:00:00:00:07';
+    await p2.podmanOk(['run', '-d', '--name', 'c6', '--network', 'blue', '--mac-address', mac, PODMAN_IMAGE, 'sleep', '600']);
+    const link = await p2.podmanOk(['exec', 'c6', 'cat', '/sys/class/net/eth0/address']);
+    assert.equal(link, mac);
+    const endpoint = (await client.listEndpoints({ node: cluster.host(2).name })).find((e) => e.mac === mac);
+    assert.ok(endpoint, 'the manager keeps the chosen MAC');
+    await p1.podmanOk(['exec', 'c1', 'ping', '-c', '2', '-W', '2', endpoint.ip]);
+    await p2.podmanOk(['rm', '--force', '--time', '0', 'c6']);
+  });
+
+  it('podman run -p: the chained portmap plugin publishes the port on the host\'s address; removal unpublishes it', async () => {
+    const host1 = cluster.host(1);
+    await p1.podmanOk(['run', '-d', '--name', 'web', '--network', 'blue', '-p', '8080:80', PODMAN_IMAGE, 'httpd', '-f', '-h', '/www']);
+    const fetch = () => cluster.exec(cluster.host(2).netns, ['curl', '-sS', '--max-time', '5', `http://${host1.address}:8080/`], { timeoutMs: 10_000 });
+    const page = await fetch();
+    assert.equal(page.stdout, 'hello from vxnet\n', page.stderr);
+    await p1.podmanOk(['rm', '--force', '--time', '0', 'web']);
+    const gone = await fetch();
+    assert.notEqual(gone.code, 0, 'nothing answers on the published port any more');
+    const rules = await cluster.exec(host1.netns, ['iptables-save', '-t', 'nat']);
+    assert.doesNotMatch(rules.stdout, /dport 8080/, 'portmap removed its DNAT rule');
+  });
+
+  it('STATUS answers 0 from a serving agent; GC removes an endpoint the runtime no longer lists and keeps the listed ones', async () => {
+    const status = await plugin(p1, { CNI_COMMAND: 'STATUS' });
+    assert.deepEqual([status.code, status.stdout], [0, ''], status.stderr);
+    const netns = await cluster.addContainer('stale');
+    const add = await plugin(p1, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'stale0', CNI_NETNS: `/run/netns/${netns}`, CNI_IFNAME: 'eth0' });
+    assert.equal(add.code, 0, add.stdout);
+    const host1 = cluster.host(1).name;
+    const cni = async () => (await client.listEndpoints({ node: host1 })).map((e) => e.cni).sort();
+    const running = await Promise.all(['c1', 'c3'].map((c) => p1.podmanOk(['inspect', '-f', '{{.Id}}', c])));
+    assert.deepEqual(await cni(), [...running, 'stale0'].sort());
+    const config = JSON.stringify({
+      cniVersion: '1.1.0', name: 'blue', type: 'vxnet', network: 'blue', socket: p1.cniSocket,
+      'cni.dev/valid-attachments': running.map((id) => ({ containerID: id, ifname: 'eth0' })),
+    });
+    const gc = await run([join(p1.dir, 'bin', 'vxnet')], { env: { CNI_COMMAND: 'GC', CNI_PATH: join(p1.dir, 'bin') }, input: config });
+    assert.deepEqual([gc.code, gc.stdout], [0, ''], gc.stderr);
+    assert.deepEqual(await cni(), [...running].sort());
+    await p1.podmanOk(['exec', 'c1', 'ping', '-c', '1', '-W', '2', '10.41.0.50']);
+    await cluster.removeContainer(netns);
+  });
+
+  it('ADD with the agent down fails podman run with a sentence naming the socket, and leaves nothing behind', async () => {
+    const host2 = cluster.host(2);
+    const links = async () => (await cluster.exec(host2.netns, ['ip', '-o', 'link', 'show'])).stdout.split('\n').map((l) => l.split(':')[1]?.trim()).sort();
+    const endpointsBefore = (await client.listEndpoints({ network: 'blue' })).length;
+    const linksBefore = await links();
+    await cluster.stopAgent(host2);
+    try {
+      const result = await p2.podman(['run', '--name', 'orphan', '--network', 'blue', PODMAN_IMAGE, 'true']);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, new RegExp(`the vxnet agent does not answer on ${p2.cniSocket.replaceAll('.', '\\.')} `));
+      assert.equal((await client.listEndpoints({ network: 'blue' })).length, endpointsBefore, 'no endpoint was made');
+      assert.deepEqual(await links(), linksBefore, 'no interface was left on the host');
+      await p2.podmanOk(['rm', '--force', 'orphan']);
+    } finally {
+      await cluster.startAgent(host2, { args: podmanAgentArgs(cluster, host2) });
+    }
+  });
 });

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CniService, CniRefusal, parseRequest, serveCni, type CniManagerApi } from '../../src/agent/cni-server.ts';
+import { CniService, CniRefusal, parseRequest, serveCni, startCniPlugin, type CniManagerApi } from '../../src/agent/cni-server.ts';
+import { parseGcRequest, parseNetworkRequest } from '../../src/agent/cni-requests.ts';
 import { CNI_RECORDS_FILE } from '../../src/agent/cni-records.ts';
 import { parseAddrShow, type InterfaceState } from '../../src/agent/cni-inspect.ts';
 import { VxnetError } from '../../src/core/errors.ts';
@@ -26,11 +27,12 @@ class FakeManager implements CniManagerApi {
   endpoints = new Map<string, Endpoint>();
   requests: CreateEndpointRequest[] = [];
   down = false;
+  networks = new Set(['blue']);
   #next = 2;
   async createEndpoint(req: CreateEndpointRequest): Promise<Endpoint> {
     this.#reachable();
     this.requests.push(req);
-    if (req.network !== 'blue') throw new VxnetError('network_not_found', `network "${req.network}" does not exist.`);
+    if (!this.networks.has(req.network)) throw new VxnetError('network_not_found', `network "${req.network}" does not exist.`);
     if (req.ip === '192.168.1.1') throw new VxnetError('address_reserved', '192.168.1.1 is the gateway of network blue.');
     const n = this.#next++;
     const endpoint: Endpoint = {
@@ -46,6 +48,7 @@ class FakeManager implements CniManagerApi {
   }
   async listEndpoints(filter?: { network?: string; node?: string }): Promise<Endpoint[]> {
     this.#reachable();
+    if (filter?.network !== undefined && !this.networks.has(filter.network)) throw new VxnetError('network_not_found', `network "${filter.network}" does not exist.`);
     return [...this.endpoints.values()].filter((e) => (!filter?.network || e.network === filter.network) && (!filter?.node || e.node === filter.node));
   }
   #reachable(): void {
@@ -218,6 +221,121 @@ describe('CNI on the agent', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('STATUS and GC on the agent', () => {
+  test('STATUS succeeds when the manager answers and knows the network; else the refusal says why', async () => {
+    const api = new FakeManager();
+    const cni = service(api);
+    await cni.status({ network: 'blue' });
+    const unknown = await refusal(cni.status({ network: 'green' }));
+    assert.deepEqual([unknown.cniCode, unknown.message, unknown.details], [7, 'network "green" does not exist.', 'network_not_found']);
+    api.down = true;
+    assert.equal((await refusal(cni.status({ network: 'blue' }))).cniCode, 11);
+  });
+
+  test('GC deletes the CNI endpoints the runtime no longer lists, also those without a record, and nothing else', async () => {
+    const api = new FakeManager();
+    const dir = stateDir();
+    api.networks.add('red');
+    const cni = service(api, dir);
+    const kept = await cni.add({ ...REQ, containerId: 'keep' });
+    await cni.add({ ...REQ, containerId: 'gone1', netns: '/run/netns/g1' });
+    await cni.add({ ...REQ, containerId: 'other-net', netns: '/run/netns/o1', network: 'red' });
+    // an endpoint the manager has for this node without a record (a lost state directory), and a plain namespace one
+    const lost = await api.createEndpoint({ network: 'blue', node: 'host1', netns: '/run/netns/l1', cni: 'lost', ifname: 'eth0' });
+    const plain = await api.createEndpoint({ network: 'blue', node: 'host1', netns: '/run/netns/p1', ifname: 'eth0' });
+    const elsewhere = await api.createEndpoint({ network: 'blue', node: 'host2', netns: '/run/netns/x1', cni: 'x1', ifname: 'eth0' });
+    const result = await cni.gc({ network: 'blue', valid: [{ containerId: 'keep', ifname: 'eth0' }] });
+    assert.equal(result.deleted, 2);
+    const left = [...api.endpoints.values()].map((e) => e.cni ?? `plain ${e.id}`).sort();
+    assert.deepEqual(left, ['keep', 'other-net', `plain ${plain.id}`, 'x1'].sort());
+    assert.ok(api.endpoints.has(elsewhere.id) && !api.endpoints.has(lost.id));
+    assert.equal((await cni.check({ ...REQ, containerId: 'keep', netns: REQ.netns })).ip, kept.ip);
+    const records = JSON.parse(readFileSync(join(dir, CNI_RECORDS_FILE), 'utf8')) as { containerId: string }[];
+    assert.deepEqual(records.map((r) => r.containerId).sort(), ['keep', 'other-net']);
+  });
+
+  test('GC with the manager down succeeds and deletes the stale endpoints once it is back', async () => {
+    const api = new FakeManager();
+    const cni = service(api);
+    await cni.add({ ...REQ, containerId: 'gone' });
+    api.down = true;
+    assert.deepEqual(await cni.gc({ network: 'blue', valid: [] }), { deleted: 1 });
+    assert.equal(api.endpoints.size, 1);
+    api.down = false;
+    await cni.retryPending();
+    assert.equal(api.endpoints.size, 0);
+  });
+
+  test('the STATUS and GC requests on the socket are checked', () => {
+    assert.deepEqual(parseGcRequest('{"network":"blue","valid":[{"containerId":"c1","ifname":"eth0"}]}'), { network: 'blue', valid: [{ containerId: 'c1', ifname: 'eth0' }] });
+    for (const [text, message] of [
+      ['{"network":"blue"}', 'the GC request has no valid "valid" list of {containerId, ifname}.'],
+      ['{"network":"blue","valid":[{"containerId":"c/1","ifname":"eth0"}]}', 'the GC request has no valid "valid" list of {containerId, ifname}.'],
+      ['{"valid":[]}', 'the GC request has no valid "network".'],
+      ['[]', 'the GC request is not a JSON object.'],
+    ] as const) {
+      assert.throws(() => parseGcRequest(text), (err: Error) => err instanceof CniRefusal && err.cniCode === 6 && err.message === message);
+    }
+    assert.throws(() => parseNetworkRequest('{"network":"no/slash"}', 'STATUS'), { message: 'the STATUS request has no valid "network".' });
+  });
+});
+
+describe('the agent serves the CNI plugin by default', () => {
+  test('on the default path without a flag; not at all with --no-cni', async () => {
+    const dir = stateDir();
+    const lines: string[] = [];
+    const options = { api: new FakeManager(), node: 'host1', stateDir: dir, log: (line: string) => lines.push(line) };
+    const fallback = join(dir, 'run', 'vxnet', 'cni.sock');
+    const server = await startCniPlugin(options, fallback);
+    try {
+      assert.equal(server?.address, `unix:${fallback}`);
+      assert.ok(statSync(fallback).isSocket());
+      assert.deepEqual(lines, [`serving the CNI plugin on unix:${fallback}`]);
+      assert.equal(await startCniPlugin({ ...options, off: true }, join(dir, 'other.sock')), undefined);
+    } finally {
+      await server?.close();
+    }
+  });
+
+  test('a second agent never takes over a served socket: fatal when named, a warning on the default', async () => {
+    const dir = stateDir();
+    const lines: string[] = [];
+    const options = { api: new FakeManager(), node: 'host1', stateDir: dir, log: (line: string) => lines.push(line) };
+    const path = join(dir, 'cni.sock');
+    const first = await startCniPlugin({ ...options, socket: path });
+    try {
+      const busy = `another process already serves ${path} (a second agent on this host?): give this agent its own --cni-socket PATH.`;
+      await assert.rejects(startCniPlugin({ ...options, socket: path }), { message: busy });
+      lines.length = 0;
+      assert.equal(await startCniPlugin(options, path), undefined);
+      assert.deepEqual(lines, [`warning: the CNI plugin is not served: ${busy} (give --cni-socket PATH, or --no-cni to say it is not wanted)`]);
+      // the first agent still answers on its socket
+      const answer = await plugin({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'none', CNI_IFNAME: 'eth0' }, JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'vxnet', socket: path }));
+      assert.equal(answer.code, 0, answer.stdout);
+      assert.equal(answer.stderr, '');
+    } finally {
+      await first?.close();
+    }
+  });
+
+  test('a socket file left by a crashed agent is replaced', async () => {
+    const dir = stateDir();
+    const path = join(dir, 'cni.sock');
+    // a socket nobody listens on any more: bound, then the process "died" without removing it
+    const { createServer } = await import('node:net');
+    const stale = createServer();
+    await new Promise<void>((resolve) => stale.listen(path, resolve));
+    // closing a node:net server removes its socket file: keep a second name of it, as a killed agent leaves it
+    const { linkSync, renameSync } = await import('node:fs');
+    linkSync(path, `${path}.keep`);
+    await new Promise<void>((resolve) => stale.close(() => resolve()));
+    renameSync(`${path}.keep`, path);
+    assert.ok(statSync(path).isSocket());
+    const server = await startCniPlugin({ api: new FakeManager(), node: 'host1', stateDir: dir, log: () => {}, socket: path });
+    await server?.close();
   });
 });
 

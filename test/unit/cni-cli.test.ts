@@ -17,12 +17,22 @@ async function vxnet(argv: string[]): Promise<{ code: number; out: string; err: 
 }
 
 describe('vxnet cni', () => {
-  test('cni config prints the conflist, with the socket only when it is not the default', async () => {
+  test('agent: --no-cni turns the plugin off; without a flag the command names no socket (the agent serves the default)', () => {
+    const base = ['agent', '--manager', 'https://10.0.0.1:7443', '--advertise-addr', '10.0.0.2'];
+    const plain = parseCommandLine(base, {}) as { cniSocket?: string; noCni?: true };
+    const off = parseCommandLine([...base, '--no-cni'], {}) as { cniSocket?: string; noCni?: true };
+    assert.deepEqual([plain.cniSocket, plain.noCni, off.noCni], [undefined, undefined, true]);
+  });
+
+  test('cni config prints the conflist, with the socket only when it is not the default, and portmap chained unless --no-portmap', async () => {
+    const portmap = { type: 'portmap', capabilities: { portMappings: true }, snat: true };
     const plain = await vxnet(['cni', 'config', 'blue']);
     assert.equal(plain.code, 0);
-    assert.deepEqual(JSON.parse(plain.out), { cniVersion: '1.0.0', name: 'blue', plugins: [{ type: 'vxnet', network: 'blue' }] });
+    assert.deepEqual(JSON.parse(plain.out), { cniVersion: '1.0.0', name: 'blue', plugins: [{ type: 'vxnet', network: 'blue' }, portmap] });
     const own = await vxnet(['cni', 'config', 'blue', '--socket', '/tmp/h1/cni.sock']);
-    assert.deepEqual(JSON.parse(own.out).plugins, [{ type: 'vxnet', network: 'blue', socket: '/tmp/h1/cni.sock' }]);
+    assert.deepEqual(JSON.parse(own.out).plugins, [{ type: 'vxnet', network: 'blue', socket: '/tmp/h1/cni.sock' }, portmap]);
+    const bare = await vxnet(['cni', 'config', 'blue', '--no-portmap']);
+    assert.deepEqual(JSON.parse(bare.out).plugins, [{ type: 'vxnet', network: 'blue' }]);
   });
 
   test('cni config and install refuse bad input with one sentence (exit 2)', async () => {
@@ -32,6 +42,10 @@ describe('vxnet cni', () => {
     assert.match(name.err, /^vxnet: network name "no\/slash" is invalid/);
     assert.equal((await vxnet(['cni', 'install', '--bin-dir', 'bin'])).err, 'vxnet: --bin-dir needs an absolute path, not "bin".\n');
     assert.throws(() => parseCommandLine(['agent', '--manager', 'https://10.0.0.1:7443', '--advertise-addr', '10.0.0.2', '--cni-socket', 'cni.sock'], {}), /^UsageError: --cni-socket needs an absolute path, not "cni\.sock"\.$/);
+    assert.throws(
+      () => parseCommandLine(['agent', '--manager', 'https://10.0.0.1:7443', '--advertise-addr', '10.0.0.2', '--cni-socket', '/run/a.sock', '--no-cni'], {}),
+      /^UsageError: --no-cni and --cni-socket exclude each other: the first serves no CNI plugin, the second says where to serve it\.$/,
+    );
   });
 
   test('cni install writes vxnet-cni and links vxnet (the configuration\'s type) to it; the script runs the plugin', async () => {

@@ -1,7 +1,7 @@
 /** The CNI protocol (src/cni/): environment, stdin, results and every error code, against the spec's shapes. */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CNI_API_PATHS, type CniAgentRequest } from '../../src/cni/agent-api.ts';
+import { CNI_API_PATHS, type CniAgentBody } from '../../src/cni/agent-api.ts';
 import { type AgentTransport, runPlugin } from '../../src/cni/plugin.ts';
 import { addResult, CNI_ERRORS, CniError, DEFAULT_CNI_SOCKET, parseArgs, parseConfig, parseEnv, SUPPORTED_VERSIONS } from '../../src/cni/protocol.ts';
 
@@ -10,8 +10,8 @@ const ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c0ffee', CNI_NETNS: '/run/ne
 const ENDPOINT = { ifname: 'eth0', mac: '02:42:c0:a8:01:02', ip: '192.168.1.2', prefix: 24, gateway: '192.168.1.1' };
 
 /** A transport that records the calls and answers as told. */
-function agent(answer: { status: number; body: unknown } | Error): { transport: AgentTransport; calls: { socket: string; path: string; body: CniAgentRequest }[] } {
-  const calls: { socket: string; path: string; body: CniAgentRequest }[] = [];
+function agent(answer: { status: number; body: unknown } | Error): { transport: AgentTransport; calls: { socket: string; path: string; body: CniAgentBody }[] } {
+  const calls: { socket: string; path: string; body: CniAgentBody }[] = [];
   const transport: AgentTransport = async (socket, path, body) => {
     calls.push({ socket, path, body });
     if (answer instanceof Error) throw answer;
@@ -49,8 +49,8 @@ describe('CNI environment', () => {
 
   test('every missing or malformed variable is code 4 with one sentence', () => {
     const cases: [Record<string, string | undefined>, RegExp][] = [
-      [{ ...ENV, CNI_COMMAND: undefined }, /^CNI_COMMAND is not set: the runtime names ADD, DEL, CHECK or VERSION there\.$/],
-      [{ ...ENV, CNI_COMMAND: 'STATUS' }, /^CNI_COMMAND "STATUS" is not one of ADD, DEL, CHECK, VERSION\.$/],
+      [{ ...ENV, CNI_COMMAND: undefined }, /^CNI_COMMAND is not set: the runtime names ADD, DEL, CHECK, VERSION, STATUS or GC there\.$/],
+      [{ ...ENV, CNI_COMMAND: 'INIT' }, /^CNI_COMMAND "INIT" is not one of ADD, DEL, CHECK, VERSION, STATUS, GC\.$/],
       [{ ...ENV, CNI_CONTAINERID: '' }, /^CNI_CONTAINERID is not set: ADD needs the container's id\.$/],
       [{ ...ENV, CNI_CONTAINERID: 'a/b' }, /^CNI_CONTAINERID "a\/b" is invalid/],
       [{ ...ENV, CNI_NETNS: 'netns-1' }, /^CNI_NETNS "netns-1" is not an absolute path\.$/],
@@ -156,6 +156,11 @@ describe('the plugin process (plugin.ts)', () => {
     const error = JSON.parse(out.stdout);
     assert.equal(error.code, CNI_ERRORS.try_again_later);
     assert.equal(error.msg, 'the vxnet agent does not answer on /run/test/cni.sock (connect ENOENT /run/test/cni.sock): is it running with --cni-socket /run/test/cni.sock?');
+    const plain = await runPlugin(ENV, JSON.stringify({ cniVersion: '1.0.0', name: 'blue', type: 'vxnet' }), agent(new Error('connect ENOENT /run/vxnet/cni.sock')).transport);
+    assert.equal(
+      JSON.parse(plain.stdout).msg,
+      'the vxnet agent does not answer on /run/vxnet/cni.sock (connect ENOENT /run/vxnet/cni.sock): is it running (it serves this socket unless started with --cni-socket or --no-cni)?',
+    );
   });
 
   test('DEL succeeds with the agent down, and says so on stderr', async () => {
@@ -190,11 +195,26 @@ describe('the plugin process (plugin.ts)', () => {
     assert.equal(JSON.parse(mac.stdout).msg, 'the previous result gives interface eth0 the MAC 02:00:00:00:00:01, the endpoint has 02:42:c0:a8:01:02.');
   });
 
-  test('MAC= is refused as unsupported (2), before the agent is asked', async () => {
-    const { transport, calls } = agent({ status: 200, body: ENDPOINT });
-    const out = await runPlugin({ ...ENV, CNI_ARGS: 'MAC=02:00:00:00:00:01' }, CONFIG, transport);
-    assert.equal(JSON.parse(out.stdout).code, CNI_ERRORS.unsupported_field);
-    assert.equal(calls.length, 0);
+  test('MAC= (podman --mac-address) and IP= go to the agent with ADD only; the result carries the agent\'s MAC', async () => {
+    const mac = '0a:00:00:00:00:01';
+    const { transport, calls } = agent({ status: 200, body: { ...ENDPOINT, mac } });
+    const out = await runPlugin({ ...ENV, CNI_ARGS: 'IP=192.168.1.2;MAC=0A:00:00:00:00:01' }, CONFIG, transport);
+    assert.equal(out.exitCode, 0, out.stdout);
+    assert.deepEqual(calls[0]?.body, { containerId: 'c0ffee', netns: '/run/netns/netns-1', ifname: 'eth0', network: 'blue', ip: '192.168.1.2', mac });
+    assert.equal(JSON.parse(out.stdout).interfaces[0].mac, mac);
+    await runPlugin({ ...ENV, CNI_COMMAND: 'DEL', CNI_ARGS: 'IP=192.168.1.2;MAC=0a:00:00:00:00:01' }, CONFIG, transport);
+    assert.deepEqual(calls[1]?.body, { containerId: 'c0ffee', netns: '/run/netns/netns-1', ifname: 'eth0', network: 'blue' });
+  });
+
+  test('an agent answer without a MAC (or any other field) is an I/O failure (5), never a result with an empty MAC', async () => {
+    for (const [field, value] of [['mac', ''], ['mac', undefined], ['ip', '1.2.3'], ['prefix', 33], ['gateway', null], ['ifname', '']] as const) {
+      const { transport } = agent({ status: 200, body: { ...ENDPOINT, [field]: value } });
+      const out = await runPlugin(ENV, CONFIG, transport);
+      assert.equal(out.exitCode, 1);
+      assert.deepEqual(JSON.parse(out.stdout), { cniVersion: '1.0.0', code: 5, msg: `the vxnet agent answered ADD without a valid "${field}".` });
+    }
+    const { transport } = agent({ status: 200, body: null });
+    assert.equal(JSON.parse((await runPlugin(ENV, CONFIG, transport)).stdout).msg, 'the vxnet agent answered ADD without a valid "ifname".');
   });
 
   test('bad environment and bad stdin come out as error JSON with a non-zero exit', async () => {
@@ -206,5 +226,77 @@ describe('the plugin process (plugin.ts)', () => {
     assert.deepEqual(JSON.parse(stdin.stdout), { cniVersion: '1.0.0', code: 6, msg: 'the network configuration on stdin is not JSON.' });
     const version = await runPlugin(ENV, '{"cniVersion":"9.9.9","name":"x"}', transport);
     assert.equal(JSON.parse(version.stdout).code, 1);
+  });
+});
+
+describe('STATUS and GC (spec 1.1)', () => {
+  // The spec's GC example, with this plugin's type: the runtime lists the attachments it still has.
+  const GC_CONFIG = {
+    cniVersion: '1.1.0',
+    name: 'blue',
+    type: 'vxnet',
+    socket: '/run/test/cni.sock',
+    'cni.dev/valid-attachments': [{ containerID: 'd7b1a4e8c0f2', ifname: 'eth0' }, { containerID: 'd7b1a4e8c0f2', ifname: 'net1' }],
+  };
+  const STATUS_ENV = { CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' };
+  const GC_ENV = { CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' };
+
+  test('STATUS needs no container: success prints nothing and exits 0', async () => {
+    const { transport, calls } = agent({ status: 200, body: {} });
+    const out = await runPlugin(STATUS_ENV, JSON.stringify({ cniVersion: '1.1.0', name: 'blue', type: 'vxnet', socket: '/run/test/cni.sock' }), transport);
+    assert.deepEqual(out, { stdout: '', exitCode: 0 });
+    assert.deepEqual(calls, [{ socket: '/run/test/cni.sock', path: CNI_API_PATHS.STATUS, body: { network: 'blue' } }]);
+  });
+
+  test('STATUS with the agent down or refusing is "not available" (50), with the reason', async () => {
+    const down = await runPlugin(STATUS_ENV, CONFIG, agent(new Error('connect ENOENT /run/test/cni.sock')).transport);
+    assert.equal(down.exitCode, 1);
+    const error = JSON.parse(down.stdout);
+    assert.equal(error.code, CNI_ERRORS.not_available);
+    assert.match(error.msg, /^the vxnet agent does not answer on \/run\/test\/cni\.sock \(connect ENOENT/);
+    const refused = await runPlugin(STATUS_ENV, CONFIG, agent({ status: 409, body: { cniCode: 7, message: 'network "blue" does not exist.', details: 'network_not_found' } }).transport);
+    assert.deepEqual(JSON.parse(refused.stdout), { cniVersion: '1.0.0', code: 50, msg: 'network "blue" does not exist.', details: 'network_not_found' });
+  });
+
+  test('GC hands the agent the attachments to keep, and prints nothing', async () => {
+    const { transport, calls } = agent({ status: 200, body: {} });
+    const out = await runPlugin(GC_ENV, JSON.stringify(GC_CONFIG), transport);
+    assert.deepEqual(out, { stdout: '', exitCode: 0 });
+    assert.deepEqual(calls, [{
+      socket: '/run/test/cni.sock', path: CNI_API_PATHS.GC,
+      body: { network: 'blue', valid: [{ containerId: 'd7b1a4e8c0f2', ifname: 'eth0' }, { containerId: 'd7b1a4e8c0f2', ifname: 'net1' }] },
+    }]);
+  });
+
+  test('GC reads the list under the older name cni.dev/attachments too; an empty list is a list', async () => {
+    const { 'cni.dev/valid-attachments': list, ...rest } = GC_CONFIG;
+    assert.deepEqual(parseConfig(JSON.stringify({ ...rest, 'cni.dev/attachments': list })).validAttachments?.length, 2);
+    assert.deepEqual(parseConfig(JSON.stringify({ ...rest, 'cni.dev/valid-attachments': [] })).validAttachments, []);
+  });
+
+  test('GC without the list, or with a malformed one, deletes nothing and fails with code 7', async () => {
+    const { 'cni.dev/valid-attachments': _, ...rest } = GC_CONFIG;
+    const cases: [unknown, string][] = [
+      [rest, 'GC needs "cni.dev/valid-attachments": without the list of attachments to keep, nothing is deleted.'],
+      [{ ...rest, 'cni.dev/valid-attachments': {} }, '"cni.dev/valid-attachments" must be a list of {"containerID", "ifname"} objects.'],
+      [{ ...rest, 'cni.dev/valid-attachments': [{ containerID: 'a/b', ifname: 'eth0' }] }, '"cni.dev/valid-attachments" must be a list of {"containerID", "ifname"} objects.'],
+      [{ ...rest, 'cni.dev/valid-attachments': [{ containerID: 'abc' }] }, '"cni.dev/valid-attachments" must be a list of {"containerID", "ifname"} objects.'],
+    ];
+    for (const [config, msg] of cases) {
+      const { transport, calls } = agent({ status: 200, body: {} });
+      const out = await runPlugin(GC_ENV, JSON.stringify(config), transport);
+      assert.equal(out.exitCode, 1);
+      assert.deepEqual(JSON.parse(out.stdout), { cniVersion: '1.1.0', code: CNI_ERRORS.invalid_config, msg });
+      assert.equal(calls.length, 0);
+    }
+  });
+
+  test('GC with the agent down is "try again later" (11); bad stdin for either verb is the decode failure (6)', async () => {
+    const down = await runPlugin(GC_ENV, JSON.stringify(GC_CONFIG), agent(new Error('connect ECONNREFUSED')).transport);
+    assert.equal(JSON.parse(down.stdout).code, CNI_ERRORS.try_again_later);
+    for (const env of [STATUS_ENV, GC_ENV]) {
+      const out = await runPlugin(env, '{"cniVersion":', agent({ status: 200, body: {} }).transport);
+      assert.deepEqual([out.exitCode, JSON.parse(out.stdout).code], [1, CNI_ERRORS.decode_failure]);
+    }
   });
 });

@@ -1,7 +1,7 @@
 /** `vxnet agent`: runs the agent on this host until interrupted. */
 import { requireName } from '../../core/names.ts';
 import {
-  checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, integer, METRICS_LISTEN_FLAG, metricsListenOf, one, required, UsageError, type AgentConnection, type CommandModule,
+  checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, has, integer, METRICS_LISTEN_FLAG, metricsListenOf, one, required, UsageError, type AgentConnection, type CommandModule,
 } from '../command.ts';
 import { readCaFile, readTokenFile, tokenOf } from '../context.ts';
 import { DEFAULT_CNI_SOCKET } from '../../cni/protocol.ts';
@@ -27,7 +27,7 @@ export interface AgentCommand {
   log?: DaemonLog;
   /** --metrics-listen ADDR:PORT */
   metricsListen?: string;
-  /** --cni-socket PATH: serve the CNI plugin there */
+  /** --cni-socket PATH: serve the CNI plugin there (without it: DEFAULT_CNI_SOCKET) */
   cniSocket?: string;
   /** --resolv-conf PATH: where the gateways' DNS forwards names that are not vxnet's */
   resolvConf?: string;
@@ -35,6 +35,8 @@ export interface AgentCommand {
   dataplane?: 'linux' | 'ovs';
   /** --ovs-db unix:PATH */
   ovsDb?: string;
+  /** --no-cni: serve no CNI plugin */
+  noCni?: true;
 }
 
 export const agent: CommandModule<AgentCommand> = {
@@ -42,7 +44,7 @@ export const agent: CommandModule<AgentCommand> = {
   summary: 'run the agent on this host (programs VXLAN, bridges and endpoints)',
   args: [],
   synopsis:
-    '--manager https://ADDR:PORT [--token-file FILE] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH] [--admin-token-file FILE]] [--cni-socket PATH] [--dataplane ovs [--ovs-db unix:PATH]]',
+    '--manager https://ADDR:PORT [--token-file FILE] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH] [--admin-token-file FILE]] [--cni-socket PATH | --no-cni] [--dataplane ovs [--ovs-db unix:PATH]]',
   flags: [
     { name: 'advertise-addr', kind: 'ipv4', value: 'IP', help: "this host's underlay address, the VTEP address peers send VXLAN to" },
     { name: 'name', kind: 'string', value: 'NAME', help: 'node name (default: the host name)' },
@@ -80,7 +82,7 @@ export const agent: CommandModule<AgentCommand> = {
       name: 'cni-socket',
       kind: 'string',
       value: 'PATH',
-      help: `serve the CNI plugin ("vxnet cni install") on this unix socket (mode 0600); the plugin's default is ${DEFAULT_CNI_SOCKET}`,
+      help: `serve the CNI plugin ("vxnet cni install") on this unix socket (mode 0600; default: ${DEFAULT_CNI_SOCKET}, the plugin's default)`,
     },
     {
       name: 'resolv-conf',
@@ -100,6 +102,7 @@ export const agent: CommandModule<AgentCommand> = {
       value: 'unix:PATH',
       help: "Open vSwitch's database socket with --dataplane ovs (default: unix:$OVS_RUNDIR/db.sock, OVS_RUNDIR defaulting to /var/run/openvswitch)",
     },
+    { name: 'no-cni', kind: 'boolean', help: 'serve no CNI plugin (by default the agent serves it on the --cni-socket path)' },
     METRICS_LISTEN_FLAG,
     LOG_LEVEL_FLAG,
   ],
@@ -138,13 +141,15 @@ export const agent: CommandModule<AgentCommand> = {
     const ovsDb = one(p, 'ovs-db');
     if (ovsDb !== undefined && dataplane !== 'ovs') throw new UsageError('--ovs-db needs --dataplane ovs: only the OVS data plane talks to Open vSwitch.');
     if (ovsDb !== undefined && !/^unix:\/./.test(ovsDb)) throw new UsageError(`--ovs-db must be unix:ABSOLUTE-PATH (the ovsdb-server socket), not "${ovsDb}".`);
+    const noCni = has(p, 'no-cni') ? (true as const) : undefined;
+    if (noCni && cniSocket !== undefined) throw new UsageError('--no-cni and --cni-socket exclude each other: the first serves no CNI plugin, the second says where to serve it.');
     const adminTokenFile = one(p, 'admin-token-file');
     if (adminTokenFile !== undefined && dockerSocket === undefined) {
       throw new UsageError('--admin-token-file needs --docker-socket: only the Docker integration creates networks with it.');
     }
     return {
       ...command,
-      ...given({ dockerSocket, pluginSocket, adminTokenFile, cniSocket, resolvConf, dataplane: dataplane as AgentCommand['dataplane'], ovsDb, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
+      ...given({ dockerSocket, pluginSocket, adminTokenFile, cniSocket, resolvConf, dataplane: dataplane as AgentCommand['dataplane'], ovsDb, noCni, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
     };
   },
 
@@ -172,6 +177,7 @@ export const agent: CommandModule<AgentCommand> = {
         resolvConf: command.resolvConf,
         dataplane: command.dataplane,
         ovsDb: command.ovsDb,
+        noCni: command.noCni,
       }),
     };
     await runAgent(options, ctx.signal);

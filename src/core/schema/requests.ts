@@ -80,6 +80,8 @@ export const CreateEndpointRequestSchema = v.pipe(
     name: v.exactOptional(v.string()),
     /** more DNS names, which endpoints may share (`vxnet attach --alias`) */
     aliases: v.exactOptional(v.array(v.string())),
+    /** the interface's MAC (`podman run --mac-address`, CNI_ARGS MAC=); omitted: derived from the address */
+    mac: v.exactOptional(v.string()),
   }),
   v.title('endpoint request'),
 );

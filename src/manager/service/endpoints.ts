@@ -43,6 +43,22 @@ export interface WaitOptions {
 /** The CNI spec's container id: letters, digits, "_", "." and "-" (bounded here as a store key part is). */
 const CNI_CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/**
+ * A MAC given for an endpoint: unicast (the group bit of the first byte clear), not all zeros, and outside
+ * vxnet's own 02:78 prefix, which derived endpoint and gateway MACs use (core/ipv4.ts macForIPv4), so that a
+ * chosen MAC can only collide with another chosen one (checked in the network at creation).
+ */
+function requireEndpointMac(value: string): string {
+  const mac = typeof value === 'string' ? value.toLowerCase() : '';
+  if (!MAC.test(mac)) throw new VxnetError('invalid_address', `MAC ${quote(String(value))} is invalid: use six hex bytes separated by ":".`);
+  if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) throw new VxnetError('invalid_address', `MAC ${mac} is a multicast address: an interface needs a unicast one.`);
+  if (mac === '00:00:00:00:00:00') throw new VxnetError('invalid_address', 'MAC 00:00:00:00:00:00 is not an interface address.');
+  if (mac.startsWith('02:78:')) throw new VxnetError('invalid_address', `MAC ${mac} is in vxnet's own range 02:78:..., kept for MACs derived from addresses.`);
+  return mac;
+}
+
 /** Interface name given to Docker endpoints: the prefix Docker numbers inside the container. */
 export const DOCKER_IFNAME_PREFIX = 'eth';
 /** Agents' error messages are stored; keep them to a sane size. */
@@ -85,6 +101,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
     throw new VxnetError('bad_request', `CNI container id ${quote(req.cni)} is invalid: use 1-128 letters, digits, "_", "." or "-".`);
   }
   const cni = req.cni;
+  const mac = req.mac === undefined ? undefined : requireEndpointMac(req.mac);
   if (reserved && req.ip === undefined) throw new VxnetError('bad_request', 'an endpoint that adopts a reservation needs the reserved "ip".');
   const names = endpointNames(req);
 
@@ -118,6 +135,10 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       : req.ip !== undefined
         ? network.allocator.reserve(req.ip)
         : network.allocator.reserveNext();
+    if (mac !== undefined) {
+      const holder = ctx.state.endpointsOf(networkName).find((e) => e.mac === mac);
+      if (holder) throw new VxnetError('address_in_use', `MAC ${mac} is in use by endpoint ${holder.id} on network ${networkName}.`);
+    }
     const candidate: Endpoint = {
       id: randomBytes(6).toString('hex'),
       network: networkName,
@@ -129,7 +150,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       ip: allocation.ip,
       prefix: allocation.prefix,
       gateway: allocation.gateway,
-      mac: macForIPv4(parseIPv4(allocation.ip)!),
+      mac: mac ?? macForIPv4(parseIPv4(allocation.ip)!),
       status: 'pending',
       ...(held ? { reserved: true } : {}),
       createdAt: isoNow(ctx),
