@@ -150,7 +150,8 @@ describe('hostile input to the manager API', () => {
       ['netns as a number', '/v1/endpoints?wait=0', { network: 'blue', node: 'n1', netns: 5 }, /"netns".*string/],
       ['network as an array', '/v1/endpoints?wait=0', { network: ['blue'], node: 'n1', netns: 'c1' }, /"network".*string/],
       ['ip as a number', '/v1/endpoints?wait=0', { network: 'blue', node: 'n1', netns: 'c1', ip: 3232235787 }, /"ip".*string/],
-      ['an endpoint with a chosen MAC', '/v1/endpoints?wait=0', { network: 'blue', node: 'n1', netns: 'c1', mac: '02:00:00:00:00:01' }, /unknown field "mac"/],
+      // a chosen MAC is part of the API since the CNI plugin's MAC= (podman --mac-address): its type is checked
+      ['a MAC as a number', '/v1/endpoints?wait=0', { network: 'blue', node: 'n1', netns: 'c1', mac: 2 }, /"mac".*string/],
       ['a node address as a number', '/v1/nodes', { name: 'n9', address: 1, mtu: 1500 }, /"address".*string/],
       ['a node MTU as a string', '/v1/nodes', { name: 'n9', address: '10.99.0.109', mtu: '1500' }, /"mtu".*integer/],
       ['a node claiming a role', '/v1/nodes', { name: 'n9', address: '10.99.0.109', mtu: 1500, role: 'admin' }, /unknown field "role"/],
@@ -160,6 +161,11 @@ describe('hostile input to the manager API', () => {
     for (const [what, path, body, message] of cases) {
       const error = await refused(what, () => raw('POST', path, JSON.stringify(body)), { status: 400, code: 'bad_request' });
       assert.match(error.message, message, what);
+    }
+    // and its meaning: a multicast MAC, or one in vxnet's own derived range, is never an endpoint's
+    for (const [mac, message] of [['03:00:00:00:00:01', /multicast/], ['02:78:c0:a8:01:09', /vxnet's own range/]] as const) {
+      const error = await refused(`MAC ${mac}`, () => raw('POST', '/v1/endpoints?wait=0', JSON.stringify({ network: 'blue', node: 'n1', netns: 'c1', mac })), { status: 400 });
+      assert.match(error.message, message);
     }
     // A "__proto__" key is an own property after JSON.parse: refused as unknown, never merged into anything.
     const proto = await refused('a __proto__ field', () => raw('POST', '/v1/networks', '{"name": "n", "__proto__": {"admin": true}}'), {
