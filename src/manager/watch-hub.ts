@@ -6,7 +6,8 @@
  * on the manager and on every node, and wake hundreds of agents for a container on a network they do not
  * have. So the hub keeps, per network, the nodes with at least one endpoint there (ClusterState.nodeCounts)
  * and a change to that network costs O(nodes in the network). Node changes go to everyone: the VTEP list
- * is cluster-wide and small.
+ * is cluster-wide and small; a node's WireGuard key and tunnel address only to the nodes it shares an
+ * encrypted network with (tunnel-scope.ts).
  *
  * Rules (docs/api.md, "Watch stream"):
  * - a node's first endpoint on a network: that node gets the `network`, then every endpoint of it; the
@@ -36,6 +37,7 @@
  */
 import { differsOnlyInStatus, type Endpoint, type Network, type WatchMessage } from '../core/model.ts';
 import type { ClusterState, StateChange } from './state.ts';
+import { NodeRecordsJson, tunnelPeers, withoutTunnel } from './tunnel-scope.ts';
 import { SessionOutput, pieces, type Session, type WatchSink } from './watch-stream.ts';
 
 export { pieces, type WatchSink } from './watch-stream.ts';
@@ -70,11 +72,12 @@ export class WatchHub {
   #sendingBytes = 0;
   /** sessions waiting for their snapshot, oldest first */
   #waiting: Session[] = [];
-  /** the `nodes` array of snapshots as JSON, until a node changes (only while subscribed) */
-  #nodesJson: string | undefined;
+  /** the `nodes` array of snapshots as JSON, per recipient's tunnel peers, until a node changes */
+  #nodesJson: NodeRecordsJson;
 
   constructor(state: ClusterState, options: WatchHubOptions = {}) {
     this.#state = state;
+    this.#nodesJson = new NodeRecordsJson(state);
     this.#pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
     this.#snapshotBudget = options.snapshotBudgetBytes ?? 64 * 1024 * 1024;
     this.#output = new SessionOutput({
@@ -103,7 +106,7 @@ export class WatchHub {
     this.#waiting = [];
     this.#sending.clear();
     this.#sendingBytes = 0;
-    this.#nodesJson = undefined;
+    this.#nodesJson.invalidate();
     for (const sessions of this.#sessions.values()) {
       for (const session of sessions) {
         session.open = false;
@@ -154,7 +157,7 @@ export class WatchHub {
   #sendSnapshot(session: Session): void {
     const { networks, ids } = this.#contents(session.node, session.allNetworks);
     // the cache is kept current by node changes, which only arrive while subscribed
-    const nodesJson = this.#unsubscribe ? (this.#nodesJson ??= JSON.stringify(this.#sortedNodes())) : JSON.stringify(this.#sortedNodes());
+    const nodesJson = this.#nodesJson.jsonFor(session.node, this.#unsubscribe !== undefined);
     const parts: string[] = [];
     let size = 0;
     for (const id of ids) {
@@ -208,7 +211,9 @@ export class WatchHub {
       const entry = this.#state.endpoints.get(id);
       if (entry) endpoints.push(entry.endpoint);
     }
-    return { type: 'snapshot', revision: this.#state.revision, nodes: this.#sortedNodes(), networks, endpoints };
+    const peers = tunnelPeers(this.#state, node);
+    const nodes = this.#sortedNodes().map((n) => (peers.has(n.name) ? n : withoutTunnel(n)));
+    return { type: 'snapshot', revision: this.#state.revision, nodes, networks, endpoints };
   }
 
   /** The networks a snapshot holds and the ids of their endpoints, in order. */
@@ -242,12 +247,21 @@ export class WatchHub {
   #onChange(change: StateChange): void {
     const state = this.#state;
     switch (change.kind) {
-      case 'node':
-        this.#nodesJson = undefined;
-        this.#toAll(lineOf({ type: 'node', revision: change.revision, node: change.node }));
+      case 'node': {
+        this.#nodesJson.invalidate();
+        const full = lineOf({ type: 'node', revision: change.revision, node: change.node });
+        const scoped = withoutTunnel(change.node);
+        if (scoped === change.node) {
+          this.#toAll(full);
+          return;
+        }
+        const peers = tunnelPeers(state, change.node.name);
+        const others = lineOf({ type: 'node', revision: change.revision, node: scoped });
+        for (const [node, sessions] of this.#sessions) for (const session of [...sessions]) this.#output.send(session, peers.has(node) ? full : others);
         return;
+      }
       case 'node-deleted':
-        this.#nodesJson = undefined;
+        this.#nodesJson.invalidate();
         this.#toAll(lineOf({ type: 'node-deleted', revision: change.revision, name: change.node.name }));
         this.#closeNode(change.node.name, NODE_REMOVED);
         return;
@@ -273,6 +287,7 @@ export class WatchHub {
         const own = endpoint.node;
         const first = !prev && state.nodeCounts.get(endpoint.network)?.get(own) === 1;
         if (first) {
+          if (state.networks.get(endpoint.network)?.network.encrypted === true) this.#introduceTunnelPeers(own, endpoint.network, revision);
           this.#toNodes(state.nodesOf(endpoint.network), line, own);
           this.#burst(own, endpoint.network, revision);
         } else {
@@ -291,6 +306,22 @@ export class WatchHub {
         }
         return;
       }
+    }
+  }
+
+  /**
+   * `node` just joined encrypted `network`: it and the network's other members are sent each other's full
+   * node records (key, tunnel address), which they were not sent while they shared no encrypted network.
+   */
+  #introduceTunnelPeers(node: string, network: string, revision: number): void {
+    const record = (name: string) => this.#state.nodes.get(name)?.node;
+    const joiner = record(node);
+    const joinerLine = joiner && withoutTunnel(joiner) !== joiner ? lineOf({ type: 'node', revision, node: joiner }) : undefined;
+    for (const member of this.#state.nodesOf(network)) {
+      if (member === node) continue;
+      if (joinerLine) this.#toNode(member, joinerLine);
+      const peer = record(member);
+      if (peer && withoutTunnel(peer) !== peer) this.#toNode(node, lineOf({ type: 'node', revision, node: peer }));
     }
   }
 
