@@ -11,7 +11,7 @@
  * PacketError on truncated or malformed input (see bytes.ts).
  */
 import { formatIPv4, parseIPv4 } from '../core/ipv4.ts';
-import { checkInt, need, PacketError, view } from './bytes.ts';
+import { checkInt, need, PacketError, readIPv6, view, writeIPv6 } from './bytes.ts';
 
 export const DNS_PORT = 53;
 const HEADER_LENGTH = 12;
@@ -123,7 +123,7 @@ function readRecord(bytes: Uint8Array, offset: number): { record: DnsRecord; nex
     record.address = formatIPv4(view(data).getUint32(0));
   } else if (type === DnsType.AAAA && klass === DNS_CLASS_IN) {
     if (length !== 16) throw new PacketError(`DNS AAAA record data is ${length} bytes, not 16.`);
-    record.address = formatIPv6(data);
+    record.address = readIPv6(data, 0);
   } else if (NAME_TARGET_TYPES.has(type)) {
     const target = readName(bytes, at);
     if (target.next > at + length) throw new PacketError('DNS record name data runs past its length.');
@@ -208,7 +208,8 @@ function encodeRecord(record: DnsRecord): Uint8Array[] {
     data = new Uint8Array(4);
     view(data).setUint32(0, value);
   } else if (record.address !== undefined && record.type === DnsType.AAAA) {
-    data = parseIPv6(record.address);
+    data = new Uint8Array(16);
+    writeIPv6(data, 0, record.address, 'DNS AAAA record address');
   } else if (record.target !== undefined && NAME_TARGET_TYPES.has(record.type)) {
     data = encodeName(record.target);
   } else {
@@ -307,48 +308,6 @@ export function addressOfReverseName(name: string): string | undefined {
   if (!match) return undefined;
   const address = [match[4], match[3], match[2], match[1]].join('.');
   return parseIPv4(address) === undefined ? undefined : formatIPv4(parseIPv4(address)!);
-}
-
-function formatIPv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  // the longest run of two or more zero groups becomes "::" (RFC 5952 §4.2)
-  let best = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) [best, bestLength] = [i, j - i];
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLength).join(':')}`;
-}
-
-function parseIPv6(address: string): Uint8Array {
-  const bad = (): PacketError => new PacketError(`DNS AAAA record address "${address}" is not an IPv6 address.`);
-  const halves = address.split('::');
-  if (halves.length > 2) throw bad();
-  const groupsOf = (part: string): number[] =>
-    part === ''
-      ? []
-      : part.split(':').map((g) => {
-          if (!/^[0-9A-Fa-f]{1,4}$/.test(g)) throw bad();
-          return parseInt(g, 16);
-        });
-  const head = groupsOf(halves[0]!);
-  const tail = halves.length === 2 ? groupsOf(halves[1]!) : [];
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) throw bad();
-  const groups = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => view(out).setUint16(2 * i, g));
-  return out;
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
