@@ -12,10 +12,8 @@ fi
 # What each package is for (printed before installing): the first group serves the agent and the test kit
 # on every host, the second only this checkout's tests, benchmarks and demo; a production host installs
 # with install.sh instead, and needs none of the second group.
-agent="iproute2 nftables util-linux procps kmod ca-certificates wireguard-tools wireguard-go"
+agent="iproute2 nftables util-linux procps kmod ca-certificates wireguard-tools wireguard-go ethtool"
 tests="iputils-ping tcpdump iperf3 docker.io busybox-static podman containernetworking-plugins etcd-server etcd-client openvswitch-switch chromium"
-# ethtool: an OVS host's agent (--dataplane ovs) turns checksum offload off on container veths; the OVS tests
-tests="$tests ethtool"
 packages="$agent $tests"
 command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
 missing=""
@@ -26,13 +24,13 @@ if [ -n "$missing" ]; then
   echo "setup.sh: installing$missing"
   echo "  for the agent: iproute2 (ip, bridge), nftables (nft), util-linux (nsenter), ca-certificates (npm over https);"
   echo "    procps (sysctl) and kmod (modprobe, for the vxlan module) for the test kit and by hand;"
-  echo "    wireguard-tools (wg) and wireguard-go: encrypted networks (--encrypt) on kernels without the WireGuard module"
+  echo "    wireguard-tools (wg) and wireguard-go: encrypted networks (--encrypt) on kernels without the WireGuard module;"
+  echo "    ethtool: the agent of an Open vSwitch host (--dataplane ovs) turns checksum offload off on container veths"
   echo "  for the tests and the demo only: iputils-ping, tcpdump and iperf3 (probes and benchmarks), docker.io (the Docker"
   echo "    plugin tests and benchmarks), busybox-static (the busybox:local image their containers run), podman and"
   echo "    containernetworking-plugins (the CNI plugin tests: podman on its CNI backend, and the loopback plugin it calls),"
   echo "    etcd-server and etcd-client (the several-manager tests run a 3-member etcd in namespaces), openvswitch-switch"
   echo "    (the Open vSwitch host tests start private OVS daemons), chromium (the dashboard test renders the page headless)"
-  echo "    ethtool: the agent of an Open vSwitch host (--dataplane ovs) and the OVS tests set checksum offload with it"
   [ -n "$(echo "$missing" | grep -w -e nodejs -e npm || true)" ] && echo "  nodejs, npm: only to run npm ci once; vxnet itself runs on the Node.js 24 that npm installs"
   apt-get update -qq
   # WireGuard without its recommends: wireguard-tools recommends a kernel image with the module, which
