@@ -1,9 +1,9 @@
 #!/bin/sh
 # Installs vxnet on this Debian host (run as root): PREFIX/bin/vxnet, its own Node.js and built code in
 # PREFIX/lib/vxnet (nothing points back to where it was installed from), the Debian packages the agent runs
-# (iproute2, nftables, util-linux), and the systemd units vxnet-manager and vxnet-agent with their flags in
-# SYSCONFDIR/default/vxnet-*. Run it from a checkout (it builds first: `npm run build`) or from an unpacked
-# `npm run dist` tarball, or give it the tarball with --from.
+# (iproute2, nftables, util-linux, ethtool, wireguard-tools, wireguard-go), and the systemd units
+# vxnet-manager and vxnet-agent with their flags in SYSCONFDIR/default/vxnet-*. Run it from a checkout (it
+# builds first: `npm run build`) or from an unpacked `npm run dist` tarball, or give it the tarball with --from.
 #
 #   ./install.sh [--prefix /usr/local] [--sysconfdir /etc] [--from vxnet-VERSION-linux-x64.tar.gz] [--no-packages]
 #   ./install.sh --uninstall [--purge] [--prefix ...] [--sysconfdir ...] [--localstatedir /var]
@@ -119,13 +119,15 @@ version=$(cat "$tree/VERSION")
 # ---- the Debian packages the agent drives (not the ones only the tests need) ----
 if [ "$packages" = yes ]; then
   [ "$(id -u)" = 0 ] || fail "run as root to install Debian packages (or pass --no-packages)."
+  # wireguard-tools and wireguard-go: encrypted networks where the kernel has no WireGuard module (without
+  # recommends: wireguard-tools recommends a kernel image); ethtool: an Open vSwitch host's agent
   missing=""
-  for p in iproute2 nftables util-linux; do
+  for p in iproute2 nftables util-linux ethtool wireguard-tools wireguard-go; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
   done
   if [ -n "$missing" ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
   fi
 fi
 
