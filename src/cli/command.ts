@@ -7,6 +7,7 @@
 import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError } from '../core/errors.ts';
 import { parseIPv4 } from '../core/ipv4.ts';
+import { isIPv6 } from '../core/ipv6.ts';
 import { normaliseNetns, requireContainerRef } from '../core/names.ts';
 import { parseListen, type ListenAddress } from '../http/server.ts';
 
@@ -211,7 +212,7 @@ export function checkListen(flag: string, address: string, unix: boolean): void 
     return;
   }
   const host = parsed.host;
-  const hostOk = host !== undefined && (parseIPv4(host) !== undefined || host.includes(':') || /^[A-Za-z0-9.-]+$/.test(host));
+  const hostOk = host !== undefined && (parseIPv4(host) !== undefined || isIPv6(host) || /^[A-Za-z0-9.-]+$/.test(host));
   if (!hostOk || !/:(0|[1-9][0-9]*)$/.test(address)) throw invalid();
 }
 
