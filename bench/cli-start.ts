@@ -14,7 +14,7 @@
  * `npm run bench` runs the same measurement as its section `cli` (measureCliStart, below).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -100,7 +100,11 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
       const tcp = manager.addresses.find((address) => !address.startsWith('unix:'));
       if (!tcp) throw new Error(`the manager listens on no TCP address (${manager.addresses.join(', ')}).`);
       const unixEnv = { VXNET_MANAGER: `unix:${socket}`, VXNET_TOKEN: manager.tokens.admin };
-      const tlsEnv = { VXNET_MANAGER: `https://${tcp}`, VXNET_TOKEN: manager.tokens.admin };
+      // The CLI keeps the pinned CA it fetched (src/client/ca-cache.ts): a scratch cache filled by the first
+      // (unmeasured) round, and one under a plain file, where nothing can be kept, for the first call's cost.
+      const tlsEnv = { VXNET_MANAGER: `https://${tcp}`, VXNET_TOKEN: manager.tokens.admin, XDG_CACHE_HOME: join(scratch, 'cache') };
+      writeFileSync(join(scratch, 'not-a-folder'), '');
+      const tlsUncachedEnv = { ...tlsEnv, XDG_CACHE_HOME: join(scratch, 'not-a-folder', 'cache') };
       const cache = { NODE_COMPILE_CACHE: join(scratch, 'compile-cache') };
       // A listing with something in it: the answer is parsed and checked like any other.
       await timed([vxnet, 'network', 'create', 'bench', '--vni', '4242', '--subnet', '10.42.0.0/24'], { ...process.env, ...unixEnv });
@@ -113,6 +117,7 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
         { label: '`vxnet network ls`, unix socket', argv: [vxnet, 'network', 'ls'], env: unixEnv, target: '< 150 ms' },
         { label: '`vxnet network ls`, unix socket, compile cache on', argv: [vxnet, 'network', 'ls'], env: { ...unixEnv, ...cache } },
         { label: '`vxnet network ls`, TLS (admin token)', argv: [vxnet, 'network', 'ls'], env: tlsEnv, target: '< 150 ms' },
+        { label: '`vxnet network ls`, TLS, CA not cached (a first call)', argv: [vxnet, 'network', 'ls'], env: tlsUncachedEnv },
         { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'] },
         { label: 'from source: `bin/vxnet network ls`, unix socket', argv: [source, 'network', 'ls'], env: unixEnv },
       ];

@@ -16,7 +16,9 @@ export async function withClient<T>(connection: Connection, use: (client: Manage
   // Imported here, not at the top: node:http, node:https and node:tls are most of the CLI's start-up time,
   // and only the commands that talk to the manager need them.
   const { ManagerClient } = await import('../client/client.ts');
-  const client = new ManagerClient({ url: connection.url, token, ...ca });
+  const { defaultCaCacheDir } = await import('../client/ca-cache.ts');
+  const caCacheDir = defaultCaCacheDir();
+  const client = new ManagerClient({ url: connection.url, token, ...ca, ...(caCacheDir === undefined ? {} : { caCacheDir }) });
   try {
     return await use(client);
   } finally {

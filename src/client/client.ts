@@ -52,6 +52,7 @@ import { errorFrom, failure, streamCut } from './failures.ts';
 import { Failover, unreachable } from './failover.ts';
 import { parseManagerUrls, type ManagerTarget } from './manager-url.ts';
 import { checkManagerIdentity, pinnedCa } from './trust.ts';
+import { cacheCa, readCachedCa } from './ca-cache.ts';
 import { type Schemas, readWatchLines } from './watch-reader.ts';
 import { queryString, segment, waitSecondsOf } from './paths.ts';
 
@@ -67,6 +68,8 @@ export interface ClientOptions {
   /** https: client certificate and its private key (PEM), e.g. an agent's node certificate */
   cert?: string;
   key?: string;
+  /** https with a pinned digest: a folder where the fetched CA is kept for the next client (ca-cache.ts) */
+  caCacheDir?: string;
   /** per-request time limit; default 10 s */
   timeoutMs?: number;
   /** pooled connections at most (the watch stream has its own); more requests wait for one. Default 4. */
@@ -107,6 +110,7 @@ export class ManagerClient {
   #ca: string | undefined;
   readonly #caDigest: string | undefined;
   #fetchingCa: Promise<string> | undefined;
+  readonly #caCacheDir: string | undefined;
   #clientCertificate: { cert: string; key: string } | undefined;
 
   constructor(options: ClientOptions) {
@@ -130,6 +134,7 @@ export class ManagerClient {
       throw new VxnetError('bad_request', 'a token (or a client certificate) is required to talk to the manager.');
     }
     this.#caDigest = options.caDigest ?? (this.#token === undefined ? undefined : parseToken(this.#token)?.caDigest);
+    this.#caCacheDir = options.caCacheDir;
     if (first.kind === 'tls') {
       if (options.ca !== undefined) {
         let digest: string;
@@ -361,13 +366,19 @@ export class ManagerClient {
   /** https: makes sure the CA is known, fetching it once (and checking its digest) when only pinned. */
   async #ready(signal: AbortSignal | undefined): Promise<void> {
     if (this.#managers.current.target.kind !== 'tls' || this.#ca !== undefined) return;
+    if (this.#caCacheDir !== undefined && this.#caDigest !== undefined) {
+      this.#ca = readCachedCa(this.#caCacheDir, this.#caDigest);
+      if (this.#ca !== undefined) return;
+    }
     this.#fetchingCa ??= this.#fetchCa(signal).finally(() => (this.#fetchingCa = undefined));
     this.#ca = await this.#fetchingCa;
   }
 
   async #fetchCa(signal: AbortSignal | undefined): Promise<string> {
     const [response, schemas] = await Promise.all([this.#call('GET', '/v1/ca', { signal, bootstrap: true }), loadSchemas()]);
-    return pinnedCa(this.url, response.body, this.#caDigest, schemas);
+    const ca = pinnedCa(this.url, response.body, this.#caDigest, schemas);
+    if (this.#caCacheDir !== undefined) cacheCa(this.#caCacheDir, this.#caDigest!, ca);
+    return ca;
   }
 
   /** https: whom to trust and who we are; `bootstrap`: nobody yet, only for GET /v1/ca (its answer is checked). */
