@@ -32,7 +32,7 @@ describe('anti-spoofing rules (table bridge vxnet)', () => {
 
   it('checks frames from host veths only: source MAC, IPv4 source, ARP sender MAC and address, IPv6 source and NDP target; drops anything else', () => {
     const table = renderAntispoofTable([`${a.port} ${a.mac}`], [`${a.port} ${a.ip}`]);
-    const chain = /\tchain antispoof \{\n([^}]*)\n\t\}/.exec(table)?.[1]?.split('\n').map((l) => l.trim());
+    const chain = /\tchain antispoof \{\n([\s\S]*?)\n\t\}/.exec(table)?.[1]?.split('\n').map((l) => l.trim());
     assert.deepEqual(chain, [
       'type filter hook prerouting priority -300; policy accept;',
       'iifname != "vxnh*" accept',
