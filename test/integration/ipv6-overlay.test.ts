@@ -18,6 +18,9 @@ import { createCluster, type Cluster, type SimHost } from '../../src/testkit/clu
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, noPacketLostDuring, pings, TCP_ECHO_CLIENT } from './support/probes.ts';
 import { attachWithApi, cliOk, type Attached } from './support/setup.ts';
+import { resolve } from 'node:path';
+
+const QUERY = resolve(import.meta.dirname, '../../src/agent/dns/query.ts');
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 
@@ -218,6 +221,18 @@ describe('IPv6 inside networks over an IPv4 underlay (issue 15)', { skip, concur
     } finally {
       await cluster.exec(c.s3!.netns, ['ip', '-6', 'addr', 'del', `${stolen}/128`, 'dev', 'eth0']);
     }
+  });
+
+  it('answers AAAA for names on IPv6 networks at the gateways, over UDP and TCP, on either family\'s gateway', async () => {
+    const ask = async (from: string, server: string, name: string, type: string, extra: string[] = []) => {
+      const result = await cluster.exec(c[from]!.netns, [process.execPath, QUERY, server, name, type, ...extra], { timeoutMs: 10_000 });
+      assert.equal(result.code, 0, result.stderr);
+      return ((JSON.parse(result.stdout) as { answers?: { address?: string }[] }).answers ?? []).map((r) => r.address);
+    };
+    assert.deepEqual(await ask('s1', 'fd00:60::1', c.s2!.netns, 'AAAA'), [v6('s2')]);
+    assert.deepEqual(await ask('s1', 'fd00:60::1', `${c.s3!.netns}.six`, 'AAAA', ['--tcp']), [v6('s3')]);
+    assert.deepEqual(await ask('d1', '192.168.31.1', c.d3!.netns, 'AAAA'), [v6('d3')]);
+    assert.deepEqual(await ask('d1', 'fd00:61::1', c.d3!.netns, 'A'), [v4('d3')]);
   });
 
   it('keeps IPv6 traffic flowing while an agent restarts: not one packet lost', async () => {
