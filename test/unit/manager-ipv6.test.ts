@@ -81,6 +81,10 @@ describe('IPv6 networks', () => {
     await assert.rejects(m.service.createEndpoint({ network: 'six', node: 'host2', netns: 'c3', ip: 'fd00:1::1' }), vxnetError('address_reserved', /gateway/));
     await assert.rejects(m.service.createEndpoint({ network: 'six', node: 'host2', netns: 'c3', ip: '10.7.0.9' }), vxnetError('address_outside_subnet'));
     await assert.rejects(m.service.createEndpoint({ network: 'six', node: 'host2', netns: 'c3', ip: 'fd00::zz' }), vxnetError('invalid_address'));
+    await assert.rejects(
+      m.service.createEndpoint({ network: 'six', node: 'host2', host: true }),
+      vxnetError('bad_request', /^network six has IPv6 subnets only, and a host endpoint needs an IPv4 address: give the network an IPv4 subnet too\.$/),
+    );
     // the store's keys hold every address, and a delete releases them all
     const ipamKeys = async () => (await m.store.list('/ipam/')).kvs.map((kv) => kv.key).sort();
     assert.deepEqual(await ipamKeys(), ['/ipam/dual/10.7.0.2', '/ipam/dual/10.7.0.3', '/ipam/dual/fd00:2::2', '/ipam/dual/fd00:2::99', '/ipam/six/fd00:1::2']);

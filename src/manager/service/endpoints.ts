@@ -112,6 +112,13 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
   const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
     const { network, compares } = openTarget(ctx, networkName, nodeName);
     requireTunnelFor(ctx, networkName, nodeName);
+    // the host's own interface and a CNI result are set up and described with one IPv4 address (issue 15)
+    if (network.cidrs.length === 0 && (target.host || cni !== undefined)) {
+      throw new VxnetError(
+        'bad_request',
+        `network ${networkName} has IPv6 subnets only, and a ${target.host ? 'host' : 'CNI'} endpoint needs an IPv4 address: give the network an IPv4 subnet too.`,
+      );
+    }
     // an endpoint on its own reservation takes no new address
     const quota = options.limited && !reserved ? withinQuota(ctx, nodeName, networkName) : { compares: [], ops: [] };
     const attachmentKey = keys.attachment(nodeName, attachmentTarget(target), ifname);
