@@ -27,11 +27,13 @@
  *     (bench/store-writes.ts; --store-writes per kind, default 200);
  * 11. ovs: a kernel host ⇄ an Open vSwitch host (userspace datapath), vxnet next to the hand-built OVS-to-kernel
  *     VXLAN, both directions (bench/ovs.ts).
+ * 12. ipv6: IPv6 inside a vxnet network vs a hand-built IPv6-in-VXLAN path between the same hosts, in one run
+ *     (bench/ipv6.ts).
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns|store|ovs` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns|store|ovs|ipv6` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
@@ -51,6 +53,7 @@ import { demoteHeadings, updateReadme } from './readme.ts';
 import { measureCliStart } from './cli-start.ts';
 import { dnsBench } from './dns.ts';
 import { encryptedDataPlane } from './encrypt.ts';
+import { ipv6DataPlane } from './ipv6.ts';
 import { loadScaleReport } from './scale-report.ts';
 import { measureStoreWrites } from './store-writes.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
@@ -58,7 +61,7 @@ import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns', 'store', 'ovs'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns', 'store', 'ovs', 'ipv6'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -173,6 +176,12 @@ if (runs('dns')) {
   const dns = await dnsBench({ queries: 20_000, concurrency: 32, rounds: ROUNDS, log });
   report.dns = dns.json;
   markdown.set('dns', dns.markdown);
+}
+if (runs('ipv6')) {
+  // section 12 (vxnet issue 15): IPv6 inside networks, bench/ipv6.ts
+  const ipv6 = await ipv6DataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
+  report.ipv6 = ipv6.json;
+  markdown.set('ipv6', ipv6.markdown);
 }
 if (runs('store')) {
   const store = await measureStoreWrites({ writes: positiveInteger('store-writes', flags['store-writes']), log });

@@ -58,6 +58,17 @@ export interface DesiredFlood {
   readonly vtep: string;
 }
 
+/** Where a local endpoint's addresses come from: its first address, and all of them on a dual-stack network. */
+export interface EndpointAddressing {
+  /** the first address, "192.168.1.2/24" (or "fd00:1::2/64" on an IPv6-only network) */
+  readonly address: string;
+  readonly gateway: string;
+  /** every address with its gateway, IPv4 first; absent: `address` is the only one */
+  readonly addresses?: readonly { readonly address: string; readonly gateway: string }[];
+  /** other subnets of the same network, reached via the gateway of their family */
+  readonly extraRoutes: readonly string[];
+}
+
 export interface DesiredEndpoint {
   readonly id: string;
   readonly bridge: string;
@@ -71,12 +82,19 @@ export interface DesiredEndpoint {
   readonly netns?: string;
   readonly ifname: string;
   readonly mac: string;
-  /** "192.168.1.2/24" */
+  /** "192.168.1.2/24" (the first address: see EndpointAddressing) */
   readonly address: string;
   readonly gateway: string;
+  /** every address with its gateway when there is more than one (dual stack), IPv4 first */
+  readonly addresses?: EndpointAddressing['addresses'];
   readonly mtu: number;
-  /** other subnets of the same network, reached via this endpoint's gateway */
+  /** other subnets of the same network, reached via the gateway of their family */
   readonly extraRoutes: readonly string[];
+}
+
+/** Every address of a desired endpoint with its gateway. */
+export function allAddresses(ep: Pick<DesiredEndpoint, 'address' | 'gateway' | 'addresses'>): readonly { readonly address: string; readonly gateway: string }[] {
+  return ep.addresses ?? [{ address: ep.address, gateway: ep.gateway }];
 }
 
 /**

@@ -18,7 +18,7 @@
  * its entry. Down nodes stay in the set: liveness is not membership, and a node coming back must not be
  * cut off.
  */
-import { contains, macForIPv4, parseCidr, parseIPv4, requireIPv4 } from '../core/ipv4.ts';
+import { parseIPv4 } from '../core/ipv4.ts';
 import { VXLAN_PORT, type Endpoint, type Network } from '../core/model.ts';
 import {
   deviceNames,
@@ -31,6 +31,7 @@ import {
 } from './dataplane.ts';
 import type { ClusterView } from './view.ts';
 import { NetworkZone } from './dns/zone.ts';
+import { endpointAddressing, gatewayAddressesOf, gatewayMacOf, peerAddresses } from './desired-addresses.ts';
 import { desiredTunnel } from './wireguard/render.ts';
 
 export interface Self {
@@ -41,10 +42,7 @@ export interface Self {
   underlayDevice: string;
 }
 
-export function gatewayMacOf(network: Network): string {
-  const first = network.subnets[0];
-  return first ? macForIPv4(requireIPv4(first.gateway)) : '02:78:00:00:00:00';
-}
+export { gatewayMacOf };
 
 /**
  * `containers`: for endpoints attached to a Docker container (`vxnet attach --container`), the namespace
@@ -214,6 +212,8 @@ class NetworkRender {
   readonly local: string | undefined;
   /** remote endpoint id → its peer entry, in the view's order */
   readonly peers = new Map<string, DesiredPeer>();
+  /** the further addresses of dual-stack remote endpoints, by id (IPv6 beside IPv4) */
+  readonly #extraPeers = new Map<string, DesiredPeer[]>();
   /** this node's endpoints here, in the view's order */
   readonly locals = new Set<string>();
   /** VTEP → how many peers it carries */
@@ -253,7 +253,7 @@ class NetworkRender {
       ...(network.encrypted === true ? { encrypted: true } : {}),
       ...(network.multicastGroup ? { multicastGroup: network.multicastGroup, underlayDevice: self.underlayDevice } : {}),
       gatewayMac: gatewayMacOf(network),
-      gatewayAddresses: network.subnets.map((s) => `${s.gateway}/${parseCidr(s.cidr)?.prefix ?? 32}`),
+      gatewayAddresses: gatewayAddressesOf(network),
       subnets: network.subnets.map((s) => s.cidr),
       internal: network.internal,
     });
@@ -289,17 +289,18 @@ class NetworkRender {
       ...(endpoint.docker === undefined ? { netns } : {}),
       ifname: endpoint.ifname,
       mac: endpoint.mac,
-      address: `${endpoint.ip}/${endpoint.prefix}`,
-      gateway: endpoint.gateway,
+      ...endpointAddressing(endpoint, network),
       mtu: network.mtu,
-      extraRoutes: network.subnets.map((s) => s.cidr).filter((cidr) => !isInside(endpoint.ip, cidr)),
     };
     this.#locals.set(endpoint.id, { endpoint, netns, desired });
     return desired;
   }
 
   peerList(): readonly DesiredPeer[] {
-    return (this.#peerList ??= [...this.peers.values()]);
+    if (this.#peerList) return this.#peerList;
+    const list = [...this.peers.values()];
+    for (const extra of this.#extraPeers.values()) for (const peer of extra) list.push(peer);
+    return (this.#peerList = list);
   }
 
   floodList(): readonly DesiredFlood[] {
@@ -342,9 +343,15 @@ class NetworkRender {
     }
     this.#unknown.delete(id);
     const old = this.peers.get(id);
-    if (old && old.ip === endpoint.ip && old.mac === endpoint.mac && old.vtep === vtep) return;
+    const ips = peerAddresses(endpoint);
+    const extra = this.#extraPeers.get(id);
+    const sameExtra = ips.length === 1 ? extra === undefined : extra !== undefined && extra.map((p) => p.ip).join() === ips.slice(1).join();
+    if (old && old.ip === ips[0] && old.mac === endpoint.mac && old.vtep === vtep && sameExtra) return;
     if (old) this.#release(old.vtep);
-    this.peers.set(id, { vxlan: this.vxlan, ip: endpoint.ip, mac: endpoint.mac, vtep });
+    this.peers.set(id, { vxlan: this.vxlan, ip: ips[0]!, mac: endpoint.mac, vtep });
+    // a dual-stack endpoint's further addresses: one more neighbour entry each, same MAC and VTEP
+    if (ips.length > 1) this.#extraPeers.set(id, ips.slice(1).map((ip) => ({ vxlan: this.vxlan, ip, mac: endpoint.mac, vtep })));
+    else this.#extraPeers.delete(id);
     const carried = this.vteps.get(vtep) ?? 0;
     this.vteps.set(vtep, carried + 1);
     this.#peerList = undefined;
@@ -372,6 +379,7 @@ class NetworkRender {
     const old = this.peers.get(id);
     if (!old) return;
     this.peers.delete(id);
+    this.#extraPeers.delete(id);
     this.#release(old.vtep);
     this.#peerList = undefined;
   }
@@ -421,7 +429,3 @@ export function vxlanFilterOf(view: ClusterView, self: Self): VxlanFilter {
   };
 }
 
-function isInside(ip: string, cidr: string): boolean {
-  const subnet = parseCidr(cidr);
-  return subnet !== undefined && contains(subnet, requireIPv4(ip));
-}

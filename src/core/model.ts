@@ -34,6 +34,8 @@ export type NodeStatus = v.InferOutput<typeof resources.NodeStatusSchema>;
 export type EndpointStatus = v.InferOutput<typeof resources.EndpointStatusSchema>;
 /** See EndpointSchema: exactly one of `netns`, `container`, `docker` says where its interface goes. */
 export type Endpoint = v.InferOutput<typeof resources.EndpointSchema>;
+/** One address of an endpoint (see EndpointSchema's `addresses`). */
+export type EndpointAddress = v.InferOutput<typeof resources.EndpointAddressSchema>;
 export type NetworkDetail = v.InferOutput<typeof resources.NetworkDetailSchema>;
 /** An address held in a network's IPAM without an endpoint (Docker's IPAM); see ReservationSchema. */
 export type Reservation = v.InferOutput<typeof resources.ReservationSchema>;
@@ -72,6 +74,7 @@ export function differsOnlyInStatus(a: Endpoint, b: Endpoint): boolean {
     a.ip === b.ip &&
     a.prefix === b.prefix &&
     a.gateway === b.gateway &&
+    addressesText(a) === addressesText(b) &&
     a.mac === b.mac &&
     a.createdAt === b.createdAt &&
     // DNS names are answered on every node of the network (src/agent/dns/); a Docker container's is its name
@@ -80,6 +83,13 @@ export function differsOnlyInStatus(a: Endpoint, b: Endpoint): boolean {
     (a.aliases ?? []).join() === (b.aliases ?? []).join()
   );
 }
+
+/** Every address of an endpoint: its `addresses`, or the one `ip` when it has only that. */
+export function endpointAddresses(endpoint: Pick<Endpoint, 'ip' | 'prefix' | 'gateway' | 'addresses'>): readonly EndpointAddress[] {
+  return endpoint.addresses ?? [{ ip: endpoint.ip, prefix: endpoint.prefix, gateway: endpoint.gateway }];
+}
+
+const addressesText = (e: Endpoint): string => (e.addresses ?? []).map((a) => `${a.ip}/${a.prefix} ${a.gateway}`).join();
 
 // ---- cluster identity (docs/security.md) ----
 

@@ -132,7 +132,8 @@ export class NetworkDriver {
     resolveNetwork(
       { ...request, name: 'pending' },
       {
-        networks: catalogue.networks().map((n) => ({ name: n.name, cidrs: n.subnets.map((s) => requireCidr(s.cidr)) })),
+        // the IPv6 subnets of other networks (issue 15) are not IPv4 ones to compare with
+        networks: catalogue.networks().map((n) => ({ name: n.name, cidrs: n.subnets.filter((s) => !s.cidr.includes(':')).map((s) => requireCidr(s.cidr)) })),
         vnis: new Map(catalogue.networks().map((n) => [n.vni, n.name])),
         nodes: catalogue.nodes(),
         now: new Date(),

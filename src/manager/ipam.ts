@@ -10,6 +10,7 @@
  */
 import { VxnetError, quote } from '../core/errors.ts';
 import { type Cidr, broadcastOf, contains, formatCidr, formatIPv4, parseIPv4, usableRange } from '../core/ipv4.ts';
+import { type Cidr6, contains6, formatCidr6, formatIPv6, parseIPv6, usableRange6 } from '../core/ipv6.ts';
 
 /** A set of bits 0..size-1 with "first clear bit" in O(log32 size). */
 export class FreeBitmap {
@@ -198,5 +199,109 @@ export class NetworkAllocator {
 
   #allocation(pool: SubnetPool, address: number): Allocation {
     return { ip: formatIPv4(address), prefix: pool.cidr.prefix, gateway: formatIPv4(pool.gateway) };
+  }
+}
+
+interface SubnetPool6 {
+  cidr: Cidr6;
+  text: string;
+  gateway: bigint;
+  first: bigint;
+  last: bigint;
+  /** where the next search starts: one past the highest address handed out or seen in the store */
+  cursor: bigint;
+}
+
+/**
+ * Address allocation in a network's IPv6 subnets. A /64 holds 2^64 addresses, so nothing may cost a walk
+ * of the subnet or a bitmap of it: each subnet has a cursor one past the highest address handed out or
+ * seen in the store, and the next address is the cursor's, skipping only addresses in use. A released
+ * address is therefore not handed out again until the cursor wraps around the end of the subnet, which also
+ * keeps a stale neighbour entry somewhere from pointing at a newcomer. As for IPv4, the store's
+ * `/ipam/<network>/<ip>` key, created only if absent, decides; the sets here are its rebuildable view.
+ */
+export class NetworkAllocator6 {
+  readonly network: string;
+  #pools: SubnetPool6[];
+  #committed = new Set<bigint>();
+  #reserved = new Set<bigint>();
+
+  constructor(network: string, subnets: { cidr: Cidr6; gateway: bigint }[]) {
+    this.network = network;
+    this.#pools = subnets.map(({ cidr, gateway }) => {
+      const { first, last } = usableRange6(cidr);
+      return { cidr, text: formatCidr6(cidr), gateway, first, last, cursor: first };
+    });
+  }
+
+  get subnetCount(): number {
+    return this.#pools.length;
+  }
+
+  /** The next free address of the first subnet with room, as a reservation. */
+  reserveNext(): Allocation {
+    for (const pool of this.#pools) {
+      // At most every address in use and the gateway lie between the cursor and a free one; a small subnet
+      // is walked at most once around.
+      const size = pool.last - pool.first + 1n;
+      const bound = BigInt(this.#committed.size + this.#reserved.size + 2);
+      const tries = size < bound ? size : bound;
+      let candidate = pool.cursor;
+      for (let i = 0n; i < tries; i++) {
+        if (candidate > pool.last) candidate = pool.first;
+        if (candidate !== pool.gateway && !this.#committed.has(candidate) && !this.#reserved.has(candidate)) {
+          this.#reserved.add(candidate);
+          pool.cursor = candidate + 1n;
+          return this.#allocation(pool, candidate);
+        }
+        candidate++;
+      }
+    }
+    const cidrs = this.#pools.map((p) => p.text).join(', ');
+    throw new VxnetError('subnet_full', `network ${this.network} has no free address left in ${cidrs}.`);
+  }
+
+  /** Reserves a requested address after checking it may be used and is free. */
+  reserve(ipText: string): Allocation {
+    const address = parseIPv6(ipText);
+    if (address === undefined) throw new VxnetError('invalid_address', `ip ${quote(ipText)} is not a valid IPv6 address.`);
+    const pool = this.#pools.find((p) => contains6(p.cidr, address));
+    const shown = formatIPv6(address);
+    if (!pool) {
+      const cidrs = this.#pools.map((p) => p.text).join(', ') || 'none';
+      throw new VxnetError('address_outside_subnet', `address ${shown} is not in any IPv6 subnet of network ${this.network} (${cidrs}).`);
+    }
+    if (address < pool.first) {
+      throw new VxnetError('address_reserved', `address ${shown} is the Subnet-Router anycast address of ${pool.text} (RFC 4291).`);
+    }
+    if (address === pool.gateway) throw new VxnetError('address_reserved', `address ${shown} is the gateway of ${pool.text}.`);
+    if (this.#committed.has(address) || this.#reserved.has(address)) {
+      throw new VxnetError('address_in_use', `address ${shown} is already in use on network ${this.network}.`);
+    }
+    this.#reserved.add(address);
+    return this.#allocation(pool, address);
+  }
+
+  unreserve(ipText: string): void {
+    const address = parseIPv6(ipText);
+    if (address !== undefined) this.#reserved.delete(address);
+  }
+
+  /** The store now holds this address: the cursor moves past it, so a restarted manager goes on where it was. */
+  markUsed(ipText: string): void {
+    const address = parseIPv6(ipText);
+    if (address === undefined) return;
+    this.#committed.add(address);
+    const pool = this.#pools.find((p) => contains6(p.cidr, address));
+    if (pool && address >= pool.cursor && address < pool.last) pool.cursor = address + 1n;
+  }
+
+  markFree(ipText: string): void {
+    const address = parseIPv6(ipText);
+    if (address !== undefined) this.#committed.delete(address);
+  }
+
+  #allocation(pool: SubnetPool6, address: bigint): Allocation {
+    return { ip: formatIPv6(address), prefix: pool.cidr.prefix, gateway: formatIPv6(pool.gateway) };
   }
 }

@@ -13,7 +13,8 @@
  */
 import type { Endpoint, Network, Node, Reservation } from '../core/model.ts';
 import { type Cidr, parseCidr, parseIPv4 } from '../core/ipv4.ts';
-import { NetworkAllocator } from './ipam.ts';
+import { type Cidr6, parseCidr6, parseIPv6 } from '../core/ipv6.ts';
+import { NetworkAllocator, NetworkAllocator6 } from './ipam.ts';
 import type { NodeIdentity } from './service/identities.ts';
 import { META_CLUSTER, META_NETWORKS, PREFIX, parseIpamKey, parseReservationKey } from './keys.ts';
 import type { KeyValue, ListResult, WatchEvent } from './store/store.ts';
@@ -23,6 +24,9 @@ export interface NetworkEntry {
   modRevision: number;
   cidrs: Cidr[];
   allocator: NetworkAllocator;
+  /** the network's IPv6 subnets and their allocator (empty when it has none) */
+  cidrs6: Cidr6[];
+  allocator6: NetworkAllocator6;
 }
 
 export type StateChange =
@@ -183,12 +187,16 @@ export class ClusterState {
         existing.network = network;
         existing.modRevision = revision;
       } else {
-        const subnets = network.subnets.map((s) => ({ cidr: parseCidr(s.cidr)!, gateway: parseIPv4(s.gateway)! }));
+        const v4 = network.subnets.filter((s) => !s.cidr.includes(':'));
+        const subnets = v4.map((s) => ({ cidr: parseCidr(s.cidr)!, gateway: parseIPv4(s.gateway)! }));
+        const subnets6 = network.subnets.filter((s) => s.cidr.includes(':')).map((s) => ({ cidr: parseCidr6(s.cidr)!, gateway: parseIPv6(s.gateway)! }));
         this.networks.set(network.name, {
           network,
           modRevision: revision,
           cidrs: subnets.map((s) => s.cidr),
           allocator: new NetworkAllocator(network.name, subnets),
+          cidrs6: subnets6.map((s) => s.cidr),
+          allocator6: new NetworkAllocator6(network.name, subnets6),
         });
       }
       if (notify) this.#emit(existing ? { kind: 'network', revision, network, prev: existing.network } : { kind: 'network', revision, network });
@@ -206,7 +214,8 @@ export class ClusterState {
       if (notify) this.#emit(prev ? { kind: 'endpoint', revision, endpoint, prev } : { kind: 'endpoint', revision, endpoint });
     } else if (key.startsWith(PREFIX.ipam)) {
       const parsed = parseIpamKey(key);
-      if (parsed) this.networks.get(parsed.network)?.allocator.markUsed(parsed.ip);
+      const entry = parsed && this.networks.get(parsed.network);
+      if (entry) (parsed.ip.includes(':') ? entry.allocator6 : entry.allocator).markUsed(parsed.ip);
     } else if (key.startsWith(PREFIX.vnis)) {
       this.vnis.set(Number(key.slice(PREFIX.vnis.length)), kv.value);
     } else if (key.startsWith(PREFIX.attachments)) {
@@ -258,7 +267,8 @@ export class ClusterState {
       this.#emit({ kind: 'endpoint-deleted', revision, endpoint });
     } else if (key.startsWith(PREFIX.ipam)) {
       const parsed = parseIpamKey(key);
-      if (parsed) this.networks.get(parsed.network)?.allocator.markFree(parsed.ip);
+      const entry = parsed && this.networks.get(parsed.network);
+      if (entry) (parsed.ip.includes(':') ? entry.allocator6 : entry.allocator).markFree(parsed.ip);
     } else if (key.startsWith(PREFIX.vnis)) {
       this.vnis.delete(Number(key.slice(PREFIX.vnis.length)));
     } else if (key.startsWith(PREFIX.attachments)) {

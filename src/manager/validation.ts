@@ -19,6 +19,7 @@ import {
   requireCidr,
   requireIPv4,
 } from '../core/ipv4.ts';
+import { type Cidr6, contains6, formatCidr6, formatIPv6, overlaps6, requireCidr6, requireIPv6 } from '../core/ipv6.ts';
 import {
   type CreateNetworkRequest,
   DEFAULT_SUBNET_POOL,
@@ -56,6 +57,15 @@ export const NODE_MTU_MAX = 65535;
 export const NETWORK_MTU_MIN = 68;
 export const SUBNET_PREFIX_MIN = 8;
 export const SUBNET_PREFIX_MAX = 30;
+/**
+ * IPv6 subnets: from a /48 (a site) down to a /126 (two endpoints and a gateway); a /64 is the usual one.
+ * Addresses are handed out sequentially (NetworkAllocator6), so their low 32 bits stay unique well within
+ * any of these, which keeps the MACs derived from them (macForIPv6) unique too.
+ */
+export const SUBNET6_PREFIX_MIN = 48;
+export const SUBNET6_PREFIX_MAX = 126;
+/** RFC 8200 section 5: every link that carries IPv6 must carry 1280-byte packets. */
+export const IPV6_MTU_MIN = 1280;
 const MULTICAST = parseCidr('224.0.0.0/4')!;
 
 /**
@@ -100,7 +110,7 @@ export function validateNodeRequest(req: RegisterNodeRequest): RegisterNodeReque
 
 /** What resolveNetwork needs to know about the rest of the cluster. */
 export interface NetworkContext {
-  networks: Iterable<{ name: string; cidrs: Cidr[] }>;
+  networks: Iterable<{ name: string; cidrs: Cidr[]; cidrs6?: Cidr6[] }>;
   vnis: ReadonlyMap<number, string>;
   nodes: Iterable<Node>;
   now: Date;
@@ -138,39 +148,15 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
   }
 
   const subnets: { cidr: Cidr; gateway: number }[] = [];
+  const subnets6: { cidr: Cidr6; gateway: bigint }[] = [];
   if (req.subnets !== undefined) {
     if (req.subnets.length === 0) {
       throw new VxnetError('bad_request', 'field "subnets" must not be empty: omit it to get a default subnet.');
     }
     for (const spec of req.subnets) {
-      const cidr = requireCidr(spec.cidr);
-      const text = formatCidr(cidr);
-      if (cidr.prefix < SUBNET_PREFIX_MIN || cidr.prefix > SUBNET_PREFIX_MAX) {
-        throw new VxnetError('invalid_cidr', `subnet ${text} has prefix /${cidr.prefix}: use /${SUBNET_PREFIX_MIN} to /${SUBNET_PREFIX_MAX}.`);
-      }
-      for (const own of subnets) {
-        if (overlaps(own.cidr, cidr)) {
-          throw new VxnetError('subnet_overlap', `subnets ${formatCidr(own.cidr)} and ${text} of network ${name} overlap.`);
-        }
-      }
-      for (const other of existing) {
-        const hit = other.cidrs.find((c) => overlaps(c, cidr));
-        if (hit) throw new VxnetError('subnet_overlap', `subnet ${text} overlaps ${formatCidr(hit)} of network ${other.name}.`);
-      }
-      let gateway: number;
-      if (spec.gateway !== undefined) {
-        gateway = requireIPv4(spec.gateway, 'gateway');
-        if (!contains(cidr, gateway)) {
-          throw new VxnetError('gateway_outside_subnet', `gateway ${spec.gateway} is not inside subnet ${text}.`);
-        }
-        if (gateway === cidr.network || gateway === broadcastOf(cidr)) {
-          const what = gateway === cidr.network ? 'network' : 'broadcast';
-          throw new VxnetError('address_reserved', `gateway ${spec.gateway} is the ${what} address of ${text}; pick a usable address.`);
-        }
-      } else {
-        gateway = cidr.network + 1;
-      }
-      subnets.push({ cidr, gateway });
+      // an IPv6 subnet is told by its colon; everything else is read (and refused) as IPv4, as before
+      if (typeof spec.cidr === 'string' && spec.cidr.includes(':')) subnets6.push(resolveSubnet6(name, spec, subnets6, existing));
+      else subnets.push(resolveSubnet4(name, spec, subnets, existing));
     }
   } else {
     subnets.push(defaultSubnet(existing));
@@ -193,6 +179,12 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
       );
     }
     mtu = req.mtu;
+  }
+  if (subnets6.length > 0 && mtu < IPV6_MTU_MIN) {
+    throw new VxnetError(
+      'invalid_mtu',
+      `MTU ${mtu} is too small for IPv6 subnet ${formatCidr6(subnets6[0]!.cidr)}: IPv6 needs at least ${IPV6_MTU_MIN} bytes on every link (RFC 8200).`,
+    );
   }
 
   const port = req.port ?? VXLAN_PORT;
@@ -218,7 +210,10 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
   const network: Network = {
     name,
     vni,
-    subnets: subnets.map((s) => ({ cidr: formatCidr(s.cidr), gateway: formatIPv4(s.gateway) })),
+    subnets: [
+      ...subnets.map((s) => ({ cidr: formatCidr(s.cidr), gateway: formatIPv4(s.gateway) })),
+      ...subnets6.map((s) => ({ cidr: formatCidr6(s.cidr), gateway: formatIPv6(s.gateway) })),
+    ],
     mtu,
     port,
     internal: req.internal ?? false,
@@ -228,6 +223,63 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
   // stored only when set, so a plain network looks as it always did
   if (encrypted) network.encrypted = true;
   return network;
+}
+
+type SubnetSpec = { cidr: string; gateway?: string };
+type Existing = { name: string; cidrs: Cidr[]; cidrs6?: Cidr6[] }[];
+
+function resolveSubnet4(name: string, spec: SubnetSpec, own: readonly { cidr: Cidr }[], existing: Existing): { cidr: Cidr; gateway: number } {
+  const cidr = requireCidr(spec.cidr);
+  const text = formatCidr(cidr);
+  if (cidr.prefix < SUBNET_PREFIX_MIN || cidr.prefix > SUBNET_PREFIX_MAX) {
+    throw new VxnetError('invalid_cidr', `subnet ${text} has prefix /${cidr.prefix}: use /${SUBNET_PREFIX_MIN} to /${SUBNET_PREFIX_MAX}.`);
+  }
+  for (const mine of own) {
+    if (overlaps(mine.cidr, cidr)) {
+      throw new VxnetError('subnet_overlap', `subnets ${formatCidr(mine.cidr)} and ${text} of network ${name} overlap.`);
+    }
+  }
+  for (const other of existing) {
+    const hit = other.cidrs.find((c) => overlaps(c, cidr));
+    if (hit) throw new VxnetError('subnet_overlap', `subnet ${text} overlaps ${formatCidr(hit)} of network ${other.name}.`);
+  }
+  if (spec.gateway === undefined) return { cidr, gateway: cidr.network + 1 };
+  const gateway = requireIPv4(spec.gateway, 'gateway');
+  if (!contains(cidr, gateway)) {
+    throw new VxnetError('gateway_outside_subnet', `gateway ${spec.gateway} is not inside subnet ${text}.`);
+  }
+  if (gateway === cidr.network || gateway === broadcastOf(cidr)) {
+    const what = gateway === cidr.network ? 'network' : 'broadcast';
+    throw new VxnetError('address_reserved', `gateway ${spec.gateway} is the ${what} address of ${text}; pick a usable address.`);
+  }
+  return { cidr, gateway };
+}
+
+/** An IPv6 subnet of a network, with the rules and sentences of the IPv4 one; its gateway defaults to the first host address. */
+function resolveSubnet6(name: string, spec: SubnetSpec, own: readonly { cidr: Cidr6 }[], existing: Existing): { cidr: Cidr6; gateway: bigint } {
+  const cidr = requireCidr6(spec.cidr);
+  const text = formatCidr6(cidr);
+  if (cidr.prefix < SUBNET6_PREFIX_MIN || cidr.prefix > SUBNET6_PREFIX_MAX) {
+    throw new VxnetError('invalid_cidr', `subnet ${text} has prefix /${cidr.prefix}: use /${SUBNET6_PREFIX_MIN} to /${SUBNET6_PREFIX_MAX} for IPv6.`);
+  }
+  for (const mine of own) {
+    if (overlaps6(mine.cidr, cidr)) {
+      throw new VxnetError('subnet_overlap', `subnets ${formatCidr6(mine.cidr)} and ${text} of network ${name} overlap.`);
+    }
+  }
+  for (const other of existing) {
+    const hit = (other.cidrs6 ?? []).find((c) => overlaps6(c, cidr));
+    if (hit) throw new VxnetError('subnet_overlap', `subnet ${text} overlaps ${formatCidr6(hit)} of network ${other.name}.`);
+  }
+  if (spec.gateway === undefined) return { cidr, gateway: cidr.network + 1n };
+  const gateway = requireIPv6(spec.gateway, 'gateway');
+  if (!contains6(cidr, gateway)) {
+    throw new VxnetError('gateway_outside_subnet', `gateway ${spec.gateway} is not inside subnet ${text}.`);
+  }
+  if (gateway === cidr.network) {
+    throw new VxnetError('address_reserved', `gateway ${spec.gateway} is the Subnet-Router anycast address of ${text} (RFC 4291); pick a usable address.`);
+  }
+  return { cidr, gateway };
 }
 
 /** The first /24 of DEFAULT_SUBNET_POOL that overlaps no existing subnet. */

@@ -18,9 +18,10 @@ const usage = (line: string) => {
 
 describe('subnet mistakes, each with its own sentence', () => {
   test('on the command line', () => {
+    // IPv6 subnets are accepted since issue 15; a bad one is worded for its family
     assert.equal(
-      usage('network create n --subnet fd00::/64'),
-      '--subnet "fd00::/64" is not a valid IPv4 subnet: IPv6 is not supported yet, only IPv4 subnets such as 192.168.1.0/24.',
+      usage('network create n --subnet fd00::1/64'),
+      '--subnet "fd00::1/64" is not a valid IPv6 subnet: its host bits are set, the subnet of fd00::1/64 is fd00::/64.',
     );
     assert.equal(usage('network create n --subnet 10.0.0.0/33'), '--subnet "10.0.0.0/33" is not a valid IPv4 subnet: prefix /33 is out of range, an IPv4 prefix is /0 to /32.');
     assert.equal(usage('network create n --subnet 10.1.0.0'), '--subnet "10.1.0.0" is not a valid IPv4 subnet: the prefix length is missing, as in 10.1.0.0/24.');

@@ -30,9 +30,9 @@ describe('anti-spoofing rules (table bridge vxnet)', () => {
     assert.deepEqual(portBindings([ep]), [a]);
   });
 
-  it('checks frames from host veths only: source MAC, IPv4 source, ARP sender MAC and address; drops anything but IPv6', () => {
+  it('checks frames from host veths only: source MAC, IPv4 source, ARP sender MAC and address, IPv6 source and NDP target; drops anything else', () => {
     const table = renderAntispoofTable([`${a.port} ${a.mac}`], [`${a.port} ${a.ip}`]);
-    const chain = /\tchain antispoof \{\n([^}]*)\n\t\}/.exec(table)?.[1]?.split('\n').map((l) => l.trim());
+    const chain = /\tchain antispoof \{\n([\s\S]*?)\n\t\}/.exec(table)?.[1]?.split('\n').map((l) => l.trim());
     assert.deepEqual(chain, [
       'type filter hook prerouting priority -300; policy accept;',
       'iifname != "vxnh*" accept',
@@ -43,7 +43,12 @@ describe('anti-spoofing rules (table bridge vxnet)', () => {
       'ether type arp arp saddr ip 0.0.0.0 accept comment "ARP probe (RFC 5227)"',
       'ether type arp iifname . arp saddr ip != @endpoint_ips counter drop comment "ARP sender address is not the endpoint\'s"',
       'ether type arp accept',
-      'ether type ip6 accept',
+      // IPv6 since issue 15 (vxnet grants IPv6 addresses): no RA or redirect, NA targets and sources checked
+      'icmpv6 type { nd-router-advert, nd-redirect } counter drop comment "a container sends no router advertisement or redirect"',
+      'icmpv6 type nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 iifname . @th,64,128 != @endpoint_ips6 counter drop comment "NDP target is not the endpoint\'s"',
+      'ether type ip6 iifname . @nh,64,128 @endpoint_ips6 accept comment "IPv6 from its endpoint"',
+      'ether type ip6 ip6 saddr { ::, fe80::/10 } meta l4proto ipv6-icmp accept comment "neighbour discovery and MLD"',
+      'ether type ip6 counter drop comment "IPv6 source is not the endpoint\'s"',
       'counter drop comment "neither IPv4, ARP nor IPv6"',
     ]);
     assert.match(table, /\tset endpoint_macs \{\n\t\ttype ifname \. ether_addr\n\t\telements = \{ "vxnhaaaaaaaaaa" \. 02:78:c0:a8:01:02 \}\n\t\}/);

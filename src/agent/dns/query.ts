@@ -41,7 +41,7 @@ export function queryDns(server: string, name: string, type: number, options: Qu
         if (message) done(decodeDns(message));
       });
     } else {
-      const socket = createSocket('udp4');
+      const socket = createSocket(server.includes(':') ? 'udp6' : 'udp4');
       finish = () => socket.close();
       socket.on('error', () => done(undefined));
       socket.on('message', (message) => {

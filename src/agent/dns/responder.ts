@@ -136,7 +136,8 @@ export class DnsResponder {
 
   #bindUdp(listener: Listener): Promise<UdpSocket> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: 'udp4' });
+      // an IPv6 network's gateway (issue 15) answers on a UDP6 socket
+      const socket = createSocket({ type: listener.gateway.includes(':') ? 'udp6' : 'udp4' });
       socket.once('error', (err) => {
         socket.close();
         reject(err);

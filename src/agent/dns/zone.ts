@@ -7,6 +7,8 @@
  *   an endpoint without a name answers to the name of its namespace (`--netns web`), but only while no
  *   endpoint of the network carries that name or alias: it was never reserved, so it gives way.
  * - `D.C.B.A.in-addr.arpa` for an address inside blue's subnets: the endpoint's `NAME.blue` (PTR).
+ * - On a network with IPv6 subnets (issue 15), AAAA answers each endpoint's IPv6 address as A its IPv4
+ *   one, and `...ip6.arpa` (RFC 3596 nibbles) its name.
  * - Nothing of another network: each network has its own zone and its own gateway address.
  *
  * Answers carry TTL 0: no resolver keeps one, so a name never outlives its endpoint, and a name that is
@@ -14,7 +16,8 @@
  * appears a moment later resolves at once).
  */
 import { contains, parseCidr, parseIPv4, type Cidr } from '../../core/ipv4.ts';
-import type { Endpoint, Network } from '../../core/model.ts';
+import { contains6, formatIPv6, parseCidr6, parseIPv6, type Cidr6 } from '../../core/ipv6.ts';
+import { endpointAddresses, type Endpoint, type Network } from '../../core/model.ts';
 import { defaultEndpointName } from '../../core/names.ts';
 import { addressOfReverseName, DNS_CLASS_IN, DnsRcode, DnsType, type DnsMessage, type DnsRecord } from '../../packet/dns.ts';
 
@@ -22,7 +25,8 @@ import { addressOfReverseName, DNS_CLASS_IN, DnsRcode, DnsType, type DnsMessage,
 export const DNS_TTL = 0;
 
 interface ZoneRecord {
-  ip: string;
+  /** every address of the endpoint, IPv4 first */
+  ips: readonly string[];
   /** what PTR answers, without the network */
   display: string | undefined;
   /** lower case: the endpoint's name and aliases */
@@ -38,6 +42,7 @@ export class NetworkZone {
   readonly network: string;
   readonly #suffix: string;
   readonly subnets: readonly Cidr[];
+  readonly subnets6: readonly Cidr6[];
   /** the gateway addresses the network's zone is served on */
   readonly gateways: readonly string[];
   readonly #records = new Map<string, ZoneRecord>();
@@ -52,6 +57,7 @@ export class NetworkZone {
     this.network = network.name;
     this.#suffix = `.${network.name.toLowerCase()}`;
     this.subnets = network.subnets.map((s) => parseCidr(s.cidr)).filter((c): c is Cidr => c !== undefined);
+    this.subnets6 = network.subnets.map((s) => parseCidr6(s.cidr)).filter((c): c is Cidr6 => c !== undefined);
     this.gateways = network.subnets.map((s) => s.gateway);
   }
 
@@ -65,11 +71,12 @@ export class NetworkZone {
     if (endpoint.status === 'error') return;
     const strong = [endpoint.name, ...(endpoint.aliases ?? [])].filter((n): n is string => n !== undefined).map((n) => n.toLowerCase());
     const weak = defaultEndpointName(endpoint)?.toLowerCase();
-    const record: ZoneRecord = { ip: endpoint.ip, display: endpoint.name ?? defaultEndpointName(endpoint) ?? endpoint.aliases?.[0], strong, weak };
+    const ips = endpointAddresses(endpoint).map((a) => a.ip);
+    const record: ZoneRecord = { ips, display: endpoint.name ?? defaultEndpointName(endpoint) ?? endpoint.aliases?.[0], strong, weak };
     this.#records.set(endpoint.id, record);
     for (const name of strong) add(this.#strong, name, endpoint.id);
     if (weak !== undefined) add(this.#weak, weak, endpoint.id);
-    this.#byIp.set(endpoint.ip, endpoint.id);
+    for (const ip of ips) this.#byIp.set(ip, endpoint.id);
   }
 
   remove(id: string): void {
@@ -78,15 +85,18 @@ export class NetworkZone {
     this.#records.delete(id);
     for (const name of record.strong) drop(this.#strong, name, id);
     if (record.weak !== undefined) drop(this.#weak, record.weak, id);
-    if (this.#byIp.get(record.ip) === id) this.#byIp.delete(record.ip);
+    for (const ip of record.ips) if (this.#byIp.get(ip) === id) this.#byIp.delete(ip);
   }
 
-  /** The addresses `name` (one label, any case) resolves to in this network, sorted. */
+  /** The addresses `name` (one label, any case) resolves to in this network, sorted: IPv4, then IPv6. */
   addressesOf(name: string): string[] {
     const key = name.toLowerCase();
     const ids = this.#strong.get(key) ?? this.#weak.get(key);
     if (!ids) return [];
-    return [...ids].map((id) => this.#records.get(id)!.ip).sort((a, b) => parseIPv4(a)! - parseIPv4(b)!);
+    const all = [...ids].flatMap((id) => this.#records.get(id)!.ips);
+    const v4 = all.filter((ip) => !ip.includes(':')).sort((a, b) => parseIPv4(a)! - parseIPv4(b)!);
+    const v6 = all.filter((ip) => ip.includes(':')).sort((a, b) => (parseIPv6(a)! < parseIPv6(b)! ? -1 : 1));
+    return [...v4, ...v6];
   }
 
   /** `NAME.NETWORK` of the endpoint holding `ip`, if it has a name. */
@@ -99,7 +109,9 @@ export class NetworkZone {
   /** Whether `ip` is inside one of the network's subnets (where queries come from, and what PTR answers for). */
   covers(ip: string): boolean {
     const value = parseIPv4(ip);
-    return value !== undefined && this.subnets.some((subnet) => contains(subnet, value));
+    if (value !== undefined) return this.subnets.some((subnet) => contains(subnet, value));
+    const value6 = parseIPv6(ip);
+    return value6 !== undefined && this.subnets6.some((subnet) => contains6(subnet, value6));
   }
 
   /** Answers `query` from this zone, or says to forward it. */
@@ -111,7 +123,7 @@ export class NetworkZone {
     if (question.class !== DNS_CLASS_IN) return 'forward';
     const asked = question.name.toLowerCase();
 
-    const reverse = addressOfReverseName(asked);
+    const reverse = addressOfReverseName(asked) ?? addressOfReverseName6(asked);
     if (reverse !== undefined) {
       if (!this.covers(reverse)) return 'forward';
       const name = this.nameOf(reverse);
@@ -128,13 +140,23 @@ export class NetworkZone {
     }
     const addresses = this.addressesOf(label);
     if (addresses.length === 0) return qualified ? { answer: reply(query, DnsRcode.NXDOMAIN, []) } : 'forward';
-    const wantsA = question.type === DnsType.A || question.type === DnsType.ANY;
-    const records: DnsRecord[] = wantsA
-      ? addresses.map((address) => ({ name: question.name, type: DnsType.A, class: DNS_CLASS_IN, ttl: DNS_TTL, address }))
-      : [];
-    // the name exists: another type (AAAA while networks are IPv4 only) is an empty answer, not NXDOMAIN
+    const any = question.type === DnsType.ANY;
+    const records: DnsRecord[] = [];
+    for (const address of addresses) {
+      const type = address.includes(':') ? DnsType.AAAA : DnsType.A;
+      if (any || question.type === type) records.push({ name: question.name, type, class: DNS_CLASS_IN, ttl: DNS_TTL, address });
+    }
+    // the name exists: another type (AAAA of an IPv4-only endpoint) is an empty answer, not NXDOMAIN
     return { answer: reply(query, DnsRcode.NOERROR, records) };
   }
+}
+
+/** The address of an `ip6.arpa` name: 32 nibbles, lowest first (RFC 3596 section 2.5); undefined for anything else. */
+export function addressOfReverseName6(name: string): string | undefined {
+  const match = /^((?:[0-9a-f]\.){32})ip6\.arpa\.?$/i.exec(name);
+  if (!match) return undefined;
+  const hex = match[1]!.split('.').slice(0, 32).reverse().join('');
+  return formatIPv6(BigInt(`0x${hex}`));
 }
 
 /** An authoritative answer to `query` with `answers`. */

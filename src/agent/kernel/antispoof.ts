@@ -1,5 +1,6 @@
 /**
- * Anti-spoofing per bridge port: a container may send only with its own endpoint's MAC and IPv4 address.
+ * Anti-spoofing per bridge port: a container may send only with its own endpoint's MAC and IPv4 and IPv6
+ * addresses.
  *
  * Why: a container holds its network namespace and sends whatever frames it likes. Without a check on the
  * port, it can claim another endpoint's address or MAC inside its network (and poison ARP caches), and,
@@ -11,8 +12,20 @@
  * (port . IPv4). A frame from a host veth (`vxnh*`) must carry its endpoint's MAC as Ethernet source; IPv4
  * its address as source; ARP its MAC and address as sender (or 0.0.0.0, an RFC 5227 probe); anything else
  * but IPv6 (VLAN tags, other ethertypes) is dropped. No DHCP or other unspecified IPv4 source is needed:
- * addresses are assigned by the manager. IPv6 passes with its MAC checked only: vxnet gives containers no
- * IPv6 address and the host no IPv6 route into a network, so an IPv6 source claims nothing vxnet grants.
+ * addresses are assigned by the manager. IPv6 (issue 15: vxnet grants IPv6 addresses now) must come from
+ * one of the endpoint's IPv6 addresses (set `endpoint_ips6`, port . address); a neighbour advertisement must
+ * name one of them as its target (or a link-local one), as an ARP reply must its sender, so that no
+ * container can claim another's address to its neighbours; router advertisements and redirects are
+ * dropped outright (no container is a router); from link-local or unspecified sources only ICMPv6 passes
+ * (neighbour discovery and MLD need it, and vxnet grants no link-local address to take over). The set is
+ * keyed by raw header bits (`@nh,64,128`, the source; `@th,64,128`, the target) because nft 1.0.6 has no
+ * neighbour discovery target field, so its elements are 128-bit numbers.
+ *
+ * Neighbour discovery stays on the host (chain `ndp_out`, hook postrouting): router and neighbour
+ * advertisements, router solicitations, redirects and MLD are not sent out of a VXLAN port at all.
+ * Neighbour solicitations are let through to the VXLAN device, whose `proxy` answers them from the
+ * permanent neighbour entries of the remote endpoints and never encapsulates them (the kernel's
+ * neigh_reduce), just as it answers ARP: no NDP crosses the underlay.
  * Frames from other ports (the VXLAN device, foreign links) are not looked at here: remote containers are
  * checked by their own hosts. Each packet costs at most three set lookups, whatever the number of endpoints.
  *
@@ -23,12 +36,17 @@
  * unchecked, and a port not (yet) in the sets passes nothing. A missing or outdated table is created whole.
  */
 import { createHash } from 'node:crypto';
-import { deviceNames, OWNED_NFT_TABLE, type DesiredEndpoint } from '../dataplane.ts';
+import { formatIPv6, parseIPv6 } from '../../core/ipv6.ts';
+import { allAddresses, deviceNames, OWNED_NFT_TABLE, type DesiredEndpoint } from '../dataplane.ts';
 import type { Runner } from './exec.ts';
 
 export const ANTISPOOF_CHAIN = 'antispoof';
 export const ENDPOINT_MACS_SET = 'endpoint_macs';
 export const ENDPOINT_IPS_SET = 'endpoint_ips';
+export const ENDPOINT_IPS6_SET = 'endpoint_ips6';
+export const NDP_CHAIN = 'ndp_out';
+/** every VXLAN device: the ports neighbour discovery is kept from */
+const VXLAN_PORTS = `${deviceNames.vxlan(0).slice(0, -1)}*`;
 /** every host veth: the ports whose frames are checked */
 const HOST_PORTS = `${deviceNames.hostVeth('')}*`;
 const MARKER = /^vxnet antispoof sha256:([0-9a-f]{16})$/;
@@ -39,8 +57,10 @@ export interface PortBinding {
   port: string;
   /** lower case */
   mac: string;
-  /** IPv4 address without prefix */
-  ip: string;
+  /** IPv4 address without prefix (absent on an IPv6-only network) */
+  ip?: string;
+  /** IPv6 addresses without prefix (RFC 5952 form) */
+  ips6?: readonly string[];
 }
 
 export interface AntispoofState {
@@ -51,13 +71,20 @@ export interface AntispoofState {
   macs: string[];
   /** installed elements as "port ip" */
   ips: string[];
+  /** installed IPv6 elements as "port ip6" (RFC 5952 form); absent: none */
+  ips6?: string[];
   /** the table could not be read: it is created whole (linux-dataplane.ts fails closed if that fails) */
   unreadable?: string;
 }
 
 /** Pure: the bindings of (validated) local endpoints. */
 export function portBindings(endpoints: readonly DesiredEndpoint[]): PortBinding[] {
-  return endpoints.map((ep) => ({ port: ep.hostVeth, mac: ep.mac.toLowerCase(), ip: ep.address.split('/')[0]! }));
+  return endpoints.map((ep) => {
+    const ips = allAddresses(ep).map((a) => a.address.split('/')[0]!);
+    const v4 = ips.find((ip) => !ip.includes(':'));
+    const v6 = ips.filter((ip) => ip.includes(':'));
+    return { port: ep.hostVeth, mac: ep.mac.toLowerCase(), ...(v4 !== undefined ? { ip: v4 } : {}), ...(v6.length ? { ips6: v6 } : {}) };
+  });
 }
 
 const quote = (value: string): string => `"${value}"`;
@@ -73,27 +100,40 @@ function rules(marker: string | undefined): string[] {
     `ether type arp arp saddr ip 0.0.0.0 accept comment ${quote('ARP probe (RFC 5227)')}`,
     `ether type arp iifname . arp saddr ip != @${ENDPOINT_IPS_SET} ${drop("ARP sender address is not the endpoint's")}`,
     'ether type arp accept',
-    // IPv6 is not vxnet's (no addresses, no routes): only its MAC is checked, as for any frame above
-    'ether type ip6 accept',
+    `icmpv6 type { nd-router-advert, nd-redirect } ${drop('a container sends no router advertisement or redirect')}`,
+    `icmpv6 type nd-neighbor-advert @th,64,16 & 0xffc0 != 0xfe80 iifname . @th,64,128 != @${ENDPOINT_IPS6_SET} ${drop("NDP target is not the endpoint's")}`,
+    `ether type ip6 iifname . @nh,64,128 @${ENDPOINT_IPS6_SET} accept comment ${quote('IPv6 from its endpoint')}`,
+    `ether type ip6 ip6 saddr { ::, fe80::/10 } meta l4proto ipv6-icmp accept comment ${quote('neighbour discovery and MLD')}`,
+    `ether type ip6 ${drop("IPv6 source is not the endpoint's")}`,
     drop('neither IPv4, ARP nor IPv6'),
   ];
 }
 
+/** Neighbour discovery other than solicitations (which the VXLAN device's proxy answers) never leaves by a VXLAN port. */
+function ndpRules(): string[] {
+  const types = 'nd-router-solicit, nd-router-advert, nd-neighbor-advert, nd-redirect, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report';
+  return [`oifname ${quote(VXLAN_PORTS)} icmpv6 type { ${types} } counter drop comment ${quote('neighbour discovery stays on this host')}`];
+}
+
+/** An IPv6 address as the 128-bit number the set holds ("0x" and 32 hex digits). */
+const hex6 = (ip: string): string => `0x${(parseIPv6(ip) ?? 0n).toString(16).padStart(32, '0')}`;
+
 /** first 16 hex characters of the SHA-256 of the rules: what an installed table is compared with */
-export const ANTISPOOF_HASH = createHash('sha256').update(rules(undefined).join('\n')).digest('hex').slice(0, 16);
+export const ANTISPOOF_HASH = createHash('sha256').update([...rules(undefined), ...ndpRules()].join('\n')).digest('hex').slice(0, 16);
 
 const macElement = (port: string, mac: string) => `${quote(port)} . ${mac}`;
 const ipElement = (port: string, ip: string) => `${quote(port)} . ${ip}`;
+const ip6Element = (port: string, ip: string) => `${quote(port)} . ${hex6(ip)}`;
 const split = (key: string): [string, string] => {
   const space = key.indexOf(' ');
   return [key.slice(0, space), key.slice(space + 1)];
 };
 
 /** Pure: the whole `table bridge vxnet { ... }` with the given elements ("port mac" / "port ip"). */
-export function renderAntispoofTable(macs: Iterable<string>, ips: Iterable<string>): string {
+export function renderAntispoofTable(macs: Iterable<string>, ips: Iterable<string>, ips6: Iterable<string> = []): string {
   const set = (name: string, type: string, elements: string[]) => [
     `\tset ${name} {`,
-    `\t\ttype ${type}`,
+    `\t\t${type.startsWith('typeof ') ? type : `type ${type}`}`,
     ...(elements.length ? [`\t\telements = { ${elements.join(', ')} }`] : []),
     '\t}',
   ];
@@ -101,9 +141,14 @@ export function renderAntispoofTable(macs: Iterable<string>, ips: Iterable<strin
     `table bridge ${OWNED_NFT_TABLE} {`,
     ...set(ENDPOINT_MACS_SET, 'ifname . ether_addr', [...macs].sort().map((k) => macElement(...split(k)))),
     ...set(ENDPOINT_IPS_SET, 'ifname . ipv4_addr', [...ips].sort().map((k) => ipElement(...split(k)))),
+    ...set(ENDPOINT_IPS6_SET, 'typeof iifname . @nh,64,128', [...ips6].sort().map((k) => ip6Element(...split(k)))),
     `\tchain ${ANTISPOOF_CHAIN} {`,
     '\t\ttype filter hook prerouting priority -300; policy accept;',
     ...rules(`vxnet antispoof sha256:${ANTISPOOF_HASH}`).map((rule) => `\t\t${rule}`),
+    '\t}',
+    `\tchain ${NDP_CHAIN} {`,
+    '\t\ttype filter hook postrouting priority 0; policy accept;',
+    ...ndpRules().map((rule) => `\t\t${rule}`),
     '\t}',
     '}',
   ].join('\n');
@@ -121,16 +166,18 @@ export function planAntispoof(
   keepPorts: ReadonlySet<string> = new Set(),
 ): { lines: string[]; changes: number; after: AntispoofState } {
   const macs = new Set(wanted.map((b) => `${b.port} ${b.mac}`));
-  const ips = new Set(wanted.map((b) => `${b.port} ${b.ip}`));
+  const ips = new Set(wanted.filter((b) => b.ip !== undefined).map((b) => `${b.port} ${b.ip}`));
+  const ips6 = new Set(wanted.flatMap((b) => (b.ips6 ?? []).map((ip) => `${b.port} ${ip}`)));
   const kept = (key: string) => keepPorts.has(split(key)[0]);
   if (!installed.present || installed.unreadable !== undefined || installed.hash !== ANTISPOOF_HASH) {
     for (const key of installed.macs) if (kept(key)) macs.add(key);
     for (const key of installed.ips) if (kept(key)) ips.add(key);
-    const table = renderAntispoofTable(macs, ips);
+    for (const key of installed.ips6 ?? []) if (kept(key)) ips6.add(key);
+    const table = renderAntispoofTable(macs, ips, ips6);
     return {
       lines: [`table bridge ${OWNED_NFT_TABLE}`, `delete table bridge ${OWNED_NFT_TABLE}`, table],
       changes: 1,
-      after: { present: true, hash: ANTISPOOF_HASH, macs: [...macs], ips: [...ips] },
+      after: { present: true, hash: ANTISPOOF_HASH, macs: [...macs], ips: [...ips], ...(ips6.size ? { ips6: [...ips6] } : {}) },
     };
   }
   const lines: string[] = [];
@@ -146,7 +193,8 @@ export function planAntispoof(
   };
   const macsAfter = diff(ENDPOINT_MACS_SET, macs, installed.macs, macElement);
   const ipsAfter = diff(ENDPOINT_IPS_SET, ips, installed.ips, ipElement);
-  return { lines, changes, after: { present: true, hash: ANTISPOOF_HASH, macs: macsAfter, ips: ipsAfter } };
+  const ips6After = diff(ENDPOINT_IPS6_SET, ips6, installed.ips6 ?? [], ip6Element);
+  return { lines, changes, after: { present: true, hash: ANTISPOOF_HASH, macs: macsAfter, ips: ipsAfter, ...(ips6After.length ? { ips6: ips6After } : {}) } };
 }
 
 /** The script lines that delete the table (harmless if it is already gone). */
@@ -166,11 +214,14 @@ export function parseAntispoof(text: string): AntispoofState {
     if (table && table.family === 'bridge' && table.name === OWNED_NFT_TABLE) state.present = true;
     const set = item.set as Json | undefined;
     if (set && set.family === 'bridge' && set.table === OWNED_NFT_TABLE && Array.isArray(set.elem)) {
-      const into = set.name === ENDPOINT_MACS_SET ? state.macs : set.name === ENDPOINT_IPS_SET ? state.ips : undefined;
+      const v6 = set.name === ENDPOINT_IPS6_SET;
+      const into = set.name === ENDPOINT_MACS_SET ? state.macs : set.name === ENDPOINT_IPS_SET ? state.ips : v6 ? (state.ips6 ??= []) : undefined;
       for (const elem of set.elem as Json[]) {
         const concat = (elem?.concat ?? (elem?.elem as Json | undefined)?.val) as unknown;
         if (into && Array.isArray(concat) && concat.length === 2 && concat.every((v) => typeof v === 'string')) {
-          into.push(`${concat[0]} ${String(concat[1]).toLowerCase()}`);
+          // the IPv6 set holds 128-bit numbers ("0xfd00..."): kept as the address they stand for
+          const value = v6 ? fromHex6(String(concat[1])) : String(concat[1]).toLowerCase();
+          if (value !== undefined) into.push(`${concat[0]} ${value}`);
         }
       }
     }
@@ -181,6 +232,11 @@ export function parseAntispoof(text: string): AntispoofState {
     }
   }
   return state;
+}
+
+function fromHex6(text: string): string | undefined {
+  if (!/^0x[0-9a-fA-F]{1,32}$/.test(text)) return undefined;
+  return formatIPv6(BigInt(text));
 }
 
 /** Reads the installed table; a failure comes back as `unreadable` (the table is then written whole). */

@@ -8,7 +8,7 @@
  * Two phases, so that the data plane can prepare endpoints (veth pairs, the container side) while its
  * firewall transaction and entry batches run, and attach them only once those are in place.
  */
-import type { DesiredEndpoint, ReconcileResult } from '../dataplane.ts';
+import { allAddresses, type DesiredEndpoint, type ReconcileResult } from '../dataplane.ts';
 import { isGone, runBatch } from './batch.ts';
 import { parseBatchErrors, type Runner } from './exec.ts';
 import { batchInput, renderEndpointAttach, renderEndpointCreate, renderEndpointInside, renderEndpointUndo } from './render.ts';
@@ -78,6 +78,14 @@ export async function prepareEndpoints(
   // B: inside each namespace, a few at a time (not for handed-over endpoints: Docker configures those)
   const inside = candidates.filter((ep) => !failed.has(ep) && ep.netns !== undefined);
   await mapLimit(inside, concurrency, async (ep) => {
+    const ra = acceptRaOff(ep);
+    if (ra) {
+      const res = await run.run(['nsenter', `--net=${ep.netns!}`, ...ra], { signal, allowFailure: true });
+      if (res.code !== 0) {
+        fail(ep, `turning off router advertisements on ${ep.peerVeth} in ${ep.netns} failed: ${res.stderr.trim() || `exit code ${res.code}`}`);
+        return;
+      }
+    }
     const script = renderEndpointInside(ep);
     const res = await run.run(['nsenter', `--net=${ep.netns!}`, 'ip', '-batch', '-'], {
       input: batchInput(script),
@@ -145,6 +153,17 @@ export async function attachEndpoints(
   }
   if (ready) log(`set up ${ready} endpoint${ready === 1 ? '' : 's'}`);
   return ready;
+}
+
+/**
+ * An endpoint with an IPv6 address takes no router advertisements (issue 15): its address and default route
+ * come from the manager, and an RA from anyone else would add a default route or addresses behind vxnet's
+ * back. Set on the peer before it is renamed and raised (it keeps the setting), so that no RA is ever taken;
+ * the bridge's anti-spoofing drops RAs from containers anyway, this covers the rest.
+ */
+export function acceptRaOff(ep: DesiredEndpoint): string[] | undefined {
+  if (!allAddresses(ep).some((a) => a.address.includes(':'))) return undefined;
+  return ['sysctl', '-q', '-w', `net.ipv6.conf.${ep.peerVeth}.accept_ra=0`];
 }
 
 function reportFailure(log: (line: string) => void, result: ReconcileResult, ep: DesiredEndpoint, message: string): void {

@@ -41,6 +41,7 @@ import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './end
 import { createRunner, type Runner } from './exec.ts';
 import { deleteAntispoofLines, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
 import { effectiveVxlanFilter, planFirewall } from './nftables.ts';
+import { ensureIpv6Forwarding } from './ipv6-firewall.ts';
 import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
 import { IP_FORWARD, readBase, readFdb, readNeighbours, readTables, type ActualState, type LinkState, type TablesState } from './read.ts';
@@ -231,6 +232,7 @@ export class LinuxDataplane implements Dataplane {
           errors.push(`enabling IPv4 forwarding failed: ${messageOf(err)}`);
         }
       }
+      result.changes += await ensureIpv6Forwarding(this.#run, plan.networks, this.#log, errors);
       if (this.#tune && !this.#tuned) {
         this.#tuned = true;
         result.changes += await raiseNeighbourLimits(this.#run, this.#log, errors);
@@ -374,7 +376,7 @@ export class LinuxDataplane implements Dataplane {
     if (firewall.action === 'none' && antispoof.lines.length === 0) return { tables: installed };
     const script = (firewall.action === 'none' ? '' : firewall.script) + antispoof.lines.map((line) => `${line}\n`).join('');
     const after: TablesState = {
-      firewall: firewall.action === 'none' ? installed.firewall : firewall.action === 'delete' ? { present: false } : { present: true, hash: firewall.hash },
+      firewall: firewall.action === 'none' ? installed.firewall : firewall.action === 'delete' ? { present: false } : { present: true, hash: firewall.hash, ...(firewall.hash6 ? { hash6: firewall.hash6 } : {}) },
       antispoof: antispoof.after,
     };
     try {

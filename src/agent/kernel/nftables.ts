@@ -68,6 +68,7 @@ import { createHash } from 'node:crypto';
 import { broadcastOf, formatIPv4, parseCidr, parseIPv4 } from '../../core/ipv4.ts';
 import type { DesiredNetwork, VxlanFilter } from '../dataplane.ts';
 import { isIfname } from './validate.ts';
+import { firewall6MarkerRule, ipv4Part, renderFirewall6, replaceScript6 } from './ipv6-firewall.ts';
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 
 const BRIDGES = `${OWNED_PREFIX}b*`;
@@ -132,6 +133,10 @@ export interface RenderedFirewall {
   table: string;
   /** first 16 hex characters of the SHA-256 of the rules (without the marker comments) */
   hash: string;
+  /** table ip6 vxnet (IPv6 inside networks, ipv6-firewall.ts), replaced with this one; absent: none wanted */
+  table6?: string;
+  /** its rules hash, named by a marker rule of table ip vxnet */
+  hash6?: string;
 }
 
 const quote = (value: string): string => `"${value}"`;
@@ -158,7 +163,9 @@ export function rangesWithout(subnet: string, holes: readonly string[]): string[
  * stable order. Without a filter (no ports) the table holds the network chains only.
  */
 export function renderFirewall(networks: readonly DesiredNetwork[], filter: VxlanFilter = NO_FILTER): RenderedFirewall {
-  const nets = [...networks].sort((a, b) => a.vni - b.vni);
+  // IPv6 subnets and gateways have their own table (ipv6-firewall.ts)
+  const six = renderFirewall6(networks);
+  const nets = [...networks].sort((a, b) => a.vni - b.vni).map(ipv4Part);
   const guard = filter.ports.length > 0 ? effectiveVxlanFilter(filter, []).filter : undefined;
   const postrouting: string[] = [];
   const forward: string[] = [];
@@ -239,7 +246,7 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
       [`iifname . oifname @${SAME_BRIDGE_SET} accept comment ${quote('a bridge\'s own traffic')}`, ...forward],
       `iifname != ${quote(BRIDGES)} oifname != ${quote(BRIDGES)} accept${marker ? ` comment ${quote(marker)}` : ''}`,
     ),
-    ...chain('input', 'type filter hook input priority filter - 10; policy accept;', input),
+    ...chain('input', 'type filter hook input priority filter - 10; policy accept;', six ? [...input, firewall6MarkerRule(six.hash)] : input),
   ];
   const body = (marker: string | undefined) =>
     guard
@@ -248,12 +255,13 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
   const hash = createHash('sha256').update(body(undefined).join('\n')).digest('hex').slice(0, 16);
   const marker = `vxnet rules sha256:${hash}`;
   const table = [`table ip ${OWNED_NFT_TABLE} {`, `\tcomment ${quote(marker)}`, ...body(marker), '}'].join('\n');
-  return { table, hash };
+  return six ? { table, hash, table6: six.table, hash6: six.hash } : { table, hash };
 }
 
 /** The `nft -f -` script that atomically replaces (or creates) the table. */
 export function replaceScript(rendered: RenderedFirewall): string {
-  return `table ip ${OWNED_NFT_TABLE}\ndelete table ip ${OWNED_NFT_TABLE}\n${rendered.table}\n`;
+  const six = rendered.table6 !== undefined ? replaceScript6(rendered.table6) : '';
+  return `table ip ${OWNED_NFT_TABLE}\ndelete table ip ${OWNED_NFT_TABLE}\n${rendered.table}\n${six}`;
 }
 
 /** The `nft -f -` script that deletes the table (harmless if it is already gone). */
@@ -268,13 +276,16 @@ export function deleteScript(): string {
  */
 export function planFirewall(
   networks: readonly DesiredNetwork[],
-  installed: { present: boolean; hash?: string; unreadable?: string },
+  installed: { present: boolean; hash?: string; unreadable?: string; hash6?: string },
   filter: VxlanFilter = NO_FILTER,
-): { action: 'none' } | { action: 'replace'; script: string; hash: string } | { action: 'delete'; script: string } {
+): { action: 'none' } | { action: 'replace'; script: string; hash: string; hash6?: string } | { action: 'delete'; script: string } {
+  // an IPv6 table that is no longer wanted goes with the replacement or deletion of table ip vxnet
+  const stale6 = installed.hash6 !== undefined ? replaceScript6(undefined) : '';
   if (networks.length === 0 && filter.ports.length === 0) {
-    return installed.present || installed.unreadable ? { action: 'delete', script: deleteScript() } : { action: 'none' };
+    return installed.present || installed.unreadable ? { action: 'delete', script: deleteScript() + stale6 } : { action: 'none' };
   }
   const rendered = renderFirewall(networks, filter);
   if (installed.present && installed.hash === rendered.hash) return { action: 'none' };
-  return { action: 'replace', script: replaceScript(rendered), hash: rendered.hash };
+  const script = replaceScript(rendered) + (rendered.table6 === undefined ? stale6 : '');
+  return rendered.hash6 !== undefined ? { action: 'replace', script, hash: rendered.hash, hash6: rendered.hash6 } : { action: 'replace', script, hash: rendered.hash };
 }

@@ -191,8 +191,10 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
       if (!br.up) fix.up = true;
       if (fix.mtu !== undefined || fix.mac !== undefined || fix.up) sets.push(fix);
       const want = new Set(net.gatewayAddresses);
-      for (const cidr of br.ipv4) if (!want.has(cidr)) addrs.push({ op: 'addr-del', dev: net.bridge, cidr, ...owner });
-      const have = new Set(br.ipv4);
+      // IPv6 gateways too (issue 15); link-local addresses are not read, so never pruned
+      const held = br.ipv6 ? [...br.ipv4, ...br.ipv6] : br.ipv4;
+      for (const cidr of held) if (!want.has(cidr)) addrs.push({ op: 'addr-del', dev: net.bridge, cidr, ...owner });
+      const have = new Set(held);
       for (const cidr of want) if (!have.has(cidr)) addrs.push({ op: 'addr-add', dev: net.bridge, cidr, ...owner });
     }
 

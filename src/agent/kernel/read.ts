@@ -14,6 +14,7 @@
  */
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
+import { FIREWALL6_MARKER, firewall6Matches } from './ipv6-firewall.ts';
 import type { Runner } from './exec.ts';
 
 export interface VxlanAttributes {
@@ -48,6 +49,8 @@ export interface LinkState {
   vxlan?: VxlanAttributes;
   /** IPv4 addresses with prefix length, e.g. "192.168.1.1/24" */
   ipv4: string[];
+  /** global IPv6 addresses with prefix length, e.g. "fd00:1::1/64" (link-local ones are the kernel's own) */
+  ipv6?: string[];
 }
 
 export interface NeighbourEntry {
@@ -73,6 +76,8 @@ export interface FirewallState {
   present: boolean;
   /** the rules hash found in the installed table, if any */
   hash?: string;
+  /** the hash of table ip6 vxnet that its marker rule names: the host has IPv6 networks (ipv6-firewall.ts) */
+  hash6?: string;
   /**
    * Set when the table could not be read (nft missing, nf_tables not usable): the state is unknown, the
    * data plane tries to install the table and, failing that, fails closed (linux-dataplane.ts).
@@ -157,6 +162,7 @@ export function parseLinks(text: string): LinkState[] {
       const local = str(addr.local);
       const prefix = num(addr.prefixlen);
       if (addr.family === 'inet' && local && prefix !== undefined) link.ipv4.push(`${local}/${prefix}`);
+      if (addr.family === 'inet6' && addr.scope === 'global' && local && prefix !== undefined) (link.ipv6 ??= []).push(`${local}/${prefix}`);
     }
     return [link];
   });
@@ -205,6 +211,7 @@ export function parseFirewall(text: string): FirewallState {
   if (!Array.isArray(items)) throw new Error('nft -j list table: expected {"nftables": [...]}');
   let present = false;
   let hash: string | undefined;
+  let hash6: string | undefined;
   for (const item of items as Json[]) {
     const table = item.table as Json | undefined;
     if (table && table.family === 'ip' && table.name === OWNED_NFT_TABLE) {
@@ -216,9 +223,13 @@ export function parseFirewall(text: string): FirewallState {
     if (rule && rule.table === OWNED_NFT_TABLE) {
       const match = FIREWALL_MARKER.exec(str(rule.comment) ?? '');
       if (match) hash ??= match[1];
+      const six = FIREWALL6_MARKER.exec(str(rule.comment) ?? '');
+      if (six) hash6 ??= six[1];
     }
   }
-  return hash === undefined ? { present } : { present, hash };
+  const state: FirewallState = hash === undefined ? { present } : { present, hash };
+  if (hash6 !== undefined) state.hash6 = hash6;
+  return state;
 }
 
 export async function readLinks(run: Runner, signal?: AbortSignal): Promise<LinkState[]> {
@@ -298,6 +309,11 @@ export interface TablesState {
 
 export async function readTables(run: Runner, signal?: AbortSignal): Promise<TablesState> {
   const [firewall, antispoof] = await Promise.all([readFirewall(run, signal), readAntispoof(run, signal)]);
+  // a host with IPv6 networks also checks their table; one that differs makes both be written again
+  if (firewall.hash6 !== undefined && !(await firewall6Matches(run, firewall.hash6, signal))) {
+    const { hash: _outdated, ...rest } = firewall;
+    return { firewall: rest, antispoof };
+  }
   return { firewall, antispoof };
 }
 

@@ -10,7 +10,7 @@
  * the destination it is meant to and never touches the bridge's learned table. The bridge's own entries for
  * remote MACs are `master static` (`permanent` would make the bridge deliver them to the host itself).
  */
-import type { DesiredEndpoint } from '../dataplane.ts';
+import { allAddresses, type DesiredEndpoint } from '../dataplane.ts';
 import type { FdbStep, LinkStep, NeighbourStep } from './plan.ts';
 
 export function renderLinkStep(step: LinkStep): string {
@@ -38,7 +38,7 @@ export function renderLinkStep(step: LinkStep): string {
     case 'port-set':
       return `link set dev ${step.name} type bridge_slave learning ${step.learning ? 'on' : 'off'}`;
     case 'addr-add':
-      return `addr add ${step.cidr} dev ${step.dev}`;
+      return `addr add ${step.cidr} dev ${step.dev}${step.cidr.includes(':') ? ' nodad' : ''}`;
     case 'addr-del':
       return `addr del ${step.cidr} dev ${step.dev}`;
   }
@@ -83,16 +83,23 @@ export function renderEndpointCreate(ep: DesiredEndpoint): string[] {
 /**
  * Lines run inside the target namespace (`nsenter --net=PATH ip -batch -`, no -force: the first error
  * stops it and the endpoint is undone). `route replace` so the endpoint's gateway becomes the default route
- * even when the namespace came with one.
+ * even when the namespace came with one. IPv6 addresses (issue 15) are added `nodad`: the manager made them
+ * unique, so duplicate address detection would only delay them and send solicitations; their default route
+ * is `::/0` via the IPv6 gateway, and each other subnet goes via the gateway of its own family.
  */
 export function renderEndpointInside(ep: DesiredEndpoint): string[] {
+  const addresses = allAddresses(ep);
+  const gatewayFor = (cidr: string) => addresses.find((a) => a.address.includes(':') === cidr.includes(':'))?.gateway;
   return [
     `link set dev ${ep.peerVeth} name ${ep.ifname}`,
-    `addr add ${ep.address} dev ${ep.ifname}`,
+    ...addresses.map(({ address }) => `addr add ${address} dev ${ep.ifname}${address.includes(':') ? ' nodad' : ''}`),
     `link set dev ${ep.ifname} up`,
     'link set dev lo up',
-    `route replace default via ${ep.gateway} dev ${ep.ifname}`,
-    ...ep.extraRoutes.map((route) => `route replace ${route} via ${ep.gateway} dev ${ep.ifname}`),
+    ...addresses.map(({ address, gateway }) => `route replace ${address.includes(':') ? '::/0' : 'default'} via ${gateway} dev ${ep.ifname}`),
+    ...ep.extraRoutes.flatMap((route) => {
+      const gateway = gatewayFor(route);
+      return gateway === undefined ? [] : [`route replace ${route} via ${gateway} dev ${ep.ifname}`];
+    }),
   ];
 }
 

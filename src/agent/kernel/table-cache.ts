@@ -29,7 +29,7 @@ export const TABLES_RESYNC_MS = 30_000;
 /** how many of our own recent nft processes are remembered for attributing the monitor's generations */
 const OWN_PIDS = 64;
 
-const OWNED_TABLE_EVENT = new RegExp(`^\\S+ \\S+ (ip|bridge) ${OWNED_NFT_TABLE}( |$)`);
+const OWNED_TABLE_EVENT = new RegExp(`^\\S+ \\S+ (ip|ip6|bridge) ${OWNED_NFT_TABLE}( |$)`);
 const GENERATION = /^# new generation \d+ by process (\d+)\b/;
 
 /** Pure: whether a line printed by `nft monitor` is a change to table ip vxnet or bridge vxnet. */

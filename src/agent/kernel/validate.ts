@@ -4,9 +4,10 @@
  * ahead. Every value that passes can be written into an `ip`/`bridge` batch line or an nft script as is.
  */
 import { parseCidr } from '../../core/ipv4.ts';
+import { formatIPv6, parseCidr6, parseIPv6 } from '../../core/ipv6.ts';
 import { isIfname, isName, isNetnsPath } from '../../core/names.ts';
 import { isMac } from '../../packet/ethernet.ts';
-import type { DesiredEndpoint, DesiredNetwork, DesiredPeer } from '../dataplane.ts';
+import { allAddresses, type DesiredEndpoint, type DesiredNetwork, type DesiredPeer } from '../dataplane.ts';
 import { deviceNames } from '../dataplane.ts';
 
 export const ZERO_MAC = '00:00:00:00:00:00';
@@ -31,7 +32,26 @@ export function isInterfaceCidr(value: unknown): value is string {
   const prefix = value.slice(slash + 1);
   return isIPv4(value.slice(0, slash)) && /^\d{1,2}$/.test(prefix) && Number(prefix) <= 32;
 }
-const isSubnet = (value: unknown): value is string => typeof value === 'string' && parseCidr(value) !== undefined;
+/**
+ * An IPv6 address in the one form the kernel prints (RFC 5952), so that what is written compares equal to
+ * what is read back; only addresses inside networks are IPv6 here (issue 15), never the underlay.
+ */
+export const isIPv6 = (value: unknown): value is string => {
+  if (typeof value !== 'string' || !value.includes(':')) return false;
+  const parsed = parseIPv6(value);
+  return parsed !== undefined && formatIPv6(parsed) === value;
+};
+/** an address inside a network: IPv4 or (canonical) IPv6 */
+export const isNetworkAddress = (value: unknown): value is string => isIPv4(value) || isIPv6(value);
+/** "a.b.c.d/n" or "fd00::2/64": an interface address with its prefix length, IPv4 or IPv6 */
+export function isNetworkInterfaceCidr(value: unknown): value is string {
+  if (isInterfaceCidr(value)) return true;
+  if (typeof value !== 'string') return false;
+  const slash = value.indexOf('/');
+  const prefix = value.slice(slash + 1);
+  return slash > 0 && isIPv6(value.slice(0, slash)) && /^\d{1,3}$/.test(prefix) && Number(prefix) <= 128;
+}
+const isSubnet = (value: unknown): value is string => typeof value === 'string' && (parseCidr(value) !== undefined || parseCidr6(value) !== undefined);
 const isMulticast = (value: string): boolean => {
   const first = Number(value.split('.')[0]);
   return first >= 224 && first <= 239;
@@ -52,15 +72,15 @@ export function validateNetwork(net: DesiredNetwork): string | undefined {
     if (!isIfname(net.underlayDevice)) return `a multicast network needs a valid underlay device, got ${JSON.stringify(net.underlayDevice)}`;
   }
   if (!isUnicastMac(net.gatewayMac)) return `gateway MAC ${JSON.stringify(net.gatewayMac)} is not a unicast MAC address`;
-  const badGateway = net.gatewayAddresses.find((a) => !isInterfaceCidr(a));
-  if (badGateway !== undefined) return `gateway address ${JSON.stringify(badGateway)} is not of the form a.b.c.d/n`;
+  const badGateway = net.gatewayAddresses.find((a) => !isNetworkInterfaceCidr(a));
+  if (badGateway !== undefined) return `gateway address ${JSON.stringify(badGateway)} is not of the form a.b.c.d/n or an IPv6 address/n`;
   const badSubnet = net.subnets.find((s) => !isSubnet(s));
-  if (badSubnet !== undefined) return `subnet ${JSON.stringify(badSubnet)} is not an IPv4 CIDR`;
+  if (badSubnet !== undefined) return `subnet ${JSON.stringify(badSubnet)} is not an IPv4 or IPv6 CIDR`;
   return undefined;
 }
 
 export function validatePeer(peer: DesiredPeer): string | undefined {
-  if (!isIPv4(peer.ip)) return `peer address ${JSON.stringify(peer.ip)} is not an IPv4 address`;
+  if (!isNetworkAddress(peer.ip)) return `peer address ${JSON.stringify(peer.ip)} is not an IPv4 or IPv6 address`;
   if (!isUnicastMac(peer.mac)) return `peer MAC ${JSON.stringify(peer.mac)} is not a unicast MAC address`;
   if (!isIPv4(peer.vtep)) return `VTEP ${JSON.stringify(peer.vtep)} is not an IPv4 address`;
   return undefined;
@@ -76,11 +96,16 @@ export function validateEndpoint(ep: DesiredEndpoint): string | undefined {
   }
   if (!isIfname(ep.ifname) || ep.ifname === 'lo') return `interface name ${JSON.stringify(ep.ifname)} is invalid`;
   if (!isUnicastMac(ep.mac)) return `MAC ${JSON.stringify(ep.mac)} is not a unicast MAC address`;
-  if (!isInterfaceCidr(ep.address)) return `address ${JSON.stringify(ep.address)} is not of the form a.b.c.d/n`;
-  if (!isIPv4(ep.gateway)) return `gateway ${JSON.stringify(ep.gateway)} is not an IPv4 address`;
+  for (const { address, gateway } of allAddresses(ep)) {
+    if (!isNetworkInterfaceCidr(address)) return `address ${JSON.stringify(address)} is not of the form a.b.c.d/n or an IPv6 address/n`;
+    if (!isNetworkAddress(gateway) || isIPv4(gateway) !== isIPv4(address.split('/')[0])) {
+      return `gateway ${JSON.stringify(gateway)} is not an address of the family of ${address}`;
+    }
+  }
+  if (ep.addresses !== undefined && ep.addresses[0]?.address !== ep.address) return `address ${ep.address} is not the first of its addresses`;
   if (!isInt(ep.mtu, 68, 65535)) return `MTU ${ep.mtu} is outside 68..65535`;
   const badRoute = ep.extraRoutes.find((r) => !isSubnet(r));
-  if (badRoute !== undefined) return `route ${JSON.stringify(badRoute)} is not an IPv4 CIDR`;
+  if (badRoute !== undefined) return `route ${JSON.stringify(badRoute)} is not an IPv4 or IPv6 CIDR`;
   return undefined;
 }
 

@@ -1,5 +1,7 @@
 /** `vxnet attach NETWORK`: the manager answers once the node's agent has set the endpoint up (or failed to). */
-import type { CreateEndpointRequest } from '../../core/model.ts';
+import { parseIPv4 } from '../../core/ipv4.ts';
+import { parseIPv6 } from '../../core/ipv6.ts';
+import { endpointAddresses, type CreateEndpointRequest } from '../../core/model.ts';
 import { requireEndpointName, requireIfname } from '../../core/names.ts';
 import {
   all,
@@ -59,7 +61,12 @@ export const attach: CommandModule<AttachCommand> = {
       value: 'NAME|ID',
       help: "a running container of the node's Docker engine (its agent needs --docker-socket), started with any network, even none",
     },
-    { name: 'ip', kind: 'ipv4', value: 'IP', help: 'address to give (default: the lowest free one)' },
+    {
+      name: 'ip',
+      kind: 'string',
+      value: 'IP',
+      help: "address to give, IPv4 or IPv6 (default: the lowest free one; on a dual-stack network the other family's next free one comes with it)",
+    },
     IFNAME_FLAG,
     HOST_FLAG,
     {
@@ -88,7 +95,7 @@ export const attach: CommandModule<AttachCommand> = {
       network: p.positionals[0]!,
       node,
       ...target,
-      ...given({ ifname: ifname === undefined ? undefined : checked(() => requireIfname(ifname)), ip: one(p, 'ip') }),
+      ...given({ ifname: ifname === undefined ? undefined : checked(() => requireIfname(ifname)), ip: checkIp(one(p, 'ip')) }),
       ...namesOf(p),
     };
     const waitSeconds = integer(p, 'timeout') ?? DEFAULT_ATTACH_TIMEOUT_SECONDS;
@@ -100,7 +107,8 @@ export const attach: CommandModule<AttachCommand> = {
       command,
       ctx,
       (client) => client.createEndpoint(command.request, { waitSeconds: command.waitSeconds }, ctx.signal),
-      (endpoint) => `${formatEndpointAddress(endpoint)}\n`,
+      // every address it was given, one per line (dual stack: IPv4, then IPv6)
+      (endpoint) => endpointAddresses(endpoint).map((a) => `${formatEndpointAddress(a)}\n`).join(''),
     ),
 };
 
@@ -114,4 +122,9 @@ function namesOf(p: Parsed): { name?: string; aliases?: string[] } {
   const aliases = all(p, 'alias');
   for (const alias of aliases) checked(() => requireEndpointName(alias, 'alias'));
   return given({ name: name === undefined ? undefined : checked(() => requireEndpointName(name, 'name')), aliases: aliases.length > 0 ? aliases : undefined });
+}
+
+function checkIp(ip: string | undefined): string | undefined {
+  if (ip === undefined || parseIPv4(ip) !== undefined || (ip.includes(':') && parseIPv6(ip) !== undefined)) return ip;
+  throw new UsageError(`--ip "${ip}" is not a valid IPv${ip.includes(':') ? 6 : 4} address.`);
 }

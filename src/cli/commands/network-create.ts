@@ -1,5 +1,7 @@
 /** `vxnet network create NAME`: the flags map one to one onto the API's CreateNetworkRequest. */
 import type { CreateNetworkRequest } from '../../core/model.ts';
+import { parseCidr, parseIPv4, whyNotCidr } from '../../core/ipv4.ts';
+import { parseCidr6, parseIPv6, whyNotCidr6 } from '../../core/ipv6.ts';
 import { connection, given, has, integer, one, UsageError, type CommandModule, type Connection, type FlagValue } from '../command.ts';
 import { requestAndPrint } from '../context.ts';
 import { formatNetworkCreated } from '../format.ts';
@@ -18,8 +20,15 @@ export const networkCreate: CommandModule<NetworkCreateCommand> = {
   synopsis: 'NAME [--vni N] [--subnet CIDR [--gateway IP]]... [--mtu N] [--port N] [--internal] [--multicast-group IP] [--encrypt]',
   flags: [
     { name: 'vni', kind: 'integer', value: 'N', help: 'VXLAN network identifier, 1-16777215 (default: the lowest free from 4097)' },
-    { name: 'subnet', kind: 'cidr', value: 'CIDR', repeatable: true, help: 'an IPv4 subnet of the network (repeatable; default: a free /24 of 10.200.0.0/16)' },
-    { name: 'gateway', kind: 'ipv4', value: 'IP', repeatable: true, help: 'gateway of the --subnet before it (default: its first address)' },
+    // both families: checked in subnetsOf (an IPv6 one is told by its colon), not by the parser's IPv4 kinds
+    {
+      name: 'subnet',
+      kind: 'string',
+      value: 'CIDR',
+      repeatable: true,
+      help: 'an IPv4 or IPv6 subnet of the network (repeatable, one of each family for dual stack; default: a free /24 of 10.200.0.0/16)',
+    },
+    { name: 'gateway', kind: 'string', value: 'IP', repeatable: true, help: 'gateway of the --subnet before it (default: its first address)' },
     { name: 'mtu', kind: 'integer', value: 'N', help: "MTU inside the network (default: the smallest node's MTU - 50)" },
     { name: 'port', kind: 'integer', value: 'N', help: 'UDP port of the VXLAN traffic (default: 4789)' },
     { name: 'internal', kind: 'boolean', help: 'no route out of the network' },
@@ -54,8 +63,9 @@ function subnetsOf(flags: readonly FlagValue[]): { cidr: string; gateway?: strin
   const subnets: { cidr: string; gateway?: string }[] = [];
   for (const flag of flags) {
     if (typeof flag.value !== 'string') continue;
-    if (flag.name === 'subnet') subnets.push({ cidr: flag.value });
+    if (flag.name === 'subnet') subnets.push({ cidr: checkSubnet(flag.value) });
     if (flag.name === 'gateway') {
+      checkGateway(flag.value);
       const last = subnets.at(-1);
       if (!last) throw new UsageError(`--gateway ${flag.value} must follow the --subnet it belongs to.`);
       if (last.gateway !== undefined) throw new UsageError(`--subnet ${last.cidr} is given two gateways; give one --gateway after each --subnet.`);
@@ -63,4 +73,21 @@ function subnetsOf(flags: readonly FlagValue[]): { cidr: string; gateway?: strin
     }
   }
   return subnets;
+}
+
+/** A --subnet of either family, refused in the words of its family's parser. */
+function checkSubnet(value: string): string {
+  if (value.includes(':')) {
+    if (parseCidr6(value) === undefined) throw new UsageError(`--subnet "${value}" is not a valid IPv6 subnet: ${whyNotCidr6(value)}.`);
+  } else if (parseCidr(value) === undefined) {
+    throw new UsageError(`--subnet "${value}" is not a valid IPv4 subnet: ${whyNotCidr(value)}.`);
+  }
+  return value;
+}
+
+function checkGateway(value: string): void {
+  const v6 = value.includes(':');
+  if (v6 ? parseIPv6(value) === undefined : parseIPv4(value) === undefined) {
+    throw new UsageError(`--gateway "${value}" is not a valid IPv${v6 ? 6 : 4} address.`);
+  }
 }

@@ -18,7 +18,7 @@ export const NodeStateSchema = v.picklist(['up', 'down']);
 export const RoleSchema = v.picklist(['worker', 'admin']);
 
 export const SubnetSchema = v.object({
-  /** "192.168.1.0/24" */
+  /** "192.168.1.0/24" or "fd00:1::/64": a network has IPv4 subnets, IPv6 ones, or both */
   cidr: v.string(),
   /** "192.168.1.1": the same gateway address (and MAC) on every node's bridge */
   gateway: v.string(),
@@ -94,6 +94,13 @@ export const NodeStatusSchema = v.object({
   tunnels: v.exactOptional(v.array(TunnelStatusSchema)),
 });
 
+/** One address of an endpoint, with the prefix and gateway of the subnet it lies in. */
+export const EndpointAddressSchema = v.object({
+  ip: v.string(),
+  prefix: Integer,
+  gateway: v.string(),
+});
+
 /**
  * An endpoint's interface goes to exactly one of three kinds of target (see docs/architecture.md, "Docker"):
  * a network namespace (`netns`), a container of the node's Docker engine (`container`, resolved by that
@@ -127,6 +134,12 @@ export const EndpointSchema = v.object({
   /** prefix length of the subnet the address belongs to */
   prefix: Integer,
   gateway: v.string(),
+  /**
+   * Every address of the endpoint, one per address family of its network's subnets (IPv4 first), present
+   * only when there is more than one. `ip`, `prefix` and `gateway` always repeat the first, so a reader that
+   * knows one address per endpoint keeps working on a dual-stack network.
+   */
+  addresses: v.exactOptional(v.array(EndpointAddressSchema)),
   mac: v.string(),
   status: EndpointStatusSchema,
   /** the agent's reason when status is "error" */

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { VxnetError, quote } from '../../core/errors.ts';
-import { macForIPv4, parseIPv4, requireIPv4 } from '../../core/ipv4.ts';
+import { macForIPv4, parseIPv4 } from '../../core/ipv4.ts';
+import { isIPv6, macForIPv6, parseIPv6 } from '../../core/ipv6.ts';
 import type { CreateEndpointRequest, Endpoint, EndpointStatusRequest, Reservation } from '../../core/model.ts';
 import {
   MAX_ENDPOINT_ALIASES,
@@ -17,7 +18,8 @@ import {
   requireIfname,
   requireName,
 } from '../../core/names.ts';
-import type { Allocation } from '../ipam.ts';
+import type { Allocation, NetworkAllocator } from '../ipam.ts';
+import type { NetworkEntry } from '../state.ts';
 import { attachmentTarget, keys } from '../keys.ts';
 import { isEndpointId, requireEndpointStatus } from '../validation.ts';
 import { casRetry } from './cas.ts';
@@ -93,7 +95,9 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
   // a host endpoint's interface is the node's own, named after the network: one per network and node
   const hostIfname = () => `vxh${ctx.state.networks.get(networkName)?.network.vni ?? 0}`;
   const ifname = requireIfname(req.ifname ?? (target.docker !== undefined ? DOCKER_IFNAME_PREFIX : target.host ? hostIfname() : 'eth0'));
-  if (req.ip !== undefined) requireIPv4(req.ip, 'ip');
+  if (req.ip !== undefined && parseIPv4(req.ip) === undefined && !isIPv6(req.ip)) {
+    throw new VxnetError('invalid_address', `ip ${quote(String(req.ip))} is not a valid IPv4 or IPv6 address.`);
+  }
   if (req.reserved !== undefined && typeof req.reserved !== 'boolean') throw new VxnetError('bad_request', 'field "reserved" must be true or false.');
   const reserved = req.reserved === true;
   if (req.cni !== undefined && target.netns === undefined) throw new VxnetError('bad_request', 'an endpoint of a CNI container ("cni") needs the container\'s "netns".');
@@ -108,6 +112,13 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
   const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
     const { network, compares } = openTarget(ctx, networkName, nodeName);
     requireTunnelFor(ctx, networkName, nodeName);
+    // the host's own interface and a CNI result are set up and described with one IPv4 address (issue 15)
+    if (network.cidrs.length === 0 && (target.host || cni !== undefined)) {
+      throw new VxnetError(
+        'bad_request',
+        `network ${networkName} has IPv6 subnets only, and a ${target.host ? 'host' : 'CNI'} endpoint needs an IPv4 address: give the network an IPv4 subnet too.`,
+      );
+    }
     // an endpoint on its own reservation takes no new address
     const quota = options.limited && !reserved ? withinQuota(ctx, nodeName, networkName) : { compares: [], ops: [] };
     const attachmentKey = keys.attachment(nodeName, attachmentTarget(target), ifname);
@@ -130,11 +141,28 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
     if (names.name !== undefined) requireNameFree(ctx, networkName, names.name);
     // Docker's IPAM allocated the address before the endpoint existed: adopt that reservation.
     const held = reserved ? adoptable(ctx, networkName, nodeName, req.ip!) : undefined;
-    const allocation: Allocation = held
+    const first: Allocation = held
       ? { ip: held.reservation.ip, prefix: held.reservation.prefix, gateway: held.reservation.gateway }
       : req.ip !== undefined
-        ? network.allocator.reserve(req.ip)
-        : network.allocator.reserveNext();
+        ? allocatorFor(network, req.ip).reserve(req.ip)
+        : network.cidrs.length > 0
+          ? network.allocator.reserveNext()
+          : network.allocator6.reserveNext();
+    // one address per family of the network's subnets: the other family's comes from its own allocator
+    const allocations: Allocation[] = [first];
+    const firstIsV6 = first.ip.includes(':');
+    try {
+      if (!firstIsV6 && network.cidrs6.length > 0) allocations.push(network.allocator6.reserveNext());
+      if (firstIsV6 && network.cidrs.length > 0) allocations.unshift(network.allocator.reserveNext());
+    } catch (err) {
+      if (!held) allocatorFor(network, first.ip).unreserve(first.ip);
+      throw err;
+    }
+    const fresh = allocations.filter((a) => !(held && a === first));
+    const releaseAll = () => {
+      for (const a of fresh) allocatorFor(network, a.ip).unreserve(a.ip);
+    };
+    const allocation = allocations[0]!;
     if (mac !== undefined) {
       const holder = ctx.state.endpointsOf(networkName).find((e) => e.mac === mac);
       if (holder) throw new VxnetError('address_in_use', `MAC ${mac} is in use by endpoint ${holder.id} on network ${networkName}.`);
@@ -150,7 +178,8 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       ip: allocation.ip,
       prefix: allocation.prefix,
       gateway: allocation.gateway,
-      mac: mac ?? macForIPv4(parseIPv4(allocation.ip)!),
+      ...(allocations.length > 1 ? { addresses: allocations.map((a) => ({ ip: a.ip, prefix: a.prefix, gateway: a.gateway })) } : {}),
+      mac: mac ?? derivedMac(allocation.ip),
       status: 'pending',
       ...(held ? { reserved: true } : {}),
       createdAt: isoNow(ctx),
@@ -159,7 +188,8 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
     return {
       compares: [
         ...compares,
-        held ? { key: reservationKey, modRevision: held.modRevision } : { key: keys.ipam(networkName, allocation.ip), modRevision: 0 },
+        ...(held ? [{ key: reservationKey, modRevision: held.modRevision }] : []),
+        ...fresh.map((a) => ({ key: keys.ipam(networkName, a.ip), modRevision: 0 })),
         { key: attachmentKey, modRevision: 0 },
         { key: keys.endpoint(candidate.id), modRevision: 0 },
         ...(names.name !== undefined ? [{ key: keys.endpointName(networkName, names.name), modRevision: 0 }] : []),
@@ -167,15 +197,14 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       ],
       ops: [
         { type: 'put', key: keys.endpoint(candidate.id), value: JSON.stringify(candidate) },
-        held
-          ? { type: 'put', key: reservationKey, value: JSON.stringify({ ...held.reservation, endpoint: candidate.id }) }
-          : { type: 'put', key: keys.ipam(networkName, allocation.ip), value: candidate.id },
+        ...(held ? [{ type: 'put', key: reservationKey, value: JSON.stringify({ ...held.reservation, endpoint: candidate.id }) } as const] : []),
+        ...fresh.map((a) => ({ type: 'put', key: keys.ipam(networkName, a.ip), value: candidate.id }) as const),
         { type: 'put', key: attachmentKey, value: candidate.id },
         ...(names.name !== undefined ? [{ type: 'put', key: keys.endpointName(networkName, names.name), value: candidate.id } as const] : []),
         ...quota.ops,
       ],
       then: () => candidate,
-      release: held ? undefined : () => network.allocator.unreserve(allocation.ip),
+      release: fresh.length > 0 ? releaseAll : undefined,
     };
   });
   const waitMs = options.waitMs ?? 0;
@@ -252,6 +281,17 @@ export async function setDockerContainer(ctx: ServiceContext, id: string, name: 
       then: () => undefined,
     };
   });
+}
+
+/** The allocator of the family `ip` belongs to. */
+function allocatorFor(network: NetworkEntry, ip: string): Pick<NetworkAllocator, 'reserve' | 'unreserve'> {
+  return ip.includes(':') ? network.allocator6 : network.allocator;
+}
+
+/** The MAC derived from an endpoint's first address (IPv4 when it has one: the form every node already knows). */
+function derivedMac(ip: string): string {
+  const v4 = parseIPv4(ip);
+  return v4 !== undefined ? macForIPv4(v4) : macForIPv6(parseIPv6(ip)!);
 }
 
 /** The reservation `node` holds for `ip` on `network`, if no live endpoint has adopted it yet. */

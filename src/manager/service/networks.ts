@@ -44,7 +44,7 @@ export async function createNetwork(ctx: ServiceContext, req: CreateNetworkReque
     const grant = options.by === undefined ? [] : [mayManageNetworks(ctx, options.by, 'create')];
     if (ctx.state.networks.has(name)) throw new VxnetError('network_exists', `network ${name} already exists.`);
     const resolved = resolveNetwork(req, {
-      networks: [...ctx.state.networks.values()].map((e) => ({ name: e.network.name, cidrs: e.cidrs })),
+      networks: [...ctx.state.networks.values()].map((e) => ({ name: e.network.name, cidrs: e.cidrs, cidrs6: e.cidrs6 })),
       vnis: ctx.state.vnis,
       nodes: [...ctx.state.nodes.values()].map((e) => e.node),
       now: new Date(ctx.now()),

@@ -7,21 +7,27 @@
 import { VxnetError, quote } from '../../core/errors.ts';
 import { parseIPv4 } from '../../core/ipv4.ts';
 import { isName } from '../../core/names.ts';
-import type { Endpoint, Reservation } from '../../core/model.ts';
+import { endpointAddresses, type Endpoint, type Reservation } from '../../core/model.ts';
 import { attachmentTarget, keys } from '../keys.ts';
 import type { NetworkEntry } from '../state.ts';
 import type { Compare, Op } from '../store/store.ts';
 import { casRetry, commit } from './cas.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 
-/** Endpoints deleted per transaction by a forced network delete (etcd's default limit is 128 operations). */
-const DELETE_BATCH = 40;
+/**
+ * Endpoints deleted per transaction by a forced network delete (etcd's default limit is 128 operations): a
+ * dual-stack endpoint with a name is five deletes (itself, two addresses, its interface slot, its name).
+ */
+const DELETE_BATCH = 25;
 
 /** An endpoint that adopted a reservation leaves its address reserved: the reservation's release frees it. */
 export function endpointDeleteOps(endpoint: Endpoint): Op[] {
   return [
     { type: 'delete', key: keys.endpoint(endpoint.id) },
-    ...(endpoint.reserved ? [] : [{ type: 'delete', key: keys.ipam(endpoint.network, endpoint.ip) } as const]),
+    // the reserved address (always the first) stays with its reservation; every other address is freed
+    ...endpointAddresses(endpoint)
+      .filter((a, i) => !(endpoint.reserved && i === 0))
+      .map((a) => ({ type: 'delete', key: keys.ipam(endpoint.network, a.ip) }) as const),
     { type: 'delete', key: keys.attachment(endpoint.node, attachmentTarget(endpoint), endpoint.ifname) },
     ...(endpoint.name !== undefined ? [{ type: 'delete', key: keys.endpointName(endpoint.network, endpoint.name) } as const] : []),
   ];
