@@ -130,6 +130,17 @@ export function mtuBound(nodes: Iterable<Node>, encrypted = false): { limit: num
   return { limit: smallest.mtu - overhead, node: smallest, overhead };
 }
 
+/** Multicast groups are IPv4 (224.0.0.0/4): a VXLAN device cannot send to one from an IPv6 `local` address. */
+function refuseMulticastOverIPv6(nodes: Iterable<Node>, group: string): void {
+  for (const node of nodes) {
+    if (underlayFamily(node.address) !== 'IPv6') continue;
+    throw new VxnetError(
+      'bad_request',
+      `a network cannot use multicast group ${group} in this cluster: its nodes have IPv6 underlay addresses (node ${node.name} has ${node.address}) and multicast groups work over an IPv4 underlay only; omit the group, and broadcasts go to each member by unicast.`,
+    );
+  }
+}
+
 export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): Network {
   const name = requireName(req.name, 'network');
   const existing = [...ctx.networks];
@@ -224,6 +235,7 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
         'an encrypted network cannot use a multicast group: WireGuard carries unicast only, so its broadcast goes to each member through its tunnel.',
       );
     }
+    refuseMulticastOverIPv6(ctx.nodes, multicastGroup);
   }
 
   const network: Network = {

@@ -67,7 +67,10 @@
 import { createHash } from 'node:crypto';
 import { broadcastOf, formatIPv4, parseCidr, parseIPv4 } from '../../core/ipv4.ts';
 import type { DesiredNetwork, VxlanFilter } from '../dataplane.ts';
-import { isIfname } from './validate.ts';
+import { isCanonicalIPv6, isIfname } from './validate.ts';
+import type { FirewallState } from './read.ts';
+import { deleteUnderlay6, replaceUnderlay6, underlay6Body, wantsUnderlay6 } from './underlay6.ts';
+import { parseIPv6 } from '../../core/ipv6.ts';
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 
 const BRIDGES = `${OWNED_PREFIX}b*`;
@@ -105,10 +108,13 @@ export function effectiveVxlanFilter(
     else rejected.push(`VXLAN filter port ${JSON.stringify(port)} is outside 1..65535`);
   }
   const sources = new Map<string, number>();
+  // members with IPv6 underlay addresses go to table ip6 vxnet_underlay (underlay6.ts), in canonical text
+  const sources6 = new Map<string, bigint>();
   for (const source of filter?.allowedSources ?? []) {
     const value = parseIPv4(source);
-    if (value === undefined) rejected.push(`VXLAN filter source ${JSON.stringify(source)} is not an IPv4 address`);
-    else sources.set(source, value);
+    if (value !== undefined) sources.set(source, value);
+    else if (isCanonicalIPv6(source)) sources6.set(source, parseIPv6(source)!);
+    else rejected.push(`VXLAN filter source ${JSON.stringify(source)} is not an IPv4 address${String(source).includes(':') ? ' nor an IPv6 address in RFC 5952 form' : ''}`);
   }
   const device = filter?.underlayDevice;
   if (device !== undefined && !isIfname(device)) rejected.push(`VXLAN filter underlay device ${JSON.stringify(device)} is not an interface name`);
@@ -118,10 +124,14 @@ export function effectiveVxlanFilter(
   return {
     filter: {
       ports: [...ports].sort((a, b) => a - b),
-      allowedSources: [...sources.entries()].sort((a, b) => a[1] - b[1]).map(([text]) => text),
+      allowedSources: [
+        ...[...sources.entries()].sort((a, b) => a[1] - b[1]).map(([text]) => text),
+        ...[...sources6.entries()].sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0)).map(([text]) => text),
+      ],
       ...(device !== undefined && isIfname(device) ? { underlayDevice: device } : {}),
       ...(tunnel !== undefined && isIfname(tunnel) ? { tunnelDevice: tunnel } : {}),
       ...(vnis.length > 0 ? { encryptedVnis: [...new Set(vnis)].sort((a, b) => a - b) } : {}),
+      ...(filter?.ipv6Underlay === true ? { ipv6Underlay: true } : {}),
     },
     rejected,
   };
@@ -130,6 +140,8 @@ export function effectiveVxlanFilter(
 export interface RenderedFirewall {
   /** the complete `table ip vxnet { ... }` block */
   table: string;
+  /** over an IPv6 underlay, the rules of table ip6 vxnet_underlay (underlay6.ts), carrying the same hash */
+  underlay6?: string[];
   /** first 16 hex characters of the SHA-256 of the rules (without the marker comments) */
   hash: string;
 }
@@ -211,7 +223,7 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
   // With a filter, its accept rule carries the hash marker (nft 1.0.6 shows rule comments in JSON, see above).
   const filterRules = (marker: string | undefined) => [
     ...set(VXLAN_PORTS_SET, 'inet_service', guard!.ports),
-    ...set(VXLAN_PEERS_SET, 'ipv4_addr', guard!.allowedSources),
+    ...set(VXLAN_PEERS_SET, 'ipv4_addr', guard!.allowedSources.filter((source) => !source.includes(':'))),
     ...chain(VXLAN_FILTER_CHAIN, 'type filter hook input priority raw - 10; policy accept;', [
       ...tunnelInput,
       `udp dport @${VXLAN_PORTS_SET} ${fromUnderlay} ip saddr @${VXLAN_PEERS_SET} accept comment ${quote(marker ?? 'VXLAN from a member node')}`,
@@ -245,15 +257,18 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
     guard
       ? [...filterRules(marker), ...(nets.length ? networkRules(undefined) : [])]
       : networkRules(marker);
-  const hash = createHash('sha256').update(body(undefined).join('\n')).digest('hex').slice(0, 16);
+  const six = guard && wantsUnderlay6(guard) ? guard : undefined;
+  const hashed = [...body(undefined), ...(six ? underlay6Body(six, OWNED_INTERFACES, undefined) : [])];
+  const hash = createHash('sha256').update(hashed.join('\n')).digest('hex').slice(0, 16);
   const marker = `vxnet rules sha256:${hash}`;
   const table = [`table ip ${OWNED_NFT_TABLE} {`, `\tcomment ${quote(marker)}`, ...body(marker), '}'].join('\n');
-  return { table, hash };
+  return six ? { table, hash, underlay6: underlay6Body(six, OWNED_INTERFACES, marker) } : { table, hash };
 }
 
 /** The `nft -f -` script that atomically replaces (or creates) the table. */
 export function replaceScript(rendered: RenderedFirewall): string {
-  return `table ip ${OWNED_NFT_TABLE}\ndelete table ip ${OWNED_NFT_TABLE}\n${rendered.table}\n`;
+  const six = rendered.underlay6 ? replaceUnderlay6(rendered.underlay6) : '';
+  return `table ip ${OWNED_NFT_TABLE}\ndelete table ip ${OWNED_NFT_TABLE}\n${rendered.table}\n${six}`;
 }
 
 /** The `nft -f -` script that deletes the table (harmless if it is already gone). */
@@ -268,13 +283,18 @@ export function deleteScript(): string {
  */
 export function planFirewall(
   networks: readonly DesiredNetwork[],
-  installed: { present: boolean; hash?: string; unreadable?: string },
+  installed: FirewallState,
   filter: VxlanFilter = NO_FILTER,
-): { action: 'none' } | { action: 'replace'; script: string; hash: string } | { action: 'delete'; script: string } {
+): { action: 'none' } | { action: 'replace'; script: string; hash: string; underlay6?: true } | { action: 'delete'; script: string } {
+  // table ip6 vxnet_underlay goes with table ip vxnet (underlay6.ts); it is read only over an IPv6 underlay
+  const stale6 = installed.underlay6?.present === true;
   if (networks.length === 0 && filter.ports.length === 0) {
-    return installed.present || installed.unreadable ? { action: 'delete', script: deleteScript() } : { action: 'none' };
+    return installed.present || installed.unreadable || stale6 ? { action: 'delete', script: deleteScript() + (stale6 ? deleteUnderlay6() : '') } : { action: 'none' };
   }
   const rendered = renderFirewall(networks, filter);
-  if (installed.present && installed.hash === rendered.hash) return { action: 'none' };
-  return { action: 'replace', script: replaceScript(rendered), hash: rendered.hash };
+  const six = rendered.underlay6 !== undefined;
+  const sixInPlace = six ? installed.underlay6?.hash === rendered.hash : !stale6;
+  if (installed.present && installed.hash === rendered.hash && sixInPlace) return { action: 'none' };
+  const script = replaceScript(rendered) + (!six && stale6 ? deleteUnderlay6() : '');
+  return six ? { action: 'replace', script, hash: rendered.hash, underlay6: true } : { action: 'replace', script, hash: rendered.hash };
 }
