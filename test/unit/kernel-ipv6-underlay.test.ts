@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import type { DesiredState } from '../../src/agent/dataplane.ts';
 import { effectiveVxlanFilter, planFirewall, renderFirewall } from '../../src/agent/kernel/nftables.ts';
 import { planReconcile } from '../../src/agent/kernel/plan.ts';
-import { parseFdb, parseLinks, parseUnderlay6, type ActualState } from '../../src/agent/kernel/read.ts';
+import { parseFdb, parseLinks, parseUnderlay6, type ActualState, type LinkState } from '../../src/agent/kernel/read.ts';
 import { renderFdbStep, renderLinkStep } from '../../src/agent/kernel/render.ts';
 import { concernsOwnedTables } from '../../src/agent/kernel/table-cache.ts';
 import { UNDERLAY6_TABLE } from '../../src/agent/kernel/underlay6.ts';
@@ -41,7 +41,7 @@ describe('VXLAN devices and entries over an IPv6 underlay', () => {
       '{"mac":"00:00:00:00:00:00","ifname":"vxnv9","dst":"fd99::4","flags":["self"],"state":"permanent"}]');
     assert.deepEqual(fdb.map((e) => e.dst), ['fd99::5', 'fd99::4']);
     const state: DesiredState = { networks: [{ ...net, mtu: link.mtu }], peers: [peer], floods: [{ vxlan: 'vxnv9', vtep: 'fd99::4' }], endpoints: [], vxlanFilter: filter6 };
-    const bridge = { name: 'vxnb9', index: 2, kind: 'bridge', mtu: link.mtu, up: true, mac: net.gatewayMac, peerElsewhere: false, ipv4: [...net.gatewayAddresses] };
+    const bridge: LinkState = { name: 'vxnb9', index: 2, kind: 'bridge', mtu: link.mtu, up: true, mac: net.gatewayMac, peerElsewhere: false, ipv4: [...net.gatewayAddresses] };
     const actual: ActualState = {
       links: new Map([['vxnb9', bridge], ['vxnv9', { ...link, up: true, master: 'vxnb9', learning: false }]]),
       neighbours: [{ dev: 'vxnv9', ip: peer.ip, mac: peer.mac }],
