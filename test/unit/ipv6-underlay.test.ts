@@ -13,6 +13,13 @@ import { VXLAN_OVERHEAD, VXLAN_OVERHEAD_IPV6 } from '../../src/core/model.ts';
 import { canonicalUnderlay, underlayFamily, vxlanOverheadAt, vxlanOverheadOf } from '../../src/core/underlay.ts';
 import { mtuBound, validateNodeRequest } from '../../src/manager/validation.ts';
 import { openTestManager, vxnetError } from './support/manager.ts';
+import { describeRecord, formatFrame } from '../../src/capture/describe.ts';
+import { encodeEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../../src/packet/ethernet.ts';
+import { encodeIpv4, IPPROTO_UDP } from '../../src/packet/ipv4.ts';
+import { encodeIpv6, IPPROTO_IPV6_FRAGMENT } from '../../src/packet/ipv6.ts';
+import { LINKTYPE_ETHERNET, type PcapRecord } from '../../src/packet/pcap.ts';
+import { encodeUdp } from '../../src/packet/udp.ts';
+import { encodeVxlan } from '../../src/packet/vxlan.ts';
 
 describe('underlay addresses', () => {
   test('the family of an address and the VXLAN overhead on it: 50 over IPv4, 70 over IPv6', () => {
@@ -114,5 +121,29 @@ describe('finding the underlay interface', () => {
     assert.deepEqual(findUnderlay(dump, 'fd99::3'), { device: 'u0', mtu: 1480 });
     assert.equal(findUnderlay(dump, 'fe80::1'), undefined, 'link-local addresses are no underlay');
     assert.equal(findUnderlay(dump, 'fd99::4'), undefined);
+  });
+});
+
+describe('capture over an IPv6 underlay', () => {
+  const innerIp = encodeIpv4({ src: '192.168.1.2', dst: '192.168.1.3', protocol: IPPROTO_UDP }, encodeUdp({ srcPort: 5000, dstPort: 53 }, new Uint8Array(4)));
+  const inner = encodeEthernet({ src: '02:78:c0:a8:01:02', dst: '02:78:c0:a8:01:03', ethertype: ETHERTYPE_IPV4 }, innerIp);
+  const vxlan = new Uint8Array([...encodeVxlan(4097), ...inner]);
+  const record = (data: Uint8Array): PcapRecord => ({ seconds: 0, fraction: 0, timestampMicros: 0, capturedLength: data.length, originalLength: data.length, data });
+  const outer = (nextHeader: number, payload: Uint8Array) =>
+    encodeEthernet({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', ethertype: ETHERTYPE_IPV6 }, encodeIpv6({ src: 'fd99::11', dst: 'fd99::12', nextHeader }, payload));
+
+  test('VXLAN in UDP in IPv6 is decoded with the outer IPv6 addresses and the inner IPv4 frame', () => {
+    const udp = encodeUdp({ srcPort: 40000, dstPort: 4789 }, vxlan);
+    const frame = describeRecord(record(outer(IPPROTO_UDP, udp)), LINKTYPE_ETHERNET, [4789]);
+    assert.deepEqual(frame?.outer, { src: 'fd99::11', dst: 'fd99::12', srcPort: 40000, dstPort: 4789 });
+    assert.equal(frame?.vni, 4097);
+    assert.equal(frame?.inner.protocol, 'udp');
+    assert.match(formatFrame(frame!), /fd99::11 → fd99::12 VNI 4097 UDP 192\.168\.1\.2 → 192\.168\.1\.3 5000 → 53/);
+  });
+
+  test('other ports and fragments are not VXLAN frames', () => {
+    const udp = encodeUdp({ srcPort: 40000, dstPort: 4790 }, vxlan);
+    assert.equal(describeRecord(record(outer(IPPROTO_UDP, udp)), LINKTYPE_ETHERNET, [4789]), undefined);
+    assert.equal(describeRecord(record(outer(IPPROTO_IPV6_FRAGMENT, new Uint8Array(64))), LINKTYPE_ETHERNET, [4789]), undefined);
   });
 });
