@@ -23,12 +23,14 @@ import { decodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
 import { decodeIpv6, IPPROTO_IPV6_FRAGMENT } from '../../src/packet/ipv6.ts';
 import { VXLAN_PORT } from '../../src/packet/vxlan.ts';
 import { createCluster, DEFAULT_CLI_PATH, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
-import { isRoot } from '../../src/testkit/preflight.ts';
+import { findCommand, isRoot } from '../../src/testkit/preflight.ts';
+import { decodeUdp } from '../../src/packet/udp.ts';
 import { capture, noPacketLostDuring, pings, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './support/probes.ts';
 import { attachWithApi, type Attached } from './support/setup.ts';
 import { echoRequests, vxlanEcho, type InnerEcho } from './support/vxlan-inject.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
+const wireguardMissing = ['wireguard-go', 'wg'].some((tool) => !findCommand(tool)) ? 'needs wireguard-go and wg' : false;
 
 /** Like support/vxlan-inject.ts's sender, over IPv6: the kernel adds the outer IPv6 and UDP headers. */
 const SENDER6 = `
@@ -216,6 +218,27 @@ describe('vxnet over an IPv6 underlay', { skip, concurrency: false }, () => {
     // red's VNI to red's gateway MAC: host1 would route it into blue, and the isolation rules drop it
     const routed = await inject(host2.netns, host2.address, { ...toC1(), vni: 2000, dstMac: '02:78:c0:a8:02:01', srcIp: '192.168.2.77' }, [c.c1!.netns]);
     assert.deepEqual(routed, [false], 'a red frame routed by host1 reached blue');
+  });
+
+  it('carries an encrypted network inside WireGuard over IPv6: MTU 1500 - 80 - 50, nothing readable on the underlay', { skip: wireguardMissing }, async () => {
+    const secret = await client.createNetwork({ name: 'secret', vni: 3100, encrypted: true, subnets: [{ cidr: '192.168.31.0/24' }] });
+    assert.equal(secret.mtu, 1370);
+    Object.assign(c, await attachWithApi(cluster, client, [['s1', 'host1', 'secret'], ['s2', 'host2', 'secret']]));
+    const pattern = '76786e65742d73697821212121212121';
+    const frames = await capture(cluster, host1.netns, 'eth0', [], async () => {
+      assert.ok(await pings(cluster, c.s1!.netns, c.s2!.endpoint.ip, ['-p', pattern]), 's1 -> s2 through WireGuard');
+      assert.ok(await pings(cluster, c.s1!.netns, c.s2!.endpoint.ip, ['-M', 'do', '-s', '1342']), '1342 + 28 = 1370 passes with DF');
+    });
+    let wireguard = 0;
+    for (const frame of frames) {
+      assert.ok(!Buffer.from(frame).includes(Buffer.from(pattern, 'hex')), 'the ping payload was readable on the underlay');
+      const eth = decodeEthernet(frame);
+      if (eth.ethertype !== ETHERTYPE_IPV6) continue;
+      assert.equal(decapsulateIpv6(eth.payload, [VXLAN_PORT]), undefined, 'VXLAN in clear on the underlay');
+      const ip = decodeIpv6(eth.payload);
+      if (ip.nextHeader === 17 && decodeUdp(ip.payload).dstPort === 51820) wireguard++;
+    }
+    assert.ok(wireguard >= 4, `WireGuard datagrams over IPv6: ${wireguard}`);
   });
 
   it('refuses a node of the other family, saying which family the cluster uses', async () => {
