@@ -109,6 +109,19 @@ describe('one underlay family per cluster', () => {
   });
 });
 
+describe('multicast groups over an IPv6 underlay', () => {
+  test('the manager refuses a multicast-group network in an IPv6 cluster with one sentence', async (t) => {
+    const m = await openTestManager();
+    t.after(() => m.close());
+    await m.service.registerNode({ name: 'h1', address: 'fd99::1', mtu: 1500 });
+    await assert.rejects(
+      m.service.createNetwork({ name: 'blue', multicastGroup: '239.1.1.1' }),
+      vxnetError('bad_request', /^a network cannot use multicast group 239\.1\.1\.1 in this cluster: its nodes have IPv6 underlay addresses \(node h1 has fd99::1\)/),
+    );
+    assert.equal((await m.service.createNetwork({ name: 'red' })).multicastGroup, undefined);
+  });
+});
+
 describe('finding the underlay interface', () => {
   const dump = JSON.stringify([
     { ifindex: 1, ifname: 'lo', mtu: 65536, flags: ['UP'], addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }, { family: 'inet6', local: '::1', prefixlen: 128, scope: 'host' }] },
