@@ -117,7 +117,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
           log,
         });
   const dataplane = wireguard.dataplane;
-  const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
+  const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics(createRunner(), ipv6Underlay);
   // linked to a Docker engine, the containers' forwarded DNS is steered to the gateways (dns/redirect.ts)
   const dns = new AgentDns(
     new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log }),
