@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { findUnderlay } from '../../src/agent/kernel/host.ts';
+import { runAgent } from '../../src/agent/main.ts';
 import { wireguardEndpoint } from '../../src/agent/wireguard/render.ts';
 import { UsageError } from '../../src/cli/command.ts';
 import { parseCommandLine } from '../../src/cli/parse.ts';
@@ -65,6 +66,13 @@ describe('underlay addresses', () => {
     assert.throws(
       () => parseCommandLine(['agent', '--manager', 'https://10.0.0.1:7400', '--advertise-addr', 'fe80::1'], {}),
       (err: unknown) => err instanceof UsageError && /--advertise-addr fe80::1 is a link-local address/.test(err.message),
+    );
+  });
+
+  test('an Open vSwitch host refuses an IPv6 underlay with a sentence, before touching anything', async () => {
+    await assert.rejects(
+      runAgent({ managerUrl: 'https://10.0.0.1:7400', advertiseAddress: 'fd99::3', dataplane: 'ovs', log: () => {} }, new AbortController().signal),
+      vxnetError('bad_request', /^the Open vSwitch data plane needs an IPv4 underlay: advertise an IPv4 address instead of fd99::3, or run the Linux data plane\.$/),
     );
   });
 
