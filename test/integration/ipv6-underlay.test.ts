@@ -11,12 +11,13 @@
  * Needs root. Every namespace and process is the test kit's and is removed afterwards, also on failure.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decapsulateIpv6 } from '../../src/capture/describe.ts';
 import { parseVxlanFilterDrops } from '../../src/agent/kernel/read.ts';
 import { UNDERLAY6_TABLE } from '../../src/agent/kernel/underlay6.ts';
+import { tunnelDeviceName } from '../../src/agent/wireguard/render.ts';
 import { ManagerClient } from '../../src/client/client.ts';
 import { decodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../../src/packet/ethernet.ts';
 import { decodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
@@ -71,7 +72,10 @@ describe('vxnet over an IPv6 underlay', { skip, concurrency: false }, () => {
 
   after(async () => {
     client?.close();
+    const devices = cluster ? cluster.hosts.map((host) => tunnelDeviceName(cluster.agentStateDir(host))) : [];
     await cluster?.destroy();
+    // wireguard-go killed with the namespaces (-9) leaves its control socket, which is machine-wide
+    for (const device of devices) rmSync(`/var/run/wireguard/${device}.sock`, { force: true });
   });
 
   const nft = async (host: SimHost, args: string[]) => {
