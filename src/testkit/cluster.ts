@@ -64,9 +64,7 @@ export {
   UNDERLAY_DEVICE,
   UNDERLAY_PREFIX_LENGTH,
   UNDERLAY_SUBNET,
-  CONTROL_DEVICE,
   hostAddress,
-  hostAddress6,
   type SimHost,
 } from './topology.ts';
 
@@ -88,10 +86,7 @@ export interface ClusterOptions {
   log?: (line: string) => void;
   /** keep IPv6 enabled in the kit's namespaces (default false: IPv6 off, quiet captures) */
   ipv6?: boolean;
-  /**
-   * 'ipv6': the hosts' underlay is IPv6-only (eth0 holds fd99::(10 + index)/64, the agents advertise it) and
-   * the control plane stays IPv4 on a second link (topology.ts, CONTROL_DEVICE); default 'ipv4'
-   */
+  /** 'ipv6': an IPv6-only underlay (eth0 fd99::(10 + index)/64), the control plane on IPv4 (topology.ts); default 'ipv4' */
   underlay?: 'ipv4' | 'ipv6';
   /** the CLI module the daemons and `cli()` run (default: src/cli/main.ts of this checkout) */
   cliPath?: string;
