@@ -29,11 +29,13 @@
  *     VXLAN, both directions (bench/ovs.ts).
  * 12. ipv6: IPv6 inside a vxnet network vs a hand-built IPv6-in-VXLAN path between the same hosts, in one run
  *     (bench/ipv6.ts).
+ * 13. ipv6-underlay: vxnet over an IPv6-only underlay next to the hand-built VXLAN-over-IPv6 path and the bare
+ *     underlay, in one run (bench/ipv6-underlay.ts).
  *
  * Data-plane rounds are interleaved (bench/traffic.ts), `docker run`s alternate between the networks.
  * Writes bench/results/latest.{json,md} and latest.svg (the distributions: attach → reachable, `docker run`
  * → reachable, the throughput and RTT rounds); `--update-readme` also puts the tables into README.md.
- * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns|store|ovs|ipv6` leaves a section out (the report then goes to partial.* instead,
+ * `--skip attach|kernel|dataplane|docker|jumbo|cli|scale|encrypt|dns|store|ovs|ipv6|ipv6-underlay` leaves a section out (the report then goes to partial.* instead,
  * so that the full one stays); `--kernel-node-option=--cpu-prof`
  * (repeatable) passes Node options to bench/kernel-scale.ts, e.g. to profile kernel programming.
  */
@@ -48,6 +50,7 @@ import { createCluster, type Cluster } from '../src/testkit/cluster.ts';
 import { runChecked } from '../src/testkit/processes.ts';
 import { FORWARDING_VARIANTS, MTU_VARIANTS } from './dataplane-variants.ts';
 import { handBuiltVxlan } from './hand-built.ts';
+import { ipv6UnderlayDataPlane } from './ipv6-underlay.ts';
 import { ovsComparison } from './ovs.ts';
 import { demoteHeadings, updateReadme } from './readme.ts';
 import { measureCliStart } from './cli-start.ts';
@@ -61,7 +64,7 @@ import { distributionChart, type Panel, type Series } from './svg.ts';
 import { swarmComparison, type SwarmComparison } from './swarm.ts';
 import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
-const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns', 'store', 'ovs', 'ipv6'] as const;
+const SECTIONS = ['attach', 'kernel', 'dataplane', 'docker', 'jumbo', 'cli', 'scale', 'encrypt', 'dns', 'store', 'ovs', 'ipv6', 'ipv6-underlay'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: flags } = parseArgs({
@@ -187,6 +190,11 @@ if (runs('store')) {
   const store = await measureStoreWrites({ writes: positiveInteger('store-writes', flags['store-writes']), log });
   report.store = store.json;
   markdown.set('store', store.markdown);
+}
+if (runs('ipv6-underlay')) {
+  const six = await ipv6UnderlayDataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
+  report.ipv6Underlay = six.json;
+  markdown.set('ipv6-underlay', six.markdown);
 }
 
 (report.machine as Record<string, unknown>).loadAtEnd = loadavg();

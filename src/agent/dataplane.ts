@@ -121,6 +121,11 @@ export interface VxlanFilter {
   readonly tunnelDevice?: string;
   /** VNIs of the encrypted networks: VXLAN with one of them is dropped unless it came through the tunnel */
   readonly encryptedVnis?: readonly number[];
+  /**
+   * This node's underlay is IPv6: the filter also goes into table ip6 vxnet_underlay (kernel/underlay6.ts),
+   * where `allowedSources`' IPv6 addresses are the members.
+   */
+  readonly ipv6Underlay?: boolean;
 }
 
 /**

@@ -20,6 +20,7 @@
  */
 import { parseIPv4 } from '../core/ipv4.ts';
 import { VXLAN_PORT, type Endpoint, type Network } from '../core/model.ts';
+import { underlayFamily } from '../core/underlay.ts';
 import {
   deviceNames,
   type DesiredEndpoint,
@@ -417,15 +418,19 @@ export function vxlanFilterOf(view: ClusterView, self: Self): VxlanFilter {
   const sources = new Set<string>();
   for (const node of view.nodes.values()) {
     // a node that claims our own address is not a peer: frames "from ourselves" are never accepted
-    if (node.name === self.name || node.address === self.address || parseIPv4(node.address) === undefined) continue;
+    if (node.name === self.name || node.address === self.address || underlayFamily(node.address) === undefined) continue;
     sources.add(node.address);
   }
   const ports = new Set<number>([VXLAN_PORT]);
   for (const network of view.networks.values()) ports.add(network.port);
+  // IPv4 members in numeric order, then IPv6 ones (an IPv6 underlay, kernel/underlay6.ts) as text
+  const v4 = [...sources].filter((a) => parseIPv4(a) !== undefined).sort((a, b) => parseIPv4(a)! - parseIPv4(b)!);
+  const v6 = [...sources].filter((a) => parseIPv4(a) === undefined).sort();
   return {
     ports: [...ports].sort((a, b) => a - b),
-    allowedSources: [...sources].sort((a, b) => parseIPv4(a)! - parseIPv4(b)!),
+    allowedSources: [...v4, ...v6],
     underlayDevice: self.underlayDevice,
+    ...(underlayFamily(self.address) === 'IPv6' ? { ipv6Underlay: true } : {}),
   };
 }
 

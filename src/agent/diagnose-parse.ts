@@ -3,6 +3,7 @@
  * the elements of one nftables set, and the drop rules of other people's tables. Tested on outputs captured
  * from iproute2 6.1 and nftables 1.0.6 (test/fixtures/kernel/capture-trace.sh).
  */
+import { UNDERLAY6_TABLE } from './kernel/underlay6.ts';
 import type { ForeignDrop } from '../core/schema/diagnose.ts';
 import { OWNED_NFT_TABLE } from './dataplane.ts';
 
@@ -59,7 +60,9 @@ const HOOKS = new Set(['ingress', 'prerouting', 'input', 'forward', 'output', 'p
  */
 export function parseForeignDrops(text: string): ForeignDrop[] {
   const items = nftItems(text, 'nft -j list ruleset');
-  const ours = (family: unknown, table: unknown) => table === OWNED_NFT_TABLE && (family === 'ip' || family === 'bridge');
+  // table ip6 vxnet_underlay is the allow-list over an IPv6 underlay (kernel/underlay6.ts), vxnet's too
+  const ours = (family: unknown, table: unknown) =>
+    (table === OWNED_NFT_TABLE && (family === 'ip' || family === 'bridge')) || (table === UNDERLAY6_TABLE && family === 'ip6');
   const hooks = new Map<string, string>();
   const out: ForeignDrop[] = [];
   for (const item of items) {

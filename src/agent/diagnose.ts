@@ -13,6 +13,7 @@ import { deviceNames, OWNED_NFT_TABLE } from './dataplane.ts';
 import { readAntispoof } from './kernel/antispoof.ts';
 import type { Runner } from './kernel/exec.ts';
 import { VXLAN_FILTER_CHAIN, VXLAN_PEERS_SET, VXLAN_PORTS_SET } from './kernel/nftables.ts';
+import { UNDERLAY6_TABLE } from './kernel/underlay6.ts';
 import { parseVxlanFilterDrops, readFdb, readFirewall, readLinks, readNeighbours, type LinkState } from './kernel/read.ts';
 import { parseForeignDrops, parseLinkStats, parseSetElements } from './diagnose-parse.ts';
 import type { ClusterView } from './view.ts';
@@ -55,15 +56,17 @@ export async function diagnose(ctx: DiagnoseContext, agent: AgentSnapshot, reque
   const probe = request.probe ? await sendProbe(ctx, agent, request.probe, signal) : undefined;
 
   const text = async (argv: string[]) => (await run.run(argv, { signal })).stdout;
+  // over an IPv6 underlay the allow-list's sets and counter are in table ip6 vxnet_underlay (kernel/underlay6.ts)
+  const filterTable = self.address.includes(':') ? ['ip6', UNDERLAY6_TABLE] : ['ip', OWNED_NFT_TABLE];
   const [links, stats, neighbours, fdb, firewall, peers, ports, drops, antispoof, foreign] = await Promise.all([
     attempt('ip -j -d addr show', () => readLinks(run, signal), [] as LinkState[]),
     attempt('ip -j -s link show', async () => parseLinkStats(await text(['ip', '-j', '-s', 'link', 'show'])), new Map()),
     attempt('ip -j neigh show', () => readNeighbours(run, signal), []),
     attempt('bridge -j fdb show', () => readFdb(run, signal), []),
     readFirewall(run, signal),
-    attempt(`nft set ${VXLAN_PEERS_SET}`, async () => parseSetElements(await text(['nft', '-j', 'list', 'set', 'ip', OWNED_NFT_TABLE, VXLAN_PEERS_SET])), []),
-    attempt(`nft set ${VXLAN_PORTS_SET}`, async () => parseSetElements(await text(['nft', '-j', 'list', 'set', 'ip', OWNED_NFT_TABLE, VXLAN_PORTS_SET])), []),
-    attempt(`nft chain ${VXLAN_FILTER_CHAIN}`, async () => parseVxlanFilterDrops(await text(['nft', '-j', 'list', 'chain', 'ip', OWNED_NFT_TABLE, VXLAN_FILTER_CHAIN])), undefined),
+    attempt(`nft set ${VXLAN_PEERS_SET}`, async () => parseSetElements(await text(['nft', '-j', 'list', 'set', ...filterTable, VXLAN_PEERS_SET])), []),
+    attempt(`nft set ${VXLAN_PORTS_SET}`, async () => parseSetElements(await text(['nft', '-j', 'list', 'set', ...filterTable, VXLAN_PORTS_SET])), []),
+    attempt(`nft chain ${VXLAN_FILTER_CHAIN}`, async () => parseVxlanFilterDrops(await text(['nft', '-j', 'list', 'chain', ...filterTable, VXLAN_FILTER_CHAIN])), undefined),
     readAntispoof(run, signal),
     attempt('nft -j list ruleset', async () => parseForeignDrops(await text(['nft', '-j', 'list', 'ruleset'])), []),
   ]);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ManagerClient } from '../client/client.ts';
 import { parseManagerUrl } from '../client/manager-url.ts';
 import { VxnetError, messageOf } from '../core/errors.ts';
-import { requireIPv4 } from '../core/ipv4.ts';
+import { canonicalUnderlay, underlayFamily } from '../core/underlay.ts';
 import { requireName } from '../core/names.ts';
 import { EngineContainerNamespaces } from '../docker/containers.ts';
 import { DockerEngineClient } from '../docker/engine-client.ts';
@@ -70,7 +70,12 @@ export interface RunAgentOptions {
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
   const log = options.log ?? ((line: string) => console.log(line));
-  requireIPv4(options.advertiseAddress, 'advertise address');
+  const advertiseAddress = canonicalUnderlay(options.advertiseAddress, 'advertise address');
+  const ipv6Underlay = underlayFamily(advertiseAddress) === 'IPv6';
+  // the OVS data plane's tunnel ports and flows are IPv4-only (remote_ip, set_field:IP->tun_dst)
+  if (ipv6Underlay && options.dataplane === 'ovs') {
+    throw new VxnetError('bad_request', `the Open vSwitch data plane needs an IPv4 underlay: advertise an IPv4 address instead of ${advertiseAddress}, or run the Linux data plane.`);
+  }
   const name = requireName(options.name ?? hostname(), 'node');
   if (parseManagerUrl(options.managerUrl).kind !== 'tls') {
     throw new VxnetError('bad_request', 'the agent needs the manager\'s https:// URL: it authenticates with its node certificate over TLS.');
@@ -79,7 +84,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const missing = await preflight();
   if (missing.length > 0) throw new VxnetError('internal', `this host cannot run the agent: ${missing.join(' ')}`);
 
-  const underlay = await detectUnderlay(options.advertiseAddress);
+  const underlay = await detectUnderlay(advertiseAddress);
   const identityOptions = {
     managerUrl: options.managerUrl,
     token: options.token,
@@ -108,10 +113,11 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
       : await setUpWireguard(new LinuxDataplane({ log, onDrift: () => agentRef?.schedule() }), {
           stateDir: identityOptions.stateDir,
           underlayMtu: underlay.mtu,
+          ipv6Underlay,
           log,
         });
   const dataplane = wireguard.dataplane;
-  const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics();
+  const metrics = options.metricsListen === undefined ? undefined : new AgentMetrics(createRunner(), ipv6Underlay);
   // linked to a Docker engine, the containers' forwarded DNS is steered to the gateways (dns/redirect.ts)
   const dns = new AgentDns(
     new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log }),
@@ -123,7 +129,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     api: client,
     dataplane,
     ...(wireguard.report ? { wireguard: wireguard.report, tunnels: () => wireguard.tunnels() } : {}),
-    self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
+    self: { name, address: advertiseAddress, underlayDevice: underlay.device },
     underlayMtu: underlay.mtu,
     log,
     ...(metrics ? { observer: metrics } : {}),
@@ -132,7 +138,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     afterPass: (view, s) => hostEndpoints.reconcile(view, s),
     diagnose: diagnoseHandler({
       run: createRunner(),
-      self: { name, address: options.advertiseAddress, underlayDevice: underlay.device },
+      self: { name, address: advertiseAddress, underlayDevice: underlay.device },
       underlayMtu: underlay.mtu,
       ...(engine ? { containers: new EngineContainerNamespaces(engine) } : {}),
       answer: (id, report, s) => client.answerDiagnose(name, id, report, s),
@@ -142,7 +148,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   });
   agentRef = agent;
   const rotation = wireguard.rotation?.({
-    register: async (report, s) => void (await client.registerNode({ name, address: options.advertiseAddress, mtu: underlay.mtu, wireguard: report }, s)),
+    register: async (report, s) => void (await client.registerNode({ name, address: advertiseAddress, mtu: underlay.mtu, wireguard: report }, s)),
     signal,
   });
   if (rotation) agent.onViewChange(() => rotation.check(agent.view.nodes.get(name)?.keyRotation));

@@ -6,6 +6,7 @@ import { Registry } from '../core/metrics.ts';
 import type { ReconcileResult } from './dataplane.ts';
 import { createRunner, type Runner } from './kernel/exec.ts';
 import { VXLAN_FILTER_CHAIN } from './kernel/nftables.ts';
+import { UNDERLAY6_TABLE } from './kernel/underlay6.ts';
 import { parseVxlanFilterDrops } from './kernel/read.ts';
 import { OWNED_NFT_TABLE } from './dataplane.ts';
 
@@ -26,10 +27,13 @@ export class AgentMetrics implements AgentObserver {
   readonly #watchLost = this.registry.counter('vxnet_agent_watch_reconnects_total', 'Times the watch of the manager ended or failed and the agent reconnected.');
   readonly #revision = this.registry.gauge('vxnet_agent_applied_revision', 'Cluster revision of the desired state the last pass applied.');
 
-  constructor(run: Runner = createRunner()) {
+  /** `underlay6`: this node's underlay is IPv6, so the allow-list's drops are counted in table ip6 vxnet_underlay too */
+  constructor(run: Runner = createRunner(), underlay6 = false) {
     this.registry.gauge('vxnet_agent_vxlan_filter_dropped_packets', 'VXLAN packets the allow-list dropped since its table was last installed (not a member node, or not the underlay device).', [], async (gauge) => {
-      const result = await run.run(['nft', '-j', 'list', 'chain', 'ip', OWNED_NFT_TABLE, VXLAN_FILTER_CHAIN], { allowFailure: true });
-      gauge.set(result.code === 0 ? (parseVxlanFilterDrops(result.stdout) ?? 0) : 0);
+      // and, over an IPv6 underlay, its twin in table ip6 vxnet_underlay (kernel/underlay6.ts)
+      const tables = [['ip', OWNED_NFT_TABLE], ...(underlay6 ? [['ip6', UNDERLAY6_TABLE]] : [])];
+      const results = await Promise.all(tables.map((table) => run.run(['nft', '-j', 'list', 'chain', ...table!, VXLAN_FILTER_CHAIN], { allowFailure: true })));
+      gauge.set(results.reduce((sum, result) => sum + (result.code === 0 ? (parseVxlanFilterDrops(result.stdout) ?? 0) : 0), 0));
     });
   }
 

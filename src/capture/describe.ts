@@ -1,6 +1,6 @@
 /**
  * `vxnet capture`'s reading of a frame seen on the underlay: pure decoding with vxnet's own codecs
- * (src/packet) of the outer IPv4/UDP/VXLAN headers and the inner frame, named after the cluster when the
+ * (src/packet) of the outer IPv4 or IPv6/UDP/VXLAN headers and the inner frame, named after the cluster when the
  * caller knows the names (the network of a VNI, the endpoint of an inner address).
  */
 import { decodeArp, ARP_REPLY, ARP_REQUEST } from '../packet/arp.ts';
@@ -12,7 +12,7 @@ import { decodeIpv4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../packet/ip
 import { decodeIpv6, IPPROTO_ICMPV6 } from '../packet/ipv6.ts';
 import { linkPayload, type PcapRecord } from '../packet/pcap.ts';
 import { decodeUdp } from '../packet/udp.ts';
-import { decapsulateIpv4 } from '../packet/vxlan.ts';
+import { decapsulateIpv4, decodeVxlan } from '../packet/vxlan.ts';
 
 /** What the cluster calls things, when known: network by VNI, endpoint by "VNI ip". */
 export interface CaptureNames {
@@ -107,8 +107,36 @@ function describeIpv6(bytes: Uint8Array): InnerWords {
   return { ...base, ...(describeTransport(ip.nextHeader, ip.payload) ?? { protocol: 'ipv6', summary: `next header ${ip.nextHeader}` }) };
 }
 
+/** The outer headers of a VXLAN datagram, over either IP version, and what it carries. */
+interface OuterVxlan {
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+  vni: number;
+  inner: Uint8Array;
+}
+
+const outerOf = (d: ReturnType<typeof decapsulateIpv4>): OuterVxlan | undefined =>
+  d && { src: d.outerIp.src, dst: d.outerIp.dst, srcPort: d.outerUdp.srcPort, dstPort: d.outerUdp.dstPort, vni: d.vni, inner: d.inner };
+
 /**
- * Pure: a captured record as a VXLAN frame, or undefined when it is not one (not IPv4 UDP to one of
+ * Pure: VXLAN over an IPv6 underlay (docs/architecture.md, "IPv6 underlay"): UDP right after the fixed
+ * header, to one of `ports`, with a valid VNI. A datagram behind extension headers (a fragment header among
+ * them: only the first fragment would hold the VXLAN header) is not shown, as IPv4 fragments are not.
+ */
+export function decapsulateIpv6(packet: Uint8Array, ports: readonly number[]): OuterVxlan | undefined {
+  const ip = decodeIpv6(packet);
+  if (ip.nextHeader !== IPPROTO_UDP) return undefined;
+  const udp = decodeUdp(ip.payload);
+  if (!ports.includes(udp.dstPort)) return undefined;
+  const vxlan = decodeVxlan(udp.payload);
+  if (!vxlan.vniValid) return undefined;
+  return { src: ip.src, dst: ip.dst, srcPort: udp.srcPort, dstPort: udp.dstPort, vni: vxlan.vni, inner: vxlan.payload };
+}
+
+/**
+ * Pure: a captured record as a VXLAN frame, or undefined when it is not one (not IPv4 or IPv6 UDP to one of
  * `ports`, a fragment, a frame too short). Inner frames that cannot be decoded are still shown, as bytes.
  */
 export function describeRecord(record: PcapRecord, linkType: number, ports: readonly number[], names: CaptureNames = NO_NAMES): CapturedFrame | undefined {
@@ -119,10 +147,14 @@ export function describeRecord(record: PcapRecord, linkType: number, ports: read
     if (err instanceof PacketError) return undefined;
     throw err;
   }
-  if (link.ethertype !== ETHERTYPE_IPV4) return undefined;
-  let outer;
+  let outer: OuterVxlan | undefined;
   try {
-    outer = ports.map((port) => decapsulateIpv4(link.payload, port)).find((d) => d !== undefined);
+    outer =
+      link.ethertype === ETHERTYPE_IPV4
+        ? ports.map((port) => outerOf(decapsulateIpv4(link.payload, port))).find((d) => d !== undefined)
+        : link.ethertype === ETHERTYPE_IPV6
+          ? decapsulateIpv6(link.payload, ports)
+          : undefined;
   } catch (err) {
     if (err instanceof PacketError) return undefined;
     throw err;
@@ -130,7 +162,7 @@ export function describeRecord(record: PcapRecord, linkType: number, ports: read
   if (!outer) return undefined;
   const frame: CapturedFrame = {
     time: isoMicros(record.timestampMicros),
-    outer: { src: outer.outerIp.src, dst: outer.outerIp.dst, srcPort: outer.outerUdp.srcPort, dstPort: outer.outerUdp.dstPort },
+    outer: { src: outer.src, dst: outer.dst, srcPort: outer.srcPort, dstPort: outer.dstPort },
     vni: outer.vni,
     inner: { srcMac: '', dstMac: '', protocol: 'ethertype ?', summary: `${outer.inner.length} bytes` },
   };

@@ -16,6 +16,8 @@ export const VNI_AUTO_START = 4097;
 export const VXLAN_PORT = 4789;
 /** Outer IPv4 20 + outer UDP 8 + VXLAN header 8 + inner Ethernet 14 (RFC 7348 §5). */
 export const VXLAN_OVERHEAD = 50;
+/** The same over an IPv6 underlay: the outer IPv6 header is 40 bytes instead of 20 (RFC 8200), so 70. */
+export const VXLAN_OVERHEAD_IPV6 = 70;
 export const DEFAULT_UNDERLAY_MTU = 1500;
 /** Where subnets come from when a network is created without one: /24s out of this pool. */
 export const DEFAULT_SUBNET_POOL = '10.200.0.0/16';

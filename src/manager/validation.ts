@@ -16,6 +16,7 @@ import {
   formatIPv4,
   overlaps,
   parseCidr,
+  parseIPv4,
   requireCidr,
   requireIPv4,
 } from '../core/ipv4.ts';
@@ -37,7 +38,8 @@ import {
 import { requireName } from '../core/names.ts';
 import { requireBody } from '../core/schema/check.ts';
 import { EndpointStatusRequestSchema } from '../core/schema/requests.ts';
-import { isWireguardKey, WIREGUARD_OVERHEAD_IPV4 } from '../core/wireguard.ts';
+import { isWireguardKey, WIREGUARD_OVERHEAD_IPV4, WIREGUARD_OVERHEAD_IPV6 } from '../core/wireguard.ts';
+import { canonicalUnderlay, underlayFamily, vxlanOverheadOf } from '../core/underlay.ts';
 
 /**
  * An endpoint status from anywhere (the service's own callers too), as the body schema words it:
@@ -83,18 +85,20 @@ const NOT_UNDERLAY: readonly { cidr: Cidr; what: string }[] = [
 
 export function validateNodeRequest(req: RegisterNodeRequest): RegisterNodeRequest {
   const name = requireName(req.name, 'node');
-  const address = requireIPv4(req.address, 'node address');
-  const refused = NOT_UNDERLAY.find((range) => contains(range.cidr, address));
+  // an IPv6 underlay (docs/architecture.md, "IPv6 underlay"): its own checks and canonical text
+  const address = canonicalUnderlay(req.address, 'node address');
+  const v4 = parseIPv4(address);
+  const refused = v4 === undefined ? undefined : NOT_UNDERLAY.find((range) => contains(range.cidr, v4));
   if (refused) {
     throw new VxnetError(
       'invalid_address',
-      `node address ${formatIPv4(address)} is ${refused.what}: a node registers the unicast address the other nodes reach it at.`,
+      `node address ${address} is ${refused.what}: a node registers the unicast address the other nodes reach it at.`,
     );
   }
   if (!Number.isInteger(req.mtu) || req.mtu < NODE_MTU_MIN || req.mtu > NODE_MTU_MAX) {
     throw new VxnetError('invalid_mtu', `node MTU ${req.mtu} is out of range: use ${NODE_MTU_MIN}..${NODE_MTU_MAX}.`);
   }
-  const node: RegisterNodeRequest = { name, address: formatIPv4(address), mtu: req.mtu };
+  const node: RegisterNodeRequest = { name, address, mtu: req.mtu };
   if (req.wireguard !== undefined) {
     const { publicKey, port, implementation } = req.wireguard;
     if (!isWireguardKey(publicKey)) {
@@ -121,12 +125,30 @@ export interface NetworkContext {
  * encrypted network's frames carry WireGuard's header around VXLAN's: both come off the underlay's MTU
  * (IPv4 underlays only, so WireGuard's 60 bytes).
  */
-export function mtuBound(nodes: Iterable<Node>, encrypted = false): { limit: number; node?: Node } {
-  const overhead = VXLAN_OVERHEAD + (encrypted ? WIREGUARD_OVERHEAD_IPV4 : 0);
+export function mtuBound(nodes: Iterable<Node>, encrypted = false): { limit: number; node?: Node; overhead: number } {
+  // Over an IPv6 underlay VXLAN takes 70 bytes instead of 50 (core/underlay.ts); an encrypted network's VXLAN
+  // runs between IPv4 tunnel addresses (50) inside WireGuard over the underlay (60 over IPv4, 80 over IPv6).
+  const overheadOf = (address: string | undefined) => {
+    const v6 = address !== undefined && underlayFamily(address) === 'IPv6';
+    if (encrypted) return VXLAN_OVERHEAD + (v6 ? WIREGUARD_OVERHEAD_IPV6 : WIREGUARD_OVERHEAD_IPV4);
+    return v6 ? vxlanOverheadOf('IPv6') : VXLAN_OVERHEAD;
+  };
   let smallest: Node | undefined;
-  for (const node of nodes) if (!smallest || node.mtu < smallest.mtu) smallest = node;
-  if (!smallest) return { limit: DEFAULT_UNDERLAY_MTU - overhead };
-  return { limit: smallest.mtu - overhead, node: smallest };
+  for (const node of nodes) if (!smallest || node.mtu - overheadOf(node.address) < smallest.mtu - overheadOf(smallest.address)) smallest = node;
+  if (!smallest) return { limit: DEFAULT_UNDERLAY_MTU - overheadOf(undefined), overhead: overheadOf(undefined) };
+  const overhead = overheadOf(smallest.address);
+  return { limit: smallest.mtu - overhead, node: smallest, overhead };
+}
+
+/** Multicast groups are IPv4 (224.0.0.0/4): a VXLAN device cannot send to one from an IPv6 `local` address. */
+function refuseMulticastOverIPv6(nodes: Iterable<Node>, group: string): void {
+  for (const node of nodes) {
+    if (underlayFamily(node.address) !== 'IPv6') continue;
+    throw new VxnetError(
+      'bad_request',
+      `a network cannot use multicast group ${group} in this cluster: its nodes have IPv6 underlay addresses (node ${node.name} has ${node.address}) and multicast groups work over an IPv4 underlay only; omit the group, and broadcasts go to each member by unicast.`,
+    );
+  }
 }
 
 export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): Network {
@@ -175,7 +197,7 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
         : `no node is registered yet, so an underlay MTU of ${DEFAULT_UNDERLAY_MTU} is assumed`;
       throw new VxnetError(
         'mtu_too_large',
-        `MTU ${req.mtu} is larger than the underlay allows: at most ${bound.limit} (${why}, minus ${VXLAN_OVERHEAD} bytes of VXLAN overhead${encrypted ? ` and ${WIREGUARD_OVERHEAD_IPV4} of WireGuard` : ''}).`,
+        `MTU ${req.mtu} is larger than the underlay allows: at most ${bound.limit} (${why}, minus ${encrypted ? `${VXLAN_OVERHEAD} bytes of VXLAN overhead and ${bound.overhead - VXLAN_OVERHEAD} of WireGuard` : `${bound.overhead} bytes of VXLAN overhead`}).`,
       );
     }
     mtu = req.mtu;
@@ -205,6 +227,7 @@ export function resolveNetwork(req: CreateNetworkRequest, ctx: NetworkContext): 
         'an encrypted network cannot use a multicast group: WireGuard carries unicast only, so its broadcast goes to each member through its tunnel.',
       );
     }
+    refuseMulticastOverIPv6(ctx.nodes, multicastGroup);
   }
 
   const network: Network = {

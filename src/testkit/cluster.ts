@@ -42,7 +42,9 @@ import {
   MAX_HOSTS,
   OUTSIDE_ADDRESS,
   UNDERLAY_DEVICE,
+  UNDERLAY6_HOST_SYSCTLS,
   hostAddress,
+  hostAddress6,
   rewireHost,
   switchPort,
   wireUnderlay,
@@ -84,6 +86,8 @@ export interface ClusterOptions {
   log?: (line: string) => void;
   /** keep IPv6 enabled in the kit's namespaces (default false: IPv6 off, quiet captures) */
   ipv6?: boolean;
+  /** 'ipv6': an IPv6-only underlay (eth0 fd99::(10 + index)/64), the control plane on IPv4 (topology.ts); default 'ipv4' */
+  underlay?: 'ipv4' | 'ipv6';
   /** the CLI module the daemons and `cli()` run (default: src/cli/main.ts of this checkout) */
   cliPath?: string;
   /** how long a daemon may take to become ready (default 20 s) */
@@ -245,8 +249,9 @@ class SimCluster implements Cluster {
       name: `host${i + 1}`,
       index: i + 1,
       netns: `${base}-h${i + 1}`,
-      address: hostAddress(i + 1),
+      address: options.underlay === 'ipv6' ? hostAddress6(i + 1) : hostAddress(i + 1),
       underlayDevice: UNDERLAY_DEVICE,
+      ...(options.underlay === 'ipv6' ? { controlAddress: hostAddress(i + 1) } : {}),
     }));
     this.outside = checked.outside
       ? { netns: `${base}-out`, address: OUTSIDE_ADDRESS, internetAddress: INTERNET_ADDRESS }
@@ -278,7 +283,7 @@ class SimCluster implements Cluster {
     const all = [this.switchNetns, ...this.hosts.map((h) => h.netns), ...(this.outside ? [this.outside.netns] : [])];
     for (const name of all) this.#owned.netns.add(name);
     await addNetns(all);
-    if (!this.#ipv6) await Promise.all(all.map((name) => setSysctls(name, IPV6_OFF)));
+    await Promise.all(all.map((name) => this.#quiet(name)));
 
     await wireUnderlay({ switchNetns: this.switchNetns, hosts: this.hosts, outside: this.outside, mtu: this.underlayMtu });
   }
@@ -414,7 +419,7 @@ class SimCluster implements Cluster {
     const failures = await deleteNetns([host.netns]);
     if (failures.length > 0) throw new Error(`could not delete ${host.netns}: ${failures[0]?.error}`);
     await addNetns([host.netns]);
-    if (!this.#ipv6) await setSysctls(host.netns, IPV6_OFF);
+    await this.#quiet(host.netns);
     await rewireHost({ switchNetns: this.switchNetns, hosts: this.hosts, outside: this.outside, mtu: this.underlayMtu }, host);
   }
 
@@ -425,6 +430,12 @@ class SimCluster implements Cluster {
   destroy(): Promise<void> {
     this.#destroyed ??= teardown(this.#owned, this.runId, this.#options.log ?? console.error);
     return this.#destroyed;
+  }
+
+  /** IPv6 off in a namespace unless asked for; a host on an IPv6 underlay has it on its underlay link alone. */
+  async #quiet(netns: string): Promise<void> {
+    if (this.#options.underlay === 'ipv6' && this.hosts.some((h) => h.netns === netns)) await setSysctls(netns, UNDERLAY6_HOST_SYSCTLS);
+    else if (!this.#ipv6) await setSysctls(netns, IPV6_OFF);
   }
 
   #assertUsable(): void {

@@ -9,7 +9,8 @@
  * in the endpoint's status), rules in chains reached by a jump, and whether the underlay carries the
  * datagram at all. `--probe` (probe.ts) answers the last two with a real packet and the kernels' counters.
  */
-import { VXLAN_OVERHEAD, type Endpoint, type Network, type NodeStatus } from '../core/model.ts';
+import { type Endpoint, type Network, type NodeStatus } from '../core/model.ts';
+import { vxlanOverheadAt } from '../core/underlay.ts';
 import type { DiagnoseReport, LinkReport } from '../core/schema/diagnose.ts';
 import { deviceNames } from '../agent/dataplane.ts';
 import { hostPortName } from '../agent/host-endpoint.ts';
@@ -206,12 +207,13 @@ function vxlanHop(report: DiagnoseReport, vxlan: string, bridge: string, network
   add('vxlan', node, 'ok', `VXLAN device ${vxlan} is up, VNI ${network.vni}, UDP ${network.port}.`);
 }
 
-/** The network's MTU plus the VXLAN overhead (RFC 7348: 50 bytes over IPv4) must fit the underlay's. */
+/** The network's MTU plus the VXLAN overhead (RFC 7348: 50 bytes over IPv4, 70 over IPv6) must fit the underlay's. */
 function mtuHop(report: DiagnoseReport, network: Network, add: Add): void {
   const node = report.node;
-  const room = report.underlay.mtu - VXLAN_OVERHEAD;
+  const overhead = vxlanOverheadAt(report.underlay.address);
+  const room = report.underlay.mtu - overhead;
   if (network.mtu > room) {
-    add('mtu', node, 'fail', `MTU: network ${network.name} has MTU ${network.mtu}, but ${report.underlay.device} on ${node} (MTU ${report.underlay.mtu}) carries at most ${room} after the ${VXLAN_OVERHEAD}-byte VXLAN header; larger packets are dropped.`);
+    add('mtu', node, 'fail', `MTU: network ${network.name} has MTU ${network.mtu}, but ${report.underlay.device} on ${node} (MTU ${report.underlay.mtu}) carries at most ${room} after the ${overhead}-byte VXLAN header; larger packets are dropped.`);
   } else add('mtu', node, 'ok', `MTU ${network.mtu} fits the underlay's ${report.underlay.mtu} with the VXLAN header.`);
 }
 

@@ -5,23 +5,46 @@
  * sentence at start-up instead of a cryptic batch failure later.
  */
 import { messageOf, VxnetError } from '../../core/errors.ts';
+import { formatIPv6, parseIPv6 } from '../../core/ipv6.ts';
 import { createRunner, type Runner } from './exec.ts';
 import { parseLinks } from './read.ts';
 
-/** Pure: the interface holding `address` in an `ip -j addr show` dump. */
-export function findUnderlay(dump: string, address: string): { device: string; mtu: number } | undefined {
-  const link = parseLinks(dump).find((l) => l.ipv4.some((cidr) => cidr.split('/')[0] === address));
-  return link ? { device: link.name, mtu: link.mtu } : undefined;
+/**
+ * Pure: every address in an `ip -j addr show` dump with its interface: IPv4, and IPv6 in RFC 5952 text
+ * (an IPv6 underlay, docs/architecture.md). Link-local IPv6 addresses are left out: no node registers one.
+ */
+export function interfaceAddresses(dump: string): { device: string; mtu: number; address: string }[] {
+  const mtus = new Map(parseLinks(dump).map((l) => [l.name, l.mtu]));
+  const items: unknown = dump.trim() === '' ? [] : JSON.parse(dump);
+  if (!Array.isArray(items)) return [];
+  const found: { device: string; mtu: number; address: string }[] = [];
+  for (const item of items as { ifname?: unknown; addr_info?: unknown }[]) {
+    if (typeof item?.ifname !== 'string' || !Array.isArray(item.addr_info)) continue;
+    for (const addr of item.addr_info as { family?: unknown; local?: unknown; scope?: unknown }[]) {
+      if (typeof addr?.local !== 'string' || (addr.family !== 'inet' && addr.family !== 'inet6')) continue;
+      if (addr.family === 'inet6' && addr.scope === 'link') continue;
+      const v6 = addr.family === 'inet6' ? parseIPv6(addr.local) : undefined;
+      if (addr.family === 'inet6' && v6 === undefined) continue;
+      found.push({ device: item.ifname, mtu: mtus.get(item.ifname) ?? 0, address: v6 === undefined ? addr.local : formatIPv6(v6) });
+    }
+  }
+  return found;
 }
 
-/** Finds the interface holding the given IPv4 address in the current network namespace. */
+/** Pure: the interface holding `address` (IPv4, or IPv6 in canonical text) in an `ip -j addr show` dump. */
+export function findUnderlay(dump: string, address: string): { device: string; mtu: number } | undefined {
+  const hit = interfaceAddresses(dump).find((a) => a.address === address);
+  return hit ? { device: hit.device, mtu: hit.mtu } : undefined;
+}
+
+/** Finds the interface holding the given IPv4 or IPv6 address in the current network namespace. */
 export async function detectUnderlay(address: string, run: Runner = createRunner()): Promise<{ device: string; mtu: number }> {
   const result = await run.run(['ip', '-j', 'addr', 'show']);
   const found = findUnderlay(result.stdout, address);
   if (!found) {
-    const held = parseLinks(result.stdout)
-      .filter((l) => l.name !== 'lo')
-      .flatMap((l) => l.ipv4.map((cidr) => `${cidr.split('/')[0]} (${l.name})`));
+    const held = interfaceAddresses(result.stdout)
+      .filter((a) => a.device !== 'lo')
+      .map((a) => `${a.address} (${a.device})`);
     throw new VxnetError(
       'invalid_address',
       `no interface in this network namespace holds ${address}; addresses here: ${held.join(', ') || 'none'}.`,

@@ -46,6 +46,7 @@ import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from '
 import { EntryCache } from './entry-cache.ts';
 import { IP_FORWARD, readBase, readFdb, readNeighbours, readTables, type ActualState, type LinkState, type TablesState } from './read.ts';
 import { TableCache } from './table-cache.ts';
+import { UNDERLAY6_TABLE } from './underlay6.ts';
 import { renderFdbStep, renderLinkStep, renderNeighbourStep } from './render.ts';
 
 export { detectUnderlay, NEIGHBOUR_GC_THRESHOLDS, preflight } from './host.ts';
@@ -117,11 +118,11 @@ export class LinuxDataplane implements Dataplane {
    * them (`reused`: nothing changed the entries since the dump the previous pass saw), and so are the two
    * nftables tables when the table cache vouches for them.
    */
-  async #read(signal?: AbortSignal): Promise<{ actual: ActualState; reused: boolean }> {
+  async #read(signal?: AbortSignal, underlay6 = false): Promise<{ actual: ActualState; reused: boolean }> {
     const cache = this.#entries;
     const tableCache = this.#tables;
     await Promise.all([cache?.prepare(), tableCache?.prepare()]);
-    const read = () => readTables(this.#run, signal);
+    const read = () => readTables(this.#run, signal, underlay6);
     const tables: TablesState | Promise<TablesState> = tableCache ? (tableCache.cached() ?? tableCache.read(read)) : read();
     if (!cache) {
       const [base, [neighbours, fdb]] = await Promise.all([
@@ -175,7 +176,7 @@ export class LinuxDataplane implements Dataplane {
 
     let read: { actual: ActualState; reused: boolean };
     try {
-      read = await this.#read(signal);
+      read = await this.#read(signal, desired.vxlanFilter?.ipv6Underlay === true);
     } catch (err) {
       if (signal?.aborted) throw err;
       this.#settled = undefined;
@@ -376,7 +377,17 @@ export class LinuxDataplane implements Dataplane {
     if (firewall.action === 'none' && antispoof.lines.length === 0) return { tables: installed };
     const script = (firewall.action === 'none' ? '' : firewall.script) + antispoof.lines.map((line) => `${line}\n`).join('');
     const after: TablesState = {
-      firewall: firewall.action === 'none' ? installed.firewall : firewall.action === 'delete' ? { present: false } : { present: true, hash: firewall.hash, ...(firewall.hash6 ? { hash6: firewall.hash6 } : {}) },
+      firewall:
+        firewall.action === 'none'
+          ? installed.firewall
+          : firewall.action === 'delete'
+            ? { present: false }
+            : {
+                present: true,
+                hash: firewall.hash,
+                ...(firewall.hash6 ? { hash6: firewall.hash6 } : {}),
+                ...(firewall.underlay6 ? { underlay6: { present: true, hash: firewall.hash } } : {}),
+              },
       antispoof: antispoof.after,
     };
     try {
@@ -386,7 +397,7 @@ export class LinuxDataplane implements Dataplane {
       if (firewall.action === 'delete') this.#log(`deleted nftables table ip vxnet${antispoof.lines.length ? ' and bridge vxnet' : ''}`);
       if (firewall.action === 'replace') {
         this.#log(
-          `installed nftables table ip vxnet (rules ${firewall.hash}; VXLAN ports ${filter.ports.join(', ') || 'none'} ` +
+          `installed nftables table ip vxnet${firewall.underlay6 ? ` and ip6 ${UNDERLAY6_TABLE}` : ''} (rules ${firewall.hash}; VXLAN ports ${filter.ports.join(', ') || 'none'} ` +
             `accepted from ${filter.allowedSources.length} member node${filter.allowedSources.length === 1 ? '' : 's'})`,
         );
       }

@@ -67,8 +67,11 @@
 import { createHash } from 'node:crypto';
 import { broadcastOf, formatIPv4, parseCidr, parseIPv4 } from '../../core/ipv4.ts';
 import type { DesiredNetwork, VxlanFilter } from '../dataplane.ts';
-import { isIfname } from './validate.ts';
+import { isCanonicalIPv6, isIfname } from './validate.ts';
+import type { FirewallState } from './read.ts';
 import { firewall6MarkerRule, ipv4Part, renderFirewall6, replaceScript6 } from './ipv6-firewall.ts';
+import { deleteUnderlay6, replaceUnderlay6, underlay6Body, wantsUnderlay6 } from './underlay6.ts';
+import { parseIPv6 } from '../../core/ipv6.ts';
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 
 const BRIDGES = `${OWNED_PREFIX}b*`;
@@ -106,10 +109,13 @@ export function effectiveVxlanFilter(
     else rejected.push(`VXLAN filter port ${JSON.stringify(port)} is outside 1..65535`);
   }
   const sources = new Map<string, number>();
+  // members with IPv6 underlay addresses go to table ip6 vxnet_underlay (underlay6.ts), in canonical text
+  const sources6 = new Map<string, bigint>();
   for (const source of filter?.allowedSources ?? []) {
     const value = parseIPv4(source);
-    if (value === undefined) rejected.push(`VXLAN filter source ${JSON.stringify(source)} is not an IPv4 address`);
-    else sources.set(source, value);
+    if (value !== undefined) sources.set(source, value);
+    else if (isCanonicalIPv6(source)) sources6.set(source, parseIPv6(source)!);
+    else rejected.push(`VXLAN filter source ${JSON.stringify(source)} is not an IPv4 address${String(source).includes(':') ? ' nor an IPv6 address in RFC 5952 form' : ''}`);
   }
   const device = filter?.underlayDevice;
   if (device !== undefined && !isIfname(device)) rejected.push(`VXLAN filter underlay device ${JSON.stringify(device)} is not an interface name`);
@@ -119,10 +125,14 @@ export function effectiveVxlanFilter(
   return {
     filter: {
       ports: [...ports].sort((a, b) => a - b),
-      allowedSources: [...sources.entries()].sort((a, b) => a[1] - b[1]).map(([text]) => text),
+      allowedSources: [
+        ...[...sources.entries()].sort((a, b) => a[1] - b[1]).map(([text]) => text),
+        ...[...sources6.entries()].sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0)).map(([text]) => text),
+      ],
       ...(device !== undefined && isIfname(device) ? { underlayDevice: device } : {}),
       ...(tunnel !== undefined && isIfname(tunnel) ? { tunnelDevice: tunnel } : {}),
       ...(vnis.length > 0 ? { encryptedVnis: [...new Set(vnis)].sort((a, b) => a - b) } : {}),
+      ...(filter?.ipv6Underlay === true ? { ipv6Underlay: true } : {}),
     },
     rejected,
   };
@@ -131,6 +141,8 @@ export function effectiveVxlanFilter(
 export interface RenderedFirewall {
   /** the complete `table ip vxnet { ... }` block */
   table: string;
+  /** over an IPv6 underlay, the rules of table ip6 vxnet_underlay (underlay6.ts), carrying the same hash */
+  underlay6?: string[];
   /** first 16 hex characters of the SHA-256 of the rules (without the marker comments) */
   hash: string;
   /** table ip6 vxnet (IPv6 inside networks, ipv6-firewall.ts), replaced with this one; absent: none wanted */
@@ -164,7 +176,7 @@ export function rangesWithout(subnet: string, holes: readonly string[]): string[
  */
 export function renderFirewall(networks: readonly DesiredNetwork[], filter: VxlanFilter = NO_FILTER): RenderedFirewall {
   // IPv6 subnets and gateways have their own table (ipv6-firewall.ts)
-  const six = renderFirewall6(networks);
+  const inner6 = renderFirewall6(networks);
   const nets = [...networks].sort((a, b) => a.vni - b.vni).map(ipv4Part);
   const guard = filter.ports.length > 0 ? effectiveVxlanFilter(filter, []).filter : undefined;
   const postrouting: string[] = [];
@@ -218,7 +230,7 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
   // With a filter, its accept rule carries the hash marker (nft 1.0.6 shows rule comments in JSON, see above).
   const filterRules = (marker: string | undefined) => [
     ...set(VXLAN_PORTS_SET, 'inet_service', guard!.ports),
-    ...set(VXLAN_PEERS_SET, 'ipv4_addr', guard!.allowedSources),
+    ...set(VXLAN_PEERS_SET, 'ipv4_addr', guard!.allowedSources.filter((source) => !source.includes(':'))),
     ...chain(VXLAN_FILTER_CHAIN, 'type filter hook input priority raw - 10; policy accept;', [
       ...tunnelInput,
       `udp dport @${VXLAN_PORTS_SET} ${fromUnderlay} ip saddr @${VXLAN_PEERS_SET} accept comment ${quote(marker ?? 'VXLAN from a member node')}`,
@@ -246,21 +258,28 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
       [`iifname . oifname @${SAME_BRIDGE_SET} accept comment ${quote('a bridge\'s own traffic')}`, ...forward],
       `iifname != ${quote(BRIDGES)} oifname != ${quote(BRIDGES)} accept${marker ? ` comment ${quote(marker)}` : ''}`,
     ),
-    ...chain('input', 'type filter hook input priority filter - 10; policy accept;', six ? [...input, firewall6MarkerRule(six.hash)] : input),
+    ...chain('input', 'type filter hook input priority filter - 10; policy accept;', inner6 ? [...input, firewall6MarkerRule(inner6.hash)] : input),
   ];
   const body = (marker: string | undefined) =>
     guard
       ? [...filterRules(marker), ...(nets.length ? networkRules(undefined) : [])]
       : networkRules(marker);
-  const hash = createHash('sha256').update(body(undefined).join('\n')).digest('hex').slice(0, 16);
+  const under6 = guard && wantsUnderlay6(guard) ? guard : undefined;
+  const hashed = [...body(undefined), ...(under6 ? underlay6Body(under6, OWNED_INTERFACES, undefined) : [])];
+  const hash = createHash('sha256').update(hashed.join('\n')).digest('hex').slice(0, 16);
   const marker = `vxnet rules sha256:${hash}`;
   const table = [`table ip ${OWNED_NFT_TABLE} {`, `\tcomment ${quote(marker)}`, ...body(marker), '}'].join('\n');
-  return six ? { table, hash, table6: six.table, hash6: six.hash } : { table, hash };
+  return {
+    table,
+    hash,
+    ...(inner6 ? { table6: inner6.table, hash6: inner6.hash } : {}),
+    ...(under6 ? { underlay6: underlay6Body(under6, OWNED_INTERFACES, marker) } : {}),
+  };
 }
 
 /** The `nft -f -` script that atomically replaces (or creates) the table. */
 export function replaceScript(rendered: RenderedFirewall): string {
-  const six = rendered.table6 !== undefined ? replaceScript6(rendered.table6) : '';
+  const six = (rendered.table6 !== undefined ? replaceScript6(rendered.table6) : '') + (rendered.underlay6 ? replaceUnderlay6(rendered.underlay6) : '');
   return `table ip ${OWNED_NFT_TABLE}\ndelete table ip ${OWNED_NFT_TABLE}\n${rendered.table}\n${six}`;
 }
 
@@ -276,16 +295,28 @@ export function deleteScript(): string {
  */
 export function planFirewall(
   networks: readonly DesiredNetwork[],
-  installed: { present: boolean; hash?: string; unreadable?: string; hash6?: string },
+  installed: FirewallState,
   filter: VxlanFilter = NO_FILTER,
-): { action: 'none' } | { action: 'replace'; script: string; hash: string; hash6?: string } | { action: 'delete'; script: string } {
-  // an IPv6 table that is no longer wanted goes with the replacement or deletion of table ip vxnet
+): { action: 'none' } | { action: 'replace'; script: string; hash: string; hash6?: string; underlay6?: true } | { action: 'delete'; script: string } {
+  // table ip6 vxnet (IPv6 inside networks) goes with the replacement or deletion of table ip vxnet once unwanted
   const stale6 = installed.hash6 !== undefined ? replaceScript6(undefined) : '';
+  // table ip6 vxnet_underlay goes with table ip vxnet (underlay6.ts); it is read only over an IPv6 underlay
+  const staleUnder6 = installed.underlay6?.present === true;
   if (networks.length === 0 && filter.ports.length === 0) {
-    return installed.present || installed.unreadable ? { action: 'delete', script: deleteScript() + stale6 } : { action: 'none' };
+    return installed.present || installed.unreadable || staleUnder6
+      ? { action: 'delete', script: deleteScript() + stale6 + (staleUnder6 ? deleteUnderlay6() : '') }
+      : { action: 'none' };
   }
   const rendered = renderFirewall(networks, filter);
-  if (installed.present && installed.hash === rendered.hash) return { action: 'none' };
-  const script = replaceScript(rendered) + (rendered.table6 === undefined ? stale6 : '');
-  return rendered.hash6 !== undefined ? { action: 'replace', script, hash: rendered.hash, hash6: rendered.hash6 } : { action: 'replace', script, hash: rendered.hash };
+  const under = rendered.underlay6 !== undefined;
+  const underInPlace = under ? installed.underlay6?.hash === rendered.hash : !staleUnder6;
+  if (installed.present && installed.hash === rendered.hash && underInPlace) return { action: 'none' };
+  const script = replaceScript(rendered) + (rendered.table6 === undefined ? stale6 : '') + (!under && staleUnder6 ? deleteUnderlay6() : '');
+  return {
+    action: 'replace',
+    script,
+    hash: rendered.hash,
+    ...(rendered.hash6 !== undefined ? { hash6: rendered.hash6 } : {}),
+    ...(under ? { underlay6: true as const } : {}),
+  };
 }

@@ -6,7 +6,7 @@
  */
 import type { DesiredNetwork, DesiredState } from '../dataplane.ts';
 import { BRIDGE_ENTRY, type ActualState, type FdbEntry } from './read.ts';
-import { isIPv4, validatePeer, ZERO_MAC } from './validate.ts';
+import { isVtep, validatePeer, ZERO_MAC } from './validate.ts';
 
 export type NeighbourStep =
   | { op: 'neigh-replace'; dev: string; ip: string; mac: string }
@@ -120,8 +120,8 @@ export function planEntries(
       if (!protectedNames.has(flood.vxlan)) rejected.push({ kind: 'flood', key: key(String(flood.vxlan), String(flood.vtep)), reason: unknownDevice(flood.vxlan) });
       continue;
     }
-    if (!isIPv4(flood.vtep)) {
-      rejected.push({ kind: 'flood', key: key(flood.vxlan, String(flood.vtep)), reason: `VTEP ${JSON.stringify(flood.vtep)} is not an IPv4 address` });
+    if (!isVtep(flood.vtep)) {
+      rejected.push({ kind: 'flood', key: key(flood.vxlan, String(flood.vtep)), reason: `VTEP ${JSON.stringify(flood.vtep)} is not an IPv4 or IPv6 address` });
       continue;
     }
     floodsOf(flood.vxlan).want.add(flood.vtep);

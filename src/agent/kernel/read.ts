@@ -16,6 +16,7 @@ import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import { FIREWALL6_MARKER, firewall6Matches } from './ipv6-firewall.ts';
 import type { Runner } from './exec.ts';
+import { UNDERLAY6_TABLE } from './underlay6.ts';
 
 export interface VxlanAttributes {
   vni: number;
@@ -83,6 +84,8 @@ export interface FirewallState {
    * data plane tries to install the table and, failing that, fails closed (linux-dataplane.ts).
    */
   unreadable?: string;
+  /** table ip6 vxnet_underlay (underlay6.ts), read over an IPv6 underlay only; absent: not read */
+  underlay6?: { present: boolean; hash?: string };
 }
 
 export interface ActualState {
@@ -149,8 +152,9 @@ export function parseLinks(text: string): LinkState[] {
         learning: data.learning === true,
         proxy: data.proxy === true,
       };
-      const local = str(data.local);
-      const group = str(data.group);
+      // over an IPv6 underlay iproute2 names them local6 and group6
+      const local = str(data.local) ?? str(data.local6);
+      const group = str(data.group) ?? str(data.group6);
       const device = str(data.link);
       if (local) vxlan.local = local;
       if (group) vxlan.group = group;
@@ -307,14 +311,53 @@ export interface TablesState {
   antispoof: AntispoofState;
 }
 
-export async function readTables(run: Runner, signal?: AbortSignal): Promise<TablesState> {
-  const [firewall, antispoof] = await Promise.all([readFirewall(run, signal), readAntispoof(run, signal)]);
+/** `underlay6`: this node's underlay is IPv6, so table ip6 vxnet_underlay is read as well (underlay6.ts). */
+export async function readTables(run: Runner, signal?: AbortSignal, underlay6 = false): Promise<TablesState> {
+  const [read, antispoof, six] = await Promise.all([
+    readFirewall(run, signal),
+    readAntispoof(run, signal),
+    underlay6 ? readUnderlay6(run, signal) : undefined,
+  ]);
+  const firewall =
+    six === undefined ? read : typeof six === 'string' ? { ...read, unreadable: read.unreadable ?? six } : { ...read, underlay6: six };
   // a host with IPv6 networks also checks their table; one that differs makes both be written again
   if (firewall.hash6 !== undefined && !(await firewall6Matches(run, firewall.hash6, signal))) {
     const { hash: _outdated, ...rest } = firewall;
     return { firewall: rest, antispoof };
   }
   return { firewall, antispoof };
+}
+
+/** `nft -j list table ip6 vxnet_underlay` → whether it exists and its rules hash; a string: why it could not be read. */
+async function readUnderlay6(run: Runner, signal?: AbortSignal): Promise<{ present: boolean; hash?: string } | string> {
+  const argv = ['nft', '-j', 'list', 'table', 'ip6', UNDERLAY6_TABLE];
+  let result;
+  try {
+    result = await run.run(argv, { signal, allowFailure: true });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return err instanceof Error ? err.message : String(err);
+  }
+  if (result.code !== 0) {
+    if (/No such file or directory/.test(result.stderr)) return { present: false };
+    return `${argv.join(' ')} failed (exit ${result.code}): ${result.stderr.trim().split('\n')[0] || 'no error output'}`;
+  }
+  return parseUnderlay6(result.stdout);
+}
+
+/** Pure: `nft -j list table ip6 vxnet_underlay` → presence and the rules hash its accept rule carries. */
+export function parseUnderlay6(text: string): { present: boolean; hash?: string } {
+  const items = (JSON.parse(text) as { nftables?: unknown }).nftables;
+  if (!Array.isArray(items)) throw new Error('nft -j list table: expected {"nftables": [...]}');
+  let present = false;
+  let hash: string | undefined;
+  for (const item of items as Json[]) {
+    const table = item.table as Json | undefined;
+    if (table && table.family === 'ip6' && table.name === UNDERLAY6_TABLE) present = true;
+    const rule = item.rule as Json | undefined;
+    if (rule && rule.family === 'ip6' && rule.table === UNDERLAY6_TABLE) hash ??= FIREWALL_MARKER.exec(str(rule.comment) ?? '')?.[1];
+  }
+  return hash === undefined ? { present } : { present, hash };
 }
 
 /**

@@ -24,12 +24,14 @@ import { OWNED_NFT_TABLE } from '../dataplane.ts';
 import type { Runner } from './exec.ts';
 import { KernelMonitor, NFTABLES_EVENTS } from './monitor.ts';
 import type { TablesState } from './read.ts';
+import { UNDERLAY6_TABLE } from './underlay6.ts';
 
 export const TABLES_RESYNC_MS = 30_000;
 /** how many of our own recent nft processes are remembered for attributing the monitor's generations */
 const OWN_PIDS = 64;
 
-const OWNED_TABLE_EVENT = new RegExp(`^\\S+ \\S+ (ip|ip6|bridge) ${OWNED_NFT_TABLE}( |$)`);
+// table ip6 vxnet_underlay (underlay6.ts) is ours too: the VXLAN filter over an IPv6 underlay
+const OWNED_TABLE_EVENT = new RegExp(`^\\S+ \\S+ ((ip|ip6|bridge) ${OWNED_NFT_TABLE}|ip6 ${UNDERLAY6_TABLE})( |$)`);
 const GENERATION = /^# new generation \d+ by process (\d+)\b/;
 
 /** Pure: whether a line printed by `nft monitor` is a change to table ip vxnet or bridge vxnet. */

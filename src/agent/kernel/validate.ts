@@ -19,6 +19,17 @@ const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
 /** dotted-quad IPv4 (one regular expression: this runs for every entry of every pass) */
 export const isIPv4 = (value: unknown): value is string => typeof value === 'string' && IPV4.test(value);
+/**
+ * An IPv6 address as the kernel prints it (RFC 5952: lower case, compressed), so that it compares equal to
+ * the dumps as text: the agent's VTEPs over an IPv6 underlay (docs/architecture.md, "IPv6 underlay").
+ */
+export const isCanonicalIPv6 = (value: unknown): value is string => {
+  if (typeof value !== 'string' || !value.includes(':')) return false;
+  const parsed = parseIPv6(value);
+  return parsed !== undefined && formatIPv6(parsed) === value;
+};
+/** A VXLAN endpoint address: IPv4, or IPv6 in canonical text (one family per cluster, core/underlay.ts). */
+export const isVtep = (value: unknown): value is string => isIPv4(value) || isCanonicalIPv6(value);
 /** a MAC an endpoint or bridge may use: not multicast/broadcast, not all-zero */
 export const isUnicastMac = (value: unknown): value is string =>
   isMac(value) && (parseInt(value.slice(0, 2), 16) & 1) === 0 && value !== ZERO_MAC;
@@ -64,7 +75,10 @@ export function validateNetwork(net: DesiredNetwork): string | undefined {
   if (net.vxlan !== deviceNames.vxlan(net.vni)) return `VXLAN device must be named ${deviceNames.vxlan(net.vni)}, not ${net.vxlan}`;
   if (!isInt(net.port, 1, 65535)) return `UDP port ${net.port} is outside 1..65535`;
   if (!isInt(net.mtu, 68, 65535)) return `MTU ${net.mtu} is outside 68..65535`;
-  if (!isIPv4(net.localAddress)) return `local address ${JSON.stringify(net.localAddress)} is not an IPv4 address`;
+  if (!isVtep(net.localAddress)) return `local address ${JSON.stringify(net.localAddress)} is not an IPv4 or IPv6 address`;
+  if (net.multicastGroup !== undefined && !isIPv4(net.localAddress)) {
+    return `multicast group ${JSON.stringify(net.multicastGroup)} needs an IPv4 underlay, but this node's underlay address ${net.localAddress} is IPv6`;
+  }
   if (net.multicastGroup !== undefined) {
     if (!isIPv4(net.multicastGroup) || !isMulticast(net.multicastGroup)) {
       return `multicast group ${JSON.stringify(net.multicastGroup)} is not an IPv4 multicast address`;
@@ -82,7 +96,7 @@ export function validateNetwork(net: DesiredNetwork): string | undefined {
 export function validatePeer(peer: DesiredPeer): string | undefined {
   if (!isNetworkAddress(peer.ip)) return `peer address ${JSON.stringify(peer.ip)} is not an IPv4 or IPv6 address`;
   if (!isUnicastMac(peer.mac)) return `peer MAC ${JSON.stringify(peer.mac)} is not a unicast MAC address`;
-  if (!isIPv4(peer.vtep)) return `VTEP ${JSON.stringify(peer.vtep)} is not an IPv4 address`;
+  if (!isVtep(peer.vtep)) return `VTEP ${JSON.stringify(peer.vtep)} is not an IPv4 or IPv6 address`;
   return undefined;
 }
 

@@ -76,13 +76,16 @@ export function desiredTunnel(
     const node = byTunnel.get(flood.vtep);
     const wg = node?.wireguard;
     if (!node || !wg || !isWireguardKey(wg.publicKey)) continue;
-    peers.set(node.name, { node: node.name, publicKey: wg.publicKey, endpoint: `${node.address}:${wg.port}`, tunnelAddress: flood.vtep });
+    peers.set(node.name, { node: node.name, publicKey: wg.publicKey, endpoint: wireguardEndpoint(node.address, wg.port), tunnelAddress: flood.vtep });
   }
   return {
     address: `${self.tunnelAddress}/${tunnelPrefix()}`,
     peers: [...peers.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
   };
 }
+
+/** `wg set`'s `endpoint`: an IPv6 underlay address goes in brackets, as in a URL ("[fd99::3]:51820"). */
+export const wireguardEndpoint = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
 
 /**
  * `wg set` arguments that make the device's peers exactly `peers`: every wanted peer (re)stated, every other

@@ -24,7 +24,7 @@ export interface WireguardSetup {
 
 export async function setUpWireguard(
   inner: Dataplane & { close(): Promise<void> },
-  options: { stateDir: string; underlayMtu: number; port?: number; log: (line: string) => void },
+  options: { stateDir: string; underlayMtu: number; ipv6Underlay?: boolean; port?: number; log: (line: string) => void },
 ): Promise<WireguardSetup> {
   const device = tunnelDeviceName(options.stateDir);
   // the probe's name is as unique on the machine as the device's
@@ -36,7 +36,7 @@ export async function setUpWireguard(
   }
   const keys = loadOrCreateKeys(options.stateDir);
   const port = options.port ?? WIREGUARD_PORT;
-  const tunnel = new Tunnel({ device, implementation: found.implementation, keys, port, underlayMtu: options.underlayMtu, log: options.log });
+  const tunnel = new Tunnel({ device, implementation: found.implementation, keys, port, underlayMtu: options.underlayMtu, ...(options.ipv6Underlay ? { ipv6Underlay: true } : {}), log: options.log });
   options.log(`WireGuard: ${found.implementation} on device ${device}, port ${port}, public key ${keys.publicKey}`);
   const reports = new StatusReports();
   const report: WireguardReport = { publicKey: keys.publicKey, port, implementation: found.implementation };

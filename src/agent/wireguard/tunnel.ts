@@ -54,6 +54,8 @@ export interface TunnelOptions {
   keys: WireguardKeys;
   port: number;
   underlayMtu: number;
+  /** the underlay is IPv6: WireGuard's outer header is 20 bytes longer (core/wireguard.ts) */
+  ipv6Underlay?: boolean;
   log: (line: string) => void;
   run?: Run;
   /** the wireguard-go program (tests may pass another path) */
@@ -180,7 +182,7 @@ export class Tunnel {
     const key = JSON.stringify([this.#generation, wanted]);
     if (this.#applied === key && (await this.#intact(wanted, signal))) return;
     const run = (argv: readonly string[]) => this.#run(argv, { signal });
-    await run(['ip', 'link', 'set', this.device, 'mtu', String(tunnelMtu(this.#options.underlayMtu)), 'up']);
+    await run(['ip', 'link', 'set', this.device, 'mtu', String(tunnelMtu(this.#options.underlayMtu, this.#options.ipv6Underlay === true)), 'up']);
     await run(['ip', 'addr', 'replace', wanted.address, 'dev', this.device]);
     const present = (await run(['wg', 'show', this.device, 'peers'])).stdout.split('\n').filter((line) => line.trim() !== '');
     await run(wgSetArgs(this.device, this.#options.keys.privateKeyFile, this.#options.port, wanted.peers, present));

@@ -1,5 +1,6 @@
 /** `vxnet agent`: runs the agent on this host until interrupted. */
 import { requireName } from '../../core/names.ts';
+import { canonicalUnderlay } from '../../core/underlay.ts';
 import {
   checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, has, integer, METRICS_LISTEN_FLAG, metricsListenOf, one, required, UsageError, type AgentConnection, type CommandModule,
 } from '../command.ts';
@@ -46,7 +47,7 @@ export const agent: CommandModule<AgentCommand> = {
   synopsis:
     '--manager https://ADDR:PORT [--token-file FILE] --advertise-addr IP [--name NAME] [--state-dir DIR] [--docker-socket PATH [--plugin-socket PATH] [--admin-token-file FILE]] [--cni-socket PATH | --no-cni] [--dataplane ovs [--ovs-db unix:PATH]]',
   flags: [
-    { name: 'advertise-addr', kind: 'ipv4', value: 'IP', help: "this host's underlay address, the VTEP address peers send VXLAN to" },
+    { name: 'advertise-addr', kind: 'string', value: 'IP', help: "this host's underlay address, the VTEP address peers send VXLAN to (IPv4 or IPv6; every node of a cluster uses the same family)" },
     { name: 'name', kind: 'string', value: 'NAME', help: 'node name (default: the host name)' },
     {
       name: 'state-dir',
@@ -115,7 +116,7 @@ export const agent: CommandModule<AgentCommand> = {
     const command: AgentCommand = {
       kind: 'agent',
       connection: connectionOf(p, { envToken: false }),
-      advertiseAddress: required(p, 'advertise-addr'),
+      advertiseAddress: checked(() => canonicalUnderlay(required(p, 'advertise-addr'), '--advertise-addr')),
       name,
       stateDir: one(p, 'state-dir'),
       ...daemonLogOf(p),

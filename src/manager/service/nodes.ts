@@ -4,6 +4,7 @@
  */
 import { VxnetError } from '../../core/errors.ts';
 import type { Endpoint, HeartbeatRequest, Node, NodeStatus, RegisterNodeRequest, UpdateNodeRequest } from '../../core/model.ts';
+import { mixedFamilyMessage, underlayFamily } from '../../core/underlay.ts';
 import { keys } from '../keys.ts';
 import { validateNodeRequest } from '../validation.ts';
 import type { Compare, Op } from '../store/store.ts';
@@ -42,6 +43,7 @@ export async function registerNode(ctx: ServiceContext, req: RegisterNodeRequest
       ctx.liveness.seen(wanted.name);
       return { done: existing.node };
     }
+    refuseMixedFamily(ctx, wanted);
     const holder = ctx.state.nodeAddresses.get(wanted.address);
     if (holder !== undefined && holder !== wanted.name) {
       throw new VxnetError(
@@ -195,6 +197,21 @@ function sameWireguard(node: Node, wanted: RegisterNodeRequest): boolean {
 function nodeStatus(ctx: ServiceContext, node: Node): NodeStatus {
   const tunnels = tunnelsOf(ctx, node.name);
   return { ...node, ...ctx.liveness.get(node.name), ...(tunnels ? { tunnels: [...tunnels] } : {}) };
+}
+
+/**
+ * A cluster's nodes all have IPv4 or all IPv6 underlay addresses (core/underlay.ts): a VXLAN device sends
+ * from one `local` address only to destinations of its family, so a node of the other family could reach
+ * no peer and no peer it. Checked against the nodes other than the one registering, so the first node (or
+ * the only one, moving) sets the family.
+ */
+function refuseMixedFamily(ctx: ServiceContext, wanted: RegisterNodeRequest): void {
+  const family = underlayFamily(wanted.address);
+  for (const { node } of ctx.state.nodes.values()) {
+    if (node.name !== wanted.name && underlayFamily(node.address) !== family) {
+      throw new VxnetError('invalid_address', mixedFamilyMessage(wanted, node));
+    }
+  }
 }
 
 function refuseIfInUse(name: string, endpoints: number): void {
