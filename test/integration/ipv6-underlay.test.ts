@@ -4,8 +4,9 @@
  * agents advertising it, the control plane on IPv4. IPv4 networks across them (ping, TCP), what the
  * underlay carries (VXLAN in UDP in IPv6, decoded with vxnet's codecs), the 70-byte MTU accounting, an
  * agent restart that loses no packet and changes nothing, the VXLAN injection tests of
- * security-vxlan-filter.test.ts repeated over IPv6 (table ip6 vxnet_underlay), and a node of the other
- * family refused.
+ * security-vxlan-filter.test.ts repeated over IPv6 (table ip6 vxnet_underlay), IPv6-only and dual-stack
+ * networks inside (IPv6 in IPv6: ping6, TCP, no NDP crossing, the DF probe), and a node of the other family
+ * refused.
  *
  * A fourth host runs no agent: the stranger that injects frames, and later the node of the wrong family.
  * Needs root. Every namespace and process is the test kit's and is removed afterwards, also on failure.
@@ -21,7 +22,9 @@ import { tunnelDeviceName } from '../../src/agent/wireguard/render.ts';
 import { ManagerClient } from '../../src/client/client.ts';
 import { decodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../../src/packet/ethernet.ts';
 import { decodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
-import { decodeIpv6, IPPROTO_IPV6_FRAGMENT } from '../../src/packet/ipv6.ts';
+import { decodeIpv6, IPPROTO_ICMPV6, IPPROTO_IPV6_FRAGMENT } from '../../src/packet/ipv6.ts';
+import { decodeIcmpv6, ICMPV6_ECHO_REQUEST } from '../../src/packet/icmpv6.ts';
+import { endpointAddresses } from '../../src/core/model.ts';
 import { VXLAN_PORT } from '../../src/packet/vxlan.ts';
 import { createCluster, DEFAULT_CLI_PATH, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { findCommand, isRoot } from '../../src/testkit/preflight.ts';
@@ -34,6 +37,12 @@ const skip = isRoot() ? false : 'needs root (network namespaces)';
 const wireguardMissing = ['wireguard-go', 'wg'].some((tool) => !findCommand(tool)) ? 'needs wireguard-go and wg' : false;
 
 /** Like support/vxlan-inject.ts's sender, over IPv6: the kernel adds the outer IPv6 and UDP headers. */
+/** A TCP echo server on every address, IPv6 included (dual-stack socket). */
+const TCP6_ECHO_SERVER = `
+const net = require('node:net');
+net.createServer((s) => s.pipe(s)).listen(Number(process.argv[1]), '::', () => console.log('listening'));
+`;
+
 const SENDER6 = `
 const dgram = require('node:dgram');
 const [source, destination, port, hex, count] = process.argv.slice(1);
@@ -252,6 +261,48 @@ describe('vxnet over an IPv6 underlay', { skip, concurrency: false }, () => {
       if (ip.nextHeader === 17 && decodeUdp(ip.payload).dstPort === 51820) wireguard++;
     }
     assert.ok(wireguard >= 4, `WireGuard datagrams over IPv6: ${wireguard}`);
+  });
+
+  it('carries IPv6-only and dual-stack networks over the IPv6 underlay: ping6 and TCP, no NDP crossing, 1430 with DF', async () => {
+    // The containers' namespaces have IPv6 switched off (the kit's default): the agent turns it on for the
+    // interfaces it adds (endpoint-setup.ts ipv6Sysctls), as it must for a namespace made that way.
+    await client.createNetwork({ name: 'six', vni: 3200, subnets: [{ cidr: 'fd00:62::/64' }] });
+    await client.createNetwork({ name: 'dual', vni: 3300, subnets: [{ cidr: '192.168.33.0/24' }, { cidr: 'fd00:63::/64' }] });
+    Object.assign(c, await attachWithApi(cluster, client, [['x1', 'host1', 'six'], ['x3', 'host3', 'six'], ['d1', 'host1', 'dual'], ['d2', 'host2', 'dual']]));
+    const v6 = (label: string) => endpointAddresses(c[label]!.endpoint).find((a) => a.ip.includes(':'))!.ip;
+    const frames = await capture(cluster, host1.netns, 'eth0', [], async () => {
+      assert.ok(await pings(cluster, c.x1!.netns, v6('x3')), 'six: x1 -> x3 over IPv6');
+      assert.ok(await pings(cluster, c.d1!.netns, v6('d2')), 'dual: d1 -> d2 over IPv6');
+      assert.ok(await pings(cluster, c.d1!.netns, c.d2!.endpoint.ip), 'dual: d1 -> d2 over IPv4');
+      // 1430 inside: 1382 bytes of ICMPv6 data + 8 + 40
+      assert.ok(await pings(cluster, c.x1!.netns, v6('x3'), ['-M', 'do', '-s', '1382']), '1430-byte IPv6 packet with DF');
+      assert.equal(await pings(cluster, c.x1!.netns, v6('x3'), ['-M', 'do', '-s', '1383']), false, 'one byte more does not pass');
+    });
+    assert.equal(await pings(cluster, c.x1!.netns, v6('d2')), false, 'six must not reach dual');
+    let echoes = 0;
+    for (const frame of frames) {
+      const eth = decodeEthernet(frame);
+      if (eth.ethertype !== ETHERTYPE_IPV6) continue;
+      const vxlan = decapsulateIpv6(eth.payload, [VXLAN_PORT]);
+      if (!vxlan) continue;
+      const inner = decodeEthernet(vxlan.inner);
+      if (inner.ethertype !== ETHERTYPE_IPV6) continue;
+      const ip = decodeIpv6(inner.payload);
+      if (ip.nextHeader !== IPPROTO_ICMPV6) continue;
+      const type = decodeIcmpv6(ip.payload).type;
+      assert.ok(![133, 134, 135, 136, 137].includes(type), `neighbour discovery type ${type} crossed the underlay inside VXLAN`);
+      if (type === ICMPV6_ECHO_REQUEST) echoes++;
+    }
+    assert.ok(echoes >= 4, `IPv6 echo requests in VXLAN in IPv6 on the underlay: ${echoes}`);
+    const server = cluster.spawn(c.d2!.netns, [process.execPath, '-e', TCP6_ECHO_SERVER, '7000'], { label: 'echo6' });
+    try {
+      await server.waitFor(/listening/, 5000);
+      const result = await cluster.exec(c.d1!.netns, [process.execPath, '-e', TCP_ECHO_CLIENT, v6('d2'), '7000', 'ipv6 over ipv6']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout.trim(), 'ipv6 over ipv6');
+    } finally {
+      await server.stop();
+    }
   });
 
   it('refuses a node of the other family, saying which family the cluster uses', async () => {

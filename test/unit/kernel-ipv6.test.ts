@@ -5,7 +5,7 @@ import type { DesiredEndpoint, DesiredNetwork } from '../../src/agent/dataplane.
 import { desiredState } from '../../src/agent/desired.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import { planAntispoof, parseAntispoof, portBindings, renderAntispoofTable } from '../../src/agent/kernel/antispoof.ts';
-import { acceptRaOff } from '../../src/agent/kernel/endpoint-setup.ts';
+import { ipv6Sysctls } from '../../src/agent/kernel/endpoint-setup.ts';
 import { parseFirewall6Hash, renderFirewall6 } from '../../src/agent/kernel/ipv6-firewall.ts';
 import { planFirewall, renderFirewall } from '../../src/agent/kernel/nftables.ts';
 import { parseFirewall } from '../../src/agent/kernel/read.ts';
@@ -69,8 +69,8 @@ describe('IPv6 endpoints in the kernel', () => {
   });
 
   it('turns router advertisements off on IPv6 endpoints only, before the peer is renamed', () => {
-    assert.deepEqual(acceptRaOff(only6), ['sysctl', '-q', '-w', 'net.ipv6.conf.vxncbbbbbbbbbb.accept_ra=0']);
-    assert.equal(acceptRaOff({ ...only6, address: '10.0.0.2/24', gateway: '10.0.0.1' }), undefined);
+    assert.deepEqual(ipv6Sysctls(only6), ['sysctl', '-q', '-w', 'net.ipv6.conf.vxncbbbbbbbbbb.accept_ra=0', 'net.ipv6.conf.vxncbbbbbbbbbb.disable_ipv6=0']);
+    assert.equal(ipv6Sysctls({ ...only6, address: '10.0.0.2/24', gateway: '10.0.0.1' }), undefined);
   });
 
   it('lets canonical IPv6 through validation and refuses what iproute2 would print differently or mix families', () => {

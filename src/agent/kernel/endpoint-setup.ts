@@ -78,11 +78,11 @@ export async function prepareEndpoints(
   // B: inside each namespace, a few at a time (not for handed-over endpoints: Docker configures those)
   const inside = candidates.filter((ep) => !failed.has(ep) && ep.netns !== undefined);
   await mapLimit(inside, concurrency, async (ep) => {
-    const ra = acceptRaOff(ep);
-    if (ra) {
-      const res = await run.run(['nsenter', `--net=${ep.netns!}`, ...ra], { signal, allowFailure: true });
+    const sysctls = ipv6Sysctls(ep);
+    if (sysctls) {
+      const res = await run.run(['nsenter', `--net=${ep.netns!}`, ...sysctls], { signal, allowFailure: true });
       if (res.code !== 0) {
-        fail(ep, `turning off router advertisements on ${ep.peerVeth} in ${ep.netns} failed: ${res.stderr.trim() || `exit code ${res.code}`}`);
+        fail(ep, `turning on IPv6 without router advertisements on ${ep.peerVeth} in ${ep.netns} failed: ${res.stderr.trim() || `exit code ${res.code}`}`);
         return;
       }
     }
@@ -156,14 +156,17 @@ export async function attachEndpoints(
 }
 
 /**
- * An endpoint with an IPv6 address takes no router advertisements (issue 15): its address and default route
- * come from the manager, and an RA from anyone else would add a default route or addresses behind vxnet's
- * back. Set on the peer before it is renamed and raised (it keeps the setting), so that no RA is ever taken;
- * the bridge's anti-spoofing drops RAs from containers anyway, this covers the rest.
+ * An endpoint with an IPv6 address gets IPv6 on its interface and takes no router advertisements (issue 15):
+ * its address and default route come from the manager, and an RA from anyone else would add a default route
+ * or addresses behind vxnet's back. IPv6 is turned on for that one interface because a namespace may have it
+ * off by default (`net.ipv6.conf.default.disable_ipv6=1`, which the moved veth inherits): adding the address
+ * would then fail with "IPv6 is disabled on this device". Set on the peer before it is renamed and raised
+ * (it keeps the settings), RAs off first, so that no RA is ever taken; the bridge's anti-spoofing drops RAs
+ * from containers anyway, this covers the rest.
  */
-export function acceptRaOff(ep: DesiredEndpoint): string[] | undefined {
+export function ipv6Sysctls(ep: DesiredEndpoint): string[] | undefined {
   if (!allAddresses(ep).some((a) => a.address.includes(':'))) return undefined;
-  return ['sysctl', '-q', '-w', `net.ipv6.conf.${ep.peerVeth}.accept_ra=0`];
+  return ['sysctl', '-q', '-w', `net.ipv6.conf.${ep.peerVeth}.accept_ra=0`, `net.ipv6.conf.${ep.peerVeth}.disable_ipv6=0`];
 }
 
 function reportFailure(log: (line: string) => void, result: ReconcileResult, ep: DesiredEndpoint, message: string): void {
