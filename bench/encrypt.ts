@@ -84,7 +84,11 @@ export async function encryptedDataPlane(options: EncryptBenchOptions): Promise<
         wg.push('peer', publicKeyOf(keys[1 - i]!), 'endpoint', `${other.address}:${reference.port}`, 'allowed-ips', `${reference.net}.${2 - i}/32`);
         const steps = [wg, ['ip', 'addr', 'add', `${reference.net}.${i + 1}/24`, 'dev', pair[i]!], ['ip', 'link', 'set', pair[i]!, 'mtu', String(tunnelMtu(cluster.underlayMtu)), 'up']];
         // cluster.exec enters with `ip netns exec`, whose /sys is the host's own
-        if (reference.rps) steps.push(['sh', '-c', 'echo "$1" > "/sys/class/net/$2/queues/rx-0/rps_cpus"', 'rps', rpsMask(cpus().length), pair[i]!]);
+        if (reference.rps) {
+          const maskFile = join(cluster.tmpDir, 'rps-mask');
+          writeFileSync(maskFile, `${rpsMask(cpus().length)}\n`);
+          steps.push(['cp', maskFile, `/sys/class/net/${pair[i]}/queues/rx-0/rps_cpus`]);
+        }
         for (const argv of steps) {
           const result = await cluster.exec(host.netns, argv);
           if (result.code !== 0) throw new Error(`${argv.join(' ')} on ${host.name}: ${result.stderr}`);

@@ -25,8 +25,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Backoff } from '../../core/backoff.ts';
 import { messageOf } from '../../core/errors.ts';
@@ -210,25 +210,31 @@ export class Tunnel {
 
   /**
    * RPS on the TUN's one receive queue (see the top of this file). sysfs shows the devices of the network
-   * namespace that mounted it, so an agent entered into a namespace with `nsenter --net` (simulated hosts)
-   * does not find its device there: it then writes through a sysfs of its own namespace, mounted in a
-   * private mount namespace that ends with the command. Speed only: a host that refuses (no RPS in its
-   * kernel, a read-only sysfs) keeps a working, slower tunnel, and says so once per device.
+   * namespace that mounted it, so an agent entered into a named namespace with `nsenter --net` (simulated
+   * hosts) does not find its device there: it then copies the mask in through `ip netns exec`, which mounts
+   * that namespace's own sysfs for the copy. Speed only: a host that refuses (no RPS in its kernel, a
+   * read-only sysfs) keeps a working, slower tunnel, and says so once per device.
    */
   async #steerReceive(): Promise<void> {
     const relative = join('class', 'net', this.device, 'queues', 'rx-0', 'rps_cpus');
     const mask = rpsMask(this.#options.cpus ?? cpus().length);
-    let failure: string | undefined;
     try {
       await writeFile(join(this.#options.sysfs ?? '/sys', relative), `${mask}\n`);
       return;
     } catch (err) {
-      failure = messageOf(err);
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.#options.sysfs !== undefined) return this.#steerFailed(mask, failure);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.#options.sysfs !== undefined) return this.#steerFailed(mask, messageOf(err));
     }
-    const script = 'mount -t sysfs sysfs /sys && printf "%s\\n" "$1" > "/sys/$2"';
-    const own = await this.#run(['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'vxnet-rps', mask, relative], { allowFailure: true });
-    if (own.code !== 0) this.#steerFailed(mask, own.stderr.trim() || `exit ${own.code}`);
+    const named = await this.#run(['ip', 'netns', 'identify', String(process.pid)], { allowFailure: true });
+    const netns = named.stdout.split('\n')[0]?.trim();
+    if (!netns) return this.#steerFailed(mask, `${this.device} is not in this process's sysfs, and its network namespace has no name to enter it by`);
+    const dir = await mkdtemp(join(tmpdir(), 'vxnet-rps-'));
+    try {
+      await writeFile(join(dir, 'mask'), `${mask}\n`);
+      const copied = await this.#run(['ip', 'netns', 'exec', netns, 'cp', join(dir, 'mask'), join('/sys', relative)], { allowFailure: true });
+      if (copied.code !== 0) this.#steerFailed(mask, copied.stderr.trim() || `exit ${copied.code}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   #steerFailed(mask: string, why: string): void {
