@@ -33,6 +33,8 @@ export interface OvsHost {
   readonly db: string;
   /** the agent's arguments for this host */
   readonly agentArgs: readonly string[];
+  /** ovs-vswitchd's process id: on the userspace datapath its main thread forwards every frame of kernel ports */
+  readonly vswitchdPid: number | undefined;
   /** `ovs-ofctl ARGS` against this host's switch; stdout */
   ofctl(args: readonly string[]): Promise<string>;
   /** `ovs-vsctl --db=... ARGS`; stdout */
@@ -55,9 +57,8 @@ export async function startOvs(cluster: Cluster, host: SimHost): Promise<OvsHost
   );
   const vsctl = async (args: readonly string[]) => (await runChecked(['ovs-vsctl', `--db=${db}`, '--timeout=20', ...args], { env, timeoutMs: 30_000 })).stdout;
   await until(() => vsctl(['--no-wait', 'init']), daemons, 'ovsdb-server to listen');
-  daemons.push(
-    cluster.spawn(host.netns, ['env', ...vars, 'ovs-vswitchd', db, `--unixctl=${join(dir, 'ovs-vswitchd.ctl')}`], { label: 'ovs-vswitchd' }),
-  );
+  const vswitchd = cluster.spawn(host.netns, ['env', ...vars, 'ovs-vswitchd', db, `--unixctl=${join(dir, 'ovs-vswitchd.ctl')}`], { label: 'ovs-vswitchd' });
+  daemons.push(vswitchd);
   const inHost = (argv: readonly string[]) => runChecked(nsenterArgv(host.netns, argv));
   // The bridge takes eth0's MAC, and eth0 (which keeps receiving alongside OVS) answers no ARP: OVS ends a
   // tunnel only for frames to the bridge's own MAC, and a peer that had learnt eth0's MAC for the host's
@@ -77,6 +78,8 @@ export async function startOvs(cluster: Cluster, host: SimHost): Promise<OvsHost
     dir,
     db,
     agentArgs: ['--dataplane', 'ovs', '--ovs-db', db],
+    // env(1) execs ovs-vswitchd, so the spawned process is the daemon itself
+    vswitchdPid: vswitchd.pid,
     vsctl,
     ofctl: async (args) => (await runChecked(['ovs-ofctl', ...args], { env, timeoutMs: 30_000 })).stdout,
   };

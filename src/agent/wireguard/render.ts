@@ -29,6 +29,22 @@ export interface TunnelPeer {
   readonly tunnelAddress: string;
 }
 
+/**
+ * The `rps_cpus` bitmap of every CPU of a host with `cpus` of them: hexadecimal, in comma-separated 32-bit
+ * groups, most significant first, as /sys/class/net/DEV/queues/rx-N/rps_cpus takes it ("3" for 2 CPUs,
+ * "ff,ffffffff" for 40).
+ */
+export function rpsMask(cpus: number): string {
+  const count = Math.max(1, Math.floor(cpus));
+  const groups: string[] = [];
+  for (let low = 0; low < count; low += 32) {
+    const bits = Math.min(32, count - low);
+    groups.unshift((bits === 32 ? 0xffffffff : 2 ** bits - 1).toString(16));
+  }
+  // every group but the first is written in full width
+  return groups.map((g, i) => (i === 0 ? g : g.padStart(8, '0'))).join(',');
+}
+
 /** The tunnel this node needs: absent when none of its encrypted networks is wanted here. */
 export interface DesiredTunnel {
   /** this node's tunnel address with the range's prefix, "10.201.0.2/16" */
