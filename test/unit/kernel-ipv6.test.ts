@@ -6,7 +6,7 @@ import { desiredState } from '../../src/agent/desired.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import { planAntispoof, parseAntispoof, portBindings, renderAntispoofTable } from '../../src/agent/kernel/antispoof.ts';
 import { ipv6Sysctls } from '../../src/agent/kernel/endpoint-setup.ts';
-import { parseFirewall6Hash, renderFirewall6 } from '../../src/agent/kernel/ipv6-firewall.ts';
+import { devicesNeedingIpv6, enableIpv6, isIpv6AddressStep, parseFirewall6Hash, renderFirewall6 } from '../../src/agent/kernel/ipv6-firewall.ts';
 import { planFirewall, renderFirewall } from '../../src/agent/kernel/nftables.ts';
 import { parseFirewall } from '../../src/agent/kernel/read.ts';
 import { renderEndpointInside, renderLinkStep } from '../../src/agent/kernel/render.ts';
@@ -159,5 +159,60 @@ describe('desired state of IPv6 networks', () => {
     assert.equal(state.networks[0]!.gatewayMac, '02:78:c0:a8:1f:01', 'the IPv4 gateway\'s MAC, as before IPv6');
     assert.deepEqual(state.endpoints[0]!.addresses, [{ address: '192.168.31.2/24', gateway: '192.168.31.1' }, { address: 'fd00:61::2/64', gateway: 'fd00:61::1' }]);
     assert.equal(state.floods.length, 1);
+  });
+});
+
+describe('IPv6 on the devices that get an IPv6 address', () => {
+  it('is turned on only where it is off, and only for the devices given', async () => {
+    const files = new Map([
+      ['/proc/sys/net/ipv6/conf/vxnb3100/disable_ipv6', '1\n'],
+      ['/proc/sys/net/ipv6/conf/vxnb3200/disable_ipv6', '0\n'],
+    ]);
+    const written: string[] = [];
+    const run = {
+      readFile: async (path: string) => files.get(path),
+      writeFile: async (path: string, text: string) => void written.push(`${path}=${text.trim()}`),
+    };
+    const logged: string[] = [];
+    const errors: string[] = [];
+    assert.equal(await enableIpv6(run, ['vxnb3100', 'vxnb3200'], (line) => logged.push(line), errors), 1);
+    assert.deepEqual(written, ['/proc/sys/net/ipv6/conf/vxnb3100/disable_ipv6=0']);
+    assert.deepEqual(logged, ['enabled IPv6 on vxnb3100 (net.ipv6.conf.vxnb3100.disable_ipv6=0)']);
+    assert.deepEqual(errors, []);
+  });
+
+  it('says which device failed, and goes on with the others', async () => {
+    const run = {
+      readFile: async () => '1\n',
+      writeFile: async (path: string) => {
+        if (path.includes('vxnb3100')) throw new Error('EACCES');
+      },
+    };
+    const errors: string[] = [];
+    assert.equal(await enableIpv6(run, ['vxnb3100', 'vxnb3200'], () => {}, errors), 1);
+    assert.deepEqual(errors, ['enabling IPv6 on vxnb3100 failed: EACCES']);
+  });
+
+  it('sets IPv6 addresses apart from every other link step (they wait for IPv6 on their device)', () => {
+    const owner = { network: 'vxnb3100' };
+    assert.equal(isIpv6AddressStep({ op: 'addr-add', dev: 'vxnb3100', cidr: 'fd00:61::1/64', ...owner }), true);
+    assert.equal(isIpv6AddressStep({ op: 'addr-add', dev: 'vxnb3100', cidr: '192.168.31.1/24', ...owner }), false);
+    assert.equal(isIpv6AddressStep({ op: 'addr-del', dev: 'vxnb3100', cidr: 'fd00:61::1/64', ...owner }), false);
+  });
+
+  it('covers the bridge and the VXLAN device of IPv6 networks whose devices are made or addressed in the pass', () => {
+    const net = (vni: number, cidrs: string[]) => ({ bridge: `vxnb${vni}`, vxlan: `vxnv${vni}`, gatewayAddresses: cidrs }) as unknown as DesiredNetwork;
+    const networks = [net(3100, ['192.168.31.1/24', 'fd00:61::1/64']), net(3200, ['fd00:62::1/64']), net(3300, ['192.168.33.1/24'])];
+    const owner = { network: 'x' };
+    assert.deepEqual(
+      devicesNeedingIpv6(networks, [
+        { op: 'vxlan-add', name: 'vxnv3100', vni: 3100, port: 4789, local: '10.0.0.1', mtu: 1450, ...owner },
+        { op: 'bridge-add', name: 'vxnb3300', mac: '02:78:00:00:00:01', mtu: 1450, ...owner },
+      ]),
+      ['vxnb3100', 'vxnv3100'],
+      'an IPv4-only network needs nothing',
+    );
+    assert.deepEqual(devicesNeedingIpv6(networks, [{ op: 'addr-add', dev: 'vxnb3200', cidr: 'fd00:62::1/64', ...owner }]), ['vxnb3200', 'vxnv3200']);
+    assert.deepEqual(devicesNeedingIpv6(networks, []), [], 'nothing touched, nothing read');
   });
 });

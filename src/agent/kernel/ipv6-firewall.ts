@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import type { DesiredNetwork } from '../dataplane.ts';
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 import type { Runner } from './exec.ts';
+import type { LinkStep } from './plan.ts';
 
 const BRIDGES = `${OWNED_PREFIX}b*`;
 export const FIREWALL6_MARKER = /^vxnet rules6 sha256:([0-9a-f]{16})$/;
@@ -130,4 +131,48 @@ export async function ensureIpv6Forwarding(
     errors.push(`enabling IPv6 forwarding failed: ${err instanceof Error ? err.message : String(err)}`);
     return 0;
   }
+}
+
+/** An IPv6 address added to a device: written once IPv6 is on for that device (enableIpv6). */
+export function isIpv6AddressStep(step: LinkStep): step is Extract<LinkStep, { op: 'addr-add' | 'addr-del' }> {
+  return step.op === 'addr-add' && step.cidr.includes(':');
+}
+
+/**
+ * Pure: the devices of IPv6 networks that `steps` create or give an IPv6 address: the bridge (it holds the
+ * IPv6 gateway) and the VXLAN device (it holds the remote endpoints' IPv6 neighbour entries and answers
+ * solicitations from them). Devices left untouched were seen to before.
+ */
+export function devicesNeedingIpv6(networks: readonly DesiredNetwork[], steps: readonly LinkStep[]): string[] {
+  const touched = new Set(steps.flatMap((s) => (s.op === 'bridge-add' || s.op === 'vxlan-add' ? [s.name] : isIpv6AddressStep(s) ? [s.dev] : [])));
+  return networks
+    .filter((net) => net.gatewayAddresses.some((cidr) => cidr.includes(':')) && (touched.has(net.bridge) || touched.has(net.vxlan)))
+    .flatMap((net) => [net.bridge, net.vxlan]);
+}
+
+/**
+ * IPv6 on the devices of IPv6 networks (devicesNeedingIpv6): a host may have it off for new interfaces
+ * (`net.ipv6.conf.default.disable_ipv6=1`); the gateway address would then be refused ("IPv6 is disabled on
+ * this device") and the VXLAN device would keep no IPv6 neighbour entry, so no solicitation would be
+ * answered. Only the devices given, and only where it is off; the rest of the host is left as it is.
+ */
+export async function enableIpv6(
+  run: Pick<Runner, 'readFile' | 'writeFile'>,
+  devices: readonly string[],
+  log: (line: string) => void,
+  errors: string[],
+): Promise<number> {
+  let changed = 0;
+  for (const device of devices) {
+    const file = `/proc/sys/net/ipv6/conf/${device}/disable_ipv6`;
+    try {
+      if ((await run.readFile(file))?.trim() !== '1') continue;
+      await run.writeFile(file, '0\n');
+      log(`enabled IPv6 on ${device} (net.ipv6.conf.${device}.disable_ipv6=0)`);
+      changed++;
+    } catch (err) {
+      errors.push(`enabling IPv6 on ${device} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return changed;
 }

@@ -41,7 +41,7 @@ import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './end
 import { createRunner, type Runner } from './exec.ts';
 import { deleteAntispoofLines, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
 import { effectiveVxlanFilter, planFirewall } from './nftables.ts';
-import { ensureIpv6Forwarding } from './ipv6-firewall.ts';
+import { devicesNeedingIpv6, enableIpv6, ensureIpv6Forwarding, isIpv6AddressStep } from './ipv6-firewall.ts';
 import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
 import { IP_FORWARD, readBase, readFdb, readNeighbours, readTables, type ActualState, type LinkState, type TablesState } from './read.ts';
@@ -265,12 +265,13 @@ export class LinuxDataplane implements Dataplane {
       for (const net of plan.networks) if (held.has(net.vxlan)) failedNetworks.set(net.bridge, firewall.down);
     }
 
-    // 3. links and addresses
+    // 3. links and addresses; IPv6 addresses after IPv6 is on for their device (see ipv6-firewall.ts enableIpv6)
     const gone = new Set<string>();
-    if (linkSteps.length) {
-      const lines = linkSteps.map(renderLinkStep);
+    const applyLinkSteps = async (steps: readonly LinkStep[]): Promise<void> => {
+      if (!steps.length) return;
+      const lines = steps.map(renderLinkStep);
       const outcome = await runBatch(this.#run, ['ip'], lines, signal);
-      linkSteps.forEach((step, i) => {
+      steps.forEach((step, i) => {
         let message = outcome.failures.get(i);
         if (message === undefined && outcome.stopped && i > outcome.stopped.after) {
           message = `not known to be applied, ip stopped early: ${outcome.stopped.message}`;
@@ -284,7 +285,12 @@ export class LinuxDataplane implements Dataplane {
         if (step.op === 'link-del' && isGone(message)) return; // already gone: that is what we wanted
         this.#linkFailure(step, `"${lines[i]}": ${message}`, failedNetworks, failedEndpoints, errors);
       });
-    }
+    };
+    const ipv6Addresses = linkSteps.filter(isIpv6AddressStep);
+    await applyLinkSteps(linkSteps.filter((s) => !isIpv6AddressStep(s)));
+    const ipv6Devices = devicesNeedingIpv6(plan.networks.filter((n) => !failedNetworks.has(n.bridge)), linkSteps);
+    if (ipv6Devices.length) result.changes += await enableIpv6(this.#run, ipv6Devices, this.#log, errors);
+    await applyLinkSteps(ipv6Addresses);
 
     // links written (devices created/deleted): entries may have gone with them
     if (linkSteps.length) this.#entries?.invalidate();
