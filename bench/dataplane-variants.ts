@@ -9,7 +9,11 @@
  *    DOCKER-USER put first again for it;
  *  - "as before, bridge nf_call_iptables 0": that, plus the bridge options that Swarm's bridges carry. The
  *    bridge then still hands its frames to iptables (the kernel ORs the option with the namespace's
- *    `bridge-nf-call-iptables`, which Docker keeps at 1): DOCKER-USER's counters show it.
+ *    `bridge-nf-call-iptables`, which Docker keeps at 1): DOCKER-USER's counters show it;
+ *  - "GRO on its veths" (candidate (c), offloads): vxnet's veths and VXLAN devices already carry the very
+ *    feature flags of Swarm's (`ethtool -k` compared device by device: identical), so the one offload left to
+ *    try is GRO on both ends of each container's veth, which turns the veth into a NAPI device that merges
+ *    what it receives. A shipped vxnet network otherwise, with its untracked path.
  * The agent leaves those changes alone while the measurements run: it replaces table ip vxnet only when the
  * hash of its rules changes (no network is created or removed meanwhile), and the bench checks afterwards
  * that the variants were still in place.
@@ -26,8 +30,11 @@ import { noise, type TrafficPath, type TrafficSummary } from './traffic.ts';
 export const SWARM_LABEL = 'Swarm overlay';
 export const VXNET_LABEL = 'vxnet';
 export const HAND_BUILT_LABEL = 'hand-built kernel VXLAN';
+export const HAND_SANDBOX_LABEL = "hand-built, bridge and VXLAN device in a namespace of their own (Swarm's layout)";
 export const BEFORE_LABEL = 'vxnet as before issue 19 (bridged traffic tracked, every rule walked)';
 export const NF_CALL_LABEL = 'vxnet as before, bridge nf_call_iptables 0';
+
+export const GRO_LABEL = 'vxnet, GRO on both ends of its veths';
 
 export const MTU_1450_LABEL = 'vxnet at MTU 1450, as Swarm';
 
@@ -38,13 +45,14 @@ export interface VariantNetwork {
   prefix: string;
   label: string;
   /** what is undone: the forwarding path of issue 19, that and the bridge option, or the derived MTU */
-  kind: 'tracked' | 'nf-call' | 'mtu-1450';
+  kind: 'tracked' | 'nf-call' | 'gro' | 'mtu-1450';
 }
 
 /** The variants of the forwarding path next to the shipped network (VNI 100). */
 export const FORWARDING_VARIANTS: readonly VariantNetwork[] = [
   { network: 'vxbefore', vni: 101, prefix: '10.76', label: BEFORE_LABEL, kind: 'tracked' },
   { network: 'vxnfcall', vni: 102, prefix: '10.75', label: NF_CALL_LABEL, kind: 'nf-call' },
+  { network: 'vxgro', vni: 104, prefix: '10.73', label: GRO_LABEL, kind: 'gro' },
 ];
 
 /** On a jumbo underlay: the same network at Swarm's MTU, created with `mtu: 1450`. */
@@ -79,6 +87,19 @@ export async function trackAgain(hostNetns: string, bridge: string): Promise<voi
 
 export async function bridgeNfCallOff(hostNetns: string, bridge: string): Promise<void> {
   await runChecked(inHost(hostNetns, ['ip', 'link', 'set', bridge, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_ip6tables', '0', 'nf_call_arptables', '0']));
+}
+
+/** GRO on the host end of every container veth on `bridge` and on the container's end (eth0 in `container`). */
+export async function vethGroOn(hostNetns: string, bridge: string, container: string): Promise<void> {
+  const ports = JSON.parse((await runChecked(inHost(hostNetns, ['ip', '-j', 'link', 'show', 'master', bridge]))).stdout) as { ifname: string }[];
+  for (const { ifname } of ports.filter((p) => p.ifname.startsWith('vxnh'))) await runChecked(inHost(hostNetns, ['ethtool', '-K', ifname, 'gro', 'on']));
+  await runChecked(['nsenter', `--net=${container}`, 'ethtool', '-K', 'eth0', 'gro', 'on']);
+}
+
+/** Whether GRO is still on for the container end (nothing of vxnet's turns it off; checked all the same). */
+export async function groStillOn(container: string): Promise<boolean> {
+  const features = await run(['nsenter', `--net=${container}`, 'ethtool', '-k', 'eth0']);
+  return /generic-receive-offload: on/.test(features.stdout);
 }
 
 /** Whether `bridge` is still out of the untracked path (the agent did not put it back). */

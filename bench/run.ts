@@ -13,7 +13,8 @@
  *     other host (--docker-runs per network, default 100), the same traffic measurements between containers
  *     (bench/swarm.ts; its own simulated hosts); next to them the hand-built path and vxnet networks that each
  *     undo one change of its forwarding path, with Docker's iptables rules and again without them
- *     (bench/dataplane-variants.ts);
+ *     (bench/dataplane-variants.ts); also a vxnet network with GRO on its veths and the hand-built path with
+ *     its bridge and VXLAN device in a namespace of their own, as Swarm's (the candidates of issue 19);
  *  5. jumbo: the data plane of section 4 on a 9000-byte underlay (vxnet derives 8950, Swarm keeps 1450);
  *  6. cli: `vxnet --version` and a `vxnet network ls` round trip from an installed build, p50/p99 over 50 runs
  *     next to `node -e 0` (bench/cli-start.ts, also `npm run bench:cli` on its own);

@@ -17,7 +17,9 @@
  *    ceiling (bench/traffic.ts); the spread of the rounds is reported as the run-to-run noise. Next to them,
  *    the hand-built kernel VXLAN path between the same hosts (bench/hand-built.ts; DOCKER-USER accepts its
  *    bridge's traffic, as anyone running it next to Docker has to) and, with `variants`, vxnet networks
- *    that undo one change each, measured again without Docker's iptables rules (bench/dataplane-variants.ts).
+ *    that undo or add one change each and the hand-built path rebuilt in Swarm's layout (bridge and VXLAN
+ *    device in a namespace of their own), all measured again without Docker's iptables rules
+ *    (bench/dataplane-variants.ts).
  *
  * With `runs: 0` the `docker run` part is left out (the jumbo underlay section measures the data plane only).
  */
@@ -30,10 +32,15 @@ import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerEngines, dockerAgentArgs
 import { run, sleep } from '../src/testkit/processes.ts';
 import {
   HAND_BUILT_LABEL,
+  HAND_SANDBOX_LABEL,
+  SWARM_LABEL,
+  VXNET_LABEL,
   bridgeNfCallOff,
   bridgeOf,
   dockerUserPackets,
   dropDockerRules,
+  groStillOn,
+  vethGroOn,
   interfaceMtu,
   phasesMarkdown,
   stillTracked,
@@ -41,9 +48,9 @@ import {
   type Phase,
   type VariantNetwork,
 } from './dataplane-variants.ts';
-import { handBuiltVxlan } from './hand-built.ts';
+import { handBuiltSandbox, handBuiltVxlan } from './hand-built.ts';
 import { distribution, fixed, ratio, rounded } from './stats.ts';
-import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds } from './traffic.ts';
+import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
 
 export interface SwarmComparisonOptions {
   /** `docker run`s per network */
@@ -79,8 +86,8 @@ export interface SwarmComparison {
 const SWARM_NET = 'swarmnet';
 const VXNET_NET = 'vxnetnet';
 const NETS = [
-  { label: 'Swarm overlay', network: SWARM_NET, prefix: '10.79' },
-  { label: 'vxnet', network: VXNET_NET, prefix: '10.78' },
+  { label: SWARM_LABEL, network: SWARM_NET, prefix: '10.79' },
+  { label: VXNET_LABEL, network: VXNET_NET, prefix: '10.78' },
 ] as const;
 export const UNDERLAY_PATH = 'underlay (host ⇄ host, the ceiling)';
 
@@ -140,8 +147,26 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
     }
     paths.push({ name: HAND_BUILT_LABEL, client: `/proc/${await e1.pidOf('hand')}/ns/net`, server: `/proc/${await e2.pidOf('hand')}/ns/net`, target: '172.30.0.2' });
     const undone = variants.filter((v) => v.kind !== 'mtu-1450');
+    if (undone.length) {
+      // the structural candidate, prototyped by hand: the same path with its bridge and VXLAN device in a
+      // namespace of their own; that namespace is a container with no network, so the engine cleans it up
+      for (const [i, engine] of [e1, e2].entries()) {
+        await engine.dockerOk(['run', '-d', '--name', 'handsb', '--network', 'none', BUSYBOX_IMAGE, 'sleep', '100000']);
+        await engine.dockerOk(['run', '-d', '--name', 'handsbc', '--network', 'none', BUSYBOX_IMAGE, 'sleep', '100000']);
+        const [self, peer] = i === 0 ? [h1, h2] : [h2, h1];
+        const sandbox = `/proc/${await engine.pidOf('handsb')}/ns/net`;
+        const container = `/proc/${await engine.pidOf('handsbc')}/ns/net`;
+        await handBuiltSandbox({ hostNetns: self.netns, local: self.address, remote: peer.address, container, address: `172.31.0.${i + 1}/24` }, sandbox, vxnetMtu);
+      }
+      paths.push({ name: HAND_SANDBOX_LABEL, client: `/proc/${await e1.pidOf('handsbc')}/ns/net`, server: `/proc/${await e2.pidOf('handsbc')}/ns/net`, target: '172.31.0.2' });
+    }
     for (const v of undone) {
-      for (const host of [h1, h2]) {
+      const path = paths.find((p) => p.name === v.label)!;
+      for (const [i, host] of [h1, h2].entries()) {
+        if (v.kind === 'gro') {
+          await vethGroOn(host.netns, bridgeOf(v.vni), i === 0 ? path.client : path.server);
+          continue;
+        }
         await trackAgain(host.netns, bridgeOf(v.vni));
         if (v.kind === 'nf-call') await bridgeNfCallOff(host.netns, bridgeOf(v.vni));
       }
@@ -153,6 +178,12 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
     const phases: Phase[] = [{ title: "Docker's iptables rules on", mtus, summary: summariseTraffic(paths, traffic) }];
     const notes: string[] = [];
     for (const v of undone) {
+      if (v.kind === 'gro') {
+        const path = paths.find((p) => p.name === v.label)!;
+        const on = (await Promise.all([path.client, path.server].map(groStillOn))).every(Boolean);
+        notes.push(`${v.label}: ${on ? 'GRO on until the end' : 'GRO found OFF at the end (its figures are not the variant)'}`);
+        continue;
+      }
       const kept = (await Promise.all([h1, h2].map((h) => stillTracked(h.netns, bridgeOf(v.vni))))).every(Boolean);
       const seen = await dockerUserPackets(h1.netns, bridgeOf(v.vni));
       notes.push(`${v.label}: ${kept ? 'in place until the end' : 'PUT BACK by the agent during the run (its figures are not the variant)'}; ` +
@@ -187,7 +218,40 @@ function variantsSection(phases: readonly Phase[], notes: readonly string[], opt
     '',
     ...notes.map((note) => `- ${note}`),
     '',
+    ...targetLines(phases, options.streams),
+    '',
   ];
+}
+
+/**
+ * vxnet issue 19's targets, read off the table: vxnet ≥ 1.0× Swarm and the hand-built path at 1 and N streams
+ * and RTT ≤ 1.1× both, in every setting; and what the per-network namespace is worth to the hand-built path.
+ */
+function targetLines(phases: readonly Phase[], streams: number): string[] {
+  const lines: string[] = [];
+  for (const phase of phases) {
+    const find = (label: string) => phase.summary.find((s) => s.name === label);
+    const [vx, swarm, hand, sandbox] = [VXNET_LABEL, SWARM_LABEL, HAND_BUILT_LABEL, HAND_SANDBOX_LABEL].map(find);
+    if (!vx || !swarm || !hand) continue;
+    const against = (ref: TrafficSummary, name: string) =>
+      `÷ ${name}: 1 stream ${ratio(vx.singleGbps, ref.singleGbps)} (noise ${noise(Math.max(vx.singleNoise, ref.singleNoise))}), ` +
+      `${streams} streams ${ratio(vx.multiGbps, ref.multiGbps)} (${noise(Math.max(vx.multiNoise, ref.multiNoise))}), ` +
+      `RTT ${ratio(vx.rttMs, ref.rttMs)} (${noise(Math.max(vx.rttNoise, ref.rttNoise))}), min RTT ${ratio(vx.rttMinMs, ref.rttMinMs)}, ` +
+      `CPU per Gbit ${ratio(vx.singleCpuMsPerGbit, ref.singleCpuMsPerGbit)}`;
+    lines.push(`- ${phase.title}: vxnet ${against(swarm, 'Swarm')}; ${against(hand, 'hand-built')}.`);
+    if (sandbox) {
+      lines.push(
+        `  The hand-built path in a namespace of its own ÷ the same in the host namespace: 1 stream ${ratio(sandbox.singleGbps, hand.singleGbps)}, ` +
+          `${streams} streams ${ratio(sandbox.multiGbps, hand.multiGbps)}, RTT ${ratio(sandbox.rttMs, hand.rttMs)}, min RTT ${ratio(sandbox.rttMinMs, hand.rttMinMs)}, ` +
+          `CPU per Gbit ${ratio(sandbox.singleCpuMsPerGbit, hand.singleCpuMsPerGbit)}; ÷ Swarm: 1 stream ${ratio(sandbox.singleGbps, swarm.singleGbps)}, ` +
+          `${streams} streams ${ratio(sandbox.multiGbps, swarm.multiGbps)}, CPU per Gbit ${ratio(sandbox.singleCpuMsPerGbit, swarm.singleCpuMsPerGbit)}.`,
+      );
+    }
+  }
+  if (lines.length) {
+    lines.unshift(`Targets (vxnet issue 19): vxnet ≥ 1.0× Swarm and ≥ 1.0× the hand-built path at 1 and ${streams} streams within the noise, RTT ≤ 1.1× both. Seen:`, '');
+  }
+  return lines;
 }
 
 async function dockerRuns(e1: DockerEngine, e2: DockerEngine, options: SwarmComparisonOptions, samples: Map<string, DockerRunSamples>): Promise<void> {
