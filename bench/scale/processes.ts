@@ -45,9 +45,12 @@ export interface ManagerProcess {
   stop(): Promise<void>;
 }
 
-/** `nodeOptions`: extra options for node itself, e.g. ["--cpu-prof", "--cpu-prof-dir=DIR"] to profile the manager. */
-export async function startManager(dataDir: string, listen: string, nodeOptions: string[] = []): Promise<ManagerProcess> {
-  const argv = [...nodeOptions, join(ROOT, 'src', 'cli', 'main.ts'), 'manager', '--data-dir', dataDir, '--listen', listen];
+/**
+ * `nodeOptions`: extra options for node itself, e.g. ["--cpu-prof", "--cpu-prof-dir=DIR"] to profile the manager;
+ * `managerOptions`: extra options of `vxnet manager` (`--store etcd://...`, `--token-file` to join).
+ */
+export async function startManager(dataDir: string, listen: string, nodeOptions: string[] = [], managerOptions: string[] = []): Promise<ManagerProcess> {
+  const argv = [...nodeOptions, join(ROOT, 'src', 'cli', 'main.ts'), 'manager', '--data-dir', dataDir, '--listen', listen, ...managerOptions];
   const child = spawn(process.execPath, argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -221,4 +224,34 @@ export function diffCounters(after: Counters, before: Counters): Counters {
   const out = { ...after };
   for (const key of Object.keys(out) as (keyof Counters)[]) out[key] -= before[key];
   return out;
+}
+
+/**
+ * Several managers seen as one by the phases' measurements: CPU time and memory summed (samples paired by
+ * order, each manager sampled every 250 ms), the URLs as one `--manager` list; each stays in `members` for the
+ * figures per manager.
+ */
+export function managerGroup(members: ManagerProcess[]): ManagerProcess & { members: ManagerProcess[] } {
+  const sum = (samples: ProcSample[]): ProcSample => ({
+    t: samples[0]!.t,
+    cpuMs: samples.reduce((a, s) => a + s.cpuMs, 0),
+    rss: samples.reduce((a, s) => a + s.rss, 0),
+    peakRss: samples.reduce((a, s) => a + s.peakRss, 0),
+  });
+  return {
+    members,
+    url: members.map((m) => m.url).join(','),
+    dataDir: members[0]!.dataDir,
+    pid: members[0]!.pid,
+    adminToken: members[0]!.adminToken,
+    workerToken: members[0]!.workerToken,
+    get samples() {
+      const n = Math.min(...members.map((m) => m.samples.length));
+      return Array.from({ length: n }, (_, i) => sum(members.map((m) => m.samples[i]!)));
+    },
+    sample: () => sum(members.map((m) => m.sample())),
+    stop: async () => {
+      await Promise.all(members.map((m) => m.stop()));
+    },
+  };
 }

@@ -17,6 +17,12 @@
  *     endpoints, timed from start until its first desired state holds all of them, and its memory.
  *
  * Writes bench/results/<out>.json and .md (default "scale") and a chart <out>.svg.
+ *
+ * `--store etcd --managers 3` (issue 11): the same on a 3-member etcd cluster on loopback (src/testkit/etcd.ts)
+ * with that many managers, the first creating the cluster and the others joining it with its admin token;
+ * each agent is given every manager, starting with a different one (worker.ts), and the churn's writes go
+ * through the first manager of the endpoint's node (see churn). Memory is reported per manager. Written as bench/results/scale-etcd.* unless
+ * `--out` says otherwise.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -28,7 +34,8 @@ import { ManagerClient } from '../../src/client/client.ts';
 import { fixed, percentile } from '../stats.ts';
 import { distributionChart } from '../svg.ts';
 import { type Ep, Model } from './model.ts';
-import { diffCounters, type ManagerProcess, startManager, sumCounters, Worker } from './processes.ts';
+import { diffCounters, managerGroup, type ManagerProcess, startManager, sumCounters, Worker } from './processes.ts';
+import { type EtcdCluster, freePort, startEtcdCluster } from '../../src/testkit/etcd.ts';
 import { type Counters, type Delivery, type Memory, now } from './protocol.ts';
 import { buildTopology, describe, hostAddress, hostName, type Topology } from './topology.ts';
 
@@ -52,7 +59,10 @@ const { values: flags } = parseArgs({
     'load-concurrency': { type: 'string', default: '32' },
     'sync-timeout': { type: 'string', default: '900' },
     listen: { type: 'string', default: '127.0.0.1:0' },
-    out: { type: 'string', default: 'scale' },
+    out: { type: 'string' },
+    /** "sqlite" (one manager, the default) or "etcd" (a 3-member etcd on loopback, `--managers` managers) */
+    store: { type: 'string', default: 'sqlite' },
+    managers: { type: 'string', default: '1' },
     label: { type: 'string', default: '' },
     keep: { type: 'boolean', default: false },
     /** e.g. --manager-node-option=--cpu-prof --manager-node-option=--cpu-prof-dir=/tmp/prof */
@@ -64,6 +74,13 @@ const { values: flags } = parseArgs({
   },
 });
 const N = (name: keyof typeof flags) => Number(flags[name]);
+const ETCD = flags.store === 'etcd';
+const MANAGERS = N('managers');
+if ((flags.store !== 'sqlite' && !ETCD) || !Number.isInteger(MANAGERS) || MANAGERS < 1 || (MANAGERS > 1 && !ETCD)) {
+  console.error('--store is "sqlite" (one manager) or "etcd" (with --managers N, 1 or more).');
+  process.exit(2);
+}
+const OUT = flags.out ?? (ETCD ? 'scale-etcd' : 'scale');
 const AGENTS = N('agents');
 const WORKERS = Math.max(1, Math.min(N('workers'), AGENTS));
 const MAX_IN_FLIGHT = 256;
@@ -151,7 +168,7 @@ interface ChurnResult {
  * network and a delete of a random endpoint of the same network (from a host that keeps at least one there).
  * Calls are issued on schedule without waiting for earlier ones (open loop), as independent users would.
  */
-async function churn(admin: ManagerClient, model: Model, rate: number, seconds: number, among?: number[]): Promise<ChurnResult> {
+async function churn(writers: ManagerClient[], model: Model, rate: number, seconds: number, among?: number[]): Promise<ChurnResult> {
   const list: Change[] = [];
   const errors: string[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -169,6 +186,11 @@ async function churn(admin: ManagerClient, model: Model, rate: number, seconds: 
     }
     let call: () => Promise<void>;
     let change: Change;
+    // With several managers, each change goes through the first manager of the endpoint's node (worker.ts
+    // spreads the agents the same way): a delete waits until the node confirms it in a heartbeat, and
+    // heartbeats are known only to the manager that received them (liveness is not shared through etcd), so
+    // a delete sent through another manager would wait its 30 s out.
+    const through = (host: number) => writers[host % writers.length]!;
     if (k % 2 === 0) {
       net = model.pickNetwork(among);
       const host = model.pickMember(net);
@@ -177,7 +199,7 @@ async function churn(admin: ManagerClient, model: Model, rate: number, seconds: 
       const seq = state.next - 1;
       change = newChange(0, state.sim.name, ep.ip, state.countByHost.size);
       call = async () => {
-        const created = await admin.createEndpoint(
+        const created = await through(host).createEndpoint(
           { network: state.sim.name, node: hostName(host), netns: `n${net}-${seq}`, ip: ep.ip },
           { waitSeconds: 30 },
         ).catch((err: unknown) => {
@@ -197,7 +219,7 @@ async function churn(admin: ManagerClient, model: Model, rate: number, seconds: 
       change = newChange(1, state.sim.name, ep.ip, state.countByHost.size);
       ep.busy = true;
       model.remove(ep);
-      call = () => admin.deleteEndpoint(ep.id, { waitSeconds: 30 });
+      call = () => through(ep.host).deleteEndpoint(ep.id, { waitSeconds: 30 });
     }
     changes.set(changeKey(change.op, change.network, change.ip), change);
     list.push(change);
@@ -262,23 +284,28 @@ async function main(): Promise<void> {
   };
 
   const dataDir = mkdtempSync(join(tmpdir(), 'vxnet-scale-'));
-  const manager = await startManager(dataDir, flags.listen, flags['manager-node-option']);
+  const { manager, etcd } = await startManagers(dataDir);
   log(`manager pid ${manager.pid} at ${manager.url}, data in ${dataDir}`);
   // Interrupted (Ctrl-C, timeout): the manager is not our process group's only member and would outlive us;
   // the workers end on their own when their IPC channel closes.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      try {
-        process.kill(manager.pid, 'SIGKILL');
-      } catch {
-        // already gone
+      for (const { pid } of manager.members) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
       }
+      for (const member of etcd?.members ?? []) void member.kill();
       if (!flags.keep) rmSync(dataDir, { recursive: true, force: true });
       process.exit(130);
     });
   }
   // many calls in flight at once (creates and deletes that wait for the agents): a large connection pool
   const admin = new ManagerClient({ url: manager.url, token: manager.adminToken, timeoutMs: 120_000, maxConnections: MAX_IN_FLIGHT + 64 });
+  // the churn's writes, one client per manager (see churn)
+  const writers = manager.members.length === 1 ? [admin] : manager.members.map((m) => new ManagerClient({ url: m.url, token: manager.adminToken, timeoutMs: 120_000, maxConnections: MAX_IN_FLIGHT + 64 }));
   // nodes are registered up front (as the agents will again, unchanged) so that endpoints can be loaded
   // before any agent runs; only an agent's own certificate or the admin token may register a node
   const registrar = admin;
@@ -402,7 +429,7 @@ async function main(): Promise<void> {
     for (const w of workers) w.send({ type: 'record', on: true });
     const samplesFrom = manager.samples.length;
     const steady = await measure(`churn: ${rate} changes/s for ${flags['churn-seconds']} s`, manager, workers, () =>
-      churn(admin, model, rate, N('churn-seconds')),
+      churn(writers, model, rate, N('churn-seconds')),
     );
     phases.push(steady.phase);
     const cpuTimeline = manager.samples.slice(samplesFrom);
@@ -435,7 +462,7 @@ async function main(): Promise<void> {
     for (const state of picks) {
       const hosts = state.countByHost.size;
       const m = await measure(`fan-out: ${state.sim.name} (${hosts} hosts)`, manager, workers, () =>
-        churn(admin, model, N('size-rate'), N('size-changes') / N('size-rate'), [state.sim.index]),
+        churn(writers, model, N('size-rate'), N('size-changes') / N('size-rate'), [state.sim.index]),
       );
       phases.push(m.phase);
       const done = m.result.changes.filter((c) => !c.error);
@@ -462,16 +489,48 @@ async function main(): Promise<void> {
     // 5. a new agent's initial sync -----------------------------------------------------------------------
     report.newcomer = await newcomer(topology, model, manager, admin, registrar);
 
-    const peak = manager.samples.reduce((a, s) => Math.max(a, s.peakRss), 0);
-    report.manager = { peakRssMiB: peak / MiB, cpuMsTotal: manager.sample().cpuMs };
+    const peakOf = (m: ManagerProcess) => m.samples.reduce((a, s) => Math.max(a, s.peakRss), 0) / MiB;
+    const peaks = manager.members.map(peakOf);
+    report.manager = { peakRssMiB: Math.max(...peaks), cpuMsTotal: manager.sample().cpuMs };
+    report.managers = manager.members.map((m, i) => ({ peakRssMiB: peaks[i], cpuMsTotal: m.sample().cpuMs }));
+    report.store = ETCD ? { kind: 'etcd', members: etcd!.members.length } : { kind: 'sqlite' };
     report.phases = phases;
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     admin.close();
+    for (const writer of writers) if (writer !== admin) writer.close();
     await manager.stop();
+    await etcd?.stop();
     if (!flags.keep) rmSync(dataDir, { recursive: true, force: true });
   }
   await writeReport(report);
+}
+
+/**
+ * The manager, or with `--store etcd` a 3-member etcd on loopback and `--managers` managers on it: the first
+ * makes the cluster, the others join with its admin token, as an operator adds managers (README, "Several
+ * managers on etcd").
+ */
+async function startManagers(dataDir: string): Promise<{ manager: ManagerProcess & { members: ManagerProcess[] }; etcd?: EtcdCluster }> {
+  if (!ETCD) return { manager: managerGroup([await startManager(dataDir, flags.listen, flags['manager-node-option'])]) };
+  const specs = [];
+  for (const name of ['etcd1', 'etcd2', 'etcd3']) specs.push({ name, address: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort() });
+  const etcd = await startEtcdCluster(specs, { scratch: dataDir, token: `vxnet-scale-${process.pid}` });
+  log(`etcd: 3 members at ${etcd.url}`);
+  const members: ManagerProcess[] = [];
+  try {
+    for (let i = 0; i < MANAGERS; i++) {
+      const dir = join(dataDir, `manager${i + 1}`);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const joining = i === 0 ? [] : ['--token-file', join(members[0]!.dataDir, 'admin.token')];
+      members.push(await startManager(dir, flags.listen, flags['manager-node-option'], ['--store', etcd.url, ...joining]));
+    }
+  } catch (err) {
+    await Promise.all(members.map((m) => m.stop()));
+    await etcd.stop();
+    throw err;
+  }
+  return { manager: managerGroup(members), etcd };
 }
 
 function memoryFigures(memories: Memory[], baselines: Memory[]) {
@@ -619,7 +678,9 @@ export function scaleMarkdown(r: Json): string[] {
   return [
     `### Control plane at scale: ${t.hosts} agents, ${t.endpoints} endpoints, ${t.networks} networks`,
     '',
-    `One real manager (SQLite on disk, HTTP on ${r.options.listen}) and ${r.options.workers} worker processes hosting the agents ` +
+    (r.store?.kind === 'etcd'
+      ? `${r.managers.length} real managers on a ${r.store.members}-member etcd cluster (all on loopback, each agent given every manager, starting with a different one; each change sent through its node's first manager: a delete waits for the node to confirm it in a heartbeat, and a manager knows only the heartbeats it received — an agent that failed over to another manager leaves its deletes unconfirmed there, counted as failed) and ${r.options.workers} worker processes hosting the agents `
+      : `One real manager (SQLite on disk, HTTP on ${r.options.listen}) and ${r.options.workers} worker processes hosting the agents `) +
       `(real Agent, ManagerClient and watch protocol; a recording data plane instead of the kernel) on ${r.machine.cpus} CPUs. ` +
       `Each host is in ${fixed(t.membershipsPerHost, 1)} networks on average (largest ${t.largestNetworkHosts} hosts, smallest ${t.smallestNetworkHosts}); ` +
       `an agent holds ${fixed(t.endpointsSeenPerHostAvg, 0)} remote endpoints on average, ${t.endpointsSeenPerHostMax} at most.`,
@@ -628,7 +689,7 @@ export function scaleMarkdown(r: Json): string[] {
     '| --- | --- | --- |',
     `| change → every interested agent has it, p99 ≤ 1 s (steady churn, ${c.rate}/s) | p50 ${ms(c.untilEveryAgentMs.p50)}, p95 ${ms(c.untilEveryAgentMs.p95)}, **p99 ${ms(c.untilEveryAgentMs.p99)}** (${c.untilEveryAgentMs.n} changes, ${fixed(c.meanInterestedHosts, 0)} hosts each on average) | ${ok(c.untilEveryAgentMs.p99 <= 1000 && c.incomplete === 0 && c.errors === 0)} |`,
     `| work per change ∝ hosts in its network, not cluster size | watch messages per change ÷ hosts in the network: ${perHost.map((x, i) => `${fixed(x, 2)} (${sizes[i].hosts} hosts)`).join(', ')} | ${ok(proportional)} |`,
-    `| manager memory ≤ 1 GiB | peak RSS ${fixed(r.manager.peakRssMiB, 0)} MiB | ${ok(r.manager.peakRssMiB <= 1024)} |`,
+    `| manager memory ≤ 1 GiB | peak RSS ${(r.managers ?? [r.manager]).map((m: Json) => `${fixed(m.peakRssMiB, 0)} MiB`).join(' / ')}${(r.managers?.length ?? 1) > 1 ? ' (per manager)' : ''} | ${ok(r.manager.peakRssMiB <= 1024)} |`,
     `| agent ≤ 10 KiB per remote endpoint | ${kib(r.newcomer.heapBytesPerPeer)} heap (${kib(r.newcomer.rssBytesPerPeer)} RSS) in a lone agent with ${r.newcomer.remoteEndpoints}; ${kib(r.sync.workerMemory.heapBytesPerPeer)} heap averaged over all ${r.sync.workerMemory.agents} agents | ${ok(r.newcomer.heapBytesPerPeer <= 10240 && r.newcomer.rssBytesPerPeer <= 10240)} |`,
     `| new agent's initial sync of ${r.newcomer.remoteEndpoints} endpoints < 1 s | median ${ms(r.newcomer.syncMs.p50)}, max ${ms(r.newcomer.syncMs.max)} (${r.newcomer.runs} fresh processes; snapshot ${fixed(r.newcomer.snapshotBytes / MiB, 1)} MiB) | ${ok(r.newcomer.syncMs.max < 1000)} |`,
     `| every agent ends with exactly the expected peers | ${r.verify.checked - r.verify.mismatched} of ${r.verify.checked} agents match | ${ok(r.verify.mismatched === 0)} |`,
@@ -679,7 +740,7 @@ export function scaleSvg(r: Json): string {
 async function writeReport(report: Json): Promise<void> {
   const dir = join(import.meta.dirname, '..', 'results');
   await mkdir(dir, { recursive: true });
-  const base = join(dir, flags.out);
+  const base = join(dir, OUT);
   const md = scaleMarkdown(report);
   await writeFile(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
   await writeFile(`${base}.md`, md.join('\n') + '\n');

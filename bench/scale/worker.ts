@@ -188,7 +188,7 @@ async function credentialsFor(spec: AgentSpec, managerUrl: string, token: string
 function createSim(spec: AgentSpec, managerUrl: string, credentials: Credentials): Sim {
   // the product's defaults, unless an experiment sets VXNET_SCALE_AGENT_CONNECTIONS
   const maxConnections = Number(process.env.VXNET_SCALE_AGENT_CONNECTIONS) || undefined;
-  const client = new ManagerClient({ url: managerUrl, ...credentials, timeoutMs: 60_000, ...(maxConnections ? { maxConnections } : {}) });
+  const client = new ManagerClient({ url: spreadOver(managerUrl, spec.index), ...credentials, timeoutMs: 60_000, ...(maxConnections ? { maxConnections } : {}) });
   const stop = new AbortController();
   controller.signal.addEventListener('abort', () => stop.abort(), { once: true });
   const sim = { spec, stop, client, pending: [], peers: 0, locals: 0, expect: undefined, matched: false, startedAt: 0, matchedAt: 0, snapshots: 0 } as unknown as Sim;
@@ -230,6 +230,17 @@ function createSim(spec: AgentSpec, managerUrl: string, credentials: Credentials
     },
   });
   return sim;
+}
+
+/**
+ * With several managers (`--managers`), each agent is given all of them, starting with a different one (its
+ * index modulo their number), as an operator would spread `--manager` lists: the agents are spread evenly and
+ * each fails over to the others.
+ */
+function spreadOver(managerUrl: string, index: number): string {
+  const urls = managerUrl.split(',');
+  const first = index % urls.length;
+  return [...urls.slice(first), ...urls.slice(0, first)].join(',');
 }
 
 function digests(): [number, number, number][] {

@@ -26,6 +26,8 @@ export interface WatchOptions {
   allNetworks?: boolean;
   /** called whenever bytes arrive on the stream, whole messages or not */
   onData?: () => void;
+  /** the revision up to which the caller holds everything: resume after it rather than from a snapshot */
+  since?: number;
 }
 
 /** The namespaces of the containers of this node's Docker engine (`vxnet attach --container`). */

@@ -4,7 +4,8 @@
  *
  * Fail-static by design: the kernel is only ever changed by a reconcile pass, a pass only runs once a
  * snapshot has been received, and losing the manager changes nothing — the agent keeps its last view,
- * retries with backoff, and reconciles against the fresh snapshot when the stream comes back.
+ * retries with backoff, and reconciles against the fresh snapshot when the stream comes back (or against
+ * the changes it missed, when the manager still has them: src/manager/watch-resume.ts).
  *
  * Passes are coalesced: changes arriving while a pass runs mark the loop dirty and one more pass follows,
  * so a burst of N changes costs a few passes, not N.
@@ -148,6 +149,10 @@ export class Agent {
     // when the watch was first lost, to say how long the outage lasted once a snapshot arrives again
     let lostAt: number | undefined;
     const idleMs = this.#options.watchIdleMs ?? WATCH_IDLE_MS;
+    // The revision up to which the view holds every change: a snapshot's or a ping's (sent after everything
+    // before it), or one below the last change's (the lines of one revision may be cut between them). The next
+    // stream resumes after it (src/manager/watch-resume.ts) instead of taking a snapshot.
+    let held = 0;
     while (!signal.aborted) {
       let removed = false;
       let failure: string | undefined;
@@ -171,6 +176,8 @@ export class Agent {
         else idleTimer = setTimeout(checkIdle, idleMs - silentMs);
       };
       idleTimer = setTimeout(checkIdle, idleMs);
+      const since = this.view.synced && held > 0 ? held : undefined;
+      let first = true;
       try {
         await api.watch(
           self.name,
@@ -180,6 +187,18 @@ export class Agent {
               this.#options.diagnose?.(message, this);
               return;
             }
+            if (message.type === 'snapshot') held = message.revision;
+            else held = Math.max(held, message.type === 'ping' ? message.revision : message.revision - 1);
+            // a resumed stream starts with the changes after `since` or a ping at the manager's revision (one
+            // waiting for its snapshot gets pings at revision 0)
+            if (first && since !== undefined && message.type !== 'snapshot' && message.revision >= since) {
+              removedLogged = false;
+              reconnect.reset();
+              const outage = lostAt === undefined ? '' : ` after ${((performance.now() - lostAt) / 1000).toFixed(1)} s`;
+              this.#log(`node ${self.name} resumed its watch from revision ${since}${outage}: no snapshot needed`);
+              lostAt = undefined;
+            }
+            first = false;
             if (message.type === 'snapshot') {
               removedLogged = false;
               reconnect.reset();
@@ -194,7 +213,7 @@ export class Agent {
             }
           },
           attempt.signal,
-          { ...(this.#options.watchAllNetworks ? { allNetworks: true } : {}), onData: heard },
+          { ...(this.#options.watchAllNetworks ? { allNetworks: true } : {}), ...(since === undefined ? {} : { since }), onData: heard },
         );
         if (!signal.aborted) {
           this.#log('warning: watch stream ended; reconnecting');

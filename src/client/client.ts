@@ -322,15 +322,17 @@ export class ManagerClient {
   /**
    * Streams the NDJSON watch; calls onMessage per line; resolves when the server ends the stream, rejects on
    * error or abort. `allNetworks`: every network, not only those where the node has endpoints; `onData`:
-   * called whenever bytes arrive (a liveness signal that does not wait for a whole line).
+   * called whenever bytes arrive (a liveness signal that does not wait for a whole line); `since`: the
+   * revision up to which the caller holds everything, to get the changes after it rather than a snapshot
+   * when the manager still has them (src/manager/watch-resume.ts).
    */
   watch(
     node: string,
     onMessage: (message: WatchMessage) => void,
     signal: AbortSignal,
-    options?: { allNetworks?: boolean; onData?: () => void },
+    options?: { allNetworks?: boolean; onData?: () => void; since?: number },
   ): Promise<void> {
-    const path = `/v1/agent/watch${queryString({ node, networks: options?.allNetworks ? 'all' : undefined })}`;
+    const path = `/v1/agent/watch${queryString({ node, networks: options?.allNetworks ? 'all' : undefined, since: options?.since })}`;
     return Promise.all([this.#ready(signal), loadSchemas()]).then(async ([, schemas]) => {
       // opening the stream fails over; after a cut, the caller's next watch() starts at the next manager
       const { member, res } = await this.#managers.run(async (member) => ({ member, res: await this.#openStream(member, path, signal) }), signal);

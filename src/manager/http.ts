@@ -25,7 +25,7 @@ import {
   presentedCertificate,
   requireOwnNode,
 } from './auth.ts';
-import { type ApiContext, type ApiResult, type Route, routes, split } from './routes.ts';
+import { type ApiContext, type ApiResult, type Route, routes, split, watchSinceOf } from './routes.ts';
 import { NODE_REMOVED, type WatchSink } from './watch-hub.ts';
 
 export type { ApiContext, ApiResult } from './routes.ts';
@@ -222,7 +222,9 @@ function openWatch(ctx: ApiContext, resolved: Resolved, req: IncomingMessage, re
   req.resume();
   let node: string;
   let allNetworks = false;
+  let since: number | undefined;
   try {
+    since = watchSinceOf(resolved.query);
     const name = resolved.query.get('node');
     if (name === null) throw new VxnetError('bad_request', 'query parameter "node" is required: GET /v1/agent/watch?node=NAME.');
     node = requireName(name, 'node');
@@ -259,6 +261,6 @@ function openWatch(ctx: ApiContext, resolved: Resolved, req: IncomingMessage, re
       else res.destroy();
     },
   };
-  const detach = ctx.hub.attach(node, sink, { allNetworks });
+  const detach = ctx.hub.attach(node, sink, { allNetworks, ...(since === undefined ? {} : { since }) });
   res.on('close', detach);
 }

@@ -286,3 +286,14 @@ function flag(query: URLSearchParams, name: string): boolean {
   if (text === 'true' || text === '1' || text === '') return true;
   throw new VxnetError('bad_request', `query parameter "${name}" must be true or false, not ${quote(text)}.`);
 }
+
+/**
+ * The watch route's `since=REV` (src/manager/watch-resume.ts): the revision up to which the agent holds
+ * everything, absent when it wants a snapshot.
+ */
+export function watchSinceOf(query: URLSearchParams): number | undefined {
+  const text = query.get('since');
+  if (text === null) return undefined;
+  if (!/^\d{1,15}$/.test(text)) throw new VxnetError('bad_request', `query parameter "since" must be a revision (a whole number), not ${quote(text)}.`);
+  return Number(text);
+}

@@ -39,6 +39,7 @@ import { differsOnlyInStatus, type Endpoint, type Network, type WatchMessage } f
 import type { ClusterState, StateChange } from './state.ts';
 import { NodeRecordsJson, tunnelPeers, withoutTunnel } from './tunnel-scope.ts';
 import { SessionOutput, pieces, type Session, type WatchSink } from './watch-stream.ts';
+import { ChangeHistory, lineOf, replay } from './watch-resume.ts';
 
 export { pieces, type WatchSink } from './watch-stream.ts';
 
@@ -74,12 +75,19 @@ export class WatchHub {
   #waiting: Session[] = [];
   /** the `nodes` array of snapshots as JSON, per recipient's tunnel peers, until a node changes */
   #nodesJson: NodeRecordsJson;
+  /** the recent changes, for agents resuming their watch (watch-resume.ts); from start() on */
+  #history: ChangeHistory | undefined;
+  #log: (line: string) => void;
+  /** snapshots taken and watches resumed since the hub was made (tests, bench/scale) */
+  snapshots = 0;
+  resumes = 0;
 
   constructor(state: ClusterState, options: WatchHubOptions = {}) {
     this.#state = state;
     this.#nodesJson = new NodeRecordsJson(state);
     this.#pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
     this.#snapshotBudget = options.snapshotBudgetBytes ?? 64 * 1024 * 1024;
+    this.#log = options.log ?? (() => {});
     this.#output = new SessionOutput({
       maxBufferedBytes: options.maxBufferedBytes ?? 8 * 1024 * 1024,
       log: options.log ?? (() => {}),
@@ -91,7 +99,12 @@ export class WatchHub {
 
   start(): void {
     if (this.#unsubscribe) return;
-    this.#unsubscribe = this.#state.subscribe((change) => this.#onChange(change));
+    const history = new ChangeHistory(this.#state.revision);
+    this.#history = history;
+    this.#unsubscribe = this.#state.subscribe((change) => {
+      history.record(change);
+      this.#onChange(change);
+    });
     this.#timer = setInterval(() => this.pingAll(), this.#pingIntervalMs);
     this.#timer.unref();
   }
@@ -100,6 +113,7 @@ export class WatchHub {
   stop(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    this.#history = undefined;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#output.stop();
@@ -128,14 +142,18 @@ export class WatchHub {
    * when the connection ends. Snapshot and registration happen in one synchronous step, so no change can
    * fall between them; a session over the snapshot budget gets nothing until its snapshot, which is then
    * taken when it is sent and so holds every change made while it waited.
+   *
+   * `since`: the revision up to which the agent holds everything (watch-resume.ts); it gets the changes after
+   * it instead of a snapshot when this hub still has them, a snapshot otherwise.
    */
-  attach(node: string, sink: WatchSink, options: { allNetworks?: boolean } = {}): () => void {
+  attach(node: string, sink: WatchSink, options: { allNetworks?: boolean; since?: number } = {}): () => void {
     const allNetworks = options.allNetworks ?? false;
     const session: Session = { node, sink, open: true, allNetworks };
     let set = this.#sessions.get(node);
     if (!set) this.#sessions.set(node, (set = new Set()));
     set.add(session);
     if (allNetworks) this.#allNetworkSessions.add(session);
+    if (options.since !== undefined && this.#resume(session, options.since)) return () => this.#drop(session);
     if (this.#sendingBytes < this.#snapshotBudget) {
       this.#sendSnapshot(session);
     } else {
@@ -143,6 +161,29 @@ export class WatchHub {
       this.#waiting.push(session);
     }
     return () => this.#drop(session);
+  }
+
+  /** The changes after `since` and a ping, in the step that registered the session; false: it needs a snapshot. */
+  #resume(session: Session, since: number): boolean {
+    const current = this.#state.revision;
+    const history = this.#history;
+    let why, changes;
+    if (!history) why = 'the manager is not following its store yet';
+    else if (since > current) why = `this manager is at revision ${current} only`;
+    else if ((changes = history.after(since)) === undefined) why = `this manager keeps the changes after revision ${history.from} only`;
+    if (changes === undefined) {
+      this.#log(`watch of node ${session.node} from revision ${since}: ${why}; sending a snapshot`);
+      return false;
+    }
+    const outcome = replay(this.#state, session.node, session.allNetworks, changes, (revision, endpoint) => this.#endpointLine(revision, endpoint));
+    if ('refused' in outcome) {
+      this.#log(`watch of node ${session.node} from revision ${since}: ${outcome.refused}; sending a snapshot`);
+      return false;
+    }
+    this.resumes++;
+    this.#log(`watch of node ${session.node} resumed from revision ${since} at ${current}: ${outcome.lines.length - 1} changes sent, no snapshot`);
+    this.#output.stream(session, pieces('', outcome.lines, '', ''));
+    return true;
   }
 
   /** Sessions waiting for their snapshot because of the snapshot budget. */
@@ -155,6 +196,7 @@ export class WatchHub {
    * not copied) and a cached `nodes` array — and streams it; it counts against the budget until written.
    */
   #sendSnapshot(session: Session): void {
+    this.snapshots++;
     const { networks, ids } = this.#contents(session.node, session.allNetworks);
     // the cache is kept current by node changes, which only arrive while subscribed
     const nodesJson = this.#nodesJson.jsonFor(session.node, this.#unsubscribe !== undefined);
@@ -402,8 +444,4 @@ export class WatchHub {
     set.delete(session);
     if (set.size === 0) this.#sessions.delete(session.node);
   }
-}
-
-function lineOf(message: WatchMessage): string {
-  return JSON.stringify(message) + '\n';
 }

@@ -168,3 +168,23 @@ test('the responder answers on its gateway over UDP and TCP, forwards the rest u
   assert.deepEqual(responder.serving, []);
   assert.equal(await queryDns('127.0.0.1', 'web', DnsType.A, { port, tcp: true, timeoutMs: 300 }), undefined);
 });
+
+test('a name shared by several endpoints and then left by them resolves to exactly those that still carry it', () => {
+  const zone = new NetworkZone(blue);
+  for (const [id, host] of [['a', 2], ['b', 3], ['c', 4]] as const) zone.put(ep(id, host, { aliases: ['api'] }));
+  // put again unchanged: replaced, not counted twice
+  zone.put(ep('b', 3, { aliases: ['api'] }));
+  assert.deepEqual(addresses(ask(zone, 'api')), ['192.168.1.2', '192.168.1.3', '192.168.1.4']);
+  zone.remove('a');
+  zone.remove('c');
+  assert.deepEqual(addresses(ask(zone, 'api')), ['192.168.1.3']);
+  zone.put(ep('d', 5, { aliases: ['api'] }));
+  assert.deepEqual(addresses(ask(zone, 'api')), ['192.168.1.3', '192.168.1.5']);
+  zone.remove('b');
+  zone.remove('d');
+  assert.equal(ask(zone, 'api'), 'forward');
+  // an endpoint without any name is not kept, and answers nothing
+  zone.put(ep('e', 6, { netns: '/proc/42/ns/net' }));
+  assert.equal(zone.size, 0);
+  assert.equal(rcode(ask(zone, '6.1.168.192.in-addr.arpa', DnsType.PTR)), DnsRcode.NXDOMAIN);
+});

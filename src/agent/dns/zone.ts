@@ -24,16 +24,12 @@ import { addressOfReverseName, DNS_CLASS_IN, DnsRcode, DnsType, type DnsMessage,
 /** Seconds a resolver may keep an answer: none (see above). */
 export const DNS_TTL = 0;
 
-interface ZoneRecord {
-  /** every address of the endpoint, IPv4 first */
-  ips: readonly string[];
-  /** what PTR answers, without the network */
-  display: string | undefined;
-  /** lower case: the endpoint's name and aliases */
-  strong: readonly string[];
-  /** lower case: the namespace name it answers to while nobody carries it */
-  weak: string | undefined;
-}
+/**
+ * Ids by lower-case name: one id as a plain string, a Set only once a second endpoint carries the name. Almost
+ * every name belongs to one endpoint, and an agent holds the zones of every endpoint of its networks (18,000
+ * in bench/scale): a Set and a record object per endpoint doubled the agent's heap per remote endpoint.
+ */
+type NameIndex = Map<string, string | Set<string>>;
 
 /** What to do with a query: this answer, or forward it unchanged to the host's resolvers. */
 export type ZoneDecision = { answer: DnsMessage } | 'forward';
@@ -45,12 +41,17 @@ export class NetworkZone {
   readonly subnets6: readonly Cidr6[];
   /** the gateway addresses the network's zone is served on */
   readonly gateways: readonly string[];
-  readonly #records = new Map<string, ZoneRecord>();
+  /**
+   * The endpoints that answer to a name, by id: the very objects the view holds (their names are read from
+   * them again on removal), so the zone keeps no copy. An endpoint without any name is not kept: it answers
+   * nothing, and most endpoints of a large cluster have none.
+   */
+  readonly #records = new Map<string, Endpoint>();
   /** lower-case name → endpoint ids carrying it as name or alias */
-  readonly #strong = new Map<string, Set<string>>();
+  readonly #strong: NameIndex = new Map();
   /** lower-case name → endpoint ids answering to it by their namespace name */
-  readonly #weak = new Map<string, Set<string>>();
-  /** address → endpoint id */
+  readonly #weak: NameIndex = new Map();
+  /** address → endpoint id (of the endpoints kept) */
   readonly #byIp = new Map<string, string>();
 
   constructor(network: Network) {
@@ -61,6 +62,7 @@ export class NetworkZone {
     this.gateways = network.subnets.map((s) => s.gateway);
   }
 
+  /** How many endpoints answer to a name here. */
   get size(): number {
     return this.#records.size;
   }
@@ -69,31 +71,34 @@ export class NetworkZone {
   put(endpoint: Endpoint): void {
     this.remove(endpoint.id);
     if (endpoint.status === 'error') return;
-    const strong = [endpoint.name, ...(endpoint.aliases ?? [])].filter((n): n is string => n !== undefined).map((n) => n.toLowerCase());
-    const weak = defaultEndpointName(endpoint)?.toLowerCase();
-    const ips = endpointAddresses(endpoint).map((a) => a.ip);
-    const record: ZoneRecord = { ips, display: endpoint.name ?? defaultEndpointName(endpoint) ?? endpoint.aliases?.[0], strong, weak };
-    this.#records.set(endpoint.id, record);
-    for (const name of strong) add(this.#strong, name, endpoint.id);
-    if (weak !== undefined) add(this.#weak, weak, endpoint.id);
-    for (const ip of ips) this.#byIp.set(ip, endpoint.id);
+    const id = endpoint.id;
+    const weak = defaultEndpointName(endpoint);
+    const aliases = endpoint.aliases ?? [];
+    if (endpoint.name === undefined && weak === undefined && aliases.length === 0) return;
+    this.#records.set(id, endpoint);
+    if (endpoint.name !== undefined) add(this.#strong, endpoint.name.toLowerCase(), id);
+    for (const alias of aliases) add(this.#strong, alias.toLowerCase(), id);
+    if (weak !== undefined) add(this.#weak, weak.toLowerCase(), id);
+    for (const { ip } of endpointAddresses(endpoint)) this.#byIp.set(ip, id);
   }
 
   remove(id: string): void {
-    const record = this.#records.get(id);
-    if (!record) return;
+    const endpoint = this.#records.get(id);
+    if (!endpoint) return;
     this.#records.delete(id);
-    for (const name of record.strong) drop(this.#strong, name, id);
-    if (record.weak !== undefined) drop(this.#weak, record.weak, id);
-    for (const ip of record.ips) if (this.#byIp.get(ip) === id) this.#byIp.delete(ip);
+    if (endpoint.name !== undefined) drop(this.#strong, endpoint.name.toLowerCase(), id);
+    for (const alias of endpoint.aliases ?? []) drop(this.#strong, alias.toLowerCase(), id);
+    const weak = defaultEndpointName(endpoint);
+    if (weak !== undefined) drop(this.#weak, weak.toLowerCase(), id);
+    for (const { ip } of endpointAddresses(endpoint)) if (this.#byIp.get(ip) === id) this.#byIp.delete(ip);
   }
 
   /** The addresses `name` (one label, any case) resolves to in this network, sorted: IPv4, then IPv6. */
   addressesOf(name: string): string[] {
     const key = name.toLowerCase();
     const ids = this.#strong.get(key) ?? this.#weak.get(key);
-    if (!ids) return [];
-    const all = [...ids].flatMap((id) => this.#records.get(id)!.ips);
+    if (ids === undefined) return [];
+    const all = (typeof ids === 'string' ? [ids] : [...ids]).flatMap((id) => endpointAddresses(this.#records.get(id)!).map((a) => a.ip));
     const v4 = all.filter((ip) => !ip.includes(':')).sort((a, b) => parseIPv4(a)! - parseIPv4(b)!);
     const v6 = all.filter((ip) => ip.includes(':')).sort((a, b) => (parseIPv6(a)! < parseIPv6(b)! ? -1 : 1));
     return [...v4, ...v6];
@@ -102,7 +107,8 @@ export class NetworkZone {
   /** `NAME.NETWORK` of the endpoint holding `ip`, if it has a name. */
   nameOf(ip: string): string | undefined {
     const id = this.#byIp.get(ip);
-    const display = id === undefined ? undefined : this.#records.get(id)?.display;
+    const endpoint = id === undefined ? undefined : this.#records.get(id);
+    const display = endpoint === undefined ? undefined : (endpoint.name ?? defaultEndpointName(endpoint) ?? endpoint.aliases?.[0]);
     return display === undefined ? undefined : `${display}.${this.network}`;
   }
 
@@ -177,15 +183,21 @@ export function reply(query: DnsMessage, rcode: number, answers: DnsRecord[]): D
   };
 }
 
-function add(index: Map<string, Set<string>>, name: string, id: string): void {
-  let ids = index.get(name);
-  if (!ids) index.set(name, (ids = new Set()));
-  ids.add(id);
+function add(index: NameIndex, name: string, id: string): void {
+  const ids = index.get(name);
+  if (ids === undefined) index.set(name, id);
+  else if (typeof ids !== 'string') ids.add(id);
+  else if (ids !== id) index.set(name, new Set([ids, id]));
 }
 
-function drop(index: Map<string, Set<string>>, name: string, id: string): void {
+function drop(index: NameIndex, name: string, id: string): void {
   const ids = index.get(name);
-  if (!ids) return;
+  if (ids === undefined) return;
+  if (typeof ids === 'string') {
+    if (ids === id) index.delete(name);
+    return;
+  }
   ids.delete(id);
-  if (ids.size === 0) index.delete(name);
+  // back to the plain string when one is left, so that a name shared for a while costs nothing after
+  if (ids.size === 1) index.set(name, ids.values().next().value!);
 }

@@ -16,9 +16,12 @@
  * Watch resumption: the etcd3 client reconnects a broken watch stream by itself, but it resumes from the
  * last *header* revision, which while history is being replayed is already the current one; events in
  * between would be skipped. So the driver records the revision of the last event it delivered and sets
- * the resume point itself whenever the stream drops.
+ * the resume point itself whenever the stream drops. When etcd cancels the watch instead — the history it
+ * would resume from was compacted while it was away — the driver lists the prefix, delivers the difference
+ * from what it had delivered (it keeps the keys for that), watches on from the listing, and says so in the
+ * log: every manager's index, and the agents' watch hubs on it, would otherwise stay as they were in silence.
  */
-import { Etcd3, type IOptions } from 'etcd3';
+import { Etcd3, type IOptions, type Watcher } from 'etcd3';
 import { VxnetError } from '../../core/errors.ts';
 import {
   CompactedError,
@@ -169,62 +172,130 @@ export class EtcdStore implements Store {
     this.#checkOpen();
     await this.#readOffset();
     await this.#checkRetained(prefix, fromRevision);
-    const watcher = this.#client
-      .watch()
-      .inRange({ start: this.#key(prefix), end: this.#rangeEnd(prefix) })
-      .startRevision(String(Math.max(1, fromRevision - this.#offset)))
-      .withPreviousKV()
-      .watcher();
+    // the keys under the prefix as delivered so far: what a fresh listing is compared with (see #catchUp)
+    const keys = new Set(await this.#keysAt(prefix, fromRevision - 1));
     let delivered = fromRevision - 1;
     let active = true;
-    watcher.on('data', (res: { events: RawEvent[] }) => {
-      if (!active) return;
-      let batch: WatchEvent[] = [];
-      const flush = () => {
-        if (batch.length === 0) return;
-        const events = batch;
-        batch = [];
-        delivered = events[0]!.revision;
-        try {
-          onEvents(events);
-        } catch (err) {
-          this.#onCallbackError(err);
-        }
-      };
-      for (const raw of res.events) {
-        const event = this.#toEvent(raw);
-        // after a reconnect etcd may resend what was already delivered
-        if (event.revision <= delivered) continue;
-        if (batch.length > 0 && batch[0]!.revision !== event.revision) flush();
-        batch.push(event);
+    let watcher: Watcher | undefined;
+    const deliver = (events: WatchEvent[]): void => {
+      delivered = events[0]!.revision;
+      for (const event of events) {
+        if (event.type === 'put') keys.add(event.kv.key);
+        else keys.delete(event.key);
       }
-      flush();
-    });
-    // The client resumes from its own idea of the revision; ours is exact (see the top of this file).
-    watcher.on('disconnected', () => {
-      watcher.request.start_revision = String(Math.max(1, delivered + 1 - this.#offset));
-    });
-    const created = new Promise<void>((resolve, reject) => {
-      watcher.once('connected', () => resolve());
-      watcher.once('error', reject);
-    });
-    watcher.on('error', (err: unknown) => {
-      if (active) this.#onCallbackError(new Error(`the etcd watch on ${this.prefix}${prefix} stopped: ${String(err)}`));
-    });
+      try {
+        onEvents(events);
+      } catch (err) {
+        this.#onCallbackError(err);
+      }
+    };
+    const open = async (from: number): Promise<void> => {
+      const next = this.#client
+        .watch()
+        .inRange({ start: this.#key(prefix), end: this.#rangeEnd(prefix) })
+        .startRevision(String(Math.max(1, from - this.#offset)))
+        .withPreviousKV()
+        .watcher();
+      watcher = next;
+      next.on('data', (res: { events: RawEvent[] }) => {
+        if (!active || watcher !== next) return;
+        let batch: WatchEvent[] = [];
+        for (const raw of res.events) {
+          const event = this.#toEvent(raw);
+          // after a reconnect etcd may resend what was already delivered
+          if (event.revision <= delivered) continue;
+          if (batch.length > 0 && batch[0]!.revision !== event.revision) deliver(batch.splice(0));
+          batch.push(event);
+        }
+        if (batch.length > 0) deliver(batch);
+      });
+      // The client resumes from its own idea of the revision; ours is exact (see the top of this file).
+      next.on('disconnected', () => {
+        next.request.start_revision = String(Math.max(1, delivered + 1 - this.#offset));
+      });
+      let connected = false;
+      const created = new Promise<void>((resolve, reject) => {
+        next.once('connected', () => {
+          connected = true;
+          resolve();
+        });
+        next.once('error', reject);
+      });
+      next.on('error', (err: unknown) => {
+        // a watch that never started is the caller's to report
+        if (!active || watcher !== next || !connected) return;
+        // Most often the history it resumes from was compacted while it was disconnected: without a new
+        // watch the index, and every watch hub on it, would stay as they are without a word.
+        this.#onCallbackError(new Error(`the etcd watch on ${this.prefix}${prefix} stopped after revision ${delivered} (${String(err)}); catching up from a fresh listing`));
+        void catchUp();
+      });
+      await created;
+    };
+    /** Lists the prefix, delivers the difference from what was delivered, and watches on from there. */
+    const catchUp = async (): Promise<void> => {
+      for (let attempt = 0; active; attempt++) {
+        try {
+          const before = delivered;
+          const { changed, revision } = await this.#catchUp(prefix, keys, delivered);
+          for (const events of changed) if (active) deliver(events);
+          delivered = Math.max(delivered, revision);
+          if (!active) return;
+          await open(revision + 1);
+          this.#onCallbackError(new Error(`the etcd watch on ${this.prefix}${prefix} caught up from revision ${before} to ${revision} with a fresh listing (${changed.flat().length} keys changed) and follows etcd again`));
+          return;
+        } catch (err) {
+          this.#onCallbackError(new Error(`the etcd watch on ${this.prefix}${prefix} could not catch up yet: ${String(err)}`));
+          await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt)));
+        }
+      }
+    };
     const stop = () => {
       if (!active) return;
       active = false;
       this.#stops.delete(stop);
-      watcher.cancel().catch(() => {});
+      watcher?.cancel().catch(() => {});
     };
     this.#stops.add(stop);
     try {
-      await created;
+      await open(fromRevision);
     } catch (err) {
       stop();
       throw this.#unavailable(err);
     }
     return stop;
+  }
+
+  /** The keys under `prefix` at `revision` (none before the first). */
+  async #keysAt(prefix: string, revision: number): Promise<string[]> {
+    if (revision - this.#offset < 1) return [];
+    const res = await this.#call(() =>
+      this.#client.kv.range({ key: this.#key(prefix), range_end: this.#rangeEnd(prefix), revision: String(revision - this.#offset), keys_only: true }),
+    );
+    return (res.kvs as RawKv[]).map((kv) => this.#strip(kv.key));
+  }
+
+  /**
+   * What changed under `prefix` after revision `after`, read from a listing rather than from history: a put
+   * for every key written since, a delete for every key of `keys` that is gone (its previous value is no
+   * longer known: the index keeps its own), grouped by revision in order, the deletes at the listing's.
+   */
+  async #catchUp(prefix: string, keys: ReadonlySet<string>, after: number): Promise<{ changed: WatchEvent[][]; revision: number }> {
+    const { kvs, revision } = await this.list(prefix);
+    const present = new Set<string>();
+    const events: WatchEvent[] = [];
+    for (const kv of kvs) {
+      present.add(kv.key);
+      if (kv.modRevision > after) events.push({ type: 'put', revision: kv.modRevision, kv });
+    }
+    for (const key of keys) if (!present.has(key)) events.push({ type: 'delete', revision, key, prevValue: '' });
+    events.sort((a, b) => a.revision - b.revision);
+    const changed: WatchEvent[][] = [];
+    for (const event of events) {
+      const last = changed.at(-1);
+      if (last && last[0]!.revision === event.revision) last.push(event);
+      else changed.push([event]);
+    }
+    return { changed, revision };
   }
 
   /**
