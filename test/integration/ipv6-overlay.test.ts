@@ -16,7 +16,7 @@ import { decodeIpv6, IPPROTO_ICMPV6 } from '../../src/packet/ipv6.ts';
 import { decapsulate } from '../../src/packet/vxlan.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
-import { capture, noPacketLostDuring, pings, TCP_ECHO_CLIENT } from './support/probes.ts';
+import { capture, noPacketLostDuring, pings, TCP6_ECHO_SERVER, TCP_ECHO_CLIENT } from './support/probes.ts';
 import { attachWithApi, cliOk, type Attached } from './support/setup.ts';
 import { resolve } from 'node:path';
 
@@ -24,11 +24,6 @@ const QUERY = resolve(import.meta.dirname, '../../src/agent/dns/query.ts');
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 
-/** A one-connection TCP echo server on every IPv6 address (and IPv4, dual-stack socket). */
-const TCP6_ECHO_SERVER = `
-const net = require('node:net');
-net.createServer((s) => s.pipe(s)).listen(Number(process.argv[1]), '::', () => console.log('listening'));
-`;
 /** Prints the address each connection came from, then closes it. */
 const TCP_PEER_SERVER = `
 const net = require('node:net');

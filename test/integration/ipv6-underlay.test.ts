@@ -29,34 +29,12 @@ import { VXLAN_PORT } from '../../src/packet/vxlan.ts';
 import { createCluster, DEFAULT_CLI_PATH, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { findCommand, isRoot } from '../../src/testkit/preflight.ts';
 import { decodeUdp } from '../../src/packet/udp.ts';
-import { capture, noPacketLostDuring, pings, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './support/probes.ts';
+import { capture, noPacketLostDuring, pings, TCP6_ECHO_SERVER, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './support/probes.ts';
 import { attachWithApi, type Attached } from './support/setup.ts';
-import { echoRequests, vxlanEcho, type InnerEcho } from './support/vxlan-inject.ts';
+import { echoRequests, sendVxlan, vxlanEcho, type InnerEcho } from './support/vxlan-inject.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 const wireguardMissing = ['wireguard-go', 'wg'].some((tool) => !findCommand(tool)) ? 'needs wireguard-go and wg' : false;
-
-/** Like support/vxlan-inject.ts's sender, over IPv6: the kernel adds the outer IPv6 and UDP headers. */
-/** A TCP echo server on every address, IPv6 included (dual-stack socket). */
-const TCP6_ECHO_SERVER = `
-const net = require('node:net');
-net.createServer((s) => s.pipe(s)).listen(Number(process.argv[1]), '::', () => console.log('listening'));
-`;
-
-const SENDER6 = `
-const dgram = require('node:dgram');
-const [source, destination, port, hex, count] = process.argv.slice(1);
-const socket = dgram.createSocket('udp6');
-const payload = Buffer.from(hex, 'hex');
-socket.on('error', (err) => { console.error(err.message); process.exit(1); });
-socket.bind({ address: source, port: 0 }, async () => {
-  for (let i = 0; i < Number(count); i++) {
-    await new Promise((resolve, reject) => socket.send(payload, Number(port), destination, (err) => (err ? reject(err) : resolve())));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  socket.close();
-});
-`;
 
 describe('vxnet over an IPv6 underlay', { skip, concurrency: false }, () => {
   let cluster: Cluster;
@@ -109,10 +87,7 @@ describe('vxnet over an IPv6 underlay', { skip, concurrency: false }, () => {
   async function inject(from: string, source: string, inner: Omit<InnerEcho, 'id'>, watch: string[], count = 5): Promise<boolean[]> {
     const id = nextId++;
     const payload = vxlanEcho({ ...inner, id });
-    const send = async () => {
-      const sent = await cluster.exec(from, [process.execPath, '-e', SENDER6, source, host1.address, String(VXLAN_PORT), payload.toString('hex'), String(count)]);
-      assert.equal(sent.code, 0, sent.stderr);
-    };
+    const send = () => sendVxlan(cluster, from, source, host1.address, payload, count);
     const captures: Uint8Array[][] = watch.map(() => []);
     const run = async (i: number): Promise<void> => {
       if (i === watch.length) return send();

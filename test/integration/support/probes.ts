@@ -67,6 +67,11 @@ export const TCP_ECHO_SERVER = `
 const net = require('node:net');
 net.createServer((s) => s.pipe(s)).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('listening'));
 `;
+/** The same on every address, IPv6 included (a dual-stack socket), for IPv6 networks. */
+export const TCP6_ECHO_SERVER = `
+const net = require('node:net');
+net.createServer((s) => s.pipe(s)).listen(Number(process.argv[1]), '::', () => console.log('listening'));
+`;
 export const TCP_ECHO_CLIENT = `
 const net = require('node:net');
 const [host, port, text] = process.argv.slice(1);

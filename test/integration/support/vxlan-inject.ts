@@ -1,7 +1,7 @@
 /**
  * VXLAN frames injected from a namespace, for the security tests: an ICMP echo request wrapped in VXLAN
- * with vxnet's own codecs, sent as a plain UDP datagram (the sender's kernel adds the outer IPv4 and UDP
- * headers), and the echo requests found among captured frames, by which a test tells whether its frame
+ * with vxnet's own codecs, sent as a plain UDP datagram (the sender's kernel adds the outer IPv4 or IPv6
+ * and UDP headers), and the echo requests found among captured frames, by which a test tells whether its frame
  * arrived.
  */
 import assert from 'node:assert/strict';
@@ -11,11 +11,11 @@ import { decodeIpv4, encodeIpv4, IPPROTO_ICMP } from '../../../src/packet/ipv4.t
 import { decapsulate, encapsulate, VXLAN_PORT } from '../../../src/packet/vxlan.ts';
 import type { Cluster } from '../../../src/testkit/cluster.ts';
 
-/** Sends one UDP payload `count` times from `source` to `destination`:PORT, 20 ms apart. */
+/** Sends one UDP payload `count` times from `source` to `destination`:PORT, 20 ms apart, over IPv4 or IPv6. */
 const SENDER = `
 const dgram = require('node:dgram');
 const [source, destination, port, hex, count] = process.argv.slice(1);
-const socket = dgram.createSocket('udp4');
+const socket = dgram.createSocket(destination.includes(':') ? 'udp6' : 'udp4');
 const payload = Buffer.from(hex, 'hex');
 socket.on('error', (err) => { console.error(err.message); process.exit(1); });
 socket.bind({ address: source, port: 0 }, async () => {
@@ -58,7 +58,7 @@ export function vxlanEcho(inner: InnerEcho): Buffer {
   return Buffer.from(decoded.outerUdp.payload);
 }
 
-/** Sends `payload` to `destination`:4789 `count` times from namespace `from`, bound to `source`. */
+/** Sends `payload` to `destination`:4789 (IPv4 or IPv6) `count` times from namespace `from`, bound to `source`. */
 export async function sendVxlan(cluster: Cluster, from: string, source: string, destination: string, payload: Buffer, count = 5): Promise<void> {
   const sent = await cluster.exec(from, [process.execPath, '-e', SENDER, source, destination, String(VXLAN_PORT), payload.toString('hex'), String(count)]);
   assert.equal(sent.code, 0, sent.stderr);
