@@ -1,10 +1,11 @@
 /**
  * Node liveness: when each node was last heard from and which store revision its agent has applied.
  *
- * Kept in memory only, on purpose. Heartbeats arrive every few seconds from every node; writing them to the
+ * Kept in memory, on purpose. Heartbeats arrive every few seconds from every node; writing each to the
  * store would turn an idle cluster into a constant write load (an fsync per heartbeat) and wake every
  * watcher for news nobody acts on. Losing this state on a manager restart is harmless: nodes count as down
- * until their next heartbeat, a few seconds later.
+ * until their next heartbeat, a few seconds later. Several managers on etcd share it in batches instead
+ * (shared-liveness.ts): `unpublished` is what this one has to tell, `merge` what another one told.
  */
 import { Waiters } from './service/wait.ts';
 
@@ -17,6 +18,8 @@ export class LivenessTracker {
   #now: () => number;
   #downAfterMs: number;
   #nodes = new Map<string, Liveness>();
+  /** what the other managers were last told (or told us) of each node */
+  #published = new Map<string, Liveness>();
   /** callers waiting for a node to reach a revision, keyed by node */
   #waiters = new Waiters();
 
@@ -58,5 +61,42 @@ export class LivenessTracker {
   async waitReconciled(node: string, revision: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const reached = () => ((this.#nodes.get(node)?.reconciledRevision ?? 0) >= revision ? true : undefined);
     return (await this.#waiters.waitFor(node, reached, timeoutMs, signal)) === true;
+  }
+
+  /**
+   * What another manager heard from `node` (shared-liveness.ts): the later sighting and the higher revision
+   * win, so it never moves a node back; callers waiting for the node are woken when its revision rose.
+   */
+  merge(node: string, heard: Liveness): void {
+    const entry = this.#nodes.get(node);
+    const merged = entry
+      ? { lastSeen: Math.max(entry.lastSeen, heard.lastSeen), reconciledRevision: Math.max(entry.reconciledRevision, heard.reconciledRevision) }
+      : { ...heard };
+    this.#nodes.set(node, merged);
+    const told = this.#published.get(node);
+    this.#published.set(node, told ? { lastSeen: Math.max(told.lastSeen, heard.lastSeen), reconciledRevision: Math.max(told.reconciledRevision, heard.reconciledRevision) } : { ...heard });
+    if (!entry || merged.reconciledRevision > entry.reconciledRevision) this.#waiters.notify(node);
+  }
+
+  /**
+   * The nodes whose news the other managers lack, now counted as told: a higher revision at once (a caller
+   * on another manager may be waiting for it), a later sighting once it is `refreshMs` newer than the last
+   * one told (enough to keep the node up everywhere, without a write per heartbeat).
+   */
+  unpublished(refreshMs: number): [string, Liveness][] {
+    const out: [string, Liveness][] = [];
+    for (const [node, entry] of this.#nodes) {
+      const told = this.#published.get(node);
+      if (told && entry.reconciledRevision <= told.reconciledRevision && entry.lastSeen - told.lastSeen < refreshMs) continue;
+      const news = { ...entry };
+      this.#published.set(node, news);
+      out.push([node, news]);
+    }
+    return out;
+  }
+
+  /** A batch of `unpublished` that could not be written: told again with the next one. */
+  untold(nodes: readonly string[]): void {
+    for (const node of nodes) this.#published.delete(node);
   }
 }

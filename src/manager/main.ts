@@ -14,7 +14,8 @@ import { CA_CERT_FILE, ClusterAuthority, DEFAULT_CERT_LIFETIME_MS } from './auth
 import { createRequestHandler } from './http.ts';
 import { parseListen } from '../http/server.ts';
 import { type ConnectionLimits, type TlsCredentials, listenAll } from './listeners.ts';
-import { ManagerService } from './service.ts';
+import { DEFAULT_NODE_DOWN_AFTER_MS, ManagerService } from './service.ts';
+import { shareLiveness } from './shared-liveness.ts';
 import { DEFAULT_CERT_MAX_AGE_MS } from './service/identities.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import type { EtcdTls } from './store/etcd.ts';
@@ -100,6 +101,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   let hub: WatchHub | undefined;
   let renewTimer: NodeJS.Timeout | undefined;
   let unwatchSecrets: (() => void) | undefined;
+  let stopSharingLiveness: (() => void) | undefined;
   try {
     service = await ManagerService.open(store, {
       log,
@@ -125,6 +127,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     const created = [...opened.created, ...(shared?.made.tokens ?? [])];
     if (shared) {
       unwatchSecrets = await followSharedSecrets(store, shared, keeper, log);
+      stopSharingLiveness = await shareLiveness(store, service.liveness, { downAfterMs: options.nodeDownAfterMs ?? DEFAULT_NODE_DOWN_AFTER_MS, log });
       if (!shared.created) log(`joined cluster ${clusterId} kept in ${storeName}`);
     }
     if (caCreated) log(`initialised cluster ${clusterId} in ${options.dataDir}`);
@@ -190,6 +193,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
         (closed ??= (async () => {
           clearInterval(renewTimer);
           unwatchSecrets?.();
+          stopSharingLiveness?.();
           runningHub.stop();
           await listeners.close();
           await metricsListener?.close();
@@ -201,6 +205,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   } catch (err) {
     clearInterval(renewTimer);
     unwatchSecrets?.();
+    stopSharingLiveness?.();
     hub?.stop();
     await service?.close();
     await store.close();

@@ -1,7 +1,8 @@
 /**
  * Several managers on one etcd (a real single-member etcd 3.4 on loopback): the first creates the cluster,
  * the others join with the admin token and get the same CA and tokens; uniqueness holds across managers
- * because it rests on etcd transactions; the CA key and the tokens are not in etcd in clear.
+ * because it rests on etcd transactions; the CA key and the tokens are not in etcd in clear; a node heard by
+ * one manager is up on all of them (shared-liveness.ts).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -106,6 +107,30 @@ describe('several managers on one etcd', { ...(skip ? { skip } : {}) }, () => {
       a.service.listEndpoints({ network: 'red' }).map((e) => e.ip),
       b.service.listEndpoints({ network: 'red' }).map((e) => e.ip),
     );
+  });
+
+  test('a node heard by one manager is up on the other, and confirms a delete made through the other', async () => {
+    const [a, b] = running as [RunningManager, RunningManager];
+    const stateOn = (m: RunningManager) => m.service.listNodes().find((n) => n.name === 'host2')?.state;
+    // host2's agent talks to a only
+    a.service.heartbeat('host2', { reconciledRevision: a.service.state.revision });
+    const until = async (what: string, holds: () => boolean) => {
+      const deadline = Date.now() + 5000;
+      while (!holds()) {
+        assert.ok(Date.now() < deadline, what);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await until('host2 never came up on manager b', () => stateOn(b) === 'up');
+
+    const endpoint = await b.service.createEndpoint({ network: 'red', node: 'host2', netns: 'liveness' });
+    // the delete through b waits for host2's confirmation, which only a hears
+    const deleted = b.service.deleteEndpoint(endpoint.id, { waitMs: 8000 });
+    await until('the delete never reached manager a', () => !a.service.state.endpoints.has(endpoint.id));
+    a.service.heartbeat('host2', { reconciledRevision: a.service.state.revision });
+    const started = Date.now();
+    await deleted;
+    assert.ok(Date.now() - started < 4000, `confirmed through the other manager after ${Date.now() - started} ms`);
   });
 
   test('a client given both managers carries on through the other when one stops, watch included', async () => {
