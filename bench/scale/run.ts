@@ -679,7 +679,7 @@ export function scaleMarkdown(r: Json): string[] {
     `### Control plane at scale: ${t.hosts} agents, ${t.endpoints} endpoints, ${t.networks} networks`,
     '',
     (r.store?.kind === 'etcd'
-      ? `${r.managers.length} real managers on a ${r.store.members}-member etcd cluster (all on loopback, each agent given every manager, starting with a different one; each change sent through its node's first manager: a delete waits for the node to confirm it in a heartbeat, and a manager knows only the heartbeats it received — an agent that failed over to another manager leaves its deletes unconfirmed there, counted as failed) and ${r.options.workers} worker processes hosting the agents `
+      ? `${r.managers.length} real managers on a ${r.store.members}-member etcd cluster (all on loopback, each agent given every manager, starting with a different one; each change sent through its node's first manager: a delete waits for the node to confirm it in a heartbeat, which reaches the other managers through src/manager/shared-liveness.ts) and ${r.options.workers} worker processes hosting the agents `
       : `One real manager (SQLite on disk, HTTP on ${r.options.listen}) and ${r.options.workers} worker processes hosting the agents `) +
       `(real Agent, ManagerClient and watch protocol; a recording data plane instead of the kernel) on ${r.machine.cpus} CPUs. ` +
       `Each host is in ${fixed(t.membershipsPerHost, 1)} networks on average (largest ${t.largestNetworkHosts} hosts, smallest ${t.smallestNetworkHosts}); ` +
