@@ -124,6 +124,8 @@ describe('several managers on one etcd', { ...(skip ? { skip } : {}) }, () => {
     await until('host2 never came up on manager b', () => stateOn(b) === 'up');
 
     const endpoint = await b.service.createEndpoint({ network: 'red', node: 'host2', netns: 'liveness' });
+    // a must have the endpoint before its absence can mean that a saw the delete
+    await until('the endpoint never reached manager a', () => a.service.state.endpoints.has(endpoint.id));
     // the delete through b waits for host2's confirmation, which only a hears
     const deleted = b.service.deleteEndpoint(endpoint.id, { waitMs: 8000 });
     await until('the delete never reached manager a', () => !a.service.state.endpoints.has(endpoint.id));
