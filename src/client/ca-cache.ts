@@ -19,14 +19,16 @@ export function defaultCaCacheDir(env: NodeJS.ProcessEnv = process.env): string 
   return undefined;
 }
 
+/** The digest comes from a token: 64 hex characters only, so it can never name a path outside the folder. */
+const DIGEST = /^[0-9a-f]{64}$/;
+
 function fileOf(dir: string, digest: string): string {
   return join(dir, `ca-${digest}.pem`);
 }
 
 /** The cached CA whose SHA-256 is `digest`, or undefined (missing, unreadable, not a certificate, or another one). */
 export function readCachedCa(dir: string, digest: string): string | undefined {
-  // the digest comes from a token: hex only, so it cannot name a path outside the folder
-  if (!/^[0-9a-f]{64}$/.test(digest)) return undefined;
+  if (!DIGEST.test(digest)) return undefined;
   try {
     const pem = readIfExists(fileOf(dir, digest));
     return pem !== undefined && certificateDigest(pem) === digest ? pem : undefined;
@@ -37,7 +39,7 @@ export function readCachedCa(dir: string, digest: string): string | undefined {
 
 /** Keeps `pem` (already checked against `digest`) for the next call; failures are ignored (see above). */
 export function cacheCa(dir: string, digest: string, pem: string): void {
-  if (!/^[0-9a-f]{64}$/.test(digest)) return;
+  if (!DIGEST.test(digest)) return;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileAtomic(fileOf(dir, digest), pem, 0o644);

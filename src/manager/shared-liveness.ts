@@ -16,6 +16,7 @@
  * Only for a shared store: a single manager on SQLite has nobody to tell, and each batch would cost a
  * revision and an fsync.
  */
+import { messageOf } from '../core/errors.ts';
 import type { LivenessTracker } from './liveness.ts';
 import type { Op, Store } from './store/store.ts';
 
@@ -70,7 +71,7 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, opti
       failing = false;
     } catch (err) {
       tracker.untold(news.slice(written).map(([node]) => node));
-      if (!failing) options.log(`sharing node liveness with the other managers failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (!failing) options.log(`sharing node liveness with the other managers failed: ${messageOf(err)}`);
       failing = true;
     } finally {
       writing = false;

@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import type { DesiredNetwork } from '../dataplane.ts';
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 import type { Runner } from './exec.ts';
+import { messageOf } from '../../core/errors.ts';
 import type { LinkStep } from './plan.ts';
 
 const BRIDGES = `${OWNED_PREFIX}b*`;
@@ -128,7 +129,7 @@ export async function ensureIpv6Forwarding(
     log('enabled IPv6 forwarding (net.ipv6.conf.all.forwarding=1)');
     return 1;
   } catch (err) {
-    errors.push(`enabling IPv6 forwarding failed: ${err instanceof Error ? err.message : String(err)}`);
+    errors.push(`enabling IPv6 forwarding failed: ${messageOf(err)}`);
     return 0;
   }
 }
@@ -171,7 +172,7 @@ export async function enableIpv6(
       log(`enabled IPv6 on ${device} (net.ipv6.conf.${device}.disable_ipv6=0)`);
       changed++;
     } catch (err) {
-      errors.push(`enabling IPv6 on ${device} failed: ${err instanceof Error ? err.message : String(err)}`);
+      errors.push(`enabling IPv6 on ${device} failed: ${messageOf(err)}`);
     }
   }
   return changed;
