@@ -222,7 +222,10 @@ export class CniService {
 }
 
 function attachedOf(endpoint: Endpoint): AttachedEndpoint {
-  return { ifname: endpoint.ifname, mac: endpoint.mac, ip: endpoint.ip, prefix: endpoint.prefix, gateway: endpoint.gateway };
+  const attached: AttachedEndpoint = { ifname: endpoint.ifname, mac: endpoint.mac, ip: endpoint.ip, prefix: endpoint.prefix, gateway: endpoint.gateway };
+  // a dual-stack endpoint: the CNI result lists both addresses (protocol.ts addResult)
+  if (endpoint.addresses !== undefined) attached.addresses = endpoint.addresses.map((a) => ({ ip: a.ip, prefix: a.prefix, gateway: a.gateway }));
+  return attached;
 }
 
 /** vxnet's error codes as CNI codes: the network's name is the configuration's, the namespace the container's. */

@@ -2,7 +2,7 @@
  * What the CLI prints: aligned tables for people, the API's JSON for scripts. Pure functions of their
  * input (and of `now` for relative times), tested in-process.
  */
-import type { Endpoint, Network, NetworkDetail, NodeStatus } from '../core/model.ts';
+import { endpointAddresses, type Endpoint, type Network, type NetworkDetail, type NodeStatus } from '../core/model.ts';
 import { defaultEndpointName } from '../core/names.ts';
 
 const COLUMN_GAP = '   ';
@@ -97,7 +97,7 @@ export function formatEndpointTable(endpoints: readonly Endpoint[]): string {
       formatEndpointTarget(e),
       ...(names ? [formatEndpointNames(e)] : []),
       e.ifname,
-      formatEndpointAddress(e),
+      formatEndpointAddresses(e),
       e.mac,
       e.status === 'error' && e.message ? `error: ${oneLine(e.message)}` : e.status,
     ]),
@@ -124,6 +124,11 @@ export function formatEndpointTarget(endpoint: Pick<Endpoint, 'netns' | 'contain
 /** "192.168.1.2/24" */
 export function formatEndpointAddress(endpoint: Pick<Endpoint, 'ip' | 'prefix'>): string {
   return `${endpoint.ip}/${endpoint.prefix}`;
+}
+
+/** Every address of an endpoint, comma-joined (IPv4 first): "192.168.1.2/24,fd00:1::2/64" on a dual-stack network. */
+export function formatEndpointAddresses(endpoint: Pick<Endpoint, 'ip' | 'prefix' | 'gateway' | 'addresses'>): string {
+  return endpointAddresses(endpoint).map(formatEndpointAddress).join(',');
 }
 
 /** "never", "just now", "12s ago", "5m ago", "3h ago", "2d ago". */

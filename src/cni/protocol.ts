@@ -219,13 +219,29 @@ export function prevResultMismatch(prev: unknown, endpoint: AttachedEndpoint): s
   return undefined;
 }
 
-/** What the agent tells the plugin about an attached endpoint (agent-api.ts carries it). */
-export interface AttachedEndpoint {
-  ifname: string;
-  mac: string;
+/** One address of an attached endpoint, with the gateway of its subnet. */
+export interface AttachedAddress {
   ip: string;
   prefix: number;
   gateway: string;
+}
+
+/** What the agent tells the plugin about an attached endpoint (agent-api.ts carries it). */
+export interface AttachedEndpoint extends AttachedAddress {
+  ifname: string;
+  mac: string;
+  /** every address, one per family of a dual-stack network (IPv4 first, the same as `ip`); absent: `ip` alone */
+  addresses?: AttachedAddress[];
+}
+
+/** An IPv6 address in any RFC 4291 form, without a zone; the URL parser knows them, which spares an import. */
+function isIPv6Text(text: string): boolean {
+  if (!/^[0-9A-Fa-f:.]{2,45}$/.test(text) || !text.includes(':')) return false;
+  try {
+    return new URL(`http://[${text}]/`).hostname !== '';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -246,18 +262,40 @@ export function parseAttached(value: unknown, verb: string): AttachedEndpoint {
   const prefix = v['prefix'];
   if (typeof prefix !== 'number' || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw bad('prefix');
   const gateway = text('gateway', IPV4);
-  return { ifname, mac, ip, prefix, gateway };
+  const attached: AttachedEndpoint = { ifname, mac, ip, prefix, gateway };
+  if (v['addresses'] === undefined) return attached;
+  if (!Array.isArray(v['addresses']) || v['addresses'].length === 0 || v['addresses'].length > 2) throw bad('addresses');
+  attached.addresses = v['addresses'].map((item) => {
+    const a = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
+    const v6 = typeof a['ip'] === 'string' && isIPv6Text(a['ip']);
+    const valid = (x: unknown): x is string => typeof x === 'string' && (v6 ? isIPv6Text(x) : IPV4.test(x));
+    const max = v6 ? 128 : 32;
+    if (!valid(a['ip']) || !valid(a['gateway']) || typeof a['prefix'] !== 'number' || !Number.isInteger(a['prefix']) || a['prefix'] < 0 || a['prefix'] > max) {
+      throw bad('addresses');
+    }
+    return { ip: a['ip'], prefix: a['prefix'], gateway: a['gateway'] };
+  });
+  return attached;
 }
 
-/** The ADD (and CHECK's prevResult) result: the interface in the sandbox, its address and the default route. */
+/**
+ * The ADD (and CHECK's prevResult) result: the interface in the sandbox, every address of the endpoint with
+ * its gateway (both families on a dual-stack network), and a default route per family.
+ */
 export function addResult(cniVersion: string, endpoint: AttachedEndpoint, netns: string): Record<string, unknown> {
   // 0.3.x and 0.4.0 results tag each address with its IP version; 1.0.0 dropped the field.
   const legacy = cniVersion.startsWith('0.');
+  const addresses = endpoint.addresses ?? [endpoint];
   return {
     cniVersion,
     interfaces: [{ name: endpoint.ifname, mac: endpoint.mac, sandbox: netns }],
-    ips: [{ ...(legacy ? { version: '4' } : {}), address: `${endpoint.ip}/${endpoint.prefix}`, gateway: endpoint.gateway, interface: 0 }],
-    routes: [{ dst: '0.0.0.0/0', gw: endpoint.gateway }],
+    ips: addresses.map((a) => ({
+      ...(legacy ? { version: a.ip.includes(':') ? '6' : '4' } : {}),
+      address: `${a.ip}/${a.prefix}`,
+      gateway: a.gateway,
+      interface: 0,
+    })),
+    routes: addresses.map((a) => ({ dst: a.ip.includes(':') ? '::/0' : '0.0.0.0/0', gw: a.gateway })),
     dns: {},
   };
 }

@@ -142,6 +142,20 @@ describe('endpoint output', () => {
       ].join('\n'),
     );
   });
+
+  test('endpoint ls table shows every address of a dual-stack endpoint, comma-joined, IPv4 first', () => {
+    const dual: Endpoint = {
+      ...endpoint,
+      addresses: [
+        { ip: '192.168.1.2', prefix: 24, gateway: '192.168.1.1' },
+        { ip: 'fd00:1::2', prefix: 64, gateway: 'fd00:1::1' },
+      ],
+    };
+    const only6: Endpoint = { ...endpoint, id: 'ep-3', ip: 'fd00:2::5', prefix: 64, gateway: 'fd00:2::1' };
+    const table = formatEndpointTable([dual, only6]);
+    assert.match(table.split('\n')[1]!, / 192\.168\.1\.2\/24,fd00:1::2\/64 /);
+    assert.match(table.split('\n')[2]!, / fd00:2::5\/64 /);
+  });
 });
 
 describe('endpoint targets', () => {

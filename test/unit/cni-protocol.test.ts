@@ -115,6 +115,50 @@ describe('CNI results', () => {
     const ips = addResult('0.4.0', ENDPOINT, '/run/netns/x')['ips'] as { version?: string }[];
     assert.equal(ips[0]!.version, '4');
   });
+
+  test('a dual-stack endpoint: both addresses with their own gateway, and a default route per family (spec 1.0 result)', () => {
+    const dual = {
+      ...ENDPOINT,
+      addresses: [
+        { ip: '192.168.1.2', prefix: 24, gateway: '192.168.1.1' },
+        { ip: 'fd00:1::2', prefix: 64, gateway: 'fd00:1::1' },
+      ],
+    };
+    const result = addResult('1.0.0', dual, '/run/netns/netns-1');
+    assert.deepEqual(result, {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'eth0', mac: '02:42:c0:a8:01:02', sandbox: '/run/netns/netns-1' }],
+      ips: [
+        { address: '192.168.1.2/24', gateway: '192.168.1.1', interface: 0 },
+        { address: 'fd00:1::2/64', gateway: 'fd00:1::1', interface: 0 },
+      ],
+      routes: [
+        { dst: '0.0.0.0/0', gw: '192.168.1.1' },
+        { dst: '::/0', gw: 'fd00:1::1' },
+      ],
+      dns: {},
+    });
+    // the spec's shape: each ips[].interface indexes interfaces[], each address is CIDR text
+    const ips = result['ips'] as { address: string; interface: number }[];
+    for (const ip of ips) {
+      assert.ok((result['interfaces'] as unknown[])[ip.interface] !== undefined);
+      assert.match(ip.address, /\/\d+$/);
+    }
+    const legacy = addResult('0.4.0', dual, '/run/netns/x')['ips'] as { version?: string }[];
+    assert.deepEqual(legacy.map((i) => i.version), ['4', '6']);
+  });
+
+  test('the agent answer with both addresses is read; a malformed address list is the plugin\'s error', async () => {
+    const body = { ...ENDPOINT, addresses: [{ ip: '192.168.1.2', prefix: 24, gateway: '192.168.1.1' }, { ip: 'fd00:1::2', prefix: 64, gateway: 'fd00:1::1' }] };
+    const good = await runPlugin(ENV, CONFIG, agent({ status: 200, body }).transport);
+    assert.equal(good.exitCode, 0, good.stdout);
+    assert.deepEqual((JSON.parse(good.stdout) as { ips: { address: string }[] }).ips.map((i) => i.address), ['192.168.1.2/24', 'fd00:1::2/64']);
+    for (const addresses of [[], [{ ip: 'fd00::1::2', prefix: 64, gateway: 'fd00:1::1' }], [{ ip: 'fd00:1::2', prefix: 129, gateway: 'fd00:1::1' }], [{ ip: 'fd00:1::2', prefix: 64, gateway: '10.0.0.1' }], 'x']) {
+      const out = await runPlugin(ENV, CONFIG, agent({ status: 200, body: { ...ENDPOINT, addresses } }).transport);
+      assert.equal(out.exitCode, 1, JSON.stringify(addresses));
+      assert.match((JSON.parse(out.stdout) as { msg: string }).msg, /without a valid "addresses"/);
+    }
+  });
 });
 
 describe('the plugin process (plugin.ts)', () => {
