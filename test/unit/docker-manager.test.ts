@@ -226,3 +226,100 @@ describe('node removal and reservations', () => {
     assert.equal(ep.ip, '10.1.0.50', 'the released address can be handed out again');
   });
 });
+
+describe('IPv6 reservations (Docker IPAM with --ipv6)', () => {
+  function openDual() {
+    return openTestManager({
+      nodes: ['host1', 'host2'],
+      networks: [
+        { name: 'dual', subnets: [{ cidr: '10.5.0.0/24' }, { cidr: 'fd00:5::/64' }] },
+        { name: 'six', subnets: [{ cidr: 'fd00:6::/64' }] },
+        { name: 'four', subnets: [{ cidr: '10.4.0.0/24' }] },
+      ],
+    });
+  }
+
+  test('an IPv6 reservation comes from the IPv6 subnet, cluster-wide unique, in RFC 5952 text whatever the spelling asked', async (t) => {
+    const m = await openDual();
+    t.after(() => m.close());
+    const v6 = await m.service.createReservation({ network: 'dual', node: 'host1', family: 6 });
+    assert.deepEqual({ ip: v6.ip, prefix: v6.prefix, gateway: v6.gateway }, { ip: 'fd00:5::2', prefix: 64, gateway: 'fd00:5::1' });
+    const asked = await m.service.createReservation({ network: 'dual', node: 'host2', ip: 'FD00:5:0:0::0:77' });
+    assert.equal(asked.ip, 'fd00:5::77');
+    await assert.rejects(m.service.createReservation({ network: 'dual', node: 'host1', ip: 'fd00:5::77' }), vxnetError('address_in_use'));
+    await assert.rejects(m.service.createEndpoint({ network: 'six', node: 'host1', netns: 'c1', ip: 'fd00:6::1' }), vxnetError('address_reserved'));
+    // an IPv6-only network reserves IPv6 without being told; the IPv4 reservation of the dual one stays IPv4
+    assert.equal((await m.service.createReservation({ network: 'six', node: 'host1' })).ip, 'fd00:6::2');
+    assert.equal((await m.service.createReservation({ network: 'dual', node: 'host1' })).ip, '10.5.0.2');
+  });
+
+  test('bad IPv6 reservations get one sentence and leave nothing behind', async (t) => {
+    const m = await openDual();
+    t.after(() => m.close());
+    await assert.rejects(m.service.createReservation({ network: 'four', node: 'host1', family: 6 }), vxnetError('bad_request', /has no IPv6 subnet/));
+    await assert.rejects(m.service.createReservation({ network: 'six', node: 'host1', family: 4 }), vxnetError('bad_request', /IPv6 subnets only/));
+    await assert.rejects(m.service.createReservation({ network: 'dual', node: 'host1', ip: '10.5.0.9', family: 6 }), vxnetError('bad_request', /not an IPv6 address/));
+    await assert.rejects(m.service.createReservation({ network: 'dual', node: 'host1', ip: 'fd00:9::5' }), vxnetError('address_outside_subnet'));
+    await assert.rejects(m.service.createReservation({ network: 'dual', node: 'host1', ip: 'fd00:5::1' }), vxnetError('address_reserved'));
+    await assert.rejects(m.service.createReservation({ network: 'dual', node: 'host1', ip: 'fd00::5::1' }), vxnetError('invalid_address'));
+    await assert.rejects(m.service.deleteReservation('dual', 'nope', { node: 'host1' }), vxnetError('invalid_address'));
+    assert.deepEqual(m.service.listReservations(), []);
+  });
+
+  test('a dual-stack Docker endpoint adopts both reservations; deleting it keeps both reserved; each release frees its own', async (t) => {
+    const m = await openDual();
+    t.after(() => m.close());
+    const r4 = await m.service.createReservation({ network: 'dual', node: 'host1' });
+    const r6 = await m.service.createReservation({ network: 'dual', node: 'host1', ip: 'fd00:5::30' });
+    const ep = await m.service.createEndpoint({ network: 'dual', node: 'host1', docker: DOCKER_EP, ip: r4.ip, ip6: 'fd00:5:0::30', reserved: true });
+    assert.deepEqual(ep.addresses, [
+      { ip: '10.5.0.2', prefix: 24, gateway: '10.5.0.1' },
+      { ip: 'fd00:5::30', prefix: 64, gateway: 'fd00:5::1' },
+    ]);
+    assert.deepEqual(m.service.listReservations().map((r) => [r.ip, r.endpoint]), [['10.5.0.2', ep.id], ['fd00:5::30', ep.id]]);
+    await m.service.deleteEndpoint(ep.id);
+    for (const ip of [r4.ip, r6.ip]) {
+      await assert.rejects(m.service.createReservation({ network: 'dual', node: 'host2', ip }), vxnetError('address_in_use'), ip);
+    }
+    await m.service.deleteReservation('dual', r6.ip, { node: 'host1' });
+    assert.equal((await m.service.createReservation({ network: 'dual', node: 'host2', ip: 'fd00:5::30' })).ip, 'fd00:5::30');
+    await assert.rejects(m.service.createReservation({ network: 'dual', node: 'host2', ip: r4.ip }), vxnetError('address_in_use'));
+  });
+
+  test('releasing one family while the endpoint lives deletes the endpoint and keeps the other family reserved', async (t) => {
+    const m = await openDual();
+    t.after(() => m.close());
+    const r4 = await m.service.createReservation({ network: 'dual', node: 'host1' });
+    const r6 = await m.service.createReservation({ network: 'dual', node: 'host1', family: 6 });
+    const ep = await m.service.createEndpoint({ network: 'dual', node: 'host1', docker: DOCKER_EP, ip: r4.ip, ip6: r6.ip, reserved: true });
+    await m.service.deleteReservation('dual', r4.ip, { node: 'host1' });
+    assert.equal(m.service.listEndpoints().some((e) => e.id === ep.id), false);
+    assert.deepEqual(m.service.listReservations().map((r) => r.ip), [r6.ip]);
+    await assert.rejects(m.service.createReservation({ network: 'dual', node: 'host2', ip: r6.ip }), vxnetError('address_in_use'));
+    await m.service.deleteReservation('dual', r6.ip, { node: 'host1' });
+    assert.deepEqual(m.service.listReservations(), []);
+    assert.equal((await m.service.createEndpoint({ network: 'dual', node: 'host2', netns: 'c2', ip: r4.ip })).ip, r4.ip);
+  });
+
+  test('an endpoint whose IPv6 reservation is missing or another node\'s is refused, and adopts nothing', async (t) => {
+    const m = await openDual();
+    t.after(() => m.close());
+    const r4 = await m.service.createReservation({ network: 'dual', node: 'host1' });
+    const other6 = await m.service.createReservation({ network: 'dual', node: 'host2', family: 6 });
+    await assert.rejects(
+      m.service.createEndpoint({ network: 'dual', node: 'host1', docker: DOCKER_EP, ip: r4.ip, ip6: other6.ip, reserved: true }),
+      vxnetError('reservation_not_found', /not reserved by node host1/),
+    );
+    await assert.rejects(
+      m.service.createEndpoint({ network: 'dual', node: 'host1', docker: DOCKER_EP, ip: r4.ip, ip6: 'fd00:5::99', reserved: true }),
+      vxnetError('reservation_not_found'),
+    );
+    await assert.rejects(m.service.createEndpoint({ network: 'dual', node: 'host1', netns: 'c1', ip6: 'fd00:5::9' }), vxnetError('bad_request', /goes with an IPv4 "ip"/));
+    await assert.rejects(m.service.createEndpoint({ network: 'four', node: 'host1', netns: 'c1', ip: '10.4.0.9', ip6: 'fd00:5::9' }), vxnetError('address_outside_subnet'));
+    assert.deepEqual(m.service.listEndpoints(), []);
+    assert.equal(m.service.listReservations().every((r) => r.endpoint === undefined), true);
+    // a chosen IPv6 address beside an IPv4 one (no reservation): taken as asked
+    const ep = await m.service.createEndpoint({ network: 'dual', node: 'host1', netns: 'c1', ip: '10.5.0.40', ip6: 'fd00:5::40' });
+    assert.deepEqual(ep.addresses?.map((a) => a.ip), ['10.5.0.40', 'fd00:5::40']);
+  });
+});

@@ -72,6 +72,8 @@ export const CreateEndpointRequestSchema = v.pipe(
     host: v.exactOptional(v.literal(true)),
     ifname: v.exactOptional(v.string()),
     ip: v.exactOptional(v.string()),
+    /** beside an IPv4 `ip` on a dual-stack network: the IPv6 address (with `reserved`, also a reservation of `node`) */
+    ip6: v.exactOptional(v.string()),
     /** with `netns`: the CNI runtime's container id; a node's own CNI plugin (src/agent/cni-server.ts) sets it */
     cni: v.exactOptional(v.string()),
     /** adopt the reservation of `ip` that `node` holds (the Docker plugin's CreateEndpoint) */
@@ -90,8 +92,10 @@ export const CreateReservationRequestSchema = v.pipe(
   v.strictObject({
     network: v.string(),
     node: v.string(),
-    /** a specific address (`docker run --ip`); omitted: the lowest free one */
+    /** a specific address (`docker run --ip`, `--ip6`); omitted: the lowest free one */
     ip: v.exactOptional(v.string()),
+    /** the family of the address to take when `ip` is omitted (Docker's IPv6 pool: 6); omitted: the network's first */
+    family: v.exactOptional(v.picklist([4, 6], 'must be 4 or 6')),
   }),
   v.title('reservation request'),
 );

@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { VxnetError, quote } from '../../core/errors.ts';
 import { macForIPv4, parseIPv4 } from '../../core/ipv4.ts';
-import { isIPv6, macForIPv6, parseIPv6 } from '../../core/ipv6.ts';
-import type { CreateEndpointRequest, Endpoint, EndpointStatusRequest, Reservation } from '../../core/model.ts';
+import { formatIPv6, isIPv6, macForIPv6, parseIPv6 } from '../../core/ipv6.ts';
+import type { CreateEndpointRequest, Endpoint, EndpointStatusRequest } from '../../core/model.ts';
 import {
   MAX_ENDPOINT_ALIASES,
   normaliseNetns,
@@ -24,6 +24,7 @@ import { attachmentTarget, keys } from '../keys.ts';
 import { isEndpointId, requireEndpointStatus } from '../validation.ts';
 import { casRetry } from './cas.ts';
 import { withinQuota } from './quota.ts';
+import { adoptable } from './reservations.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { requireTunnelFor } from './tunnels.ts';
 import {
@@ -31,6 +32,7 @@ import {
   endpointNotFound,
   listPlaced,
   openTarget,
+  reservationsAdoptedBy,
   seconds,
 } from './shared.ts';
 
@@ -107,6 +109,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
   const cni = req.cni;
   const mac = req.mac === undefined ? undefined : requireEndpointMac(req.mac);
   if (reserved && req.ip === undefined) throw new VxnetError('bad_request', 'an endpoint that adopts a reservation needs the reserved "ip".');
+  const ip6 = requireIp6(req);
   const names = endpointNames(req);
 
   const endpoint = await casRetry(ctx, `create an endpoint on network ${networkName}`, () => {
@@ -139,10 +142,14 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       }
     }
     if (names.name !== undefined) requireNameFree(ctx, networkName, names.name);
-    // Docker's IPAM allocated the address before the endpoint existed: adopt that reservation.
-    const held = reserved ? adoptable(ctx, networkName, nodeName, req.ip!) : undefined;
+    if (ip6 !== undefined && network.cidrs6.length === 0) {
+      throw new VxnetError('address_outside_subnet', `address ${ip6} is not in any IPv6 subnet of network ${networkName}: it has none.`);
+    }
+    // Docker's IPAM allocated the addresses before the endpoint existed: adopt those reservations (one per family).
+    const held = reserved ? adoptable(ctx, networkName, nodeName, canonicalIp(req.ip!)) : undefined;
+    const held6 = reserved && ip6 !== undefined ? adoptable(ctx, networkName, nodeName, ip6) : undefined;
     const first: Allocation = held
-      ? { ip: held.reservation.ip, prefix: held.reservation.prefix, gateway: held.reservation.gateway }
+      ? allocationOf(held.reservation)
       : req.ip !== undefined
         ? allocatorFor(network, req.ip).reserve(req.ip)
         : network.cidrs.length > 0
@@ -150,15 +157,19 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
           : network.allocator6.reserveNext();
     // one address per family of the network's subnets: the other family's comes from its own allocator
     const allocations: Allocation[] = [first];
+    const second6 = held6 ? allocationOf(held6.reservation) : undefined;
     const firstIsV6 = first.ip.includes(':');
     try {
-      if (!firstIsV6 && network.cidrs6.length > 0) allocations.push(network.allocator6.reserveNext());
+      if (!firstIsV6 && network.cidrs6.length > 0) {
+        allocations.push(second6 ?? (ip6 !== undefined ? network.allocator6.reserve(ip6) : network.allocator6.reserveNext()));
+      }
       if (firstIsV6 && network.cidrs.length > 0) allocations.unshift(network.allocator.reserveNext());
     } catch (err) {
       if (!held) allocatorFor(network, first.ip).unreserve(first.ip);
       throw err;
     }
-    const fresh = allocations.filter((a) => !(held && a === first));
+    const adopted = [held, held6].filter((h) => h !== undefined);
+    const fresh = allocations.filter((a) => !(held && a === first) && a !== second6);
     const releaseAll = () => {
       for (const a of fresh) allocatorFor(network, a.ip).unreserve(a.ip);
     };
@@ -184,11 +195,11 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       ...(held ? { reserved: true } : {}),
       createdAt: isoNow(ctx),
     };
-    const reservationKey = keys.reservation(networkName, allocation.ip);
+    const reservationKey = (h: (typeof adopted)[number]) => keys.reservation(networkName, h.reservation.ip);
     return {
       compares: [
         ...compares,
-        ...(held ? [{ key: reservationKey, modRevision: held.modRevision }] : []),
+        ...adopted.map((h) => ({ key: reservationKey(h), modRevision: h.modRevision })),
         ...fresh.map((a) => ({ key: keys.ipam(networkName, a.ip), modRevision: 0 })),
         { key: attachmentKey, modRevision: 0 },
         { key: keys.endpoint(candidate.id), modRevision: 0 },
@@ -197,7 +208,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       ],
       ops: [
         { type: 'put', key: keys.endpoint(candidate.id), value: JSON.stringify(candidate) },
-        ...(held ? [{ type: 'put', key: reservationKey, value: JSON.stringify({ ...held.reservation, endpoint: candidate.id }) } as const] : []),
+        ...adopted.map((h) => ({ type: 'put', key: reservationKey(h), value: JSON.stringify({ ...h.reservation, endpoint: candidate.id }) }) as const),
         ...fresh.map((a) => ({ type: 'put', key: keys.ipam(networkName, a.ip), value: candidate.id }) as const),
         { type: 'put', key: attachmentKey, value: candidate.id },
         ...(names.name !== undefined ? [{ type: 'put', key: keys.endpointName(networkName, names.name), value: candidate.id } as const] : []),
@@ -222,7 +233,7 @@ export async function deleteEndpoint(ctx: ServiceContext, id: string, options: W
     if (!entry) throw endpointNotFound(id);
     return {
       compares: [{ key: keys.endpoint(id), modRevision: entry.modRevision }],
-      ops: endpointDeleteOps(entry.endpoint),
+      ops: endpointDeleteOps(entry.endpoint, reservationsAdoptedBy(ctx, entry.endpoint)),
       then: (revision) => ({ revision, endpoint: entry.endpoint }),
     };
   });
@@ -283,6 +294,30 @@ export async function setDockerContainer(ctx: ServiceContext, id: string, name: 
   });
 }
 
+/**
+ * `ip6`: the IPv6 address beside an IPv4 `ip` on a dual-stack network (Docker's `--ip6`, or its IPv6
+ * reservation), in RFC 5952 text; undefined when not given.
+ */
+function requireIp6(req: CreateEndpointRequest): string | undefined {
+  if (req.ip6 === undefined) return undefined;
+  const address = parseIPv6(req.ip6);
+  if (address === undefined) throw new VxnetError('invalid_address', `ip6 ${quote(String(req.ip6))} is not a valid IPv6 address.`);
+  if (req.ip === undefined || parseIPv4(req.ip) === undefined) {
+    throw new VxnetError('bad_request', 'field "ip6" goes with an IPv4 "ip" (a dual-stack endpoint); an IPv6 address alone is given as "ip".');
+  }
+  return formatIPv6(address);
+}
+
+/** IPv6 text as the store keys it (RFC 5952); IPv4 as given. */
+function canonicalIp(ip: string): string {
+  const v6 = parseIPv6(ip);
+  return v6 === undefined ? ip : formatIPv6(v6);
+}
+
+function allocationOf(reservation: Allocation): Allocation {
+  return { ip: reservation.ip, prefix: reservation.prefix, gateway: reservation.gateway };
+}
+
 /** The allocator of the family `ip` belongs to. */
 function allocatorFor(network: NetworkEntry, ip: string): Pick<NetworkAllocator, 'reserve' | 'unreserve'> {
   return ip.includes(':') ? network.allocator6 : network.allocator;
@@ -292,19 +327,6 @@ function allocatorFor(network: NetworkEntry, ip: string): Pick<NetworkAllocator,
 function derivedMac(ip: string): string {
   const v4 = parseIPv4(ip);
   return v4 !== undefined ? macForIPv4(v4) : macForIPv6(parseIPv6(ip)!);
-}
-
-/** The reservation `node` holds for `ip` on `network`, if no live endpoint has adopted it yet. */
-function adoptable(ctx: ServiceContext, network: string, node: string, ip: string): { reservation: Reservation; modRevision: number } {
-  const entry = ctx.state.reservations.get(keys.reservation(network, ip));
-  if (!entry || entry.reservation.node !== node) {
-    throw new VxnetError('reservation_not_found', `address ${ip} on network ${network} is not reserved by node ${node}.`);
-  }
-  const user = entry.reservation.endpoint;
-  if (user !== undefined && ctx.state.endpoints.has(user)) {
-    throw new VxnetError('address_in_use', `address ${ip} on network ${network} is already used by endpoint ${user}.`);
-  }
-  return entry;
 }
 
 async function awaitReady(ctx: ServiceContext, created: Endpoint, waitMs: number, signal: AbortSignal | undefined): Promise<Endpoint> {

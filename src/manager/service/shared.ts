@@ -6,6 +6,7 @@
  */
 import { VxnetError, quote } from '../../core/errors.ts';
 import { parseIPv4 } from '../../core/ipv4.ts';
+import { parseIPv6 } from '../../core/ipv6.ts';
 import { isName } from '../../core/names.ts';
 import { endpointAddresses, type Endpoint, type Reservation } from '../../core/model.ts';
 import { attachmentTarget, keys } from '../keys.ts';
@@ -20,17 +21,26 @@ import { type ServiceContext, isoNow } from './context.ts';
  */
 const DELETE_BATCH = 25;
 
-/** An endpoint that adopted a reservation leaves its address reserved: the reservation's release frees it. */
-export function endpointDeleteOps(endpoint: Endpoint): Op[] {
+/**
+ * An endpoint that adopted a reservation leaves its address reserved: the reservation's release frees it.
+ * `adopted` tells which other addresses it adopted too (a dual-stack Docker endpoint holds a reservation per
+ * family: reservationsAdoptedBy); without it only the first, as every reserved endpoint has.
+ */
+export function endpointDeleteOps(endpoint: Endpoint, adopted: (ip: string) => boolean = () => false): Op[] {
   return [
     { type: 'delete', key: keys.endpoint(endpoint.id) },
-    // the reserved address (always the first) stays with its reservation; every other address is freed
+    // the reserved addresses stay with their reservations; every other address is freed
     ...endpointAddresses(endpoint)
-      .filter((a, i) => !(endpoint.reserved && i === 0))
+      .filter((a, i) => !(endpoint.reserved && (i === 0 || adopted(a.ip))))
       .map((a) => ({ type: 'delete', key: keys.ipam(endpoint.network, a.ip) }) as const),
     { type: 'delete', key: keys.attachment(endpoint.node, attachmentTarget(endpoint), endpoint.ifname) },
     ...(endpoint.name !== undefined ? [{ type: 'delete', key: keys.endpointName(endpoint.network, endpoint.name) } as const] : []),
   ];
+}
+
+/** Whether the reservation of `ip` on the endpoint's network was adopted by this endpoint. */
+export function reservationsAdoptedBy(ctx: ServiceContext, endpoint: Endpoint): (ip: string) => boolean {
+  return (ip) => ctx.state.reservations.get(keys.reservation(endpoint.network, ip))?.reservation.endpoint === endpoint.id;
 }
 
 export function reservationDeleteOps(reservation: Reservation): Op[] {
@@ -133,9 +143,18 @@ export function listPlaced<T extends { network: string; node: string; ip: string
   return items.sort(byNetworkThenIp);
 }
 
-/** Endpoints and reservations are listed by network, then by address. */
+/** Endpoints and reservations are listed by network, then by address (IPv4 before IPv6). */
 export function byNetworkThenIp(a: { network: string; ip: string }, b: { network: string; ip: string }): number {
-  return compareText(a.network, b.network) || (parseIPv4(a.ip) ?? 0) - (parseIPv4(b.ip) ?? 0);
+  return compareText(a.network, b.network) || compareAddresses(a.ip, b.ip);
+}
+
+function compareAddresses(a: string, b: string): number {
+  const a4 = parseIPv4(a);
+  const b4 = parseIPv4(b);
+  if (a4 !== undefined || b4 !== undefined) return a4 === undefined ? 1 : b4 === undefined ? -1 : a4 - b4;
+  const a6 = parseIPv6(a) ?? 0n;
+  const b6 = parseIPv6(b) ?? 0n;
+  return a6 < b6 ? -1 : a6 > b6 ? 1 : 0;
 }
 
 export function compareText(a: string, b: string): number {
