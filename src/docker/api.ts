@@ -108,6 +108,8 @@ export type ReleaseAddressRequest = v.InferOutput<typeof ReleaseAddressRequestSc
 export interface JoinResponse {
   InterfaceName: { SrcName: string; DstPrefix: string };
   Gateway: string;
+  /** the endpoint's IPv6 gateway on a dual-stack network: libnetwork's default route `::/0` in the container */
+  GatewayIPv6?: string;
   /** RouteType 0: via NextHop */
   StaticRoutes: { Destination: string; RouteType: number; NextHop: string }[];
   DisableGatewayService: boolean;

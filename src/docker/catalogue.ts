@@ -14,6 +14,7 @@
  */
 import { pause } from '../core/backoff.ts';
 import { type Cidr, contains, formatCidr, overlaps, parseCidr, parseIPv4 } from '../core/ipv4.ts';
+import { type Cidr6, contains6, formatCidr6, overlaps6, parseCidr6, parseIPv6 } from '../core/ipv6.ts';
 import { VxnetError } from '../core/errors.ts';
 import { DEFAULT_SUBNET_POOL, type Network, type Node, type Subnet } from '../core/model.ts';
 
@@ -92,14 +93,20 @@ export class NetworkCatalogue {
     return undefined;
   }
 
-  /** The network and subnet an address lies in. */
+  /** The network and subnet an address (IPv4 or IPv6) lies in. */
   byAddress(ip: string): { network: Network; subnet: Subnet; prefix: number } | undefined {
     const address = parseIPv4(ip);
-    if (address === undefined) return undefined;
+    const address6 = address === undefined ? parseIPv6(ip) : undefined;
+    if (address === undefined && address6 === undefined) return undefined;
     for (const network of this.#source.networks.values()) {
       for (const subnet of network.subnets) {
-        const cidr = parseCidr(subnet.cidr);
-        if (cidr && contains(cidr, address)) return { network, subnet, prefix: cidr.prefix };
+        if (address !== undefined) {
+          const cidr = parseCidr(subnet.cidr);
+          if (cidr && contains(cidr, address)) return { network, subnet, prefix: cidr.prefix };
+        } else {
+          const cidr = parseCidr6(subnet.cidr);
+          if (cidr && contains6(cidr, address6!)) return { network, subnet, prefix: cidr.prefix };
+        }
       }
     }
     return undefined;
@@ -116,6 +123,21 @@ export class NetworkCatalogue {
     for (const text of [...[...this.#pending.values()].flatMap((p) => p.cidrs), ...this.#opening.keys()]) {
       const other = parseCidr(text);
       if (other && overlaps(other, cidr)) return { cidr: text, name: undefined };
+    }
+    return undefined;
+  }
+
+  /** A known or pending IPv6 subnet that overlaps `cidr` (the name is undefined for a pending one). */
+  overlapping6(cidr: Cidr6): { cidr: string; name: string | undefined } | undefined {
+    for (const network of this.#source.networks.values()) {
+      for (const subnet of network.subnets) {
+        const other = parseCidr6(subnet.cidr);
+        if (other && overlaps6(other, cidr)) return { cidr: subnet.cidr, name: network.name };
+      }
+    }
+    for (const text of [...[...this.#pending.values()].flatMap((p) => p.cidrs), ...this.#opening.keys()]) {
+      const other = parseCidr6(text);
+      if (other && overlaps6(other, cidr)) return { cidr: text, name: undefined };
     }
     return undefined;
   }
@@ -267,8 +289,10 @@ export class NetworkCatalogue {
   }
 }
 
-/** "10.1.0.0/24" for any spelling of it, undefined when it is no IPv4 subnet. */
+/** "10.1.0.0/24" or "fd00:1::/64" (RFC 5952) for any spelling of it, undefined when it is no subnet. */
 export function canonical(cidr: string): string | undefined {
   const parsed = parseCidr(cidr);
-  return parsed ? formatCidr(parsed) : undefined;
+  if (parsed) return formatCidr(parsed);
+  const parsed6 = parseCidr6(cidr);
+  return parsed6 ? formatCidr6(parsed6) : undefined;
 }

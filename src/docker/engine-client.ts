@@ -15,6 +15,7 @@ export interface EngineNetwork {
   Name: string;
   Driver: string;
   Internal?: boolean;
+  EnableIPv6?: boolean;
   IPAM?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string }[] | null };
   Options?: Record<string, string> | null;
   Labels?: Record<string, string> | null;
@@ -35,6 +36,8 @@ export interface NetworkCreateSpec {
   Driver: string;
   CheckDuplicate: boolean;
   Internal: boolean;
+  /** with IPv6 subnets: libnetwork then asks the IPAM driver for IPv6 pools too */
+  EnableIPv6?: boolean;
   IPAM: { Driver: string; Config: { Subnet: string; Gateway?: string }[] };
   Options: Record<string, string>;
   Labels: Record<string, string>;

@@ -9,11 +9,18 @@
  * node: libnetwork allocates before it creates the endpoint (CreateEndpoint then adopts the reservation) and
  * releases after deleting it (ReleaseAddress deletes the reservation, and an endpoint still on it). Release
  * succeeds when there is nothing to release, as Docker retries and cleans up after crashes.
+ *
+ * IPv6 (`docker network create --ipv6 --subnet fd00:1::/64`): libnetwork asks for one more pool with `V6`
+ * set, then for one address per pool, so a dual-stack container holds two reservations, one per family,
+ * which its endpoint adopts together. An IPv6 pool needs its subnet (vxnet has no default IPv6 pool) and
+ * takes what `vxnet network create` takes (/48 to /126, no overlap). Docker 20.10 always asks for an IPv4
+ * pool too, so a Docker network is IPv4-only or dual-stack, never IPv6-only.
  */
 import { VxnetError } from '../core/errors.ts';
 import { broadcastOf, contains, formatCidr, formatIPv4, parseIPv4, requireCidr } from '../core/ipv4.ts';
+import { contains6, formatCidr6, formatIPv6, parseCidr6, parseIPv6, requireCidr6 } from '../core/ipv6.ts';
 import type { CreateReservationRequest, Network, Reservation } from '../core/model.ts';
-import { SUBNET_PREFIX_MAX, SUBNET_PREFIX_MIN } from '../manager/validation.ts';
+import { SUBNET6_PREFIX_MAX, SUBNET6_PREFIX_MIN, SUBNET_PREFIX_MAX, SUBNET_PREFIX_MIN } from '../manager/validation.ts';
 import {
   ADDRESS_SPACE,
   DATA_GATEWAY,
@@ -70,12 +77,12 @@ export class IpamDriver {
 
   async requestPool(req: RequestPoolRequest, signal?: AbortSignal): Promise<RequestPoolResponse> {
     await this.#catalogue.whenSynced(undefined, signal);
-    if (req.V6) throw refuse('vxnet networks are IPv4-only: leave out --ipv6 and IPv6 subnets.');
     if (req.SubPool !== '') {
       throw refuse(`vxnet does not support --ip-range (${req.SubPool}): containers get addresses from the whole subnet, unique across the cluster.`);
     }
     const unknown = Object.keys(req.Options).filter((key) => !key.startsWith('com.docker.'));
     if (unknown.length > 0) throw refuse(`the vxnet IPAM driver takes no options (--ipam-opt ${unknown.join(', ')}).`);
+    if (req.V6) return this.#requestPool6(req.Pool);
 
     let cidr: string;
     if (req.Pool !== '') {
@@ -108,6 +115,33 @@ export class IpamDriver {
     return poolOf(cidr, formatIPv4(parsed.network + 1));
   }
 
+  /** An IPv6 pool: an existing network's subnet, or a new one that `vxnet network create` would take. */
+  #requestPool6(pool: string): RequestPoolResponse {
+    if (pool === '') {
+      throw refuse('vxnet has no default IPv6 pool: with --ipv6 give the network an IPv6 subnet too, such as --subnet fd00:1::/64.');
+    }
+    if (parseCidr6(pool) === undefined && parseIPv4(pool.split('/')[0] ?? '') !== undefined) {
+      throw new VxnetError('invalid_cidr', `subnet ${pool} is an IPv4 subnet where Docker asked for an IPv6 one.`);
+    }
+    const parsed = requireCidr6(pool);
+    const cidr = formatCidr6(parsed);
+    const network = this.#catalogue.bySubnet(cidr);
+    if (network) return poolOf(cidr, gatewayOf(network, cidr));
+    if (parsed.prefix < SUBNET6_PREFIX_MIN || parsed.prefix > SUBNET6_PREFIX_MAX) {
+      throw new VxnetError('invalid_cidr', `subnet ${cidr} has prefix /${parsed.prefix}: use /${SUBNET6_PREFIX_MIN} to /${SUBNET6_PREFIX_MAX} for IPv6.`);
+    }
+    const hit = this.#catalogue.overlapping6(parsed);
+    if (hit) {
+      throw new VxnetError(
+        'subnet_overlap',
+        hit.name === undefined ? `subnet ${cidr} overlaps ${hit.cidr} of a network being created on this node.` : `subnet ${cidr} overlaps ${hit.cidr} of network ${hit.name}.`,
+      );
+    }
+    this.#catalogue.opened(cidr);
+    // a new network: its first address after the Subnet-Router anycast one, as `vxnet network create` would choose
+    return poolOf(cidr, formatIPv6(parsed.network + 1n));
+  }
+
   releasePool(req: PoolIdRequest): Record<string, never> {
     // libnetwork gives a pool back when the network goes, or when creating it failed
     const cidr = req.PoolID.startsWith(POOL_PREFIX) ? canonical(req.PoolID.slice(POOL_PREFIX.length)) : undefined;
@@ -118,6 +152,7 @@ export class IpamDriver {
   async requestAddress(req: RequestAddressRequest, signal?: AbortSignal): Promise<{ Address: string; Data: Record<string, string> }> {
     await this.#catalogue.whenSynced(undefined, signal);
     const cidr = cidrOfPool(req.PoolID);
+    if (cidr.includes(':')) return this.#requestAddress6(cidr, req, signal);
     const subnet = requireCidr(cidr);
     if (req.Address !== '' && parseIPv4(req.Address) === undefined) {
       throw new VxnetError('invalid_address', `address "${req.Address}" is not a valid IPv4 address.`);
@@ -138,9 +173,39 @@ export class IpamDriver {
       }
       return { Address: `${formatIPv4(wanted)}/${subnet.prefix}`, Data: {} };
     }
+    return this.#reserve(cidr, req.Address, 4, signal);
+  }
+
+  /** RequestAddress from an IPv6 pool: the gateway (only for --gateway), or a reservation of family 6. */
+  async #requestAddress6(cidr: string, req: RequestAddressRequest, signal?: AbortSignal): Promise<{ Address: string; Data: Record<string, string> }> {
+    const subnet = requireCidr6(cidr);
+    const wanted = req.Address === '' ? undefined : parseIPv6(req.Address);
+    if (req.Address !== '' && wanted === undefined) {
+      throw new VxnetError('invalid_address', `address "${req.Address}" is not a valid IPv6 address.`);
+    }
+    if (req.Options[REQUEST_ADDRESS_TYPE] === GATEWAY_ADDRESS_TYPE) {
+      const network = this.#catalogue.bySubnet(cidr);
+      if (network) {
+        const gateway = gatewayOf(network, cidr);
+        if (wanted !== undefined && formatIPv6(wanted) !== gateway) {
+          throw new VxnetError('address_reserved', `the gateway of ${cidr} on network ${network.name} is ${gateway}; --gateway cannot change it.`);
+        }
+        return { Address: `${gateway}/${subnet.prefix}`, Data: {} };
+      }
+      const gateway = wanted ?? subnet.network + 1n;
+      if (!contains6(subnet, gateway) || gateway === subnet.network) {
+        throw new VxnetError('gateway_outside_subnet', `gateway ${formatIPv6(gateway)} is not a usable address of subnet ${cidr}.`);
+      }
+      return { Address: `${formatIPv6(gateway)}/${subnet.prefix}`, Data: {} };
+    }
+    return this.#reserve(cidr, wanted === undefined ? '' : formatIPv6(wanted), 6, signal);
+  }
+
+  /** A reservation for a container in the network of `cidr` (the address asked for, or any of that family). */
+  async #reserve(cidr: string, address: string, family: 4 | 6, signal?: AbortSignal): Promise<{ Address: string; Data: Record<string, string> }> {
     if (this.#catalogue.isOpening(cidr)) {
       // between RequestPool and CreateNetwork libnetwork asks only for auxiliary addresses
-      throw refuse(`vxnet does not support --aux-address (${req.Address || 'any'}): every address of ${cidr} is for containers and the gateway.`);
+      throw refuse(`vxnet does not support --aux-address (${address || 'any'}): every address of ${cidr} is for containers and the gateway.`);
     }
     const network = await this.#catalogue.networkForSubnet(cidr, this.#waitMs, signal);
     if (!network) {
@@ -150,7 +215,9 @@ export class IpamDriver {
       );
     }
     const request: CreateReservationRequest = { network: network.name, node: this.#node };
-    if (req.Address !== '') request.ip = req.Address;
+    if (address !== '') request.ip = address;
+    // an IPv4 request stays as it always was; an IPv6 one says its family, as the network's first may be IPv4
+    else if (family === 6) request.family = 6;
     const reservation = await this.#api.createReservation(request, signal);
     return { Address: `${reservation.ip}/${reservation.prefix}`, Data: {} };
   }
@@ -159,13 +226,16 @@ export class IpamDriver {
     await this.#catalogue.whenSynced(undefined, signal);
     const cidr = cidrOfPool(req.PoolID);
     const network = this.#catalogue.bySubnet(cidr);
+    // IPv6 in the text the manager keys it by (RFC 5952)
+    const v6 = cidr.includes(':') ? parseIPv6(req.Address) : undefined;
+    const address = v6 === undefined ? req.Address : formatIPv6(v6);
     // a network that is gone took its reservations along
-    if (!network || req.Address === gatewayOf(network, cidr)) return {};
+    if (!network || address === gatewayOf(network, cidr)) return {};
     try {
-      await this.#api.deleteReservation(network.name, req.Address, { node: this.#node }, signal);
+      await this.#api.deleteReservation(network.name, address, { node: this.#node }, signal);
     } catch (err) {
       if (!(err instanceof VxnetError && (err.code === 'reservation_not_found' || err.code === 'network_not_found'))) throw err;
-      this.#log(`release of ${req.Address} on network ${network.name}: nothing to release (${err.message})`);
+      this.#log(`release of ${address} on network ${network.name}: nothing to release (${err.message})`);
     }
     return {};
   }

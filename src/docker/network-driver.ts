@@ -25,7 +25,8 @@ import { VxnetError, messageOf } from '../core/errors.ts';
 import { warnLine } from '../core/log.ts';
 import { isEndpointName, MAX_ENDPOINT_ALIASES } from '../core/names.ts';
 import { contains, macForIPv4, parseCidr, parseIPv4, requireCidr } from '../core/ipv4.ts';
-import type { CreateEndpointRequest as VxnetEndpointRequest, CreateNetworkRequest as VxnetNetworkRequest, Endpoint, Network } from '../core/model.ts';
+import { contains6, formatIPv6, macForIPv6, parseCidr6, parseIPv6, requireCidr6 } from '../core/ipv6.ts';
+import { endpointAddresses, type CreateEndpointRequest as VxnetEndpointRequest, type CreateNetworkRequest as VxnetNetworkRequest, type Endpoint, type Network } from '../core/model.ts';
 import { deviceNames } from '../agent/dataplane.ts';
 import { resolveNetwork } from '../manager/validation.ts';
 import { DRIVER_NAME, type CreateEndpointRequest, type CreateNetworkRequest, type EndpointRequest, type JoinRequest, type JoinResponse, type NetworkIdRequest } from './api.ts';
@@ -105,7 +106,7 @@ export class NetworkDriver {
     const { catalogue } = this.#o;
     await catalogue.whenSynced();
     // the pools are this network's now (pending, or refused and released by libnetwork)
-    for (const data of req.IPv4Data) if (catalogue.isOpening(data.Pool)) catalogue.closed(data.Pool);
+    for (const data of [...req.IPv4Data, ...req.IPv6Data]) if (catalogue.isOpening(data.Pool)) catalogue.closed(data.Pool);
     const spec = parseNetworkSpec(req);
     const cidrs = spec.subnets.map((s) => s.cidr);
     const matches = new Set(cidrs.map((c) => catalogue.bySubnet(c)).filter((n): n is Network => n !== undefined));
@@ -132,8 +133,11 @@ export class NetworkDriver {
     resolveNetwork(
       { ...request, name: 'pending' },
       {
-        // the IPv6 subnets of other networks (issue 15) are not IPv4 ones to compare with
-        networks: catalogue.networks().map((n) => ({ name: n.name, cidrs: n.subnets.filter((s) => !s.cidr.includes(':')).map((s) => requireCidr(s.cidr)) })),
+        networks: catalogue.networks().map((n) => ({
+          name: n.name,
+          cidrs: n.subnets.filter((s) => !s.cidr.includes(':')).map((s) => requireCidr(s.cidr)),
+          cidrs6: n.subnets.filter((s) => s.cidr.includes(':')).map((s) => requireCidr6(s.cidr)),
+        })),
         vnis: new Map(catalogue.networks().map((n) => [n.vni, n.name])),
         nodes: catalogue.nodes(),
         now: new Date(),
@@ -281,34 +285,42 @@ export class NetworkDriver {
   async createEndpoint(req: CreateEndpointRequest, signal?: AbortSignal): Promise<{ Interface?: { MacAddress: string } }> {
     await this.#o.catalogue.whenSynced(undefined, signal);
     const { Address, AddressIPv6, MacAddress } = req.Interface;
-    if (AddressIPv6 !== '') throw new VxnetError('bad_request', 'vxnet networks are IPv4-only: the endpoint cannot have an IPv6 address.');
-    if (Address === '') {
+    if (Address === '' && AddressIPv6 === '') {
       throw new VxnetError('bad_request', 'the endpoint has no address: vxnet networks need the vxnet IPAM driver (--ipam-driver vxnet).');
     }
-    const slash = Address.indexOf('/');
-    const ip = slash < 0 ? Address : Address.slice(0, slash);
-    const address = parseIPv4(ip);
-    if (address === undefined) throw new VxnetError('invalid_address', `endpoint address ${JSON.stringify(Address)} is not an IPv4 address.`);
-    const found = this.#o.catalogue.byAddress(ip);
-    if (!found) throw new VxnetError('network_not_found', `address ${ip} is in no vxnet network.`);
-    const mac = macForIPv4(address);
+    const ip = Address === '' ? undefined : hostPart(Address);
+    const address = ip === undefined ? undefined : parseIPv4(ip);
+    if (ip !== undefined && address === undefined) throw new VxnetError('invalid_address', `endpoint address ${JSON.stringify(Address)} is not an IPv4 address.`);
+    const address6 = AddressIPv6 === '' ? undefined : parseIPv6(hostPart(AddressIPv6));
+    if (AddressIPv6 !== '' && address6 === undefined) {
+      throw new VxnetError('invalid_address', `endpoint address ${JSON.stringify(AddressIPv6)} is not an IPv6 address.`);
+    }
+    const ip6 = address6 === undefined ? undefined : formatIPv6(address6);
+    const found = this.#o.catalogue.byAddress((ip ?? ip6)!);
+    if (!found) throw new VxnetError('network_not_found', `address ${ip ?? ip6} is in no vxnet network.`);
+    if (ip !== undefined && ip6 !== undefined && this.#o.catalogue.byAddress(ip6)?.network.name !== found.network.name) {
+      throw new VxnetError('network_not_found', `address ${ip6} is not in an IPv6 subnet of vxnet network ${found.network.name}, where ${ip} is.`);
+    }
+    // derived from the IPv4 address when there is one, as the manager derives it (an IPv6-only endpoint's from its IPv6 one)
+    const mac = address !== undefined ? macForIPv4(address) : macForIPv6(address6!);
     if (MacAddress !== '' && MacAddress.toLowerCase() !== mac) {
       throw new VxnetError(
         'bad_request',
-        `vxnet derives each endpoint's MAC address from its IPv4 address (${ip} has ${mac}), so --mac-address ${MacAddress} cannot be used.`,
+        `vxnet derives each endpoint's MAC address from its ${address !== undefined ? 'IPv4' : 'IPv6'} address (${ip ?? ip6} has ${mac}), so --mac-address ${MacAddress} cannot be used.`,
       );
     }
+    const first = (ip ?? ip6)!;
     let endpoint: Endpoint;
     try {
       endpoint = await this.#o.endpoints.createEndpoint(
-        { network: found.network.name, node: this.#o.node, docker: req.EndpointID, ip, reserved: true },
+        { network: found.network.name, node: this.#o.node, docker: req.EndpointID, ip: first, ...(ip !== undefined && ip6 !== undefined ? { ip6 } : {}), reserved: true },
         { waitSeconds: 0 },
         signal,
       );
     } catch (err) {
       // Docker does not repeat a CreateEndpoint, but an answer lost on the way back would look like this
       const existing = this.#local(req.EndpointID);
-      if (!(err instanceof VxnetError && err.code === 'endpoint_exists' && existing && existing.ip === ip)) throw err;
+      if (!(err instanceof VxnetError && err.code === 'endpoint_exists' && existing && existing.ip === first)) throw err;
       endpoint = existing;
     }
     this.#endpoints.set(req.EndpointID, endpoint);
@@ -322,18 +334,23 @@ export class NetworkDriver {
     // libnetwork moves the interface as soon as Join answers: it must exist by then
     await this.#o.agent.waitForEndpoint(endpoint.id, this.#o.joinTimeoutMs ?? 20_000, signal);
     const network = this.#o.catalogue.byName(endpoint.network);
-    const own = parseIPv4(endpoint.ip)!;
-    // the network's other subnets are reached through this endpoint's gateway (RouteType 0: via NextHop)
-    const routes = (network?.subnets ?? [])
-      .filter((s) => {
-        const cidr = parseCidr(s.cidr);
-        return cidr !== undefined && !contains(cidr, own);
-      })
-      .map((s) => ({ Destination: s.cidr, RouteType: 0, NextHop: endpoint.gateway }));
+    const addresses = endpointAddresses(endpoint);
+    const own4 = addresses.find((a) => !a.ip.includes(':'));
+    const own6 = addresses.find((a) => a.ip.includes(':'));
+    // the network's other subnets are reached through this endpoint's gateway of their family (RouteType 0: via NextHop)
+    const routes = (network?.subnets ?? []).flatMap((s) => {
+      if (s.cidr.includes(':')) {
+        const cidr = parseCidr6(s.cidr);
+        return cidr !== undefined && own6 !== undefined && !contains6(cidr, parseIPv6(own6.ip)!) ? [{ Destination: s.cidr, RouteType: 0, NextHop: own6.gateway }] : [];
+      }
+      const cidr = parseCidr(s.cidr);
+      return cidr !== undefined && own4 !== undefined && !contains(cidr, parseIPv4(own4.ip)!) ? [{ Destination: s.cidr, RouteType: 0, NextHop: own4.gateway }] : [];
+    });
     if (endpoint.dockerContainer === undefined) void this.#nameContainer(req, endpoint.id);
     return {
       InterfaceName: { SrcName: deviceNames.peerVeth(endpoint.id), DstPrefix: 'eth' },
-      Gateway: endpoint.gateway,
+      Gateway: own4?.gateway ?? '',
+      ...(own6 !== undefined ? { GatewayIPv6: own6.gateway } : {}),
       StaticRoutes: routes,
       DisableGatewayService: false,
     };
@@ -407,6 +424,12 @@ export class NetworkDriver {
     }
     return undefined;
   }
+}
+
+/** "10.1.0.5" of "10.1.0.5/24" (libnetwork's CIDR form of an interface address). */
+function hostPart(address: string): string {
+  const slash = address.indexOf('/');
+  return slash < 0 ? address : address.slice(0, slash);
 }
 
 function short(id: string): string {

@@ -1,6 +1,6 @@
 /**
- * What a `docker network create -d vxnet` means as a vxnet network: CreateNetwork's pools and options
- * turned into a network request (parseNetworkSpec, requestOf), and whether a Docker network may stand for
+ * What a `docker network create -d vxnet` means as a vxnet network: CreateNetwork's pools (IPv4, and IPv6
+ * with --ipv6) and options turned into a network request (parseNetworkSpec, requestOf), and whether a Docker network may stand for
  * an existing vxnet network (checkBinding: exactly its subnets and settings). Pure; used by network-driver.ts.
  */
 import { VxnetError } from '../core/errors.ts';
@@ -24,11 +24,16 @@ export interface NetworkSpec {
 
 /** CreateNetwork's request as a vxnet network: subnets from the pools, options from `-o`, `--internal`. */
 export function parseNetworkSpec(req: CreateNetworkRequest): NetworkSpec {
-  if (req.IPv6Data.length > 0 || req.Options[OPTION_ENABLE_IPV6] === true) {
-    throw new VxnetError('bad_request', 'vxnet networks are IPv4-only: leave out --ipv6 and IPv6 subnets.');
-  }
   if (req.IPv4Data.length === 0) throw new VxnetError('bad_request', 'the network has no IPv4 subnet: vxnet networks need the vxnet IPAM driver (--ipam-driver vxnet).');
-  const subnets = req.IPv4Data.map((data) => {
+  // libnetwork asks for IPv6 pools only with --ipv6; pools without it would be a network half made
+  if (req.IPv6Data.length > 0 && req.Options[OPTION_ENABLE_IPV6] === false) {
+    throw new VxnetError('bad_request', 'the network has IPv6 subnets but IPv6 is off: add --ipv6, or leave out the IPv6 subnets.');
+  }
+  if (req.IPv6Data.length === 0 && req.Options[OPTION_ENABLE_IPV6] === true) {
+    throw new VxnetError('bad_request', 'with --ipv6 the network needs an IPv6 subnet from the vxnet IPAM driver, such as --subnet fd00:1::/64.');
+  }
+  // a dual-stack network: its IPv4 subnets, then its IPv6 ones, as `vxnet network create` stores them
+  const subnets = [...req.IPv4Data.map((d) => ({ data: d, v6: false })), ...req.IPv6Data.map((d) => ({ data: d, v6: true }))].map(({ data, v6 }) => {
     if (data.AddressSpace !== ADDRESS_SPACE) {
       throw new VxnetError(
         'bad_request',
@@ -39,7 +44,9 @@ export function parseNetworkSpec(req: CreateNetworkRequest): NetworkSpec {
       throw new VxnetError('bad_request', 'vxnet does not support --aux-address: every address of the subnet is for containers (and the gateway).');
     }
     const cidr = canonical(data.Pool);
-    if (cidr === undefined) throw new VxnetError('invalid_cidr', `pool ${JSON.stringify(data.Pool)} is not an IPv4 subnet.`);
+    if (cidr === undefined || cidr.includes(':') !== v6) {
+      throw new VxnetError('invalid_cidr', `pool ${JSON.stringify(data.Pool)} is not an ${v6 ? 'IPv6' : 'IPv4'} subnet.`);
+    }
     const gateway = data.Gateway === undefined ? '' : data.Gateway.split('/')[0]!;
     return { cidr, gateway };
   });

@@ -68,6 +68,8 @@ export class DockerNetworkSync {
   #signal: AbortSignal | undefined;
   /** names whose Docker network cannot be made (a non-vxnet network has the name): said once */
   readonly #conflicts = new Set<string>();
+  /** IPv6-only networks, which no Docker network can stand for: said once */
+  readonly #ipv6Only = new Set<string>();
   #passes = 0;
 
   constructor(options: DockerNetworkSyncOptions) {
@@ -144,6 +146,12 @@ export class DockerNetworkSync {
 
     for (const network of wanted) {
       if (have.has(keyOf(network.subnets.map((s) => s.cidr))) || catalogue.isDeleted(network.name)) continue;
+      if (!network.subnets.some((s) => !s.cidr.includes(':'))) {
+        // Docker (20.10) gives every network an IPv4 pool, so no Docker network can have exactly these subnets
+        if (!this.#ipv6Only.has(network.name)) this.#log(`no docker network for vxnet network ${network.name}: it has IPv6 subnets only, and every Docker network has an IPv4 subnet`);
+        this.#ipv6Only.add(network.name);
+        continue;
+      }
       const refused = catalogue.takeRefusedRemoval(network.name);
       try {
         await engine.createNetwork(specOf(network, refused), signal);
@@ -192,6 +200,8 @@ export function specOf(network: Network, restored?: string): NetworkCreateSpec {
     Driver: DRIVER_NAME,
     CheckDuplicate: true,
     Internal: network.internal,
+    // a dual-stack network: libnetwork asks for IPv6 pools only with IPv6 on
+    ...(network.subnets.some((s) => s.cidr.includes(':')) ? { EnableIPv6: true } : {}),
     IPAM: { Driver: DRIVER_NAME, Config: network.subnets.map((s) => ({ Subnet: s.cidr, Gateway: s.gateway })) },
     Options: { vni: String(network.vni) },
     Labels: { [MANAGED_LABEL]: network.name, ...(restored === undefined ? {} : { [RESTORED_LABEL]: restored }) },

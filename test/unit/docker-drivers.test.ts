@@ -39,6 +39,10 @@ class FakeManager {
   async createReservation(req: CreateReservationRequest): Promise<Reservation> {
     if (this.fail.reserve) throw this.fail.reserve;
     this.reservations.push(req);
+    if (req.family === 6 || req.ip?.includes(':')) {
+      const ip = req.ip ?? `fd00:1::${this.next++}`;
+      return { network: req.network, ip, prefix: 64, gateway: 'fd00:1::1', node: req.node, createdAt: '' };
+    }
     const ip = req.ip ?? `10.1.0.${this.next++}`;
     return { network: req.network, ip, prefix: 24, gateway: '10.1.0.1', node: req.node, createdAt: '' };
   }
@@ -158,7 +162,9 @@ describe('IPAM driver', () => {
   it('refuses IPv6, --ip-range, IPAM options, overlaps, bad prefixes', async () => {
     const { ipam } = setup();
     const req = { AddressSpace: 'vxnet', Pool: '10.5.0.0/24', SubPool: '', Options: {}, V6: false };
-    await assert.rejects(ipam.requestPool({ ...req, V6: true }), code('bad_request', /IPv4-only/));
+    // an IPv6 pool takes an IPv6 subnet, and needs one: vxnet has no default IPv6 pool
+    await assert.rejects(ipam.requestPool({ ...req, V6: true }), code('invalid_cidr', /IPv4 subnet where Docker asked for an IPv6 one/));
+    await assert.rejects(ipam.requestPool({ ...req, Pool: '', V6: true }), code('bad_request', /no default IPv6 pool/));
     await assert.rejects(ipam.requestPool({ ...req, SubPool: '10.5.0.0/25' }), code('bad_request', /--ip-range/));
     await assert.rejects(ipam.requestPool({ ...req, Options: { foo: 'bar' } }), code('bad_request', /--ipam-opt foo/));
     await assert.rejects(ipam.requestPool({ ...req, Pool: '10.1.0.0/16' }), code('subnet_overlap', /overlaps 10.1.0.0\/24 of network blue/));
@@ -273,7 +279,7 @@ describe('network driver: networks', () => {
     const aux = createRequest([{ pool: '10.5.0.0/24' }]);
     aux.IPv4Data[0]!.AuxAddresses = { a: '10.5.0.9' };
     await assert.rejects(driver.createNetwork(aux), code('bad_request', /--aux-address/));
-    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], {}, { 'com.docker.network.enable_ipv6': true })), code('bad_request', /IPv4-only/));
+    await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], {}, { 'com.docker.network.enable_ipv6': true })), code('bad_request', /needs an IPv6 subnet/));
     await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], { color: 'red' })), code('bad_request', /unknown option "-o color"/));
     await assert.rejects(driver.createNetwork(createRequest([{ pool: '10.5.0.0/24' }], { vni: 'ten' })), code('bad_request', /whole number/));
   });
@@ -362,7 +368,7 @@ describe('network driver: endpoints', () => {
     await assert.rejects(driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface(''), Options: {} }), code('bad_request', /--ipam-driver vxnet/));
     await assert.rejects(
       driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.1.0.5/24', AddressIPv6: 'fd00::5/64', MacAddress: '' }, Options: {} }),
-      code('bad_request', /IPv4-only/),
+      code('network_not_found', /fd00::5 is not in an IPv6 subnet of vxnet network blue/),
     );
     await assert.rejects(driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.77.0.5/24'), Options: {} }), code('network_not_found'));
   });
@@ -442,5 +448,133 @@ describe('network driver: networks created with the node certificate (vxnet node
     // since vxnet issue 17 the others are refused out loud (and their Docker networks restored)
     for (const id of [NET_ID2, '3'.repeat(64)]) await assert.rejects(driver.deleteNetwork({ NetworkID: id }), code('forbidden', /cannot delete vxnet network/));
     assert.deepEqual(own.removedNetworks, ['mine']);
+  });
+});
+
+describe('IPv6 (docker network create --ipv6)', () => {
+  const dual = () => network('dual', ['10.6.0.0/24', 'fd00:6::/64'], { vni: 4200, subnets: [{ cidr: '10.6.0.0/24', gateway: '10.6.0.1' }, { cidr: 'fd00:6::/64', gateway: 'fd00:6::1' }] });
+  const pool6 = { AddressSpace: 'vxnet', SubPool: '', Options: {}, V6: true };
+
+  it('an IPv6 pool: an existing network\'s carries its gateway, a new one its first address, in RFC 5952 text', async () => {
+    const { ipam, view, catalogue } = setup();
+    view.add(dual());
+    assert.deepEqual(await ipam.requestPool({ ...pool6, Pool: 'FD00:6:0::/64' }), {
+      PoolID: 'vxnet:fd00:6::/64', Pool: 'fd00:6::/64', Data: { 'com.docker.network.gateway': 'fd00:6::1/64' },
+    });
+    assert.deepEqual(await ipam.requestPool({ ...pool6, Pool: 'fd00:7::/64' }), {
+      PoolID: 'vxnet:fd00:7::/64', Pool: 'fd00:7::/64', Data: { 'com.docker.network.gateway': 'fd00:7::1/64' },
+    });
+    assert.ok(catalogue.isOpening('fd00:7::/64'));
+    ipam.releasePool({ PoolID: 'vxnet:fd00:7::/64' });
+    assert.equal(catalogue.isOpening('fd00:7::/64'), false);
+  });
+
+  it('refuses an IPv6 pool vxnet network create would refuse, with one sentence', async () => {
+    const { ipam, view } = setup();
+    view.add(dual());
+    await assert.rejects(ipam.requestPool({ ...pool6, Pool: 'fd00:8::/32' }), code('invalid_cidr', /prefix \/32: use \/48 to \/126 for IPv6/));
+    await assert.rejects(ipam.requestPool({ ...pool6, Pool: 'fd00:6::/56' }), code('subnet_overlap', /overlaps fd00:6::\/64 of network dual/));
+    await assert.rejects(ipam.requestPool({ ...pool6, Pool: 'fd00:8::1/64' }), code('invalid_cidr', /host bits are set/));
+    await assert.rejects(ipam.requestPool({ ...pool6, Pool: 'fd00:9::/64', SubPool: 'fd00:9::/80' }), code('bad_request', /--ip-range/));
+    // a pending IPv6 subnet counts as taken for the next pool
+    await ipam.requestPool({ ...pool6, Pool: 'fd00:a::/64' });
+    await assert.rejects(ipam.requestPool({ ...pool6, Pool: 'fd00:a::/48' }), code('subnet_overlap', /being created on this node/));
+  });
+
+  it('RequestAddress from an IPv6 pool reserves an IPv6 address (family 6, or the --ip6 asked); gateways are the network\'s', async () => {
+    const { ipam, view, manager } = setup();
+    view.add(dual());
+    assert.deepEqual(await ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: '', Options: {} }), { Address: 'fd00:1::2/64', Data: {} });
+    assert.deepEqual(await ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: 'fd00:6:0::0:42', Options: {} }), { Address: 'fd00:6::42/64', Data: {} });
+    assert.deepEqual(manager.reservations, [
+      { network: 'dual', node: 'host1', family: 6 },
+      { network: 'dual', node: 'host1', ip: 'fd00:6::42' },
+    ]);
+    const gw = { 'RequestAddressType': 'com.docker.network.gateway' };
+    assert.deepEqual(await ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: '', Options: gw }), { Address: 'fd00:6::1/64', Data: {} });
+    await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: 'fd00:6::9', Options: gw }), code('address_reserved', /gateway of fd00:6::\/64 .* is fd00:6::1/));
+    await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: '10.6.0.9', Options: {} }), code('invalid_address', /not a valid IPv6 address/));
+    // IPv4 requests are as they were: no family
+    await ipam.requestAddress({ PoolID: 'vxnet:10.6.0.0/24', Address: '', Options: {} });
+    assert.deepEqual(manager.reservations.at(-1), { network: 'dual', node: 'host1' });
+  });
+
+  it('ReleaseAddress of an IPv6 address releases it in RFC 5952 text; the gateway is never released', async () => {
+    const { ipam, view, manager } = setup();
+    view.add(dual());
+    await ipam.releaseAddress({ PoolID: 'vxnet:fd00:6::/64', Address: 'FD00:6:0:0::42' });
+    await ipam.releaseAddress({ PoolID: 'vxnet:fd00:6::/64', Address: 'fd00:6::1' });
+    assert.deepEqual(manager.released, ['dual/fd00:6::42@host1']);
+  });
+
+  it('CreateNetwork with IPv4 and IPv6 pools makes one dual-stack network, or binds to the one with exactly those subnets', async () => {
+    const { driver, manager, engineNames, catalogue, view } = setup();
+    const req = createRequest([{ pool: '10.7.0.0/24' }], {}, { 'com.docker.network.enable_ipv6': true });
+    req.IPv6Data = [{ AddressSpace: 'vxnet', Pool: 'fd00:7::/64', Gateway: 'fd00:7::1/64' }];
+    engineNames.set(NET_ID, 'green');
+    await driver.createNetwork(req);
+    assert.equal((await catalogue.networkForSubnet('fd00:7::/64', 2000))?.name, 'green');
+    assert.deepEqual(manager.networks, [{ name: 'green', subnets: [{ cidr: '10.7.0.0/24' }, { cidr: 'fd00:7::/64', gateway: 'fd00:7::1' }] }]);
+    // binding: the dual-stack network's two subnets, no fewer
+    view.add(dual());
+    const bind = createRequest([{ pool: '10.6.0.0/24' }], {}, { 'com.docker.network.enable_ipv6': true });
+    bind.NetworkID = NET_ID2;
+    await assert.rejects(driver.createNetwork({ ...bind, Options: { ...bind.Options, 'com.docker.network.enable_ipv6': false } }), code('subnet_overlap', /exactly those of one vxnet network; network dual has 10.6.0.0\/24, fd00:6::\/64/));
+    bind.IPv6Data = [{ AddressSpace: 'vxnet', Pool: 'fd00:6::/64' }];
+    await driver.createNetwork(bind);
+    assert.equal(catalogue.binding(NET_ID2)?.name, 'dual');
+    // IPv6 pools without IPv6 on, or from another IPAM, are refused
+    const off = createRequest([{ pool: '10.8.0.0/24' }]);
+    off.IPv6Data = [{ AddressSpace: 'vxnet', Pool: 'fd00:8::/64' }];
+    await assert.rejects(driver.createNetwork(off), code('bad_request', /IPv6 is off/));
+    const other = createRequest([{ pool: '10.8.0.0/24' }], {}, { 'com.docker.network.enable_ipv6': true });
+    other.IPv6Data = [{ AddressSpace: 'LocalDefault', Pool: 'fd00:8::/64' }];
+    await assert.rejects(driver.createNetwork(other), code('bad_request', /--ipam-driver vxnet/));
+  });
+
+  it('CreateEndpoint adopts both reservations (ip and ip6); Join answers both gateways and routes per family', async () => {
+    const { driver, view, manager, ready } = setup({ nameTimeoutMs: 0 });
+    view.add(network('dual', [], { vni: 4200, subnets: [
+      { cidr: '10.6.0.0/24', gateway: '10.6.0.1' }, { cidr: 'fd00:6::/64', gateway: 'fd00:6::1' },
+      { cidr: '10.16.0.0/24', gateway: '10.16.0.1' }, { cidr: 'fd00:16::/64', gateway: 'fd00:16::1' },
+    ] }));
+    const answer = await driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.6.0.5/24', AddressIPv6: 'fd00:6:0::5/64', MacAddress: '' }, Options: {} });
+    assert.deepEqual(answer, { Interface: { MacAddress: '02:78:0a:06:00:05' } });
+    assert.deepEqual(manager.endpoints, [{ network: 'dual', node: 'host1', docker: EP_ID, ip: '10.6.0.5', ip6: 'fd00:6::5', reserved: true }]);
+    view.endpoints.set('abcdefabcdef', {
+      id: 'abcdefabcdef', network: 'dual', node: 'host1', docker: EP_ID, ifname: 'eth', ip: '10.6.0.5', prefix: 24, gateway: '10.6.0.1',
+      addresses: [{ ip: '10.6.0.5', prefix: 24, gateway: '10.6.0.1' }, { ip: 'fd00:6::5', prefix: 64, gateway: 'fd00:6::1' }],
+      mac: '02:78:0a:06:00:05', status: 'ready', reserved: true, createdAt: '',
+    });
+    ready.set('abcdefabcdef', true);
+    const fresh = setup({ nameTimeoutMs: 0 });
+    // the endpoint as the agent's view holds it (after a restart: nothing in memory)
+    fresh.view.networks.set('dual', view.networks.get('dual')!);
+    fresh.view.endpoints.set('abcdefabcdef', view.endpoints.get('abcdefabcdef')!);
+    fresh.ready.set('abcdefabcdef', true);
+    assert.deepEqual(await fresh.driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '', Options: {} }), {
+      InterfaceName: { SrcName: 'vxncabcdefabcd', DstPrefix: 'eth' },
+      Gateway: '10.6.0.1',
+      GatewayIPv6: 'fd00:6::1',
+      StaticRoutes: [
+        { Destination: '10.16.0.0/24', RouteType: 0, NextHop: '10.6.0.1' },
+        { Destination: 'fd00:16::/64', RouteType: 0, NextHop: 'fd00:6::1' },
+      ],
+      DisableGatewayService: false,
+    });
+  });
+
+  it('CreateEndpoint refuses a malformed IPv6 address, or one of another network, and creates nothing', async () => {
+    const { driver, view, manager } = setup();
+    view.add(dual());
+    await assert.rejects(
+      driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.6.0.5/24', AddressIPv6: 'fd00:::5/64', MacAddress: '' }, Options: {} }),
+      code('invalid_address', /not an IPv6 address/),
+    );
+    await assert.rejects(
+      driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.1.0.5/24', AddressIPv6: 'fd00:6::5/64', MacAddress: '' }, Options: {} }),
+      code('network_not_found', /fd00:6::5 is not in an IPv6 subnet of vxnet network blue/),
+    );
+    assert.deepEqual(manager.endpoints, []);
   });
 });

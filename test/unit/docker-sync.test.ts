@@ -229,3 +229,37 @@ describe('DOCKER-USER accept rules', () => {
     assert.ok(!run.present.has('-i vxnb+ -m comment --comment vxnet -j ACCEPT'));
   });
 });
+
+describe('docker network sync with IPv6 subnets', () => {
+  const signal = new AbortController().signal;
+  const sixes = (name: string, subnets: { cidr: string; gateway: string }[]) => net(name, [], { subnets });
+
+  it('a dual-stack vxnet network gets a Docker network with IPv6 on and both subnets; an engine spelling them otherwise still matches', async () => {
+    const engine = new FakeEngine();
+    const dual = sixes('dual', [{ cidr: '10.6.0.0/24', gateway: '10.6.0.1' }, { cidr: 'fd00:6::/64', gateway: 'fd00:6::1' }]);
+    const { sync, catalogue } = syncWith([dual], engine);
+    await sync.pass(signal);
+    assert.equal(engine.specs.length, 1);
+    assert.equal(engine.specs[0]!.EnableIPv6, true);
+    assert.deepEqual(engine.specs[0]!.IPAM.Config, [{ Subnet: '10.6.0.0/24', Gateway: '10.6.0.1' }, { Subnet: 'fd00:6::/64', Gateway: 'fd00:6::1' }]);
+    await sync.pass(signal);
+    assert.deepEqual(catalogue.binding('id1'), { name: 'dual', cidrs: ['10.6.0.0/24', 'fd00:6::/64'] });
+    assert.equal(engine.specs.length, 1, 'a converged engine gets no change');
+    // an IPv4 network's spec is as it always was
+    assert.equal(specOf(net('blue', ['10.1.0.0/24'])).EnableIPv6, undefined);
+    const other = new FakeEngine();
+    other.add('mine', ['10.6.0.0/24', 'FD00:6:0::/64']);
+    const again = syncWith([dual], other);
+    await again.sync.pass(signal);
+    assert.deepEqual(other.log, [], 'the same subnets in another spelling are the same network');
+  });
+
+  it('an IPv6-only vxnet network gets no Docker network (Docker gives each an IPv4 subnet), said once; the others are made', async () => {
+    const engine = new FakeEngine();
+    const { sync, logs } = syncWith([sixes('six', [{ cidr: 'fd00:9::/64', gateway: 'fd00:9::1' }]), net('blue', ['10.1.0.0/24'])], engine);
+    await sync.pass(signal);
+    await sync.pass(signal);
+    assert.deepEqual(engine.log, ['create blue 10.1.0.0/24 internal=false vni=4100']);
+    assert.equal(logs.filter((l) => /six: it has IPv6 subnets only/.test(l)).length, 1);
+  });
+});
