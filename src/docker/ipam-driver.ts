@@ -16,7 +16,7 @@
  * takes what `vxnet network create` takes (/48 to /126, no overlap). Docker 20.10 always asks for an IPv4
  * pool too, so a Docker network is IPv4-only or dual-stack, never IPv6-only.
  */
-import { VxnetError } from '../core/errors.ts';
+import { VxnetError, messageOf } from '../core/errors.ts';
 import { broadcastOf, contains, formatCidr, formatIPv4, parseIPv4, requireCidr } from '../core/ipv4.ts';
 import { contains6, formatCidr6, formatIPv6, parseCidr6, parseIPv6, requireCidr6 } from '../core/ipv6.ts';
 import type { CreateReservationRequest, Network, Reservation } from '../core/model.ts';
@@ -51,6 +51,8 @@ export interface IpamDriverOptions {
 }
 
 const POOL_PREFIX = 'vxnet:';
+/** libnetwork asks for an endpoint's IPv6 address right after its IPv4 one: an IPv4 request older than this has no partner coming */
+const PARTNER_MS = 10_000;
 
 export class IpamDriver {
   readonly #api: IpamManagerApi;
@@ -58,6 +60,8 @@ export class IpamDriver {
   readonly #node: string;
   readonly #log: (line: string) => void;
   readonly #waitMs: number;
+  /** network → IPv4 reservations of dual-stack endpoints whose IPv6 request has not come yet (#claimPartner) */
+  readonly #awaitingV6 = new Map<string, { ip: string; at: number }[]>();
 
   constructor(options: IpamDriverOptions) {
     this.#api = options.api;
@@ -218,8 +222,48 @@ export class IpamDriver {
     if (address !== '') request.ip = address;
     // an IPv4 request stays as it always was; an IPv6 one says its family, as the network's first may be IPv4
     else if (family === 6) request.family = 6;
-    const reservation = await this.#api.createReservation(request, signal);
+    const partner = family === 6 ? this.#claimPartner(network.name) : undefined;
+    let reservation: Reservation;
+    try {
+      reservation = await this.#api.createReservation(request, signal);
+    } catch (err) {
+      if (partner !== undefined) await this.#releaseLeaked(network.name, partner);
+      throw err;
+    }
+    if (family === 4 && network.subnets.some((s) => s.cidr.includes(':'))) {
+      const waiting = (this.#awaitingV6.get(network.name) ?? []).filter((w) => Date.now() - w.at < PARTNER_MS);
+      this.#awaitingV6.set(network.name, [...waiting, { ip: reservation.ip, at: Date.now() }]);
+    }
     return { Address: `${reservation.ip}/${reservation.prefix}`, Data: {} };
+  }
+
+  /**
+   * The IPv4 reservation of the endpoint whose IPv6 address is being asked for: libnetwork asks for an
+   * endpoint's IPv4 address, then at once for its IPv6 one. Known only when exactly one IPv4 request of the
+   * network awaits its IPv6 one (two containers starting at once could interleave); each IPv6 request takes
+   * the oldest off the list either way.
+   */
+  #claimPartner(network: string): string | undefined {
+    const waiting = (this.#awaitingV6.get(network) ?? []).filter((w) => Date.now() - w.at < PARTNER_MS);
+    const partner = waiting.length === 1 ? waiting[0]!.ip : undefined;
+    waiting.shift();
+    if (waiting.length > 0) this.#awaitingV6.set(network, waiting);
+    else this.#awaitingV6.delete(network);
+    return partner;
+  }
+
+  /**
+   * Docker 20.10 gives back an endpoint's addresses only once both are assigned (libnetwork's createEndpoint
+   * defers its release after assignAddress), so a refused IPv6 address (a taken `--ip6`) would leave the
+   * IPv4 reservation made for the same container held forever. It is released here instead.
+   */
+  async #releaseLeaked(network: string, ip: string): Promise<void> {
+    try {
+      await this.#api.deleteReservation(network, ip, { node: this.#node });
+      this.#log(`released ${ip} on network ${network}: its container's IPv6 address was refused, and Docker does not give the IPv4 one back`);
+    } catch (err) {
+      this.#log(`could not release ${ip} on network ${network} after its IPv6 partner was refused: ${messageOf(err)}`);
+    }
   }
 
   async releaseAddress(req: ReleaseAddressRequest, signal?: AbortSignal): Promise<Record<string, never>> {

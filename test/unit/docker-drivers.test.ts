@@ -578,3 +578,35 @@ describe('IPv6 (docker network create --ipv6)', () => {
     assert.deepEqual(manager.endpoints, []);
   });
 });
+
+describe('IPv6 refused after IPv4 (Docker 20.10 keeps the IPv4 address of a failed endpoint)', () => {
+  const dual = () => network('dual', [], { vni: 4200, subnets: [{ cidr: '10.6.0.0/24', gateway: '10.6.0.1' }, { cidr: 'fd00:6::/64', gateway: 'fd00:6::1' }] });
+
+  it('a refused --ip6 releases the IPv4 reservation made for the same container just before', async () => {
+    const { ipam, view, manager } = setup();
+    view.add(dual());
+    const v4 = await ipam.requestAddress({ PoolID: 'vxnet:10.6.0.0/24', Address: '', Options: {} });
+    manager.fail.reserve = new VxnetError('address_in_use', 'address fd00:6::77 is already in use on network dual.');
+    await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: 'fd00:6::77', Options: {} }), code('address_in_use', /already in use/));
+    assert.deepEqual(manager.released, [`dual/${v4.Address.split('/')[0]}@host1`]);
+    // the next container's pair is unaffected, and a success releases nothing
+    delete manager.fail.reserve;
+    await ipam.requestAddress({ PoolID: 'vxnet:10.6.0.0/24', Address: '', Options: {} });
+    await ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: '', Options: {} });
+    assert.equal(manager.released.length, 1);
+  });
+
+  it('with two IPv4 requests awaiting their IPv6 one (containers starting at once), a refusal releases nothing: it cannot tell whose', async () => {
+    const { ipam, view, manager } = setup();
+    view.add(dual());
+    await ipam.requestAddress({ PoolID: 'vxnet:10.6.0.0/24', Address: '', Options: {} });
+    await ipam.requestAddress({ PoolID: 'vxnet:10.6.0.0/24', Address: '', Options: {} });
+    manager.fail.reserve = new VxnetError('address_in_use', 'taken');
+    await assert.rejects(ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: 'fd00:6::77', Options: {} }), code('address_in_use'));
+    assert.deepEqual(manager.released, []);
+    // an IPv4-only network's requests never wait for a partner
+    view.add(network('blue', ['10.1.0.0/24']));
+    delete manager.fail.reserve;
+    await ipam.requestAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '', Options: {} });
+  });
+});
