@@ -37,6 +37,7 @@ import { type NetworkCatalogue, canonical } from './catalogue.ts';
 /** The manager calls the IPAM driver makes (ManagerClient implements them). */
 export interface IpamManagerApi {
   createReservation(req: CreateReservationRequest, signal?: AbortSignal): Promise<Reservation>;
+  listReservations(filter: { network?: string; node?: string }, signal?: AbortSignal): Promise<Reservation[]>;
   deleteReservation(network: string, ip: string, options: { node: string }, signal?: AbortSignal): Promise<void>;
 }
 
@@ -48,6 +49,8 @@ export interface IpamDriverOptions {
   log?: (line: string) => void;
   /** how long an address request waits for its network to appear (a creation in progress; the watch) */
   networkWaitMs?: number;
+  /** how long an IPv4 reservation on a dual-stack network waits for its IPv6 partner (default 10 s) */
+  partnerMs?: number;
 }
 
 const POOL_PREFIX = 'vxnet:';
@@ -62,6 +65,7 @@ export class IpamDriver {
   readonly #waitMs: number;
   /** network → IPv4 reservations of dual-stack endpoints whose IPv6 request has not come yet (#claimPartner) */
   readonly #awaitingV6 = new Map<string, { ip: string; at: number }[]>();
+  readonly #partnerMs: number;
 
   constructor(options: IpamDriverOptions) {
     this.#api = options.api;
@@ -69,6 +73,7 @@ export class IpamDriver {
     this.#node = options.node;
     this.#log = options.log ?? (() => {});
     this.#waitMs = options.networkWaitMs ?? 5_000;
+    this.#partnerMs = options.partnerMs ?? PARTNER_MS;
   }
 
   getCapabilities(): { RequiresMACAddress: boolean; RequiresRequestReplay: boolean } {
@@ -231,10 +236,33 @@ export class IpamDriver {
       throw err;
     }
     if (family === 4 && network.subnets.some((s) => s.cidr.includes(':'))) {
-      const waiting = (this.#awaitingV6.get(network.name) ?? []).filter((w) => Date.now() - w.at < PARTNER_MS);
-      this.#awaitingV6.set(network.name, [...waiting, { ip: reservation.ip, at: Date.now() }]);
+      this.#awaitingV6.set(network.name, [...(this.#awaitingV6.get(network.name) ?? []), { ip: reservation.ip, at: Date.now() }]);
+      setTimeout(() => void this.#sweep(network.name), this.#partnerMs + 1_000).unref();
     }
     return { Address: `${reservation.ip}/${reservation.prefix}`, Data: {} };
+  }
+
+  /**
+   * IPv4 reservations whose IPv6 request never came: libnetwork gave up on the endpoint before asking us
+   * (an `--ip6` outside every IPv6 subnet) and, as above, keeps the IPv4 address. Released once no endpoint
+   * adopted them (the manager's record says so), which also spares one whose partner was mistaken.
+   */
+  async #sweep(network: string): Promise<void> {
+    const now = Date.now();
+    const waiting = this.#awaitingV6.get(network) ?? [];
+    const expired = waiting.filter((w) => now - w.at >= this.#partnerMs);
+    const kept = waiting.filter((w) => now - w.at < this.#partnerMs);
+    if (kept.length > 0) this.#awaitingV6.set(network, kept);
+    else this.#awaitingV6.delete(network);
+    if (expired.length === 0) return;
+    try {
+      const held = await this.#api.listReservations({ network, node: this.#node });
+      for (const { ip } of expired) {
+        if (held.some((r) => r.ip === ip && r.endpoint === undefined)) await this.#releaseLeaked(network, ip);
+      }
+    } catch (err) {
+      this.#log(`could not look for IPv4 reservations Docker left on network ${network}: ${messageOf(err)}`);
+    }
   }
 
   /**
@@ -244,7 +272,7 @@ export class IpamDriver {
    * the oldest off the list either way.
    */
   #claimPartner(network: string): string | undefined {
-    const waiting = (this.#awaitingV6.get(network) ?? []).filter((w) => Date.now() - w.at < PARTNER_MS);
+    const waiting = (this.#awaitingV6.get(network) ?? []).filter((w) => Date.now() - w.at < this.#partnerMs);
     const partner = waiting.length === 1 ? waiting[0]!.ip : undefined;
     waiting.shift();
     if (waiting.length > 0) this.#awaitingV6.set(network, waiting);

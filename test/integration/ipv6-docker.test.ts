@@ -90,7 +90,7 @@ describe('Docker networks with IPv6 (docker network create --ipv6)', { concurren
     const fetched = await e2.docker(['exec', 'cli6', 'wget', '-qO-', `http://[${web}]/`]);
     assert.equal(fetched.stdout, INDEX_HTML, fetched.stderr);
     // the name answers with the IPv6 address through the gateway's DNS
-    await until('web6 named on host1', async () => (await client.listEndpoints({ network: NET })).some((e) => e.dockerContainer === 'web6'), 15_000);
+    await until('web6 named on host1', async () => (await client.listEndpoints({ network: NET })).some((e) => e.dockerContainer === 'web6'), 40_000);
     const byName = await until('web6 resolving to AAAA on host2', async () => {
       const result = await e2.docker(['exec', 'cli6', 'ping6', '-c', '1', '-W', '2', 'web6']);
       return result.code === 0 ? result : undefined;
@@ -106,11 +106,11 @@ describe('Docker networks with IPv6 (docker network create --ipv6)', { concurren
     assert.notEqual(taken.code, 0);
     assert.match(taken.stderr, /address fd00:61::77 is already in use on network dual6/);
     // nothing half-made: host2's IPv4 reservation for the refused container went with it
-    await until('no leftovers of the refused container', async () => (await reservations()).length === before, 10_000);
+    await until('no leftovers of the refused container', async () => (await reservations()).length === before, 20_000);
     assert.equal((await client.listEndpoints({ node: 'host2' })).filter((e) => e.docker !== undefined).length, 1);
 
     await e1.dockerOk(['rm', '-f', 'fixed6']);
-    await until('fd00:61::77 released', async () => !(await reservations()).some((r) => r.ip === 'fd00:61::77'), 10_000);
+    await until('fd00:61::77 released', async () => !(await reservations()).some((r) => r.ip === 'fd00:61::77'), 20_000);
     await e2.dockerOk(['run', '-d', '--name', 'again6', '--network', NET, '--ip6', 'fd00:61::77', BUSYBOX_IMAGE, 'sleep', '600']);
     assert.equal(await ip6Of(e2, 'again6'), 'fd00:61::77');
     const ping = await e1.docker(['exec', 'web6', 'ping6', '-c', '2', '-W', '2', 'fd00:61::77']);
@@ -124,15 +124,21 @@ describe('Docker networks with IPv6 (docker network create --ipv6)', { concurren
     const overlap = await e1.docker(['network', 'create', '-d', 'vxnet', '--ipam-driver', 'vxnet', '--ipv6', '--subnet', '10.63.0.0/24', '--subnet', 'fd00:61::/56', 'over6']);
     assert.notEqual(overlap.code, 0);
     assert.match(overlap.stderr, /overlaps fd00:61::\/64 of network dual6/);
+    const held = (await reservations()).length;
     const outside = await e1.docker(['run', '--rm', '--network', NET, '--ip6', 'fd00:99::5', BUSYBOX_IMAGE, 'true']);
     assert.notEqual(outside.code, 0);
+    assert.match(outside.stderr, /fd00:99::5/);
+    // Docker refuses it itself or after asking vxnet; either way its IPv4 reservation does not stay
+    await until('no reservation left by the refused container', async () => (await reservations()).length === held, 20_000);
     assert.deepEqual((await client.listNetworks()).map((n) => n.name), [NET]);
   });
 
   it('docker network rm removes the vxnet network everywhere and leaves no record', async () => {
     await e1.dockerOk(['rm', '-f', 'web6']);
     await e2.dockerOk(['rm', '-f', 'cli6', 'again6']);
-    await until('every reservation released', async () => (await reservations()).length === 0, 10_000);
+    await until('every reservation released', async () => (await reservations()).length === 0, 20_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await reservations())}`);
+    });
     await e1.dockerOk(['network', 'rm', NET]);
     await until(`${NET} gone from vxnet`, async () => !(await client.listNetworks()).some((n: Network) => n.name === NET), 10_000);
     await until(`${NET} gone from host2's engine`, async () => (await e2.docker(['network', 'inspect', NET])).code !== 0, 15_000);

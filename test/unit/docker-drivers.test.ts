@@ -46,6 +46,15 @@ class FakeManager {
     const ip = req.ip ?? `10.1.0.${this.next++}`;
     return { network: req.network, ip, prefix: 24, gateway: '10.1.0.1', node: req.node, createdAt: '' };
   }
+  /** what listReservations answers: every reservation made and not released, none adopted unless listed in `adopted` */
+  adopted = new Set<string>();
+  async listReservations(filter: { network?: string; node?: string }): Promise<Reservation[]> {
+    return this.reservations
+      .filter((r) => r.ip !== undefined)
+      .map((r) => ({ network: r.network, ip: r.ip!, node: r.node }))
+      .filter((r) => (filter.network === undefined || r.network === filter.network) && !this.released.includes(`${r.network}/${r.ip}@${r.node}`))
+      .map((r) => ({ ...r, prefix: 24, gateway: '', createdAt: '', ...(this.adopted.has(r.ip) ? { endpoint: 'abcdefabcdef' } : {}) }));
+  }
   async deleteReservation(network: string, ip: string, options: { node: string }): Promise<void> {
     if (this.fail.release) throw this.fail.release;
     this.released.push(`${network}/${ip}@${options.node}`);
@@ -610,3 +619,33 @@ describe('IPv6 refused after IPv4 (Docker 20.10 keeps the IPv4 address of a fail
     await ipam.requestAddress({ PoolID: 'vxnet:10.1.0.0/24', Address: '', Options: {} });
   });
 });
+
+describe('IPv6 never asked for (an --ip6 outside every IPv6 subnet: libnetwork gives up before calling us)', () => {
+  const dual = () => network('dual', [], { vni: 4200, subnets: [{ cidr: '10.6.0.0/24', gateway: '10.6.0.1' }, { cidr: 'fd00:6::/64', gateway: 'fd00:6::1' }] });
+
+  it('an IPv4 reservation whose IPv6 request never came is released once no endpoint adopted it; an adopted one stays', async () => {
+    const view = new FakeView();
+    view.add(dual());
+    const manager = new FakeManager();
+    const ipam = new IpamDriver({ api: manager, catalogue: new NetworkCatalogue(view, { pollMs: 5 }), node: 'host1', partnerMs: 50 });
+    await ipam.requestAddress({ PoolID: 'vxnet:10.6.0.0/24', Address: '10.6.0.20', Options: {} });
+    await ipam.requestAddress({ PoolID: 'vxnet:10.6.0.0/24', Address: '10.6.0.21', Options: {} });
+    manager.adopted.add('10.6.0.21');
+    await until(async () => manager.released.length > 0, 3000);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    assert.deepEqual(manager.released, ['dual/10.6.0.20@host1']);
+    // a pair that completed leaves nothing to sweep
+    await ipam.requestAddress({ PoolID: 'vxnet:10.6.0.0/24', Address: '10.6.0.22', Options: {} });
+    await ipam.requestAddress({ PoolID: 'vxnet:fd00:6::/64', Address: '', Options: {} });
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    assert.deepEqual(manager.released, ['dual/10.6.0.20@host1']);
+  });
+});
+
+async function until(probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) assert.fail('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
