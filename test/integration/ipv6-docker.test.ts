@@ -57,10 +57,10 @@ describe('Docker networks with IPv6 (docker network create --ipv6)', { concurren
 
   it('docker network create --ipv6 with an IPv4 and an IPv6 subnet makes one dual-stack vxnet network, on the other host too', async () => {
     await e1.dockerOk(['network', 'create', '-d', 'vxnet', '--ipam-driver', 'vxnet', '--ipv6', '--subnet', SUBNET4, '--subnet', SUBNET6, NET]);
-    const made = await until(`vxnet network ${NET}`, async () => (await client.listNetworks()).find((n: Network) => n.name === NET), 15_000);
+    const made = await until(`vxnet network ${NET}`, async () => (await client.listNetworks()).find((n: Network) => n.name === NET), 30_000);
     assert.deepEqual(made.subnets, [{ cidr: SUBNET4, gateway: '10.61.0.1' }, { cidr: SUBNET6, gateway: 'fd00:61::1' }]);
     // host2's agent gives its engine the network, IPv6 on, with both subnets
-    await until(`${NET} on host2`, async () => (await e2.docker(['network', 'inspect', NET])).code === 0, 15_000);
+    await until(`${NET} on host2`, async () => (await e2.docker(['network', 'inspect', NET])).code === 0, 30_000);
     for (const engine of engines) {
       const inspect = JSON.parse(await engine.dockerOk(['network', 'inspect', NET]))[0];
       assert.equal(inspect.EnableIPv6, true, engine.host.name);
@@ -140,8 +140,8 @@ describe('Docker networks with IPv6 (docker network create --ipv6)', { concurren
       throw new Error(`${err.message}: ${JSON.stringify(await reservations())}`);
     });
     await e1.dockerOk(['network', 'rm', NET]);
-    await until(`${NET} gone from vxnet`, async () => !(await client.listNetworks()).some((n: Network) => n.name === NET), 10_000);
-    await until(`${NET} gone from host2's engine`, async () => (await e2.docker(['network', 'inspect', NET])).code !== 0, 15_000);
+    await until(`${NET} gone from vxnet`, async () => !(await client.listNetworks()).some((n: Network) => n.name === NET), 30_000);
+    await until(`${NET} gone from host2's engine`, async () => (await e2.docker(['network', 'inspect', NET])).code !== 0, 30_000);
     assert.deepEqual(await client.listEndpoints(), []);
     assert.deepEqual(await reservations(), []);
   });
