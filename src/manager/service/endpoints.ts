@@ -24,7 +24,7 @@ import { attachmentTarget, keys } from '../keys.ts';
 import { isEndpointId, requireEndpointStatus } from '../validation.ts';
 import { casRetry } from './cas.ts';
 import { withinQuota } from './quota.ts';
-import { adoptable } from './reservations.ts';
+import { adoptable, requireAddress } from './reservations.ts';
 import { type ServiceContext, isoNow } from './context.ts';
 import { requireTunnelFor } from './tunnels.ts';
 import {
@@ -146,7 +146,7 @@ export async function createEndpoint(ctx: ServiceContext, req: CreateEndpointReq
       throw new VxnetError('address_outside_subnet', `address ${ip6} is not in any IPv6 subnet of network ${networkName}: it has none.`);
     }
     // Docker's IPAM allocated the addresses before the endpoint existed: adopt those reservations (one per family).
-    const held = reserved ? adoptable(ctx, networkName, nodeName, canonicalIp(req.ip!)) : undefined;
+    const held = reserved ? adoptable(ctx, networkName, nodeName, requireAddress(req.ip!)) : undefined;
     const held6 = reserved && ip6 !== undefined ? adoptable(ctx, networkName, nodeName, ip6) : undefined;
     const first: Allocation = held
       ? allocationOf(held.reservation)
@@ -306,12 +306,6 @@ function requireIp6(req: CreateEndpointRequest): string | undefined {
     throw new VxnetError('bad_request', 'field "ip6" goes with an IPv4 "ip" (a dual-stack endpoint); an IPv6 address alone is given as "ip".');
   }
   return formatIPv6(address);
-}
-
-/** IPv6 text as the store keys it (RFC 5952); IPv4 as given. */
-function canonicalIp(ip: string): string {
-  const v6 = parseIPv6(ip);
-  return v6 === undefined ? ip : formatIPv6(v6);
 }
 
 function allocationOf(reservation: Allocation): Allocation {

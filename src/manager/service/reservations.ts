@@ -103,7 +103,7 @@ export async function deleteReservation(ctx: ServiceContext, network: string, gi
 }
 
 /** An IPv4 or IPv6 address as the store keys it (IPv6 in RFC 5952 text), or one sentence. */
-function requireAddress(text: string): string {
+export function requireAddress(text: string): string {
   if (parseIPv4(text) !== undefined) return text;
   const v6 = parseIPv6(text);
   if (v6 === undefined) throw new VxnetError('invalid_address', `ip ${quote(String(text))} is not a valid IPv4 or IPv6 address.`);
