@@ -360,7 +360,7 @@ export class ManagerClient {
   }
 
   async #fetchCa(signal: AbortSignal | undefined): Promise<string> {
-    const [response, schemas] = await Promise.all([this.#call('GET', '/v1/ca', { signal, bootstrap: true }), loadSchemas()]);
+    const [response, schemas] = await Promise.all([this.#call('GET', '/v1/ca', { signal, bootstrap: true }), schemasAfterIo()]);
     const ca = pinnedCa(this.url, response.body, this.#caDigest, schemas);
     if (this.#caCacheDir !== undefined) cacheCa(this.#caCacheDir, this.#caDigest!, ca);
     return ca;
@@ -382,7 +382,7 @@ export class ManagerClient {
 
   /** One request whose answer must fit the schema `pick` chooses (it is checked, never trusted). */
   async #json<S extends v.GenericSchema>(pick: (schemas: Schemas) => S, method: string, path: string, options: RequestOptions): Promise<v.InferOutput<S>> {
-    const [response, schemas] = await Promise.all([this.#call(method, path, options), afterIo().then(loadSchemas)]);
+    const [response, schemas] = await Promise.all([this.#call(method, path, options), schemasAfterIo()]);
     let body: unknown;
     try {
       body = JSON.parse(response.body);
@@ -440,9 +440,10 @@ function loadSchemas(): Promise<Schemas> {
 }
 
 /**
- * Resolves once the event loop has done its I/O: a request started just before has its bytes (the request, or
- * the TLS ClientHello) on the wire, so loading the schemas overlaps the manager's work instead of delaying it.
+ * The schemas for the answer of a request started just before: loaded only once the event loop has done its
+ * I/O, when the request (or its TLS ClientHello) is on the wire, so that loading them (~10 ms of a CLI call,
+ * valibot and the API's schemas) overlaps the manager's work instead of delaying the request.
  */
-function afterIo(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+function schemasAfterIo(): Promise<Schemas> {
+  return schemasLoading ?? new Promise<void>((resolve) => setImmediate(resolve)).then(loadSchemas);
 }
