@@ -441,8 +441,8 @@ function loadSchemas(): Promise<Schemas> {
 
 /**
  * The schemas for the answer of a request started just before: loaded only once the event loop has done its
- * I/O, when the request (or its TLS ClientHello) is on the wire, so that loading them (~10 ms of a CLI call,
- * valibot and the API's schemas) overlaps the manager's work instead of delaying the request.
+ * I/O, when the request (or its TLS ClientHello) is on the wire, so that loading them (valibot and the API's
+ * schemas, milliseconds of a CLI call) overlaps the manager's work instead of delaying the request.
  */
 function schemasAfterIo(): Promise<Schemas> {
   return schemasLoading ?? new Promise<void>((resolve) => setImmediate(resolve)).then(loadSchemas);
