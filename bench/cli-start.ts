@@ -15,8 +15,8 @@
  * 12–14 ms; node:https on top of node:http 0.3 ms; the first secure context 2 ms, plus 2–5 ms where
  * NODE_EXTRA_CA_CERTS names a bundle (Node parses it although vxnet passes its own CA, which alone is
  * trusted: checked); the TLS socket and ClientHello 3 ms; the handshake (X25519MLKEM768, ECDSA P-256 server
- * key, already the cheap kind) 1–3 ms, the two session tickets after it 2 ms; `--cpu-prof` shows no JSON or
- * table cost of note. A resumed handshake saves ~0.8 ms of the CLI's CPU (2.5 → 1.7 ms, warm) and the
+ * key, already the cheap kind) 1–3 ms, and the tickets the manager sends after it ~2 ms before the
+ * answer; `--cpu-prof` shows no JSON or table cost of note. A resumed handshake saves ~0.8 ms of the CLI's CPU (2.5 → 1.7 ms, warm) and the
  * manager's signature; loading the API's schemas only once the request is on the wire lets that work
  * overlap the manager's. The rest is Node's: no startup snapshot may hold node:tls (`--build-snapshot` fails).
  *
