@@ -15,10 +15,10 @@ export async function withClient<T>(connection: Connection, use: (client: Manage
   const token = tokenOf(connection)!;
   // Imported here, not at the top: node:http, node:https and node:tls are most of the CLI's start-up time,
   // and only the commands that talk to the manager need them.
-  const { ManagerClient } = await import('../client/client.ts');
-  const { defaultCaCacheDir } = await import('../client/ca-cache.ts');
-  const caCacheDir = defaultCaCacheDir();
-  const client = new ManagerClient({ url: connection.url, token, ...ca, ...(caCacheDir === undefined ? {} : { caCacheDir }) });
+  const { ManagerClient, defaultCaCacheDir } = await import('../client/client.ts');
+  // The cache keeps the pinned CA and, sealed with the token, the TLS session (src/client/tls-session.ts).
+  const cacheDir = defaultCaCacheDir();
+  const client = new ManagerClient({ url: connection.url, token, ...ca, ...(cacheDir === undefined ? {} : { caCacheDir: cacheDir, sessionCacheDir: cacheDir }) });
   try {
     return await use(client);
   } finally {

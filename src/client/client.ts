@@ -21,6 +21,7 @@
  * rejects with the signal's reason, as fetch does.
  */
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type * as v from 'valibot';
 import {
   type CertificateResponse,
@@ -55,55 +56,24 @@ import { checkManagerIdentity, pinnedCa } from './trust.ts';
 import { cacheCa, readCachedCa } from './ca-cache.ts';
 import { type Schemas, readWatchLines } from './watch-reader.ts';
 import { queryString, segment, waitSecondsOf } from './paths.ts';
+import { type ClientOptions, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT_MS, FREE_SOCKET_TIMEOUT_MS, type RequestOptions, WAIT_MARGIN_MS } from './options.ts';
+import { TlsSessionStore } from './tls-session.ts';
 
-export interface ClientOptions {
-  /** `https://ADDR:PORT`, `unix:/path/to.sock`, or `http://ADDR:PORT` (plain, for stand-ins in tests); several comma-separated */
+export { type ClientOptions, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT_MS } from './options.ts';
+// The CLI takes both from here: one import of the client on its path, not two.
+export { defaultCaCacheDir } from './ca-cache.ts';
+
+/** One manager of the client: its address, its connection pool, and (https, token clients) its kept TLS session. */
+interface Member {
   url: string;
-  /** sent as a bearer token; required unless a client certificate is given */
-  token?: string;
-  /** https: the cluster CA certificate (PEM) to trust */
-  ca?: string;
-  /** https: hex SHA-256 of the cluster CA certificate; default: the digest inside a vxnet token */
-  caDigest?: string;
-  /** https: client certificate and its private key (PEM), e.g. an agent's node certificate */
-  cert?: string;
-  key?: string;
-  /** https with a pinned digest: a folder where the fetched CA is kept for the next client (ca-cache.ts) */
-  caCacheDir?: string;
-  /** per-request time limit; default 10 s */
-  timeoutMs?: number;
-  /** pooled connections at most (the watch stream has its own); more requests wait for one. Default 4. */
-  maxConnections?: number;
-}
-
-export const DEFAULT_TIMEOUT_MS = 10_000;
-/** Extra time granted beyond `?wait=` for the answer to travel back. */
-const WAIT_MARGIN_MS = 5_000;
-/**
- * Below the manager's keep-alive timeout (75 s, src/manager/listeners.ts), so we close idle sockets before it
- * does; above the agent's heartbeat interval (5 s), so heartbeats reuse one TLS connection.
- */
-const FREE_SOCKET_TIMEOUT_MS = 60_000;
-/**
- * Why a bound: an agent reports the status of each new local endpoint as soon as it is set up, all at once.
- * Measured with 1,000 simulated agents starting together (bench/scale): unbounded, each opened one
- * connection per endpoint, 100,000 in all, the manager ran out of file descriptors and half the agents'
- * watches were reset. Four keep-alive connections carry an agent's requests just as fast.
- */
-export const DEFAULT_MAX_CONNECTIONS = 4;
-
-interface RequestOptions {
-  body?: unknown;
-  query?: Record<string, string | number | boolean | undefined>;
-  timeoutMs?: number;
-  signal?: AbortSignal | undefined;
-  /** https: an unverified connection without credentials, only to fetch the CA whose digest is then checked */
-  bootstrap?: boolean;
+  target: ManagerTarget;
+  http: HttpClient;
+  sessions?: TlsSessionStore | undefined;
 }
 
 export class ManagerClient {
   /** every manager given, in order, each with its own connection pool */
-  readonly #managers: Failover<{ url: string; target: ManagerTarget; http: HttpClient }>;
+  readonly #managers: Failover<Member>;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
   /** https: the trusted CA (PEM), once given or fetched and checked against #caDigest */
@@ -135,6 +105,7 @@ export class ManagerClient {
     }
     this.#caDigest = options.caDigest ?? (this.#token === undefined ? undefined : parseToken(this.#token)?.caDigest);
     this.#caCacheDir = options.caCacheDir;
+    let pin = this.#caDigest;
     if (first.kind === 'tls') {
       if (options.ca !== undefined) {
         let digest: string;
@@ -147,6 +118,7 @@ export class ManagerClient {
           throw new VxnetError('bad_request', "the CA certificate given is not the one whose digest the token carries: they belong to different clusters.");
         }
         this.#ca = options.ca;
+        pin = digest;
       } else if (this.#caDigest === undefined) {
         throw new VxnetError(
           'bad_request',
@@ -161,9 +133,14 @@ export class ManagerClient {
     this.#timeoutMs = timeoutMs;
     // An https.Agent keys its pooled connections by CA and client certificate, so a renewed certificate
     // (setClientCertificate) gets new connections while requests in flight finish on the old ones.
-    this.#managers = new Failover(targets.map((target) => ({
+    const { sessionCacheDir } = options;
+    const token = this.#clientCertificate === undefined ? this.#token : undefined;
+    this.#managers = new Failover(targets.map((target): Member => ({
       url: target.url,
       target,
+      sessions: target.kind === 'tls' && sessionCacheDir !== undefined && token !== undefined && pin !== undefined
+        ? new TlsSessionStore(sessionCacheDir, { url: target.url, pin, token })
+        : undefined,
       http: new HttpClient({
         target: target.kind === 'unix' ? { kind: 'unix', socketPath: target.socketPath } : { kind: target.kind, host: target.host, port: target.port },
         freeSocketTimeoutMs: FREE_SOCKET_TIMEOUT_MS,
@@ -184,9 +161,15 @@ export class ManagerClient {
     return this.#ca;
   }
 
-  /** https: the client certificate for connections opened from now on (after a renewal). */
+  /** https: the client certificate for connections opened from now on (after a renewal); no more kept TLS sessions. */
   setClientCertificate(credentials: { cert: string; key: string }): void {
     this.#clientCertificate = { cert: credentials.cert, key: credentials.key };
+    for (const member of this.#managers.members) member.sessions = undefined;
+  }
+
+  /** https with a session cache: whether the last connection opened to the current manager resumed a kept TLS session. */
+  get tlsSessionResumed(): boolean | undefined {
+    return this.#managers.current.sessions?.resumed;
   }
 
   /** `POST /v1/join` with the join token this client was made with. */
@@ -377,17 +360,20 @@ export class ManagerClient {
   }
 
   async #fetchCa(signal: AbortSignal | undefined): Promise<string> {
-    const [response, schemas] = await Promise.all([this.#call('GET', '/v1/ca', { signal, bootstrap: true }), loadSchemas()]);
+    const [response, schemas] = await Promise.all([this.#call('GET', '/v1/ca', { signal, bootstrap: true }), schemasAfterIo()]);
     const ca = pinnedCa(this.url, response.body, this.#caDigest, schemas);
     if (this.#caCacheDir !== undefined) cacheCa(this.#caCacheDir, this.#caDigest!, ca);
     return ca;
   }
 
-  /** https: whom to trust and who we are; `bootstrap`: nobody yet, only for GET /v1/ca (its answer is checked). */
-  #tls(bootstrap = false): { tls?: TlsRequestOptions } {
+  /**
+   * https: whom to trust and who we are; `bootstrap`: nobody yet, only for GET /v1/ca (its answer is checked);
+   * `session`: a kept session to offer (tls-session.ts), whose handshake was verified against the same CA.
+   */
+  #tls(bootstrap = false, session?: Buffer): { tls?: TlsRequestOptions } {
     if (this.#managers.current.target.kind !== 'tls') return {};
     if (bootstrap) return { tls: { rejectUnauthorized: false, minVersion: 'TLSv1.3' } };
-    return { tls: { ca: [this.#ca!], ...(this.#clientCertificate ?? {}), minVersion: 'TLSv1.3' } };
+    return { tls: { ca: [this.#ca!], ...(this.#clientCertificate ?? {}), minVersion: 'TLSv1.3', ...(session ? { session } : {}) } };
   }
 
   #authorization(): Record<string, string> {
@@ -396,7 +382,7 @@ export class ManagerClient {
 
   /** One request whose answer must fit the schema `pick` chooses (it is checked, never trusted). */
   async #json<S extends v.GenericSchema>(pick: (schemas: Schemas) => S, method: string, path: string, options: RequestOptions): Promise<v.InferOutput<S>> {
-    const [response, schemas] = await Promise.all([this.#call(method, path, options), loadSchemas()]);
+    const [response, schemas] = await Promise.all([this.#call(method, path, options), schemasAfterIo()]);
     let body: unknown;
     try {
       body = JSON.parse(response.body);
@@ -420,7 +406,9 @@ export class ManagerClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = body.length;
     }
-    return this.#managers.run(async ({ http, url }) => {
+    return this.#managers.run(async ({ http, url, sessions }) => {
+      // Kept sessions only on verified connections, never on the bootstrap one.
+      const keep = options.bootstrap ? undefined : sessions;
       let response: HttpResponse;
       try {
         response = await http.request({
@@ -429,7 +417,8 @@ export class ManagerClient {
           headers, body, timeoutMs, signal: options.signal,
           // bootstrap: an unverified connection of its own, never pooled with the verified ones
           ownConnection: options.bootstrap === true,
-          ...this.#tls(options.bootstrap),
+          ...this.#tls(options.bootstrap, keep?.offer()),
+          ...(keep ? { onTlsConnection: (socket: TLSSocket) => keep.watch(socket) } : {}),
         });
       } catch (err) {
         throw unreachable(failure(url, err, timeoutMs));
@@ -448,4 +437,13 @@ let schemasLoading: Promise<Schemas> | undefined;
  */
 function loadSchemas(): Promise<Schemas> {
   return (schemasLoading ??= import('../core/schema/index.ts'));
+}
+
+/**
+ * The schemas for the answer of a request started just before: loaded only once the event loop has done its
+ * I/O, when the request (or its TLS ClientHello) is on the wire, so that loading them (valibot and the API's
+ * schemas, milliseconds of a CLI call) overlaps the manager's work instead of delaying the request.
+ */
+function schemasAfterIo(): Promise<Schemas> {
+  return schemasLoading ?? new Promise<void>((resolve) => setImmediate(resolve)).then(loadSchemas);
 }

@@ -10,7 +10,7 @@
  */
 import http from 'node:http';
 import type * as Https from 'node:https';
-import type { PeerCertificate } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 
 // node:https and node:tls take ~10 ms to load: only clients of an https:// manager pay for them (CLI startup).
 const https = (): typeof Https => process.getBuiltinModule('node:https');
@@ -40,6 +40,8 @@ export interface TlsRequestOptions {
   key?: string;
   rejectUnauthorized?: boolean;
   minVersion?: 'TLSv1.3';
+  /** a session of an earlier connection to offer a new one for resumption (not part of the pool's key) */
+  session?: Buffer;
 }
 
 export interface HttpRequest {
@@ -54,6 +56,8 @@ export interface HttpRequest {
   tls?: TlsRequestOptions;
   /** a connection of its own, outside the pool */
   ownConnection?: boolean;
+  /** tls: called with the connection this request opens, before its handshake (not with a pooled one it reuses) */
+  onTlsConnection?: (socket: TLSSocket) => void;
 }
 
 export interface HttpResponse {
@@ -224,6 +228,12 @@ export class HttpClient {
       );
 
       const request = this.#open(req);
+      const onTlsConnection = req.onTlsConnection;
+      if (onTlsConnection && this.#target.kind === 'tls') {
+        request.once('socket', (socket) => {
+          if (!request.reusedSocket) onTlsConnection(socket as TLSSocket);
+        });
+      }
       request.on('error', (err: NodeJS.ErrnoException) => {
         const failure = new HttpFailure('transport', err.message, { cause: err });
         finish(request.reusedSocket && err.code === 'ECONNRESET' ? new StaleSocket(failure) : failure);
