@@ -7,16 +7,16 @@
  * only translates. Every input is checked here, with one sentence per mistake and the spec's error code, so
  * that the agent never sees a malformed request and the runtime always gets the spec's error JSON.
  *
- * This module imports nothing: the plugin runs once per container start, and its start-up is what a
- * `podman run` waits for.
+ * This module imports nothing but its one constant (socket.ts): the plugin runs once per container start,
+ * and its start-up is what a `podman run` waits for.
  */
+import { DEFAULT_CNI_SOCKET } from './socket.ts';
 
 /** The versions whose configuration and result formats this plugin reads and writes (the spec's "VERSION"). */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 /** What the plugin answers VERSION with when the configuration names none. */
 export const DEFAULT_CNI_VERSION = '1.0.0';
-/** Where the agent serves the plugin when neither `--cni-socket` nor the configuration's `socket` says otherwise. */
-export const DEFAULT_CNI_SOCKET = '/run/vxnet/cni.sock';
+export { DEFAULT_CNI_SOCKET };
 
 /** The spec's well-known error codes ("Error" section); 100 and up are the plugin's own. */
 export const CNI_ERRORS = {

@@ -69,7 +69,7 @@ describe('vxnet cni', () => {
     }
   });
 
-  test('the plugin executable loads its own four modules and nothing else of vxnet (no CLI, no manager client)', async () => {
+  test('the plugin executable loads its own modules (src/cni/) and nothing else of vxnet (no CLI, no manager client)', async () => {
     const script = `
       import { registerHooks } from 'node:module';
       const loaded = [];
@@ -85,7 +85,7 @@ describe('vxnet cni', () => {
       child.stdin!.end('{"cniVersion":"1.0.0"}');
     });
     const own = loaded.filter((url) => url.startsWith('file:')).map((url) => url.replace(/.*\/src\//, ''));
-    assert.deepEqual(own.sort(), ['cni/agent-api.ts', 'cni/main.ts', 'cni/plugin.ts', 'cni/protocol.ts']);
+    assert.deepEqual(own.sort(), ['cni/agent-api.ts', 'cni/main.ts', 'cni/plugin.ts', 'cni/protocol.ts', 'cni/socket.ts']);
   });
 
   test('the plugin script quotes its paths for sh', () => {

@@ -5,7 +5,7 @@ import {
   checked, connectionOf, ENV_TOKEN, ENV_TOKEN_FILE, given, has, integer, METRICS_LISTEN_FLAG, metricsListenOf, one, required, UsageError, type AgentConnection, type CommandModule,
 } from '../command.ts';
 import { readCaFile, readTokenFile, tokenOf } from '../context.ts';
-import { DEFAULT_CNI_SOCKET } from '../../cni/protocol.ts';
+import { DEFAULT_CNI_SOCKET } from '../../cni/socket.ts';
 import { daemonLogger, daemonLogOf, LOG_LEVEL_FLAG, type DaemonLog } from '../daemon-log.ts';
 
 // Type-only: keeps the lazy import below typed without loading the agent for other commands.

@@ -5,7 +5,7 @@
  * on the host from the address vxnet's result gives. vxnet does not redo what every CNI installation has.
  */
 import { requireName } from '../../core/names.ts';
-import { DEFAULT_CNI_SOCKET } from '../../cni/protocol.ts';
+import { DEFAULT_CNI_SOCKET } from '../../cni/socket.ts';
 import { checked, has, one, UsageError, type CommandModule } from '../command.ts';
 
 export interface CniConfigCommand {
