@@ -1,0 +1,100 @@
+/**
+ * The variants of the encryption section (bench/encrypt.ts, vxnet issue 10): what each setting of the
+ * encrypted path is worth, measured side by side with the shipped one and wireguard-go host to host.
+ *
+ * vxnet's tunnel is one device per host, shared by every encrypted network of the host, so its variants
+ * cannot be separate networks (as the forwarding variants of bench/dataplane-variants.ts are): each is a
+ * setting put on both hosts' devices just before that row is measured, in the same interleaved rounds.
+ * The agent leaves them alone meanwhile: it writes the RPS mask only when it (re)configures the device and
+ * never looks at a table that is not its own. Every vxnet row states every setting it depends on, so the
+ * order of the rows does not matter.
+ *
+ *  - RPS (receive packet steering) on the TUN's one queue: over every CPU, off, or on one CPU only (each
+ *    host steers to a different one);
+ *  - the VXLAN datagrams that go through the tunnel untracked (a raw-priority `notrack` for UDP to the
+ *    VXLAN port on the tunnel device, in and out): the reference's TCP is tracked once per packet per host,
+ *    vxnet's encrypted frames twice (the VXLAN datagram inside the tunnel, and the WireGuard datagram);
+ *    this takes the first of them away.
+ */
+import type { Cluster } from '../src/testkit/cluster.ts';
+import { rpsMask } from '../src/agent/wireguard/render.ts';
+import { TUNNEL_NOTRACK_CHAINS } from '../src/agent/kernel/nftables.ts';
+import { OWNED_NFT_TABLE } from '../src/agent/dataplane.ts';
+
+export interface VxnetSetting {
+  /** the RPS mask of each host's TUN queue: every CPU, none, or one CPU per host (host i → CPU i mod n) */
+  rps: 'all' | 'off' | 'one';
+  /** the VXLAN datagrams through the tunnel skip connection tracking */
+  notrack: boolean;
+}
+
+export interface EncryptVariant {
+  label: string;
+  setting: VxnetSetting;
+}
+
+/** The settings measured; `shipped` marks what the agent does (tunnel.ts, nftables.ts). */
+export const VXNET_VARIANTS: readonly (EncryptVariant & { shipped?: true })[] = [
+  { label: 'vxnet encrypted, as the agent sets it: RPS over every CPU, VXLAN in the tunnel untracked', setting: { rps: 'all', notrack: true }, shipped: true },
+  { label: 'vxnet encrypted, RPS over every CPU, VXLAN in the tunnel tracked (as before)', setting: { rps: 'all', notrack: false } },
+  { label: 'vxnet encrypted, RPS off, VXLAN tracked', setting: { rps: 'off', notrack: false } },
+  { label: 'vxnet encrypted, RPS on one CPU per host, VXLAN tracked', setting: { rps: 'one', notrack: false } },
+  { label: 'vxnet encrypted, RPS on one CPU per host, VXLAN untracked', setting: { rps: 'one', notrack: true } },
+]
+
+/** A table of the bench's own (never the agent's), removed at the end. */
+export const NOTRACK_TABLE = 'vxbench_notrack';
+
+export function notrackScript(device: string, port: number): string {
+  return [
+    `table ip ${NOTRACK_TABLE} {`,
+    '\tchain pre {',
+    '\t\ttype filter hook prerouting priority raw; policy accept;',
+    `\t\tiifname "${device}" udp dport ${port} notrack`,
+    '\t}',
+    '\tchain out {',
+    '\t\ttype filter hook output priority raw; policy accept;',
+    `\t\toifname "${device}" udp dport ${port} notrack`,
+    '\t}',
+    '}',
+  ].join('\n');
+}
+
+export function maskOf(setting: VxnetSetting, hostIndex: number, cpus: number): string {
+  if (setting.rps === 'off') return '0';
+  if (setting.rps === 'all') return rpsMask(cpus);
+  return (1 << (hostIndex % Math.max(1, Math.min(cpus, 31)))).toString(16);
+}
+
+/** Puts `setting` on both hosts' tunnel devices. */
+export async function applySetting(
+  cluster: Cluster,
+  hosts: readonly { netns: string; device: string }[],
+  setting: VxnetSetting,
+  cpus: number,
+  port: number,
+): Promise<void> {
+  for (const [i, host] of hosts.entries()) {
+    const mask = maskOf(setting, i, cpus);
+    const steps: string[][] = [['sh', '-c', `echo ${mask} > /sys/class/net/${host.device}/queues/rx-0/rps_cpus`]];
+    // the table is replaced whole, or deleted: `table` first makes the delete valid when it does not exist
+    const script = [`table ip ${NOTRACK_TABLE}`, `delete table ip ${NOTRACK_TABLE}`, ...(setting.notrack ? [notrackScript(host.device, port)] : [])].join('\n');
+    for (const argv of steps) {
+      const result = await cluster.exec(host.netns, argv);
+      if (result.code !== 0) throw new Error(`${argv.join(' ')} on ${host.netns}: ${result.stderr}`);
+    }
+    const nft = await cluster.exec(host.netns, ['nft', '-f', '-'], { input: `${script}\n` });
+    if (nft.code !== 0) throw new Error(`nft on ${host.netns}: ${nft.stderr}`);
+    // a tracked row takes the agent's own notrack chains out of its table (it puts them back only when the
+    // hash of its rules changes, which it does not while the rows run); an untracked row has the bench's
+    if (!setting.notrack) {
+      const listed = await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', OWNED_NFT_TABLE]);
+      const present = TUNNEL_NOTRACK_CHAINS.filter((name) => listed.stdout.includes(`chain ${name} `));
+      if (present.length > 0) {
+        const drop = present.flatMap((name) => [`flush chain ip ${OWNED_NFT_TABLE} ${name}`, `delete chain ip ${OWNED_NFT_TABLE} ${name}`]).join('\n');
+        const removed = await cluster.exec(host.netns, ['nft', '-f', '-'], { input: `${drop}\n` });
+        if (removed.code !== 0) throw new Error(`nft on ${host.netns}: ${removed.stderr}`);
+      }
+    }
+  }
+}
