@@ -18,8 +18,6 @@
  */
 import type { Cluster } from '../src/testkit/cluster.ts';
 import { rpsMask } from '../src/agent/wireguard/render.ts';
-import { TUNNEL_NOTRACK_CHAINS } from '../src/agent/kernel/nftables.ts';
-import { OWNED_NFT_TABLE } from '../src/agent/dataplane.ts';
 
 export interface VxnetSetting {
   /** the RPS mask of each host's TUN queue: every CPU, none, or one CPU per host (host i → CPU i mod n) */
@@ -33,14 +31,14 @@ export interface EncryptVariant {
   setting: VxnetSetting;
 }
 
-/** The settings measured; `shipped` marks what the agent does (tunnel.ts, nftables.ts). */
+/** The settings measured; `shipped` marks what the agent does (src/agent/wireguard/tunnel.ts). */
 export const VXNET_VARIANTS: readonly (EncryptVariant & { shipped?: true })[] = [
-  { label: 'vxnet encrypted, as the agent sets it: RPS over every CPU, VXLAN in the tunnel untracked', setting: { rps: 'all', notrack: true }, shipped: true },
-  { label: 'vxnet encrypted, RPS over every CPU, VXLAN in the tunnel tracked (as before)', setting: { rps: 'all', notrack: false } },
-  { label: 'vxnet encrypted, RPS off, VXLAN tracked', setting: { rps: 'off', notrack: false } },
-  { label: 'vxnet encrypted, RPS on one CPU per host, VXLAN tracked', setting: { rps: 'one', notrack: false } },
-  { label: 'vxnet encrypted, RPS on one CPU per host, VXLAN untracked', setting: { rps: 'one', notrack: true } },
-]
+  { label: 'vxnet encrypted, as the agent sets it: RPS over every CPU', setting: { rps: 'all', notrack: false }, shipped: true },
+  { label: 'vxnet encrypted, RPS off', setting: { rps: 'off', notrack: false } },
+  { label: 'vxnet encrypted, RPS on one CPU per host', setting: { rps: 'one', notrack: false } },
+  { label: 'vxnet encrypted, RPS over every CPU, VXLAN in the tunnel untracked', setting: { rps: 'all', notrack: true } },
+  { label: 'vxnet encrypted, RPS off, VXLAN in the tunnel untracked', setting: { rps: 'off', notrack: true } },
+];
 
 /** A table of the bench's own (never the agent's), removed at the end. */
 export const NOTRACK_TABLE = 'vxbench_notrack';
@@ -76,25 +74,11 @@ export async function applySetting(
 ): Promise<void> {
   for (const [i, host] of hosts.entries()) {
     const mask = maskOf(setting, i, cpus);
-    const steps: string[][] = [['sh', '-c', `echo ${mask} > /sys/class/net/${host.device}/queues/rx-0/rps_cpus`]];
+    const steer = await cluster.exec(host.netns, ['sh', '-c', `echo ${mask} > /sys/class/net/${host.device}/queues/rx-0/rps_cpus`]);
+    if (steer.code !== 0) throw new Error(`RPS ${mask} on ${host.device}: ${steer.stderr}`);
     // the table is replaced whole, or deleted: `table` first makes the delete valid when it does not exist
     const script = [`table ip ${NOTRACK_TABLE}`, `delete table ip ${NOTRACK_TABLE}`, ...(setting.notrack ? [notrackScript(host.device, port)] : [])].join('\n');
-    for (const argv of steps) {
-      const result = await cluster.exec(host.netns, argv);
-      if (result.code !== 0) throw new Error(`${argv.join(' ')} on ${host.netns}: ${result.stderr}`);
-    }
     const nft = await cluster.exec(host.netns, ['nft', '-f', '-'], { input: `${script}\n` });
     if (nft.code !== 0) throw new Error(`nft on ${host.netns}: ${nft.stderr}`);
-    // a tracked row takes the agent's own notrack chains out of its table (it puts them back only when the
-    // hash of its rules changes, which it does not while the rows run); an untracked row has the bench's
-    if (!setting.notrack) {
-      const listed = await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', OWNED_NFT_TABLE]);
-      const present = TUNNEL_NOTRACK_CHAINS.filter((name) => listed.stdout.includes(`chain ${name} `));
-      if (present.length > 0) {
-        const drop = present.flatMap((name) => [`flush chain ip ${OWNED_NFT_TABLE} ${name}`, `delete chain ip ${OWNED_NFT_TABLE} ${name}`]).join('\n');
-        const removed = await cluster.exec(host.netns, ['nft', '-f', '-'], { input: `${drop}\n` });
-        if (removed.code !== 0) throw new Error(`nft on ${host.netns}: ${removed.stderr}`);
-      }
-    }
   }
 }

@@ -7,10 +7,13 @@
  *  - wireguard-go host to host: a tunnel made by hand between the same hosts, the same wireguard-go and the
  *    same MTU as vxnet's device (1440 on a 1500 underlay), TCP straight through it. This is the ceiling of
  *    any encrypted path here, and the reference of the target (encrypted vxnet ≥ 0.9× of it);
- *  - the same with RPS on its TUN, as vxnet sets its own (src/agent/wireguard/tunnel.ts): what is left of
- *    the gap once both paths hand their receive path to a softirq;
+ *  - the same with RPS on its TUN over every CPU, as vxnet sets its own (src/agent/wireguard/tunnel.ts), and
+ *    the same with GOMAXPROCS=1 (wireguard-go's own parallelism, on a machine whose CPUs it shares with the
+ *    other host's wireguard-go and both iperf3s);
  *  - vxnet plain: the same hosts' plain VXLAN network;
- *  - vxnet encrypted: VXLAN inside vxnet's own WireGuard tunnel.
+ *  - vxnet encrypted: VXLAN inside vxnet's own WireGuard tunnel, once as the agent sets it up and once per
+ *    variant of bench/encrypt-variants.ts (RPS off, RPS on one CPU per host, the VXLAN datagrams inside the
+ *    tunnel exempt from connection tracking), each setting put on both hosts just before its row is measured.
  *
  * The kernel WireGuard path is not measurable on this machine (no module: "Unknown device type"), so it is
  * reported as such rather than guessed. The section checks the inner MTU arithmetic it relies on: a full
@@ -67,7 +70,8 @@ export interface EncryptBenchResult {
 
 /**
  * The hand-made reference tunnels: addresses outside vxnet's tunnel range (whose blackhole route covers
- * 10.201/16), a port each; the second one with the receive steering vxnet gives its own device.
+ * 10.201/16), a port each; the second one with the receive steering vxnet gives its own device, the third
+ * with wireguard-go limited to one thread running Go code at a time.
  */
 const REFERENCES = [
   { tag: 'a', net: '172.31.250', port: 51999, rps: false, env: [] },

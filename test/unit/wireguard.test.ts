@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Dataplane, DesiredState } from '../../src/agent/dataplane.ts';
 import { desiredState } from '../../src/agent/desired.ts';
-import { renderFirewall, TUNNEL_NOTRACK_CHAINS } from '../../src/agent/kernel/nftables.ts';
+import { renderFirewall } from '../../src/agent/kernel/nftables.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import { TunnelledDataplane } from '../../src/agent/wireguard/dataplane.ts';
 import { generatePrivateKey, loadOrCreateKeys, PRIVATE_KEY_FILE, publicKeyOf } from '../../src/agent/wireguard/keys.ts';
@@ -210,17 +210,6 @@ describe('firewall', () => {
     assert.match(script, /oifname "vxw0123456789" counter drop/);
     const plain = renderFirewall([], { ports: [4789], allowedSources: ['10.99.0.2'], underlayDevice: 'eth0' }).table;
     assert.doesNotMatch(plain, /vxw|@th/);
-  });
-
-  test('VXLAN inside the tunnel skips connection tracking, in and out, before conntrack; nothing else does', () => {
-    const script = renderFirewall([], { ports: [4789, 8472], allowedSources: ['10.99.0.2'], underlayDevice: 'eth0', tunnelDevice: 'vxw0123456789', encryptedVnis: [10] }).table;
-    const chainOf = (name: string) => new RegExp(`chain ${name} \\{\\n([^}]*)\\}`).exec(script)?.[1] ?? '';
-    const [inbound, outbound] = TUNNEL_NOTRACK_CHAINS.map(chainOf);
-    assert.match(inbound!, /type filter hook prerouting priority raw; policy accept;\n\t\tiifname "vxw0123456789" udp dport @vxlan_ports notrack\n/);
-    assert.match(outbound!, /type filter hook output priority raw; policy accept;\n\t\toifname "vxw0123456789" udp dport @vxlan_ports notrack\n/);
-    assert.equal(script.match(/notrack/g)?.length, 2, 'the underlay and the bridges are not touched by it');
-    const plain = renderFirewall([], { ports: [4789], allowedSources: ['10.99.0.2'], underlayDevice: 'eth0' }).table;
-    for (const name of TUNNEL_NOTRACK_CHAINS) assert.doesNotMatch(plain, new RegExp(name), 'no tunnel, no chain');
   });
 });
 

@@ -85,8 +85,6 @@ export const VXLAN_FORWARD_CHAIN = 'vxlan_forward';
 /** The untracked path of a network's own traffic (see above). */
 export const NOTRACK_CHAIN = 'untracked';
 export const BRIDGED_SET = 'bridged';
-/** The encrypted networks' VXLAN inside the WireGuard tunnel, exempt from tracking (src/agent/wireguard/tunnel.ts). */
-export const TUNNEL_NOTRACK_CHAINS = ['tunnel_untracked_in', 'tunnel_untracked_out'] as const;
 export const SAME_BRIDGE_SET = 'same_bridge';
 const NO_FILTER: VxlanFilter = { ports: [], allowedSources: [] };
 
@@ -229,11 +227,6 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
     ...(tunnel !== undefined ? [`udp dport @${VXLAN_PORTS_SET} iifname ${quote(tunnel)} accept comment ${quote('VXLAN through the WireGuard tunnel')}`] : []),
   ];
   const tunnelForward = tunnel !== undefined ? [`oifname ${quote(tunnel)} counter drop comment ${quote('nothing is routed into the WireGuard tunnel')}`] : [];
-  // Its VXLAN datagrams inside the tunnel skip connection tracking, in and out (raw, before conntrack at
-  // -200): no rule looks at their state, none is NATed, and each would cost a lookup per packet on both
-  // hosts plus an unreplied entry per flow hash (measured: bench/encrypt.ts).
-  const tunnelNotrack = (name: string, hook: string, dir: 'iifname' | 'oifname') =>
-    tunnel !== undefined ? chain(name, `type filter hook ${hook} priority raw; policy accept;`, [`${dir} ${quote(tunnel)} udp dport @${VXLAN_PORTS_SET} notrack`]) : [];
   // With a filter, its accept rule carries the hash marker (nft 1.0.6 shows rule comments in JSON, see above).
   const filterRules = (marker: string | undefined) => [
     ...set(VXLAN_PORTS_SET, 'inet_service', guard!.ports),
@@ -247,8 +240,6 @@ export function renderFirewall(networks: readonly DesiredNetwork[], filter: Vxla
       ...tunnelForward,
       `udp dport @${VXLAN_PORTS_SET} ip daddr @${VXLAN_PEERS_SET} ${notFromUnderlay} counter drop comment ${quote('VXLAN routed from a non-underlay interface')}`,
     ]),
-    ...tunnelNotrack(TUNNEL_NOTRACK_CHAINS[0], 'prerouting', 'iifname'),
-    ...tunnelNotrack(TUNNEL_NOTRACK_CHAINS[1], 'output', 'oifname'),
   ];
   const bridged = nets.flatMap((net) =>
     net.subnets.flatMap((subnet) => rangesWithout(subnet, net.gatewayAddresses.map(gatewayIp)).map((range) => `${quote(net.bridge)} . ${range}`)),
