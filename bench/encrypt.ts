@@ -13,7 +13,8 @@
  *  - vxnet plain: the same hosts' plain VXLAN network;
  *  - vxnet encrypted: VXLAN inside vxnet's own WireGuard tunnel, once as the agent sets it up and once per
  *    variant of bench/encrypt-variants.ts (RPS off, RPS on one CPU per host, the VXLAN datagrams inside the
- *    tunnel exempt from connection tracking), each setting put on both hosts just before its row is measured.
+ *    tunnel exempt from connection tracking, its wireguard-go at nice -5), each setting put on both hosts
+ *    just before its row is measured. Four loaded runs and what they decided: docs/security.md.
  *
  * The kernel WireGuard path is not measurable on this machine (no module: "Unknown device type"), so it is
  * reported as such rather than guessed. The section checks the inner MTU arithmetic it relies on: a full
