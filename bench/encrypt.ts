@@ -7,10 +7,14 @@
  *  - wireguard-go host to host: a tunnel made by hand between the same hosts, the same wireguard-go and the
  *    same MTU as vxnet's device (1440 on a 1500 underlay), TCP straight through it. This is the ceiling of
  *    any encrypted path here, and the reference of the target (encrypted vxnet ≥ 0.9× of it);
- *  - the same with RPS on its TUN, as vxnet sets its own (src/agent/wireguard/tunnel.ts): what is left of
- *    the gap once both paths hand their receive path to a softirq;
+ *  - the same with RPS on its TUN over every CPU, as vxnet sets its own (src/agent/wireguard/tunnel.ts), and
+ *    the same with GOMAXPROCS=1 (wireguard-go's own parallelism, on a machine whose CPUs it shares with the
+ *    other host's wireguard-go and both iperf3s);
  *  - vxnet plain: the same hosts' plain VXLAN network;
- *  - vxnet encrypted: VXLAN inside vxnet's own WireGuard tunnel.
+ *  - vxnet encrypted: VXLAN inside vxnet's own WireGuard tunnel, once as the agent sets it up and once per
+ *    variant of bench/encrypt-variants.ts (RPS off, RPS on one CPU per host, the VXLAN datagrams inside the
+ *    tunnel exempt from connection tracking, its wireguard-go at nice -5), each setting put on both hosts
+ *    just before its row is measured. Four loaded runs and what they decided: docs/security.md.
  *
  * The kernel WireGuard path is not measurable on this machine (no module: "Unknown device type"), so it is
  * reported as such rather than guessed. The section checks the inner MTU arithmetic it relies on: a full
@@ -25,7 +29,33 @@ import { ManagerClient } from '../src/client/client.ts';
 import { tunnelMtu } from '../src/core/wireguard.ts';
 import { createCluster, type ChildProcessHandle, type Cluster } from '../src/testkit/cluster.ts';
 import { fixed, ratio } from './stats.ts';
-import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficSummary } from './traffic.ts';
+import { applySetting, NOTRACK_TABLE, VXNET_VARIANTS } from './encrypt-variants.ts';
+import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
+
+/** A row of the table: a path, and the setting to put in place before each of its measurements. */
+interface Row {
+  path: TrafficPath;
+  prepare?: () => Promise<void>;
+  shipped?: true;
+}
+
+/**
+ * Interleaved rounds as bench/traffic.ts runs them (every path once per round, in reverse order every other
+ * round), each measurement after its row's setting is in place.
+ */
+async function interleaved(rows: readonly Row[], options: EncryptBenchOptions): Promise<Map<string, TrafficRounds>> {
+  const out = new Map<string, TrafficRounds>(rows.map((r) => [r.path.name, { singleGbps: [], multiGbps: [], rttMs: [], rttMinMs: [], singleCpuMsPerGbit: [] }]));
+  for (let round = 0; round < options.rounds; round++) {
+    for (const row of round % 2 === 0 ? rows : [...rows].reverse()) {
+      await row.prepare?.();
+      const log = (line: string) => options.log(line.replace(/round 1 /, `round ${round + 1} `));
+      const one = (await measureTraffic([row.path], { rounds: 1, seconds: options.seconds, streams: options.streams, log })).get(row.path.name)!;
+      const all = out.get(row.path.name)!;
+      for (const key of Object.keys(all) as (keyof TrafficRounds)[]) all[key].push(...one[key]);
+    }
+  }
+  return out;
+}
 
 export interface EncryptBenchOptions {
   rounds: number;
@@ -41,11 +71,13 @@ export interface EncryptBenchResult {
 
 /**
  * The hand-made reference tunnels: addresses outside vxnet's tunnel range (whose blackhole route covers
- * 10.201/16), a port each; the second one with the receive steering vxnet gives its own device.
+ * 10.201/16), a port each; the second one with the receive steering vxnet gives its own device, the third
+ * with wireguard-go limited to one thread running Go code at a time.
  */
 const REFERENCES = [
-  { tag: 'a', net: '172.31.250', port: 51999, rps: false },
-  { tag: 'b', net: '172.31.249', port: 51998, rps: true },
+  { tag: 'a', net: '172.31.250', port: 51999, rps: false, env: [] },
+  { tag: 'b', net: '172.31.249', port: 51998, rps: true, env: [] },
+  { tag: 'c', net: '172.31.248', port: 51997, rps: false, env: ['GOMAXPROCS=1'] },
 ] as const;
 const TARGET = 0.9;
 
@@ -72,7 +104,7 @@ export async function encryptedDataPlane(options: EncryptBenchOptions): Promise<
         const device = `vxbwg${cluster.runId.replace(/[^0-9a-z]/g, '').slice(-7)}${reference.tag}${i + 1}`;
         pair.push(device);
         devices.push(device);
-        running.push(cluster.spawn(host.netns, ['env', 'LOG_LEVEL=error', 'wireguard-go', '-f', device], { label: `reference wireguard-go ${device}` }));
+        running.push(cluster.spawn(host.netns, ['env', 'LOG_LEVEL=error', ...reference.env, 'wireguard-go', '-f', device], { label: `reference wireguard-go ${device}` }));
       }
       const keys = [generatePrivateKey(), generatePrivateKey()];
       for (const [i, host] of [h1, h2].entries()) {
@@ -104,22 +136,33 @@ export async function encryptedDataPlane(options: EncryptBenchOptions): Promise<
     log(`  encrypted network MTU ${sealed.mtu}: a ${sealed.mtu}-byte packet with DF crosses (no fragmentation)`);
 
     const ns = (name: string) => `/run/netns/${name}`;
-    const paths: TrafficPath[] = [
-      { name: 'underlay (host ⇄ host veth)', client: ns(h1.netns), server: ns(h2.netns), target: h2.address },
-      { name: 'wireguard-go host ⇄ host (the ceiling)', client: ns(h1.netns), server: ns(h2.netns), target: `${REFERENCES[0].net}.2` },
-      { name: 'wireguard-go host ⇄ host, RPS on its TUN as vxnet sets it', client: ns(h1.netns), server: ns(h2.netns), target: `${REFERENCES[1].net}.2` },
-      { name: 'vxnet plain', client: ns(o1!), server: ns(o2!), target: eo2!.ip },
-      { name: 'vxnet encrypted', client: ns(s1!), server: ns(s2!), target: es2!.ip },
+    const tunnels = [h1, h2].map((host) => ({ netns: host.netns, device: tunnelDeviceName(cluster.agentStateDir(host)) }));
+    const cpuCount = cpus().length;
+    const vxlanPort = 4789;
+    const encrypted = (label: string) => ({ name: label, client: ns(s1!), server: ns(s2!), target: es2!.ip });
+    const rows: Row[] = [
+      { path: { name: 'underlay (host ⇄ host veth)', client: ns(h1.netns), server: ns(h2.netns), target: h2.address } },
+      { path: { name: 'wireguard-go host ⇄ host (the ceiling)', client: ns(h1.netns), server: ns(h2.netns), target: `${REFERENCES[0].net}.2` } },
+      { path: { name: 'wireguard-go host ⇄ host, RPS on its TUN over every CPU', client: ns(h1.netns), server: ns(h2.netns), target: `${REFERENCES[1].net}.2` } },
+      { path: { name: 'wireguard-go host ⇄ host, GOMAXPROCS=1', client: ns(h1.netns), server: ns(h2.netns), target: `${REFERENCES[2].net}.2` } },
+      { path: { name: 'vxnet plain', client: ns(o1!), server: ns(o2!), target: eo2!.ip } },
+      ...VXNET_VARIANTS.map((variant) => ({
+        path: encrypted(variant.label),
+        prepare: () => applySetting(cluster, tunnels, variant.setting, cpuCount, vxlanPort),
+        ...(variant.shipped ? { shipped: true as const } : {}),
+      })),
     ];
-    const rounds = await measureTraffic(paths, { rounds: options.rounds, seconds: options.seconds, streams: options.streams, log });
+    const rounds = await interleaved(rows, options);
+    const paths = rows.map((r) => r.path);
     const summary = summariseTraffic(paths, rounds);
     return {
       json: { rounds: options.rounds, seconds: options.seconds, streams: options.streams, mtu: sealed.mtu, paths: summary, raw: Object.fromEntries(rounds) },
-      markdown: markdownOf(summary, options, sealed.mtu),
+      markdown: markdownOf(summary, rows, options, sealed.mtu),
     };
   } finally {
     client.close();
     await Promise.all(running.map((p) => p.stop('SIGKILL')));
+    for (const host of cluster.hosts) await cluster.exec(host.netns, ['nft', 'delete', 'table', 'ip', NOTRACK_TABLE]).catch(() => undefined);
     devices.push(...cluster.hosts.map((host) => tunnelDeviceName(cluster.agentStateDir(host))));
     await cluster.destroy();
     // wireguard-go's control sockets are machine-wide: the hand-made ones and vxnet's own
@@ -127,8 +170,10 @@ export async function encryptedDataPlane(options: EncryptBenchOptions): Promise<
   }
 }
 
-function markdownOf(summary: TrafficSummary[], options: EncryptBenchOptions, mtu: number): string[] {
-  const [, wg, steered, , sealed] = summary as [TrafficSummary, TrafficSummary, TrafficSummary, TrafficSummary, TrafficSummary];
+function markdownOf(summary: TrafficSummary[], rows: readonly Row[], options: EncryptBenchOptions, mtu: number): string[] {
+  const wg = summary[1]!;
+  const steered = summary[2]!;
+  const sealed = summary[rows.findIndex((r) => r.shipped)]!;
   const gbps = (value: number, spread: number) => `${fixed(value, 3)} Gbit/s (${noise(spread)})`;
   return [
     `### Encrypted networks: vxnet over WireGuard vs wireguard-go host to host (2 hosts, median of ${options.rounds} interleaved rounds, ${options.seconds} s iperf3 each)`,
@@ -141,13 +186,14 @@ function markdownOf(summary: TrafficSummary[], options: EncryptBenchOptions, mtu
         `${ratio(s.multiGbps, wg.multiGbps)} | ${fixed(s.rttMs * 1000, 0)} µs (${noise(s.rttNoise)}) | ${ratio(s.rttMs, wg.rttMs)} |`,
     ),
     '',
-    `Target: vxnet encrypted ≥ ${TARGET}× wireguard-go host to host (seen: ${ratio(sealed.singleGbps, wg.singleGbps)} with 1 stream, ` +
+    `Target: vxnet encrypted ≥ ${TARGET}× wireguard-go host to host (seen, as the agent sets it: ${ratio(sealed.singleGbps, wg.singleGbps)} with 1 stream, ` +
       `${ratio(sealed.multiGbps, wg.multiGbps)} with ${options.streams}). The encrypted network's MTU is ${mtu} (underlay 1500 − WireGuard 60 − VXLAN 50), ` +
       'checked to cross without fragmentation. Kernel WireGuard: not measurable here (this kernel has no WireGuard module).',
     '',
-    `vxnet turns on RPS on its wireguard-go TUN (src/agent/wireguard/tunnel.ts): the receive path of each decrypted packet (for vxnet: VXLAN, ` +
-      `bridge, veth, the container's TCP) runs in a softirq instead of inside wireguard-go's write. The reference with the same setting ` +
-      `tells what is left of VXLAN inside WireGuard: vxnet encrypted is ${ratio(sealed.singleGbps, steered.singleGbps)} of it with 1 stream, ` +
+    `The vxnet encrypted rows are one network on one tunnel device per host, each row with its setting put on both hosts just before it is ` +
+      `measured (bench/encrypt-variants.ts). RPS: the receive path of each decrypted packet (for vxnet: VXLAN, bridge, veth, the container's ` +
+      `TCP) runs in a softirq instead of inside wireguard-go's write. The wireguard-go reference with RPS tells what is left of VXLAN inside ` +
+      `WireGuard: vxnet encrypted (as the agent sets it) is ${ratio(sealed.singleGbps, steered.singleGbps)} of it with 1 stream, ` +
       `${ratio(sealed.multiGbps, steered.multiGbps)} with ${options.streams} (50 of every 1,440 bytes are VXLAN's: at most 0.96× on bytes alone).`,
     '',
   ];

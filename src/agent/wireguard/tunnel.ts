@@ -22,6 +22,8 @@
  * on RPS for it (`queues/rx-0/rps_cpus`, every CPU): the write only queues the packet, and the receive path
  * runs in the softirq of the CPU the flow hashes to, next to wireguard-go instead of inside it. The kernel
  * module decrypts in per-CPU workers and hands packets over through NAPI itself, so its device is left alone.
+ * What else was measured against this setting (RPS off or on one CPU, the VXLAN inside the tunnel untracked,
+ * wireguard-go at a higher priority) is in bench/encrypt-variants.ts, with the figures in docs/security.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
