@@ -13,7 +13,7 @@ export interface HandBuiltEnd {
   remote: string;
   /** container namespace path (/run/netns/NAME or /proc/PID/ns/net) */
   container: string;
-  /** the container's address with prefix */
+  /** the container's address with prefix (IPv4, or IPv6 as in bench/ipv6.ts) */
   address: string;
 }
 
@@ -22,19 +22,10 @@ export async function handBuiltVxlan(end: HandBuiltEnd, mtu = 1450): Promise<voi
   const batch = [
     `link add hbvx0 type vxlan id 4242 local ${end.local} remote ${end.remote} dstport 4789 dev eth0`,
     `link set hbvx0 mtu ${mtu}`,
-    'link add hbbr0 type bridge',
-    'link set hbvx0 master hbbr0',
-    `link add hbveth0 mtu ${mtu} type veth peer name hbc0 mtu ${mtu}`,
-    'link set hbveth0 master hbbr0',
-    `link set hbc0 netns ${end.container}`,
-    'link set hbvx0 up',
-    'link set hbbr0 up',
-    'link set hbveth0 up',
-  ].join('\n');
-  await runChecked(['ip', 'netns', 'exec', end.hostNetns, 'ip', '-batch', '-'], { input: batch + '\n' });
-  await runChecked(['nsenter', `--net=${end.container}`, 'ip', '-batch', '-'], {
-    input: ['link set hbc0 name eth0', `addr add ${end.address} dev eth0`, 'link set eth0 up'].join('\n') + '\n',
-  });
+    ...bridgedVeth('hb', end.container, mtu),
+  ];
+  await ipBatch(['ip', 'netns', 'exec', end.hostNetns], batch);
+  await containerEth0('hb', end);
 }
 
 /**
@@ -46,21 +37,41 @@ export async function handBuiltVxlan(end: HandBuiltEnd, mtu = 1450): Promise<voi
  * 4243) in the host namespace until the move, hsbr0 and hsveth0 in the sandbox, eth0 in the container.
  */
 export async function handBuiltSandbox(end: HandBuiltEnd, sandbox: string, mtu = 1450): Promise<void> {
-  await runChecked(['ip', 'netns', 'exec', end.hostNetns, 'ip', '-batch', '-'], {
-    input: [`link add hsvx0 mtu ${mtu} type vxlan id 4243 local ${end.local} remote ${end.remote} dstport 4789 dev eth0`, `link set hsvx0 netns ${sandbox}`].join('\n') + '\n',
-  });
-  const inSandbox = [
-    'link add hsbr0 type bridge',
-    'link set hsvx0 master hsbr0',
-    `link add hsveth0 mtu ${mtu} type veth peer name hsc0 mtu ${mtu}`,
-    'link set hsveth0 master hsbr0',
-    `link set hsc0 netns ${end.container}`,
-    'link set hsvx0 up',
-    'link set hsbr0 up',
-    'link set hsveth0 up',
+  await ipBatch(['ip', 'netns', 'exec', end.hostNetns], [
+    `link add hsvx0 mtu ${mtu} type vxlan id 4243 local ${end.local} remote ${end.remote} dstport 4789 dev eth0`,
+    `link set hsvx0 netns ${sandbox}`,
+  ]);
+  await ipBatch(['nsenter', `--net=${sandbox}`], bridgedVeth('hs', end.container, mtu));
+  await containerEth0('hs', end);
+}
+
+/**
+ * Both layouts' bridge, in whichever namespace holds the VXLAN device `<p>vx0`: bridge `<p>br0` with that
+ * device and veth `<p>veth0` as ports, the veth's peer `<p>c0` moved into the container, all up.
+ */
+function bridgedVeth(p: string, container: string, mtu: number): string[] {
+  return [
+    `link add ${p}br0 type bridge`,
+    `link set ${p}vx0 master ${p}br0`,
+    `link add ${p}veth0 mtu ${mtu} type veth peer name ${p}c0 mtu ${mtu}`,
+    `link set ${p}veth0 master ${p}br0`,
+    `link set ${p}c0 netns ${container}`,
+    `link set ${p}vx0 up`,
+    `link set ${p}br0 up`,
+    `link set ${p}veth0 up`,
   ];
-  await runChecked(['nsenter', `--net=${sandbox}`, 'ip', '-batch', '-'], { input: inSandbox.join('\n') + '\n' });
-  await runChecked(['nsenter', `--net=${end.container}`, 'ip', '-batch', '-'], {
-    input: ['link set hsc0 name eth0', `addr add ${end.address} dev eth0`, 'link set eth0 up'].join('\n') + '\n',
-  });
+}
+
+/**
+ * The peer `<p>c0` in the container becomes eth0 with the end's address. An IPv6 address skips duplicate
+ * address detection (nodad, as vxnet does), so that both ends answer at once.
+ */
+function containerEth0(p: string, end: HandBuiltEnd): Promise<unknown> {
+  const nodad = end.address.includes(':') ? ' nodad' : '';
+  return ipBatch(['nsenter', `--net=${end.container}`], [`link set ${p}c0 name eth0`, `addr add ${end.address} dev eth0${nodad}`, 'link set eth0 up']);
+}
+
+/** `ip -batch -` run by `enter` (the argv that puts it in a namespace) with these lines. */
+function ipBatch(enter: readonly string[], lines: readonly string[]): Promise<unknown> {
+  return runChecked([...enter, 'ip', '-batch', '-'], { input: `${lines.join('\n')}\n` });
 }

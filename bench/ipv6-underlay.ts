@@ -6,24 +6,14 @@
  * (bench/traffic.ts). Both VXLAN paths have the same MTU, the underlay's minus the 70 bytes of VXLAN over
  * IPv6, and the section checks that a full inner packet crosses vxnet's path with DF set.
  */
-import { ManagerClient } from '../src/client/client.ts';
 import { vxlanOverheadOf } from '../src/core/underlay.ts';
-import { createCluster } from '../src/testkit/cluster.ts';
+import { comparisonTable, measureSection, withAdminClient, type DataPlaneOptions, type DataPlaneResult } from './data-plane-section.ts';
 import { handBuiltVxlan } from './hand-built.ts';
-import { fixed, ratio } from './stats.ts';
-import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficSummary } from './traffic.ts';
+import { ratio } from './stats.ts';
+import type { TrafficPath, TrafficSummary } from './traffic.ts';
 
-export interface Ipv6UnderlayBenchOptions {
-  rounds: number;
-  seconds: number;
-  streams: number;
-  log: (line: string) => void;
-}
-
-export interface Ipv6UnderlayBenchResult {
-  json: Record<string, unknown>;
-  markdown: string[];
-}
+export type Ipv6UnderlayBenchOptions = DataPlaneOptions;
+export type Ipv6UnderlayBenchResult = DataPlaneResult;
 
 /** The hand-built path's containers: a subnet of their own, apart from vxnet's network. */
 const HAND_BUILT_NET = '10.86.0';
@@ -31,9 +21,7 @@ const HAND_BUILT_NET = '10.86.0';
 export async function ipv6UnderlayDataPlane(options: Ipv6UnderlayBenchOptions): Promise<Ipv6UnderlayBenchResult> {
   const { log } = options;
   log(`ipv6-underlay: iperf3 ${options.seconds}s (1 and ${options.streams} streams) × ${options.rounds} rounds per path, ping RTT ...`);
-  const cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxbsix', underlay: 'ipv6' });
-  const client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-  try {
+  return withAdminClient({ hosts: 2, outside: false, prefix: 'vxbsix', underlay: 'ipv6' }, async (cluster, client) => {
     const [h1, h2] = [cluster.host('host1'), cluster.host('host2')];
     const network = await client.createNetwork({ name: 'six', subnets: [{ cidr: '10.87.0.0/24' }] });
     const expected = cluster.underlayMtu - vxlanOverheadOf('IPv6');
@@ -57,32 +45,18 @@ export async function ipv6UnderlayDataPlane(options: Ipv6UnderlayBenchOptions): 
       { name: 'hand-built VXLAN over IPv6', client: ns(b1!), server: ns(b2!), target: `${HAND_BUILT_NET}.2` },
       { name: 'vxnet over IPv6', client: ns(v1!), server: ns(v2!), target: ev2!.ip },
     ];
-    const rounds = await measureTraffic(paths, { rounds: options.rounds, seconds: options.seconds, streams: options.streams, log });
-    const summary = summariseTraffic(paths, rounds);
-    return {
-      json: { rounds: options.rounds, seconds: options.seconds, streams: options.streams, mtu: network.mtu, paths: summary, raw: Object.fromEntries(rounds) },
-      markdown: markdownOf(summary, options, network.mtu),
-    };
-  } finally {
-    client.close();
-    await cluster.destroy();
-  }
+    const { summary, json } = await measureSection(paths, options, network.mtu);
+    return { json, markdown: markdownOf(summary, options, network.mtu) };
+  });
 }
 
 function markdownOf(summary: TrafficSummary[], options: Ipv6UnderlayBenchOptions, mtu: number): string[] {
   const hand = summary[1]!;
   const vxnet = summary[2]!;
-  const gbps = (value: number, spread: number) => `${fixed(value, 2)} Gbit/s (${noise(spread)})`;
   return [
     `### IPv6 underlay: vxnet vs hand-built VXLAN over IPv6 (2 hosts, median of ${options.rounds} interleaved rounds, ${options.seconds} s iperf3 each)`,
     '',
-    `| path | TCP 1 stream | vs hand-built | TCP ${options.streams} streams | vs hand-built | ping RTT | vs hand-built |`,
-    '| --- | --- | --- | --- | --- | --- | --- |',
-    ...summary.map(
-      (s) =>
-        `| ${s.name} | ${gbps(s.singleGbps, s.singleNoise)} | ${ratio(s.singleGbps, hand.singleGbps)} | ${gbps(s.multiGbps, s.multiNoise)} | ` +
-        `${ratio(s.multiGbps, hand.multiGbps)} | ${fixed(s.rttMs * 1000, 0)} µs (${noise(s.rttNoise)}) | ${ratio(s.rttMs, hand.rttMs)} |`,
-    ),
+    ...comparisonTable(summary, hand, 'hand-built', options.streams, 2),
     '',
     `vxnet over the IPv6 underlay reaches ${ratio(vxnet.singleGbps, hand.singleGbps)} of the hand-built path with 1 stream and ` +
       `${ratio(vxnet.multiGbps, hand.multiGbps)} with ${options.streams}. Both VXLAN paths have MTU ${mtu} (underlay 1500 − 70: outer IPv6 40 + UDP 8 + ` +

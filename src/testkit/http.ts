@@ -4,6 +4,7 @@
  * it to look at the API directly. It does not interpret error bodies: the answer's status is returned.
  */
 import { request } from 'node:http';
+import { readBounded } from '../http/client.ts';
 
 export interface JsonResponse<T = unknown> {
   status: number;
@@ -45,11 +46,7 @@ export function requestJson<T = unknown>(options: JsonRequestOptions): Promise<J
     const req = request(
       { ...target, method: options.method ?? 'GET', path: options.path, headers, timeout: timeoutMs, agent: false },
       (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
+        readBounded(res).then((text) => {
           let body: unknown;
           try {
             body = text === '' ? undefined : JSON.parse(text);
@@ -58,7 +55,7 @@ export function requestJson<T = unknown>(options: JsonRequestOptions): Promise<J
             return;
           }
           resolve({ status: res.statusCode ?? 0, body: body as T, text });
-        });
+        }, reject);
       },
     );
     req.on('timeout', () => req.destroy(new Error(`${options.method ?? 'GET'} ${options.path}: no answer within ${timeoutMs} ms`)));

@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
-import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerCluster, dockerAgentArgs, startDockerEngines } from '../../src/testkit/docker.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
+import type { Cluster } from '../../src/testkit/cluster.ts';
+import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerCluster, dockerAgentArgs } from '../../src/testkit/docker.ts';
+import { startDockerCluster } from './support/docker-cluster.ts';
 import { until } from './support/probes.ts';
 
 describe('Docker container names across hosts', () => {
@@ -25,24 +26,15 @@ describe('Docker container names across hosts', () => {
 
   before(async () => {
     writeFileSync(resolvConf, '# no upstream: vxnet names only\n');
-    cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxdns', startDaemons: false, daemonTimeoutMs: 60_000 });
-    try {
-      await cluster.startManager();
-      engines = await startDockerEngines(cluster, cluster.hosts);
-      [e1, e2] = engines as [DockerEngine, DockerEngine];
-      await Promise.all(engines.map((e, i) => cluster.startAgent(cluster.host(i + 1), { args: [...dockerAgentArgs(e), '--resolv-conf', resolvConf] })));
-      client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-      await client.createNetwork({ name: 'blue', subnets: [{ cidr: '10.41.0.0/24' }] });
-      await client.createNetwork({ name: 'red', subnets: [{ cidr: '10.42.0.0/24' }] });
-      await Promise.all(
-        engines.map((e) =>
-          until(`networks on ${e.host.name}`, async () => /blue[\s\S]*red|red[\s\S]*blue/.test(await e.dockerOk(['network', 'ls', '--filter', 'driver=vxnet', '--format', '{{.Name}}'])), 15_000),
-        ),
-      );
-    } catch (err) {
-      await destroyDockerCluster(engines, cluster);
-      throw err;
-    }
+    ({ cluster, client, engines } = await startDockerCluster({
+      cluster: { hosts: 2, outside: false, prefix: 'vxdns', daemonTimeoutMs: 60_000 },
+      agent: (e) => ({ args: [...dockerAgentArgs(e), '--resolv-conf', resolvConf] }),
+      networks: [
+        { name: 'blue', subnets: [{ cidr: '10.41.0.0/24' }] },
+        { name: 'red', subnets: [{ cidr: '10.42.0.0/24' }] },
+      ],
+    }));
+    [e1, e2] = engines as [DockerEngine, DockerEngine];
   });
 
   after(async () => {

@@ -13,10 +13,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import type { Network } from '../../src/core/model.ts';
-import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerCluster, dockerAgentArgs, dockerProblems, startDockerEngines } from '../../src/testkit/docker.ts';
+import type { Cluster } from '../../src/testkit/cluster.ts';
+import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerCluster, dockerAgentArgs, dockerProblems } from '../../src/testkit/docker.ts';
+import { startDockerCluster } from './support/docker-cluster.ts';
 import { until } from './support/probes.ts';
 
 /** pids of processes whose command line mentions `text` (the stand-in's names its socket) */
@@ -41,27 +42,16 @@ describe('Docker friction points', { skip: dockerProblems(), timeout: 300_000 },
   let e2: DockerEngine;
 
   before(async () => {
-    cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxfrict', startDaemons: false });
-    try {
-      await cluster.startManager();
-      engines = await startDockerEngines(cluster, cluster.hosts);
-      [e1, e2] = engines as [DockerEngine, DockerEngine];
-      await Promise.all([
-        cluster.startAgent(cluster.host(1), { adminToken: true, args: dockerAgentArgs(e1) }),
-        cluster.startAgent(cluster.host(2), { args: dockerAgentArgs(e2) }),
-      ]);
-      client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-      await client.createNetwork({ name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] });
-      await Promise.all(engines.map((e) => until(`blue on ${e.host.name}`, async () => (await e.docker(['network', 'inspect', 'blue'])).code === 0, 10_000)));
-    } catch (err) {
-      await destroyDockerCluster(engines, cluster);
-      throw err;
-    }
+    ({ cluster, client, engines } = await startDockerCluster({
+      cluster: { hosts: 2, outside: false, prefix: 'vxfrict' },
+      // host1's agent has the admin token, host2's only the worker token
+      agent: (e) => ({ adminToken: e.host.name === 'host1', args: dockerAgentArgs(e) }),
+      networks: [{ name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] }],
+    }));
+    [e1, e2] = engines as [DockerEngine, DockerEngine];
   });
 
-  after(async () => {
-    await destroyDockerCluster(engines, cluster, client);
-  });
+  after(() => destroyDockerCluster(engines, cluster, client));
 
   it('(a) docker run with the agent stopped fails within seconds, saying the agent on this host is not running and how to start it', async () => {
     await cluster.stopAgent(cluster.host(2), 'SIGTERM');

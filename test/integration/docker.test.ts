@@ -11,6 +11,7 @@ import { ManagerClient } from '../../src/client/client.ts';
 import type { Network, Reservation } from '../../src/core/model.ts';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
 import { BUSYBOX_IMAGE, type DockerEngine, INDEX_HTML, destroyDockerCluster, destroyDockerEngines, dockerAgentArgs, startDockerEngines } from '../../src/testkit/docker.ts';
+import { startDockerCluster } from './support/docker-cluster.ts';
 import { until } from './support/probes.ts';
 
 describe('Docker engines on vxnet', () => {
@@ -20,29 +21,23 @@ describe('Docker engines on vxnet', () => {
   let e1: DockerEngine;
   let e2: DockerEngine;
 
+  // the admin token, so that docker network create may create vxnet networks (worker: bind only)
   const agentOptions = (engine: DockerEngine) => ({ adminToken: true, args: dockerAgentArgs(engine) });
 
   before(async () => {
-    cluster = await createCluster({ hosts: 3, outside: false, prefix: 'vxdock', startDaemons: false });
-    try {
-      await cluster.startManager();
-      engines = await startDockerEngines(cluster, cluster.hosts.slice(0, 2));
-      [e1, e2] = engines as [DockerEngine, DockerEngine];
-      // the admin token, so that docker network create may create vxnet networks (worker: bind only)
-      await Promise.all([cluster.startAgent(cluster.host(1), agentOptions(e1)), cluster.startAgent(cluster.host(2), agentOptions(e2)), cluster.startAgent(cluster.host(3))]);
-      client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-      await client.createNetwork({ name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] });
-      await client.createNetwork({ name: 'red', subnets: [{ cidr: '10.32.0.0/24' }] });
-      await Promise.all(engines.map((e) => until(`networks on ${e.host.name}`, async () => /blue[\s\S]*red|red[\s\S]*blue/.test(await names(e)), 10_000)));
-    } catch (err) {
-      await destroyDockerCluster(engines, cluster);
-      throw err;
-    }
+    ({ cluster, client, engines } = await startDockerCluster({
+      cluster: { hosts: 3, outside: false, prefix: 'vxdock' },
+      engineHosts: 2,
+      agent: agentOptions,
+      networks: [
+        { name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] },
+        { name: 'red', subnets: [{ cidr: '10.32.0.0/24' }] },
+      ],
+    }));
+    [e1, e2] = engines as [DockerEngine, DockerEngine];
   });
 
-  after(async () => {
-    await destroyDockerCluster(engines, cluster, client);
-  });
+  after(() => destroyDockerCluster(engines, cluster, client));
 
   async function names(engine: DockerEngine): Promise<string> {
     return (await engine.dockerOk(['network', 'ls', '--filter', 'driver=vxnet', '--format', '{{.Name}}'])).split('\n').sort().join(' ');

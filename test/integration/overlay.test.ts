@@ -4,14 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { decodeArp } from '../../src/packet/arp.ts';
 import { decodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
 import { decodeIpv4, IPPROTO_ICMP } from '../../src/packet/ipv4.ts';
 import { decapsulate } from '../../src/packet/vxlan.ts';
 import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
 import { capture, noPacketLostDuring, ownedKernelObjects, pings, TCP_ECHO_CLIENT, TCP_ECHO_SERVER, until } from './support/probes.ts';
-import { attachWithApi, type Attached } from './support/setup.ts';
+import { adminWithNetworks, type Attached, attachWithApi, BLUE, RED, tearDown } from './support/setup.ts';
 
 describe('two hosts, two networks', () => {
   let cluster: Cluster;
@@ -20,16 +20,11 @@ describe('two hosts, two networks', () => {
 
   before(async () => {
     cluster = await createCluster({ hosts: 2, outside: true });
-    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    await client.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
+    client = await adminWithNetworks(cluster, [BLUE, RED]);
     Object.assign(c, await attachWithApi(cluster, client, [['c1', 'host1', 'blue'], ['c2', 'host1', 'red'], ['c3', 'host2', 'blue'], ['c4', 'host2', 'red']]));
   });
 
-  after(async () => {
-    client?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, client));
 
   it('gives cluster-unique addresses and stable MACs derived from them', () => {
     const ips = Object.values(c).map((x) => x.endpoint.ip);

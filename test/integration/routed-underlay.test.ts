@@ -9,12 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { SWITCH_ADDRESS, switchPort } from '../../src/testkit/topology.ts';
 import { capture, pings } from './support/probes.ts';
-import { attachWithApi, type Attached } from './support/setup.ts';
+import { adminWithNetworks, type Attached, attachWithApi, BLUE, tearDown } from './support/setup.ts';
 import { decapsulate } from '../../src/packet/vxlan.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
@@ -44,15 +44,11 @@ describe('a host behind a router', { skip, concurrency: false }, () => {
     for (const host of [host1, host2]) await ip(host.netns, [`route add 10.98.3.0/24 via ${SWITCH_ADDRESS}`]);
     await cluster.startManager();
     await Promise.all([cluster.startAgent(host1), cluster.startAgent(host2), cluster.startAgent(host3, { advertiseAddress: HOST3_ADDRESS })]);
-    admin = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await admin.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    admin = await adminWithNetworks(cluster, [BLUE]);
     c = await attachWithApi(cluster, admin, [['c1', 'host1', 'blue'], ['c2', 'host2', 'blue'], ['c3', 'host3', 'blue']]);
   });
 
-  after(async () => {
-    admin?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, admin));
 
   it('is really routed: host1 reaches host3 through the router, one hop away', async () => {
     const route = await cluster.exec(host1.netns, ['ip', 'route', 'get', HOST3_ADDRESS]);

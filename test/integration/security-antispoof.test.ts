@@ -18,14 +18,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { decodeArp } from '../../src/packet/arp.ts';
 import { decodeEthernet, ETHERTYPE_ARP } from '../../src/packet/ethernet.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { netnsPath } from '../../src/testkit/netns.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, pings } from './support/probes.ts';
-import { attachWithApi, type Attached } from './support/setup.ts';
+import { adminWithNetworks, type Attached, attachWithApi, BLUE, RED, tearDown } from './support/setup.ts';
 import { echoRequests, sendVxlan, vxlanEcho } from './support/vxlan-inject.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
@@ -42,10 +42,8 @@ describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet 
 
   before(async () => {
     cluster = await createCluster({ hosts: 3, outside: false, prefix: 'vxspoof' });
-    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
     [host1, host2, host3] = [cluster.host('host1'), cluster.host('host2'), cluster.host('host3')];
-    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    await client.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
+    client = await adminWithNetworks(cluster, [BLUE, RED]);
     Object.assign(c, await attachWithApi(cluster, client, [['r1', 'host1', 'red'], ['b1', 'host1', 'blue'], ['bx', 'host1', 'blue'], ['b2', 'host2', 'blue']]));
     // a plain bridge on host1 with one container behind it, as docker0 would have (not vxnet's)
     plain = await cluster.addContainer('plain');
@@ -64,10 +62,7 @@ describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet 
     assert.equal((await cluster.exec(host1.netns, ['sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=2', 'net.ipv4.conf.default.rp_filter=2'])).code, 0);
   });
 
-  after(async () => {
-    client?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, client));
 
   /** Sends a red echo to r1 as VXLAN from `from` (bound to `source`) to `destination`; whether r1 saw it. */
   async function injectIntoRed(from: string, source: string, destination: string): Promise<boolean> {

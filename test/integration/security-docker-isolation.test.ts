@@ -13,31 +13,31 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
-import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, type DockerEngine, INDEX_HTML, destroyDockerCluster, dockerAgentArgs, dockerProblems, startDockerEngines } from '../../src/testkit/docker.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
+import type { Cluster } from '../../src/testkit/cluster.ts';
+import { BUSYBOX_IMAGE, type DockerEngine, INDEX_HTML, destroyDockerCluster, dockerAgentArgs, dockerProblems } from '../../src/testkit/docker.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
+import { startDockerCluster } from './support/docker-cluster.ts';
 import { until } from './support/probes.ts';
 
 const skip = !isRoot() ? 'needs root (network namespaces)' : dockerProblems() ?? false;
 
 describe('Docker’s isolation still holds for vxnet containers (vxnet issue 9, hole 2)', { skip, concurrency: false }, () => {
   let cluster: Cluster;
+  let client: ManagerClient;
   let engines: DockerEngine[] = [];
   let engine: DockerEngine;
   let vaultIp: string;
 
   before(async () => {
-    cluster = await createCluster({ hosts: 1, outside: true, prefix: 'vxdiso', startDaemons: false });
+    ({ cluster, client, engines } = await startDockerCluster({
+      cluster: { hosts: 1, outside: true, prefix: 'vxdiso' },
+      engines: { mode: 'normal' },
+      agent: (e) => ({ adminToken: true, args: dockerAgentArgs(e) }),
+      networks: [{ name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] }],
+    }));
+    engine = engines[0]!;
     try {
-      await cluster.startManager();
-      engines = await startDockerEngines(cluster, cluster.hosts, { mode: 'normal' });
-      engine = engines[0]!;
-      await cluster.startAgent(cluster.host(1), { adminToken: true, args: dockerAgentArgs(engine) });
-      const client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-      await client.createNetwork({ name: 'blue', subnets: [{ cidr: '10.31.0.0/24' }] });
-      client.close();
-      await until('blue on the engine', async () => (await engine.docker(['network', 'inspect', 'blue'])).code === 0, 10_000);
       // Docker's own internal network with a server on it
       await engine.dockerOk(['network', 'create', '--internal', '--subnet', '172.29.0.0/24', 'secret']);
       await engine.dockerOk(['run', '-d', '--name', 'vault', '--network', 'secret', BUSYBOX_IMAGE, 'httpd', '-f', '-h', '/www']);
@@ -52,9 +52,7 @@ describe('Docker’s isolation still holds for vxnet containers (vxnet issue 9, 
     }
   });
 
-  after(async () => {
-    await destroyDockerCluster(engines, cluster);
-  });
+  after(() => destroyDockerCluster(engines, cluster, client));
 
   const fromProbe = (command: string[]) => engine.docker(['exec', 'probe', ...command]);
 

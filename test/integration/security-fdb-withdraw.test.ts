@@ -13,13 +13,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { decodeEthernet, ETHERTYPE_IPV4 } from '../../src/packet/ethernet.ts';
 import { decodeIpv4 } from '../../src/packet/ipv4.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, pings } from './support/probes.ts';
-import { attachWithApi, type Attached } from './support/setup.ts';
+import { adminWithNetworks, type Attached, attachWithApi, BLUE, tearDown } from './support/setup.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 const WITHDRAW_BUDGET_MS = 2000;
@@ -33,16 +33,12 @@ describe('withdrawn MACs leave every peer’s bridge at once (vxnet issue 9, hol
 
   before(async () => {
     cluster = await createCluster({ hosts: 3, outside: false, prefix: 'vxfdb' });
-    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
     [host1, host3] = [cluster.host('host1'), cluster.host('host3')];
-    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    client = await adminWithNetworks(cluster, [BLUE]);
     Object.assign(c, await attachWithApi(cluster, client, [['a1', 'host1', 'blue'], ['b1', 'host1', 'blue'], ['a2', 'host2', 'blue'], ['a3', 'host3', 'blue']]));
   });
 
-  after(async () => {
-    client?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, client));
 
   /** Every FDB entry of `mac` on a host, as `bridge fdb show` prints them (any table, any state). */
   const entriesOf = async (host: SimHost, mac: string): Promise<string[]> => {

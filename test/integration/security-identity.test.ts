@@ -13,7 +13,7 @@ import { ManagerClient } from '../../src/client/client.ts';
 import type { NodeStatus } from '../../src/core/model.ts';
 import { DEFAULT_CLI_PATH, type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
-import { attachWithApi, startWithBlue, type Attached } from './support/setup.ts';
+import { type Attached, attachWithApi, startWithBlue, tearDown } from './support/setup.ts';
 import { pings, until } from './support/probes.ts';
 
 const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools().join('; ') : false;
@@ -36,10 +36,7 @@ describe('control-plane identity', { skip }, () => {
     await attach('c2', 'host2');
   });
 
-  after(async () => {
-    admin?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, admin));
 
   async function attach(label: string, node: string): Promise<void> {
     Object.assign(c, await attachWithApi(cluster, admin, [[label, node, 'blue']]));

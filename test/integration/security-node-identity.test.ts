@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
-import type { Endpoint, NodeStatus } from '../../src/core/model.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
+import type { NodeStatus } from '../../src/core/model.ts';
 import { type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
 import { pings } from './support/probes.ts';
-import { attachWithApi, startWithBlue } from './support/setup.ts';
+import { type Attached, attachWithApi, startWithBlue, tearDown } from './support/setup.ts';
 import { attackerKeys, nodeCertificate, rawCall } from './support/raw-api.ts';
 
 const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools().join('; ') : false;
@@ -23,7 +23,7 @@ describe('node names and underlay addresses are identities', { skip }, () => {
   let host1: SimHost;
   let host2: SimHost;
   let host3: SimHost;
-  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  const c: Record<string, Attached> = {};
 
   before(async () => {
     cluster = await createCluster({ hosts: 3, startDaemons: false });
@@ -32,10 +32,7 @@ describe('node names and underlay addresses are identities', { skip }, () => {
     Object.assign(c, await attachWithApi(cluster, admin, [['c1', 'host1', 'blue'], ['c2', 'host2', 'blue']]));
   });
 
-  after(async () => {
-    admin?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, admin));
 
   async function attach(label: string, node: string): Promise<void> {
     Object.assign(c, await attachWithApi(cluster, admin, [[label, node, 'blue']]));

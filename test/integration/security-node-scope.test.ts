@@ -10,12 +10,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
-import type { Endpoint, NodeStatus } from '../../src/core/model.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
+import type { NodeStatus } from '../../src/core/model.ts';
 import { type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
 import { pings } from './support/probes.ts';
 import { nodeCertificate, rawCall } from './support/raw-api.ts';
+import { type Attached, attachWithApi, RED, startWithBlue, tearDown } from './support/setup.ts';
 
 const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools().join('; ') : false;
 const BURST = join(import.meta.dirname, 'support/tls-burst.ts');
@@ -26,29 +27,20 @@ describe('what a node certificate reaches', { skip }, () => {
   let admin: ManagerClient;
   let host1: SimHost;
   let host2: SimHost;
-  const c: Record<string, { netns: string; endpoint: Endpoint }> = {};
+  const c: Record<string, Attached> = {};
 
   before(async () => {
     cluster = await createCluster({ hosts: 2, startDaemons: false, managerArgs: ['--max-endpoints-per-node', String(LIMIT)] });
     [host1, host2] = cluster.hosts as [SimHost, SimHost];
-    await cluster.startManager();
-    await Promise.all([cluster.startAgent(host1), cluster.startAgent(host2)]);
-    admin = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await admin.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    await admin.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
+    admin = await startWithBlue(cluster, [host1, host2]);
+    await admin.createNetwork(RED);
     for (const [label, node] of [['c1', 'host1'], ['c2', 'host2']] as const) await attach(label, node);
   });
 
-  after(async () => {
-    admin?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, admin));
 
   async function attach(label: string, node: string, network = 'blue'): Promise<void> {
-    const netns = await cluster.addContainer(label);
-    const endpoint = await admin.createEndpoint({ network, node, netns }, { waitSeconds: 20 });
-    assert.equal(endpoint.status, 'ready');
-    c[label] = { netns, endpoint };
+    Object.assign(c, await attachWithApi(cluster, admin, [[label, node, network]]));
   }
 
   /** `count` requests with host2's node certificate, 16 at a time. */

@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { deviceNames } from '../../src/agent/dataplane.ts';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { pings, until } from './support/probes.ts';
-import { attachWithApi, type Attached } from './support/setup.ts';
+import { adminWithNetworks, type Attached, attachWithApi, BLUE, tearDown } from './support/setup.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 /** well under the agent's 30 s resync: only the monitor's trigger can make it */
@@ -30,16 +30,12 @@ describe('nftables tables repaired when changed behind the agent', { skip, concu
   before(async () => {
     cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxrep' });
     host1 = cluster.host(1);
-    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    client = await adminWithNetworks(cluster, [BLUE]);
     c = await attachWithApi(cluster, client, [['c1', 'host1', 'blue'], ['c2', 'host2', 'blue']]);
     assert.ok(await pings(cluster, c.c1!.netns, c.c2!.endpoint.ip));
   });
 
-  after(async () => {
-    client?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, client));
 
   it('a flushed ruleset comes back on its own within seconds, and traffic with it', async () => {
     assert.equal((await nft(host1, ['flush', 'ruleset'])).code, 0);

@@ -19,12 +19,12 @@ import type { DesiredState } from '../../src/agent/dataplane.ts';
 import { createRunner, HostToolError, type RunOptions, type RunResult, type Runner } from '../../src/agent/kernel/exec.ts';
 import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
 import { parseLinks, parseVxlanFilterDrops } from '../../src/agent/kernel/read.ts';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { netnsPath } from '../../src/testkit/netns.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, pings, until } from './support/probes.ts';
-import { attachWithApi, type Attached } from './support/setup.ts';
+import { adminWithNetworks, type Attached, attachWithApi, BLUE, RED, tearDown } from './support/setup.ts';
 import { desiredEndpoint, desiredNetwork } from '../unit/support/fixtures.ts';
 import { echoRequests, sendVxlan, vxlanEcho, type InnerEcho } from './support/vxlan-inject.ts';
 
@@ -41,17 +41,12 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
 
   before(async () => {
     cluster = await createCluster({ hosts: 3, outside: true, prefix: 'vxsec' });
-    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
     [host1, host2, host3] = [cluster.host('host1'), cluster.host('host2'), cluster.host('host3')];
-    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    await client.createNetwork({ name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] });
+    client = await adminWithNetworks(cluster, [BLUE, RED]);
     Object.assign(c, await attachWithApi(cluster, client, [['c1', 'host1', 'blue'], ['c2', 'host1', 'red'], ['c3', 'host2', 'blue']]));
   });
 
-  after(async () => {
-    client?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, client));
 
   const drops = async (host: SimHost): Promise<number> => {
     const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'chain', 'ip', 'vxnet', 'vxlan_input']);

@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { pings } from './support/probes.ts';
-import { attachWithApi, cliOk, type Attached } from './support/setup.ts';
+import { adminWithNetworks, type Attached, attachWithApi, BLUE, cliOk, tearDown } from './support/setup.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 
@@ -24,16 +24,11 @@ describe('vxnet attach --host', { skip, concurrency: false }, () => {
   before(async () => {
     cluster = await createCluster({ hosts: 2, outside: true, prefix: 'vxhep' });
     host1 = cluster.host(1);
-    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
-    await client.createNetwork({ name: 'red', vni: 1001, subnets: [{ cidr: '192.168.2.0/24' }] });
+    client = await adminWithNetworks(cluster, [BLUE, { name: 'red', vni: 1001, subnets: [{ cidr: '192.168.2.0/24' }] }]);
     attached = await attachWithApi(cluster, client, [['c2', 'host2', 'blue'], ['c1', 'host1', 'blue'], ['r1', 'host1', 'red']]);
   });
 
-  after(async () => {
-    client?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, client));
 
   it('gives the host an address, printed like any attach, on interface vxh<VNI>', async () => {
     const printed = (await cliOk(cluster, ['attach', 'blue', '--node', 'host1', '--host'])).trim();

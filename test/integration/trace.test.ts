@@ -9,10 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
-import { attachWithApi, type Attached } from './support/setup.ts';
+import { adminWithNetworks, type Attached, attachWithApi, BLUE, tearDown } from './support/setup.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 
@@ -37,15 +37,11 @@ describe('vxnet trace', { skip, concurrency: false }, () => {
   before(async () => {
     cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxtrc' });
     [host1, host2] = [cluster.host(1), cluster.host(2)];
-    client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    await client.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    client = await adminWithNetworks(cluster, [BLUE]);
     attached = await attachWithApi(cluster, client, [['c1', 'host1', 'blue'], ['c2', 'host2', 'blue'], ['c3', 'host1', 'blue']]);
   });
 
-  after(async () => {
-    client?.close();
-    await cluster?.destroy();
-  });
+  after(() => tearDown(cluster, client));
 
   it('a healthy path across hosts is ok at every hop, and a probe is seen on every device', async () => {
     const c1 = attached.c1!.endpoint;

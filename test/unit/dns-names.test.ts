@@ -8,20 +8,12 @@ import { UsageError } from '../../src/cli/command.ts';
 import { formatEndpointTable } from '../../src/cli/format.ts';
 import { parseCommandLine } from '../../src/cli/parse.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
-import { openTestManager, openTestManagerWithHub, vxnetError } from './support/manager.ts';
+import { BLUE_AND_RED, openTestManager, openTestManagerWithHub, vxnetError } from './support/manager.ts';
 import { until } from './support/until.ts';
 
 const ENV = { VXNET_MANAGER: 'unix:/run/vxnet.sock', VXNET_TOKEN: 'tok-env' };
 
-function open() {
-  return openTestManager({
-    nodes: ['host1', 'host2'],
-    networks: [
-      { name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] },
-      { name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] },
-    ],
-  });
-}
+const open = () => openTestManager({ nodes: ['host1', 'host2'], networks: BLUE_AND_RED });
 
 describe('vxnet attach --name/--alias', () => {
   test('are sent as given; without them nothing is added', () => {
@@ -122,10 +114,7 @@ test("a name change costs one watch line per host of the endpoint's network, non
   const hosts = ['host1', 'host2', 'host3', 'host4', 'host5', 'host6'];
   const m = await openTestManagerWithHub({
     nodes: hosts,
-    networks: [
-      { name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] },
-      { name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] },
-    ],
+    networks: BLUE_AND_RED,
   });
   t.after(() => m.close());
   for (const [i, host] of hosts.entries()) await m.service.createEndpoint({ network: i < 3 ? 'blue' : 'red', node: host, netns: `c${i}` });

@@ -188,3 +188,16 @@ test('a name shared by several endpoints and then left by them resolves to exact
   assert.equal(zone.size, 0);
   assert.equal(rcode(ask(zone, '6.1.168.192.in-addr.arpa', DnsType.PTR)), DnsRcode.NXDOMAIN);
 });
+
+test('a gateway the node does not hold yet is not served: the failed bind is said once, and closing stops the retries', async (t) => {
+  const lines: string[] = [];
+  // 192.0.2.1 (TEST-NET-1) is on no interface here, as a gateway is before its bridge exists
+  const zone = new NetworkZone({ ...blue, subnets: [{ cidr: '192.0.2.0/24', gateway: '192.0.2.1' }] });
+  const responder = new DnsResponder({ port: 20000 + Math.floor(Math.random() * 20000), log: (line) => lines.push(line) });
+  t.after(() => responder.close());
+  responder.sync(new Map([['blue', zone]]));
+  for (let i = 0; i < 200 && lines.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(responder.serving, []);
+  assert.equal(lines.length, 1, lines.join('\n'));
+  assert.match(lines[0]!, /^warning: DNS: cannot answer on 192\.0\.2\.1:\d+ for network blue yet: .*EADDRNOTAVAIL/);
+});

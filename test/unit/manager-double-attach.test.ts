@@ -4,17 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { openTestManager, vxnetError } from './support/manager.ts';
+import { BLUE_AND_RED, openTestManager, vxnetError } from './support/manager.ts';
 
-function open() {
-  return openTestManager({
-    nodes: ['host1', 'host2'],
-    networks: [
-      { name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] },
-      { name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] },
-    ],
-  });
-}
+const open = () => openTestManager({ nodes: ['host1', 'host2'], networks: BLUE_AND_RED });
 
 describe('attaching a namespace twice to one network', () => {
   test('is refused whatever the interface name, and nothing is written', async (t) => {

@@ -10,7 +10,7 @@ import { connect as connectTls } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { ManagerClient } from '../../src/client/client.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import { type ManagerOptions, type RunningManager, startManager } from '../../src/manager/main.ts';
 import { temporaryDirectory } from './support/temporary.ts';
 
 function port(manager: RunningManager): number {
@@ -30,6 +30,11 @@ function closedAfter(socket: Socket, since: number, limitMs: number): Promise<nu
   });
 }
 
+/** A manager with its own temporary DATA_DIR, listening with TLS on a free loopback port, with these limits. */
+function startOnLoopback(options: Pick<ManagerOptions, 'connectionLimits' | 'pingIntervalMs'>): Promise<RunningManager> {
+  return startManager({ dataDir: temporaryDirectory('vxnet-limits-'), listen: ['127.0.0.1:0'], ...options });
+}
+
 function openIdle(manager: RunningManager): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connectTcp(port(manager), '127.0.0.1', () => resolve(socket));
@@ -39,18 +44,13 @@ function openIdle(manager: RunningManager): Promise<Socket> {
 
 describe('manager connection timeouts', () => {
   let manager: RunningManager;
-
   before(async () => {
-    manager = await startManager({
-      dataDir: temporaryDirectory('vxnet-limits-'),
-      listen: ['127.0.0.1:0'],
+    manager = await startOnLoopback({
       pingIntervalMs: 100,
       connectionLimits: { handshakeTimeoutMs: 300, headersTimeoutMs: 500, requestTimeoutMs: 1_000 },
     });
   });
-  after(async () => {
-    await manager.close();
-  });
+  after(() => manager.close());
 
   test('a connection that never completes its TLS handshake is closed after the handshake timeout', async () => {
     const started = performance.now();
@@ -93,17 +93,10 @@ describe('manager connection timeouts', () => {
 
 describe('manager connection cap', () => {
   let manager: RunningManager;
-
   before(async () => {
-    manager = await startManager({
-      dataDir: temporaryDirectory('vxnet-limits-'),
-      listen: ['127.0.0.1:0'],
-      connectionLimits: { maxConnections: 4, maxConnectionsPerAddress: 1 },
-    });
+    manager = await startOnLoopback({ connectionLimits: { maxConnections: 4, maxConnectionsPerAddress: 1 } });
   });
-  after(async () => {
-    await manager.close();
-  });
+  after(() => manager.close());
 
   test('past the total cap new connections are closed at once; loopback is not capped per address; freed slots are reused', async () => {
     const held = await Promise.all([1, 2, 3, 4].map(() => openIdle(manager)));

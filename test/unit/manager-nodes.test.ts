@@ -9,18 +9,10 @@ import type { WatchMessage } from '../../src/core/model.ts';
 import { ManagerService } from '../../src/manager/service.ts';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
 import { WatchHub, type WatchSink } from '../../src/manager/watch-hub.ts';
-import { openTestManager, registerNodes, vxnetError } from './support/manager.ts';
+import { BLUE_AND_RED, openTestManager, registerNodes, vxnetError } from './support/manager.ts';
 import { temporaryDatabasePath } from './support/temporary.ts';
 
-function open() {
-  return openTestManager({
-    nodes: ['host1', 'host2', 'host3'],
-    networks: [
-      { name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] },
-      { name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] },
-    ],
-  });
-}
+const open = () => openTestManager({ nodes: ['host1', 'host2', 'host3'], networks: BLUE_AND_RED });
 
 function recordingSink() {
   const lines: WatchMessage[] = [];

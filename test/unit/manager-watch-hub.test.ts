@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { WatchMessage } from '../../src/core/model.ts';
-import type { WatchSink } from '../../src/manager/watch-hub.ts';
+import type { WatchHub, WatchSink } from '../../src/manager/watch-hub.ts';
 import { openTestManagerWithHub } from './support/manager.ts';
 
 class RecordingSink implements WatchSink {
@@ -47,6 +47,16 @@ function label(m: WatchMessage): string {
   }
 }
 
+/** One sink per node, attached in this order, each with its snapshot taken already. */
+function pastSnapshot<const Nodes extends readonly string[]>(m: { hub: WatchHub }, ...nodes: Nodes): { [K in keyof Nodes]: RecordingSink } {
+  return nodes.map((node) => {
+    const sink = new RecordingSink();
+    m.hub.attach(node, sink);
+    sink.take();
+    return sink;
+  }) as { [K in keyof Nodes]: RecordingSink };
+}
+
 function open() {
   return openTestManagerWithHub({ nodes: ['host1', 'host2', 'host3'], networks: [{ name: 'blue' }, { name: 'red' }] });
 }
@@ -71,9 +81,8 @@ test('snapshot: all nodes, only the networks where the node has endpoints, all t
 test('a node sees only its networks; its first endpoint brings the network and all its endpoints', async (t) => {
   const m = await open();
   t.after(() => m.close());
-  const sinks = { host1: new RecordingSink(), host2: new RecordingSink(), host3: new RecordingSink() };
-  for (const [node, sink] of Object.entries(sinks)) m.hub.attach(node, sink);
-  for (const s of Object.values(sinks)) s.take();
+  const [host1, host2, host3] = pastSnapshot(m, 'host1', 'host2', 'host3');
+  const sinks = { host1, host2, host3 };
 
   await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
   assert.deepEqual(sinks.host1.take(), ['network:blue', 'endpoint:host1/a:pending']);
@@ -100,12 +109,7 @@ test('status-only changes go to the endpoint\'s own node only', async (t) => {
   t.after(() => m.close());
   const a = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
   await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
-  const s1 = new RecordingSink();
-  const s2 = new RecordingSink();
-  m.hub.attach('host1', s1);
-  m.hub.attach('host2', s2);
-  s1.take();
-  s2.take();
+  const [s1, s2] = pastSnapshot(m, 'host1', 'host2');
   await m.service.setEndpointStatus(a.id, { status: 'ready' });
   assert.deepEqual(s1.take(), ['endpoint:host1/a:ready']);
   assert.deepEqual(s2.take(), []);
@@ -117,15 +121,7 @@ test('the last endpoint of a node on a network going away sends network-forgotte
   const a = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a' });
   const a2 = await m.service.createEndpoint({ network: 'blue', node: 'host1', netns: 'a2' });
   await m.service.createEndpoint({ network: 'blue', node: 'host2', netns: 'b' });
-  const s1 = new RecordingSink();
-  const s2 = new RecordingSink();
-  const s3 = new RecordingSink();
-  m.hub.attach('host1', s1);
-  m.hub.attach('host2', s2);
-  m.hub.attach('host3', s3);
-  s1.take();
-  s2.take();
-  s3.take();
+  const [s1, s2, s3] = pastSnapshot(m, 'host1', 'host2', 'host3');
   await m.service.deleteEndpoint(a.id);
   assert.deepEqual(s1.take(), ['endpoint-deleted:blue']);
   assert.deepEqual(s2.take(), ['endpoint-deleted:blue']);
@@ -143,12 +139,7 @@ test('the last endpoint of a node on a network going away sends network-forgotte
 test('node changes go to everyone; pings carry the current revision', async (t) => {
   const m = await open();
   t.after(() => m.close());
-  const s1 = new RecordingSink();
-  const s3 = new RecordingSink();
-  m.hub.attach('host1', s1);
-  m.hub.attach('host3', s3);
-  s1.take();
-  s3.take();
+  const [s1, s3] = pastSnapshot(m, 'host1', 'host3');
   await m.service.registerNode({ name: 'host4', address: '192.0.2.4', mtu: 1500 });
   assert.deepEqual(s1.take(), ['node:host4']);
   assert.deepEqual(s3.take(), ['node:host4']);

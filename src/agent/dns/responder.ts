@@ -15,6 +15,7 @@
  * made the network's bridge, so a bind that fails is tried again a second later.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { messageOf } from '../../core/errors.ts';
 import { decodeDns, dnsId, DnsRcode, DnsType, DNS_PORT, encodeDns, frameTcp, TcpMessageReader, type DnsMessage } from '../../packet/dns.ts';
@@ -134,41 +135,40 @@ export class DnsResponder {
     }
   }
 
-  #bindUdp(listener: Listener): Promise<UdpSocket> {
-    return new Promise((resolve, reject) => {
-      // an IPv6 network's gateway (issue 15) answers on a UDP6 socket
-      const socket = createSocket({ type: listener.gateway.includes(':') ? 'udp6' : 'udp4' });
-      socket.once('error', (err) => {
-        socket.close();
-        reject(err);
-      });
-      socket.bind({ address: listener.gateway, port: this.#port, exclusive: true }, () => {
-        socket.removeAllListeners('error');
-        socket.on('error', (err) => this.#log(`warning: DNS on ${listener.gateway}: ${messageOf(err)}`));
-        socket.on('message', (message, from) => {
-          if (!listener.zone.covers(from.address)) return;
-          void this.#answer(new Uint8Array(message), listener, false).then((answer) => {
-            // the socket may have closed meanwhile (its network left the node): then there is nobody to answer
-            if (answer && listener.udp === socket) socket.send(answer, from.port, from.address, () => {});
-          });
-        });
-        resolve(socket);
+  async #bindUdp(listener: Listener): Promise<UdpSocket> {
+    // an IPv6 network's gateway (issue 15) answers on a UDP6 socket
+    const socket = createSocket({ type: listener.gateway.includes(':') ? 'udp6' : 'udp4' });
+    socket.on('message', (message, from) => {
+      if (!listener.zone.covers(from.address)) return;
+      void this.#answer(new Uint8Array(message), listener, false).then((answer) => {
+        // the socket may have closed meanwhile (its network left the node): then there is nobody to answer
+        if (answer && listener.udp === socket) socket.send(answer, from.port, from.address, () => {});
       });
     });
+    return this.#opened(socket, listener, (bound) => socket.bind({ address: listener.gateway, port: this.#port, exclusive: true }, bound));
   }
 
   #bindTcp(listener: Listener): Promise<Server> {
+    const server = createServer((socket) => this.#serveTcp(socket, listener));
+    server.maxConnections = MAX_TCP_CONNECTIONS;
+    return this.#opened(server, listener, (bound) => server.listen({ host: listener.gateway, port: this.#port, exclusive: true }, bound));
+  }
+
+  /**
+   * `handle` once `open` has bound it to the gateway. An error before that closes it and rejects (the
+   * gateway's address may not be on the node yet); one after it is logged, and the handle keeps serving.
+   */
+  #opened<T extends UdpSocket | Server>(handle: T, listener: Listener, open: (bound: () => void) => void): Promise<T> {
+    const events = handle as EventEmitter & { close(): unknown };
     return new Promise((resolve, reject) => {
-      const server = createServer((socket) => this.#serveTcp(socket, listener));
-      server.maxConnections = MAX_TCP_CONNECTIONS;
-      server.once('error', (err) => {
-        server.close();
+      events.once('error', (err: Error) => {
+        events.close();
         reject(err);
       });
-      server.listen({ host: listener.gateway, port: this.#port, exclusive: true }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => this.#log(`warning: DNS on ${listener.gateway}: ${messageOf(err)}`));
-        resolve(server);
+      open(() => {
+        events.removeAllListeners('error');
+        events.on('error', (err: Error) => this.#log(`warning: DNS on ${listener.gateway}: ${messageOf(err)}`));
+        resolve(handle);
       });
     });
   }

@@ -102,13 +102,11 @@ export const EndpointAddressSchema = v.object({
 });
 
 /**
- * An endpoint's interface goes to exactly one of three kinds of target (see docs/architecture.md, "Docker"):
- * a network namespace (`netns`), a container of the node's Docker engine (`container`, resolved by that
- * node's agent), or a libnetwork endpoint (`docker`: the agent leaves the container end of the veth pair in
- * the host namespace and Docker moves it into the container).
+ * Where an endpoint is: its network and node, and its target, as the endpoint request asks for them
+ * (requests.ts) and the endpoint keeps them. The service checks that exactly one of netns, container,
+ * docker and host is given.
  */
-export const EndpointSchema = v.object({
-  id: v.string(),
+export const endpointTargetEntries = {
   network: v.string(),
   node: v.string(),
   /** `vxnet attach --netns`: absolute path of the target network namespace (a bare name means /run/netns/NAME). */
@@ -119,8 +117,22 @@ export const EndpointSchema = v.object({
   docker: v.exactOptional(v.string()),
   /** `vxnet attach --host`: the node's own network namespace, on interface `ifname` (vxh<VNI>); src/agent/host-endpoint.ts. */
   host: v.exactOptional(v.literal(true)),
-  /** Made by the node's CNI plugin for this runtime container id (CNI_CONTAINERID), in `netns`. */
+  /**
+   * Made by the node's CNI plugin for this runtime container id (CNI_CONTAINERID), in `netns`; in a request,
+   * only a node's own CNI plugin (src/agent/cni-server.ts) sets it.
+   */
   cni: v.exactOptional(v.string()),
+};
+
+/**
+ * An endpoint's interface goes to exactly one of three kinds of target (see docs/architecture.md, "Docker"):
+ * a network namespace (`netns`), a container of the node's Docker engine (`container`, resolved by that
+ * node's agent), or a libnetwork endpoint (`docker`: the agent leaves the container end of the veth pair in
+ * the host namespace and Docker moves it into the container).
+ */
+export const EndpointSchema = v.object({
+  id: v.string(),
+  ...endpointTargetEntries,
   /** For display: the name of the container Docker connected through `docker`, as its engine tells after Join. */
   dockerContainer: v.exactOptional(v.string()),
   /** its DNS name on the network (unique there, without regard to case): `NAME` and `NAME.NETWORK` resolve to `ip` */

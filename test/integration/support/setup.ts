@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { ManagerClient } from '../../../src/client/client.ts';
-import type { Endpoint } from '../../../src/core/model.ts';
+import type { CreateNetworkRequest, Endpoint } from '../../../src/core/model.ts';
 import type { Cluster, SimHost } from '../../../src/testkit/cluster.ts';
 
 /** [container label, node, network] */
@@ -46,20 +46,35 @@ export async function attachWithCli(cluster: Cluster, placements: readonly Place
   return attached;
 }
 
-/**
- * For a cluster made with `startDaemons: false`: starts the manager and the agents of `agentsOn` only (the
- * other hosts are the test's: a stranger, an attacker) and creates network blue (VNI 1000, 192.168.1.0/24).
- * Returns an admin client over the manager's socket.
- */
-export async function startWithBlue(cluster: Cluster, agentsOn: readonly SimHost[]): Promise<ManagerClient> {
-  await cluster.startManager();
-  await Promise.all(agentsOn.map((host) => cluster.startAgent(host)));
+/** The networks most tests make: blue (VNI 1000, 192.168.1.0/24) and red (VNI 2000, 192.168.2.0/24). */
+export const BLUE: CreateNetworkRequest = { name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] };
+export const RED: CreateNetworkRequest = { name: 'red', vni: 2000, subnets: [{ cidr: '192.168.2.0/24' }] };
+
+/** An admin client over the manager's socket, with which `networks` are created, in order; closed if one fails. */
+export async function adminWithNetworks(cluster: Cluster, networks: readonly CreateNetworkRequest[]): Promise<ManagerClient> {
   const admin = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
   try {
-    await admin.createNetwork({ name: 'blue', vni: 1000, subnets: [{ cidr: '192.168.1.0/24' }] });
+    for (const network of networks) await admin.createNetwork(network);
   } catch (err) {
     admin.close();
     throw err;
   }
   return admin;
+}
+
+/**
+ * For a cluster made with `startDaemons: false`: starts the manager and the agents of `agentsOn` only (the
+ * other hosts are the test's: a stranger, an attacker) and creates network blue. Returns an admin client
+ * over the manager's socket.
+ */
+export async function startWithBlue(cluster: Cluster, agentsOn: readonly SimHost[]): Promise<ManagerClient> {
+  await cluster.startManager();
+  await Promise.all(agentsOn.map((host) => cluster.startAgent(host)));
+  return adminWithNetworks(cluster, [BLUE]);
+}
+
+/** A suite's `after`: closes its admin client and destroys its cluster, whichever of them `before` made. */
+export async function tearDown(cluster: Cluster | undefined, admin?: ManagerClient): Promise<void> {
+  admin?.close();
+  await cluster?.destroy();
 }

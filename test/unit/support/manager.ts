@@ -30,6 +30,12 @@ export interface TestManagerSeed {
   options?: ManagerServiceOptions;
 }
 
+/** Networks blue (10.1.0.0/24) and red (10.2.0.0/24), VNIs chosen by the manager, for `openTestManager*` seeds. */
+export const BLUE_AND_RED: readonly CreateNetworkRequest[] = [
+  { name: 'blue', subnets: [{ cidr: '10.1.0.0/24' }] },
+  { name: 'red', subnets: [{ cidr: '10.2.0.0/24' }] },
+];
+
 /** Opens a manager on a fresh store and registers the seed's nodes and networks. */
 export async function openTestManager(seed: TestManagerSeed = {}): Promise<TestManager> {
   const manager = await openEmpty(seed.options);
