@@ -20,9 +20,13 @@
  * would resume from was compacted while it was away — the driver lists the prefix, delivers the difference
  * from what it had delivered (it keeps the keys for that), watches on from the listing, and says so in the
  * log: every manager's index, and the agents' watch hubs on it, would otherwise stay as they were in silence.
+ *
+ * Session keys (Op `session`) are put with this manager's lease (etcd-session.ts) and read back with
+ * `session` set while that lease lives, so a manager starting up can leave another one's markers alone.
  */
 import { Etcd3, type IOptions, type Watcher } from 'etcd3';
 import { VxnetError } from '../../core/errors.ts';
+import { EtcdSession, SESSION_TTL_SECONDS } from './etcd-session.ts';
 import {
   CompactedError,
   type Compare,
@@ -77,6 +81,8 @@ export interface EtcdStoreOptions {
   /** where exceptions thrown by watch callbacks and watch failures are reported (default console.error) */
   onCallbackError?: (err: unknown) => void;
   requestTimeoutMs?: number;
+  /** the TTL of this manager's lease for session keys (default SESSION_TTL_SECONDS) */
+  sessionTtlSeconds?: number;
 }
 
 interface RawKv {
@@ -84,6 +90,8 @@ interface RawKv {
   value: Buffer;
   create_revision: string;
   mod_revision: string;
+  /** the lease the key is attached to, '0' for none */
+  lease: string;
 }
 
 interface RawEvent {
@@ -102,6 +110,7 @@ export class EtcdStore implements Store {
   #closed = false;
   #offset = 0;
   #offsetRead: Promise<void> | undefined;
+  #session: EtcdSession;
 
   constructor(options: EtcdStoreOptions) {
     if (options.endpoints.length === 0) throw new Error('the etcd store needs at least one endpoint.');
@@ -123,6 +132,7 @@ export class EtcdStore implements Store {
       };
     }
     this.#client = new Etcd3(clientOptions);
+    this.#session = new EtcdSession(this.#client, { ttlSeconds: options.sessionTtlSeconds ?? SESSION_TTL_SECONDS, onLost: this.#onCallbackError });
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -151,13 +161,14 @@ export class EtcdStore implements Store {
     // 0 means "absent" in etcd too; any other revision the caller holds was reported with the offset
     const local = (revision: number) => (revision === 0 ? 0 : revision - this.#offset);
     const fence = { request_put: { key: this.#key(FENCE_KEY), value: Buffer.from('') } };
+    const lease = ops.some((op) => op.type === 'put' && op.session) ? await this.#session.id((grant) => this.#call(grant)) : undefined;
     const res = await this.#call(() =>
       this.#client.kv.txn({
         compare: compares.map((c) => ({ key: this.#key(c.key), target: 'Mod', result: 'Equal', mod_revision: String(local(c.modRevision)) })),
         success: [
           ...ops.map((op) =>
             op.type === 'put'
-              ? { request_put: { key: this.#key(op.key), value: Buffer.from(op.value) } }
+              ? { request_put: { key: this.#key(op.key), value: Buffer.from(op.value), ...(op.session && lease ? { lease } : {}) } }
               : { request_delete_range: { key: this.#key(op.key) } },
           ),
           fence,
@@ -328,6 +339,7 @@ export class EtcdStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     for (const stop of [...this.#stops]) stop();
+    await this.#session.close();
     this.#client.close();
   }
 
@@ -397,6 +409,7 @@ export class EtcdStore implements Store {
       value: kv.value.toString(),
       createRevision: Number(kv.create_revision) + this.#offset,
       modRevision: Number(kv.mod_revision) + this.#offset,
+      ...(kv.lease !== undefined && kv.lease !== '0' ? { session: true as const } : {}),
     };
   }
 
