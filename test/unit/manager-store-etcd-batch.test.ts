@@ -11,7 +11,13 @@ import { EtcdStore } from '../../src/manager/store/etcd.ts';
 import { ETCD_BINARY, type EtcdCluster, startSingleEtcd } from '../../src/testkit/etcd.ts';
 import { temporaryDirectory } from './support/temporary.ts';
 
-const txn = (name: string, keys: string[], extra: { alone?: boolean; bytes?: number } = {}) => ({ name, keys, bytes: extra.bytes ?? 100, alone: extra.alone ?? false });
+const txn = (name: string, writes: string[], extra: { alone?: boolean; bytes?: number; reads?: string[] } = {}) => ({
+  name,
+  writes,
+  reads: extra.reads ?? [],
+  bytes: extra.bytes ?? 100,
+  alone: extra.alone ?? false,
+});
 
 describe('which transactions share an etcd request', () => {
   test('disjoint ones go together in order; one on a key taken or left behind waits, and so does all after it on that key', () => {
@@ -21,6 +27,13 @@ describe('which transactions share an etcd request', () => {
     assert.deepEqual(takeBatch(queue).map((t) => t.name), ['c']);
     assert.deepEqual(takeBatch(queue).map((t) => t.name), ['d']);
     assert.deepEqual(takeBatch(queue), []);
+  });
+
+  test('compares of one key go together; a write of a key another compares waits', () => {
+    const queue = [txn('a', ['/a'], { reads: ['/net'] }), txn('b', ['/b'], { reads: ['/net'] }), txn('w', ['/net']), txn('c', ['/c'], { reads: ['/net'] })];
+    assert.deepEqual(takeBatch(queue).map((t) => t.name), ['a', 'b']);
+    assert.deepEqual(queue.map((t) => t.name), ['w', 'c'], 'c compares what w (left behind) writes: it must not pass w');
+    assert.deepEqual(takeBatch(queue).map((t) => t.name), ['w']);
   });
 
   test('a large transaction goes alone, and a batch stops at its count and size', () => {

@@ -6,15 +6,18 @@
  * transactions that arrive meanwhile wait and then go together, as nested transactions of one etcd request.
  *
  * etcd evaluates the compares of all nested transactions before it applies any of them; that equals running
- * them one after the other only when no two of them touch a common key. So a batch takes transactions in the
- * order they came whose keys (compared or written) are disjoint from every one taken or left behind before
- * them: two transactions on one key are never reordered, and never decided against the same state. A lone
- * transaction goes out as it would without batching.
+ * them one after the other only when none of them writes a key another one compares or writes. So a batch
+ * takes transactions in the order they came that conflict so with none taken or left behind before them:
+ * two transactions on one key, one writing it, are never reordered and never decided against the same
+ * state. Many compare the same key without writing it (every endpoint create compares its network's): those
+ * go together. A lone transaction goes out as it would without batching.
  */
 
 export interface Batchable {
-  /** every key compared or written */
-  keys: readonly string[];
+  /** the keys only compared */
+  reads: readonly string[];
+  /** the keys written */
+  writes: readonly string[];
   /** roughly the request's size in bytes */
   bytes: number;
   /** goes out on its own (too many operations to share a request with others) */
@@ -34,18 +37,23 @@ export function takeBatch<T extends Batchable>(queue: T[]): T[] {
   if (first === undefined) return [];
   const batch = [first];
   if (first.alone) return batch;
-  const used = new Set(first.keys);
-  const behind = new Set<string>();
+  // the keys read and written by what is taken or left behind: a later one must not conflict with either
+  const read = new Set(first.reads);
+  const written = new Set(first.writes);
+  const note = (item: T) => {
+    for (const k of item.reads) read.add(k);
+    for (const k of item.writes) written.add(k);
+  };
   let bytes = first.bytes;
   const rest: T[] = [];
   for (const item of queue) {
-    const clash = item.keys.some((k) => used.has(k) || behind.has(k));
-    if (clash || item.alone || batch.length >= MAX_TXNS_PER_BATCH || bytes + item.bytes > MAX_BATCH_BYTES) {
-      for (const k of item.keys) behind.add(k);
+    const clash = item.writes.some((k) => written.has(k) || read.has(k)) || item.reads.some((k) => written.has(k));
+    const full = item.alone || batch.length >= MAX_TXNS_PER_BATCH || bytes + item.bytes > MAX_BATCH_BYTES;
+    note(item);
+    if (clash || full) {
       rest.push(item);
       continue;
     }
-    for (const k of item.keys) used.add(k);
     bytes += item.bytes;
     batch.push(item);
   }

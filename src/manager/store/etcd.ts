@@ -69,7 +69,7 @@ const REQUEST_TIMEOUT_MS = 5_000;
 const ATTEMPT_TIMEOUT_MS = 2_000;
 
 /** Requests out at once; later transactions wait and go together. A request takes ~20 ms here, mostly fsync. */
-const REQUESTS_IN_FLIGHT = 4;
+const REQUESTS_IN_FLIGHT = 8;
 export interface EtcdTls {
   /** PEM of the CA that signed etcd's server certificates */
   ca: Buffer;
@@ -102,7 +102,8 @@ interface RawKv {
 
 /** A transaction turned into etcd's terms, waiting for its request (etcd-batch.ts). */
 interface PreparedTxn {
-  keys: string[];
+  reads: string[];
+  writes: string[];
   bytes: number;
   alone: boolean;
   compare: ITxnRequest['compare'];
@@ -184,7 +185,8 @@ export class EtcdStore implements Store {
     const local = (revision: number) => (revision === 0 ? 0 : revision - this.#offset);
     const lease = ops.some((op) => op.type === 'put' && op.session) ? await this.#session.id((grant) => this.#call(grant)) : undefined;
     const request: PreparedTxn = {
-      keys: [...compares.map((c) => c.key), ...ops.map((op) => op.key)],
+      reads: compares.map((c) => c.key),
+      writes: ops.map((op) => op.key),
       bytes: ops.reduce((n, op) => n + op.key.length + (op.type === 'put' ? op.value.length : 0), 64),
       alone: ops.length > MAX_OPS_TO_SHARE,
       compare: compares.map((c) => ({ key: this.#key(c.key), target: 'Mod', result: 'Equal', mod_revision: String(local(c.modRevision)) })),
