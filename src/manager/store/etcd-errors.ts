@@ -6,8 +6,11 @@
 import { VxnetError } from '../../core/errors.ts';
 import { CompactedError } from './store.ts';
 
-/** Errors after which etcd may or may not have applied the request (losing quorum shows as any of these). */
-const NO_ANSWER = /no answer within|UNAVAILABLE|DEADLINE|ECONNREFUSED|leader|timed out|timeout/i;
+/**
+ * Errors after which etcd may or may not have applied the request (losing quorum shows as any of these). The
+ * client stops calling members that failed for a while ("the circuit breaker is open"): none answered then.
+ */
+const NO_ANSWER = /no answer within|UNAVAILABLE|DEADLINE|ECONNREFUSED|leader|timed out|timeout|circuit breaker/i;
 
 const detailOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
