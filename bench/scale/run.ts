@@ -438,7 +438,10 @@ async function main(): Promise<void> {
 
     // consistency: every agent holds exactly the peers the model says
     const verify = await measure('verify: every agent holds exactly the expected peers', manager, workers, async () => {
-      await expectAll();
+      // a write that failed for the harness (no answer from etcd in time) may still have been applied: the
+      // agents then never match, and the digests below say by how much instead of the run waiting for ever
+      const matched = await Promise.race([expectAll().then(() => true), sleep(DELIVERY_TIMEOUT_MS).then(() => false)]);
+      if (!matched) log(`  WARNING: not every agent reached the expected peers within ${DELIVERY_TIMEOUT_MS / 1000} s`);
       const expected = model.digests();
       let checked = 0;
       let mismatched = 0;

@@ -16,6 +16,7 @@ import { messageOf, VxnetError } from '../core/errors.ts';
 import type { AgentOptions } from './agent-options.ts';
 import type { DesiredEndpoint, ReconcileResult } from './dataplane.ts';
 import { containerEndpoints, desiredState, type Self } from './desired.ts';
+import { StatusReporter } from './status-reports.ts';
 import { ClusterView } from './view.ts';
 
 export type { AgentManagerApi, AgentOptions, ContainerNamespaces, WatchOptions } from './agent-options.ts';
@@ -57,6 +58,8 @@ export class Agent {
   readonly #reported = new Map<string, string | typeof READY>();
   /** the local endpoints of a pass after which each was ready and reported so (see #reportStatuses) */
   #allReported: readonly DesiredEndpoint[] | undefined;
+  /** sends them a few at a time, retrying after a backoff (status-reports.ts) */
+  readonly #statuses: StatusReporter;
   #signal: AbortSignal | undefined;
   #heartbeatInFlight = false;
   /** a heartbeat is owed as soon as the one in flight returns (see #pass) */
@@ -77,6 +80,10 @@ export class Agent {
     this.#options = options;
     this.#log = options.log ?? (() => {});
     this.view = new ClusterView({ allNetworks: options.watchAllNetworks ?? false });
+    const send = (id: string, report: EndpointStatusRequest, signal?: AbortSignal) => options.api.setEndpointStatus(id, report, signal);
+    // a report the manager refused: the next pass may send that endpoint's again, as any not yet reported
+    const onDropped = (id: string) => void (this.#reported.delete(id), (this.#allReported = undefined));
+    this.#statuses = new StatusReporter({ send, log: this.#log, signal: () => this.#signal, onDropped });
   }
 
   /** Calls `listener` after every watch message that changed the view; returns the unsubscribe function. */
@@ -383,7 +390,11 @@ export class Agent {
   #reportStatuses(locals: readonly DesiredEndpoint[], unresolved: ReadonlyMap<string, string>, result: ReconcileResult): void {
     const allReady = unresolved.size === 0 && result.endpointErrors.size === 0 && result.readyEndpoints.size === locals.length;
     if (allReady && locals === this.#allReported) return;
-    for (const id of this.#reported.keys()) if (!this.view.endpoints.has(id)) this.#reported.delete(id);
+    for (const id of this.#reported.keys()) {
+      if (this.view.endpoints.has(id)) continue;
+      this.#reported.delete(id);
+      this.#statuses.forget(id);
+    }
     for (const { id } of locals) this.#reportStatus(id, result);
     for (const id of unresolved.keys()) this.#reportStatus(id, result);
     this.#allReported = allReady ? locals : undefined;
@@ -401,11 +412,7 @@ export class Agent {
     if (sent === undefined && shown === outcome) return;
     this.#reported.set(id, outcome);
     const report: EndpointStatusRequest = failure === undefined ? { status: 'ready' } : { status: 'error', message: failure };
-    this.#options.api.setEndpointStatus(id, report, this.#signal).catch((err) => {
-      this.#reported.delete(id);
-      this.#allReported = undefined;
-      this.#log(`warning: could not report status of endpoint ${id}: ${messageOf(err)}`);
-    });
+    this.#statuses.report(id, report);
   }
 
   #heartbeat(): void {

@@ -95,6 +95,12 @@ export class LivenessTracker {
     return out;
   }
 
+  /** A node removed from the cluster: nothing of it is kept or told, and a node registered again under its name starts afresh. */
+  forget(node: string): void {
+    this.#nodes.delete(node);
+    this.#published.delete(node);
+  }
+
   /** A batch of `unpublished` that could not be written: told again with the next one. */
   untold(nodes: readonly string[]): void {
     for (const node of nodes) this.#published.delete(node);

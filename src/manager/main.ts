@@ -127,7 +127,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     const created = [...opened.created, ...(shared?.made.tokens ?? [])];
     if (shared) {
       unwatchSecrets = await followSharedSecrets(store, shared, keeper, log);
-      stopSharingLiveness = await shareLiveness(store, service.liveness, { downAfterMs: options.nodeDownAfterMs ?? DEFAULT_NODE_DOWN_AFTER_MS, log });
+      stopSharingLiveness = await shareLiveness(store, service.liveness, service.state, { downAfterMs: options.nodeDownAfterMs ?? DEFAULT_NODE_DOWN_AFTER_MS, log });
       if (!shared.created) log(`joined cluster ${clusterId} kept in ${storeName}`);
     }
     if (caCreated) log(`initialised cluster ${clusterId} in ${options.dataDir}`);

@@ -92,7 +92,7 @@ export class ManagerService {
     await claimNodeAddresses(ctx);
     await identities.recordLegacyIdentities(ctx);
     // A delete marker left by a manager that died mid-delete would block the network forever. With a single
-    // manager none can be in progress now; a multi-manager store would tie markers to a lease instead.
+    // manager none can be in progress now; on etcd the markers of other managers' live leases stay.
     await removeStaleMarkers(ctx, this.state.deleting, keys.deleting, (name) => `delete marker of network ${name}`);
     // Likewise for a node removal cut short: the node stays with whatever endpoints were not yet withdrawn,
     // and `vxnet node rm` can simply be run again.

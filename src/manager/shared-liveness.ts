@@ -15,9 +15,16 @@
  *
  * Only for a shared store: a single manager on SQLite has nobody to tell, and each batch would cost a
  * revision and an fsync.
+ *
+ * A node's key goes with the node (`vxnet node rm` deletes it in the removal's transaction). A batch written
+ * by a manager whose index had not yet seen the removal would put it back; so a key whose node the index
+ * does not hold once it has reached the key's revision is deleted, by whichever manager sees it first (the
+ * compares make the others' attempts, and one racing a new registration of the name, change nothing).
  */
 import { messageOf } from '../core/errors.ts';
+import { keys } from './keys.ts';
 import type { LivenessTracker } from './liveness.ts';
+import type { ClusterState } from './state.ts';
 import type { Op, Store } from './store/store.ts';
 
 export const LIVENESS_PREFIX = '/liveness/';
@@ -32,10 +39,35 @@ export interface SharedLivenessOptions {
   log: (line: string) => void;
 }
 
+/** What this needs of the manager's index: which nodes exist, as of which revision. */
+type NodeIndex = Pick<ClusterState, 'nodes' | 'revision' | 'waitFor' | 'subscribe'>;
+
 /** Loads what the other managers heard, follows it, and tells them what this one hears. Resolves to the stop function. */
-export async function shareLiveness(store: Store, tracker: LivenessTracker, options: SharedLivenessOptions): Promise<() => void> {
-  const heard = (key: string, value: string) => {
+export async function shareLiveness(store: Store, tracker: LivenessTracker, index: NodeIndex, options: SharedLivenessOptions): Promise<() => void> {
+  let stopped = false;
+  /** Deletes the key of `node` written at `revision` if the index, once there, holds no such node. */
+  const dropIfOrphan = (node: string, revision: number) => {
+    if (index.revision >= revision && index.nodes.has(node)) return; // the common case, decided at once
+    index
+      .waitFor(revision)
+      .then(async () => {
+        if (stopped || index.nodes.has(node)) return;
+        tracker.forget(node);
+        await store.txn(
+          [
+            { key: keys.node(node), modRevision: 0 },
+            { key: LIVENESS_PREFIX + node, modRevision: revision },
+          ],
+          [{ type: 'delete', key: LIVENESS_PREFIX + node }],
+        );
+      })
+      .catch((err: unknown) => {
+        if (!stopped) options.log(`the shared liveness of removed node ${node} could not be deleted: ${messageOf(err)}`);
+      });
+  };
+  const heard = (key: string, value: string, revision: number) => {
     const node = key.slice(LIVENESS_PREFIX.length);
+    dropIfOrphan(node, revision);
     try {
       const parsed = JSON.parse(value) as { lastSeen?: unknown; reconciledRevision?: unknown };
       if (typeof parsed.lastSeen === 'number' && Number.isSafeInteger(parsed.reconciledRevision)) {
@@ -46,9 +78,12 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, opti
     }
   };
   const listed = await store.list(LIVENESS_PREFIX);
-  for (const kv of listed.kvs) heard(kv.key, kv.value);
+  for (const kv of listed.kvs) heard(kv.key, kv.value, kv.modRevision);
   const unwatch = await store.watch(LIVENESS_PREFIX, listed.revision + 1, (events) => {
-    for (const event of events) if (event.type === 'put') heard(event.kv.key, event.kv.value);
+    for (const event of events) if (event.type === 'put') heard(event.kv.key, event.kv.value, event.kv.modRevision);
+  });
+  const unsubscribe = index.subscribe((change) => {
+    if (change.kind === 'node-deleted') tracker.forget(change.node.name);
   });
 
   let failing = false;
@@ -56,7 +91,8 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, opti
   const publish = async () => {
     if (writing) return; // a slow store: the next batch carries what this one would have
     writing = true;
-    const news = tracker.unpublished(options.downAfterMs / 3);
+    // a node this index no longer holds was removed: its key is gone, and must stay so
+    const news = tracker.unpublished(options.downAfterMs / 3).filter(([node]) => index.nodes.has(node));
     let written = 0;
     try {
       for (; written < news.length; written += OPS_PER_TXN) {
@@ -80,7 +116,9 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, opti
   const timer = setInterval(() => void publish(), options.batchMs ?? LIVENESS_BATCH_MS);
   timer.unref();
   return () => {
+    stopped = true;
     clearInterval(timer);
     unwatch();
+    unsubscribe();
   };
 }

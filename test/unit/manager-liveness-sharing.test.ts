@@ -50,4 +50,14 @@ describe('liveness shared between managers', () => {
     t.untold(['n2']);
     assert.deepEqual(t.unpublished(5000).map(([node]) => node), ['n2']);
   });
+
+  test('a removed node is forgotten: not told, and down until heard again', () => {
+    const { t } = tracker();
+    t.heartbeat('n1', 4);
+    t.forget('n1');
+    assert.deepEqual(t.unpublished(5000), []);
+    assert.equal(t.get('n1').state, 'down');
+    t.heartbeat('n1', 1);
+    assert.deepEqual(t.unpublished(5000), [['n1', { lastSeen: 1_000_000, reconciledRevision: 1 }]], 'registered again, it starts afresh');
+  });
 });

@@ -12,6 +12,7 @@ import { ManagerClient } from '../../src/client/client.ts';
 import type { WatchMessage } from '../../src/core/model.ts';
 import { type RunningManager, startManager } from '../../src/manager/main.ts';
 import { EtcdStore } from '../../src/manager/store/etcd.ts';
+import { LIVENESS_PREFIX } from '../../src/manager/shared-liveness.ts';
 import { META_SECRETS } from '../../src/manager/store/shared-secrets.ts';
 import { ETCD_BINARY, type EtcdCluster, startSingleEtcd } from '../../src/testkit/etcd.ts';
 import { registerNodes } from './support/manager.ts';
@@ -133,6 +134,35 @@ describe('several managers on one etcd', { ...(skip ? { skip } : {}) }, () => {
     const started = Date.now();
     await deleted;
     assert.ok(Date.now() - started < 4000, `confirmed through the other manager after ${Date.now() - started} ms`);
+  });
+
+  test('a removed node leaves no shared liveness behind, not even one put back by a late batch', async () => {
+    const [a, b] = running as [RunningManager, RunningManager];
+    const raw = new EtcdStore({ endpoints: etcd.endpoints() });
+    const until = async (what: string, holds: () => Promise<boolean>) => {
+      const deadline = Date.now() + 8000;
+      while (!(await holds())) {
+        assert.ok(Date.now() < deadline, what);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      await until('host2 never got a shared liveness key', async () => (await raw.get(`${LIVENESS_PREFIX}host2`)) !== undefined);
+      await b.service.deleteNode('host2', { drain: true });
+      assert.equal(await raw.get(`${LIVENESS_PREFIX}host2`), undefined, 'node rm left /liveness/host2');
+      assert.equal(a.service.listNodes().some((n) => n.name === 'host2'), false);
+
+      // a batch from a manager that had not seen the removal yet, for a node that no longer exists
+      await raw.txn([], [{ type: 'put', key: `${LIVENESS_PREFIX}host2`, value: JSON.stringify({ lastSeen: Date.now(), reconciledRevision: 1 }) }]);
+      await until('the late liveness of a removed node stayed', async () => (await raw.get(`${LIVENESS_PREFIX}host2`)) === undefined);
+      // and one for a registered node stays
+      a.service.heartbeat('host1', { reconciledRevision: a.service.state.revision });
+      await until('host1 never got a shared liveness key', async () => (await raw.get(`${LIVENESS_PREFIX}host1`)) !== undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(await raw.get(`${LIVENESS_PREFIX}host1`), 'the liveness of a registered node was deleted');
+    } finally {
+      await raw.close();
+    }
   });
 
   test('a client given both managers carries on through the other when one stops, watch included', async () => {

@@ -6,6 +6,7 @@ import { VxnetError } from '../../core/errors.ts';
 import type { Endpoint, HeartbeatRequest, Node, NodeStatus, RegisterNodeRequest, UpdateNodeRequest } from '../../core/model.ts';
 import { mixedFamilyMessage, underlayFamily } from '../../core/underlay.ts';
 import { keys } from '../keys.ts';
+import { LIVENESS_PREFIX } from '../shared-liveness.ts';
 import { validateNodeRequest } from '../validation.ts';
 import type { Compare, Op } from '../store/store.ts';
 import { casRetry, commit } from './cas.ts';
@@ -153,6 +154,8 @@ export async function deleteNode(ctx: ServiceContext, name: string, options: { d
           { type: 'delete', key: marker.key },
           // its certificates are refused from this revision on, by every manager of the store
           { type: 'delete', key: keys.identity(name) },
+          // what managers on etcd told each other of its liveness (absent on SQLite)
+          { type: 'delete', key: LIVENESS_PREFIX + name },
           ...usageKeys(ctx, { node: name }),
           ...releaseTunnelAddress(entry.node),
           ...(ctx.state.nodeAddresses.get(entry.node.address) === name ? [{ type: 'delete', key: keys.nodeAddress(entry.node.address) } as const] : []),

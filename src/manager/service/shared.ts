@@ -93,7 +93,8 @@ export async function behindMarker<T>(
 ): Promise<T> {
   const markerRevision = await casRetry(ctx, what, () => ({
     compares: [decide(), { key: marker.key, modRevision: 0 }],
-    ops: [{ type: 'put', key: marker.key, value: JSON.stringify({ since: isoNow(ctx) }) }],
+    // a session key: on etcd it goes with this manager's lease if the manager dies mid-removal
+    ops: [{ type: 'put', key: marker.key, value: JSON.stringify({ since: isoNow(ctx) }), session: true }],
     then: (revision) => revision,
   }));
   try {
@@ -112,9 +113,16 @@ export async function deleteInBatches<T>(ctx: ServiceContext, guard: Compare, it
   }
 }
 
-/** A manager that died mid-removal leaves its marker; with a single manager none can be in progress at start. */
+/**
+ * A manager that died mid-removal leaves its marker. A marker its store still shows as held by a session
+ * (etcd: another manager's live lease) belongs to a removal running there and is left alone; etcd deletes it
+ * if that manager dies. Any other marker is stale: on SQLite, with a single manager, no removal can be in
+ * progress at start.
+ */
 export async function removeStaleMarkers(ctx: ServiceContext, markers: Map<string, number>, keyOf: (name: string) => string, describe: (name: string) => string): Promise<void> {
   for (const [name, modRevision] of [...markers]) {
+    const kv = await ctx.store.get(keyOf(name));
+    if (!kv || kv.session) continue;
     ctx.log(`removing the stale ${describe(name)}`);
     await commit(ctx, [{ key: keyOf(name), modRevision }], [{ type: 'delete', key: keyOf(name) }]);
   }

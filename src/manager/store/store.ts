@@ -18,6 +18,11 @@ export interface KeyValue {
   value: string;
   createRevision: number;
   modRevision: number;
+  /**
+   * Written as `session` by a manager whose session the store still holds (etcd: the key is attached to a
+   * live lease): it goes by itself when that manager dies. Absent where the store has no sessions (SQLite).
+   */
+  session?: true;
 }
 
 /** Holds when the key's modRevision equals `modRevision`; 0 means the key must not exist. */
@@ -26,7 +31,13 @@ export interface Compare {
   modRevision: number;
 }
 
-export type Op = { type: 'put'; key: string; value: string } | { type: 'delete'; key: string };
+/**
+ * `session`: the key lives only as long as the writer's session with the store. On etcd that is the
+ * manager's lease, so a manager that dies loses such keys after the lease's TTL and a manager that starts
+ * can tell another manager's live keys (KeyValue.session) from ones a dead manager left. SQLite has one
+ * manager and no sessions: the flag changes nothing there.
+ */
+export type Op = { type: 'put'; key: string; value: string; session?: boolean } | { type: 'delete'; key: string };
 
 export interface TxnResult {
   succeeded: boolean;
