@@ -114,30 +114,27 @@ export class NetworkCatalogue {
 
   /** A known or pending subnet that overlaps `cidr` (the name is undefined for a pending one). */
   overlapping(cidr: Cidr): { cidr: string; name: string | undefined } | undefined {
-    for (const network of this.#source.networks.values()) {
-      for (const subnet of network.subnets) {
-        const other = parseCidr(subnet.cidr);
-        if (other && overlaps(other, cidr)) return { cidr: subnet.cidr, name: network.name };
-      }
-    }
-    for (const text of [...[...this.#pending.values()].flatMap((p) => p.cidrs), ...this.#opening.keys()]) {
+    return this.#firstOverlapping((text) => {
       const other = parseCidr(text);
-      if (other && overlaps(other, cidr)) return { cidr: text, name: undefined };
-    }
-    return undefined;
+      return other !== undefined && overlaps(other, cidr);
+    });
   }
 
   /** A known or pending IPv6 subnet that overlaps `cidr` (the name is undefined for a pending one). */
   overlapping6(cidr: Cidr6): { cidr: string; name: string | undefined } | undefined {
+    return this.#firstOverlapping((text) => {
+      const other = parseCidr6(text);
+      return other !== undefined && overlaps6(other, cidr);
+    });
+  }
+
+  /** The first known, then pending, subnet for which `overlapsIt` holds (each family parses only its own). */
+  #firstOverlapping(overlapsIt: (cidr: string) => boolean): { cidr: string; name: string | undefined } | undefined {
     for (const network of this.#source.networks.values()) {
-      for (const subnet of network.subnets) {
-        const other = parseCidr6(subnet.cidr);
-        if (other && overlaps6(other, cidr)) return { cidr: subnet.cidr, name: network.name };
-      }
+      for (const subnet of network.subnets) if (overlapsIt(subnet.cidr)) return { cidr: subnet.cidr, name: network.name };
     }
     for (const text of [...[...this.#pending.values()].flatMap((p) => p.cidrs), ...this.#opening.keys()]) {
-      const other = parseCidr6(text);
-      if (other && overlaps6(other, cidr)) return { cidr: text, name: undefined };
+      if (overlapsIt(text)) return { cidr: text, name: undefined };
     }
     return undefined;
   }
