@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
+import type { ManagerClient } from '../../src/client/client.ts';
 import { endpointAddresses, type Network, type Reservation } from '../../src/core/model.ts';
-import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, INDEX_HTML, type DockerEngine, destroyDockerCluster, dockerAgentArgs, startDockerEngines } from '../../src/testkit/docker.ts';
+import type { Cluster } from '../../src/testkit/cluster.ts';
+import { BUSYBOX_IMAGE, INDEX_HTML, type DockerEngine, destroyDockerCluster, dockerAgentArgs } from '../../src/testkit/docker.ts';
+import { startDockerCluster } from './support/docker-cluster.ts';
 import { until } from './support/probes.ts';
 
 const NET = 'dual6';
@@ -30,18 +31,13 @@ describe('Docker networks with IPv6 (docker network create --ipv6)', { concurren
 
   before(async () => {
     writeFileSync(resolvConf, '# no upstream: vxnet names only\n');
-    cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vx6dk', startDaemons: false, daemonTimeoutMs: 60_000 });
-    try {
-      await cluster.startManager();
-      engines = await startDockerEngines(cluster, cluster.hosts);
-      [e1, e2] = engines as [DockerEngine, DockerEngine];
+    ({ cluster, client, engines } = await startDockerCluster({
+      cluster: { hosts: 2, outside: false, prefix: 'vx6dk', daemonTimeoutMs: 60_000 },
       // the admin token, so that docker network create may create the vxnet network
-      await Promise.all(engines.map((e) => cluster.startAgent(e.host, { adminToken: true, args: [...dockerAgentArgs(e), '--resolv-conf', resolvConf] })));
-      client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-    } catch (err) {
-      await destroyDockerCluster(engines, cluster);
-      throw err;
-    }
+      agent: (e) => ({ adminToken: true, args: [...dockerAgentArgs(e), '--resolv-conf', resolvConf] }),
+      networks: [],
+    }));
+    [e1, e2] = engines as [DockerEngine, DockerEngine];
   });
 
   after(async () => {
