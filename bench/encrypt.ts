@@ -30,31 +30,12 @@ import { tunnelMtu } from '../src/core/wireguard.ts';
 import { createCluster, type ChildProcessHandle, type Cluster } from '../src/testkit/cluster.ts';
 import { fixed, ratio } from './stats.ts';
 import { applySetting, NOTRACK_TABLE, VXNET_VARIANTS } from './encrypt-variants.ts';
-import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficRounds, type TrafficSummary } from './traffic.ts';
+import { measureTraffic, noise, summariseTraffic, type TrafficPath, type TrafficSummary } from './traffic.ts';
 
-/** A row of the table: a path, and the setting to put in place before each of its measurements. */
+/** A row of the table: a path (with the setting it puts in place before each measurement), and whether it is the agent's. */
 interface Row {
   path: TrafficPath;
-  prepare?: () => Promise<void>;
   shipped?: true;
-}
-
-/**
- * Interleaved rounds as bench/traffic.ts runs them (every path once per round, in reverse order every other
- * round), each measurement after its row's setting is in place.
- */
-async function interleaved(rows: readonly Row[], options: EncryptBenchOptions): Promise<Map<string, TrafficRounds>> {
-  const out = new Map<string, TrafficRounds>(rows.map((r) => [r.path.name, { singleGbps: [], multiGbps: [], rttMs: [], rttMinMs: [], singleCpuMsPerGbit: [] }]));
-  for (let round = 0; round < options.rounds; round++) {
-    for (const row of round % 2 === 0 ? rows : [...rows].reverse()) {
-      await row.prepare?.();
-      const log = (line: string) => options.log(line.replace(/round 1 /, `round ${round + 1} `));
-      const one = (await measureTraffic([row.path], { rounds: 1, seconds: options.seconds, streams: options.streams, log })).get(row.path.name)!;
-      const all = out.get(row.path.name)!;
-      for (const key of Object.keys(all) as (keyof TrafficRounds)[]) all[key].push(...one[key]);
-    }
-  }
-  return out;
 }
 
 export interface EncryptBenchOptions {
@@ -147,13 +128,12 @@ export async function encryptedDataPlane(options: EncryptBenchOptions): Promise<
       { path: { name: 'wireguard-go host ⇄ host, GOMAXPROCS=1', client: ns(h1.netns), server: ns(h2.netns), target: `${REFERENCES[2].net}.2` } },
       { path: { name: 'vxnet plain', client: ns(o1!), server: ns(o2!), target: eo2!.ip } },
       ...VXNET_VARIANTS.map((variant) => ({
-        path: encrypted(variant.label),
-        prepare: () => applySetting(cluster, tunnels, variant.setting, cpuCount, vxlanPort),
+        path: { ...encrypted(variant.label), prepare: () => applySetting(cluster, tunnels, variant.setting, cpuCount, vxlanPort) },
         ...(variant.shipped ? { shipped: true as const } : {}),
       })),
     ];
-    const rounds = await interleaved(rows, options);
     const paths = rows.map((r) => r.path);
+    const rounds = await measureTraffic(paths, options);
     const summary = summariseTraffic(paths, rounds);
     return {
       json: { rounds: options.rounds, seconds: options.seconds, streams: options.streams, mtu: sealed.mtu, paths: summary, raw: Object.fromEntries(rounds) },

@@ -19,6 +19,8 @@ export interface TrafficPath {
   server: string;
   /** the server's address as the client reaches it */
   target: string;
+  /** puts this path's setting in place just before each of its measurements (paths sharing devices, bench/encrypt.ts) */
+  prepare?: () => Promise<void>;
 }
 
 export interface TrafficOptions {
@@ -68,6 +70,7 @@ export async function measureTraffic(paths: readonly TrafficPath[], options: Tra
   for (let round = 0; round < options.rounds; round++) {
     for (const path of round % 2 === 0 ? paths : [...paths].reverse()) {
       const r = results.get(path.name)!;
+      await path.prepare?.();
       const single = await iperf(path, options.seconds, 1);
       r.singleGbps.push(single.gbps);
       r.singleCpuMsPerGbit.push(single.cpuMsPerGbit);
