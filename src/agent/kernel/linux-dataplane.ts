@@ -39,8 +39,8 @@ import { messageOf } from '../../core/errors.ts';
 import { applyEntries, applyFdbEntries, isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
 import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import { createRunner, type Runner } from './exec.ts';
-import { deleteAntispoofLines, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
-import { effectiveVxlanFilter, planFirewall } from './nftables.ts';
+import { portBindings } from './antispoof.ts';
+import { effectiveVxlanFilter } from './nftables.ts';
 import { devicesNeedingIpv6, enableIpv6, ensureIpv6Forwarding, isIpv6AddressStep } from './ipv6-firewall.ts';
 import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
@@ -49,7 +49,6 @@ import { readNamespaces, type NamespaceState } from './netns.ts';
 import { IP_FORWARD, readBase, readFdb, readNeighbours, readTables, type ActualState, type LinkState, type TablesState } from './read.ts';
 import { TableCache } from './table-cache.ts';
 import { applyTables } from './tables-apply.ts';
-import { UNDERLAY6_TABLE } from './underlay6.ts';
 import { renderFdbStep, renderLinkStep, renderNeighbourStep } from './render.ts';
 
 export { detectUnderlay, NEIGHBOUR_GC_THRESHOLDS, preflight } from './host.ts';
