@@ -394,6 +394,9 @@ class SimCluster implements Cluster {
     ];
     // The agent serves the CNI plugin by default on one path per machine: each simulated host gets its own.
     if (!args.includes('--cni-socket') && !args.includes('--no-cni')) args.push('--cni-socket', join(this.tmpDir, `${host.name}-cni.sock`));
+    // Each network's namespace is pinned in /run/netns, shared by every simulated host: named after the host, so
+    // hosts never collide and teardown (cleanup.ts) finds them.
+    if (!args.includes('--netns-prefix') && !args.includes('--no-network-namespaces')) args.push('--netns-prefix', `${host.netns}-n`);
     await this.#daemons.startAgent(host, args, () => this.api<NodeStatus[]>('GET', '/v1/nodes'));
   }
 
