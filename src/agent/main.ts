@@ -26,7 +26,7 @@ import { HostEndpoints } from './host-endpoint.ts';
 import { createRunner } from './kernel/exec.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
-import { DEFAULT_NETNS_PREFIX } from './kernel/netns.ts';
+import { DEFAULT_NETNS_PREFIX, networkNamespace } from './kernel/netns.ts';
 import { checkOvsHost, ovsTarget } from './ovs/host.ts';
 import { OvsDataplane } from './ovs/ovs-dataplane.ts';
 import { setUpWireguard } from './wireguard/setup.ts';
@@ -132,7 +132,14 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log }),
     engine ? new DnsRedirect(createRunner(), log) : undefined,
   );
-  const hostEndpoints = new HostEndpoints({ run: createRunner(), self: { name }, setEndpointStatus: (id, req, s) => client.setEndpointStatus(id, req, s), log });
+  const netnsPrefix = options.dataplane === 'ovs' || options.noNetworkNamespaces ? undefined : (options.netnsPrefix ?? DEFAULT_NETNS_PREFIX);
+  const hostEndpoints = new HostEndpoints({
+    run: createRunner(),
+    self: { name },
+    setEndpointStatus: (id, req, s) => client.setEndpointStatus(id, req, s),
+    log,
+    ...(netnsPrefix === undefined ? {} : { networkNamespace: (vni: number) => networkNamespace(netnsPrefix, vni) }),
+  });
   const agent = new Agent({
     dns,
     api: client,
