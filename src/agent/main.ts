@@ -157,6 +157,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
       self: { name, address: advertiseAddress, underlayDevice: underlay.device },
       underlayMtu: underlay.mtu,
       ...(engine ? { containers: new EngineContainerNamespaces(engine) } : {}),
+      ...(netnsPrefix === undefined ? {} : { networkNamespace: (vni: number) => networkNamespace(netnsPrefix, vni) }),
       answer: (id, report, s) => client.answerDiagnose(name, id, report, s),
       log,
       signal,
