@@ -46,6 +46,8 @@ describe('network namespaces: names and reads', () => {
       ['nsenter', '--net=/run/netns/vxnet-42', 'nft', '-f', '-'],
     ]);
     await assert.rejects(inside.writeFile('/proc/sys/x', '1'), /not writable/);
+    await inside.readFile('/proc/net/netlink');
+    assert.deepEqual(calls.at(-1), ['nsenter', '--net=/run/netns/vxnet-42', 'cat', '/proc/net/netlink']);
   });
 });
 

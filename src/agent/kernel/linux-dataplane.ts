@@ -45,7 +45,7 @@ import { devicesNeedingIpv6, enableIpv6, ensureIpv6Forwarding, isIpv6AddressStep
 import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
 import { applyNamespaced, type HostState } from './linux-netns.ts';
-import { readNamespaces, type NamespaceState } from './netns.ts';
+import { inNamespace, readNamespaces, type NamespaceState } from './netns.ts';
 import { IP_FORWARD, readBase, readFdb, readNeighbours, readTables, type ActualState, type LinkState, type TablesState } from './read.ts';
 import { TableCache } from './table-cache.ts';
 import { applyTables } from './tables-apply.ts';
@@ -99,6 +99,9 @@ export class LinuxDataplane implements Dataplane {
   readonly #entries: EntryCache | undefined;
   readonly #tables: TableCache | undefined;
   readonly #namespaces: { prefix: string } | undefined;
+  /** per network namespace, `nft monitor` there: a foreign change to its anti-spoofing table asks for a pass */
+  readonly #nsTables = new Map<string, TableCache>();
+  readonly #onDrift: (() => void) | undefined;
   #tuned = false;
   #queue: Promise<unknown> = Promise.resolve();
   /** what the last pass wanted, when it found every entry as wanted and wrote nothing (see #entriesSettled) */
@@ -110,6 +113,7 @@ export class LinuxDataplane implements Dataplane {
     this.#tune = options.tuneNeighbourTable ?? true;
     this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
     this.#namespaces = options.networkNamespaces;
+    this.#onDrift = options.onDrift;
     this.#entries = options.watchEntries === false || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
     this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log, ...(options.onDrift ? { onForeignChange: options.onDrift } : {}) });
   }
@@ -119,7 +123,7 @@ export class LinuxDataplane implements Dataplane {
    * killed when the process exits, so this matters mainly for tests that delete the namespace afterwards.
    */
   async close(): Promise<void> {
-    await Promise.all([this.#entries?.close(), this.#tables?.close()]);
+    await Promise.all([this.#entries?.close(), this.#tables?.close(), ...[...this.#nsTables.values()].map((t) => t.close())]);
   }
 
   /**
@@ -372,6 +376,26 @@ export class LinuxDataplane implements Dataplane {
     }
   }
 
+  /**
+   * Keeps one `nft monitor` per network namespace (table-cache.ts, used for its foreign-change trigger only:
+   * the namespaces' tables are read on every pass), so that a flushed or edited anti-spoofing table inside
+   * one is repaired within moments, as the host's are.
+   */
+  async #watchNamespaces(names: readonly string[]): Promise<void> {
+    if (this.#tables === undefined) return; // watchTables: false
+    const present = new Set(names);
+    for (const [name, cache] of this.#nsTables) {
+      if (present.has(name)) continue;
+      this.#nsTables.delete(name);
+      void cache.close();
+    }
+    for (const name of names) {
+      if (this.#nsTables.has(name)) continue;
+      this.#nsTables.set(name, new TableCache(inNamespace(this.#run, name), { log: this.#log, ...(this.#onDrift ? { onForeignChange: this.#onDrift } : {}) }));
+    }
+    await Promise.all([...this.#nsTables.values()].map((cache) => cache.prepare()));
+  }
+
   /** A pass with a namespace per network: the host's state and each network's namespace read, then linux-netns.ts. */
   async #passNamespaced(prefix: string, desired: DesiredState, result: ReconcileResult, errors: string[], signal?: AbortSignal): Promise<ReconcileResult> {
     let host: HostState;
@@ -387,7 +411,15 @@ export class LinuxDataplane implements Dataplane {
       this.#log(result.error);
       return result;
     }
+    await this.#watchNamespaces([...spaces.values()].map((s) => s.name));
     const ctx = {
+      namespaceGone: async (name: string) => {
+        const cache = this.#nsTables.get(name);
+        this.#nsTables.delete(name);
+        await cache?.close();
+      },
+      antispoofWritten: (name: string, pid: number | undefined) =>
+        this.#nsTables.get(name)?.wrote(pid, { firewall: { present: false }, antispoof: { present: true, macs: [], ips: [] } }),
       run: this.#run,
       log: this.#log,
       concurrency: this.#concurrency,

@@ -41,7 +41,10 @@ export interface NamespacedPass {
     result: ReconcileResult,
     errors: string[],
     signal?: AbortSignal,
-  ): Promise<{ tables: TablesState; down?: string }>;
+  ): Promise<{ tables: TablesState; down?: string }>;  /** our own transaction (process `pid`) on namespace `name`'s anti-spoofing table, so that only others' ask for a pass */
+  antispoofWritten?(name: string, pid: number | undefined): void;
+  /** namespace `name` is about to be deleted: nothing of ours may keep running inside it */
+  namespaceGone?(name: string): Promise<void>;
 }
 
 /** The host namespace as read: its owned links, tables and forwarding (no entries: none live there). */
@@ -127,7 +130,8 @@ export async function applyNamespaced(
       const antispoof = planAntispoof(portBindings(p.plan.local), have, valid.protectedNames);
       if (antispoof.lines.length === 0) return;
       try {
-        await inNamespace(run, p.name).run(['nft', '-f', '-'], { input: antispoof.lines.map((line) => `${line}\n`).join(''), signal });
+        const { pid } = await inNamespace(run, p.name).run(['nft', '-f', '-'], { input: antispoof.lines.map((line) => `${line}\n`).join(''), signal });
+        ctx.antispoofWritten?.(p.name, pid);
         result.changes += antispoof.changes;
       } catch (err) {
         if (signal?.aborted) throw err;
@@ -206,6 +210,7 @@ export async function applyNamespaced(
   for (const [vni, space] of spaces) {
     if (kept.has(vni)) continue;
     const vxlan = deviceNames.vxlan(vni);
+    await ctx.namespaceGone?.(space.name);
     if (space.links.has(vxlan)) await inNamespace(run, space.name).run(['ip', 'link', 'del', 'dev', vxlan], { signal, allowFailure: true });
     const del = await run.run(['ip', 'netns', 'del', space.name], { signal, allowFailure: true });
     if (del.code === 0) {

@@ -49,13 +49,18 @@ export interface NamespaceState {
 
 /**
  * A Runner whose tools act inside namespace `name`: `ip -n` and `bridge -n` (no extra process), anything else
- * under `nsenter --net`. Files are the host's: /proc/sys of a namespace is not reachable this way.
+ * (and a watched tool such as `nft monitor`, and reading a file) under `nsenter --net`; files are not written.
  */
 export function inNamespace(run: Runner, name: string): Runner {
   return {
     run: (argv, options) =>
       run.run(argv[0] === 'ip' || argv[0] === 'bridge' ? [argv[0], '-n', name, ...argv.slice(1)] : ['nsenter', `--net=${netnsPath(name)}`, ...argv], options),
-    readFile: () => Promise.reject(new Error(`files of namespace ${name} are not readable from here`)),
+    ...(run.watch ? { watch: (argv: readonly string[], onLine: Parameters<NonNullable<Runner['watch']>>[1]) => run.watch!(['nsenter', `--net=${netnsPath(name)}`, ...argv], onLine) } : {}),
+    // /proc/net and /proc/sys/net show the reading process's namespace: read by a process inside
+    readFile: async (path) => {
+      const read = await run.run(['nsenter', `--net=${netnsPath(name)}`, 'cat', path], { allowFailure: true });
+      return read.code === 0 ? read.stdout : undefined;
+    },
     writeFile: () => Promise.reject(new Error(`files of namespace ${name} are not writable from here`)),
     exists: (path) => run.exists(path),
   };

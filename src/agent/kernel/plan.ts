@@ -106,11 +106,11 @@ export function vxlanMismatch(net: DesiredNetwork, link: LinkState, moved = fals
   if (a.local !== net.localAddress) reasons.push(differs('local', a.local, net.localAddress));
   if (a.group !== net.multicastGroup) reasons.push(differs('group', a.group, net.multicastGroup));
   if (net.multicastGroup !== undefined) {
-    // moved into a network's namespace, the underlay device is named by an index of the host's ("if3")
-    const elsewhere = moved && a.device !== undefined && /^if\d+$/.test(a.device);
-    if (a.device !== net.underlayDevice && !elsewhere) reasons.push(differs('dev', a.device, net.underlayDevice));
+    // moved into a network's namespace, the underlay device is an index of the host's namespace, which the
+    // dump there names after whatever device has that index inside (or "ifN"): it cannot be compared
+    if (a.device !== net.underlayDevice && !moved) reasons.push(differs('dev', a.device, net.underlayDevice));
     if (a.ttl !== MULTICAST_TTL) reasons.push(differs('ttl', a.ttl, MULTICAST_TTL));
-  } else if (a.device !== undefined) {
+  } else if (a.device !== undefined && !moved) {
     reasons.push(differs('dev', a.device, undefined));
   }
   if (a.learning) reasons.push('learning is on, want nolearning');
