@@ -419,7 +419,9 @@ class SimCluster implements Cluster {
     // itself may linger in the kernel a little after `ip netns del`, but nothing refers to it by name.
     const port = switchPort(host);
     await run(['ip', '-n', this.switchNetns, 'link', 'del', port]);
-    const failures = await deleteNetns([host.netns]);
+    // the agent's namespaces of the networks (--netns-prefix HOST-n) go with the machine, as after a reboot
+    const networks = listNetns().filter((name) => name.startsWith(`${host.netns}-n`));
+    const failures = await deleteNetns([host.netns, ...networks]);
     if (failures.length > 0) throw new Error(`could not delete ${host.netns}: ${failures[0]?.error}`);
     await addNetns([host.netns]);
     await this.#quiet(host.netns);
