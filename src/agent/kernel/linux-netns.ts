@@ -74,8 +74,9 @@ export async function applyNamespaced(
   }
   const networks = valid.networks;
   // Docker's container ends wait in the host namespace until libnetwork takes them
-  const handedOver = new Set(valid.endpoints.filter((ep) => ep.netns === undefined).map((ep) => ep.peerVeth));
-  const hostPlan = planHost(networks, host.links, spaces, prefix, handedOver);
+  // and a rejected network's gateway is left alone, like its devices
+  const keep = new Set([...valid.protectedNames, ...valid.endpoints.filter((ep) => ep.netns === undefined).map((ep) => ep.peerVeth)]);
+  const hostPlan = planHost(networks, host.links, spaces, prefix, keep);
   for (const note of hostPlan.notes) log(note);
   const passes: NetworkPass[] = networks.map((net) => {
     const name = networkNamespace(prefix, net.vni);
