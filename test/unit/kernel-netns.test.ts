@@ -83,6 +83,12 @@ describe('network namespaces: the host side', () => {
     assert.ok(!lines.some((l) => l.includes('vxncdddddddddd')));
   });
 
+  it("leaves a rejected network's gateway alone (kept names are neither changed nor pruned)", () => {
+    const host = new Map([['vxnb7', link('vxnb7', { mac: '02:78:c0:a8:07:01' })]]);
+    assert.deepEqual(planHost([], host, new Map(), 'vxnet-', new Set(['vxnb7'])).steps, []);
+    assert.deepEqual(planHost([], host, new Map(), 'vxnet-', new Set()).steps.map(renderLinkStep), ['link del dev vxnb7']);
+  });
+
   it('makes the pair again when its namespace end is gone', () => {
     const host = new Map([['vxnb42', link('vxnb42', { mac: '02:78:c0:a8:01:01', ipv4: ['192.168.1.1/24'] })]]);
     const plan = planHost([net], host, new Map([[42, space([])]]), 'vxnet-', new Set());
