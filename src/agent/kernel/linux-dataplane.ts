@@ -39,7 +39,7 @@ import { messageOf } from '../../core/errors.ts';
 import { applyEntries, applyFdbEntries, isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
 import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import { createRunner, type Runner } from './exec.ts';
-import { portBindings } from './antispoof.ts';
+import { portBindings, readAntispoof, type AntispoofState } from './antispoof.ts';
 import { effectiveVxlanFilter } from './nftables.ts';
 import { devicesNeedingIpv6, enableIpv6, ensureIpv6Forwarding, isIpv6AddressStep } from './ipv6-firewall.ts';
 import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
@@ -377,23 +377,30 @@ export class LinuxDataplane implements Dataplane {
   }
 
   /**
-   * Keeps one `nft monitor` per network namespace (table-cache.ts, used for its foreign-change trigger only:
-   * the namespaces' tables are read on every pass), so that a flushed or edited anti-spoofing table inside
-   * one is repaired within moments, as the host's are.
+   * A network namespace's anti-spoofing table, through one `nft monitor` per namespace (table-cache.ts): the
+   * last state read or written is reused while only our own transactions touched it, and anyone else's asks
+   * for a pass, so that a flushed or edited table inside one is repaired within moments, as the host's are.
    */
-  async #watchNamespaces(names: readonly string[]): Promise<void> {
-    if (this.#tables === undefined) return; // watchTables: false
-    const present = new Set(names);
+  async #nsAntispoof(name: string, inside: Runner, signal?: AbortSignal): Promise<AntispoofState> {
+    if (this.#tables === undefined) return readAntispoof(inside, signal); // watchTables: false
+    let cache = this.#nsTables.get(name);
+    if (!cache) {
+      cache = new TableCache(inside, { log: this.#log, ...(this.#onDrift ? { onForeignChange: this.#onDrift } : {}) });
+      this.#nsTables.set(name, cache);
+    }
+    await cache.prepare();
+    const kept = cache.cached();
+    if (kept) return kept.antispoof;
+    return (await cache.read(async () => ({ firewall: { present: false }, antispoof: await readAntispoof(inside, signal) }))).antispoof;
+  }
+
+  /** Stops the monitors of namespaces that are gone. */
+  #forgetNamespaces(present: ReadonlySet<string>): void {
     for (const [name, cache] of this.#nsTables) {
       if (present.has(name)) continue;
       this.#nsTables.delete(name);
       void cache.close();
     }
-    for (const name of names) {
-      if (this.#nsTables.has(name)) continue;
-      this.#nsTables.set(name, new TableCache(inNamespace(this.#run, name), { log: this.#log, ...(this.#onDrift ? { onForeignChange: this.#onDrift } : {}) }));
-    }
-    await Promise.all([...this.#nsTables.values()].map((cache) => cache.prepare()));
   }
 
   /** A pass with a namespace per network: the host's state and each network's namespace read, then linux-netns.ts. */
@@ -404,22 +411,22 @@ export class LinuxDataplane implements Dataplane {
       await this.#tables?.prepare();
       const read = () => readTables(this.#run, signal, desired.vxlanFilter?.ipv6Underlay === true);
       const tables = this.#tables ? (this.#tables.cached() ?? this.#tables.read(read)) : read();
-      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables), readNamespaces(this.#run, prefix, signal)]);
+      const antispoof = (name: string, inside: Runner) => this.#nsAntispoof(name, inside, signal);
+      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables), readNamespaces(this.#run, prefix, signal, antispoof)]);
     } catch (err) {
       if (signal?.aborted) throw err;
       result.error = `reading the kernel state failed: ${messageOf(err)}`;
       this.#log(result.error);
       return result;
     }
-    await this.#watchNamespaces([...spaces.values()].map((s) => s.name));
+    this.#forgetNamespaces(new Set([...spaces.values()].map((s) => s.name)));
     const ctx = {
       namespaceGone: async (name: string) => {
         const cache = this.#nsTables.get(name);
         this.#nsTables.delete(name);
         await cache?.close();
       },
-      antispoofWritten: (name: string, pid: number | undefined) =>
-        this.#nsTables.get(name)?.wrote(pid, { firewall: { present: false }, antispoof: { present: true, macs: [], ips: [] } }),
+      antispoofWritten: (name: string, pid: number | undefined, after: AntispoofState) => this.#nsTables.get(name)?.wrote(pid, { firewall: { present: false }, antispoof: after }),
       run: this.#run,
       log: this.#log,
       concurrency: this.#concurrency,

@@ -15,7 +15,7 @@
  */
 import { messageOf } from '../../core/errors.ts';
 import { deviceNames, type DesiredEndpoint, type DesiredNetwork, type DesiredState, type ReconcileResult } from '../dataplane.ts';
-import { planAntispoof, portBindings } from './antispoof.ts';
+import { planAntispoof, portBindings, type AntispoofState } from './antispoof.ts';
 import { applyEntries, applyFdbEntries, isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
 import { attachEndpoints, prepareEndpoints } from './endpoint-setup.ts';
 import type { Runner } from './exec.ts';
@@ -42,7 +42,7 @@ export interface NamespacedPass {
     errors: string[],
     signal?: AbortSignal,
   ): Promise<{ tables: TablesState; down?: string }>;  /** our own transaction (process `pid`) on namespace `name`'s anti-spoofing table, so that only others' ask for a pass */
-  antispoofWritten?(name: string, pid: number | undefined): void;
+  antispoofWritten?(name: string, pid: number | undefined, after: AntispoofState): void;
   /** namespace `name` is about to be deleted: nothing of ours may keep running inside it */
   namespaceGone?(name: string): Promise<void>;
 }
@@ -132,7 +132,7 @@ export async function applyNamespaced(
       if (antispoof.lines.length === 0) return;
       try {
         const { pid } = await inNamespace(run, p.name).run(['nft', '-f', '-'], { input: antispoof.lines.map((line) => `${line}\n`).join(''), signal });
-        ctx.antispoofWritten?.(p.name, pid);
+        ctx.antispoofWritten?.(p.name, pid, antispoof.after);
         result.changes += antispoof.changes;
       } catch (err) {
         if (signal?.aborted) throw err;

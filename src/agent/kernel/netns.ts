@@ -83,17 +83,26 @@ export function parseNamespaces(text: string, prefix: string): Map<number, strin
 }
 
 /** Every network namespace of this agent (PREFIX<VNI>) with what it holds, read in parallel. */
-export async function readNamespaces(run: Runner, prefix: string, signal?: AbortSignal): Promise<Map<number, NamespaceState>> {
+/**
+ * `antispoof`: how to know a namespace's anti-spoofing table (the data plane keeps it while the namespace's
+ * `nft monitor` vouches for it, as for the host's tables); default: read it.
+ */
+export async function readNamespaces(
+  run: Runner,
+  prefix: string,
+  signal?: AbortSignal,
+  antispoof: (name: string, inside: Runner) => Promise<AntispoofState> = (_name, inside) => readAntispoof(inside, signal),
+): Promise<Map<number, NamespaceState>> {
   const listed = await run.run(['ip', '-j', 'netns', 'list'], { signal });
   const names = parseNamespaces(listed.stdout, prefix);
   const states = await Promise.all(
     [...names].map(async ([vni, name]): Promise<NamespaceState> => {
       const inside = inNamespace(run, name);
-      const [links, neighbours, fdb, antispoof] = await Promise.all([
+      const [links, neighbours, fdb, table] = await Promise.all([
         inside.run(['ip', '-j', '-d', 'addr', 'show'], { signal }),
         inside.run(['ip', '-j', 'neigh', 'show', 'nud', 'permanent'], { signal }),
         inside.run(['bridge', '-j', 'fdb', 'show', 'state', 'static'], { signal }),
-        readAntispoof(inside, signal),
+        antispoof(name, inside),
       ]);
       return {
         name,
@@ -101,7 +110,7 @@ export async function readNamespaces(run: Runner, prefix: string, signal?: Abort
         links: new Map(parseLinks(links.stdout).filter((l) => isOwnedName(l.name)).map((l) => [l.name, l])),
         neighbours: parseNeighbours(neighbours.stdout).filter((e) => isOwnedVxlanName(e.dev)),
         fdb: parseFdb(fdb.stdout).filter((e) => isOwnedVxlanName(e.dev)),
-        antispoof,
+        antispoof: table,
       };
     }),
   );
