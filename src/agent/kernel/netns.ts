@@ -28,13 +28,18 @@ export const netnsPath = (name: string): string => `${NETNS_RUN_DIR}/${name}`;
 export const networkNamespace = (prefix: string, vni: number): string => `${prefix}${vni}`;
 
 /**
- * br_netfilter's switches, off inside a network's namespace: no rule is registered there, and with them on
- * every bridged frame would still be prepared for the IP hooks. `-e`: absent without the module.
+ * Set once in a new network namespace. br_netfilter's switches off: no rule is registered there, and with
+ * them on every bridged frame would still be prepared for the IP hooks (`-e`: absent without the module).
+ * IPv6 forwarding on, as the host's is with IPv6 networks: the namespace's own devices (bridge, gateway
+ * port, VXLAN device, which keeps IPv6 for the neighbour proxy) then send no router solicitations, which
+ * would otherwise cross the tunnel.
  */
 export const NETNS_SYSCTLS = [
   'net.bridge.bridge-nf-call-iptables=0',
   'net.bridge.bridge-nf-call-ip6tables=0',
   'net.bridge.bridge-nf-call-arptables=0',
+  'net.ipv6.conf.all.forwarding=1',
+  'net.ipv6.conf.default.forwarding=1',
 ];
 
 /** What one network's namespace holds of vxnet's. */
