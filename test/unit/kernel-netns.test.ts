@@ -184,9 +184,9 @@ describe('network namespaces: one pass', () => {
   it('deletes the namespace of a network that is gone, its VXLAN device first', async () => {
     const calls: string[] = [];
     const run: Runner = {
-      run: async (argv: readonly string[]): Promise<RunResult> => {
+      run: async (argv: readonly string[], options: RunOptions = {}): Promise<RunResult> => {
         const line = argv.join(' ');
-        calls.push(line);
+        calls.push(options.input === undefined ? line : `${line} < ${options.input.trim().replaceAll('\n', '; ')}`);
         if (line === 'ip -j netns list') return { argv, code: 0, stdout: '[{"name":"vxnet-42"}]', stderr: '' };
         if (line === 'ip -n vxnet-42 -j -d addr show') return { argv, code: 0, stdout: JSON.stringify([{ ifname: 'vxnv42', ifindex: 3, mtu: 1450, flags: ['UP'], linkinfo: { info_kind: 'vxlan', info_data: { id: 42, port: 4789 } } }]), stderr: '' };
         if (line.includes('nft -j list')) return { argv, code: 1, stdout: '', stderr: 'Error: No such file or directory\n' };
@@ -199,7 +199,7 @@ describe('network namespaces: one pass', () => {
     const dataplane = new LinuxDataplane({ run, networkNamespaces: { prefix: 'vxnet-' }, tuneNeighbourTable: false, watchTables: false });
     const result = await dataplane.reconcile({ networks: [], peers: [], floods: [], endpoints: [], vxlanFilter: { ports: [4789], allowedSources: [] } });
     assert.equal(result.error, undefined);
-    const del = calls.indexOf('ip -n vxnet-42 link del dev vxnv42');
+    const del = calls.indexOf('ip -n vxnet-42 -force -batch - < link del dev vxnv42');
     assert.ok(del >= 0 && del < calls.indexOf('ip netns del vxnet-42'), calls.join('\n'));
   });
 });

@@ -174,6 +174,13 @@ export async function applyNamespaced(
   const moves = passes.filter(usable).flatMap((p) => p.plan.links.filter((s) => moved(s) && !held(s)));
   await apply(run, [...hostDels, ...moves, ...hostSteps.filter((s) => s.op !== 'link-del')]);
   await Promise.all(passes.filter(usable).map((p) => apply(inNamespace(run, p.name), p.plan.links.filter((s) => s.op !== 'link-del' && !moved(s)))));
+  // IPv6 on the VXLAN device of an IPv6 network once it is in its namespace (where new devices have none)
+  await Promise.all(
+    passes.filter((p) => usable(p) && p.net.subnets.some((c) => c.includes(':')) && p.plan.links.some((s) => s.op === 'link-netns')).map(async (p) => {
+      const set = await run.run(['nsenter', `--net=${netnsPath(p.name)}`, 'sysctl', '-q', '-w', `net.ipv6.conf.${p.net.vxlan}.disable_ipv6=0`], { signal, allowFailure: true });
+      if (set.code !== 0) errors.push(`enabling IPv6 on ${p.net.vxlan} in ${p.name} failed: ${set.stderr.trim() || `exit code ${set.code}`}`);
+    }),
+  );
   // IPv6 gateways: on for the host end of a new (or newly addressed) gateway first (ipv6-firewall.ts)
   const ipv6Steps = hostPlan.steps.filter(isIpv6AddressStep);
   const ipv6Gateways = networks.filter(
@@ -212,7 +219,10 @@ export async function applyNamespaced(
     if (kept.has(vni)) continue;
     const vxlan = deviceNames.vxlan(vni);
     await ctx.namespaceGone?.(space.name);
-    if (space.links.has(vxlan)) await inNamespace(run, space.name).run(['ip', 'link', 'del', 'dev', vxlan], { signal, allowFailure: true });
+    // its devices are deleted here and now (the VXLAN device first): the kernel tears a deleted namespace
+    // down in the background, and the containers' ends of the veths would linger until it has
+    const owned = [...space.links.keys()].sort((a, b) => Number(b === vxlan) - Number(a === vxlan));
+    if (owned.length) await runBatch(inNamespace(run, space.name), ['ip'], owned.map((name) => `link del dev ${name}`), signal);
     const del = await run.run(['ip', 'netns', 'del', space.name], { signal, allowFailure: true });
     if (del.code === 0) {
       result.changes++;

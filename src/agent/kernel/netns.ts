@@ -40,6 +40,9 @@ export const NETNS_SYSCTLS = [
   'net.bridge.bridge-nf-call-arptables=0',
   'net.ipv6.conf.all.forwarding=1',
   'net.ipv6.conf.default.forwarding=1',
+  // no IPv6 of their own on the devices made here (they would send MLD reports across the tunnel); the VXLAN
+  // device of a network with IPv6 gets it back (linux-netns.ts): its neighbour proxy needs it
+  'net.ipv6.conf.default.disable_ipv6=1',
 ];
 
 /** What one network's namespace holds of vxnet's. */
