@@ -11,10 +11,9 @@
  *     (the tutorial's `ip link add ... type vxlan` + bridge + veth) vs the bare underlay (the ceiling);
  *  4. Docker: vxnet vs Docker Swarm's overlay on the same two engines — `docker run` → reachable from the
  *     other host (--docker-runs per network, default 100), the same traffic measurements between containers
- *     (bench/swarm.ts; its own simulated hosts); next to them the hand-built path and vxnet networks that each
- *     undo one change of its forwarding path, with Docker's iptables rules and again without them
- *     (bench/dataplane-variants.ts); also a vxnet network with GRO on its veths and the hand-built path with
- *     its bridge and VXLAN device in a namespace of their own, as Swarm's (the candidates of issue 19);
+ *     (bench/swarm.ts; its own simulated hosts); next to them the hand-built path in the host namespace and
+ *     in Swarm's layout (bridge and VXLAN device in a namespace of their own, as vxnet's agent now builds
+ *     them), with Docker's iptables rules and again without them (bench/dataplane-variants.ts);
  *  5. jumbo: the data plane of section 4 on a 9000-byte underlay (vxnet derives 8950, Swarm keeps 1450);
  *  6. cli: `vxnet --version` and a `vxnet network ls` round trip from an installed build, p50/p99 over 50 runs
  *     next to `node -e 0` (bench/cli-start.ts, also `npm run bench:cli` on its own);
@@ -49,7 +48,7 @@ import { parseArgs } from 'node:util';
 import { ManagerClient } from '../src/client/client.ts';
 import { createCluster, type Cluster } from '../src/testkit/cluster.ts';
 import { runChecked } from '../src/testkit/processes.ts';
-import { FORWARDING_VARIANTS, MTU_VARIANTS } from './dataplane-variants.ts';
+import { MTU_VARIANTS } from './dataplane-variants.ts';
 import { handBuiltVxlan } from './hand-built.ts';
 import { ipv6UnderlayDataPlane } from './ipv6-underlay.ts';
 import { ovsComparison } from './ovs.ts';
@@ -157,7 +156,7 @@ if (runs('attach') || runs('kernel') || runs('dataplane')) {
   }
 }
 if (runs('docker')) {
-  const docker = await swarmComparison({ runs: DOCKER_RUNS, rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, variants: FORWARDING_VARIANTS, log });
+  const docker = await swarmComparison({ runs: DOCKER_RUNS, rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, layouts: true, log });
   report.docker = docker.json;
   markdown.set('docker', docker.markdown);
   chart.docker = docker;

@@ -16,10 +16,10 @@
  *    in the containers' network namespaces), in interleaved rounds with the underlay (host ⇄ host) as the
  *    ceiling (bench/traffic.ts); the spread of the rounds is reported as the run-to-run noise. Next to them,
  *    the hand-built kernel VXLAN path between the same hosts (bench/hand-built.ts; DOCKER-USER accepts its
- *    bridge's traffic, as anyone running it next to Docker has to) and, with `variants`, vxnet networks
- *    that undo or add one change each and the hand-built path rebuilt in Swarm's layout (bridge and VXLAN
- *    device in a namespace of their own), all measured again without Docker's iptables rules
- *    (bench/dataplane-variants.ts).
+ *    bridge's traffic, as anyone running it next to Docker has to); with `layouts` also the hand-built path
+ *    rebuilt in Swarm's layout (bridge and VXLAN device in a namespace of their own), all measured again
+ *    without Docker's iptables rules (bench/dataplane-variants.ts); with `variants`, vxnet networks that undo
+ *    one thing each (on a jumbo underlay: the MTU).
  *
  * With `runs: 0` the `docker run` part is left out (the jumbo underlay section measures the data plane only).
  */
@@ -35,16 +35,9 @@ import {
   HAND_SANDBOX_LABEL,
   SWARM_LABEL,
   VXNET_LABEL,
-  bridgeNfCallOff,
-  bridgeOf,
-  dockerUserPackets,
   dropDockerRules,
-  groStillOn,
-  vethGroOn,
   interfaceMtu,
   phasesMarkdown,
-  stillTracked,
-  trackAgain,
   type Phase,
   type VariantNetwork,
 } from './dataplane-variants.ts';
@@ -61,8 +54,10 @@ export interface SwarmComparisonOptions {
   streams: number;
   /** MTU of the underlay links (default 1500) */
   underlayMtu?: number;
-  /** vxnet networks that each undo one thing; with FORWARDING_VARIANTS also everything again without Docker's iptables rules */
+  /** vxnet networks that each undo one thing (on a jumbo underlay: the MTU) */
   variants?: readonly VariantNetwork[];
+  /** also the hand-built path in Swarm's layout, and every path again without Docker's iptables rules */
+  layouts?: boolean;
   log: (line: string) => void;
 }
 
@@ -79,7 +74,7 @@ export interface SwarmComparison {
   traffic: Map<string, TrafficRounds>;
   /** the data plane: with Docker's rules, and (with `variants`) without them */
   phases: Phase[];
-  /** notes on the variants (whether they stayed in place, what iptables saw) */
+  /** notes on the run's paths (none today; kept in the JSON's shape) */
   notes: string[];
 }
 
@@ -146,8 +141,7 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
       await run(['ip', 'netns', 'exec', self.netns, 'iptables', '-w', '5', '-I', 'DOCKER-USER', '1', '-i', 'hbbr0', '-o', 'hbbr0', '-j', 'ACCEPT']);
     }
     paths.push({ name: HAND_BUILT_LABEL, client: `/proc/${await e1.pidOf('hand')}/ns/net`, server: `/proc/${await e2.pidOf('hand')}/ns/net`, target: '172.30.0.2' });
-    const undone = variants.filter((v) => v.kind !== 'mtu-1450');
-    if (undone.length) {
+    if (options.layouts) {
       // the structural candidate, prototyped by hand: the same path with its bridge and VXLAN device in a
       // namespace of their own; that namespace is a container with no network, so the engine cleans it up
       for (const [i, engine] of [e1, e2].entries()) {
@@ -160,36 +154,13 @@ export async function swarmComparison(options: SwarmComparisonOptions): Promise<
       }
       paths.push({ name: HAND_SANDBOX_LABEL, client: `/proc/${await e1.pidOf('handsbc')}/ns/net`, server: `/proc/${await e2.pidOf('handsbc')}/ns/net`, target: '172.31.0.2' });
     }
-    for (const v of undone) {
-      const path = paths.find((p) => p.name === v.label)!;
-      for (const [i, host] of [h1, h2].entries()) {
-        if (v.kind === 'gro') {
-          await vethGroOn(host.netns, bridgeOf(v.vni), i === 0 ? path.client : path.server);
-          continue;
-        }
-        await trackAgain(host.netns, bridgeOf(v.vni));
-        if (v.kind === 'nf-call') await bridgeNfCallOff(host.netns, bridgeOf(v.vni));
-      }
-    }
     const mtus = new Map<string, number>();
     for (const path of paths) mtus.set(path.name, await interfaceMtu(path));
 
     const traffic = await measureTraffic(paths, options);
     const phases: Phase[] = [{ title: "Docker's iptables rules on", mtus, summary: summariseTraffic(paths, traffic) }];
     const notes: string[] = [];
-    for (const v of undone) {
-      if (v.kind === 'gro') {
-        const path = paths.find((p) => p.name === v.label)!;
-        const on = (await Promise.all([path.client, path.server].map(groStillOn))).every(Boolean);
-        notes.push(`${v.label}: ${on ? 'GRO on until the end' : 'GRO found OFF at the end (its figures are not the variant)'}`);
-        continue;
-      }
-      const kept = (await Promise.all([h1, h2].map((h) => stillTracked(h.netns, bridgeOf(v.vni))))).every(Boolean);
-      const seen = await dockerUserPackets(h1.netns, bridgeOf(v.vni));
-      notes.push(`${v.label}: ${kept ? 'in place until the end' : 'PUT BACK by the agent during the run (its figures are not the variant)'}; ` +
-        `packets of its bridged frames counted by DOCKER-USER on host1: ${seen ?? 'none'}`);
-    }
-    if (undone.length) {
+    if (options.layouts) {
       log("docker: the same without Docker's iptables rules ...");
       for (const host of [h1, h2]) await dropDockerRules(host.netns);
       const without = await measureTraffic(paths, options);

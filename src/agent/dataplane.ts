@@ -18,6 +18,8 @@ export const deviceNames = {
   hostVeth: (endpointId: string) => `vxnh${endpointId.slice(0, 10)}`,
   /** container end before it is moved and renamed inside the target namespace */
   peerVeth: (endpointId: string) => `vxnc${endpointId.slice(0, 10)}`,
+  /** the bridge's port leading to the gateway, when the network has a namespace of its own (kernel/netns.ts) */
+  gatewayPort: (vni: number) => `vxng${vni}`,
 };
 
 export interface DesiredNetwork {

@@ -12,6 +12,7 @@ import type { ContainerNamespaces } from './agent-options.ts';
 import { deviceNames, OWNED_NFT_TABLE } from './dataplane.ts';
 import { readAntispoof } from './kernel/antispoof.ts';
 import type { Runner } from './kernel/exec.ts';
+import { inNamespace } from './kernel/netns.ts';
 import { VXLAN_FILTER_CHAIN, VXLAN_PEERS_SET, VXLAN_PORTS_SET } from './kernel/nftables.ts';
 import { UNDERLAY6_TABLE } from './kernel/underlay6.ts';
 import { parseVxlanFilterDrops, readFdb, readFirewall, readLinks, readNeighbours, type LinkState } from './kernel/read.ts';
@@ -27,6 +28,8 @@ export interface DiagnoseContext {
   self: { name: string; address: string; underlayDevice: string };
   underlayMtu: number;
   containers?: ContainerNamespaces;
+  /** the namespace of network VNI's bridge (kernel/netns.ts); absent: bridges are in this namespace */
+  networkNamespace?: (vni: number) => string;
 }
 
 /** What the agent knows when a request arrives. */
@@ -56,20 +59,29 @@ export async function diagnose(ctx: DiagnoseContext, agent: AgentSnapshot, reque
   const probe = request.probe ? await sendProbe(ctx, agent, request.probe, signal) : undefined;
 
   const text = async (argv: string[]) => (await run.run(argv, { signal })).stdout;
+  // with a namespace per network, the bridge, its ports, the VXLAN device, the entries and the anti-spoofing
+  // table are read there; the host namespace gives the underlay and the gateway's addresses
+  const ns = network && ctx.networkNamespace ? ctx.networkNamespace(network.vni) : undefined;
+  const inside = ns === undefined ? run : inNamespace(run, ns);
+  const insideText = async (argv: string[]) => (await inside.run(argv, { signal })).stdout;
   // over an IPv6 underlay the allow-list's sets and counter are in table ip6 vxnet_underlay (kernel/underlay6.ts)
   const filterTable = self.address.includes(':') ? ['ip6', UNDERLAY6_TABLE] : ['ip', OWNED_NFT_TABLE];
-  const [links, stats, neighbours, fdb, firewall, peers, ports, drops, antispoof, foreign] = await Promise.all([
+  const [hostLinks, insideLinks, hostStats, stats, neighbours, fdb, firewall, peers, ports, drops, antispoof, foreign] = await Promise.all([
     attempt('ip -j -d addr show', () => readLinks(run, signal), [] as LinkState[]),
-    attempt('ip -j -s link show', async () => parseLinkStats(await text(['ip', '-j', '-s', 'link', 'show'])), new Map()),
-    attempt('ip -j neigh show', () => readNeighbours(run, signal), []),
-    attempt('bridge -j fdb show', () => readFdb(run, signal), []),
+    ns === undefined ? [] : attempt(`ip -n ${ns} -j -d addr show`, () => readLinks(inside, signal), [] as LinkState[]),
+    ns === undefined ? new Map() : attempt('ip -j -s link show', async () => parseLinkStats(await text(['ip', '-j', '-s', 'link', 'show'])), new Map()),
+    attempt('ip -j -s link show', async () => parseLinkStats(await insideText(['ip', '-j', '-s', 'link', 'show'])), new Map()),
+    attempt('ip -j neigh show', () => readNeighbours(inside, signal), []),
+    attempt('bridge -j fdb show', () => readFdb(inside, signal), []),
     readFirewall(run, signal),
     attempt(`nft set ${VXLAN_PEERS_SET}`, async () => parseSetElements(await text(['nft', '-j', 'list', 'set', ...filterTable, VXLAN_PEERS_SET])), []),
     attempt(`nft set ${VXLAN_PORTS_SET}`, async () => parseSetElements(await text(['nft', '-j', 'list', 'set', ...filterTable, VXLAN_PORTS_SET])), []),
     attempt(`nft chain ${VXLAN_FILTER_CHAIN}`, async () => parseVxlanFilterDrops(await text(['nft', '-j', 'list', 'chain', ...filterTable, VXLAN_FILTER_CHAIN])), undefined),
-    readAntispoof(run, signal),
+    readAntispoof(inside, signal),
     attempt('nft -j list ruleset', async () => parseForeignDrops(await text(['nft', '-j', 'list', 'ruleset'])), []),
   ]);
+  const links = ns === undefined ? hostLinks : [...hostLinks.filter((l) => l.name === self.underlayDevice), ...withGateway(insideLinks, hostLinks, bridge)];
+  if (ns !== undefined) for (const [name, s] of hostStats) if (name === self.underlayDevice) stats.set(name, s);
   const kept = links.filter((l) => l.name === self.underlayDevice || (bridge !== undefined && (l.name === bridge || l.name === vxlan || l.master === bridge)));
   const bridgePorts = new Set(kept.filter((l) => l.master === bridge).map((l) => l.name));
   const portOf = (element: string) => element.split(' ')[0]!;
@@ -94,6 +106,15 @@ export async function diagnose(ctx: DiagnoseContext, agent: AgentSnapshot, reque
     ...(probe ? { probe } : {}),
     errors: antispoof.unreadable !== undefined ? [...errors, antispoof.unreadable] : errors,
   };
+}
+
+/**
+ * The bridge of a network's namespace as the report shows it: with the gateway's addresses (held by its
+ * veth in the host namespace, one hop away), up only while both are.
+ */
+function withGateway(inside: LinkState[], host: LinkState[], bridge: string | undefined): LinkState[] {
+  const gateway = host.find((l) => l.name === bridge);
+  return inside.map((l) => (l.name === bridge && l.kind === 'bridge' ? { ...l, ipv4: gateway?.ipv4 ?? [], up: l.up && gateway?.up === true } : l));
 }
 
 function linkReport(link: LinkState, stats: LinkReport['stats'] | undefined): LinkReport {

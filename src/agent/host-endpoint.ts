@@ -21,6 +21,9 @@
  *   interface and anything that arrives there for an address other than its own. `arp_ignore 1` keeps it
  *   from answering ARP for the host's other addresses.
  * - Anti-spoofing is untouched: `vxhp*` ports are not container ports, and the host is trusted anyway.
+ * - With a namespace per network (kernel/netns.ts) the port `vxhp<id>` is made in the network's namespace,
+ *   where the bridge is; `vxh<VNI>` stays here. The host namespace's route to the subnet is then on the
+ *   gateway's veth, which leads to the same bridge, so nothing else changes.
  * Owned names start with `vxh`; what no host endpoint of this node wants is removed.
  */
 import { messageOf } from '../core/errors.ts';
@@ -28,6 +31,7 @@ import { contains, formatIPv4, parseCidr, parseIPv4 } from '../core/ipv4.ts';
 import type { Endpoint, EndpointStatusRequest } from '../core/model.ts';
 import { deviceNames } from './dataplane.ts';
 import type { Runner } from './kernel/exec.ts';
+import { inNamespace } from './kernel/netns.ts';
 import { parseLinks } from './kernel/read.ts';
 import type { ClusterView } from './view.ts';
 
@@ -43,6 +47,8 @@ export interface HostEndpointOptions {
   self: { name: string };
   setEndpointStatus(id: string, req: EndpointStatusRequest, signal?: AbortSignal): Promise<void>;
   log: (line: string) => void;
+  /** the namespace of network VNI's bridge (kernel/netns.ts); absent: bridges are in this namespace */
+  networkNamespace?: (vni: number) => string;
 }
 
 /** Pure: the two halves of a subnet, more specific than its route on the bridge ("192.168.1.0/24" → /25s). */
@@ -124,11 +130,14 @@ export class HostEndpoints {
     const network = view.networks.get(e.network);
     if (!network) throw new Error(`network ${e.network} is not known here yet`);
     const bridge = deviceNames.bridge(network.vni);
-    if (!links.has(bridge)) throw new Error(`bridge ${bridge} of network ${e.network} does not exist yet`);
+    const ns = this.#o.networkNamespace?.(network.vni);
+    const bridgeSide = ns === undefined ? links : await this.#links(inNamespace(this.#o.run, ns), signal);
+    if (!bridgeSide.has(bridge)) throw new Error(`bridge ${bridge} of network ${e.network} does not exist yet`);
     const port = hostPortName(e.id);
     const host = links.get(e.ifname);
     const address = `${e.ip}/${e.prefix}`;
-    const complete = host && links.get(port)?.master === bridge && links.get(port)?.up && host.up && host.mac === e.mac.toLowerCase() && host.ipv4.includes(address);
+    const complete =
+      host && bridgeSide.get(port)?.master === bridge && bridgeSide.get(port)?.up && host.up && host.mac === e.mac.toLowerCase() && host.ipv4.includes(address);
     const ip = parseIPv4(e.ip);
     const subnet = network.subnets.find((s) => {
       const c = parseCidr(s.cidr);
@@ -137,16 +146,22 @@ export class HostEndpoints {
     const lines: string[] = [];
     if (!complete) {
       if (host || links.has(port)) await this.#o.run.run(['ip', 'link', 'del', 'dev', host ? e.ifname : port], { signal, allowFailure: true });
+      if (ns !== undefined && bridgeSide.has(port)) await this.#o.run.run(['ip', '-n', ns, 'link', 'del', 'dev', port], { signal, allowFailure: true });
       lines.push(
-        `link add ${e.ifname} address ${e.mac} mtu ${network.mtu} type veth peer name ${port} mtu ${network.mtu}`,
+        `link add ${e.ifname} address ${e.mac} mtu ${network.mtu} type veth peer name ${port} mtu ${network.mtu}${ns === undefined ? '' : ` netns ${ns}`}`,
         `addr add ${address} dev ${e.ifname} noprefixroute`,
         `link set dev ${e.ifname} up`,
-        `link set dev ${port} master ${bridge} up`,
+        ...(ns === undefined ? [`link set dev ${port} master ${bridge} up`] : []),
       );
     }
     for (const half of subnet ? subnetHalves(subnet) : []) lines.push(`route replace ${half} dev ${e.ifname} src ${e.ip} table ${HOST_TABLE}`);
     await this.#o.run.run(['ip', '-batch', '-'], { input: `${lines.join('\n')}\n`, signal });
+    if (!complete && ns !== undefined) await this.#o.run.run(['ip', '-n', ns, 'link', 'set', 'dev', port, 'master', bridge, 'up'], { signal });
     if (!complete) await this.#o.run.writeFile(`/proc/sys/net/ipv4/conf/${e.ifname}/arp_ignore`, '1');
+  }
+
+  async #links(run: Runner, signal?: AbortSignal): Promise<Map<string, ReturnType<typeof parseLinks>[number]>> {
+    return new Map(parseLinks((await run.run(['ip', '-j', '-d', 'addr', 'show'], { signal })).stdout).map((l) => [l.name, l]));
   }
 
   /** The rule to table HOST_TABLE while there are host endpoints, none without. */

@@ -26,6 +26,7 @@ import { HostEndpoints } from './host-endpoint.ts';
 import { createRunner } from './kernel/exec.ts';
 import { CERT_FILE, DEFAULT_STATE_DIR, keepRenewed, obtainCredentials } from './identity.ts';
 import { detectUnderlay, LinuxDataplane, preflight } from './kernel/linux-dataplane.ts';
+import { DEFAULT_NETNS_PREFIX, networkNamespace } from './kernel/netns.ts';
 import { checkOvsHost, ovsTarget } from './ovs/host.ts';
 import { OvsDataplane } from './ovs/ovs-dataplane.ts';
 import { setUpWireguard } from './wireguard/setup.ts';
@@ -66,6 +67,10 @@ export interface RunAgentOptions {
   ovsDb?: string;
   /** do not serve the CNI plugin at all (`--no-cni`) */
   noCni?: boolean;
+  /** each network's namespace is PREFIX<VNI> (`--netns-prefix`, default DEFAULT_NETNS_PREFIX; kernel/netns.ts) */
+  netnsPrefix?: string;
+  /** every network's devices in the host namespace (`--no-network-namespaces`) */
+  noNetworkNamespaces?: boolean;
 }
 
 export async function runAgent(options: RunAgentOptions, signal: AbortSignal): Promise<void> {
@@ -110,7 +115,11 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const wireguard =
     options.dataplane === 'ovs'
       ? await ovsDataplane(options.ovsDb, underlay.device, identityOptions.stateDir, log, signal)
-      : await setUpWireguard(new LinuxDataplane({ log, onDrift: () => agentRef?.schedule() }), {
+      : await setUpWireguard(new LinuxDataplane({
+          log,
+          onDrift: () => agentRef?.schedule(),
+          ...(options.noNetworkNamespaces ? {} : { networkNamespaces: { prefix: options.netnsPrefix ?? DEFAULT_NETNS_PREFIX } }),
+        }), {
           stateDir: identityOptions.stateDir,
           underlayMtu: underlay.mtu,
           ipv6Underlay,
@@ -123,7 +132,14 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     new DnsResponder({ ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}), log }),
     engine ? new DnsRedirect(createRunner(), log) : undefined,
   );
-  const hostEndpoints = new HostEndpoints({ run: createRunner(), self: { name }, setEndpointStatus: (id, req, s) => client.setEndpointStatus(id, req, s), log });
+  const netnsPrefix = options.dataplane === 'ovs' || options.noNetworkNamespaces ? undefined : (options.netnsPrefix ?? DEFAULT_NETNS_PREFIX);
+  const hostEndpoints = new HostEndpoints({
+    run: createRunner(),
+    self: { name },
+    setEndpointStatus: (id, req, s) => client.setEndpointStatus(id, req, s),
+    log,
+    ...(netnsPrefix === undefined ? {} : { networkNamespace: (vni: number) => networkNamespace(netnsPrefix, vni) }),
+  });
   const agent = new Agent({
     dns,
     api: client,
@@ -141,6 +157,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
       self: { name, address: advertiseAddress, underlayDevice: underlay.device },
       underlayMtu: underlay.mtu,
       ...(engine ? { containers: new EngineContainerNamespaces(engine) } : {}),
+      ...(netnsPrefix === undefined ? {} : { networkNamespace: (vni: number) => networkNamespace(netnsPrefix, vni) }),
       answer: (id, report, s) => client.answerDiagnose(name, id, report, s),
       log,
       signal,

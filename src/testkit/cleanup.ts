@@ -54,7 +54,7 @@ export async function teardown(owned: Owned, runId: string, log: (line: string) 
   // 1. its own processes: SIGTERM (daemons may flush), SIGKILL after a grace period
   await attempt('stopping processes', () => Promise.all([...owned.processes].map((p) => p.stop('SIGTERM', 2000))));
   // 2. anything else still inside its namespaces (children of daemons, processes started via exec)
-  const names = [...owned.netns];
+  const names = withNetworkNamespaces(owned.netns);
   await attempt('killing leftovers', () => Promise.all(names.map(killEverythingIn)));
   // 3. the namespaces
   await attempt('deleting namespaces', async () => {
@@ -77,7 +77,7 @@ function emergencyCleanup(): void {
       }
     }
     for (const netns of owned.netns) killEverythingInSync(netns);
-    deleteNetnsSync([...owned.netns]);
+    deleteNetnsSync(withNetworkNamespaces(owned.netns));
     if (owned.tmpDir) {
       try {
         rmSync(owned.tmpDir, { recursive: true, force: true });
@@ -87,6 +87,19 @@ function emergencyCleanup(): void {
     }
   }
   live.clear();
+}
+
+/** `owned` and the namespaces the agents of those hosts made for their networks (`--netns-prefix HOST-n`). */
+function withNetworkNamespaces(owned: ReadonlySet<string>): string[] {
+  const names = [...owned];
+  let listed: string[] = [];
+  try {
+    listed = listNetns();
+  } catch {
+    // nothing listed: only the owned ones
+  }
+  for (const name of listed) if (!owned.has(name) && names.some((host) => name.startsWith(`${host}-n`))) names.push(name);
+  return names;
 }
 
 function killEverythingInSync(netns: string): void {

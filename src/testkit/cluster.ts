@@ -394,6 +394,9 @@ class SimCluster implements Cluster {
     ];
     // The agent serves the CNI plugin by default on one path per machine: each simulated host gets its own.
     if (!args.includes('--cni-socket') && !args.includes('--no-cni')) args.push('--cni-socket', join(this.tmpDir, `${host.name}-cni.sock`));
+    // Each network's namespace is pinned in /run/netns, shared by every simulated host: named after the host, so
+    // hosts never collide and teardown (cleanup.ts) finds them.
+    if (!args.includes('--netns-prefix') && !args.includes('--no-network-namespaces')) args.push('--netns-prefix', `${host.netns}-n`);
     await this.#daemons.startAgent(host, args, () => this.api<NodeStatus[]>('GET', '/v1/nodes'));
   }
 
@@ -416,7 +419,9 @@ class SimCluster implements Cluster {
     // itself may linger in the kernel a little after `ip netns del`, but nothing refers to it by name.
     const port = switchPort(host);
     await run(['ip', '-n', this.switchNetns, 'link', 'del', port]);
-    const failures = await deleteNetns([host.netns]);
+    // the agent's namespaces of the networks (--netns-prefix HOST-n) go with the machine, as after a reboot
+    const networks = listNetns().filter((name) => name.startsWith(`${host.netns}-n`));
+    const failures = await deleteNetns([host.netns, ...networks]);
     if (failures.length > 0) throw new Error(`could not delete ${host.netns}: ${failures[0]?.error}`);
     await addNetns([host.netns]);
     await this.#quiet(host.netns);

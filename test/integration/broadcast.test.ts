@@ -40,7 +40,9 @@ describe('three hosts: broadcast reaches every host', () => {
     await client.createNetwork({ name: 'her', subnets: [{ cidr: '192.168.50.0/24' }] });
     const { expected, seen } = await broadcastResponders('her', '192.168.50.255');
     for (const ip of expected) assert.ok(seen.includes(ip), `${ip} answered the broadcast (seen: ${seen})`);
-    const fdb = await cluster.exec(cluster.host(1).netns, ['bridge', 'fdb', 'show', 'dev', `vxnv${(await client.inspectNetwork('her')).vni}`]);
+    // in the network's namespace (the agent's --netns-prefix HOST-n<VNI>), where the VXLAN device is
+    const her = (await client.inspectNetwork('her')).vni;
+    const fdb = await cluster.exec(`${cluster.host(1).netns}-n${her}`, ['bridge', 'fdb', 'show', 'dev', `vxnv${her}`]);
     const floods = fdb.stdout.split('\n').filter((l) => l.startsWith('00:00:00:00:00:00'));
     assert.equal(floods.length, 2, `one flood entry per peer VTEP:\n${fdb.stdout}`);
   });
@@ -50,10 +52,10 @@ describe('three hosts: broadcast reaches every host', () => {
     const { expected, seen } = await broadcastResponders('mc', '192.168.60.255');
     for (const ip of expected) assert.ok(seen.includes(ip), `${ip} answered the broadcast (seen: ${seen})`);
     const vni = (await client.inspectNetwork('mc')).vni;
-    const link = await cluster.exec(cluster.host(1).netns, ['ip', '-j', '-d', 'link', 'show', `vxnv${vni}`]);
+    const link = await cluster.exec(`${cluster.host(1).netns}-n${vni}`, ['ip', '-j', '-d', 'link', 'show', `vxnv${vni}`]);
     const info = (JSON.parse(link.stdout) as { linkinfo: { info_data: { group?: string } } }[])[0]!.linkinfo.info_data;
     assert.equal(info.group, '239.1.1.60');
-    const fdb = await cluster.exec(cluster.host(1).netns, ['bridge', 'fdb', 'show', 'dev', `vxnv${vni}`]);
+    const fdb = await cluster.exec(`${cluster.host(1).netns}-n${vni}`, ['bridge', 'fdb', 'show', 'dev', `vxnv${vni}`]);
     assert.ok(
       !fdb.stdout.split('\n').some((l) => l.startsWith('00:00:00:00:00:00') && !l.includes('239.1.1.60')),
       `no per-peer flood entries with a multicast group:\n${fdb.stdout}`,

@@ -60,7 +60,9 @@ describe('several managers on a 3-member etcd', { ...(skip ? { skip } : {}) }, (
     const tokenFile = join(cluster.tmpDir, `${host.name}-join.token`);
     writeFileSync(tokenFile, `${workerToken}\n`, { mode: 0o600 });
     const urls = managers.map((m) => `https://${m.host.address}:${MANAGER_PORT}`).join(',');
-    const argv = ['agent', '--manager', urls, '--token-file', tokenFile, '--state-dir', cluster.agentStateDir(host), '--advertise-addr', host.address, '--name', host.name];
+    const argv = ['agent', '--manager', urls, '--token-file', tokenFile, '--state-dir', cluster.agentStateDir(host), '--advertise-addr', host.address, '--name', host.name,
+      // /run/netns is one folder for every simulated host: their networks' namespaces need names of their own
+      '--netns-prefix', `${host.netns}-n`];
     agents.set(host.name, start(nsenterArgv(host.netns, [process.execPath, DEFAULT_CLI_PATH, ...argv]), { label: `${host.name}/agent` }));
     await until(`${host.name} up`, async () => (await admin.listNodes()).find((n: NodeStatus) => n.name === host.name && n.state === 'up'), 30_000);
   };

@@ -197,7 +197,8 @@ describe('IPv6 inside networks over an IPv4 underlay (issue 15)', { skip, concur
     const stolen = v6('s2');
     const host3 = cluster.host('host3');
     const drops = async () => {
-      const chain = await cluster.exec(host3.netns, ['nft', '-j', 'list', 'chain', 'bridge', 'vxnet', 'antispoof']);
+      // in the network's namespace (the agent's --netns-prefix HOST-n, six's VNI 3000)
+      const chain = await cluster.exec(`${host3.netns}-n3000`, ['nft', '-j', 'list', 'chain', 'bridge', 'vxnet', 'antispoof']);
       const rules = (JSON.parse(chain.stdout) as { nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[] }).nftables;
       const rule = rules.find((item) => item.rule?.comment === "IPv6 source is not the endpoint's")?.rule;
       return rule?.expr.find((e) => e.counter)?.counter?.packets ?? -1;

@@ -78,7 +78,8 @@ describe('vxnet over an IPv6 underlay', { skip, concurrency: false }, () => {
   const tableHandle = async (host: SimHost): Promise<number | undefined> =>
     (JSON.parse(await nft(host, ['table', 'ip6', UNDERLAY6_TABLE])) as { nftables: { table?: { handle: number } }[] }).nftables.find((i) => i.table)?.table?.handle;
   const vxlanDevice = async (host: SimHost, name: string) => {
-    const shown = await cluster.exec(host.netns, ['ip', '-j', '-d', 'link', 'show', name]);
+    // in the network's namespace (the agent's --netns-prefix HOST-n; vxnv<VNI>)
+    const shown = await cluster.exec(`${host.netns}-n${name.slice('vxnv'.length)}`, ['ip', '-j', '-d', 'link', 'show', name]);
     assert.equal(shown.code, 0, shown.stderr);
     return (JSON.parse(shown.stdout) as { ifindex: number; linkinfo: { info_data: { local6?: string } } }[])[0]!;
   };
@@ -105,7 +106,7 @@ describe('vxnet over an IPv6 underlay', { skip, concurrency: false }, () => {
     const nodes = await client.listNodes();
     assert.deepEqual(nodes.map((n) => [n.name, n.address]), [['host1', 'fd99::11'], ['host2', 'fd99::12'], ['host3', 'fd99::13']]);
     assert.equal((await vxlanDevice(host1, 'vxnv1000')).linkinfo.info_data.local6, 'fd99::11');
-    const fdb = await cluster.exec(host1.netns, ['bridge', '-j', 'fdb', 'show', 'dev', 'vxnv1000']);
+    const fdb = await cluster.exec(`${host1.netns}-n1000`, ['bridge', '-j', 'fdb', 'show', 'dev', 'vxnv1000']);
     const dsts = (JSON.parse(fdb.stdout) as { dst?: string }[]).flatMap((e) => (e.dst ? [e.dst] : []));
     assert.ok(dsts.includes('fd99::12') && dsts.includes('fd99::13'), `FDB destinations: ${dsts.join(', ')}`);
   });

@@ -172,6 +172,8 @@ describe('README walkthrough', { skip: dockerProblems(), timeout: 600_000 }, () 
       ...(given.has('--docker-socket') && !given.has('--plugin-socket') ? ['--plugin-socket', engines.find((e) => e.host === host)!.pluginSocket] : []),
       // the agent serves the CNI plugin by default at one path per machine: each simulated host gets its own
       ...(given.has('--cni-socket') || given.has('--no-cni') ? [] : ['--cni-socket', join(cluster.tmpDir, `${host.name}-cni.sock`)]),
+      // and names each network's namespace in /run/netns, one folder per machine: each simulated host its own
+      ...(given.has('--netns-prefix') || given.has('--no-network-namespaces') ? [] : ['--netns-prefix', `${host.netns}-n`]),
     ];
     await agents.get(host.name)?.stop('SIGTERM');
     const handle = start(nsenterArgv(host.netns, [process.execPath, DEFAULT_CLI_PATH, 'agent', ...args, ...extra]), { label: `${host.name}/agent`, capacity: 500 });

@@ -78,7 +78,8 @@ describe('anti-spoofing: containers cannot forge sources or reach a VTEP (vxnet 
     assert.ok(await pings(cluster, c.b1!.netns, c.b2!.endpoint.ip), 'b1 -> b2 across hosts');
     assert.ok(await pings(cluster, c.bx!.netns, c.b1!.endpoint.ip), 'bx -> b1 on one bridge');
     assert.ok(await pings(cluster, c.b2!.netns, '192.168.1.1'), 'b2 -> its gateway');
-    const table = await cluster.exec(host1.netns, ['nft', 'list', 'table', 'bridge', 'vxnet']);
+    // in the network's namespace (the agent's --netns-prefix HOST-n, blue's VNI 1000)
+    const table = await cluster.exec(`${host1.netns}-n1000`, ['nft', 'list', 'table', 'bridge', 'vxnet']);
     assert.match(table.stdout, /chain antispoof/);
   });
 

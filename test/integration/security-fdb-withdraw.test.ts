@@ -42,13 +42,14 @@ describe('withdrawn MACs leave every peer’s bridge at once (vxnet issue 9, hol
 
   /** Every FDB entry of `mac` on a host, as `bridge fdb show` prints them (any table, any state). */
   const entriesOf = async (host: SimHost, mac: string): Promise<string[]> => {
-    const shown = await cluster.exec(host.netns, ['bridge', 'fdb', 'show']);
+    // the network's devices and entries are in its namespace (the agent's --netns-prefix HOST-n, VNI 1000)
+    const shown = await cluster.exec(`${host.netns}-n1000`, ['bridge', 'fdb', 'show']);
     return shown.stdout.split('\n').filter((line) => line.startsWith(`${mac} `));
   };
 
   it('turns learning off on the VXLAN port, holds remote MACs as static entries, and does not flood known unicast', async () => {
     for (const host of [host1, host3]) {
-      const port = JSON.parse((await cluster.exec(host.netns, ['ip', '-j', '-d', 'link', 'show', 'vxnv1000'])).stdout)[0];
+      const port = JSON.parse((await cluster.exec(`${host.netns}-n1000`, ['ip', '-j', '-d', 'link', 'show', 'vxnv1000'])).stdout)[0];
       assert.equal(port.linkinfo.info_slave_data.learning, false, `${host.name}: the VXLAN port learns`);
       assert.ok((await entriesOf(host, c.a2!.endpoint.mac)).some((l) => /dev vxnv1000 master vxnb1000 static/.test(l)), `${host.name}: no static entry for a2`);
     }

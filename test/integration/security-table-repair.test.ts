@@ -25,6 +25,8 @@ describe('nftables tables repaired when changed behind the agent', { skip, concu
   let c: Record<string, Attached>;
 
   const nft = async (host: SimHost, args: string[]) => cluster.exec(host.netns, ['nft', ...args]);
+  // the anti-spoofing table lives in the network's namespace (the agent's --netns-prefix HOST-n, VNI 1000)
+  const nftBridge = async (host: SimHost, args: string[]) => cluster.exec(host.netns, ['nsenter', `--net=/run/netns/${host.netns}-n1000`, 'nft', ...args]);
   const element = () => `"${deviceNames.hostVeth(c.c1!.endpoint.id)}" . ${c.c1!.endpoint.mac}`;
 
   before(async () => {
@@ -39,10 +41,11 @@ describe('nftables tables repaired when changed behind the agent', { skip, concu
 
   it('a flushed ruleset comes back on its own within seconds, and traffic with it', async () => {
     assert.equal((await nft(host1, ['flush', 'ruleset'])).code, 0);
-    assert.notEqual((await nft(host1, ['list', 'table', 'bridge', 'vxnet'])).code, 0, 'the flush took the table');
+    assert.equal((await nftBridge(host1, ['flush', 'ruleset'])).code, 0);
+    assert.notEqual((await nftBridge(host1, ['list', 'table', 'bridge', 'vxnet'])).code, 0, 'the flush took the table');
     const started = Date.now();
     await until('both tables are back', async () => {
-      const bridge = await nft(host1, ['list', 'table', 'bridge', 'vxnet']);
+      const bridge = await nftBridge(host1, ['list', 'table', 'bridge', 'vxnet']);
       const ip = await nft(host1, ['list', 'table', 'ip', 'vxnet']);
       return bridge.code === 0 && ip.code === 0 && bridge.stdout.includes(c.c1!.endpoint.mac);
     }, REPAIR_MS);
@@ -52,10 +55,10 @@ describe('nftables tables repaired when changed behind the agent', { skip, concu
 
   it("a deleted anti-spoofing element is put back (the port's frames pass again)", async () => {
     const port = deviceNames.hostVeth(c.c1!.endpoint.id);
-    const listed = await nft(host1, ['list', 'set', 'bridge', 'vxnet', 'endpoint_macs']);
+    const listed = await nftBridge(host1, ['list', 'set', 'bridge', 'vxnet', 'endpoint_macs']);
     assert.match(listed.stdout, new RegExp(port), 'the element names the port');
-    assert.equal((await nft(host1, ['delete', 'element', 'bridge', 'vxnet', 'endpoint_macs', `{ ${element()} }`])).code, 0);
-    await until('the element is back', async () => (await nft(host1, ['list', 'set', 'bridge', 'vxnet', 'endpoint_macs'])).stdout.includes(port), REPAIR_MS);
+    assert.equal((await nftBridge(host1, ['delete', 'element', 'bridge', 'vxnet', 'endpoint_macs', `{ ${element()} }`])).code, 0);
+    await until('the element is back', async () => (await nftBridge(host1, ['list', 'set', 'bridge', 'vxnet', 'endpoint_macs'])).stdout.includes(port), REPAIR_MS);
     assert.ok(await pings(cluster, c.c1!.netns, c.c2!.endpoint.ip));
   });
 });

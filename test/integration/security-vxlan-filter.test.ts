@@ -53,8 +53,9 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
     assert.equal(listed.code, 0, listed.stderr);
     return parseVxlanFilterDrops(listed.stdout) ?? -1;
   };
+  // the anti-spoofing table is in the network's namespace (the agent's --netns-prefix HOST-n): red's, VNI 2000
   const antispoofDrops = async (host: SimHost): Promise<number> => {
-    const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'chain', 'bridge', 'vxnet', 'antispoof']);
+    const listed = await cluster.exec(`${host.netns}-n2000`, ['nft', '-j', 'list', 'chain', 'bridge', 'vxnet', 'antispoof']);
     assert.equal(listed.code, 0, listed.stderr);
     return parseVxlanFilterDrops(listed.stdout) ?? -1;
   };

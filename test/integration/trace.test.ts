@@ -70,7 +70,8 @@ describe('vxnet trace', { skip, concurrency: false }, () => {
     let found: TraceJson | undefined;
     // the agent puts the entry back at its next full pass (every 30 s): delete again if one came in between
     for (let attempt = 0; attempt < 3 && !found; attempt++) {
-      const del = await cluster.exec(host1.netns, ['bridge', 'fdb', 'del', c2.mac, 'dev', 'vxnv1000', 'dst', host2.address, 'self']);
+      // in the network's namespace (the agent's --netns-prefix HOST-n, VNI 1000), where the VXLAN device is
+      const del = await cluster.exec(`${host1.netns}-n1000`, ['bridge', 'fdb', 'del', c2.mac, 'dev', 'vxnv1000', 'dst', host2.address, 'self']);
       assert.equal(del.code, 0, del.stderr);
       const { code, json } = await trace(['--from', c1.id, '--to', c2.id]);
       if (!json.trace.ok) {

@@ -7,8 +7,8 @@
  */
 import { parseBatchErrors, type Runner } from './exec.ts';
 import { entryInEffect, indexFdb, indexNeighbours } from './plan-entries.ts';
-import type { FdbStep, NeighbourStep } from './plan.ts';
-import { readFdb, readNeighbours } from './read.ts';
+import type { FdbStep, LinkStep, NeighbourStep } from './plan.ts';
+import { readFdb, readNeighbours, type LinkState } from './read.ts';
 import { batchInput } from './render.ts';
 
 /** How many times one pass re-runs a stopped entry batch before leaving the rest to the next pass. */
@@ -120,4 +120,38 @@ export async function applyFdbEntries(
   const vtepSide = steps.filter((step) => !isBridgeEntryStep(step));
   const [vtep, bridge] = await Promise.all([applyEntries(run, 'bridge', vtepSide, render, signal), applyEntries(run, 'bridge', bridgeSide, render, signal)]);
   return { applied: vtep.applied + bridge.applied, failed: [...vtep.failed, ...bridge.failed], exact: vtep.exact && bridge.exact };
+}
+
+/**
+ * A link step that failed: an endpoint's fails that endpoint; a network's device that cannot carry anything
+ * without it (its creation, deletion or enslaving) holds the network's entries and new endpoints back; a
+ * wrong MTU or address is reported but blocks nothing.
+ */
+export function linkFailure(
+  log: (line: string) => void,
+  step: LinkStep,
+  message: string,
+  failedNetworks: Map<string, string>,
+  failedEndpoints: Map<string, string>,
+  errors: string[],
+): void {
+  log(`failed: ${message}`);
+  if (step.endpoint) {
+    failedEndpoints.set(step.endpoint, message);
+  } else if (step.network) {
+    const fatal =
+      step.op === 'bridge-add' || step.op === 'vxlan-add' || step.op === 'link-del' || step.op === 'link-netns' || step.op === 'gateway-add' ||
+      (step.op === 'link-set' && step.master !== undefined);
+    if (fatal && !failedNetworks.has(step.network)) failedNetworks.set(step.network, `network device setup failed: ${message}`);
+    errors.push(message);
+  } else {
+    errors.push(message);
+  }
+}
+
+/** UDP ports of the VXLAN devices among `links`. */
+export function vxlanPorts(links: Iterable<LinkState>): number[] {
+  const ports: number[] = [];
+  for (const link of links) if (link.kind === 'vxlan' && link.vxlan) ports.push(link.vxlan.port);
+  return ports;
 }

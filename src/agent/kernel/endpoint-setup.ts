@@ -5,12 +5,16 @@
  * one netlink message: the "setup completed" mark the planner reads back (plan.ts). What a failed endpoint
  * created is undone; deleting the host end removes the peer wherever it is.
  *
+ * With a namespace per network (netns.ts, `namespaceOf`), the host end is made in the network's namespace in
+ * the same message, and attached (or undone) by one `ip -n NS -batch` per network.
+ *
  * Two phases, so that the data plane can prepare endpoints (veth pairs, the container side) while its
  * firewall transaction and entry batches run, and attach them only once those are in place.
  */
 import { allAddresses, type DesiredEndpoint, type ReconcileResult } from '../dataplane.ts';
 import { isGone, runBatch } from './batch.ts';
 import { parseBatchErrors, type Runner } from './exec.ts';
+import { inNamespace } from './netns.ts';
 import { batchInput, renderEndpointAttach, renderEndpointCreate, renderEndpointInside, renderEndpointUndo } from './render.ts';
 
 /**
@@ -37,6 +41,7 @@ export async function prepareEndpoints(
   endpoints: readonly DesiredEndpoint[],
   result: ReconcileResult,
   signal?: AbortSignal,
+  namespaceOf: (ep: DesiredEndpoint) => string | undefined = () => undefined,
 ): Promise<PreparedEndpoints> {
   const failed = new Set<DesiredEndpoint>();
   const undo = new Set<DesiredEndpoint>();
@@ -58,7 +63,7 @@ export async function prepareEndpoints(
   const lines: string[] = [];
   const owner: DesiredEndpoint[] = [];
   for (const ep of candidates) {
-    for (const line of renderEndpointCreate(ep)) {
+    for (const line of renderEndpointCreate(ep, namespaceOf(ep))) {
       lines.push(line);
       owner.push(ep);
     }
@@ -114,6 +119,7 @@ export async function attachEndpoints(
   refused: (ep: DesiredEndpoint) => string | undefined,
   result: ReconcileResult,
   signal?: AbortSignal,
+  namespaceOf: (ep: DesiredEndpoint) => string | undefined = () => undefined,
 ): Promise<number> {
   const { candidates, failed, undo } = prepared;
   for (const ep of candidates) {
@@ -126,24 +132,26 @@ export async function attachEndpoints(
 
   // C: attach the host ends
   const attach = candidates.filter((ep) => !failed.has(ep));
-  const attached = await runBatch(run, ['ip'], attach.map(renderEndpointAttach), signal);
-  attach.forEach((ep, i) => {
-    const message = attached.failures.get(i) ?? (attached.stopped && i > attached.stopped.after ? attached.stopped.message : undefined);
-    if (message !== undefined) {
-      reportFailure(log, result, ep, `attaching ${ep.hostVeth} to ${ep.bridge} failed: ${message}`);
-      failed.add(ep);
-    }
+  await perNamespace(run, attach, namespaceOf, async (inside, group) => {
+    const attached = await runBatch(inside, ['ip'], group.map(renderEndpointAttach), signal);
+    group.forEach((ep, i) => {
+      const message = attached.failures.get(i) ?? (attached.stopped && i > attached.stopped.after ? attached.stopped.message : undefined);
+      if (message !== undefined) {
+        reportFailure(log, result, ep, `attaching ${ep.hostVeth} to ${ep.bridge} failed: ${message}`);
+        failed.add(ep);
+      }
+    });
   });
 
   // D: undo what failed endpoints created; deleting the host end removes the peer wherever it is
   const leftovers = [...undo].filter((ep) => failed.has(ep));
-  if (leftovers.length) {
-    const cleanup = await runBatch(run, ['ip'], leftovers.map(renderEndpointUndo), signal);
-    leftovers.forEach((ep, i) => {
+  await perNamespace(run, leftovers, namespaceOf, async (inside, group) => {
+    const cleanup = await runBatch(inside, ['ip'], group.map(renderEndpointUndo), signal);
+    group.forEach((ep, i) => {
       const message = cleanup.failures.get(i);
       if (message !== undefined && !isGone(message)) log(`endpoint ${ep.id}: undo failed: ${message}`);
     });
-  }
+  });
 
   let ready = 0;
   for (const ep of attach) {
@@ -172,6 +180,23 @@ export function ipv6Sysctls(ep: DesiredEndpoint): string[] | undefined {
 function reportFailure(log: (line: string) => void, result: ReconcileResult, ep: DesiredEndpoint, message: string): void {
   result.endpointErrors.set(ep.id, message);
   log(`endpoint ${ep.id}: ${message}`);
+}
+
+/** Runs `fn` once per namespace the endpoints' host ends are in (the host's: undefined), side by side. */
+async function perNamespace(
+  run: Runner,
+  endpoints: readonly DesiredEndpoint[],
+  namespaceOf: (ep: DesiredEndpoint) => string | undefined,
+  fn: (inside: Runner, group: DesiredEndpoint[]) => Promise<void>,
+): Promise<void> {
+  const groups = new Map<string | undefined, DesiredEndpoint[]>();
+  for (const ep of endpoints) {
+    const ns = namespaceOf(ep);
+    const group = groups.get(ns);
+    if (group) group.push(ep);
+    else groups.set(ns, [ep]);
+  }
+  await Promise.all([...groups].map(([ns, group]) => fn(ns === undefined ? run : inNamespace(run, ns), group)));
 }
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -34,19 +34,21 @@
  * processes per pass. The host end of the veth pair tells whether setup completed (see plan.ts), and a
  * container that goes away takes its namespace, and with it both veth ends, along.
  */
-import type { Dataplane, DesiredEndpoint, DesiredState, ReconcileResult } from '../dataplane.ts';
+import type { Dataplane, DesiredEndpoint, DesiredNetwork, DesiredState, ReconcileResult } from '../dataplane.ts';
 import { messageOf } from '../../core/errors.ts';
-import { applyEntries, applyFdbEntries, isGone, runBatch } from './batch.ts';
+import { applyEntries, applyFdbEntries, isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
 import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import { createRunner, type Runner } from './exec.ts';
-import { deleteAntispoofLines, planAntispoof, portBindings, type AntispoofState, type PortBinding } from './antispoof.ts';
-import { effectiveVxlanFilter, planFirewall } from './nftables.ts';
+import { portBindings, readAntispoof, type AntispoofState } from './antispoof.ts';
+import { effectiveVxlanFilter } from './nftables.ts';
 import { devicesNeedingIpv6, enableIpv6, ensureIpv6Forwarding, isIpv6AddressStep } from './ipv6-firewall.ts';
 import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
+import { applyNamespaced, type HostState } from './linux-netns.ts';
+import { inNamespace, readNamespaces, type NamespaceState } from './netns.ts';
 import { IP_FORWARD, readBase, readFdb, readNeighbours, readTables, type ActualState, type LinkState, type TablesState } from './read.ts';
 import { TableCache } from './table-cache.ts';
-import { UNDERLAY6_TABLE } from './underlay6.ts';
+import { applyTables } from './tables-apply.ts';
 import { renderFdbStep, renderLinkStep, renderNeighbourStep } from './render.ts';
 
 export { detectUnderlay, NEIGHBOUR_GC_THRESHOLDS, preflight } from './host.ts';
@@ -74,6 +76,11 @@ export interface LinuxDataplaneOptions {
   watchTables?: boolean;
   /** somebody else changed the kernel state a pass keeps (a foreign nftables transaction): run a pass */
   onDrift?: () => void;
+  /**
+   * A network namespace per network, named PREFIX<VNI> (netns.ts, linux-netns.ts); absent: every network's
+   * devices in the agent's own namespace. The entry cache watches one namespace, so it is not used then.
+   */
+  networkNamespaces?: { prefix: string };
 }
 
 /**
@@ -91,6 +98,10 @@ export class LinuxDataplane implements Dataplane {
   readonly #concurrency: number;
   readonly #entries: EntryCache | undefined;
   readonly #tables: TableCache | undefined;
+  readonly #namespaces: { prefix: string } | undefined;
+  /** per network namespace, `nft monitor` there: a foreign change to its anti-spoofing table asks for a pass */
+  readonly #nsTables = new Map<string, TableCache>();
+  readonly #onDrift: (() => void) | undefined;
   #tuned = false;
   #queue: Promise<unknown> = Promise.resolve();
   /** what the last pass wanted, when it found every entry as wanted and wrote nothing (see #entriesSettled) */
@@ -101,7 +112,9 @@ export class LinuxDataplane implements Dataplane {
     this.#log = options.log ?? (() => {});
     this.#tune = options.tuneNeighbourTable ?? true;
     this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
-    this.#entries = options.watchEntries === false ? undefined : new EntryCache(this.#run, { log: this.#log });
+    this.#namespaces = options.networkNamespaces;
+    this.#onDrift = options.onDrift;
+    this.#entries = options.watchEntries === false || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
     this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log, ...(options.onDrift ? { onForeignChange: options.onDrift } : {}) });
   }
 
@@ -110,7 +123,7 @@ export class LinuxDataplane implements Dataplane {
    * killed when the process exits, so this matters mainly for tests that delete the namespace afterwards.
    */
   async close(): Promise<void> {
-    await Promise.all([this.#entries?.close(), this.#tables?.close()]);
+    await Promise.all([this.#entries?.close(), this.#tables?.close(), ...[...this.#nsTables.values()].map((t) => t.close())]);
   }
 
   /**
@@ -174,6 +187,7 @@ export class LinuxDataplane implements Dataplane {
     const errors: string[] = [];
     signal?.throwIfAborted();
 
+    if (this.#namespaces) return this.#passNamespaced(this.#namespaces.prefix, desired, result, errors, signal);
     let read: { actual: ActualState; reused: boolean };
     try {
       read = await this.#read(signal, desired.vxlanFilter?.ipv6Underlay === true);
@@ -223,22 +237,7 @@ export class LinuxDataplane implements Dataplane {
     }
 
     // 1. sysctls
-    if (plan.networks.length > 0) {
-      if (plan.enableForwarding) {
-        try {
-          await this.#run.writeFile(IP_FORWARD, '1\n');
-          result.changes++;
-          this.#log('enabled IPv4 forwarding (net.ipv4.ip_forward=1)');
-        } catch (err) {
-          errors.push(`enabling IPv4 forwarding failed: ${messageOf(err)}`);
-        }
-      }
-      result.changes += await ensureIpv6Forwarding(this.#run, plan.networks, this.#log, errors);
-      if (this.#tune && !this.#tuned) {
-        this.#tuned = true;
-        result.changes += await raiseNeighbourLimits(this.#run, this.#log, errors);
-      }
-    }
+    if (plan.networks.length > 0) await this.#sysctls(plan.networks, plan.enableForwarding, result, errors);
 
     // 5a. with no device to create or change, new endpoints are prepared (veth pairs, container side) while
     // the firewall and entries are written: a port carries nothing until it is attached in 5b
@@ -256,7 +255,7 @@ export class LinuxDataplane implements Dataplane {
     const bindings = portBindings(plan.local);
     const ports = { wanted: bindings, keep: plan.untouchable };
     const installed: TablesState = { firewall: actual.firewall, antispoof: actual.antispoof ?? { present: false, macs: [], ips: [] } };
-    const firewall = await this.#firewall(plan.networks, installed, wanted.filter, ports, result, errors, signal);
+    const firewall = await applyTables({ run: this.#run, log: this.#log, tables: this.#tables }, plan.networks, installed, wanted.filter, ports, result, errors, signal);
     let linkSteps = plan.links;
     if (firewall.down !== undefined) {
       // fail closed: no new (or recreated) VXLAN device, so no new socket; the old device of a recreation stays
@@ -283,7 +282,7 @@ export class LinuxDataplane implements Dataplane {
           return;
         }
         if (step.op === 'link-del' && isGone(message)) return; // already gone: that is what we wanted
-        this.#linkFailure(step, `"${lines[i]}": ${message}`, failedNetworks, failedEndpoints, errors);
+        linkFailure(this.#log, step, `"${lines[i]}": ${message}`, failedNetworks, failedEndpoints, errors);
       });
     };
     const ipv6Addresses = linkSteps.filter(isIpv6AddressStep);
@@ -299,7 +298,7 @@ export class LinuxDataplane implements Dataplane {
     if (firewall.down === undefined && gone.size > 0) {
       const remaining = vxlanPorts([...actual.links.values()].filter((l) => !gone.has(l.name)));
       const shrunk = effectiveVxlanFilter(desired.vxlanFilter, plan.networks, remaining).filter;
-      await this.#firewall(plan.networks, firewall.tables, shrunk, ports, result, errors, signal);
+      await applyTables({ run: this.#run, log: this.#log, tables: this.#tables }, plan.networks, firewall.tables, shrunk, ports, result, errors, signal);
     }
 
     // 4. entries
@@ -360,91 +359,90 @@ export class LinuxDataplane implements Dataplane {
     if (preparing) result.changes += await attachEndpoints(this.#run, this.#log, await preparing, refused, result, signal);
   }
 
+  async #sysctls(networks: readonly DesiredNetwork[], enableForwarding: boolean, result: ReconcileResult, errors: string[]): Promise<void> {
+    if (enableForwarding) {
+      try {
+        await this.#run.writeFile(IP_FORWARD, '1\n');
+        result.changes++;
+        this.#log('enabled IPv4 forwarding (net.ipv4.ip_forward=1)');
+      } catch (err) {
+        errors.push(`enabling IPv4 forwarding failed: ${messageOf(err)}`);
+      }
+    }
+    result.changes += await ensureIpv6Forwarding(this.#run, networks, this.#log, errors);
+    if (this.#tune && !this.#tuned) {
+      this.#tuned = true;
+      result.changes += await raiseNeighbourLimits(this.#run, this.#log, errors);
+    }
+  }
+
   /**
-   * Installs table ip vxnet when it differs from what is there, and brings table bridge vxnet
-   * (anti-spoofing) up to date, in one `nft -f -` transaction. Returns the tables now in effect, and `down`
-   * (the sentence every pending endpoint is given) when the wanted tables could not be installed.
+   * A network namespace's anti-spoofing table, through one `nft monitor` per namespace (table-cache.ts): the
+   * last state read or written is reused while only our own transactions touched it, and anyone else's asks
+   * for a pass, so that a flushed or edited table inside one is repaired within moments, as the host's are.
    */
-  async #firewall(
-    networks: DesiredState['networks'],
-    installed: TablesState,
-    filter: DesiredState['vxlanFilter'],
-    ports: { wanted: PortBinding[]; keep: ReadonlySet<string> },
-    result: ReconcileResult,
-    errors: string[],
-    signal?: AbortSignal,
-  ): Promise<{ tables: TablesState; down?: string }> {
-    const firewall = planFirewall(networks, installed.firewall, filter);
-    const have = installed.antispoof;
-    let antispoof: { lines: string[]; changes: number; after: AntispoofState } = { lines: [], changes: 0, after: have };
-    // wanted exactly when table ip vxnet is (planFirewall): networks or a filter
-    if (networks.length > 0 || filter.ports.length > 0) antispoof = planAntispoof(ports.wanted, have, ports.keep);
-    else if (have.present || have.unreadable !== undefined) antispoof = { lines: deleteAntispoofLines(), changes: 0, after: { present: false, macs: [], ips: [] } };
-    if (firewall.action === 'none' && antispoof.lines.length === 0) return { tables: installed };
-    const script = (firewall.action === 'none' ? '' : firewall.script) + antispoof.lines.map((line) => `${line}\n`).join('');
-    const after: TablesState = {
-      firewall:
-        firewall.action === 'none'
-          ? installed.firewall
-          : firewall.action === 'delete'
-            ? { present: false }
-            : {
-                present: true,
-                hash: firewall.hash,
-                ...(firewall.hash6 ? { hash6: firewall.hash6 } : {}),
-                ...(firewall.underlay6 ? { underlay6: { present: true, hash: firewall.hash } } : {}),
-              },
-      antispoof: antispoof.after,
+  async #nsAntispoof(name: string, inside: Runner, signal?: AbortSignal): Promise<AntispoofState> {
+    if (this.#tables === undefined) return readAntispoof(inside, signal); // watchTables: false
+    let cache = this.#nsTables.get(name);
+    if (!cache) {
+      cache = new TableCache(inside, { log: this.#log, ...(this.#onDrift ? { onForeignChange: this.#onDrift } : {}) });
+      this.#nsTables.set(name, cache);
+    }
+    await cache.prepare();
+    const kept = cache.cached();
+    if (kept) return kept.antispoof;
+    return (await cache.read(async () => ({ firewall: { present: false }, antispoof: await readAntispoof(inside, signal) }))).antispoof;
+  }
+
+  /** Stops the monitors of namespaces that are gone. */
+  #forgetNamespaces(present: ReadonlySet<string>): void {
+    for (const [name, cache] of this.#nsTables) {
+      if (present.has(name)) continue;
+      this.#nsTables.delete(name);
+      void cache.close();
+    }
+  }
+
+  /** A pass with a namespace per network: the host's state and each network's namespace read, then linux-netns.ts. */
+  async #passNamespaced(prefix: string, desired: DesiredState, result: ReconcileResult, errors: string[], signal?: AbortSignal): Promise<ReconcileResult> {
+    let host: HostState;
+    let spaces: Map<number, NamespaceState>;
+    try {
+      await this.#tables?.prepare();
+      const read = () => readTables(this.#run, signal, desired.vxlanFilter?.ipv6Underlay === true);
+      const tables = this.#tables ? (this.#tables.cached() ?? this.#tables.read(read)) : read();
+      const antispoof = (name: string, inside: Runner) => this.#nsAntispoof(name, inside, signal);
+      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables), readNamespaces(this.#run, prefix, signal, antispoof)]);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      result.error = `reading the kernel state failed: ${messageOf(err)}`;
+      this.#log(result.error);
+      return result;
+    }
+    this.#forgetNamespaces(new Set([...spaces.values()].map((s) => s.name)));
+    const ctx = {
+      namespaceGone: async (name: string) => {
+        const cache = this.#nsTables.get(name);
+        this.#nsTables.delete(name);
+        await cache?.close();
+      },
+      antispoofWritten: (name: string, pid: number | undefined, after: AntispoofState) => this.#nsTables.get(name)?.wrote(pid, { firewall: { present: false }, antispoof: after }),
+      run: this.#run,
+      log: this.#log,
+      concurrency: this.#concurrency,
+      prefix,
+      sysctls: (networks: readonly DesiredNetwork[], forward: boolean, r: ReconcileResult, e: string[]) => this.#sysctls(networks, forward, r, e),
+      firewall: (networks: readonly DesiredNetwork[], installed: TablesState, filter: DesiredState['vxlanFilter'], r: ReconcileResult, e: string[], s?: AbortSignal) =>
+        applyTables({ run: this.#run, log: this.#log, tables: this.#tables }, networks, installed, filter, undefined, r, e, s),
     };
     try {
-      const { pid } = await this.#run.run(['nft', '-f', '-'], { input: script, signal });
-      this.#tables?.wrote(pid, after);
-      result.changes += (firewall.action === 'none' ? 0 : 1) + antispoof.changes;
-      if (firewall.action === 'delete') this.#log(`deleted nftables table ip vxnet${antispoof.lines.length ? ' and bridge vxnet' : ''}`);
-      if (firewall.action === 'replace') {
-        this.#log(
-          `installed nftables table ip vxnet${firewall.underlay6 ? ` and ip6 ${UNDERLAY6_TABLE}` : ''} (rules ${firewall.hash}; VXLAN ports ${filter.ports.join(', ') || 'none'} ` +
-            `accepted from ${filter.allowedSources.length} member node${filter.allowedSources.length === 1 ? '' : 's'})`,
-        );
-      }
-      return { tables: after };
+      await applyNamespaced(ctx, desired, host, spaces, result, errors, signal);
     } catch (err) {
       this.#tables?.invalidate();
       if (signal?.aborted) throw err;
-      const detail = messageOf(err);
-      const message = `applying the nftables table ip vxnet failed: ${detail}`;
-      errors.push(message);
-      this.#log(message);
-      if (firewall.action === 'delete') return { tables: installed };
-      return { tables: installed, down: `VXLAN peer filter could not be installed: ${detail}; no new endpoint is attached until it is` };
+      errors.push(`applying changes failed: ${messageOf(err)}`);
     }
+    if (errors.length) result.error = errors.length > 5 ? `${errors.slice(0, 5).join('; ')}; and ${errors.length - 5} more` : errors.join('; ');
+    return result;
   }
-
-  #linkFailure(
-    step: LinkStep,
-    message: string,
-    failedNetworks: Map<string, string>,
-    failedEndpoints: Map<string, string>,
-    errors: string[],
-  ): void {
-    this.#log(`failed: ${message}`);
-    if (step.endpoint) {
-      failedEndpoints.set(step.endpoint, message);
-    } else if (step.network) {
-      // without its devices (or with the VXLAN device outside the bridge) a network cannot carry anything:
-      // its entries and new endpoints wait; a wrong MTU or address is reported but blocks nothing
-      const fatal = step.op === 'bridge-add' || step.op === 'vxlan-add' || step.op === 'link-del' || (step.op === 'link-set' && step.master !== undefined);
-      if (fatal && !failedNetworks.has(step.network)) failedNetworks.set(step.network, `network device setup failed: ${message}`);
-      errors.push(message);
-    } else {
-      errors.push(message);
-    }
-  }
-}
-
-/** UDP ports of the VXLAN devices among `links`. */
-function vxlanPorts(links: Iterable<LinkState>): number[] {
-  const ports: number[] = [];
-  for (const link of links) if (link.kind === 'vxlan' && link.vxlan) ports.push(link.vxlan.port);
-  return ports;
 }

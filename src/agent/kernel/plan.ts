@@ -43,7 +43,8 @@ export interface Owner {
 
 export type LinkStep =
   | ({ op: 'link-del'; name: string; why: string } & Owner)
-  | ({ op: 'bridge-add'; name: string; mac: string; mtu: number } & Owner)
+  // `mac` absent: a bridge inside a network's namespace, which holds no gateway (netns.ts)
+  | ({ op: 'bridge-add'; name: string; mac?: string; mtu: number } & Owner)
   | ({
       op: 'vxlan-add';
       name: string;
@@ -56,6 +57,10 @@ export type LinkStep =
       ttl?: number;
     } & Owner)
   | ({ op: 'link-set'; name: string; mtu?: number; mac?: string; master?: string; up?: boolean } & Owner)
+  // moves a device made in the host namespace (a VXLAN device: its socket stays there) into a network's
+  | ({ op: 'link-netns'; name: string; netns: string } & Owner)
+  // a network's gateway: `name` (host namespace, gateway MAC) paired with `peer`, a port of the bridge in `netns`
+  | ({ op: 'gateway-add'; name: string; peer: string; mac: string; mtu: number; netns: string } & Owner)
   // a bridge port's attributes; a separate line, after the one that makes the device a port
   | ({ op: 'port-set'; name: string; learning: boolean } & Owner)
   | ({ op: 'addr-add' | 'addr-del'; dev: string; cidr: string } & Owner);
@@ -91,7 +96,7 @@ export interface Plan {
 // diff
 
 /** Why an existing VXLAN device cannot be adopted for `net`, or undefined when it can. */
-export function vxlanMismatch(net: DesiredNetwork, link: LinkState): string | undefined {
+export function vxlanMismatch(net: DesiredNetwork, link: LinkState, moved = false): string | undefined {
   if (link.kind !== 'vxlan' || !link.vxlan) return `${link.name} is a ${link.kind || 'plain'} device, not a VXLAN device`;
   const a = link.vxlan;
   const differs = (what: string, have: unknown, want: unknown) => `${what} is ${have ?? 'unset'}, want ${want ?? 'unset'}`;
@@ -101,9 +106,11 @@ export function vxlanMismatch(net: DesiredNetwork, link: LinkState): string | un
   if (a.local !== net.localAddress) reasons.push(differs('local', a.local, net.localAddress));
   if (a.group !== net.multicastGroup) reasons.push(differs('group', a.group, net.multicastGroup));
   if (net.multicastGroup !== undefined) {
-    if (a.device !== net.underlayDevice) reasons.push(differs('dev', a.device, net.underlayDevice));
+    // moved into a network's namespace, the underlay device is an index of the host's namespace, which the
+    // dump there names after whatever device has that index inside (or "ifN"): it cannot be compared
+    if (a.device !== net.underlayDevice && !moved) reasons.push(differs('dev', a.device, net.underlayDevice));
     if (a.ttl !== MULTICAST_TTL) reasons.push(differs('ttl', a.ttl, MULTICAST_TTL));
-  } else if (a.device !== undefined) {
+  } else if (a.device !== undefined && !moved) {
     reasons.push(differs('dev', a.device, undefined));
   }
   if (a.learning) reasons.push('learning is on, want nolearning');
@@ -112,12 +119,13 @@ export function vxlanMismatch(net: DesiredNetwork, link: LinkState): string | un
 }
 
 
-/**
- * `entriesSettled`: the caller knows the neighbour and FDB entries are exactly as wanted (see
- * LinuxDataplane: nothing changed them or the wanted lists since a pass that found nothing to do), so
- * they are not diffed again.
- */
-export function planReconcile(desired: DesiredState, actual: ActualState, options: { entriesSettled?: boolean } = {}): Plan {
+/** The valid networks and endpoints of `desired`; what is not valid is rejected and its devices protected. */
+export function validDesired(desired: Pick<DesiredState, 'networks' | 'endpoints'>): {
+  networks: DesiredNetwork[];
+  endpoints: DesiredEndpoint[];
+  rejected: Rejected[];
+  protectedNames: Set<string>;
+} {
   const rejected: Rejected[] = [];
   const notes: string[] = [];
 
@@ -137,8 +145,7 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
     seenVni.add(net.vni);
     networks.push(net);
   }
-  const byBridge = new Map(networks.map((n) => [n.bridge, n]));
-  const byVxlan = new Map(networks.map((n) => [n.vxlan, n]));
+  const byBridge = new Set(networks.map((n) => n.bridge));
 
   // --- validate endpoints
   const endpoints: DesiredEndpoint[] = [];
@@ -155,6 +162,35 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
     seenEndpoint.add(ep.hostVeth);
     endpoints.push(ep);
   }
+
+  return { networks, endpoints, rejected, protectedNames };
+}
+
+export interface NamespaceOptions {
+  /** the network's namespace: the plan is of its devices (called once per network, netns.ts) */
+  name: string;
+  /** its gateway port, and whether the host side makes that veth pair (again) in this pass */
+  gatewayPort: string;
+  gatewayFresh: boolean;
+}
+
+/**
+ * `entriesSettled`: the caller knows the neighbour and FDB entries are exactly as wanted (see
+ * LinuxDataplane: nothing changed them or the wanted lists since a pass that found nothing to do), so
+ * they are not diffed again.
+ * `namespace`: plan the devices inside one network's namespace (netns.ts): the bridge holds no gateway (its
+ * port `gatewayPort` leads to it), and a new VXLAN device is made in the host namespace and moved in.
+ */
+export function planReconcile(
+  desired: DesiredState,
+  actual: ActualState,
+  options: { entriesSettled?: boolean; namespace?: NamespaceOptions } = {},
+): Plan {
+  const inside = options.namespace;
+  const { networks, endpoints, rejected, protectedNames } = validDesired(desired);
+  const notes: string[] = [];
+  const byBridge = new Map(networks.map((n) => [n.bridge, n]));
+  const byVxlan = new Map(networks.map((n) => [n.vxlan, n]));
 
   const dels: LinkStep[] = [];
   const adds: LinkStep[] = [];
@@ -181,16 +217,16 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
     }
     if (!br || br.kind !== 'bridge') {
       fresh.add(net.bridge);
-      adds.push({ op: 'bridge-add', name: net.bridge, mac: net.gatewayMac.toLowerCase(), mtu: net.mtu, ...owner });
+      adds.push({ op: 'bridge-add', name: net.bridge, ...(inside ? {} : { mac: net.gatewayMac.toLowerCase() }), mtu: net.mtu, ...owner });
       sets.push({ op: 'link-set', name: net.bridge, up: true, ...owner });
-      for (const cidr of net.gatewayAddresses) addrs.push({ op: 'addr-add', dev: net.bridge, cidr, ...owner });
+      if (!inside) for (const cidr of net.gatewayAddresses) addrs.push({ op: 'addr-add', dev: net.bridge, cidr, ...owner });
     } else {
       const fix: LinkStep & { op: 'link-set' } = { op: 'link-set', name: net.bridge, ...owner };
       if (br.mtu !== net.mtu) fix.mtu = net.mtu;
-      if (br.mac !== net.gatewayMac.toLowerCase()) fix.mac = net.gatewayMac.toLowerCase();
+      if (!inside && br.mac !== net.gatewayMac.toLowerCase()) fix.mac = net.gatewayMac.toLowerCase();
       if (!br.up) fix.up = true;
       if (fix.mtu !== undefined || fix.mac !== undefined || fix.up) sets.push(fix);
-      const want = new Set(net.gatewayAddresses);
+      const want = new Set(inside ? [] : net.gatewayAddresses);
       // IPv6 gateways too (issue 15); link-local addresses are not read, so never pruned
       const held = br.ipv6 ? [...br.ipv4, ...br.ipv6] : br.ipv4;
       for (const cidr of held) if (!want.has(cidr)) addrs.push({ op: 'addr-del', dev: net.bridge, cidr, ...owner });
@@ -198,8 +234,16 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
       for (const cidr of want) if (!have.has(cidr)) addrs.push({ op: 'addr-add', dev: net.bridge, cidr, ...owner });
     }
 
+    if (inside) {
+      // the gateway's veth pair is made by the host side (netns.ts); here it only joins the bridge
+      const port = actual.links.get(inside.gatewayPort);
+      if (inside.gatewayFresh || fresh.has(net.bridge) || port?.master !== net.bridge || !port.up) {
+        sets.push({ op: 'link-set', name: inside.gatewayPort, master: net.bridge, up: true, ...owner });
+      }
+    }
+
     const vx = actual.links.get(net.vxlan);
-    const mismatch = vx ? vxlanMismatch(net, vx) : undefined;
+    const mismatch = vx ? vxlanMismatch(net, vx, inside !== undefined) : undefined;
     if (vx && mismatch) {
       notes.push(`recreating ${mismatch}`);
       del(net.vxlan, mismatch, owner);
@@ -221,6 +265,7 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
         add.ttl = MULTICAST_TTL;
       }
       adds.push(add);
+      if (inside) adds.push({ op: 'link-netns', name: net.vxlan, netns: inside.name, ...owner });
       sets.push({ op: 'link-set', name: net.vxlan, master: net.bridge, up: true, ...owner });
       remastered.add(net.vxlan);
     } else {
@@ -269,7 +314,7 @@ export function planReconcile(desired: DesiredState, actual: ActualState, option
   }
 
   // --- prune owned links nobody wants
-  const wanted = new Set<string>([...byBridge.keys(), ...byVxlan.keys(), ...keepVeth, ...protectedNames]);
+  const wanted = new Set<string>([...byBridge.keys(), ...byVxlan.keys(), ...keepVeth, ...protectedNames, ...(inside ? [inside.gatewayPort] : [])]);
   const stale = [...actual.links.values()].filter((l) => !wanted.has(l.name) && !deleted.has(l.name));
   // host veths first (their peers go with them), then VXLAN devices (their entries go with them), then the rest
   const hostVethPrefix = deviceNames.hostVeth('');

@@ -38,6 +38,10 @@ export interface AgentCommand {
   ovsDb?: string;
   /** --no-cni: serve no CNI plugin */
   noCni?: true;
+  /** --netns-prefix PREFIX: each network's namespace is PREFIX<VNI> (default vxnet-) */
+  netnsPrefix?: string;
+  /** --no-network-namespaces: every network's devices in the host namespace */
+  noNetworkNamespaces?: true;
 }
 
 export const agent: CommandModule<AgentCommand> = {
@@ -104,6 +108,13 @@ export const agent: CommandModule<AgentCommand> = {
       help: "Open vSwitch's database socket with --dataplane ovs (default: unix:$OVS_RUNDIR/db.sock, OVS_RUNDIR defaulting to /var/run/openvswitch)",
     },
     { name: 'no-cni', kind: 'boolean', help: 'serve no CNI plugin (by default the agent serves it on the --cni-socket path)' },
+    {
+      name: 'netns-prefix',
+      kind: 'string',
+      value: 'PREFIX',
+      help: "with the Linux data plane, each network's bridge and VXLAN device live in network namespace PREFIX<VNI> (default: vxnet-; pinned in /run/netns)",
+    },
+    { name: 'no-network-namespaces', kind: 'boolean', help: "keep every network's bridge and VXLAN device in the host's namespace (the layout before issue 19)" },
     METRICS_LISTEN_FLAG,
     LOG_LEVEL_FLAG,
   ],
@@ -148,8 +159,15 @@ export const agent: CommandModule<AgentCommand> = {
     if (adminTokenFile !== undefined && dockerSocket === undefined) {
       throw new UsageError('--admin-token-file needs --docker-socket: only the Docker integration creates networks with it.');
     }
+    const netnsPrefix = one(p, 'netns-prefix');
+    if (netnsPrefix !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/.test(netnsPrefix)) {
+      throw new UsageError(`--netns-prefix must be 1 to 40 letters, digits, "_", "." or "-", starting with a letter or digit, not "${netnsPrefix}".`);
+    }
+    const noNetworkNamespaces = has(p, 'no-network-namespaces') ? (true as const) : undefined;
+    if (noNetworkNamespaces && netnsPrefix !== undefined) throw new UsageError('--no-network-namespaces and --netns-prefix exclude each other: the first makes no namespaces, the second names them.');
     return {
       ...command,
+      ...given({ netnsPrefix, noNetworkNamespaces }),
       ...given({ dockerSocket, pluginSocket, adminTokenFile, cniSocket, resolvConf, dataplane: dataplane as AgentCommand['dataplane'], ovsDb, noCni, envTokenIgnored: (p.env[ENV_TOKEN] ?? '') !== '' ? (true as const) : undefined }),
     };
   },
@@ -180,6 +198,7 @@ export const agent: CommandModule<AgentCommand> = {
         ovsDb: command.ovsDb,
         noCni: command.noCni,
       }),
+      ...given({ netnsPrefix: command.netnsPrefix, noNetworkNamespaces: command.noNetworkNamespaces }),
     };
     await runAgent(options, ctx.signal);
     return 0;

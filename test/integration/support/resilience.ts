@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcessHandle, Cluster, SimHost } from '../../../src/testkit/cluster.ts';
+import { listNetns } from '../../../src/testkit/netns.ts';
 import { attachWithCli, cliOk } from './setup.ts';
 
 // one definition, the kit's; the resilience tests import it from here with the rest of their support
@@ -145,14 +146,14 @@ function streamResult(client: ChildProcessHandle, code: number | null): StreamRe
 
 /** Permanent FDB and neighbour entries on the vxnet VXLAN devices of a host, as sorted lines. */
 export async function peerEntries(cluster: Cluster, host: SimHost): Promise<{ fdb: string[]; neigh: string[] }> {
-  const [fdb, neigh] = await Promise.all([
-    cluster.exec(host.netns, ['bridge', '-j', 'fdb', 'show']),
-    cluster.exec(host.netns, ['ip', '-j', 'neigh', 'show', 'nud', 'permanent']),
-  ]);
-  const fdbEntries = (JSON.parse(fdb.stdout || '[]') as { mac: string; ifname: string; dst?: string }[])
+  // the VXLAN devices are in the networks' namespaces (the agent's --netns-prefix HOST-n)
+  const spaces = listNetns().filter((name) => name.startsWith(`${host.netns}-n`));
+  const read = async (argv: string[]) => (await Promise.all(spaces.map((ns) => cluster.exec(ns, argv)))).flatMap((r) => JSON.parse(r.stdout || '[]') as unknown[]);
+  const [fdb, neigh] = await Promise.all([read(['bridge', '-j', 'fdb', 'show']), read(['ip', '-j', 'neigh', 'show', 'nud', 'permanent'])]);
+  const fdbEntries = (fdb as { mac: string; ifname: string; dst?: string }[])
     .filter((e) => e.ifname?.startsWith('vxnv') && e.dst !== undefined)
     .map((e) => `${e.ifname} ${e.mac} dst ${e.dst}`);
-  const neighEntries = (JSON.parse(neigh.stdout || '[]') as { dst: string; dev: string; lladdr?: string }[])
+  const neighEntries = (neigh as { dst: string; dev: string; lladdr?: string }[])
     .filter((e) => e.dev?.startsWith('vxnv'))
     .map((e) => `${e.dev} ${e.dst} ${e.lladdr ?? ''}`);
   return { fdb: fdbEntries.sort(), neigh: neighEntries.sort() };
