@@ -43,7 +43,7 @@ export function clientOptions(endpoints: string[], tls: EtcdTls | undefined, dia
     hosts: endpoints.map((e) => `${scheme}://${e}`),
     dialTimeout: dialMs,
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + attemptMs }),
-    faultHandling: { watchBackoff: cappedBackoff() as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']> },
+    faultHandling: { watchBackoff: cappedBackoff() },
   };
   if (tls) {
     options.credentials = {

@@ -29,7 +29,6 @@
  */
 import { Etcd3, type ITxnRequest, type Watcher } from 'etcd3';
 import { clientOptions, type EtcdTls } from './etcd-client.ts';
-export type { EtcdTls } from './etcd-client.ts';
 import { GroupCommitter, MAX_OPS_TO_SHARE } from './etcd-batch.ts';
 import { isNoAnswer, unavailable } from './etcd-errors.ts';
 import { EtcdSession, SESSION_TTL_SECONDS } from './etcd-session.ts';
@@ -45,6 +44,8 @@ import {
   type WatchEvent,
   prefixEnd,
 } from './store.ts';
+
+export type { EtcdTls } from './etcd-client.ts';
 
 /** Written by every transaction so that its revision is one the prefix watch delivers (see above). */
 export const FENCE_KEY = '/meta/revision-fence';
