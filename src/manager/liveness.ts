@@ -91,17 +91,18 @@ export class LivenessTracker {
   }
 
   /**
-   * What another manager reports of `node` (shared-liveness.ts): the node is up while that report stands;
-   * the later sighting and the higher revision win, so it never moves a node back; callers waiting for the
-   * node are woken when its revision rose.
+   * What another manager reports of `node` (shared-liveness.ts): with `standing`, the node is up while that
+   * report stands (until `release`); without, only by its sighting, as any other. The later sighting and
+   * the higher revision win, so it never moves a node back; callers waiting for the node are woken when its
+   * revision rose.
    */
-  merge(node: string, heard: Liveness): void {
+  merge(node: string, heard: Liveness, standing = true): void {
     const entry = this.#nodes.get(node);
     const merged = entry
       ? { lastSeen: Math.max(entry.lastSeen, heard.lastSeen), reconciledRevision: Math.max(entry.reconciledRevision, heard.reconciledRevision) }
       : { ...heard };
     this.#nodes.set(node, merged);
-    this.#held.add(node);
+    if (standing) this.#held.add(node);
     if (!entry || merged.reconciledRevision > entry.reconciledRevision) this.#waiters.notify(node);
   }
 

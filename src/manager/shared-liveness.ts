@@ -34,7 +34,7 @@ import { messageOf } from '../core/errors.ts';
 import { keys } from './keys.ts';
 import type { Liveness, LivenessTracker } from './liveness.ts';
 import type { ClusterState } from './state.ts';
-import type { Compare, Op, Store } from './store/store.ts';
+import type { Compare, KeyValue, Op, Store } from './store/store.ts';
 
 export const LIVENESS_PREFIX = '/liveness/';
 /** How often news is written; a batch interval with nothing to tell costs nothing. */
@@ -95,7 +95,7 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, inde
     awaited.delete(node);
     passed.delete(node);
   };
-  const put = (key: string, value: string, modRevision: number) => {
+  const put = ({ key, value, modRevision, session }: KeyValue) => {
     const node = key.slice(LIVENESS_PREFIX.length);
     dropIfOrphan(node, modRevision);
     let parsed: Liveness;
@@ -116,7 +116,9 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, inde
       return;
     }
     mine.delete(node); // another manager took the node over, or wrote it first
-    tracker.merge(node, parsed);
+    // A key without a lease (written by a manager of an earlier version) would stand for ever: it counts by
+    // its sighting only, as it did then.
+    tracker.merge(node, parsed, session === true);
   };
   const gone = (key: string) => {
     const node = key.slice(LIVENESS_PREFIX.length);
@@ -125,10 +127,10 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, inde
     tracker.release(node);
   };
   const listed = await store.list(LIVENESS_PREFIX);
-  for (const kv of listed.kvs) put(kv.key, kv.value, kv.modRevision);
+  for (const kv of listed.kvs) put(kv);
   const unwatch = await store.watch(LIVENESS_PREFIX, listed.revision + 1, (events) => {
     for (const event of events) {
-      if (event.type === 'put') put(event.kv.key, event.kv.value, event.kv.modRevision);
+      if (event.type === 'put') put(event.kv);
       else gone(event.key);
     }
   });

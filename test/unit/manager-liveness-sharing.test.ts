@@ -11,7 +11,7 @@ import { LivenessTracker } from '../../src/manager/liveness.ts';
 import { LIVENESS_PREFIX, shareLiveness } from '../../src/manager/shared-liveness.ts';
 import type { StateChange } from '../../src/manager/state.ts';
 import { SqliteStore } from '../../src/manager/store/sqlite.ts';
-import type { Compare, Op, Store } from '../../src/manager/store/store.ts';
+import type { Compare, Op, Store, WatchCallback } from '../../src/manager/store/store.ts';
 import { temporaryDatabasePath } from './support/temporary.ts';
 import { until } from './support/until.ts';
 
@@ -89,7 +89,9 @@ describe('liveness shared through the store', () => {
       return Object.assign(view, {
         list: (prefix: string) => store.list(prefix),
         get: (key: string) => store.get(key),
-        watch: (...args: Parameters<Store['watch']>) => store.watch(...args),
+        // SQLite has no sessions: its events are marked as etcd marks a key put with a live lease
+        watch: (prefix: string, from: number, onEvents: WatchCallback) =>
+          store.watch(prefix, from, (events) => onEvents(events.map((e) => (e.type === 'put' ? { ...e, kv: { ...e.kv, session: true as const } } : e)))),
         txn: (compares: Compare[], ops: Op[]) => {
           writes.push({ manager, ops, compares });
           return store.txn(compares, ops);
@@ -148,6 +150,14 @@ describe('liveness shared through the store', () => {
       b.heartbeat('n1', 21);
       await until(() => b.get('n2').state === 'down', 'n2 down on b once a stopped hearing it');
       assert.equal(await store.get(LIVENESS_PREFIX + 'n2'), undefined);
+
+      // a key without a lease (an earlier version's) counts by its sighting only: it cannot keep a node up for ever
+      const c = new LivenessTracker({ now: () => clock.now, downAfterMs: DOWN_MS });
+      await store.txn([], [{ type: 'put', key: LIVENESS_PREFIX + 'n3', value: JSON.stringify({ lastSeen: clock.now, reconciledRevision: 2 }) }]);
+      stops.push(await shareLiveness(store, c, fakeIndex(['n1', 'n2', 'n3']), options));
+      assert.equal(c.get('n3').state, 'up');
+      clock.now += DOWN_MS;
+      assert.equal(c.get('n3').state, 'down');
       assert.ok(await store.get(LIVENESS_PREFIX + 'n1'), "b's key of n1 stays");
     } finally {
       for (const stop of stops) stop();
