@@ -4,8 +4,13 @@
  * Kept in memory, on purpose. Heartbeats arrive every few seconds from every node; writing each to the
  * store would turn an idle cluster into a constant write load (an fsync per heartbeat) and wake every
  * watcher for news nobody acts on. Losing this state on a manager restart is harmless: nodes count as down
- * until their next heartbeat, a few seconds later. Several managers on etcd share it in batches instead
- * (shared-liveness.ts): `unpublished` is what this one has to tell, `merge` what another one told.
+ * until their next heartbeat, a few seconds later.
+ *
+ * Several managers on etcd share it (shared-liveness.ts) by news, not by beat: a manager tells the others when
+ * it starts or stops hearing a node and when a node passes a revision someone may wait for. What it needs
+ * from here: the nodes heard since it last asked (`takeHeard`), whether it still hears one (`hears`); what it
+ * gets: another manager's report (`merge`) — the node then counts as up for as long as that manager holds
+ * its report (`release` when the report goes).
  */
 import { Waiters } from './service/wait.ts';
 
@@ -17,9 +22,14 @@ export interface Liveness {
 export class LivenessTracker {
   #now: () => number;
   #downAfterMs: number;
+  /** what is known of each node: this manager's sightings merged with the others' reports */
   #nodes = new Map<string, Liveness>();
-  /** what the other managers were last told (or told us) of each node */
-  #published = new Map<string, Liveness>();
+  /** when this manager itself last heard each node */
+  #heardAt = new Map<string, number>();
+  /** the nodes heard since the last `takeHeard` */
+  #heard = new Set<string>();
+  /** the nodes another manager reports as heard, for as long as it does */
+  #held = new Set<string>();
   /** callers waiting for a node to reach a revision, keyed by node */
   #waiters = new Waiters();
 
@@ -30,13 +40,14 @@ export class LivenessTracker {
 
   /** Any sign of life (registration, heartbeat). */
   seen(node: string): void {
+    const now = this.#hear(node);
     const entry = this.#nodes.get(node);
-    if (entry) entry.lastSeen = this.#now();
-    else this.#nodes.set(node, { lastSeen: this.#now(), reconciledRevision: 0 });
+    if (entry) entry.lastSeen = now;
+    else this.#nodes.set(node, { lastSeen: now, reconciledRevision: 0 });
   }
 
   heartbeat(node: string, reconciledRevision: number): void {
-    const now = this.#now();
+    const now = this.#hear(node);
     const entry = this.#nodes.get(node);
     if (entry) {
       entry.lastSeen = now;
@@ -47,11 +58,27 @@ export class LivenessTracker {
     this.#waiters.notify(node);
   }
 
+  #hear(node: string): number {
+    const now = this.#now();
+    this.#heardAt.set(node, now);
+    this.#heard.add(node);
+    return now;
+  }
+
+  /**
+   * Up when heard within the down-time, by this manager or by another one that still reports it (whose
+   * report may be older: a manager tells only news, so `lastSeen` is then when it last had some).
+   */
   get(node: string): { state: 'up' | 'down'; lastSeen: string | null; reconciledRevision: number } {
     const entry = this.#nodes.get(node);
     if (!entry) return { state: 'down', lastSeen: null, reconciledRevision: 0 };
-    const up = this.#now() - entry.lastSeen < this.#downAfterMs;
+    const up = this.#held.has(node) || this.#now() - entry.lastSeen < this.#downAfterMs;
     return { state: up ? 'up' : 'down', lastSeen: new Date(entry.lastSeen).toISOString(), reconciledRevision: entry.reconciledRevision };
+  }
+
+  /** What is known of `node` (this manager's sightings and the others' reports), if anything. */
+  entry(node: string): Readonly<Liveness> | undefined {
+    return this.#nodes.get(node);
   }
 
   /**
@@ -64,45 +91,49 @@ export class LivenessTracker {
   }
 
   /**
-   * What another manager heard from `node` (shared-liveness.ts): the later sighting and the higher revision
-   * win, so it never moves a node back; callers waiting for the node are woken when its revision rose.
+   * What another manager reports of `node` (shared-liveness.ts): with `standing`, the node is up while that
+   * report stands (until `release`); without, only by its sighting, as any other. The later sighting and
+   * the higher revision win, so it never moves a node back; callers waiting for the node are woken when its
+   * revision rose.
    */
-  merge(node: string, heard: Liveness): void {
+  merge(node: string, heard: Liveness, standing = true): void {
     const entry = this.#nodes.get(node);
     const merged = entry
       ? { lastSeen: Math.max(entry.lastSeen, heard.lastSeen), reconciledRevision: Math.max(entry.reconciledRevision, heard.reconciledRevision) }
       : { ...heard };
     this.#nodes.set(node, merged);
-    const told = this.#published.get(node);
-    this.#published.set(node, told ? { lastSeen: Math.max(told.lastSeen, heard.lastSeen), reconciledRevision: Math.max(told.reconciledRevision, heard.reconciledRevision) } : { ...heard });
+    if (standing) this.#held.add(node);
     if (!entry || merged.reconciledRevision > entry.reconciledRevision) this.#waiters.notify(node);
   }
 
-  /**
-   * The nodes whose news the other managers lack, now counted as told: a higher revision at once (a caller
-   * on another manager may be waiting for it), a later sighting once it is `refreshMs` newer than the last
-   * one told (enough to keep the node up everywhere, without a write per heartbeat).
-   */
-  unpublished(refreshMs: number): [string, Liveness][] {
-    const out: [string, Liveness][] = [];
-    for (const [node, entry] of this.#nodes) {
-      const told = this.#published.get(node);
-      if (told && entry.reconciledRevision <= told.reconciledRevision && entry.lastSeen - told.lastSeen < refreshMs) continue;
-      const news = { ...entry };
-      this.#published.set(node, news);
-      out.push([node, news]);
-    }
-    return out;
+  /** Another manager's report of `node` is gone (it stopped hearing it, or it died, or this one took over). */
+  release(node: string): void {
+    this.#held.delete(node);
+  }
+
+  /** The nodes this manager heard since the last call. */
+  takeHeard(): string[] {
+    const heard = [...this.#heard];
+    this.#heard.clear();
+    return heard;
+  }
+
+  /** Nodes taken by `takeHeard` whose news could not be told: taken again by the next call. */
+  heardAgain(nodes: readonly string[]): void {
+    for (const node of nodes) if (this.#heardAt.has(node)) this.#heard.add(node);
+  }
+
+  /** Whether this manager itself heard `node` within the down-time. */
+  hears(node: string): boolean {
+    const at = this.#heardAt.get(node);
+    return at !== undefined && this.#now() - at < this.#downAfterMs;
   }
 
   /** A node removed from the cluster: nothing of it is kept or told, and a node registered again under its name starts afresh. */
   forget(node: string): void {
     this.#nodes.delete(node);
-    this.#published.delete(node);
-  }
-
-  /** A batch of `unpublished` that could not be written: told again with the next one. */
-  untold(nodes: readonly string[]): void {
-    for (const node of nodes) this.#published.delete(node);
+    this.#heardAt.delete(node);
+    this.#heard.delete(node);
+    this.#held.delete(node);
   }
 }

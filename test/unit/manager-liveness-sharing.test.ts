@@ -1,63 +1,167 @@
 /**
  * What a manager tells the others of its nodes' liveness and what it takes from them (liveness.ts,
- * shared-liveness.ts): a higher revision at once, a sighting only when a third of the down-time newer,
- * nothing twice, never a node moved back by older news, and what failed to be written told again.
+ * shared-liveness.ts): news, not beats — a node heard once is written once and stays up everywhere while
+ * its key stands; a heartbeat with nothing new writes nothing; a revision someone waits for is told at once;
+ * a node this manager stops hearing has its key dropped, unless another manager took it over; never a node
+ * moved back by older news.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LivenessTracker } from '../../src/manager/liveness.ts';
+import { LIVENESS_PREFIX, shareLiveness } from '../../src/manager/shared-liveness.ts';
+import type { StateChange } from '../../src/manager/state.ts';
+import { SqliteStore } from '../../src/manager/store/sqlite.ts';
+import type { Compare, Op, Store, WatchCallback } from '../../src/manager/store/store.ts';
+import { temporaryDatabasePath } from './support/temporary.ts';
+import { until } from './support/until.ts';
 
-describe('liveness shared between managers', () => {
-  const tracker = () => {
-    let now = 1_000_000;
-    const t = new LivenessTracker({ now: () => now, downAfterMs: 15_000 });
-    return { t, advance: (ms: number) => (now += ms) };
-  };
+const DOWN_MS = 15_000;
 
-  test('tells a new node, then a higher revision at once, a later sighting only 5 s newer', () => {
-    const { t, advance } = tracker();
+const tracker = () => {
+  let now = 1_000_000;
+  const t = new LivenessTracker({ now: () => now, downAfterMs: DOWN_MS });
+  return { t, advance: (ms: number) => (now += ms) };
+};
+
+describe('liveness tracker: what a manager heard and what the others report', () => {
+  test('the nodes heard are taken once; those not told are taken again', () => {
+    const { t } = tracker();
     t.heartbeat('n1', 7);
-    assert.deepEqual(t.unpublished(5000), [['n1', { lastSeen: 1_000_000, reconciledRevision: 7 }]]);
-    assert.deepEqual(t.unpublished(5000), [], 'nothing new, nothing told');
-    advance(1000);
-    t.heartbeat('n1', 7);
-    assert.deepEqual(t.unpublished(5000), [], 'a sighting 1 s newer waits');
-    t.heartbeat('n1', 9);
-    assert.deepEqual(t.unpublished(5000), [['n1', { lastSeen: 1_001_000, reconciledRevision: 9 }]], 'a higher revision goes at once');
-    advance(5000);
-    t.heartbeat('n1', 9);
-    assert.equal(t.unpublished(5000).length, 1, 'a sighting 5 s newer goes');
+    t.seen('n2');
+    t.heartbeat('n1', 8);
+    assert.deepEqual(t.takeHeard().sort(), ['n1', 'n2']);
+    assert.deepEqual(t.takeHeard(), [], 'nothing heard since');
+    t.heardAgain(['n2']);
+    assert.deepEqual(t.takeHeard(), ['n2']);
   });
 
-  test('takes the later sighting and the higher revision, wakes waiters, and does not tell it back', async () => {
-    const { t } = tracker();
+  test("another manager's report keeps a node up while it stands, wakes waiters, and never moves it back", async () => {
+    const { t, advance } = tracker();
     t.heartbeat('n1', 10);
-    t.unpublished(5000);
     const waiting = t.waitReconciled('n1', 12, 2000);
     t.merge('n1', { lastSeen: 1_002_000, reconciledRevision: 12 });
     assert.equal(await waiting, true);
     assert.deepEqual(t.get('n1'), { state: 'up', lastSeen: new Date(1_002_000).toISOString(), reconciledRevision: 12 });
     t.merge('n1', { lastSeen: 900_000, reconciledRevision: 3 });
     assert.equal(t.get('n1').reconciledRevision, 12, 'older news never moves a node back');
-    assert.deepEqual(t.unpublished(5000), [], 'what another manager told is not told back');
+    advance(DOWN_MS * 3);
+    assert.equal(t.get('n1').state, 'up', 'reported by another manager, it stays up without news');
+    assert.equal(t.hears('n1'), false, 'this manager itself no longer hears it');
+    t.release('n1');
+    assert.equal(t.get('n1').state, 'down', 'the report gone, the node is down');
   });
 
-  test('a batch that could not be written is told again', () => {
+  test('a removed node is forgotten: not heard, not held, down until heard again', () => {
     const { t } = tracker();
     t.heartbeat('n1', 4);
-    t.heartbeat('n2', 4);
-    assert.equal(t.unpublished(5000).length, 2);
-    t.untold(['n2']);
-    assert.deepEqual(t.unpublished(5000).map(([node]) => node), ['n2']);
-  });
-
-  test('a removed node is forgotten: not told, and down until heard again', () => {
-    const { t } = tracker();
-    t.heartbeat('n1', 4);
+    t.merge('n1', { lastSeen: 1_000_000, reconciledRevision: 4 });
     t.forget('n1');
-    assert.deepEqual(t.unpublished(5000), []);
+    assert.deepEqual(t.takeHeard(), []);
     assert.equal(t.get('n1').state, 'down');
     t.heartbeat('n1', 1);
-    assert.deepEqual(t.unpublished(5000), [['n1', { lastSeen: 1_000_000, reconciledRevision: 1 }]], 'registered again, it starts afresh');
+    assert.deepEqual(t.get('n1').reconciledRevision, 1, 'registered again, it starts afresh');
+  });
+});
+
+/** A manager's index as shareLiveness sees it: the nodes, a revision, and the changes it emits. */
+function fakeIndex(nodes: string[]) {
+  const listeners = new Set<(change: StateChange) => void>();
+  return {
+    nodes: new Map(nodes.map((name) => [name, {}])) as never,
+    revision: Number.MAX_SAFE_INTEGER,
+    waitFor: () => Promise.resolve(),
+    subscribe(listener: (change: StateChange) => void) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    emit(change: StateChange) {
+      for (const l of listeners) l(change);
+    },
+  };
+}
+
+describe('liveness shared through the store', () => {
+  test('news only: one write per node heard, none per heartbeat; a revision waited for at once; a quiet node dropped unless taken over', async () => {
+    const store = new SqliteStore(temporaryDatabasePath('vxnet-liveness-'));
+    const writes: { manager: string; ops: Op[]; compares: Compare[] }[] = [];
+    const counted = (manager: string): Store => {
+      const view = Object.create(store) as Store;
+      return Object.assign(view, {
+        list: (prefix: string) => store.list(prefix),
+        get: (key: string) => store.get(key),
+        // SQLite has no sessions: its events are marked as etcd marks a key put with a live lease
+        watch: (prefix: string, from: number, onEvents: WatchCallback) =>
+          store.watch(prefix, from, (events) => onEvents(events.map((e) => (e.type === 'put' ? { ...e, kv: { ...e.kv, session: true as const } } : e)))),
+        txn: (compares: Compare[], ops: Op[]) => {
+          writes.push({ manager, ops, compares });
+          return store.txn(compares, ops);
+        },
+      });
+    };
+    const clock = { now: 1_000_000 };
+    const a = new LivenessTracker({ now: () => clock.now, downAfterMs: DOWN_MS });
+    const b = new LivenessTracker({ now: () => clock.now, downAfterMs: DOWN_MS });
+    const indexA = fakeIndex(['n1', 'n2']);
+    const indexB = fakeIndex(['n1', 'n2']);
+    const options = { downAfterMs: DOWN_MS, batchMs: 10, log: () => {} };
+    const stops = [await shareLiveness(counted('a'), a, indexA, options), await shareLiveness(counted('b'), b, indexB, options)];
+    const puts = (manager: string, node: string) =>
+      writes.filter((w) => w.manager === manager && w.ops.some((op) => op.type === 'put' && op.key === LIVENESS_PREFIX + node)).length;
+    const settle = () => new Promise((r) => setTimeout(r, 60));
+    try {
+      a.heartbeat('n1', 5);
+      await until(() => b.get('n1').state === 'up', 'n1 up on manager b');
+      assert.equal(puts('a', 'n1'), 1);
+      assert.ok(writes[0]!.ops.every((op) => op.type === 'put' && op.session === true), 'liveness keys are session keys');
+
+      // heartbeats with a higher revision but nothing anyone waits for: no write
+      for (let i = 0; i < 5; i++) {
+        clock.now += 5000;
+        a.heartbeat('n1', 6 + i);
+        await settle();
+      }
+      assert.equal(puts('a', 'n1'), 1, 'a heartbeat with nothing new reached the store');
+      assert.equal(b.get('n1').state, 'up', 'n1 stays up on b without news');
+
+      // an endpoint of n1 deleted at revision 20: a caller on b waits for n1 to pass it
+      const waiting = b.waitReconciled('n1', 20, 2000);
+      indexA.emit({ kind: 'endpoint-deleted', revision: 20, endpoint: { node: 'n1' } as never });
+      indexB.emit({ kind: 'endpoint-deleted', revision: 20, endpoint: { node: 'n1' } as never });
+      a.heartbeat('n1', 19);
+      await settle();
+      assert.equal(puts('a', 'n1'), 1, 'a revision short of the awaited one is not news');
+      a.heartbeat('n1', 21);
+      assert.equal(await waiting, true, 'the awaited revision reached the other manager');
+      assert.equal(puts('a', 'n1'), 2);
+
+      // n1's agent moves to b: b takes the key over; a, no longer hearing n1, leaves b's key alone
+      b.heartbeat('n1', 21);
+      await until(() => puts('b', 'n1') === 1, 'b writes n1 once');
+      clock.now += DOWN_MS;
+      b.heartbeat('n1', 21);
+      await settle();
+      assert.equal(writes.filter((w) => w.manager === 'a' && w.ops.some((op) => op.type === 'delete')).length, 0, "a deleted b's key");
+      assert.equal(a.get('n1').state, 'up', "n1 is up on a through b's key");
+
+      // n2 heard by a only, then silent for the down-time: a drops its key and b sees it down
+      a.heartbeat('n2', 1);
+      await until(() => b.get('n2').state === 'up', 'n2 up on manager b');
+      clock.now += DOWN_MS;
+      b.heartbeat('n1', 21);
+      await until(() => b.get('n2').state === 'down', 'n2 down on b once a stopped hearing it');
+      assert.equal(await store.get(LIVENESS_PREFIX + 'n2'), undefined);
+
+      // a key without a lease (an earlier version's) counts by its sighting only: it cannot keep a node up for ever
+      const c = new LivenessTracker({ now: () => clock.now, downAfterMs: DOWN_MS });
+      await store.txn([], [{ type: 'put', key: LIVENESS_PREFIX + 'n3', value: JSON.stringify({ lastSeen: clock.now, reconciledRevision: 2 }) }]);
+      stops.push(await shareLiveness(store, c, fakeIndex(['n1', 'n2', 'n3']), options));
+      assert.equal(c.get('n3').state, 'up');
+      clock.now += DOWN_MS;
+      assert.equal(c.get('n3').state, 'down');
+      assert.ok(await store.get(LIVENESS_PREFIX + 'n1'), "b's key of n1 stays");
+    } finally {
+      for (const stop of stops) stop();
+      await store.close();
+    }
   });
 });

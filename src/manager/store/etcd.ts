@@ -27,7 +27,8 @@
  * Session keys (Op `session`) are put with this manager's lease (etcd-session.ts) and read back with
  * `session` set while that lease lives, so a manager starting up can leave another one's markers alone.
  */
-import { Etcd3, type IOptions, type ITxnRequest, type Watcher } from 'etcd3';
+import { Etcd3, type ITxnRequest, type Watcher } from 'etcd3';
+import { clientOptions, type EtcdTls } from './etcd-client.ts';
 import { GroupCommitter, MAX_OPS_TO_SHARE } from './etcd-batch.ts';
 import { isNoAnswer, unavailable } from './etcd-errors.ts';
 import { EtcdSession, SESSION_TTL_SECONDS } from './etcd-session.ts';
@@ -43,6 +44,8 @@ import {
   type WatchEvent,
   prefixEnd,
 } from './store.ts';
+
+export type { EtcdTls } from './etcd-client.ts';
 
 /** Written by every transaction so that its revision is one the prefix watch delivers (see above). */
 export const FENCE_KEY = '/meta/revision-fence';
@@ -70,14 +73,6 @@ const ATTEMPT_TIMEOUT_MS = 2_000;
 
 /** Requests out at once; later transactions wait and go together. A request takes ~20 ms here, mostly fsync. */
 const REQUESTS_IN_FLIGHT = 8;
-export interface EtcdTls {
-  /** PEM of the CA that signed etcd's server certificates */
-  ca: Buffer;
-  /** client certificate and key (PEM) when etcd requires client authentication */
-  cert?: Buffer;
-  key?: Buffer;
-}
-
 export interface EtcdStoreOptions {
   /** `host:port` of each member */
   endpoints: string[];
@@ -135,20 +130,7 @@ export class EtcdStore implements Store {
     this.prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
     this.#onCallbackError = options.onCallbackError ?? ((err) => console.error('vxnet store:', err));
     this.#timeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-    const scheme = options.tls ? 'https' : 'http';
-    const clientOptions: IOptions = {
-      hosts: options.endpoints.map((e) => `${scheme}://${e}`),
-      dialTimeout: this.#timeoutMs,
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + Math.min(ATTEMPT_TIMEOUT_MS, this.#timeoutMs) }),
-    };
-    if (options.tls) {
-      clientOptions.credentials = {
-        rootCertificate: options.tls.ca,
-        ...(options.tls.key ? { privateKey: options.tls.key } : {}),
-        ...(options.tls.cert ? { certChain: options.tls.cert } : {}),
-      };
-    }
-    this.#client = new Etcd3(clientOptions);
+    this.#client = new Etcd3(clientOptions(options.endpoints, options.tls, this.#timeoutMs, Math.min(ATTEMPT_TIMEOUT_MS, this.#timeoutMs)));
     this.#commits = new GroupCommitter({
       send: (batch) => this.#send(batch),
       maxInFlight: REQUESTS_IN_FLIGHT,
