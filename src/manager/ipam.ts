@@ -81,15 +81,29 @@ export class FreeBitmap {
   }
 }
 
-interface SubnetPool {
-  cidr: Cidr;
+/** One subnet of a network: its usable addresses `first`..`last` (core/ipv4.ts, ipv6.ts usableRange). */
+interface Pool<A, C> {
+  cidr: C;
   text: string;
-  gateway: number;
-  first: number;
-  last: number;
+  gateway: A;
+  first: A;
+  last: A;
+}
+
+interface SubnetPool extends Pool<number, Cidr> {
   /** created on first use: a /8 costs 2 MiB */
   bits?: FreeBitmap;
 }
+
+/** The address arithmetic of one family that an AddressBook uses. */
+interface Family<A, C> {
+  usableRange(cidr: C): { first: A; last: A };
+  formatCidr(cidr: C): string;
+  format(address: A): string;
+}
+
+const IPV4: Family<number, Cidr> = { usableRange, formatCidr, format: formatIPv4 };
+const IPV6: Family<bigint, Cidr6> = { usableRange: usableRange6, formatCidr: formatCidr6, format: formatIPv6 };
 
 export interface Allocation {
   ip: string;
@@ -104,20 +118,21 @@ export interface Allocation {
  * and which addresses a request may not name are each family's own (a bitmap and the lowest free address;
  * a cursor that does not hand a released address out again soon).
  */
-abstract class AddressBook<A extends number | bigint, P extends { cidr: { prefix: number }; text: string; gateway: A }> {
+abstract class AddressBook<A extends number | bigint, C extends { prefix: number }, P extends Pool<A, C>> {
   readonly network: string;
   protected readonly pools: P[];
   /** addresses held by an `/ipam/` key in the store */
   protected readonly committed = new Set<A>();
   /** addresses promised to an in-flight request */
   protected readonly reserved = new Set<A>();
+  readonly #family: Family<A, C>;
 
-  constructor(network: string, pools: P[]) {
+  constructor(network: string, subnets: { cidr: C; gateway: A }[], family: Family<A, C>) {
     this.network = network;
-    this.pools = pools;
+    this.#family = family;
+    // a family's pool adds only fields it fills in later (IPv4's bitmap, IPv6's cursor)
+    this.pools = subnets.map(({ cidr, gateway }) => ({ cidr, text: family.formatCidr(cidr), gateway, ...family.usableRange(cidr) }) as P);
   }
-
-  protected abstract format(address: A): string;
 
   protected full(): never {
     const cidrs = this.pools.map((p) => p.text).join(', ');
@@ -135,23 +150,13 @@ abstract class AddressBook<A extends number | bigint, P extends { cidr: { prefix
   /** Reserves a free `address` of `pool`. */
   protected hand(pool: P, address: A): Allocation {
     this.reserved.add(address);
-    return { ip: this.format(address), prefix: pool.cidr.prefix, gateway: this.format(pool.gateway) };
+    return { ip: this.#family.format(address), prefix: pool.cidr.prefix, gateway: this.#family.format(pool.gateway) };
   }
 }
 
-export class NetworkAllocator extends AddressBook<number, SubnetPool> {
+export class NetworkAllocator extends AddressBook<number, Cidr, SubnetPool> {
   constructor(network: string, subnets: { cidr: Cidr; gateway: number }[]) {
-    super(
-      network,
-      subnets.map(({ cidr, gateway }) => {
-        const { first, last } = usableRange(cidr);
-        return { cidr, text: formatCidr(cidr), gateway, first, last };
-      }),
-    );
-  }
-
-  protected format(address: number): string {
-    return formatIPv4(address);
+    super(network, subnets, IPV4);
   }
 
   /** Takes the lowest free address of the first subnet with room, as a reservation. */
@@ -232,14 +237,9 @@ export class NetworkAllocator extends AddressBook<number, SubnetPool> {
   }
 }
 
-interface SubnetPool6 {
-  cidr: Cidr6;
-  text: string;
-  gateway: bigint;
-  first: bigint;
-  last: bigint;
-  /** where the next search starts: one past the highest address handed out or seen in the store */
-  cursor: bigint;
+interface SubnetPool6 extends Pool<bigint, Cidr6> {
+  /** where the next search starts: one past the highest address handed out or seen in the store (none yet: first) */
+  cursor?: bigint;
 }
 
 /**
@@ -250,19 +250,9 @@ interface SubnetPool6 {
  * keeps a stale neighbour entry somewhere from pointing at a newcomer. As for IPv4, the store's
  * `/ipam/<network>/<ip>` key, created only if absent, decides; the sets here are its rebuildable view.
  */
-export class NetworkAllocator6 extends AddressBook<bigint, SubnetPool6> {
+export class NetworkAllocator6 extends AddressBook<bigint, Cidr6, SubnetPool6> {
   constructor(network: string, subnets: { cidr: Cidr6; gateway: bigint }[]) {
-    super(
-      network,
-      subnets.map(({ cidr, gateway }) => {
-        const { first, last } = usableRange6(cidr);
-        return { cidr, text: formatCidr6(cidr), gateway, first, last, cursor: first };
-      }),
-    );
-  }
-
-  protected format(address: bigint): string {
-    return formatIPv6(address);
+    super(network, subnets, IPV6);
   }
 
   get subnetCount(): number {
@@ -277,7 +267,7 @@ export class NetworkAllocator6 extends AddressBook<bigint, SubnetPool6> {
       const size = pool.last - pool.first + 1n;
       const bound = BigInt(this.committed.size + this.reserved.size + 2);
       const tries = size < bound ? size : bound;
-      let candidate = pool.cursor;
+      let candidate = pool.cursor ?? pool.first;
       for (let i = 0n; i < tries; i++) {
         if (candidate > pool.last) candidate = pool.first;
         if (candidate !== pool.gateway && !this.committed.has(candidate) && !this.reserved.has(candidate)) {
@@ -318,7 +308,7 @@ export class NetworkAllocator6 extends AddressBook<bigint, SubnetPool6> {
     if (address === undefined) return;
     this.committed.add(address);
     const pool = this.pools.find((p) => contains6(p.cidr, address));
-    if (pool && address >= pool.cursor && address < pool.last) pool.cursor = address + 1n;
+    if (pool && address >= (pool.cursor ?? pool.first) && address < pool.last) pool.cursor = address + 1n;
   }
 
   markFree(ipText: string): void {
