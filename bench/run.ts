@@ -155,47 +155,21 @@ if (runs('attach') || runs('kernel') || runs('dataplane')) {
     await cluster.destroy();
   }
 }
-if (runs('docker')) {
-  const docker = await swarmComparison({ runs: DOCKER_RUNS, rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, layouts: true, log });
-  report.docker = docker.json;
-  markdown.set('docker', docker.markdown);
-  chart.docker = docker;
-}
+const docker = await sectionModule('docker', 'docker', () =>
+  swarmComparison({ runs: DOCKER_RUNS, rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, layouts: true, log }),
+);
+if (docker) chart.docker = docker;
 if (runs('jumbo')) await jumboUnderlay();
-if (runs('ovs')) {
-  const ovs = await ovsComparison({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
-  report.ovs = ovs.json;
-  markdown.set('ovs', ovs.markdown);
-}
+await sectionModule('ovs', 'ovs', () => ovsComparison({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log }));
 if (runs('cli')) await cliStart();
 if (runs('scale')) await includeScaleReport(flags['scale-report']);
-if (runs('encrypt')) {
-  const encrypt = await encryptedDataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
-  report.encrypt = encrypt.json;
-  markdown.set('encrypt', encrypt.markdown);
-}
-if (runs('dns')) {
-  // section 9 (vxnet issue 12): DNS on the gateways, bench/dns.ts
-  const dns = await dnsBench({ queries: 20_000, concurrency: 32, rounds: ROUNDS, log });
-  report.dns = dns.json;
-  markdown.set('dns', dns.markdown);
-}
-if (runs('ipv6')) {
-  // section 12 (vxnet issue 15): IPv6 inside networks, bench/ipv6.ts
-  const ipv6 = await ipv6DataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
-  report.ipv6 = ipv6.json;
-  markdown.set('ipv6', ipv6.markdown);
-}
-if (runs('store')) {
-  const store = await measureStoreWrites({ writes: positiveInteger('store-writes', flags['store-writes']), log });
-  report.store = store.json;
-  markdown.set('store', store.markdown);
-}
-if (runs('ipv6-underlay')) {
-  const six = await ipv6UnderlayDataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log });
-  report.ipv6Underlay = six.json;
-  markdown.set('ipv6-underlay', six.markdown);
-}
+await sectionModule('encrypt', 'encrypt', () => encryptedDataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log }));
+// section 9 (vxnet issue 12): DNS on the gateways, bench/dns.ts
+await sectionModule('dns', 'dns', () => dnsBench({ queries: 20_000, concurrency: 32, rounds: ROUNDS, log }));
+// section 12 (vxnet issue 15): IPv6 inside networks, bench/ipv6.ts
+await sectionModule('ipv6', 'ipv6', () => ipv6DataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log }));
+await sectionModule('store', 'store', () => measureStoreWrites({ writes: positiveInteger('store-writes', flags['store-writes']), log }));
+await sectionModule('ipv6-underlay', 'ipv6Underlay', () => ipv6UnderlayDataPlane({ rounds: ROUNDS, seconds: SECONDS, streams: STREAMS, log }));
 
 (report.machine as Record<string, unknown>).loadAtEnd = loadavg();
 const load = (key: string) => ((report.machine as Record<string, number[]>)[key] ?? []).map((v) => v.toFixed(2)).join(' / ');
@@ -226,6 +200,18 @@ function gitCommit(): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * A section measured by a module of its own (bench/swarm.ts, ovs.ts, ...): run unless skipped, its JSON filed
+ * in the report under `key`, its markdown under the section's name. Undefined when skipped.
+ */
+async function sectionModule<T extends { json: unknown; markdown: string[] }>(section: Section, key: string, measure: () => Promise<T>): Promise<T | undefined> {
+  if (!runs(section)) return undefined;
+  const result = await measure();
+  report[key] = result.json;
+  markdown.set(section, result.markdown);
+  return result;
 }
 
 /** Section 5: the Docker section's data plane on a 9000-byte underlay, no `docker run`s, no variants. */

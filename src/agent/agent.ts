@@ -12,6 +12,7 @@
  */
 import type { Endpoint, EndpointStatusRequest, RegisterNodeRequest, WatchMessage } from '../core/model.ts';
 import { Backoff, MANAGER_RETRY, nothingListening, pause, retryWithBackoff } from '../core/backoff.ts';
+import { SerialPasses } from '../core/passes.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
 import type { AgentOptions } from './agent-options.ts';
 import type { DesiredEndpoint, ReconcileResult } from './dataplane.ts';
@@ -50,10 +51,10 @@ export class Agent {
   reconciledRevision = 0;
   readonly #options: AgentOptions;
   readonly #log: (line: string) => void;
-  #dirty = false;
-  #running: Promise<void> | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
-  readonly #passRetry = new Backoff({ minMs: PASS_RETRY_MIN_MS, maxMs: PASS_RETRY_MAX_MS });
+  readonly #passLoop = new SerialPasses(() => this.#pass(), {
+    retry: { minMs: PASS_RETRY_MIN_MS, maxMs: PASS_RETRY_MAX_MS },
+    active: () => !this.#signal?.aborted,
+  });
   /** last status reported per local endpoint, so a status is sent once, not on every pass */
   readonly #reported = new Map<string, string | typeof READY>();
   /** the local endpoints of a pass after which each was ready and reported so (see #reportStatuses) */
@@ -148,7 +149,7 @@ export class Agent {
     signal.addEventListener('abort', () => {
       clearInterval(heartbeat);
       clearInterval(resync);
-      clearTimeout(this.#retryTimer);
+      this.#passLoop.stop();
     });
 
     const reconnect = new Backoff({ minMs: MANAGER_RETRY.minMs, maxMs: WATCH_BUSY_RECONNECT_MAX_MS, jitter: true });
@@ -253,26 +254,18 @@ export class Agent {
       if (failure !== undefined) this.#log(`watch failed: ${failure}; retrying in ${reconnect.ceiling} ms or less (kernel state is kept)`);
       await pause(delay, signal);
     }
-    await this.#running;
+    await this.#passLoop.idle();
     this.#log(`node ${self.name}: agent stopped (kernel state is left as it is)`);
   }
 
   /** Requests a pass; passes never overlap, and requests made during a pass cause exactly one more. */
   schedule(): void {
-    this.#dirty = true;
-    if (!this.#running) this.#running = this.#loop().finally(() => (this.#running = undefined));
+    this.#passLoop.schedule();
   }
 
   /** Resolves once no pass is running or pending (for tests). */
   async idle(): Promise<void> {
-    while (this.#running) await this.#running;
-  }
-
-  async #loop(): Promise<void> {
-    while (this.#dirty && !this.#signal?.aborted) {
-      this.#dirty = false;
-      await this.#pass();
-    }
+    await this.#passLoop.idle();
   }
 
   async #pass(): Promise<void> {
@@ -308,10 +301,9 @@ export class Agent {
     await this.#options.afterPass?.(this.view, this.#signal).catch((err: unknown) => this.#log(`warning: ${messageOf(err)}`));
 
     if (result.error || result.endpointErrors.size > 0) {
-      clearTimeout(this.#retryTimer);
-      this.#retryTimer = setTimeout(() => this.schedule(), this.#passRetry.next());
+      this.#passLoop.failed();
     } else {
-      this.#passRetry.reset();
+      this.#passLoop.succeeded();
     }
     if (!result.error) {
       this.reconciledRevision = Math.max(this.reconciledRevision, revision);

@@ -128,38 +128,22 @@ function parse<S extends v.GenericSchema>(schema: S, body: unknown, what: string
   return result.value;
 }
 
-export function parseCreateNetwork(body: unknown): CreateNetworkRequest {
-  return parse(CreateNetworkRequestSchema, body, 'CreateNetwork');
+/**
+ * The parser of a request shape: bound to its call's name when one call sends it, or told the name by the
+ * caller when several calls share the shape (an endpoint's ids, a pool's id).
+ */
+function requestParser<S extends v.GenericSchema>(schema: S, call: string): (body: unknown) => v.InferOutput<S>;
+function requestParser<S extends v.GenericSchema>(schema: S): (body: unknown, what: string) => v.InferOutput<S>;
+function requestParser<S extends v.GenericSchema>(schema: S, call?: string): (body: unknown, what?: string) => v.InferOutput<S> {
+  return (body, what) => parse(schema, body, call ?? what ?? '');
 }
 
-export function parseNetworkId(body: unknown, what: string): NetworkIdRequest {
-  return parse(NetworkIdRequestSchema, body, what);
-}
-
-export function parseCreateEndpoint(body: unknown): CreateEndpointRequest {
-  return parse(CreateEndpointRequestSchema, body, 'CreateEndpoint');
-}
-
-export function parseEndpoint(body: unknown, what: string): EndpointRequest {
-  return parse(EndpointRequestSchema, body, what);
-}
-
-export function parseJoin(body: unknown): JoinRequest {
-  return parse(JoinRequestSchema, body, 'Join');
-}
-
-export function parseRequestPool(body: unknown): RequestPoolRequest {
-  return parse(RequestPoolRequestSchema, body, 'RequestPool');
-}
-
-export function parsePoolId(body: unknown, what: string): PoolIdRequest {
-  return parse(PoolIdRequestSchema, body, what);
-}
-
-export function parseRequestAddress(body: unknown): RequestAddressRequest {
-  return parse(RequestAddressRequestSchema, body, 'RequestAddress');
-}
-
-export function parseReleaseAddress(body: unknown): ReleaseAddressRequest {
-  return parse(ReleaseAddressRequestSchema, body, 'ReleaseAddress');
-}
+export const parseCreateNetwork = requestParser(CreateNetworkRequestSchema, 'CreateNetwork');
+export const parseNetworkId = requestParser(NetworkIdRequestSchema);
+export const parseCreateEndpoint = requestParser(CreateEndpointRequestSchema, 'CreateEndpoint');
+export const parseEndpoint = requestParser(EndpointRequestSchema);
+export const parseJoin = requestParser(JoinRequestSchema, 'Join');
+export const parseRequestPool = requestParser(RequestPoolRequestSchema, 'RequestPool');
+export const parsePoolId = requestParser(PoolIdRequestSchema);
+export const parseRequestAddress = requestParser(RequestAddressRequestSchema, 'RequestAddress');
+export const parseReleaseAddress = requestParser(ReleaseAddressRequestSchema, 'ReleaseAddress');

@@ -19,8 +19,8 @@
  * Next to the networks, each pass makes sure Docker's own packet filter lets vxnet's traffic through (see
  * ensureForwardAccept).
  */
-import { Backoff } from '../core/backoff.ts';
 import { messageOf } from '../core/errors.ts';
+import { SerialPasses } from '../core/passes.ts';
 import { warnLine } from '../core/log.ts';
 import type { Network } from '../core/model.ts';
 import { OWNED_PREFIX } from '../agent/dataplane.ts';
@@ -61,11 +61,12 @@ const RETRY_MAX_MS = 10_000;
 export class DockerNetworkSync {
   readonly #o: DockerNetworkSyncOptions;
   readonly #log: (line: string) => void;
-  #dirty = false;
-  #running: Promise<void> | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  readonly #retry = new Backoff({ minMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS });
   #signal: AbortSignal | undefined;
+  readonly #passLoop = new SerialPasses(() => this.#tryPass(), {
+    retry: { minMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS },
+    active: () => this.#signal !== undefined && !this.#signal.aborted,
+    unrefRetry: true,
+  });
   /** names whose Docker network cannot be made (a non-vxnet network has the name): said once */
   readonly #conflicts = new Set<string>();
   /** IPv6-only networks, which no Docker network can stand for: said once */
@@ -87,7 +88,7 @@ export class DockerNetworkSync {
     interval.unref();
     signal.addEventListener('abort', () => {
       clearInterval(interval);
-      clearTimeout(this.#timer);
+      this.#passLoop.stop();
     });
     this.schedule();
   }
@@ -98,32 +99,24 @@ export class DockerNetworkSync {
       setTimeout(() => this.schedule(), delayMs).unref();
       return;
     }
-    if (!this.#signal || this.#signal.aborted) return;
-    this.#dirty = true;
-    if (!this.#running) this.#running = this.#loop().finally(() => (this.#running = undefined));
+    this.#passLoop.schedule();
   }
 
   /** Resolves once no pass is running or pending. */
   async idle(): Promise<void> {
-    while (this.#running) await this.#running;
+    await this.#passLoop.idle();
   }
 
-  async #loop(): Promise<void> {
-    while (this.#dirty && this.#signal && !this.#signal.aborted) {
-      this.#dirty = false;
-      try {
-        await this.pass(this.#signal);
-        this.#retry.reset();
-      } catch (err) {
-        if (this.#signal.aborted) return;
-        const delay = this.#retry.next();
-        if (this.#retry.failures === 1 || this.#retry.failures % 10 === 0) {
-          this.#log(`docker network sync failed: ${messageOf(err)}; retrying in ${delay} ms`);
-        }
-        clearTimeout(this.#timer);
-        this.#timer = setTimeout(() => this.schedule(), delay);
-        this.#timer.unref();
-      }
+  async #tryPass(): Promise<void> {
+    const signal = this.#signal!;
+    try {
+      await this.pass(signal);
+      this.#passLoop.succeeded();
+    } catch (err) {
+      if (signal.aborted) return;
+      const delay = this.#passLoop.failed();
+      const failures = this.#passLoop.failures;
+      if (failures === 1 || failures % 10 === 0) this.#log(`docker network sync failed: ${messageOf(err)}; retrying in ${delay} ms`);
     }
   }
 

@@ -81,15 +81,29 @@ export class FreeBitmap {
   }
 }
 
-interface SubnetPool {
-  cidr: Cidr;
+/** One subnet of a network: its usable addresses `first`..`last` (core/ipv4.ts, ipv6.ts usableRange). */
+interface Pool<A, C> {
+  cidr: C;
   text: string;
-  gateway: number;
-  first: number;
-  last: number;
+  gateway: A;
+  first: A;
+  last: A;
+}
+
+interface SubnetPool extends Pool<number, Cidr> {
   /** created on first use: a /8 costs 2 MiB */
   bits?: FreeBitmap;
 }
+
+/** The address arithmetic of one family that an AddressBook uses. */
+interface Family<A, C> {
+  usableRange(cidr: C): { first: A; last: A };
+  formatCidr(cidr: C): string;
+  format(address: A): string;
+}
+
+const IPV4: Family<number, Cidr> = { usableRange, formatCidr, format: formatIPv4 };
+const IPV6: Family<bigint, Cidr6> = { usableRange: usableRange6, formatCidr: formatCidr6, format: formatIPv6 };
 
 export interface Allocation {
   ip: string;
@@ -98,43 +112,71 @@ export interface Allocation {
   gateway: string;
 }
 
-export class NetworkAllocator {
+/**
+ * What the IPv4 and IPv6 allocators share: a network's subnets, the addresses the store holds and those
+ * promised to requests in flight, and handing out an address from them. How the next free address is found
+ * and which addresses a request may not name are each family's own (a bitmap and the lowest free address;
+ * a cursor that does not hand a released address out again soon).
+ */
+abstract class AddressBook<A extends number | bigint, C extends { prefix: number }, P extends Pool<A, C>> {
   readonly network: string;
-  #pools: SubnetPool[];
+  protected readonly pools: P[];
   /** addresses held by an `/ipam/` key in the store */
-  #committed = new Set<number>();
+  protected readonly committed = new Set<A>();
   /** addresses promised to an in-flight request */
-  #reserved = new Set<number>();
+  protected readonly reserved = new Set<A>();
+  readonly #family: Family<A, C>;
 
-  constructor(network: string, subnets: { cidr: Cidr; gateway: number }[]) {
+  constructor(network: string, subnets: { cidr: C; gateway: A }[], family: Family<A, C>) {
     this.network = network;
-    this.#pools = subnets.map(({ cidr, gateway }) => {
-      const { first, last } = usableRange(cidr);
-      return { cidr, text: formatCidr(cidr), gateway, first, last };
-    });
+    this.#family = family;
+    // a family's pool adds only fields it fills in later (IPv4's bitmap, IPv6's cursor)
+    this.pools = subnets.map(({ cidr, gateway }) => ({ cidr, text: family.formatCidr(cidr), gateway, ...family.usableRange(cidr) }) as P);
+  }
+
+  protected full(): never {
+    const cidrs = this.pools.map((p) => p.text).join(', ');
+    throw new VxnetError('subnet_full', `network ${this.network} has no free address left in ${cidrs}.`);
+  }
+
+  /** A requested address of `pool` (`shown` as the request is told), reserved unless it is taken. */
+  protected take(pool: P, address: A, shown: string): Allocation {
+    if (this.committed.has(address) || this.reserved.has(address)) {
+      throw new VxnetError('address_in_use', `address ${shown} is already in use on network ${this.network}.`);
+    }
+    return this.hand(pool, address);
+  }
+
+  /** Reserves a free `address` of `pool`. */
+  protected hand(pool: P, address: A): Allocation {
+    this.reserved.add(address);
+    return { ip: this.#family.format(address), prefix: pool.cidr.prefix, gateway: this.#family.format(pool.gateway) };
+  }
+}
+
+export class NetworkAllocator extends AddressBook<number, Cidr, SubnetPool> {
+  constructor(network: string, subnets: { cidr: Cidr; gateway: number }[]) {
+    super(network, subnets, IPV4);
   }
 
   /** Takes the lowest free address of the first subnet with room, as a reservation. */
   reserveNext(): Allocation {
-    for (const pool of this.#pools) {
+    for (const pool of this.pools) {
       const index = this.#bits(pool).firstClear();
       if (index < 0) continue;
-      const address = pool.first + index;
-      this.#reserved.add(address);
       this.#bits(pool).set(index);
-      return this.#allocation(pool, address);
+      return this.hand(pool, pool.first + index);
     }
-    const cidrs = this.#pools.map((p) => p.text).join(', ');
-    throw new VxnetError('subnet_full', `network ${this.network} has no free address left in ${cidrs}.`);
+    return this.full();
   }
 
   /** Reserves a requested address after checking it may be used and is free. */
   reserve(ipText: string): Allocation {
     const address = parseIPv4(ipText);
     if (address === undefined) throw new VxnetError('invalid_address', `ip ${quote(ipText)} is not a valid IPv4 address.`);
-    const pool = this.#pools.find((p) => contains(p.cidr, address));
+    const pool = this.pools.find((p) => contains(p.cidr, address));
     if (!pool) {
-      const cidrs = this.#pools.map((p) => p.text).join(', ');
+      const cidrs = this.pools.map((p) => p.text).join(', ');
       throw new VxnetError('address_outside_subnet', `address ${ipText} is not in any subnet of network ${this.network} (${cidrs}).`);
     }
     if (address === pool.cidr.network || address === broadcastOf(pool.cidr)) {
@@ -144,26 +186,23 @@ export class NetworkAllocator {
     if (address === pool.gateway) {
       throw new VxnetError('address_reserved', `address ${ipText} is the gateway of ${pool.text}.`);
     }
-    if (this.#committed.has(address) || this.#reserved.has(address)) {
-      throw new VxnetError('address_in_use', `address ${ipText} is already in use on network ${this.network}.`);
-    }
-    this.#reserved.add(address);
+    const allocation = this.take(pool, address, ipText);
     this.#bits(pool).set(address - pool.first);
-    return this.#allocation(pool, address);
+    return allocation;
   }
 
   /** Drops a reservation (the request committed or gave up). */
   unreserve(ipText: string): void {
     const address = parseIPv4(ipText);
-    if (address === undefined || !this.#reserved.delete(address)) return;
-    if (!this.#committed.has(address)) this.#free(address);
+    if (address === undefined || !this.reserved.delete(address)) return;
+    if (!this.committed.has(address)) this.#free(address);
   }
 
   /** The store now holds this address (an `/ipam/` key appeared). */
   markUsed(ipText: string): void {
     const address = parseIPv4(ipText);
-    if (address === undefined || this.#committed.has(address)) return;
-    this.#committed.add(address);
+    if (address === undefined || this.committed.has(address)) return;
+    this.committed.add(address);
     const pool = this.#poolOf(address);
     if (pool && address >= pool.first && address <= pool.last) this.#bits(pool).set(address - pool.first);
   }
@@ -171,8 +210,8 @@ export class NetworkAllocator {
   /** The store released this address (its `/ipam/` key was deleted). */
   markFree(ipText: string): void {
     const address = parseIPv4(ipText);
-    if (address === undefined || !this.#committed.delete(address)) return;
-    if (!this.#reserved.has(address)) this.#free(address);
+    if (address === undefined || !this.committed.delete(address)) return;
+    if (!this.reserved.has(address)) this.#free(address);
   }
 
   #free(address: number): void {
@@ -182,34 +221,25 @@ export class NetworkAllocator {
   }
 
   #poolOf(address: number): SubnetPool | undefined {
-    return this.#pools.find((p) => contains(p.cidr, address));
+    return this.pools.find((p) => contains(p.cidr, address));
   }
 
   #bits(pool: SubnetPool): FreeBitmap {
     if (!pool.bits) {
       const bits = new FreeBitmap(pool.last - pool.first + 1);
       if (pool.gateway >= pool.first && pool.gateway <= pool.last) bits.set(pool.gateway - pool.first);
-      for (const address of this.#committed) {
+      for (const address of this.committed) {
         if (address >= pool.first && address <= pool.last) bits.set(address - pool.first);
       }
       pool.bits = bits;
     }
     return pool.bits;
   }
-
-  #allocation(pool: SubnetPool, address: number): Allocation {
-    return { ip: formatIPv4(address), prefix: pool.cidr.prefix, gateway: formatIPv4(pool.gateway) };
-  }
 }
 
-interface SubnetPool6 {
-  cidr: Cidr6;
-  text: string;
-  gateway: bigint;
-  first: bigint;
-  last: bigint;
-  /** where the next search starts: one past the highest address handed out or seen in the store */
-  cursor: bigint;
+interface SubnetPool6 extends Pool<bigint, Cidr6> {
+  /** where the next search starts: one past the highest address handed out or seen in the store (none yet: first) */
+  cursor?: bigint;
 }
 
 /**
@@ -220,88 +250,69 @@ interface SubnetPool6 {
  * keeps a stale neighbour entry somewhere from pointing at a newcomer. As for IPv4, the store's
  * `/ipam/<network>/<ip>` key, created only if absent, decides; the sets here are its rebuildable view.
  */
-export class NetworkAllocator6 {
-  readonly network: string;
-  #pools: SubnetPool6[];
-  #committed = new Set<bigint>();
-  #reserved = new Set<bigint>();
-
+export class NetworkAllocator6 extends AddressBook<bigint, Cidr6, SubnetPool6> {
   constructor(network: string, subnets: { cidr: Cidr6; gateway: bigint }[]) {
-    this.network = network;
-    this.#pools = subnets.map(({ cidr, gateway }) => {
-      const { first, last } = usableRange6(cidr);
-      return { cidr, text: formatCidr6(cidr), gateway, first, last, cursor: first };
-    });
+    super(network, subnets, IPV6);
   }
 
   get subnetCount(): number {
-    return this.#pools.length;
+    return this.pools.length;
   }
 
   /** The next free address of the first subnet with room, as a reservation. */
   reserveNext(): Allocation {
-    for (const pool of this.#pools) {
+    for (const pool of this.pools) {
       // At most every address in use and the gateway lie between the cursor and a free one; a small subnet
       // is walked at most once around.
       const size = pool.last - pool.first + 1n;
-      const bound = BigInt(this.#committed.size + this.#reserved.size + 2);
+      const bound = BigInt(this.committed.size + this.reserved.size + 2);
       const tries = size < bound ? size : bound;
-      let candidate = pool.cursor;
+      let candidate = pool.cursor ?? pool.first;
       for (let i = 0n; i < tries; i++) {
         if (candidate > pool.last) candidate = pool.first;
-        if (candidate !== pool.gateway && !this.#committed.has(candidate) && !this.#reserved.has(candidate)) {
-          this.#reserved.add(candidate);
+        if (candidate !== pool.gateway && !this.committed.has(candidate) && !this.reserved.has(candidate)) {
           pool.cursor = candidate + 1n;
-          return this.#allocation(pool, candidate);
+          return this.hand(pool, candidate);
         }
         candidate++;
       }
     }
-    const cidrs = this.#pools.map((p) => p.text).join(', ');
-    throw new VxnetError('subnet_full', `network ${this.network} has no free address left in ${cidrs}.`);
+    return this.full();
   }
 
   /** Reserves a requested address after checking it may be used and is free. */
   reserve(ipText: string): Allocation {
     const address = parseIPv6(ipText);
     if (address === undefined) throw new VxnetError('invalid_address', `ip ${quote(ipText)} is not a valid IPv6 address.`);
-    const pool = this.#pools.find((p) => contains6(p.cidr, address));
+    const pool = this.pools.find((p) => contains6(p.cidr, address));
     const shown = formatIPv6(address);
     if (!pool) {
-      const cidrs = this.#pools.map((p) => p.text).join(', ') || 'none';
+      const cidrs = this.pools.map((p) => p.text).join(', ') || 'none';
       throw new VxnetError('address_outside_subnet', `address ${shown} is not in any IPv6 subnet of network ${this.network} (${cidrs}).`);
     }
     if (address < pool.first) {
       throw new VxnetError('address_reserved', `address ${shown} is the Subnet-Router anycast address of ${pool.text} (RFC 4291).`);
     }
     if (address === pool.gateway) throw new VxnetError('address_reserved', `address ${shown} is the gateway of ${pool.text}.`);
-    if (this.#committed.has(address) || this.#reserved.has(address)) {
-      throw new VxnetError('address_in_use', `address ${shown} is already in use on network ${this.network}.`);
-    }
-    this.#reserved.add(address);
-    return this.#allocation(pool, address);
+    return this.take(pool, address, shown);
   }
 
   unreserve(ipText: string): void {
     const address = parseIPv6(ipText);
-    if (address !== undefined) this.#reserved.delete(address);
+    if (address !== undefined) this.reserved.delete(address);
   }
 
   /** The store now holds this address: the cursor moves past it, so a restarted manager goes on where it was. */
   markUsed(ipText: string): void {
     const address = parseIPv6(ipText);
     if (address === undefined) return;
-    this.#committed.add(address);
-    const pool = this.#pools.find((p) => contains6(p.cidr, address));
-    if (pool && address >= pool.cursor && address < pool.last) pool.cursor = address + 1n;
+    this.committed.add(address);
+    const pool = this.pools.find((p) => contains6(p.cidr, address));
+    if (pool && address >= (pool.cursor ?? pool.first) && address < pool.last) pool.cursor = address + 1n;
   }
 
   markFree(ipText: string): void {
     const address = parseIPv6(ipText);
-    if (address !== undefined) this.#committed.delete(address);
-  }
-
-  #allocation(pool: SubnetPool6, address: bigint): Allocation {
-    return { ip: formatIPv6(address), prefix: pool.cidr.prefix, gateway: formatIPv6(pool.gateway) };
+    if (address !== undefined) this.committed.delete(address);
   }
 }

@@ -216,25 +216,15 @@ export class ClusterState {
       const parsed = parseIpamKey(key);
       const entry = parsed && this.networks.get(parsed.network);
       if (entry) (parsed.ip.includes(':') ? entry.allocator6 : entry.allocator).markUsed(parsed.ip);
-    } else if (key.startsWith(PREFIX.vnis)) {
-      this.vnis.set(Number(key.slice(PREFIX.vnis.length)), kv.value);
-    } else if (key.startsWith(PREFIX.attachments)) {
-      this.attachments.set(key, kv.value);
-    } else if (key.startsWith(PREFIX.deleting)) {
-      this.deleting.set(key.slice(PREFIX.deleting.length), revision);
-    } else if (key.startsWith(PREFIX.removingNodes)) {
-      this.removingNodes.set(key.slice(PREFIX.removingNodes.length), revision);
-    } else if (key.startsWith(PREFIX.usage)) {
-      this.usage.set(key, revision);
     } else if (key.startsWith(PREFIX.identities)) {
       const identity = JSON.parse(kv.value) as NodeIdentity;
       this.identities.set(identity.name, { identity, modRevision: revision });
-    } else if (key.startsWith(PREFIX.nodeAddresses)) {
-      this.nodeAddresses.set(key.slice(PREFIX.nodeAddresses.length), kv.value);
     } else if (key.startsWith(PREFIX.reservations)) {
       const reservation = JSON.parse(kv.value) as Reservation;
       this.reservations.set(key, { reservation, modRevision: revision });
       addTo(this.reservationsByNetwork, reservation.network, key);
+    } else {
+      this.#plainIndexOf(key)?.put(key, kv.value, revision);
     }
   }
 
@@ -269,27 +259,35 @@ export class ClusterState {
       const parsed = parseIpamKey(key);
       const entry = parsed && this.networks.get(parsed.network);
       if (entry) (parsed.ip.includes(':') ? entry.allocator6 : entry.allocator).markFree(parsed.ip);
-    } else if (key.startsWith(PREFIX.vnis)) {
-      this.vnis.delete(Number(key.slice(PREFIX.vnis.length)));
-    } else if (key.startsWith(PREFIX.attachments)) {
-      this.attachments.delete(key);
-    } else if (key.startsWith(PREFIX.deleting)) {
-      this.deleting.delete(key.slice(PREFIX.deleting.length));
-    } else if (key.startsWith(PREFIX.removingNodes)) {
-      this.removingNodes.delete(key.slice(PREFIX.removingNodes.length));
-    } else if (key.startsWith(PREFIX.usage)) {
-      this.usage.delete(key);
     } else if (key.startsWith(PREFIX.identities)) {
       this.identities.delete(key.slice(PREFIX.identities.length));
-    } else if (key.startsWith(PREFIX.nodeAddresses)) {
-      this.nodeAddresses.delete(key.slice(PREFIX.nodeAddresses.length));
     } else if (key.startsWith(PREFIX.reservations)) {
       this.reservations.delete(key);
       const parsed = parseReservationKey(key);
       if (parsed) removeFrom(this.reservationsByNetwork, parsed.network, key);
     } else if (key === META_NETWORKS) {
       this.metaNetworksRevision = 0;
+    } else {
+      this.#plainIndexOf(key)?.delete(key);
     }
+  }
+
+  /**
+   * The indexes that hold a key's value or revision as it is, under the key or the part after the prefix:
+   * one declaration each serves both a put and a delete. (The prefixes are distinct folders, so the order
+   * does not matter.)
+   */
+  readonly #plainIndexes: readonly PlainIndex[] = [
+    plainIndex(PREFIX.vnis, this.vnis, (key) => Number(key.slice(PREFIX.vnis.length)), (value) => value),
+    plainIndex(PREFIX.attachments, this.attachments, (key) => key, (value) => value),
+    plainIndex(PREFIX.deleting, this.deleting, (key) => key.slice(PREFIX.deleting.length), (_, revision) => revision),
+    plainIndex(PREFIX.removingNodes, this.removingNodes, (key) => key.slice(PREFIX.removingNodes.length), (_, revision) => revision),
+    plainIndex(PREFIX.usage, this.usage, (key) => key, (_, revision) => revision),
+    plainIndex(PREFIX.nodeAddresses, this.nodeAddresses, (key) => key.slice(PREFIX.nodeAddresses.length), (value) => value),
+  ];
+
+  #plainIndexOf(key: string): PlainIndex | undefined {
+    return this.#plainIndexes.find((index) => key.startsWith(index.prefix));
   }
 
   #emit(change: StateChange): void {
@@ -301,6 +299,20 @@ export class ClusterState {
       }
     }
   }
+}
+
+interface PlainIndex {
+  prefix: string;
+  put(key: string, value: string, revision: number): void;
+  delete(key: string): void;
+}
+
+function plainIndex<K, V>(prefix: string, map: Map<K, V>, keyOf: (key: string) => K, valueOf: (value: string, revision: number) => V): PlainIndex {
+  return {
+    prefix,
+    put: (key, value, revision) => map.set(keyOf(key), valueOf(value, revision)),
+    delete: (key) => map.delete(keyOf(key)),
+  };
 }
 
 function rank(key: string, order: string[]): number {

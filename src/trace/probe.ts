@@ -52,24 +52,25 @@ export function judgeProbe(input: ProbeInput): ProbeResult {
   const sameNode = from.node === to.node;
   const a = [input.sourceBefore, input.sourceAfter] as const;
   const b = sameNode ? a : ([input.targetBefore, input.targetAfter] as const);
-  // the host end of a veth receives (rx) what the container sends and transmits (tx) what it gets
-  const path: [string, readonly [DiagnoseReport | undefined, DiagnoseReport | undefined], string, 'rx' | 'tx'][] = sameNode
-    ? [
-        ['request left the source container', a, vethA, 'rx'],
-        ['request reached the target container', b, vethB, 'tx'],
-        ['reply left the target container', b, vethB, 'rx'],
-        ['reply reached the source container', a, vethA, 'tx'],
-      ]
-    : [
-        ['request left the source container', a, vethA, 'rx'],
-        ['request was encapsulated by the source VXLAN device', a, vxlan, 'tx'],
-        ['request was decapsulated by the target VXLAN device', b, vxlan, 'rx'],
-        ['request reached the target container', b, vethB, 'tx'],
-        ['reply left the target container', b, vethB, 'rx'],
-        ['reply was encapsulated by the target VXLAN device', b, vxlan, 'tx'],
-        ['reply was decapsulated by the source VXLAN device', a, vxlan, 'rx'],
-        ['reply reached the source container', a, vethA, 'tx'],
-      ];
+  type Reports = readonly [DiagnoseReport | undefined, DiagnoseReport | undefined];
+  type End = { role: 'source' | 'target'; reports: Reports; veth: string };
+  type Step = readonly [what: string, reports: Reports, device: string, counter: 'rx' | 'tx'];
+  // The reply retraces the request with the ends swapped. The host end of a veth receives (rx) what the
+  // container sends and transmits (tx) what it gets; across nodes the VXLAN devices encapsulate (tx) and
+  // decapsulate (rx) in between.
+  const leg = (what: 'request' | 'reply', out: End, back: End): Step[] => [
+    [`${what} left the ${out.role} container`, out.reports, out.veth, 'rx'],
+    ...(sameNode
+      ? []
+      : ([
+          [`${what} was encapsulated by the ${out.role} VXLAN device`, out.reports, vxlan, 'tx'],
+          [`${what} was decapsulated by the ${back.role} VXLAN device`, back.reports, vxlan, 'rx'],
+        ] satisfies Step[])),
+    [`${what} reached the ${back.role} container`, back.reports, back.veth, 'tx'],
+  ];
+  const source: End = { role: 'source', reports: a, veth: vethA };
+  const target: End = { role: 'target', reports: b, veth: vethB };
+  const path = [...leg('request', source, target), ...leg('reply', target, source)];
   const sightings: Sighting[] = path.map(([what, [before, after], device, counter]) => {
     const node = after?.node ?? before?.node ?? (what.includes('target') ? to.node : from.node);
     const count = (r: DiagnoseReport | undefined) => {

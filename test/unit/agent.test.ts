@@ -27,8 +27,8 @@ function endpoint(id: string, node: string, ip: string, network = 'blue'): Endpo
   };
 }
 
-function snapshot(endpoints: Endpoint[], revision = 10): WatchMessage {
-  return { type: 'snapshot', revision, nodes, networks: [blue], endpoints };
+function snapshot(endpoints: Endpoint[], revision = 10, networks: Network[] = [blue]): WatchMessage {
+  return { type: 'snapshot', revision, nodes, networks, endpoints };
 }
 
 describe('desired state', () => {
@@ -78,13 +78,8 @@ describe('desired state', () => {
 
   it('uses the multicast group instead of flood entries when the network has one', () => {
     const view = new ClusterView();
-    view.apply({
-      type: 'snapshot',
-      revision: 1,
-      nodes,
-      networks: [{ ...blue, multicastGroup: '239.1.1.1' }],
-      endpoints: [endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2'), endpoint('bbbbbbbbbbbb', 'host2', '192.168.1.3')],
-    });
+    const endpoints = [endpoint('aaaaaaaaaaaa', 'host1', '192.168.1.2'), endpoint('bbbbbbbbbbbb', 'host2', '192.168.1.3')];
+    view.apply(snapshot(endpoints, 1, [{ ...blue, multicastGroup: '239.1.1.1' }]));
     const desired = desiredState(view, self);
     assert.equal(desired.floods.length, 0);
     assert.equal(desired.networks[0]!.multicastGroup, '239.1.1.1');

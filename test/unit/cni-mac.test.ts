@@ -1,18 +1,15 @@
 /** A chosen MAC for an endpoint (CNI_ARGS MAC=, `podman run --mac-address`): checked, unique in its network, kept. */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { inject } from '../../src/manager/http.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
-import { temporaryDirectory } from './support/temporary.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
+import { injectInto, startSocketManager } from './support/manager.ts';
 
 describe('endpoint MAC chosen by the runtime', () => {
   let manager: RunningManager;
-  const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+  const call = injectInto(() => manager);
 
   before(async () => {
-    const dataDir = join(temporaryDirectory('vxnet-cni-mac-'), 'data');
-    manager = await startManager({ dataDir, listen: [`unix:${join(dataDir, '..', 'm.sock')}`] });
+    ({ manager } = await startSocketManager('vxnet-cni-mac-'));
     await manager.service.registerNode({ name: 'host1', address: '192.0.2.11', mtu: 1500 });
     await manager.service.createNetwork({ name: 'blue', vni: 100, subnets: [{ cidr: '10.9.0.0/24' }] });
     await manager.service.createNetwork({ name: 'red', vni: 101, subnets: [{ cidr: '10.8.0.0/24' }] });

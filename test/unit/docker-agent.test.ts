@@ -15,7 +15,7 @@ import type { ActualState, LinkState } from '../../src/agent/kernel/read.ts';
 import { renderEndpointCreate } from '../../src/agent/kernel/render.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import { VxnetError } from '../../src/core/errors.ts';
-import type { Endpoint, Network, Node } from '../../src/core/model.ts';
+import type { Endpoint, Network, Node, WatchMessage } from '../../src/core/model.ts';
 import { EngineContainerNamespaces } from '../../src/docker/containers.ts';
 import { blueNetwork, runScriptedAgent, twoNodes } from './support/fixtures.ts';
 import { until } from './support/until.ts';
@@ -44,21 +44,22 @@ function endpoint(id: string, target: Partial<Endpoint>, ip = '192.168.1.2', nod
 
 const DOCKER_EP = 'd'.repeat(64);
 
+/** the watch's first message: both nodes, network blue and `endpoints` */
+function snapshot(endpoints: Endpoint[]): WatchMessage {
+  return { type: 'snapshot', revision: 1, nodes, networks: [blue], endpoints };
+}
+
 describe('desired state for Docker endpoints', () => {
   it('a Docker endpoint has no namespace (handed over); a container endpoint gets the resolved one, or is left out', () => {
     const view = new ClusterView();
-    view.apply({
-      type: 'snapshot',
-      revision: 1,
-      nodes,
-      networks: [blue],
-      endpoints: [
+    view.apply(
+      snapshot([
         endpoint('aaaaaaaaaaaa', { docker: DOCKER_EP, ifname: 'eth' }, '192.168.1.2'),
         endpoint('bbbbbbbbbbbb', { container: 'web' }, '192.168.1.3'),
         endpoint('cccccccccccc', { container: 'gone' }, '192.168.1.4'),
         endpoint('dddddddddddd', { netns: '/run/netns/c1' }, '192.168.1.5'),
-      ],
-    });
+      ]),
+    );
     const desired = desiredState(view, self, new Map([['web', '/proc/4242/ns/net']]));
     const byId = new Map(desired.endpoints.map((e) => [e.id, e]));
     assert.equal(byId.get('aaaaaaaaaaaa')!.netns, undefined);
@@ -189,13 +190,7 @@ describe('agent: Docker-linked', () => {
     try {
       const ready = a.agent.waitForEndpoint('aaaaaaaaaaaa', 2000);
       const failed = a.agent.waitForEndpoint('bbbbbbbbbbbb', 2000);
-      a.api.push!({
-        type: 'snapshot',
-        revision: 1,
-        nodes,
-        networks: [blue],
-        endpoints: [endpoint('aaaaaaaaaaaa', { docker: DOCKER_EP, ifname: 'eth' }), endpoint('bbbbbbbbbbbb', { container: 'bad' }, '192.168.1.3')],
-      });
+      a.api.push!(snapshot([endpoint('aaaaaaaaaaaa', { docker: DOCKER_EP, ifname: 'eth' }), endpoint('bbbbbbbbbbbb', { container: 'bad' }, '192.168.1.3')]));
       await ready;
       await assert.rejects(failed, (err: unknown) => err instanceof VxnetError && err.code === 'attach_failed' && /veth pair failed/.test(err.message));
       await assert.rejects(a.agent.waitForEndpoint('cccccccccccc', 50), (err: unknown) => err instanceof VxnetError && err.code === 'timeout');
@@ -211,7 +206,7 @@ describe('agent: Docker-linked', () => {
     ] as const) {
       const a = await runAgent(containers ? { containers } : {});
       try {
-        a.api.push!({ type: 'snapshot', revision: 1, nodes, networks: [blue], endpoints: [endpoint('aaaaaaaaaaaa', { container: 'web' })] });
+        a.api.push!(snapshot([endpoint('aaaaaaaaaaaa', { container: 'web' })]));
         await until(() => a.api.statuses.length > 0, 'a status report');
         const [id, status] = a.api.statuses[0]!;
         assert.equal(id, 'aaaaaaaaaaaa');

@@ -14,6 +14,7 @@ import { type RunningManager, serverAltNames, startManager } from '../../src/man
 import { subjectFor } from '../../src/pki/identity.ts';
 import { createCertificate, generateKeyPair } from '../../src/pki/x509.ts';
 import { temporaryDirectory } from './support/temporary.ts';
+import { injectInto, startSocketManager } from './support/manager.ts';
 
 const tempDir = () => temporaryDirectory('vxnet-auth-');
 
@@ -25,7 +26,7 @@ const publicPem = () => {
 describe('authorization rules', () => {
   let manager: RunningManager;
   let dataDir: string;
-  const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+  const call = injectInto(() => manager);
   /** joins a node (or an admin) and returns its certificate PEM */
   const joinAs = async (name: string, token: string, role?: 'worker' | 'admin') => {
     const r = await call({ method: 'POST', path: '/v1/join', token, body: { name, publicKey: publicPem().publicKey, ...(role ? { role } : {}) } });
@@ -38,8 +39,7 @@ describe('authorization rules', () => {
   let endpointOfHost1: string;
 
   before(async () => {
-    dataDir = join(tempDir(), 'data');
-    manager = await startManager({ dataDir, listen: [`unix:${join(dataDir, '..', 'm.sock')}`] });
+    ({ manager, dataDir } = await startSocketManager('vxnet-auth-'));
     host1 = await joinAs('host1', manager.tokens.worker);
     host2 = await joinAs('host2', manager.tokens.worker);
     for (const [name, address] of [['host1', '192.0.2.11'], ['host2', '192.0.2.12'], ['host3', '192.0.2.13']] as const) {

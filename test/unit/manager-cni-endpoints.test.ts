@@ -1,21 +1,18 @@
 /** CNI endpoints in the manager: a node certificate creates and deletes them on its own node only; the container id is checked and kept. */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { inject } from '../../src/manager/http.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
-import { temporaryDirectory } from './support/temporary.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
+import { injectInto, startSocketManager } from './support/manager.ts';
 
 describe('CNI endpoints (cni: the runtime container id)', () => {
   let manager: RunningManager;
   let host1: string;
-  const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+  const call = injectInto(() => manager);
   const CID = 'a'.repeat(64);
 
   before(async () => {
-    const dataDir = join(temporaryDirectory('vxnet-cni-manager-'), 'data');
-    manager = await startManager({ dataDir, listen: [`unix:${join(dataDir, '..', 'm.sock')}`] });
+    ({ manager } = await startSocketManager('vxnet-cni-manager-'));
     const publicKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
     const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'host1', publicKey } });
     assert.equal(joined.status, 200, JSON.stringify(joined.body));

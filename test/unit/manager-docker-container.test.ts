@@ -5,12 +5,10 @@
  * nothing.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { inject } from '../../src/manager/http.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { temporaryDirectory } from './support/temporary.ts';
+import { injectInto, startSocketManager } from './support/manager.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
@@ -18,7 +16,7 @@ describe('the container name of a Docker endpoint', () => {
   let manager: RunningManager;
   let host1: string;
   let host2: string;
-  const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+  const call = injectInto(() => manager);
   const joinAs = async (name: string, address: string) => {
     const r = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name, publicKey: publicKey() } });
     const certificate = r.body.certificate as string;
@@ -27,8 +25,7 @@ describe('the container name of a Docker endpoint', () => {
   };
 
   before(async () => {
-    const dataDir = join(temporaryDirectory('vxnet-docker-name-'), 'data');
-    manager = await startManager({ dataDir, listen: [`unix:${join(dataDir, '..', 'm.sock')}`] });
+    ({ manager } = await startSocketManager('vxnet-docker-name-'));
     host1 = await joinAs('host1', '192.0.2.1');
     host2 = await joinAs('host2', '192.0.2.2');
     assert.equal((await call({ method: 'POST', path: '/v1/networks', token: manager.tokens.admin, body: { name: 'blue' } })).status, 201);

@@ -4,13 +4,10 @@
  * hold one address, also when they register it at the same moment (claimed in the store, only if absent).
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { inject } from '../../src/manager/http.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { openTestManager, startedOnOlderDatabase, vxnetError } from './support/manager.ts';
-import { temporaryDirectory } from './support/temporary.ts';
+import { injectInto, openTestManager, startedOnOlderDatabase, startSocketManager, vxnetError } from './support/manager.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
@@ -82,11 +79,10 @@ describe('underlay addresses', () => {
 
 describe('node names', () => {
   let manager: RunningManager;
-  const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+  const call = injectInto(() => manager);
 
   before(async () => {
-    const dataDir = join(temporaryDirectory('vxnet-names-'), 'data');
-    manager = await startManager({ dataDir, listen: [`unix:${join(dataDir, '..', 'm.sock')}`] });
+    ({ manager } = await startSocketManager('vxnet-names-'));
     await manager.service.registerNode({ name: 'host1', address: '192.0.2.11', mtu: 1500 });
   });
   after(() => manager.close());

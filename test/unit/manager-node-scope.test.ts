@@ -5,12 +5,10 @@
  * the right an administrator grants (`PATCH /v1/nodes/:name`, `vxnet node update`).
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { inject } from '../../src/manager/http.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { temporaryDirectory } from './support/temporary.ts';
+import { injectInto, startSocketManager } from './support/manager.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 const DOCKER_ID = (n: number) => n.toString(16).padStart(64, 'a');
@@ -19,7 +17,7 @@ describe('node scope', () => {
   let manager: RunningManager;
   let host1: string;
   let host2: string;
-  const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+  const call = injectInto(() => manager);
   const admin = (method: string, path: string, body?: unknown) => call({ method, path, token: manager.tokens.admin, ...(body === undefined ? {} : { body }) });
   const joinAs = async (name: string, address: string) => {
     const r = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name, publicKey: publicKey() } });
@@ -31,8 +29,7 @@ describe('node scope', () => {
     call({ method: 'POST', path: '/v1/reservations', certificate, body: { network, node } });
 
   before(async () => {
-    const dataDir = join(temporaryDirectory('vxnet-scope-'), 'data');
-    manager = await startManager({ dataDir, listen: [`unix:${join(dataDir, '..', 'm.sock')}`], maxEndpointsPerNode: 3 });
+    ({ manager } = await startSocketManager('vxnet-scope-', { maxEndpointsPerNode: 3 }));
     host1 = await joinAs('host1', '192.0.2.1');
     host2 = await joinAs('host2', '192.0.2.2');
     for (const name of ['blue', 'red']) assert.equal((await admin('POST', '/v1/networks', { name })).status, 201);

@@ -6,25 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { inject } from '../../src/manager/http.ts';
-import { type RunningManager, startManager } from '../../src/manager/main.ts';
+import type { RunningManager } from '../../src/manager/main.ts';
 import { whyRevoked } from '../../src/manager/service/identities.ts';
 import { generateKeyPair } from '../../src/pki/x509.ts';
-import { startedOnOlderDatabase, vxnetError } from './support/manager.ts';
-import { temporaryDirectory } from './support/temporary.ts';
+import { injectInto, startedOnOlderDatabase, startSocketManager, vxnetError } from './support/manager.ts';
 
 const publicKey = () => generateKeyPair().publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
 async function openManager(options: { certMaxAgeMs?: number } = {}): Promise<RunningManager> {
-  const dataDir = join(temporaryDirectory('vxnet-revocation-'), 'data');
-  return startManager({ dataDir, listen: [`unix:${join(dataDir, '..', 'm.sock')}`], ...options });
+  return (await startSocketManager('vxnet-revocation-', options)).manager;
 }
 
 describe('revocation of node certificates', () => {
   let manager: RunningManager;
-  const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+  const call = injectInto(() => manager);
   const joinAs = async (name: string, token = manager.tokens.worker): Promise<string> => {
     const r = await call({ method: 'POST', path: '/v1/join', token, body: { name, publicKey: publicKey() } });
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -127,7 +123,7 @@ describe('the maximum age of a certificate chain', () => {
   test('renewals are refused once the maximum age after the join has passed, naming what to do', async (t) => {
     const manager = await openManager({ certMaxAgeMs: 50 });
     t.after(() => manager.close());
-    const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+    const call = injectInto(() => manager);
     const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'old', publicKey: publicKey() } });
     await new Promise((r) => setTimeout(r, 80));
     const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
@@ -138,7 +134,7 @@ describe('the maximum age of a certificate chain', () => {
   test('a renewed certificate never outlives the maximum age', async (t) => {
     const manager = await openManager({ certMaxAgeMs: 60_000 });
     t.after(() => manager.close());
-    const call = (req: Parameters<typeof inject>[1]) => inject({ service: manager.service, hub: manager.hub, security: manager.security }, req);
+    const call = injectInto(() => manager);
     const joined = await call({ method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'n', publicKey: publicKey() } });
     const r = await call({ method: 'POST', path: '/v1/certificates/renew', certificate: joined.body.certificate, body: { publicKey: publicKey() } });
     assert.equal(r.status, 200);

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadOrCreateKeys, PRIVATE_KEY_FILE, publicKeyOf } from '../../src/agent/wireguard/keys.ts';
 import { appliedRotation, KeyRotation } from '../../src/agent/wireguard/rotation.ts';
-import { Tunnel } from '../../src/agent/wireguard/tunnel.ts';
 import type { WireguardReport } from '../../src/core/model.ts';
 import { temporaryDirectory } from './support/temporary.ts';
+import { recordedTunnel } from './support/tunnel.ts';
 import { until } from './support/until.ts';
 
 function rotationIn(stateDir: string, steps: string[], register: (report: WireguardReport) => Promise<void> = async () => {}) {
@@ -64,27 +64,10 @@ describe('key rotation', () => {
 describe('the device\'s switch to the new key', () => {
   const KEY_B = 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=';
 
-  function recordedTunnel(failWgSet = false) {
-    const calls: string[] = [];
-    const devices = new Set<string>();
-    const run = async (argv: readonly string[]) => {
-      const line = argv.join(' ');
-      calls.push(line);
-      let code = 0;
-      if (line.startsWith('ip link show dev ')) code = devices.has(argv[4]!) ? 0 : 1;
-      if (line.startsWith('ip link add ')) devices.add(argv[3]!);
-      if (failWgSet && /^wg set \S+ private-key \S+$/.test(line)) code = 1;
-      return { argv, code, stdout: '', stderr: '' };
-    };
-    const tunnel = new Tunnel({
-      device: 'vxw0000000001', implementation: 'kernel', keys: { privateKeyFile: '/s/wireguard.key', publicKey: KEY_B },
-      port: 51820, underlayMtu: 1500, log: () => {}, run,
-    });
-    return { tunnel, calls };
-  }
+  const tunnelOf = (failWgSet = false) => recordedTunnel('vxw0000000001', KEY_B, (line) => failWgSet && /^wg set \S+ private-key \S+$/.test(line));
 
   test('a configured device takes the new key with one wg set, nothing else (the switch lands at once)', async () => {
-    const { tunnel, calls } = recordedTunnel();
+    const { tunnel, calls } = tunnelOf();
     await tunnel.apply({ address: '10.201.0.1/16', peers: [] });
     calls.length = 0;
     await tunnel.rekey();
@@ -93,7 +76,7 @@ describe('the device\'s switch to the new key', () => {
   });
 
   test('a device never configured, or a failed wg set, is set up in full', async () => {
-    const { tunnel, calls } = recordedTunnel(true);
+    const { tunnel, calls } = tunnelOf(true);
     await tunnel.apply({ address: '10.201.0.1/16', peers: [] });
     calls.length = 0;
     await tunnel.rekey();

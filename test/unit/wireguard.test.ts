@@ -14,12 +14,12 @@ import { renderFirewall } from '../../src/agent/kernel/nftables.ts';
 import { ClusterView } from '../../src/agent/view.ts';
 import { TunnelledDataplane } from '../../src/agent/wireguard/dataplane.ts';
 import { generatePrivateKey, loadOrCreateKeys, PRIVATE_KEY_FILE, publicKeyOf } from '../../src/agent/wireguard/keys.ts';
-import { Tunnel } from '../../src/agent/wireguard/tunnel.ts';
 import { desiredTunnel, parseWgDump, StatusReports, tunnelDeviceName, tunnelStatus, wgSetArgs } from '../../src/agent/wireguard/render.ts';
 import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 import { isWireguardKey, tunnelMtu } from '../../src/core/wireguard.ts';
 import { mtuBound, resolveNetwork } from '../../src/manager/validation.ts';
 import { openTestManager, vxnetError } from './support/manager.ts';
+import { recordedTunnel } from './support/tunnel.ts';
 
 const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
 const KEY_A = publicKeyOf(generatePrivateKey());
@@ -306,21 +306,7 @@ describe('manager: tunnel addresses', () => {
 
 describe('tunnel lifecycle (recorded host tools)', () => {
   test('the blackhole route comes before the device, then address, MTU and peers; no tunnel wanted: the device goes, the route stays', async () => {
-    const calls: string[] = [];
-    const devices = new Set<string>();
-    const run = async (argv: readonly string[]) => {
-      const line = argv.join(' ');
-      calls.push(line);
-      let code = 0;
-      if (line.startsWith('ip link show dev ')) code = devices.has(argv[4]!) ? 0 : 1;
-      if (line.startsWith('ip link add ')) devices.add(argv[3]!);
-      if (line.startsWith('ip link del ')) devices.delete(argv[3]!);
-      return { argv, code, stdout: '', stderr: '' };
-    };
-    const tunnel = new Tunnel({
-      device: 'vxw0000000000', implementation: 'kernel', keys: { privateKeyFile: '/s/wireguard.key', publicKey: KEY_A },
-      port: 51820, underlayMtu: 1500, log: () => {}, run,
-    });
+    const { tunnel, calls } = recordedTunnel('vxw0000000000', KEY_A);
     const peer = { node: 'b', publicKey: KEY_B, endpoint: '10.99.0.2:51820', tunnelAddress: '10.201.0.2' };
     await tunnel.apply({ address: '10.201.0.1/16', peers: [peer] });
     assert.deepEqual(calls, [

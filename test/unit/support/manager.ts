@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { VxnetError } from '../../../src/core/errors.ts';
 import type { CreateNetworkRequest } from '../../../src/core/model.ts';
+import { inject, type InjectRequest } from '../../../src/manager/http.ts';
 import { startManager, type ManagerOptions, type RunningManager } from '../../../src/manager/main.ts';
 import { ManagerService, type ManagerServiceOptions } from '../../../src/manager/service.ts';
 import { SqliteStore } from '../../../src/manager/store/sqlite.ts';
@@ -127,6 +128,24 @@ export async function startTlsManager(
   const dir = temporaryDirectory(prefix);
   const manager = await startManager({ dataDir: join(dir, 'data'), listen: ['127.0.0.1:0'], ...options });
   return { dir, manager, url: `https://${manager.addresses[0]}` };
+}
+
+/**
+ * A whole manager (src/manager/main.ts) listening on a unix socket, its DATA_DIR `dataDir` in a new temporary
+ * folder beside the socket; `options` adds to that. The caller closes it.
+ */
+export async function startSocketManager(prefix: string, options: Partial<ManagerOptions> = {}): Promise<{ dataDir: string; manager: RunningManager }> {
+  const dataDir = join(temporaryDirectory(prefix), 'data');
+  const manager = await startManager({ dataDir, listen: [`unix:${join(dataDir, '..', 'm.sock')}`], ...options });
+  return { dataDir, manager };
+}
+
+/** One request to the manager's HTTP API in-process, no socket (http.ts inject); the manager is looked up per call. */
+export function injectInto(manager: () => RunningManager): (req: InjectRequest) => ReturnType<typeof inject> {
+  return (req) => {
+    const { service, hub, security } = manager();
+    return inject({ service, hub, security }, req);
+  };
 }
 
 /**
