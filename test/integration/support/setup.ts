@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { ManagerClient } from '../../../src/client/client.ts';
 import type { CreateNetworkRequest, Endpoint } from '../../../src/core/model.ts';
-import { createCluster, type Cluster, type ClusterOptions, type SimHost } from '../../../src/testkit/cluster.ts';
+import { createCluster, type Cluster, type ClusterOptions, type SimHost, type StartAgentOptions } from '../../../src/testkit/cluster.ts';
 
 /** [container label, node, network] */
 export type Placement = readonly [label: string, node: string, network: string];
@@ -82,6 +82,8 @@ export interface ClusterSuiteOptions {
    * the test's (a stranger, an attacker).
    */
   agentsOn?: readonly string[];
+  /** with `startDaemons: false`: how a host's agent starts (default: the worker token, no more arguments) */
+  agent?: (host: SimHost, cluster: Cluster) => StartAgentOptions;
   /** created in this order by the admin client, once the daemons run */
   networks: readonly CreateNetworkRequest[];
   /** containers attached with the API, one at a time in this order, before the first test */
@@ -129,7 +131,7 @@ export function clusterSuite(options: ClusterSuiteOptions): ClusterSuite {
       const made = cluster;
       const agentsOn = options.agentsOn ? options.agentsOn.map((name) => made.host(name)) : made.hosts;
       await cluster.startManager();
-      await Promise.all(agentsOn.map((host) => made.startAgent(host)));
+      await Promise.all(agentsOn.map((host) => made.startAgent(host, options.agent?.(host, made))));
     }
     admin = await adminWithNetworks(cluster, options.networks);
     Object.assign(c, await attachWithApi(cluster, admin, options.attach ?? []));
