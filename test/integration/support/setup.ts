@@ -104,10 +104,14 @@ export interface ClusterSuite {
 /**
  * The set-up most end-to-end suites share, registered as the calling suite's `before` and `after`: the
  * cluster, its daemons, an admin client with `networks`, the `attach` containers; after the tests, the
- * admin client closed and the cluster destroyed (also when `before` failed half-way). Call it first in the
- * `describe`: a suite's own `before` registered after it runs once this set-up is done.
+ * admin client closed and the cluster destroyed (also when `before` failed half-way). Hooks run in the order
+ * registered: a suite's own `before` registered after this call runs once this set-up is done, its own
+ * `after` registered before this call runs while the cluster still stands.
  */
 export function clusterSuite(options: ClusterSuiteOptions): ClusterSuite {
+  if (options.cluster.startDaemons !== false && (options.agentsOn || options.agent)) {
+    throw new Error('clusterSuite: agentsOn and agent choose which agents start and how, so they need startDaemons: false.');
+  }
   let cluster: Cluster | undefined;
   let admin: ManagerClient | undefined;
   const c: Record<string, Attached> = {};
