@@ -152,7 +152,7 @@ describe('control-plane identity', { skip }, () => {
       return status?.state === 'up' && status.lastSeen !== null && Date.parse(status.lastSeen!) > first.validToDate.getTime();
     }, 10_000);
     await suite.attach('c4', 'host2');
-    assert.ok(await pings(suite.cluster, suite.c.c4!.netns, suite.c.c1!.endpoint.ip), 'c4 (suite.host(2)) -> c1 (suite.host(1))');
+    assert.ok(await pings(suite.cluster, suite.c.c4!.netns, suite.c.c1!.endpoint.ip), 'c4 (host2) -> c1 (host1)');
   });
 
   it('token rotation: the old worker token joins nothing, joined agents keep working (also after a restart), the new token joins', async () => {
@@ -176,20 +176,20 @@ describe('control-plane identity', { skip }, () => {
 
     // joined agents go on: a new endpoint on host1 becomes ready and reaches host2
     await suite.attach('c5', 'host1');
-    assert.ok(await pings(suite.cluster, suite.c.c5!.netns, suite.c.c2!.endpoint.ip), 'c5 (suite.host(1)) -> c2 (suite.host(2))');
+    assert.ok(await pings(suite.cluster, suite.c.c5!.netns, suite.c.c2!.endpoint.ip), 'c5 (host1) -> c2 (host2)');
     // and after a restart without any token, from the certificate in the state directory
     await suite.cluster.stopAgent(suite.host(1));
     await suite.cluster.startAgent(suite.host(1), { token: false });
     assert.match(suite.cluster.daemon('host1/agent')!.output(), /using the node certificate in /);
     await suite.attach('c6', 'host1');
-    assert.ok(await pings(suite.cluster, suite.c.c6!.netns, suite.c.c2!.endpoint.ip), 'c6 (suite.host(1), restarted agent) -> c2 (suite.host(2))');
+    assert.ok(await pings(suite.cluster, suite.c.c6!.netns, suite.c.c2!.endpoint.ip), 'c6 (host1, restarted agent) -> c2 (host2)');
 
     // the new token joins
     await suite.cluster.startAgent(suite.host(3));
     assert.equal((await node('host3'))?.state, 'up');
     assert.match(suite.cluster.daemon('host3/agent')!.output(), /joined the cluster as node host3/);
     await suite.attach('c7', 'host3');
-    assert.ok(await pings(suite.cluster, suite.c.c7!.netns, suite.c.c1!.endpoint.ip), 'c7 (suite.host(3)) -> c1 (suite.host(1))');
+    assert.ok(await pings(suite.cluster, suite.c.c7!.netns, suite.c.c1!.endpoint.ip), 'c7 (host3) -> c1 (host1)');
   });
 
   it('rotating the admin token refuses the old one at once, over https and the unix socket', async () => {

@@ -85,7 +85,7 @@ describe('node names and underlay addresses are identities', { skip }, () => {
     await suite.cluster.startAgent(suite.host(3));
     assert.equal((await node('host3'))?.address, suite.host(3).address);
     await suite.attach('c3', 'host3');
-    assert.ok(await pings(suite.cluster, suite.c.c3!.netns, suite.c.c1!.endpoint.ip), 'c3 (suite.host(3)) reaches c1 (suite.host(1))');
+    assert.ok(await pings(suite.cluster, suite.c.c3!.netns, suite.c.c1!.endpoint.ip), 'c3 (host3) reaches c1 (host1)');
 
     await suite.cluster.stopAgent(suite.host(3));
     await suite.admin.removeNode('host3', { drain: true });

@@ -44,7 +44,7 @@ describe('what a node certificate reaches', { skip }, () => {
     assert.equal((await suite.admin.listReservations({ network: 'blue', node: 'host2' })).length, LIMIT - 1);
     // the subnet still has room for everyone else
     await suite.attach('c3', 'host1');
-    assert.ok(await pings(suite.cluster, suite.c.c3!.netns, suite.c.c2!.endpoint.ip), 'c3 (suite.host(1)) reaches c2 (suite.host(2))');
+    assert.ok(await pings(suite.cluster, suite.c.c3!.netns, suite.c.c2!.endpoint.ip), 'c3 (host1) reaches c2 (host2)');
     const own = await rawCall(suite.cluster, suite.host(1), { as: nodeCertificate(suite.cluster, suite.host(1)), method: 'POST', path: '/v1/reservations', body: { network: 'blue', node: 'host1' } });
     assert.equal(own.status, 201, JSON.stringify(own.body));
   });

@@ -72,6 +72,6 @@ describe('node rm revokes the node certificate', { skip }, () => {
     assert.match(suite.cluster.daemon('host3/agent')!.output(), /joined the cluster as node host3/);
     await until('host3 to be a member again', async () => (await members(suite.host(1))).includes(suite.host(3).address) || undefined, 10_000);
     await suite.attach('c4', 'host3');
-    assert.ok(await pings(suite.cluster, suite.c.c4!.netns, suite.c.c1!.endpoint.ip), 'c4 (suite.host(3), joined again) reaches c1 (suite.host(1))');
+    assert.ok(await pings(suite.cluster, suite.c.c4!.netns, suite.c.c1!.endpoint.ip), 'c4 (host3, joined again) reaches c1 (host1)');
   });
 });
