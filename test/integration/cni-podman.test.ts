@@ -6,41 +6,29 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ManagerClient } from '../../src/client/client.ts';
-import { createCluster, type Cluster } from '../../src/testkit/cluster.ts';
 import { destroyPodman, PODMAN_IMAGE, podmanAgentArgs, podmanProblems, preparePodman, type PodmanHost } from '../../src/testkit/podman.ts';
 import { run } from '../../src/testkit/processes.ts';
 import { pings, until } from './support/probes.ts';
+import { clusterSuite } from './support/setup.ts';
 
 const SUBNET = '10.41.0.0/24';
 
 describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, () => {
-  let cluster: Cluster;
-  let client: ManagerClient;
   let hosts: PodmanHost[] = [];
   let p1: PodmanHost;
   let p2: PodmanHost;
 
-  before(async () => {
-    cluster = await createCluster({ hosts: 2, outside: false, prefix: 'vxcni', startDaemons: false });
-    try {
-      await cluster.startManager();
-      await Promise.all(cluster.hosts.map((host) => cluster.startAgent(host, { args: podmanAgentArgs(cluster, host) })));
-      client = new ManagerClient({ url: cluster.manager.socketUrl, token: cluster.manager.adminToken });
-      await client.createNetwork({ name: 'blue', subnets: [{ cidr: SUBNET }] });
-      hosts = await Promise.all(cluster.hosts.map((host) => preparePodman(cluster, host, ['blue'])));
-      [p1, p2] = hosts as [PodmanHost, PodmanHost];
-    } catch (err) {
-      await destroyPodman(hosts);
-      await cluster.destroy();
-      throw err;
-    }
+  // registered before the suite's own after, so that it runs first: the containers go while their agents run
+  after(() => destroyPodman(hosts));
+  const suite = clusterSuite({
+    cluster: { hosts: 2, outside: false, prefix: 'vxcni', startDaemons: false },
+    agent: (host, cluster) => ({ args: podmanAgentArgs(cluster, host) }),
+    networks: [{ name: 'blue', subnets: [{ cidr: SUBNET }] }],
   });
 
-  after(async () => {
-    client?.close();
-    await destroyPodman(hosts);
-    await cluster?.destroy();
+  before(async () => {
+    hosts = await Promise.all(suite.cluster.hosts.map((host) => preparePodman(suite.cluster, host, ['blue'])));
+    [p1, p2] = hosts as [PodmanHost, PodmanHost];
   });
 
   /** The container's address on eth0, as the container itself sees it. */
@@ -63,8 +51,8 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
     const ip1 = await addressOf(p1, 'c1');
     assert.equal(await addressOf(p2, 'c2'), '10.41.0.50');
     assert.equal(await p1.podmanOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "blue").IPAddress}}', 'c1']), ip1);
-    const endpoints = await client.listEndpoints({ network: 'blue' });
-    assert.deepEqual(endpoints.map((e) => [e.node, e.ip, e.status]).sort(), [[cluster.host(1).name, ip1, 'ready'], [cluster.host(2).name, '10.41.0.50', 'ready']].sort());
+    const endpoints = await suite.admin.listEndpoints({ network: 'blue' });
+    assert.deepEqual(endpoints.map((e) => [e.node, e.ip, e.status]).sort(), [[suite.cluster.host(1).name, ip1, 'ready'], [suite.cluster.host(2).name, '10.41.0.50', 'ready']].sort());
     assert.ok(endpoints.every((e) => e.netns?.startsWith('/run/netns/')), 'the endpoints are in podman\'s namespaces');
     await p1.podmanOk(['exec', 'c1', 'ping', '-c', '2', '-W', '2', '10.41.0.50']);
     await p2.podmanOk(['exec', 'c2', 'ping', '-c', '2', '-W', '2', ip1]);
@@ -76,12 +64,12 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
   });
 
   it('a podman container and a namespace attached with vxnet attach reach each other', async () => {
-    const netns = await cluster.addContainer('plain');
-    const endpoint = await client.createEndpoint({ network: 'blue', node: cluster.host(2).name, netns }, { waitSeconds: 20 });
-    assert.ok(await pings(cluster, netns, await addressOf(p1, 'c1')));
+    const netns = await suite.cluster.addContainer('plain');
+    const endpoint = await suite.admin.createEndpoint({ network: 'blue', node: suite.cluster.host(2).name, netns }, { waitSeconds: 20 });
+    assert.ok(await pings(suite.cluster, netns, await addressOf(p1, 'c1')));
     await p1.podmanOk(['exec', 'c1', 'ping', '-c', '2', '-W', '2', endpoint.ip]);
-    await client.deleteEndpoint(endpoint.id, { waitSeconds: 20 });
-    await cluster.removeContainer(netns);
+    await suite.admin.deleteEndpoint(endpoint.id, { waitSeconds: 20 });
+    await suite.cluster.removeContainer(netns);
   });
 
   it('CHECK passes on an intact container and detects a deleted interface (code 101)', async () => {
@@ -101,29 +89,29 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
 
   it('removing a container releases its address: another container takes it at once', async () => {
     await p2.podmanOk(['rm', '--force', '--time', '0', 'c2']);
-    await until('the endpoint of c2 is gone', async () => (await client.listEndpoints({ node: cluster.host(2).name })).length === 0, 10_000);
+    await until('the endpoint of c2 is gone', async () => (await suite.admin.listEndpoints({ node: suite.cluster.host(2).name })).length === 0, 10_000);
     await p1.podmanOk(['run', '-d', '--name', 'c3', '--network', 'blue', '--ip', '10.41.0.50', PODMAN_IMAGE, 'sleep', '600']);
     assert.equal(await addressOf(p1, 'c3'), '10.41.0.50');
   });
 
   it('DEL succeeds while the agent is down; the agent releases the address when it starts again', async () => {
-    const host2 = cluster.host(2);
+    const host2 = suite.cluster.host(2);
     await p2.podmanOk(['run', '-d', '--name', 'c4', '--network', 'blue', PODMAN_IMAGE, 'sleep', '600']);
-    const [endpoint] = await client.listEndpoints({ node: host2.name });
+    const [endpoint] = await suite.admin.listEndpoints({ node: host2.name });
     assert.ok(endpoint?.cni, 'the endpoint names its container');
-    await cluster.stopAgent(host2);
+    await suite.cluster.stopAgent(host2);
     await p2.podmanOk(['rm', '--force', '--time', '0', 'c4']);
-    assert.deepEqual((await client.listEndpoints({ node: host2.name })).map((e) => e.id), [endpoint.id], 'the manager was not told yet');
-    await cluster.startAgent(host2, { args: podmanAgentArgs(cluster, host2) });
-    await until('the endpoint of c4 is released', async () => (await client.listEndpoints({ node: host2.name })).length === 0, 15_000);
+    assert.deepEqual((await suite.admin.listEndpoints({ node: host2.name })).map((e) => e.id), [endpoint.id], 'the manager was not told yet');
+    await suite.cluster.startAgent(host2, { args: podmanAgentArgs(suite.cluster, host2) });
+    await until('the endpoint of c4 is released', async () => (await suite.admin.listEndpoints({ node: host2.name })).length === 0, 15_000);
   });
 
   it('an address already in use fails podman run with vxnet\'s sentence, and leaves nothing behind', async () => {
-    const before = (await client.listEndpoints({ network: 'blue' })).length;
+    const before = (await suite.admin.listEndpoints({ network: 'blue' })).length;
     const result = await p2.podman(['run', '--rm', '--network', 'blue', '--ip', '10.41.0.50', PODMAN_IMAGE, 'true']);
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /10\.41\.0\.50/);
-    assert.equal((await client.listEndpoints({ network: 'blue' })).length, before);
+    assert.equal((await suite.admin.listEndpoints({ network: 'blue' })).length, before);
   });
 
   it('podman run --mac-address: the container has that MAC, and a container on the other host reaches it', async () => {
@@ -131,33 +119,33 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
     await p2.podmanOk(['run', '-d', '--name', 'c6', '--network', 'blue', '--mac-address', mac, PODMAN_IMAGE, 'sleep', '600']);
     const link = await p2.podmanOk(['exec', 'c6', 'cat', '/sys/class/net/eth0/address']);
     assert.equal(link, mac);
-    const endpoint = (await client.listEndpoints({ node: cluster.host(2).name })).find((e) => e.mac === mac);
+    const endpoint = (await suite.admin.listEndpoints({ node: suite.cluster.host(2).name })).find((e) => e.mac === mac);
     assert.ok(endpoint, 'the manager keeps the chosen MAC');
     await p1.podmanOk(['exec', 'c1', 'ping', '-c', '2', '-W', '2', endpoint.ip]);
     await p2.podmanOk(['rm', '--force', '--time', '0', 'c6']);
   });
 
   it('podman run -p: the chained portmap plugin publishes the port on the host\'s address; removal unpublishes it', async () => {
-    const host1 = cluster.host(1);
+    const host1 = suite.cluster.host(1);
     await p1.podmanOk(['run', '-d', '--name', 'web', '--network', 'blue', '-p', '8080:80', PODMAN_IMAGE, 'httpd', '-f', '-h', '/www']);
-    const fetch = () => cluster.exec(cluster.host(2).netns, ['curl', '-sS', '--max-time', '5', `http://${host1.address}:8080/`], { timeoutMs: 10_000 });
+    const fetch = () => suite.cluster.exec(suite.cluster.host(2).netns, ['curl', '-sS', '--max-time', '5', `http://${host1.address}:8080/`], { timeoutMs: 10_000 });
     const page = await fetch();
     assert.equal(page.stdout, 'hello from vxnet\n', page.stderr);
     await p1.podmanOk(['rm', '--force', '--time', '0', 'web']);
     const gone = await fetch();
     assert.notEqual(gone.code, 0, 'nothing answers on the published port any more');
-    const rules = await cluster.exec(host1.netns, ['iptables-save', '-t', 'nat']);
+    const rules = await suite.cluster.exec(host1.netns, ['iptables-save', '-t', 'nat']);
     assert.doesNotMatch(rules.stdout, /dport 8080/, 'portmap removed its DNAT rule');
   });
 
   it('STATUS answers 0 from a serving agent; GC removes an endpoint the runtime no longer lists and keeps the listed ones', async () => {
     const status = await plugin(p1, { CNI_COMMAND: 'STATUS' });
     assert.deepEqual([status.code, status.stdout], [0, ''], status.stderr);
-    const netns = await cluster.addContainer('stale');
+    const netns = await suite.cluster.addContainer('stale');
     const add = await plugin(p1, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'stale0', CNI_NETNS: `/run/netns/${netns}`, CNI_IFNAME: 'eth0' });
     assert.equal(add.code, 0, add.stdout);
-    const host1 = cluster.host(1).name;
-    const cni = async () => (await client.listEndpoints({ node: host1 })).map((e) => e.cni).sort();
+    const host1 = suite.cluster.host(1).name;
+    const cni = async () => (await suite.admin.listEndpoints({ node: host1 })).map((e) => e.cni).sort();
     const running = await Promise.all(['c1', 'c3'].map((c) => p1.podmanOk(['inspect', '-f', '{{.Id}}', c])));
     assert.deepEqual(await cni(), [...running, 'stale0'].sort());
     const config = JSON.stringify({
@@ -168,24 +156,24 @@ describe('podman on vxnet through the CNI plugin', { skip: podmanProblems() }, (
     assert.deepEqual([gc.code, gc.stdout], [0, ''], gc.stderr);
     assert.deepEqual(await cni(), [...running].sort());
     await p1.podmanOk(['exec', 'c1', 'ping', '-c', '1', '-W', '2', '10.41.0.50']);
-    await cluster.removeContainer(netns);
+    await suite.cluster.removeContainer(netns);
   });
 
   it('ADD with the agent down fails podman run with a sentence naming the socket, and leaves nothing behind', async () => {
-    const host2 = cluster.host(2);
-    const links = async () => (await cluster.exec(host2.netns, ['ip', '-o', 'link', 'show'])).stdout.split('\n').map((l) => l.split(':')[1]?.trim()).sort();
-    const endpointsBefore = (await client.listEndpoints({ network: 'blue' })).length;
+    const host2 = suite.cluster.host(2);
+    const links = async () => (await suite.cluster.exec(host2.netns, ['ip', '-o', 'link', 'show'])).stdout.split('\n').map((l) => l.split(':')[1]?.trim()).sort();
+    const endpointsBefore = (await suite.admin.listEndpoints({ network: 'blue' })).length;
     const linksBefore = await links();
-    await cluster.stopAgent(host2);
+    await suite.cluster.stopAgent(host2);
     try {
       const result = await p2.podman(['run', '--name', 'orphan', '--network', 'blue', PODMAN_IMAGE, 'true']);
       assert.notEqual(result.code, 0);
       assert.match(result.stderr, new RegExp(`the vxnet agent does not answer on ${p2.cniSocket.replaceAll('.', '\\.')} `));
-      assert.equal((await client.listEndpoints({ network: 'blue' })).length, endpointsBefore, 'no endpoint was made');
+      assert.equal((await suite.admin.listEndpoints({ network: 'blue' })).length, endpointsBefore, 'no endpoint was made');
       assert.deepEqual(await links(), linksBefore, 'no interface was left on the host');
       await p2.podmanOk(['rm', '--force', 'orphan']);
     } finally {
-      await cluster.startAgent(host2, { args: podmanAgentArgs(cluster, host2) });
+      await suite.cluster.startAgent(host2, { args: podmanAgentArgs(suite.cluster, host2) });
     }
   });
 });

@@ -9,52 +9,39 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ManagerClient } from '../../src/client/client.ts';
-import type { Cluster } from '../../src/testkit/cluster.ts';
-import { BUSYBOX_IMAGE, type DockerEngine, destroyDockerCluster, dockerAgentArgs } from '../../src/testkit/docker.ts';
-import { startDockerCluster } from './support/docker-cluster.ts';
+import { BUSYBOX_IMAGE, dockerAgentArgs } from '../../src/testkit/docker.ts';
+import { dockerSuite } from './support/docker-cluster.ts';
 import { until } from './support/probes.ts';
 
 describe('Docker container names across hosts', () => {
-  let cluster: Cluster;
-  let client: ManagerClient;
-  let engines: DockerEngine[] = [];
-  let e1: DockerEngine;
-  let e2: DockerEngine;
   const dir = mkdtempSync('/tmp/vxnet-dns-docker-');
   const resolvConf = join(dir, 'resolv.conf');
 
-  before(async () => {
-    writeFileSync(resolvConf, '# no upstream: vxnet names only\n');
-    ({ cluster, client, engines } = await startDockerCluster({
-      cluster: { hosts: 2, outside: false, prefix: 'vxdns', daemonTimeoutMs: 60_000 },
-      agent: (e) => ({ args: [...dockerAgentArgs(e), '--resolv-conf', resolvConf] }),
-      networks: [
-        { name: 'blue', subnets: [{ cidr: '10.41.0.0/24' }] },
-        { name: 'red', subnets: [{ cidr: '10.42.0.0/24' }] },
-      ],
-    }));
-    [e1, e2] = engines as [DockerEngine, DockerEngine];
+  before(() => writeFileSync(resolvConf, '# no upstream: vxnet names only\n'));
+  const suite = dockerSuite({
+    cluster: { hosts: 2, outside: false, prefix: 'vxdns', daemonTimeoutMs: 60_000 },
+    agent: (e) => ({ args: [...dockerAgentArgs(e), '--resolv-conf', resolvConf] }),
+    networks: [
+      { name: 'blue', subnets: [{ cidr: '10.41.0.0/24' }] },
+      { name: 'red', subnets: [{ cidr: '10.42.0.0/24' }] },
+    ],
   });
-
-  after(async () => {
-    await destroyDockerCluster(engines, cluster, client);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  // after the suite's own after (hooks run in the order registered): the agents are gone
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   /** `ping -c1 NAME` from a throwaway container on host2 */
-  const pingFromHost2 = (name: string) => e2.docker(['run', '--rm', '--network', 'blue', BUSYBOX_IMAGE, 'ping', '-c', '1', '-W', '2', name], { timeoutMs: 30_000 });
+  const pingFromHost2 = (name: string) => suite.engine(2).docker(['run', '--rm', '--network', 'blue', BUSYBOX_IMAGE, 'ping', '-c', '1', '-W', '2', name], { timeoutMs: 30_000 });
 
   it('docker run --name web on host1; ping -c1 web from a container on host2 succeeds; docker rm removes the name', async () => {
-    await e1.dockerOk(['run', '-d', '--name', 'web', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '600']);
-    const ip = await e1.dockerOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "blue").IPAddress}}', 'web']);
+    await suite.engine(1).dockerOk(['run', '-d', '--name', 'web', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '600']);
+    const ip = await suite.engine(1).dockerOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "blue").IPAddress}}', 'web']);
     // the plugin learns the container's name right after Join
-    await until('web named on host1', async () => (await client.listEndpoints({ network: 'blue' })).some((e) => e.dockerContainer === 'web'), 15_000);
+    await until('web named on host1', async () => (await suite.admin.listEndpoints({ network: 'blue' })).some((e) => e.dockerContainer === 'web'), 15_000);
     const ping = await pingFromHost2('web');
     assert.equal(ping.code, 0, ping.stdout + ping.stderr);
     assert.match(ping.stdout, new RegExp(`PING web \\(${ip.replace(/\./g, '\\.')}\\)`));
 
-    await e1.dockerOk(['rm', '-f', 'web']);
+    await suite.engine(1).dockerOk(['rm', '-f', 'web']);
     const gone = await until('web no longer resolving on host2', async () => {
       const result = await pingFromHost2('web');
       return result.code !== 0 && /bad address/.test(result.stdout + result.stderr) ? result : undefined;
@@ -63,19 +50,19 @@ describe('Docker container names across hosts', () => {
   });
 
   it('--network-alias names resolve across hosts too', async () => {
-    await e1.dockerOk(['run', '-d', '--name', 'cache', '--network', 'blue', '--network-alias', 'store', BUSYBOX_IMAGE, 'sleep', '600']);
-    await until('store named on host1', async () => (await client.listEndpoints({ network: 'blue' })).some((e) => e.aliases?.includes('store')), 15_000);
+    await suite.engine(1).dockerOk(['run', '-d', '--name', 'cache', '--network', 'blue', '--network-alias', 'store', BUSYBOX_IMAGE, 'sleep', '600']);
+    await until('store named on host1', async () => (await suite.admin.listEndpoints({ network: 'blue' })).some((e) => e.aliases?.includes('store')), 15_000);
     const ping = await pingFromHost2('store');
     assert.equal(ping.code, 0, ping.stdout + ping.stderr);
-    await e1.dockerOk(['rm', '-f', 'cache']);
+    await suite.engine(1).dockerOk(['rm', '-f', 'cache']);
   });
 
   it('docker network connect of a running container registers its name on that network', async () => {
-    await e1.dockerOk(['run', '-d', '--name', 'late', '--network', 'red', BUSYBOX_IMAGE, 'sleep', '600']);
-    await e1.dockerOk(['network', 'connect', 'blue', 'late']);
-    await until('late named on blue', async () => (await client.listEndpoints({ network: 'blue' })).some((e) => e.dockerContainer === 'late'), 15_000);
+    await suite.engine(1).dockerOk(['run', '-d', '--name', 'late', '--network', 'red', BUSYBOX_IMAGE, 'sleep', '600']);
+    await suite.engine(1).dockerOk(['network', 'connect', 'blue', 'late']);
+    await until('late named on blue', async () => (await suite.admin.listEndpoints({ network: 'blue' })).some((e) => e.dockerContainer === 'late'), 15_000);
     const ping = await pingFromHost2('late');
     assert.equal(ping.code, 0, ping.stdout + ping.stderr);
-    await e1.dockerOk(['rm', '-f', 'late']);
+    await suite.engine(1).dockerOk(['rm', '-f', 'late']);
   });
 });

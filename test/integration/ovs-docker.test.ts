@@ -62,6 +62,14 @@ describe('Docker on an OVS host', { skip: problems ?? false }, () => {
     return { ports: ports.sort(), veths: veths.sort() };
   }
 
+  /** Waits until a removed container has left no port on the bridge and no veth on the OVS host. */
+  async function noContainerPortLeft(): Promise<void> {
+    await until('no container port or veth left on the OVS host', async () => {
+      const { ports, veths } = await containerPorts();
+      return ports.length === 0 && veths.length === 0;
+    }, 10_000);
+  }
+
   it('docker run --network on the OVS host reaches a container on the kernel host and back (ICMP and TCP both ways)', async () => {
     await engine.dockerOk(['run', '-d', '--name', 'web', '--network', 'blue', BUSYBOX_IMAGE, 'httpd', '-f', '-h', '/www']);
     try {
@@ -96,10 +104,7 @@ describe('Docker on an OVS host', { skip: problems ?? false }, () => {
     } finally {
       await engine.docker(['rm', '-f', 'web']);
     }
-    await until('no container port or veth left on the OVS host', async () => {
-      const { ports, veths } = await containerPorts();
-      return ports.length === 0 && veths.length === 0;
-    }, 10_000);
+    await noContainerPortLeft();
     assert.equal((await client.listEndpoints({ network: 'blue', node: 'host2' })).length, 0);
   });
 
@@ -133,9 +138,6 @@ describe('Docker on an OVS host', { skip: problems ?? false }, () => {
     } finally {
       await engine.docker(['rm', '-f', 'lone']);
     }
-    await until('no container port or veth left on the OVS host', async () => {
-      const { ports, veths } = await containerPorts();
-      return ports.length === 0 && veths.length === 0;
-    }, 10_000);
+    await noContainerPortLeft();
   });
 });

@@ -6,11 +6,10 @@
  * admin's CLI from another host and keep the agents working.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { ManagerClient } from '../../src/client/client.ts';
-import { DEFAULT_CLI_PATH, type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
+import { describe, it } from 'node:test';
+import { DEFAULT_CLI_PATH } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
-import { type Attached, attachWithApi, startWithBlue, tearDown } from './support/setup.ts';
+import { BLUE, clusterSuite } from './support/setup.ts';
 import { pings } from './support/probes.ts';
 
 const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools().join('; ') : false;
@@ -73,49 +72,35 @@ interface FloodResult {
 }
 
 describe('connection flood', { skip }, () => {
-  let cluster: Cluster;
-  let admin: ManagerClient;
-  let host1: SimHost;
-  let host2: SimHost;
-  let host3: SimHost;
-  const c: Record<string, Attached> = {};
-
-  before(async () => {
-    cluster = await createCluster({ hosts: 3, startDaemons: false });
-    [host1, host2, host3] = cluster.hosts as [SimHost, SimHost, SimHost];
-    admin = await startWithBlue(cluster, [host1, host2]);
-    await attach('c1', 'host1');
-    await attach('c2', 'host2');
+  const suite = clusterSuite({
+    cluster: { hosts: 3, startDaemons: false },
+    agentsOn: ['host1', 'host2'],
+    networks: [BLUE],
+    attach: [['c1', 'host1', 'blue'], ['c2', 'host2', 'blue']],
   });
 
-  after(() => tearDown(cluster, admin));
-
-  async function attach(label: string, node: string): Promise<void> {
-    Object.assign(c, await attachWithApi(cluster, admin, [[label, node, 'blue']]));
-  }
-
   it('closes the flood within the handshake timeout while the admin CLI and the agents keep working', async (t) => {
-    const { hostname, port } = new URL(cluster.manager.url);
-    const flood = cluster.spawn(
-      host3.netns,
+    const { hostname, port } = new URL(suite.cluster.manager.url);
+    const flood = suite.cluster.spawn(
+      suite.host(3).netns,
       [process.execPath, '--input-type=module', '-e', FLOOD, JSON.stringify([hostname, Number(port), IDLE_CONNECTIONS, HALF_OPEN_HANDSHAKES, FLOOD_SECONDS])],
       { label: 'flood' },
     );
     await flood.waitFor(/^flooding$/, 10_000);
 
     // (2) an admin on another host, over TLS like a remote operator, while the flood is under way
-    const listed = await cluster.exec(
-      host2.netns,
-      [process.execPath, DEFAULT_CLI_PATH, 'network', 'ls', '--json', '--manager', cluster.manager.url, '--token', cluster.manager.adminToken],
+    const listed = await suite.cluster.exec(
+      suite.host(2).netns,
+      [process.execPath, DEFAULT_CLI_PATH, 'network', 'ls', '--json', '--manager', suite.cluster.manager.url, '--token', suite.cluster.manager.adminToken],
       { timeoutMs: 30_000 },
     );
     assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual((JSON.parse(listed.stdout) as { name: string }[]).map((n) => n.name), ['blue']);
 
     // (3) the agents: a new endpoint is set up on host1 (its watch delivered it), and reaches host2's
-    await attach('c3', 'host1');
-    assert.ok(await pings(cluster, c.c3!.netns, c.c2!.endpoint.ip), 'c3 on host1 reaches c2 on host2 during the flood');
-    assert.ok(await pings(cluster, c.c2!.netns, c.c1!.endpoint.ip), 'c2 reaches c1');
+    await suite.attach('c3', 'host1');
+    assert.ok(await pings(suite.cluster, suite.c.c3!.netns, suite.c.c2!.endpoint.ip), 'c3 on host1 reaches c2 on host2 during the flood');
+    assert.ok(await pings(suite.cluster, suite.c.c2!.netns, suite.c.c1!.endpoint.ip), 'c2 reaches c1');
 
     // (1) every flooding connection was closed within the handshake timeout
     const line = await flood.waitFor(/^result /, (FLOOD_SECONDS + 10) * 1000);
@@ -126,7 +111,7 @@ describe('connection flood', { skip }, () => {
     // the connections over the cap per address were refused at once, not after the timeout
     assert.ok(result.closedFast > IDLE_CONNECTIONS, `only ${result.closedFast} connections were refused at once (${JSON.stringify(result)})`);
 
-    const nodes = await admin.listNodes();
+    const nodes = await suite.admin.listNodes();
     assert.deepEqual(nodes.filter((n) => n.name !== 'host3').map((n) => [n.name, n.state]), [['host1', 'up'], ['host2', 'up']]);
   });
 });

@@ -6,109 +6,94 @@
  * broadcast addresses. Each is refused and changes nothing; the legitimate paths keep working.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { ManagerClient } from '../../src/client/client.ts';
+import { describe, it } from 'node:test';
 import type { NodeStatus } from '../../src/core/model.ts';
-import { type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
 import { pings } from './support/probes.ts';
-import { type Attached, attachWithApi, startWithBlue, tearDown } from './support/setup.ts';
+import { BLUE, clusterSuite } from './support/setup.ts';
 import { attackerKeys, nodeCertificate, rawCall } from './support/raw-api.ts';
 
 const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools().join('; ') : false;
 
 describe('node names and underlay addresses are identities', { skip }, () => {
-  let cluster: Cluster;
-  let admin: ManagerClient;
-  let host1: SimHost;
-  let host2: SimHost;
-  let host3: SimHost;
-  const c: Record<string, Attached> = {};
-
-  before(async () => {
-    cluster = await createCluster({ hosts: 3, startDaemons: false });
-    [host1, host2, host3] = cluster.hosts as [SimHost, SimHost, SimHost];
-    admin = await startWithBlue(cluster, [host1, host2]);
-    Object.assign(c, await attachWithApi(cluster, admin, [['c1', 'host1', 'blue'], ['c2', 'host2', 'blue']]));
+  const suite = clusterSuite({
+    cluster: { hosts: 3, startDaemons: false },
+    agentsOn: ['host1', 'host2'],
+    networks: [BLUE],
+    attach: [['c1', 'host1', 'blue'], ['c2', 'host2', 'blue']],
   });
 
-  after(() => tearDown(cluster, admin));
-
-  async function attach(label: string, node: string): Promise<void> {
-    Object.assign(c, await attachWithApi(cluster, admin, [[label, node, 'blue']]));
-  }
-
   async function node(name: string): Promise<NodeStatus | undefined> {
-    return (await admin.listNodes()).find((n) => n.name === name);
+    return (await suite.admin.listNodes()).find((n) => n.name === name);
   }
 
   it('the worker token cannot take the name of a registered node, so it cannot move that node to its own address', async () => {
-    const revision = (await admin.info()).revision;
-    const attacker = attackerKeys(cluster, 'takeover');
-    const joined = await rawCall(cluster, host3, {
+    const revision = (await suite.admin.info()).revision;
+    const attacker = attackerKeys(suite.cluster, 'takeover');
+    const joined = await rawCall(suite.cluster, suite.host(3), {
       method: 'POST',
       path: '/v1/join',
-      token: cluster.manager.workerToken,
+      token: suite.cluster.manager.workerToken,
       body: { name: 'host1', publicKey: attacker.publicKey },
     });
     if (joined.status === 200) {
       // what the audit did next: host1 registered at the attacker's address, and every peer followed
-      await rawCall(cluster, host3, {
+      await rawCall(suite.cluster, suite.host(3), {
         as: attacker.save(joined.body.certificate),
         method: 'POST',
         path: '/v1/nodes',
-        body: { name: 'host1', address: host3.address, mtu: 1500 },
+        body: { name: 'host1', address: suite.host(3).address, mtu: 1500 },
       });
     }
     assert.equal(joined.status, 409, JSON.stringify(joined.body));
     assert.equal(joined.body.error.code, 'node_exists');
     assert.match(joined.body.error.message, /^node host1 is registered already, .*"vxnet node rm host1"/);
-    assert.equal((await node('host1'))?.address, host1.address);
-    assert.equal((await admin.info()).revision, revision, 'nothing changed');
-    assert.ok(await pings(cluster, c.c2!.netns, c.c1!.endpoint.ip), 'c2 still reaches c1 on host1');
+    assert.equal((await node('host1'))?.address, suite.host(1).address);
+    assert.equal((await suite.admin.info()).revision, revision, 'nothing changed');
+    assert.ok(await pings(suite.cluster, suite.c.c2!.netns, suite.c.c1!.endpoint.ip), 'c2 still reaches c1 on host1');
   });
 
   it("a node certificate cannot register another node's address, nor loopback, unspecified, link-local, multicast or broadcast", async () => {
-    const revision = (await admin.info()).revision;
-    const as = nodeCertificate(cluster, host2);
-    const addresses = [host1.address, '127.0.0.1', '0.0.0.0', '169.254.1.1', '224.0.0.5', '255.255.255.255'];
+    const revision = (await suite.admin.info()).revision;
+    const as = nodeCertificate(suite.cluster, suite.host(2));
+    const addresses = [suite.host(1).address, '127.0.0.1', '0.0.0.0', '169.254.1.1', '224.0.0.5', '255.255.255.255'];
     const answers = [];
     for (const address of addresses) {
-      answers.push(await rawCall(cluster, host2, { as, method: 'POST', path: '/v1/nodes', body: { name: 'host2', address, mtu: 1500 } }));
+      answers.push(await rawCall(suite.cluster, suite.host(2), { as, method: 'POST', path: '/v1/nodes', body: { name: 'host2', address, mtu: 1500 } }));
     }
     assert.deepEqual(
       answers.map((a) => [a.status, a.body?.error?.code]),
       [[409, 'address_in_use'], ...Array(5).fill([400, 'invalid_address'])],
       JSON.stringify(answers.map((a) => a.body)),
     );
-    assert.equal(answers[0]!.body.error.message, `underlay address ${host1.address} is already registered by node host1: every node needs an address of its own.`);
+    assert.equal(answers[0]!.body.error.message, `underlay address ${suite.host(1).address} is already registered by node host1: every node needs an address of its own.`);
     assert.match(answers[1]!.body.error.message, /^node address 127\.0\.0\.1 is a loopback address/);
-    assert.equal((await node('host2'))?.address, host2.address);
-    assert.equal((await admin.info()).revision, revision, 'nothing changed');
-    assert.ok(await pings(cluster, c.c1!.netns, c.c2!.endpoint.ip), 'c1 still reaches c2 on host2');
+    assert.equal((await node('host2'))?.address, suite.host(2).address);
+    assert.equal((await suite.admin.info()).revision, revision, 'nothing changed');
+    assert.ok(await pings(suite.cluster, suite.c.c1!.netns, suite.c.c2!.endpoint.ip), 'c1 still reaches c2 on host2');
   });
 
   it('the legitimate paths work: a node re-registers its own address, a new name joins, a removed name joins again', async () => {
-    const own = await rawCall(cluster, host2, {
-      as: nodeCertificate(cluster, host2),
+    const own = await rawCall(suite.cluster, suite.host(2), {
+      as: nodeCertificate(suite.cluster, suite.host(2)),
       method: 'POST',
       path: '/v1/nodes',
-      body: { name: 'host2', address: host2.address, mtu: 1500 },
+      body: { name: 'host2', address: suite.host(2).address, mtu: 1500 },
     });
     assert.equal(own.status, 200, JSON.stringify(own.body));
 
-    await cluster.startAgent(host3);
-    assert.equal((await node('host3'))?.address, host3.address);
-    await attach('c3', 'host3');
-    assert.ok(await pings(cluster, c.c3!.netns, c.c1!.endpoint.ip), 'c3 (host3) reaches c1 (host1)');
+    await suite.cluster.startAgent(suite.host(3));
+    assert.equal((await node('host3'))?.address, suite.host(3).address);
+    await suite.attach('c3', 'host3');
+    assert.ok(await pings(suite.cluster, suite.c.c3!.netns, suite.c.c1!.endpoint.ip), 'c3 (host3) reaches c1 (host1)');
 
-    await cluster.stopAgent(host3);
-    await admin.removeNode('host3', { drain: true });
-    const again = await rawCall(cluster, host3, {
+    await suite.cluster.stopAgent(suite.host(3));
+    await suite.admin.removeNode('host3', { drain: true });
+    const again = await rawCall(suite.cluster, suite.host(3), {
       method: 'POST',
       path: '/v1/join',
-      token: cluster.manager.workerToken,
-      body: { name: 'host3', publicKey: attackerKeys(cluster, 'rejoin').publicKey },
+      token: suite.cluster.manager.workerToken,
+      body: { name: 'host3', publicKey: attackerKeys(suite.cluster, 'rejoin').publicKey },
     });
     assert.equal(again.status, 200, JSON.stringify(again.body));
   });

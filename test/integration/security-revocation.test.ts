@@ -7,12 +7,11 @@
  * again with the (new) worker token and works.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { ManagerClient } from '../../src/client/client.ts';
-import { type Cluster, type SimHost, createCluster } from '../../src/testkit/cluster.ts';
+import { describe, it } from 'node:test';
+import type { SimHost } from '../../src/testkit/cluster.ts';
 import { isRoot, missingTools } from '../../src/testkit/preflight.ts';
 import { pings, until } from './support/probes.ts';
-import { type Attached, attachWithApi, startWithBlue, tearDown } from './support/setup.ts';
+import { BLUE, clusterSuite } from './support/setup.ts';
 import { attackerKeys, nodeCertificate, rawCall } from './support/raw-api.ts';
 import { logLines } from './support/resilience.ts';
 
@@ -21,71 +20,58 @@ const skip = !isRoot() ? 'needs root' : missingTools().length > 0 ? missingTools
 const NON_MEMBER = '10.99.0.200';
 
 describe('node rm revokes the node certificate', { skip }, () => {
-  let cluster: Cluster;
-  let admin: ManagerClient;
-  let host1: SimHost;
-  let host2: SimHost;
-  let host3: SimHost;
-  const c: Record<string, Attached> = {};
-
-  before(async () => {
-    cluster = await createCluster({ hosts: 3, startDaemons: false });
-    [host1, host2, host3] = cluster.hosts as [SimHost, SimHost, SimHost];
-    admin = await startWithBlue(cluster, [host1, host2, host3]);
-    Object.assign(c, await attachWithApi(cluster, admin, [['c1', 'host1', 'blue'], ['c3', 'host3', 'blue']]));
+  const suite = clusterSuite({
+    cluster: { hosts: 3, startDaemons: false },
+    agentsOn: ['host1', 'host2', 'host3'],
+    networks: [BLUE],
+    attach: [['c1', 'host1', 'blue'], ['c3', 'host3', 'blue']],
   });
 
-  after(() => tearDown(cluster, admin));
-
-  async function attach(label: string, node: string): Promise<void> {
-    Object.assign(c, await attachWithApi(cluster, admin, [[label, node, 'blue']]));
-  }
-
   const members = async (host: SimHost): Promise<string[]> => {
-    const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers']);
+    const listed = await suite.cluster.exec(host.netns, ['nft', '-j', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers']);
     assert.equal(listed.code, 0, listed.stderr);
     const set = (JSON.parse(listed.stdout) as { nftables: { set?: { elem?: string[] } }[] }).nftables.find((i) => i.set)?.set;
     return [...(set?.elem ?? [])].sort();
   };
 
   it('after token rotate worker and node rm --drain, the removed node can neither renew, register again nor watch', async () => {
-    assert.equal((await cluster.cli(['token', 'rotate', 'worker'])).code, 0);
-    const removed = await cluster.cli(['node', 'rm', 'host3', '--drain']);
+    assert.equal((await suite.cluster.cli(['token', 'rotate', 'worker'])).code, 0);
+    const removed = await suite.cluster.cli(['node', 'rm', 'host3', '--drain']);
     assert.equal(removed.code, 0, removed.stderr);
-    await until('host3 to leave the allow-lists', async () => ((await members(host1)).join() === host2.address) || undefined);
+    await until('host3 to leave the allow-lists', async () => ((await members(suite.host(1))).join() === suite.host(2).address) || undefined);
 
-    const as = nodeCertificate(cluster, host3);
-    const mine = attackerKeys(cluster, 'removed');
-    const renewed = await rawCall(cluster, host3, { as, method: 'POST', path: '/v1/certificates/renew', body: { publicKey: mine.publicKey } });
+    const as = nodeCertificate(suite.cluster, suite.host(3));
+    const mine = attackerKeys(suite.cluster, 'removed');
+    const renewed = await rawCall(suite.cluster, suite.host(3), { as, method: 'POST', path: '/v1/certificates/renew', body: { publicKey: mine.publicKey } });
     // what the audit did next: back at an address of no member, with the renewed certificate
     const credentials = renewed.status === 200 ? mine.save(renewed.body.certificate) : as;
-    const registered = await rawCall(cluster, host3, { as: credentials, method: 'POST', path: '/v1/nodes', body: { name: 'host3', address: NON_MEMBER, mtu: 1500 } });
-    const watched = await rawCall(cluster, host3, { as: credentials, path: '/v1/agent/watch?node=host3' });
+    const registered = await rawCall(suite.cluster, suite.host(3), { as: credentials, method: 'POST', path: '/v1/nodes', body: { name: 'host3', address: NON_MEMBER, mtu: 1500 } });
+    const watched = await rawCall(suite.cluster, suite.host(3), { as: credentials, path: '/v1/agent/watch?node=host3' });
     const answers = [renewed, registered, watched];
     assert.deepEqual(answers.map((a) => [a.status, a.body?.error?.code]), Array(3).fill([401, 'certificate_revoked']), JSON.stringify(answers.map((a) => a.body)));
     assert.equal(
       renewed.body.error.message,
       'the certificate of node host3 is revoked: the node was removed with "vxnet node rm"; join again with the worker token.',
     );
-    assert.deepEqual((await admin.listNodes()).map((n) => n.name), ['host1', 'host2']);
+    assert.deepEqual((await suite.admin.listNodes()).map((n) => n.name), ['host1', 'host2']);
     // the allow-lists never take the address back
     await new Promise((r) => setTimeout(r, 500));
-    assert.deepEqual(await members(host1), [host2.address]);
-    assert.deepEqual(await members(host2), [host1.address]);
+    assert.deepEqual(await members(suite.host(1)), [suite.host(2).address]);
+    assert.deepEqual(await members(suite.host(2)), [suite.host(1).address]);
   });
 
   it("the removed node's agent, still running, lost its watch stream and says it was removed with vxnet node rm", async () => {
-    await until('host3 agent to log its removal', async () => logLines(cluster, 'host3/agent', /no longer registered/).length > 0 || undefined, 15_000);
-    assert.match(logLines(cluster, 'host3/agent', /no longer registered/)[0]!, /removed with "vxnet node rm"/);
+    await until('host3 agent to log its removal', async () => logLines(suite.cluster, 'host3/agent', /no longer registered/).length > 0 || undefined, 15_000);
+    assert.match(logLines(suite.cluster, 'host3/agent', /no longer registered/)[0]!, /removed with "vxnet node rm"/);
   });
 
   it('the node joins again with the new worker token (its agent restarted) and works', async () => {
-    await cluster.stopAgent(host3);
-    await cluster.startAgent(host3);
-    assert.match(cluster.daemon('host3/agent')!.output(), /was revoked \("vxnet node rm"\); joining again with the token/);
-    assert.match(cluster.daemon('host3/agent')!.output(), /joined the cluster as node host3/);
-    await until('host3 to be a member again', async () => (await members(host1)).includes(host3.address) || undefined, 10_000);
-    await attach('c4', 'host3');
-    assert.ok(await pings(cluster, c.c4!.netns, c.c1!.endpoint.ip), 'c4 (host3, joined again) reaches c1 (host1)');
+    await suite.cluster.stopAgent(suite.host(3));
+    await suite.cluster.startAgent(suite.host(3));
+    assert.match(suite.cluster.daemon('host3/agent')!.output(), /was revoked \("vxnet node rm"\); joining again with the token/);
+    assert.match(suite.cluster.daemon('host3/agent')!.output(), /joined the cluster as node host3/);
+    await until('host3 to be a member again', async () => (await members(suite.host(1))).includes(suite.host(3).address) || undefined, 10_000);
+    await suite.attach('c4', 'host3');
+    assert.ok(await pings(suite.cluster, suite.c.c4!.netns, suite.c.c1!.endpoint.ip), 'c4 (host3, joined again) reaches c1 (host1)');
   });
 });

@@ -19,48 +19,37 @@ import type { DesiredState } from '../../src/agent/dataplane.ts';
 import { createRunner, HostToolError, type RunOptions, type RunResult, type Runner } from '../../src/agent/kernel/exec.ts';
 import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
 import { parseLinks, parseVxlanFilterDrops } from '../../src/agent/kernel/read.ts';
-import type { ManagerClient } from '../../src/client/client.ts';
 import { createCluster, type Cluster, type SimHost } from '../../src/testkit/cluster.ts';
 import { netnsPath } from '../../src/testkit/netns.ts';
 import { isRoot } from '../../src/testkit/preflight.ts';
 import { capture, pings, until } from './support/probes.ts';
-import { adminWithNetworks, type Attached, attachWithApi, BLUE, RED, tearDown } from './support/setup.ts';
+import { BLUE, clusterSuite, RED } from './support/setup.ts';
 import { desiredEndpoint, desiredNetwork } from '../unit/support/fixtures.ts';
 import { echoRequests, sendVxlan, vxlanEcho, type InnerEcho } from './support/vxlan-inject.ts';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 
 describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concurrency: false }, () => {
-  let cluster: Cluster;
-  let client: ManagerClient;
-  let host1: SimHost;
-  let host2: SimHost;
-  let host3: SimHost;
-  const c: Record<string, Attached> = {};
+  const suite = clusterSuite({
+    cluster: { hosts: 3, outside: true, prefix: 'vxsec' },
+    networks: [BLUE, RED],
+    attach: [['c1', 'host1', 'blue'], ['c2', 'host1', 'red'], ['c3', 'host2', 'blue']],
+  });
   let nextId = 0x5a00;
 
-  before(async () => {
-    cluster = await createCluster({ hosts: 3, outside: true, prefix: 'vxsec' });
-    [host1, host2, host3] = [cluster.host('host1'), cluster.host('host2'), cluster.host('host3')];
-    client = await adminWithNetworks(cluster, [BLUE, RED]);
-    Object.assign(c, await attachWithApi(cluster, client, [['c1', 'host1', 'blue'], ['c2', 'host1', 'red'], ['c3', 'host2', 'blue']]));
-  });
-
-  after(() => tearDown(cluster, client));
-
   const drops = async (host: SimHost): Promise<number> => {
-    const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'chain', 'ip', 'vxnet', 'vxlan_input']);
+    const listed = await suite.cluster.exec(host.netns, ['nft', '-j', 'list', 'chain', 'ip', 'vxnet', 'vxlan_input']);
     assert.equal(listed.code, 0, listed.stderr);
     return parseVxlanFilterDrops(listed.stdout) ?? -1;
   };
   // the anti-spoofing table is in the network's namespace (the agent's --netns-prefix HOST-n): red's, VNI 2000
   const antispoofDrops = async (host: SimHost): Promise<number> => {
-    const listed = await cluster.exec(`${host.netns}-n2000`, ['nft', '-j', 'list', 'chain', 'bridge', 'vxnet', 'antispoof']);
+    const listed = await suite.cluster.exec(`${host.netns}-n2000`, ['nft', '-j', 'list', 'chain', 'bridge', 'vxnet', 'antispoof']);
     assert.equal(listed.code, 0, listed.stderr);
     return parseVxlanFilterDrops(listed.stdout) ?? -1;
   };
   const members = async (host: SimHost): Promise<string[]> => {
-    const listed = await cluster.exec(host.netns, ['nft', '-j', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers']);
+    const listed = await suite.cluster.exec(host.netns, ['nft', '-j', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers']);
     assert.equal(listed.code, 0, listed.stderr);
     const set = (JSON.parse(listed.stdout) as { nftables: { set?: { elem?: string[] } }[] }).nftables.find((i) => i.set)?.set;
     return [...(set?.elem ?? [])].sort();
@@ -74,125 +63,125 @@ describe('VXLAN peer allow-list: crafted frames on the underlay', { skip, concur
     options: { count?: number; destination?: string } = {},
   ): Promise<{ id: number; seen: boolean[] }> {
     const id = nextId++;
-    const destination = options.destination ?? host1.address;
+    const destination = options.destination ?? suite.host(1).address;
     const payload = vxlanEcho({ ...inner, id });
     const captures: Uint8Array[][] = watch.map(() => []);
-    const send = () => sendVxlan(cluster, from, source, destination, payload, options.count ?? 5);
+    const send = () => sendVxlan(suite.cluster, from, source, destination, payload, options.count ?? 5);
     // nested captures: every watched namespace listens while the frames are sent
     const run = async (i: number): Promise<void> => {
       if (i === watch.length) return send();
-      captures[i] = await capture(cluster, watch[i]!, 'eth0', ['icmp'], () => run(i + 1));
+      captures[i] = await capture(suite.cluster, watch[i]!, 'eth0', ['icmp'], () => run(i + 1));
     };
     await run(0);
     return { id, seen: captures.map((frames) => echoRequests(frames).some((e) => e.id === id)) };
   }
   /** a frame for c1 (blue, host1) that looks like it comes from c3 (blue, host2) */
   const toC1 = (): Omit<InnerEcho, 'id'> => ({
-    vni: 1000, srcMac: c.c3!.endpoint.mac, dstMac: c.c1!.endpoint.mac, srcIp: c.c3!.endpoint.ip, dstIp: c.c1!.endpoint.ip,
+    vni: 1000, srcMac: suite.c.c3!.endpoint.mac, dstMac: suite.c.c1!.endpoint.mac, srcIp: suite.c.c3!.endpoint.ip, dstIp: suite.c.c1!.endpoint.ip,
   });
 
   it('installs the filter on every node: the other members are allowed, the node itself and strangers are not', async () => {
-    assert.deepEqual(await members(host1), [host2.address, host3.address].sort());
-    assert.deepEqual(await members(host2), [host1.address, host3.address].sort());
+    assert.deepEqual(await members(suite.host(1)), [suite.host(2).address, suite.host(3).address].sort());
+    assert.deepEqual(await members(suite.host(2)), [suite.host(1).address, suite.host(3).address].sort());
     // host3 has no network at all, and still guards the port
-    assert.deepEqual(await members(host3), [host1.address, host2.address].sort());
-    for (const host of [host1, host2, host3]) {
-      const rules = await cluster.exec(host.netns, ['nft', 'list', 'chain', 'ip', 'vxnet', 'vxlan_input']);
+    assert.deepEqual(await members(suite.host(3)), [suite.host(1).address, suite.host(2).address].sort());
+    for (const host of [suite.host(1), suite.host(2), suite.host(3)]) {
+      const rules = await suite.cluster.exec(host.netns, ['nft', 'list', 'chain', 'ip', 'vxnet', 'vxlan_input']);
       assert.match(rules.stdout, /type filter hook input priority raw - 10; policy accept;/);
-      const ports = await cluster.exec(host.netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_ports']);
+      const ports = await suite.cluster.exec(host.netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_ports']);
       assert.match(ports.stdout, /elements = \{ 4789 \}/);
     }
     // and the overlay works through it
-    assert.ok(await pings(cluster, c.c1!.netns, c.c3!.endpoint.ip), 'c1 -> c3 across the filter');
+    assert.ok(await pings(suite.cluster, suite.c.c1!.netns, suite.c.c3!.endpoint.ip), 'c1 -> c3 across the filter');
   });
 
   it('drops a crafted frame from a non-member on the underlay: it never reaches the container, and the drop is counted', async () => {
-    const before = await drops(host1);
-    const { seen } = await inject(cluster.outside!.netns, cluster.outside!.address, toC1(), [c.c1!.netns]);
+    const before = await drops(suite.host(1));
+    const { seen } = await inject(suite.cluster.outside!.netns, suite.cluster.outside!.address, toC1(), [suite.c.c1!.netns]);
     assert.deepEqual(seen, [false], 'the frame from the outside namespace reached c1');
-    assert.ok((await drops(host1)) >= before + 5, `drop counter went from ${before} to ${await drops(host1)}`);
+    assert.ok((await drops(suite.host(1))) >= before + 5, `drop counter went from ${before} to ${await drops(suite.host(1))}`);
   });
 
   it('delivers the same frame from a member (host2, from its underlay address), and does not count it', async () => {
-    const before = await drops(host1);
-    const { seen } = await inject(host2.netns, host2.address, toC1(), [c.c1!.netns]);
+    const before = await drops(suite.host(1));
+    const { seen } = await inject(suite.host(2).netns, suite.host(2).address, toC1(), [suite.c.c1!.netns]);
     assert.deepEqual(seen, [true], 'the frame from host2 should reach c1: the crafted frame is valid');
-    assert.equal(await drops(host1), before);
+    assert.equal(await drops(suite.host(1)), before);
   });
 
   it('owes that to the filter: without table ip vxnet the stranger’s frame gets in, and a restarted agent puts it back', async () => {
-    assert.equal((await cluster.exec(host1.netns, ['nft', 'delete', 'table', 'ip', 'vxnet'])).code, 0);
-    const open = await inject(cluster.outside!.netns, cluster.outside!.address, toC1(), [c.c1!.netns]);
+    assert.equal((await suite.cluster.exec(suite.host(1).netns, ['nft', 'delete', 'table', 'ip', 'vxnet'])).code, 0);
+    const open = await inject(suite.cluster.outside!.netns, suite.cluster.outside!.address, toC1(), [suite.c.c1!.netns]);
     assert.deepEqual(open.seen, [true], 'without the filter the crafted frame is decapsulated and delivered');
-    await cluster.restartAgent(host1);
+    await suite.cluster.restartAgent(suite.host(1));
     await until('the restarted agent to install the filter', async () =>
-      (await cluster.exec(host1.netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers'])).code === 0 || undefined, 10_000);
-    assert.deepEqual(await members(host1), [host2.address, host3.address].sort());
-    const closed = await inject(cluster.outside!.netns, cluster.outside!.address, toC1(), [c.c1!.netns]);
+      (await suite.cluster.exec(suite.host(1).netns, ['nft', 'list', 'set', 'ip', 'vxnet', 'vxlan_peers'])).code === 0 || undefined, 10_000);
+    assert.deepEqual(await members(suite.host(1)), [suite.host(2).address, suite.host(3).address].sort());
+    const closed = await inject(suite.cluster.outside!.netns, suite.cluster.outside!.address, toC1(), [suite.c.c1!.netns]);
     assert.deepEqual(closed.seen, [false]);
   });
 
   it('never lets a frame with another network’s VNI into blue, neither bridged nor routed, even from a member', async () => {
     // VNI of red, addressed to blue's c1 by MAC and IP: it lands on red's bridge (flooded to red's c2, which
     // proves it was decapsulated), never on blue's
-    const bridged = await inject(host2.netns, host2.address, { ...toC1(), vni: 2000 }, [c.c1!.netns, c.c2!.netns]);
+    const bridged = await inject(suite.host(2).netns, suite.host(2).address, { ...toC1(), vni: 2000 }, [suite.c.c1!.netns, suite.c.c2!.netns]);
     assert.deepEqual(bridged.seen, [false, true], 'seen in [c1 (blue), c2 (red)]');
     // VNI of red, addressed to red's gateway MAC: host1 routes it towards blue, and the isolation rules drop it
     const gatewayMac = '02:78:c0:a8:02:01';
-    const routed = await inject(host2.netns, host2.address, { ...toC1(), vni: 2000, dstMac: gatewayMac, srcIp: '192.168.2.77' }, [c.c1!.netns]);
+    const routed = await inject(suite.host(2).netns, suite.host(2).address, { ...toC1(), vni: 2000, dstMac: gatewayMac, srcIp: '192.168.2.77' }, [suite.c.c1!.netns]);
     assert.deepEqual(routed.seen, [false], 'a red frame routed by host1 reached blue');
   });
 
   it('drops frames spoofing a member’s address from a container on the node, and from the node itself', async () => {
     // c2 (red, on host1) claims host2's underlay address and sends blue frames to host1's VTEP through its gateway
-    const claim = await cluster.exec(c.c2!.netns, ['ip', 'addr', 'add', `${host2.address}/32`, 'dev', 'lo']);
+    const claim = await suite.cluster.exec(suite.c.c2!.netns, ['ip', 'addr', 'add', `${suite.host(2).address}/32`, 'dev', 'lo']);
     assert.equal(claim.code, 0, claim.stderr);
     try {
       // since vxnet issue 9 the bridge port drops them first (a source that is not c2's: antispoof.ts), or
       // already c2's ARP request for its gateway, which claims the same address
-      const before = await antispoofDrops(host1);
-      const { seen } = await inject(c.c2!.netns, host2.address, toC1(), [c.c1!.netns]);
+      const before = await antispoofDrops(suite.host(1));
+      const { seen } = await inject(suite.c.c2!.netns, suite.host(2).address, toC1(), [suite.c.c1!.netns]);
       assert.deepEqual(seen, [false], 'a container spoofing host2 injected a frame into blue');
-      assert.ok((await antispoofDrops(host1)) > before);
+      assert.ok((await antispoofDrops(suite.host(1))) > before);
     } finally {
-      await cluster.exec(c.c2!.netns, ['ip', 'addr', 'del', `${host2.address}/32`, 'dev', 'lo']);
+      await suite.cluster.exec(suite.c.c2!.netns, ['ip', 'addr', 'del', `${suite.host(2).address}/32`, 'dev', 'lo']);
     }
     // a process on host1 itself (source: host1's own address) is no member of the allow-list either
-    const before = await drops(host1);
-    const { seen } = await inject(host1.netns, host1.address, toC1(), [c.c1!.netns]);
+    const before = await drops(suite.host(1));
+    const { seen } = await inject(suite.host(1).netns, suite.host(1).address, toC1(), [suite.c.c1!.netns]);
     assert.deepEqual(seen, [false]);
-    assert.ok((await drops(host1)) >= before + 5);
+    assert.ok((await drops(suite.host(1))) >= before + 5);
   });
 
   it('follows a node leaving and joining again', async () => {
     // host3 leaves the cluster: its address leaves every allow-list and its frames are dropped
-    await cluster.stopAgent(host3);
-    await client.removeNode('host3');
+    await suite.cluster.stopAgent(suite.host(3));
+    await suite.admin.removeNode('host3');
     await until('host3 to leave the allow-lists', async () =>
-      (await members(host1)).join() === host2.address && (await members(host2)).join() === host1.address || undefined,
+      (await members(suite.host(1))).join() === suite.host(2).address && (await members(suite.host(2))).join() === suite.host(1).address || undefined,
     );
-    const left = await inject(host3.netns, host3.address, toC1(), [c.c1!.netns]);
+    const left = await inject(suite.host(3).netns, suite.host(3).address, toC1(), [suite.c.c1!.netns]);
     assert.deepEqual(left.seen, [false], 'a node that left can still inject');
     // it comes back (its agent registers again): accepted again
-    await cluster.startAgent(host3);
-    await until('host3 to be a member again', async () => (await members(host1)).includes(host3.address) || undefined, 10_000);
-    const back = await inject(host3.netns, host3.address, toC1(), [c.c1!.netns]);
+    await suite.cluster.startAgent(suite.host(3));
+    await until('host3 to be a member again', async () => (await members(suite.host(1))).includes(suite.host(3).address) || undefined, 10_000);
+    const back = await inject(suite.host(3).netns, suite.host(3).address, toC1(), [suite.c.c1!.netns]);
     assert.deepEqual(back.seen, [true]);
   });
 
   it('keeps the filter when the last network is gone', async () => {
-    for (const label of ['c1', 'c2', 'c3']) await client.deleteEndpoint(c[label]!.endpoint.id, { waitSeconds: 20 });
-    for (const name of ['blue', 'red']) await client.removeNetwork(name);
-    for (const host of [host1, host2]) {
+    for (const label of ['c1', 'c2', 'c3']) await suite.admin.deleteEndpoint(suite.c[label]!.endpoint.id, { waitSeconds: 20 });
+    for (const name of ['blue', 'red']) await suite.admin.removeNetwork(name);
+    for (const host of [suite.host(1), suite.host(2)]) {
       await until(`${host.name} to drop its network chains`, async () => {
-        const table = await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet']);
+        const table = await suite.cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet']);
         return (table.code === 0 && !/chain forward/.test(table.stdout)) || undefined;
       });
-      const table = await cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet']);
+      const table = await suite.cluster.exec(host.netns, ['nft', 'list', 'table', 'ip', 'vxnet']);
       assert.match(table.stdout, /chain vxlan_input/);
       assert.doesNotMatch(table.stdout, /hook postrouting|chain forward/);
     }
-    assert.deepEqual(await members(host1), [host2.address, host3.address].sort());
+    assert.deepEqual(await members(suite.host(1)), [suite.host(2).address, suite.host(3).address].sort());
   });
 });
 
