@@ -42,6 +42,8 @@ interface Case {
   label: string;
   argv: string[];
   env?: Record<string, string>;
+  /** variables removed from this process's environment for the command */
+  unset?: readonly string[];
   target?: string;
 }
 
@@ -108,6 +110,7 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
     const prefix = options.prefix ?? (installed = await installTemporarily()).prefix;
     const vxnet = join(prefix, 'bin', 'vxnet');
     const node = join(prefix, 'lib', 'vxnet', 'node', 'bin', 'node');
+    const mainJs = join(prefix, 'lib', 'vxnet', 'js', 'main.js');
     const socket = join(scratch, 'manager.sock');
     const manager = await startManager({ dataDir: join(scratch, 'data'), listen: [`unix:${socket}`, '127.0.0.1:0'] });
     try {
@@ -140,10 +143,12 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
         { label: '`vxnet network ls`, TLS (admin token)', argv: [vxnet, 'network', 'ls'], env: tlsEnv, target: '< 150 ms' },
         { label: '`vxnet network ls`, TLS, CA not cached (a first call)', argv: [vxnet, 'network', 'ls'], env: tlsUncachedEnv },
         { label: '`vxnet network ls`, TLS, CA cached, no kept session (full handshake)', argv: [vxnet, 'network', 'ls'], env: fullHandshakeEnv },
-        // NODE_EXTRA_CA_CERTS (set on some machines, e.g. this project's CI) makes Node parse that bundle on the
-        // first TLS context although vxnet passes its own CA: what that costs a call.
+        // The same call without the launcher (PREFIX/bin/vxnet is a /bin/sh script): what the shell costs.
+        { label: '`node main.js network ls`, TLS, no launcher', argv: [node, mainJs, 'network', 'ls'], env: tlsEnv, unset: ['NODE_EXTRA_CA_CERTS'] },
+        // NODE_EXTRA_CA_CERTS (set on some machines, e.g. this project's CI) makes Node parse that bundle at the
+        // first TLS connection although vxnet passes its own CA; the launcher unsets it. What it cost a call:
         ...(process.env.NODE_EXTRA_CA_CERTS
-          ? [{ label: '`vxnet network ls`, TLS, NODE_EXTRA_CA_CERTS unset', argv: ['env', '-u', 'NODE_EXTRA_CA_CERTS', vxnet, 'network', 'ls'], env: tlsEnv }]
+          ? [{ label: '`node main.js network ls`, TLS, no launcher, NODE_EXTRA_CA_CERTS kept', argv: [node, mainJs, 'network', 'ls'], env: tlsEnv }]
           : []),
         { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'] },
         { label: 'from source: `bin/vxnet network ls`, unix socket', argv: [source, 'network', 'ls'], env: unixEnv },
@@ -154,7 +159,9 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
       for (let round = -3; round < runs; round++) {
         for (const [i, c] of cases.entries()) {
           const before = childCpuMs();
-          const ms = await timed(c.argv, { ...process.env, ...c.env });
+          const env: NodeJS.ProcessEnv = { ...process.env, ...c.env };
+          for (const name of c.unset ?? []) delete env[name];
+          const ms = await timed(c.argv, env);
           if (round >= 0) {
             samples[i]!.push(ms);
             cpu[i]! += childCpuMs() - before;
