@@ -95,6 +95,17 @@ describe('install.sh into a temporary prefix', { timeout: 120_000 }, () => {
     assert.ok(await pings(cluster, c3, '192.168.1.2'), 'c3 (host2) -> c1 (host1)');
     const listed = await vxnet(['network', 'ls', '--json']);
     assert.deepEqual((JSON.parse(listed.stdout) as { name: string }[]).map((n) => n.name), ['blue']);
+
+    // Over TLS from a host, as an operator calls it. The launcher drops NODE_EXTRA_CA_CERTS (vxnet trusts only
+    // the CA its token pins): had Node kept it, it would read the missing bundle and warn on stderr.
+    const overTls = await cluster.exec(cluster.host(1).netns, [
+      'env', `VXNET_MANAGER=${cluster.manager.url}`, `VXNET_TOKEN=${cluster.manager.adminToken}`,
+      `XDG_CACHE_HOME=${join(cluster.tmpDir, 'cli-cache')}`, `NODE_EXTRA_CA_CERTS=${join(cluster.tmpDir, 'no-such-bundle.pem')}`,
+      installed.vxnet, 'network', 'ls',
+    ]);
+    assert.equal(overTls.code, 0, overTls.stderr);
+    assert.match(overTls.stdout, /^blue\s+1000\s/m);
+    assert.equal(overTls.stderr, '');
   }
 
   it('installs systemd units that systemd-analyze verify accepts, run the prefix and read tokens from files', (t) => {
