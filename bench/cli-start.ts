@@ -20,6 +20,21 @@
  * manager's signature; loading the API's schemas only once the request is on the wire lets that work
  * overlap the manager's. The rest is Node's: no startup snapshot may hold node:tls (`--build-snapshot` fails).
  *
+ * Issue 17's second pass (A/B of CPU time, user + sys from wait4, 30–40 interleaved runs each on the shared,
+ * loaded machine, so as ratios): two changes kept. The launchers unset NODE_EXTRA_CA_CERTS (docs/security.md):
+ * a TLS call's CPU 1.32× → 1.24× of the unix call's (211 → 199 ms under load). main exits once stdout and
+ * stderr are flushed rather than when the loop runs dry: Node's teardown (environment cleanup, the heap
+ * unmapped page by page) came after the answer was printed, 26 → 5 ms from output to exit under strace; both
+ * together, TLS 244 → 221 ms of CPU (0.91×) and 2.55× → 2.31× the CPU of `node -e 0`. Tried and left:
+ * a user-land V8 snapshot (node:http cannot be in one either: `--build-snapshot` aborts in
+ * CheckGlobalAndEternalHandles; only vxnet's own JS could be, a CommonJS rebuild for a few ms at most);
+ * `--min-semi-space-size` 2/4/16 (no scavenge left, no gain; 16 MB costs page faults), `--single-threaded-gc`,
+ * `--single-threaded`, `--max-opt=0/1`, `--v8-pool-size=0` (none faster, the last three slower);
+ * `--use-openssl-ca` (the bundled roots are parsed either way: ~2 ms); one bundle file instead of chunks
+ * (1.12× the CPU: parsing the daemons' code), and the CLI as the only entry point (the same 29 modules: the
+ * chunks follow its own lazy imports). The /bin/sh launcher costs ~1–2 ms, less than the bundle it drops
+ * (row "no launcher").
+ *
  * Targets (vxnet issue 17): `vxnet --version` within 1.3× of `node -e 0`; `vxnet network ls` against a
  * running manager under 150 ms. A benchmark, not a test: it prints, it asserts nothing.
  *
