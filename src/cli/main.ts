@@ -42,7 +42,7 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
     return await resolveCommandLine(argv, env).run(ctx);
   } catch (err) {
     // Loaded here, not at the top: format.ts brings the model and the names (four more chunks of the bundle),
-    // which `vxnet --version` never needs; every other command has loaded it by now.
+    // which `vxnet --version` never needs; the commands that print tables load it anyway.
     const { cliWording, formatError } = await import('./format.ts');
     if (err instanceof VxnetError && err.code === 'usage') {
       io.stderr(formatError(err.message));
@@ -83,7 +83,8 @@ if (import.meta.main) {
   process.exitCode = code;
   // Every runner has awaited its work by now: exit once what was written has reached stdout and stderr,
   // instead of when the event loop runs dry. That skips Node's teardown of a natural end (the environment's
-  // cleanup, then freeing the heap page by page), 5-20 ms of a `vxnet network ls` (bench/cli-start.ts).
+  // cleanup, then freeing the heap page by page): from the answer to the exit took 26 ms, now 5 (strace of
+  // a `vxnet network ls` on a loaded machine; bench/cli-start.ts).
   process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
   // Should a write never complete (a reader that stopped reading), do not hang.
   setTimeout(() => process.exit(code), 2_000).unref();
