@@ -8,6 +8,7 @@
 import { VxnetError } from '../core/errors.ts';
 import type { CommandContext, Env } from './command.ts';
 import { version } from './commands/version.ts';
+import { cliWording, formatError } from './format.ts';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -41,9 +42,6 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
     const { resolveCommandLine } = await import('./parse.ts');
     return await resolveCommandLine(argv, env).run(ctx);
   } catch (err) {
-    // Loaded here, not at the top: format.ts brings the model and the names (four more chunks of the bundle),
-    // which `vxnet --version` never needs; the commands that print tables load it anyway.
-    const { cliWording, formatError } = await import('./format.ts');
     if (err instanceof VxnetError && err.code === 'usage') {
       io.stderr(formatError(err.message));
       return EXIT_USAGE;
