@@ -142,7 +142,9 @@ cp -R "$tree/share/doc/vxnet" "$prefix/share/doc/vxnet"
 
 cat >"$prefix/bin/vxnet.new" <<EOF
 #!/bin/sh
-# vxnet launcher, written by install.sh (vxnet $version): the Node.js and the built code in $libdir.
+# vxnet launcher, written by install.sh (vxnet $version): the Node.js and the built code in $libdir,
+# with the environment of launcher-env.sh there.
+. "$libdir/launcher-env.sh"
 exec "$libdir/node/bin/node" "$libdir/js/main.js" "\$@"
 EOF
 chmod 0755 "$prefix/bin/vxnet.new"

@@ -6,7 +6,7 @@
  * on 127.0.0.1), then runs each command --runs times (default 50), the commands interleaved round by round
  * so that the machine's noise hits them alike, and prints p50/p99 and the ratio of each p50 to that of
  * `node -e 0` on the same Node.js. The same commands run from source (bin/vxnet, type stripping) show what
- * the build buys; with Node's compile cache on (NODE_COMPILE_CACHE), what a cache would add to it. Over TLS,
+ * the build buys; with Node's compile cache off (the launcher turns it on), what the cache adds. Over TLS,
  * the CLI's cache keeps the pinned CA and the TLS session, so the plain TLS row resumes the session the call
  * before kept; the rows beside it show a first call (nothing cached) and a full handshake with the CA cached.
  *
@@ -19,6 +19,23 @@
  * answer; `--cpu-prof` shows no JSON or table cost of note. A resumed handshake saves ~0.8 ms of the CLI's CPU (2.5 → 1.7 ms, warm) and the
  * manager's signature; loading the API's schemas only once the request is on the wire lets that work
  * overlap the manager's. The rest is Node's: no startup snapshot may hold node:tls (`--build-snapshot` fails).
+ *
+ * Issue 17's second pass (A/B of CPU time, user + sys from wait4, 30–40 interleaved runs each on the shared,
+ * loaded machine, so as ratios): three changes kept. The launchers unset NODE_EXTRA_CA_CERTS (docs/security.md):
+ * a TLS call's CPU 1.32× → 1.24× of the unix call's (211 → 199 ms under load). main exits once stdout and
+ * stderr are flushed rather than when the loop runs dry: Node's teardown (environment cleanup, the heap
+ * unmapped page by page) came after the answer was printed, 26 → 5 ms from output to exit under strace; both
+ * together, TLS 244 → 221 ms of CPU (0.91×) and 2.55× → 2.31× the CPU of `node -e 0`. And the installed
+ * launcher turns Node's compile cache on, as bin/vxnet did (packaging/launcher-env.sh): CPU −2 to −6% for
+ * TLS, unix and --version calls, wall −4 to −6% (30 runs; the previous pass's rows showed −3 to −4%). Tried and left:
+ * a user-land V8 snapshot (node:http cannot be in one either: `--build-snapshot` aborts in
+ * CheckGlobalAndEternalHandles; only vxnet's own JS could be, a CommonJS rebuild for a few ms at most);
+ * `--min-semi-space-size` 2/4/16 (no scavenge left, no gain; 16 MB costs page faults), `--single-threaded-gc`,
+ * `--single-threaded`, `--max-opt=0/1`, `--v8-pool-size=0` (none faster, the last three slower);
+ * `--use-openssl-ca` (the bundled roots are parsed either way: ~2 ms); one bundle file instead of chunks
+ * (1.12× the CPU: parsing the daemons' code), and the CLI as the only entry point (the same 29 modules: the
+ * chunks follow its own lazy imports). The /bin/sh launcher costs ~1–2 ms, less than the bundle it drops
+ * (row "no launcher").
  *
  * Targets (vxnet issue 17): `vxnet --version` within 1.3× of `node -e 0`; `vxnet network ls` against a
  * running manager under 150 ms. A benchmark, not a test: it prints, it asserts nothing.
@@ -42,6 +59,8 @@ interface Case {
   label: string;
   argv: string[];
   env?: Record<string, string>;
+  /** variables removed from this process's environment for the command */
+  unset?: readonly string[];
   target?: string;
 }
 
@@ -108,12 +127,13 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
     const prefix = options.prefix ?? (installed = await installTemporarily()).prefix;
     const vxnet = join(prefix, 'bin', 'vxnet');
     const node = join(prefix, 'lib', 'vxnet', 'node', 'bin', 'node');
+    const mainJs = join(prefix, 'lib', 'vxnet', 'js', 'main.js');
     const socket = join(scratch, 'manager.sock');
     const manager = await startManager({ dataDir: join(scratch, 'data'), listen: [`unix:${socket}`, '127.0.0.1:0'] });
     try {
       const tcp = manager.addresses.find((address) => !address.startsWith('unix:'));
       if (!tcp) throw new Error(`the manager listens on no TCP address (${manager.addresses.join(', ')}).`);
-      const unixEnv = { VXNET_MANAGER: `unix:${socket}`, VXNET_TOKEN: manager.tokens.admin };
+      const unixEnv = { VXNET_MANAGER: `unix:${socket}`, VXNET_TOKEN: manager.tokens.admin, XDG_CACHE_HOME: join(scratch, 'cache') };
       // The CLI keeps the pinned CA it fetched (src/client/ca-cache.ts): a scratch cache filled by the first
       // (unmeasured) round, and one under a plain file, where nothing can be kept, for the first call's cost.
       const tlsEnv = { VXNET_MANAGER: `https://${tcp}`, VXNET_TOKEN: manager.tokens.admin, XDG_CACHE_HOME: join(scratch, 'cache') };
@@ -126,26 +146,32 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
       const tcpUrl = `https://${tcp}`;
       const pin = parseToken(manager.tokens.admin)!.caDigest;
       mkdirSync(new TlsSessionStore(join(scratch, 'cache-no-session', 'vxnet'), { url: tcpUrl, pin, token: manager.tokens.admin }).file, { recursive: true });
-      const cache = { NODE_COMPILE_CACHE: join(scratch, 'compile-cache') };
+      // Every row keeps the launcher's compile cache in the scratch folder (XDG_CACHE_HOME), not the user's.
+      const cacheHome = { XDG_CACHE_HOME: join(scratch, 'cache') };
+      const noCompileCache = { NODE_DISABLE_COMPILE_CACHE: '1' };
+      const noLauncherEnv = { ...tlsEnv, NODE_COMPILE_CACHE: join(scratch, 'cache', 'vxnet', 'node-compile-cache') };
       // A listing with something in it: the answer is parsed and checked like any other.
       await timed([vxnet, 'network', 'create', 'bench', '--vni', '4242', '--subnet', '10.42.0.0/24'], { ...process.env, ...unixEnv });
 
       const source = join(ROOT, 'bin', 'vxnet');
       const cases: Case[] = [
         { label: '`node -e 0` (the installed Node.js)', argv: [node, '-e', '0'] },
-        { label: '`vxnet --version`', argv: [vxnet, '--version'], target: '≤ 1.3× node -e 0' },
-        { label: '`vxnet --version`, compile cache on', argv: [vxnet, '--version'], env: cache },
+        { label: '`vxnet --version`', argv: [vxnet, '--version'], env: cacheHome, target: '≤ 1.3× node -e 0' },
+        { label: '`vxnet --version`, compile cache off', argv: [vxnet, '--version'], env: { ...cacheHome, ...noCompileCache } },
         { label: '`vxnet network ls`, unix socket', argv: [vxnet, 'network', 'ls'], env: unixEnv, target: '< 150 ms' },
-        { label: '`vxnet network ls`, unix socket, compile cache on', argv: [vxnet, 'network', 'ls'], env: { ...unixEnv, ...cache } },
+        { label: '`vxnet network ls`, unix socket, compile cache off', argv: [vxnet, 'network', 'ls'], env: { ...unixEnv, ...noCompileCache } },
         { label: '`vxnet network ls`, TLS (admin token)', argv: [vxnet, 'network', 'ls'], env: tlsEnv, target: '< 150 ms' },
         { label: '`vxnet network ls`, TLS, CA not cached (a first call)', argv: [vxnet, 'network', 'ls'], env: tlsUncachedEnv },
         { label: '`vxnet network ls`, TLS, CA cached, no kept session (full handshake)', argv: [vxnet, 'network', 'ls'], env: fullHandshakeEnv },
-        // NODE_EXTRA_CA_CERTS (set on some machines, e.g. this project's CI) makes Node parse that bundle on the
-        // first TLS context although vxnet passes its own CA: what that costs a call.
+        // The same call without the launcher (PREFIX/bin/vxnet is a /bin/sh script), with the compile cache it
+        // would choose: what the shell costs.
+        { label: '`node main.js network ls`, TLS, no launcher', argv: [node, mainJs, 'network', 'ls'], env: noLauncherEnv, unset: ['NODE_EXTRA_CA_CERTS'] },
+        // NODE_EXTRA_CA_CERTS (set on some machines, e.g. this project's CI) makes Node parse that bundle at the
+        // first TLS connection although vxnet passes its own CA; the launcher unsets it. What it cost a call:
         ...(process.env.NODE_EXTRA_CA_CERTS
-          ? [{ label: '`vxnet network ls`, TLS, NODE_EXTRA_CA_CERTS unset', argv: ['env', '-u', 'NODE_EXTRA_CA_CERTS', vxnet, 'network', 'ls'], env: tlsEnv }]
+          ? [{ label: '`node main.js network ls`, TLS, no launcher, NODE_EXTRA_CA_CERTS kept', argv: [node, mainJs, 'network', 'ls'], env: noLauncherEnv }]
           : []),
-        { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'] },
+        { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'], env: cacheHome },
         { label: 'from source: `bin/vxnet network ls`, unix socket', argv: [source, 'network', 'ls'], env: unixEnv },
       ];
       const samples = cases.map(() => [] as number[]);
@@ -154,7 +180,9 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
       for (let round = -3; round < runs; round++) {
         for (const [i, c] of cases.entries()) {
           const before = childCpuMs();
-          const ms = await timed(c.argv, { ...process.env, ...c.env });
+          const env: NodeJS.ProcessEnv = { ...process.env, ...c.env };
+          for (const name of c.unset ?? []) delete env[name];
+          const ms = await timed(c.argv, env);
           if (round >= 0) {
             samples[i]!.push(ms);
             cpu[i]! += childCpuMs() - before;

