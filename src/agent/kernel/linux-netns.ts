@@ -16,15 +16,17 @@
 import { messageOf } from '../../core/errors.ts';
 import { deviceNames, type DesiredEndpoint, type DesiredNetwork, type DesiredState, type ReconcileResult } from '../dataplane.ts';
 import { planAntispoof, portBindings, type AntispoofState } from './antispoof.ts';
-import { applyEntries, applyFdbEntries, isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
+import { isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
+import type { EntryCache } from './entry-cache.ts';
+import { writeEntries } from './entry-writes.ts';
 import { attachEndpoints, prepareEndpoints } from './endpoint-setup.ts';
 import type { Runner } from './exec.ts';
 import { enableIpv6, isIpv6AddressStep } from './ipv6-firewall.ts';
 import { desiredOf, inNamespace, NETNS_SYSCTLS, netnsPath, networkNamespace, planHost, type NamespaceState } from './netns.ts';
 import { effectiveVxlanFilter } from './nftables.ts';
-import { planReconcile, validDesired, type FdbStep, type LinkStep, type NeighbourStep, type Plan } from './plan.ts';
+import { planReconcile, validDesired, type LinkStep, type Plan } from './plan.ts';
 import type { ActualState, TablesState } from './read.ts';
-import { renderFdbStep, renderLinkStep, renderNeighbourStep } from './render.ts';
+import { renderLinkStep } from './render.ts';
 
 export interface NamespacedPass {
   run: Runner;
@@ -41,10 +43,13 @@ export interface NamespacedPass {
     result: ReconcileResult,
     errors: string[],
     signal?: AbortSignal,
-  ): Promise<{ tables: TablesState; down?: string }>;  /** our own transaction (process `pid`) on namespace `name`'s anti-spoofing table, so that only others' ask for a pass */
+  ): Promise<{ tables: TablesState; down?: string }>;
+  /** our own transaction (process `pid`) on namespace `name`'s anti-spoofing table, so that only others' ask for a pass */
   antispoofWritten?(name: string, pid: number | undefined, after: AntispoofState): void;
   /** namespace `name` is about to be deleted: nothing of ours may keep running inside it */
   namespaceGone?(name: string): Promise<void>;
+  /** the cache of namespace `name`'s entries, to write through to (entry-writes.ts); none: they are read every pass */
+  entryCache?(name: string): EntryCache | undefined;
 }
 
 /** The host namespace as read: its owned links, tables and forwarding (no entries: none live there). */
@@ -189,8 +194,15 @@ export async function applyNamespaced(
   if (ipv6Gateways.length) result.changes += await enableIpv6(run, ipv6Gateways.map((n) => n.bridge), log, errors);
   await apply(run, ipv6Steps);
 
+  // links written in a namespace (devices created, moved in or deleted): its entries may have gone with them
+  for (const p of passes) if (p.plan.links.length > 0) ctx.entryCache?.(p.name)?.invalidate();
+
   // 4. entries, per namespace
-  await Promise.all(passes.filter(usable).map((p) => applyEntriesIn(inNamespace(run, p.name), p.plan.neighbours, p.plan.fdb, result, errors, log, signal)));
+  await Promise.all(
+    passes.filter(usable).map((p) =>
+      writeEntries({ run: inNamespace(run, p.name), cache: ctx.entryCache?.(p.name), neighbours: p.plan.neighbours, fdb: p.plan.fdb, log }, result, errors, signal),
+    ),
+  );
 
   // 5. endpoints
   for (const p of passes) {
@@ -230,32 +242,5 @@ export async function applyNamespaced(
     } else {
       errors.push(`deleting network namespace ${space.name} failed: ${del.stderr.trim() || `exit code ${del.code}`}`);
     }
-  }
-}
-
-/** A network's neighbour and FDB changes inside its namespace, failures reported as the host layout does. */
-async function applyEntriesIn(
-  inside: Runner,
-  neighbourSteps: NeighbourStep[],
-  fdbSteps: FdbStep[],
-  result: ReconcileResult,
-  errors: string[],
-  log: (line: string) => void,
-  signal?: AbortSignal,
-): Promise<void> {
-  const [neigh, fdb] = await Promise.all([
-    applyEntries(inside, 'ip', neighbourSteps, renderNeighbourStep, signal),
-    applyFdbEntries(inside, fdbSteps, renderFdbStep, signal),
-  ]);
-  result.changes += neigh.applied + fdb.applied;
-  for (const [what, failed, total, render] of [
-    ['neighbour', neigh.failed, neighbourSteps.length, (s: NeighbourStep | FdbStep) => renderNeighbourStep(s as NeighbourStep)],
-    ['FDB', fdb.failed, fdbSteps.length, (s: NeighbourStep | FdbStep) => renderFdbStep(s as FdbStep)],
-  ] as const) {
-    if (failed.length === 0) continue;
-    const first = failed[0]!;
-    const message = `${failed.length} of ${total} ${what} changes failed, first "${render(first.step)}": ${first.message}`;
-    errors.push(message);
-    log(message);
   }
 }

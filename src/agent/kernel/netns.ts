@@ -12,13 +12,14 @@
  *
  * This module holds the pure parts (names, the host side's plan) and the reads; linux-netns.ts applies.
  * Each namespace is read with one process per kind of state (links, neighbours, FDB, anti-spoofing table),
- * so a pass costs per network, never per endpoint.
+ * so a pass costs per network, never per endpoint; the entries and the table are kept between passes while a
+ * monitor inside the namespace vouches for them (LinuxDataplane), so a settled network costs one links read.
  */
 import { deviceNames, type DesiredNetwork, type DesiredState } from '../dataplane.ts';
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import type { Runner } from './exec.ts';
 import type { LinkStep } from './plan.ts';
-import { isOwnedName, parseFdb, parseLinks, parseNeighbours, isOwnedVxlanName, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
+import { isOwnedName, parseLinks, readEntries, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
 
 /** Where `ip netns add` pins namespaces (iproute2's NETNS_RUN_DIR): `ip -n NAME` finds them there. */
 export const NETNS_RUN_DIR = '/run/netns';
@@ -90,36 +91,30 @@ export function parseNamespaces(text: string, prefix: string): Map<number, strin
   return found;
 }
 
-/** Every network namespace of this agent (PREFIX<VNI>) with what it holds, read in parallel. */
 /**
- * `antispoof`: how to know a namespace's anti-spoofing table (the data plane keeps it while the namespace's
- * `nft monitor` vouches for it, as for the host's tables); default: read it.
+ * How a pass knows what it keeps between passes per namespace (the data plane keeps both while a monitor
+ * inside the namespace vouches for them, as for the host's tables and entries); default: read them.
  */
-export async function readNamespaces(
-  run: Runner,
-  prefix: string,
-  signal?: AbortSignal,
-  antispoof: (name: string, inside: Runner) => Promise<AntispoofState> = (_name, inside) => readAntispoof(inside, signal),
-): Promise<Map<number, NamespaceState>> {
+export interface NamespaceReaders {
+  antispoof?: (name: string, inside: Runner) => Promise<AntispoofState>;
+  /** the namespace's entries, given its links as read in the same pass */
+  entries?: (name: string, inside: Runner, links: Promise<ReadonlyMap<string, LinkState>>) => Promise<EntryState>;
+}
+
+/** Every network namespace of this agent (PREFIX<VNI>) with what it holds, read in parallel. */
+export async function readNamespaces(run: Runner, prefix: string, signal?: AbortSignal, readers: NamespaceReaders = {}): Promise<Map<number, NamespaceState>> {
   const listed = await run.run(['ip', '-j', 'netns', 'list'], { signal });
   const names = parseNamespaces(listed.stdout, prefix);
   const states = await Promise.all(
     [...names].map(async ([vni, name]): Promise<NamespaceState> => {
       const inside = inNamespace(run, name);
-      const [links, neighbours, fdb, table] = await Promise.all([
-        inside.run(['ip', '-j', '-d', 'addr', 'show'], { signal }),
-        inside.run(['ip', '-j', 'neigh', 'show', 'nud', 'permanent'], { signal }),
-        inside.run(['bridge', '-j', 'fdb', 'show', 'state', 'static'], { signal }),
-        antispoof(name, inside),
+      const links = inside.run(['ip', '-j', '-d', 'addr', 'show'], { signal }).then((read) => new Map(parseLinks(read.stdout).filter((l) => isOwnedName(l.name)).map((l) => [l.name, l])));
+      const [have, entries, table] = await Promise.all([
+        links,
+        readers.entries ? readers.entries(name, inside, links) : readEntries(inside, signal),
+        readers.antispoof ? readers.antispoof(name, inside) : readAntispoof(inside, signal),
       ]);
-      return {
-        name,
-        vni,
-        links: new Map(parseLinks(links.stdout).filter((l) => isOwnedName(l.name)).map((l) => [l.name, l])),
-        neighbours: parseNeighbours(neighbours.stdout).filter((e) => isOwnedVxlanName(e.dev)),
-        fdb: parseFdb(fdb.stdout).filter((e) => isOwnedVxlanName(e.dev)),
-        antispoof: table,
-      };
+      return { name, vni, links: have, ...entries, antispoof: table };
     }),
   );
   return new Map(states.map((s) => [s.vni, s]));
