@@ -8,8 +8,11 @@
  *      network without its anti-spoofing table)
  *   3. links: deletions inside the namespaces, then one `ip -batch` in the host namespace (gateways, VXLAN
  *      devices made and moved), then one `ip -n NS -batch` per namespace (bridge, ports, learning off)
- *   4. entries: `ip -n NS -batch` and `bridge -n NS -batch` per namespace, side by side
- *   5. new endpoints: host ends made in their network's namespace, attached there
+ *   4. entries: `ip -n NS -batch` and `bridge -n NS -batch` per namespace, side by side, written through to
+ *      the namespace's entry cache (entry-writes.ts)
+ *   5. new endpoints: host ends made in their network's namespace, attached there; when the pass changes no
+ *      device and makes no namespace (an attach to a network already here), they are prepared while steps 2-4
+ *      run, and only the attach waits for them, as in the layout without namespaces
  *   6. namespaces of networks gone: their VXLAN device first (its VNI and port are free at once), then the
  *      namespace with everything in it
  */
@@ -19,7 +22,7 @@ import { planAntispoof, portBindings, type AntispoofState } from './antispoof.ts
 import { isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
 import type { EntryCache } from './entry-cache.ts';
 import { writeEntries } from './entry-writes.ts';
-import { attachEndpoints, prepareEndpoints } from './endpoint-setup.ts';
+import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import type { Runner } from './exec.ts';
 import { enableIpv6, isIpv6AddressStep } from './ipv6-firewall.ts';
 import { desiredOf, inNamespace, NETNS_SYSCTLS, netnsPath, networkNamespace, planHost, type NamespaceState } from './netns.ts';
@@ -104,6 +107,17 @@ export async function applyNamespaced(
 
   // 1. sysctls; namespaces of new networks
   if (networks.length > 0) await ctx.sysctls(networks, !host.ipForward, result, errors);
+  const vniOf = new Map(networks.map((n) => [n.bridge, n.vni]));
+  const namespaceOf = (ep: DesiredEndpoint) => networkNamespace(prefix, vniOf.get(ep.bridge)!);
+  // 5a. with every namespace there and no device to create or change (an attach to a network already here:
+  // the common case), new endpoints are prepared (veth pairs, container side) while the tables and entries
+  // are written, as in the layout without namespaces: a host end carries nothing until attached in 5b
+  const creating = passes.flatMap((p) => p.plan.endpoints.create);
+  let preparing: Promise<PreparedEndpoints> | undefined;
+  if (creating.length > 0 && hostPlan.steps.length === 0 && passes.every((p) => p.space !== undefined && p.plan.links.length === 0)) {
+    preparing = prepareEndpoints(run, log, ctx.concurrency, creating, result, signal, namespaceOf);
+    preparing.catch(() => {}); // awaited in 5b; an early failure of this pass must not leave it unhandled
+  }
   const failedNetworks = new Map<string, string>();
   const failedEndpoints = new Map<string, string>();
   await Promise.all(
@@ -213,17 +227,16 @@ export async function applyNamespaced(
     }
   }
   const refused = (ep: DesiredEndpoint) => firewall.down ?? antispoofDown.get(ep.bridge) ?? failedEndpoints.get(ep.id) ?? failedNetworks.get(ep.bridge);
-  const toCreate = passes.flatMap((p) => p.plan.endpoints.create).filter((ep) => {
-    const reason = refused(ep);
-    if (reason !== undefined) result.endpointErrors.set(ep.id, reason);
-    return reason === undefined;
-  });
-  if (toCreate.length) {
-    const vniOf = new Map(networks.map((n) => [n.bridge, n.vni]));
-    const namespaceOf = (ep: DesiredEndpoint) => networkNamespace(prefix, vniOf.get(ep.bridge)!);
-    const prepared = await prepareEndpoints(run, log, ctx.concurrency, toCreate, result, signal, namespaceOf);
-    result.changes += await attachEndpoints(run, log, prepared, refused, result, signal, namespaceOf);
+  if (!preparing) {
+    const toCreate = creating.filter((ep) => {
+      const reason = refused(ep);
+      if (reason !== undefined) result.endpointErrors.set(ep.id, reason);
+      return reason === undefined;
+    });
+    if (toCreate.length) preparing = prepareEndpoints(run, log, ctx.concurrency, toCreate, result, signal, namespaceOf);
   }
+  // 5b. attach them, once the tables and entries are in place
+  if (preparing) result.changes += await attachEndpoints(run, log, await preparing, refused, result, signal, namespaceOf);
 
   // 6. namespaces of networks gone (a rejected network's is left alone, like its devices)
   const kept = new Set(desired.networks.map((n) => n.vni));

@@ -72,23 +72,34 @@ export function inNamespace(run: Runner, name: string): Runner {
     },
     writeFile: () => Promise.reject(new Error(`files of namespace ${name} are not writable from here`)),
     exists: (path) => run.exists(path),
+    ...(run.listDir ? { listDir: (path: string) => run.listDir!(path) } : {}),
   };
 }
 
 /** Pure: `ip -j netns list` → the namespaces named PREFIX<VNI>, by VNI. */
 export function parseNamespaces(text: string, prefix: string): Map<number, string> {
-  const found = new Map<number, string>();
   const trimmed = text.trim();
-  if (trimmed === '') return found;
-  const items: unknown = JSON.parse(trimmed);
-  if (!Array.isArray(items)) return found;
-  for (const item of items as { name?: unknown }[]) {
-    const name = item?.name;
-    if (typeof name !== 'string' || !name.startsWith(prefix)) continue;
+  const items: unknown = trimmed === '' ? [] : JSON.parse(trimmed);
+  if (!Array.isArray(items)) return new Map();
+  return namespacesByVni(items.map((item: { name?: unknown } | null) => item?.name).filter((name) => typeof name === 'string'), prefix);
+}
+
+/** Pure: of the namespace names (as /run/netns lists them), those named PREFIX<VNI>, by VNI. */
+export function namespacesByVni(names: readonly string[], prefix: string): Map<number, string> {
+  const found = new Map<number, string>();
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
     const rest = name.slice(prefix.length);
     if (/^[1-9]\d{0,7}$/.test(rest)) found.set(Number(rest), name);
   }
   return found;
+}
+
+/** The agent's network namespaces: the folder read directly where the runner can (no process), else `ip netns list`. */
+async function listNamespaces(run: Runner, prefix: string, signal?: AbortSignal): Promise<Map<number, string>> {
+  if (run.listDir) return namespacesByVni((await run.listDir(NETNS_RUN_DIR)) ?? [], prefix);
+  const listed = await run.run(['ip', '-j', 'netns', 'list'], { signal });
+  return parseNamespaces(listed.stdout, prefix);
 }
 
 /**
@@ -103,8 +114,7 @@ export interface NamespaceReaders {
 
 /** Every network namespace of this agent (PREFIX<VNI>) with what it holds, read in parallel. */
 export async function readNamespaces(run: Runner, prefix: string, signal?: AbortSignal, readers: NamespaceReaders = {}): Promise<Map<number, NamespaceState>> {
-  const listed = await run.run(['ip', '-j', 'netns', 'list'], { signal });
-  const names = parseNamespaces(listed.stdout, prefix);
+  const names = await listNamespaces(run, prefix, signal);
   const states = await Promise.all(
     [...names].map(async ([vni, name]): Promise<NamespaceState> => {
       const inside = inNamespace(run, name);
