@@ -351,6 +351,8 @@ interface KernelFigures {
   heapMiB: number;
   rssMiB: number;
   peakRssMiB: number;
+  /** the same passes without namespaces (`--no-network-namespaces`), in the same process right after */
+  hostLayout?: Pick<KernelFigures, 'programMs' | 'noChangeMs' | 'noChangeFullReadMs' | 'oneChangeMs' | 'afterOneChangeMs' | 'pruneMs'>;
 }
 
 async function kernelProgramming(cluster: Cluster): Promise<void> {
@@ -397,6 +399,13 @@ async function kernelProgramming(cluster: Cluster): Promise<void> {
     `| memory once programmed, at rest: heap (after GC) / RSS | ${cells((f) => `${fixed(f.heapMiB)} / ${fixed(f.rssMiB)} MiB`)} | |`,
     `| the same, growth over the process before the desired state was built | ${cells((f) => `${fixed(f.heapMiB - f.baselineHeapMiB)} / ${fixed(f.rssMiB - f.baselineRssMiB)} MiB`)} | |`,
     `| peak RSS during the run | ${cells((f) => `${fixed(f.peakRssMiB)} MiB`)} | |`,
+    `| without namespaces (\`--no-network-namespaces\`): program / no-change pass / re-reading every entry / one peer moves, that pass / the pass after / prune | ` +
+      `${cells((f) => (f.hostLayout ? [f.hostLayout.programMs, f.hostLayout.noChangeMs, f.hostLayout.noChangeFullReadMs, f.hostLayout.oneChangeMs, f.hostLayout.afterOneChangeMs, f.hostLayout.pruneMs].map((ms) => fixed(ms)).join(' / ') + ' ms' : '–'))} | |`,
+    `| namespace per network ÷ without: program / no-change pass / one peer moves | ` +
+      `${cells((f) => (f.hostLayout ? `${fixed(f.programMs / f.hostLayout.programMs, 2)}× / ${fixed(f.noChangeMs / f.hostLayout.noChangeMs, 2)}× / ${fixed(f.oneChangeMs / f.hostLayout.oneChangeMs, 2)}×` : '–'))} | |`,
+    '',
+    'The rows above the last two measure the layout the agent uses by default: the network\'s bridge, VXLAN device and entries in a namespace of its own (`vxnet-<VNI>`), ' +
+      'its entries kept between passes by an `ip monitor neigh` inside that namespace. The last two are the layout without namespaces, measured in the same process right after.',
     '',
     "Memory is that of the process that programmed the kernel (bench/kernel-scale.ts: the agent's LinuxDataplane, its cached entry dump and the " +
       "desired state it was handed), not a whole agent's. The no-change pass reuses the last entry dump while `ip monitor neigh` reports nothing " +
