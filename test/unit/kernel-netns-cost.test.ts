@@ -11,6 +11,8 @@ import { beforeEach, describe, it } from 'node:test';
 import type { DesiredState } from '../../src/agent/dataplane.ts';
 import type { RunOptions, RunResult, Runner, Watch } from '../../src/agent/kernel/exec.ts';
 import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
+import { desiredPerNetwork, inNamespace } from '../../src/agent/kernel/netns.ts';
+import { NamespaceCaches } from '../../src/agent/kernel/netns-caches.ts';
 import { desiredEndpoint, desiredNetwork } from './support/fixtures.ts';
 
 const reads = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'kernel', 'netns-pass-reads.json'), 'utf8')) as Record<string, { code: number; stdout: string; stderr: string }>;
@@ -176,5 +178,31 @@ describe('a pass with a namespace per network: what it costs', () => {
     ]);
     assert.equal(calls.at(-1), 'ip -n vxnet-42 -force -batch -', 'the attach comes last');
     await dataplane.close();
+  });
+});
+
+describe("a network namespace's kept state (NamespaceCaches)", () => {
+  it('skips the entry diff only while the dump is reused and the peers and floods are the very same objects', async () => {
+    const kernel = new RecordingKernel();
+    const caches = new NamespaceCaches({ log: () => {}, watchTables: true, watchEntries: true });
+    const inside = inNamespace(kernel, 'vxnet-43');
+    const read = () => caches.readers().entries!('vxnet-43', inside, Promise.resolve(new Map()));
+    const part = desiredPerNetwork(settled).get('vxnb43')!;
+    assert.deepEqual(part.peers, [settled.peers[2]]);
+    await read();
+    assert.equal(caches.entriesSettled('vxnet-43', part), false, 'a fresh dump');
+    caches.settled('vxnet-43', part);
+    await read();
+    assert.equal(caches.entriesSettled('vxnet-43', desiredPerNetwork(settled).get('vxnb43')!), true, 'new lists of the same peers');
+    const remade = { ...settled, peers: settled.peers.map((p) => (p.vxlan === 'vxnv43' ? { ...p } : p)) };
+    assert.equal(caches.entriesSettled('vxnet-43', desiredPerNetwork(remade).get('vxnb43')!), false, 'a peer the renderer made anew');
+    kernel.neighbourMonitor('vxnet-43').onLine('192.168.3.99 dev vxnv43 lladdr 02:78:c0:a8:03:63 PERMANENT', 'stdout');
+    await read();
+    assert.equal(caches.entriesSettled('vxnet-43', part), false, "after somebody else's change");
+    await read();
+    assert.equal(caches.entriesSettled('vxnet-43', part), true);
+    caches.settled('vxnet-43', undefined);
+    assert.equal(caches.entriesSettled('vxnet-43', part), false, 'a pass with doubt');
+    await caches.forget();
   });
 });

@@ -40,14 +40,15 @@ import { isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
 import { writeEntries } from './entry-writes.ts';
 import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import { createRunner, type Runner } from './exec.ts';
-import { portBindings, readAntispoof, type AntispoofState } from './antispoof.ts';
+import { portBindings, type AntispoofState } from './antispoof.ts';
 import { effectiveVxlanFilter } from './nftables.ts';
 import { devicesNeedingIpv6, enableIpv6, ensureIpv6Forwarding, isIpv6AddressStep } from './ipv6-firewall.ts';
 import { planReconcile, type LinkStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
 import { applyNamespaced, type HostState } from './linux-netns.ts';
 import { readNamespaces, type NamespaceState } from './netns.ts';
-import { IP_FORWARD, readBase, readEntries, readTables, type ActualState, type EntryState, type LinkState, type TablesState } from './read.ts';
+import { IP_FORWARD, readBase, readEntries, readTables, type ActualState, type TablesState } from './read.ts';
+import { NamespaceCaches } from './netns-caches.ts';
 import { TableCache } from './table-cache.ts';
 import { applyTables } from './tables-apply.ts';
 import { renderLinkStep } from './render.ts';
@@ -94,11 +95,8 @@ export class LinuxDataplane implements Dataplane {
   readonly #entries: EntryCache | undefined;
   readonly #tables: TableCache | undefined;
   readonly #namespaces: { prefix: string } | undefined;
-  /** per network namespace, `nft monitor` there: a foreign change to its anti-spoofing table asks for a pass */
-  readonly #nsTables = new Map<string, TableCache>();
-  /** per network namespace, `ip monitor neigh` there: its entries are kept between passes as the host's are */
-  readonly #nsEntries = new Map<string, EntryCache>();
-  readonly #watchEntries: boolean;
+  /** per network namespace, its anti-spoofing table and entries kept between passes */
+  readonly #spaces: NamespaceCaches;
   readonly #onDrift: (() => void) | undefined;
   #tuned = false;
   #queue: Promise<unknown> = Promise.resolve();
@@ -112,9 +110,10 @@ export class LinuxDataplane implements Dataplane {
     this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
     this.#namespaces = options.networkNamespaces;
     this.#onDrift = options.onDrift;
-    this.#watchEntries = options.watchEntries !== false;
-    this.#entries = !this.#watchEntries || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
+    const watchEntries = options.watchEntries !== false;
+    this.#entries = !watchEntries || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
     this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log, ...(options.onDrift ? { onForeignChange: options.onDrift } : {}) });
+    this.#spaces = new NamespaceCaches({ log: this.#log, watchTables: this.#tables !== undefined, watchEntries, ...(options.onDrift ? { onDrift: options.onDrift } : {}) });
   }
 
   /**
@@ -122,8 +121,7 @@ export class LinuxDataplane implements Dataplane {
    * killed when the process exits, so this matters mainly for tests that delete the namespace afterwards.
    */
   async close(): Promise<void> {
-    const inside = [...this.#nsTables.values(), ...this.#nsEntries.values()];
-    await Promise.all([this.#entries?.close(), this.#tables?.close(), ...inside.map((cache) => cache.close())]);
+    await Promise.all([this.#entries?.close(), this.#tables?.close(), this.#spaces.forget()]);
   }
 
   /**
@@ -334,52 +332,6 @@ export class LinuxDataplane implements Dataplane {
     }
   }
 
-  /**
-   * A network namespace's anti-spoofing table, through one `nft monitor` per namespace (table-cache.ts): the
-   * last state read or written is reused while only our own transactions touched it, and anyone else's asks
-   * for a pass, so that a flushed or edited table inside one is repaired within moments, as the host's are.
-   */
-  async #nsAntispoof(name: string, inside: Runner, signal?: AbortSignal): Promise<AntispoofState> {
-    if (this.#tables === undefined) return readAntispoof(inside, signal); // watchTables: false
-    let cache = this.#nsTables.get(name);
-    if (!cache) {
-      cache = new TableCache(inside, { log: this.#log, ...(this.#onDrift ? { onForeignChange: this.#onDrift } : {}) });
-      this.#nsTables.set(name, cache);
-    }
-    await cache.prepare();
-    const kept = cache.cached();
-    if (kept) return kept.antispoof;
-    return (await cache.read(async () => ({ firewall: { present: false }, antispoof: await readAntispoof(inside, signal) }))).antispoof;
-  }
-
-  /**
-   * A network namespace's entries, through one `ip monitor neigh` inside it (entry-cache.ts): a pass that
-   * changes another network, or nothing, dumps none of this one's.
-   */
-  async #nsEntryRead(name: string, inside: Runner, links: Promise<ReadonlyMap<string, LinkState>>, signal?: AbortSignal): Promise<EntryState> {
-    if (!this.#watchEntries) return readEntries(inside, signal);
-    let cache = this.#nsEntries.get(name);
-    if (!cache) {
-      cache = new EntryCache(inside, { log: this.#log });
-      this.#nsEntries.set(name, cache);
-    }
-    await cache.prepare();
-    return (await cache.read(links, signal)).entries;
-  }
-
-  /** Stops the monitors of namespaces that are gone (all of them: `present` undefined). */
-  async #forgetNamespaces(present?: ReadonlySet<string>): Promise<void> {
-    const closing: Promise<void>[] = [];
-    for (const caches of [this.#nsTables, this.#nsEntries]) {
-      for (const [name, cache] of caches) {
-        if (present?.has(name)) continue;
-        caches.delete(name);
-        closing.push(cache.close());
-      }
-    }
-    await Promise.all(closing);
-  }
-
   /** A pass with a namespace per network: the host's state and each network's namespace read, then linux-netns.ts. */
   async #passNamespaced(prefix: string, desired: DesiredState, result: ReconcileResult, errors: string[], signal?: AbortSignal): Promise<ReconcileResult> {
     let host: HostState;
@@ -388,27 +340,21 @@ export class LinuxDataplane implements Dataplane {
       await this.#tables?.prepare();
       const read = () => readTables(this.#run, signal, desired.vxlanFilter?.ipv6Underlay === true);
       const tables = this.#tables ? (this.#tables.cached() ?? this.#tables.read(read)) : read();
-      const readers = {
-        antispoof: (name: string, inside: Runner) => this.#nsAntispoof(name, inside, signal),
-        entries: (name: string, inside: Runner, links: Promise<ReadonlyMap<string, LinkState>>) => this.#nsEntryRead(name, inside, links, signal),
-      };
-      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables), readNamespaces(this.#run, prefix, signal, readers)]);
+      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables), readNamespaces(this.#run, prefix, signal, this.#spaces.readers(signal))]);
     } catch (err) {
       if (signal?.aborted) throw err;
       result.error = `reading the kernel state failed: ${messageOf(err)}`;
       this.#log(result.error);
       return result;
     }
-    void this.#forgetNamespaces(new Set([...spaces.values()].map((s) => s.name)));
+    const caches = this.#spaces;
+    void caches.forget(new Set([...spaces.values()].map((s) => s.name)));
     const ctx = {
-      namespaceGone: async (name: string) => {
-        const caches = [this.#nsTables.get(name), this.#nsEntries.get(name)];
-        this.#nsTables.delete(name);
-        this.#nsEntries.delete(name);
-        await Promise.all(caches.map((cache) => cache?.close()));
-      },
-      entryCache: (name: string) => this.#nsEntries.get(name),
-      antispoofWritten: (name: string, pid: number | undefined, after: AntispoofState) => this.#nsTables.get(name)?.wrote(pid, { firewall: { present: false }, antispoof: after }),
+      namespaceGone: (name: string) => caches.gone(name),
+      entryCache: (name: string) => caches.entryCache(name),
+      entriesSettled: (name: string, part: DesiredState) => caches.entriesSettled(name, part),
+      settled: (name: string, part: DesiredState | undefined) => caches.settled(name, part),
+      antispoofWritten: (name: string, pid: number | undefined, after: AntispoofState) => caches.antispoofWritten(name, pid, after),
       run: this.#run,
       log: this.#log,
       concurrency: this.#concurrency,
@@ -421,7 +367,7 @@ export class LinuxDataplane implements Dataplane {
       await applyNamespaced(ctx, desired, host, spaces, result, errors, signal);
     } catch (err) {
       this.#tables?.invalidate();
-      for (const cache of this.#nsEntries.values()) cache.invalidate();
+      caches.invalidate();
       if (signal?.aborted) throw err;
       errors.push(`applying changes failed: ${messageOf(err)}`);
     }

@@ -25,7 +25,7 @@ import { writeEntries } from './entry-writes.ts';
 import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import type { Runner } from './exec.ts';
 import { enableIpv6, isIpv6AddressStep } from './ipv6-firewall.ts';
-import { desiredOf, inNamespace, NETNS_SYSCTLS, netnsPath, networkNamespace, planHost, type NamespaceState } from './netns.ts';
+import { desiredPerNetwork, inNamespace, NETNS_SYSCTLS, netnsPath, networkNamespace, planHost, type NamespaceState } from './netns.ts';
 import { effectiveVxlanFilter } from './nftables.ts';
 import { planReconcile, validDesired, type LinkStep, type Plan } from './plan.ts';
 import type { ActualState, TablesState } from './read.ts';
@@ -53,6 +53,13 @@ export interface NamespacedPass {
   namespaceGone?(name: string): Promise<void>;
   /** the cache of namespace `name`'s entries, to write through to (entry-writes.ts); none: they are read every pass */
   entryCache?(name: string): EntryCache | undefined;
+  /**
+   * Whether namespace `name`'s entries need no diff: its dump was reused this pass, and the last pass found
+   * them as wanted for the very same network, peers and floods (`part`), see LinuxDataplane.
+   */
+  entriesSettled?(name: string, part: DesiredState): boolean;
+  /** after the pass: `part` if namespace `name` needed nothing at all and the pass had no error, else undefined */
+  settled?(name: string, part: DesiredState | undefined): void;
 }
 
 /** The host namespace as read: its owned links, tables and forwarding (no entries: none live there). */
@@ -60,6 +67,8 @@ export type HostState = Omit<ActualState, 'neighbours' | 'fdb'>;
 
 interface NetworkPass {
   net: DesiredNetwork;
+  /** the network's part of the desired state */
+  part: DesiredState;
   name: string;
   space: NamespaceState | undefined;
   plan: Plan;
@@ -86,7 +95,9 @@ export async function applyNamespaced(
   const keep = new Set([...valid.protectedNames, ...valid.endpoints.filter((ep) => ep.netns === undefined).map((ep) => ep.peerVeth)]);
   const hostPlan = planHost(networks, host.links, spaces, prefix, keep);
   for (const note of hostPlan.notes) log(note);
+  const parts = desiredPerNetwork(desired);
   const passes: NetworkPass[] = networks.map((net) => {
+    const part = parts.get(net.bridge)!;
     const name = networkNamespace(prefix, net.vni);
     const space = spaces.get(net.vni);
     const actual: ActualState = {
@@ -97,7 +108,8 @@ export async function applyNamespaced(
       ipForward: true,
     };
     const namespace = { name, gatewayPort: deviceNames.gatewayPort(net.vni), gatewayFresh: hostPlan.gatewayFresh.has(net.bridge) };
-    return { net, name, space, plan: planReconcile(desiredOf(desired, net), actual, { namespace }) };
+    const entriesSettled = space !== undefined && (ctx.entriesSettled?.(name, part) ?? false);
+    return { net, part, name, space, plan: planReconcile(part, actual, { namespace, entriesSettled }) };
   });
   for (const { plan } of passes) {
     for (const note of plan.notes) log(note);
@@ -237,6 +249,12 @@ export async function applyNamespaced(
   }
   // 5b. attach them, once the tables and entries are in place
   if (preparing) result.changes += await attachEndpoints(run, log, await preparing, refused, result, signal, namespaceOf);
+
+  const clean = errors.length === 0 && result.endpointErrors.size === 0;
+  for (const p of passes) {
+    const quiet = p.space !== undefined && p.plan.links.length === 0 && p.plan.neighbours.length === 0 && p.plan.fdb.length === 0 && p.plan.endpoints.create.length === 0;
+    ctx.settled?.(p.name, clean && quiet ? p.part : undefined);
+  }
 
   // 6. namespaces of networks gone (a rejected network's is left alone, like its devices)
   const kept = new Set(desired.networks.map((n) => n.vni));

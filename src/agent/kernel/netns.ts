@@ -15,7 +15,7 @@
  * so a pass costs per network, never per endpoint; the entries and the table are kept between passes while a
  * monitor inside the namespace vouches for them (LinuxDataplane), so a settled network costs one links read.
  */
-import { deviceNames, type DesiredNetwork, type DesiredState } from '../dataplane.ts';
+import { deviceNames, type DesiredEndpoint, type DesiredFlood, type DesiredNetwork, type DesiredPeer, type DesiredState } from '../dataplane.ts';
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import type { Runner } from './exec.ts';
 import type { LinkStep } from './plan.ts';
@@ -130,15 +130,24 @@ export async function readNamespaces(run: Runner, prefix: string, signal?: Abort
   return new Map(states.map((s) => [s.vni, s]));
 }
 
-/** Pure: the part of `desired` that belongs to one network (its peers, floods and endpoints). */
-export function desiredOf(desired: DesiredState, net: DesiredNetwork): DesiredState {
-  return {
-    networks: [net],
-    peers: desired.peers.filter((p) => p.vxlan === net.vxlan),
-    floods: desired.floods.filter((f) => f.vxlan === net.vxlan),
-    endpoints: desired.endpoints.filter((e) => e.bridge === net.bridge),
-    vxlanFilter: desired.vxlanFilter,
-  };
+/**
+ * Pure: the part of `desired` that belongs to each network (its peers, floods and endpoints), by bridge, in
+ * one walk over the lists (one filter per network would cost networks × peers). The lists keep the order and
+ * the very objects of `desired`, so that a network whose peers did not change gets the same items again.
+ */
+export function desiredPerNetwork(desired: DesiredState): Map<string, DesiredState> {
+  type Part = DesiredState & { peers: DesiredPeer[]; floods: DesiredFlood[]; endpoints: DesiredEndpoint[] };
+  const parts = new Map<string, Part>();
+  const byVxlan = new Map<string, Part>();
+  for (const net of desired.networks) {
+    const part: Part = { networks: [net], peers: [], floods: [], endpoints: [], vxlanFilter: desired.vxlanFilter };
+    parts.set(net.bridge, part);
+    byVxlan.set(net.vxlan, part);
+  }
+  for (const peer of desired.peers) byVxlan.get(peer.vxlan)?.peers.push(peer);
+  for (const flood of desired.floods) byVxlan.get(flood.vxlan)?.floods.push(flood);
+  for (const ep of desired.endpoints) parts.get(ep.bridge)?.endpoints.push(ep);
+  return parts;
 }
 
 /**
