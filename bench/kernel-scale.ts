@@ -92,7 +92,7 @@ async function noChangePasses(dataplane: LinuxDataplane, passes: number): Promis
 }
 
 /** The figures of one layout (memory apart): program, no-change passes with and without the kept dumps, one change, prune. */
-interface LayoutFigures {
+export interface LayoutFigures {
   changes: number;
   programMs: number;
   noChangeMs: number;

@@ -49,6 +49,7 @@ import { ManagerClient } from '../src/client/client.ts';
 import { createCluster, type Cluster } from '../src/testkit/cluster.ts';
 import { runChecked } from '../src/testkit/processes.ts';
 import { MTU_VARIANTS } from './dataplane-variants.ts';
+import type { LayoutFigures } from './kernel-scale.ts';
 import { handBuiltVxlan } from './hand-built.ts';
 import { ipv6UnderlayDataPlane } from './ipv6-underlay.ts';
 import { ovsComparison } from './ovs.ts';
@@ -333,26 +334,15 @@ async function attachToReachable(cluster: Cluster, client: ManagerClient): Promi
 }
 
 /** What bench/kernel-scale.ts prints. */
-interface KernelFigures {
+interface KernelFigures extends LayoutFigures {
   peers: number;
-  changes: number;
-  programMs: number;
-  noChangeMs: number;
-  noChangeMaxMs: number;
-  noChangePasses: number;
-  noChangeFullReadMs: number;
-  noChangeFullReadPasses: number;
-  oneChangeMs: number;
-  afterOneChangeMs: number;
-  oneChangePasses: number;
-  pruneMs: number;
   baselineHeapMiB: number;
   baselineRssMiB: number;
   heapMiB: number;
   rssMiB: number;
   peakRssMiB: number;
   /** the same passes without namespaces (`--no-network-namespaces`), in the same process right after */
-  hostLayout?: Pick<KernelFigures, 'programMs' | 'noChangeMs' | 'noChangeFullReadMs' | 'oneChangeMs' | 'afterOneChangeMs' | 'pruneMs'>;
+  hostLayout?: LayoutFigures;
 }
 
 async function kernelProgramming(cluster: Cluster): Promise<void> {
