@@ -49,6 +49,7 @@ import { ManagerClient } from '../src/client/client.ts';
 import { createCluster, type Cluster } from '../src/testkit/cluster.ts';
 import { runChecked } from '../src/testkit/processes.ts';
 import { MTU_VARIANTS } from './dataplane-variants.ts';
+import type { LayoutFigures } from './kernel-scale.ts';
 import { handBuiltVxlan } from './hand-built.ts';
 import { ipv6UnderlayDataPlane } from './ipv6-underlay.ts';
 import { ovsComparison } from './ovs.ts';
@@ -319,24 +320,15 @@ async function attachToReachable(cluster: Cluster, client: ManagerClient): Promi
 }
 
 /** What bench/kernel-scale.ts prints. */
-interface KernelFigures {
+interface KernelFigures extends LayoutFigures {
   peers: number;
-  changes: number;
-  programMs: number;
-  noChangeMs: number;
-  noChangeMaxMs: number;
-  noChangePasses: number;
-  noChangeFullReadMs: number;
-  noChangeFullReadPasses: number;
-  oneChangeMs: number;
-  afterOneChangeMs: number;
-  oneChangePasses: number;
-  pruneMs: number;
   baselineHeapMiB: number;
   baselineRssMiB: number;
   heapMiB: number;
   rssMiB: number;
   peakRssMiB: number;
+  /** the same passes without namespaces (`--no-network-namespaces`), in the same process right after */
+  hostLayout?: LayoutFigures;
 }
 
 async function kernelProgramming(cluster: Cluster): Promise<void> {
@@ -383,6 +375,13 @@ async function kernelProgramming(cluster: Cluster): Promise<void> {
     `| memory once programmed, at rest: heap (after GC) / RSS | ${cells((f) => `${fixed(f.heapMiB)} / ${fixed(f.rssMiB)} MiB`)} | |`,
     `| the same, growth over the process before the desired state was built | ${cells((f) => `${fixed(f.heapMiB - f.baselineHeapMiB)} / ${fixed(f.rssMiB - f.baselineRssMiB)} MiB`)} | |`,
     `| peak RSS during the run | ${cells((f) => `${fixed(f.peakRssMiB)} MiB`)} | |`,
+    `| without namespaces (\`--no-network-namespaces\`): program / no-change pass / re-reading every entry / one peer moves, that pass / the pass after / prune | ` +
+      `${cells((f) => (f.hostLayout ? [f.hostLayout.programMs, f.hostLayout.noChangeMs, f.hostLayout.noChangeFullReadMs, f.hostLayout.oneChangeMs, f.hostLayout.afterOneChangeMs, f.hostLayout.pruneMs].map((ms) => fixed(ms)).join(' / ') + ' ms' : '–'))} | |`,
+    `| namespace per network ÷ without: program / no-change pass / one peer moves | ` +
+      `${cells((f) => (f.hostLayout ? `${fixed(f.programMs / f.hostLayout.programMs, 2)}× / ${fixed(f.noChangeMs / f.hostLayout.noChangeMs, 2)}× / ${fixed(f.oneChangeMs / f.hostLayout.oneChangeMs, 2)}×` : '–'))} | |`,
+    '',
+    'The rows above the last two measure the layout the agent uses by default: the network\'s bridge, VXLAN device and entries in a namespace of its own (`vxnet-<VNI>`), ' +
+      'its entries kept between passes by an `ip monitor neigh` inside that namespace. The last two are the layout without namespaces, measured in the same process right after.',
     '',
     "Memory is that of the process that programmed the kernel (bench/kernel-scale.ts: the agent's LinuxDataplane, its cached entry dump and the " +
       "desired state it was handed), not a whole agent's. The no-change pass reuses the last entry dump while `ip monitor neigh` reports nothing " +

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import type { DesiredState } from '../../src/agent/dataplane.ts';
 import type { RunOptions, RunResult, Runner } from '../../src/agent/kernel/exec.ts';
 import { LinuxDataplane } from '../../src/agent/kernel/linux-dataplane.ts';
-import { inNamespace, parseNamespaces, planHost, type NamespaceState } from '../../src/agent/kernel/netns.ts';
+import { inNamespace, namespacesByVni, parseNamespaces, planHost, type NamespaceState } from '../../src/agent/kernel/netns.ts';
 import { planReconcile } from '../../src/agent/kernel/plan.ts';
 import type { ActualState, LinkState } from '../../src/agent/kernel/read.ts';
 import { renderEndpointCreate, renderLinkStep } from '../../src/agent/kernel/render.ts';
@@ -26,6 +26,8 @@ describe('network namespaces: names and reads', () => {
     const listed = JSON.stringify([{ name: 'vxnet-42', id: 0 }, { name: 'vxnet-4097' }, { name: 'vxnet-x' }, { name: 'vxnet-042' }, { name: 'other-7' }, { name: 'vxnet-' }]);
     assert.deepEqual([...parseNamespaces(listed, 'vxnet-')], [[42, 'vxnet-42'], [4097, 'vxnet-4097']]);
     assert.deepEqual([...parseNamespaces('', 'vxnet-')], []);
+    // the same from the folder's names, as the data plane lists /run/netns without a process
+    assert.deepEqual([...namespacesByVni(['vxnet-42', 'vxnet-4097', 'vxnet-x', 'vxnet-042', 'other-7', 'vxnet-'], 'vxnet-')], [[42, 'vxnet-42'], [4097, 'vxnet-4097']]);
   });
 
   it('runs ip and bridge with -n, anything else under nsenter', async () => {

@@ -39,6 +39,7 @@ import { createHash } from 'node:crypto';
 import { formatIPv6, parseIPv6 } from '../../core/ipv6.ts';
 import { allAddresses, deviceNames, OWNED_NFT_TABLE, type DesiredEndpoint } from '../dataplane.ts';
 import type { Runner } from './exec.ts';
+import { listOwnedTable } from './nftables.ts';
 
 export const ANTISPOOF_CHAIN = 'antispoof';
 export const ENDPOINT_MACS_SET = 'endpoint_macs';
@@ -241,20 +242,11 @@ function fromHex6(text: string): string | undefined {
 
 /** Reads the installed table; a failure comes back as `unreadable` (the table is then written whole). */
 export async function readAntispoof(run: Runner, signal?: AbortSignal): Promise<AntispoofState> {
-  let result;
+  const listed = await listOwnedTable(run, 'bridge', signal);
+  if ('absent' in listed) return { present: false, macs: [], ips: [] };
+  if ('unreadable' in listed) return { present: false, macs: [], ips: [], unreadable: listed.unreadable };
   try {
-    result = await run.run(['nft', '-j', 'list', 'table', 'bridge', OWNED_NFT_TABLE], { signal, allowFailure: true });
-  } catch (err) {
-    if (signal?.aborted) throw err;
-    return { present: false, macs: [], ips: [], unreadable: err instanceof Error ? err.message : String(err) };
-  }
-  if (result.code !== 0) {
-    if (/No such file or directory/.test(result.stderr)) return { present: false, macs: [], ips: [] };
-    const detail = result.stderr.trim().split('\n').filter(Boolean).slice(0, 3).join(' / ') || 'no error output';
-    return { present: false, macs: [], ips: [], unreadable: `nft -j list table bridge ${OWNED_NFT_TABLE} failed (exit ${result.code}): ${detail}` };
-  }
-  try {
-    return parseAntispoof(result.stdout);
+    return parseAntispoof(listed.json);
   } catch (err) {
     return { present: false, macs: [], ips: [], unreadable: err instanceof Error ? err.message : String(err) };
   }

@@ -305,6 +305,22 @@ export class EntryCache {
     return entries;
   }
 
+  /**
+   * This pass's entries: the kept dump while the monitor vouches for it and the VXLAN devices read in the
+   * same pass (`links`) are those it was taken with, else a dump (run next to the read of the links).
+   * `reused`: nothing changed the entries since the dump the previous pass saw. Call prepare() first.
+   */
+  async read(links: Promise<ReadonlyMap<string, LinkState>>, signal?: AbortSignal): Promise<{ entries: EntryState; reused: boolean }> {
+    const kept = this.cached();
+    const dumping = kept ? undefined : this.dump(signal);
+    dumping?.catch(() => {}); // awaited below; a failed read of the links must not leave it unhandled
+    const have = await links;
+    if (kept && this.stillValid(have)) return { entries: kept, reused: true };
+    const entries = await (dumping ?? this.dump(signal));
+    this.bind(have);
+    return { entries, reused: false };
+  }
+
   /** Ties a fresh dump to the VXLAN devices read in the same pass (their ifindexes). */
   bind(links: ReadonlyMap<string, LinkState>): void {
     if (this.#cache && this.#cache.devices === undefined) this.#cache.devices = vxlanIndexes(links);

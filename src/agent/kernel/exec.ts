@@ -17,7 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, open, readFile, unlink, writeFile } from 'node:fs/promises';
+import { access, open, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { ErrorCode } from '../../core/errors.ts';
@@ -62,6 +62,11 @@ export interface Runner {
   writeFile(path: string, content: string): Promise<void>;
   /** whether a path exists in the file system (namespace paths such as /run/netns/NAME) */
   exists(path: string): Promise<boolean>;
+  /**
+   * The names in a folder of the file system (such as /run/netns), undefined when it is absent. Optional:
+   * without it the data plane asks a tool (`ip -j netns list`), one process more per pass.
+   */
+  listDir?(path: string): Promise<string[] | undefined>;
 }
 
 /**
@@ -212,6 +217,15 @@ export function createRunner(options: RunnerOptions = {}): Runner {
         return true;
       } catch {
         return false;
+      }
+    },
+    // the file system is the same whichever network namespace a tool runs in (`nsenter --net` keeps the mounts)
+    async listDir(path) {
+      try {
+        return await readdir(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
       }
     },
   };

@@ -18,9 +18,9 @@
  *   4. `ip -batch` (neighbours) and `bridge -batch` (FDB: the VXLAN device's and the bridge's static
  *      entries, two processes when there are many, batch.ts) in parallel: entries are in place before a new container comes up, so its first ARP
  *      request is already answered by the proxy. When every line took effect as planned, the steps are
- *      written through to the kept dump (and their monitor lines are expected), so a pass that changes one
- *      peer among 50,000 costs the next pass no dump; after link changes or a batch with any failed line
- *      the next pass reads all entries again
+ *      written through to the kept dump (entry-writes.ts), so a pass that changes one peer among 50,000
+ *      costs the next pass no dump; after link changes or a batch with any failed line the next pass reads
+ *      all entries again
  *   5. per new endpoint: one `ip -batch` in the host namespace for all veth pairs, one
  *      `nsenter --net=PATH ip -batch -` per endpoint, one `ip -batch` to attach them all. When the pass
  *      changes no device (an attach to a network already here: the common case), the first two run while
@@ -36,20 +36,22 @@
  */
 import type { Dataplane, DesiredEndpoint, DesiredNetwork, DesiredState, ReconcileResult } from '../dataplane.ts';
 import { messageOf } from '../../core/errors.ts';
-import { applyEntries, applyFdbEntries, isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
+import { isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
+import { writeEntries } from './entry-writes.ts';
 import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import { createRunner, type Runner } from './exec.ts';
-import { portBindings, readAntispoof, type AntispoofState } from './antispoof.ts';
+import { portBindings, type AntispoofState } from './antispoof.ts';
 import { effectiveVxlanFilter } from './nftables.ts';
 import { devicesNeedingIpv6, enableIpv6, ensureIpv6Forwarding, isIpv6AddressStep } from './ipv6-firewall.ts';
-import { planReconcile, type FdbStep, type LinkStep, type NeighbourStep } from './plan.ts';
+import { planReconcile, type LinkStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
 import { applyNamespaced, type HostState } from './linux-netns.ts';
-import { inNamespace, readNamespaces, type NamespaceState } from './netns.ts';
-import { IP_FORWARD, readBase, readFdb, readNeighbours, readTables, type ActualState, type LinkState, type TablesState } from './read.ts';
+import { readNamespaces, type NamespaceState } from './netns.ts';
+import { IP_FORWARD, readBase, readEntries, readTables, type ActualState, type TablesState } from './read.ts';
+import { NamespaceCaches } from './netns-caches.ts';
 import { TableCache } from './table-cache.ts';
 import { applyTables } from './tables-apply.ts';
-import { renderFdbStep, renderLinkStep, renderNeighbourStep } from './render.ts';
+import { renderLinkStep } from './render.ts';
 
 export { detectUnderlay, NEIGHBOUR_GC_THRESHOLDS, preflight } from './host.ts';
 import { raiseNeighbourLimits } from './host.ts';
@@ -78,18 +80,12 @@ export interface LinuxDataplaneOptions {
   onDrift?: () => void;
   /**
    * A network namespace per network, named PREFIX<VNI> (netns.ts, linux-netns.ts); absent: every network's
-   * devices in the agent's own namespace. The entry cache watches one namespace, so it is not used then.
+   * devices in the agent's own namespace. Each network namespace then has an entry cache of its own.
    */
   networkNamespaces?: { prefix: string };
 }
 
-/**
- * Above this many entry steps in one pass, the entry monitor is stopped during the batch and the written
- * entries are read back on the next pass, rather than written through to the kept dump: with 10,000 remote
- * endpoints (30,000 steps) reading the monitor's lines made programming from empty ~0.25 s slower
- * (measured here), while reading the entries back costs one dump (~0.2 s) on a later pass.
- */
-export const WRITE_THROUGH_MAX_STEPS = 4096;
+export { WRITE_THROUGH_MAX_STEPS } from './entry-writes.ts';
 
 export class LinuxDataplane implements Dataplane {
   readonly #run: Runner;
@@ -99,8 +95,8 @@ export class LinuxDataplane implements Dataplane {
   readonly #entries: EntryCache | undefined;
   readonly #tables: TableCache | undefined;
   readonly #namespaces: { prefix: string } | undefined;
-  /** per network namespace, `nft monitor` there: a foreign change to its anti-spoofing table asks for a pass */
-  readonly #nsTables = new Map<string, TableCache>();
+  /** per network namespace, its anti-spoofing table and entries kept between passes */
+  readonly #spaces: NamespaceCaches;
   readonly #onDrift: (() => void) | undefined;
   #tuned = false;
   #queue: Promise<unknown> = Promise.resolve();
@@ -114,8 +110,10 @@ export class LinuxDataplane implements Dataplane {
     this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
     this.#namespaces = options.networkNamespaces;
     this.#onDrift = options.onDrift;
-    this.#entries = options.watchEntries === false || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
+    const watchEntries = options.watchEntries !== false;
+    this.#entries = !watchEntries || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
     this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log, ...(options.onDrift ? { onForeignChange: options.onDrift } : {}) });
+    this.#spaces = new NamespaceCaches({ log: this.#log, watchTables: this.#tables !== undefined, watchEntries, ...(options.onDrift ? { onDrift: options.onDrift } : {}) });
   }
 
   /**
@@ -123,7 +121,7 @@ export class LinuxDataplane implements Dataplane {
    * killed when the process exits, so this matters mainly for tests that delete the namespace afterwards.
    */
   async close(): Promise<void> {
-    await Promise.all([this.#entries?.close(), this.#tables?.close(), ...[...this.#nsTables.values()].map((t) => t.close())]);
+    await Promise.all([this.#entries?.close(), this.#tables?.close(), this.#spaces.forget()]);
   }
 
   /**
@@ -138,22 +136,12 @@ export class LinuxDataplane implements Dataplane {
     const read = () => readTables(this.#run, signal, underlay6);
     const tables: TablesState | Promise<TablesState> = tableCache ? (tableCache.cached() ?? tableCache.read(read)) : read();
     if (!cache) {
-      const [base, [neighbours, fdb]] = await Promise.all([
-        readBase(this.#run, signal, tables),
-        Promise.all([readNeighbours(this.#run, signal), readFdb(this.#run, signal)]),
-      ]);
-      return { actual: { ...base, neighbours, fdb }, reused: false };
+      const [base, entries] = await Promise.all([readBase(this.#run, signal, tables), readEntries(this.#run, signal)]);
+      return { actual: { ...base, ...entries }, reused: false };
     }
-    const reused = cache.cached();
-    const [base, dumped] = await Promise.all([readBase(this.#run, signal, tables), reused ? undefined : cache.dump(signal)]);
-    if (dumped) {
-      cache.bind(base.links);
-      return { actual: { ...base, ...dumped }, reused: false };
-    }
-    if (cache.stillValid(base.links)) return { actual: { ...base, ...reused! }, reused: true };
-    const again = await cache.dump(signal);
-    cache.bind(base.links);
-    return { actual: { ...base, ...again }, reused: false };
+    const reading = readBase(this.#run, signal, tables);
+    const [base, entries] = await Promise.all([reading, cache.read(reading.then((b) => b.links), signal)]);
+    return { actual: { ...base, ...entries.entries }, reused: entries.reused };
   }
 
   /**
@@ -306,39 +294,7 @@ export class LinuxDataplane implements Dataplane {
     // entries of a network whose devices could not be set up wait for the next pass
     const usable = <S extends { dev: string }>(steps: S[]): S[] =>
       steps.filter((s) => !failedNetworks.has(bridgeOf.get(s.dev) ?? ''));
-    const neighbourSteps = usable(plan.neighbours);
-    const fdbSteps = usable(plan.fdb);
-    const writing = neighbourSteps.length > 0 || fdbSteps.length > 0;
-    // a batch as large as a whole node's entries (a first pass, a network arriving) is read back once
-    // instead: predicting and matching every monitor line it causes cost more than that read
-    const writeThrough = writing && neighbourSteps.length + fdbSteps.length <= WRITE_THROUGH_MAX_STEPS;
-    if (writeThrough) this.#entries?.expect(neighbourSteps, fdbSteps);
-    else if (writing) this.#entries?.suspend();
-    const [neigh, fdb] = await Promise.all([
-      applyEntries(this.#run, 'ip', neighbourSteps, renderNeighbourStep, signal),
-      applyFdbEntries(this.#run, fdbSteps, renderFdbStep, signal),
-    ]);
-    // write-through: the next pass reuses the dump with these steps applied instead of reading all entries
-    // again; anything less than every step in effect as planned (also an entry found already gone or
-    // present: the dump was wrong) means reading again
-    if (writing) {
-      if (writeThrough && neigh.exact && fdb.exact) this.#entries?.applied(neighbourSteps, fdbSteps);
-      else this.#entries?.invalidate();
-    }
-    result.changes += neigh.applied + fdb.applied;
-    for (const [what, outcome, total] of [
-      ['neighbour', neigh, neighbourSteps.length],
-      ['FDB', fdb, fdbSteps.length],
-    ] as const) {
-      if (outcome.failed.length === 0) continue;
-      const first = outcome.failed[0]!;
-      const line = first.step.op.startsWith('neigh')
-        ? renderNeighbourStep(first.step as NeighbourStep)
-        : renderFdbStep(first.step as FdbStep);
-      const message = `${outcome.failed.length} of ${total} ${what} changes failed, first "${line}": ${first.message}`;
-      errors.push(message);
-      this.#log(message);
-    }
+    await writeEntries({ run: this.#run, cache: this.#entries, neighbours: usable(plan.neighbours), fdb: usable(plan.fdb), log: this.#log }, result, errors, signal);
 
     // 5. endpoints
     for (const id of plan.endpoints.adopted) {
@@ -376,33 +332,6 @@ export class LinuxDataplane implements Dataplane {
     }
   }
 
-  /**
-   * A network namespace's anti-spoofing table, through one `nft monitor` per namespace (table-cache.ts): the
-   * last state read or written is reused while only our own transactions touched it, and anyone else's asks
-   * for a pass, so that a flushed or edited table inside one is repaired within moments, as the host's are.
-   */
-  async #nsAntispoof(name: string, inside: Runner, signal?: AbortSignal): Promise<AntispoofState> {
-    if (this.#tables === undefined) return readAntispoof(inside, signal); // watchTables: false
-    let cache = this.#nsTables.get(name);
-    if (!cache) {
-      cache = new TableCache(inside, { log: this.#log, ...(this.#onDrift ? { onForeignChange: this.#onDrift } : {}) });
-      this.#nsTables.set(name, cache);
-    }
-    await cache.prepare();
-    const kept = cache.cached();
-    if (kept) return kept.antispoof;
-    return (await cache.read(async () => ({ firewall: { present: false }, antispoof: await readAntispoof(inside, signal) }))).antispoof;
-  }
-
-  /** Stops the monitors of namespaces that are gone. */
-  #forgetNamespaces(present: ReadonlySet<string>): void {
-    for (const [name, cache] of this.#nsTables) {
-      if (present.has(name)) continue;
-      this.#nsTables.delete(name);
-      void cache.close();
-    }
-  }
-
   /** A pass with a namespace per network: the host's state and each network's namespace read, then linux-netns.ts. */
   async #passNamespaced(prefix: string, desired: DesiredState, result: ReconcileResult, errors: string[], signal?: AbortSignal): Promise<ReconcileResult> {
     let host: HostState;
@@ -411,22 +340,21 @@ export class LinuxDataplane implements Dataplane {
       await this.#tables?.prepare();
       const read = () => readTables(this.#run, signal, desired.vxlanFilter?.ipv6Underlay === true);
       const tables = this.#tables ? (this.#tables.cached() ?? this.#tables.read(read)) : read();
-      const antispoof = (name: string, inside: Runner) => this.#nsAntispoof(name, inside, signal);
-      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables), readNamespaces(this.#run, prefix, signal, antispoof)]);
+      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables), readNamespaces(this.#run, prefix, signal, this.#spaces.readers(signal))]);
     } catch (err) {
       if (signal?.aborted) throw err;
       result.error = `reading the kernel state failed: ${messageOf(err)}`;
       this.#log(result.error);
       return result;
     }
-    this.#forgetNamespaces(new Set([...spaces.values()].map((s) => s.name)));
+    const caches = this.#spaces;
+    void caches.forget(new Set([...spaces.values()].map((s) => s.name)));
     const ctx = {
-      namespaceGone: async (name: string) => {
-        const cache = this.#nsTables.get(name);
-        this.#nsTables.delete(name);
-        await cache?.close();
-      },
-      antispoofWritten: (name: string, pid: number | undefined, after: AntispoofState) => this.#nsTables.get(name)?.wrote(pid, { firewall: { present: false }, antispoof: after }),
+      namespaceGone: (name: string) => caches.gone(name),
+      entryCache: (name: string) => caches.entryCache(name),
+      entriesSettled: (name: string, part: DesiredState) => caches.entriesSettled(name, part),
+      settled: (name: string, part: DesiredState | undefined) => caches.settled(name, part),
+      antispoofWritten: (name: string, pid: number | undefined, after: AntispoofState) => caches.antispoofWritten(name, pid, after),
       run: this.#run,
       log: this.#log,
       concurrency: this.#concurrency,
@@ -439,6 +367,7 @@ export class LinuxDataplane implements Dataplane {
       await applyNamespaced(ctx, desired, host, spaces, result, errors, signal);
     } catch (err) {
       this.#tables?.invalidate();
+      caches.invalidate();
       if (signal?.aborted) throw err;
       errors.push(`applying changes failed: ${messageOf(err)}`);
     }

@@ -8,23 +8,28 @@
  *      network without its anti-spoofing table)
  *   3. links: deletions inside the namespaces, then one `ip -batch` in the host namespace (gateways, VXLAN
  *      devices made and moved), then one `ip -n NS -batch` per namespace (bridge, ports, learning off)
- *   4. entries: `ip -n NS -batch` and `bridge -n NS -batch` per namespace, side by side
- *   5. new endpoints: host ends made in their network's namespace, attached there
+ *   4. entries: `ip -n NS -batch` and `bridge -n NS -batch` per namespace, side by side, written through to
+ *      the namespace's entry cache (entry-writes.ts)
+ *   5. new endpoints: host ends made in their network's namespace, attached there; when the pass changes no
+ *      device and makes no namespace (an attach to a network already here), they are prepared while steps 2-4
+ *      run, and only the attach waits for them, as in the layout without namespaces
  *   6. namespaces of networks gone: their VXLAN device first (its VNI and port are free at once), then the
  *      namespace with everything in it
  */
 import { messageOf } from '../../core/errors.ts';
 import { deviceNames, type DesiredEndpoint, type DesiredNetwork, type DesiredState, type ReconcileResult } from '../dataplane.ts';
 import { planAntispoof, portBindings, type AntispoofState } from './antispoof.ts';
-import { applyEntries, applyFdbEntries, isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
-import { attachEndpoints, prepareEndpoints } from './endpoint-setup.ts';
+import { isGone, linkFailure, runBatch, vxlanPorts } from './batch.ts';
+import type { EntryCache } from './entry-cache.ts';
+import { writeEntries } from './entry-writes.ts';
+import { attachEndpoints, prepareEndpoints, type PreparedEndpoints } from './endpoint-setup.ts';
 import type { Runner } from './exec.ts';
 import { enableIpv6, isIpv6AddressStep } from './ipv6-firewall.ts';
-import { desiredOf, inNamespace, NETNS_SYSCTLS, netnsPath, networkNamespace, planHost, type NamespaceState } from './netns.ts';
+import { desiredPerNetwork, inNamespace, NETNS_SYSCTLS, netnsPath, networkNamespace, planHost, type NamespaceState } from './netns.ts';
 import { effectiveVxlanFilter } from './nftables.ts';
-import { planReconcile, validDesired, type FdbStep, type LinkStep, type NeighbourStep, type Plan } from './plan.ts';
+import { planReconcile, validDesired, type LinkStep, type Plan } from './plan.ts';
 import type { ActualState, TablesState } from './read.ts';
-import { renderFdbStep, renderLinkStep, renderNeighbourStep } from './render.ts';
+import { renderLinkStep } from './render.ts';
 
 export interface NamespacedPass {
   run: Runner;
@@ -41,10 +46,20 @@ export interface NamespacedPass {
     result: ReconcileResult,
     errors: string[],
     signal?: AbortSignal,
-  ): Promise<{ tables: TablesState; down?: string }>;  /** our own transaction (process `pid`) on namespace `name`'s anti-spoofing table, so that only others' ask for a pass */
+  ): Promise<{ tables: TablesState; down?: string }>;
+  /** our own transaction (process `pid`) on namespace `name`'s anti-spoofing table, so that only others' ask for a pass */
   antispoofWritten?(name: string, pid: number | undefined, after: AntispoofState): void;
   /** namespace `name` is about to be deleted: nothing of ours may keep running inside it */
   namespaceGone?(name: string): Promise<void>;
+  /** the cache of namespace `name`'s entries, to write through to (entry-writes.ts); none: they are read every pass */
+  entryCache?(name: string): EntryCache | undefined;
+  /**
+   * Whether namespace `name`'s entries need no diff: its dump was reused this pass, and the last pass found
+   * them as wanted for the very same network, peers and floods (`part`), see LinuxDataplane.
+   */
+  entriesSettled?(name: string, part: DesiredState): boolean;
+  /** after the pass: `part` if namespace `name` needed nothing at all and the pass had no error, else undefined */
+  settled?(name: string, part: DesiredState | undefined): void;
 }
 
 /** The host namespace as read: its owned links, tables and forwarding (no entries: none live there). */
@@ -52,6 +67,8 @@ export type HostState = Omit<ActualState, 'neighbours' | 'fdb'>;
 
 interface NetworkPass {
   net: DesiredNetwork;
+  /** the network's part of the desired state */
+  part: DesiredState;
   name: string;
   space: NamespaceState | undefined;
   plan: Plan;
@@ -78,7 +95,9 @@ export async function applyNamespaced(
   const keep = new Set([...valid.protectedNames, ...valid.endpoints.filter((ep) => ep.netns === undefined).map((ep) => ep.peerVeth)]);
   const hostPlan = planHost(networks, host.links, spaces, prefix, keep);
   for (const note of hostPlan.notes) log(note);
+  const parts = desiredPerNetwork(desired);
   const passes: NetworkPass[] = networks.map((net) => {
+    const part = parts.get(net.bridge)!;
     const name = networkNamespace(prefix, net.vni);
     const space = spaces.get(net.vni);
     const actual: ActualState = {
@@ -89,7 +108,8 @@ export async function applyNamespaced(
       ipForward: true,
     };
     const namespace = { name, gatewayPort: deviceNames.gatewayPort(net.vni), gatewayFresh: hostPlan.gatewayFresh.has(net.bridge) };
-    return { net, name, space, plan: planReconcile(desiredOf(desired, net), actual, { namespace }) };
+    const entriesSettled = space !== undefined && (ctx.entriesSettled?.(name, part) ?? false);
+    return { net, part, name, space, plan: planReconcile(part, actual, { namespace, entriesSettled }) };
   });
   for (const { plan } of passes) {
     for (const note of plan.notes) log(note);
@@ -99,6 +119,17 @@ export async function applyNamespaced(
 
   // 1. sysctls; namespaces of new networks
   if (networks.length > 0) await ctx.sysctls(networks, !host.ipForward, result, errors);
+  const vniOf = new Map(networks.map((n) => [n.bridge, n.vni]));
+  const namespaceOf = (ep: DesiredEndpoint) => networkNamespace(prefix, vniOf.get(ep.bridge)!);
+  // 5a. with every namespace there and no device to create or change (an attach to a network already here:
+  // the common case), new endpoints are prepared (veth pairs, container side) while the tables and entries
+  // are written, as in the layout without namespaces: a host end carries nothing until attached in 5b
+  const creating = passes.flatMap((p) => p.plan.endpoints.create);
+  let preparing: Promise<PreparedEndpoints> | undefined;
+  if (creating.length > 0 && hostPlan.steps.length === 0 && passes.every((p) => p.space !== undefined && p.plan.links.length === 0)) {
+    preparing = prepareEndpoints(run, log, ctx.concurrency, creating, result, signal, namespaceOf);
+    preparing.catch(() => {}); // awaited in 5b; an early failure of this pass must not leave it unhandled
+  }
   const failedNetworks = new Map<string, string>();
   const failedEndpoints = new Map<string, string>();
   await Promise.all(
@@ -189,8 +220,15 @@ export async function applyNamespaced(
   if (ipv6Gateways.length) result.changes += await enableIpv6(run, ipv6Gateways.map((n) => n.bridge), log, errors);
   await apply(run, ipv6Steps);
 
+  // links written in a namespace (devices created, moved in or deleted): its entries may have gone with them
+  for (const p of passes) if (p.plan.links.length > 0) ctx.entryCache?.(p.name)?.invalidate();
+
   // 4. entries, per namespace
-  await Promise.all(passes.filter(usable).map((p) => applyEntriesIn(inNamespace(run, p.name), p.plan.neighbours, p.plan.fdb, result, errors, log, signal)));
+  await Promise.all(
+    passes.filter(usable).map((p) =>
+      writeEntries({ run: inNamespace(run, p.name), cache: ctx.entryCache?.(p.name), neighbours: p.plan.neighbours, fdb: p.plan.fdb, log }, result, errors, signal),
+    ),
+  );
 
   // 5. endpoints
   for (const p of passes) {
@@ -201,16 +239,21 @@ export async function applyNamespaced(
     }
   }
   const refused = (ep: DesiredEndpoint) => firewall.down ?? antispoofDown.get(ep.bridge) ?? failedEndpoints.get(ep.id) ?? failedNetworks.get(ep.bridge);
-  const toCreate = passes.flatMap((p) => p.plan.endpoints.create).filter((ep) => {
-    const reason = refused(ep);
-    if (reason !== undefined) result.endpointErrors.set(ep.id, reason);
-    return reason === undefined;
-  });
-  if (toCreate.length) {
-    const vniOf = new Map(networks.map((n) => [n.bridge, n.vni]));
-    const namespaceOf = (ep: DesiredEndpoint) => networkNamespace(prefix, vniOf.get(ep.bridge)!);
-    const prepared = await prepareEndpoints(run, log, ctx.concurrency, toCreate, result, signal, namespaceOf);
-    result.changes += await attachEndpoints(run, log, prepared, refused, result, signal, namespaceOf);
+  if (!preparing) {
+    const toCreate = creating.filter((ep) => {
+      const reason = refused(ep);
+      if (reason !== undefined) result.endpointErrors.set(ep.id, reason);
+      return reason === undefined;
+    });
+    if (toCreate.length) preparing = prepareEndpoints(run, log, ctx.concurrency, toCreate, result, signal, namespaceOf);
+  }
+  // 5b. attach them, once the tables and entries are in place
+  if (preparing) result.changes += await attachEndpoints(run, log, await preparing, refused, result, signal, namespaceOf);
+
+  const clean = errors.length === 0 && result.endpointErrors.size === 0;
+  for (const p of passes) {
+    const quiet = p.space !== undefined && p.plan.links.length === 0 && p.plan.neighbours.length === 0 && p.plan.fdb.length === 0 && p.plan.endpoints.create.length === 0;
+    ctx.settled?.(p.name, clean && quiet ? p.part : undefined);
   }
 
   // 6. namespaces of networks gone (a rejected network's is left alone, like its devices)
@@ -230,32 +273,5 @@ export async function applyNamespaced(
     } else {
       errors.push(`deleting network namespace ${space.name} failed: ${del.stderr.trim() || `exit code ${del.code}`}`);
     }
-  }
-}
-
-/** A network's neighbour and FDB changes inside its namespace, failures reported as the host layout does. */
-async function applyEntriesIn(
-  inside: Runner,
-  neighbourSteps: NeighbourStep[],
-  fdbSteps: FdbStep[],
-  result: ReconcileResult,
-  errors: string[],
-  log: (line: string) => void,
-  signal?: AbortSignal,
-): Promise<void> {
-  const [neigh, fdb] = await Promise.all([
-    applyEntries(inside, 'ip', neighbourSteps, renderNeighbourStep, signal),
-    applyFdbEntries(inside, fdbSteps, renderFdbStep, signal),
-  ]);
-  result.changes += neigh.applied + fdb.applied;
-  for (const [what, failed, total, render] of [
-    ['neighbour', neigh.failed, neighbourSteps.length, (s: NeighbourStep | FdbStep) => renderNeighbourStep(s as NeighbourStep)],
-    ['FDB', fdb.failed, fdbSteps.length, (s: NeighbourStep | FdbStep) => renderFdbStep(s as FdbStep)],
-  ] as const) {
-    if (failed.length === 0) continue;
-    const first = failed[0]!;
-    const message = `${failed.length} of ${total} ${what} changes failed, first "${render(first.step)}": ${first.message}`;
-    errors.push(message);
-    log(message);
   }
 }

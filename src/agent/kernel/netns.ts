@@ -12,13 +12,14 @@
  *
  * This module holds the pure parts (names, the host side's plan) and the reads; linux-netns.ts applies.
  * Each namespace is read with one process per kind of state (links, neighbours, FDB, anti-spoofing table),
- * so a pass costs per network, never per endpoint.
+ * so a pass costs per network, never per endpoint; the entries and the table are kept between passes while a
+ * monitor inside the namespace vouches for them (LinuxDataplane), so a settled network costs one links read.
  */
-import { deviceNames, type DesiredNetwork, type DesiredState } from '../dataplane.ts';
+import { deviceNames, type DesiredEndpoint, type DesiredFlood, type DesiredNetwork, type DesiredPeer, type DesiredState } from '../dataplane.ts';
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import type { Runner } from './exec.ts';
 import type { LinkStep } from './plan.ts';
-import { isOwnedName, parseFdb, parseLinks, parseNeighbours, isOwnedVxlanName, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
+import { isOwnedName, parseLinks, readEntries, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
 
 /** Where `ip netns add` pins namespaces (iproute2's NETNS_RUN_DIR): `ip -n NAME` finds them there. */
 export const NETNS_RUN_DIR = '/run/netns';
@@ -71,69 +72,82 @@ export function inNamespace(run: Runner, name: string): Runner {
     },
     writeFile: () => Promise.reject(new Error(`files of namespace ${name} are not writable from here`)),
     exists: (path) => run.exists(path),
+    ...(run.listDir ? { listDir: (path: string) => run.listDir!(path) } : {}),
   };
 }
 
 /** Pure: `ip -j netns list` → the namespaces named PREFIX<VNI>, by VNI. */
 export function parseNamespaces(text: string, prefix: string): Map<number, string> {
-  const found = new Map<number, string>();
   const trimmed = text.trim();
-  if (trimmed === '') return found;
-  const items: unknown = JSON.parse(trimmed);
-  if (!Array.isArray(items)) return found;
-  for (const item of items as { name?: unknown }[]) {
-    const name = item?.name;
-    if (typeof name !== 'string' || !name.startsWith(prefix)) continue;
+  const items: unknown = trimmed === '' ? [] : JSON.parse(trimmed);
+  if (!Array.isArray(items)) return new Map();
+  return namespacesByVni(items.map((item: { name?: unknown } | null) => item?.name).filter((name) => typeof name === 'string'), prefix);
+}
+
+/** Pure: of the namespace names (as /run/netns lists them), those named PREFIX<VNI>, by VNI. */
+export function namespacesByVni(names: readonly string[], prefix: string): Map<number, string> {
+  const found = new Map<number, string>();
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
     const rest = name.slice(prefix.length);
     if (/^[1-9]\d{0,7}$/.test(rest)) found.set(Number(rest), name);
   }
   return found;
 }
 
-/** Every network namespace of this agent (PREFIX<VNI>) with what it holds, read in parallel. */
-/**
- * `antispoof`: how to know a namespace's anti-spoofing table (the data plane keeps it while the namespace's
- * `nft monitor` vouches for it, as for the host's tables); default: read it.
- */
-export async function readNamespaces(
-  run: Runner,
-  prefix: string,
-  signal?: AbortSignal,
-  antispoof: (name: string, inside: Runner) => Promise<AntispoofState> = (_name, inside) => readAntispoof(inside, signal),
-): Promise<Map<number, NamespaceState>> {
+/** The agent's network namespaces: the folder read directly where the runner can (no process), else `ip netns list`. */
+async function listNamespaces(run: Runner, prefix: string, signal?: AbortSignal): Promise<Map<number, string>> {
+  if (run.listDir) return namespacesByVni((await run.listDir(NETNS_RUN_DIR)) ?? [], prefix);
   const listed = await run.run(['ip', '-j', 'netns', 'list'], { signal });
-  const names = parseNamespaces(listed.stdout, prefix);
+  return parseNamespaces(listed.stdout, prefix);
+}
+
+/**
+ * How a pass knows what it keeps between passes per namespace (the data plane keeps both while a monitor
+ * inside the namespace vouches for them, as for the host's tables and entries); default: read them.
+ */
+export interface NamespaceReaders {
+  antispoof?: (name: string, inside: Runner) => Promise<AntispoofState>;
+  /** the namespace's entries, given its links as read in the same pass */
+  entries?: (name: string, inside: Runner, links: Promise<ReadonlyMap<string, LinkState>>) => Promise<EntryState>;
+}
+
+/** Every network namespace of this agent (PREFIX<VNI>) with what it holds, read in parallel. */
+export async function readNamespaces(run: Runner, prefix: string, signal?: AbortSignal, readers: NamespaceReaders = {}): Promise<Map<number, NamespaceState>> {
+  const names = await listNamespaces(run, prefix, signal);
   const states = await Promise.all(
     [...names].map(async ([vni, name]): Promise<NamespaceState> => {
       const inside = inNamespace(run, name);
-      const [links, neighbours, fdb, table] = await Promise.all([
-        inside.run(['ip', '-j', '-d', 'addr', 'show'], { signal }),
-        inside.run(['ip', '-j', 'neigh', 'show', 'nud', 'permanent'], { signal }),
-        inside.run(['bridge', '-j', 'fdb', 'show', 'state', 'static'], { signal }),
-        antispoof(name, inside),
+      const links = inside.run(['ip', '-j', '-d', 'addr', 'show'], { signal }).then((read) => new Map(parseLinks(read.stdout).filter((l) => isOwnedName(l.name)).map((l) => [l.name, l])));
+      const [have, entries, table] = await Promise.all([
+        links,
+        readers.entries ? readers.entries(name, inside, links) : readEntries(inside, signal),
+        readers.antispoof ? readers.antispoof(name, inside) : readAntispoof(inside, signal),
       ]);
-      return {
-        name,
-        vni,
-        links: new Map(parseLinks(links.stdout).filter((l) => isOwnedName(l.name)).map((l) => [l.name, l])),
-        neighbours: parseNeighbours(neighbours.stdout).filter((e) => isOwnedVxlanName(e.dev)),
-        fdb: parseFdb(fdb.stdout).filter((e) => isOwnedVxlanName(e.dev)),
-        antispoof: table,
-      };
+      return { name, vni, links: have, ...entries, antispoof: table };
     }),
   );
   return new Map(states.map((s) => [s.vni, s]));
 }
 
-/** Pure: the part of `desired` that belongs to one network (its peers, floods and endpoints). */
-export function desiredOf(desired: DesiredState, net: DesiredNetwork): DesiredState {
-  return {
-    networks: [net],
-    peers: desired.peers.filter((p) => p.vxlan === net.vxlan),
-    floods: desired.floods.filter((f) => f.vxlan === net.vxlan),
-    endpoints: desired.endpoints.filter((e) => e.bridge === net.bridge),
-    vxlanFilter: desired.vxlanFilter,
-  };
+/**
+ * Pure: the part of `desired` that belongs to each network (its peers, floods and endpoints), by bridge, in
+ * one walk over the lists (one filter per network would cost networks × peers). The lists keep the order and
+ * the very objects of `desired`, so that a network whose peers did not change gets the same items again.
+ */
+export function desiredPerNetwork(desired: DesiredState): Map<string, DesiredState> {
+  type Part = DesiredState & { peers: DesiredPeer[]; floods: DesiredFlood[]; endpoints: DesiredEndpoint[] };
+  const parts = new Map<string, Part>();
+  const byVxlan = new Map<string, Part>();
+  for (const net of desired.networks) {
+    const part: Part = { networks: [net], peers: [], floods: [], endpoints: [], vxlanFilter: desired.vxlanFilter };
+    parts.set(net.bridge, part);
+    byVxlan.set(net.vxlan, part);
+  }
+  for (const peer of desired.peers) byVxlan.get(peer.vxlan)?.peers.push(peer);
+  for (const flood of desired.floods) byVxlan.get(flood.vxlan)?.floods.push(flood);
+  for (const ep of desired.endpoints) parts.get(ep.bridge)?.endpoints.push(ep);
+  return parts;
 }
 
 /**

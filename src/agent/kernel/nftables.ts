@@ -68,6 +68,7 @@ import { createHash } from 'node:crypto';
 import { broadcastOf, formatIPv4, parseCidr, parseIPv4 } from '../../core/ipv4.ts';
 import type { DesiredNetwork, VxlanFilter } from '../dataplane.ts';
 import { isCanonicalIPv6, isIfname } from './validate.ts';
+import type { Runner } from './exec.ts';
 import type { FirewallState } from './read.ts';
 import { firewall6MarkerRule, ipv4Part, renderFirewall6, replaceScript6 } from './ipv6-firewall.ts';
 import { deleteUnderlay6, replaceUnderlay6, underlay6Body, wantsUnderlay6 } from './underlay6.ts';
@@ -319,4 +320,23 @@ export function planFirewall(
     ...(rendered.hash6 !== undefined ? { hash6: rendered.hash6 } : {}),
     ...(under ? { underlay6: true as const } : {}),
   };
+}
+
+/**
+ * `nft -j list table FAMILY vxnet`: its JSON, absent (no such table), or why it could not be read. A failure
+ * to read one of our tables does not fail the pass (that would leave pending endpoints without a reason):
+ * the caller reports the table as unreadable, and applying it writes it whole.
+ */
+export async function listOwnedTable(run: Runner, family: 'ip' | 'bridge', signal?: AbortSignal): Promise<{ json: string } | { absent: true } | { unreadable: string }> {
+  let result;
+  try {
+    result = await run.run(['nft', '-j', 'list', 'table', family, OWNED_NFT_TABLE], { signal, allowFailure: true });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return { unreadable: err instanceof Error ? err.message : String(err) };
+  }
+  if (result.code === 0) return { json: result.stdout };
+  if (/No such file or directory/.test(result.stderr)) return { absent: true };
+  const detail = result.stderr.trim().split('\n').filter(Boolean).slice(0, 3).join(' / ') || 'no error output';
+  return { unreadable: `nft -j list table ${family} ${OWNED_NFT_TABLE} failed (exit ${result.code}): ${detail}` };
 }

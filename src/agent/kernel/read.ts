@@ -15,6 +15,7 @@
 import { OWNED_NFT_TABLE, OWNED_PREFIX } from '../dataplane.ts';
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import { FIREWALL6_MARKER, firewall6Matches } from './ipv6-firewall.ts';
+import { listOwnedTable } from './nftables.ts';
 import type { Runner } from './exec.ts';
 import { UNDERLAY6_TABLE } from './underlay6.ts';
 
@@ -258,19 +259,9 @@ export async function readFdb(run: Runner, signal?: AbortSignal): Promise<FdbEnt
  * endpoints without a reason): it comes back as `unreadable`, and applying the table decides.
  */
 export async function readFirewall(run: Runner, signal?: AbortSignal): Promise<FirewallState> {
-  let result;
-  try {
-    result = await run.run(['nft', '-j', 'list', 'table', 'ip', OWNED_NFT_TABLE], { signal, allowFailure: true });
-  } catch (err) {
-    if (signal?.aborted) throw err;
-    return { present: false, unreadable: err instanceof Error ? err.message : String(err) };
-  }
-  if (result.code !== 0) {
-    if (/No such file or directory/.test(result.stderr)) return { present: false };
-    const detail = result.stderr.trim().split('\n').filter(Boolean).slice(0, 3).join(' / ') || 'no error output';
-    return { present: false, unreadable: `nft -j list table ip ${OWNED_NFT_TABLE} failed (exit ${result.code}): ${detail}` };
-  }
-  return parseFirewall(result.stdout);
+  const listed = await listOwnedTable(run, 'ip', signal);
+  if ('json' in listed) return parseFirewall(listed.json);
+  return 'absent' in listed ? { present: false } : { present: false, unreadable: listed.unreadable };
 }
 
 /**
