@@ -37,18 +37,8 @@ import { IPV6_OFF, addNetns, deleteNetns, ipBatch, listNetns, netnsExecArgv, set
 import { findCommand, isRoot } from './preflight.ts';
 import { run, start, type ChildProcessHandle, type RunResult } from './processes.ts';
 import {
-  DEFAULT_PREFIX,
-  INTERNET_ADDRESS,
-  MAX_HOSTS,
-  OUTSIDE_ADDRESS,
-  UNDERLAY_DEVICE,
-  UNDERLAY6_HOST_SYSCTLS,
-  hostAddress,
-  hostAddress6,
-  rewireHost,
-  switchPort,
-  wireUnderlay,
-  type SimHost,
+  DEFAULT_PREFIX, INTERNET_ADDRESS, MAX_HOSTS, OUTSIDE_ADDRESS, UNDERLAY_DEVICE, UNDERLAY6_HOST_SYSCTLS,
+  hostAddress, hostAddress6, rewireHost, switchPort, wireUnderlay, type SimHost,
 } from './topology.ts';
 
 export type { ChildProcessHandle, ExitInfo, RunResult } from './processes.ts';
@@ -394,8 +384,7 @@ class SimCluster implements Cluster {
     ];
     // The agent serves the CNI plugin by default on one path per machine: each simulated host gets its own.
     if (!args.includes('--cni-socket') && !args.includes('--no-cni')) args.push('--cni-socket', join(this.tmpDir, `${host.name}-cni.sock`));
-    // Each network's namespace is pinned in /run/netns, shared by every simulated host: named after the host, so
-    // hosts never collide and teardown (cleanup.ts) finds them.
+    // Network namespaces are pinned in /run/netns, which all simulated hosts share: named after the host, never shared.
     if (!args.includes('--netns-prefix') && !args.includes('--no-network-namespaces')) args.push('--netns-prefix', `${host.netns}-n`);
     await this.#daemons.startAgent(host, args, () => this.api<NodeStatus[]>('GET', '/v1/nodes'));
   }
@@ -419,9 +408,8 @@ class SimCluster implements Cluster {
     // itself may linger in the kernel a little after `ip netns del`, but nothing refers to it by name.
     const port = switchPort(host);
     await run(['ip', '-n', this.switchNetns, 'link', 'del', port]);
-    // the agent's namespaces of the networks (--netns-prefix HOST-n) go with the machine, as after a reboot
-    const networks = listNetns().filter((name) => name.startsWith(`${host.netns}-n`));
-    const failures = await deleteNetns([host.netns, ...networks]);
+    // the agent's network namespaces (--netns-prefix HOST-n) go with the machine, as after a reboot
+    const failures = await deleteNetns([host.netns, ...listNetns().filter((name) => name.startsWith(`${host.netns}-n`))]);
     if (failures.length > 0) throw new Error(`could not delete ${host.netns}: ${failures[0]?.error}`);
     await addNetns([host.netns]);
     await this.#quiet(host.netns);
