@@ -97,7 +97,6 @@ export class LinuxDataplane implements Dataplane {
   readonly #namespaces: { prefix: string } | undefined;
   /** per network namespace, its anti-spoofing table and entries kept between passes */
   readonly #spaces: NamespaceCaches;
-  readonly #onDrift: (() => void) | undefined;
   #tuned = false;
   #queue: Promise<unknown> = Promise.resolve();
   /** what the last pass wanted, when it found every entry as wanted and wrote nothing (see #entriesSettled) */
@@ -109,7 +108,6 @@ export class LinuxDataplane implements Dataplane {
     this.#tune = options.tuneNeighbourTable ?? true;
     this.#concurrency = Math.max(1, options.endpointConcurrency ?? 4);
     this.#namespaces = options.networkNamespaces;
-    this.#onDrift = options.onDrift;
     const watchEntries = options.watchEntries !== false;
     this.#entries = !watchEntries || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
     this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log, ...(options.onDrift ? { onForeignChange: options.onDrift } : {}) });
