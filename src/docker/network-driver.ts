@@ -364,33 +364,40 @@ export class NetworkDriver {
    */
   async #nameContainer(req: JoinRequest, endpointId: string): Promise<void> {
     const deadline = Date.now() + (this.#o.nameTimeoutMs ?? 30_000);
-    try {
-      for (;;) {
+    let lastError: unknown;
+    while (Date.now() <= deadline) {
+      try {
         const detail = await this.#o.engine.inspectNetwork(req.NetworkID);
         const [containerId, container] = Object.entries(detail?.Containers ?? {}).find(([, c]) => c.EndpointID === req.EndpointID) ?? [];
         const name = container?.Name;
-        if (name !== undefined && name !== '') {
-          const aliases = await this.#aliasesOf(containerId!, req.EndpointID, name);
-          await this.#o.endpoints.setDockerContainer(endpointId, name, undefined, aliases);
+        const aliases = name !== undefined && name !== '' ? await this.#aliasesOf(containerId!, req.EndpointID, name) : 'not yet';
+        if (aliases !== 'not yet') {
+          await this.#o.endpoints.setDockerContainer(endpointId, name!, undefined, aliases);
           return;
         }
-        if (Date.now() > deadline) return;
-        await sleep(100);
+        lastError = undefined;
+      } catch (err) {
+        // the engine holds a starting container's inspect until the start is done, which can outlast one call's time limit
+        lastError = err;
       }
-    } catch (err) {
-      this.#log(`could not name the container of endpoint ${endpointId}: ${messageOf(err)}`);
+      await sleep(100);
     }
+    if (lastError !== undefined) this.#log(`could not name the container of endpoint ${endpointId}: ${messageOf(lastError)}`);
   }
 
   /**
    * The container's `--network-alias`es on this endpoint's network, for DNS; without the container's own name
-   * and the short id Docker adds to every container, and only those that are DNS labels.
+   * and the short id Docker adds to every container, and only those that are DNS labels. 'not yet' while the
+   * engine's view of the container does not show this endpoint: Docker's inspect reads a snapshot that is
+   * written after Join, and reading it too early would record no alias at all.
    */
-  async #aliasesOf(containerId: string, endpointId: string, name: string): Promise<string[] | undefined> {
-    const inspected = await this.#o.engine.inspectContainer?.(containerId);
+  async #aliasesOf(containerId: string, endpointId: string, name: string): Promise<string[] | undefined | 'not yet'> {
+    if (this.#o.engine.inspectContainer === undefined) return undefined;
+    const inspected = await this.#o.engine.inspectContainer(containerId);
     if (!inspected) return undefined;
     const network = Object.values(inspected.NetworkSettings?.Networks ?? {}).find((n) => n.EndpointID === endpointId);
-    return (network?.Aliases ?? []).filter((a) => a !== name && !containerId.startsWith(a) && isEndpointName(a)).slice(0, MAX_ENDPOINT_ALIASES);
+    if (network === undefined) return 'not yet';
+    return (network.Aliases ?? []).filter((a) => a !== name && !containerId.startsWith(a) && isEndpointName(a)).slice(0, MAX_ENDPOINT_ALIASES);
   }
 
   leave(_req: EndpointRequest): Record<string, never> {

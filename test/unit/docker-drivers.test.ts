@@ -71,8 +71,8 @@ class FakeManager {
     this.deletedEndpoints.push(id);
   }
   containerNames: string[] = [];
-  async setDockerContainer(id: string, name: string): Promise<void> {
-    this.containerNames.push(`${id}=${name}`);
+  async setDockerContainer(id: string, name: string, _signal?: AbortSignal, aliases?: string[]): Promise<void> {
+    this.containerNames.push(`${id}=${name}${aliases === undefined ? '' : ` aliases: ${aliases.join(',')}`}`);
   }
   async createNetwork(req: CreateNetworkRequest): Promise<Network> {
     if (this.fail.createNetwork) throw this.fail.createNetwork;
@@ -391,6 +391,36 @@ describe('network driver: endpoints', () => {
     await driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/x', Options: {} });
     for (let i = 0; i < 100 && manager.containerNames.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(manager.containerNames, ['abcdefabcdef=web']);
+  });
+
+  it('the --network-alias names are read once the engine shows the endpoint, through a slow or early inspect', async () => {
+    const containerId = 'd'.repeat(64);
+    let looks = 0;
+    const { driver, ready, manager, engineContainers } = setup({
+      engine: {
+        async inspectNetwork() {
+          return { Name: 'blue', Containers: Object.fromEntries(engineContainers) };
+        },
+        async removeNetwork() {},
+        async listNetworks() {
+          return [];
+        },
+        // a starting container's inspect waits for the start (a timeout here), then shows no endpoint yet, then all
+        async inspectContainer() {
+          looks++;
+          if (looks === 1) throw new Error('the Docker engine did not answer GET /containers/d/json within 10 s.');
+          const Networks = looks === 2 ? { blue: { EndpointID: '', Aliases: null } } : { blue: { EndpointID: EP_ID, Aliases: ['store', 'web', 'dddddddddddd', 'Not a label'] } };
+          return { NetworkSettings: { Networks } };
+        },
+      },
+    });
+    await driver.createEndpoint({ NetworkID: NET_ID, EndpointID: EP_ID, Interface: iface('10.1.0.5/24'), Options: {} });
+    ready.set('abcdefabcdef', true);
+    engineContainers.set(containerId, { Name: 'web', EndpointID: EP_ID });
+    await driver.join({ NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/x', Options: {} });
+    for (let i = 0; i < 200 && manager.containerNames.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(manager.containerNames, ['abcdefabcdef=web aliases: store']);
+    assert.equal(looks, 3);
   });
 
   it('Join waits for the local agent and names the handed-over veth end, the gateway and the other subnets', async () => {
