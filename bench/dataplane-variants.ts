@@ -12,8 +12,7 @@
  * "Without Docker's iptables rules": Docker's tables (ip/ip6 filter and nat of iptables-nft) are deleted on
  * both hosts and every path is measured again; vxnet's own table stays, as on a host without Docker.
  */
-import { formatCidr, maskOf, parseIPv4 } from '../src/core/ipv4.ts';
-import { run, runChecked } from '../src/testkit/processes.ts';
+import { run } from '../src/testkit/processes.ts';
 import { fixed, ratio } from './stats.ts';
 import { noise, type TrafficPath, type TrafficSummary } from './traffic.ts';
 

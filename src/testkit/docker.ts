@@ -143,14 +143,12 @@ class Engine {
   readonly pluginDir: string;
   /** where the host's agent serves the vxnet plugin for it */
   readonly pluginSocket: string;
-  readonly #cluster: Cluster;
   readonly #log: ((line: string) => void) | undefined;
   readonly #cgroupParent: string;
   #process: ChildProcessHandle | undefined;
   #destroyed: Promise<void> | undefined;
 
   constructor(cluster: Cluster, host: SimHost, mode: EngineMode, log: ((line: string) => void) | undefined) {
-    this.#cluster = cluster;
     this.host = host;
     this.mode = mode;
     this.#log = log;

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import * as der from '../../src/pki/der.ts';
 import { certificateDigest, checkIssuedBy, identityOf, renewalTime, subjectFor } from '../../src/pki/identity.ts';
 import { formatToken, newSecret, parseToken } from '../../src/pki/token.ts';

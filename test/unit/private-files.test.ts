@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { VxnetError } from '../../src/core/errors.ts';
 import { CA_FILE, CERT_FILE, KEY_FILE, obtainCredentials } from '../../src/agent/identity.ts';
 import { DB_FILE, startManager } from '../../src/manager/main.ts';
