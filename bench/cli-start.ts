@@ -76,6 +76,13 @@ function childCpuMs(): number {
   return (Number(fields[13]) + Number(fields[14])) * 10;
 }
 
+/** The options the installed launcher gives Node before main.js (install.sh writes its `exec` line). */
+function launcherNodeFlags(launcher: string): string[] {
+  const exec = /^exec "[^"]+"((?: --[a-z-]+)*) "[^"]+\/main\.js"/m.exec(readFileSync(launcher, 'utf8'));
+  if (!exec) throw new Error(`${launcher}: no exec line of node and main.js; update bench/cli-start.ts with install.sh.`);
+  return exec[1]!.trim().split(' ').filter((flag) => flag !== '');
+}
+
 /** Wall-clock milliseconds from spawn to exit; rejects on a non-zero exit (a broken command measures nothing). */
 function timed(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolvePromise, reject) => {
@@ -128,6 +135,7 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
     const vxnet = join(prefix, 'bin', 'vxnet');
     const node = join(prefix, 'lib', 'vxnet', 'node', 'bin', 'node');
     const mainJs = join(prefix, 'lib', 'vxnet', 'js', 'main.js');
+    const nodeFlags = launcherNodeFlags(vxnet);
     const socket = join(scratch, 'manager.sock');
     const manager = await startManager({ dataDir: join(scratch, 'data'), listen: [`unix:${socket}`, '127.0.0.1:0'] });
     try {
@@ -163,13 +171,21 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
         { label: '`vxnet network ls`, TLS (admin token)', argv: [vxnet, 'network', 'ls'], env: tlsEnv, target: '< 150 ms' },
         { label: '`vxnet network ls`, TLS, CA not cached (a first call)', argv: [vxnet, 'network', 'ls'], env: tlsUncachedEnv },
         { label: '`vxnet network ls`, TLS, CA cached, no kept session (full handshake)', argv: [vxnet, 'network', 'ls'], env: fullHandshakeEnv },
-        // The same call without the launcher (PREFIX/bin/vxnet is a /bin/sh script), with the compile cache it
-        // would choose: what the shell costs.
-        { label: '`node main.js network ls`, TLS, no launcher', argv: [node, mainJs, 'network', 'ls'], env: noLauncherEnv, unset: ['NODE_EXTRA_CA_CERTS'] },
+        // The same call without the launcher (PREFIX/bin/vxnet is a /bin/sh script), with the compile cache and
+        // the Node flags it would choose: what the shell costs. Then without those flags (install.sh: the real
+        // path of every module taken): what they save.
+        { label: '`node main.js network ls`, TLS, no launcher', argv: [node, ...nodeFlags, mainJs, 'network', 'ls'], env: noLauncherEnv, unset: ['NODE_EXTRA_CA_CERTS'] },
+        ...(nodeFlags.length > 0
+          ? [{ label: `\`node main.js network ls\`, TLS, no launcher, without ${nodeFlags.join(' ')}`, argv: [node, mainJs, 'network', 'ls'], env: noLauncherEnv, unset: ['NODE_EXTRA_CA_CERTS'] }]
+          : []),
+        { label: '`node main.js network ls`, unix socket, no launcher', argv: [node, ...nodeFlags, mainJs, 'network', 'ls'], env: { ...noLauncherEnv, ...unixEnv }, unset: ['NODE_EXTRA_CA_CERTS'] },
+        ...(nodeFlags.length > 0
+          ? [{ label: `\`node main.js network ls\`, unix socket, no launcher, without ${nodeFlags.join(' ')}`, argv: [node, mainJs, 'network', 'ls'], env: { ...noLauncherEnv, ...unixEnv }, unset: ['NODE_EXTRA_CA_CERTS'] }]
+          : []),
         // NODE_EXTRA_CA_CERTS (set on some machines, e.g. this project's CI) makes Node parse that bundle at the
         // first TLS connection although vxnet passes its own CA; the launcher unsets it. What it cost a call:
         ...(process.env.NODE_EXTRA_CA_CERTS
-          ? [{ label: '`node main.js network ls`, TLS, no launcher, NODE_EXTRA_CA_CERTS kept', argv: [node, mainJs, 'network', 'ls'], env: noLauncherEnv }]
+          ? [{ label: '`node main.js network ls`, TLS, no launcher, NODE_EXTRA_CA_CERTS kept', argv: [node, ...nodeFlags, mainJs, 'network', 'ls'], env: noLauncherEnv }]
           : []),
         { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'], env: cacheHome },
         { label: 'from source: `bin/vxnet network ls`, unix socket', argv: [source, 'network', 'ls'], env: unixEnv },
