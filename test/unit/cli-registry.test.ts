@@ -52,21 +52,7 @@ describe('CLI command registry', () => {
   });
 
   test('vxnet --version loads neither the parser, the command modules nor the HTTP client', async () => {
-    const script = `
-      import { registerHooks } from 'node:module';
-      const loaded = [];
-      registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r; } });
-      const { main } = await import(${JSON.stringify(new URL('../../src/cli/main.ts', import.meta.url).href)});
-      let out = '';
-      await main(['--version'], {}, { stdout(t) { out += t; }, stderr() {} });
-      console.log(JSON.stringify({ out, loaded }));
-    `;
-    const { out, loaded } = await new Promise<{ out: string; loaded: string[] }>((resolve, reject) => {
-      execFile(process.execPath, ['--input-type=module', '-e', script], (err, stdout) => {
-        if (err) reject(err);
-        else resolve(JSON.parse(stdout) as { out: string; loaded: string[] });
-      });
-    });
+    const { out, loaded } = await mainInChild(['--version'], {});
     assert.match(out, /^vxnet \d+\.\d+\.\d+\n$/);
     const cli = loaded.filter((url) => url.includes('/src/cli/')).map((url) => url.replace(/.*\/src\/cli\//, ''));
     assert.deepEqual(cli.sort(), ['commands/version.ts', 'format.ts', 'main.ts']);
@@ -81,21 +67,7 @@ describe('CLI command registry', () => {
   });
 
   test('vxnet network ls loads its own command module and no other, nor the parser, the registry or help', async () => {
-    const script = `
-      import { registerHooks } from 'node:module';
-      const loaded = [];
-      registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r; } });
-      const { main } = await import(${JSON.stringify(new URL('../../src/cli/main.ts', import.meta.url).href)});
-      let err = '';
-      const code = await main(['network', 'ls'], { VXNET_MANAGER: 'unix:/nonexistent/vxnet.sock', VXNET_TOKEN: 't' }, { stdout() {}, stderr(t) { err += t; } });
-      console.log(JSON.stringify({ code, err, loaded }));
-    `;
-    const { code, err, loaded } = await new Promise<{ code: number; err: string; loaded: string[] }>((resolve, reject) => {
-      execFile(process.execPath, ['--input-type=module', '-e', script], (error, stdout) => {
-        if (error) reject(error);
-        else resolve(JSON.parse(stdout) as { code: number; err: string; loaded: string[] });
-      });
-    });
+    const { code, err, loaded } = await mainInChild(['network', 'ls'], { VXNET_MANAGER: 'unix:/nonexistent/vxnet.sock', VXNET_TOKEN: 't' });
     // No manager there: the call fails as it would have, after loading what it needs.
     assert.equal(code, 1);
     assert.match(err, /^vxnet: /);
@@ -104,3 +76,23 @@ describe('CLI command registry', () => {
     for (const absent of ['parse.ts', 'registry.ts', 'help.ts']) assert.ok(!cli.has(absent), absent);
   });
 });
+
+/** Runs main() in a fresh Node.js process: its exit status, output, and the URL of every module it loaded. */
+async function mainInChild(argv: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string; loaded: string[] }> {
+  const script = `
+    import { registerHooks } from 'node:module';
+    const loaded = [];
+    registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r; } });
+    const { main } = await import(${JSON.stringify(new URL('../../src/cli/main.ts', import.meta.url).href)});
+    let out = '';
+    let err = '';
+    const code = await main(${JSON.stringify(argv)}, ${JSON.stringify(env)}, { stdout(t) { out += t; }, stderr(t) { err += t; } });
+    console.log(JSON.stringify({ code, out, err, loaded }));
+  `;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], (error, stdout) => {
+      if (error) reject(error);
+      else resolve(JSON.parse(stdout) as { code: number; out: string; err: string; loaded: string[] });
+    });
+  });
+}
