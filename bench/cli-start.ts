@@ -37,6 +37,27 @@
  * chunks follow its own lazy imports). The /bin/sh launcher costs ~1–2 ms, less than the bundle it drops
  * (row "no launcher").
  *
+ * Issue 17's third pass: the ~48 ms a unix-socket call costs over `node -e 0` are the client's. The manager's
+ * side of one `GET /v1/networks`, 300 requests each on new connections from a warm client: 0.40 ms of manager
+ * CPU over the unix socket, 1.43 ms over TLS with a full handshake, 1.10 ms resumed (the admin token is one
+ * SHA-256 and a constant-time compare, src/manager/tokens.ts: no KDF). On a resumed connection the manager's
+ * new ticket comes after the answer (warm client: head at 4.3 ms, ticket at 7.8), so no call waits for it.
+ * Stage marks in single TLS calls (a loaded machine, so as shares of the time from main.js's first line to
+ * the exit): ~60% until the request is made (the command's modules, the client, node:http, node:https with
+ * node:tls and node:crypto, the kept CA and session read), ~20% the first TLS connection's setup until its
+ * socket (secure context, TLSSocket), ~10% connect and handshake (the schemas load meanwhile), ~6% the answer
+ * printed and the exit. Two changes kept: a command line naming one command loads that
+ * command's module alone (src/cli/command-index.ts), not the registry's 25 and help (a 59 KB chunk: 29 → 25
+ * files for `network ls`); and the launcher runs Node with --preserve-symlinks(-main), so the ESM loader
+ * takes no real path of main.js and each chunk (install.sh). Together, A/B against the previous build in one
+ * interleaved run of 40 (load average 16-38): TLS p50 1.90× → 1.80× of `node -e 0`, CPU 2.14× → 1.95×;
+ * unix 1.83× → 1.76×, CPU 1.68× → 1.65×. Tried and left: `tls.setDefaultCACertificates([CA])` instead of
+ * `ca` (the first secure context costs the same ~2 ms); fewer files through fewer dynamic entries (every
+ * daemon behind one entry: 26 → 20 files; the CLI's own lazy modules behind another too: 15 files but 58 KB
+ * more JS): CPU within ±3%, noise, not kept; building the CNI plugin apart (the same 26 files here); a
+ * larger first semi-space again (2, 4, 8 MB: no gain). Node's own share: node:tls loads node:crypto whole
+ * (argon2 and key classes set up, WebCrypto's algorithm table built), ~14 ms quiet in either order.
+ *
  * Targets (vxnet issue 17): `vxnet --version` within 1.3× of `node -e 0`; `vxnet network ls` against a
  * running manager under 150 ms. A benchmark, not a test: it prints, it asserts nothing.
  *
