@@ -140,12 +140,16 @@ mv "$libdir.new" "$libdir"
 rm -rf "$libdir.old" "$prefix/share/doc/vxnet"
 cp -R "$tree/share/doc/vxnet" "$prefix/share/doc/vxnet"
 
+# --preserve-symlinks(-main): without them Node takes the real path (fs.realpathSync, in JavaScript) of main.js
+# and of each of the ~25 chunks a `vxnet network ls` loads. The installed tree holds no links to resolve
+# (cp -R above, imports relative to it), so the launcher skips that work: 5-8% of a call's CPU, measured under
+# load (bench/cli-start.ts).
 cat >"$prefix/bin/vxnet.new" <<EOF
 #!/bin/sh
 # vxnet launcher, written by install.sh (vxnet $version): the Node.js and the built code in $libdir,
 # with the environment of launcher-env.sh there.
 . "$libdir/launcher-env.sh"
-exec "$libdir/node/bin/node" "$libdir/js/main.js" "\$@"
+exec "$libdir/node/bin/node" --preserve-symlinks --preserve-symlinks-main "$libdir/js/main.js" "\$@"
 EOF
 chmod 0755 "$prefix/bin/vxnet.new"
 mv "$prefix/bin/vxnet.new" "$prefix/bin/vxnet"

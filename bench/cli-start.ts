@@ -37,6 +37,27 @@
  * chunks follow its own lazy imports). The /bin/sh launcher costs ~1–2 ms, less than the bundle it drops
  * (row "no launcher").
  *
+ * Issue 17's third pass: the ~48 ms a unix-socket call costs over `node -e 0` are the client's. The manager's
+ * side of one `GET /v1/networks`, 300 requests each on new connections from a warm client: 0.40 ms of manager
+ * CPU over the unix socket, 1.43 ms over TLS with a full handshake, 1.10 ms resumed (the admin token is one
+ * SHA-256 and a constant-time compare, src/manager/tokens.ts: no KDF). On a resumed connection the manager's
+ * new ticket comes after the answer (warm client: head at 4.3 ms, ticket at 7.8), so no call waits for it.
+ * Stage marks in single TLS calls (a loaded machine, so as shares of the time from main.js's first line to
+ * the exit): ~60% until the request is made (the command's modules, the client, node:http, node:https with
+ * node:tls and node:crypto, the kept CA and session read), ~20% the first TLS connection's setup until its
+ * socket (secure context, TLSSocket), ~10% connect and handshake (the schemas load meanwhile), ~6% the answer
+ * printed and the exit. Two changes kept: a command line naming one command loads that
+ * command's module alone (src/cli/command-index.ts), not the registry's 25 and help (a 59 KB chunk: 29 → 25
+ * files for `network ls`); and the launcher runs Node with --preserve-symlinks(-main), so the ESM loader
+ * takes no real path of main.js and each chunk (install.sh). Together, A/B against the previous build in one
+ * interleaved run of 40 (load average 16-38): TLS p50 1.90× → 1.80× of `node -e 0`, CPU 2.14× → 1.95×;
+ * unix 1.83× → 1.76×, CPU 1.68× → 1.65×. Tried and left: `tls.setDefaultCACertificates([CA])` instead of
+ * `ca` (the first secure context costs the same ~2 ms); fewer files through fewer dynamic entries (every
+ * daemon behind one entry: 26 → 20 files; the CLI's own lazy modules behind another too: 15 files but 58 KB
+ * more JS): CPU within ±3%, noise, not kept; building the CNI plugin apart (the same 26 files here); a
+ * larger first semi-space again (2, 4, 8 MB: no gain). Node's own share: node:tls loads node:crypto whole
+ * (argon2 and key classes set up, WebCrypto's algorithm table built), ~14 ms quiet in either order.
+ *
  * Targets (vxnet issue 17): `vxnet --version` within 1.3× of `node -e 0`; `vxnet network ls` against a
  * running manager under 150 ms. A benchmark, not a test: it prints, it asserts nothing.
  *
@@ -74,6 +95,13 @@ function childCpuMs(): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // cutime and cstime are fields 16 and 17 of proc(5); fields[0] here is field 3.
   return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
+/** The options the installed launcher gives Node before main.js (install.sh writes its `exec` line). */
+function launcherNodeFlags(launcher: string): string[] {
+  const exec = /^exec "[^"]+"((?: --[a-z-]+)*) "[^"]+\/main\.js"/m.exec(readFileSync(launcher, 'utf8'));
+  if (!exec) throw new Error(`${launcher}: no exec line of node and main.js; update bench/cli-start.ts with install.sh.`);
+  return exec[1]!.trim().split(' ').filter((flag) => flag !== '');
 }
 
 /** Wall-clock milliseconds from spawn to exit; rejects on a non-zero exit (a broken command measures nothing). */
@@ -128,6 +156,7 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
     const vxnet = join(prefix, 'bin', 'vxnet');
     const node = join(prefix, 'lib', 'vxnet', 'node', 'bin', 'node');
     const mainJs = join(prefix, 'lib', 'vxnet', 'js', 'main.js');
+    const nodeFlags = launcherNodeFlags(vxnet);
     const socket = join(scratch, 'manager.sock');
     const manager = await startManager({ dataDir: join(scratch, 'data'), listen: [`unix:${socket}`, '127.0.0.1:0'] });
     try {
@@ -163,13 +192,21 @@ export async function measureCliStart(options: CliStartOptions = {}): Promise<Cl
         { label: '`vxnet network ls`, TLS (admin token)', argv: [vxnet, 'network', 'ls'], env: tlsEnv, target: '< 150 ms' },
         { label: '`vxnet network ls`, TLS, CA not cached (a first call)', argv: [vxnet, 'network', 'ls'], env: tlsUncachedEnv },
         { label: '`vxnet network ls`, TLS, CA cached, no kept session (full handshake)', argv: [vxnet, 'network', 'ls'], env: fullHandshakeEnv },
-        // The same call without the launcher (PREFIX/bin/vxnet is a /bin/sh script), with the compile cache it
-        // would choose: what the shell costs.
-        { label: '`node main.js network ls`, TLS, no launcher', argv: [node, mainJs, 'network', 'ls'], env: noLauncherEnv, unset: ['NODE_EXTRA_CA_CERTS'] },
+        // The same call without the launcher (PREFIX/bin/vxnet is a /bin/sh script), with the compile cache and
+        // the Node flags it would choose: what the shell costs. Then without those flags (install.sh: the real
+        // path of every module taken): what they save.
+        { label: '`node main.js network ls`, TLS, no launcher', argv: [node, ...nodeFlags, mainJs, 'network', 'ls'], env: noLauncherEnv, unset: ['NODE_EXTRA_CA_CERTS'] },
+        ...(nodeFlags.length > 0
+          ? [{ label: `\`node main.js network ls\`, TLS, no launcher, without ${nodeFlags.join(' ')}`, argv: [node, mainJs, 'network', 'ls'], env: noLauncherEnv, unset: ['NODE_EXTRA_CA_CERTS'] }]
+          : []),
+        { label: '`node main.js network ls`, unix socket, no launcher', argv: [node, ...nodeFlags, mainJs, 'network', 'ls'], env: { ...noLauncherEnv, ...unixEnv }, unset: ['NODE_EXTRA_CA_CERTS'] },
+        ...(nodeFlags.length > 0
+          ? [{ label: `\`node main.js network ls\`, unix socket, no launcher, without ${nodeFlags.join(' ')}`, argv: [node, mainJs, 'network', 'ls'], env: { ...noLauncherEnv, ...unixEnv }, unset: ['NODE_EXTRA_CA_CERTS'] }]
+          : []),
         // NODE_EXTRA_CA_CERTS (set on some machines, e.g. this project's CI) makes Node parse that bundle at the
         // first TLS connection although vxnet passes its own CA; the launcher unsets it. What it cost a call:
         ...(process.env.NODE_EXTRA_CA_CERTS
-          ? [{ label: '`node main.js network ls`, TLS, no launcher, NODE_EXTRA_CA_CERTS kept', argv: [node, mainJs, 'network', 'ls'], env: noLauncherEnv }]
+          ? [{ label: '`node main.js network ls`, TLS, no launcher, NODE_EXTRA_CA_CERTS kept', argv: [node, ...nodeFlags, mainJs, 'network', 'ls'], env: noLauncherEnv }]
           : []),
         { label: 'from source: `bin/vxnet --version`', argv: [source, '--version'], env: cacheHome },
         { label: 'from source: `bin/vxnet network ls`, unix socket', argv: [source, 'network', 'ls'], env: unixEnv },

@@ -39,6 +39,11 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
     // `vxnet --version` is what scripts call most and the start-up benchmark: it is answered before the
     // parser and the fourteen command modules are loaded (a third of the CLI's start-up time untranspiled).
     if (argv.length === 1 && (argv[0] === '--version' || argv[0] === 'version')) return await version.run({ kind: 'version' }, ctx);
+    // A line naming one command loads that command's module alone (command-index.ts); help, a bare group
+    // or a mistyped command load them all (parse.ts).
+    const { resolveIndexed } = await import('./command-index.ts');
+    const indexed = await resolveIndexed(argv, env);
+    if (indexed) return await indexed.run(ctx);
     const { resolveCommandLine } = await import('./parse.ts');
     return await resolveCommandLine(argv, env).run(ctx);
   } catch (err) {
