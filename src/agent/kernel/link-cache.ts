@@ -18,8 +18,9 @@
  *   wait for a read;
  * - the kernel announces links and addresses, not every attribute: a bridge port's `learning` and a VXLAN
  *   device's options changed in place send no event (kernel 6.18, `ip monitor all` prints nothing). A kept
- *   read is therefore used for at most LINKS_KEEP_MS, less than the agent's periodic pass (30 s): every
- *   periodic pass reads, so drift of that kind is repaired as soon as before.
+ *   read is therefore used for at most LINKS_KEEP_MS, a third of the agent's periodic pass (30 s): drift of
+ *   that kind is repaired by the first pass that finds the kept read older, a periodic one at the latest
+ *   (one period later than before when a write came less than 10 s before it).
  */
 import type { Runner } from './exec.ts';
 import { KernelMonitor, type Subscription } from './monitor.ts';
