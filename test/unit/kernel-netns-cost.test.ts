@@ -160,6 +160,15 @@ describe('a pass with a namespace per network: what it costs', () => {
     await dataplane.close();
   });
 
+  it("reads a place's links again between passes shortly after its monitor printed a line, so the next pass reads nothing", async () => {
+    kernel.linkMonitor().onLine('Deleted 12: vxncbbbbbbbbbb@vxnhbbbbbbbbbb: <BROADCAST,MULTICAST> mtu 1450', 'stdout');
+    for (let i = 0; i < 100 && !kernel.calls.some((c) => c.argv === 'ip -j -d addr show'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(kernel.take(), ['ip -j -d addr show'], 'only the host, in the background');
+    assert.equal((await dataplane.reconcile(settled)).changes, 0);
+    assert.deepEqual(kernel.take(), []);
+    await dataplane.close();
+  });
+
   it('reads the links every pass while a monitor is not subscribed', async () => {
     const unsubscribed = new LinuxDataplane({ run: kernel, networkNamespaces: { prefix: 'vxnet-' }, tuneNeighbourTable: false, watchLinks: false });
     assert.equal((await unsubscribed.reconcile(settled)).changes, 0);

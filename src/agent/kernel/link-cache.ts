@@ -13,8 +13,9 @@
  *   not show it) and has not been restarted;
  * - the data plane drops the kept read after any pass that ran a write (ours arrive as events too, but
  *   perhaps only after the next pass began), and after anything unexpected; a read under way then is not
- *   kept either. It reads again shortly after such a pass (`refresh`, queued like a pass, never beside one):
- *   the agent runs no pass for the status report that follows an attach, and the next attach should not
+ *   kept either. It reads again shortly after such a pass, and after a monitor's line (`refresh`, queued
+ *   like a pass, never beside one): the agent runs no pass for the status report that follows an attach,
+ *   libnetwork moves a container's end out of the host namespace after Join, and the next attach should not
  *   wait for a read;
  * - the kernel announces links and addresses, not every attribute: a bridge port's `learning` and a VXLAN
  *   device's options changed in place send no event (kernel 6.18, `ip monitor all` prints nothing). A kept
@@ -37,6 +38,8 @@ export const LINKS_KEEP_MS = 10_000;
 
 export interface LinkCacheOptions {
   log?: (line: string) => void;
+  /** the monitor printed a line: the kept read is gone (the data plane reads again between passes) */
+  onEvent?: () => void;
   now?: () => number;
 }
 
@@ -55,7 +58,10 @@ export class LinkCache {
     this.#monitor = new KernelMonitor(run, {
       argv: ['ip', 'monitor', 'link', 'address'],
       subscription: LINK_EVENTS,
-      onLine: () => this.#generation++,
+      onLine: () => {
+        this.#generation++;
+        options.onEvent?.();
+      },
       onStart: () => {
         this.#generation++;
         this.#kept = undefined;

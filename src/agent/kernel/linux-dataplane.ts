@@ -94,8 +94,10 @@ export interface LinuxDataplaneOptions {
 
 export { WRITE_THROUGH_MAX_STEPS } from './entry-writes.ts';
 
-/** How long after a pass that wrote the links are read again (see #refreshLinksSoon). */
+/** How long after a pass that wrote the links are read again (see #refreshLinks). */
 const LINK_REFRESH_PAUSE_MS = 15;
+/** ... and after a link monitor printed a line: at most this often while somebody keeps changing links */
+const LINK_EVENT_PAUSE_MS = 100;
 
 export class LinuxDataplane implements Dataplane {
   readonly #run: Runner;
@@ -107,6 +109,8 @@ export class LinuxDataplane implements Dataplane {
   readonly #namespaces: { prefix: string } | undefined;
   /** the host namespace's links, with a namespace per network */
   readonly #hostLinks: LinkCache | undefined;
+  /** the pending background read of dropped links (#refreshLinks) */
+  #refreshing: { at: number; timer: NodeJS.Timeout } | undefined;
   /** per network namespace, its anti-spoofing table and entries kept between passes */
   readonly #spaces: NamespaceCaches;
   #tuned = false;
@@ -124,8 +128,10 @@ export class LinuxDataplane implements Dataplane {
     this.#entries = !watchEntries || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
     this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log, ...(options.onDrift ? { onForeignChange: options.onDrift } : {}) });
     const watchLinks = this.#namespaces !== undefined && options.watchLinks !== false;
-    this.#hostLinks = watchLinks ? new LinkCache(this.#run, () => readOwnedLinks(this.#run), { log: this.#log }) : undefined;
-    this.#spaces = new NamespaceCaches({ log: this.#log, watchTables: this.#tables !== undefined, watchEntries, watchLinks, ...(options.onDrift ? { onDrift: options.onDrift } : {}) });
+    const onLinkEvent = () => this.#refreshLinks(LINK_EVENT_PAUSE_MS);
+    this.#hostLinks = watchLinks ? new LinkCache(this.#run, () => readOwnedLinks(this.#run), { log: this.#log, onEvent: onLinkEvent }) : undefined;
+    const spaces = { log: this.#log, watchTables: this.#tables !== undefined, watchEntries, watchLinks, onLinkEvent };
+    this.#spaces = new NamespaceCaches({ ...spaces, ...(options.onDrift ? { onDrift: options.onDrift } : {}) });
   }
 
   /**
@@ -133,6 +139,8 @@ export class LinuxDataplane implements Dataplane {
    * killed when the process exits, so this matters mainly for tests that delete the namespace afterwards.
    */
   async close(): Promise<void> {
+    if (this.#refreshing) clearTimeout(this.#refreshing.timer);
+    this.#refreshing = undefined;
     await Promise.all([this.#entries?.close(), this.#tables?.close(), this.#hostLinks?.close(), this.#spaces.forget()]);
   }
 
@@ -345,16 +353,23 @@ export class LinuxDataplane implements Dataplane {
   }
 
   /**
-   * After a pass that wrote: the links read again in the background, queued like a pass (never beside one),
-   * so that the next attach finds them kept (link-cache.ts). The pause lets the monitors report our own writes
-   * first: a read they interrupt is not kept.
+   * After a pass that wrote, or a link event (libnetwork moving a container's end out of the host namespace
+   * after Join, somebody else's change): the dropped link reads are read again in the background, queued
+   * like a pass (never beside one), so that the next attach finds them kept (link-cache.ts). The pause lets
+   * the monitors report our own writes first (a read they interrupt is not kept) and bounds the reads while
+   * somebody keeps changing links; a sooner refresh replaces a later one.
    */
-  #refreshLinksSoon(): void {
+  #refreshLinks(pauseMs: number): void {
+    const at = Date.now() + pauseMs;
+    if (this.#refreshing && this.#refreshing.at <= at) return;
+    if (this.#refreshing) clearTimeout(this.#refreshing.timer);
     const timer = setTimeout(() => {
+      this.#refreshing = undefined;
       const refresh = this.#queue.then(() => Promise.all([this.#hostLinks?.refresh(), this.#spaces.refreshLinks()]));
       this.#queue = refresh.catch(() => {});
-    }, LINK_REFRESH_PAUSE_MS);
+    }, pauseMs);
     timer.unref();
+    this.#refreshing = { at, timer };
   }
 
   /** A pass with a namespace per network: the host's state and each network's namespace read, then linux-netns.ts. */
@@ -403,7 +418,7 @@ export class LinuxDataplane implements Dataplane {
       if (writes.wrote() && this.#hostLinks) {
         this.#hostLinks.invalidate();
         caches.invalidateLinks();
-        this.#refreshLinksSoon();
+        this.#refreshLinks(LINK_REFRESH_PAUSE_MS);
       }
     }
     if (errors.length) result.error = errors.length > 5 ? `${errors.slice(0, 5).join('; ')}; and ${errors.length - 5} more` : errors.join('; ');

@@ -29,6 +29,8 @@ export interface NamespaceCacheOptions {
   watchEntries: boolean;
   /** keep the links (LinuxDataplaneOptions.watchLinks; default: read every pass) */
   watchLinks?: boolean;
+  /** a namespace's link monitor printed a line */
+  onLinkEvent?: () => void;
   onDrift?: () => void;
 }
 
@@ -62,7 +64,8 @@ export class NamespaceCaches {
     if (!this.#options.watchLinks) return readOwnedLinks(inside);
     let cache = this.#links.get(name);
     if (!cache) {
-      cache = new LinkCache(inside, () => readOwnedLinks(inside), { log: this.#options.log });
+      const { log, onLinkEvent } = this.#options;
+      cache = new LinkCache(inside, () => readOwnedLinks(inside), { log, ...(onLinkEvent ? { onEvent: onLinkEvent } : {}) });
       this.#links.set(name, cache);
     }
     await cache.prepare();
