@@ -2,7 +2,8 @@
  * `npm run bench`: measures vxnet side by side with its references in one run on simulated hosts, and
  * prints ratios (absolute numbers on a shared machine are noisy; ratios within one run are not).
  *
- *  1. attach → reachable from a container on another host (p50/p95/p99 over --attaches, default 100);
+ *  1. attach → reachable from a container on another host (p50/p95/p99 over --attaches, default 100), with a
+ *     namespace per network and without (two more hosts, attaches interleaved: bench/attach.ts);
  *  2. kernel programming on a real namespace: for each of --peers (default 10,000 and 50,000) remote
  *     endpoints on one node, the pass that programs them, passes with nothing to change, the prune, and the
  *     memory of the process that did it (bench/kernel-scale.ts);
@@ -43,7 +44,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ManagerClient } from '../src/client/client.ts';
 import { createCluster, type Cluster } from '../src/testkit/cluster.ts';
@@ -54,6 +54,7 @@ import { handBuiltVxlan } from './hand-built.ts';
 import { ipv6UnderlayDataPlane } from './ipv6-underlay.ts';
 import { ovsComparison } from './ovs.ts';
 import { demoteHeadings, updateReadme } from './readme.ts';
+import { attachBothLayouts } from './attach.ts';
 import { measureCliStart } from './cli-start.ts';
 import { dnsBench } from './dns.ts';
 import { encryptedDataPlane } from './encrypt.ts';
@@ -268,41 +269,19 @@ async function includeScaleReport(name: string): Promise<void> {
 }
 
 async function attachToReachable(cluster: Cluster, client: ManagerClient): Promise<void> {
-  log(`attach → reachable: ${ATTACHES} attaches on host1, probed from a container on host2 ...`);
-  await client.createNetwork({ name: 'bench', subnets: [{ cidr: '10.77.0.0/16' }] });
-  const probeNetns = await cluster.addContainer('probe');
-  await client.createEndpoint({ network: 'bench', node: 'host2', netns: probeNetns });
-  // Resolve unknown neighbours quickly: the prober's ARP for a not-yet-programmed peer is retried
-  // every 10 ms instead of every second, so the figure measures vxnet, not the ARP timer.
-  await cluster.exec(probeNetns, ['sysctl', '-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=10', 'net.ipv4.neigh.eth0.mcast_solicit=100']);
-  const targets: string[] = [];
-  for (let i = 0; i < ATTACHES; i++) targets.push(await cluster.addContainer(`a${i}`));
-
-  const prober = spawn('ip', ['netns', 'exec', probeNetns, process.execPath, join(import.meta.dirname, 'probe.ts')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const answers = createInterface({ input: prober.stdout! })[Symbol.asyncIterator]();
-  const reachable: number[] = [];
-  const ready: number[] = [];
-  try {
-    for (let i = 0; i < ATTACHES; i++) {
-      const ip = `10.77.${1 + Math.floor(i / 200)}.${10 + (i % 200)}`;
-      const started = performance.now();
-      prober.stdin!.write(`${ip}\n`);
-      await client.createEndpoint({ network: 'bench', node: 'host1', netns: targets[i]!, ip });
-      ready.push(performance.now() - started);
-      const answer = (await answers.next()).value as string;
-      const ms = Number(answer.split(' ')[1]);
-      if (!Number.isFinite(ms)) throw new Error(`${ip} never became reachable from host2`);
-      reachable.push(ms);
-      if ((i + 1) % 25 === 0) log(`  ${i + 1} of ${ATTACHES} attaches`);
-    }
-  } finally {
-    prober.kill();
-  }
+  const { namespaces, hostLayout } = await attachBothLayouts(cluster, client, ATTACHES, log);
+  const { reachable, ready } = namespaces;
   const readyMs = distribution(ready);
   const reachableMs = distribution(reachable);
-  report.attach = { attaches: ATTACHES, readyMs, reachableMs, raw: { readyMs: rounded(ready, 1), reachableMs: rounded(reachable, 1) } };
+  const host = { readyMs: distribution(hostLayout.ready), reachableMs: distribution(hostLayout.reachable) };
+  report.attach = {
+    attaches: ATTACHES,
+    readyMs,
+    reachableMs,
+    raw: { readyMs: rounded(ready, 1), reachableMs: rounded(reachable, 1) },
+    // the layout without namespaces (--no-network-namespaces), interleaved with the default one (bench/attach.ts)
+    hostLayout: { ...host, raw: { readyMs: rounded(hostLayout.ready, 1), reachableMs: rounded(hostLayout.reachable, 1) } },
+  };
   chart.attach = { reachable, ready };
   const row = (label: string, d: typeof readyMs, target: string) =>
     `| ${label} | ${fixed(d.p50)} ms | ${fixed(d.p95)} ms | ${fixed(d.p99)} ms | ${fixed(d.max)} ms |${target ? ` ${target} ` : ' '}|`;
@@ -313,10 +292,12 @@ async function attachToReachable(cluster: Cluster, client: ManagerClient): Promi
     '| --- | --- | --- | --- | --- | --- |',
     row('`vxnet attach` returns (endpoint ready on its node)', readyMs, ''),
     row('attach start → reachable from a container on host2', reachableMs, `p99 < 250 ms ${reachableMs.p99 < 250 ? '✅' : '❌'}`),
+    row('the same without namespaces (`--no-network-namespaces`): `vxnet attach` returns', host.readyMs, ''),
+    row('the same without namespaces: attach start → reachable', host.reachableMs, `p50 ${ratio(reachableMs.p50, host.reachableMs.p50)}, p99 ${ratio(reachableMs.p99, host.reachableMs.p99)} of this`),
+    '',
+    `Both layouts on two hosts each, their attaches interleaved (bench/attach.ts); the ratios are namespaces ÷ none.`,
     '',
   ]);
-  for (const ep of await client.listEndpoints({ network: 'bench' })) await client.deleteEndpoint(ep.id);
-  await client.removeNetwork('bench');
 }
 
 /** What bench/kernel-scale.ts prints. */

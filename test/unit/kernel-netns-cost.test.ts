@@ -2,7 +2,8 @@
  * What a pass costs with a namespace per network, counted in processes against a recording runner that
  * answers every read with what the real tools printed for two settled networks (captured by
  * test/fixtures/kernel/capture-netns.sh: 42 with a local endpoint and two peers, 43 with one peer). The
- * monitors inside each namespace (`ip monitor neigh`, `nft monitor`) are fakes the test speaks for.
+ * monitors in the host and inside each namespace (`ip monitor link address`, `ip monitor neigh`, `nft monitor`)
+ * are fakes the test speaks for.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -17,8 +18,8 @@ import { desiredEndpoint, desiredNetwork } from './support/fixtures.ts';
 
 const reads = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'kernel', 'netns-pass-reads.json'), 'utf8')) as Record<string, { code: number; stdout: string; stderr: string }>;
 const PID = 4242;
-// both monitors subscribed: RTNLGRP_NEIGH (3) on NETLINK_ROUTE, NFNLGRP_NFTABLES (7) on NETLINK_NETFILTER
-const NETLINK = `sk Eth Pid Groups\n0000 0 ${PID} 00000004 0 0 0 2 0 1\n0000 12 ${PID} 00000040 0 0 0 2 0 1\n`;
+// every monitor subscribed: RTNLGRP_LINK (1) and RTNLGRP_NEIGH (3) on NETLINK_ROUTE, NFNLGRP_NFTABLES (7) on NETLINK_NETFILTER
+const NETLINK = `sk Eth Pid Groups\n0000 0 ${PID} 00000005 0 0 0 2 0 1\n0000 12 ${PID} 00000040 0 0 0 2 0 1\n`;
 
 class FakeWatch implements Watch {
   readonly pid = PID;
@@ -77,6 +78,13 @@ class RecordingKernel implements Runner {
   async listDir(path: string) {
     return path === '/run/netns' ? ['CONTAINER', 'vxnet-42', 'vxnet-43'] : undefined;
   }
+  /** the `ip monitor link address` of namespace `name` (undefined: the host's) */
+  linkMonitor(name?: string): FakeWatch {
+    const argv = name === undefined ? 'ip monitor link address' : `nsenter --net=/run/netns/${name} ip monitor link address`;
+    const found = this.watches.find((w) => w.argv.join(' ') === argv);
+    assert.ok(found, `no link monitor for ${name ?? 'the host'}: ${this.watches.map((w) => w.argv.join(' ')).join(', ')}`);
+    return found;
+  }
   /** the calls since the last take */
   take(): string[] {
     const taken = this.calls.map((c) => c.argv);
@@ -129,11 +137,45 @@ describe('a pass with a namespace per network: what it costs', () => {
     ]);
   });
 
-  it('reads one list of links per place and nothing else when nothing changed', async () => {
+  it('reads nothing when nothing changed', async () => {
     const pass = await dataplane.reconcile(settled);
     assert.equal(pass.changes, 0);
-    assert.deepEqual(kernel.take().sort(), ['ip -j -d addr show', 'ip -n vxnet-42 -j -d addr show', 'ip -n vxnet-43 -j -d addr show']);
+    assert.deepEqual(kernel.take(), []);
     await dataplane.close();
+  });
+
+  it('reads the links of a place again when its monitor printed anything, and those of every place after a pass that wrote one', async () => {
+    kernel.linkMonitor('vxnet-43').onLine('7: vxnh43aaaaaaaa@if2: <BROADCAST,MULTICAST> mtu 1450 qdisc noop state DOWN', 'stdout');
+    assert.equal((await dataplane.reconcile(settled)).changes, 0);
+    assert.deepEqual(kernel.take(), ['ip -n vxnet-43 -j -d addr show']);
+    kernel.linkMonitor().onLine('Deleted 9: vxnb42@if2: <BROADCAST,MULTICAST,UP,LOWER_UP>', 'stdout');
+    assert.equal((await dataplane.reconcile(settled)).changes, 0);
+    assert.deepEqual(kernel.take(), ['ip -j -d addr show']);
+    // a pass that writes a link: the next pass reads every place, whatever the monitors said
+    const second = { ...desiredEndpoint('bbbbbbbbbbbb', 42), netns: '/run/netns/CONTAINER2' };
+    assert.equal((await dataplane.reconcile({ ...settled, endpoints: [endpoint, second] })).error, undefined);
+    kernel.take();
+    await dataplane.reconcile({ ...settled, endpoints: [endpoint, second] });
+    assert.deepEqual(kernel.take().filter((c) => c.endsWith('-j -d addr show')).sort(), ['ip -j -d addr show', 'ip -n vxnet-42 -j -d addr show', 'ip -n vxnet-43 -j -d addr show']);
+    await dataplane.close();
+  });
+
+  it("reads a place's links again between passes shortly after its monitor printed a line, so the next pass reads nothing", async () => {
+    kernel.linkMonitor().onLine('Deleted 12: vxncbbbbbbbbbb@vxnhbbbbbbbbbb: <BROADCAST,MULTICAST> mtu 1450', 'stdout');
+    for (let i = 0; i < 100 && !kernel.calls.some((c) => c.argv === 'ip -j -d addr show'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(kernel.take(), ['ip -j -d addr show'], 'only the host, in the background');
+    assert.equal((await dataplane.reconcile(settled)).changes, 0);
+    assert.deepEqual(kernel.take(), []);
+    await dataplane.close();
+  });
+
+  it('reads the links every pass while a monitor is not subscribed', async () => {
+    const unsubscribed = new LinuxDataplane({ run: kernel, networkNamespaces: { prefix: 'vxnet-' }, tuneNeighbourTable: false, watchLinks: false });
+    assert.equal((await unsubscribed.reconcile(settled)).changes, 0);
+    kernel.take();
+    assert.equal((await unsubscribed.reconcile(settled)).changes, 0);
+    assert.deepEqual(kernel.take().filter((c) => c.endsWith('-j -d addr show')).sort(), ['ip -j -d addr show', 'ip -n vxnet-42 -j -d addr show', 'ip -n vxnet-43 -j -d addr show']);
+    await Promise.all([unsubscribed.close(), dataplane.close()]);
   });
 
   it("costs a settled network no entry dump when another network's peers change, nor the changed one's after its write", async () => {
@@ -161,21 +203,19 @@ describe('a pass with a namespace per network: what it costs', () => {
     await dataplane.close();
   });
 
-  it('attaches an endpoint to a network already here in six processes, its veth pair made while its anti-spoofing element is written', async () => {
+  it('attaches an endpoint to a network already here in three processes, its veth pair made while its anti-spoofing element is written', async () => {
     const second = { ...desiredEndpoint('bbbbbbbbbbbb', 42), netns: '/run/netns/CONTAINER2' };
     kernel.hold = { write: 'nsenter --net=/run/netns/vxnet-42 nft -f -', until: 'nsenter --net=/run/netns/CONTAINER2 ip -batch -' };
     const pass = await dataplane.reconcile({ ...settled, endpoints: [endpoint, second] });
     assert.equal(pass.error, undefined);
     assert.deepEqual([...pass.readyEndpoints].sort(), ['aaaaaaaaaaaa', 'bbbbbbbbbbbb']);
+    const container = kernel.calls.find((c) => c.argv === 'nsenter --net=/run/netns/CONTAINER2 ip -batch -');
     const calls = kernel.take();
-    assert.deepEqual(calls.slice(0, 3).sort(), ['ip -j -d addr show', 'ip -n vxnet-42 -j -d addr show', 'ip -n vxnet-43 -j -d addr show']);
-    // the veth pair and the container's side are made while the anti-spoofing transaction runs (see hold)
-    assert.deepEqual(calls.slice(3).sort(), [
-      'ip -force -batch -',
-      'ip -n vxnet-42 -force -batch -',
-      'nsenter --net=/run/netns/CONTAINER2 ip -batch -',
-      'nsenter --net=/run/netns/vxnet-42 nft -f -',
-    ]);
+    // no read: the links are as the last pass read them (the monitors printed nothing since)
+    // the veth pair and the container's side are made while the anti-spoofing transaction runs (see hold), by
+    // the process that configures the container's side, its host end sent to the network's namespace
+    assert.deepEqual([...calls].sort(), ['ip -n vxnet-42 -force -batch -', 'nsenter --net=/run/netns/CONTAINER2 ip -batch -', 'nsenter --net=/run/netns/vxnet-42 nft -f -']);
+    assert.match(container!.input!, /^link add name vxncbbbbbbbbbb mtu 1450 address 02:78:c0:a8:01:02 type veth peer name vxnhbbbbbbbbbb mtu 1450 netns vxnet-42\nlink set dev vxncbbbbbbbbbb name eth0\n/);
     assert.equal(calls.at(-1), 'ip -n vxnet-42 -force -batch -', 'the attach comes last');
     await dataplane.close();
   });

@@ -183,6 +183,31 @@ describe('network namespaces: one pass', () => {
     assert.ok(!writes.some((c) => c.input?.includes('table bridge vxnet') && c.argv[0] === 'nft'), 'the host keeps no bridge table');
   });
 
+  for (const [failedLine, undone] of [[1, false], [3, true]] as const) {
+    it(`reports a container-made pair failing at line ${failedLine}, and deletes its host end only if it was made`, async () => {
+      const calls: string[] = [];
+      const run: Runner = {
+        run: async (argv: readonly string[], options: RunOptions = {}): Promise<RunResult> => {
+          const line = argv.join(' ');
+          calls.push(options.input === undefined ? line : `${line} < ${options.input.trim().replaceAll('\n', '; ')}`);
+          if (line.startsWith('nsenter --net=/run/netns/c-aaaaaaaaaaaa ip -batch -')) return { argv, code: 1, stdout: '', stderr: `RTNETLINK answers: File exists\nCommand failed -:${failedLine}\n` };
+          if (line.includes('nft -j list')) return { argv, code: 1, stdout: '', stderr: 'Error: No such file or directory\n' };
+          return { argv, code: 0, stdout: line.includes('-j') ? '[]' : '', stderr: '' };
+        },
+        readFile: async (path: string) => (path.endsWith('ip_forward') ? '1\n' : undefined),
+        writeFile: async () => {},
+        exists: async () => true,
+      };
+      const dataplane = new LinuxDataplane({ run, networkNamespaces: { prefix: 'vxnet-' }, tuneNeighbourTable: false, watchTables: false });
+      const result = await dataplane.reconcile({ networks: [net], peers: [], floods: [], endpoints: [desiredEndpoint('aaaaaaaaaaaa', 42)], vxlanFilter: { ports: [4789], allowedSources: [] } });
+      assert.ok(!result.readyEndpoints.has('aaaaaaaaaaaa'));
+      assert.match(result.endpointErrors.get('aaaaaaaaaaaa') ?? '', failedLine === 1 ? /^creating the veth pair failed at "link add name vxncaaaaaaaaaa .* netns vxnet-42": RTNETLINK answers: File exists$/ : /^configuring eth0 in \/run\/netns\/c-aaaaaaaaaaaa failed at "addr add /);
+      assert.ok(!calls.some((c) => c.includes('dev vxnhaaaaaaaaaa master')), 'never attached');
+      assert.equal(calls.includes('ip -n vxnet-42 -force -batch - < link del dev vxnhaaaaaaaaaa'), undone, calls.join('\n'));
+      assert.ok(!calls.some((c) => c.startsWith('ip -force -batch - < link add name vxnh')), 'no pair made from the host');
+    });
+  }
+
   it('deletes the namespace of a network that is gone, its VXLAN device first', async () => {
     const calls: string[] = [];
     const run: Runner = {

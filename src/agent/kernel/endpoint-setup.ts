@@ -6,7 +6,10 @@
  * created is undone; deleting the host end removes the peer wherever it is.
  *
  * With a namespace per network (netns.ts, `namespaceOf`), the host end is made in the network's namespace in
- * the same message, and attached (or undone) by one `ip -n NS -batch` per network.
+ * the same message, and attached (or undone) by one `ip -n NS -batch` per network. A container's pair is
+ * then made by the process inside the container that configures it (its first line sends the host end to
+ * the network's namespace): two processes per endpoint on the way to the attach, not three. An endpoint with
+ * IPv6 keeps the pair made from the host: its sysctls must be set between creation and configuration.
  *
  * Two phases, so that the data plane can prepare endpoints (veth pairs, the container side) while its
  * firewall transaction and entry batches run, and attach them only once those are in place.
@@ -15,7 +18,7 @@ import { allAddresses, type DesiredEndpoint, type ReconcileResult } from '../dat
 import { isGone, runBatch } from './batch.ts';
 import { parseBatchErrors, type Runner } from './exec.ts';
 import { inNamespace } from './netns.ts';
-import { batchInput, renderEndpointAttach, renderEndpointCreate, renderEndpointInside, renderEndpointUndo } from './render.ts';
+import { batchInput, renderEndpointAttach, renderEndpointCreate, renderEndpointCreateInside, renderEndpointInside, renderEndpointUndo } from './render.ts';
 
 /**
  * Endpoints whose veth pairs exist and whose container side is configured (steps A and B), not yet on
@@ -59,16 +62,21 @@ export async function prepareEndpoints(
   });
   if (candidates.length === 0) return { candidates, failed, undo };
 
-  // A: veth pairs, peers handed to their namespaces (one batch in the host namespace)
+  // A container's endpoint whose host end goes to a network namespace, and that needs no sysctl between the
+  // pair's creation and its configuration, is made from inside the container with its configuration (B)
+  const direct = new Set(candidates.filter((ep) => ep.netns !== undefined && namespaceOf(ep) !== undefined && ipv6Sysctls(ep) === undefined));
+
+  // A: the other veth pairs, peers handed to their namespaces (one batch in the host namespace)
   const lines: string[] = [];
   const owner: DesiredEndpoint[] = [];
   for (const ep of candidates) {
+    if (direct.has(ep)) continue;
     for (const line of renderEndpointCreate(ep, namespaceOf(ep))) {
       lines.push(line);
       owner.push(ep);
     }
   }
-  const create = await runBatch(run, ['ip'], lines, signal);
+  const create = await runBatch(run, ['ip'], lines, signal); // no process when every pair is made inside
   owner.forEach((ep, i) => {
     const message = create.failures.get(i) ?? (create.stopped && i > create.stopped.after ? create.stopped.message : undefined);
     const isAdd = lines[i]!.startsWith('link add');
@@ -91,17 +99,26 @@ export async function prepareEndpoints(
         return;
       }
     }
-    const script = renderEndpointInside(ep);
+    const creates = direct.has(ep);
+    const script = creates ? [renderEndpointCreateInside(ep, namespaceOf(ep)!), ...renderEndpointInside(ep)] : renderEndpointInside(ep);
     const res = await run.run(['nsenter', `--net=${ep.netns!}`, 'ip', '-batch', '-'], {
       input: batchInput(script),
       signal,
       allowFailure: true,
     });
-    if (res.code === 0) return;
+    if (res.code === 0) {
+      if (creates) undo.add(ep);
+      return;
+    }
     const parsed = parseBatchErrors(res.stderr);
     const at = parsed.failures[0];
     const where = at ? ` at "${script[at.line] ?? '?'}"` : '';
     const message = at?.message || parsed.trailing || `exit code ${res.code}`;
+    if (creates && at?.line === 0) {
+      fail(ep, `creating the veth pair failed at "${script[0]}": ${message}`);
+      return;
+    }
+    if (creates) undo.add(ep); // made (or fate unknown): clean up anyway
     fail(ep, `configuring ${ep.ifname} in ${ep.netns} failed${where}: ${message}`);
   });
   return { candidates, failed, undo };

@@ -47,8 +47,9 @@ import { planReconcile, type LinkStep } from './plan.ts';
 import { EntryCache } from './entry-cache.ts';
 import { applyNamespaced, type HostState } from './linux-netns.ts';
 import { readNamespaces, type NamespaceState } from './netns.ts';
-import { IP_FORWARD, readBase, readEntries, readTables, type ActualState, type TablesState } from './read.ts';
+import { IP_FORWARD, readBase, readEntries, readOwnedLinks, readTables, type ActualState, type TablesState } from './read.ts';
 import { NamespaceCaches } from './netns-caches.ts';
+import { LinkCache, noticeLinkWrites } from './link-cache.ts';
 import { TableCache } from './table-cache.ts';
 import { applyTables } from './tables-apply.ts';
 import { renderLinkStep } from './render.ts';
@@ -76,6 +77,12 @@ export interface LinuxDataplaneOptions {
    * table-cache.ts). Default true; without it every pass reads both tables.
    */
   watchTables?: boolean;
+  /**
+   * With a namespace per network: reuse the last read of the host's and each namespace's links while
+   * `ip monitor link address` there reports no change and no pass wrote a link since (see link-cache.ts).
+   * Default true; without it every pass reads them.
+   */
+  watchLinks?: boolean;
   /** somebody else changed the kernel state a pass keeps (a foreign nftables transaction): run a pass */
   onDrift?: () => void;
   /**
@@ -87,6 +94,11 @@ export interface LinuxDataplaneOptions {
 
 export { WRITE_THROUGH_MAX_STEPS } from './entry-writes.ts';
 
+/** How long after a pass that wrote the links are read again (see #refreshLinks). */
+const LINK_REFRESH_PAUSE_MS = 15;
+/** ... and after a link monitor printed a line: at most this often while somebody keeps changing links */
+const LINK_EVENT_PAUSE_MS = 100;
+
 export class LinuxDataplane implements Dataplane {
   readonly #run: Runner;
   readonly #log: (line: string) => void;
@@ -95,6 +107,10 @@ export class LinuxDataplane implements Dataplane {
   readonly #entries: EntryCache | undefined;
   readonly #tables: TableCache | undefined;
   readonly #namespaces: { prefix: string } | undefined;
+  /** the host namespace's links, with a namespace per network */
+  readonly #hostLinks: LinkCache | undefined;
+  /** the pending background read of dropped links (#refreshLinks) */
+  #refreshing: { at: number; timer: NodeJS.Timeout } | undefined;
   /** per network namespace, its anti-spoofing table and entries kept between passes */
   readonly #spaces: NamespaceCaches;
   #tuned = false;
@@ -111,7 +127,11 @@ export class LinuxDataplane implements Dataplane {
     const watchEntries = options.watchEntries !== false;
     this.#entries = !watchEntries || this.#namespaces ? undefined : new EntryCache(this.#run, { log: this.#log });
     this.#tables = options.watchTables === false ? undefined : new TableCache(this.#run, { log: this.#log, ...(options.onDrift ? { onForeignChange: options.onDrift } : {}) });
-    this.#spaces = new NamespaceCaches({ log: this.#log, watchTables: this.#tables !== undefined, watchEntries, ...(options.onDrift ? { onDrift: options.onDrift } : {}) });
+    const watchLinks = this.#namespaces !== undefined && options.watchLinks !== false;
+    const onLinkEvent = () => this.#refreshLinks(LINK_EVENT_PAUSE_MS);
+    this.#hostLinks = watchLinks ? new LinkCache(this.#run, () => readOwnedLinks(this.#run), { log: this.#log, onEvent: onLinkEvent }) : undefined;
+    const spaces = { log: this.#log, watchTables: this.#tables !== undefined, watchEntries, watchLinks, onLinkEvent };
+    this.#spaces = new NamespaceCaches({ ...spaces, ...(options.onDrift ? { onDrift: options.onDrift } : {}) });
   }
 
   /**
@@ -119,7 +139,9 @@ export class LinuxDataplane implements Dataplane {
    * killed when the process exits, so this matters mainly for tests that delete the namespace afterwards.
    */
   async close(): Promise<void> {
-    await Promise.all([this.#entries?.close(), this.#tables?.close(), this.#spaces.forget()]);
+    if (this.#refreshing) clearTimeout(this.#refreshing.timer);
+    this.#refreshing = undefined;
+    await Promise.all([this.#entries?.close(), this.#tables?.close(), this.#hostLinks?.close(), this.#spaces.forget()]);
   }
 
   /**
@@ -330,15 +352,36 @@ export class LinuxDataplane implements Dataplane {
     }
   }
 
+  /**
+   * After a pass that wrote, or a link event (libnetwork moving a container's end out of the host namespace
+   * after Join, somebody else's change): the dropped link reads are read again in the background, queued
+   * like a pass (never beside one), so that the next attach finds them kept (link-cache.ts). The pause lets
+   * the monitors report our own writes first (a read they interrupt is not kept) and bounds the reads while
+   * somebody keeps changing links; a sooner refresh replaces a later one.
+   */
+  #refreshLinks(pauseMs: number): void {
+    const at = Date.now() + pauseMs;
+    if (this.#refreshing && this.#refreshing.at <= at) return;
+    if (this.#refreshing) clearTimeout(this.#refreshing.timer);
+    const timer = setTimeout(() => {
+      this.#refreshing = undefined;
+      const refresh = this.#queue.then(() => Promise.all([this.#hostLinks?.refresh(), this.#spaces.refreshLinks()]));
+      this.#queue = refresh.catch(() => {});
+    }, pauseMs);
+    timer.unref();
+    this.#refreshing = { at, timer };
+  }
+
   /** A pass with a namespace per network: the host's state and each network's namespace read, then linux-netns.ts. */
   async #passNamespaced(prefix: string, desired: DesiredState, result: ReconcileResult, errors: string[], signal?: AbortSignal): Promise<ReconcileResult> {
     let host: HostState;
     let spaces: Map<number, NamespaceState>;
     try {
-      await this.#tables?.prepare();
+      await Promise.all([this.#tables?.prepare(), this.#hostLinks?.prepare()]);
       const read = () => readTables(this.#run, signal, desired.vxlanFilter?.ipv6Underlay === true);
       const tables = this.#tables ? (this.#tables.cached() ?? this.#tables.read(read)) : read();
-      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables), readNamespaces(this.#run, prefix, signal, this.#spaces.readers(signal))]);
+      const links = this.#hostLinks ? this.#hostLinks.read() : readOwnedLinks(this.#run, signal);
+      [host, spaces] = await Promise.all([readBase(this.#run, signal, tables, links), readNamespaces(this.#run, prefix, signal, this.#spaces.readers(signal))]);
     } catch (err) {
       if (signal?.aborted) throw err;
       result.error = `reading the kernel state failed: ${messageOf(err)}`;
@@ -347,13 +390,15 @@ export class LinuxDataplane implements Dataplane {
     }
     const caches = this.#spaces;
     void caches.forget(new Set([...spaces.values()].map((s) => s.name)));
+    // the kept links (link-cache.ts) are dropped after a pass that ran anything that may change a link
+    const writes = noticeLinkWrites(this.#run);
     const ctx = {
       namespaceGone: (name: string) => caches.gone(name),
       entryCache: (name: string) => caches.entryCache(name),
       entriesSettled: (name: string, part: DesiredState) => caches.entriesSettled(name, part),
       settled: (name: string, part: DesiredState | undefined) => caches.settled(name, part),
       antispoofWritten: (name: string, pid: number | undefined, after: AntispoofState) => caches.antispoofWritten(name, pid, after),
-      run: this.#run,
+      run: writes.run,
       log: this.#log,
       concurrency: this.#concurrency,
       prefix,
@@ -366,8 +411,15 @@ export class LinuxDataplane implements Dataplane {
     } catch (err) {
       this.#tables?.invalidate();
       caches.invalidate();
+      this.#hostLinks?.invalidate();
       if (signal?.aborted) throw err;
       errors.push(`applying changes failed: ${messageOf(err)}`);
+    } finally {
+      if (writes.wrote() && this.#hostLinks) {
+        this.#hostLinks.invalidate();
+        caches.invalidateLinks();
+        this.#refreshLinks(LINK_REFRESH_PAUSE_MS);
+      }
     }
     if (errors.length) result.error = errors.length > 5 ? `${errors.slice(0, 5).join('; ')}; and ${errors.length - 5} more` : errors.join('; ');
     return result;

@@ -101,7 +101,7 @@ export async function applyNamespaced(
     const name = networkNamespace(prefix, net.vni);
     const space = spaces.get(net.vni);
     const actual: ActualState = {
-      links: space?.links ?? new Map(),
+      links: new Map(space?.links), // a copy: a kept read (link-cache.ts) must stay as read
       neighbours: space?.neighbours ?? [],
       fdb: space?.fdb ?? [],
       firewall: { present: false },

@@ -1,6 +1,8 @@
 /**
  * What the data plane keeps per network namespace between passes (layout with a namespace per network,
- * linux-netns.ts), so that a settled network costs a pass one read of its links:
+ * linux-netns.ts), so that a settled network costs a pass no read at all:
+ * - its links, through one `ip monitor link address` inside it (link-cache.ts), dropped after any pass that
+ *   wrote (invalidateLinks);
  * - its anti-spoofing table, through one `nft monitor` inside it (table-cache.ts): reused while only our own
  *   transactions touched it, and anyone else's asks for a pass, so that a flushed or edited table is repaired
  *   within moments, as the host's are;
@@ -13,9 +15,10 @@
 import type { DesiredState } from '../dataplane.ts';
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import { EntryCache } from './entry-cache.ts';
+import { LinkCache } from './link-cache.ts';
 import type { Runner } from './exec.ts';
 import type { NamespaceReaders } from './netns.ts';
-import { readEntries, type EntryState, type LinkState } from './read.ts';
+import { readEntries, readOwnedLinks, type EntryState, type LinkState } from './read.ts';
 import { TableCache } from './table-cache.ts';
 
 export interface NamespaceCacheOptions {
@@ -24,6 +27,10 @@ export interface NamespaceCacheOptions {
   watchTables: boolean;
   /** keep the entries (LinuxDataplaneOptions.watchEntries) */
   watchEntries: boolean;
+  /** keep the links (LinuxDataplaneOptions.watchLinks; default: read every pass) */
+  watchLinks?: boolean;
+  /** a namespace's link monitor printed a line */
+  onLinkEvent?: () => void;
   onDrift?: () => void;
 }
 
@@ -33,6 +40,7 @@ export class NamespaceCaches {
   readonly #options: NamespaceCacheOptions;
   readonly #tables = new Map<string, TableCache>();
   readonly #entries = new Map<string, EntryCache>();
+  readonly #links = new Map<string, LinkCache>();
   /** what the last pass wanted of a namespace's network when it found it as wanted and changed nothing there */
   readonly #settled = new Map<string, DesiredState>();
   /** the namespaces whose kept entry dump this pass reused */
@@ -46,9 +54,32 @@ export class NamespaceCaches {
   readers(signal?: AbortSignal): NamespaceReaders {
     this.#reused.clear();
     return {
+      links: (name, inside) => this.#linkRead(name, inside),
       antispoof: (name, inside) => this.#antispoof(name, inside, signal),
       entries: (name, inside, links) => this.#entryRead(name, inside, links, signal),
     };
+  }
+
+  async #linkRead(name: string, inside: Runner): Promise<ReadonlyMap<string, LinkState>> {
+    if (!this.#options.watchLinks) return readOwnedLinks(inside);
+    let cache = this.#links.get(name);
+    if (!cache) {
+      const { log, onLinkEvent } = this.#options;
+      cache = new LinkCache(inside, () => readOwnedLinks(inside), { log, ...(onLinkEvent ? { onEvent: onLinkEvent } : {}) });
+      this.#links.set(name, cache);
+    }
+    await cache.prepare();
+    return cache.read();
+  }
+
+  /** A pass wrote (or failed in an unknown way): every namespace's links are read again. */
+  invalidateLinks(): void {
+    for (const cache of this.#links.values()) cache.invalidate();
+  }
+
+  /** Reads the links of every namespace whose kept read was dropped (between passes, see link-cache.ts). */
+  async refreshLinks(): Promise<void> {
+    await Promise.all([...this.#links.values()].map((cache) => cache.refresh()));
   }
 
   async #antispoof(name: string, inside: Runner, signal?: AbortSignal): Promise<AntispoofState> {
@@ -113,13 +144,14 @@ export class NamespaceCaches {
   /** Something unexpected hit the pass: what was written is unknown, every namespace's entries are read again. */
   invalidate(): void {
     for (const cache of this.#entries.values()) cache.invalidate();
+    this.invalidateLinks();
     this.#settled.clear();
   }
 
   /** Stops the monitors of the namespaces not `present` (all of them when undefined) and waits until they are gone. */
   async forget(present?: ReadonlySet<string>): Promise<void> {
     const closing: Promise<void>[] = [];
-    for (const caches of [this.#tables, this.#entries]) {
+    for (const caches of [this.#tables, this.#entries, this.#links] as Map<string, { close(): Promise<void> }>[]) {
       for (const [name, cache] of caches) {
         if (present?.has(name)) continue;
         caches.delete(name);
@@ -132,6 +164,6 @@ export class NamespaceCaches {
 
   /** Namespace `name` is about to be deleted: nothing of ours may keep running inside it. */
   async gone(name: string): Promise<void> {
-    await this.forget(new Set([...this.#tables.keys(), ...this.#entries.keys()].filter((n) => n !== name)));
+    await this.forget(new Set([...this.#tables.keys(), ...this.#entries.keys(), ...this.#links.keys()].filter((n) => n !== name)));
   }
 }

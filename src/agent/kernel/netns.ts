@@ -12,14 +12,14 @@
  *
  * This module holds the pure parts (names, the host side's plan) and the reads; linux-netns.ts applies.
  * Each namespace is read with one process per kind of state (links, neighbours, FDB, anti-spoofing table),
- * so a pass costs per network, never per endpoint; the entries and the table are kept between passes while a
- * monitor inside the namespace vouches for them (LinuxDataplane), so a settled network costs one links read.
+ * so a pass costs per network, never per endpoint; the links, entries and the table are kept between passes
+ * while a monitor inside the namespace vouches for them (LinuxDataplane), so a settled network costs no read.
  */
 import { deviceNames, type DesiredEndpoint, type DesiredFlood, type DesiredNetwork, type DesiredPeer, type DesiredState } from '../dataplane.ts';
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import type { Runner } from './exec.ts';
 import type { LinkStep } from './plan.ts';
-import { isOwnedName, parseLinks, readEntries, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
+import { isOwnedName, readEntries, readOwnedLinks, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
 
 /** Where `ip netns add` pins namespaces (iproute2's NETNS_RUN_DIR): `ip -n NAME` finds them there. */
 export const NETNS_RUN_DIR = '/run/netns';
@@ -50,7 +50,7 @@ export const NETNS_SYSCTLS = [
 export interface NamespaceState {
   name: string;
   vni: number;
-  links: Map<string, LinkState>;
+  links: ReadonlyMap<string, LinkState>;
   neighbours: NeighbourEntry[];
   fdb: FdbEntry[];
   antispoof: AntispoofState;
@@ -107,6 +107,8 @@ async function listNamespaces(run: Runner, prefix: string, signal?: AbortSignal)
  * inside the namespace vouches for them, as for the host's tables and entries); default: read them.
  */
 export interface NamespaceReaders {
+  /** the namespace's owned links (link-cache.ts) */
+  links?: (name: string, inside: Runner) => Promise<ReadonlyMap<string, LinkState>>;
   antispoof?: (name: string, inside: Runner) => Promise<AntispoofState>;
   /** the namespace's entries, given its links as read in the same pass */
   entries?: (name: string, inside: Runner, links: Promise<ReadonlyMap<string, LinkState>>) => Promise<EntryState>;
@@ -118,7 +120,7 @@ export async function readNamespaces(run: Runner, prefix: string, signal?: Abort
   const states = await Promise.all(
     [...names].map(async ([vni, name]): Promise<NamespaceState> => {
       const inside = inNamespace(run, name);
-      const links = inside.run(['ip', '-j', '-d', 'addr', 'show'], { signal }).then((read) => new Map(parseLinks(read.stdout).filter((l) => isOwnedName(l.name)).map((l) => [l.name, l])));
+      const links = readers.links ? readers.links(name, inside) : readOwnedLinks(inside, signal);
       const [have, entries, table] = await Promise.all([
         links,
         readers.entries ? readers.entries(name, inside, links) : readEntries(inside, signal),

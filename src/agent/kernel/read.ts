@@ -351,18 +351,24 @@ export function parseUnderlay6(text: string): { present: boolean; hash?: string 
   return hash === undefined ? { present } : { present, hash };
 }
 
+/** The owned links of the runner's namespace, by name. */
+export async function readOwnedLinks(run: Runner, signal?: AbortSignal): Promise<Map<string, LinkState>> {
+  return new Map((await readLinks(run, signal)).filter((link) => isOwnedName(link.name)).map((link) => [link.name, link]));
+}
+
 /**
  * Everything but the entries: owned links, the two tables, IPv4 forwarding. `tables`: the tables as known
- * without reading them (table-cache.ts), or their read already under way.
+ * without reading them (table-cache.ts), or their read already under way; `links` likewise (link-cache.ts).
  */
 export async function readBase(
   run: Runner,
   signal?: AbortSignal,
   tables: TablesState | Promise<TablesState> = readTables(run, signal),
+  links: Promise<ReadonlyMap<string, LinkState>> = readOwnedLinks(run, signal),
 ): Promise<Omit<ActualState, keyof EntryState>> {
-  const [links, { firewall, antispoof }, forward] = await Promise.all([readLinks(run, signal), tables, run.readFile(IP_FORWARD)]);
+  const [owned, { firewall, antispoof }, forward] = await Promise.all([links, tables, run.readFile(IP_FORWARD)]);
   return {
-    links: new Map(links.filter((link) => isOwnedName(link.name)).map((link) => [link.name, link])),
+    links: new Map(owned), // a copy: a kept read (link-cache.ts) must stay as read
     firewall,
     antispoof,
     ipForward: forward?.trim() === '1',

@@ -86,6 +86,16 @@ export function renderEndpointCreate(ep: DesiredEndpoint, hostNetns?: string): s
 }
 
 /**
+ * The same pair made from inside the container's namespace (`nsenter --net=PATH ip -batch -`), its host end
+ * sent to the network's namespace `hostNetns` in the same message: then the lines of renderEndpointInside
+ * follow in the same process, and an endpoint costs one process less than a pair made from the host (the
+ * step the attach waited for; see endpoint-setup.ts).
+ */
+export function renderEndpointCreateInside(ep: DesiredEndpoint, hostNetns: string): string {
+  return `link add name ${ep.peerVeth} mtu ${ep.mtu} address ${ep.mac.toLowerCase()} type veth peer name ${ep.hostVeth} mtu ${ep.mtu} netns ${hostNetns}`;
+}
+
+/**
  * Lines run inside the target namespace (`nsenter --net=PATH ip -batch -`, no -force: the first error
  * stops it and the endpoint is undone). `route replace` so the endpoint's gateway becomes the default route
  * even when the namespace came with one. IPv6 addresses (issue 15) are added `nodad`: the manager made them
