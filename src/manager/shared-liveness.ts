@@ -128,12 +128,17 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, inde
   };
   const listed = await store.list(LIVENESS_PREFIX);
   for (const kv of listed.kvs) put(kv);
-  const unwatch = await store.watch(LIVENESS_PREFIX, listed.revision + 1, (events) => {
-    for (const event of events) {
-      if (event.type === 'put') put(event.kv);
-      else gone(event.key);
-    }
-  });
+  const unwatch = await store.watch(
+    LIVENESS_PREFIX,
+    listed.revision + 1,
+    (events) => {
+      for (const event of events) {
+        if (event.type === 'put') put(event.kv);
+        else gone(event.key);
+      }
+    },
+    { previousValues: false },
+  );
   const unsubscribe = index.subscribe((change) => {
     if (change.kind === 'node-deleted') forget(change.node.name);
     if (change.kind !== 'endpoint-deleted') return;
