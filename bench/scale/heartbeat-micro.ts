@@ -9,9 +9,15 @@
  * tree's manager in this one process and measures them in turns, so that the machine's load falls on all of
  * them alike; the figure to compare is the ratio between trees, in the same run.
  *
- *   node bench/scale/heartbeat-micro.ts [--root DIR ...] [--nodes 1000] [--beats 100000] [--rounds 5]
+ * `--tls`: the heartbeats go over the manager's real TLS listener instead, each node on its own kept-alive
+ * connection with its own node certificate, as the agents send them (the process then also holds the clients'
+ * side, the same for every tree).
+ *
+ *   node bench/scale/heartbeat-micro.ts [--root DIR ...] [--nodes 1000] [--beats 100000] [--rounds 5] [--tls]
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -24,6 +30,7 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '1000' },
     beats: { type: 'string', default: '100000' },
     rounds: { type: 'string', default: '5' },
+    tls: { type: 'boolean', default: false },
   },
 });
 const nodes = Number(values.nodes);
@@ -45,14 +52,50 @@ try {
     const main = (await import(pathToFileURL(join(root, 'src/manager/main.ts')).href)) as typeof import('../../src/manager/main.ts');
     const http = (await import(pathToFileURL(join(root, 'src/manager/http.ts')).href)) as typeof import('../../src/manager/http.ts');
     const dataDir = join(scratch, `m${i}`, 'data');
-    const manager = await main.startManager({ dataDir, listen: [`unix:${join(scratch, `m${i}`, 'm.sock')}`] });
-    for (let n = 0; n < nodes; n++) await manager.service.registerNode({ name: `sim${n}`, address: `10.9.${n >> 8}.${n & 255}`, mtu: 1500 });
+    const listen = values.tls ? '127.0.0.1:0' : `unix:${join(scratch, `m${i}`, 'm.sock')}`;
+    const manager = await main.startManager({ dataDir, listen: [listen] });
+    const register = async (n: number) => manager.service.registerNode({ name: `sim${n}`, address: `10.9.${n >> 8}.${n & 255}`, mtu: 1500 });
+    if (!values.tls) for (let n = 0; n < nodes; n++) await register(n);
     const ctx = { service: manager.service, hub: manager.hub, security: manager.security };
     const token = manager.tokens.admin;
+    if (!values.tls) {
+      trees.push({
+        root,
+        call: async (node, revision) => (await http.inject(ctx, { method: 'POST', path: `/v1/nodes/${node}/heartbeat`, token, body: { reconciledRevision: revision } })).status,
+        close: () => manager.close(),
+        perBeat: [],
+      });
+      continue;
+    }
+    // each node joins (a certificate of its own) and keeps one connection, as an agent does
+    const port = Number(manager.addresses[0]!.split(':').at(-1));
+    const agents = new Map<string, Agent>();
+    for (let n = 0; n < nodes; n++) {
+      const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const publicKey = keys.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+      const joined = await http.inject(ctx, { method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: `sim${n}`, publicKey } });
+      if (joined.status !== 200) throw new Error(`${root}: joining sim${n} was answered ${joined.status}`);
+      const key = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+      await register(n);
+      agents.set(`sim${n}`, new Agent({ keepAlive: true, maxSockets: 1, ca: [manager.caCertificate], cert: joined.body.certificate as string, key }));
+    }
     trees.push({
       root,
-      call: async (node, revision) => (await http.inject(ctx, { method: 'POST', path: `/v1/nodes/${node}/heartbeat`, token, body: { reconciledRevision: revision } })).status,
-      close: () => manager.close(),
+      call: (node, revision) =>
+        new Promise<number>((resolve, reject) => {
+          const body = JSON.stringify({ reconciledRevision: revision });
+          const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
+          const req = request({ host: '127.0.0.1', port, path: `/v1/nodes/${node}/heartbeat`, method: 'POST', agent: agents.get(node)!, headers }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          });
+          req.on('error', reject);
+          req.end(body);
+        }),
+      close: async () => {
+        for (const agent of agents.values()) agent.destroy();
+        await manager.close();
+      },
       perBeat: [],
     });
   }
