@@ -1,7 +1,8 @@
 /**
  * The revision fence of the etcd store (store/etcd.ts), on a real single-member etcd 3.4: every transaction
  * returns a revision the prefix watch delivers (the service waits for it), with the fence written only where
- * the transaction could otherwise change nothing; and a watch without previous values gets deletes with ''.
+ * the transaction could otherwise change nothing; which revisions a store made itself (shared-liveness.ts
+ * tells no one of those); and a watch without previous values gets deletes with ''.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -52,6 +53,20 @@ describe('the revision fence on etcd', { ...(skip ? { skip } : {}) }, () => {
     assert.equal(refused.succeeded, false);
     await until(() => at(bare, refused.revision).length > 0, `revision ${refused.revision} of the failed compare is delivered`);
     assert.deepEqual(at(bare, refused.revision).map(keyOf), [FENCE_KEY]);
+  });
+
+  test("a store knows the revisions its own transactions made, and never claims another store's", async () => {
+    const other = new EtcdStore({ endpoints: etcd.endpoints() });
+    try {
+      const mine = await store.txn([], [{ type: 'put', key: '/mine', value: '1' }]);
+      const theirs = await other.txn([], [{ type: 'put', key: '/theirs', value: '1' }]);
+      assert.equal(store.madeRevision(mine.revision), true);
+      assert.equal(store.madeRevision(theirs.revision), false);
+      assert.equal(other.madeRevision(theirs.revision), true);
+      assert.equal(other.madeRevision(mine.revision), false);
+    } finally {
+      await other.close();
+    }
   });
 
   test('a delete comes with its previous value only to a watch that asked for previous values', async () => {

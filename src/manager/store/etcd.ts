@@ -13,9 +13,8 @@
  * success branch unless that puts a key (a put always makes a revision, under the prefix; a delete of a key
  * already gone makes none); a group of transactions (etcd-batch.ts) always writes it. The revision it
  * returns is then always one the watch delivers. Unlike SQLite, a no-op transaction moves the revision. The
- * fence event reaches watchers like any other key; the manager's index ignores it. (It was written by every
- * transaction before: on the busiest writes, an endpoint's create or status, one event in three or two that
- * every manager decoded for nothing, bench/scale/etcd-micro.ts.)
+ * fence event reaches watchers like any other key; the manager's index ignores it. (Written by every
+ * transaction, it was one event in three or two of an endpoint's create or status, decoded for nothing.)
  *
  * Watch resumption: the etcd3 client reconnects a broken watch stream by itself, but it resumes from the
  * last *header* revision, which while history is being replayed is already the current one; events in
@@ -78,6 +77,7 @@ const ATTEMPT_TIMEOUT_MS = 2_000;
 
 /** Requests out at once; later transactions wait and go together. A request takes ~20 ms here, mostly fsync. */
 const REQUESTS_IN_FLIGHT = 8;
+const MADE_REVISIONS_KEPT = 1024; // the latest revisions the store remembers for `madeRevision`: seconds of writes
 export interface EtcdStoreOptions {
   /** `host:port` of each member */
   endpoints: string[];
@@ -106,8 +106,7 @@ interface PreparedTxn {
   writes: string[];
   bytes: number;
   alone: boolean;
-  /** it puts a key: its success makes a revision the prefix watch delivers, without the fence */
-  puts: boolean;
+  puts: boolean; // it puts a key: its success makes a revision the prefix watch delivers, without the fence
   compare: ITxnRequest['compare'];
   success: NonNullable<ITxnRequest['success']>;
 }
@@ -130,6 +129,8 @@ export class EtcdStore implements Store {
   #offsetRead: Promise<void> | undefined;
   #session: EtcdSession;
   #commits: GroupCommitter<PreparedTxn, TxnResult>;
+  /** the revisions this store's transactions made, oldest first, at most MADE_REVISIONS_KEPT */
+  #made = new Set<number>();
 
   constructor(options: EtcdStoreOptions) {
     if (options.endpoints.length === 0) throw new Error('the etcd store needs at least one endpoint.');
@@ -189,13 +190,21 @@ export class EtcdStore implements Store {
     return this.#commits.submit(request);
   }
 
+  madeRevision(revision: number): boolean {
+    return this.#made.has(revision);
+  }
+
+  #madeNow(revision: number): void {
+    if (this.#made.add(revision).size > MADE_REVISIONS_KEPT) this.#made.delete(this.#made.values().next().value!);
+  }
+
   /** One etcd request for one transaction, or for several as nested ones (etcd-batch.ts); a revision the watch delivers in every outcome. */
   async #send(batch: PreparedTxn[]): Promise<TxnResult[]> {
     const fence = { request_put: { key: this.#key(FENCE_KEY), value: Buffer.from('') } };
     if (batch.length === 1) {
       const only = batch[0]!;
-      const success = only.puts ? only.success : [...only.success, fence];
-      const res = await this.#call(() => this.#client.kv.txn({ compare: only.compare, success, failure: [fence] }));
+      const res = await this.#call(() => this.#client.kv.txn({ compare: only.compare, success: only.puts ? only.success : [...only.success, fence], failure: [fence] }));
+      this.#madeNow(Number(res.header.revision) + this.#offset);
       return [{ succeeded: res.succeeded, revision: Number(res.header.revision) + this.#offset }];
     }
     const res = await this.#call(() =>
@@ -206,6 +215,7 @@ export class EtcdStore implements Store {
       }),
     );
     const revision = Number(res.header.revision) + this.#offset;
+    this.#madeNow(revision);
     return batch.map((_, i) => ({ succeeded: res.responses[i]!.response_txn.succeeded, revision }));
   }
 

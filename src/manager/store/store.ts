@@ -82,6 +82,12 @@ export interface Store {
    * Resolves to the function that stops the watch.
    */
   watch(prefix: string, fromRevision: number, onEvents: WatchCallback, options?: WatchOptions): Promise<() => void>;
+  /**
+   * Whether `revision` is one a transaction of this very store object made (its answer came back), among the
+   * recent ones; a store shared by several managers only (etcd). False when unsure: a revision another
+   * manager made is never claimed.
+   */
+  madeRevision?(revision: number): boolean;
   close(): Promise<void>;
 }
 
