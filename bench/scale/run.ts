@@ -34,7 +34,7 @@ import { ManagerClient } from '../../src/client/client.ts';
 import { fixed, percentile } from '../stats.ts';
 import { distributionChart } from '../svg.ts';
 import { type Ep, Model } from './model.ts';
-import { diffCounters, managerGroup, type ManagerProcess, startManager, sumCounters, Worker } from './processes.ts';
+import { diffCounters, managerGroup, type ManagerProcess, readProc, startManager, sumCounters, Worker } from './processes.ts';
 import { type EtcdCluster, freePort, startEtcdCluster } from '../../src/testkit/etcd.ts';
 import { type Counters, type Delivery, type Memory, now } from './protocol.ts';
 import { buildTopology, describe, hostAddress, hostName, type Topology } from './topology.ts';
@@ -130,20 +130,30 @@ interface Phase {
   wallMs: number;
   managerCpuMs: number;
   managerRssMiB: number;
+  /** with `--store etcd`: the CPU of its members, which share the machine with the managers and agents */
+  etcdCpuMs?: number;
   workers?: Counters;
 }
+
+/** the etcd members' processes (`--store etcd`), whose CPU each phase reports beside the managers' */
+const etcdPids: number[] = [];
+const etcdCpuMs = () => etcdPids.reduce((sum, pid) => sum + readProc(pid).cpuMs, 0);
 
 async function measure<T>(name: string, manager: ManagerProcess, workers: Worker[], fn: () => Promise<T>): Promise<{ result: T; phase: Phase }> {
   const c0 = workers.length ? sumCounters(await Promise.all(workers.map((w) => w.counters()))) : undefined;
   const m0 = manager.sample();
+  const e0 = etcdCpuMs();
   const t0 = performance.now();
   const result = await fn();
   const wallMs = performance.now() - t0;
   const m1 = manager.sample();
+  const e1 = etcdCpuMs();
   const c1 = workers.length ? sumCounters(await Promise.all(workers.map((w) => w.counters()))) : undefined;
   const phase: Phase = { name, wallMs, managerCpuMs: m1.cpuMs - m0.cpuMs, managerRssMiB: m1.rss / MiB };
+  if (etcdPids.length > 0) phase.etcdCpuMs = e1 - e0;
   if (c0 && c1) phase.workers = diffCounters(c1, c0);
-  log(`${name}: ${fixed(wallMs / 1000, 1)} s, manager CPU ${fixed(phase.managerCpuMs / 1000, 1)} s, RSS ${fixed(phase.managerRssMiB, 0)} MiB`);
+  const etcdCpu = phase.etcdCpuMs === undefined ? '' : `, etcd CPU ${fixed(phase.etcdCpuMs / 1000, 1)} s`;
+  log(`${name}: ${fixed(wallMs / 1000, 1)} s, manager CPU ${fixed(phase.managerCpuMs / 1000, 1)} s${etcdCpu}, RSS ${fixed(phase.managerRssMiB, 0)} MiB`);
   return { result, phase };
 }
 
@@ -520,6 +530,7 @@ async function startManagers(dataDir: string): Promise<{ manager: ManagerProcess
   for (const name of ['etcd1', 'etcd2', 'etcd3']) specs.push({ name, address: '127.0.0.1', clientPort: await freePort(), peerPort: await freePort() });
   const etcd = await startEtcdCluster(specs, { scratch: dataDir, token: `vxnet-scale-${process.pid}` });
   log(`etcd: 3 members at ${etcd.url}`);
+  for (const member of etcd.members) if (member.handle?.pid !== undefined) etcdPids.push(member.handle.pid);
   const members: ManagerProcess[] = [];
   try {
     for (let i = 0; i < MANAGERS; i++) {
@@ -584,6 +595,7 @@ function churnFigures(result: ChurnResult, phase: Phase, rate: number, timeline:
     heartbeatsPerChange: w.heartbeats / Math.max(1, done.length),
     agentPassesPerChange: w.passes / Math.max(1, done.length),
     managerCpuMsPerChange: phase.managerCpuMs / Math.max(1, done.length),
+    ...(phase.etcdCpuMs === undefined ? {} : { etcdCpuMsPerChange: phase.etcdCpuMs / Math.max(1, done.length) }),
     managerCpuPercent: phase.managerCpuMs / phase.wallMs * 100,
     managerCpuPercentP99: percentile(cpuPercent, 99),
     workersCpuMsPerChange: w.cpuMs / Math.max(1, done.length),
@@ -703,7 +715,8 @@ export function scaleMarkdown(r: Json): string[] {
       `\`detach\` (delete, wait until its node confirms) p50 ${ms(c.deleteApiMs.p50)} p99 ${ms(c.deleteApiMs.p99)}. ` +
       `Per change: ${fixed(c.messagesPerChange, 1)} watch messages (${fixed(c.messagesPerInterestedHost, 2)} per interested host), ` +
       `${fixed(c.watchBytesPerChange / 1024, 1)} KiB on watch streams, ${fixed(c.heartbeatsPerChange, 1)} heartbeats, ` +
-      `manager CPU ${ms(c.managerCpuMsPerChange)} (${fixed(c.managerCpuPercent, 0)}% of a core on average).`,
+      `manager CPU ${ms(c.managerCpuMsPerChange)} (${fixed(c.managerCpuPercent, 0)}% of a core on average)` +
+      (c.etcdCpuMsPerChange === undefined ? '.' : `, etcd CPU ${ms(c.etcdCpuMsPerChange)} (its 3 members).`),
     '',
     `At rest (no changes, ${fixed(r.idle?.heartbeatsPerSecond ?? NaN, 0)} heartbeats/s): manager CPU ${fixed(r.idle?.managerCpuPercent ?? NaN, 1)}% of a core, ` +
       `${fixed(r.idle?.managerCpuMsPerHeartbeat ?? NaN, 2)} ms per heartbeat.`,

@@ -58,11 +58,35 @@ export interface PresentedCredentials {
   certificateError?: string | undefined;
 }
 
+/**
+ * The client certificate of each TLS connection, read once: an agent sends its heartbeats and status reports
+ * over one keep-alive connection, and reading and parsing the certificate again per request was ~2% of a
+ * manager's CPU under churn (bench/scale --cpu-prof). It cannot change within a connection: the listeners
+ * speak TLS 1.3 only (listeners.ts), which has no renegotiation.
+ */
+const connectionCertificates = new WeakMap<TLSSocket, X509Certificate | undefined>();
+/** What a certificate object names, parsed once per object (so once per connection, with the map above). */
+const identities = new WeakMap<X509Certificate, ReturnType<typeof identityOf>>();
+
+function certificateOf(socket: TLSSocket): X509Certificate | undefined {
+  if (connectionCertificates.has(socket)) return connectionCertificates.get(socket);
+  const certificate = socket.getPeerX509Certificate();
+  connectionCertificates.set(socket, certificate);
+  return certificate;
+}
+
+function identityOfOnce(certificate: X509Certificate): ReturnType<typeof identityOf> {
+  if (identities.has(certificate)) return identities.get(certificate);
+  const identity = identityOf(certificate);
+  identities.set(certificate, identity);
+  return identity;
+}
+
 /** The credentials of a request received by node:http or node:https. */
 export function presentedBy(req: IncomingMessage): PresentedCredentials {
   const socket = req.socket;
   if (!(socket instanceof TLSSocket)) return { authorization: req.headers.authorization };
-  const certificate = socket.getPeerX509Certificate();
+  const certificate = certificateOf(socket);
   return {
     authorization: req.headers.authorization,
     certificate,
@@ -96,7 +120,7 @@ export function authenticate(security: Security, presented: PresentedCredentials
     if (presented.certificateError !== undefined) {
       throw new VxnetError('unauthorized', `the client certificate is not valid for this cluster (${presented.certificateError}).`);
     }
-    const identity = identityOf(certificate);
+    const identity = identityOfOnce(certificate);
     if (!identity || identity.role === 'manager') {
       throw new VxnetError('unauthorized', 'the client certificate names neither a node nor an admin of this cluster.');
     }

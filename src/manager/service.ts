@@ -81,7 +81,8 @@ export class ManagerService {
     const ctx = this.#ctx;
     const list = await ctx.store.list('');
     this.state.load(list);
-    this.#unwatch = await ctx.store.watch('', list.revision + 1, (events) => this.state.apply(events));
+    // the index holds every value it was given: a delete finds the old one there (state.ts)
+    this.#unwatch = await ctx.store.watch('', list.revision + 1, (events) => this.state.apply(events), { previousValues: false });
     this.state.subscribe((change) => {
       if (change.kind === 'endpoint' || change.kind === 'endpoint-deleted') ctx.endpointWaiters.notify(change.endpoint.id);
     });

@@ -21,7 +21,12 @@
  * heartbeats carry a revision the node passed since — each a key decoded by both watches of every manager.
  *
  * So a manager that does not hear a node knows the revision that node reached only as of its last news; the
- * revisions someone waits for are told at once (within one batch interval).
+ * revisions someone waits for are told at once (within one batch interval). Only the manager that deleted
+ * the endpoint waits, so a revision this manager's own store made (Store.madeRevision) is owed to nobody: the
+ * node's heartbeat answers the wait here, or, if its agent moved, the manager it moved to tells it, for whom
+ * that revision is another's. (Told regardless, it was an etcd write and an event in every manager's two
+ * watches per detach, most of them through the manager the agent heartbeats to; bench/scale.) A revision
+ * whose answer has not come back yet when the watch delivers it counts as another's: told, as before.
  *
  * Only for a shared store: a single manager on SQLite has nobody to tell.
  *
@@ -128,15 +133,21 @@ export async function shareLiveness(store: Store, tracker: LivenessTracker, inde
   };
   const listed = await store.list(LIVENESS_PREFIX);
   for (const kv of listed.kvs) put(kv);
-  const unwatch = await store.watch(LIVENESS_PREFIX, listed.revision + 1, (events) => {
-    for (const event of events) {
-      if (event.type === 'put') put(event.kv);
-      else gone(event.key);
-    }
-  });
+  const unwatch = await store.watch(
+    LIVENESS_PREFIX,
+    listed.revision + 1,
+    (events) => {
+      for (const event of events) {
+        if (event.type === 'put') put(event.kv);
+        else gone(event.key);
+      }
+    },
+    { previousValues: false },
+  );
   const unsubscribe = index.subscribe((change) => {
     if (change.kind === 'node-deleted') forget(change.node.name);
     if (change.kind !== 'endpoint-deleted') return;
+    if (store.madeRevision?.(change.revision) === true) return; // waited for here, if at all: see the top of this file
     const node = change.endpoint.node;
     awaited.set(node, Math.max(awaited.get(node) ?? 0, change.revision));
     // the node's heartbeat may have come before this manager's index saw the delete

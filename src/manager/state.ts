@@ -233,12 +233,14 @@ export class ClusterState {
       const name = key.slice(PREFIX.nodes.length);
       const prev = this.nodes.get(name);
       this.nodes.delete(name);
-      this.#emit({ kind: 'node-deleted', revision, node: prev?.node ?? (JSON.parse(prevValue) as Node) });
+      const node = prev?.node ?? (prevValue === '' ? undefined : (JSON.parse(prevValue) as Node));
+      if (node) this.#emit({ kind: 'node-deleted', revision, node });
     } else if (key.startsWith(PREFIX.networks)) {
       const name = key.slice(PREFIX.networks.length);
       const prev = this.networks.get(name);
       this.networks.delete(name);
-      this.#emit({ kind: 'network-deleted', revision, network: prev?.network ?? (JSON.parse(prevValue) as Network) });
+      const network = prev?.network ?? (prevValue === '' ? undefined : (JSON.parse(prevValue) as Network));
+      if (network) this.#emit({ kind: 'network-deleted', revision, network });
     } else if (key.startsWith(PREFIX.endpoints)) {
       const id = key.slice(PREFIX.endpoints.length);
       const prev = this.endpoints.get(id);

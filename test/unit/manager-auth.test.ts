@@ -316,6 +316,41 @@ describe('the TLS listener', () => {
     assert.equal((await get('/v1/info', { token: manager.tokens.admin })).status, 200);
   });
 
+  test('on a kept-alive connection the certificate is read once, yet a node removed meanwhile is refused at its next request', async () => {
+    const { keys, publicKey } = publicPem();
+    const joined = await inject(
+      { service: manager.service, hub: manager.hub, security: manager.security },
+      { method: 'POST', path: '/v1/join', token: manager.tokens.worker, body: { name: 'n9', publicKey } },
+    );
+    const held = { cert: joined.body.certificate as string, key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+    const { Agent } = await import('node:https');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: [manager.caCertificate], ...held });
+    const send = (path: string, body: unknown) =>
+      new Promise<{ status: number; body: any; port: number }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+          let data = '';
+          const local = res.socket.localPort!;
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (data += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: data ? JSON.parse(data) : undefined, port: local }));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(body));
+      });
+    try {
+      const registered = await send('/v1/nodes', { name: 'n9', address: '192.0.2.9', mtu: 1500 });
+      assert.equal(registered.status, 200, JSON.stringify(registered.body));
+      assert.equal((await send('/v1/nodes/n9/heartbeat', { reconciledRevision: 0 })).status, 204);
+      await manager.service.deleteNode('n9');
+      const refused = await send('/v1/nodes/n9/heartbeat', { reconciledRevision: 0 });
+      assert.equal(refused.port, registered.port, 'the same connection');
+      assert.equal(refused.status, 401, JSON.stringify(refused.body));
+      assert.equal(refused.body.error.code, 'certificate_revoked');
+    } finally {
+      agent.destroy();
+    }
+  });
+
   test('a plain HTTP request to the TLS port gets no API answer', async () => {
     const { request: plain } = await import('node:http');
     const outcome = await new Promise<string>((resolve) => {

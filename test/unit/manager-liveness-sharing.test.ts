@@ -164,4 +164,58 @@ describe('liveness shared through the store', () => {
       await store.close();
     }
   });
+  test("a revision the manager's own store made is owed to nobody else: no write for a detach through the node's own manager; one through another still gets its news", async () => {
+    const store = new SqliteStore(temporaryDatabasePath('vxnet-liveness-own-'));
+    const writes: { manager: string; ops: Op[] }[] = [];
+    /** the revisions each manager's store made (an etcd store knows them from its answers) */
+    const made = new Map<string, Set<number>>([['a', new Set()], ['b', new Set()]]);
+    const view = (manager: string): Store =>
+      Object.assign(Object.create(store) as Store, {
+        list: (prefix: string) => store.list(prefix),
+        get: (key: string) => store.get(key),
+        watch: (prefix: string, from: number, onEvents: WatchCallback) =>
+          store.watch(prefix, from, (events) => onEvents(events.map((e) => (e.type === 'put' ? { ...e, kv: { ...e.kv, session: true as const } } : e)))),
+        txn: (compares: Compare[], ops: Op[]) => {
+          writes.push({ manager, ops });
+          return store.txn(compares, ops);
+        },
+        madeRevision: (revision: number) => made.get(manager)!.has(revision),
+      });
+    const clock = { now: 1_000_000 };
+    const a = new LivenessTracker({ now: () => clock.now, downAfterMs: DOWN_MS });
+    const b = new LivenessTracker({ now: () => clock.now, downAfterMs: DOWN_MS });
+    const indexA = fakeIndex(['n1']);
+    const indexB = fakeIndex(['n1']);
+    const options = { downAfterMs: DOWN_MS, batchMs: 10, log: () => {} };
+    const stops = [await shareLiveness(view('a'), a, indexA, options), await shareLiveness(view('b'), b, indexB, options)];
+    const puts = () => writes.filter((w) => w.manager === 'a' && w.ops.some((op) => op.type === 'put' && op.key === LIVENESS_PREFIX + 'n1')).length;
+    const deleted = (revision: number) => {
+      for (const index of [indexA, indexB]) index.emit({ kind: 'endpoint-deleted', revision, endpoint: { node: 'n1' } as never });
+    };
+    try {
+      a.heartbeat('n1', 5);
+      await until(() => b.get('n1').state === 'up', 'n1 up on manager b');
+      assert.equal(puts(), 1);
+
+      // a detach through a, which hears n1: answered by n1's own heartbeat, nothing to tell b
+      made.get('a')!.add(30);
+      deleted(30);
+      const here = a.waitReconciled('n1', 30, 2000);
+      a.heartbeat('n1', 31);
+      assert.equal(await here, true);
+      await new Promise((r) => setTimeout(r, 60));
+      assert.equal(puts(), 1, 'a revision a itself made was told to the other managers');
+
+      // a detach through b: a tells b as soon as n1 passes it
+      made.get('b')!.add(40);
+      const there = b.waitReconciled('n1', 40, 2000);
+      deleted(40);
+      a.heartbeat('n1', 41);
+      assert.equal(await there, true, "b's detach got n1's confirmation through a");
+      assert.equal(puts(), 2);
+    } finally {
+      for (const stop of stops) stop();
+      await store.close();
+    }
+  });
 });

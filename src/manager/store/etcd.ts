@@ -8,10 +8,13 @@
  * The revision fence. The service waits, after every transaction, until its index (fed by the watch) has
  * reached the revision the transaction returned (service/cas.ts). etcd's revision counts writes to every
  * key, so a failed compare or a transaction that changed nothing would return a revision that may belong
- * to a key outside the prefix, which the prefix watch never delivers: the wait would never end. So every
- * transaction also writes FENCE_KEY, in both branches; the revision it returns is then always one the
- * watch delivers. The price is one small key per write; unlike SQLite, a no-op transaction moves the
- * revision. The fence event reaches watchers like any other key; the manager's index ignores it.
+ * to a key outside the prefix, which the prefix watch never delivers: the wait would never end. So a
+ * transaction writes FENCE_KEY wherever it might otherwise change nothing: in its failure branch, and in its
+ * success branch unless that puts a key (a put always makes a revision, under the prefix; a delete of a key
+ * already gone makes none); a group of transactions (etcd-batch.ts) always writes it. The revision it
+ * returns is then always one the watch delivers. Unlike SQLite, a no-op transaction moves the revision. The
+ * fence event reaches watchers like any other key; the manager's index ignores it. (Written by every
+ * transaction, it was one event in three or two of an endpoint's create or status, decoded for nothing.)
  *
  * Watch resumption: the etcd3 client reconnects a broken watch stream by itself, but it resumes from the
  * last *header* revision, which while history is being replayed is already the current one; events in
@@ -42,6 +45,7 @@ import {
   type TxnResult,
   type WatchCallback,
   type WatchEvent,
+  type WatchOptions,
   prefixEnd,
 } from './store.ts';
 
@@ -73,6 +77,7 @@ const ATTEMPT_TIMEOUT_MS = 2_000;
 
 /** Requests out at once; later transactions wait and go together. A request takes ~20 ms here, mostly fsync. */
 const REQUESTS_IN_FLIGHT = 8;
+const MADE_REVISIONS_KEPT = 1024; // the latest revisions the store remembers for `madeRevision`: seconds of writes
 export interface EtcdStoreOptions {
   /** `host:port` of each member */
   endpoints: string[];
@@ -101,6 +106,7 @@ interface PreparedTxn {
   writes: string[];
   bytes: number;
   alone: boolean;
+  puts: boolean; // it puts a key: its success makes a revision the prefix watch delivers, without the fence
   compare: ITxnRequest['compare'];
   success: NonNullable<ITxnRequest['success']>;
 }
@@ -123,6 +129,8 @@ export class EtcdStore implements Store {
   #offsetRead: Promise<void> | undefined;
   #session: EtcdSession;
   #commits: GroupCommitter<PreparedTxn, TxnResult>;
+  /** the revisions this store's transactions made, oldest first, at most MADE_REVISIONS_KEPT */
+  #made = new Set<number>();
 
   constructor(options: EtcdStoreOptions) {
     if (options.endpoints.length === 0) throw new Error('the etcd store needs at least one endpoint.');
@@ -171,6 +179,7 @@ export class EtcdStore implements Store {
       writes: ops.map((op) => op.key),
       bytes: ops.reduce((n, op) => n + op.key.length + (op.type === 'put' ? op.value.length : 0), 64),
       alone: ops.length > MAX_OPS_TO_SHARE,
+      puts: ops.some((op) => op.type === 'put'),
       compare: compares.map((c) => ({ key: this.#key(c.key), target: 'Mod', result: 'Equal', mod_revision: String(local(c.modRevision)) })),
       success: ops.map((op) =>
         op.type === 'put'
@@ -181,12 +190,21 @@ export class EtcdStore implements Store {
     return this.#commits.submit(request);
   }
 
-  /** One etcd request for one transaction, or for several as nested ones (etcd-batch.ts); the fence in every outcome. */
+  madeRevision(revision: number): boolean {
+    return this.#made.has(revision);
+  }
+
+  #madeNow(revision: number): void {
+    if (this.#made.add(revision).size > MADE_REVISIONS_KEPT) this.#made.delete(this.#made.values().next().value!);
+  }
+
+  /** One etcd request for one transaction, or for several as nested ones (etcd-batch.ts); a revision the watch delivers in every outcome. */
   async #send(batch: PreparedTxn[]): Promise<TxnResult[]> {
     const fence = { request_put: { key: this.#key(FENCE_KEY), value: Buffer.from('') } };
     if (batch.length === 1) {
       const only = batch[0]!;
-      const res = await this.#call(() => this.#client.kv.txn({ compare: only.compare, success: [...only.success, fence], failure: [fence] }));
+      const res = await this.#call(() => this.#client.kv.txn({ compare: only.compare, success: only.puts ? only.success : [...only.success, fence], failure: [fence] }));
+      this.#madeNow(Number(res.header.revision) + this.#offset);
       return [{ succeeded: res.succeeded, revision: Number(res.header.revision) + this.#offset }];
     }
     const res = await this.#call(() =>
@@ -197,10 +215,11 @@ export class EtcdStore implements Store {
       }),
     );
     const revision = Number(res.header.revision) + this.#offset;
+    this.#madeNow(revision);
     return batch.map((_, i) => ({ succeeded: res.responses[i]!.response_txn.succeeded, revision }));
   }
 
-  async watch(prefix: string, fromRevision: number, onEvents: WatchCallback): Promise<() => void> {
+  async watch(prefix: string, fromRevision: number, onEvents: WatchCallback, options: WatchOptions = {}): Promise<() => void> {
     this.#checkOpen();
     await this.#readOffset();
     await this.#checkRetained(prefix, fromRevision);
@@ -222,12 +241,11 @@ export class EtcdStore implements Store {
       }
     };
     const open = async (from: number): Promise<void> => {
-      const next = this.#client
+      const builder = this.#client
         .watch()
         .inRange({ start: this.#key(prefix), end: this.#rangeEnd(prefix) })
-        .startRevision(String(Math.max(1, from - this.#offset)))
-        .withPreviousKV()
-        .watcher();
+        .startRevision(String(Math.max(1, from - this.#offset)));
+      const next = (options.previousValues === false ? builder : builder.withPreviousKV()).watcher();
       watcher = next;
       next.on('data', (res: { events: RawEvent[] }) => {
         if (!active || watcher !== next) return;

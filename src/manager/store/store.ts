@@ -52,6 +52,16 @@ export type WatchEvent =
 /** Called once per revision with that revision's events (only those under the watched prefix). */
 export type WatchCallback = (events: WatchEvent[]) => void;
 
+export interface WatchOptions {
+  /**
+   * false: the watcher keeps what it needs of old values itself, so the events may come without
+   * `prevValue` (a delete's is then ''). On etcd that spares, per event and per watcher, the read of the
+   * key's previous version and its transfer and decoding; SQLite has it at hand and sends it anyway.
+   * Default true.
+   */
+  previousValues?: boolean;
+}
+
 export interface ListResult {
   kvs: KeyValue[];
   /** the store revision the list was read at */
@@ -71,7 +81,13 @@ export interface Store {
    * live changes, in revision order. Rejects with CompactedError when that history is no longer kept.
    * Resolves to the function that stops the watch.
    */
-  watch(prefix: string, fromRevision: number, onEvents: WatchCallback): Promise<() => void>;
+  watch(prefix: string, fromRevision: number, onEvents: WatchCallback, options?: WatchOptions): Promise<() => void>;
+  /**
+   * Whether `revision` is one a transaction of this very store object made (its answer came back), among the
+   * recent ones; a store shared by several managers only (etcd). False when unsure: a revision another
+   * manager made is never claimed.
+   */
+  madeRevision?(revision: number): boolean;
   close(): Promise<void>;
 }
 
