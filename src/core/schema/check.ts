@@ -126,6 +126,11 @@ function compileAction(action: Node): Predicate[] {
     }
     case 'non_empty':
       return [(value) => (value as { length: number }).length > 0];
+    // the diagnose message's lists: without it, every watch message (snapshots too) went through valibot
+    case 'max_length': {
+      const max = action.requirement as number;
+      return [(value) => (value as { length: number }).length <= max];
+    }
     default:
       // an action this compiler does not know: the whole schema goes to valibot
       throw new Unsupported(`${action.type} action`);
