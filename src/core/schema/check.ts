@@ -124,6 +124,10 @@ function compileAction(action: Node): Predicate[] {
       const min = action.requirement as number;
       return [(value) => (value as number) >= min];
     }
+    case 'max_value': {
+      const max = action.requirement as number;
+      return [(value) => (value as number) <= max];
+    }
     case 'non_empty':
       return [(value) => (value as { length: number }).length > 0];
     // the diagnose message's lists: without it, every watch message (snapshots too) went through valibot
