@@ -14,7 +14,7 @@
  * of them alike; the figure to compare is the ratio between trees, in the same run. `--cpu-prof` on node
  * gives the breakdown.
  *
- *   node bench/scale/agent-micro.ts [--root DIR ...] [--big 7000] [--messages 4000] [--rounds 5]
+ *   node bench/scale/agent-micro.ts [--root DIR ...] [--agents 1] [--idle 0] [--big 7000] [--messages 4000] [--rounds 5]
  */
 import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
@@ -29,11 +29,17 @@ const { values } = parseArgs({
     big: { type: 'string', default: '7000' },
     messages: { type: 'string', default: '4000' },
     rounds: { type: 'string', default: '5' },
+    agents: { type: 'string', default: '1' },
+    idle: { type: 'string', default: '0' },
   },
 });
 const BIG = Number(values.big);
 const MESSAGES = Number(values.messages);
 const ROUNDS = Number(values.rounds);
+/** agents per tree, each with a view of its own: a bench:scale worker holds 250, and their heap is GC's work */
+const AGENTS = Number(values.agents);
+/** agents per tree that hold the same view but get no messages: the rest of a worker's heap, which GC walks */
+const IDLE = Number(values.idle);
 const HOSTS = 1_000;
 /** hosts of the big network (bench:scale's largest non-cluster-wide network at 1,000 agents) */
 const BIG_HOSTS = 145;
@@ -100,7 +106,28 @@ interface Tree {
   perMessage: number[];
 }
 
-const load = async (root: string): Promise<Tree> => {
+/** `count` agents of one tree, taking every message in turn, as the agents of one worker do */
+const load = async (root: string, count: number): Promise<Tree> => {
+  const agents = await Promise.all(Array.from({ length: count }, () => loadOne(root)));
+  const idle = await Promise.all(Array.from({ length: IDLE }, () => loadOne(root)));
+  return {
+    root,
+    push: (line) => {
+      for (const agent of agents) agent.push(line);
+    },
+    idle: async () => {
+      for (const agent of agents) await agent.idle();
+    },
+    passes: () => agents.reduce((sum, agent) => sum + agent.passes(), 0) / count,
+    stop: async () => {
+      for (const agent of [...agents, ...idle]) await agent.stop();
+    },
+    revision: 2,
+    perMessage: [],
+  };
+};
+
+const loadOne = async (root: string): Promise<Tree> => {
   const from = <T>(path: string): Promise<T> => import(pathToFileURL(join(root, path)).href) as Promise<T>;
   const { Agent } = await from<typeof import('../../src/agent/agent.ts')>('src/agent/agent.ts');
   const { readWatchLines } = await from<typeof import('../../src/client/watch-reader.ts')>('src/client/watch-reader.ts');
@@ -157,12 +184,12 @@ const run = async (tree: Tree, count: number): Promise<void> => {
   }
   const used = process.cpuUsage(cpu);
   if (tree.passes() - before !== count) throw new Error(`${tree.root}: ${tree.passes() - before} passes for ${count} messages`);
-  tree.perMessage.push((used.user + used.system) / count);
+  tree.perMessage.push((used.user + used.system) / count / AGENTS);
 };
 
 const trees: Tree[] = [];
 try {
-  for (const root of values.root) trees.push(await load(root));
+  for (const root of values.root) trees.push(await load(root, AGENTS));
   for (const tree of trees) {
     await run(tree, Math.min(MESSAGES, 2_000)); // warm-up: compiled, caches full
     tree.perMessage = [];
@@ -173,7 +200,7 @@ try {
   for (const tree of trees) {
     const m = median(tree.perMessage);
     console.log(
-      `${tree.root}: ${fixed(m, 1)} µs CPU per watch message (median of ${ROUNDS} rounds of ${MESSAGES}; ${endpoints.length - 3} remote endpoints, ` +
+      `${tree.root}: ${fixed(m, 1)} µs CPU per watch message per agent (${AGENTS} agents, ${IDLE} idle; median of ${ROUNDS} rounds of ${MESSAGES}; ${endpoints.length - 3} remote endpoints, ` +
         `changes in a network of ${BIG}; rounds ${tree.perMessage.map((x) => fixed(x, 1)).join(', ')})` +
         (tree === trees[0] ? '' : `, ${fixed(m / reference, 2)}× the first`),
     );
