@@ -20,6 +20,7 @@ import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { AgentManagerApi } from '../../src/agent/agent-options.ts';
 import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 import { fixed } from '../stats.ts';
 
@@ -136,18 +137,20 @@ const loadOne = async (root: string): Promise<Tree> => {
   let stream: FakeStream | undefined;
   const opened = Promise.withResolvers<void>();
   const stop = new AbortController();
+  // typed by this tree's interface; another tree's Agent takes it as its own (the same shape on main)
+  const api: AgentManagerApi = {
+    registerNode: async () => nodes[0]!,
+    heartbeat: async () => {},
+    setEndpointStatus: async () => {},
+    watch: (_node, onMessage, signal, options) => {
+      stream = new FakeStream();
+      opened.resolve();
+      const cut = () => new Error('cut') as never;
+      return readWatchLines(stream as never, signal, { url: 'micro', schemas, onMessage, ...(options?.onData ? { onData: options.onData } : {}), cut });
+    },
+  };
   const agent = new Agent({
-    api: {
-      registerNode: async () => nodes[0]!,
-      heartbeat: async () => {},
-      setEndpointStatus: async () => {},
-      watch: (_node, onMessage, signal, options) => {
-        stream = new FakeStream();
-        opened.resolve();
-        const cut = () => new Error('cut') as never;
-        return readWatchLines(stream as never, signal, { url: 'micro', schemas, onMessage, ...(options?.onData ? { onData: options.onData } : {}), cut });
-      },
-    } as never,
+    api: api as never,
     dataplane: new RecordingDataplane(),
     self: { name: SELF, address: nodes[0]!.address, underlayDevice: 'eth0' },
     underlayMtu: 1500,

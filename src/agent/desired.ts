@@ -34,6 +34,7 @@ import type { ClusterView } from './view.ts';
 import { NetworkZone } from './dns/zone.ts';
 import { endpointAddressing, gatewayAddressesOf, gatewayMacOf, peerAddresses } from './desired-addresses.ts';
 import { desiredTunnel } from './wireguard/render.ts';
+import { Concatenation, MAX_PEER_EDITS, PeerConcatenation, type PeerEdit, type PeerSource } from './desired-peers.ts';
 
 export interface Self {
   name: string;
@@ -52,7 +53,7 @@ export { gatewayMacOf };
  */
 export function desiredState(view: ClusterView, self: Self, containers: ReadonlyMap<string, string> = new Map()): DesiredState {
   const networks: DesiredNetwork[] = [];
-  const peerLists: (readonly DesiredPeer[])[] = [];
+  const peerSources: PeerSource[] = [];
   const floodLists: (readonly DesiredFlood[])[] = [];
   const endpointLists: (readonly DesiredEndpoint[])[] = [];
 
@@ -62,12 +63,12 @@ export function desiredState(view: ClusterView, self: Self, containers: Readonly
     const rendered = cache.networks.get(name)!;
     networks.push(rendered.desiredNetwork(self));
     endpointLists.push(rendered.endpointList(view, containers));
-    peerLists.push(rendered.peerList());
+    peerSources.push(rendered);
     if (!rendered.network.multicastGroup) floodLists.push(rendered.floodList());
   }
   return {
     networks,
-    peers: cache.peers.of(peerLists),
+    peers: cache.peers.of(peerSources),
     floods: cache.floods.of(floodLists),
     endpoints: cache.endpoints.of(endpointLists),
     vxlanFilter: cache.filter(view, self),
@@ -83,25 +84,6 @@ const withTunnel = (tunnel: ReturnType<typeof desiredTunnel>) => (tunnel ? { tun
  */
 function localAddressOf(view: ClusterView, self: Self, network: Network): string | undefined {
   return network.encrypted === true ? view.nodes.get(self.name)?.tunnelAddress : self.address;
-}
-
-/**
- * The concatenation of per-network lists, kept while every list is the same array as last time: a pass in
- * which no peer changed hands the data plane the very array it had, which it can recognise without looking
- * inside (the kernel data plane then skips the entry diff). Concatenating, rather than pushing one by one,
- * is a copy of references; pushing a network of 100,000 peers spread into push() would overflow the stack.
- */
-class Concatenation<T> {
-  #parts: readonly (readonly T[])[] = [];
-  #whole: readonly T[] = [];
-
-  of(parts: readonly (readonly T[])[]): readonly T[] {
-    if (parts.length !== this.#parts.length || parts.some((part, i) => part !== this.#parts[i])) {
-      this.#parts = parts;
-      this.#whole = parts.length === 1 ? parts[0]! : ([] as T[]).concat(...parts);
-    }
-    return this.#whole;
-  }
 }
 
 /**
@@ -154,7 +136,7 @@ export function localEndpoints(view: ClusterView, self: Self): Map<string, Endpo
 class RenderCache {
   readonly selfKey: string;
   readonly networks = new Map<string, NetworkRender>();
-  readonly peers = new Concatenation<DesiredPeer>();
+  readonly peers = new PeerConcatenation();
   readonly floods = new Concatenation<DesiredFlood>();
   readonly endpoints = new Concatenation<DesiredEndpoint>();
   #epoch = -1;
@@ -205,7 +187,7 @@ class RenderCache {
   }
 }
 
-class NetworkRender {
+class NetworkRender implements PeerSource {
   readonly name: string;
   readonly network: Network;
   readonly vxlan: string;
@@ -226,10 +208,10 @@ class NetworkRender {
   /** this node's endpoints here attached to a Docker container (resolved by the agent before each pass) */
   readonly containerLocals = new Set<string>();
   #peerList: readonly DesiredPeer[] | undefined;
-  /** #peerList holds dual-stack extras: it is then built again rather than edited */
-  #peerListHasExtras = false;
-  /** edits made to #peerList since the renderer last took it */
-  #peerEdits = 0;
+  /** the peer list as last built held dual-stack extras (after the other peers): edits cannot be replayed */
+  #builtWithExtras = false;
+  /** the changes to the peers since PeerConcatenation last took them; undefined: build the list again */
+  #peerEdits: PeerEdit[] | undefined;
   #floodList: readonly DesiredFlood[] | undefined;
   #endpointList: readonly DesiredEndpoint[] | undefined;
   #desiredNetwork: DesiredNetwork | undefined;
@@ -302,41 +284,26 @@ class NetworkRender {
   }
 
   peerList(): readonly DesiredPeer[] {
-    this.#peerEdits = 0;
     if (this.#peerList) return this.#peerList;
     const list = [...this.peers.values()];
     for (const extra of this.#extraPeers.values()) for (const peer of extra) list.push(peer);
-    this.#peerListHasExtras = this.#extraPeers.size > 0;
+    this.#builtWithExtras = this.#extraPeers.size > 0;
     return (this.#peerList = list);
   }
 
-  /**
-   * The peer list after one peer came (`old` undefined), changed or went (`peer` undefined): a copy of the
-   * last list with that one edit, where the map keeps it (a new peer last, a changed one in its place). A
-   * copy of references is native and several times cheaper than a new list from the map, which cost the
-   * agents of a network of 7,000 endpoints most of their pass (bench/scale/agent-micro.ts). Dual-stack
-   * extras, or more edits than a rebuild costs, and the list is built again instead.
-   */
-  #editPeers(old: DesiredPeer | undefined, peer: DesiredPeer | undefined): void {
-    const list = this.#peerList;
-    if (!list || this.#peerListHasExtras || this.#extraPeers.size > 0 || ++this.#peerEdits > MAX_PEER_EDITS) {
-      this.#peerList = undefined;
-      return;
-    }
-    if (old === undefined) {
-      const next = list.slice();
-      next.push(peer!);
-      this.#peerList = next;
-      return;
-    }
-    const at = list.indexOf(old);
-    if (at === -1) this.#peerList = undefined;
-    else if (peer === undefined) this.#peerList = list.toSpliced(at, 1);
-    else {
-      const next = list.slice();
-      next[at] = peer;
-      this.#peerList = next;
-    }
+  takePeerEdits(): readonly PeerEdit[] | undefined {
+    const edits = this.#peerEdits;
+    this.#peerEdits = [];
+    return edits;
+  }
+
+  /** A peer came (`old` undefined), changed or went (`peer` undefined). */
+  #peerEdited(old: DesiredPeer | undefined, peer: DesiredPeer | undefined): void {
+    this.#peerList = undefined;
+    const edits = this.#peerEdits;
+    if (edits === undefined) return;
+    if (this.#builtWithExtras || this.#extraPeers.size > 0 || edits.length >= MAX_PEER_EDITS) this.#peerEdits = undefined;
+    else edits.push({ old, peer });
   }
 
   floodList(): readonly DesiredFlood[] {
@@ -391,7 +358,7 @@ class NetworkRender {
     else this.#extraPeers.delete(id);
     const carried = this.vteps.get(vtep) ?? 0;
     this.vteps.set(vtep, carried + 1);
-    this.#editPeers(old, peer);
+    this.#peerEdited(old, peer);
     // the flood entries change only when a VTEP comes or goes, not with every endpoint behind one
     if (carried === 0) this.#floodList = undefined;
   }
@@ -418,7 +385,7 @@ class NetworkRender {
     this.peers.delete(id);
     this.#extraPeers.delete(id);
     this.#release(old.vtep);
-    this.#editPeers(old, undefined);
+    this.#peerEdited(old, undefined);
   }
 
   #release(vtep: string): void {
@@ -431,9 +398,6 @@ class NetworkRender {
     }
   }
 }
-
-/** edits of a network's peer list between two passes beyond which building it again is cheaper (#editPeers) */
-const MAX_PEER_EDITS = 8;
 
 const renderCaches = new WeakMap<ClusterView, RenderCache>();
 

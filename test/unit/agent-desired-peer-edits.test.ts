@@ -1,8 +1,9 @@
 /**
- * A network's peer list is edited from pass to pass (one peer added, replaced or dropped in a copy of the
- * last list) instead of built again from the renderer's map (desired.ts, #editPeers). The edited list must be
- * exactly, in order, what a fresh rendering gives, and a new array whenever it changed: the kernel data
- * plane skips its entry diff when it is handed the very array it had.
+ * The peer list handed to the data plane is the last one with the networks' peer changes replayed (one peer
+ * added, replaced or dropped in a copy), not built again from every network's map (desired-peers.ts). It
+ * must be exactly, in order, what a fresh rendering gives, with several networks, one change or a burst of
+ * them between passes; and a new array whenever it changed, the same one when not: the kernel data plane
+ * skips its entry diff when it is handed the very array it had.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
