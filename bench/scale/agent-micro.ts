@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { AgentManagerApi } from '../../src/agent/agent-options.ts';
-import type { Endpoint, Network, Node } from '../../src/core/model.ts';
+import { VXLAN_PORT, type Endpoint, type Network, type Node } from '../../src/core/model.ts';
 import { fixed } from '../stats.ts';
 
 const { values } = parseArgs({
@@ -48,15 +48,10 @@ const SMALL = 250;
 const SELF = 'h0';
 
 const nodes: Node[] = Array.from({ length: HOSTS }, (_, i) => ({ name: `h${i}`, address: `10.9.${i >> 8}.${(i & 255) + 1}`, mtu: 1500, registeredAt: '' }));
-const network = (n: number): Network => ({
-  name: `net${n}`,
-  vni: 100 + n,
-  port: 4789,
-  mtu: 1450,
-  internal: false,
-  subnets: [{ cidr: `10.${100 + n}.0.0/16`, gateway: `10.${100 + n}.0.1` }],
-  createdAt: '',
-});
+const network = (n: number): Network => {
+  const subnet = `10.${100 + n}.0`;
+  return { name: `net${n}`, vni: 100 + n, port: VXLAN_PORT, mtu: 1450, internal: false, subnets: [{ cidr: `${subnet}.0/16`, gateway: `${subnet}.1` }], createdAt: '' };
+};
 const networks = [network(0), network(1), network(2)];
 /** endpoint i of network n, on host `host`; the first of each network is this node's */
 const endpoint = (n: number, i: number, host: number): Endpoint => ({

@@ -13,15 +13,10 @@ import type { Endpoint, Network, Node } from '../../src/core/model.ts';
 
 const self = { name: 'n0', address: '10.99.0.1', underlayDevice: 'eth0' };
 const nodes: Node[] = Array.from({ length: 5 }, (_, i) => ({ name: `n${i}`, address: `10.99.0.${i + 1}`, mtu: 1500, registeredAt: '' }));
-const net = (i: number): Network => ({
-  name: `net${i}`,
-  vni: 100 + i,
-  subnets: [{ cidr: `10.${i}.0.0/16`, gateway: `10.${i}.0.1` }],
-  mtu: 1450,
-  port: 4789,
-  internal: false,
-  createdAt: '',
-});
+const net = (i: number): Network => {
+  const subnet = `10.${i}.0`;
+  return { name: `net${i}`, vni: 100 + i, subnets: [{ cidr: `${subnet}.0/16`, gateway: `${subnet}.1` }], mtu: 1450, port: 4789, internal: false, createdAt: '' };
+};
 const ep = (n: number, i: number, node: number, macByte = 0): Endpoint => ({
   id: `e${n}-${i}`,
   network: `net${n}`,

@@ -11,19 +11,8 @@ import * as v from 'valibot';
 import { check } from '../../src/core/schema/check.ts';
 import { WatchMessageSchema } from '../../src/core/schema/watch.ts';
 
-const endpoint = {
-  id: 'e1',
-  network: 'blue',
-  node: 'h1',
-  netns: '/run/netns/c1',
-  ifname: 'eth0',
-  ip: '10.1.0.2',
-  prefix: 24,
-  gateway: '10.1.0.1',
-  mac: '02:78:0a:01:00:02',
-  status: 'ready',
-  createdAt: 'x',
-};
+const endpoint = { id: 'e1', network: 'blue', node: 'h1', netns: '/run/netns/c1', ifname: 'eth0', ip: '10.1.0.2', prefix: 24,
+  gateway: '10.1.0.1', mac: '02:78:0a:01:00:02', status: 'ready', createdAt: 'x' };
 const diagnose = { type: 'diagnose', revision: 4, id: 'd1', request: { network: 'blue', macs: ['02:00:00:00:00:01'], ips: ['10.1.0.2'], probe: { endpoint: 'e1', to: '10.1.0.3', count: 3 } } };
 const fitting = [
   { type: 'snapshot', revision: 3, nodes: [{ name: 'h1', address: '10.0.0.1', mtu: 1500, registeredAt: 'x' }], networks: [], endpoints: [endpoint] },
