@@ -10,13 +10,13 @@
  * Passes are coalesced: changes arriving while a pass runs mark the loop dirty and one more pass follows,
  * so a burst of N changes costs a few passes, not N.
  */
-import type { Endpoint, EndpointStatusRequest, RegisterNodeRequest, WatchMessage } from '../core/model.ts';
+import type { Endpoint, EndpointStatusRequest, RegisterNodeRequest } from '../core/model.ts';
 import { Backoff, MANAGER_RETRY, nothingListening, pause, retryWithBackoff } from '../core/backoff.ts';
 import { SerialPasses } from '../core/passes.ts';
 import { messageOf, VxnetError } from '../core/errors.ts';
 import type { AgentOptions } from './agent-options.ts';
 import type { DesiredEndpoint, ReconcileResult } from './dataplane.ts';
-import { containerEndpoints, desiredState, type Self } from './desired.ts';
+import { containerEndpoints, desiredState } from './desired.ts';
 import { StatusReporter } from './status-reports.ts';
 import { ClusterView } from './view.ts';
 

@@ -19,7 +19,7 @@ import { deviceNames, type DesiredEndpoint, type DesiredFlood, type DesiredNetwo
 import { readAntispoof, type AntispoofState } from './antispoof.ts';
 import type { Runner } from './exec.ts';
 import type { LinkStep } from './plan.ts';
-import { isOwnedName, readEntries, readOwnedLinks, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
+import { readEntries, readOwnedLinks, type EntryState, type FdbEntry, type LinkState, type NeighbourEntry } from './read.ts';
 
 /** Where `ip netns add` pins namespaces (iproute2's NETNS_RUN_DIR): `ip -n NAME` finds them there. */
 export const NETNS_RUN_DIR = '/run/netns';

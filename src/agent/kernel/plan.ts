@@ -25,7 +25,7 @@
 import type { DesiredEndpoint, DesiredNetwork, DesiredState } from '../dataplane.ts';
 import { deviceNames } from '../dataplane.ts';
 import { planEntries, type FdbStep, type NeighbourStep, type Rejected } from './plan-entries.ts';
-import type { ActualState, BRIDGE_ENTRY, LinkState } from './read.ts';
+import type { ActualState, LinkState } from './read.ts';
 import { validateEndpoint, validateNetwork } from './validate.ts';
 
 // defined with the entry planner, which makes them; re-exported for the modules that render and apply steps
@@ -127,7 +127,6 @@ export function validDesired(desired: Pick<DesiredState, 'networks' | 'endpoints
   protectedNames: Set<string>;
 } {
   const rejected: Rejected[] = [];
-  const notes: string[] = [];
 
   // --- validate networks; devices of an invalid network are left alone (neither changed nor pruned)
   const networks: DesiredNetwork[] = [];

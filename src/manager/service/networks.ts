@@ -10,7 +10,7 @@ import type { Compare } from '../store/store.ts';
 import { resolveNetwork } from '../validation.ts';
 import { casRetry } from './cas.ts';
 import { usageKeys } from './quota.ts';
-import { type ServiceContext, isoNow } from './context.ts';
+import type { ServiceContext } from './context.ts';
 import {
   behindMarker,
   byNetworkThenIp,
